@@ -1,0 +1,55 @@
+# podnet — see README.md. Every target that touches the system needs root.
+GO        ?= go
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+BIN       := bin
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all build run test unit e2e bench plugin plugin-install lint clean
+
+all: build
+
+build: $(BIN)/podnetd $(BIN)/podnetctl
+
+$(BIN)/%: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
+
+FORCE:
+
+# Install what is missing, start dockerd if none runs, run podnetd in the
+# foreground with an embedded etcd, registered with the local dockerd as
+# "podnet". Ctrl-C stops it (containers keep their network).
+run:
+	scripts/deps.sh
+	scripts/dockerd.sh ensure
+	$(MAKE) build
+	exec $(BIN)/podnetd $(PODNETD_FLAGS)
+
+# Every test tier: unit, kernel (root, throwaway namespaces), end-to-end
+# against real dockerd + etcd, multi-host on namespace hosts.
+test:
+	scripts/test.sh
+
+unit:
+	$(GO) test ./...
+
+e2e: build
+	$(GO) test -tags e2e -v -count=1 -timeout 40m ./e2e/
+
+bench: build
+	scripts/bench.sh
+
+# Managed (v2) plugin: build/plugin/{config.json,rootfs}; install it as
+# podnet:latest with `make plugin-install`.
+plugin: build
+	scripts/build-plugin.sh build/plugin
+
+plugin-install: plugin
+	scripts/build-plugin.sh --install build/plugin
+
+lint:
+	$(GO) vet ./... && $(GO) vet -tags e2e ./e2e/
+	command -v shellcheck >/dev/null && shellcheck scripts/*.sh .ci/run || true
+
+clean:
+	rm -rf $(BIN) build

@@ -1,0 +1,79 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Handler answers one admin call. body is the request body (POST) or nil.
+type Handler func(ctx context.Context, r *http.Request) (any, error)
+
+// Routes maps "METHOD /path" to handlers, e.g. "GET /v1/networks".
+type Routes map[string]Handler
+
+// UserError marks an error caused by the request (HTTP 400), not podnetd.
+type UserError struct{ Err error }
+
+func (e UserError) Error() string { return e.Err.Error() }
+func (e UserError) Unwrap() error { return e.Err }
+
+// Serve listens on path (mode 0600) and serves routes until ctx ends.
+func Serve(ctx context.Context, path string, routes Routes, log *slog.Logger) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("admin socket directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, 300*time.Millisecond); err == nil {
+		c.Close()
+		return fmt.Errorf("another podnetd already serves the admin socket %s", path)
+	}
+	_ = os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("listen on admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return fmt.Errorf("chmod admin socket %s: %w", path, err)
+	}
+	mux := http.NewServeMux()
+	for pattern, h := range routes {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
+			defer cancel()
+			v, err := h(ctx, r)
+			w.Header().Set("Content-Type", "application/json")
+			if err != nil {
+				status := http.StatusInternalServerError
+				var ue UserError
+				if errors.As(err, &ue) {
+					status = http.StatusBadRequest
+				}
+				log.Warn("admin request failed", "path", r.URL.Path, "err", err)
+				w.WriteHeader(status)
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+				return
+			}
+			_ = json.NewEncoder(w).Encode(v)
+		})
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		_ = os.Remove(path)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

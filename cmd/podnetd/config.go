@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// config is every flag of podnetd. Each can also be set through the
+// environment as PODNET_<FLAG> (upper case, dashes as underscores), which is
+// how the managed plugin passes settings.
+type config struct {
+	HostName       string
+	EtcdEndpoints  []string
+	EtcdCACert     string
+	EtcdCert       string
+	EtcdKey        string
+	DataDir        string
+	EmbeddedClient string
+	EmbeddedPeer   string
+	PluginSocket   string
+	AdminSocket    string
+	DockerHost     string
+	ProcSys        string
+	ServiceCIDR    string
+	BlockSize      int
+	BlockSize6     int
+	DefaultPool    string
+	DefaultPool6   string
+	DefaultPoolLen int
+	GCInterval     time.Duration
+	GCGrace        time.Duration
+	LivenessTTL    time.Duration
+	IPTables       string
+	MTU            int
+	LogLevel       string
+	LogFormat      string
+}
+
+func defaultConfig() *config {
+	return &config{
+		DataDir:        "/var/lib/podnet",
+		EmbeddedClient: "http://127.0.0.1:23790",
+		EmbeddedPeer:   "http://127.0.0.1:23800",
+		PluginSocket:   "/run/docker/plugins/podnet.sock",
+		AdminSocket:    "/run/podnet/podnet.sock",
+		DockerHost:     "unix:///var/run/docker.sock",
+		ProcSys:        "/proc/sys",
+		ServiceCIDR:    "10.96.0.0/16",
+		BlockSize:      26,
+		BlockSize6:     122,
+		DefaultPool:    "10.208.0.0/12",
+		DefaultPool6:   "fd70:6f64:6e65::/48",
+		DefaultPoolLen: 24,
+		GCInterval:     60 * time.Second,
+		GCGrace:        60 * time.Second,
+		LivenessTTL:    30 * time.Second,
+		IPTables:       "auto",
+		MTU:            1500,
+		LogLevel:       "info",
+		LogFormat:      "text",
+	}
+}
+
+func (c *config) bind(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&c.HostName, "host-name", "", "this host's name in the cluster (default: the system hostname)")
+	f.StringSliceVar(&c.EtcdEndpoints, "etcd-endpoints", nil, "external etcd cluster URLs; none = run an embedded single-member etcd")
+	f.StringVar(&c.EtcdCACert, "etcd-cacert", "", "CA certificate (PEM) for the etcd server")
+	f.StringVar(&c.EtcdCert, "etcd-cert", "", "client certificate (PEM) for etcd")
+	f.StringVar(&c.EtcdKey, "etcd-key", "", "client key (PEM) for etcd")
+	f.StringVar(&c.DataDir, "data-dir", c.DataDir, "state directory (embedded etcd data)")
+	f.StringVar(&c.EmbeddedClient, "embedded-etcd-client-url", c.EmbeddedClient, "where the embedded etcd serves clients (loopback only)")
+	f.StringVar(&c.EmbeddedPeer, "embedded-etcd-peer-url", c.EmbeddedPeer, "embedded etcd peer URL (loopback only)")
+	f.StringVar(&c.PluginSocket, "plugin-socket", c.PluginSocket, "Docker plugin socket; its file name is the driver name")
+	f.StringVar(&c.AdminSocket, "admin-socket", c.AdminSocket, "admin API socket (podnetctl)")
+	f.StringVar(&c.DockerHost, "docker-host", c.DockerHost, "Docker API, used only by background reconciliation")
+	f.StringVar(&c.ProcSys, "proc-sys", c.ProcSys, "where the host's /proc/sys is mounted")
+	f.StringVar(&c.ServiceCIDR, "service-cidr", c.ServiceCIDR, "service virtual IP range (cluster DNS at its .10)")
+	f.IntVar(&c.BlockSize, "block-size", c.BlockSize, "prefix length of the IPv4 address blocks a host claims")
+	f.IntVar(&c.BlockSize6, "block-size-v6", c.BlockSize6, "prefix length of the IPv6 address blocks a host claims")
+	f.StringVar(&c.DefaultPool, "default-pool", c.DefaultPool, "range podnet picks IPv4 subnets from when docker network create has no --subnet")
+	f.StringVar(&c.DefaultPool6, "default-pool-v6", c.DefaultPool6, "range podnet picks /64s from for --ipv6 without a v6 --subnet")
+	f.IntVar(&c.DefaultPoolLen, "default-pool-size", c.DefaultPoolLen, "prefix length of IPv4 subnets picked from --default-pool")
+	f.DurationVar(&c.GCInterval, "gc-interval", c.GCInterval, "how often to reconcile with Docker")
+	f.DurationVar(&c.GCGrace, "gc-grace", c.GCGrace, "minimum age of anything garbage-collected")
+	f.DurationVar(&c.LivenessTTL, "liveness-ttl", c.LivenessTTL, "how long after this host dies other hosts notice")
+	f.StringVar(&c.IPTables, "iptables-backend", c.IPTables, "iptables backend for podnet's accepts in Docker's chains: auto, nft or legacy")
+	f.IntVar(&c.MTU, "default-mtu", c.MTU, "MTU of bridge networks created without an mtu option")
+	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		return fromEnv(cmd)
+	}
+}
+
+// fromEnv applies PODNET_* environment variables to flags not given on the
+// command line.
+func fromEnv(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(fl *pflagFlag) {
+		if err != nil || fl.Changed {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(fl.Name)); ok && v != "" {
+			if e := fl.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", envName(fl.Name), v, e)
+			}
+		}
+	})
+	return err
+}
+
+func (c *config) validate() error {
+	if _, err := netip.ParsePrefix(c.ServiceCIDR); err != nil {
+		return fmt.Errorf("--service-cidr %q: %w", c.ServiceCIDR, err)
+	}
+	for _, p := range []string{c.DefaultPool, c.DefaultPool6} {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			return fmt.Errorf("default pool %q: %w", p, err)
+		}
+	}
+	if c.BlockSize < 8 || c.BlockSize > 32 {
+		return fmt.Errorf("--block-size %d: want 8..32", c.BlockSize)
+	}
+	if c.BlockSize6 < 64 || c.BlockSize6 > 128 {
+		return fmt.Errorf("--block-size-v6 %d: want 64..128", c.BlockSize6)
+	}
+	if c.MTU < 68 || c.MTU > 65535 {
+		return fmt.Errorf("--default-mtu %d: want 68..65535", c.MTU)
+	}
+	if c.HostName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("no --host-name and the system hostname is unknown: %w", err)
+		}
+		c.HostName = h
+	}
+	return nil
+}

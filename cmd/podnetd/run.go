@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/podnet/podnet/driver"
+	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/ipam"
+	"github.com/podnet/podnet/plugin"
+	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/reconcile"
+	"github.com/podnet/podnet/store"
+)
+
+// run starts podnetd. Order matters: the plugin socket first (dockerd may
+// be waiting on it), then etcd, then restore, then the gate opens.
+func run(parent context.Context, cfg *config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	log = log.With("host", cfg.HostName)
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	l, err := plugin.Listen(cfg.PluginSocket)
+	if err != nil {
+		return err
+	}
+	srv := plugin.New(plugin.Options{Logger: log})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ctx, l) }()
+	log.Info("plugin socket open", "socket", cfg.PluginSocket, "driver", driverName(cfg.PluginSocket), "version", version)
+
+	st, closeStore, embedded, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	k, err := link.New(nil, cfg.ProcSys)
+	if err != nil {
+		return err
+	}
+	ports := portmap.New(portmap.Options{Logger: log.With("component", "portmap"), IPTablesBackend: cfg.IPTables})
+	ipm, err := ipam.New(ipam.Config{
+		Host: cfg.HostName, Store: st, Logger: log.With("component", "ipam"),
+		BlockBits4: cfg.BlockSize, BlockBits6: cfg.BlockSize6,
+		AutoPools: []ipam.AutoPool{
+			{Base: netip.MustParsePrefix(cfg.DefaultPool), Bits: cfg.DefaultPoolLen},
+			{Base: netip.MustParsePrefix(cfg.DefaultPool6), Bits: 64},
+		},
+		HostRoutes: k.Routes,
+	})
+	if err != nil {
+		return err
+	}
+	drv, err := driver.New(driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
+		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU})
+	if err != nil {
+		return err
+	}
+	if err := waitForEtcd(ctx, st, log); err != nil {
+		return err
+	}
+	if err := drv.Restore(ctx); err != nil {
+		// Keep serving: one broken network must not take every other
+		// network on the host down with it.
+		log.Error("restore incomplete", "err", err)
+	}
+	started := time.Now()
+	if err := registerHost(ctx, st, cfg, log); err != nil {
+		return err
+	}
+	srv.SetDrivers(drv, ipm)
+	log.Info("podnetd ready", "networks", len(drv.Networks()), "endpoints", len(drv.Endpoints()))
+
+	go ports.Run(ctx, 10*time.Second)
+	var rec *reconcile.Reconciler
+	if dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation()); err != nil {
+		log.Warn("no Docker API client: garbage collection against Docker is off", "docker", cfg.DockerHost, "err", err)
+	} else {
+		defer dc.Close()
+		rec = reconcile.New(reconcile.Config{Docker: dc, Driver: drv, IPAM: ipm, Logger: log.With("component", "reconcile"),
+			Interval: cfg.GCInterval, Grace: cfg.GCGrace})
+		go rec.Run(ctx)
+	}
+	adminErr := make(chan error, 1)
+	go func() {
+		adminErr <- serveAdmin(ctx, cfg, adminDeps{store: st, driver: drv, ipam: ipm, rec: rec, started: started, embedded: embedded}, log)
+	}()
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down; kernel state is kept so running containers keep their network")
+	case err := <-serveErr:
+		return fmt.Errorf("plugin socket: %w", err)
+	case err := <-adminErr:
+		if err != nil {
+			return err
+		}
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// driverName is the name Docker knows the plugin by: the socket's file name.
+func driverName(socket string) string {
+	b := filepath.Base(socket)
+	return b[:len(b)-len(filepath.Ext(b))]
+}
+
+// openStore connects to the configured etcd, or starts the embedded one.
+func openStore(ctx context.Context, cfg *config, log *slog.Logger) (*store.Store, func(), bool, error) {
+	endpoints := cfg.EtcdEndpoints
+	var emb *store.Embedded
+	if len(endpoints) == 0 {
+		var err error
+		emb, err = store.StartEmbedded(ctx, store.EmbeddedConfig{DataDir: cfg.DataDir, ClientURL: cfg.EmbeddedClient,
+			PeerURL: cfg.EmbeddedPeer, Logger: log})
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("%w (pass --etcd-endpoints to use an external etcd instead)", err)
+		}
+		endpoints = emb.Endpoints()
+	}
+	st, err := store.Open(store.Config{Endpoints: endpoints, CACert: cfg.EtcdCACert, Cert: cfg.EtcdCert,
+		Key: cfg.EtcdKey, Logger: log})
+	if err != nil {
+		if emb != nil {
+			emb.Close()
+		}
+		return nil, nil, false, err
+	}
+	closeFn := func() {
+		_ = st.Close()
+		if emb != nil {
+			emb.Close()
+		}
+	}
+	return st, closeFn, emb != nil, nil
+}
+
+// waitForEtcd blocks until etcd answers, logging while it does not; plugin
+// calls meanwhile fail fast with "still starting".
+func waitForEtcd(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	backoff := 200 * time.Millisecond
+	for {
+		err := st.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		log.Warn("waiting for etcd", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// registerHost writes the persistent host record and keeps the leased
+// liveness key alive in the background.
+func registerHost(ctx context.Context, st *store.Store, cfg *config, log *slog.Logger) error {
+	var h store.Host
+	if _, err := st.Get(ctx, store.HostKey(cfg.HostName), &h); err != nil {
+		h = store.Host{Name: cfg.HostName, Since: time.Now().UTC()}
+		if err := st.Put(ctx, store.HostKey(cfg.HostName), h); err != nil {
+			return fmt.Errorf("register host %s: %w", cfg.HostName, err)
+		}
+	}
+	alive := store.HostAlive{Name: cfg.HostName, Started: time.Now().UTC(), Version: version}
+	go st.KeepAlive(ctx, store.AliveKey(cfg.HostName), alive, cfg.LivenessTTL, func(up bool) {
+		if !up {
+			log.Warn("liveness lease lost; other hosts may consider this host down until it is renewed")
+		}
+	})
+	return nil
+}
+
+// cleanup removes podnet's kernel state (uninstall, tests).
+func cleanup(ctx context.Context, cfg *config) error {
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	ports := portmap.New(portmap.Options{Logger: log, IPTablesBackend: cfg.IPTables})
+	var errs []error
+	if err := ports.Cleanup(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	k, err := link.New(nil, cfg.ProcSys)
+	if err != nil {
+		return err
+	}
+	removed, err := driver.CleanupLinks(k)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	log.Info("podnet kernel state removed", "links", removed)
+	if len(errs) > 0 {
+		return fmt.Errorf("cleanup: %v", errs)
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+// Package driver is podnet's Docker NetworkDriver: networks and endpoints
+// per mode (bridge.go holds bridge and none; vxlan, macvlan and ipvlan join
+// the same mode interface), their records in etcd, restore at start and
+// garbage collection against Docker's view.
+//
+// # Design notes
+//
+//   - Hot path. CreateEndpoint is one veth pair (created directly in the
+//     host namespace with MTU, MAC and bridge already set) and one etcd
+//     transaction that writes the endpoint and names it owner of its
+//     address. Join is a map lookup: it never touches the kernel because the
+//     container's namespace may not exist yet. No handler calls the Docker
+//     API (dockerd may be waiting on us: deadlock) or waits on an unbounded
+//     etcd call (the store puts deadlines on everything).
+//   - Validation first. parseOptions checks mode, every -o key (unknown
+//     keys are refused, so a typo never silently does nothing), MTU range and
+//     that the subnets came from podnet's IPAM, before any kernel or etcd
+//     change. Each create step registers its undo; one success flag runs
+//     them on failure, so a failed create leaves no bridge, veth, rule or key.
+//   - One network, many hosts. Docker sends no name and never replays
+//     CreateNetwork, so a network is recorded per host under
+//     networks/<host>/<id>, and the cluster-wide definition (mode, MTU, VNI,
+//     podnet.* options) under lnets/<first pool>: a host creating the same
+//     subnet with different options is refused with the existing definition
+//     in the message. The definition goes when the last host's network goes.
+//   - Gateway. The bridge holds the gateway address, the same on every host
+//     (IPAM hands out the first address of the subnet, deterministically),
+//     with a MAC derived from the pool so it is the same everywhere too.
+//     Join returns it as the default gateway, except on --internal networks
+//     (no default route: they reach nothing outside). DisableGatewayService
+//     is always set: podnet does outbound NAT and -p itself, so Docker must
+//     never add docker_gwbridge.
+//   - MAC. Docker's MAC wins; without one podnet derives 02:70:<IPv4> and
+//     returns it (the only field a reply may fill), so docker inspect shows it.
+//   - MTU is the driver's job (Docker never passes --mtu to remote
+//     drivers): both veth ends and the bridge get the network's MTU.
+//   - Deletes tolerate absence and keep going past failures: Docker ignores
+//     their errors and forgets the object anyway, and Leave/DeleteEndpoint
+//     may never come at all (dockerd crash, plugin down). GC, run by the
+//     reconciler with Docker's view of the host, removes endpoints and
+//     networks Docker no longer has (after a grace period, so endpoints in
+//     the middle of a container start are safe) and podnet links no record
+//     explains.
+//   - Restore reads this host's records at start, re-ensures bridges
+//     (idempotent: running containers keep their veths and traffic), and
+//     hands the whole desired NAT state to portmap for one atomic sync.
+//   - Interface names (pn-<net>, pnh<ep>, pnc<ep>) are an upgrade contract.
+package driver

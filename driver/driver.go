@@ -1,0 +1,154 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/store"
+)
+
+// Ports is what the driver needs from the NAT/filter engine.
+type Ports interface {
+	AddNetwork(ctx context.Context, n portmap.Network) error
+	RemoveNetwork(ctx context.Context, networkID string) error
+	Publish(ctx context.Context, endpointID, networkID string, ip4, ip6 netip.Addr, b []portmap.Binding) ([]portmap.Mapping, error)
+	Unpublish(ctx context.Context, endpointID string) error
+	Restore(nets []portmap.Network, eps []portmap.EndpointPorts)
+	Sync(ctx context.Context) error
+}
+
+// Config wires a Driver.
+type Config struct {
+	Host   string
+	Store  *store.Store
+	Ports  Ports
+	Kernel *link.Kernel
+	Logger *slog.Logger
+	// DefaultMTU for bridge networks without an mtu option (default 1500).
+	DefaultMTU int
+}
+
+// Driver implements the NetworkDriver side of the plugin. Its maps are a
+// cache of what is in etcd under networks/<host>/ and endpoints/<host>/;
+// Restore rebuilds them (and the kernel) at start.
+type Driver struct {
+	cfg   Config
+	log   *slog.Logger
+	k     *link.Kernel
+	modes map[string]mode
+
+	// netMu orders network-level changes (write) against endpoint-level
+	// ones (read), so an endpoint never lands on a bridge being deleted
+	// and GC never sees half-created endpoints.
+	netMu sync.RWMutex
+	mu    sync.Mutex // guards nets and eps
+	nets  map[string]*store.Network
+	eps   map[string]*store.Endpoint
+}
+
+// mode is one network mode's kernel work. Implementations are idempotent:
+// Restore calls createNetwork for networks that already exist.
+type mode interface {
+	createNetwork(n *store.Network) error
+	deleteNetwork(n *store.Network) error
+	createEndpoint(n *store.Network, ep *store.Endpoint) error
+	deleteEndpoint(n *store.Network, ep *store.Endpoint) error
+	// restoreEndpoint re-attaches a surviving endpoint after a restart; it
+	// reports whether the endpoint's interface still exists.
+	restoreEndpoint(n *store.Network, ep *store.Endpoint) (bool, error)
+}
+
+// New builds a Driver; call Restore before serving requests.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Host == "" || cfg.Store == nil || cfg.Ports == nil || cfg.Kernel == nil {
+		return nil, fmt.Errorf("driver: Host, Store, Ports and Kernel are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DefaultMTU == 0 {
+		cfg.DefaultMTU = 1500
+	}
+	d := &Driver{cfg: cfg, log: cfg.Logger, k: cfg.Kernel,
+		nets: map[string]*store.Network{}, eps: map[string]*store.Endpoint{}}
+	d.modes = map[string]mode{
+		ModeBridge: &bridgeMode{k: cfg.Kernel, log: cfg.Logger},
+		ModeNone:   noneMode{},
+	}
+	return d, nil
+}
+
+// Modes lists the modes this driver implements.
+func (d *Driver) Modes() []string {
+	out := make([]string, 0, len(d.modes))
+	for _, m := range []string{ModeBridge, ModeVXLAN, ModeMacvlan, ModeIpvlan, ModeNone} {
+		if _, ok := d.modes[m]; ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (d *Driver) network(id string) (*store.Network, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.nets[id]
+	if !ok {
+		return nil, fmt.Errorf("network %s is not known to podnet on this host (was it created while podnetd used another etcd or host name?)", short(id))
+	}
+	return n, nil
+}
+
+func (d *Driver) endpoint(id string) (*store.Endpoint, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ep, ok := d.eps[id]
+	return ep, ok
+}
+
+// Networks returns a copy of this host's networks.
+func (d *Driver) Networks() []store.Network {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]store.Network, 0, len(d.nets))
+	for _, n := range d.nets {
+		out = append(out, *n)
+	}
+	return out
+}
+
+// Endpoints returns a copy of this host's endpoints.
+func (d *Driver) Endpoints() []store.Endpoint {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]store.Endpoint, 0, len(d.eps))
+	for _, e := range d.eps {
+		out = append(out, *e)
+	}
+	return out
+}
+
+func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
+	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal}
+	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
+		if p, err := netip.ParsePrefix(s.Pool); err == nil {
+			pn.Subnets = append(pn.Subnets, p)
+		}
+	}
+	return pn
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Second) }

@@ -1,0 +1,43 @@
+//go:build e2e
+
+// Package e2e holds podnet's black-box tests: real dockerd, real etcd and the
+// built podnetd/podnetctl binaries on "hosts" that are network namespaces of
+// this machine, made by scripts/lab.sh. Nothing here imports podnet's Go
+// packages; the tests drive the binaries, Docker and the kernel from outside.
+//
+// Run, as root, after `make build` (which puts podnetd and podnetctl in bin/):
+//
+//	go test -tags e2e -v -timeout 30m ./e2e/
+//
+// or `make e2e`. Tests that need podnetd call RequirePodnetd and fail with a
+// clear message when the binary is missing; the lab's own tests
+// (TestLab*) need only dockerd, etcd and busybox-static (scripts/deps.sh).
+//
+// # The lab
+//
+// Up(t, n, etcd) runs `scripts/lab.sh up n --etcd etcd` and registers
+// `scripts/lab.sh down` in t.Cleanup; Shared(t, n, etcd) reuses one lab across
+// tests of the binary (TestMain takes it down at the end). Only one lab exists
+// at a time, so tests that use one must not call t.Parallel. Host names are
+// h1..hN; a host's commands run through Lab.Exec (its netns and mount
+// namespace, with DOCKER_HOST and PODNET_SOCKET pointing at its own dockerd
+// and podnetd); Lab.Client runs commands in the "outside client" netns. See
+// scripts/lab.sh for the addresses and the layout.
+//
+// # Environment
+//
+//	PODNET_BIN        directory holding podnetd and podnetctl (default <repo>/bin)
+//	PODNET_E2E_KEEP   1: leave the last lab up after the tests, for debugging
+//	                  (the next Up, or `scripts/lab.sh down`, removes it)
+//	PODNET_LAB_SH     the lab script (default <repo>/scripts/lab.sh)
+//	LAB_DIR           lab state directory (default /tmp/podnet-lab)
+//	LAB_NAME          prefix of the lab's netns, links and rules (default lab)
+//	LAB_NET           underlay /24 as three octets (default 10.250.0)
+//	LAB_TIMEOUT       seconds lab.sh waits for each daemon (default 60)
+//	PODNETD_ARGS      extra podnetd flags for every host (e.g. --log-level=debug)
+//	LAB_DOCKERD_ARGS  extra dockerd flags for every host (e.g. --live-restore)
+//	DOCKER, DOCKERD   docker CLI and daemon binaries (default /usr/bin/docker, dockerd)
+//
+// When a test fails, the cleanup logs the tail of every host's podnetd and
+// dockerd log before taking the lab down.
+package e2e

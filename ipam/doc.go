@@ -1,0 +1,108 @@
+// Package ipam is podnet's Docker IPAM driver: address pools shared by
+// every host through etcd, cut into blocks that hosts claim, and addresses
+// recorded with their owner so that leaks can be found and collected.
+//
+// Files: ipam.go (config, in-memory state), request.go (validation of what
+// Docker sends), pool.go (RequestPool, ReleasePool, pool lifecycle),
+// affinity.go (loading, claiming and releasing blocks), block.go (a block
+// in memory), alloc.go (RequestAddress, ReleaseAddress), gateway.go,
+// gc.go (GC, host removal, listing), addr.go (address arithmetic).
+//
+// # Design notes
+//
+// Pool identity. Docker never tells an IPAM driver which network it
+// serves, so a pool is its subnet: the PoolID is the canonical CIDR
+// (--subnet 10.1.2.3/16 gives "10.1.0.0/16"). The same subnet requested on
+// another host is the same logical network: every host's RequestPool is
+// idempotent and leaves a reference ipam/<pool>/refs/<host>. The same
+// subnet twice on one host is refused when a podnet network record of
+// that host already uses it; a reference without such a record is left
+// over from a create that failed half-way and is reused. A pool is created
+// with its first reference in one transaction conditioned on "no pool
+// record changed since the listing the overlap check used", so two hosts
+// creating overlapping pools at once cannot both win. Joining is
+// conditioned on the pool record as read, so it cannot race the last host
+// deleting the pool.
+//
+// Overlap. libnetwork checks nothing for a user-given subnet, so podnet
+// refuses one that overlaps another podnet pool. It does not check host
+// routes for user-given subnets: a macvlan network on the LAN's own subnet
+// is the point. Auto pools (no --subnet) must avoid both pools and this
+// host's routes (the default route aside), or Docker asks again forever.
+// An auto pool is per host: another host without --subnet gets another.
+//
+// Block affinity. Pools are cut into aligned blocks (/26 and /122 by
+// default, the whole pool if it is smaller). A host hands out addresses
+// only from blocks it claimed with a compare-and-swap create of the block
+// key, searching from an offset derived from its name so hosts starting
+// together do not race for the same block. Hosts therefore contend only
+// when claiming blocks, not per address, and other hosts route per block,
+// so route count grows with hosts, not containers (Calico's BlockAffinity).
+//
+// One round trip. Each host keeps its blocks and their taken addresses in
+// memory (loaded per pool on first use: list the blocks, one range read
+// per own block), so an allocation is a single transaction creating the
+// address key if it is absent. Memory is only a hint: etcd's create decides.
+// When the create fails (someone took that address with --ip) the block is
+// re-read and the next address tried. A release of an address this host
+// allocated is one delete. Addresses are handed out round-robin after the
+// last one, as CNI's host-local does, so a just-released address is the
+// last to be reused (stale ARP entries and connections of the previous
+// holder die first). A restarted podnetd continues after the address it
+// handed out most recently. Dynamic allocation skips the IPv4 network and
+// broadcast addresses, the IPv6 subnet-router anycast address, and stays in
+// the pool's ip-range.
+//
+// Borrowing. When this host's blocks are full it claims another block; when
+// every block of the range is claimed it re-reads the pool (others may have
+// freed addresses in its blocks) and then borrows a free address from
+// another host's block, recorded with itself as owner (Calico without
+// strict affinity). Only when nothing is free does it fail, naming the pool,
+// the ip-range and the number of usable addresses. Blocks are released when
+// the host stops using the pool (ReleasePool, GC), not when they empty:
+// borrowing covers a pool whose blocks are all claimed.
+//
+// Explicit addresses and aux addresses. --ip may name any address of the
+// pool, outside the ip-range and in any host's block (the driver then
+// routes it as a /32). Docker sends --aux-address requests exactly like
+// --ip ({"Address":"10.1.0.5","Options":null}): they cannot be told apart,
+// so both are container addresses owned by the requesting host. Hence an
+// aux address can be reserved by one host only (a second host creating the
+// same network with it is refused, with a hint), and GCAddresses' caller
+// must count the networks' aux addresses as live.
+//
+// Gateway anycast. The gateway is the same address on every host's bridge.
+// Without --gateway it is the first usable address of the subnet — of the
+// subnet, not of the ip-range as Docker's built-in IPAM would pick, so that
+// every host computes the same one. Its record lists the hosts using it;
+// every host requesting the same gateway succeeds and adds itself; a host
+// asking for a different one is refused and told which --gateway to pass; an
+// address held by a container cannot become the gateway. The pool record
+// remembers the gateway; the last host releasing it deletes the address and
+// clears the pool's gateway. The returned address carries the pool's mask.
+//
+// Reference counting and release. ReleasePool drops this host's reference,
+// its blocks without container addresses (so others may claim them) and
+// its share of the gateway. When no reference is left and no container
+// address remains, the pool record and everything under ipam/<pool>/ go in
+// one transaction conditioned on the references being empty and no address
+// created since the listing. Container addresses left over (a release
+// Docker never sent) keep the pool until GC has collected them. Deletes
+// tolerate absence everywhere: Docker only logs release errors and never
+// retries them.
+//
+// Ownership. Every address records its owner host. A host never releases
+// another host's container address (it logs a warning): with a shared
+// etcd, a stray ReleaseAddress must not free an address in use elsewhere.
+// The driver adds the endpoint to the record later; nothing here depends
+// on it.
+//
+// Concurrency. Docker sends concurrent requests. Each pool has a mutex that
+// guards the in-memory state and is never held across an etcd call (an
+// address is marked in flight instead), and a second one that serialises
+// the slow paths of the pool on this host (loading, claiming, borrowing,
+// gateway and pool changes); it is held across etcd calls, which all carry
+// the store's deadline. A dynamic allocation whose transaction failed in
+// an unknown state (a timeout) may leave a record nobody uses: GC collects
+// it after its grace period.
+package ipam

@@ -1,0 +1,223 @@
+package portmap
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// nftBackend is the kernel side of the nftables table. The engine talks to
+// it through this interface so unit tests can fake the kernel (and make it
+// fail) without root.
+type nftBackend interface {
+	// replaceTable loads rs as one transaction (table add+delete+add, then
+	// everything in it).
+	replaceTable(rs *ruleset) error
+	// updateElements deletes then adds map elements in one transaction.
+	updateElements(table string, del, add []element) error
+	// deleteTable removes the table; absence is not an error.
+	deleteTable(table string) error
+	// tableIntact reports whether the table and its rules are in place.
+	tableIntact(table string) (bool, error)
+}
+
+// elementsPerMessage bounds one NEWSETELEM message; a batch may hold many.
+const elementsPerMessage = 256
+
+// netlinkNFT implements nftBackend with google/nftables. Every call opens a
+// fresh netlink socket in the calling thread's network namespace, so the
+// engine acts where podnetd (or a test's ns.Do) runs.
+type netlinkNFT struct{}
+
+var _ nftBackend = netlinkNFT{}
+
+func inetTable(name string) *nftables.Table {
+	return &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
+}
+
+// replaceTable is `nft -f` of: add table inet T; delete table inet T;
+// add table inet T { sets, maps, chains, rules, elements } — one batch, so
+// packets see either the old or the new table, never none. The leading
+// add makes the delete succeed when the table is absent. Conntrack is not
+// touched: established (and already NATed) connections keep flowing.
+func (netlinkNFT) replaceTable(rs *ruleset) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables connection: %w", err)
+	}
+	t := inetTable(rs.table)
+	c.AddTable(t)
+	c.DelTable(t)
+	c.AddTable(t)
+
+	// Set IDs tie lookups and elements to sets created in this same batch.
+	ids := map[string]uint32{}
+	for i, sd := range rs.sets {
+		s := &nftables.Set{
+			Table: t, Name: sd.name, ID: uint32(i + 1), KeyType: sd.keyType, DataType: sd.dataType,
+			IsMap: sd.isMap, Interval: sd.interval, Concatenation: len(nftables.ConcatSetTypeElements(sd.keyType)) > 1,
+		}
+		ids[sd.name] = s.ID
+		if err := c.AddSet(s, nil); err != nil {
+			return fmt.Errorf("add set %s: %w", sd.name, err)
+		}
+		if err := addElements(c, s, sd.elems); err != nil {
+			return err
+		}
+	}
+	chains := map[string]*nftables.Chain{}
+	accept := nftables.ChainPolicyAccept
+	for _, cd := range rs.chains {
+		ch := &nftables.Chain{Table: t, Name: cd.name, Hooknum: cd.hook, Priority: cd.priority, Type: cd.kind}
+		if cd.hook != nil {
+			ch.Policy = &accept
+		}
+		chains[cd.name] = c.AddChain(ch)
+	}
+	for _, r := range rs.rules {
+		for _, e := range r.exprs {
+			if l, ok := e.(*expr.Lookup); ok {
+				l.SetID = ids[l.SetName]
+			}
+		}
+		rule := &nftables.Rule{Table: t, Chain: chains[r.chain], Exprs: r.exprs}
+		if r.comment != "" {
+			rule.UserData = userdata.AppendString(nil, userdata.TypeComment, r.comment)
+		}
+		c.AddRule(rule)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("replace nftables table inet %s: %w", rs.table, err)
+	}
+	return nil
+}
+
+func addElements(c *nftables.Conn, s *nftables.Set, elems []element) error {
+	for len(elems) > 0 {
+		n := min(len(elems), elementsPerMessage)
+		if err := c.SetAddElements(s, toSetElements(elems[:n], true)); err != nil {
+			return fmt.Errorf("add elements to %s: %w", s.Name, err)
+		}
+		elems = elems[n:]
+	}
+	return nil
+}
+
+func toSetElements(elems []element, withData bool) []nftables.SetElement {
+	out := make([]nftables.SetElement, 0, len(elems))
+	for _, el := range elems {
+		se := nftables.SetElement{Key: el.key, IntervalEnd: el.keyEnd}
+		if withData {
+			se.Val = el.val
+			se.Comment = el.comment
+		}
+		out = append(out, se)
+	}
+	return out
+}
+
+// updateElements is `nft -f` of: delete element inet T M { … }; add element
+// inet T M { … } — one batch. It fails as a whole if an element to delete
+// is missing or one to add exists, i.e. when the kernel drifted from what
+// the engine believes; the engine then rebuilds the table.
+func (netlinkNFT) updateElements(table string, del, add []element) error {
+	if len(del) == 0 && len(add) == 0 {
+		return nil
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables connection: %w", err)
+	}
+	t := inetTable(table)
+	for _, group := range groupBySet(del) {
+		s := &nftables.Set{Table: t, Name: group[0].set}
+		if err := c.SetDeleteElements(s, toSetElements(group, false)); err != nil {
+			return fmt.Errorf("delete elements from %s: %w", s.Name, err)
+		}
+	}
+	for _, group := range groupBySet(add) {
+		if err := addElements(c, &nftables.Set{Table: t, Name: group[0].set}, group); err != nil {
+			return err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("update map elements in table inet %s: %w", table, err)
+	}
+	return nil
+}
+
+func groupBySet(elems []element) [][]element {
+	var groups [][]element
+	idx := map[string]int{}
+	for _, el := range elems {
+		i, ok := idx[el.set]
+		if !ok {
+			i = len(groups)
+			idx[el.set] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], el)
+	}
+	return groups
+}
+
+// deleteTable is `nft delete table inet T`, tolerating its absence.
+func (netlinkNFT) deleteTable(table string) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables connection: %w", err)
+	}
+	c.DelTable(inetTable(table))
+	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete nftables table inet %s: %w", table, err)
+	}
+	return nil
+}
+
+// tableIntact is the canary: `nft list chain inet T prerouting` succeeds
+// and shows rules. A missing table (nft flush ruleset, firewalld reload) or
+// a flushed one (nft flush table) both read as not intact.
+func (netlinkNFT) tableIntact(table string) (bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return false, fmt.Errorf("nftables connection: %w", err)
+	}
+	t := inetTable(table)
+	rules, err := c.GetRules(t, &nftables.Chain{Table: t, Name: chainPrerouting})
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("list chain inet %s %s: %w", table, chainPrerouting, err)
+	}
+	return len(rules) > 0, nil
+}
+
+// diffElements returns what turns old into new: elements to delete (gone,
+// or same key with another value) and elements to add.
+func diffElements(old, new []element) (del, add []element) {
+	oldByID := map[string]element{}
+	for _, el := range old {
+		oldByID[el.id()] = el
+	}
+	newByID := map[string]element{}
+	for _, el := range new {
+		newByID[el.id()] = el
+	}
+	for _, el := range old {
+		if n, ok := newByID[el.id()]; !ok || !bytes.Equal(n.val, el.val) {
+			del = append(del, el)
+		}
+	}
+	for _, el := range new {
+		if o, ok := oldByID[el.id()]; !ok || !bytes.Equal(o.val, el.val) {
+			add = append(add, el)
+		}
+	}
+	return del, add
+}

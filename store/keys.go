@@ -1,0 +1,107 @@
+package store
+
+import (
+	"encoding/hex"
+	"net/netip"
+	"strings"
+)
+
+// The whole key layout, relative to the prefix (default /podnet/v1/).
+// These names are an on-disk format shared by every host of a cluster:
+// never rename one without a migration.
+//
+//	hosts/<host>                          Host          persistent identity of a podnetd
+//	alive/<host>                          HostAlive     liveness, bound to a lease
+//	pools/<pool>                          Pool          an address pool, keyed by subnet
+//	ipam/<pool>/refs/<host>               PoolRef       this host's Docker network uses the pool
+//	ipam/<pool>/blocks/<block>            Block         a block of the pool claimed by one host
+//	ipam/<pool>/addrs/<hex ip>            Address       an allocated address and its owner
+//	lnets/<pool>                          LogicalNetwork the cross-host definition of a network
+//	networks/<host>/<docker network id>   Network       one Docker network on one host
+//	endpoints/<host>/<docker endpoint id> Endpoint      one Docker endpoint on one host
+//
+// <pool> and <block> are CIDRs with "/" written as "-" (10.1.0.0-16,
+// fd00::-64). Address keys are the address in fixed-width hex so that
+// a block's addresses are one contiguous key range.
+
+// PoolName is the key form of a pool or block CIDR.
+func PoolName(p netip.Prefix) string { return strings.Replace(p.Masked().String(), "/", "-", 1) }
+
+// ParsePoolName reverses PoolName.
+func ParsePoolName(s string) (netip.Prefix, error) {
+	i := strings.LastIndex(s, "-")
+	if i < 0 {
+		return netip.ParsePrefix(s)
+	}
+	return netip.ParsePrefix(s[:i] + "/" + s[i+1:])
+}
+
+// AddrName is the key form of an address: fixed-width hex.
+func AddrName(a netip.Addr) string { return hex.EncodeToString(a.AsSlice()) }
+
+// HostKey is the persistent record of a host.
+func HostKey(host string) string { return "hosts/" + host }
+
+// HostsPrefix lists every host record.
+const HostsPrefix = "hosts/"
+
+// AliveKey is the leased liveness record of a host.
+func AliveKey(host string) string { return "alive/" + host }
+
+// AlivePrefix lists every live host.
+const AlivePrefix = "alive/"
+
+// PoolsPrefix lists every pool record.
+const PoolsPrefix = "pools/"
+
+// PoolKey is the record of a pool.
+func PoolKey(p netip.Prefix) string { return PoolsPrefix + PoolName(p) }
+
+// IPAMPrefix holds everything that belongs to a pool besides its record.
+func IPAMPrefix(p netip.Prefix) string { return "ipam/" + PoolName(p) + "/" }
+
+// PoolRefsPrefix lists the hosts that use a pool.
+func PoolRefsPrefix(p netip.Prefix) string { return IPAMPrefix(p) + "refs/" }
+
+// PoolRefKey is one host's use of a pool.
+func PoolRefKey(p netip.Prefix, host string) string { return PoolRefsPrefix(p) + host }
+
+// BlocksPrefix lists the claimed blocks of a pool.
+func BlocksPrefix(p netip.Prefix) string { return IPAMPrefix(p) + "blocks/" }
+
+// BlockKey is one claimed block.
+func BlockKey(p, block netip.Prefix) string { return BlocksPrefix(p) + PoolName(block) }
+
+// AddrsPrefix lists the allocated addresses of a pool.
+func AddrsPrefix(p netip.Prefix) string { return IPAMPrefix(p) + "addrs/" }
+
+// AddrKey is one allocated address.
+func AddrKey(p netip.Prefix, a netip.Addr) string { return AddrsPrefix(p) + AddrName(a) }
+
+// LNetsPrefix lists logical networks.
+const LNetsPrefix = "lnets/"
+
+// LNetKey is the cross-host definition of the network using pool p.
+func LNetKey(p netip.Prefix) string { return LNetsPrefix + PoolName(p) }
+
+// NetworksPrefix lists the Docker networks of one host ("" for all hosts).
+func NetworksPrefix(host string) string {
+	if host == "" {
+		return "networks/"
+	}
+	return "networks/" + host + "/"
+}
+
+// NetworkKey is one Docker network on one host.
+func NetworkKey(host, id string) string { return NetworksPrefix(host) + id }
+
+// EndpointsPrefix lists the endpoints of one host ("" for all hosts).
+func EndpointsPrefix(host string) string {
+	if host == "" {
+		return "endpoints/"
+	}
+	return "endpoints/" + host + "/"
+}
+
+// EndpointKey is one Docker endpoint on one host.
+func EndpointKey(host, id string) string { return EndpointsPrefix(host) + id }

@@ -1,0 +1,134 @@
+package store
+
+import "time"
+
+// Host is the persistent record of a podnetd host. It never hangs on a
+// lease: a host that is down is still known (its blocks stay reserved).
+type Host struct {
+	Name string `json:"name"`
+	// Underlay is the address other hosts reach this one at.
+	Underlay string `json:"underlay,omitempty"`
+	// VTEPMACs maps a VNI (as a string) to this host's VXLAN device MAC.
+	VTEPMACs map[string]string `json:"vtepMACs,omitempty"`
+	Since    time.Time         `json:"since"`
+}
+
+// HostAlive is the leased record that says a host is up.
+type HostAlive struct {
+	Name    string    `json:"name"`
+	Started time.Time `json:"started"`
+	Version string    `json:"version,omitempty"`
+}
+
+// Pool is an address pool. Its identity is its subnet.
+type Pool struct {
+	Subnet string `json:"subnet"`
+	// IPRange restricts dynamic allocation (docker --ip-range); empty = all.
+	IPRange string `json:"ipRange,omitempty"`
+	V6      bool   `json:"v6,omitempty"`
+	// BlockBits is the prefix length of the blocks hosts claim.
+	BlockBits int `json:"blockBits"`
+	// Auto is true when podnet chose the subnet (no --subnet given).
+	Auto bool `json:"auto,omitempty"`
+	// Gateway is the pool's anycast gateway address (plain IP) once a host
+	// requested one; every host of the network must use the same.
+	Gateway string    `json:"gateway,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// PoolRef records that a host's Docker network uses a pool.
+type PoolRef struct {
+	Host  string    `json:"host"`
+	Since time.Time `json:"since"`
+}
+
+// Block is a block of a pool claimed by one host.
+type Block struct {
+	Host    string    `json:"host"`
+	Claimed time.Time `json:"claimed"`
+}
+
+// Address kinds.
+const (
+	AddrContainer = "container"
+	AddrGateway   = "gateway"
+	AddrAux       = "aux"
+)
+
+// Address is an allocated address and who owns it.
+type Address struct {
+	IP   string `json:"ip"`
+	Kind string `json:"kind"`
+	// Host allocated a container address; Endpoint is filled in when the
+	// Docker endpoint using it is created.
+	Host     string `json:"host,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
+	// Hosts reference a gateway or aux address (every host of a network
+	// requests the same gateway).
+	Hosts []string  `json:"hosts,omitempty"`
+	Name  string    `json:"name,omitempty"`
+	Since time.Time `json:"since"`
+}
+
+// LogicalNetwork is the cross-host definition of a network, keyed by its
+// first pool: every host that creates a Docker network on that subnet must
+// agree with it.
+type LogicalNetwork struct {
+	Name    string            `json:"name,omitempty"`
+	Subnets []string          `json:"subnets"`
+	Mode    string            `json:"mode"`
+	MTU     int               `json:"mtu,omitempty"`
+	VNI     int               `json:"vni,omitempty"`
+	Options map[string]string `json:"options,omitempty"`
+	Created time.Time         `json:"created"`
+}
+
+// Subnet is one IPAM subnet of a Docker network.
+type Subnet struct {
+	Pool    string `json:"pool"`
+	Gateway string `json:"gateway,omitempty"` // CIDR, as IPAM returned it
+}
+
+// Network is one Docker network on one host.
+type Network struct {
+	ID         string            `json:"id"`
+	Host       string            `json:"host"`
+	Mode       string            `json:"mode"`
+	Bridge     string            `json:"bridge,omitempty"`
+	IPv4       []Subnet          `json:"ipv4,omitempty"`
+	IPv6       []Subnet          `json:"ipv6,omitempty"`
+	MTU        int               `json:"mtu"`
+	Internal   bool              `json:"internal,omitempty"`
+	Masquerade bool              `json:"masquerade"`
+	VNI        int               `json:"vni,omitempty"`
+	Options    map[string]string `json:"options,omitempty"`
+	Created    time.Time         `json:"created"`
+}
+
+// PortMapping is one published port as programmed (host port chosen).
+type PortMapping struct {
+	Proto         string `json:"proto"` // tcp, udp, sctp
+	HostIP        string `json:"hostIP,omitempty"`
+	HostPort      uint16 `json:"hostPort"`
+	ContainerIP   string `json:"containerIP"`
+	ContainerPort uint16 `json:"containerPort"`
+}
+
+// Endpoint is one Docker endpoint on one host.
+type Endpoint struct {
+	ID       string `json:"id"`
+	Network  string `json:"network"`
+	Host     string `json:"host"`
+	IPv4     string `json:"ipv4,omitempty"` // CIDR
+	IPv6     string `json:"ipv6,omitempty"` // CIDR
+	MAC      string `json:"mac,omitempty"`
+	HostVeth string `json:"hostVeth,omitempty"`
+	PeerVeth string `json:"peerVeth,omitempty"`
+	// Ports are the published ports (docker run -p) as programmed.
+	Ports []PortMapping `json:"ports,omitempty"`
+	// Container and Name are filled in asynchronously from Docker.
+	Container string            `json:"container,omitempty"`
+	Name      string            `json:"name,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Created   time.Time         `json:"created"`
+}

@@ -1,0 +1,79 @@
+// Package storetest starts a real, embedded single-member etcd for tests.
+// It needs no root and no external process: each call gets its own member
+// in a temporary directory on free loopback ports, stopped by t.Cleanup.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/podnet/podnet/store"
+)
+
+// Etcd is a running test member.
+type Etcd struct {
+	Endpoints []string
+	emb       *store.Embedded
+}
+
+// Start starts an embedded etcd that lives until the test ends.
+func Start(t testing.TB) *Etcd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cp, pp := FreePort(t), FreePort(t)
+	emb, err := store.StartEmbedded(ctx, store.EmbeddedConfig{
+		DataDir:   t.TempDir(),
+		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cp),
+		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", pp),
+		Logger:    Logger(t),
+	})
+	if err != nil {
+		t.Fatalf("start embedded etcd: %v", err)
+	}
+	t.Cleanup(emb.Close)
+	return &Etcd{Endpoints: emb.Endpoints(), emb: emb}
+}
+
+// Client opens a new store client on e with its own connection (as another
+// host would have) and the given prefix ("" for the default).
+func (e *Etcd) Client(t testing.TB, prefix string) *store.Store {
+	t.Helper()
+	s, err := store.Open(store.Config{Endpoints: e.Endpoints, Prefix: prefix, Logger: Logger(t)})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// New is Start(t).Client(t, "").
+func New(t testing.TB) *store.Store {
+	t.Helper()
+	return Start(t).Client(t, "")
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Logger logs to stderr at warn level unless PODNET_TEST_DEBUG is set.
+func Logger(t testing.TB) *slog.Logger {
+	lvl := slog.LevelWarn
+	if os.Getenv("PODNET_TEST_DEBUG") != "" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("test", t.Name())
+}

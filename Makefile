@@ -9,10 +9,14 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 all: build
 
-build: $(BIN)/podnetd $(BIN)/podnetctl
+build: $(BIN)/podnetd $(BIN)/podnetctl $(BIN)/netcheck
 
 $(BIN)/%: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
+
+# netcheck is a test tool baked into the test image (scripts/busybox-image.sh).
+$(BIN)/netcheck: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./test/netcheck
 
 FORCE:
 

@@ -85,6 +85,8 @@ readonly ALL_IDS=(B1 B1p B2 B2c B10 B12)
 T0=$SECONDS
 WORK=
 OWN_LAB=0
+BENCH_PID=
+SHM=
 
 say() { printf 'bench: [%4ds] %s\n' "$((SECONDS - T0))" "$*"; }
 warn() { echo "bench: warning: $*" >&2; }
@@ -125,13 +127,27 @@ del_raw_netns() {
 	return 0
 }
 
+# kill_tree PID: stop PID, kill its descendants, then PID itself (SIGKILL).
+kill_tree() {
+	local pid=$1 c
+	kill -STOP "$pid" 2>/dev/null || return 0
+	for c in $(ps -o pid= --ppid "$pid" 2>/dev/null); do kill_tree "$c"; done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	set +e
+	if [[ -n $BENCH_PID ]]; then
+		warn "interrupted: stopping the running benchmark (pid $BENCH_PID)"
+		kill_tree "$BENCH_PID"
+		wait "$BENCH_PID" 2>/dev/null
+	fi
 	kill_registered
 	del_raw_netns
 	if ((OWN_LAB)); then
+		[[ -n $WORK && -f $LAB_DIR/h1/podnetd.log ]] && cp "$LAB_DIR/h1/podnetd.log" "$WORK/podnetd.log"
 		say "tearing the lab down"
 		"$LAB" down 2>&1 | sed 's/^/  /'
 	fi
@@ -141,6 +157,7 @@ cleanup() {
 		fi
 		rm -rf "$WORK"
 	fi
+	[[ -n $SHM && -d $SHM ]] && rm -rf "$SHM"
 	exit "$rc"
 }
 
@@ -155,6 +172,9 @@ ms() { printf '%d.%d' "$(($1 / 1000))" "$((($1 % 1000) / 100))"; }
 
 # calc EXPR: floating-point arithmetic (awk); prints "nan" on a zero divisor.
 calc() { awk "BEGIN { d = 1; ${2:+d = $2;} if (d == 0) print \"nan\"; else printf \"%.4f\\n\", $1 }"; }
+
+# fmt DIGITS X: X rounded to DIGITS decimals.
+fmt() { printf "%.${1}f" "$2"; }
 
 # summary FILE: "n median min max mean cv" of the numbers in FILE.
 summary() { "$WORK/bin/report" stats <"$1"; }
@@ -328,7 +348,7 @@ bench_B1() {
 	local n budget deadline i arm us line r rn skipped=0 done_=0 d="$WORK/B1"
 	declare -A t=()
 	n=$(pairs B1 30 3)
-	budget=$((QUICK ? 90 : 360))
+	budget=$((60 + 12 * n))
 	mkdir -p "$d"
 	precheck B1
 	for arm in podnet bridge none; do
@@ -357,14 +377,14 @@ bench_B1() {
 		say "B1 triple $done_/$n:$line -> R $r, R_net $rn"
 	done
 	local med_p med_b med_n note rs rns
-	med_p=$(field "$d/podnet" 2) med_b=$(field "$d/bridge" 2) med_n=$(field "$d/none" 2)
+	med_p=$(fmt 1 "$(field "$d/podnet" 2)") med_b=$(fmt 1 "$(field "$d/bridge" 2)") med_n=$(fmt 1 "$(field "$d/none" 2)")
 	rs=$(ratio_stats "$d/R" le)
 	touch "$d/Rnet"
 	rns=$(ratio_stats "$d/Rnet" le)
 	note="$(deadline_note "$done_" "$n")$done_ triples; anchor = user-defined -d bridge network $BR_NET; $(cv_note "$d/bridge" "bridge"); $PRE_NOTE"
 	row B1 "docker run --rm true (start+stop)" "podnet ${med_p} ms" "bridge ${med_b} ms" "${rs% *}" "${rs#* }" \
 		le 1.05 1.20 "$note"
-	note="median of per-triple R_net; none ${med_n} ms; network cost: podnet $(calc "$med_p - $med_n") ms, bridge $(calc "$med_b - $med_n") ms (medians)"
+	note="median of per-triple R_net; none ${med_n} ms; network cost: podnet $(fmt 1 "$(calc "$med_p - $med_n")") ms, bridge $(fmt 1 "$(calc "$med_b - $med_n")") ms (medians)"
 	((skipped == 0)) || note+="; FLAG: $skipped triples skipped (bridge-none <= 5 ms)"
 	row "B1 R_net" "network share of B1 vs bridge" "podnet-none" "bridge-none" "${rns% *}" "${rns#* }" \
 		le 1.5 3 "$note"
@@ -392,7 +412,7 @@ bench_B1p() {
 	local n budget deadline i arm us line done_=0 d="$WORK/B1p"
 	declare -A t=()
 	n=$(pairs B1p 5 1)
-	budget=$((QUICK ? 60 : 240))
+	budget=$((60 + 40 * n))
 	mkdir -p "$d"
 	precheck B1p
 	deadline=$((SECONDS + budget))
@@ -411,7 +431,7 @@ bench_B1p() {
 	local rs note
 	rs=$(ratio_stats "$d/R" le)
 	note="$(deadline_note "$done_" "$n")$done_ pairs; $(cv_note "$d/bridge" "bridge"); $PRE_NOTE"
-	row B1p "10 x docker run -d in parallel (wall)" "podnet $(field "$d/podnet" 2) ms" "bridge $(field "$d/bridge" 2) ms" \
+	row B1p "10 x docker run -d in parallel (wall)" "podnet $(fmt 1 "$(field "$d/podnet" 2)") ms" "bridge $(fmt 1 "$(field "$d/bridge" 2)") ms" \
 		"${rs% *}" "${rs#* }" le 1.05 1.25 "$note"
 }
 
@@ -432,7 +452,7 @@ bench_B2() {
 	local n budget deadline i arm us line done_=0 d="$WORK/B2" reach=
 	declare -A t=()
 	n=$(pairs B2 10 2)
-	budget=$((QUICK ? 60 : 180))
+	budget=$((60 + 10 * n))
 	mkdir -p "$d"
 	precheck B2
 	# Warm-up, and check that each arm's published port answers.
@@ -458,7 +478,7 @@ bench_B2() {
 	local rs note
 	rs=$(ratio_stats "$d/R" le)
 	note="$(deadline_note "$done_" "$n")$done_ pairs; docker run -d returns; anchor: -d bridge network with docker-proxy (default); ${reach}$(cv_note "$d/bridge" "bridge"); $PRE_NOTE"
-	row B2 "docker run -d -p 8080:80 httpd (start)" "podnet $(field "$d/podnet" 2) ms" "bridge $(field "$d/bridge" 2) ms" \
+	row B2 "docker run -d -p 8080:80 httpd (start)" "podnet $(fmt 1 "$(field "$d/podnet" 2)") ms" "bridge $(fmt 1 "$(field "$d/bridge" 2)") ms" \
 		"${rs% *}" "${rs#* }" le 1.0 1.15 "$note"
 }
 
@@ -495,7 +515,7 @@ bench_B2c() {
 	local n budget deadline i arm out line done_=0 d="$WORK/B2c" pn_pid br_pid pn_ip s1 s2
 	declare -A rate=()
 	n=$(pairs B2c 5 1)
-	budget=$((QUICK ? 60 : 240))
+	budget=$((60 + 40 * n))
 	mkdir -p "$d"
 	: >"$d/errors"
 	precheck B2c
@@ -543,12 +563,12 @@ bench_B2c() {
 	errs=$(awk '{ s += $2 } END { print s + 0 }' "$d/errors")
 	cand="podnet $(field "$d/podnet" 2)/s p50 $(field "$d/podnet.p50" 2) p99 $(field "$d/podnet.p99" 2) µs"
 	note="$(deadline_note "$done_" "$n")$done_ pairs, $((QUICK ? 1 : 3)) s per arm, sequential connect+RST from the client netns to $HOST_IP; anchor: -d bridge container -p 8081:80 (iptables DNAT); $(cv_note "$d/docker" "docker")"
-	((errs == 0)) || note+="; $errs connects failed in all (each arm < 1 %; kinds: $(grep -o 'failed: .*' "$d/errors" | sort | uniq -c | tr -s ' \n' ' '))"
+	((errs == 0)) || note+="; $errs connects failed in all (each arm < 1 %; kinds: $(grep -o 'failed: .*' "$d/errors" | sort -u | sed 's/^failed: //' | paste -sd, -))"
 	note+="; $PRE_NOTE"
 	row B2c "published-port conn/s vs Docker -p" "$cand" \
 		"docker $(field "$d/docker" 2)/s p50 $(field "$d/docker.p50" 2) p99 $(field "$d/docker.p99" 2) µs" \
 		"${rs% *}" "${rs#* }" ge 1.0 0.9 "$note"
-	note="direct = host netns -> container IP:80 (no NAT, no lab bridge hop); routed context (client netns -> container IP, no NAT): $(field "$d/routed" 2)/s, podnet/routed median $(field "$d/Rrouted" 2)"
+	note="direct = host netns -> container IP:80 (no NAT, no lab bridge hop); routed context (client netns -> container IP, no NAT): $(field "$d/routed" 2)/s, podnet/routed median $(fmt 3 "$(field "$d/Rrouted" 2)")"
 	row "B2c direct" "published-port conn/s vs direct" "podnet $(field "$d/podnet" 2)/s" \
 		"direct $(field "$d/direct" 2)/s p50 $(field "$d/direct.p50" 2) µs" "${rd% *}" "${rd#* }" ge 0.85 - "$note"
 }
@@ -604,7 +624,7 @@ bench_B10() {
 	local n budget deadline i arm out line done_=0 d="$WORK/B10"
 	declare -A bps=()
 	n=$(pairs B10 5 1)
-	budget=$((QUICK ? 60 : 300))
+	budget=$((60 + 80 * n))
 	mkdir -p "$d"
 	precheck B10
 	deadline=$((SECONDS + budget))
@@ -615,7 +635,7 @@ bench_B10() {
 			bps[$arm]=${out% *}
 			calc "${bps[$arm]} / 1e9" >>"$d/$arm"
 			echo "${out#* }" >>"$d/$arm.rtx"
-			line+=" $arm $(calc "${bps[$arm]} / 1e9") Gbit/s (rtx ${out#* })"
+			line+=" $arm $(fmt 2 "$(calc "${bps[$arm]} / 1e9")") Gbit/s (rtx ${out#* })"
 		done
 		calc "${bps[podnet]} / ${bps[bridge]}" >>"$d/R"
 		calc "${bps[podnet]} / ${bps[raw]}" >>"$d/Rraw"
@@ -624,8 +644,8 @@ bench_B10() {
 	done
 	local rs note
 	rs=$(ratio_stats "$d/R" ge)
-	note="$(deadline_note "$done_" "$n")$done_ triples, iperf3 -t $((QUICK ? 3 : 10)) -O $((QUICK ? 1 : 2)), 1 stream, client CPU 0, server CPU 1; raw veth $(field "$d/raw" 2) Gbit/s, podnet/raw median $(field "$d/Rraw" 2); retransmits median podnet $(field "$d/podnet.rtx" 2) bridge $(field "$d/bridge.rtx" 2); $(cv_note "$d/bridge" "bridge"); $PRE_NOTE"
-	row B10 "same-host container TCP throughput" "podnet $(field "$d/podnet" 2) Gbit/s" "bridge $(field "$d/bridge" 2) Gbit/s" \
+	note="$(deadline_note "$done_" "$n")$done_ triples, iperf3 -t $((QUICK ? 3 : 10)) -O $((QUICK ? 1 : 2)), 1 stream, client CPU 0, server CPU 1; raw veth $(fmt 2 "$(field "$d/raw" 2)") Gbit/s, podnet/raw median $(fmt 3 "$(field "$d/Rraw" 2)"); retransmits median podnet $(field "$d/podnet.rtx" 2) bridge $(field "$d/bridge.rtx" 2); $(cv_note "$d/bridge" "bridge"); $PRE_NOTE"
+	row B10 "same-host container TCP throughput" "podnet $(fmt 2 "$(field "$d/podnet" 2)") Gbit/s" "bridge $(fmt 2 "$(field "$d/bridge" 2)") Gbit/s" \
 		"${rs% *}" "${rs#* }" ge 0.95 0.85 "$note"
 }
 
@@ -645,7 +665,10 @@ bench_B12() {
 	precheck B12
 	((QUICK)) && extra=(PODNET_B12_ALLOCS=300 PODNET_B12C_CYCLES=1000)
 	say "B12: go test -bench B12 -benchtime ${n}x ./ipam/ ${extra[*]}"
-	(cd "$REPO" && env TMPDIR=/dev/shm "${extra[@]}" timeout 900 \
+	# etcd on tmpfs (rule 4), in a directory of our own: removed even when
+	# the test binary is killed.
+	mkdir -p "$SHM"
+	(cd "$REPO" && env TMPDIR="$SHM" "${extra[@]}" timeout 900 \
 		go test -run '^$' -bench B12 -benchtime "${n}x" ./ipam/) >"$out" 2>&1 || rc=$?
 	grep -E '^(Benchmark|--- |FAIL|ok|PASS)|pair [0-9]+:|leak|duplicate' "$out" | sed 's/^/  /' || true
 	for w in 3 16; do
@@ -686,13 +709,15 @@ run_bench() {
 	local id=$1 rc=0 before after
 	before=$(grep -c . "$WORK/rows.tsv" || true)
 	say "=== $id"
-	set +e
+	# In the background, so that a signal interrupts `wait` at once (bash
+	# runs traps only after a foreground child finishes); cleanup kills it.
 	(
 		set -e
 		"bench_$id"
-	)
-	rc=$?
-	set -e
+	) &
+	BENCH_PID=$!
+	wait "$BENCH_PID" || rc=$?
+	BENCH_PID=
 	after=$(grep -c . "$WORK/rows.tsv" || true)
 	if ((rc != 0)); then
 		warn "$id failed (exit $rc)"
@@ -714,8 +739,8 @@ selected() {
 }
 
 check_only() {
-	local want id ok
-	for want in ${BENCH_ONLY//,/ }; do
+	local want id ok only=${BENCH_ONLY:-}
+	for want in ${only//,/ }; do
 		ok=0
 		for id in "${ALL_IDS[@]}" B12c; do [[ $want == "$id" ]] && ok=1; done
 		((ok)) || die "BENCH_ONLY: unknown benchmark '$want' (want some of: ${ALL_IDS[*]})"
@@ -737,6 +762,7 @@ main() {
 	fi
 
 	WORK=$(mktemp -d /tmp/pnbench-work.XXXXXX)
+	SHM=/dev/shm/${WORK##*/}
 	mkdir -p "$WORK/bin"
 	: >"$WORK/rows.tsv"
 	: >"$WORK/pids"
@@ -769,7 +795,7 @@ main() {
 	done
 
 	if ((need_lab)); then
-		say "slowest podnet plugin requests of this run ($LAB_DIR/h1/podnetd.log):"
+		say "podnet plugin request durations of this run ($LAB_DIR/h1/podnetd.log), slowest first:"
 		"$LAB" exec h1 cat "$LAB_DIR/h1/podnetd.log" | plugin_durations | sed 's/^/  /' || true
 	fi
 
@@ -790,29 +816,31 @@ main() {
 # plugin_durations: per plugin method, count, median and max request time
 # from podnetd's log lines (dur=1.5ms, dur=42µs, dur=1.2s).
 plugin_durations() {
+	printf '%-42s %6s %9s %9s %9s %9s\n' method count "median ms" "p90 ms" "max ms" "total ms"
 	awk '/msg="plugin request/ {
 		m = ""; d = -1
 		for (i = 1; i <= NF; i++) {
 			if ($i ~ /^method=/) m = substr($i, 8)
 			if ($i ~ /^dur=/) {
 				v = substr($i, 5)
-				if (v ~ /µs$/) d = v / 1000; else if (v ~ /ms$/) d = v + 0; else if (v ~ /ns$/) d = v / 1e6; else if (v ~ /s$/) d = v * 1000
-				if (v ~ /m[0-9.]+s$/) { split(v, p, "m"); d = (p[1] * 60 + p[2]) * 1000 }
+				if (v ~ /[0-9]m[0-9.]+s$/) { split(v, p, "m"); d = (p[1] * 60 + p[2]) * 1000 }
+				else if (v ~ /µs$/) d = v / 1000
+				else if (v ~ /ms$/) d = v + 0
+				else if (v ~ /ns$/) d = v / 1e6
+				else if (v ~ /s$/) d = v * 1000
 			}
 		}
-		if (m == "" || d < 0) next
-		n[m]++; v_[m, n[m]] = d; if (d > mx[m]) mx[m] = d
+		if (m != "" && d >= 0) print m, d
+	}' | sort -k1,1 -k2,2g | awk '
+	function flush() {
+		if (k == 0) return
+		med = (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+		i = int(0.9 * k); if (i < 0.9 * k) i++; if (i < 1) i = 1; p90 = a[i]
+		printf "%-42s %6d %9.2f %9.2f %9.2f %9.1f\n", cur, k, med, p90, a[k], tot
 	}
-	END {
-		printf "%-45s %6s %10s %10s\n", "method", "count", "median ms", "max ms"
-		for (m in n) {
-			k = n[m]
-			for (i = 1; i <= k; i++) a[i] = v_[m, i]
-			for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
-			med = (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-			printf "%-45s %6d %10.2f %10.2f\n", m, k, med, mx[m]
-		}
-	}'
+	$1 != cur { flush(); cur = $1; k = 0; tot = 0 }
+	{ a[++k] = $2; tot += $2 }
+	END { flush() }' | sort -k5,5gr
 }
 
 main "$@"

@@ -12,7 +12,8 @@
 # bb tag if it is missing).
 #
 # Env: DOCKER (docker CLI; default /usr/bin/docker when present), BUSYBOX
-# (default /bin/busybox), BUSYBOX_TAR (import this tar, made by --tar,
+# (default /bin/busybox), NETCHECK (podnet's test tool, default bin/netcheck,
+# added as /bin/netcheck when present), BUSYBOX_TAR (import this tar, made by --tar,
 # instead of building one: the ~270 symlinks cost a second or two here).
 #
 # Note: busybox's `wget -T` segfaults on these machines; in containers use
@@ -52,6 +53,11 @@ build_rootfs() {
 		root:x:0:
 		nogroup:x:65534:
 	EOF
+	# podnet's static test tool (make build puts it in bin/): UDP and TCP
+	# servers that name their peers, which busybox-static lacks.
+	if [[ -x $NETCHECK ]]; then
+		install -m 0755 "$NETCHECK" "$root/bin/netcheck"
+	fi
 }
 
 # write_tar FILE: the image's root fs as a tar in FILE.
@@ -66,6 +72,7 @@ write_tar() {
 
 main() {
 	BUSYBOX=${BUSYBOX:-/bin/busybox}
+	NETCHECK=${NETCHECK:-$(cd "$(dirname "$0")/.." && pwd)/bin/netcheck}
 	[[ -x $BUSYBOX ]] || die "$BUSYBOX is missing: apt-get install busybox-static"
 	case ${1:-} in
 	-h | --help) usage; return 0 ;;

@@ -38,6 +38,7 @@ type config struct {
 	MTU            int
 	LogLevel       string
 	LogFormat      string
+	LogOutput      string
 }
 
 func defaultConfig() *config {
@@ -62,6 +63,7 @@ func defaultConfig() *config {
 		MTU:            1500,
 		LogLevel:       "info",
 		LogFormat:      "text",
+		LogOutput:      "stderr",
 	}
 }
 
@@ -92,6 +94,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.IntVar(&c.MTU, "default-mtu", c.MTU, "MTU of bridge networks created without an mtu option")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	f.StringVar(&c.LogOutput, "log-output", c.LogOutput, "stderr or stdout (a managed plugin logs to stdout: dockerd files plugin stderr as errors)")
 	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return fromEnv(cmd)
 	}

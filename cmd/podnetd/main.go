@@ -48,7 +48,15 @@ func newRootCmd() *cobra.Command {
 	return root
 }
 
-func newLogger(level, format string) (*slog.Logger, error) {
+func newLogger(level, format, output string) (*slog.Logger, error) {
+	w := os.Stderr
+	switch output {
+	case "stderr":
+	case "stdout":
+		w = os.Stdout
+	default:
+		return nil, fmt.Errorf("--log-output %q: want stderr or stdout", output)
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
@@ -56,9 +64,9 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(format) {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

@@ -27,7 +27,7 @@ func run(parent context.Context, cfg *config) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, cfg.LogOutput)
 	if err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func registerHost(ctx context.Context, st *store.Store, cfg *config, log *slog.L
 
 // cleanup removes podnet's kernel state (uninstall, tests).
 func cleanup(ctx context.Context, cfg *config) error {
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, cfg.LogOutput)
 	if err != nil {
 		return err
 	}

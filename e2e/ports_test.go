@@ -1,0 +1,103 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// webArgs runs busybox httpd serving the image's /etc on port 80.
+func webArgs(args ...string) []string {
+	return append(args, TestImage, "httpd", "-f", "-p", "80", "-h", "/etc")
+}
+
+// TestPublishedPorts: docker run -p on a podnet network, from every vantage
+// point a user has: an outside client (which the container sees as
+// itself), the host on its own address and on 127.0.0.1, another container
+// (hairpin), TCP and UDP, a host IP, a range, an ephemeral port; and the
+// rules are gone when the container stops.
+func TestPublishedPorts(t *testing.T) {
+	l := single(t)
+	podnetNet(t, l, "h1", "pub", "--subnet", "10.60.0.0/24")
+	host := l.HostIP("h1")
+	run(t, l, "h1", "web", webArgs("--network", "pub", "-p", "8080:80", "-p", "127.0.0.1:8081:80")...)
+	run(t, l, "h1", "peer", sleeper("--network", "pub")...)
+
+	get := func(what string, f func() (string, error)) {
+		t.Helper()
+		WaitFor(t, shortWait, func() (bool, string) {
+			out, err := f()
+			return err == nil && strings.Contains(out, "root:"), fmt.Sprintf("%s: %v %s", what, err, out)
+		})
+	}
+	get("outside client → host:8080", func() (string, error) { return curlClient(l, "http://"+host+":8080/passwd") })
+	get("host → its own address:8080", func() (string, error) { return curl(l, "h1", "http://"+host+":8080/passwd") })
+	get("host → 127.0.0.1:8080", func() (string, error) { return curl(l, "h1", "http://127.0.0.1:8080/passwd") })
+	get("host → 127.0.0.1:8081", func() (string, error) { return curl(l, "h1", "http://127.0.0.1:8081/passwd") })
+	get("hairpin: container → host:8080", func() (string, error) { return fetch(l, "h1", "peer", "http://"+host+":8080/passwd") })
+	get("container → itself via host:8080", func() (string, error) { return fetch(l, "h1", "web", "http://"+host+":8080/passwd") })
+	if out, err := curlClient(l, "http://"+host+":8081/passwd"); err == nil {
+		t.Fatalf("port published on 127.0.0.1 answered on %s: %s", host, out)
+	}
+
+	// The container sees the outside client's own address (tcpsvd -v logs
+	// the peer of every connection).
+	run(t, l, "h1", "tcpsrv", append([]string{"--network", "pub", "-p", "9090:9000", TestImage}, "netcheck", "tcp-server", "9000")...)
+	WaitFor(t, shortWait, func() (bool, string) {
+		_, _ = l.Client("sh", "-c", fmt.Sprintf("timeout 2 busybox nc %s 9090 </dev/null", host))
+		out, _ := l.Docker("h1", "logs", "tcpsrv")
+		return strings.Contains(out, "from "+l.ClientIP()+":"), out
+	})
+
+	// UDP, from the client and from the host.
+	run(t, l, "h1", "udpsrv", append([]string{"--network", "pub", "-p", "5353:53/udp", TestImage}, "netcheck", "udp-server", "53")...)
+	WaitFor(t, shortWait, func() (bool, string) {
+		_, _ = l.Client("bash", "-c", fmt.Sprintf("echo hello-udp >/dev/udp/%s/5353", host))
+		out, _ := l.Docker("h1", "logs", "udpsrv")
+		return strings.Contains(out, "from "+l.ClientIP()+":") && strings.Contains(out, "hello-udp"), out
+	})
+	if out, err := l.Exec("h1", "netcheck", "udp-send", "127.0.0.1:5353", "from-host"); err != nil || !strings.Contains(out, "echo from-host") {
+		t.Fatalf("UDP from the host to 127.0.0.1:5353: %v %s", err, out)
+	}
+
+	// A busy host port is refused, naming it; nothing is left of the attempt.
+	dockerFails(t, l, "h1", []string{"8080/tcp", "already published"}, webArgs("run", "--rm", "--network", "pub", "-p", "8080:80")...)
+
+	// Ranges take the first free port; -p 80 takes an ephemeral one.
+	run(t, l, "h1", "r1", webArgs("--network", "pub", "-p", "8090-8095:80")...)
+	run(t, l, "h1", "r2", webArgs("--network", "pub", "-p", "8090-8095:80")...)
+	run(t, l, "h1", "eph", webArgs("--network", "pub", "-p", "80")...)
+	if p := endpointOf(t, l, "h1", "r1", "pub").Ports; len(p) != 1 || p[0].HostPort != 8090 {
+		t.Fatalf("r1 ports: %+v", p)
+	}
+	if p := endpointOf(t, l, "h1", "r2", "pub").Ports; len(p) != 1 || p[0].HostPort != 8091 {
+		t.Fatalf("r2 ports: %+v", p)
+	}
+	eph := endpointOf(t, l, "h1", "eph", "pub").Ports
+	lo, hi := 0, 0
+	fmt.Sscanf(l.MustExec(t, "h1", "cat", "/proc/sys/net/ipv4/ip_local_port_range"), "%d %d", &lo, &hi)
+	if len(eph) != 1 || eph[0].HostPort < lo || eph[0].HostPort > hi {
+		t.Fatalf("ephemeral port %+v outside %d-%d", eph, lo, hi)
+	}
+	get("ephemeral port", func() (string, error) {
+		return curlClient(l, fmt.Sprintf("http://%s:%d/passwd", host, eph[0].HostPort))
+	})
+	get("range port", func() (string, error) { return curlClient(l, "http://"+host+":8091/passwd") })
+	mustContain(t, "podnetd logs the ports it chose", l.MustExec(t, "h1", "cat", l.HostDir("h1")+"/podnetd.log"),
+		fmt.Sprintf(":%d->", eph[0].HostPort))
+
+	// Stopping the container removes its rules.
+	l.MustDocker(t, "h1", "stop", "-t", "1", "web")
+	if out, err := curlClient(l, "http://"+host+":8080/passwd"); err == nil {
+		t.Fatalf("port still answers after the container stopped: %s", out)
+	}
+	maps := l.MustExec(t, "h1", "nft", "list", "table", "inet", "podnet")
+	if strings.Contains(maps, ". 8080 ") || strings.Contains(maps, ". 8081 ") {
+		t.Fatalf("map elements of the stopped container remain:\n%s", maps)
+	}
+	// And a new container can take the port at once.
+	run(t, l, "h1", "web2", webArgs("--network", "pub", "-p", "8080:80")...)
+	get("port re-published", func() (string, error) { return curlClient(l, "http://"+host+":8080/passwd") })
+}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/podnet/podnet/admin"
@@ -15,21 +17,62 @@ import (
 	"github.com/podnet/podnet/store"
 )
 
+// adminDeps is filled in once podnetd is ready; the admin socket opens
+// before that (podnetctl status must answer while etcd is still coming up).
 type adminDeps struct {
 	store    *store.Store
 	driver   *driver.Driver
 	ipam     *ipam.IPAM
 	rec      *reconcile.Reconciler
-	started  time.Time
 	embedded bool
 }
 
-func serveAdmin(ctx context.Context, cfg *config, d adminDeps, log *slog.Logger) error {
+type adminServer struct {
+	cfg     *config
+	started time.Time
+	deps    atomic.Pointer[adminDeps]
+	readyCh chan struct{}
+}
+
+func newAdminServer(cfg *config) *adminServer {
+	return &adminServer{cfg: cfg, started: time.Now(), readyCh: make(chan struct{})}
+}
+
+// setReady publishes the dependencies and releases waiting calls.
+func (a *adminServer) setReady(d *adminDeps) {
+	a.deps.Store(d)
+	close(a.readyCh)
+}
+
+var errStarting = errors.New("podnetd is still starting (connecting to etcd, restoring state); retry shortly")
+
+// ready waits (up to 30 s) for podnetd to be ready and returns the
+// dependencies, or errStarting.
+func (a *adminServer) ready(ctx context.Context) (*adminDeps, error) {
+	t := time.NewTimer(30 * time.Second)
+	defer t.Stop()
+	select {
+	case <-a.readyCh:
+		return a.deps.Load(), nil
+	case <-t.C:
+		return nil, errStarting
+	case <-ctx.Done():
+		return nil, errStarting
+	}
+}
+
+func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
+	cfg := a.cfg
 	routes := admin.Routes{
 		"GET /v1/status": func(ctx context.Context, _ *http.Request) (any, error) {
-			s := admin.Status{Host: cfg.HostName, Version: version, Started: d.started, Ready: true,
-				EtcdEndpoints: d.store.Endpoints(), EtcdEmbedded: d.embedded, PluginSocket: cfg.PluginSocket,
-				Modes: d.driver.Modes(), Networks: len(d.driver.Networks()), Endpoints: len(d.driver.Endpoints())}
+			s := admin.Status{Host: cfg.HostName, Version: version, Started: a.started, PluginSocket: cfg.PluginSocket}
+			d := a.deps.Load()
+			if d == nil {
+				s.EtcdError = errStarting.Error()
+				return s, nil
+			}
+			s.Ready, s.EtcdEndpoints, s.EtcdEmbedded = true, d.store.Endpoints(), d.embedded
+			s.Modes, s.Networks, s.Endpoints = d.driver.Modes(), len(d.driver.Networks()), len(d.driver.Endpoints())
 			if err := d.store.Ping(ctx); err != nil {
 				s.EtcdError = err.Error()
 			} else {
@@ -37,26 +80,41 @@ func serveAdmin(ctx context.Context, cfg *config, d adminDeps, log *slog.Logger)
 			}
 			return s, nil
 		},
-		"GET /v1/networks": func(context.Context, *http.Request) (any, error) {
+		"GET /v1/networks": func(ctx context.Context, _ *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
 			ns := d.driver.Networks()
 			sort.Slice(ns, func(i, j int) bool { return ns[i].Created.Before(ns[j].Created) })
 			return ns, nil
 		},
-		"GET /v1/endpoints": func(context.Context, *http.Request) (any, error) {
+		"GET /v1/endpoints": func(ctx context.Context, _ *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
 			es := d.driver.Endpoints()
 			sort.Slice(es, func(i, j int) bool { return es[i].Created.Before(es[j].Created) })
 			return es, nil
 		},
 		"GET /v1/pools": func(ctx context.Context, _ *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
 			return d.ipam.Pools(ctx)
 		},
 		"POST /v1/gc": func(ctx context.Context, r *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
 			if d.rec == nil {
 				return nil, admin.UserError{Err: errNoDocker}
 			}
 			grace := cfg.GCGrace
 			if g := r.URL.Query().Get("grace"); g != "" {
-				var err error
 				if grace, err = time.ParseDuration(g); err != nil {
 					return nil, admin.UserError{Err: fmt.Errorf("grace %q: %w", g, err)}
 				}
@@ -75,8 +133,4 @@ func serveAdmin(ctx context.Context, cfg *config, d adminDeps, log *slog.Logger)
 	return admin.Serve(ctx, cfg.AdminSocket, routes, log)
 }
 
-type constErr string
-
-func (e constErr) Error() string { return string(e) }
-
-const errNoDocker = constErr("garbage collection needs the Docker API, which podnetd could not reach (see --docker-host)")
+var errNoDocker = errors.New("garbage collection needs the Docker API, which podnetd could not reach (see --docker-host)")

@@ -43,6 +43,9 @@ func run(parent context.Context, cfg *config) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, l) }()
 	log.Info("plugin socket open", "socket", cfg.PluginSocket, "driver", driverName(cfg.PluginSocket), "version", version)
+	adm := newAdminServer(cfg)
+	adminErr := make(chan error, 1)
+	go func() { adminErr <- adm.serve(ctx, log) }()
 
 	st, closeStore, embedded, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -80,7 +83,6 @@ func run(parent context.Context, cfg *config) error {
 		// network on the host down with it.
 		log.Error("restore incomplete", "err", err)
 	}
-	started := time.Now()
 	if err := registerHost(ctx, st, cfg, log); err != nil {
 		return err
 	}
@@ -97,10 +99,7 @@ func run(parent context.Context, cfg *config) error {
 			Interval: cfg.GCInterval, Grace: cfg.GCGrace})
 		go rec.Run(ctx)
 	}
-	adminErr := make(chan error, 1)
-	go func() {
-		adminErr <- serveAdmin(ctx, cfg, adminDeps{store: st, driver: drv, ipam: ipm, rec: rec, started: started, embedded: embedded}, log)
-	}()
+	adm.setReady(&adminDeps{store: st, driver: drv, ipam: ipm, rec: rec, embedded: embedded})
 
 	select {
 	case <-ctx.Done():

@@ -1,0 +1,129 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCleanupCommand: `podnetd cleanup` (uninstall) removes every kernel
+// object podnet made; podnetd restores them all when it starts again.
+func TestCleanupCommand(t *testing.T) {
+	l := single(t)
+	podnetNet(t, l, "h1", "cl", "--subnet", "10.64.0.0/24")
+	run(t, l, "h1", "cl1", webArgs("--network", "cl", "-p", "8580:80")...)
+	run(t, l, "h1", "cl2", sleeper("--network", "cl")...)
+	mustContain(t, "podnet's accept is in Docker's chain", l.MustExec(t, "h1", "iptables", "-S", "DOCKER-USER"), "-j PODNET-FORWARD")
+
+	if err := l.PodnetdStop("h1", false); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = l.PodnetdStart("h1")
+		}
+	})
+	// A clean stop keeps the data plane: containers keep talking.
+	if !ping(l, "h1", "cl2", "cl1") {
+		t.Fatal("a clean podnetd stop broke container traffic")
+	}
+	l.MustExec(t, "h1", "podnetd", "cleanup")
+	if out, err := l.Exec("h1", "nft", "list", "table", "inet", "podnet"); err == nil {
+		t.Fatalf("nftables table left after cleanup:\n%s", out)
+	}
+	if out := l.MustExec(t, "h1", "iptables-save"); strings.Contains(out, "PODNET") {
+		t.Fatalf("iptables rules left after cleanup:\n%s", out)
+	}
+	if vs := links(t, l, "h1", "pn"); len(vs) != 0 {
+		t.Fatalf("links left after cleanup: %v", vs)
+	}
+
+	if err := l.PodnetdStart("h1"); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	// The network and its rules come back; the containers' veths died with
+	// the cleanup, so reconnecting them is Docker's job: restart them.
+	WaitFor(t, shortWait, func() (bool, string) {
+		out, err := l.Exec("h1", "nft", "list", "table", "inet", "podnet")
+		return err == nil && strings.Contains(out, "10.64.0.0/24"), out
+	})
+	l.MustDocker(t, "h1", "restart", "-t", "1", "cl1", "cl2")
+	WaitFor(t, shortWait, func() (bool, string) { return ping(l, "h1", "cl2", "cl1"), "cl2 cannot ping cl1" })
+	WaitFor(t, shortWait, func() (bool, string) {
+		out, err := curlClient(l, "http://"+l.HostIP("h1")+":8580/passwd")
+		return err == nil, fmt.Sprint(err, out)
+	})
+}
+
+// TestEtcdOutage: with every etcd member down, running containers keep
+// their traffic, podnetctl says etcd is unhealthy, and a new container
+// fails fast with an error that names etcd; all recovers when etcd returns.
+func TestEtcdOutage(t *testing.T) {
+	RequirePodnetd(t)
+	l := Shared(t, 1, EtcdCluster)
+	podnetNet(t, l, "h1", "eo", "--subnet", "10.65.0.0/24")
+	run(t, l, "h1", "eo1", sleeper("--network", "eo")...)
+	run(t, l, "h1", "eo2", sleeper("--network", "eo")...)
+	ip2, _ := l.ContainerIP("h1", "eo2", "eo")
+
+	for m := 1; m <= 3; m++ {
+		if err := l.EtcdStop(m, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A member alone has no quorum and never gets healthy: start all three
+	// at once.
+	startAll := func() error {
+		errs := make(chan error, 3)
+		for m := 1; m <= 3; m++ {
+			go func() { errs <- l.EtcdStart(m) }()
+		}
+		var first error
+		for range 3 {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			_ = startAll()
+		}
+	})
+	if !ping(l, "h1", "eo1", ip2) {
+		t.Fatal("container traffic stopped with etcd")
+	}
+	mustContain(t, "podnetctl status", l.MustExec(t, "h1", "podnetctl", "status"), "UNHEALTHY")
+	start := time.Now()
+	out, err := l.Docker("h1", "run", "--rm", "--network", "eo", TestImage, "true")
+	took := time.Since(start)
+	if err == nil {
+		t.Fatalf("a container started without etcd: %s", out)
+	}
+	if !strings.Contains(err.Error(), "etcd unavailable") {
+		t.Fatalf("the error must name etcd: %v", err)
+	}
+	if took > 30*time.Second {
+		t.Fatalf("failing took %v: must be fast", took)
+	}
+	t.Logf("docker run failed after %v: %v", took.Round(100*time.Millisecond), err)
+	if vs := links(t, l, "h1", "pnh"); len(vs) != 2 {
+		t.Fatalf("the failed start left interfaces: %v", vs)
+	}
+
+	if err := startAll(); err != nil {
+		t.Fatal(err)
+	}
+	restored = true
+	WaitFor(t, time.Minute, func() (bool, string) {
+		out, err := l.Docker("h1", "run", "--rm", "--network", "eo", TestImage, "ping", "-c1", "-W2", ip2)
+		return err == nil, fmt.Sprint(err, out)
+	})
+}

@@ -149,7 +149,11 @@ func (d *Driver) DeleteEndpoint(ctx context.Context, r *network.DeleteEndpointRe
 	defer d.netMu.RUnlock()
 	ep, ok := d.endpoint(r.EndpointID)
 	if !ok {
-		return d.cfg.Store.Delete(ctx, store.EndpointKey(d.cfg.Host, r.EndpointID))
+		_, _, err := d.cfg.Store.Txn(ctx, nil, []store.Op{
+			store.Delete(store.EndpointKey(d.cfg.Host, r.EndpointID)),
+			store.Delete(store.EndpointMetaKey(d.cfg.Host, r.EndpointID)),
+		})
+		return err
 	}
 	n, err := d.network(ep.Network)
 	if err != nil {
@@ -170,7 +174,10 @@ func (d *Driver) removeEndpoint(ctx context.Context, n *store.Network, ep *store
 			errs = append(errs, err)
 		}
 	}
-	if err := d.cfg.Store.Delete(ctx, store.EndpointKey(d.cfg.Host, ep.ID)); err != nil {
+	if _, _, err := d.cfg.Store.Txn(ctx, nil, []store.Op{
+		store.Delete(store.EndpointKey(d.cfg.Host, ep.ID)),
+		store.Delete(store.EndpointMetaKey(d.cfg.Host, ep.ID)),
+	}); err != nil {
 		errs = append(errs, err)
 	}
 	d.mu.Lock()

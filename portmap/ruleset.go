@@ -208,9 +208,15 @@ func forwardRules(prefix string, nets []Network) []ruleDef {
 	for _, n := range nets {
 		if n.Internal {
 			id := shortID(n.ID)
+			out := []frag{iif(n.Bridge), oifNot(n.Bridge)}
+			in := []frag{oif(n.Bridge), iifNot(n.Bridge)}
+			if n.Uplink != "" {
+				out = append(out, oifNot(n.Uplink))
+				in = append(in, iifNot(n.Uplink))
+			}
 			rules = append(rules,
-				newRule(chainForward, "internal net "+id, iif(n.Bridge), oifNot(n.Bridge), verdict(expr.VerdictDrop)),
-				newRule(chainForward, "internal net "+id, oif(n.Bridge), iifNot(n.Bridge), verdict(expr.VerdictDrop)))
+				newRule(chainForward, "internal net "+id, append(out, verdict(expr.VerdictDrop))...),
+				newRule(chainForward, "internal net "+id, append(in, verdict(expr.VerdictDrop))...))
 		}
 	}
 	rules = append(rules, newRule(chainForward, "published ports", ctStatusDNAT(), verdict(expr.VerdictAccept)))

@@ -150,3 +150,20 @@ func TestIPTablesWantRules(t *testing.T) {
 		t.Fatalf("rules %q, want %q", got, want)
 	}
 }
+
+func TestInternalNetworkKeepsItsUplink(t *testing.T) {
+	rules := forwardRules("pn-", []Network{{ID: "abcdef0123456789", Bridge: "pn-abcdef012345", Internal: true, Uplink: "pnx4096"}})
+	var texts []string
+	for _, r := range rules {
+		texts = append(texts, r.text)
+	}
+	want := []string{
+		`iifname "pn-abcdef012345" oifname != "pn-abcdef012345" oifname != "pnx4096" drop comment "internal net abcdef012345"`,
+		`oifname "pn-abcdef012345" iifname != "pn-abcdef012345" iifname != "pnx4096" drop comment "internal net abcdef012345"`,
+	}
+	for i, w := range want {
+		if texts[i] != w {
+			t.Fatalf("rule %d:\n got %s\nwant %s", i, texts[i], w)
+		}
+	}
+}

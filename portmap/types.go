@@ -28,8 +28,14 @@ type Network struct {
 	// Masquerade NATs traffic from Subnets to destinations outside every
 	// podnet subnet (pod-to-pod traffic is never masqueraded).
 	Masquerade bool
-	// Internal forbids any traffic between Bridge and other interfaces.
+	// Internal forbids any traffic between Bridge and other interfaces
+	// except Uplink.
 	Internal bool
+	// Uplink is the interface that carries the network to other hosts
+	// (its VXLAN device), or "" for a single-host network. Traffic between
+	// Bridge and Uplink is the network talking to itself: an Internal
+	// multi-host network keeps it.
+	Uplink string
 }
 
 // Binding is one port binding as Docker asked for it (one entry of

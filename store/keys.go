@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"strings"
 )
@@ -19,6 +20,8 @@ import (
 //	lnets/<pool>                          LogicalNetwork the cross-host definition of a network
 //	networks/<host>/<docker network id>   Network       one Docker network on one host
 //	endpoints/<host>/<docker endpoint id> Endpoint      one Docker endpoint on one host
+//	epmeta/<host>/<docker endpoint id>    EndpointMeta  its container's name, labels, readiness
+//	vnis/<vni>                            VNIClaim      a VXLAN VNI taken by a logical network
 //
 // <pool> and <block> are CIDRs with "/" written as "-" (10.1.0.0-16,
 // fd00::-64). Address keys are the address in fixed-width hex so that
@@ -105,3 +108,20 @@ func EndpointsPrefix(host string) string {
 
 // EndpointKey is one Docker endpoint on one host.
 func EndpointKey(host, id string) string { return EndpointsPrefix(host) + id }
+
+// EndpointMetaPrefix lists endpoint metadata of one host ("" for all).
+func EndpointMetaPrefix(host string) string {
+	if host == "" {
+		return "epmeta/"
+	}
+	return "epmeta/" + host + "/"
+}
+
+// EndpointMetaKey is the container metadata of one endpoint.
+func EndpointMetaKey(host, id string) string { return EndpointMetaPrefix(host) + id }
+
+// VNIsPrefix lists claimed VNIs.
+const VNIsPrefix = "vnis/"
+
+// VNIKey is the claim of one VNI.
+func VNIKey(vni int) string { return fmt.Sprintf("%s%d", VNIsPrefix, vni) }

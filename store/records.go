@@ -74,13 +74,30 @@ type Address struct {
 // first pool: every host that creates a Docker network on that subnet must
 // agree with it.
 type LogicalNetwork struct {
+	// Name is set when an operator defined the network with `podnetctl
+	// network create`: every podnetd then creates a Docker network of that
+	// name on its host, and the definition outlives the Docker networks.
 	Name    string            `json:"name,omitempty"`
 	Subnets []string          `json:"subnets"`
 	Mode    string            `json:"mode"`
 	MTU     int               `json:"mtu,omitempty"`
 	VNI     int               `json:"vni,omitempty"`
 	Options map[string]string `json:"options,omitempty"`
-	Created time.Time         `json:"created"`
+	// Gateways and IPRanges per subnet, and Internal, for the Docker
+	// networks podnetd creates from a named definition.
+	Gateways map[string]string `json:"gateways,omitempty"`
+	IPRanges map[string]string `json:"ipRanges,omitempty"`
+	Internal bool              `json:"internal,omitempty"`
+	IPv6     bool              `json:"ipv6,omitempty"`
+	// Deleting is set by `podnetctl network rm`: every podnetd removes its
+	// Docker network, and the last one deletes the definition.
+	Deleting bool      `json:"deleting,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
+// VNIClaim reserves a VXLAN network identifier for one logical network.
+type VNIClaim struct {
+	Pool string `json:"pool"`
 }
 
 // Subnet is one IPAM subnet of a Docker network.
@@ -125,10 +142,27 @@ type Endpoint struct {
 	HostVeth string `json:"hostVeth,omitempty"`
 	PeerVeth string `json:"peerVeth,omitempty"`
 	// Ports are the published ports (docker run -p) as programmed.
-	Ports []PortMapping `json:"ports,omitempty"`
-	// Container and Name are filled in asynchronously from Docker.
-	Container string            `json:"container,omitempty"`
-	Name      string            `json:"name,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Created   time.Time         `json:"created"`
+	Ports   []PortMapping `json:"ports,omitempty"`
+	Created time.Time     `json:"created"`
+}
+
+// EndpointMeta is what Docker knows about an endpoint's container, written
+// asynchronously by the Docker watcher (never by a plugin request, which
+// may not call Docker). It lives in its own key so that the watcher and the
+// driver never overwrite each other's writes; the driver deletes it with
+// the endpoint.
+type EndpointMeta struct {
+	Endpoint  string `json:"endpoint"`
+	Network   string `json:"network"`
+	Container string `json:"container"`
+	// Name is the container name; Aliases its network aliases.
+	Name    string            `json:"name"`
+	Aliases []string          `json:"aliases,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	IPv4    string            `json:"ipv4,omitempty"` // plain IP
+	IPv6    string            `json:"ipv6,omitempty"` // plain IP
+	// Ready is true while the container runs and is not unhealthy (a
+	// container without a health check is ready when running).
+	Ready   bool      `json:"ready"`
+	Updated time.Time `json:"updated"`
 }

@@ -244,3 +244,17 @@ func ipNetToPrefix(n *net.IPNet) (netip.Prefix, bool) {
 	ones, _ := n.Mask.Size()
 	return netip.PrefixFrom(a.Unmap(), ones).Masked(), true
 }
+
+// EnsureLocalAddr puts addr (as a /32 or /128) on link name, e.g. the
+// cluster DNS address on lo (ip addr replace ADDR/32 dev lo).
+func (k *Kernel) EnsureLocalAddr(name string, addr netip.Addr) error {
+	l, err := k.NL.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", name, err)
+	}
+	p := netip.PrefixFrom(addr, addr.BitLen())
+	if err := k.NL.AddrReplace(l, &netlink.Addr{IPNet: prefixToIPNet(p)}); err != nil {
+		return fmt.Errorf("add %s to %s: %w", p, name, err)
+	}
+	return nil
+}

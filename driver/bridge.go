@@ -75,7 +75,13 @@ func (b *bridgeMode) createNetwork(n *store.Network) error {
 		{"net/ipv4/neigh/" + n.Bridge + "/proxy_delay", "0"},
 	}
 	if len(n.IPv6) > 0 {
-		sysctls = append(sysctls, [2]string{"net/ipv6/conf/all/forwarding", "1"})
+		sysctls = append(sysctls,
+			[2]string{"net/ipv6/conf/all/forwarding", "1"},
+			// A fresh bridge's link-local address stays tentative for ~1 s
+			// under DAD, and until then the kernel sends no neighbor
+			// solicitations from it: forwarding to containers stalls.
+			[2]string{"net/ipv6/conf/" + n.Bridge + "/accept_dad", "0"},
+			[2]string{"net/ipv6/neigh/" + n.Bridge + "/proxy_delay", "0"})
 	}
 	for _, s := range sysctls {
 		if err := b.k.Sysctl(s[0], s[1]); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
@@ -32,6 +33,10 @@ type Config struct {
 	Logger *slog.Logger
 	// DefaultMTU for bridge networks without an mtu option (default 1500).
 	DefaultMTU int
+	// Overlay enables vxlan mode (nil: single-host modes only, and
+	// OverlayUnavailable says why, for the error a user sees).
+	Overlay            Overlay
+	OverlayUnavailable string
 }
 
 // Driver implements the NetworkDriver side of the plugin. Its maps are a
@@ -77,9 +82,13 @@ func New(cfg Config) (*Driver, error) {
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, k: cfg.Kernel,
 		nets: map[string]*store.Network{}, eps: map[string]*store.Endpoint{}}
+	br := &bridgeMode{k: cfg.Kernel, log: cfg.Logger}
 	d.modes = map[string]mode{
-		ModeBridge: &bridgeMode{k: cfg.Kernel, log: cfg.Logger},
+		ModeBridge: br,
 		ModeNone:   noneMode{},
+	}
+	if cfg.Overlay != nil {
+		d.modes[ModeVXLAN] = &vxlanMode{bridge: br, ov: cfg.Overlay}
 	}
 	return d, nil
 }
@@ -112,6 +121,14 @@ func (d *Driver) endpoint(id string) (*store.Endpoint, bool) {
 	return ep, ok
 }
 
+// HasNetwork reports whether id is a podnet network on this host.
+func (d *Driver) HasNetwork(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.nets[id]
+	return ok
+}
+
 // Networks returns a copy of this host's networks.
 func (d *Driver) Networks() []store.Network {
 	d.mu.Lock()
@@ -136,6 +153,9 @@ func (d *Driver) Endpoints() []store.Endpoint {
 
 func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
 	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal}
+	if n.Mode == ModeVXLAN {
+		pn.Uplink = overlay.DeviceName(n.VNI)
+	}
 	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
 		if p, err := netip.ParsePrefix(s.Pool); err == nil {
 			pn.Subnets = append(pn.Subnets, p)

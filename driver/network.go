@@ -7,17 +7,22 @@ import (
 	"maps"
 	"strings"
 
+	"github.com/podnet/podnet/netdef"
+
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/store"
 )
 
-// CreateNetwork validates the request, checks it against the cluster-wide
-// definition of the subnet, creates the kernel objects, records the network
-// and programs its NAT/filter rules. On any failure everything done so far
-// is undone.
+// CreateNetwork validates the request, claims or checks the cluster-wide
+// definition of its subnet (inheriting what the request leaves out),
+// creates the kernel objects, records the network and programs its
+// NAT/filter rules. On any failure everything done so far is undone.
 func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequest) (err error) {
 	o, err := parseOptions(r, d.Modes())
 	if err != nil {
+		if strings.Contains(err.Error(), "not available") && d.cfg.OverlayUnavailable != "" {
+			err = fmt.Errorf("%w; vxlan needs podnetd's multi-host setup: %s", err, d.cfg.OverlayUnavailable)
+		}
 		return err
 	}
 	d.netMu.Lock()
@@ -28,19 +33,27 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	n := d.newRecord(r.NetworkID, o)
 	m := d.modes[n.Mode]
 
-	lnetCreated, err := d.claimLogicalNetwork(ctx, n)
-	if err != nil {
-		return err
-	}
 	success := false
-	defer func() {
-		if success {
-			return
+	if pool := netdef.FirstPool(n); pool.IsValid() {
+		def, created, err := netdef.Claim(ctx, d.cfg.Store, netdef.Request{
+			Pool: pool, Subnets: subnetList(n), Mode: n.Mode, MTU: o.MTU, VNI: o.VNI,
+			NeedVNI: n.Mode == ModeVXLAN, Options: podnetOptions(o.Raw), DefaultMTU: d.defaultMTU(n.Mode)})
+		if err != nil {
+			return err
 		}
-		if lnetCreated {
-			_ = d.cfg.Store.Delete(context.WithoutCancel(ctx), store.LNetKey(firstPool(n)))
+		if created {
+			defer func() {
+				if !success {
+					_ = netdef.Release(context.WithoutCancel(ctx), d.cfg.Store, pool)
+				}
+			}()
 		}
-	}()
+		if err := d.applyDefinition(n, o, def); err != nil {
+			return err
+		}
+	} else if n.MTU == 0 {
+		n.MTU = d.defaultMTU(n.Mode)
+	}
 
 	if err := m.createNetwork(n); err != nil {
 		_ = m.deleteNetwork(n)
@@ -69,17 +82,14 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	d.mu.Unlock()
 	success = true
 	d.log.Info("network created", "network", short(n.ID), "mode", n.Mode, "bridge", n.Bridge,
-		"subnets", subnetList(n), "mtu", n.MTU, "internal", n.Internal, "masquerade", n.Masquerade)
+		"subnets", subnetList(n), "mtu", n.MTU, "vni", n.VNI, "internal", n.Internal, "masquerade", n.Masquerade)
 	return nil
 }
 
 func (d *Driver) newRecord(id string, o *netOptions) *store.Network {
 	n := &store.Network{ID: id, Host: d.cfg.Host, Mode: o.Mode, MTU: o.MTU, Internal: o.Internal,
 		Masquerade: o.Masquerade && !o.Internal, Options: o.Raw, Created: now()}
-	if n.MTU == 0 {
-		n.MTU = d.cfg.DefaultMTU
-	}
-	if n.Mode == ModeBridge {
+	if n.Mode == ModeBridge || n.Mode == ModeVXLAN {
 		n.Bridge = bridgeName(id)
 	}
 	for _, s := range o.V4 {
@@ -89,6 +99,42 @@ func (d *Driver) newRecord(id string, o *netOptions) *store.Network {
 		n.IPv6 = append(n.IPv6, toStoreSubnet(s))
 	}
 	return n
+}
+
+// applyDefinition takes MTU, VNI and the podnet.* options this host's
+// request left out from the cluster-wide definition.
+func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.LogicalNetwork) error {
+	n.MTU, n.VNI = def.MTU, def.VNI
+	if n.MTU == 0 {
+		n.MTU = d.defaultMTU(n.Mode) // a named definition left it to each host
+	}
+	merged := maps.Clone(o.Raw)
+	for k, v := range def.Options {
+		if _, ok := merged[k]; !ok {
+			merged[k] = v
+		}
+	}
+	n.Options = merged
+	inherited := *o
+	inherited.Raw = merged
+	if err := inherited.parseFlags(); err != nil {
+		return err
+	}
+	n.Masquerade = inherited.Masquerade && !n.Internal
+	if n.Mode == ModeVXLAN && d.cfg.Overlay != nil {
+		if max := d.cfg.Overlay.DefaultMTU(); n.MTU > max {
+			return fmt.Errorf("mtu %d is too large for vxlan over this host's underlay (at most %d: the underlay MTU minus 50)", n.MTU, max)
+		}
+	}
+	return nil
+}
+
+// defaultMTU is the MTU of a new network whose request gave none.
+func (d *Driver) defaultMTU(mode string) int {
+	if mode == ModeVXLAN && d.cfg.Overlay != nil {
+		return d.cfg.Overlay.DefaultMTU()
+	}
+	return d.cfg.DefaultMTU
 }
 
 func toStoreSubnet(s subnet) store.Subnet {
@@ -118,66 +164,6 @@ func (d *Driver) checkLocalOverlap(id string, o *netOptions) error {
 		}
 	}
 	return nil
-}
-
-// claimLogicalNetwork records (or checks against) the cluster-wide
-// definition of the network keyed by its first pool: every host creating a
-// Docker network on that subnet must agree on mode and MTU. It reports
-// whether this call created the definition.
-func (d *Driver) claimLogicalNetwork(ctx context.Context, n *store.Network) (bool, error) {
-	if len(n.IPv4) == 0 && len(n.IPv6) == 0 {
-		return false, nil
-	}
-	want := store.LogicalNetwork{Subnets: subnetList(n), Mode: n.Mode, MTU: n.MTU, VNI: n.VNI,
-		Options: podnetOptions(n.Options), Created: now()}
-	key := store.LNetKey(firstPool(n))
-	_, err := d.cfg.Store.Create(ctx, key, want)
-	if err == nil {
-		return true, nil
-	}
-	if !errors.Is(err, store.ErrExists) {
-		return false, fmt.Errorf("record network definition for %s: %w", firstPool(n), err)
-	}
-	var have store.LogicalNetwork
-	if _, err := d.cfg.Store.Get(ctx, key, &have); err != nil {
-		return false, fmt.Errorf("read network definition for %s: %w", firstPool(n), err)
-	}
-	if diff := lnetDiff(have, want); diff != "" {
-		return false, fmt.Errorf("subnet %s is already defined in the cluster as %s; this request has %s: create the network with the same options on every host",
-			firstPool(n), describeLNet(have), diff)
-	}
-	return false, nil
-}
-
-func lnetDiff(have, want store.LogicalNetwork) string {
-	var d []string
-	if have.Mode != want.Mode {
-		d = append(d, "mode "+want.Mode)
-	}
-	if have.MTU != want.MTU {
-		d = append(d, fmt.Sprintf("mtu %d", want.MTU))
-	}
-	if have.VNI != 0 && want.VNI != 0 && have.VNI != want.VNI {
-		d = append(d, fmt.Sprintf("vni %d", want.VNI))
-	}
-	if strings.Join(have.Subnets, ",") != strings.Join(want.Subnets, ",") {
-		d = append(d, "subnets "+strings.Join(want.Subnets, ","))
-	}
-	if !maps.Equal(have.Options, want.Options) {
-		d = append(d, fmt.Sprintf("options %v", want.Options))
-	}
-	return strings.Join(d, ", ")
-}
-
-func describeLNet(l store.LogicalNetwork) string {
-	s := fmt.Sprintf("mode %s, mtu %d, subnets %s", l.Mode, l.MTU, strings.Join(l.Subnets, ","))
-	if l.VNI != 0 {
-		s += fmt.Sprintf(", vni %d", l.VNI)
-	}
-	if len(l.Options) > 0 {
-		s += fmt.Sprintf(", options %v", l.Options)
-	}
-	return s
 }
 
 // podnetOptions keeps the options that must agree across hosts.
@@ -247,33 +233,9 @@ func (d *Driver) deleteNetworkLocked(ctx context.Context, id string) error {
 // releaseLogicalNetwork deletes the cluster-wide definition when no host
 // has a Docker network on its subnet any more.
 func (d *Driver) releaseLogicalNetwork(ctx context.Context, n *store.Network) error {
-	if len(n.IPv4) == 0 && len(n.IPv6) == 0 {
+	pool := netdef.FirstPool(n)
+	if !pool.IsValid() {
 		return nil
 	}
-	pool := firstPool(n)
-	kvs, _, err := d.cfg.Store.List(ctx, store.NetworksPrefix(""))
-	if err != nil {
-		return err
-	}
-	for _, kv := range kvs {
-		var other store.Network
-		if kv.Decode(&other) == nil && other.ID != n.ID && len(subnetList(&other)) > 0 && firstPool(&other) == pool {
-			return nil
-		}
-	}
-	var l store.LogicalNetwork
-	rev, err := d.cfg.Store.Get(ctx, store.LNetKey(pool), &l)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if l.Name != "" {
-		return nil // defined by an operator (podnetctl network create): keep
-	}
-	if err := d.cfg.Store.DeleteIf(ctx, store.LNetKey(pool), rev); err != nil && !errors.Is(err, store.ErrConflict) {
-		return err
-	}
-	return nil
+	return netdef.Release(ctx, d.cfg.Store, pool)
 }

@@ -54,7 +54,9 @@ var knownOptions = map[string][]string{
 // netOptions is a validated CreateNetwork request.
 type netOptions struct {
 	Mode       string
-	MTU        int // 0 = mode default
+	MTU        int // 0 = not given: inherited or the mode's default
+	VNI        int // 0 = not given
+	Direct     bool
 	Masquerade bool
 	Internal   bool
 	IPv6       bool
@@ -106,12 +108,15 @@ func parseOptions(r *network.CreateNetworkRequest, supported []string) (*netOpti
 	if err := o.parseMTU(); err != nil {
 		return nil, err
 	}
-	if v, ok := o.Raw[optMasquerade]; ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("option %s=%q: want true or false", optMasquerade, v)
+	if err := o.parseFlags(); err != nil {
+		return nil, err
+	}
+	if v, ok := o.Raw[optVNI]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > 1<<24-1 {
+			return nil, fmt.Errorf("option %s=%q: a VNI is a number from 1 to 16777215", optVNI, v)
 		}
-		o.Masquerade = b
+		o.VNI = n
 	}
 	o.Internal = r.Options[labelInternal] == true
 	o.IPv6 = r.Options[labelIPv6] == true
@@ -126,6 +131,21 @@ func parseOptions(r *network.CreateNetworkRequest, supported []string) (*netOpti
 		return nil, fmt.Errorf("network has no subnet: create it with --ipam-driver podnet")
 	}
 	return o, nil
+}
+
+// parseFlags reads the boolean podnet.* options.
+func (o *netOptions) parseFlags() error {
+	o.Masquerade, o.Direct = true, false
+	for key, dst := range map[string]*bool{optMasquerade: &o.Masquerade, optDirect: &o.Direct} {
+		if v, ok := o.Raw[key]; ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("option %s=%q: want true or false", key, v)
+			}
+			*dst = b
+		}
+	}
+	return nil
 }
 
 func (o *netOptions) parseMTU() error {

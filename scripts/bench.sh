@@ -246,9 +246,9 @@ cv_note() {
 	local cv
 	cv=$(field "$1" 6)
 	if awk -v c="$cv" 'BEGIN { exit !(c > 0.10) }'; then
-		printf 'FLAG: %s CV %.0f%% > 10%%' "$2" "$(calc "$cv * 100")"
+		printf 'FLAG: %s CV %.1f%% > 10%%' "$2" "$(calc "$cv * 100")"
 	else
-		printf '%s CV %.0f%%' "$2" "$(calc "$cv * 100")"
+		printf '%s CV %.1f%%' "$2" "$(calc "$cv * 100")"
 	fi
 }
 

@@ -54,15 +54,23 @@ func short(id string) string {
 }
 
 func (c *cli) networkCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "network", Short: "podnet networks on this host"}
-	cmd.AddCommand(&cobra.Command{
+	cmd := &cobra.Command{Use: "network", Short: "podnet networks: this host's, or the cluster's definitions"}
+	var clusterView bool
+	ls := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
-		Short:   "list this host's podnet networks",
+		Short:   "list this host's podnet networks (--cluster: every definition and the hosts that have it)",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			ctx, cancel := c.ctx()
 			defer cancel()
+			if clusterView {
+				ls, err := c.clusterNetworks(ctx)
+				if err != nil {
+					return err
+				}
+				return c.printClusterNetworks(ls)
+			}
 			var ns []networkView
 			if err := c.client().Get(ctx, "/v1/networks", &ns); err != nil {
 				return err
@@ -88,7 +96,9 @@ func (c *cli) networkCmd() *cobra.Command {
 				}
 			})
 		},
-	})
+	}
+	ls.Flags().BoolVar(&clusterView, "cluster", false, "list the cluster-wide network definitions instead")
+	cmd.AddCommand(ls, c.networkCreateCmd(), c.networkRmCmd())
 	return cmd
 }
 

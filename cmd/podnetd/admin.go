@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/cluster"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/ipam"
 	"github.com/podnet/podnet/reconcile"
@@ -21,6 +23,7 @@ import (
 // before that (podnetctl status must answer while etcd is still coming up).
 type adminDeps struct {
 	store    *store.Store
+	cluster  *cluster.Manager
 	driver   *driver.Driver
 	ipam     *ipam.IPAM
 	rec      *reconcile.Reconciler
@@ -105,6 +108,45 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 			}
 			return d.ipam.Pools(ctx)
 		},
+		"GET /v1/cluster/networks": func(ctx context.Context, _ *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return d.cluster.Networks(ctx)
+		},
+		"POST /v1/cluster/networks": func(ctx context.Context, r *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
+			var spec cluster.NetworkSpec
+			if err := json.NewDecoder(r.Body).Decode(&spec); err != nil {
+				return nil, admin.UserError{Err: fmt.Errorf("malformed network spec: %w", err)}
+			}
+			return userErr(d.cluster.CreateNetwork(ctx, spec))
+		},
+		"DELETE /v1/cluster/networks/{name}": func(ctx context.Context, r *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return userErr(struct{}{}, d.cluster.RemoveNetwork(ctx, r.PathValue("name")))
+		},
+		"GET /v1/cluster/hosts": func(ctx context.Context, _ *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return d.cluster.Hosts(ctx)
+		},
+		"DELETE /v1/cluster/hosts/{name}": func(ctx context.Context, r *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return userErr(struct{}{}, d.cluster.RemoveHost(ctx, r.PathValue("name")))
+		},
 		"POST /v1/gc": func(ctx context.Context, r *http.Request) (any, error) {
 			d, err := a.ready(ctx)
 			if err != nil {
@@ -131,6 +173,18 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 		},
 	}
 	return admin.Serve(ctx, cfg.AdminSocket, routes, log)
+}
+
+// userErr marks the cluster package's input errors as the caller's fault.
+func userErr[T any](v T, err error) (any, error) {
+	var ie cluster.InputError
+	if errors.As(err, &ie) {
+		return nil, admin.UserError{Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 var errNoDocker = errors.New("garbage collection needs the Docker API, which podnetd could not reach (see --docker-host)")

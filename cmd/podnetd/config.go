@@ -39,6 +39,11 @@ type config struct {
 	LogLevel       string
 	LogFormat      string
 	LogOutput      string
+	AdvertiseAddr  string
+	VXLANPort      int
+	DriverName     string
+	DNSAddr        string
+	DNSUpstreams   []string
 }
 
 func defaultConfig() *config {
@@ -64,6 +69,7 @@ func defaultConfig() *config {
 		LogLevel:       "info",
 		LogFormat:      "text",
 		LogOutput:      "stderr",
+		VXLANPort:      4789,
 	}
 }
 
@@ -92,6 +98,11 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.DurationVar(&c.LivenessTTL, "liveness-ttl", c.LivenessTTL, "how long after this host dies other hosts notice")
 	f.StringVar(&c.IPTables, "iptables-backend", c.IPTables, "iptables backend for podnet's accepts in Docker's chains: auto, nft or legacy")
 	f.IntVar(&c.MTU, "default-mtu", c.MTU, "MTU of bridge networks created without an mtu option")
+	f.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "underlay address (or interface) other hosts reach this one at; default: the primary address of the interface holding the default route")
+	f.IntVar(&c.VXLANPort, "vxlan-port", c.VXLANPort, "UDP port of VXLAN tunnels (the same on every host)")
+	f.StringVar(&c.DriverName, "driver-name", "", "name Docker knows this plugin by, for networks podnetd creates itself (default: the plugin socket's file name)")
+	f.StringVar(&c.DNSAddr, "dns-addr", "", "address of podnet's cluster DNS, put on lo (default: the service CIDR's .10); \"off\" disables it")
+	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names podnet does not know (default: /etc/resolv.conf's)")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	f.StringVar(&c.LogOutput, "log-output", c.LogOutput, "stderr or stdout (a managed plugin logs to stdout: dockerd files plugin stderr as errors)")
@@ -134,6 +145,25 @@ func (c *config) validate() error {
 	}
 	if c.MTU < 68 || c.MTU > 65535 {
 		return fmt.Errorf("--default-mtu %d: want 68..65535", c.MTU)
+	}
+	if c.VXLANPort < 1 || c.VXLANPort > 65535 {
+		return fmt.Errorf("--vxlan-port %d: want 1..65535", c.VXLANPort)
+	}
+	if c.DriverName == "" {
+		c.DriverName = driverName(c.PluginSocket)
+	}
+	if c.DNSAddr == "" {
+		p := netip.MustParsePrefix(c.ServiceCIDR).Masked()
+		a := p.Addr()
+		for range 10 {
+			a = a.Next()
+		}
+		c.DNSAddr = a.String()
+	}
+	if c.DNSAddr != "off" {
+		if _, err := netip.ParseAddr(c.DNSAddr); err != nil {
+			return fmt.Errorf("--dns-addr %q: want an IP address or off", c.DNSAddr)
+		}
 	}
 	if c.HostName == "" {
 		h, err := os.Hostname()

@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"github.com/podnet/podnet/cluster"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/ipam"
+	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/plugin"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/reconcile"
+	"github.com/podnet/podnet/service"
 	"github.com/podnet/podnet/store"
 )
 
@@ -70,8 +73,16 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	drv, err := driver.New(driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
-		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU})
+	ov, ovErr := newOverlay(cfg, st, k, log)
+	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
+		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU}
+	if ovErr != nil {
+		log.Warn("multi-host (vxlan) networks unavailable on this host", "err", ovErr)
+		dcfg.OverlayUnavailable = ovErr.Error()
+	} else {
+		dcfg.Overlay = ov
+	}
+	drv, err := driver.New(dcfg)
 	if err != nil {
 		return err
 	}
@@ -83,23 +94,34 @@ func run(parent context.Context, cfg *config) error {
 		// network on the host down with it.
 		log.Error("restore incomplete", "err", err)
 	}
-	if err := registerHost(ctx, st, cfg, log); err != nil {
+	if err := registerHost(ctx, st, cfg, ov, log); err != nil {
 		return err
 	}
 	srv.SetDrivers(drv, ipm)
 	log.Info("podnetd ready", "networks", len(drv.Networks()), "endpoints", len(drv.Endpoints()))
 
 	go ports.Run(ctx, 10*time.Second)
+	if ov != nil {
+		go ov.Run(ctx)
+	}
+	if err := startDNS(ctx, cfg, st, k, log); err != nil {
+		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
+	}
 	var rec *reconcile.Reconciler
 	if dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation()); err != nil {
-		log.Warn("no Docker API client: garbage collection against Docker is off", "docker", cfg.DockerHost, "err", err)
+		log.Warn("no Docker API client: garbage collection, container names and network fan-out are off", "docker", cfg.DockerHost, "err", err)
 	} else {
 		defer dc.Close()
 		rec = reconcile.New(reconcile.Config{Docker: dc, Driver: drv, IPAM: ipm, Logger: log.With("component", "reconcile"),
 			Interval: cfg.GCInterval, Grace: cfg.GCGrace})
 		go rec.Run(ctx)
+		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName,
+			Logger: log.With("component", "netsync")}).Run(ctx)
+		go service.NewWatcher(service.WatcherConfig{Host: cfg.HostName, Store: st, Docker: dc,
+			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher")}).Run(ctx)
 	}
-	adm.setReady(&adminDeps{store: st, driver: drv, ipam: ipm, rec: rec, embedded: embedded})
+	adm.setReady(&adminDeps{store: st, cluster: cluster.New(st, ipm, log.With("component", "cluster")),
+		driver: drv, ipam: ipm, rec: rec, embedded: embedded})
 
 	select {
 	case <-ctx.Done():
@@ -170,14 +192,56 @@ func waitForEtcd(ctx context.Context, st *store.Store, log *slog.Logger) error {
 	}
 }
 
-// registerHost writes the persistent host record and keeps the leased
-// liveness key alive in the background.
-func registerHost(ctx context.Context, st *store.Store, cfg *config, log *slog.Logger) error {
-	var h store.Host
-	if _, err := st.Get(ctx, store.HostKey(cfg.HostName), &h); err != nil {
-		h = store.Host{Name: cfg.HostName, Since: time.Now().UTC()}
-		if err := st.Put(ctx, store.HostKey(cfg.HostName), h); err != nil {
+// newOverlay detects the underlay and builds the multi-host data plane.
+func newOverlay(cfg *config, st *store.Store, k *link.Kernel, log *slog.Logger) (*overlay.Overlay, error) {
+	u, err := overlay.DetectUnderlay(k, cfg.AdvertiseAddr)
+	if err != nil {
+		return nil, err
+	}
+	return overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Kernel: k, Logger: log.With("component", "overlay"),
+		Underlay: u, Port: cfg.VXLANPort})
+}
+
+// startDNS puts the cluster DNS address on lo and serves it.
+func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel, log *slog.Logger) error {
+	if cfg.DNSAddr == "off" {
+		return nil
+	}
+	addr := netip.MustParseAddr(cfg.DNSAddr)
+	if err := k.EnsureLocalAddr("lo", addr); err != nil {
+		return err
+	}
+	d, err := service.NewDNS(service.DNSConfig{Store: st, Listen: netip.AddrPortFrom(addr, 53),
+		Upstreams: cfg.DNSUpstreams, Logger: log.With("component", "dns")})
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- d.Run(ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(200 * time.Millisecond):
+		log.Info("cluster DNS serving", "addr", addr)
+		return nil
+	}
+}
+
+// registerHost writes the persistent host record (with the underlay
+// address when multi-host networking is on) and keeps the leased liveness
+// key alive in the background.
+func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay.Overlay, log *slog.Logger) error {
+	if ov != nil {
+		if err := ov.RegisterHost(ctx); err != nil {
 			return fmt.Errorf("register host %s: %w", cfg.HostName, err)
+		}
+	} else {
+		var h store.Host
+		if _, err := st.Get(ctx, store.HostKey(cfg.HostName), &h); err != nil {
+			h = store.Host{Name: cfg.HostName, Since: time.Now().UTC()}
+			if err := st.Put(ctx, store.HostKey(cfg.HostName), h); err != nil {
+				return fmt.Errorf("register host %s: %w", cfg.HostName, err)
+			}
 		}
 	}
 	alive := store.HostAlive{Name: cfg.HostName, Started: time.Now().UTC(), Version: version}
@@ -208,6 +272,11 @@ func cleanup(ctx context.Context, cfg *config) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	vx, err := overlay.Cleanup(k)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	removed = append(removed, vx...)
 	log.Info("podnet kernel state removed", "links", removed)
 	if len(errs) > 0 {
 		return fmt.Errorf("cleanup: %v", errs)

@@ -1,0 +1,18 @@
+// Package cluster carries out the operator's cluster-wide requests that
+// podnetctl sends to the local podnetd: define and remove named networks
+// (every podnetd then creates or removes the matching Docker network on
+// its own host, see reconcile.NetSync), list hosts, and forget a host that
+// is gone for good.
+//
+// # Design notes
+//
+//   - podnetctl talks only to its local podnetd; every cluster-wide effect
+//     goes through etcd and each host's own agents. No host ever calls
+//     another host's Docker API, so a host that is down catches up when it
+//     returns instead of failing the command.
+//   - Removing a network refuses while any container on any host is
+//     attached, listing them: removing it under running containers would
+//     strand them.
+//   - Forgetting a host refuses while it is alive: its blocks and
+//     addresses are only released for a host that is really gone.
+package cluster

@@ -1,0 +1,135 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/podnet/podnet/netdef"
+	"github.com/podnet/podnet/store"
+)
+
+// HostStatus is one row of podnetctl host ls.
+type HostStatus struct {
+	Name      string    `json:"name"`
+	Underlay  string    `json:"underlay"`
+	Alive     bool      `json:"alive"`
+	Started   time.Time `json:"started,omitzero"`
+	Version   string    `json:"version,omitempty"`
+	Blocks    []string  `json:"blocks"`
+	Endpoints int       `json:"endpoints"`
+}
+
+// Hosts lists every host podnet knows, live or not.
+func (m *Manager) Hosts(ctx context.Context) ([]HostStatus, error) {
+	kvs, _, err := m.st.List(ctx, store.HostsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	alive, err := m.aliveHosts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*HostStatus{}
+	for _, kv := range kvs {
+		var h store.Host
+		if kv.Decode(&h) != nil {
+			continue
+		}
+		byName[h.Name] = &HostStatus{Name: h.Name, Underlay: h.Underlay}
+	}
+	for name, a := range alive {
+		hs, ok := byName[name]
+		if !ok {
+			hs = &HostStatus{Name: name}
+			byName[name] = hs
+		}
+		hs.Alive, hs.Started, hs.Version = true, a.Started, a.Version
+	}
+	pools, _, err := m.st.List(ctx, store.PoolsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range pools {
+		var p store.Pool
+		if kv.Decode(&p) != nil {
+			continue
+		}
+		pp, err := parsePrefix(p.Subnet)
+		if err != nil {
+			continue
+		}
+		blocks, _, err := m.st.List(ctx, store.BlocksPrefix(pp))
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range blocks {
+			var blk store.Block
+			if b.Decode(&blk) != nil {
+				continue
+			}
+			if hs, ok := byName[blk.Host]; ok {
+				cidr, _ := store.ParsePoolName(strings.TrimPrefix(b.Key, store.BlocksPrefix(pp)))
+				hs.Blocks = append(hs.Blocks, cidr.String())
+			}
+		}
+	}
+	out := make([]HostStatus, 0, len(byName))
+	for name, hs := range byName {
+		n, err := m.st.Count(ctx, store.EndpointsPrefix(name))
+		if err != nil {
+			return nil, err
+		}
+		hs.Endpoints = int(n)
+		sort.Strings(hs.Blocks)
+		out = append(out, *hs)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// RemoveHost forgets a host that is gone for good: its blocks and
+// addresses return to the pools, its records go. Refused while it is
+// alive.
+func (m *Manager) RemoveHost(ctx context.Context, name string) error {
+	alive, err := m.aliveHosts(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := alive[name]; ok {
+		return inputf("host %s is alive (its podnetd holds a liveness lease): stop its podnetd first, or wait for the lease to expire", name)
+	}
+	if _, err := m.st.Get(ctx, store.HostKey(name), nil); err != nil {
+		return inputf("no host %s is known (podnetctl host ls lists them)", name)
+	}
+	nets, _, err := m.st.List(ctx, store.NetworksPrefix(name))
+	if err != nil {
+		return err
+	}
+	n, err := m.ipam.ReleaseHostBlocks(ctx, name)
+	if err != nil {
+		return fmt.Errorf("release the blocks of host %s: %w", name, err)
+	}
+	_, _, err = m.st.Txn(ctx, nil, []store.Op{
+		store.DeletePrefix(store.NetworksPrefix(name)),
+		store.DeletePrefix(store.EndpointsPrefix(name)),
+		store.DeletePrefix(store.EndpointMetaPrefix(name)),
+		store.Delete(store.HostKey(name)),
+	})
+	if err != nil {
+		return fmt.Errorf("remove the records of host %s: %w", name, err)
+	}
+	// Definitions only this host still used go with it.
+	for _, kv := range nets {
+		var nw store.Network
+		if kv.Decode(&nw) == nil {
+			if err := netdef.Release(ctx, m.st, netdef.FirstPool(&nw)); err != nil {
+				return err
+			}
+		}
+	}
+	m.log.Info("host removed", "host", name, "blocksReleased", n)
+	return nil
+}

@@ -1,0 +1,78 @@
+package driver
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/podnet/podnet/overlay"
+	"github.com/podnet/podnet/store"
+)
+
+// Overlay is what vxlan mode needs from the multi-host data plane.
+type Overlay interface {
+	EnsureNetwork(n overlay.Network) (string, error)
+	RemoveNetwork(id string) error
+	DefaultMTU() int
+}
+
+// vxlanMode is bridge mode plus the overlay: the same bridge, veths and
+// anycast gateway, with proxy ARP on the bridge (containers see the whole
+// subnet on-link; the host answers for addresses on other hosts) and a
+// VXLAN device per VNI carrying remote blocks.
+type vxlanMode struct {
+	bridge *bridgeMode
+	ov     Overlay
+}
+
+func (v *vxlanMode) createNetwork(n *store.Network) error {
+	if err := v.bridge.createNetwork(n); err != nil {
+		return err
+	}
+	// proxy_arp: answer a container's ARP for an address on another host
+	// with the bridge's MAC, because the host routes that address.
+	if err := v.bridge.k.Sysctl("net/ipv4/conf/"+n.Bridge+"/proxy_arp", "1"); err != nil {
+		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	}
+	// IPv6 has no proxy ARP: the overlay adds a proxy neighbor entry per
+	// remote container address, which the bridge answers with proxy_ndp.
+	if len(n.IPv6) > 0 {
+		if err := v.bridge.k.Sysctl("net/ipv6/conf/"+n.Bridge+"/proxy_ndp", "1"); err != nil {
+			return fmt.Errorf("bridge %s: %w", n.Bridge, err)
+		}
+	}
+	var pools []netip.Prefix
+	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
+		if p, err := parsePrefix(s.Pool); err == nil {
+			pools = append(pools, p)
+		}
+	}
+	direct := false
+	if v, ok := n.Options[optDirect]; ok {
+		direct = v == "true" || v == "1"
+	}
+	if _, err := v.ov.EnsureNetwork(overlay.Network{ID: n.ID, VNI: n.VNI, Bridge: n.Bridge, Pools: pools,
+		MTU: n.MTU, DirectRouting: direct}); err != nil {
+		return fmt.Errorf("vxlan device for VNI %d: %w", n.VNI, err)
+	}
+	return nil
+}
+
+func (v *vxlanMode) deleteNetwork(n *store.Network) error {
+	err := v.ov.RemoveNetwork(n.ID)
+	if berr := v.bridge.deleteNetwork(n); berr != nil && err == nil {
+		err = berr
+	}
+	return err
+}
+
+func (v *vxlanMode) createEndpoint(n *store.Network, ep *store.Endpoint) error {
+	return v.bridge.createEndpoint(n, ep)
+}
+
+func (v *vxlanMode) deleteEndpoint(n *store.Network, ep *store.Endpoint) error {
+	return v.bridge.deleteEndpoint(n, ep)
+}
+
+func (v *vxlanMode) restoreEndpoint(n *store.Network, ep *store.Endpoint) (bool, error) {
+	return v.bridge.restoreEndpoint(n, ep)
+}

@@ -1,0 +1,191 @@
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// nlKernel is every netlink call the overlay makes besides device
+// management, each named after its iproute2 equivalent. Dumps are retried
+// when the kernel interrupts them (the table changed mid-dump).
+type nlKernel struct {
+	h *netlink.Handle
+}
+
+func dump[T any](f func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for range 5 {
+		v, err = f()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return v, err
+}
+
+// listRoutes returns the overlay's routes in the main table, IPv4 and
+// IPv6: ip route show proto 152; ip -6 route show proto 152.
+func (k nlKernel) listRoutes() ([]netlink.Route, error) {
+	filter := &netlink.Route{Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
+	mask := netlink.RT_FILTER_PROTOCOL | netlink.RT_FILTER_TABLE
+	var out []netlink.Route
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := dump(func() ([]netlink.Route, error) { return k.h.RouteListFiltered(fam, filter, mask) })
+		if err != nil {
+			return nil, fmt.Errorf("list podnet routes: %w", err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// replaceRoute installs r or overwrites the route to its destination:
+// ip route replace DST via GW dev DEV [onlink] proto 152.
+func (k nlKernel) replaceRoute(r *netlink.Route) error {
+	if err := k.h.RouteReplace(r); err != nil {
+		return fmt.Errorf("ip route replace %s: %w", r.Dst, err)
+	}
+	return nil
+}
+
+// delRoute removes r: ip route del DST via GW dev DEV proto 152.
+func (k nlKernel) delRoute(r *netlink.Route) error {
+	if err := k.h.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("ip route del %s: %w", r.Dst, err)
+	}
+	return nil
+}
+
+// listNeigh returns the permanent neighbor entries of a device, IPv4 and
+// IPv6: ip neigh show dev DEV nud permanent.
+func (k nlKernel) listNeigh(ifindex int) ([]netlink.Neigh, error) {
+	var out []netlink.Neigh
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		ns, err := dump(func() ([]netlink.Neigh, error) { return k.h.NeighList(ifindex, fam) })
+		if err != nil {
+			return nil, fmt.Errorf("list neighbors of link %d: %w", ifindex, err)
+		}
+		for _, n := range ns {
+			if n.State&netlink.NUD_PERMANENT != 0 && n.Flags&netlink.NTF_PROXY == 0 {
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
+// setNeigh makes ip resolve to mac on the device:
+// ip neigh replace IP lladdr MAC dev DEV nud permanent.
+func (k nlKernel) setNeigh(ifindex int, ip netip.Addr, mac net.HardwareAddr) error {
+	n := &netlink.Neigh{LinkIndex: ifindex, Family: family(ip), State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}
+	if err := k.h.NeighSet(n); err != nil {
+		return fmt.Errorf("ip neigh replace %s lladdr %s: %w", ip, mac, err)
+	}
+	return nil
+}
+
+// delNeigh removes a neighbor entry: ip neigh del IP dev DEV.
+func (k nlKernel) delNeigh(ifindex int, ip netip.Addr) error {
+	n := &netlink.Neigh{LinkIndex: ifindex, Family: family(ip), IP: ip.AsSlice()}
+	if err := k.h.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("ip neigh del %s: %w", ip, err)
+	}
+	return nil
+}
+
+// fdbEntry is one forwarding entry of a VXLAN device: frames to mac go to
+// the VTEP at dst.
+type fdbEntry struct {
+	mac string
+	dst netip.Addr
+}
+
+// listFDB returns the forwarding entries of a VXLAN device that have a
+// destination: bridge fdb show dev DEV.
+func (k nlKernel) listFDB(ifindex int) ([]fdbEntry, error) {
+	ns, err := dump(func() ([]netlink.Neigh, error) { return k.h.NeighList(ifindex, unix.AF_BRIDGE) })
+	if err != nil {
+		return nil, fmt.Errorf("list FDB of link %d: %w", ifindex, err)
+	}
+	out := make([]fdbEntry, 0, len(ns))
+	for _, n := range ns {
+		dst, ok := netip.AddrFromSlice(n.IP)
+		if !ok || n.HardwareAddr == nil {
+			continue
+		}
+		out = append(out, fdbEntry{mac: n.HardwareAddr.String(), dst: dst.Unmap()})
+	}
+	return out, nil
+}
+
+// appendFDB adds a destination for mac:
+// bridge fdb append MAC dev DEV dst DST self permanent.
+func (k nlKernel) appendFDB(ifindex int, mac net.HardwareAddr, dst netip.Addr) error {
+	n := &netlink.Neigh{LinkIndex: ifindex, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
+		Flags: netlink.NTF_SELF, IP: dst.AsSlice(), HardwareAddr: mac}
+	if err := k.h.NeighAppend(n); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("bridge fdb append %s dst %s: %w", mac, dst, err)
+	}
+	return nil
+}
+
+// delFDB removes one destination of mac:
+// bridge fdb del MAC dev DEV dst DST self.
+func (k nlKernel) delFDB(ifindex int, e fdbEntry) error {
+	mac, err := net.ParseMAC(e.mac)
+	if err != nil {
+		return fmt.Errorf("bridge fdb del %s: %w", e.mac, err)
+	}
+	n := &netlink.Neigh{LinkIndex: ifindex, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF, IP: e.dst.AsSlice(), HardwareAddr: mac}
+	if err := k.h.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("bridge fdb del %s dst %s: %w", e.mac, e.dst, err)
+	}
+	return nil
+}
+
+// listProxy returns the IPv6 addresses a bridge answers neighbor
+// solicitations for: ip -6 neigh show proxy dev BR.
+func (k nlKernel) listProxy(ifindex int) ([]netip.Addr, error) {
+	ns, err := dump(func() ([]netlink.Neigh, error) { return k.h.NeighProxyList(ifindex, netlink.FAMILY_V6) })
+	if err != nil {
+		return nil, fmt.Errorf("list proxy neighbors of link %d: %w", ifindex, err)
+	}
+	out := make([]netip.Addr, 0, len(ns))
+	for _, n := range ns {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && n.LinkIndex == ifindex {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// addProxy makes the bridge answer for ip: ip -6 neigh replace proxy IP dev BR.
+func (k nlKernel) addProxy(ifindex int, ip netip.Addr) error {
+	n := &netlink.Neigh{LinkIndex: ifindex, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: ip.AsSlice()}
+	if err := k.h.NeighSet(n); err != nil {
+		return fmt.Errorf("ip -6 neigh replace proxy %s: %w", ip, err)
+	}
+	return nil
+}
+
+// delProxy stops the bridge answering for ip: ip -6 neigh del proxy IP dev BR.
+func (k nlKernel) delProxy(ifindex int, ip netip.Addr) error {
+	n := &netlink.Neigh{LinkIndex: ifindex, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: ip.AsSlice()}
+	if err := k.h.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("ip -6 neigh del proxy %s: %w", ip, err)
+	}
+	return nil
+}
+
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}

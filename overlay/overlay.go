@@ -1,0 +1,302 @@
+package overlay
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/store"
+)
+
+// RouteProtocol marks every route podnet's overlay installs (the rtm_protocol
+// field; `ip route show proto 152`). It is how the overlay finds its own
+// routes again after a restart and garbage-collects exactly those. It is an
+// upgrade contract: never change it. 152 is not in iproute2's reserved list;
+// `echo "152 podnet" > /etc/iproute2/rt_protos.d/podnet.conf` makes
+// `ip route` print "proto podnet".
+const RouteProtocol = 152
+
+// DevicePrefix starts the name of every VXLAN device of the overlay
+// (pnx<VNI>). Interface names are an upgrade contract: never change it.
+const DevicePrefix = "pnx"
+
+// DefaultPort is the IANA VXLAN UDP port.
+const DefaultPort = 4789
+
+// vxlanOverhead is what VXLAN over IPv4 adds to a frame: outer IPv4 (20),
+// UDP (8), VXLAN (8) and the inner Ethernet header (14).
+const vxlanOverhead = 50
+
+// Config wires an Overlay.
+type Config struct {
+	// Host is this host's name, as in hosts/<host> and alive/<host>.
+	Host   string
+	Store  *store.Store
+	Kernel *link.Kernel
+	Logger *slog.Logger
+	// Underlay is where this host's VXLAN packets leave (DetectUnderlay).
+	Underlay Underlay
+	// Port is the VXLAN UDP port (default 4789); every host must agree.
+	Port int
+	// Resync is the period of the full resync that also repairs drift and
+	// collects orphaned routes (default 60 s).
+	Resync time.Duration
+	// Sysctl writes a sysctl (key with "/" separators) in the namespace the
+	// overlay programs. Nil means Kernel.Sysctl; tests that program another
+	// namespace than their own pass a writer that enters it.
+	Sysctl func(key, value string) error
+}
+
+// Underlay is the host interface and address VXLAN packets use.
+type Underlay struct {
+	// Addr is the address other hosts send this host's VXLAN packets to.
+	Addr netip.Addr
+	// Prefix is Addr's subnet on Dev: hosts inside it are one hop away
+	// (direct routing may use them).
+	Prefix netip.Prefix
+	// Dev is the interface holding Addr; MTU is its MTU.
+	Dev string
+	MTU int
+}
+
+// Network is one vxlan-mode network on this host.
+type Network struct {
+	// ID is the Docker network ID.
+	ID string
+	// VNI is the network's VXLAN identifier (1..16777215), the same on
+	// every host.
+	VNI int
+	// Bridge is this host's bridge of the network (pn-<id[:12]>), which
+	// holds the anycast gateway. Addresses of this host inside remote
+	// blocks are routed to it.
+	Bridge string
+	// Pools are the network's IPAM pools (subnets), IPv4 and IPv6.
+	Pools []netip.Prefix
+	// MTU of the VXLAN device; 0 means DefaultMTU.
+	MTU int
+	// DirectRouting routes IPv4 blocks of hosts inside this host's underlay
+	// subnet straight over the underlay (host-gw), without encapsulation.
+	DirectRouting bool
+}
+
+// Overlay programs this host's kernel so that other hosts' blocks of the
+// vxlan networks it has are routable. It is safe for concurrent use.
+type Overlay struct {
+	host     string
+	st       *store.Store
+	k        *link.Kernel
+	log      *slog.Logger
+	underlay Underlay
+	port     int
+	resync   time.Duration
+	sysctl   func(key, value string) error
+
+	// kmu serialises kernel programming: syncs and device changes. It
+	// guards applied, the desired state the last clean pass left in the
+	// kernel (nil: unknown, the next pass reads the kernel).
+	kmu     sync.Mutex
+	applied *desired
+
+	mu       sync.Mutex
+	networks map[string]Network // by Docker network ID, MTU resolved
+	view     *view              // what etcd says, as followed
+	running  bool
+	wake     chan struct{}
+	stats    Stats
+}
+
+// Stats counts the overlay's work since it was created.
+type Stats struct {
+	// Syncs is the number of completed programming passes; LastSync when
+	// the last one ended and LastSyncDuration how long it took.
+	Syncs            int
+	LastSync         time.Time
+	LastSyncDuration time.Duration
+	// Changes counts kernel changes made by syncs (not by EnsureNetwork or
+	// RemoveNetwork): routes, neighbors, FDB and proxy entries.
+	Changes Changes
+	// Errors counts failed kernel operations.
+	Errors int
+}
+
+// Changes counts kernel changes by kind.
+type Changes struct {
+	RoutesAdded, RoutesReplaced, RoutesDeleted int
+	NeighAdded, NeighDeleted                   int
+	FDBAdded, FDBDeleted                       int
+	ProxyAdded, ProxyDeleted                   int
+}
+
+// Total is the number of changes of any kind.
+func (c Changes) Total() int {
+	return c.RoutesAdded + c.RoutesReplaced + c.RoutesDeleted + c.NeighAdded + c.NeighDeleted +
+		c.FDBAdded + c.FDBDeleted + c.ProxyAdded + c.ProxyDeleted
+}
+
+func (c *Changes) add(d Changes) {
+	c.RoutesAdded += d.RoutesAdded
+	c.RoutesReplaced += d.RoutesReplaced
+	c.RoutesDeleted += d.RoutesDeleted
+	c.NeighAdded += d.NeighAdded
+	c.NeighDeleted += d.NeighDeleted
+	c.FDBAdded += d.FDBAdded
+	c.FDBDeleted += d.FDBDeleted
+	c.ProxyAdded += d.ProxyAdded
+	c.ProxyDeleted += d.ProxyDeleted
+}
+
+// New validates cfg and returns an Overlay. It touches neither etcd nor
+// the kernel.
+func New(cfg Config) (*Overlay, error) {
+	switch {
+	case cfg.Host == "":
+		return nil, errors.New("overlay: no host name given")
+	case cfg.Store == nil:
+		return nil, errors.New("overlay: no store given")
+	case cfg.Kernel == nil || cfg.Kernel.NL == nil:
+		return nil, errors.New("overlay: no netlink handle given")
+	case !cfg.Underlay.Addr.Is4():
+		return nil, fmt.Errorf("overlay: underlay address %q is not IPv4 (use DetectUnderlay)", cfg.Underlay.Addr)
+	case cfg.Underlay.Dev == "":
+		return nil, errors.New("overlay: underlay has no interface (use DetectUnderlay)")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Port == 0 {
+		cfg.Port = DefaultPort
+	}
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("overlay: VXLAN port %d out of range", cfg.Port)
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 60 * time.Second
+	}
+	if !cfg.Underlay.Prefix.IsValid() {
+		cfg.Underlay.Prefix = netip.PrefixFrom(cfg.Underlay.Addr, 32)
+	}
+	o := &Overlay{
+		host: cfg.Host, st: cfg.Store, k: cfg.Kernel, log: cfg.Logger,
+		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl,
+		networks: map[string]Network{},
+		view:     newView(),
+		wake:     make(chan struct{}, 1),
+	}
+	if o.sysctl == nil {
+		o.sysctl = cfg.Kernel.Sysctl
+	}
+	return o, nil
+}
+
+// DefaultMTU is the underlay MTU minus 50 (VXLAN over IPv4).
+func (o *Overlay) DefaultMTU() int {
+	if o.underlay.MTU <= 0 {
+		return 1500 - vxlanOverhead
+	}
+	return o.underlay.MTU - vxlanOverhead
+}
+
+// Stats returns the overlay's counters.
+func (o *Overlay) Stats() Stats {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.stats
+}
+
+// DeviceName is the name of the VXLAN device of a VNI on every host.
+func DeviceName(vni int) string { return fmt.Sprintf("%s%d", DevicePrefix, vni) }
+
+// VTEPMAC is the MAC of host's VXLAN device for vni: 02:71 followed by four
+// bytes of sha256(host, vni). Every host computes every other host's MAC,
+// so the MAC is never stored or looked up.
+func VTEPMAC(host string, vni int) net.HardwareAddr {
+	h := sha256.New()
+	h.Write([]byte("podnet-vtep\x00"))
+	h.Write([]byte(host))
+	var v [5]byte
+	binary.BigEndian.PutUint32(v[1:], uint32(vni))
+	h.Write(v[:])
+	s := h.Sum(nil)
+	return net.HardwareAddr{0x02, 0x71, s[0], s[1], s[2], s[3]}
+}
+
+// RegisterHost writes hosts/<host> with this host's underlay address. The
+// record is persistent (no lease); Since is kept when the record exists.
+// Nothing is written when the record is already up to date. VTEP MACs are
+// not stored: every host derives them with VTEPMAC.
+func (o *Overlay) RegisterHost(ctx context.Context) error {
+	key := store.HostKey(o.host)
+	var cur store.Host
+	rev, err := o.st.Get(ctx, key, &cur)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("read host record of %s: %w", o.host, err)
+	}
+	want := store.Host{Name: o.host, Underlay: o.underlay.Addr.String(), Since: cur.Since}
+	if rev != 0 && cur.Name == want.Name && cur.Underlay == want.Underlay && len(cur.VTEPMACs) == 0 && !cur.Since.IsZero() {
+		return nil
+	}
+	if want.Since.IsZero() {
+		want.Since = time.Now().UTC()
+	}
+	if rev == 0 {
+		_, err = o.st.Create(ctx, key, want)
+	} else {
+		err = o.st.Update(ctx, key, rev, want)
+	}
+	if err != nil {
+		return fmt.Errorf("write host record of %s: %w", o.host, err)
+	}
+	o.log.Info("host registered", "host", o.host, "underlay", want.Underlay)
+	return nil
+}
+
+// kick asks Run for a sync; it never blocks.
+func (o *Overlay) kick() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Cleanup deletes every VXLAN device of the overlay (pnx*) and every route
+// it installed (proto 152) in k's namespace, for `podnetd cleanup`. It
+// returns the names of the devices removed.
+func Cleanup(k *link.Kernel) ([]string, error) {
+	links, err := k.Links()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, l := range links {
+		name := l.Attrs().Name
+		if !strings.HasPrefix(name, DevicePrefix) || l.Type() != "vxlan" {
+			continue
+		}
+		if err := k.DeleteLink(name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, name)
+	}
+	nk := nlKernel{h: k.NL}
+	routes, err := nk.listRoutes()
+	if err != nil {
+		return removed, errors.Join(append(errs, err)...)
+	}
+	for i := range routes {
+		if err := nk.delRoute(&routes[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return removed, errors.Join(errs...)
+}

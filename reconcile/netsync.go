@@ -1,0 +1,203 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	dnet "github.com/docker/docker/api/types/network"
+	"github.com/podnet/podnet/store"
+)
+
+// NetworkDocker is the part of the Docker API NetSync uses.
+type NetworkDocker interface {
+	NetworkInspect(ctx context.Context, networkID string, options dnet.InspectOptions) (dnet.Inspect, error)
+	NetworkCreate(ctx context.Context, name string, options dnet.CreateOptions) (dnet.CreateResponse, error)
+	NetworkRemove(ctx context.Context, networkID string) error
+}
+
+// NetSyncConfig wires a NetSync.
+type NetSyncConfig struct {
+	Store  *store.Store
+	Docker NetworkDocker
+	// Driver is the name Docker knows podnet by on this host ("podnet", or
+	// "podnet:latest" for the managed plugin).
+	Driver string
+	Logger *slog.Logger
+	// Retry is how often unfinished work is retried (default 10 s).
+	Retry time.Duration
+}
+
+// NetSync makes this host's Docker networks follow the named network
+// definitions (podnetctl network create/rm): it creates a Docker network
+// for each definition and removes it when the definition is being
+// deleted. It runs in the background, never inside a plugin request
+// (creating a Docker network calls back into the plugin).
+type NetSync struct {
+	cfg  NetSyncConfig
+	log  *slog.Logger
+	mu   sync.Mutex
+	defs map[string]store.LogicalNetwork
+	kick chan struct{}
+}
+
+// NewNetSync returns a NetSync.
+func NewNetSync(cfg NetSyncConfig) *NetSync {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Retry == 0 {
+		cfg.Retry = 10 * time.Second
+	}
+	return &NetSync{cfg: cfg, log: cfg.Logger, defs: map[string]store.LogicalNetwork{}, kick: make(chan struct{}, 1)}
+}
+
+// Snapshot implements store.Follower.
+func (s *NetSync) Snapshot(kvs []store.KV) {
+	defs := map[string]store.LogicalNetwork{}
+	for _, kv := range kvs {
+		var d store.LogicalNetwork
+		if kv.Decode(&d) == nil {
+			defs[kv.Key] = d
+		}
+	}
+	s.mu.Lock()
+	s.defs = defs
+	s.mu.Unlock()
+	s.poke()
+}
+
+// Changes implements store.Follower.
+func (s *NetSync) Changes(evs []store.Event) {
+	s.mu.Lock()
+	for _, e := range evs {
+		if e.Type == store.EventDelete {
+			delete(s.defs, e.Key)
+			continue
+		}
+		var d store.LogicalNetwork
+		if (store.KV{Key: e.Key, Value: e.Value}).Decode(&d) == nil {
+			s.defs[e.Key] = d
+		}
+	}
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *NetSync) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run follows the definitions and applies them until ctx ends.
+func (s *NetSync) Run(ctx context.Context) {
+	go s.cfg.Store.Follow(ctx, store.LNetsPrefix, s)
+	t := time.NewTicker(s.cfg.Retry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		s.apply(ctx)
+	}
+}
+
+func (s *NetSync) apply(ctx context.Context) {
+	s.mu.Lock()
+	defs := make([]store.LogicalNetwork, 0, len(s.defs))
+	for _, d := range s.defs {
+		if d.Name != "" {
+			defs = append(defs, d)
+		}
+	}
+	s.mu.Unlock()
+	for _, d := range defs {
+		var err error
+		if d.Deleting {
+			err = s.remove(ctx, d)
+		} else {
+			err = s.ensure(ctx, d)
+		}
+		if err != nil {
+			s.log.Warn("network definition not applied yet; retrying", "network", d.Name, "err", err)
+		}
+	}
+}
+
+// ensure creates the Docker network of d unless it exists.
+func (s *NetSync) ensure(ctx context.Context, d store.LogicalNetwork) error {
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	have, err := s.cfg.Docker.NetworkInspect(cctx, d.Name, dnet.InspectOptions{})
+	if err == nil {
+		if have.Driver != s.cfg.Driver || !hasSubnet(have, d.Subnets[0]) {
+			return fmt.Errorf("a Docker network named %q already exists here (driver %s) and is not this definition: rename or remove it", d.Name, have.Driver)
+		}
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect Docker network %q: %w", d.Name, err)
+	}
+	opts := map[string]string{"mode": d.Mode}
+	for k, v := range d.Options {
+		opts[k] = v
+	}
+	if d.MTU != 0 {
+		opts["mtu"] = strconv.Itoa(d.MTU)
+	}
+	if d.VNI != 0 {
+		opts["podnet.vni"] = strconv.Itoa(d.VNI)
+	}
+	ipam := &dnet.IPAM{Driver: s.cfg.Driver}
+	for _, sub := range d.Subnets {
+		ipam.Config = append(ipam.Config, dnet.IPAMConfig{Subnet: sub, Gateway: d.Gateways[sub], IPRange: d.IPRanges[sub]})
+	}
+	v6 := d.IPv6
+	_, err = s.cfg.Docker.NetworkCreate(cctx, d.Name, dnet.CreateOptions{Driver: s.cfg.Driver, IPAM: ipam, Options: opts,
+		Internal: d.Internal, EnableIPv6: &v6, Labels: map[string]string{"podnet.network": d.Name}})
+	if err != nil {
+		return fmt.Errorf("create Docker network %q: %w", d.Name, err)
+	}
+	s.log.Info("Docker network created from definition", "network", d.Name, "subnets", d.Subnets)
+	return nil
+}
+
+// remove deletes the Docker network of d if it exists and is ours.
+func (s *NetSync) remove(ctx context.Context, d store.LogicalNetwork) error {
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	have, err := s.cfg.Docker.NetworkInspect(cctx, d.Name, dnet.InspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if have.Driver != s.cfg.Driver || !hasSubnet(have, d.Subnets[0]) {
+		return nil // someone else's network of that name
+	}
+	if err := s.cfg.Docker.NetworkRemove(cctx, have.ID); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove Docker network %q: %w", d.Name, err)
+	}
+	s.log.Info("Docker network removed by definition", "network", d.Name)
+	return nil
+}
+
+func hasSubnet(n dnet.Inspect, subnet string) bool {
+	for _, c := range n.IPAM.Config {
+		if c.Subnet == subnet {
+			return true
+		}
+	}
+	return false
+}
+

@@ -1,0 +1,199 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/network"
+)
+
+// fakeDocker is a Docker API whose containers and event streams the test
+// controls.
+type fakeDocker struct {
+	mu         sync.Mutex
+	containers map[string]ctr
+	streams    []*fakeStream
+	// down makes the next calls fail as if dockerd were unreachable.
+	down     int
+	inspects int
+}
+
+type fakeStream struct {
+	msgs chan events.Message
+	errs chan error
+	ctx  context.Context
+}
+
+func newFakeDocker() *fakeDocker { return &fakeDocker{containers: map[string]ctr{}} }
+
+// ctr describes a container; inspect renders it as Docker would.
+type ctr struct {
+	id, name string
+	state    string // running, paused, exited
+	health   string // "" for no health check
+	labels   map[string]string
+	nets     []netEP
+}
+
+// netEP is one network attachment; ep "" is a network a stopped container
+// is still configured for.
+type netEP struct {
+	net, ep, ip, ip6 string
+	aliases          []string
+}
+
+func containerID(seed string) string {
+	h := sha256.Sum256([]byte(seed))
+	return hex.EncodeToString(h[:])
+}
+
+func (c ctr) inspect() container.InspectResponse {
+	st := &container.State{Status: c.state}
+	switch c.state {
+	case "running":
+		st.Running = true
+	case "paused":
+		st.Running, st.Paused = true, true
+	}
+	if c.health != "" {
+		st.Health = &container.Health{Status: c.health}
+	}
+	nets := map[string]*network.EndpointSettings{}
+	for _, n := range c.nets {
+		nets["name-"+n.net] = &network.EndpointSettings{NetworkID: n.net, EndpointID: n.ep,
+			IPAddress: n.ip, GlobalIPv6Address: n.ip6, Aliases: append([]string(nil), n.aliases...)}
+	}
+	return container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{ID: c.id, Name: "/" + c.name, State: st},
+		Config:            &container.Config{Labels: c.labels},
+		NetworkSettings:   &container.NetworkSettings{Networks: nets},
+	}
+}
+
+func (f *fakeDocker) set(c ctr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.containers[c.id] = c
+}
+
+func (f *fakeDocker) remove(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.containers, id)
+}
+
+func (f *fakeDocker) setDown(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = n
+}
+
+func (f *fakeDocker) inspectCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inspects
+}
+
+func (f *fakeDocker) streamCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.streams)
+}
+
+func (f *fakeDocker) latest(t *testing.T) *fakeStream {
+	t.Helper()
+	var s *fakeStream
+	waitFor(t, "an event subscription", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.streams) == 0 {
+			return false
+		}
+		s = f.streams[len(f.streams)-1]
+		return true
+	})
+	return s
+}
+
+var errDockerDown = errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
+
+func (f *fakeDocker) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := &fakeStream{msgs: make(chan events.Message), errs: make(chan error, 1), ctx: ctx}
+	if f.down > 0 {
+		s.errs <- errDockerDown
+	}
+	f.streams = append(f.streams, s)
+	return s.msgs, s.errs
+}
+
+func (f *fakeDocker) ContainerList(_ context.Context, _ container.ListOptions) ([]container.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down > 0 {
+		f.down--
+		return nil, errDockerDown
+	}
+	var out []container.Summary
+	for _, c := range f.containers {
+		if c.state != "running" && c.state != "paused" {
+			continue
+		}
+		in := c.inspect()
+		out = append(out, container.Summary{ID: c.id, Names: []string{in.Name}, State: c.state,
+			NetworkSettings: &container.NetworkSettingsSummary{Networks: in.NetworkSettings.Networks}})
+	}
+	return out, nil
+}
+
+func (f *fakeDocker) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inspects++
+	c, ok := f.containers[id]
+	if !ok {
+		return container.InspectResponse{}, fmt.Errorf("No such container: %s: %w", id, cerrdefs.ErrNotFound)
+	}
+	return c.inspect(), nil
+}
+
+// send delivers one event on the stream.
+func (s *fakeStream) send(t *testing.T, m events.Message) {
+	t.Helper()
+	select {
+	case s.msgs <- m:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("watcher did not take event %s %s", m.Type, m.Action)
+	}
+}
+
+func containerEvent(id string, a events.Action) events.Message {
+	return events.Message{Type: events.ContainerEventType, Action: a, Actor: events.Actor{ID: id}}
+}
+
+func networkEvent(netID, containerID string, a events.Action) events.Message {
+	return events.Message{Type: events.NetworkEventType, Action: a,
+		Actor: events.Actor{ID: netID, Attributes: map[string]string{"container": containerID}}}
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

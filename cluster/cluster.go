@@ -30,7 +30,7 @@ type Manager struct {
 // New returns a Manager.
 func New(st *store.Store, ipam HostReleaser, log *slog.Logger) *Manager {
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Manager{st: st, ipam: ipam, log: log}
 }
@@ -271,12 +271,11 @@ func (m *Manager) RemoveNetwork(ctx context.Context, name string) error {
 			return inputf("network %q still has %d container(s) attached: %s; remove them first",
 				name, len(attached), strings.Join(attached, ", "))
 		}
-		if d.Deleting {
-			return nil
-		}
-		d.Deleting = true
-		if err := m.st.Update(ctx, kv.Key, kv.ModRev, d); err != nil {
-			return fmt.Errorf("mark network %q for removal: %w", name, err)
+		if !d.Deleting {
+			d.Deleting = true
+			if err := m.st.Update(ctx, kv.Key, kv.ModRev, d); err != nil {
+				return fmt.Errorf("mark network %q for removal: %w", name, err)
+			}
 		}
 		// Nobody may have it: then nothing else would delete the definition.
 		if err := netdef.Release(ctx, m.st, pool); err != nil {

@@ -6,10 +6,16 @@
 //	netcheck tcp-server PORT        accept; print "from IP:PORT"; answer "hello"
 //	netcheck udp-server PORT        print "from IP:PORT MSG" per datagram; echo it back
 //	netcheck udp-send HOST:PORT MSG send MSG, print the reply (2 s timeout)
+//	netcheck echo-server PORT       echo every line back on every connection
+//	netcheck stream HOST:PORT SECS  over ONE connection, send a line every
+//	                                100 ms for SECS seconds; fail if any
+//	                                echo is missing or late (> 2 s)
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"time"
@@ -26,6 +32,14 @@ func main() {
 		err = tcpServer(os.Args[2])
 	case "udp-server":
 		err = udpServer(os.Args[2])
+	case "echo-server":
+		err = echoServer(os.Args[2])
+	case "stream":
+		secs := 10
+		if len(os.Args) > 3 {
+			_, _ = fmt.Sscanf(os.Args[3], "%d", &secs)
+		}
+		err = stream(os.Args[2], time.Duration(secs)*time.Second)
 	case "udp-send":
 		msg := "ping"
 		if len(os.Args) > 3 {
@@ -89,5 +103,51 @@ func udpSend(addr, msg string) error {
 		return err
 	}
 	fmt.Println(string(buf[:n]))
+	return nil
+}
+
+func echoServer(port string) error {
+	l, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("from %s\n", c.RemoteAddr())
+		go func() {
+			defer c.Close()
+			_, _ = io.Copy(c, c)
+		}()
+	}
+}
+
+func stream(addr string, d time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	end := time.Now().Add(d)
+	n := 0
+	for time.Now().Before(end) {
+		n++
+		if _, err := fmt.Fprintf(c, "line %d\n", n); err != nil {
+			return fmt.Errorf("send line %d: %w", n, err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		got, err := r.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("echo of line %d: %w", n, err)
+		}
+		if got != fmt.Sprintf("line %d\n", n) {
+			return fmt.Errorf("echo of line %d: got %q", n, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("stream ok: %d lines over one connection from %s\n", n, c.LocalAddr())
 	return nil
 }

@@ -1,0 +1,132 @@
+package netdef
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/podnet/podnet/store"
+	"github.com/podnet/podnet/store/storetest"
+)
+
+var pool = netip.MustParsePrefix("10.244.0.0/16")
+
+func TestClaimCreatesThenChecksAndInherits(t *testing.T) {
+	st := storetest.New(t)
+	ctx := context.Background()
+	def, created, err := Claim(ctx, st, Request{Pool: pool, Subnets: []string{"10.244.0.0/16"}, Mode: "vxlan",
+		NeedVNI: true, DefaultMTU: 1450, Options: map[string]string{"podnet.direct-routing": "true"}})
+	if err != nil || !created || def.VNI != FirstAutoVNI || def.MTU != 1450 {
+		t.Fatalf("first claim: %v created=%v %+v", err, created, def)
+	}
+	// A second host leaving everything out inherits.
+	got, created, err := Claim(ctx, st, Request{Pool: pool, Subnets: []string{"10.244.0.0/16"}, Mode: "vxlan", NeedVNI: true, DefaultMTU: 1500})
+	if err != nil || created || got.VNI != def.VNI || got.MTU != 1450 || got.Options["podnet.direct-routing"] != "true" {
+		t.Fatalf("second claim: %v created=%v %+v", err, created, got)
+	}
+	for _, r := range []Request{
+		{Mode: "bridge"},
+		{Mode: "vxlan", MTU: 1400},
+		{Mode: "vxlan", VNI: 7},
+		{Mode: "vxlan", Options: map[string]string{"podnet.direct-routing": "false"}},
+		{Mode: "vxlan", Subnets: []string{"10.244.0.0/16", "10.245.0.0/16"}},
+	} {
+		r.Pool = pool
+		_, _, err := Claim(ctx, st, r)
+		if err == nil || !strings.Contains(err.Error(), "already defined in the cluster as mode vxlan, mtu 1450") {
+			t.Fatalf("%+v: got %v", r, err)
+		}
+	}
+}
+
+func TestExplicitVNICollisionIsRefused(t *testing.T) {
+	st := storetest.New(t)
+	ctx := context.Background()
+	if _, _, err := Claim(ctx, st, Request{Pool: pool, Mode: "vxlan", VNI: 5000, DefaultMTU: 1450}); err != nil {
+		t.Fatal(err)
+	}
+	other := netip.MustParsePrefix("10.245.0.0/16")
+	_, _, err := Claim(ctx, st, Request{Pool: other, Mode: "vxlan", VNI: 5000, DefaultMTU: 1450})
+	if err == nil || !strings.Contains(err.Error(), "VNI 5000 is already used by the network on subnet 10.244.0.0/16") {
+		t.Fatalf("got %v", err)
+	}
+	if n, _ := st.Count(ctx, store.LNetKey(other)); n != 0 {
+		t.Fatal("a refused claim wrote a definition")
+	}
+}
+
+func TestConcurrentClaimsGetDistinctVNIs(t *testing.T) {
+	e := storetest.Start(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	vnis := map[int]string{}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		st := e.Client(t, "")
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + i), 0, 0}), 16)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			def, _, err := Claim(ctx, st, Request{Pool: p, Mode: "vxlan", NeedVNI: true, DefaultMTU: 1450})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if other, dup := vnis[def.VNI]; dup {
+				t.Errorf("VNI %d given to %s and %s", def.VNI, p, other)
+			}
+			vnis[def.VNI] = p.String()
+		}()
+	}
+	wg.Wait()
+	if len(vnis) != 8 {
+		t.Fatalf("got %d VNIs", len(vnis))
+	}
+}
+
+func TestReleaseOnlyWhenUnused(t *testing.T) {
+	st := storetest.New(t)
+	ctx := context.Background()
+	def, _, err := Claim(ctx, st, Request{Pool: pool, Mode: "vxlan", NeedVNI: true, DefaultMTU: 1450})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := store.Network{ID: "n1", Host: "h1", IPv4: []store.Subnet{{Pool: "10.244.0.0/16"}}}
+	if err := st.Put(ctx, store.NetworkKey("h1", "n1"), n); err != nil {
+		t.Fatal(err)
+	}
+	if err := Release(ctx, st, pool); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, store.LNetKey(pool), nil); err != nil {
+		t.Fatal("definition released while a host still uses it")
+	}
+	if err := st.Delete(ctx, store.NetworkKey("h1", "n1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Release(ctx, st, pool); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{store.LNetKey(pool), store.VNIKey(def.VNI)} {
+		if n, _ := st.Count(ctx, k); n != 0 {
+			t.Fatalf("%s survived the release", k)
+		}
+	}
+	if err := Release(ctx, st, pool); err != nil {
+		t.Fatalf("release of an absent definition: %v", err)
+	}
+}
+
+func TestFirstPoolIsTheLowestSubnet(t *testing.T) {
+	n := store.Network{IPv4: []store.Subnet{{Pool: "10.42.0.0/24"}, {Pool: "10.41.0.0/24"}}, IPv6: []store.Subnet{{Pool: "fd00::/64"}}}
+	if p := FirstPool(&n); p.String() != "10.41.0.0/24" {
+		t.Fatalf("got %s", p)
+	}
+	if p := FirstPool(&store.Network{IPv6: []store.Subnet{{Pool: "fd01::/64"}, {Pool: "fd00::/64"}}}); p.String() != "fd00::/64" {
+		t.Fatalf("got %s", p)
+	}
+}

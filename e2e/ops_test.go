@@ -16,7 +16,12 @@ func TestCleanupCommand(t *testing.T) {
 	podnetNet(t, l, "h1", "cl", "--subnet", "10.64.0.0/24")
 	run(t, l, "h1", "cl1", webArgs("--network", "cl", "-p", "8580:80")...)
 	run(t, l, "h1", "cl2", sleeper("--network", "cl")...)
-	mustContain(t, "podnet's accept is in Docker's chain", l.MustExec(t, "h1", "iptables", "-S", "DOCKER-USER"), "-j PODNET-FORWARD")
+	// podnetd starts before dockerd creates DOCKER-USER; its jump moves
+	// there within seconds.
+	WaitFor(t, shortWait, func() (bool, string) {
+		out := l.MustExec(t, "h1", "iptables", "-S", "DOCKER-USER")
+		return strings.Contains(out, "-j PODNET-FORWARD"), "podnet's accept is not in Docker's chain:\n" + out
+	})
 
 	if err := l.PodnetdStop("h1", false); err != nil {
 		t.Fatal(err)

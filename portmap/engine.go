@@ -251,14 +251,21 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	// podnetd starts before dockerd (dockerd may need the plugin while it
+	// starts), so Docker's DOCKER-USER usually appears just after the first
+	// Sync put podnet's jump in FORWARD: check every second for the first
+	// minute so the jump moves there at once, then every interval.
+	fastUntil := time.Now().Add(time.Minute)
 	for {
 		e.resyncIfDamaged(ctx)
+		wait := interval
+		if time.Now().Before(fastUntil) && interval > time.Second {
+			wait = time.Second
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }

@@ -200,4 +200,3 @@ func hasSubnet(n dnet.Inspect, subnet string) bool {
 	}
 	return false
 }
-

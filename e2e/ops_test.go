@@ -46,6 +46,9 @@ func TestCleanupCommand(t *testing.T) {
 	if vs := links(t, l, "h1", "pn"); len(vs) != 0 {
 		t.Fatalf("links left after cleanup: %v", vs)
 	}
+	if out := l.MustExec(t, "h1", "ip", "-o", "addr", "show", "dev", "lo"); strings.Contains(out, "10.96.0.10") {
+		t.Fatalf("cluster DNS address left on lo:\n%s", out)
+	}
 
 	if err := l.PodnetdStart("h1"); err != nil {
 		t.Fatal(err)

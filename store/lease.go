@@ -37,13 +37,13 @@ func (s *Store) KeepAlive(ctx context.Context, key string, v any, ttl time.Durat
 			for range ch {
 			}
 		}
-		up(false)
 		if ctx.Err() != nil {
 			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_, _ = s.cli.Revoke(rctx, lease)
 			cancel()
 			return
 		}
+		up(false)
 		s.log.Warn("liveness lease lost; renewing", "key", key)
 	}
 }

@@ -222,7 +222,6 @@ func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel,
 	case err := <-errc:
 		return err
 	case <-time.After(200 * time.Millisecond):
-		log.Info("cluster DNS serving", "addr", addr)
 		return nil
 	}
 }
@@ -277,6 +276,11 @@ func cleanup(ctx context.Context, cfg *config) error {
 		errs = append(errs, err)
 	}
 	removed = append(removed, vx...)
+	if err := cfg.validate(); err == nil && cfg.DNSAddr != "off" {
+		if err := k.DeleteLocalAddr("lo", netip.MustParseAddr(cfg.DNSAddr)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	log.Info("podnet kernel state removed", "links", removed)
 	if len(errs) > 0 {
 		return fmt.Errorf("cleanup: %v", errs)

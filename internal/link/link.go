@@ -258,3 +258,18 @@ func (k *Kernel) EnsureLocalAddr(name string, addr netip.Addr) error {
 	}
 	return nil
 }
+
+// DeleteLocalAddr removes addr (/32 or /128) from link name (ip addr del
+// ADDR/32 dev lo); absence is fine.
+func (k *Kernel) DeleteLocalAddr(name string, addr netip.Addr) error {
+	l, err := k.NL.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", name, err)
+	}
+	p := netip.PrefixFrom(addr, addr.BitLen())
+	if err := k.NL.AddrDel(l, &netlink.Addr{IPNet: prefixToIPNet(p)}); err != nil &&
+		!errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove %s from %s: %w", p, name, err)
+	}
+	return nil
+}

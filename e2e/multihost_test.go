@@ -164,6 +164,30 @@ func TestVXLANAcrossHosts(t *testing.T) {
 			t.Fatalf("etcd keys left under %s: %v", p, ks)
 		}
 	}
+	for _, h := range l.Hosts() {
+		if out := l.MustExec(t, h, "nft", "list", "table", "inet", "podnet"); strings.Contains(out, "10.244.") {
+			t.Fatalf("%s: rules of the removed network remain:\n%s", h, out)
+		}
+	}
+}
+
+// TestDirectRouting: with podnet.direct-routing, blocks of hosts on the
+// same underlay subnet are routed over the underlay itself, and traffic
+// (with pod source addresses) still flows.
+func TestDirectRouting(t *testing.T) {
+	l := multi(t)
+	vxNet(t, l, "direct", "10.236.0.0/16", "-o", "podnet.direct-routing=true")
+	run(t, l, "h1", "dr1", serverArgs("--network", "direct")...)
+	run(t, l, "h2", "dr2", serverArgs("--network", "direct")...)
+	ip1, ip2 := ipOf(t, l, "h1", "dr1", "direct"), ipOf(t, l, "h2", "dr2", "direct")
+	WaitFor(t, shortWait, func() (bool, string) {
+		out := l.MustExec(t, "h1", "ip", "route", "show", "proto", "152")
+		return strings.Contains(out, "via "+l.HostIP("h2")+" dev eth0"), "no direct route to h2's block on h1:\n" + out
+	})
+	if out, err := l.Docker("h1", "exec", "dr1", "netcheck", "stream", ip2+":9000", "1"); err != nil || !strings.Contains(out, "stream ok") {
+		t.Fatalf("TCP over direct routing: %v %s", err, out)
+	}
+	mustContain(t, "h2 sees h1's pod address", l.MustDocker(t, "h2", "logs", "dr2"), "from "+ip1+":")
 }
 
 // clientSees opens a TCP connection from container name on host to the
@@ -309,6 +333,12 @@ func TestHostChurn(t *testing.T) {
 			}
 		}
 		return true, ""
+	})
+	// Its containers' names stop resolving (podnet's DNS answers only for
+	// live hosts).
+	WaitFor(t, shortWait, func() (bool, string) {
+		out, err := l.Docker("h1", "run", "--rm", "--dns", "10.96.0.10", "--network", "churn", TestImage, "nslookup", "kh3")
+		return err != nil || !strings.Contains(out, ip3), "a dead host's container still resolves: " + out
 	})
 	for _, h := range hostsView(t, l, "h1") {
 		if h.Name == "h3" {

@@ -69,15 +69,18 @@ func TestCleanupCommand(t *testing.T) {
 }
 
 // TestEtcdOutage: with every etcd member down, running containers keep
-// their traffic, podnetctl says etcd is unhealthy, and a new container
-// fails fast with an error that names etcd; all recovers when etcd returns.
+// their traffic (across hosts too), podnetctl says etcd is unhealthy, and a
+// new container fails fast with an error that names etcd; all recovers
+// when etcd returns.
 func TestEtcdOutage(t *testing.T) {
-	RequirePodnetd(t)
-	l := Shared(t, 1, EtcdCluster)
-	podnetNet(t, l, "h1", "eo", "--subnet", "10.65.0.0/24")
+	l := multi(t)
+	vxNet(t, l, "eo", "10.65.0.0/16")
 	run(t, l, "h1", "eo1", sleeper("--network", "eo")...)
 	run(t, l, "h1", "eo2", sleeper("--network", "eo")...)
+	run(t, l, "h2", "eo3", sleeper("--network", "eo")...)
 	ip2, _ := l.ContainerIP("h1", "eo2", "eo")
+	ip3, _ := l.ContainerIP("h2", "eo3", "eo")
+	WaitFor(t, shortWait, func() (bool, string) { return ping(l, "h1", "eo1", ip3), "no cross-host traffic before the outage" })
 
 	for m := 1; m <= 3; m++ {
 		if err := l.EtcdStop(m, true); err != nil {
@@ -105,7 +108,7 @@ func TestEtcdOutage(t *testing.T) {
 			_ = startAll()
 		}
 	})
-	if !ping(l, "h1", "eo1", ip2) {
+	if !ping(l, "h1", "eo1", ip2) || !ping(l, "h1", "eo1", ip3) {
 		t.Fatal("container traffic stopped with etcd")
 	}
 	mustContain(t, "podnetctl status", l.MustExec(t, "h1", "podnetctl", "status"), "UNHEALTHY")
@@ -124,6 +127,10 @@ func TestEtcdOutage(t *testing.T) {
 	t.Logf("docker run failed after %v: %v", took.Round(100*time.Millisecond), err)
 	if vs := links(t, l, "h1", "pnh"); len(vs) != 2 {
 		t.Fatalf("the failed start left interfaces: %v", vs)
+	}
+	// Still flowing a while later, across hosts (nothing tore routes down).
+	if !ping(l, "h1", "eo1", ip3) {
+		t.Fatal("cross-host traffic stopped during the etcd outage")
 	}
 
 	if err := startAll(); err != nil {

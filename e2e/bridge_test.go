@@ -137,43 +137,13 @@ func TestIsolationInternalMasquerade(t *testing.T) {
 		t.Fatal("an --internal network was reached from another network")
 	}
 
-	// Who does the outside client see? Open a TCP connection and look at the
-	// client's socket table (a fresh port each time: TIME_WAIT entries stay).
-	seen := func(name string, port int) string {
-		t.Helper()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_, _ = l.Client("timeout", "6", "busybox", "nc", "-l", "-p", fmt.Sprint(port))
-		}()
-		WaitFor(t, shortWait, func() (bool, string) {
-			out, _ := l.Client("busybox", "netstat", "-ltn")
-			return strings.Contains(out, fmt.Sprintf(":%d ", port)), out
-		})
-		go func() {
-			_, _ = l.Docker("h1", "exec", name, "sh", "-c", fmt.Sprintf("sleep 3 | timeout 4 nc %s %d", client, port))
-		}()
-		var peer string
-		WaitFor(t, shortWait, func() (bool, string) {
-			out, _ := l.Client("busybox", "netstat", "-tn")
-			for _, line := range strings.Split(out, "\n") {
-				f := strings.Fields(line)
-				if len(f) >= 6 && strings.HasSuffix(f[3], fmt.Sprintf(":%d", port)) && f[5] != "LISTEN" {
-					peer = f[4][:strings.LastIndex(f[4], ":")]
-					peer = strings.TrimPrefix(peer, "::ffff:")
-					return true, out
-				}
-			}
-			return false, out
-		})
-		<-done
-		return peer
-	}
-	if p := seen("ia", 7001); p != l.HostIP("h1") {
+	// Who does the outside client see? (a fresh port each time: TIME_WAIT
+	// entries stay in the client's socket table)
+	if p := clientSees(t, l, "h1", "ia", 7001); p != l.HostIP("h1") {
 		t.Fatalf("outbound traffic not masqueraded: client saw %s, want the host's %s", p, l.HostIP("h1"))
 	}
 	ipn, _ := l.ContainerIP("h1", "in", "iso-nomasq")
-	if p := seen("in", 7002); p != ipn {
+	if p := clientSees(t, l, "h1", "in", 7002); p != ipn {
 		t.Fatalf("podnet.masquerade=false: client saw %s, want the container's own %s", p, ipn)
 	}
 }

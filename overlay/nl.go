@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/podnet/podnet/internal/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -17,17 +18,8 @@ type nlKernel struct {
 	h *netlink.Handle
 }
 
-func dump[T any](f func() (T, error)) (T, error) {
-	var v T
-	var err error
-	for range 5 {
-		v, err = f()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	return v, err
-}
+// dump retries interrupted dumps (see link.Dump).
+func dump[T any](f func() (T, error)) (T, error) { return link.Dump(f) }
 
 // listRoutes returns the overlay's routes in the main table, IPv4 and
 // IPv6: ip route show proto 152; ip -6 route show proto 152.

@@ -9,12 +9,15 @@
 //
 // ROWS is a tab-separated file, one benchmark result per line:
 //
-//	ID  WHAT  CANDIDATE  ANCHOR  RATIO  WORST  DIR  TARGET  FLOOR  NOTE
+//	ID  WHAT  CANDIDATE  ANCHOR  RATIO  WORST  DIR  TARGET  FLOOR  NOTE  [UNIT]
 //
 // DIR is "le" (the ratio must be at most TARGET/FLOOR) or "ge" (at least).
 // RATIO is a number, or empty/"-"/"NaN" when the benchmark failed (verdict
-// ERROR). TARGET and FLOOR are numbers or "-" (none). CANDIDATE, ANCHOR,
-// WORST and NOTE are printed as given.
+// ERROR). TARGET and FLOOR are numbers or "-" (none); a row with neither
+// gets the verdict "info" (context: reported, never judged). CANDIDATE,
+// ANCHOR, WORST and NOTE are printed as given. UNIT, when given, says RATIO
+// is not a ratio but an absolute value in that unit (a benchmark without an
+// anchor): it is printed after the value and after TARGET and FLOOR.
 package main
 
 import (
@@ -157,6 +160,7 @@ type Row struct {
 	Worst, Dir                  string
 	Target, Floor               float64 // NaN: none
 	Note                        string
+	Unit                        string // "": Ratio is a ratio; else an absolute value in Unit
 }
 
 func parseNum(s string) float64 {
@@ -177,21 +181,25 @@ func ParseRow(line string) (Row, error) {
 	if len(f) < 9 {
 		return Row{}, fmt.Errorf("want at least 9 tab-separated fields, got %d: %q", len(f), line)
 	}
-	for len(f) < 10 {
+	for len(f) < 11 {
 		f = append(f, "")
 	}
 	r := Row{ID: f[0], What: f[1], Candidate: f[2], Anchor: f[3], Ratio: parseNum(f[4]), Worst: f[5],
-		Dir: f[6], Target: parseNum(f[7]), Floor: parseNum(f[8]), Note: f[9]}
+		Dir: f[6], Target: parseNum(f[7]), Floor: parseNum(f[8]), Note: f[9], Unit: strings.TrimSpace(f[10])}
 	if r.Dir != "le" && r.Dir != "ge" {
 		return Row{}, fmt.Errorf("%s: direction %q: want le or ge", r.ID, r.Dir)
 	}
 	return r, nil
 }
 
-// Verdict is "ok", "below target", "BELOW FLOOR" or "ERROR".
+// Verdict is "ok", "below target", "BELOW FLOOR", "ERROR", or "info" for
+// a row with neither target nor floor.
 func (r Row) Verdict() string {
 	if math.IsNaN(r.Ratio) {
 		return "ERROR"
+	}
+	if math.IsNaN(r.Target) && math.IsNaN(r.Floor) {
+		return "info"
 	}
 	meets := func(limit float64) bool {
 		if math.IsNaN(limit) {
@@ -219,14 +227,22 @@ func (r Row) limit(x float64) string {
 	if r.Dir == "le" {
 		op = "≤"
 	}
-	return op + strconv.FormatFloat(x, 'g', -1, 64)
+	s := op + strconv.FormatFloat(x, 'g', -1, 64)
+	if r.Unit != "" {
+		s += " " + r.Unit
+	}
+	return s
 }
 
-func fmtRatio(x float64) string {
-	if math.IsNaN(x) {
+func (r Row) value() string {
+	if math.IsNaN(r.Ratio) {
 		return "-"
 	}
-	return strconv.FormatFloat(x, 'f', 3, 64)
+	s := strconv.FormatFloat(r.Ratio, 'f', 3, 64)
+	if r.Unit != "" {
+		s += " " + r.Unit
+	}
+	return s
 }
 
 func table(path string, w io.Writer) (int, error) {
@@ -250,7 +266,7 @@ func table(path string, w io.Writer) (int, error) {
 		if v == "BELOW FLOOR" || v == "ERROR" {
 			failed++
 		}
-		cells = append(cells, []string{r.ID, r.What, r.Candidate, r.Anchor, fmtRatio(r.Ratio), r.Worst,
+		cells = append(cells, []string{r.ID, r.What, r.Candidate, r.Anchor, r.value(), r.Worst,
 			r.limit(r.Target), r.limit(r.Floor), v})
 		if r.Note != "" {
 			notes = append(notes, r.ID+": "+r.Note)

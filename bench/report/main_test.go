@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
 )
@@ -36,6 +37,11 @@ func TestVerdict(t *testing.T) {
 		{"B12c\tx\t1\t1\t0\t-\tle\t0\t0", "ok"},
 		{"B12c\tx\t1\t1\t3\t-\tle\t0\t0", "BELOW FLOOR"},
 		{"B2\tx\t-\t-\t\t-\tle\t1.0\t1.15\tfailed", "ERROR"},
+		{"B9d\tx\t1\t1\t0.9\t0.8\tge\t-\t-", "info"},
+		{"SCALE\tx\t1\t-\t26.1\t-\tle\t-\t-\tabsolute\tms", "info"},
+		{"SCALE\tx\t1\t-\t\t-\tle\t-\t-\tfailed\tms", "ERROR"},
+		{"REACH\tx\t1\t-\t0.8\t-\tle\t1\t-\t\ts", "ok"},
+		{"REACH\tx\t1\t-\t2.01\t-\tle\t1\t-\t\ts", "below target"},
 	} {
 		r, err := ParseRow(tc.line)
 		if err != nil {
@@ -47,5 +53,26 @@ func TestVerdict(t *testing.T) {
 	}
 	if _, err := ParseRow(strings.Repeat("x\t", 8) + "x"); err == nil {
 		t.Error("bad direction accepted")
+	}
+}
+
+func TestTableUnits(t *testing.T) {
+	dir := t.TempDir()
+	rows := "REACH\tdocker run -> reply\tmedian 812 ms\tnone (absolute)\t0.812\tp99 1.2 s\tle\t1\t-\tnote\ts\n" +
+		"B9\tthroughput\t5 Gbit/s\t6 Gbit/s\t0.833\t0.7\tge\t0.95\t-\n"
+	path := dir + "/rows.tsv"
+	if err := os.WriteFile(path, []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	code, err := table(path, &b)
+	if err != nil || code != 0 {
+		t.Fatalf("code %d err %v", code, err)
+	}
+	out := b.String()
+	for _, want := range []string{"0.812 s", "≤1 s", "0.833 ", "≥0.95 ", "below target"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
 	}
 }

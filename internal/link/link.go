@@ -41,8 +41,9 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT)
 }
 
-// retry runs a dump until it is not interrupted (at most 5 times).
-func retry[T any](f func() (T, error)) (T, error) {
+// Dump runs a netlink dump until the kernel does not interrupt it (the
+// table changed mid-dump and the result may be partial), at most 5 times.
+func Dump[T any](f func() (T, error)) (T, error) {
 	var v T
 	var err error
 	for range 5 {
@@ -56,7 +57,7 @@ func retry[T any](f func() (T, error)) (T, error) {
 
 // Links lists all links (ip -o link show).
 func (k *Kernel) Links() ([]netlink.Link, error) {
-	return retry(k.NL.LinkList)
+	return Dump(k.NL.LinkList)
 }
 
 // ByName returns the link called name (ip link show name).
@@ -216,7 +217,7 @@ func (k *Kernel) Sysctl(key, value string) error {
 func (k *Kernel) Routes() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rs, err := retry(func() ([]netlink.Route, error) { return k.NL.RouteList(nil, fam) })
+		rs, err := Dump(func() ([]netlink.Route, error) { return k.NL.RouteList(nil, fam) })
 		if err != nil {
 			return nil, fmt.Errorf("list routes: %w", err)
 		}

@@ -1,6 +1,10 @@
-// Package reconcile is podnetd's garbage collector: it compares what podnet
-// holds for this host (endpoint and network records, veths, addresses, pool
-// references) with what Docker actually has, and removes the difference.
+// Package reconcile holds podnetd's two agents that act on this host's
+// Docker through its API: the garbage collector (Reconciler), which
+// compares what podnet holds for this host (endpoint and network records,
+// veths, addresses, pool references) with what Docker actually has and
+// removes the difference; and NetSync, which makes this host's Docker
+// networks follow the named network definitions of `podnetctl network
+// create/rm`.
 //
 // # Design notes
 //
@@ -19,4 +23,11 @@
 //     visible in Docker) are safe.
 //   - Order: endpoints and networks first (driver), then addresses and pool
 //     references (IPAM), so an address is freed only after nothing uses it.
+//   - NetSync never acts on another host: each podnetd creates or removes
+//     only its own Docker network, from the definition in etcd, retrying
+//     until it succeeds. A host that was down catches up when it returns.
+//     It leaves alone a Docker network of the same name that is not
+//     podnet's (and says so), and removes only networks of its own driver
+//     and subnet. Docker refuses to remove a network with containers, so a
+//     removal started by podnetctl (which checks first) cannot strand one.
 package reconcile

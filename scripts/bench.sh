@@ -12,6 +12,15 @@
 # the namespaces and the processes it started are removed on exit, also on
 # failure or Ctrl-C.
 #
+# Labs: B1, B1p, B2, B2c and B10 run on that one-host lab (B12 needs none
+# and runs while it is up). B9, B9d, B9l and REACH need two hosts sharing
+# an etcd cluster: after the first lab is taken down, a second one comes up
+# (scripts/lab.sh up 2: h1 and h2, 3 etcd members, same LAB_NAME) with two
+# podnet vxlan networks created on both hosts (docker network create -d
+# podnet --ipam-driver podnet -o mode=vxlan, one with -o
+# podnet.direct-routing=true). Each lab comes up only when one of its
+# benchmarks is selected. SCALE needs no lab and runs last, with none up.
+#
 #   B1   docker run --rm IMG true: podnet network vs a user-defined Docker
 #        bridge network (-d bridge) vs --net=none, interleaved triples
 #        (order rotates). R = T(podnet)/T(bridge); R_net =
@@ -34,6 +43,41 @@
 #   B12  TMPDIR=/dev/shm go test -run '^$' -bench B12 ./ipam/ (BenchmarkB12
 #        and BenchmarkB12cChurn): affine IPAM vs the naive shared-key
 #        allocator at 3 and 16 writers; B12c: leaked keys after churn.
+##   B9   cross-host TCP throughput, container -> container over a podnet
+#        vxlan network: iperf3 -t 10 -O 2 -J, 1 stream, client in a container
+#        on h1 (its netns via nsenter, CPU 0), server in a container on h2
+#        (CPU 1). Anchors in the same pairs: (a) raw veth between two fresh
+#        netns; (b) a hand-built flannel-style VXLAN path: two fresh "host"
+#        netns on a veth underlay (MTU 1500), each with a bridge and a
+#        container netns on a veth (MTU 1450, default route via the bridge),
+#        a VXLAN device (id 42, dstport 4789, nolearning, MTU 1450,
+#        txqueuelen 0 as flannel's netlink call leaves it) and, towards the
+#        other host, a static `bridge fdb append MAC dev vx0 dst U`, a
+#        permanent neighbor and an onlink route (flannel's vxlan backend).
+#        Rows: podnet/(b), podnet/(a); retransmits and (b)/(a) in the notes.
+#        Every arm is built fresh (new containers, new netns) per pair.
+#   B9d  the same with the direct-routing network (host-gw: no
+#        encapsulation between hosts of one subnet) vs (a): context row, no
+#        target. Runs inside B9's pairs when both are selected.
+#   B9l  TCP_RR latency on the same paths: bench/rr, one connection,
+#        TCP_NODELAY, 1-byte ping-pong for 5 s after a 0.5 s warm-up, client
+#        CPU 0, server CPU 1: podnet vxlan vs (b), median of per-pair p50
+#        ratios (p99 ratio as a context row); raw veth as context.
+#   REACH  docker run -d --ip ADDR on h1 until the first ICMP echo reply
+#        from ADDR seen from a container on h2 (bench/reach in its netns, one
+#        request every 10 ms), timed from just before the docker run. The
+#        prober starts before the docker run ("early"); ADDR is a fresh
+#        address of the /26 block h1 already claimed (a container kept
+#        running there), so the prober knows it and IPAM takes the usual
+#        path (no exception route). Median and p99 (nearest rank) over the
+#        samples, absolute (no anchor). Context row ("late", interleaved):
+#        the prober starts only once docker run has returned.
+#   SCALE  go test -run TestScale100Hosts -bench Program100x4 -benchmem
+#        ./overlay/: one host programming 100 remote hosts x 4 blocks (501
+#        routes, 100 neighbors, 100 FDB entries) in a throwaway netns, from
+#        scratch; a full resync with nothing to change; a pass after an etcd
+#        event that changes nothing; the view's memory. Absolute (no
+#        anchor), medians over -count runs.
 #
 # Arms are interleaved (the first arm alternates or rotates per pair) and
 # built fresh per pair. Every loop is bounded by a pair count and a time
@@ -45,16 +89,21 @@
 # measured (verdict ERROR); the table is printed first. 2: setup failed.
 #
 # Env:
-#   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B12; B12c
-#                    is part of B12); default all
+#   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B12,B9,
+#                    B9d,B9l,REACH,SCALE; B12c is part of B12); default all
 #   BENCH_PAIRS      N (every benchmark) or ID=N,... (defaults B1=30 B1p=5
-#                    B2=10 B2c=5 B10=5 B12=5; quick: 3 1 2 1 1 1)
-#   BENCH_QUICK=1    smoke run: few pairs, short arms (~3 minutes)
+#                    B2=10 B2c=5 B10=5 B12=5 B9=5 B9d=5 B9l=5 REACH=20
+#                    SCALE=3; quick: 3 1 2 1 1 1 1 1 1 3 1). REACH counts
+#                    samples per mode, SCALE go test -count; B9 and B9d
+#                    share their pairs when both run (B9's count wins)
+#   BENCH_QUICK=1    smoke run: few pairs, short arms (~4 minutes)
 #   BENCH_MAX_LOAD   load average above which a row is flagged (0.5)
 #   BENCH_BUILD=0    skip `make build` (bench/ tools are always built)
 #   BENCH_KEEP=DIR   copy the raw samples and logs to DIR at the end
 #   BENCH_PN_SUBNET, BENCH_BR_SUBNET  subnets of the podnet and bridge
 #                    networks inside the lab host (10.251.64.0/24, .65.0/24)
+#   BENCH_VX_SUBNET, BENCH_DR_SUBNET  subnets of the two-host lab's vxlan
+#                    and direct-routing networks (10.251.96.0/20, .112.0/20)
 #   LAB_NAME, LAB_DIR, LAB_NET  the lab (default bench, /tmp/pnbench,
 #                    10.251.0: other labs on this machine use other names)
 #   DOCKER           docker CLI (default /usr/bin/docker when present)

@@ -127,13 +127,22 @@ readonly PN_NET=benchpn BR_NET=benchbr
 readonly PN_SUBNET=${BENCH_PN_SUBNET:-10.251.64.0/24}
 readonly BR_SUBNET=${BENCH_BR_SUBNET:-10.251.65.0/24}
 readonly RAW_A=$LAB_NAME-rva RAW_B=$LAB_NAME-rvb
+# The hand-built VXLAN path of B9/B9l: two "hosts" and their containers.
+readonly HV_HA=$LAB_NAME-hva HV_HB=$LAB_NAME-hvb HV_CA=$LAB_NAME-hca HV_CB=$LAB_NAME-hcb
+readonly HV_SERVER=10.251.253.2
+readonly VX_NET=benchvx DR_NET=benchvd
+readonly VX_SUBNET=${BENCH_VX_SUBNET:-10.251.96.0/20}
+readonly DR_SUBNET=${BENCH_DR_SUBNET:-10.251.112.0/20}
 readonly MAX_LOAD=${BENCH_MAX_LOAD:-0.5}
 readonly QUICK=${BENCH_QUICK:-0}
-readonly ALL_IDS=(B1 B1p B2 B2c B10 B12)
+readonly ALL_IDS=(B1 B1p B2 B2c B10 B12 B9 B9d B9l REACH SCALE)
+# Benchmarks by lab: one host (embedded etcd), two hosts (etcd cluster).
+readonly LAB1_IDS=(B1 B1p B2 B2c B10) LAB2_IDS=(B9 B9d B9l REACH)
 
 T0=$SECONDS
 WORK=
 OWN_LAB=0
+LAB_HOSTS=0
 BENCH_PID=
 SHM=
 
@@ -147,12 +156,13 @@ die() {
 # ---------------------------------------------------------------- cleanup
 
 # kill_pid PID: TERM, then KILL after 5 s, if PID is still one we started
-# (its command line names iperf3 or connrate: guards against PID reuse).
+# (its command line names iperf3 or one of our tools in $WORK/bin: guards
+# against PID reuse).
 kill_pid() {
 	local pid=$1 i cmd
 	[[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 0
 	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
-	[[ $cmd == *iperf3* || $cmd == *connrate* ]] || return 0
+	[[ $cmd == *iperf3* || (-n $WORK && $cmd == *"$WORK/bin/"*) ]] || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 50; i++)); do
 		kill -0 "$pid" 2>/dev/null || return 0
@@ -168,9 +178,11 @@ kill_registered() {
 	: >"$WORK/pids"
 }
 
-del_raw_netns() {
+# del_own_netns: the namespaces the benchmarks build by hand (raw veth,
+# hand-built VXLAN path), if present.
+del_own_netns() {
 	local ns
-	for ns in "$RAW_A" "$RAW_B"; do
+	for ns in "$RAW_A" "$RAW_B" "$HV_CA" "$HV_CB" "$HV_HA" "$HV_HB"; do
 		[[ -e /run/netns/$ns ]] && { ip netns del "$ns" 2>/dev/null || warn "cannot delete netns $ns"; }
 	done
 	return 0
@@ -194,12 +206,8 @@ cleanup() {
 		wait "$BENCH_PID" 2>/dev/null
 	fi
 	kill_registered
-	del_raw_netns
-	if ((OWN_LAB)); then
-		[[ -n $WORK && -f $LAB_DIR/h1/podnetd.log ]] && cp "$LAB_DIR/h1/podnetd.log" "$WORK/podnetd.log"
-		say "tearing the lab down"
-		"$LAB" down 2>&1 | sed 's/^/  /'
-	fi
+	del_own_netns
+	lab_down
 	if [[ -n $WORK && -d $WORK ]]; then
 		if [[ -n ${BENCH_KEEP:-} ]]; then
 			mkdir -p "$BENCH_KEEP" && cp -r "$WORK"/. "$BENCH_KEEP"/ && say "raw samples and logs kept in $BENCH_KEEP"
@@ -212,7 +220,14 @@ cleanup() {
 
 # ---------------------------------------------------------------- helpers
 
-dk() { timeout "${DK_TIMEOUT:-120}" "$DOCKER" -H "unix://$LAB_DIR/h1/docker.sock" "$@"; }
+dk() { dkh 1 "$@"; }
+
+# dkh I ARGS...: docker on lab host hI.
+dkh() {
+	local i=$1
+	shift
+	timeout "${DK_TIMEOUT:-120}" "$DOCKER" -H "unix://$LAB_DIR/h$i/docker.sock" "$@"
+}
 
 now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 
@@ -334,25 +349,33 @@ wait_listen() {
 	return 1
 }
 
-ctr_pid() {
+ctr_pid() { ctr_pid_on 1 "$1"; }
+ctr_ip() { ctr_ip_on 1 "$1"; }
+
+# ctr_pid_on I NAME: the PID of container NAME on host hI.
+ctr_pid_on() {
 	local pid
-	pid=$(dk inspect -f '{{.State.Pid}}' "$1") || return 1
-	[[ $pid =~ ^[1-9][0-9]*$ ]] || { echo "bench: container $1 has no PID ($pid)" >&2; return 1; }
+	pid=$(dkh "$1" inspect -f '{{.State.Pid}}' "$2") || return 1
+	[[ $pid =~ ^[1-9][0-9]*$ ]] || { echo "bench: container $2 on h$1 has no PID ($pid)" >&2; return 1; }
 	echo "$pid"
 }
 
-ctr_ip() {
+# ctr_ip_on I NAME: the IPv4 address of container NAME on host hI.
+ctr_ip_on() {
 	local ip
-	ip=$(dk inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1") || return 1
-	[[ $ip =~ ^[0-9.]+$ ]] || { echo "bench: container $1 has no IPv4 address ('$ip')" >&2; return 1; }
+	ip=$(dkh "$1" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$2") || return 1
+	[[ $ip =~ ^[0-9.]+$ ]] || { echo "bench: container $2 on h$1 has no IPv4 address ('$ip')" >&2; return 1; }
 	echo "$ip"
 }
 
+# rm_containers: remove every container on every host of the lab.
 rm_containers() {
-	local ids
-	ids=$(dk ps -aq) || return 1
-	# shellcheck disable=SC2086 # one ID per word
-	[[ -z $ids ]] || dk rm -f $ids >/dev/null
+	local i ids
+	for ((i = 1; i <= LAB_HOSTS; i++)); do
+		ids=$(dkh "$i" ps -aq) || return 1
+		# shellcheck disable=SC2086 # one ID per word
+		[[ -z $ids ]] || dkh "$i" rm -f $ids >/dev/null || return 1
+	done
 }
 
 net_of() {
@@ -628,20 +651,20 @@ bench_B2c() {
 
 # ---------------------------------------------------------------- B10
 
-# iperf_run CLIENT_NETNS SERVER_NETNS SERVER_IP: one iperf3 test, prints
-# "bits_per_second retransmits".
+# iperf_run DIR CLIENT_NETNS SERVER_NETNS SERVER_IP: one iperf3 test (JSON
+# and logs in DIR), prints "bits_per_second retransmits".
 iperf_run() {
-	local cns=$1 sns=$2 sip=$3 secs omit spid json bps rtx
+	local dir=$1 cns=$2 sns=$3 sip=$4 secs omit spid json bps rtx
 	secs=$((QUICK ? 3 : 10))
 	omit=$((QUICK ? 1 : 2))
-	json=$WORK/B10/last.json
-	bg "$WORK/B10/server.log" nsenter --net="$sns" taskset -c 1 iperf3 -s -1 -p 5201
+	json=$dir/last.json
+	bg "$dir/server.log" nsenter --net="$sns" taskset -c 1 iperf3 -s -1 -p 5201
 	spid=$BG_PID
 	wait_listen "$sns" 5201 10 || return 1
 	if ! nsenter --net="$cns" taskset -c 0 timeout $((secs + omit + 30)) \
-		iperf3 -c "$sip" -p 5201 -t "$secs" -O "$omit" -J >"$json" 2>"$WORK/B10/client.err"; then
+		iperf3 -c "$sip" -p 5201 -t "$secs" -O "$omit" -J >"$json" 2>"$dir/client.err"; then
 		echo "bench: iperf3 client failed:" >&2
-		head -c 600 "$json" "$WORK/B10/client.err" >&2
+		head -c 600 "$json" "$dir/client.err" >&2
 		wait_exit "$spid" 0
 		return 1
 	fi
@@ -651,23 +674,29 @@ iperf_run() {
 	echo "$bps $rtx"
 }
 
+# raw_up: the raw veth anchor in fresh namespaces: $RAW_A (10.251.255.1)
+# and $RAW_B (10.251.255.2) joined by one veth pair.
+raw_up() {
+	del_own_netns
+	ip netns add "$RAW_A" && ip netns add "$RAW_B" || return 1
+	ip -n "$RAW_A" link add eth0 type veth peer name eth0 netns "$RAW_B" || return 1
+	ip -n "$RAW_A" addr add 10.251.255.1/24 dev eth0 && ip -n "$RAW_B" addr add 10.251.255.2/24 dev eth0 || return 1
+	ip -n "$RAW_A" link set eth0 up && ip -n "$RAW_B" link set eth0 up || return 1
+	ip -n "$RAW_A" link set lo up && ip -n "$RAW_B" link set lo up || return 1
+}
+
 # b10_arm ARM: the Gbit/s and retransmits of one arm, in fresh namespaces.
 b10_arm() {
 	local arm=$1 cpid spid sip out
 	if [[ $arm == raw ]]; then
-		del_raw_netns
-		ip netns add "$RAW_A" && ip netns add "$RAW_B" || return 1
-		ip -n "$RAW_A" link add eth0 type veth peer name eth0 netns "$RAW_B" || return 1
-		ip -n "$RAW_A" addr add 10.251.255.1/24 dev eth0 && ip -n "$RAW_B" addr add 10.251.255.2/24 dev eth0 || return 1
-		ip -n "$RAW_A" link set eth0 up && ip -n "$RAW_B" link set eth0 up || return 1
-		ip -n "$RAW_A" link set lo up && ip -n "$RAW_B" link set lo up || return 1
-		out=$(iperf_run "/run/netns/$RAW_A" "/run/netns/$RAW_B" 10.251.255.2) || return 1
-		del_raw_netns
+		raw_up || return 1
+		out=$(iperf_run "$WORK/B10" "/run/netns/$RAW_A" "/run/netns/$RAW_B" 10.251.255.2) || return 1
+		del_own_netns
 	else
 		dk run -d --name b10-c --net="$(net_of "$arm")" "$IMG" sleep 3600 >/dev/null || return 1
 		dk run -d --name b10-s --net="$(net_of "$arm")" "$IMG" sleep 3600 >/dev/null || return 1
 		cpid=$(ctr_pid b10-c) && spid=$(ctr_pid b10-s) && sip=$(ctr_ip b10-s) || return 1
-		out=$(iperf_run "/proc/$cpid/ns/net" "/proc/$spid/ns/net" "$sip") || return 1
+		out=$(iperf_run "$WORK/B10" "/proc/$cpid/ns/net" "/proc/$spid/ns/net" "$sip") || return 1
 		rm_containers || return 1
 	fi
 	echo "$out"
@@ -757,6 +786,423 @@ bench_B12() {
 	((rc == 0)) || return 1
 }
 
+# ---------------------------------------------------------------- B9, B9d, B9l
+
+# hand_peer HOST PEER_SUBNET24 PEER_MAC PEER_UNDERLAY: in HOST, flannel's
+# three static entries for a peer host: its VTEP MAC in vx0's FDB with the
+# peer's underlay address as destination, a permanent neighbor (the peer's
+# .0 address -> that MAC) and an onlink route to the peer's /24 via .0.
+hand_peer() {
+	ip -n "$1" neigh replace "$2.0" lladdr "$3" dev vx0 nud permanent &&
+		bridge -n "$1" fdb append "$3" dev vx0 dst "$4" self permanent &&
+		ip -n "$1" route add "$2.0/24" via "$2.0" dev vx0 onlink
+}
+
+# hand_up: anchor (b) of B9/B9l in fresh namespaces, a flannel-style VXLAN
+# path. Hosts $HV_HA and $HV_HB: eth0, a veth underlay (MTU 1500,
+# 10.251.254.1 and .2/24); cni0, a bridge (MTU 1450) with the host's /24
+# (10.251.252.1, 10.251.253.1/24) and a veth (MTU 1450) to a container netns
+# ($HV_CA, $HV_CB: .2, default route via .1); vx0, the VXLAN device (id 42,
+# dstport 4789, nolearning, MTU 1450, txqueuelen 0 hence noqueue like
+# flannel.1, a fixed MAC) with the host's .0/32; hand_peer entries towards
+# the other host. No netfilter rules anywhere.
+hand_up() {
+	local ns h host ctr sub
+	del_own_netns
+	for ns in "$HV_HA" "$HV_HB" "$HV_CA" "$HV_CB"; do
+		ip netns add "$ns" && ip -n "$ns" link set lo up || return 1
+	done
+	ip -n "$HV_HA" link add eth0 type veth peer name eth0 netns "$HV_HB" || return 1
+	for h in 1 2; do
+		if ((h == 1)); then host=$HV_HA ctr=$HV_CA sub=10.251.252; else host=$HV_HB ctr=$HV_CB sub=10.251.253; fi
+		ip -n "$host" addr add "10.251.254.$h/24" dev eth0 && ip -n "$host" link set eth0 up || return 1
+		ip netns exec "$host" sysctl -qw net.ipv4.ip_forward=1 || return 1
+		ip -n "$host" link add cni0 mtu 1450 type bridge && ip -n "$host" addr add "$sub.1/24" dev cni0 &&
+			ip -n "$host" link set cni0 up || return 1
+		ip -n "$host" link add veth0 mtu 1450 type veth peer name eth0 netns "$ctr" &&
+			ip -n "$host" link set veth0 master cni0 up || return 1
+		ip -n "$ctr" addr add "$sub.2/24" dev eth0 && ip -n "$ctr" link set eth0 up &&
+			ip -n "$ctr" route add default via "$sub.1" || return 1
+		ip -n "$host" link add vx0 address "02:42:0a:fb:fe:0$h" mtu 1450 txqueuelen 0 \
+			type vxlan id 42 dstport 4789 local "10.251.254.$h" dev eth0 nolearning || return 1
+		ip -n "$host" addr add "$sub.0/32" dev vx0 && ip -n "$host" link set vx0 up || return 1
+	done
+	hand_peer "$HV_HA" 10.251.253 02:42:0a:fb:fe:02 10.251.254.2 &&
+		hand_peer "$HV_HB" 10.251.252 02:42:0a:fb:fe:01 10.251.254.1
+}
+
+# b9_up ARM: build ARM's path fresh and set P_CNS and P_SNS (the client's
+# and the server's netns files) and P_SIP (the server's address). ARM:
+# podnet (vxlan network: client container on h1, server container on h2),
+# direct (the same on the direct-routing network), hand (anchor b), raw
+# (anchor a).
+P_CNS='' P_SNS='' P_SIP=''
+b9_up() {
+	local arm=$1 net p1 p2 rc1=0 rc2=0 cpid spid
+	case $arm in
+	raw)
+		raw_up || return 1
+		P_CNS=/run/netns/$RAW_A P_SNS=/run/netns/$RAW_B P_SIP=10.251.255.2
+		;;
+	hand)
+		hand_up || return 1
+		P_CNS=/run/netns/$HV_CA P_SNS=/run/netns/$HV_CB P_SIP=$HV_SERVER
+		;;
+	podnet | direct)
+		net=$VX_NET
+		[[ $arm == direct ]] && net=$DR_NET
+		dkh 1 run -d --name b9-c --net="$net" "$IMG" sleep 3600 >/dev/null &
+		p1=$!
+		dkh 2 run -d --name b9-s --net="$net" "$IMG" sleep 3600 >/dev/null &
+		p2=$!
+		wait "$p1" || rc1=$?
+		wait "$p2" || rc2=$?
+		((rc1 == 0 && rc2 == 0)) || { echo "bench: docker run on $net failed (h1 exit $rc1, h2 exit $rc2)" >&2; return 1; }
+		cpid=$(ctr_pid_on 1 b9-c) && spid=$(ctr_pid_on 2 b9-s) && P_SIP=$(ctr_ip_on 2 b9-s) || return 1
+		P_CNS=/proc/$cpid/ns/net P_SNS=/proc/$spid/ns/net
+		# Until the server answers the client (h1 may still be learning a
+		# block h2 just claimed).
+		nsenter --net="$P_CNS" timeout 15 "$WORK/bin/reach" -addr "$P_SIP" -timeout 10s >/dev/null || {
+			echo "bench: $arm: $P_SIP (h2) does not answer ping from the container on h1" >&2
+			return 1
+		}
+		;;
+	*) return 1 ;;
+	esac
+}
+
+b9_down() {
+	case $1 in
+	raw | hand) del_own_netns ;;
+	*) rm_containers ;;
+	esac
+}
+
+# rtx_note DIR ARMS...: "retransmits median ARM N, ..." from DIR/ARM.rtx.
+rtx_note() {
+	local dir=$1 arm out=
+	shift
+	for arm in "$@"; do out+="${out:+, }$arm $(field "$dir/$arm.rtx" 2)"; done
+	echo "retransmits median $out"
+}
+
+bench_B9() {
+	local n budget deadline i arm out line cc secs omit done_=0 d="$WORK/B9" with_b9=0 with_b9d=0 arms=()
+	declare -A bps=()
+	selected B9 && with_b9=1
+	selected B9d && with_b9d=1
+	((with_b9)) && arms+=(podnet hand)
+	((with_b9d)) && arms+=(direct)
+	arms+=(raw)
+	if ((with_b9)); then n=$(pairs B9 5 1); else n=$(pairs B9d 5 1); fi
+	secs=$((QUICK ? 3 : 10)) omit=$((QUICK ? 1 : 2))
+	budget=$((60 + (secs + omit + 15) * ${#arms[@]} * n))
+	mkdir -p "$d"
+	: >"$d/cc"
+	precheck B9
+	deadline=$((SECONDS + budget))
+	for ((i = 0; i < n && SECONDS < deadline; i++)); do
+		line=
+		for arm in $(rotate "$i" "${arms[@]}"); do
+			b9_up "$arm" || { echo "bench: B9 $arm: building the path failed" >&2; return 1; }
+			out=$(iperf_run "$d" "$P_CNS" "$P_SNS" "$P_SIP") || { echo "bench: B9 $arm arm failed" >&2; return 1; }
+			cc=$("$WORK/bin/report" json end.sender_tcp_congestion <"$d/last.json" 2>/dev/null) || cc='?'
+			echo "$arm $cc" >>"$d/cc"
+			b9_down "$arm" || return 1
+			bps[$arm]=${out% *}
+			calc "${bps[$arm]} / 1e9" >>"$d/$arm"
+			echo "${out#* }" >>"$d/$arm.rtx"
+			line+=" $arm $(fmt 2 "$(calc "${bps[$arm]} / 1e9")") Gbit/s (rtx ${out#* })"
+		done
+		if ((with_b9)); then
+			calc "${bps[podnet]} / ${bps[hand]}" >>"$d/Rb"
+			calc "${bps[podnet]} / ${bps[raw]}" >>"$d/Ra"
+			calc "${bps[hand]} / ${bps[raw]}" >>"$d/Rba"
+		fi
+		((with_b9d == 0)) || calc "${bps[direct]} / ${bps[raw]}" >>"$d/Rd"
+		done_=$((i + 1))
+		say "B9 pair $done_/$n:$line"
+	done
+	local rs note ccs
+	gb() { echo "$(fmt 2 "$(field "$d/$1" 2)") Gbit/s (rtx $(field "$d/$1.rtx" 2))"; }
+	ccs=$(awk '{ print $2 }' "$d/cc" | sort -u | paste -sd/ -)
+	note="$(deadline_note "$done_" "$n")$done_ pairs, iperf3 -t $secs -O $omit, 1 stream, client CPU 0, server CPU 1, TCP $ccs in every arm"
+	if ((with_b9)); then
+		rs=$(ratio_stats "$d/Rb" ge)
+		note+="; podnet: container on h1 -> container on h2 over $VX_NET (MTU 1450; lab underlay: veths on the root-netns bridge $LAB_NAME-br); (b) hand-built flannel VXLAN over a veth underlay, (b)/(a) median $(fmt 3 "$(field "$d/Rba" 2)"); $(rtx_note "$d" "${arms[@]}"); $(cv_note "$d/hand" "(b)"); $(cv_note "$d/raw" "(a)"); $PRE_NOTE"
+		row "B9/b" "cross-host TCP throughput vs hand-built VXLAN" "podnet $(gb podnet)" "(b) $(gb hand)" \
+			"${rs% *}" "${rs#* }" ge 0.95 - "$note"
+		rs=$(ratio_stats "$d/Ra" ge)
+		row "B9/a" "cross-host TCP throughput vs raw veth" "podnet $(gb podnet)" "(a) $(gb raw)" \
+			"${rs% *}" "${rs#* }" ge 0.80 0.60 "(a): one veth pair between two fresh netns (no bridge, no routing, no encapsulation); same pairs as B9/b"
+	fi
+	if ((with_b9d)); then
+		rs=$(ratio_stats "$d/Rd" ge)
+		note="context (no target): network with -o podnet.direct-routing=true, h1 and h2 on one underlay subnet, so blocks are routed over the lab underlay without VXLAN (MTU 1450 all the same); "
+		if ((with_b9)); then
+			note+="same pairs as B9/b"
+		else
+			note+="$(deadline_note "$done_" "$n")$done_ pairs; $(rtx_note "$d" "${arms[@]}"); $(cv_note "$d/raw" "(a)"); $PRE_NOTE"
+		fi
+		row B9d "cross-host TCP throughput, direct routing, vs raw veth" "podnet-direct $(gb direct)" "(a) $(gb raw)" \
+			"${rs% *}" "${rs#* }" ge - - "$note"
+	fi
+}
+
+# bench_B9d: B9d alone (with B9 selected, bench_B9 measures it in its pairs).
+bench_B9d() { bench_B9; }
+
+# rr_run DIR CLIENT_NETNS SERVER_NETNS SERVER_IP: one bench/rr run (server
+# CPU 1, client CPU 0), prints the client's result line.
+rr_run() {
+	local dir=$1 cns=$2 sns=$3 sip=$4 secs spid out
+	secs=$((QUICK ? 1 : 5))
+	bg "$dir/rr-server.log" nsenter --net="$sns" taskset -c 1 "$WORK/bin/rr" -serve 0.0.0.0:5301 -lifetime 120s
+	spid=$BG_PID
+	wait_listen "$sns" 5301 10 || return 1
+	if ! out=$(nsenter --net="$cns" taskset -c 0 timeout $((secs + 30)) \
+		"$WORK/bin/rr" -addr "$sip:5301" -d "${secs}s" -warmup 500ms 2>"$dir/rr-client.err"); then
+		echo "bench: rr client failed:" >&2
+		cat "$dir/rr-client.err" >&2
+		wait_exit "$spid" 0
+		return 1
+	fi
+	wait_exit "$spid" 0
+	echo "$out"
+}
+
+bench_B9l() {
+	local n budget deadline i arm out line secs done_=0 d="$WORK/B9l" arms=(podnet hand raw)
+	declare -A p50=() p99=()
+	n=$(pairs B9l 5 1)
+	secs=$((QUICK ? 1 : 5))
+	budget=$((60 + (secs + 15) * ${#arms[@]} * n))
+	mkdir -p "$d"
+	precheck B9l
+	deadline=$((SECONDS + budget))
+	for ((i = 0; i < n && SECONDS < deadline; i++)); do
+		line=
+		for arm in $(rotate "$i" "${arms[@]}"); do
+			b9_up "$arm" || { echo "bench: B9l $arm: building the path failed" >&2; return 1; }
+			out=$(rr_run "$d" "$P_CNS" "$P_SNS" "$P_SIP") || { echo "bench: B9l $arm arm failed" >&2; return 1; }
+			b9_down "$arm" || return 1
+			p50[$arm]=$(kv p50_us "$out") p99[$arm]=$(kv p99_us "$out")
+			echo "${p50[$arm]}" >>"$d/$arm.p50"
+			echo "${p99[$arm]}" >>"$d/$arm.p99"
+			kv rate "$out" >>"$d/$arm.rate"
+			line+=" $arm p50 ${p50[$arm]} p99 ${p99[$arm]} µs"
+		done
+		calc "${p50[podnet]} / ${p50[hand]}" >>"$d/R50"
+		calc "${p99[podnet]} / ${p99[hand]}" >>"$d/R99"
+		calc "${p50[hand]} / ${p50[raw]}" >>"$d/Rba"
+		done_=$((i + 1))
+		say "B9l pair $done_/$n:$line -> p50 podnet/(b) $(tail -n 1 "$d/R50")"
+	done
+	local rs note
+	lat() { echo "p50 $(field "$d/$1.p50" 2) p99 $(field "$d/$1.p99" 2) µs"; }
+	rs=$(ratio_stats "$d/R50" le)
+	note="$(deadline_note "$done_" "$n")$done_ pairs; bench/rr: one TCP connection (TCP_NODELAY), 1-byte ping-pong for ${secs} s after 0.5 s warm-up, client CPU 0, server CPU 1; medians of per-run percentiles; podnet: h1 container -> h2 container over $VX_NET; context (a) raw veth $(lat raw), (b)/(a) p50 median $(fmt 3 "$(field "$d/Rba" 2)"); round trips/s podnet $(field "$d/podnet.rate" 2), (b) $(field "$d/hand.rate" 2); $(cv_note "$d/hand.p50" "(b) p50"); $PRE_NOTE"
+	row B9l "cross-host TCP_RR p50 vs hand-built VXLAN" "podnet $(lat podnet)" "(b) $(lat hand)" "${rs% *}" "${rs#* }" le 1.10 1.30 "$note"
+	rs=$(ratio_stats "$d/R99" le)
+	row "B9l p99" "cross-host TCP_RR p99 vs hand-built VXLAN" "podnet p99 $(field "$d/podnet.p99" 2) µs" "(b) p99 $(field "$d/hand.p99" 2) µs" \
+		"${rs% *}" "${rs#* }" le - - "context (no target): median of per-pair p99 ratios, same runs as B9l"
+}
+
+# ---------------------------------------------------------------- REACH
+
+ip4_int() {
+	local IFS=. o
+	read -r -a o <<<"$1"
+	echo $(((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]))
+}
+
+int_ip4() { echo "$((($1 >> 24) & 255)).$((($1 >> 16) & 255)).$((($1 >> 8) & 255)).$(($1 & 255))"; }
+
+# block_route NETNS ADDR VIA: the podnet route (protocol 152) in NETNS that
+# covers ADDR through next hop VIA, as PREFIX/LEN; 1 if there is none.
+block_route() {
+	local a p len mask
+	a=$(ip4_int "$2")
+	while read -r p _; do
+		[[ $p == */* ]] || continue
+		len=${p#*/}
+		mask=$(((0xffffffff << (32 - len)) & 0xffffffff))
+		(((a & mask) == $(ip4_int "${p%/*}"))) && { echo "$p"; return 0; }
+	done < <(ip -n "$1" route show proto 152 2>/dev/null | grep -F " via $3 ")
+	return 1
+}
+
+# pctl FILE P: the P-th percentile (nearest rank) of the numbers in FILE.
+pctl() {
+	sort -g "$1" | awk -v p="$2" '{ a[NR] = $1 }
+		END { if (NR == 0) { print "nan"; exit } i = int(p / 100 * NR); if (i < p / 100 * NR) i++; if (i < 1) i = 1; print a[i] }'
+}
+
+# wait_line FILE PREFIX SECS: until a line of FILE starts with PREFIX.
+wait_line() {
+	local end=$((SECONDS + $3))
+	while ((SECONDS <= end)); do
+		grep -q "^$2" "$1" 2>/dev/null && return 0
+		sleep 0.01
+	done
+	echo "bench: no '$2' in $1 after $3 s" >&2
+	return 1
+}
+
+# reach_sample MODE ADDR NAME: start container NAME with address ADDR on h1
+# and poll it from the container on h2 (REACH_POLL_PID), from before the
+# docker run (MODE early) or from when it returned (late). Prints "reach_us
+# run_us seq sent": first reply and docker run's return, both from just
+# before the docker run, and the prober's counts.
+REACH_POLL_PID=
+reach_sample() {
+	local mode=$1 addr=$2 name=$3 log="$WORK/REACH/probe.log" ppid='' t0 t1 first line
+	local probe=(nsenter --net="/proc/$REACH_POLL_PID/ns/net" taskset -c 0 "$WORK/bin/reach" -addr "$addr" -interval 10ms -timeout 20s)
+	: >"$log"
+	if [[ $mode == early ]]; then
+		bg "$log" "${probe[@]}"
+		ppid=$BG_PID
+		wait_line "$log" ready 5 || { wait_exit "$ppid" 0; return 1; }
+	fi
+	t0=$(now_us)
+	if ! dkh 1 run -d --name "$name" --net="$VX_NET" --ip "$addr" "$IMG" sleep 3600 >/dev/null; then
+		echo "bench: REACH: docker run --ip $addr on h1 failed" >&2
+		[[ -z $ppid ]] || wait_exit "$ppid" 0
+		return 1
+	fi
+	t1=$(now_us)
+	if [[ $mode == late ]]; then
+		bg "$log" "${probe[@]}"
+		ppid=$BG_PID
+	fi
+	wait_exit "$ppid" 25
+	line=$(grep -m1 '^first_reply_unix_us=' "$log") || {
+		echo "bench: REACH $mode: no reply from $addr: $(tail -n 2 "$log" | paste -sd' ' -)" >&2
+		return 1
+	}
+	first=$(kv first_reply_unix_us "$line")
+	echo "$((first - t0)) $((t1 - t0)) $(kv seq "$line") $(kv sent "$line")"
+}
+
+bench_REACH() {
+	local n budget deadline i k a mode out line r run seq sent keep_ip block base len end idx=0 done_=0 d="$WORK/REACH" flag=
+	local cands=()
+	n=$(pairs REACH 20 3)
+	mkdir -p "$d"
+	: >"$d/early.queued"
+	precheck REACH
+	# h1 claims a block for reach-keep; the samples take fresh addresses of
+	# it, which h2 already routes to h1.
+	dkh 1 run -d --name reach-keep --net="$VX_NET" "$IMG" sleep 3600 >/dev/null || return 1
+	dkh 2 run -d --name reach-poll --net="$VX_NET" "$IMG" sleep 3600 >/dev/null || return 1
+	keep_ip=$(ctr_ip_on 1 reach-keep) && REACH_POLL_PID=$(ctr_pid_on 2 reach-poll) || return 1
+	end=$((SECONDS + 10))
+	until block=$(block_route "$LAB_NAME-h2" "$keep_ip" "$LAB_NET.11"); do
+		((SECONDS < end)) || { echo "bench: REACH: h2 has no route to h1 for $keep_ip after 10 s" >&2; return 1; }
+		sleep 0.05
+	done
+	nsenter --net="/proc/$REACH_POLL_PID/ns/net" timeout 15 "$WORK/bin/reach" -addr "$keep_ip" -timeout 10s >/dev/null || {
+		echo "bench: REACH: $keep_ip (h1) does not answer ping from the container on h2" >&2
+		return 1
+	}
+	base=$(ip4_int "${block%/*}") len=${block#*/}
+	# Not the block's first two addresses or its last (a subnet's network,
+	# gateway and broadcast addresses fall there), not reach-keep's.
+	for ((k = 2; k < (1 << (32 - len)) - 1; k++)); do
+		a=$(int_ip4 $((base + k)))
+		[[ $a == "$keep_ip" ]] || cands+=("$a")
+	done
+	if ((2 * n > ${#cands[@]})); then
+		flag="FLAG: only $((${#cands[@]} / 2)) samples per mode (free addresses of block $block); "
+		n=$((${#cands[@]} / 2))
+	fi
+	budget=$((60 + 2 * 10 * n))
+	deadline=$((SECONDS + budget))
+	for ((i = 0; i < n && SECONDS < deadline; i++)); do
+		line=
+		for mode in $(rotate "$i" early late); do
+			out=$(reach_sample "$mode" "${cands[idx]}" "reach-$idx") || return 1
+			dkh 1 rm -f "reach-$idx" >/dev/null || return 1
+			idx=$((idx + 1))
+			read -r r run seq sent <<<"$out"
+			calc "$r / 1000" >>"$d/$mode.ms"
+			calc "$run / 1000" >>"$d/$mode.run"
+			calc "($r - $run) / 1000" >>"$d/$mode.after"
+			[[ $mode == early && $seq -lt $sent ]] && echo "$seq $sent" >>"$d/early.queued"
+			line+=" $mode $(ms "$r") ms (docker run $(ms "$run") ms, reply to probe $seq of $sent)"
+			# A lone change each time: the overlay coalesces changes 20 ms apart.
+			sleep 0.2
+		done
+		done_=$((i + 1))
+		say "REACH $done_/$n:$line"
+	done
+	local med p99 note queued
+	med=$(field "$d/early.ms" 2) p99=$(pctl "$d/early.ms" 99)
+	queued=$(grep -c . "$d/early.queued" || true)
+	note="$flag$(deadline_note "$done_" "$n")n=$done_; absolute, no anchor; p99 by nearest rank (with n < 100: the maximum); docker run -d --ip ADDR returned after median $(fmt 0 "$(field "$d/early.run" 2)") ms, first reply median $(fmt 0 "$(field "$d/early.after" 2)") ms after that; $queued of $done_ first replies answered an earlier request than the last one sent (held while h1 resolved ADDR); prober: ICMP echo every 10 ms from h2's container, started before docker run; ADDR: fresh addresses of h1's block $block; $PRE_NOTE"
+	row REACH "docker run -d on h1 -> first reply seen from h2" "median $(fmt 0 "$med") ms, p99 $(fmt 0 "$p99") ms" "none (absolute)" \
+		"$(calc "$med / 1000")" "p99 $(fmt 3 "$(calc "$p99 / 1000")") s" le 1 - "$note" s
+	med=$(field "$d/late.ms" 2) p99=$(pctl "$d/late.ms" 99)
+	note="context (no target): the same, interleaved with REACH, but the prober starts only once docker run has returned (median $(fmt 0 "$(field "$d/late.run" 2)") ms); first reply median $(fmt 1 "$(field "$d/late.after" 2)") ms after that"
+	row "REACH late" "same, polling from when docker run returned" "median $(fmt 0 "$med") ms, p99 $(fmt 0 "$p99") ms" "none (absolute)" \
+		"$(calc "$med / 1000")" "p99 $(fmt 3 "$(calc "$p99 / 1000")") s" le - - "$note" s
+}
+
+# ---------------------------------------------------------------- SCALE
+
+# scale_vals OUT SUB UNIT: the UNIT values of BenchmarkProgram100x4/SUB, one
+# per -count run.
+scale_vals() {
+	awk -v name="BenchmarkProgram100x4/$2" -v unit="$3" '
+		$1 ~ ("^" name "(-[0-9]+)?$") { for (i = 3; i < NF; i += 2) if ($(i + 1) == unit) print $i }' "$1"
+}
+
+bench_SCALE() {
+	local n out="$WORK/SCALE/go-test.out" d="$WORK/SCALE" rc=0 sub what note first
+	n=$(pairs SCALE 3 1)
+	mkdir -p "$d"
+	precheck SCALE
+	say "SCALE: go test -count $n -run TestScale100Hosts -bench Program100x4 -benchmem ./overlay/"
+	(cd "$REPO" && timeout 900 go test -count="$n" -v -run '^TestScale100Hosts$' \
+		-bench '^BenchmarkProgram100x4$' -benchmem ./overlay/) >"$out" 2>&1 || rc=$?
+	grep -E '^(Benchmark.*ns/op|--- |FAIL|ok|PASS)|bench_test' "$out" | sed 's/^/  /' || true
+	for sub in scratch resync event-nochange desired; do
+		scale_vals "$out" "$sub" ns/op | awk '{ print $1 / 1e6 }' >"$d/$sub.ms"
+		scale_vals "$out" "$sub" B/op | awk '{ print $1 / 1024 }' >"$d/$sub.kib"
+		scale_vals "$out" "$sub" allocs/op >"$d/$sub.allocs"
+	done
+	grep -o 'view [0-9]* KiB' "$out" | awk '{ print $2 }' >"$d/view.kib" || true
+	grep -o 'heap in use [0-9]* MiB' "$out" | awk '{ print $4 }' >"$d/heap.mib" || true
+	first=$(grep -m1 -o 'from scratch [^ ]*' "$out" | awk '{ print $3 }') || first='?'
+	for sub in scratch resync event-nochange; do
+		case $sub in
+		scratch) what="100 hosts x 4 blocks: program from scratch" ;;
+		resync) what="100 x 4: full resync, nothing to change" ;;
+		event-nochange) what="100 x 4: pass after an etcd event, no change" ;;
+		esac
+		if [[ ! -s $d/$sub.ms ]]; then
+			error_row "SCALE $sub" "$what" le - - "no result (go test exit $rc: see $out)"
+			continue
+		fi
+		note="absolute, no anchor; median of $(grep -c . "$d/$sub.ms") go test -count runs (benchtime 1 s each), $(fmt 0 "$(field "$d/$sub.kib" 2)") KiB and $(field "$d/$sub.allocs" 2) allocations per pass"
+		case $sub in
+		scratch) note+="; one host's overlay in a throwaway netns: 501 routes (400 blocks + 101 exceptions), 100 neighbors, 100 FDB entries, after RemoveNetwork+EnsureNetwork (untimed); TestScale100Hosts' single first pass: $first; $PRE_NOTE" ;;
+		resync) note+="; reads routes, neighbors and FDB back from the kernel and diffs (periodic repair, every 60 s)" ;;
+		event-nochange) note+="; the desired-state computation alone: median $(fmt 2 "$(field "$d/desired.ms" 2)") ms (doc.go says ~2 ms)" ;;
+		esac
+		row "SCALE $sub" "$what" "$(fmt 2 "$(field "$d/$sub.ms" 2)") ms per pass" "none (absolute)" \
+			"$(field "$d/$sub.ms" 2)" "max $(fmt 2 "$(field "$d/$sub.ms" 4)") ms" le - - "$note" ms
+	done
+	if [[ -s $d/view.kib ]]; then
+		row "SCALE mem" "100 x 4: etcd view in memory" "view $(field "$d/view.kib" 2) KiB, heap in use $(field "$d/heap.mib" 2) MiB" \
+			"none (absolute)" "$(field "$d/view.kib" 2)" "max $(field "$d/view.kib" 4) KiB" le - - \
+			"absolute, no anchor; from TestScale100Hosts: heap growth from feeding the followers 101 hosts, 404 blocks and 13,029 address records (the view), and the whole test binary's heap in use after programming" KiB
+	else
+		error_row "SCALE mem" "100 x 4: etcd view in memory" le - - "no result (go test exit $rc: see $out)"
+	fi
+	((rc == 0)) || return 1
+}
+
 # ---------------------------------------------------------------- main
 
 # run_bench ID: run bench_ID in a subshell (errexit on), record an ERROR row
@@ -780,7 +1226,7 @@ run_bench() {
 		((after > before)) || error_row "$id" "(failed)" le 1 - "benchmark failed (exit $rc): see its output above"
 	fi
 	kill_registered
-	del_raw_netns
+	del_own_netns
 	((OWN_LAB == 0)) || rm_containers || warn "could not remove the containers after $id"
 }
 
@@ -814,15 +1260,79 @@ check_pairs() {
 	done
 }
 
+# in_list ID LIST...: ID is one of LIST.
+in_list() {
+	local id=$1 x
+	shift
+	for x in "$@"; do [[ $x == "$id" ]] && return 0; done
+	return 1
+}
+
+# lab_up N: bring up an N-host lab (1: embedded etcd, with the podnet and
+# bridge networks of B1..B10; 2: etcd cluster, with the vxlan and
+# direct-routing networks on both hosts).
+lab_up() {
+	local n=$1 i args=(up "$1")
+	((n == 1)) && args+=(--etcd embedded)
+	say "lab up ($n host(s)$( ((n == 1)) && echo ', embedded etcd' || echo ', 3-member etcd cluster')): LAB_NAME=$LAB_NAME LAB_DIR=$LAB_DIR LAB_NET=$LAB_NET"
+	OWN_LAB=1 LAB_HOSTS=$n
+	"$LAB" "${args[@]}" 2>&1 | sed 's/^/  /'
+	((PIPESTATUS[0] == 0)) || die "lab up failed"
+	if ((n == 1)); then
+		BUSYBOX_TAR='' "$LAB" exec h1 "$REPO/scripts/busybox-image.sh" | sed 's/^/  /'
+		((PIPESTATUS[0] == 0)) || die "importing the busybox image failed"
+		dk network create -d podnet --ipam-driver podnet --subnet "$PN_SUBNET" "$PN_NET" >/dev/null ||
+			die "docker network create -d podnet failed (log: $LAB_DIR/h1/podnetd.log)"
+		dk network create -d bridge --subnet "$BR_SUBNET" "$BR_NET" >/dev/null || die "docker network create -d bridge failed"
+		say "networks: $PN_NET (podnet, $PN_SUBNET), $BR_NET (Docker bridge, $BR_SUBNET)"
+		return 0
+	fi
+	# The same definition on every host (docker network create does not
+	# fan out by itself).
+	for ((i = 1; i <= n; i++)); do
+		dkh "$i" network create -d podnet --ipam-driver podnet -o mode=vxlan --subnet "$VX_SUBNET" "$VX_NET" >/dev/null ||
+			die "h$i: docker network create -o mode=vxlan failed (log: $LAB_DIR/h$i/podnetd.log)"
+		dkh "$i" network create -d podnet --ipam-driver podnet -o mode=vxlan -o podnet.direct-routing=true \
+			--subnet "$DR_SUBNET" "$DR_NET" >/dev/null ||
+			die "h$i: docker network create -o podnet.direct-routing=true failed (log: $LAB_DIR/h$i/podnetd.log)"
+	done
+	say "networks on h1 and h2: $VX_NET (vxlan, $VX_SUBNET), $DR_NET (vxlan + direct routing, $DR_SUBNET)"
+	# For the record: the devices podnet made (MTU, VXLAN options).
+	"$LAB" exec h1 ip -d link show >"$WORK/lab2-h1-links.txt" 2>&1 || true
+}
+
+# lab_down: print the plugin request durations, keep podnetd's logs, take
+# the lab down (if this run brought it up).
+lab_down() {
+	local i
+	((OWN_LAB)) || return 0
+	for ((i = 1; i <= LAB_HOSTS; i++)); do
+		[[ -n $WORK && -f $LAB_DIR/h$i/podnetd.log ]] || continue
+		cp "$LAB_DIR/h$i/podnetd.log" "$WORK/podnetd-lab$LAB_HOSTS-h$i.log"
+		say "podnet plugin request durations on h$i of the $LAB_HOSTS-host lab ($LAB_DIR/h$i/podnetd.log), slowest first:"
+		plugin_durations <"$LAB_DIR/h$i/podnetd.log" | sed 's/^/  /' || true
+	done
+	say "tearing the lab down"
+	"$LAB" down 2>&1 | sed 's/^/  /'
+	OWN_LAB=0 LAB_HOSTS=0
+}
+
+# ensure_lab N: the lab this benchmark needs: N hosts, or none (0).
+ensure_lab() {
+	((LAB_HOSTS == $1)) && return 0
+	lab_down
+	(($1 == 0)) || lab_up "$1"
+}
+
 main() {
 	[[ $(id -u) -eq 0 ]] || die "must run as root (lab namespaces, dockerd)"
 	check_only
 	check_pairs
 	local tool id need_lab=0
-	for tool in go make ip nsenter taskset ss iperf3 awk timeout curl "$DOCKER"; do
+	for tool in go make ip bridge nsenter taskset ss iperf3 awk timeout curl "$DOCKER"; do
 		command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh; iperf3: apt-get install iperf3)"
 	done
-	for id in B1 B1p B2 B2c B10; do selected "$id" && need_lab=1; done
+	for id in "${LAB1_IDS[@]}" "${LAB2_IDS[@]}"; do selected "$id" && need_lab=1; done
 	if ((need_lab)); then
 		if [[ -e $LAB_DIR/lab.env ]] || ip link show "$LAB_NAME-br" >/dev/null 2>&1; then
 			die "a lab '$LAB_NAME' is already up or left over in $LAB_DIR; remove it with: LAB_NAME=$LAB_NAME LAB_DIR=$LAB_DIR LAB_NET=$LAB_NET $LAB down"
@@ -842,30 +1352,23 @@ main() {
 		say "make build"
 		make -C "$REPO" --no-print-directory build >/dev/null || die "make build failed"
 	fi
-	(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/bin/" ./bench/connrate ./bench/report) || die "building bench/ failed"
-
-	if ((need_lab)); then
-		say "lab up: LAB_NAME=$LAB_NAME LAB_DIR=$LAB_DIR LAB_NET=$LAB_NET"
-		OWN_LAB=1
-		"$LAB" up 1 --etcd embedded 2>&1 | sed 's/^/  /'
-		((PIPESTATUS[0] == 0)) || die "lab up failed"
-		BUSYBOX_TAR='' "$LAB" exec h1 "$REPO/scripts/busybox-image.sh" | sed 's/^/  /'
-		((PIPESTATUS[0] == 0)) || die "importing the busybox image failed"
-		dk network create -d podnet --ipam-driver podnet --subnet "$PN_SUBNET" "$PN_NET" >/dev/null ||
-			die "docker network create -d podnet failed (log: $LAB_DIR/h1/podnetd.log)"
-		dk network create -d bridge --subnet "$BR_SUBNET" "$BR_NET" >/dev/null || die "docker network create -d bridge failed"
-		say "networks: $PN_NET (podnet, $PN_SUBNET), $BR_NET (Docker bridge, $BR_SUBNET)"
-	fi
+	(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/bin/" ./bench/connrate ./bench/report ./bench/rr ./bench/reach) ||
+		die "building bench/ failed"
 
 	for id in "${ALL_IDS[@]}"; do
 		selected "$id" || continue
+		# B9 measures B9d in the same pairs when both are selected.
+		[[ $id == B9d ]] && selected B9 && continue
+		if in_list "$id" "${LAB1_IDS[@]}"; then
+			ensure_lab 1
+		elif in_list "$id" "${LAB2_IDS[@]}"; then
+			ensure_lab 2
+		elif [[ $id == SCALE ]]; then
+			ensure_lab 0
+		fi
 		run_bench "$id"
 	done
-
-	if ((need_lab)); then
-		say "podnet plugin request durations of this run ($LAB_DIR/h1/podnetd.log), slowest first:"
-		"$LAB" exec h1 cat "$LAB_DIR/h1/podnetd.log" | plugin_durations | sed 's/^/  /' || true
-	fi
+	lab_down
 
 	echo
 	echo "podnet benchmarks ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(uname -r)$( ((QUICK)) && echo ', QUICK smoke run: few pairs, not a verdict'))"

@@ -2,8 +2,8 @@
 // otherwise plain shell.
 //
 //	report stats             numbers on stdin (one per line) -> "n median min max mean cv"
-//	report json PATH         JSON on stdin -> the number at the dotted PATH
-//	                         (e.g. end.sum_received.bits_per_second)
+//	report json PATH         JSON on stdin -> the number (or string) at the
+//	                         dotted PATH (e.g. end.sum_received.bits_per_second)
 //	report table ROWS        print the results table; exit 1 if a floor is
 //	                         missed or a benchmark could not be measured
 //
@@ -145,12 +145,15 @@ func jsonNumber(r io.Reader, w io.Writer, path string) error {
 			return fmt.Errorf("json: no %q in %s", k, path)
 		}
 	}
-	n, ok := v.(json.Number)
-	if !ok {
-		return fmt.Errorf("json: %s is not a number", path)
+	switch x := v.(type) {
+	case json.Number:
+		_, err := fmt.Fprintln(w, x.String())
+		return err
+	case string:
+		_, err := fmt.Fprintln(w, x)
+		return err
 	}
-	_, err := fmt.Fprintln(w, n.String())
-	return err
+	return fmt.Errorf("json: %s is neither a number nor a string", path)
 }
 
 // Row is one line of the results table.

@@ -111,7 +111,22 @@ func (b *bridgeMode) createEndpoint(n *store.Network, ep *store.Endpoint) error 
 	if err := b.k.DeleteLink(ep.HostVeth); err != nil {
 		return err
 	}
-	return b.k.AddVeth(link.VethConfig{Host: ep.HostVeth, Peer: ep.PeerVeth, MTU: n.MTU, PeerMAC: mac, Master: br.Attrs().Index, Hairpin: true})
+	if err := b.k.AddVeth(link.VethConfig{Host: ep.HostVeth, Peer: ep.PeerVeth, MTU: n.MTU, PeerMAC: mac, Master: br.Attrs().Index, Hairpin: true}); err != nil {
+		return err
+	}
+	// Tell the host the new address's MAC now: a peer (on another host, or a
+	// client of a published port) that tried the address before this
+	// container existed left an INCOMPLETE neighbor entry that would hold
+	// its packets until the next ARP retry, a second later. Only a speed-up:
+	// the kernel still resolves the address by itself if this fails.
+	for _, a := range []string{ep.IPv4, ep.IPv6} {
+		if p, err := netip.ParsePrefix(a); err == nil && mac != nil {
+			if err := b.k.AnnounceNeighbor(br.Attrs().Index, p.Addr(), mac); err != nil {
+				b.log.Warn("cannot record the endpoint's neighbor entry", "endpoint", short(ep.ID), "err", err)
+			}
+		}
+	}
+	return nil
 }
 
 // deleteEndpoint removes the veth pair through its host end. When the

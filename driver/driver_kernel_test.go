@@ -203,6 +203,11 @@ func TestBridgeNetworkAndEndpointLifecycle(t *testing.T) {
 	if peer.Attrs().HardwareAddr.String() != "02:70:0a:4d:00:05" {
 		t.Fatalf("peer MAC %s", peer.Attrs().HardwareAddr)
 	}
+	// The host knows the new address's MAC without ARP (a sender that tried
+	// it early is not held until the next ARP retry).
+	if out := r.ns.MustExec(t, "ip", "neigh", "show", "10.77.0.5", "dev", "pn-aaaaaaaaaaaa"); !strings.Contains(out, "lladdr 02:70:0a:4d:00:05") {
+		t.Fatalf("no neighbor entry for the endpoint on the bridge: %q", out)
+	}
 	var addr store.Address
 	if _, err := r.st.Get(ctx, store.AddrKey(netip.MustParsePrefix("10.77.0.0/16"), netip.MustParseAddr("10.77.0.5")), &addr); err != nil || addr.Endpoint != epID || addr.Host != "h1" {
 		t.Fatalf("address owner not recorded: %v %+v", err, addr)

@@ -47,13 +47,15 @@
 #        vxlan network: iperf3 -t 10 -O 2 -J, 1 stream, client in a container
 #        on h1 (its netns via nsenter, CPU 0), server in a container on h2
 #        (CPU 1). Anchors in the same pairs: (a) raw veth between two fresh
-#        netns; (b) a hand-built flannel-style VXLAN path: two fresh "host"
-#        netns on a veth underlay (MTU 1500), each with a bridge and a
+#        netns; (b) a hand-built flannel-style VXLAN path between the same
+#        two lab hosts over the same underlay: in each, a bridge and a
 #        container netns on a veth (MTU 1450, default route via the bridge),
-#        a VXLAN device (id 42, dstport 4789, nolearning, MTU 1450,
+#        a VXLAN device (id 42, dstport 8472, nolearning, MTU 1450,
 #        txqueuelen 0 as flannel's netlink call leaves it) and, towards the
-#        other host, a static `bridge fdb append MAC dev vx0 dst U`, a
-#        permanent neighbor and an onlink route (flannel's vxlan backend).
+#        other host, a static `bridge fdb append MAC dev hvx0 dst U`, a
+#        permanent neighbor and an onlink route (flannel's vxlan backend),
+#        plus flannel's FORWARD accepts. Both arms cross the same netfilter
+#        hooks Docker and podnet loaded, so the ratio is podnet's own cost.
 #        Rows: podnet/(b), podnet/(a); retransmits and (b)/(a) in the notes.
 #        Every arm is built fresh (new containers, new netns) per pair.
 #   B9d  the same with the direct-routing network (host-gw: no
@@ -128,7 +130,7 @@ readonly PN_SUBNET=${BENCH_PN_SUBNET:-10.251.64.0/24}
 readonly BR_SUBNET=${BENCH_BR_SUBNET:-10.251.65.0/24}
 readonly RAW_A=$LAB_NAME-rva RAW_B=$LAB_NAME-rvb
 # The hand-built VXLAN path of B9/B9l: two "hosts" and their containers.
-readonly HV_HA=$LAB_NAME-hva HV_HB=$LAB_NAME-hvb HV_CA=$LAB_NAME-hca HV_CB=$LAB_NAME-hcb
+readonly HV_CA=$LAB_NAME-hca HV_CB=$LAB_NAME-hcb
 readonly HV_SERVER=10.251.253.2
 readonly VX_NET=benchvx DR_NET=benchvd
 readonly VX_SUBNET=${BENCH_VX_SUBNET:-10.251.96.0/20}
@@ -182,7 +184,7 @@ kill_registered() {
 # hand-built VXLAN path), if present.
 del_own_netns() {
 	local ns
-	for ns in "$RAW_A" "$RAW_B" "$HV_CA" "$HV_CB" "$HV_HA" "$HV_HB"; do
+	for ns in "$RAW_A" "$RAW_B" "$HV_CA" "$HV_CB"; do
 		[[ -e /run/netns/$ns ]] && { ip netns del "$ns" 2>/dev/null || warn "cannot delete netns $ns"; }
 	done
 	return 0
@@ -789,46 +791,62 @@ bench_B12() {
 # ---------------------------------------------------------------- B9, B9d, B9l
 
 # hand_peer HOST PEER_SUBNET24 PEER_MAC PEER_UNDERLAY: in HOST, flannel's
-# three static entries for a peer host: its VTEP MAC in vx0's FDB with the
+# three static entries for a peer host: its VTEP MAC in hvx0's FDB with the
 # peer's underlay address as destination, a permanent neighbor (the peer's
 # .0 address -> that MAC) and an onlink route to the peer's /24 via .0.
 hand_peer() {
-	ip -n "$1" neigh replace "$2.0" lladdr "$3" dev vx0 nud permanent &&
-		bridge -n "$1" fdb append "$3" dev vx0 dst "$4" self permanent &&
-		ip -n "$1" route add "$2.0/24" via "$2.0" dev vx0 onlink
+	ip -n "$1" neigh replace "$2.0" lladdr "$3" dev hvx0 nud permanent &&
+		bridge -n "$1" fdb append "$3" dev hvx0 dst "$4" self permanent &&
+		ip -n "$1" route add "$2.0/24" via "$2.0" dev hvx0 onlink
 }
 
-# hand_up: anchor (b) of B9/B9l in fresh namespaces, a flannel-style VXLAN
-# path. Hosts $HV_HA and $HV_HB: eth0, a veth underlay (MTU 1500,
-# 10.251.254.1 and .2/24); cni0, a bridge (MTU 1450) with the host's /24
-# (10.251.252.1, 10.251.253.1/24) and a veth (MTU 1450) to a container netns
-# ($HV_CA, $HV_CB: .2, default route via .1); vx0, the VXLAN device (id 42,
-# dstport 4789, nolearning, MTU 1450, txqueuelen 0 hence noqueue like
-# flannel.1, a fixed MAC) with the host's .0/32; hand_peer entries towards
-# the other host. No netfilter rules anywhere.
+# hand_up: anchor (b) of B9/B9l, a flannel-style VXLAN path built by hand
+# between the same two host namespaces podnet uses (the lab's h1 and h2,
+# over the same underlay), so the ratio is podnet's own cost: hcni0, a
+# bridge (MTU 1450) with the host's /24 (10.251.252.1, 10.251.253.1) and a
+# veth (MTU 1450) to a container netns ($HV_CA, $HV_CB: .2, default route
+# via .1); hvx0, the VXLAN device (id 42, flannel's dstport 8472 so it
+# shares no socket with podnet's, nolearning, MTU 1450, txqueuelen 0 hence
+# noqueue like flannel.1, a fixed MAC) with the host's .0/32; hand_peer
+# entries towards the other host; and flannel's FORWARD accepts for its
+# /23 (Docker's FORWARD policy is DROP in the lab hosts). hand_down undoes
+# it.
 hand_up() {
-	local ns h host ctr sub
-	del_own_netns
-	for ns in "$HV_HA" "$HV_HB" "$HV_CA" "$HV_CB"; do
-		ip netns add "$ns" && ip -n "$ns" link set lo up || return 1
-	done
-	ip -n "$HV_HA" link add eth0 type veth peer name eth0 netns "$HV_HB" || return 1
+	local h host ctr sub
+	hand_down
 	for h in 1 2; do
-		if ((h == 1)); then host=$HV_HA ctr=$HV_CA sub=10.251.252; else host=$HV_HB ctr=$HV_CB sub=10.251.253; fi
-		ip -n "$host" addr add "10.251.254.$h/24" dev eth0 && ip -n "$host" link set eth0 up || return 1
-		ip netns exec "$host" sysctl -qw net.ipv4.ip_forward=1 || return 1
-		ip -n "$host" link add cni0 mtu 1450 type bridge && ip -n "$host" addr add "$sub.1/24" dev cni0 &&
-			ip -n "$host" link set cni0 up || return 1
-		ip -n "$host" link add veth0 mtu 1450 type veth peer name eth0 netns "$ctr" &&
-			ip -n "$host" link set veth0 master cni0 up || return 1
+		host=$LAB_NAME-h$h
+		if ((h == 1)); then ctr=$HV_CA sub=10.251.252; else ctr=$HV_CB sub=10.251.253; fi
+		ip netns add "$ctr" && ip -n "$ctr" link set lo up || return 1
+		ip -n "$host" link add hcni0 mtu 1450 type bridge && ip -n "$host" addr add "$sub.1/24" dev hcni0 &&
+			ip -n "$host" link set hcni0 up || return 1
+		ip -n "$host" link add hveth0 mtu 1450 type veth peer name eth0 netns "$ctr" &&
+			ip -n "$host" link set hveth0 master hcni0 up || return 1
 		ip -n "$ctr" addr add "$sub.2/24" dev eth0 && ip -n "$ctr" link set eth0 up &&
 			ip -n "$ctr" route add default via "$sub.1" || return 1
-		ip -n "$host" link add vx0 address "02:42:0a:fb:fe:0$h" mtu 1450 txqueuelen 0 \
-			type vxlan id 42 dstport 4789 local "10.251.254.$h" dev eth0 nolearning || return 1
-		ip -n "$host" addr add "$sub.0/32" dev vx0 && ip -n "$host" link set vx0 up || return 1
+		ip -n "$host" link add hvx0 address "02:42:0a:fb:fe:0$h" mtu 1450 txqueuelen 0 \
+			type vxlan id 42 dstport 8472 local "$LAB_NET.$((10 + h))" dev eth0 nolearning || return 1
+		ip -n "$host" addr add "$sub.0/32" dev hvx0 && ip -n "$host" link set hvx0 up || return 1
+		ip netns exec "$host" iptables -w -I FORWARD -s 10.251.252.0/23 -j ACCEPT &&
+			ip netns exec "$host" iptables -w -I FORWARD -d 10.251.252.0/23 -j ACCEPT || return 1
 	done
-	hand_peer "$HV_HA" 10.251.253 02:42:0a:fb:fe:02 10.251.254.2 &&
-		hand_peer "$HV_HB" 10.251.252 02:42:0a:fb:fe:01 10.251.254.1
+	hand_peer "$LAB_NAME-h1" 10.251.253 02:42:0a:fb:fe:02 "$LAB_NET.12" &&
+		hand_peer "$LAB_NAME-h2" 10.251.252 02:42:0a:fb:fe:01 "$LAB_NET.11"
+}
+
+# hand_down: remove what hand_up added, if present.
+hand_down() {
+	local h host
+	for h in 1 2; do
+		host=$LAB_NAME-h$h
+		[[ -e /run/netns/$host ]] || continue
+		ip -n "$host" link del hvx0 2>/dev/null
+		ip -n "$host" link del hveth0 2>/dev/null
+		ip -n "$host" link del hcni0 2>/dev/null
+		while ip netns exec "$host" iptables -w -D FORWARD -s 10.251.252.0/23 -j ACCEPT 2>/dev/null; do :; done
+		while ip netns exec "$host" iptables -w -D FORWARD -d 10.251.252.0/23 -j ACCEPT 2>/dev/null; do :; done
+	done
+	del_own_netns
 }
 
 # b9_up ARM: build ARM's path fresh and set P_CNS and P_SNS (the client's
@@ -873,7 +891,8 @@ b9_up() {
 
 b9_down() {
 	case $1 in
-	raw | hand) del_own_netns ;;
+	raw) del_own_netns ;;
+	hand) hand_down ;;
 	*) rm_containers ;;
 	esac
 }
@@ -929,7 +948,7 @@ bench_B9() {
 	note="$(deadline_note "$done_" "$n")$done_ pairs, iperf3 -t $secs -O $omit, 1 stream, client CPU 0, server CPU 1, TCP $ccs in every arm"
 	if ((with_b9)); then
 		rs=$(ratio_stats "$d/Rb" ge)
-		note+="; podnet: container on h1 -> container on h2 over $VX_NET (MTU 1450; lab underlay: veths on the root-netns bridge $LAB_NAME-br); (b) hand-built flannel VXLAN over a veth underlay, (b)/(a) median $(fmt 3 "$(field "$d/Rba" 2)"); $(rtx_note "$d" "${arms[@]}"); $(cv_note "$d/hand" "(b)"); $(cv_note "$d/raw" "(a)"); $PRE_NOTE"
+		note+="; podnet: container on h1 -> container on h2 over $VX_NET (MTU 1450; lab underlay: veths on the root-netns bridge $LAB_NAME-br); (b) hand-built flannel VXLAN between the same two lab hosts, (b)/(a) median $(fmt 3 "$(field "$d/Rba" 2)"); $(rtx_note "$d" "${arms[@]}"); $(cv_note "$d/hand" "(b)"); $(cv_note "$d/raw" "(a)"); $PRE_NOTE"
 		row "B9/b" "cross-host TCP throughput vs hand-built VXLAN" "podnet $(gb podnet)" "(b) $(gb hand)" \
 			"${rs% *}" "${rs#* }" ge 0.95 - "$note"
 		rs=$(ratio_stats "$d/Ra" ge)

@@ -274,3 +274,22 @@ func (k *Kernel) DeleteLocalAddr(name string, addr netip.Addr) error {
 	}
 	return nil
 }
+
+// AnnounceNeighbor records addr → mac on link index as REACHABLE (ip neigh
+// replace ADDR lladdr MAC dev LINK nud reachable). A host that already sent
+// to addr before the owner existed holds an INCOMPLETE entry and would wait
+// for its next ARP/NDP retry (one second) before delivering; the update
+// sends the queued packets at once. REACHABLE, not PERMANENT: the kernel
+// ages it out by itself, so a removed endpoint leaves nothing to delete.
+func (k *Kernel) AnnounceNeighbor(index int, addr netip.Addr, mac net.HardwareAddr) error {
+	family := netlink.FAMILY_V4
+	if addr.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	n := &netlink.Neigh{LinkIndex: index, Family: family, State: netlink.NUD_REACHABLE,
+		IP: net.IP(addr.AsSlice()), HardwareAddr: mac}
+	if err := k.NL.NeighSet(n); err != nil {
+		return fmt.Errorf("neighbor %s lladdr %s on link %d: %w", addr, mac, index, err)
+	}
+	return nil
+}

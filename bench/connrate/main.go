@@ -25,14 +25,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/podnet/podnet/bench/internal/rawsock"
 )
 
 func main() {
@@ -62,58 +62,17 @@ func main() {
 	}
 }
 
-func sockaddr(s string) (*syscall.SockaddrInet4, error) {
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		return nil, err
-	}
-	if !ap.Addr().Is4() {
-		return nil, fmt.Errorf("%s: only IPv4 is supported", s)
-	}
-	return &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}, nil
-}
-
 func runServer(addr string, lifetime time.Duration) error {
-	sa, err := sockaddr(addr)
+	fd, err := rawsock.Listen(addr, rawsock.ListenOptions{Backlog: 4096, ResetOnClose: true})
 	if err != nil {
-		return err
-	}
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		return err
-	}
-	// Accepted sockets inherit SO_LINGER 0: close sends RST, no TIME_WAIT.
-	if err := syscall.SetsockoptLinger(fd, syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1}); err != nil {
-		return err
-	}
-	if err := syscall.Bind(fd, sa); err != nil {
-		return fmt.Errorf("bind %s: %w", addr, err)
-	}
-	if err := syscall.Listen(fd, 4096); err != nil {
 		return err
 	}
 	var accepted atomic.Uint64
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		select {
-		case <-stop:
-		case <-time.After(lifetime):
-			fmt.Fprintf(os.Stderr, "connrate: server lifetime %v over\n", lifetime)
-		}
-		fmt.Printf("accepted=%d\n", accepted.Load())
-		os.Exit(0)
-	}()
+	rawsock.ExitAfter("connrate", lifetime, func() { fmt.Printf("accepted=%d\n", accepted.Load()) })
 	for {
-		nfd, _, err := syscall.Accept4(fd, syscall.SOCK_CLOEXEC)
+		nfd, err := rawsock.Accept(fd)
 		if err != nil {
-			if err == syscall.EINTR || err == syscall.ECONNABORTED {
-				continue
-			}
-			return fmt.Errorf("accept: %w", err)
+			return err
 		}
 		syscall.Close(nfd)
 		accepted.Add(1)
@@ -121,7 +80,7 @@ func runServer(addr string, lifetime time.Duration) error {
 }
 
 func runClient(addr string, dur time.Duration, maxConns int, timeout time.Duration, maxErr float64) error {
-	sa, err := sockaddr(addr)
+	sa, err := rawsock.Sockaddr(addr)
 	if err != nil {
 		return err
 	}
@@ -159,12 +118,7 @@ func runClient(addr string, dur time.Duration, maxConns int, timeout time.Durati
 	}
 	secs := time.Since(start).Seconds()
 	slices.Sort(lat)
-	q := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Nanoseconds()) / 1e3
-	}
+	q := func(p float64) float64 { return rawsock.Micros(lat, p) }
 	fmt.Printf("conns=%d errs=%d secs=%.3f rate=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f\n",
 		len(lat), errs, secs, float64(len(lat))/secs, q(0.50), q(0.90), q(0.99), q(1))
 	for en, n := range errKinds {

@@ -25,13 +25,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/podnet/podnet/bench/internal/rawsock"
 )
 
 func main() {
@@ -61,54 +61,18 @@ func main() {
 	}
 }
 
-func sockaddr(s string) (*syscall.SockaddrInet4, error) {
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		return nil, err
-	}
-	if !ap.Addr().Is4() {
-		return nil, fmt.Errorf("%s: only IPv4 is supported", s)
-	}
-	return &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}, nil
-}
-
 func runServer(addr string, lifetime time.Duration) error {
-	sa, err := sockaddr(addr)
+	fd, err := rawsock.Listen(addr, rawsock.ListenOptions{Backlog: 16})
 	if err != nil {
 		return err
 	}
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		return err
-	}
-	if err := syscall.Bind(fd, sa); err != nil {
-		return fmt.Errorf("bind %s: %w", addr, err)
-	}
-	if err := syscall.Listen(fd, 16); err != nil {
-		return err
-	}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	rawsock.ExitAfter("rr", lifetime, nil)
 	var served int
-	go func() {
-		select {
-		case <-stop:
-		case <-time.After(lifetime):
-			fmt.Fprintf(os.Stderr, "rr: server lifetime %v over\n", lifetime)
-		}
-		os.Exit(0)
-	}()
 	buf := make([]byte, 64)
 	for {
-		nfd, _, err := syscall.Accept4(fd, syscall.SOCK_CLOEXEC)
+		nfd, err := rawsock.Accept(fd)
 		if err != nil {
-			if err == syscall.EINTR || err == syscall.ECONNABORTED {
-				continue
-			}
-			return fmt.Errorf("accept: %w", err)
+			return err
 		}
 		_ = syscall.SetsockoptInt(nfd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		for {
@@ -146,7 +110,7 @@ func writeFull(fd int, b []byte) (int, error) {
 }
 
 func runClient(addr string, dur, warmup time.Duration, maxRT int, timeout time.Duration) error {
-	sa, err := sockaddr(addr)
+	sa, err := rawsock.Sockaddr(addr)
 	if err != nil {
 		return err
 	}
@@ -207,9 +171,7 @@ func runClient(addr string, dur, warmup time.Duration, maxRT int, timeout time.D
 		sum += d
 	}
 	slices.Sort(lat)
-	q := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Nanoseconds()) / 1e3
-	}
+	q := func(p float64) float64 { return rawsock.Micros(lat, p) }
 	fmt.Printf("rtts=%d secs=%.3f rate=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f\n",
 		len(lat), secs, float64(len(lat))/secs, q(0.50), q(0.90), q(0.99), q(0.999), q(1),
 		float64(sum.Nanoseconds())/float64(len(lat))/1e3)

@@ -19,7 +19,7 @@ import (
 	"github.com/podnet/podnet/store/storetest"
 )
 
-// Benchmarks B12 and B12c of performance.md §6.2. Not timed tests: run
+// Benchmarks B12 and B12c (README.md, "Benchmarks"). Not timed tests: run
 //
 //	TMPDIR=/dev/shm go test -run '^$' -bench 'B12' -benchtime 5x ./ipam/
 //

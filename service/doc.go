@@ -31,8 +31,8 @@
 //     (after a backoff), plus a periodic one as a safety net.
 //   - Why a forward target of Docker's embedded DNS. Every container on a
 //     user-defined network asks 127.0.0.11, Docker's embedded DNS, which
-//     knows only the containers of its own host (cnm-protocol.md §3.4,
-//     pitfall 14) and forwards every other name to the daemon's configured
+//     knows only the containers of its own host (a limit of Docker's resolver for
+//     remote drivers) and forwards every other name to the daemon's configured
 //     DNS servers. Making podnet's DNS that forward target (daemon.json
 //     "dns": ["10.96.0.10"], or docker run --dns) keeps Docker's answers for
 //     same-host names, its per-network scoping and its aliases, and adds the

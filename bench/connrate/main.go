@@ -1,5 +1,5 @@
-// Command connrate measures TCP connection rate (benchmarks B2c and B3 of
-// performance.md §6.2) and serves as the accept-and-close backend for it.
+// Command connrate measures TCP connection rate (benchmark B2c,
+// README.md "Benchmarks") and serves as the accept-and-close backend for it.
 //
 // Client (default): connect to -addr over and over, one connection at a
 // time, and close each with RST (SO_LINGER 0), so neither side keeps

@@ -1,5 +1,5 @@
 // Command rr measures TCP request/response latency (benchmark B9l of
-// performance.md §6.2, netperf's TCP_RR) and serves as its echo backend.
+// README.md "Benchmarks", netperf's TCP_RR) and serves as its echo backend.
 //
 // Client (default): open one connection to -addr (TCP_NODELAY), then send
 // one byte and wait for the one-byte answer, over and over, until -n round

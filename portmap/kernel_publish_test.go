@@ -1,12 +1,15 @@
 package portmap
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 )
 
 // TestKernelPublishedPorts sends real traffic through published ports:
@@ -147,4 +150,72 @@ func TestKernelUnpublishAndUDPRetarget(t *testing.T) {
 	if got := l.eng.Mappings("ep1"); got != nil {
 		t.Fatalf("Mappings(ep1) after unpublish: %+v", got)
 	}
+}
+
+// TestKernelTCPRetargetWithReusedSourcePort: a client that re-uses its
+// source port after the old container reset the connection must reach the
+// port's new container. The old conntrack entry (CLOSE after the reset in
+// the reply direction) would otherwise keep its NAT binding and send the
+// new SYN to the old container; Unpublish must delete TCP entries too.
+func TestKernelTCPRetargetWithReusedSourcePort(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	n := l.bridge(1)
+	old, c2 := l.container(n, 2), l.container(n, 3)
+	serveReset(t, old.ns, 80)
+	serve(t, c2.ns, 80, "c2")
+	l.addNetwork(n)
+	l.publish("ep1", n, old, Binding{Proto: TCP, HostPort: 8080, ContainerPort: 80})
+
+	const srcPort = 45678
+	dial := func(timeout time.Duration) (string, error) {
+		var answer string
+		err := l.client.Do(func() error {
+			d := net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP4), Port: srcPort}}
+			c, err := d.Dial("tcp4", hostIP4+":8080")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(timeout))
+			answer, err = bufio.NewReader(c).ReadString('\n')
+			return err
+		})
+		return strings.TrimSpace(answer), err
+	}
+	// The old container accepts and resets: the entry ends in CLOSE with
+	// the last RST in the reply direction.
+	if got, err := dial(time.Second); err == nil {
+		t.Fatalf("the resetting server answered %q", got)
+	}
+
+	l.do(func() error { return l.eng.Unpublish(l.ctx, "ep1") })
+	l.publish("ep2", n, c2, Binding{Proto: TCP, HostPort: 8080, ContainerPort: 80})
+	got, err := dial(2 * time.Second)
+	if err != nil || got != "c2 "+clientIP4 {
+		t.Fatalf("same source port after the port moved to c2: got %q, %v; want %q (stale conntrack entry?)", got, err, "c2 "+clientIP4)
+	}
+}
+
+// serveReset accepts TCP connections on port in ns and closes each at once
+// with an RST (SO_LINGER 0).
+func serveReset(t *testing.T, ns *testutil.NetNS, port int) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port)); return err }); err != nil {
+		t.Fatalf("listen in %s: %v", ns.Name, err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
 }

@@ -19,7 +19,7 @@ import (
 //
 // Kernel side: `nft add element inet podnet pm4_any { tcp . 8080 : 10.1.0.2 . 80 }`
 // (and delete element for replaced ones), in one batch; no iptables.
-// Afterwards, conntrack entries that would keep new UDP/SCTP flows away
+// Afterwards, UDP/SCTP conntrack entries that would keep new flows away
 // from the container are deleted (`conntrack -D -p udp --dport 8080`, for
 // host addresses only).
 func (e *Engine) Publish(ctx context.Context, endpointID, networkID string, ip4, ip6 netip.Addr, bindings []Binding) ([]Mapping, error) {
@@ -73,9 +73,10 @@ func (e *Engine) Publish(ctx context.Context, endpointID, networkID string, ip4,
 }
 
 // Unpublish removes the endpoint's mappings in one batch (`nft delete
-// element …`), then deletes the UDP/SCTP conntrack entries they created
-// (`conntrack -D -p udp --orig-port-dst 8080 --reply-src 10.1.0.2`), so that a client
-// still sending to the port is not stuck on the old container when the
+// element …`), then deletes the conntrack entries they created
+// (`conntrack -D -p tcp --orig-port-dst 8080 --reply-src 10.1.0.2`, and
+// the same for udp and sctp), so that a client still sending to the port,
+// or re-using a source port, is not stuck on the old container when the
 // port is re-used. An unknown endpoint is not an error.
 func (e *Engine) Unpublish(ctx context.Context, endpointID string) error {
 	if err := ctx.Err(); err != nil {
@@ -159,14 +160,18 @@ func (e *Engine) ephemeralLocked() [2]uint16 {
 	return e.ephemeral
 }
 
-// flushUnpublished deletes the UDP and SCTP conntrack entries NATed by
-// ms. TCP is left alone, as kube-proxy does: a new TCP connection is a new
-// entry, and the old ones die with the container's socket. Skipping it
-// matters: the kernel offers no filtered delete, so each flush dumps the
-// whole table (~0.6 s at 13k entries) while dockerd waits on Revoke.
-// Failures are logged, not returned: the ports are already unpublished.
+// flushUnpublished deletes the conntrack entries NATed by ms, TCP
+// included, as Docker's bridge does when an endpoint goes. A client that
+// re-uses a source port (a busy client wraps its ephemeral range in
+// seconds) would otherwise match the old entry: after an RST from the
+// container the entry is CLOSE, and a new SYN in the original direction
+// moves it to SYN_SENT with the old NAT binding, so the connection goes to
+// the removed container, or to whatever now holds its address, for up to
+// two minutes. The kernel offers no filtered delete, so this dumps the
+// table (~5 µs per entry) while dockerd waits on Revoke; only endpoints
+// that published ports pay it. Failures are logged, not returned: the
+// ports are already unpublished.
 func (e *Engine) flushUnpublished(ms []Mapping) {
-	ms = slices.DeleteFunc(slices.Clone(ms), func(m Mapping) bool { return m.Proto == TCP })
 	if len(ms) == 0 {
 		return
 	}
@@ -178,7 +183,10 @@ func (e *Engine) flushUnpublished(ms []Mapping) {
 
 // flushStale deletes UDP and SCTP entries addressed to the new mappings'
 // host ports that do not lead to their containers (created while the port
-// was unpublished). TCP needs nothing: a new connection is a new entry.
+// was unpublished). TCP is skipped to keep the table dump off the start
+// path: the entries of the port's previous owner went with its Unpublish,
+// and what is left (connections the host refused while nothing was
+// published) times out in seconds.
 func (e *Engine) flushStale(ms []Mapping) {
 	ms = slices.DeleteFunc(slices.Clone(ms), func(m Mapping) bool { return m.Proto == TCP })
 	if len(ms) == 0 {

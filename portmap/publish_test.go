@@ -263,10 +263,14 @@ func TestPublishRebuildsWhenTableDrifted(t *testing.T) {
 
 func TestUnpublishDeletesConntrack(t *testing.T) {
 	e := newFakeEngine(t)
-	mustPublish(t, e, ep1, c1IP4, noAddr, Binding{Proto: UDP, HostPort: 5000, ContainerPort: 53})
+	mustPublish(t, e, ep1, c1IP4, noAddr, Binding{Proto: UDP, HostPort: 5000, ContainerPort: 53},
+		Binding{Proto: TCP, HostPort: 5000, ContainerPort: 53})
 	mustPublish(t, e, ep2, c2IP4, noAddr, Binding{Proto: UDP, HostPort: 5001, ContainerPort: 53})
+	tcp := udpFlow("192.0.2.99", "192.0.2.10", 5000, c1IP4.String(), 53) // ep1's TCP
+	tcp.Forward.Protocol, tcp.Reverse.Protocol = 6, 6
 	e.ct.flows = []*netlink.ConntrackFlow{
 		udpFlow("192.0.2.99", "192.0.2.10", 5000, c1IP4.String(), 53), // ep1's
+		tcp,
 		udpFlow("192.0.2.99", "192.0.2.10", 5001, c2IP4.String(), 53), // ep2's
 	}
 	if err := e.Unpublish(ctx, ep1); err != nil {

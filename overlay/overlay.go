@@ -15,6 +15,7 @@ import (
 
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/store"
+	"github.com/vishvananda/netlink"
 )
 
 // RouteProtocol marks every route podnet's overlay installs (the rtm_protocol
@@ -271,22 +272,12 @@ func (o *Overlay) kick() {
 // it installed (proto 152) in k's namespace, for `podnetd cleanup`. It
 // returns the names of the devices removed.
 func Cleanup(k *link.Kernel) ([]string, error) {
-	links, err := k.Links()
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
+	removed, err := k.DeleteLinksWhere(func(l netlink.Link) bool {
+		return strings.HasPrefix(l.Attrs().Name, DevicePrefix) && l.Type() == "vxlan"
+	})
 	var errs []error
-	for _, l := range links {
-		name := l.Attrs().Name
-		if !strings.HasPrefix(name, DevicePrefix) || l.Type() != "vxlan" {
-			continue
-		}
-		if err := k.DeleteLink(name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed = append(removed, name)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	nk := nlKernel{h: k.NL}
 	routes, err := nk.listRoutes()

@@ -8,7 +8,7 @@
 # procps util-linux, plus shellcheck (optional: a failure to install it is
 # only a warning). Runs apt-get update only when something is missing, so a
 # second run is quick and needs no network. Then checks that Go is at least
-# the version go.mod asks for (and never below 1.24), looking in PATH and in
+# the version go.mod asks for (and never below 1.26, which the dependencies need), looking in PATH and in
 # /usr/local/go/bin. Starts nothing.
 #
 # Go cannot come from apt (Debian 12 ships 1.19): install the official
@@ -18,7 +18,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
-readonly MIN_GO=1.24
+readonly MIN_GO=1.26
 readonly PACKAGES=(docker.io iptables iproute2 nftables busybox-static etcd-server etcd-client
 	iperf3 curl ca-certificates make procps util-linux)
 

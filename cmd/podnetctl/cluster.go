@@ -13,6 +13,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// lnetView and hostView mirror cluster.NetworkStatus and
+// cluster.HostStatus as the admin API sends them. They are copies on
+// purpose: importing cluster would link the etcd client into podnetctl
+// and triple its size, for two structs.
 type lnetView struct {
 	Name     string            `json:"name"`
 	Subnets  []string          `json:"subnets"`

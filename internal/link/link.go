@@ -293,3 +293,27 @@ func (k *Kernel) AnnounceNeighbor(index int, addr netip.Addr, mac net.HardwareAd
 	}
 	return nil
 }
+
+// DeleteLinksWhere deletes every link for which match is true (podnetd
+// cleanup: podnet's bridges, veths and VXLAN devices, found by name prefix
+// and type), continuing past failures. It returns the names deleted.
+func (k *Kernel) DeleteLinksWhere(match func(netlink.Link) bool) ([]string, error) {
+	links, err := k.Links()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, l := range links {
+		if !match(l) {
+			continue
+		}
+		name := l.Attrs().Name
+		if err := k.DeleteLink(name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, name)
+	}
+	return removed, errors.Join(errs...)
+}

@@ -1,0 +1,66 @@
+package link_test
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/internal/testutil"
+	"github.com/vishvananda/netlink"
+)
+
+func TestDeleteLinksWhereDeletesOnlyMatches(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	ns := testutil.NewNetNS(t)
+	k := &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}
+	for _, name := range []string{"pn-a", "pn-b", "keep"} {
+		if err := ns.NL.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := k.DeleteLinksWhere(func(l netlink.Link) bool { return strings.HasPrefix(l.Attrs().Name, "pn-") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(removed)
+	if !slices.Equal(removed, []string{"pn-a", "pn-b"}) {
+		t.Fatalf("removed %v, want [pn-a pn-b]", removed)
+	}
+	for name, want := range map[string]bool{"pn-a": false, "pn-b": false, "keep": true} {
+		if _, err := ns.NL.LinkByName(name); (err == nil) != want {
+			t.Errorf("%s present = %v, want %v", name, err == nil, want)
+		}
+	}
+	// Nothing left to match: no error, nothing removed.
+	if removed, err := k.DeleteLinksWhere(func(l netlink.Link) bool { return strings.HasPrefix(l.Attrs().Name, "pn-") }); err != nil || len(removed) != 0 {
+		t.Fatalf("second pass: %v, %v", removed, err)
+	}
+}
+
+func TestAnnounceNeighborReplacesAnIncompleteEntry(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	ns := testutil.NewNetNS(t)
+	k := &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}
+	ns.MustExec(t, "ip", "link", "add", "br0", "type", "bridge")
+	ns.MustExec(t, "ip", "addr", "add", "10.9.0.1/24", "dev", "br0")
+	ns.MustExec(t, "ip", "link", "set", "br0", "up")
+	br, err := ns.NL.LinkByName("br0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sender tried 10.9.0.5 before it existed: INCOMPLETE/FAILED entry.
+	_, _ = ns.Exec("ping", "-c1", "-W1", "10.9.0.5")
+	mac := net.HardwareAddr{0x02, 0x70, 10, 9, 0, 5}
+	if err := k.AnnounceNeighbor(br.Attrs().Index, netip.MustParseAddr("10.9.0.5"), mac); err != nil {
+		t.Fatal(err)
+	}
+	if out := ns.MustExec(t, "ip", "neigh", "show", "10.9.0.5", "dev", "br0"); !strings.Contains(out, "lladdr 02:70:0a:09:00:05 REACHABLE") {
+		t.Fatalf("neighbor entry: %q, want REACHABLE with the endpoint's MAC", out)
+	}
+	if err := k.AnnounceNeighbor(br.Attrs().Index, netip.MustParseAddr("10.9.0.5"), mac); err != nil {
+		t.Fatalf("announcing again: %v", err)
+	}
+}

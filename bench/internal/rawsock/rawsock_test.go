@@ -1,6 +1,7 @@
 package rawsock
 
 import (
+	"errors"
 	"net"
 	"strconv"
 	"syscall"
@@ -46,10 +47,14 @@ func TestListenAcceptsAConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := sa.(*syscall.SockaddrInet4).Port
+	// ResetOnClose: the accepted socket's close sends RST, which the client
+	// sees either on connect (if it lands first) or on its next read.
 	done := make(chan error, 1)
 	go func() {
 		c, err := net.Dial("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = c.Read(make([]byte, 1))
 			c.Close()
 		}
 		done <- err
@@ -59,8 +64,8 @@ func TestListenAcceptsAConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	syscall.Close(nfd)
-	if err := <-done; err != nil {
-		t.Fatalf("dial: %v", err)
+	if err := <-done; !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client: %v, want connection reset (SO_LINGER 0)", err)
 	}
 	if _, err := Listen("127.0.0.1:"+strconv.Itoa(port), ListenOptions{Backlog: 4}); err == nil {
 		t.Fatal("a second listener on a port in use")

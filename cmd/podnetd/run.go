@@ -90,6 +90,9 @@ func run(parent context.Context, cfg *config) error {
 	if err := waitForEtcd(ctx, st, log); err != nil {
 		return err
 	}
+	if err := ensureSchema(ctx, st, cfg, log); err != nil {
+		return err
+	}
 	if err := drv.Restore(ctx); err != nil {
 		// Keep serving: one broken network must not take every other
 		// network on the host down with it.

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/docker/docker/client"
 	"github.com/podnet/podnet/cluster"
 	"github.com/podnet/podnet/driver"
@@ -103,6 +104,8 @@ func run(parent context.Context, cfg *config) error {
 	}
 	srv.SetDrivers(drv, ipm)
 	log.Info("podnetd ready", "networks", len(drv.Networks()), "endpoints", len(drv.Endpoints()))
+	notify(log, daemon.SdNotifyReady)
+	defer notify(log, daemon.SdNotifyStopping)
 
 	go ports.Run(ctx, 10*time.Second)
 	if ov != nil {

@@ -153,22 +153,18 @@ func listenInNetns(path, addr string) (net.Listener, error) {
 	return ln, lerr
 }
 
-// buildPodnetd builds this tree's podnetd and podnetctl with another
-// version string into a temporary directory (a "newer build").
-func buildPodnetd(t *testing.T, version string) string {
+// buildPodnet builds podnetd and podnetctl from the source tree src with
+// the given version string into a temporary directory.
+func buildPodnet(t *testing.T, src, version string) string {
 	t.Helper()
-	repo, err := RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	for _, b := range []string{"podnetd", "podnetctl"} {
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+version,
 			"-o", filepath.Join(dir, b), "./cmd/"+b)
-		cmd.Dir = repo
+		cmd.Dir = src
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b, err, out)
+			t.Fatalf("build %s %s from %s: %v\n%s", b, version, src, err, out)
 		}
 	}
 	return dir
@@ -227,8 +223,12 @@ func TestPluginFromRegistry(t *testing.T) {
 	}
 	v1, v2 := "e2e-1", "e2e-2"
 	name1, name2 := "localhost:5000/podnet:"+v1, "localhost:5000/podnet:"+v2
-	pushPlugin(t, l, "h1", buildPodnetd(t, v1), name1)
-	pushPlugin(t, l, "h1", buildPodnetd(t, v2), name2)
+	repo, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushPlugin(t, l, "h1", buildPodnet(t, repo, v1), name1)
+	pushPlugin(t, l, "h1", buildPodnet(t, repo, v2), name2)
 	if out := l.MustDocker(t, "h1", "plugin", "ls", "-q"); out != "" {
 		t.Fatalf("the build host kept a plugin after pushing: %s", out)
 	}
@@ -263,7 +263,9 @@ func TestPluginFromRegistry(t *testing.T) {
 	run(t, l, "h2", "rnear", sleeper("--network", "reg")...)
 	run(t, l, "h1", "rfar", sleeper("--network", "reg")...)
 	srv := ipOf(t, l, "h2", "rsrv", "reg")
-	WaitFor(t, shortWait, func() (bool, string) { return ping(l, "h1", "rfar", srv), "h1 cannot reach the plugin host's container" })
+	WaitFor(t, shortWait, func() (bool, string) {
+		return ping(l, "h1", "rfar", srv), "h1 cannot reach the plugin host's container"
+	})
 	if !ping(l, "h2", "rnear", srv) {
 		t.Fatal("containers of the plugin's network on h2 cannot reach each other")
 	}
@@ -305,7 +307,9 @@ func TestPluginFromRegistry(t *testing.T) {
 	// h1, and podnetctl reaches the plugin's admin socket.
 	run(t, l, "h2", "rlate", serverArgs("--network", "reg")...)
 	late := ipOf(t, l, "h2", "rlate", "reg")
-	WaitFor(t, shortWait, func() (bool, string) { return ping(l, "h1", "rfar", late), "h1 cannot reach a container started after the upgrade" })
+	WaitFor(t, shortWait, func() (bool, string) {
+		return ping(l, "h1", "rfar", late), "h1 cannot reach a container started after the upgrade"
+	})
 	st := l.MustExec(t, "h2", "podnetctl", "--socket", hd+"/plugin-admin/podnet.sock", "status")
 	mustContain(t, "podnetctl reaches the upgraded plugin", st, "etcd:           healthy")
 }

@@ -37,7 +37,7 @@ func oldBinaries(t *testing.T) (dir, rev string) {
 		t.Skipf("commit %s is not in this clone (a shallow clone?): set PODNET_OLD_BIN to a directory holding an older podnetd and podnetctl", rev)
 	}
 	rev = strings.TrimSpace(string(full))
-	src, dir := t.TempDir(), t.TempDir()
+	src := t.TempDir()
 	archive := exec.Command("git", "-C", repo, "archive", rev)
 	untar := exec.Command("tar", "-x", "-C", src)
 	var errb bytes.Buffer
@@ -55,15 +55,7 @@ func oldBinaries(t *testing.T) (dir, rev string) {
 	if err := untar.Wait(); err != nil {
 		t.Fatalf("untar %s: %v\n%s", rev, err, errb.String())
 	}
-	for _, b := range []string{"podnetd", "podnetctl"} {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=old-"+rev[:7],
-			"-o", filepath.Join(dir, b), "./cmd/"+b)
-		cmd.Dir = src
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s of %s: %v\n%s", b, rev[:7], err, out)
-		}
-	}
+	dir = buildPodnet(t, src, "old-"+rev[:7])
 	// The test image's netcheck and the client's come from this tree.
 	nc, err := os.ReadFile(filepath.Join(PodnetBin(), "netcheck"))
 	if err != nil {

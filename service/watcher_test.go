@@ -7,12 +7,12 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/podnet/podnet/internal/dockerup"
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -343,7 +343,7 @@ func TestWatcherDockerDownLogsOnce(t *testing.T) {
 	f := newFakeDocker()
 	f.setDown(4)
 	f.set(ctr{id: containerID("o"), name: "o", state: "running", nets: []netEP{{net: netPod, ep: "ep-o", ip: "10.1.0.13"}}})
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	st := storetest.New(t)
 	putEndpoint(t, st, "h1", "ep-o", netPod)
@@ -373,21 +373,4 @@ func TestWatcherDockerDownLogsOnce(t *testing.T) {
 	if warns != 1 || back != 1 {
 		t.Fatalf("want 1 warning and 1 recovery line, got %d and %d:\n%s", warns, back, logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

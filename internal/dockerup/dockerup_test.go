@@ -1,7 +1,6 @@
 package dockerup
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/client"
+	"github.com/podnet/podnet/internal/testutil"
 )
 
 // dockerAt is a real Docker API client for a unix socket path.
@@ -95,29 +95,11 @@ func TestUnreachableClassifiesRealClientErrors(t *testing.T) {
 	}
 }
 
-// logSink collects log lines.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *logSink) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Split(strings.TrimSpace(s.buf.String()), "\n")
-}
-
 // TestOneLinePerTransition: many agents failing many times while Docker is
 // down log one warning; the first success logs one line; answers that are
 // errors count as reachable.
 func TestOneLinePerTransition(t *testing.T) {
-	var sink logSink
+	var sink testutil.LogBuffer
 	tr := New(slog.New(slog.NewTextHandler(&sink, nil)), "unix:///run/d.sock")
 	clock := time.Unix(1000, 0)
 	tr.now = func() time.Time { return clock }
@@ -145,7 +127,7 @@ func TestOneLinePerTransition(t *testing.T) {
 		t.Fatal("success reported unreachable")
 	}
 	tr.Observe(ctx, nil)
-	lines := sink.lines()
+	lines := sink.Lines()
 	if len(lines) != 2 {
 		t.Fatalf("want 2 log lines (down, up), got %d:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
@@ -158,8 +140,8 @@ func TestOneLinePerTransition(t *testing.T) {
 	}
 
 	// An error answer is an answer: it does not take Docker down.
-	if tr.Observe(ctx, errNotFound{}) || !tr.Reachable() || len(sink.lines()) != 2 {
-		t.Errorf("an error answer changed the state: %v", sink.lines())
+	if tr.Observe(ctx, errNotFound{}) || !tr.Reachable() || len(sink.Lines()) != 2 {
+		t.Errorf("an error answer changed the state: %v", sink.Lines())
 	}
 	// A caller that is stopping changes nothing.
 	stopped, stop := context.WithCancel(ctx)

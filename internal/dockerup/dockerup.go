@@ -20,9 +20,12 @@
 //     daemon that accepts connections but no longer answers). Every other
 //     error (404, a refused request) is an answer: Docker is reachable and
 //     the caller logs its error as before.
-//   - Any success from any agent marks Docker reachable; any unreachable
-//     error from any agent marks it unreachable. Agents ask Observe whether
-//     an error was "only" unreachability, and then log it at debug level.
+//   - Any answer from any agent marks Docker reachable; unreachable errors
+//     from any agent for Settle (1 s) in a row mark it unreachable. The
+//     delay is not cosmetic: a stopping dockerd refuses new connections
+//     while it still answers on open ones, so its first second flaps
+//     between the two. Agents ask Observe whether an error was "only"
+//     unreachability, and then log it at debug level.
 package dockerup
 
 import (
@@ -41,11 +44,17 @@ type Tracker struct {
 	log  *slog.Logger
 	host string
 
-	mu    sync.Mutex
-	down  bool
-	since time.Time
-	now   func() time.Time
+	mu sync.Mutex
+	// down is set once unreachable errors lasted Settle; failing is when
+	// the current run of them began (zero: the last call was answered).
+	down    bool
+	failing time.Time
+	now     func() time.Time
 }
+
+// Settle is how long calls must keep failing before Docker counts as
+// unreachable.
+const Settle = time.Second
 
 // New returns a Tracker that assumes Docker is reachable until a call says
 // otherwise. host names the daemon in log lines (e.g. unix:///var/run/docker.sock).
@@ -102,21 +111,27 @@ func (t *Tracker) Reachable() bool {
 	return !t.down
 }
 
-func (t *Tracker) set(down bool, err error) {
+func (t *Tracker) set(failed bool, err error) {
 	t.mu.Lock()
-	if t.down == down {
-		t.mu.Unlock()
-		return
-	}
-	t.down = down
 	now := t.now()
-	was := t.since
-	t.since = now
-	t.mu.Unlock()
-	if down {
-		t.log.Warn("Docker is unreachable; container names, garbage collection and network fan-out wait for it",
-			"docker", t.host, "err", err)
+	if failed {
+		if t.failing.IsZero() {
+			t.failing = now
+		}
+		logDown := !t.down && now.Sub(t.failing) >= Settle
+		t.down = t.down || logDown
+		since := t.failing
+		t.mu.Unlock()
+		if logDown {
+			t.log.Warn("Docker is unreachable; container names, garbage collection and network fan-out wait for it",
+				"docker", t.host, "since", since.Format(time.RFC3339), "err", err)
+		}
 		return
 	}
-	t.log.Info("Docker is reachable again", "docker", t.host, "after", now.Sub(was).Round(time.Second).String())
+	wasDown, since := t.down, t.failing
+	t.down, t.failing = false, time.Time{}
+	t.mu.Unlock()
+	if wasDown {
+		t.log.Info("Docker is reachable again", "docker", t.host, "after", now.Sub(since).Round(time.Second).String())
+	}
 }

@@ -106,6 +106,17 @@ func TestOneLinePerTransition(t *testing.T) {
 	ctx := context.Background()
 	_, down := dockerAt(t, filepath.Join(t.TempDir(), "absent.sock")).Ping(ctx)
 
+	// A stopping dockerd flaps: a refused connection, then an answer on an
+	// open one. Less than Settle of failures logs nothing.
+	tr.Observe(ctx, down)
+	clock = clock.Add(Settle / 2)
+	tr.Observe(ctx, errNotFound{})
+	if !tr.Reachable() || len(sink.Lines()) != 0 {
+		t.Fatalf("a flap was logged: %v", sink.Lines())
+	}
+
+	tr.Observe(ctx, down)
+	clock = clock.Add(Settle)
 	var wg sync.WaitGroup
 	for range 3 { // watcher, reconciler, netsync
 		wg.Add(1)
@@ -122,7 +133,7 @@ func TestOneLinePerTransition(t *testing.T) {
 	if tr.Reachable() {
 		t.Fatal("still reachable after connection failures")
 	}
-	clock = clock.Add(12 * time.Second)
+	clock = clock.Add(11 * time.Second)
 	if tr.Observe(ctx, nil) {
 		t.Fatal("success reported unreachable")
 	}

@@ -5,7 +5,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build run test unit e2e bench plugin plugin-install lint clean
+.PHONY: all build run test unit e2e bench plugin plugin-install install uninstall lint clean
 
 all: build
 
@@ -50,6 +50,18 @@ plugin: build
 
 plugin-install: plugin
 	scripts/build-plugin.sh --install build/plugin
+
+# Install podnetd, podnetctl, podnetd.service, /etc/default/podnet and
+# podnetctl's completions (PREFIX=/usr/local, DESTDIR= for staging; see
+# scripts/install.sh); uninstall removes them again.
+PREFIX ?= /usr/local
+export PREFIX DESTDIR BINDIR DATADIR SYSCONFDIR UNITDIR
+
+install: build
+	scripts/install.sh install
+
+uninstall:
+	scripts/install.sh uninstall
 
 lint:
 	$(GO) vet ./... && $(GO) vet -tags e2e ./e2e/

@@ -39,6 +39,9 @@ type Options struct {
 	// NoPodnetd brings the hosts up with dockerd only, whatever PODNET_BIN
 	// holds (for tests of the lab itself).
 	NoPodnetd bool
+	// Bin is the directory of the podnetd and podnetctl the hosts start
+	// with (default PodnetBin(); an upgrade test starts an older build).
+	Bin string
 }
 
 // Lab is a running scripts/lab.sh lab. Its methods are safe for concurrent use.
@@ -134,6 +137,9 @@ func newLab(opts Options) (*Lab, error) {
 		script:      envOr("PODNET_LAB_SH", filepath.Join(root, "scripts", "lab.sh")),
 	}
 	bin := PodnetBin()
+	if opts.Bin != "" {
+		bin = opts.Bin
+	}
 	if opts.NoPodnetd {
 		// A directory without podnetd: lab.sh then starts none (and says so).
 		bin = "/nonexistent/podnet-e2e-no-podnetd"
@@ -260,17 +266,22 @@ func (l *Lab) Down() error {
 
 // run runs lab.sh with args and returns its combined output.
 func (l *Lab) run(timeout time.Duration, args ...string) (string, error) {
+	return l.runEnv(timeout, nil, args...)
+}
+
+// runEnv is run with extra environment variables.
+func (l *Lab) runEnv(timeout time.Duration, env []string, args ...string) (string, error) {
 	var out bytes.Buffer
-	err := l.command(timeout, &out, &out, args...)
+	err := l.command(timeout, env, &out, &out, args...)
 	return out.String(), err
 }
 
 // command runs lab.sh in its own process group, killed as a whole on timeout.
-func (l *Lab) command(timeout time.Duration, stdout, stderr *bytes.Buffer, args ...string) error {
+func (l *Lab) command(timeout time.Duration, env []string, stdout, stderr *bytes.Buffer, args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, l.script, args...)
-	cmd.Env = l.env
+	cmd.Env = append(append([]string{}, l.env...), env...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -288,7 +299,7 @@ func (l *Lab) command(timeout time.Duration, stdout, stderr *bytes.Buffer, args 
 // exec runs `lab.sh VERB args...`, returning trimmed stdout; errors carry stderr.
 func (l *Lab) exec(verb string, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
-	err := l.command(l.ExecTimeout, &stdout, &stderr, append([]string{verb}, args...)...)
+	err := l.command(l.ExecTimeout, nil, &stdout, &stderr, append([]string{verb}, args...)...)
 	out := strings.TrimSpace(stdout.String())
 	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
@@ -359,6 +370,16 @@ func (l *Lab) PodnetdStop(host string, kill bool) error {
 // until its plugin socket answers.
 func (l *Lab) PodnetdStart(host string) error {
 	out, err := l.run(2*time.Minute, "podnetd-start", host)
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, out)
+	}
+	return nil
+}
+
+// PodnetdStartBin (re)starts host's podnetd from another binary, with the
+// host's flags (a rolling upgrade), and waits until it answers.
+func (l *Lab) PodnetdStartBin(host, podnetd string) error {
+	out, err := l.runEnv(2*time.Minute, []string{"PODNETD_BIN=" + podnetd}, "podnetd-start", host)
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, out)
 	}

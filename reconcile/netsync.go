@@ -10,6 +10,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	dnet "github.com/docker/docker/api/types/network"
+	"github.com/podnet/podnet/internal/dockerup"
 	"github.com/podnet/podnet/store"
 )
 
@@ -30,6 +31,9 @@ type NetSyncConfig struct {
 	Logger *slog.Logger
 	// Retry is how often unfinished work is retried (default 10 s).
 	Retry time.Duration
+	// Reach is podnetd's shared view of whether Docker answers; nil:
+	// NetSync's own.
+	Reach *dockerup.Tracker
 }
 
 // NetSync makes this host's Docker networks follow the named network
@@ -52,6 +56,9 @@ func NewNetSync(cfg NetSyncConfig) *NetSync {
 	}
 	if cfg.Retry == 0 {
 		cfg.Retry = 10 * time.Second
+	}
+	if cfg.Reach == nil {
+		cfg.Reach = dockerup.New(cfg.Logger, "")
 	}
 	return &NetSync{cfg: cfg, log: cfg.Logger, defs: map[string]store.LogicalNetwork{}, kick: make(chan struct{}, 1)}
 }
@@ -126,6 +133,12 @@ func (s *NetSync) apply(ctx context.Context) {
 			err = s.remove(ctx, d)
 		} else {
 			err = s.ensure(ctx, d)
+		}
+		if s.cfg.Reach.Observe(ctx, err) {
+			// Docker is down (the tracker says so once): the other
+			// definitions wait for the next round too.
+			s.log.Debug("network definitions wait for Docker", "network", d.Name, "err", err)
+			return
 		}
 		if err != nil {
 			s.log.Warn("network definition not applied yet; retrying", "network", d.Name, "err", err)

@@ -9,6 +9,7 @@ import (
 
 	dnet "github.com/docker/docker/api/types/network"
 	"github.com/podnet/podnet/driver"
+	"github.com/podnet/podnet/internal/dockerup"
 	"github.com/podnet/podnet/store"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	Interval, Delay time.Duration
 	// Grace is the minimum age of anything removed (default 60 s).
 	Grace time.Duration
+	// Reach is podnetd's shared view of whether Docker answers; nil: the
+	// reconciler's own.
+	Reach *dockerup.Tracker
 }
 
 // Reconciler runs GC rounds.
@@ -65,6 +69,9 @@ func New(cfg Config) *Reconciler {
 	if cfg.Grace == 0 {
 		cfg.Grace = 60 * time.Second
 	}
+	if cfg.Reach == nil {
+		cfg.Reach = dockerup.New(cfg.Logger, "")
+	}
 	return &Reconciler{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1)}
 }
 
@@ -87,7 +94,11 @@ func (r *Reconciler) Run(ctx context.Context) {
 		case <-t.C:
 		case <-r.kick:
 		}
-		if _, err := r.Once(ctx); err != nil {
+		// A round that failed only because Docker is unreachable is the
+		// tracker's to report (once per outage).
+		if _, err := r.Once(ctx); r.cfg.Reach.Observe(ctx, err) {
+			r.log.Debug("reconcile round skipped", "err", err)
+		} else if err != nil {
 			r.log.Warn("reconcile round failed", "err", err)
 		}
 		t.Reset(r.cfg.Interval)

@@ -6,19 +6,28 @@
 #   scripts/build-plugin.sh DIR              # assemble DIR/{config.json,rootfs}
 #   scripts/build-plugin.sh --install DIR    # and docker plugin create/enable podnet:latest
 #
-# Env: PLUGIN_NAME (default podnet:latest), DOCKER (docker CLI).
+#   scripts/build-plugin.sh --push DIR       # assemble, create as $PLUGIN_NAME,
+#                                            # docker plugin push, remove the local copy
+#
+# Env: PLUGIN_NAME (default podnet:latest; for --push a registry name such
+# as registry.example.com/podnet:1.2.0), PODNET_BIN (directory of the
+# podnetd and podnetctl to package, default <repo>/bin), DOCKER (docker CLI).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-install=false
-if [[ ${1:-} == --install ]]; then install=true; shift; fi
-dir=${1:?usage: build-plugin.sh [--install] DIR}
+install=false push=false
+case ${1:-} in
+--install) install=true; shift ;;
+--push) push=true; shift ;;
+esac
+dir=${1:?usage: build-plugin.sh [--install|--push] DIR}
+bin=${PODNET_BIN:-$repo/bin}
 name=${PLUGIN_NAME:-podnet:latest}
 docker=${DOCKER:-$(command -v /usr/bin/docker || command -v docker)}
 
 die() { echo "build-plugin: $*" >&2; exit 1; }
 
-[[ -x $repo/bin/podnetd ]] || die "bin/podnetd is missing: run make build first"
+[[ -x $bin/podnetd ]] || die "$bin/podnetd is missing: run make build first"
 
 # copy_with_libs FILE: copy FILE and the shared libraries it links into rootfs.
 copy_with_libs() {
@@ -33,8 +42,8 @@ copy_with_libs() {
 rm -rf "$dir"
 rootfs=$dir/rootfs
 mkdir -p "$rootfs"/{usr/bin,usr/sbin,run/docker/plugins,run/podnet,var/lib/podnet,host/proc/sys,tmp,etc,proc,sys,dev}
-install -m 0755 "$repo/bin/podnetd" "$rootfs/usr/bin/podnetd"
-install -m 0755 "$repo/bin/podnetctl" "$rootfs/usr/bin/podnetctl"
+install -m 0755 "$bin/podnetd" "$rootfs/usr/bin/podnetd"
+install -m 0755 "$bin/podnetctl" "$rootfs/usr/bin/podnetctl"
 
 # iptables: the multi-call binaries of both backends, their applet links,
 # and the extension modules they dlopen.
@@ -68,4 +77,16 @@ if $install; then
 	"$docker" plugin create "$name" "$dir"
 	"$docker" plugin enable "$name"
 	echo "installed and enabled $name: docker network create -d $name --ipam-driver $name ..."
+fi
+
+if $push; then
+	# A plugin is pushed from a local copy of that name; the build host
+	# keeps none afterwards (an install of the same name would collide).
+	if "$docker" plugin inspect "$name" >/dev/null 2>&1; then
+		die "a plugin named $name exists here already: docker plugin rm it first"
+	fi
+	"$docker" plugin create "$name" "$dir"
+	trap '"$docker" plugin rm -f "$name" >/dev/null 2>&1 || true' EXIT
+	"$docker" plugin push "$name"
+	echo "pushed $name: on each host, docker plugin install --grant-all-permissions $name PODNET_ETCD_ENDPOINTS=..."
 fi

@@ -5,7 +5,11 @@
 #
 # Installs the missing ones among: docker.io iptables iproute2 nftables
 # busybox-static etcd-server etcd-client iperf3 curl ca-certificates make
-# procps util-linux, plus shellcheck (optional: a failure to install it is
+# procps util-linux systemd (systemd-analyze verifies podnetd.service; systemd
+# need not run) docker-registry (the e2e test of `docker plugin install`
+# runs its own on loopback; where systemd runs, the package's service, which
+# would listen on every address, is disabled when this script installs it),
+# plus shellcheck (optional: a failure to install it is
 # only a warning). Runs apt-get update only when something is missing, so a
 # second run is quick and needs no network. Then checks that Go is at least
 # the version go.mod asks for (and never below 1.26, which the dependencies need), looking in PATH and in
@@ -20,9 +24,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
 readonly MIN_GO=1.26
 readonly PACKAGES=(docker.io iptables iproute2 nftables busybox-static etcd-server etcd-client
-	iperf3 curl ca-certificates make procps util-linux)
+	iperf3 curl ca-certificates make procps util-linux systemd docker-registry)
 
-usage() { sed -n '2,17s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 log() { echo "deps: $*"; }
 die() {
 	echo "deps: error: $*" >&2
@@ -59,6 +63,9 @@ install_packages() {
 	fi
 	if ((${#todo[@]} > 0)); then
 		apt_install "${todo[@]}" || die "apt-get install ${todo[*]} failed"
+		if [[ " ${todo[*]} " == *" docker-registry "* && -d /run/systemd/system ]]; then
+			systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+		fi
 	fi
 	if ((${#sc[@]} > 0)); then
 		apt_install shellcheck || echo "deps: warning: shellcheck could not be installed (lint skips it)" >&2

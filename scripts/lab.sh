@@ -9,6 +9,8 @@
 #   client CMD...                   run CMD in the "outside client" netns
 #   podnetd-stop H [--kill]         SIGTERM (or SIGKILL) H's podnetd
 #   podnetd-start H                 (re)start H's podnetd with the same flags
+#                                   (and $PODNETD_BIN, if set, as the binary:
+#                                   a rolling upgrade starts a new build)
 #   dockerd-stop H [--kill]         SIGTERM H's dockerd (it stops its containers),
 #                                   or SIGKILL it (containerd dies with it;
 #                                   shims and containers live on until the
@@ -417,10 +419,10 @@ podnetd_args() {
 }
 
 podnetd_start() {
-	local i=$1 h args envargs
+	local i=$1 h args envargs bin=${PODNETD_BIN:-$PODNET_BIN/podnetd}
 	h=$(host_dir "$i")
-	if [[ ! -x $PODNET_BIN/podnetd ]]; then
-		warn "h$i: $PODNET_BIN/podnetd not found: host runs without podnetd (build it: make build)"
+	if [[ ! -x $bin ]]; then
+		warn "h$i: $bin not found: host runs without podnetd (build it: make build)"
 		return 0
 	fi
 	pidfile_pid "$h/podnetd.pid" >/dev/null && die "h$i: podnetd is already running (pid $(<"$h/podnetd.pid"))"
@@ -431,7 +433,7 @@ podnetd_start() {
 	# A socket left by a killed podnetd must not look like readiness.
 	rm -f "$h/plugins/podnet.sock"
 	spawn "$h/podnetd.log" "$h/podnetd.pid" nsenter --mount="$(host_mnt "$i")" \
-		--net="/run/netns/$(host_ns "$i")" -- "${envargs[@]}" "$PODNET_BIN/podnetd" "${args[@]}"
+		--net="/run/netns/$(host_ns "$i")" -- "${envargs[@]}" "$bin" "${args[@]}"
 	wait_for "h$i: podnetd (log $h/podnetd.log)" "$LAB_TIMEOUT" podnetd_ready "$i"
 	log "h$i: podnetd ready (pid $(<"$h/podnetd.pid"))"
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
 )
 
 // fakeDocker is a Docker API whose containers and event streams the test
@@ -124,7 +124,17 @@ func (f *fakeDocker) latest(t *testing.T) *fakeStream {
 	return s
 }
 
-var errDockerDown = errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
+// errDockerDown is what the real Docker client returns when its socket is
+// gone (dockerd stopped).
+var errDockerDown = func() error {
+	c, err := client.NewClientWithOpts(client.WithHost("unix:///nonexistent/podnet-test/docker.sock"), client.WithVersion("1.41"))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Ping(context.Background())
+	return err
+}()
 
 func (f *fakeDocker) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
 	f.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/podnet/podnet/internal/dockerup"
 	"github.com/podnet/podnet/store"
 )
 
@@ -39,6 +40,9 @@ type WatcherConfig struct {
 	// InspectTimeout bounds each Docker call made for one event (default
 	// 10 s), so a stuck daemon delays events, never wedges the watcher.
 	InspectTimeout time.Duration
+	// Reach is podnetd's shared view of whether Docker answers (one log
+	// line per outage instead of one per retry); nil: the watcher's own.
+	Reach *dockerup.Tracker
 }
 
 // Watcher keeps epmeta/<host>/ in line with what Docker says about the
@@ -69,6 +73,9 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 	if cfg.InspectTimeout <= 0 {
 		cfg.InspectTimeout = 10 * time.Second
 	}
+	if cfg.Reach == nil {
+		cfg.Reach = dockerup.New(cfg.Logger, "")
+	}
 	return &Watcher{cfg: cfg, log: cfg.Logger, cache: map[string]store.EndpointMeta{}}
 }
 
@@ -87,7 +94,7 @@ func (w *Watcher) Run(ctx context.Context) {
 		if time.Since(started) > time.Minute {
 			backoff = minBackoff
 		}
-		w.log.Warn("Docker event stream lost; reconnecting", "err", err, "in", backoff)
+		w.report(ctx, err, "Docker event stream lost; reconnecting", "in", backoff)
 		sleepCtx(ctx, backoff)
 		backoff = min(backoff*2, maxBackoff)
 	}
@@ -105,9 +112,7 @@ func (w *Watcher) session(ctx context.Context) error {
 		filters.Arg("type", string(events.NetworkEventType)),
 	)})
 	resyncErr := w.resync(sctx)
-	if resyncErr != nil {
-		w.log.Warn("resync with Docker incomplete; retrying", "err", resyncErr)
-	}
+	w.report(sctx, resyncErr, "resync with Docker incomplete; retrying")
 	return w.follow(sctx, msgs, errs, resyncErr != nil)
 }
 
@@ -143,22 +148,33 @@ func (w *Watcher) follow(ctx context.Context, msgs <-chan events.Message, errs <
 				return errors.New("Docker event stream closed")
 			}
 			ids := w.collect(m, msgs)
-			if err := w.syncContainers(ctx, ids); err != nil {
-				w.log.Warn("container metadata not updated; resync scheduled", "err", err, "in", retryIn)
+			err := w.syncContainers(ctx, ids)
+			w.report(ctx, err, "container metadata not updated; resync scheduled", "in", retryIn)
+			if err != nil {
 				arm(true)
 			}
 		case <-retry.C:
 			err := w.resync(ctx)
-			if err != nil {
-				w.log.Warn("resync with Docker incomplete; retrying", "err", err, "in", retryIn)
-			}
+			w.report(ctx, err, "resync with Docker incomplete; retrying", "in", retryIn)
 			arm(err != nil)
 		case <-periodic.C:
-			if err := w.resync(ctx); err != nil {
-				w.log.Warn("periodic resync with Docker incomplete; retrying", "err", err, "in", retryIn)
+			err := w.resync(ctx)
+			w.report(ctx, err, "periodic resync with Docker incomplete; retrying", "in", retryIn)
+			if err != nil {
 				arm(true)
 			}
 		}
+	}
+}
+
+// report tells the shared tracker how a round of Docker calls went and
+// logs its error: at debug level when it only says Docker is unreachable
+// (the tracker logs that once per outage), as a warning otherwise.
+func (w *Watcher) report(ctx context.Context, err error, msg string, args ...any) {
+	if w.cfg.Reach.Observe(ctx, err) {
+		w.log.Debug(msg, append(args, "err", err)...)
+	} else if err != nil {
+		w.log.Warn(msg, append(args, "err", err)...)
 	}
 }
 

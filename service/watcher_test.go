@@ -3,12 +3,16 @@ package service
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
+	"github.com/podnet/podnet/internal/dockerup"
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -329,5 +333,44 @@ func TestAliases(t *testing.T) {
 	// A short user alias that happens to prefix the ID is kept.
 	if want := []string{"web", "abc", id[:3]}; !slices.Equal(got, want) {
 		t.Errorf("aliases = %q, want %q", got, want)
+	}
+}
+
+// TestWatcherDockerDownLogsOnce: an outage in which every call fails logs
+// one warning (from the shared tracker) and one line when Docker answers
+// again, not one per retry.
+func TestWatcherDockerDownLogsOnce(t *testing.T) {
+	f := newFakeDocker()
+	f.setDown(4)
+	f.set(ctr{id: containerID("o"), name: "o", state: "running", nets: []netEP{{net: netPod, ep: "ep-o", ip: "10.1.0.13"}}})
+	var logs testutil.LogBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	st := storetest.New(t)
+	putEndpoint(t, st, "h1", "ep-o", netPod)
+	w := NewWatcher(WatcherConfig{Host: "h1", Store: st, Docker: f, Logger: log,
+		Reach: dockerup.New(log, "unix:///var/run/docker.sock")})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	x := &watcherFix{st: st, f: f}
+	x.waitMeta(t, "metadata once Docker answers", "ep-o", func(store.EndpointMeta) bool { return true })
+	if n := f.streamCount(); n < 4 {
+		t.Fatalf("event subscriptions = %d: the outage was not retried", n)
+	}
+	warns, back := 0, 0
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "level=WARN") {
+			warns++
+			if !strings.Contains(l, "Docker is unreachable") {
+				t.Errorf("unexpected warning: %s", l)
+			}
+		}
+		if strings.Contains(l, "Docker is reachable again") {
+			back++
+		}
+	}
+	if warns != 1 || back != 1 {
+		t.Fatalf("want 1 warning and 1 recovery line, got %d and %d:\n%s", warns, back, logs.String())
 	}
 }

@@ -21,6 +21,12 @@
 //     plain keys. Liveness facts (a host being up) are bound to a lease that
 //     KeepAlive renews; they vanish on their own when a host dies. Nothing
 //     persistent ever hangs on a lease.
+//   - The data carries a schema version (SchemaKey; absent = 1, the layout
+//     before versioning). podnetd calls EnsureSchema before it reads any
+//     record: newer data is refused with both versions named, older data
+//     is migrated in one transaction guarded by everything the migration
+//     read, so concurrent starts commit it once (schema.go; the list and
+//     the rules for writing a migration are in migrations.go).
 //   - Only this package imports go.etcd.io/etcd; the rest of podnet sees
 //     Store, KV, Event, Cmp and Op.
 package store

@@ -22,10 +22,14 @@ import (
 //	endpoints/<host>/<docker endpoint id> Endpoint      one Docker endpoint on one host
 //	epmeta/<host>/<docker endpoint id>    EndpointMeta  its container's name, labels, readiness
 //	vnis/<vni>                            VNIClaim      a VXLAN VNI taken by a logical network
+//	schema                                SchemaRecord  the version of this layout (absent: 1; schema.go)
 //
 // <pool> and <block> are CIDRs with "/" written as "-" (10.1.0.0-16,
 // fd00::-64). Address keys are the address in fixed-width hex so that
 // a block's addresses are one contiguous key range.
+
+// SchemaKey holds the schema version of everything under the prefix.
+const SchemaKey = "schema"
 
 // PoolName is the key form of a pool or block CIDR.
 func PoolName(p netip.Prefix) string { return strings.Replace(p.Masked().String(), "/", "-", 1) }

@@ -11,9 +11,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/docker/docker/client"
 	"github.com/podnet/podnet/cluster"
 	"github.com/podnet/podnet/driver"
+	"github.com/podnet/podnet/internal/dockerup"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/ipam"
 	"github.com/podnet/podnet/overlay"
@@ -89,6 +91,9 @@ func run(parent context.Context, cfg *config) error {
 	if err := waitForEtcd(ctx, st, log); err != nil {
 		return err
 	}
+	if err := ensureSchema(ctx, st, cfg, log); err != nil {
+		return err
+	}
 	if err := drv.Restore(ctx); err != nil {
 		// Keep serving: one broken network must not take every other
 		// network on the host down with it.
@@ -99,6 +104,8 @@ func run(parent context.Context, cfg *config) error {
 	}
 	srv.SetDrivers(drv, ipm)
 	log.Info("podnetd ready", "networks", len(drv.Networks()), "endpoints", len(drv.Endpoints()))
+	notify(log, daemon.SdNotifyReady)
+	defer notify(log, daemon.SdNotifyStopping)
 
 	go ports.Run(ctx, 10*time.Second)
 	if ov != nil {
@@ -112,13 +119,14 @@ func run(parent context.Context, cfg *config) error {
 		log.Warn("no Docker API client: garbage collection, container names and network fan-out are off", "docker", cfg.DockerHost, "err", err)
 	} else {
 		defer dc.Close()
+		up := dockerup.New(log.With("component", "docker"), cfg.DockerHost)
 		rec = reconcile.New(reconcile.Config{Docker: dc, Driver: drv, IPAM: ipm, Logger: log.With("component", "reconcile"),
-			Interval: cfg.GCInterval, Grace: cfg.GCGrace})
+			Interval: cfg.GCInterval, Grace: cfg.GCGrace, Reach: up})
 		go rec.Run(ctx)
 		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName,
-			Logger: log.With("component", "netsync")}).Run(ctx)
+			Logger: log.With("component", "netsync"), Reach: up}).Run(ctx)
 		go service.NewWatcher(service.WatcherConfig{Host: cfg.HostName, Store: st, Docker: dc,
-			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher")}).Run(ctx)
+			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up}).Run(ctx)
 	}
 	adm.setReady(&adminDeps{store: st, cluster: cluster.New(st, ipm, log.With("component", "cluster")),
 		driver: drv, ipam: ipm, rec: rec, embedded: embedded})

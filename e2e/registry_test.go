@@ -1,0 +1,315 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// startRegistry runs Debian's docker-registry on a free port of the root
+// namespace's loopback, storing into a temporary directory, and stops it
+// (by PID) and removes its data when the test ends. It returns the port.
+func startRegistry(t *testing.T) int {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatal("docker-registry is missing: run scripts/deps.sh (Debian package docker-registry)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "config.yml")
+	data := filepath.Join(dir, "data")
+	err = os.WriteFile(conf, fmt.Appendf(nil, `version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: %s
+http:
+  addr: 127.0.0.1:%d
+`, data, port), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "registry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start docker-registry: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("registry log:\n%s", b)
+		}
+		if err := os.RemoveAll(data); err != nil {
+			t.Errorf("registry data: %v", err)
+		}
+	})
+	WaitFor(t, shortWait, func() (bool, string) {
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("docker-registry exited: %v\n%s", err, b)
+		default:
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v2/", port))
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	return port
+}
+
+// forward makes addr (e.g. 127.0.0.1:5000) in host's network namespace lead
+// to the root namespace's 127.0.0.1:port, until the test ends: a lab
+// host's loopback is its own, and Docker treats only localhost registries
+// as plain-HTTP without daemon configuration.
+func forward(t *testing.T, l *Lab, host, addr string, port int) {
+	t.Helper()
+	ln, err := listenInNetns("/run/netns/"+l.Name+"-"+host, addr)
+	if err != nil {
+		t.Fatalf("%s: listen on %s: %v", host, addr, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
+}
+
+// listenInNetns opens a TCP listener inside the network namespace at path.
+// The socket stays in that namespace whichever thread later accepts on it.
+func listenInNetns(path, addr string) (net.Listener, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return nil, err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, err
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return nil, err
+	}
+	ln, lerr := net.Listen("tcp", addr)
+	if err := netns.Set(orig); err != nil {
+		panic(fmt.Sprintf("cannot return to the original netns: %v", err))
+	}
+	return ln, lerr
+}
+
+// buildPodnet builds podnetd and podnetctl from the source tree src with
+// the given version string into a temporary directory.
+func buildPodnet(t *testing.T, src, version string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, b := range []string{"podnetd", "podnetctl"} {
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+version,
+			"-o", filepath.Join(dir, b), "./cmd/"+b)
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s %s from %s: %v\n%s", b, version, src, err, out)
+		}
+	}
+	return dir
+}
+
+// pushPlugin packages the binaries in bin as a managed plugin and pushes it
+// to the registry as name, from host (scripts/build-plugin.sh --push).
+func pushPlugin(t *testing.T, l *Lab, host, bin, name string) {
+	t.Helper()
+	repo, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "plugin")
+	out, err := l.Exec(host, "env", "PODNET_BIN="+bin, "PLUGIN_NAME="+name, "DOCKER=docker",
+		filepath.Join(repo, "scripts", "build-plugin.sh"), "--push", dir)
+	if err != nil {
+		t.Fatalf("%s: build-plugin.sh --push %s: %v\n%s", host, name, err, out)
+	}
+}
+
+// pluginSettings keeps a lab plugin's state, admin socket and Docker API
+// inside the lab host. Docker keeps env settings across an upgrade but
+// takes mount sources from the new version's config: they are set again
+// after each upgrade.
+func pluginSettings(l *Lab, host string) []string {
+	hd := l.HostDir(host)
+	return []string{"state.source=" + hd + "/plugin-state", "admin.source=" + hd + "/plugin-admin",
+		"docker-sock.source=" + l.DockerSocket(host)}
+}
+
+// pluginVersionLogged waits until host's dockerd log shows the plugin's
+// podnetd starting with version v (plugins log through dockerd).
+func pluginVersionLogged(t *testing.T, l *Lab, host, v string) {
+	t.Helper()
+	WaitFor(t, shortWait, func() (bool, string) {
+		log := readFile(t, filepath.Join(l.HostDir(host), "dockerd.log"))
+		return strings.Contains(log, "podnetd ready") && strings.Contains(log, "version="+v),
+			"no plugin podnetd of version " + v + " in the dockerd log"
+	})
+}
+
+// TestPluginFromRegistry: the managed plugin is pushed to a registry and
+// installed from it with `docker plugin install`, as a user would: h2 runs
+// podnet as the plugin localhost:5000/podnet:<v1> (its own podnetd
+// stopped), h1 and h3 run podnetd; one vxlan network spans all three. A
+// container on h2 publishes a port and talks to h1 and to its neighbour;
+// then `docker plugin upgrade` to <v2> (disable -f, upgrade, set, enable —
+// what Docker requires) runs while those connections are open, and none
+// of them breaks; the new version serves new containers.
+func TestPluginFromRegistry(t *testing.T) {
+	l := multi(t)
+	port := startRegistry(t)
+	for _, h := range []string{"h1", "h2"} {
+		forward(t, l, h, "127.0.0.1:5000", port)
+	}
+	v1, v2 := "e2e-1", "e2e-2"
+	name1, name2 := "localhost:5000/podnet:"+v1, "localhost:5000/podnet:"+v2
+	repo, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushPlugin(t, l, "h1", buildPodnet(t, repo, v1), name1)
+	pushPlugin(t, l, "h1", buildPodnet(t, repo, v2), name2)
+	if out := l.MustDocker(t, "h1", "plugin", "ls", "-q"); out != "" {
+		t.Fatalf("the build host kept a plugin after pushing: %s", out)
+	}
+
+	if err := l.PodnetdStop("h2", false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = l.Docker("h2", "plugin", "disable", "-f", name1)
+		_, _ = l.Docker("h2", "plugin", "rm", "-f", name1)
+		if err := l.PodnetdStart("h2"); err != nil {
+			t.Errorf("restart h2's podnetd: %v", err)
+		}
+	})
+	hd := l.HostDir("h2")
+	l.MustExec(t, "h2", "mkdir", "-p", hd+"/plugin-state", hd+"/plugin-admin")
+	// --disable: the lab sets the mount sources before the first start (a
+	// real host keeps the defaults and needs no set).
+	l.MustDocker(t, "h2", "plugin", "install", "--grant-all-permissions", "--disable", name1,
+		"PODNET_ETCD_ENDPOINTS="+strings.Join(l.EtcdEndpoints(), ","), "PODNET_HOST_NAME=h2", "PODNET_DRIVER_NAME="+name1)
+	l.MustDocker(t, "h2", append([]string{"plugin", "set", name1}, pluginSettings(l, "h2")...)...)
+	l.MustDocker(t, "h2", "plugin", "enable", name1)
+	pluginVersionLogged(t, l, "h2", v1)
+
+	const subnet = "10.228.0.0/16"
+	for _, h := range []string{"h1", "h3"} {
+		podnetNet(t, l, h, "reg", "-o", "mode=vxlan", "--subnet", subnet)
+	}
+	l.MustDocker(t, "h2", "network", "create", "-d", name1, "--ipam-driver", name1, "-o", "mode=vxlan", "--subnet", subnet, "reg")
+	t.Cleanup(func() { removeNetwork(l, "h2", "reg") })
+	run(t, l, "h2", "rsrv", serverArgs("--network", "reg", "-p", "18180:9000")...)
+	run(t, l, "h2", "rnear", sleeper("--network", "reg")...)
+	run(t, l, "h1", "rfar", sleeper("--network", "reg")...)
+	srv := ipOf(t, l, "h2", "rsrv", "reg")
+	WaitFor(t, shortWait, func() (bool, string) {
+		return ping(l, "h1", "rfar", srv), "h1 cannot reach the plugin host's container"
+	})
+	if !ping(l, "h2", "rnear", srv) {
+		t.Fatal("containers of the plugin's network on h2 cannot reach each other")
+	}
+
+	// Upgrade with connections open: across hosts, on the host, and through
+	// the published port from outside.
+	const secs = 40
+	streams := []<-chan error{
+		stream(l, "h1", "rfar", srv+":9000", secs),
+		stream(l, "h2", "rnear", srv+":9000", secs),
+		stream(l, "", "", l.HostIP("h2")+":18180", secs),
+	}
+	time.Sleep(2 * time.Second)
+	start := time.Now()
+	// A plugin that networks use cannot be disabled without -f; disabled is
+	// what `docker plugin upgrade` requires.
+	if _, err := l.Docker("h2", "plugin", "disable", name1); err == nil {
+		t.Fatal("docker plugin disable of a plugin in use succeeded without -f")
+	}
+	l.MustDocker(t, "h2", "plugin", "disable", "-f", name1)
+	l.MustDocker(t, "h2", "plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", name1, name2)
+	l.MustDocker(t, "h2", append([]string{"plugin", "set", name1}, pluginSettings(l, "h2")...)...)
+	l.MustDocker(t, "h2", "plugin", "enable", name1)
+	t.Logf("plugin upgraded (disable, upgrade, set, enable) in %v", time.Since(start).Round(100*time.Millisecond))
+	pluginVersionLogged(t, l, "h2", v2)
+	if ref := l.MustDocker(t, "h2", "plugin", "inspect", "-f", "{{.PluginReference}}", name1); ref != name2 {
+		t.Fatalf("plugin reference after upgrade: %s, want %s", ref, name2)
+	}
+	for _, s := range streams {
+		if err := <-s; err != nil {
+			t.Errorf("a connection broke during docker plugin upgrade: %v", err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+
+	// The upgraded plugin serves: a new container on h2 is reachable from
+	// h1, and podnetctl reaches the plugin's admin socket.
+	run(t, l, "h2", "rlate", serverArgs("--network", "reg")...)
+	late := ipOf(t, l, "h2", "rlate", "reg")
+	WaitFor(t, shortWait, func() (bool, string) {
+		return ping(l, "h1", "rfar", late), "h1 cannot reach a container started after the upgrade"
+	})
+	st := l.MustExec(t, "h2", "podnetctl", "--socket", hd+"/plugin-admin/podnet.sock", "status")
+	mustContain(t, "podnetctl reaches the upgraded plugin", st, "etcd:           healthy")
+}

@@ -73,15 +73,14 @@ func (m *Manager) CreateNetwork(ctx context.Context, spec NetworkSpec) (store.Lo
 		return store.LogicalNetwork{}, inputf("give at least one --subnet: every host must create the network with the same subnet")
 	}
 	def := store.LogicalNetwork{Name: spec.Name, Mode: spec.Mode, MTU: spec.MTU, VNI: spec.VNI, Options: spec.Options,
-		Internal: spec.Internal, Gateways: map[string]string{}, IPRanges: map[string]string{}, Created: time.Now().UTC()}
-	var first netip.Prefix
+		Internal: spec.Internal, Gateways: map[netip.Prefix]netip.Addr{}, IPRanges: map[netip.Prefix]netip.Prefix{}, Created: time.Now().UTC()}
 	for _, s := range spec.Subnets {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return def, inputf("subnet %q: %v", s, err)
 		}
 		p = p.Masked()
-		def.Subnets = append(def.Subnets, p.String())
+		def.Subnets = append(def.Subnets, p)
 		if p.Addr().Is6() {
 			def.IPv6 = true
 		}
@@ -90,18 +89,14 @@ func (m *Manager) CreateNetwork(ctx context.Context, spec NetworkSpec) (store.Lo
 			if err != nil || !p.Contains(a) {
 				return def, inputf("gateway %q is not an address of subnet %s", g, p)
 			}
-			def.Gateways[p.String()] = a.String()
+			def.Gateways[p] = a
 		}
 		if r, ok := spec.IPRanges[s]; ok {
 			rp, err := netip.ParsePrefix(r)
 			if err != nil || !p.Contains(rp.Addr()) || rp.Bits() < p.Bits() {
 				return def, inputf("ip-range %q is not inside subnet %s", r, p)
 			}
-			def.IPRanges[p.String()] = rp.Masked().String()
-		}
-		if p.Addr().Is4() && (!first.IsValid() || first.Addr().Is6() || p.Addr().Less(first.Addr())) ||
-			!first.IsValid() {
-			first = p
+			def.IPRanges[p] = rp.Masked()
 		}
 	}
 	if spec.MTU != 0 && (spec.MTU < 68 || spec.MTU > 65535) {
@@ -116,7 +111,7 @@ func (m *Manager) CreateNetwork(ctx context.Context, spec NetworkSpec) (store.Lo
 	if err := m.checkOverlap(ctx, def.Subnets); err != nil {
 		return def, err
 	}
-	out, err := netdef.Define(ctx, m.st, def, first, spec.Mode == "vxlan")
+	out, err := netdef.Define(ctx, m.st, def, netdef.KeyPool(def.Subnets), spec.Mode == "vxlan")
 	if err != nil {
 		return out, err
 	}
@@ -131,24 +126,25 @@ func (m *Manager) checkName(ctx context.Context, name string) error {
 	}
 	for _, d := range defs {
 		if d.Name == name {
-			return inputf("network %q is already defined (subnets %s)", name, strings.Join(d.Subnets, ","))
+			return inputf("network %q is already defined (subnets %s)", name, netdef.JoinPrefixes(d.Subnets))
 		}
 	}
 	return nil
 }
 
 // checkOverlap refuses subnets overlapping any podnet pool or definition.
-func (m *Manager) checkOverlap(ctx context.Context, subnets []string) error {
+func (m *Manager) checkOverlap(ctx context.Context, subnets []netip.Prefix) error {
 	kvs, _, err := m.st.List(ctx, store.PoolsPrefix)
 	if err != nil {
 		return err
 	}
-	var taken []string
+	var taken []netip.Prefix
 	for _, kv := range kvs {
 		var p store.Pool
-		if kv.Decode(&p) == nil {
-			taken = append(taken, p.Subnet)
+		if err := kv.Decode(&p); err != nil {
+			return err
 		}
+		taken = append(taken, p.Subnet)
 	}
 	defs, err := m.definitions(ctx)
 	if err != nil {
@@ -157,10 +153,9 @@ func (m *Manager) checkOverlap(ctx context.Context, subnets []string) error {
 	for _, d := range defs {
 		taken = append(taken, d.Subnets...)
 	}
-	for _, s := range subnets {
-		mine := netip.MustParsePrefix(s)
-		for _, t := range taken {
-			if p, err := netip.ParsePrefix(t); err == nil && p.Overlaps(mine) {
+	for _, mine := range subnets {
+		for _, p := range taken {
+			if p.Overlaps(mine) {
 				return inputf("subnet %s overlaps %s, already used by podnet", mine, p)
 			}
 		}
@@ -168,6 +163,8 @@ func (m *Manager) checkOverlap(ctx context.Context, subnets []string) error {
 	return nil
 }
 
+// definitions reads every network definition. An undecodable one is an
+// error: skipping it would let a new definition overlap it.
 func (m *Manager) definitions(ctx context.Context) ([]store.LogicalNetwork, error) {
 	kvs, _, err := m.st.List(ctx, store.LNetsPrefix)
 	if err != nil {
@@ -176,9 +173,10 @@ func (m *Manager) definitions(ctx context.Context) ([]store.LogicalNetwork, erro
 	out := make([]store.LogicalNetwork, 0, len(kvs))
 	for _, kv := range kvs {
 		var d store.LogicalNetwork
-		if kv.Decode(&d) == nil {
-			out = append(out, d)
+		if err := kv.Decode(&d); err != nil {
+			return nil, err
 		}
+		out = append(out, d)
 	}
 	return out, nil
 }
@@ -204,10 +202,7 @@ func (m *Manager) Networks(ctx context.Context) ([]NetworkStatus, error) {
 	}
 	out := make([]NetworkStatus, 0, len(defs))
 	for _, d := range defs {
-		pool, err := defPool(d)
-		if err != nil {
-			continue
-		}
+		pool := netdef.KeyPool(d.Subnets)
 		using, err := netdef.HostsUsing(ctx, m.st, pool)
 		if err != nil {
 			return nil, err
@@ -226,25 +221,13 @@ func (m *Manager) Networks(ctx context.Context) ([]NetworkStatus, error) {
 		}
 		out = append(out, ns)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name+out[i].Subnets[0] < out[j].Name+out[j].Subnets[0] })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return netdef.KeyPool(out[i].Subnets).Addr().Less(netdef.KeyPool(out[j].Subnets).Addr())
+	})
 	return out, nil
-}
-
-// defPool is the key pool of a definition (lowest IPv4 subnet, else lowest IPv6).
-func defPool(d store.LogicalNetwork) (netip.Prefix, error) {
-	n := store.Network{}
-	for _, s := range d.Subnets {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		if p.Addr().Is4() {
-			n.IPv4 = append(n.IPv4, store.Subnet{Pool: s})
-		} else {
-			n.IPv6 = append(n.IPv6, store.Subnet{Pool: s})
-		}
-	}
-	return netdef.FirstPool(&n), nil
 }
 
 // RemoveNetwork marks a named definition for removal. It refuses while
@@ -256,13 +239,13 @@ func (m *Manager) RemoveNetwork(ctx context.Context, name string) error {
 	}
 	for _, kv := range kvs {
 		var d store.LogicalNetwork
-		if kv.Decode(&d) != nil || d.Name != name {
-			continue
-		}
-		pool, err := defPool(d)
-		if err != nil {
+		if err := kv.Decode(&d); err != nil {
 			return err
 		}
+		if d.Name != name {
+			continue
+		}
+		pool := netdef.KeyPool(d.Subnets)
 		attached, err := m.attached(ctx, pool)
 		if err != nil {
 			return err
@@ -306,7 +289,10 @@ func (m *Manager) attached(ctx context.Context, pool netip.Prefix) ([]string, er
 	var out []string
 	for _, kv := range kvs {
 		var ep store.Endpoint
-		if kv.Decode(&ep) != nil || !ids[ep.Network] {
+		if err := kv.Decode(&ep); err != nil {
+			return nil, err
+		}
+		if !ids[ep.Network] {
 			continue
 		}
 		who := "endpoint " + ep.ID[:min(12, len(ep.ID))]
@@ -314,8 +300,11 @@ func (m *Manager) attached(ctx context.Context, pool netip.Prefix) ([]string, er
 		if _, err := m.st.Get(ctx, store.EndpointMetaKey(ep.Host, ep.ID), &meta); err == nil && meta.Name != "" {
 			who = meta.Name
 		}
-		ip := strings.SplitN(ep.IPv4, "/", 2)[0]
-		out = append(out, fmt.Sprintf("%s: %s (%s)", ep.Host, who, ip))
+		ip := ep.IPv4
+		if !ip.IsValid() {
+			ip = ep.IPv6
+		}
+		out = append(out, fmt.Sprintf("%s: %s (%s)", ep.Host, who, ip.Addr()))
 	}
 	sort.Strings(out)
 	return out, nil
@@ -329,9 +318,11 @@ func (m *Manager) aliveHosts(ctx context.Context) (map[string]store.HostAlive, e
 	out := map[string]store.HostAlive{}
 	for _, kv := range kvs {
 		var a store.HostAlive
-		if kv.Decode(&a) == nil {
-			out[strings.TrimPrefix(kv.Key, store.AlivePrefix)] = a
+		if err := kv.Decode(&a); err != nil {
+			m.log.Warn("undecodable liveness record ignored", "key", kv.Key, "err", err)
 		}
+		// The key alone says the host is up.
+		out[strings.TrimPrefix(kv.Key, store.AlivePrefix)] = a
 	}
 	return out, nil
 }

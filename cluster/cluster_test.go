@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -58,8 +59,8 @@ func TestRemoveNetworkRefusesWithContainersAndThenMarks(t *testing.T) {
 	if _, err := m.CreateNetwork(ctx, NetworkSpec{Name: "pods", Mode: "vxlan", Subnets: []string{"10.1.0.0/16"}}); err != nil {
 		t.Fatal(err)
 	}
-	must(t, st.Put(ctx, store.NetworkKey("h2", "dn2"), store.Network{ID: "dn2", Host: "h2", IPv4: []store.Subnet{{Pool: "10.1.0.0/16"}}}))
-	must(t, st.Put(ctx, store.EndpointKey("h2", "ep1"), store.Endpoint{ID: "ep1", Network: "dn2", Host: "h2", IPv4: "10.1.0.7/16"}))
+	must(t, st.Put(ctx, store.NetworkKey("h2", "dn2"), store.Network{ID: "dn2", Host: "h2", IPv4: []store.Subnet{{Pool: netip.MustParsePrefix("10.1.0.0/16")}}}))
+	must(t, st.Put(ctx, store.EndpointKey("h2", "ep1"), store.Endpoint{ID: "ep1", Network: "dn2", Host: "h2", IPv4: netip.MustParsePrefix("10.1.0.7/16")}))
 	must(t, st.Put(ctx, store.EndpointMetaKey("h2", "ep1"), store.EndpointMeta{Endpoint: "ep1", Name: "web"}))
 	err := m.RemoveNetwork(ctx, "pods")
 	if err == nil || !strings.Contains(err.Error(), "h2: web (10.1.0.7)") {
@@ -84,7 +85,7 @@ func TestRemoveHost(t *testing.T) {
 	ip := &fakeIPAM{}
 	m := New(st, ip, nil)
 	ctx := context.Background()
-	must(t, st.Put(ctx, store.HostKey("h3"), store.Host{Name: "h3", Underlay: "10.0.0.3"}))
+	must(t, st.Put(ctx, store.HostKey("h3"), store.Host{Name: "h3", Underlay: netip.MustParseAddr("10.0.0.3")}))
 	must(t, st.Put(ctx, store.AliveKey("h3"), store.HostAlive{Name: "h3"}))
 	must(t, st.Put(ctx, store.EndpointKey("h3", "e"), store.Endpoint{ID: "e"}))
 	if err := m.RemoveHost(ctx, "h3"); err == nil || !strings.Contains(err.Error(), "is alive") {

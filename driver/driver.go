@@ -156,11 +156,7 @@ func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
 	if n.Mode == ModeVXLAN {
 		pn.Uplink = overlay.DeviceName(n.VNI)
 	}
-	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-		if p, err := netip.ParsePrefix(s.Pool); err == nil {
-			pn.Subnets = append(pn.Subnets, p)
-		}
-	}
+	pn.Subnets = n.Pools()
 	return pn
 }
 

@@ -55,15 +55,24 @@ func (d *Driver) endpointResponse(r *network.CreateEndpointRequest, ep *store.En
 func (d *Driver) newEndpoint(n *store.Network, r *network.CreateEndpointRequest) (*store.Endpoint, error) {
 	ep := &store.Endpoint{ID: r.EndpointID, Network: n.ID, Host: d.cfg.Host, Created: now()}
 	if r.Interface != nil {
-		ep.IPv4, ep.IPv6, ep.MAC = r.Interface.Address, r.Interface.AddressIPv6, r.Interface.MacAddress
-	}
-	for _, a := range []string{ep.IPv4, ep.IPv6} {
-		if a == "" {
-			continue
+		ep.MAC = r.Interface.MacAddress
+		for _, a := range []struct {
+			dst *netip.Prefix
+			s   string
+		}{{&ep.IPv4, r.Interface.Address}, {&ep.IPv6, r.Interface.AddressIPv6}} {
+			if a.s == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(a.s)
+			if err != nil {
+				return nil, fmt.Errorf("endpoint address %q from Docker: %w", a.s, err)
+			}
+			*a.dst = p
 		}
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			return nil, fmt.Errorf("endpoint address %q from Docker: %w", a, err)
+	}
+	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+		if !p.IsValid() {
+			continue
 		}
 		if _, ok := poolOf(n, p.Addr()); !ok {
 			return nil, fmt.Errorf("endpoint address %s is in no subnet of network %s", p.Addr(), short(n.ID))
@@ -85,8 +94,8 @@ func (d *Driver) newEndpoint(n *store.Network, r *network.CreateEndpointRequest)
 // (02:42:<ip>), under podnet's own prefix 02:70: addresses are unique
 // across hosts, so the MACs are too, and a restarted container keeps its
 // MAC with its address. Without IPv4 the MAC is random.
-func macFor(cidr string) net.HardwareAddr {
-	if p, err := netip.ParsePrefix(cidr); err == nil && p.Addr().Is4() {
+func macFor(p netip.Prefix) net.HardwareAddr {
+	if p.IsValid() && p.Addr().Is4() {
 		b := p.Addr().As4()
 		return net.HardwareAddr{0x02, 0x70, b[0], b[1], b[2], b[3]}
 	}
@@ -104,9 +113,8 @@ func (d *Driver) recordEndpoint(ctx context.Context, n *store.Network, ep *store
 	epOp := store.Put(store.EndpointKey(d.cfg.Host, ep.ID), ep)
 	ops := []store.Op{epOp}
 	var cmps []store.Cmp
-	for _, a := range []string{ep.IPv4, ep.IPv6} {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
+	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+		if !p.IsValid() {
 			continue
 		}
 		pool, ok := poolOf(n, p.Addr())
@@ -116,7 +124,7 @@ func (d *Driver) recordEndpoint(ctx context.Context, n *store.Network, ep *store
 		key := store.AddrKey(pool, p.Addr())
 		cmps = append(cmps, store.Present(key))
 		ops = append(ops, store.Put(key, store.Address{
-			IP: p.Addr().String(), Kind: store.AddrContainer, Host: d.cfg.Host, Endpoint: ep.ID, Since: ep.Created}))
+			IP: p.Addr(), Kind: store.AddrContainer, Host: d.cfg.Host, Endpoint: ep.ID, Since: ep.Created}))
 	}
 	ok, _, err := d.cfg.Store.Txn(ctx, cmps, ops)
 	if err == nil && !ok {
@@ -135,7 +143,7 @@ func poolOf(n *store.Network, a netip.Addr) (netip.Prefix, bool) {
 		subs = n.IPv6
 	}
 	for _, s := range subs {
-		if p, err := parsePrefix(s.Pool); err == nil && p.Contains(a) {
+		if p := s.Pool.Masked(); p.Contains(a) {
 			return p, true
 		}
 	}

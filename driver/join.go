@@ -34,26 +34,20 @@ func (d *Driver) Join(_ context.Context, r *network.JoinRequest) (*network.JoinR
 		// No default route: an internal network reaches nothing outside.
 		return res, nil
 	}
-	if ep.IPv4 != "" {
-		res.Gateway = gatewayIn(n.IPv4, ep.IPv4)
-	}
-	if ep.IPv6 != "" {
-		res.GatewayIPv6 = gatewayIn(n.IPv6, ep.IPv6)
-	}
+	res.Gateway = gatewayIn(n.IPv4, ep.IPv4)
+	res.GatewayIPv6 = gatewayIn(n.IPv6, ep.IPv6)
 	return res, nil
 }
 
-// gatewayIn returns the gateway of the subnet holding addr (plain IP).
-func gatewayIn(subs []store.Subnet, addr string) string {
-	a, err := netip.ParsePrefix(addr)
-	if err != nil {
+// gatewayIn returns the gateway (plain IP) of the subnet holding addr, or
+// "" when addr is zero or its subnet has no gateway.
+func gatewayIn(subs []store.Subnet, addr netip.Prefix) string {
+	if !addr.IsValid() {
 		return ""
 	}
 	for _, s := range subs {
-		p, err1 := parsePrefix(s.Pool)
-		g, err2 := netip.ParsePrefix(s.Gateway)
-		if err1 == nil && err2 == nil && p.Contains(a.Addr()) {
-			return g.Addr().String()
+		if s.Gateway.IsValid() && s.Pool.Masked().Contains(addr.Addr()) {
+			return s.Gateway.Addr().String()
 		}
 	}
 	return ""
@@ -80,7 +74,7 @@ func (d *Driver) ProgramExternalConnectivity(ctx context.Context, r *network.Pro
 	if len(bindings) == 0 {
 		return nil
 	}
-	ip4, ip6 := addrOf(ep.IPv4), addrOf(ep.IPv6)
+	ip4, ip6 := ep.IPv4.Addr(), ep.IPv6.Addr()
 	ms, err := d.cfg.Ports.Publish(ctx, ep.ID, ep.Network, ip4, ip6, bindings)
 	if err != nil {
 		return err
@@ -177,22 +171,11 @@ func parsePortmap(v any) ([]portmap.Binding, error) {
 	return out, nil
 }
 
-func addrOf(cidr string) netip.Addr {
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return p.Addr()
-}
-
 func toStorePorts(ms []portmap.Mapping) []store.PortMapping {
 	out := make([]store.PortMapping, 0, len(ms))
 	for _, m := range ms {
-		pm := store.PortMapping{Proto: string(m.Proto), HostPort: m.HostPort, ContainerIP: m.ContainerIP.String(), ContainerPort: m.ContainerPort}
-		if m.HostIP.IsValid() {
-			pm.HostIP = m.HostIP.String()
-		}
-		out = append(out, pm)
+		out = append(out, store.PortMapping{Proto: string(m.Proto), HostIP: m.HostIP, HostPort: m.HostPort,
+			ContainerIP: m.ContainerIP, ContainerPort: m.ContainerPort})
 	}
 	return out
 }
@@ -200,12 +183,8 @@ func toStorePorts(ms []portmap.Mapping) []store.PortMapping {
 func fromStorePorts(ps []store.PortMapping) []portmap.Mapping {
 	out := make([]portmap.Mapping, 0, len(ps))
 	for _, p := range ps {
-		m := portmap.Mapping{Proto: portmap.Proto(p.Proto), HostPort: p.HostPort, ContainerPort: p.ContainerPort}
-		m.ContainerIP, _ = netip.ParseAddr(p.ContainerIP)
-		if p.HostIP != "" {
-			m.HostIP, _ = netip.ParseAddr(p.HostIP)
-		}
-		out = append(out, m)
+		out = append(out, portmap.Mapping{Proto: portmap.Proto(p.Proto), HostIP: p.HostIP, HostPort: p.HostPort,
+			ContainerIP: p.ContainerIP, ContainerPort: p.ContainerPort})
 	}
 	return out
 }

@@ -36,7 +36,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	success := false
 	if pool := netdef.FirstPool(n); pool.IsValid() {
 		def, created, err := netdef.Claim(ctx, d.cfg.Store, netdef.Request{
-			Pool: pool, Subnets: subnetList(n), Mode: n.Mode, MTU: o.MTU, VNI: o.VNI,
+			Pool: pool, Subnets: n.Pools(), Mode: n.Mode, MTU: o.MTU, VNI: o.VNI,
 			NeedVNI: n.Mode == ModeVXLAN, Options: podnetOptions(o.Raw), DefaultMTU: d.defaultMTU(n.Mode)})
 		if err != nil {
 			return err
@@ -82,7 +82,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	d.mu.Unlock()
 	success = true
 	d.log.Info("network created", "network", short(n.ID), "mode", n.Mode, "bridge", n.Bridge,
-		"subnets", subnetList(n), "mtu", n.MTU, "vni", n.VNI, "internal", n.Internal, "masquerade", n.Masquerade)
+		"subnets", n.Pools(), "mtu", n.MTU, "vni", n.VNI, "internal", n.Internal, "masquerade", n.Masquerade)
 	return nil
 }
 
@@ -138,11 +138,7 @@ func (d *Driver) defaultMTU(mode string) int {
 }
 
 func toStoreSubnet(s subnet) store.Subnet {
-	out := store.Subnet{Pool: s.Pool.String()}
-	if s.Gateway.IsValid() {
-		out.Gateway = s.Gateway.String()
-	}
-	return out
+	return store.Subnet{Pool: s.Pool, Gateway: s.Gateway}
 }
 
 // checkLocalOverlap refuses a second Docker network on this host whose
@@ -155,9 +151,9 @@ func (d *Driver) checkLocalOverlap(id string, o *netOptions) error {
 		if n.ID == id {
 			continue
 		}
-		for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
+		for _, p := range n.Pools() {
 			for _, mine := range append(append([]subnet{}, o.V4...), o.V6...) {
-				if p, err := parsePrefix(s.Pool); err == nil && p.Overlaps(mine.Pool) {
+				if p.Overlaps(mine.Pool) {
 					return fmt.Errorf("subnet %s overlaps subnet %s of podnet network %s on this host", mine.Pool, p, short(n.ID))
 				}
 			}

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -104,10 +105,10 @@ func TestParsePortmap(t *testing.T) {
 }
 
 func TestMACFromIPv4(t *testing.T) {
-	if m := macFor("10.1.2.3/16").String(); m != "02:70:0a:01:02:03" {
+	if m := macFor(netip.MustParsePrefix("10.1.2.3/16")).String(); m != "02:70:0a:01:02:03" {
 		t.Fatal(m)
 	}
-	m := macFor("")
+	m := macFor(netip.Prefix{})
 	if m[0]&0x02 == 0 || m[0]&0x01 != 0 {
 		t.Fatalf("random MAC must be locally administered unicast: %s", m)
 	}

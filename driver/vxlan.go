@@ -2,7 +2,6 @@ package driver
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/store"
@@ -40,11 +39,9 @@ func (v *vxlanMode) createNetwork(n *store.Network) error {
 			return fmt.Errorf("bridge %s: %w", n.Bridge, err)
 		}
 	}
-	var pools []netip.Prefix
-	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-		if p, err := parsePrefix(s.Pool); err == nil {
-			pools = append(pools, p)
-		}
+	pools := n.Pools()
+	for i, p := range pools {
+		pools[i] = p.Masked()
 	}
 	direct := false
 	if v, ok := n.Options[optDirect]; ok {

@@ -135,7 +135,7 @@ func (ps *poolState) hasFree() bool {
 // having been dropped meanwhile.
 func (m *IPAM) createAddr(ctx context.Context, ps *poolState, a netip.Addr, gen uint64) (bool, error) {
 	key := store.AddrKey(ps.prefix, a)
-	rec := store.Address{IP: a.String(), Kind: store.AddrContainer, Host: m.host, Since: m.now()}
+	rec := store.Address{IP: a, Kind: store.AddrContainer, Host: m.host, Since: m.now()}
 	ok, _, err := m.st.Txn(ctx, []store.Cmp{store.Absent(key)}, []store.Op{store.Put(key, rec)})
 	ps.mu.Lock()
 	defer ps.mu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/podnet/podnet/store"
@@ -38,8 +37,15 @@ func (m *IPAM) GCAddresses(ctx context.Context, live map[netip.Addr]bool, grace 
 		for _, kv := range kvs {
 			var a store.Address
 			ip, ok := addrFromKey(e.prefix, kv.Key)
-			if !ok || kv.Decode(&a) != nil || a.Kind == store.AddrGateway || a.Host != m.host ||
-				live[ip] || a.Since.After(cutoff) {
+			if !ok {
+				m.log.Warn("malformed address key left alone by GC", "key", kv.Key)
+				continue
+			}
+			if err := kv.Decode(&a); err != nil {
+				m.log.Warn("undecodable address record left alone by GC", "key", kv.Key, "err", err)
+				continue
+			}
+			if a.Kind == store.AddrGateway || a.Host != m.host || live[ip] || a.Since.After(cutoff) {
 				continue
 			}
 			ok, _, err := m.st.Txn(ctx, []store.Cmp{store.ModRevIs(kv.Key, kv.ModRev)}, []store.Op{store.Delete(kv.Key)})
@@ -192,28 +198,26 @@ func (m *IPAM) Pools(ctx context.Context) ([]PoolInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list pool %s: %w", p, err)
 		}
-		info := PoolInfo{Pool: p, V6: p.Addr().Is6(), Auto: e.rec.Auto, Created: e.rec.Created,
-			Hosts: []string{}, Blocks: []BlockInfo{}}
-		info.IPRange, _ = netip.ParsePrefix(e.rec.IPRange)
-		info.Gateway, _ = netip.ParseAddr(e.rec.Gateway)
+		info := PoolInfo{Pool: p, IPRange: e.rec.IPRange, Gateway: e.rec.Gateway, V6: p.Addr().Is6(), Auto: e.rec.Auto,
+			Created: e.rec.Created, Hosts: []string{}, Blocks: []BlockInfo{}}
 		var addrs []netip.Addr
 		for _, kv := range kvs {
-			rest := strings.TrimPrefix(kv.Key, store.IPAMPrefix(p))
-			switch {
-			case strings.HasPrefix(rest, "refs/"):
-				info.Hosts = append(info.Hosts, strings.TrimPrefix(rest, "refs/"))
-			case strings.HasPrefix(rest, "blocks/"):
-				c, err := store.ParsePoolName(strings.TrimPrefix(rest, "blocks/"))
-				if err != nil {
-					continue
-				}
+			k, err := store.ParseIPAMKey(p, kv.Key)
+			if err != nil {
+				m.log.Warn("malformed IPAM key not shown", "key", kv.Key, "err", err)
+				continue
+			}
+			switch k.Kind {
+			case store.KindRef:
+				info.Hosts = append(info.Hosts, k.Host)
+			case store.KindBlock:
 				var b store.Block
-				_ = kv.Decode(&b)
-				info.Blocks = append(info.Blocks, BlockInfo{CIDR: c.Masked(), Host: b.Host})
-			case strings.HasPrefix(rest, "addrs/"):
-				if a, ok := addrFromKey(p, kv.Key); ok {
-					addrs = append(addrs, a)
+				if err := kv.Decode(&b); err != nil {
+					return nil, err
 				}
+				info.Blocks = append(info.Blocks, BlockInfo{CIDR: k.Block, Host: b.Host})
+			case store.KindAddr:
+				addrs = append(addrs, k.Addr)
 			}
 		}
 		info.Allocated = len(addrs)

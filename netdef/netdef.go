@@ -25,7 +25,7 @@ const (
 // "not given": they are inherited from an existing definition or defaulted.
 type Request struct {
 	Pool    netip.Prefix // the first subnet: the key
-	Subnets []string
+	Subnets []netip.Prefix
 	Mode    string
 	MTU     int
 	VNI     int
@@ -84,7 +84,7 @@ func create(ctx context.Context, st *store.Store, key string, def *store.Logical
 			return false, err
 		}
 		cmps = append(cmps, store.Absent(store.VNIKey(def.VNI)))
-		ops = append(ops, store.Put(store.VNIKey(def.VNI), store.VNIClaim{Pool: r.Pool.String()}))
+		ops = append(ops, store.Put(store.VNIKey(def.VNI), store.VNIClaim{Pool: r.Pool}))
 	}
 	ops = append(ops, store.Put(key, def))
 	ok, _, err := st.Txn(ctx, cmps, ops)
@@ -107,7 +107,7 @@ func checkVNIFree(ctx context.Context, st *store.Store, vni int, pool netip.Pref
 	if err != nil {
 		return err
 	}
-	if c.Pool != pool.String() && explicit {
+	if c.Pool != pool && explicit {
 		return fmt.Errorf("VNI %d is already used by the network on subnet %s: choose another -o podnet.vni", vni, c.Pool)
 	}
 	return nil
@@ -150,7 +150,7 @@ func check(have store.LogicalNetwork, r Request) (store.LogicalNetwork, bool, er
 		diffs = append(diffs, fmt.Sprintf("vni %d", r.VNI))
 	}
 	if len(r.Subnets) > 0 && !slices.Equal(sorted(r.Subnets), sorted(have.Subnets)) {
-		diffs = append(diffs, "subnets "+strings.Join(r.Subnets, ","))
+		diffs = append(diffs, "subnets "+JoinPrefixes(r.Subnets))
 	}
 	for k, v := range r.Options {
 		if k == "podnet.vni" {
@@ -169,7 +169,7 @@ func check(have store.LogicalNetwork, r Request) (store.LogicalNetwork, bool, er
 
 // Describe renders a definition for error messages.
 func Describe(l store.LogicalNetwork) string {
-	s := fmt.Sprintf("mode %s, mtu %d, subnets %s", l.Mode, l.MTU, strings.Join(l.Subnets, ","))
+	s := fmt.Sprintf("mode %s, mtu %d, subnets %s", l.Mode, l.MTU, JoinPrefixes(l.Subnets))
 	if l.Name != "" {
 		s = fmt.Sprintf("network %q, ", l.Name) + s
 	}
@@ -227,8 +227,9 @@ func HostsUsing(ctx context.Context, st *store.Store, pool netip.Prefix) (map[st
 	out := map[string][]string{}
 	for _, kv := range kvs {
 		var n store.Network
-		if kv.Decode(&n) != nil {
-			continue
+		if err := kv.Decode(&n); err != nil {
+			// Skipping it could release a definition a host still uses.
+			return nil, err
 		}
 		if FirstPool(&n) == pool {
 			out[n.Host] = append(out[n.Host], n.ID)
@@ -237,27 +238,37 @@ func HostsUsing(ctx context.Context, st *store.Store, pool netip.Prefix) (map[st
 	return out, nil
 }
 
-// FirstPool is the pool a network's definition is keyed by: its lowest
-// IPv4 subnet, else its lowest IPv6 subnet. Lowest, not first: Docker's
+// FirstPool is the pool a network's definition is keyed by (KeyPool of
+// its subnets).
+func FirstPool(n *store.Network) netip.Prefix { return KeyPool(n.Pools()) }
+
+// KeyPool is the subnet a definition of subnets is keyed by: the lowest
+// IPv4 subnet, else the lowest IPv6 subnet. Lowest, not first: Docker's
 // CLI orders several --subnet flags differently from run to run.
-func FirstPool(n *store.Network) netip.Prefix {
-	for _, subs := range [][]store.Subnet{n.IPv4, n.IPv6} {
-		var best netip.Prefix
-		for _, s := range subs {
-			p, err := netip.ParsePrefix(s.Pool)
-			if err != nil {
-				continue
-			}
-			p = p.Masked()
-			if !best.IsValid() || p.Addr().Less(best.Addr()) {
-				best = p
-			}
+func KeyPool(subnets []netip.Prefix) netip.Prefix {
+	var best netip.Prefix
+	for _, p := range subnets {
+		if !p.IsValid() {
+			continue
 		}
-		if best.IsValid() {
-			return best
+		p = p.Masked()
+		switch {
+		case !best.IsValid(), best.Addr().Is6() && p.Addr().Is4():
+			best = p
+		case best.Addr().Is4() == p.Addr().Is4() && p.Addr().Less(best.Addr()):
+			best = p
 		}
 	}
-	return netip.Prefix{}
+	return best
+}
+
+// JoinPrefixes renders subnets comma-separated, for messages.
+func JoinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 func nonEmpty(m map[string]string) map[string]string {
@@ -267,9 +278,9 @@ func nonEmpty(m map[string]string) map[string]string {
 	return m
 }
 
-func sorted(s []string) []string {
+func sorted(s []netip.Prefix) []netip.Prefix {
 	c := slices.Clone(s)
-	slices.Sort(c)
+	slices.SortFunc(c, netip.Prefix.Compare)
 	return c
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -61,9 +62,11 @@ func (s *NetSync) Snapshot(kvs []store.KV) {
 	defs := map[string]store.LogicalNetwork{}
 	for _, kv := range kvs {
 		var d store.LogicalNetwork
-		if kv.Decode(&d) == nil {
-			defs[kv.Key] = d
+		if err := kv.Decode(&d); err != nil {
+			s.log.Warn("undecodable network definition ignored", "key", kv.Key, "err", err)
+			continue
 		}
+		defs[kv.Key] = d
 	}
 	s.mu.Lock()
 	s.defs = defs
@@ -80,9 +83,12 @@ func (s *NetSync) Changes(evs []store.Event) {
 			continue
 		}
 		var d store.LogicalNetwork
-		if (store.KV{Key: e.Key, Value: e.Value}).Decode(&d) == nil {
-			s.defs[e.Key] = d
+		if err := (store.KV{Key: e.Key, Value: e.Value}).Decode(&d); err != nil {
+			s.log.Warn("undecodable network definition ignored", "key", e.Key, "err", err)
+			delete(s.defs, e.Key)
+			continue
 		}
+		s.defs[e.Key] = d
 	}
 	s.mu.Unlock()
 	s.poke()
@@ -114,8 +120,12 @@ func (s *NetSync) Run(ctx context.Context) {
 func (s *NetSync) apply(ctx context.Context) {
 	s.mu.Lock()
 	defs := make([]store.LogicalNetwork, 0, len(s.defs))
-	for _, d := range s.defs {
-		if d.Name != "" {
+	for key, d := range s.defs {
+		switch {
+		case d.Name == "":
+		case len(d.Subnets) == 0:
+			s.log.Warn("network definition without subnets ignored", "key", key, "network", d.Name)
+		default:
 			defs = append(defs, d)
 		}
 	}
@@ -159,7 +169,14 @@ func (s *NetSync) ensure(ctx context.Context, d store.LogicalNetwork) error {
 	}
 	ipam := &dnet.IPAM{Driver: s.cfg.Driver}
 	for _, sub := range d.Subnets {
-		ipam.Config = append(ipam.Config, dnet.IPAMConfig{Subnet: sub, Gateway: d.Gateways[sub], IPRange: d.IPRanges[sub]})
+		c := dnet.IPAMConfig{Subnet: sub.String()}
+		if g, ok := d.Gateways[sub]; ok {
+			c.Gateway = g.String()
+		}
+		if r, ok := d.IPRanges[sub]; ok {
+			c.IPRange = r.String()
+		}
+		ipam.Config = append(ipam.Config, c)
 	}
 	v6 := d.IPv6
 	_, err = s.cfg.Docker.NetworkCreate(cctx, d.Name, dnet.CreateOptions{Driver: s.cfg.Driver, IPAM: ipam, Options: opts,
@@ -192,9 +209,11 @@ func (s *NetSync) remove(ctx context.Context, d store.LogicalNetwork) error {
 	return nil
 }
 
-func hasSubnet(n dnet.Inspect, subnet string) bool {
+// hasSubnet says whether Docker network n has subnet (a subnet Docker
+// reports that does not parse is not podnet's).
+func hasSubnet(n dnet.Inspect, subnet netip.Prefix) bool {
 	for _, c := range n.IPAM.Config {
-		if c.Subnet == subnet {
+		if p, err := netip.ParsePrefix(c.Subnet); err == nil && p.Masked() == subnet.Masked() {
 			return true
 		}
 	}

@@ -133,9 +133,15 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 		for _, c := range info.Containers {
 			live.Endpoints[c.EndpointID] = true
 			for _, a := range []string{c.IPv4Address, c.IPv6Address} {
-				if p, err := netip.ParsePrefix(a); err == nil {
-					ips[p.Addr()] = true
+				if a == "" {
+					continue // no address of that family
 				}
+				p, err := netip.ParsePrefix(a)
+				if err != nil {
+					// Not knowing a live address could release it.
+					return rep, fmt.Errorf("Docker network %s reports address %q for endpoint %s (GC skipped): %w", n.ID, a, c.EndpointID, err)
+				}
+				ips[p.Addr()] = true
 			}
 		}
 		// Docker sends --aux-address requests exactly like --ip ones, so
@@ -143,15 +149,15 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 		// as the network is.
 		for _, c := range info.IPAM.Config {
 			for _, a := range c.AuxAddress {
-				if ip, err := netip.ParseAddr(a); err == nil {
-					ips[ip] = true
+				ip, err := netip.ParseAddr(a)
+				if err != nil {
+					return rep, fmt.Errorf("Docker network %s reports aux address %q (GC skipped): %w", n.ID, a, err)
 				}
+				ips[ip] = true
 			}
 		}
-		for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-			if p, err := netip.ParsePrefix(s.Pool); err == nil {
-				pools[p.Masked()] = true
-			}
+		for _, p := range n.Pools() {
+			pools[p.Masked()] = true
 		}
 	}
 	res, derr := r.cfg.Driver.GC(ctx, live, grace)
@@ -159,17 +165,15 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 	// Addresses of endpoints that survived driver GC stay, even if Docker's
 	// inspect lagged behind.
 	for _, ep := range r.cfg.Driver.Endpoints() {
-		for _, a := range []string{ep.IPv4, ep.IPv6} {
-			if p, err := netip.ParsePrefix(a); err == nil {
+		for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+			if p.IsValid() {
 				ips[p.Addr()] = true
 			}
 		}
 	}
 	for _, n := range r.cfg.Driver.Networks() {
-		for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-			if p, err := netip.ParsePrefix(s.Pool); err == nil {
-				pools[p.Masked()] = true
-			}
+		for _, p := range n.Pools() {
+			pools[p.Masked()] = true
 		}
 	}
 	var aerr, perr error

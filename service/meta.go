@@ -2,6 +2,7 @@ package service
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -46,12 +47,23 @@ func metasOf(c container.InspectResponse, isPodnet func(string) bool) containerM
 			Name:      name,
 			Aliases:   aliases(c.ID, es.Aliases),
 			Labels:    labels,
-			IPv4:      es.IPAddress,
-			IPv6:      es.GlobalIPv6Address,
+			IPv4:      dockerAddr(es.IPAddress),
+			IPv6:      dockerAddr(es.GlobalIPv6Address),
 			Ready:     rdy,
 		}
 	}
 	return out
+}
+
+// dockerAddr parses an address as Docker reports it. Docker sends "" for
+// a family the container has no address in; an address it cannot have
+// written (it formats them with Go's net package) counts as none too.
+func dockerAddr(s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a
 }
 
 // ready says whether a container should receive traffic: it runs, is not

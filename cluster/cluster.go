@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/netdef"
 	"github.com/podnet/podnet/store"
 )
@@ -295,7 +296,7 @@ func (m *Manager) attached(ctx context.Context, pool netip.Prefix) ([]string, er
 		if !ids[ep.Network] {
 			continue
 		}
-		who := "endpoint " + ep.ID[:min(12, len(ep.ID))]
+		who := "endpoint " + dockerid.Short(ep.ID)
 		var meta store.EndpointMeta
 		if _, err := m.st.Get(ctx, store.EndpointMetaKey(ep.Host, ep.ID), &meta); err == nil && meta.Name != "" {
 			who = meta.Name

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/store"
 )
@@ -19,16 +20,9 @@ const (
 	peerVethPrefix = "pnc" // pnc<endpoint id[:12]>, moved into the container as ethN
 )
 
-func bridgeName(networkID string) string { return bridgePrefix + short12(networkID) }
-func hostVeth(endpointID string) string  { return hostVethPrefix + short12(endpointID) }
-func peerVeth(endpointID string) string  { return peerVethPrefix + short12(endpointID) }
-
-func short12(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
+func bridgeName(networkID string) string { return bridgePrefix + dockerid.Short(networkID) }
+func hostVeth(endpointID string) string  { return hostVethPrefix + dockerid.Short(endpointID) }
+func peerVeth(endpointID string) string  { return peerVethPrefix + dockerid.Short(endpointID) }
 
 // bridgeMode: one Linux bridge per network holding the gateway addresses,
 // one veth pair per endpoint.
@@ -96,7 +90,7 @@ func (b *bridgeMode) deleteNetwork(n *store.Network) error {
 func (b *bridgeMode) createEndpoint(n *store.Network, ep *store.Endpoint) error {
 	br, err := b.k.ByName(n.Bridge)
 	if err != nil {
-		return fmt.Errorf("bridge %s of network %s is missing (restart podnetd to restore it): %w", n.Bridge, short(n.ID), err)
+		return fmt.Errorf("bridge %s of network %s is missing (restart podnetd to restore it): %w", n.Bridge, dockerid.Short(n.ID), err)
 	}
 	var mac net.HardwareAddr
 	if ep.MAC != "" {
@@ -120,7 +114,7 @@ func (b *bridgeMode) createEndpoint(n *store.Network, ep *store.Endpoint) error 
 	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
 		if p.IsValid() && mac != nil {
 			if err := b.k.AnnounceNeighbor(br.Attrs().Index, p.Addr(), mac); err != nil {
-				b.log.Warn("cannot record the endpoint's neighbor entry", "endpoint", short(ep.ID), "err", err)
+				b.log.Warn("cannot record the endpoint's neighbor entry", "endpoint", dockerid.Short(ep.ID), "err", err)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/portmap"
@@ -109,7 +110,7 @@ func (d *Driver) network(id string) (*store.Network, error) {
 	defer d.mu.Unlock()
 	n, ok := d.nets[id]
 	if !ok {
-		return nil, fmt.Errorf("network %s is not known to podnet on this host (was it created while podnetd used another etcd or host name?)", short(id))
+		return nil, fmt.Errorf("network %s is not known to podnet on this host (was it created while podnetd used another etcd or host name?)", dockerid.Short(id))
 	}
 	return n, nil
 }
@@ -158,13 +159,6 @@ func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
 	}
 	pn.Subnets = n.Pools()
 	return pn
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/store"
 )
 
@@ -32,7 +33,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	}
 	m := d.modes[n.Mode]
 	if err := m.createEndpoint(n, ep); err != nil {
-		return nil, fmt.Errorf("endpoint %s on network %s: %w", short(ep.ID), short(n.ID), err)
+		return nil, fmt.Errorf("endpoint %s on network %s: %w", dockerid.Short(ep.ID), dockerid.Short(n.ID), err)
 	}
 	if err := d.recordEndpoint(ctx, n, ep); err != nil {
 		_ = m.deleteEndpoint(n, ep)
@@ -41,7 +42,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	d.mu.Lock()
 	d.eps[ep.ID] = ep
 	d.mu.Unlock()
-	d.log.Debug("endpoint created", "endpoint", short(ep.ID), "network", short(n.ID), "ipv4", ep.IPv4, "ipv6", ep.IPv6, "mac", ep.MAC, "iface", ep.HostVeth)
+	d.log.Debug("endpoint created", "endpoint", dockerid.Short(ep.ID), "network", dockerid.Short(n.ID), "ipv4", ep.IPv4, "ipv6", ep.IPv6, "mac", ep.MAC, "iface", ep.HostVeth)
 	return d.endpointResponse(r, ep), nil
 }
 
@@ -75,7 +76,7 @@ func (d *Driver) newEndpoint(n *store.Network, r *network.CreateEndpointRequest)
 			continue
 		}
 		if _, ok := poolOf(n, p.Addr()); !ok {
-			return nil, fmt.Errorf("endpoint address %s is in no subnet of network %s", p.Addr(), short(n.ID))
+			return nil, fmt.Errorf("endpoint address %s is in no subnet of network %s", p.Addr(), dockerid.Short(n.ID))
 		}
 	}
 	if n.Mode == ModeNone {
@@ -128,11 +129,11 @@ func (d *Driver) recordEndpoint(ctx context.Context, n *store.Network, ep *store
 	}
 	ok, _, err := d.cfg.Store.Txn(ctx, cmps, ops)
 	if err == nil && !ok {
-		d.log.Warn("endpoint address has no IPAM record; recording the endpoint only", "endpoint", short(ep.ID), "ipv4", ep.IPv4, "ipv6", ep.IPv6)
+		d.log.Warn("endpoint address has no IPAM record; recording the endpoint only", "endpoint", dockerid.Short(ep.ID), "ipv4", ep.IPv4, "ipv6", ep.IPv6)
 		_, _, err = d.cfg.Store.Txn(ctx, nil, []store.Op{epOp})
 	}
 	if err != nil {
-		return fmt.Errorf("record endpoint %s: %w", short(ep.ID), err)
+		return fmt.Errorf("record endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	return nil
 }
@@ -191,9 +192,9 @@ func (d *Driver) removeEndpoint(ctx context.Context, n *store.Network, ep *store
 	d.mu.Lock()
 	delete(d.eps, ep.ID)
 	d.mu.Unlock()
-	d.log.Debug("endpoint deleted", "endpoint", short(ep.ID), "network", short(n.ID))
+	d.log.Debug("endpoint deleted", "endpoint", dockerid.Short(ep.ID), "network", dockerid.Short(n.ID))
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("delete endpoint %s: %w", short(ep.ID), err)
+		return fmt.Errorf("delete endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	return nil
 }

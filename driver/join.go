@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
@@ -17,7 +18,7 @@ import (
 func (d *Driver) Join(_ context.Context, r *network.JoinRequest) (*network.JoinResponse, error) {
 	ep, ok := d.endpoint(r.EndpointID)
 	if !ok {
-		return nil, fmt.Errorf("endpoint %s is unknown (create it first)", short(r.EndpointID))
+		return nil, fmt.Errorf("endpoint %s is unknown (create it first)", dockerid.Short(r.EndpointID))
 	}
 	n, err := d.network(ep.Network)
 	if err != nil {
@@ -65,11 +66,11 @@ func (d *Driver) ProgramExternalConnectivity(ctx context.Context, r *network.Pro
 	defer d.netMu.RUnlock()
 	ep, ok := d.endpoint(r.EndpointID)
 	if !ok {
-		return fmt.Errorf("endpoint %s is unknown", short(r.EndpointID))
+		return fmt.Errorf("endpoint %s is unknown", dockerid.Short(r.EndpointID))
 	}
 	bindings, err := parsePortmap(r.Options[labelPortmap])
 	if err != nil {
-		return fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+		return fmt.Errorf("endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	if len(bindings) == 0 {
 		return nil
@@ -83,12 +84,12 @@ func (d *Driver) ProgramExternalConnectivity(ctx context.Context, r *network.Pro
 	updated.Ports = toStorePorts(ms)
 	if err := d.cfg.Store.Put(ctx, store.EndpointKey(d.cfg.Host, ep.ID), &updated); err != nil {
 		_ = d.cfg.Ports.Unpublish(context.WithoutCancel(ctx), ep.ID)
-		return fmt.Errorf("record published ports of endpoint %s: %w", short(ep.ID), err)
+		return fmt.Errorf("record published ports of endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	d.mu.Lock()
 	d.eps[ep.ID] = &updated
 	d.mu.Unlock()
-	d.log.Info("ports published", "endpoint", short(ep.ID), "network", short(ep.Network), "ports", describePorts(ms))
+	d.log.Info("ports published", "endpoint", dockerid.Short(ep.ID), "network", dockerid.Short(ep.Network), "ports", describePorts(ms))
 	return nil
 }
 

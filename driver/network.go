@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/netdef"
 
 	"github.com/docker/go-plugins-helpers/network"
@@ -65,7 +66,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 		}
 	}()
 	if err := d.cfg.Store.Put(ctx, store.NetworkKey(d.cfg.Host, n.ID), n); err != nil {
-		return fmt.Errorf("record network %s: %w", short(n.ID), err)
+		return fmt.Errorf("record network %s: %w", dockerid.Short(n.ID), err)
 	}
 	defer func() {
 		if !success {
@@ -74,14 +75,14 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	}()
 	if n.Mode != ModeNone {
 		if err := d.cfg.Ports.AddNetwork(ctx, d.portmapNetwork(n)); err != nil {
-			return fmt.Errorf("program rules for network %s: %w", short(n.ID), err)
+			return fmt.Errorf("program rules for network %s: %w", dockerid.Short(n.ID), err)
 		}
 	}
 	d.mu.Lock()
 	d.nets[n.ID] = n
 	d.mu.Unlock()
 	success = true
-	d.log.Info("network created", "network", short(n.ID), "mode", n.Mode, "bridge", n.Bridge,
+	d.log.Info("network created", "network", dockerid.Short(n.ID), "mode", n.Mode, "bridge", n.Bridge,
 		"subnets", n.Pools(), "mtu", n.MTU, "vni", n.VNI, "internal", n.Internal, "masquerade", n.Masquerade)
 	return nil
 }
@@ -154,7 +155,7 @@ func (d *Driver) checkLocalOverlap(id string, o *netOptions) error {
 		for _, p := range n.Pools() {
 			for _, mine := range append(append([]subnet{}, o.V4...), o.V6...) {
 				if p.Overlaps(mine.Pool) {
-					return fmt.Errorf("subnet %s overlaps subnet %s of podnet network %s on this host", mine.Pool, p, short(n.ID))
+					return fmt.Errorf("subnet %s overlaps subnet %s of podnet network %s on this host", mine.Pool, p, dockerid.Short(n.ID))
 				}
 			}
 		}
@@ -222,7 +223,7 @@ func (d *Driver) deleteNetworkLocked(ctx context.Context, id string) error {
 	if err := d.releaseLogicalNetwork(ctx, n); err != nil {
 		errs = append(errs, err)
 	}
-	d.log.Info("network deleted", "network", short(id), "bridge", n.Bridge)
+	d.log.Info("network deleted", "network", dockerid.Short(id), "bridge", n.Bridge)
 	return errors.Join(errs...)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
@@ -37,11 +38,11 @@ func (d *Driver) Restore(ctx context.Context) error {
 		}
 		m, ok := d.modes[n.Mode]
 		if !ok {
-			errs = append(errs, fmt.Errorf("network %s has mode %q this podnetd does not implement", short(n.ID), n.Mode))
+			errs = append(errs, fmt.Errorf("network %s has mode %q this podnetd does not implement", dockerid.Short(n.ID), n.Mode))
 			continue
 		}
 		if err := m.createNetwork(n); err != nil {
-			errs = append(errs, fmt.Errorf("restore network %s: %w", short(n.ID), err))
+			errs = append(errs, fmt.Errorf("restore network %s: %w", dockerid.Short(n.ID), err))
 		}
 		nets[n.ID] = n
 		if n.Mode != ModeNone {
@@ -64,7 +65,7 @@ func (d *Driver) Restore(ctx context.Context) error {
 		}
 		exists, err := d.modes[n.Mode].restoreEndpoint(n, ep)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("restore endpoint %s: %w", short(ep.ID), err))
+			errs = append(errs, fmt.Errorf("restore endpoint %s: %w", dockerid.Short(ep.ID), err))
 		}
 		if !exists {
 			missing++

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/store"
 )
 
@@ -282,7 +283,7 @@ func describe(a store.Address) string {
 	}
 	s := a.Kind + ", host " + a.Host
 	if a.Endpoint != "" {
-		return s + ", endpoint " + shortID(a.Endpoint)
+		return s + ", endpoint " + dockerid.Short(a.Endpoint)
 	}
 	return s + ", no endpoint yet: a container being started, or an --aux-address"
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/store"
 )
 
@@ -50,7 +51,7 @@ func (m *IPAM) joinPool(ctx context.Context, req poolRequest) (netip.Prefix, err
 	if id, err := m.networkUsing(ctx, p); err != nil {
 		return p, err
 	} else if id != "" {
-		return p, fmt.Errorf("subnet %s is already used by podnet network %s on this host (if `docker network ls` no longer shows it, run `podnetctl gc`)", p, shortID(id))
+		return p, fmt.Errorf("subnet %s is already used by podnet network %s on this host (if `docker network ls` no longer shows it, run `podnetctl gc`)", p, dockerid.Short(id))
 	}
 	for range maxTxnRetries {
 		pools, rev, err := m.listPools(ctx)
@@ -386,11 +387,4 @@ func (m *IPAM) readPool(ctx context.Context, p netip.Prefix) (store.Pool, bool, 
 		return rec, false, fmt.Errorf("read pool %s: %w", p, err)
 	}
 	return rec, true, nil
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

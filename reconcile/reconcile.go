@@ -9,6 +9,7 @@ import (
 
 	dnet "github.com/docker/docker/api/types/network"
 	"github.com/podnet/podnet/driver"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/store"
 )
 
@@ -128,7 +129,7 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 		}
 		info, err := r.cfg.Docker.NetworkInspect(dctx, n.ID, dnet.InspectOptions{})
 		if err != nil {
-			return rep, fmt.Errorf("inspect Docker network %s (GC skipped): %w", n.ID[:12], err)
+			return rep, fmt.Errorf("inspect Docker network %s (GC skipped): %w", dockerid.Short(n.ID), err)
 		}
 		for _, c := range info.Containers {
 			live.Endpoints[c.EndpointID] = true

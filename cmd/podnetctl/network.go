@@ -5,6 +5,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/spf13/cobra"
 )
 
@@ -46,13 +47,6 @@ type endpointView struct {
 	Name      string     `json:"name"`
 }
 
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
 func (c *cli) networkCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "network", Short: "podnet networks: this host's, or the cluster's definitions"}
 	var clusterView bool
@@ -91,7 +85,7 @@ func (c *cli) networkCmd() *cobra.Command {
 					if !n.Masquerade {
 						flags = append(flags, "no-masquerade")
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", short(n.ID), n.Mode, dash(n.Bridge),
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", dockerid.Short(n.ID), n.Mode, dash(n.Bridge),
 						dash(strings.Join(subs, ",")), dash(strings.Join(gws, ",")), n.MTU, dash(strings.Join(flags, ",")))
 				}
 			})
@@ -127,7 +121,7 @@ func (c *cli) endpointCmd() *cobra.Command {
 						}
 						ps = append(ps, fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.ContainerPort, p.Proto))
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(e.ID), short(e.Network), dash(e.IPv4),
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dockerid.Short(e.ID), dockerid.Short(e.Network), dash(e.IPv4),
 						dash(e.IPv6), dash(e.MAC), dash(e.HostVeth), dash(strings.Join(ps, ", ")))
 				}
 			})

@@ -9,10 +9,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
+	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/netdef"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -36,88 +37,47 @@ func New(st *store.Store, ipam HostReleaser, log *slog.Logger) *Manager {
 	return &Manager{st: st, ipam: ipam, log: log}
 }
 
-// NetworkSpec is a named network to define.
-type NetworkSpec struct {
-	Name     string            `json:"name"`
-	Mode     string            `json:"mode"`
-	Subnets  []string          `json:"subnets"`
-	Gateways map[string]string `json:"gateways,omitempty"` // subnet -> gateway IP
-	IPRanges map[string]string `json:"ipRanges,omitempty"` // subnet -> range CIDR
-	MTU      int               `json:"mtu,omitempty"`
-	VNI      int               `json:"vni,omitempty"`
-	Options  map[string]string `json:"options,omitempty"`
-	Internal bool              `json:"internal,omitempty"`
-}
+// InputError is a request the operator must fix (HTTP 400).
+type InputError struct{ Err error }
 
-// InputError is a request the operator must fix.
-type InputError struct{ Msg string }
+func (e InputError) Error() string { return e.Err.Error() }
+func (e InputError) Unwrap() error { return e.Err }
 
-func (e InputError) Error() string { return e.Msg }
-
-func inputf(format string, args ...any) error { return InputError{Msg: fmt.Sprintf(format, args...)} }
+func inputf(format string, args ...any) error { return InputError{Err: fmt.Errorf(format, args...)} }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
-// CreateNetwork validates spec and records it as a named definition.
-func (m *Manager) CreateNetwork(ctx context.Context, spec NetworkSpec) (store.LogicalNetwork, error) {
+// CreateNetwork validates spec with the driver's own rules (netspec) and
+// records it as a named definition; a spec that fails them is never
+// stored, so no host's network sync is left retrying it.
+func (m *Manager) CreateNetwork(ctx context.Context, spec admin.NetworkSpec) (admin.NetworkStatus, error) {
 	if !nameRE.MatchString(spec.Name) {
-		return store.LogicalNetwork{}, inputf("network name %q: use letters, digits, '_', '.', '-', starting with a letter or digit", spec.Name)
-	}
-	switch spec.Mode {
-	case "":
-		spec.Mode = "bridge"
-	case "bridge", "vxlan", "none":
-	default:
-		return store.LogicalNetwork{}, inputf("unknown mode %q: use bridge, vxlan or none", spec.Mode)
+		return admin.NetworkStatus{}, inputf("network name %q: use letters, digits, '_', '.', '-', starting with a letter or digit", spec.Name)
 	}
 	if len(spec.Subnets) == 0 {
-		return store.LogicalNetwork{}, inputf("give at least one --subnet: every host must create the network with the same subnet")
+		return admin.NetworkStatus{}, inputf("give at least one --subnet: every host must create the network with the same subnet")
 	}
-	def := store.LogicalNetwork{Name: spec.Name, Mode: spec.Mode, MTU: spec.MTU, VNI: spec.VNI, Options: spec.Options,
-		Internal: spec.Internal, Gateways: map[netip.Prefix]netip.Addr{}, IPRanges: map[netip.Prefix]netip.Prefix{}, Created: time.Now().UTC()}
-	for _, s := range spec.Subnets {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return def, inputf("subnet %q: %v", s, err)
-		}
-		p = p.Masked()
-		def.Subnets = append(def.Subnets, p)
-		if p.Addr().Is6() {
-			def.IPv6 = true
-		}
-		if g, ok := spec.Gateways[s]; ok {
-			a, err := netip.ParseAddr(g)
-			if err != nil || !p.Contains(a) {
-				return def, inputf("gateway %q is not an address of subnet %s", g, p)
-			}
-			def.Gateways[p] = a
-		}
-		if r, ok := spec.IPRanges[s]; ok {
-			rp, err := netip.ParsePrefix(r)
-			if err != nil || !p.Contains(rp.Addr()) || rp.Bits() < p.Bits() {
-				return def, inputf("ip-range %q is not inside subnet %s", r, p)
-			}
-			def.IPRanges[p] = rp.Masked()
-		}
+	ns, err := specOf(spec)
+	if err != nil {
+		return admin.NetworkStatus{}, InputError{Err: err}
 	}
-	if spec.MTU != 0 && (spec.MTU < 68 || spec.MTU > 65535) {
-		return def, inputf("mtu %d is out of range 68-65535", spec.MTU)
+	n, err := netspec.Validate(ns, nil)
+	if err != nil {
+		return admin.NetworkStatus{}, InputError{Err: err}
 	}
-	if spec.VNI != 0 && spec.Mode != "vxlan" {
-		return def, inputf("--vni applies to mode vxlan only")
-	}
+	def := definitionOf(spec.Name, n)
 	if err := m.checkName(ctx, spec.Name); err != nil {
-		return def, err
+		return admin.NetworkStatus{}, err
 	}
 	if err := m.checkOverlap(ctx, def.Subnets); err != nil {
-		return def, err
+		return admin.NetworkStatus{}, err
 	}
-	out, err := netdef.Define(ctx, m.st, def, netdef.KeyPool(def.Subnets), spec.Mode == "vxlan")
+	out, err := netdef.Define(ctx, m.st, def, netdef.KeyPool(def.Subnets), n.Mode == netspec.ModeVXLAN)
 	if err != nil {
-		return out, err
+		return admin.NetworkStatus{}, err
 	}
-	m.log.Info("network defined", "name", spec.Name, "mode", spec.Mode, "subnets", def.Subnets, "vni", out.VNI)
-	return out, nil
+	m.log.Info("network defined", "name", spec.Name, "mode", out.Mode, "subnets", out.Subnets, "vni", out.VNI)
+	return NetworkView(out), nil
 }
 
 func (m *Manager) checkName(ctx context.Context, name string) error {
@@ -127,7 +87,7 @@ func (m *Manager) checkName(ctx context.Context, name string) error {
 	}
 	for _, d := range defs {
 		if d.Name == name {
-			return inputf("network %q is already defined (subnets %s)", name, netdef.JoinPrefixes(d.Subnets))
+			return inputf("network %q is already defined (subnets %s)", name, netspec.JoinPrefixes(d.Subnets, ","))
 		}
 	}
 	return nil
@@ -182,17 +142,8 @@ func (m *Manager) definitions(ctx context.Context) ([]store.LogicalNetwork, erro
 	return out, nil
 }
 
-// NetworkStatus is a definition and where it exists.
-type NetworkStatus struct {
-	store.LogicalNetwork
-	// Hosts maps a host to its Docker network ID for this definition.
-	Hosts map[string]string `json:"hosts"`
-	// Missing lists live hosts that do not have it (yet).
-	Missing []string `json:"missing,omitempty"`
-}
-
 // Networks lists every definition (named or not) with its hosts.
-func (m *Manager) Networks(ctx context.Context) ([]NetworkStatus, error) {
+func (m *Manager) Networks(ctx context.Context) ([]admin.NetworkStatus, error) {
 	defs, err := m.definitions(ctx)
 	if err != nil {
 		return nil, err
@@ -201,14 +152,14 @@ func (m *Manager) Networks(ctx context.Context) ([]NetworkStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]NetworkStatus, 0, len(defs))
+	out := make([]admin.NetworkStatus, 0, len(defs))
 	for _, d := range defs {
 		pool := netdef.KeyPool(d.Subnets)
 		using, err := netdef.HostsUsing(ctx, m.st, pool)
 		if err != nil {
 			return nil, err
 		}
-		ns := NetworkStatus{LogicalNetwork: d, Hosts: map[string]string{}}
+		ns := NetworkView(d)
 		for h, ids := range using {
 			ns.Hosts[h] = ids[0]
 		}

@@ -6,25 +6,14 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
-	"time"
 
+	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/netdef"
 	"github.com/podnet/podnet/store"
 )
 
-// HostStatus is one row of podnetctl host ls.
-type HostStatus struct {
-	Name      string         `json:"name"`
-	Underlay  netip.Addr     `json:"underlay"`
-	Alive     bool           `json:"alive"`
-	Started   time.Time      `json:"started,omitzero"`
-	Version   string         `json:"version,omitempty"`
-	Blocks    []netip.Prefix `json:"blocks"`
-	Endpoints int            `json:"endpoints"`
-}
-
 // Hosts lists every host podnet knows, live or not.
-func (m *Manager) Hosts(ctx context.Context) ([]HostStatus, error) {
+func (m *Manager) Hosts(ctx context.Context) ([]admin.HostStatus, error) {
 	kvs, _, err := m.st.List(ctx, store.HostsPrefix)
 	if err != nil {
 		return nil, err
@@ -33,18 +22,18 @@ func (m *Manager) Hosts(ctx context.Context) ([]HostStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]*HostStatus{}
+	byName := map[string]*admin.HostStatus{}
 	for _, kv := range kvs {
 		var h store.Host
 		if err := kv.Decode(&h); err != nil {
 			return nil, err
 		}
-		byName[h.Name] = &HostStatus{Name: h.Name, Underlay: h.Underlay}
+		byName[h.Name] = &admin.HostStatus{Name: h.Name, Underlay: h.Underlay}
 	}
 	for name, a := range alive {
 		hs, ok := byName[name]
 		if !ok {
-			hs = &HostStatus{Name: name}
+			hs = &admin.HostStatus{Name: name}
 			byName[name] = hs
 		}
 		hs.Alive, hs.Started, hs.Version = true, a.Started, a.Version
@@ -77,7 +66,7 @@ func (m *Manager) Hosts(ctx context.Context) ([]HostStatus, error) {
 			}
 		}
 	}
-	out := make([]HostStatus, 0, len(byName))
+	out := make([]admin.HostStatus, 0, len(byName))
 	for name, hs := range byName {
 		n, err := m.st.Count(ctx, store.EndpointsPrefix(name))
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
@@ -85,11 +86,11 @@ func New(cfg Config) (*Driver, error) {
 		nets: map[string]*store.Network{}, eps: map[string]*store.Endpoint{}}
 	br := &bridgeMode{k: cfg.Kernel, log: cfg.Logger}
 	d.modes = map[string]mode{
-		ModeBridge: br,
-		ModeNone:   noneMode{},
+		netspec.ModeBridge: br,
+		netspec.ModeNone:   noneMode{},
 	}
 	if cfg.Overlay != nil {
-		d.modes[ModeVXLAN] = &vxlanMode{bridge: br, ov: cfg.Overlay}
+		d.modes[netspec.ModeVXLAN] = &vxlanMode{bridge: br, ov: cfg.Overlay}
 	}
 	return d, nil
 }
@@ -97,7 +98,7 @@ func New(cfg Config) (*Driver, error) {
 // Modes lists the modes this driver implements.
 func (d *Driver) Modes() []string {
 	out := make([]string, 0, len(d.modes))
-	for _, m := range []string{ModeBridge, ModeVXLAN, ModeMacvlan, ModeIpvlan, ModeNone} {
+	for _, m := range []string{netspec.ModeBridge, netspec.ModeVXLAN, netspec.ModeMacvlan, netspec.ModeIpvlan, netspec.ModeNone} {
 		if _, ok := d.modes[m]; ok {
 			out = append(out, m)
 		}
@@ -154,7 +155,7 @@ func (d *Driver) Endpoints() []store.Endpoint {
 
 func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
 	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal}
-	if n.Mode == ModeVXLAN {
+	if n.Mode == netspec.ModeVXLAN {
 		pn.Uplink = overlay.DeviceName(n.VNI)
 	}
 	pn.Subnets = n.Pools()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -79,7 +80,7 @@ func (d *Driver) newEndpoint(n *store.Network, r *network.CreateEndpointRequest)
 			return nil, fmt.Errorf("endpoint address %s is in no subnet of network %s", p.Addr(), dockerid.Short(n.ID))
 		}
 	}
-	if n.Mode == ModeNone {
+	if n.Mode == netspec.ModeNone {
 		return ep, nil
 	}
 	if ep.MAC == "" {
@@ -166,7 +167,7 @@ func (d *Driver) DeleteEndpoint(ctx context.Context, r *network.DeleteEndpointRe
 	}
 	n, err := d.network(ep.Network)
 	if err != nil {
-		n = &store.Network{ID: ep.Network, Mode: ModeBridge}
+		n = &store.Network{ID: ep.Network, Mode: netspec.ModeBridge}
 	}
 	return d.removeEndpoint(ctx, n, ep)
 }

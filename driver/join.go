@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
@@ -27,7 +28,7 @@ func (d *Driver) Join(_ context.Context, r *network.JoinRequest) (*network.JoinR
 	// podnet provides its own outbound NAT and -p: never let Docker attach
 	// docker_gwbridge (it would for an IPv6-only or internal setup).
 	res := &network.JoinResponse{DisableGatewayService: true}
-	if n.Mode == ModeNone {
+	if n.Mode == netspec.ModeNone {
 		return res, nil
 	}
 	res.InterfaceName = network.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth"}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
@@ -45,7 +46,7 @@ func (d *Driver) Restore(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("restore network %s: %w", dockerid.Short(n.ID), err))
 		}
 		nets[n.ID] = n
-		if n.Mode != ModeNone {
+		if n.Mode != netspec.ModeNone {
 			pnets = append(pnets, d.portmapNetwork(n))
 		}
 	}
@@ -127,7 +128,7 @@ func (d *Driver) GC(ctx context.Context, live Live, grace time.Duration) (GCResu
 	for _, ep := range deadEps {
 		n, err := d.network(ep.Network)
 		if err != nil {
-			n = &store.Network{ID: ep.Network, Mode: ModeBridge}
+			n = &store.Network{ID: ep.Network, Mode: netspec.ModeBridge}
 		}
 		if err := d.removeEndpoint(ctx, n, ep); err != nil {
 			errs = append(errs, err)

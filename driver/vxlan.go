@@ -3,6 +3,8 @@ package driver
 import (
 	"fmt"
 
+	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/store"
 )
@@ -43,9 +45,9 @@ func (v *vxlanMode) createNetwork(n *store.Network) error {
 	for i, p := range pools {
 		pools[i] = p.Masked()
 	}
-	direct := false
-	if v, ok := n.Options[optDirect]; ok {
-		direct = v == "true" || v == "1"
+	direct, err := netspec.Bool(n.Options, netspec.OptDirect, false)
+	if err != nil {
+		return fmt.Errorf("network %s: %w", dockerid.Short(n.ID), err)
 	}
 	if _, err := v.ov.EnsureNetwork(overlay.Network{ID: n.ID, VNI: n.VNI, Bridge: n.Bridge, Pools: pools,
 		MTU: n.MTU, DirectRouting: direct}); err != nil {

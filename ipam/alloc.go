@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -227,7 +228,7 @@ func (ps *poolState) reserveBorrow(used []netip.Addr) (netip.Addr, uint64, bool)
 	defer ps.mu.Unlock()
 	a := ps.rng.Masked().Addr()
 	for i := 0; i < maxBorrowScan && a.IsValid() && ps.rng.Contains(a); i, a = i+1, a.Next() {
-		if taken[a] || ps.pending[a] || ps.mine[a] || reservedReason(ps.prefix, a) != "" {
+		if taken[a] || ps.pending[a] || ps.mine[a] || netspec.ReservedReason(ps.prefix, a) != "" {
 			continue
 		}
 		ps.pending[a] = true
@@ -250,7 +251,7 @@ func (ps *poolState) exhausted() error {
 // requestExplicit allocates exactly a (--ip, or an --aux-address: Docker
 // sends both alike). It may lie outside the ip-range and in any block.
 func (m *IPAM) requestExplicit(ctx context.Context, ps *poolState, a netip.Addr) (netip.Addr, error) {
-	if why := reservedReason(ps.prefix, a); why != "" {
+	if why := netspec.ReservedReason(ps.prefix, a); why != "" {
 		return netip.Addr{}, fmt.Errorf("address %s is %s of pool %s and cannot be given to a container", a, why, ps.prefix)
 	}
 	for range 3 {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -21,7 +22,7 @@ func (m *IPAM) requestGateway(ctx context.Context, ps *poolState, want netip.Add
 	if !gw.IsValid() {
 		gw = firstUsable(p)
 	}
-	if why := reservedReason(p, gw); why != "" {
+	if why := netspec.ReservedReason(p, gw); why != "" {
 		return netip.Addr{}, fmt.Errorf("gateway %s is %s of pool %s: pick another --gateway", gw, why, p)
 	}
 	ps.slow.Lock()

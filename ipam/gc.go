@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/store"
 )
 
@@ -161,45 +162,22 @@ func (m *IPAM) ReleaseHostBlocks(ctx context.Context, host string) (int, error) 
 	return total, errors.Join(errs...)
 }
 
-// PoolInfo describes a pool for `podnetctl pool ls`.
-type PoolInfo struct {
-	Pool    netip.Prefix `json:"pool"`
-	IPRange netip.Prefix `json:"ipRange,omitzero"`
-	V6      bool         `json:"v6"`
-	Auto    bool         `json:"auto"`
-	Gateway netip.Addr   `json:"gateway,omitzero"`
-	// Hosts reference the pool (a Docker network uses it there).
-	Hosts  []string    `json:"hosts"`
-	Blocks []BlockInfo `json:"blocks"`
-	// Allocated counts every address key: containers, aux, gateway.
-	Allocated int       `json:"allocated"`
-	Created   time.Time `json:"created"`
-}
-
-// BlockInfo is one claimed block of a pool.
-type BlockInfo struct {
-	CIDR netip.Prefix `json:"cidr"`
-	Host string       `json:"host"`
-	// Used counts the addresses allocated inside the block, whoever owns
-	// them.
-	Used int `json:"used"`
-}
-
-// Pools lists every pool with its users, blocks and allocation counts.
-func (m *IPAM) Pools(ctx context.Context) ([]PoolInfo, error) {
+// Pools lists every pool with its users, blocks and allocation counts,
+// as podnetctl pool ls shows them.
+func (m *IPAM) Pools(ctx context.Context) ([]admin.Pool, error) {
 	pools, _, err := m.listPools(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]PoolInfo, 0, len(pools))
+	out := make([]admin.Pool, 0, len(pools))
 	for _, e := range pools {
 		p := e.prefix
 		kvs, _, err := m.st.List(ctx, store.IPAMPrefix(p))
 		if err != nil {
 			return nil, fmt.Errorf("list pool %s: %w", p, err)
 		}
-		info := PoolInfo{Pool: p, IPRange: e.rec.IPRange, Gateway: e.rec.Gateway, V6: p.Addr().Is6(), Auto: e.rec.Auto,
-			Created: e.rec.Created, Hosts: []string{}, Blocks: []BlockInfo{}}
+		info := admin.Pool{Pool: p, IPRange: e.rec.IPRange, Gateway: e.rec.Gateway, V6: p.Addr().Is6(), Auto: e.rec.Auto,
+			Created: e.rec.Created, Hosts: []string{}, Blocks: []admin.Block{}}
 		var addrs []netip.Addr
 		for _, kv := range kvs {
 			k, err := store.ParseIPAMKey(p, kv.Key)
@@ -215,7 +193,7 @@ func (m *IPAM) Pools(ctx context.Context) ([]PoolInfo, error) {
 				if err := kv.Decode(&b); err != nil {
 					return nil, err
 				}
-				info.Blocks = append(info.Blocks, BlockInfo{CIDR: k.Block, Host: b.Host})
+				info.Blocks = append(info.Blocks, admin.Block{CIDR: k.Block, Host: b.Host})
 			case store.KindAddr:
 				addrs = append(addrs, k.Addr)
 			}

@@ -11,15 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
-// VNI range podnet allocates from (below 4096 is left to operators, who
-// may pass -o podnet.vni=N explicitly).
-const (
-	FirstAutoVNI = 4096
-	MaxVNI       = 1<<24 - 1
-)
+// FirstAutoVNI is where VNI allocation starts: below it is left to
+// operators, who may pass -o podnet.vni=N explicitly.
+const FirstAutoVNI = 4096
 
 // Request is what a host (or an operator) asks for. Zero values mean
 // "not given": they are inherited from an existing definition or defaulted.
@@ -96,8 +94,8 @@ func create(ctx context.Context, st *store.Store, key string, def *store.Logical
 
 // checkVNIFree refuses an explicitly requested VNI held by another network.
 func checkVNIFree(ctx context.Context, st *store.Store, vni int, pool netip.Prefix, explicit bool) error {
-	if vni < 1 || vni > MaxVNI {
-		return fmt.Errorf("VNI %d is out of range 1-%d", vni, MaxVNI)
+	if err := netspec.CheckVNI(vni); err != nil {
+		return err
 	}
 	var c store.VNIClaim
 	_, err := st.Get(ctx, store.VNIKey(vni), &c)
@@ -125,7 +123,7 @@ func freeVNI(ctx context.Context, st *store.Store) (int, error) {
 			taken[n] = true
 		}
 	}
-	for v := FirstAutoVNI; v <= MaxVNI; v++ {
+	for v := FirstAutoVNI; v <= netspec.MaxVNI; v++ {
 		if !taken[v] {
 			return v, nil
 		}
@@ -150,7 +148,7 @@ func check(have store.LogicalNetwork, r Request) (store.LogicalNetwork, bool, er
 		diffs = append(diffs, fmt.Sprintf("vni %d", r.VNI))
 	}
 	if len(r.Subnets) > 0 && !slices.Equal(sorted(r.Subnets), sorted(have.Subnets)) {
-		diffs = append(diffs, "subnets "+JoinPrefixes(r.Subnets))
+		diffs = append(diffs, "subnets "+netspec.JoinPrefixes(r.Subnets, ","))
 	}
 	for k, v := range r.Options {
 		if k == "podnet.vni" {
@@ -169,7 +167,7 @@ func check(have store.LogicalNetwork, r Request) (store.LogicalNetwork, bool, er
 
 // Describe renders a definition for error messages.
 func Describe(l store.LogicalNetwork) string {
-	s := fmt.Sprintf("mode %s, mtu %d, subnets %s", l.Mode, l.MTU, JoinPrefixes(l.Subnets))
+	s := fmt.Sprintf("mode %s, mtu %d, subnets %s", l.Mode, l.MTU, netspec.JoinPrefixes(l.Subnets, ","))
 	if l.Name != "" {
 		s = fmt.Sprintf("network %q, ", l.Name) + s
 	}
@@ -260,15 +258,6 @@ func KeyPool(subnets []netip.Prefix) netip.Prefix {
 		}
 	}
 	return best
-}
-
-// JoinPrefixes renders subnets comma-separated, for messages.
-func JoinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ",")
 }
 
 func nonEmpty(m map[string]string) map[string]string {

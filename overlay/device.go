@@ -9,12 +9,10 @@ import (
 
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/netspec"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// maxVNI is the largest 24-bit VXLAN network identifier.
-const maxVNI = 1<<24 - 1
 
 // EnsureNetwork creates or checks the network's VXLAN device pnx<VNI> and
 // registers the network for programming, then triggers a sync. It is
@@ -107,13 +105,16 @@ func (o *Overlay) validate(n Network) (Network, error) {
 	if n.ID == "" {
 		return n, errors.New("overlay network without an ID")
 	}
-	if n.VNI < 1 || n.VNI > maxVNI {
-		return n, fmt.Errorf("network %s: VNI %d out of range 1-%d", dockerid.Short(n.ID), n.VNI, maxVNI)
+	if err := netspec.CheckVNI(n.VNI); err != nil {
+		return n, fmt.Errorf("network %s: %w", dockerid.Short(n.ID), err)
 	}
 	if n.MTU == 0 {
 		n.MTU = o.DefaultMTU()
 	}
-	if n.MTU < 68 || n.MTU > o.DefaultMTU() {
+	if err := netspec.CheckMTU(n.MTU); err != nil {
+		return n, fmt.Errorf("network %s: %w", dockerid.Short(n.ID), err)
+	}
+	if n.MTU > o.DefaultMTU() {
 		return n, fmt.Errorf("network %s: MTU %d does not fit VXLAN over underlay %s (MTU %d): use at most %d",
 			dockerid.Short(n.ID), n.MTU, o.underlay.Dev, o.underlay.MTU, o.DefaultMTU())
 	}

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	dnet "github.com/docker/docker/api/types/network"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -44,6 +46,9 @@ type NetSync struct {
 	mu   sync.Mutex
 	defs map[string]store.LogicalNetwork
 	kick chan struct{}
+	// invalid holds, per network name, the reason its definition cannot
+	// be created anywhere, as last logged (logged once, not every retry).
+	invalid map[string]string
 }
 
 // NewNetSync returns a NetSync.
@@ -54,7 +59,8 @@ func NewNetSync(cfg NetSyncConfig) *NetSync {
 	if cfg.Retry == 0 {
 		cfg.Retry = 10 * time.Second
 	}
-	return &NetSync{cfg: cfg, log: cfg.Logger, defs: map[string]store.LogicalNetwork{}, kick: make(chan struct{}, 1)}
+	return &NetSync{cfg: cfg, log: cfg.Logger, defs: map[string]store.LogicalNetwork{}, kick: make(chan struct{}, 1),
+		invalid: map[string]string{}}
 }
 
 // Snapshot implements store.Follower.
@@ -137,8 +143,19 @@ func (s *NetSync) apply(ctx context.Context) {
 		} else {
 			err = s.ensure(ctx, d)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, netspec.ErrInvalid):
+			// Stored before podnetctl validated definitions: no host can
+			// create it, and retrying only repeats the driver's refusal.
+			if s.invalid[d.Name] != err.Error() {
+				s.invalid[d.Name] = err.Error()
+				s.log.Error("network definition cannot be created on any host; remove it with podnetctl network rm",
+					"network", d.Name, "err", err)
+			}
+		case err != nil:
 			s.log.Warn("network definition not applied yet; retrying", "network", d.Name, "err", err)
+		default:
+			delete(s.invalid, d.Name)
 		}
 	}
 }
@@ -157,26 +174,35 @@ func (s *NetSync) ensure(ctx context.Context, d store.LogicalNetwork) error {
 	if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("inspect Docker network %q: %w", d.Name, err)
 	}
-	opts := map[string]string{"mode": d.Mode}
+	opts := map[string]string{netspec.OptMode: d.Mode}
 	for k, v := range d.Options {
 		opts[k] = v
 	}
 	if d.MTU != 0 {
-		opts["mtu"] = strconv.Itoa(d.MTU)
+		opts[netspec.OptMTU] = strconv.Itoa(d.MTU)
 	}
 	if d.VNI != 0 {
-		opts["podnet.vni"] = strconv.Itoa(d.VNI)
+		opts[netspec.OptVNI] = strconv.Itoa(d.VNI)
 	}
 	ipam := &dnet.IPAM{Driver: s.cfg.Driver}
+	spec := netspec.Spec{Options: opts, Internal: d.Internal}
 	for _, sub := range d.Subnets {
 		c := dnet.IPAMConfig{Subnet: sub.String()}
+		ns := netspec.Subnet{Pool: sub}
 		if g, ok := d.Gateways[sub]; ok {
-			c.Gateway = g.String()
+			c.Gateway, ns.Gateway = g.String(), g
 		}
 		if r, ok := d.IPRanges[sub]; ok {
-			c.IPRange = r.String()
+			c.IPRange, ns.IPRange = r.String(), r
 		}
 		ipam.Config = append(ipam.Config, c)
+		spec.Subnets = append(spec.Subnets, ns)
+	}
+	// The driver would refuse it with the same words: say so here, once,
+	// instead of asking Docker every retry. Availability is the driver's
+	// to judge (this host may lack vxlan while others have it).
+	if _, err := netspec.Validate(spec, []string{d.Mode}); err != nil && !errors.Is(err, netspec.ErrModeUnavailable) {
+		return fmt.Errorf("definition of network %q: %w", d.Name, err)
 	}
 	v6 := d.IPv6
 	_, err = s.cfg.Docker.NetworkCreate(cctx, d.Name, dnet.CreateOptions{Driver: s.cfg.Driver, IPAM: ipam, Options: opts,

@@ -93,12 +93,7 @@ func (d *Driver) newRecord(id string, o *netOptions) *store.Network {
 	if n.Mode == netspec.ModeBridge || n.Mode == netspec.ModeVXLAN {
 		n.Bridge = bridgeName(id)
 	}
-	for _, s := range o.V4 {
-		n.IPv4 = append(n.IPv4, toStoreSubnet(s))
-	}
-	for _, s := range o.V6 {
-		n.IPv6 = append(n.IPv6, toStoreSubnet(s))
-	}
+	n.IPv4, n.IPv6 = o.V4, o.V6
 	return n
 }
 
@@ -138,10 +133,6 @@ func (d *Driver) defaultMTU(mode string) int {
 	return d.cfg.DefaultMTU
 }
 
-func toStoreSubnet(s subnet) store.Subnet {
-	return store.Subnet{Pool: s.Pool, Gateway: s.Gateway}
-}
-
 // checkLocalOverlap refuses a second Docker network on this host whose
 // subnet overlaps one podnet already serves here. IPAM refuses most such
 // cases at RequestPool; this is the cheap in-memory second line.
@@ -153,7 +144,7 @@ func (d *Driver) checkLocalOverlap(id string, o *netOptions) error {
 			continue
 		}
 		for _, p := range n.Pools() {
-			for _, mine := range append(append([]subnet{}, o.V4...), o.V6...) {
+			for _, mine := range o.Subnets {
 				if p.Overlaps(mine.Pool) {
 					return fmt.Errorf("subnet %s overlaps subnet %s of podnet network %s on this host", mine.Pool, p, dockerid.Short(n.ID))
 				}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/netspec"
+	"github.com/podnet/podnet/store"
 )
 
 // Labels Docker puts in a CreateNetwork or ProgramExternalConnectivity
@@ -21,15 +22,10 @@ const (
 // plus what only the driver needs.
 type netOptions struct {
 	netspec.Network
-	IPv6 bool
-	// V4 and V6 are the subnets by family, in Docker's order, with the
-	// gateway as the bridge holds it.
-	V4, V6 []subnet
-}
-
-type subnet struct {
-	Pool    netip.Prefix
-	Gateway netip.Prefix // address with the pool's mask; invalid if none
+	// V4 and V6 are the subnets by family, in Docker's order, as the
+	// network's record keeps them (the gateway with the pool's mask, as the
+	// bridge holds it).
+	V4, V6 []store.Subnet
 }
 
 // parseOptions validates everything in a CreateNetwork request before any
@@ -54,9 +50,9 @@ func parseOptions(r *network.CreateNetworkRequest, available []string) (*netOpti
 	if err != nil {
 		return nil, err
 	}
-	o := &netOptions{Network: n, IPv6: r.Options[labelIPv6] == true}
+	o := &netOptions{Network: n}
 	for _, s := range n.Subnets {
-		sub := subnet{Pool: s.Pool}
+		sub := store.Subnet{Pool: s.Pool}
 		if s.Gateway.IsValid() {
 			sub.Gateway = netip.PrefixFrom(s.Gateway, s.Pool.Bits())
 		}

@@ -29,7 +29,8 @@ type Request struct {
 	VNI     int
 	// NeedVNI allocates a VNI when the definition is new and VNI is 0.
 	NeedVNI bool
-	// Options are the podnet.* options given.
+	// Options are the options given that every host must share
+	// (netspec.Options.Shared).
 	Options map[string]string
 	// DefaultMTU is used when MTU is 0 and the definition is new.
 	DefaultMTU int

@@ -132,3 +132,24 @@ func TestFirstPoolIsTheLowestSubnet(t *testing.T) {
 }
 
 var pfx = netip.MustParsePrefix
+
+// Definitions are keyed the same way from a Docker network (FirstPool) and
+// from podnetctl's subnet list (KeyPool): podnetctl used to take the first
+// IPv6 subnet where hosts took the lowest.
+func TestKeyPoolIsTheLowestOfTheFirstFamily(t *testing.T) {
+	for _, c := range []struct {
+		subs []netip.Prefix
+		want string
+	}{
+		{[]netip.Prefix{pfx("fd00::/64"), pfx("10.2.0.0/16"), pfx("10.1.2.3/16")}, "10.1.0.0/16"},
+		{[]netip.Prefix{pfx("fd01::/64"), pfx("fd00::/64")}, "fd00::/64"},
+		{[]netip.Prefix{{}, pfx("10.9.0.0/24")}, "10.9.0.0/24"},
+	} {
+		if got := KeyPool(c.subs); got.String() != c.want {
+			t.Errorf("KeyPool(%v) = %s, want %s", c.subs, got, c.want)
+		}
+	}
+	if KeyPool(nil).IsValid() {
+		t.Error("KeyPool(nil) is valid")
+	}
+}

@@ -1,6 +1,14 @@
 package admin
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
+
+// The admin API's wire types, shared by podnetd and podnetctl. Addresses
+// and prefixes are netip values, whose JSON is their text form; the JSON
+// of the types mirroring etcd records (Network, Endpoint) is the records'
+// own, so `podnetctl -o json` shows what etcd holds.
 
 // Status is GET /v1/status.
 type Status struct {
@@ -18,11 +26,134 @@ type Status struct {
 	Endpoints     int       `json:"endpoints"`
 }
 
-// GCReport is POST /v1/gc.
+// GCReport is POST /v1/gc: what one garbage collection removed.
 type GCReport struct {
-	Endpoints []string `json:"endpoints"`
-	Networks  []string `json:"networks"`
-	Links     []string `json:"links"`
-	Addresses []string `json:"addresses"`
-	Pools     []string `json:"pools"`
+	Endpoints []string       `json:"endpoints"`
+	Networks  []string       `json:"networks"`
+	Links     []string       `json:"links"`
+	Addresses []netip.Addr   `json:"addresses"`
+	Pools     []netip.Prefix `json:"pools"`
+}
+
+// Network is one element of GET /v1/networks: a podnet Docker network on
+// this host.
+type Network struct {
+	ID         string            `json:"id"`
+	Host       string            `json:"host"`
+	Mode       string            `json:"mode"`
+	Bridge     string            `json:"bridge,omitempty"`
+	IPv4       []Subnet          `json:"ipv4,omitempty"`
+	IPv6       []Subnet          `json:"ipv6,omitempty"`
+	MTU        int               `json:"mtu"`
+	Internal   bool              `json:"internal,omitempty"`
+	Masquerade bool              `json:"masquerade"`
+	VNI        int               `json:"vni,omitempty"`
+	Options    map[string]string `json:"options,omitempty"`
+	Created    time.Time         `json:"created"`
+}
+
+// Subnet is one subnet of a Network.
+type Subnet struct {
+	Pool netip.Prefix `json:"pool"`
+	// Gateway is the gateway address with the pool's mask; zero if none.
+	Gateway netip.Prefix `json:"gateway,omitzero"`
+}
+
+// Endpoint is one element of GET /v1/endpoints: a podnet endpoint on this
+// host.
+type Endpoint struct {
+	ID       string        `json:"id"`
+	Network  string        `json:"network"`
+	Host     string        `json:"host"`
+	IPv4     netip.Prefix  `json:"ipv4,omitzero"` // address with the subnet's mask
+	IPv6     netip.Prefix  `json:"ipv6,omitzero"`
+	MAC      string        `json:"mac,omitempty"`
+	HostVeth string        `json:"hostVeth,omitempty"`
+	PeerVeth string        `json:"peerVeth,omitempty"`
+	Ports    []PortMapping `json:"ports,omitempty"`
+	Created  time.Time     `json:"created"`
+}
+
+// PortMapping is one published port of an Endpoint, as programmed.
+type PortMapping struct {
+	Proto         string     `json:"proto"`           // tcp, udp, sctp
+	HostIP        netip.Addr `json:"hostIP,omitzero"` // zero: every address
+	HostPort      uint16     `json:"hostPort"`
+	ContainerIP   netip.Addr `json:"containerIP"`
+	ContainerPort uint16     `json:"containerPort"`
+}
+
+// Pool is one element of GET /v1/pools: an address pool (cluster-wide).
+type Pool struct {
+	Pool    netip.Prefix `json:"pool"`
+	IPRange netip.Prefix `json:"ipRange,omitzero"`
+	V6      bool         `json:"v6"`
+	Auto    bool         `json:"auto"`
+	Gateway netip.Addr   `json:"gateway,omitzero"`
+	// Hosts reference the pool (a Docker network uses it there).
+	Hosts  []string `json:"hosts"`
+	Blocks []Block  `json:"blocks"`
+	// Allocated counts every address key: containers, aux, gateway.
+	Allocated int       `json:"allocated"`
+	Created   time.Time `json:"created"`
+}
+
+// Block is one claimed block of a Pool.
+type Block struct {
+	CIDR netip.Prefix `json:"cidr"`
+	Host string       `json:"host"`
+	// Used counts the addresses allocated inside the block, whoever owns
+	// them.
+	Used int `json:"used"`
+}
+
+// NetworkSpec is POST /v1/cluster/networks: a network to define once for
+// the whole cluster (podnetctl network create). Values are as the user
+// typed them: podnetd validates them (package netspec) and names what is
+// wrong. Mode, MTU and VNI may also be given as Options (mode, mtu,
+// podnet.vni); both ways must agree.
+type NetworkSpec struct {
+	Name     string            `json:"name"`
+	Mode     string            `json:"mode"`
+	Subnets  []string          `json:"subnets"`
+	Gateways map[string]string `json:"gateways,omitempty"` // subnet -> gateway IP
+	IPRanges map[string]string `json:"ipRanges,omitempty"` // subnet -> range CIDR
+	MTU      int               `json:"mtu,omitempty"`
+	VNI      int               `json:"vni,omitempty"`
+	Options  map[string]string `json:"options,omitempty"`
+	Internal bool              `json:"internal,omitempty"`
+}
+
+// NetworkStatus is one element of GET /v1/cluster/networks (and the answer
+// to POST): a cluster-wide network definition and where it exists.
+type NetworkStatus struct {
+	// Name is set for networks defined with podnetctl network create.
+	Name     string                        `json:"name,omitempty"`
+	Subnets  []netip.Prefix                `json:"subnets"`
+	Mode     string                        `json:"mode"`
+	MTU      int                           `json:"mtu,omitempty"`
+	VNI      int                           `json:"vni,omitempty"`
+	Options  map[string]string             `json:"options,omitempty"`
+	Gateways map[netip.Prefix]netip.Addr   `json:"gateways,omitempty"`
+	IPRanges map[netip.Prefix]netip.Prefix `json:"ipRanges,omitempty"`
+	Internal bool                          `json:"internal,omitempty"`
+	IPv6     bool                          `json:"ipv6,omitempty"`
+	// Deleting: podnetctl network rm is removing it from every host.
+	Deleting bool      `json:"deleting,omitempty"`
+	Created  time.Time `json:"created"`
+	// Hosts maps a host to its Docker network ID for this definition.
+	Hosts map[string]string `json:"hosts"`
+	// Missing lists live hosts that do not have it (yet).
+	Missing []string `json:"missing,omitempty"`
+}
+
+// HostStatus is one element of GET /v1/cluster/hosts.
+type HostStatus struct {
+	Name      string         `json:"name"`
+	Underlay  netip.Addr     `json:"underlay"`
+	Alive     bool           `json:"alive"`
+	Started   time.Time      `json:"started,omitzero"`
+	Version   string         `json:"version,omitempty"`
+	Blocks    []netip.Prefix `json:"blocks"`
+	Endpoints int            `json:"endpoints"`
 }

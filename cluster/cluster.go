@@ -9,9 +9,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
+	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/netdef"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -35,93 +37,47 @@ func New(st *store.Store, ipam HostReleaser, log *slog.Logger) *Manager {
 	return &Manager{st: st, ipam: ipam, log: log}
 }
 
-// NetworkSpec is a named network to define.
-type NetworkSpec struct {
-	Name     string            `json:"name"`
-	Mode     string            `json:"mode"`
-	Subnets  []string          `json:"subnets"`
-	Gateways map[string]string `json:"gateways,omitempty"` // subnet -> gateway IP
-	IPRanges map[string]string `json:"ipRanges,omitempty"` // subnet -> range CIDR
-	MTU      int               `json:"mtu,omitempty"`
-	VNI      int               `json:"vni,omitempty"`
-	Options  map[string]string `json:"options,omitempty"`
-	Internal bool              `json:"internal,omitempty"`
-}
+// InputError is a request the operator must fix (HTTP 400).
+type InputError struct{ Err error }
 
-// InputError is a request the operator must fix.
-type InputError struct{ Msg string }
+func (e InputError) Error() string { return e.Err.Error() }
+func (e InputError) Unwrap() error { return e.Err }
 
-func (e InputError) Error() string { return e.Msg }
-
-func inputf(format string, args ...any) error { return InputError{Msg: fmt.Sprintf(format, args...)} }
+func inputf(format string, args ...any) error { return InputError{Err: fmt.Errorf(format, args...)} }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
-// CreateNetwork validates spec and records it as a named definition.
-func (m *Manager) CreateNetwork(ctx context.Context, spec NetworkSpec) (store.LogicalNetwork, error) {
+// CreateNetwork validates spec with the driver's own rules (netspec) and
+// records it as a named definition; a spec that fails them is never
+// stored, so no host's network sync is left retrying it.
+func (m *Manager) CreateNetwork(ctx context.Context, spec admin.NetworkSpec) (admin.NetworkStatus, error) {
 	if !nameRE.MatchString(spec.Name) {
-		return store.LogicalNetwork{}, inputf("network name %q: use letters, digits, '_', '.', '-', starting with a letter or digit", spec.Name)
-	}
-	switch spec.Mode {
-	case "":
-		spec.Mode = "bridge"
-	case "bridge", "vxlan", "none":
-	default:
-		return store.LogicalNetwork{}, inputf("unknown mode %q: use bridge, vxlan or none", spec.Mode)
+		return admin.NetworkStatus{}, inputf("network name %q: use letters, digits, '_', '.', '-', starting with a letter or digit", spec.Name)
 	}
 	if len(spec.Subnets) == 0 {
-		return store.LogicalNetwork{}, inputf("give at least one --subnet: every host must create the network with the same subnet")
+		return admin.NetworkStatus{}, inputf("give at least one --subnet: every host must create the network with the same subnet")
 	}
-	def := store.LogicalNetwork{Name: spec.Name, Mode: spec.Mode, MTU: spec.MTU, VNI: spec.VNI, Options: spec.Options,
-		Internal: spec.Internal, Gateways: map[string]string{}, IPRanges: map[string]string{}, Created: time.Now().UTC()}
-	var first netip.Prefix
-	for _, s := range spec.Subnets {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return def, inputf("subnet %q: %v", s, err)
-		}
-		p = p.Masked()
-		def.Subnets = append(def.Subnets, p.String())
-		if p.Addr().Is6() {
-			def.IPv6 = true
-		}
-		if g, ok := spec.Gateways[s]; ok {
-			a, err := netip.ParseAddr(g)
-			if err != nil || !p.Contains(a) {
-				return def, inputf("gateway %q is not an address of subnet %s", g, p)
-			}
-			def.Gateways[p.String()] = a.String()
-		}
-		if r, ok := spec.IPRanges[s]; ok {
-			rp, err := netip.ParsePrefix(r)
-			if err != nil || !p.Contains(rp.Addr()) || rp.Bits() < p.Bits() {
-				return def, inputf("ip-range %q is not inside subnet %s", r, p)
-			}
-			def.IPRanges[p.String()] = rp.Masked().String()
-		}
-		if p.Addr().Is4() && (!first.IsValid() || first.Addr().Is6() || p.Addr().Less(first.Addr())) ||
-			!first.IsValid() {
-			first = p
-		}
+	ns, err := specOf(spec)
+	if err != nil {
+		return admin.NetworkStatus{}, InputError{Err: err}
 	}
-	if spec.MTU != 0 && (spec.MTU < 68 || spec.MTU > 65535) {
-		return def, inputf("mtu %d is out of range 68-65535", spec.MTU)
+	n, err := netspec.Validate(ns, nil)
+	if err != nil {
+		return admin.NetworkStatus{}, InputError{Err: err}
 	}
-	if spec.VNI != 0 && spec.Mode != "vxlan" {
-		return def, inputf("--vni applies to mode vxlan only")
-	}
+	def := definitionOf(spec.Name, n)
 	if err := m.checkName(ctx, spec.Name); err != nil {
-		return def, err
+		return admin.NetworkStatus{}, err
 	}
 	if err := m.checkOverlap(ctx, def.Subnets); err != nil {
-		return def, err
+		return admin.NetworkStatus{}, err
 	}
-	out, err := netdef.Define(ctx, m.st, def, first, spec.Mode == "vxlan")
+	out, err := netdef.Define(ctx, m.st, def, netdef.KeyPool(def.Subnets), n.Mode == netspec.ModeVXLAN)
 	if err != nil {
-		return out, err
+		return admin.NetworkStatus{}, err
 	}
-	m.log.Info("network defined", "name", spec.Name, "mode", spec.Mode, "subnets", def.Subnets, "vni", out.VNI)
-	return out, nil
+	m.log.Info("network defined", "name", spec.Name, "mode", out.Mode, "subnets", out.Subnets, "vni", out.VNI)
+	return NetworkView(out), nil
 }
 
 func (m *Manager) checkName(ctx context.Context, name string) error {
@@ -131,24 +87,25 @@ func (m *Manager) checkName(ctx context.Context, name string) error {
 	}
 	for _, d := range defs {
 		if d.Name == name {
-			return inputf("network %q is already defined (subnets %s)", name, strings.Join(d.Subnets, ","))
+			return inputf("network %q is already defined (subnets %s)", name, netspec.JoinPrefixes(d.Subnets, ","))
 		}
 	}
 	return nil
 }
 
 // checkOverlap refuses subnets overlapping any podnet pool or definition.
-func (m *Manager) checkOverlap(ctx context.Context, subnets []string) error {
+func (m *Manager) checkOverlap(ctx context.Context, subnets []netip.Prefix) error {
 	kvs, _, err := m.st.List(ctx, store.PoolsPrefix)
 	if err != nil {
 		return err
 	}
-	var taken []string
+	var taken []netip.Prefix
 	for _, kv := range kvs {
 		var p store.Pool
-		if kv.Decode(&p) == nil {
-			taken = append(taken, p.Subnet)
+		if err := kv.Decode(&p); err != nil {
+			return err
 		}
+		taken = append(taken, p.Subnet)
 	}
 	defs, err := m.definitions(ctx)
 	if err != nil {
@@ -157,10 +114,9 @@ func (m *Manager) checkOverlap(ctx context.Context, subnets []string) error {
 	for _, d := range defs {
 		taken = append(taken, d.Subnets...)
 	}
-	for _, s := range subnets {
-		mine := netip.MustParsePrefix(s)
-		for _, t := range taken {
-			if p, err := netip.ParsePrefix(t); err == nil && p.Overlaps(mine) {
+	for _, mine := range subnets {
+		for _, p := range taken {
+			if p.Overlaps(mine) {
 				return inputf("subnet %s overlaps %s, already used by podnet", mine, p)
 			}
 		}
@@ -168,6 +124,8 @@ func (m *Manager) checkOverlap(ctx context.Context, subnets []string) error {
 	return nil
 }
 
+// definitions reads every network definition. An undecodable one is an
+// error: skipping it would let a new definition overlap it.
 func (m *Manager) definitions(ctx context.Context) ([]store.LogicalNetwork, error) {
 	kvs, _, err := m.st.List(ctx, store.LNetsPrefix)
 	if err != nil {
@@ -176,24 +134,16 @@ func (m *Manager) definitions(ctx context.Context) ([]store.LogicalNetwork, erro
 	out := make([]store.LogicalNetwork, 0, len(kvs))
 	for _, kv := range kvs {
 		var d store.LogicalNetwork
-		if kv.Decode(&d) == nil {
-			out = append(out, d)
+		if err := kv.Decode(&d); err != nil {
+			return nil, err
 		}
+		out = append(out, d)
 	}
 	return out, nil
 }
 
-// NetworkStatus is a definition and where it exists.
-type NetworkStatus struct {
-	store.LogicalNetwork
-	// Hosts maps a host to its Docker network ID for this definition.
-	Hosts map[string]string `json:"hosts"`
-	// Missing lists live hosts that do not have it (yet).
-	Missing []string `json:"missing,omitempty"`
-}
-
 // Networks lists every definition (named or not) with its hosts.
-func (m *Manager) Networks(ctx context.Context) ([]NetworkStatus, error) {
+func (m *Manager) Networks(ctx context.Context) ([]admin.NetworkStatus, error) {
 	defs, err := m.definitions(ctx)
 	if err != nil {
 		return nil, err
@@ -202,17 +152,14 @@ func (m *Manager) Networks(ctx context.Context) ([]NetworkStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]NetworkStatus, 0, len(defs))
+	out := make([]admin.NetworkStatus, 0, len(defs))
 	for _, d := range defs {
-		pool, err := defPool(d)
-		if err != nil {
-			continue
-		}
+		pool := netdef.KeyPool(d.Subnets)
 		using, err := netdef.HostsUsing(ctx, m.st, pool)
 		if err != nil {
 			return nil, err
 		}
-		ns := NetworkStatus{LogicalNetwork: d, Hosts: map[string]string{}}
+		ns := NetworkView(d)
 		for h, ids := range using {
 			ns.Hosts[h] = ids[0]
 		}
@@ -226,25 +173,13 @@ func (m *Manager) Networks(ctx context.Context) ([]NetworkStatus, error) {
 		}
 		out = append(out, ns)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name+out[i].Subnets[0] < out[j].Name+out[j].Subnets[0] })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return netdef.KeyPool(out[i].Subnets).Addr().Less(netdef.KeyPool(out[j].Subnets).Addr())
+	})
 	return out, nil
-}
-
-// defPool is the key pool of a definition (lowest IPv4 subnet, else lowest IPv6).
-func defPool(d store.LogicalNetwork) (netip.Prefix, error) {
-	n := store.Network{}
-	for _, s := range d.Subnets {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		if p.Addr().Is4() {
-			n.IPv4 = append(n.IPv4, store.Subnet{Pool: s})
-		} else {
-			n.IPv6 = append(n.IPv6, store.Subnet{Pool: s})
-		}
-	}
-	return netdef.FirstPool(&n), nil
 }
 
 // RemoveNetwork marks a named definition for removal. It refuses while
@@ -256,13 +191,13 @@ func (m *Manager) RemoveNetwork(ctx context.Context, name string) error {
 	}
 	for _, kv := range kvs {
 		var d store.LogicalNetwork
-		if kv.Decode(&d) != nil || d.Name != name {
-			continue
-		}
-		pool, err := defPool(d)
-		if err != nil {
+		if err := kv.Decode(&d); err != nil {
 			return err
 		}
+		if d.Name != name {
+			continue
+		}
+		pool := netdef.KeyPool(d.Subnets)
 		attached, err := m.attached(ctx, pool)
 		if err != nil {
 			return err
@@ -306,16 +241,22 @@ func (m *Manager) attached(ctx context.Context, pool netip.Prefix) ([]string, er
 	var out []string
 	for _, kv := range kvs {
 		var ep store.Endpoint
-		if kv.Decode(&ep) != nil || !ids[ep.Network] {
+		if err := kv.Decode(&ep); err != nil {
+			return nil, err
+		}
+		if !ids[ep.Network] {
 			continue
 		}
-		who := "endpoint " + ep.ID[:min(12, len(ep.ID))]
+		who := "endpoint " + dockerid.Short(ep.ID)
 		var meta store.EndpointMeta
 		if _, err := m.st.Get(ctx, store.EndpointMetaKey(ep.Host, ep.ID), &meta); err == nil && meta.Name != "" {
 			who = meta.Name
 		}
-		ip := strings.SplitN(ep.IPv4, "/", 2)[0]
-		out = append(out, fmt.Sprintf("%s: %s (%s)", ep.Host, who, ip))
+		ip := ep.IPv4
+		if !ip.IsValid() {
+			ip = ep.IPv6
+		}
+		out = append(out, fmt.Sprintf("%s: %s (%s)", ep.Host, who, ip.Addr()))
 	}
 	sort.Strings(out)
 	return out, nil
@@ -329,9 +270,11 @@ func (m *Manager) aliveHosts(ctx context.Context) (map[string]store.HostAlive, e
 	out := map[string]store.HostAlive{}
 	for _, kv := range kvs {
 		var a store.HostAlive
-		if kv.Decode(&a) == nil {
-			out[strings.TrimPrefix(kv.Key, store.AlivePrefix)] = a
+		if err := kv.Decode(&a); err != nil {
+			m.log.Warn("undecodable liveness record ignored", "key", kv.Key, "err", err)
 		}
+		// The key alone says the host is up.
+		out[strings.TrimPrefix(kv.Key, store.AlivePrefix)] = a
 	}
 	return out, nil
 }

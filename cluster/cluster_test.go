@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -22,16 +24,16 @@ func TestCreateNetworkValidatesAndDefines(t *testing.T) {
 	m := New(st, &fakeIPAM{}, nil)
 	ctx := context.Background()
 	for _, c := range []struct {
-		spec NetworkSpec
+		spec admin.NetworkSpec
 		want string
 	}{
-		{NetworkSpec{Name: "bad name!", Subnets: []string{"10.1.0.0/16"}}, "network name"},
-		{NetworkSpec{Name: "n", Mode: "weird", Subnets: []string{"10.1.0.0/16"}}, `unknown mode "weird"`},
-		{NetworkSpec{Name: "n", Mode: "vxlan"}, "--subnet"},
-		{NetworkSpec{Name: "n", Mode: "vxlan", Subnets: []string{"10.1.0.0/33"}}, "10.1.0.0/33"},
-		{NetworkSpec{Name: "n", Mode: "vxlan", Subnets: []string{"10.1.0.0/16"}, Gateways: map[string]string{"10.1.0.0/16": "10.2.0.1"}}, "gateway"},
-		{NetworkSpec{Name: "n", Mode: "vxlan", Subnets: []string{"10.1.0.0/16"}, MTU: 20}, "mtu 20"},
-		{NetworkSpec{Name: "n", Mode: "bridge", Subnets: []string{"10.1.0.0/16"}, VNI: 9}, "vxlan only"},
+		{admin.NetworkSpec{Name: "bad name!", Subnets: []string{"10.1.0.0/16"}}, "network name"},
+		{admin.NetworkSpec{Name: "n", Mode: "weird", Subnets: []string{"10.1.0.0/16"}}, `unknown mode "weird"`},
+		{admin.NetworkSpec{Name: "n", Mode: "vxlan"}, "--subnet"},
+		{admin.NetworkSpec{Name: "n", Mode: "vxlan", Subnets: []string{"10.1.0.0/33"}}, "10.1.0.0/33"},
+		{admin.NetworkSpec{Name: "n", Mode: "vxlan", Subnets: []string{"10.1.0.0/16"}, Gateways: map[string]string{"10.1.0.0/16": "10.2.0.1"}}, "gateway"},
+		{admin.NetworkSpec{Name: "n", Mode: "vxlan", Subnets: []string{"10.1.0.0/16"}, MTU: 20}, "mtu 20"},
+		{admin.NetworkSpec{Name: "n", Mode: "bridge", Subnets: []string{"10.1.0.0/16"}, VNI: 9}, "vxlan only"},
 	} {
 		_, err := m.CreateNetwork(ctx, c.spec)
 		var ie InputError
@@ -39,14 +41,14 @@ func TestCreateNetworkValidatesAndDefines(t *testing.T) {
 			t.Fatalf("%+v: got %v, want an input error containing %q", c.spec, err, c.want)
 		}
 	}
-	def, err := m.CreateNetwork(ctx, NetworkSpec{Name: "pods", Mode: "vxlan", Subnets: []string{"10.1.0.0/16"}})
+	def, err := m.CreateNetwork(ctx, admin.NetworkSpec{Name: "pods", Mode: "vxlan", Subnets: []string{"10.1.0.0/16"}})
 	if err != nil || def.VNI == 0 || def.Name != "pods" {
 		t.Fatalf("%v %+v", err, def)
 	}
-	if _, err := m.CreateNetwork(ctx, NetworkSpec{Name: "pods", Mode: "vxlan", Subnets: []string{"10.9.0.0/16"}}); err == nil || !strings.Contains(err.Error(), "already defined") {
+	if _, err := m.CreateNetwork(ctx, admin.NetworkSpec{Name: "pods", Mode: "vxlan", Subnets: []string{"10.9.0.0/16"}}); err == nil || !strings.Contains(err.Error(), "already defined") {
 		t.Fatalf("duplicate name: %v", err)
 	}
-	if _, err := m.CreateNetwork(ctx, NetworkSpec{Name: "other", Mode: "vxlan", Subnets: []string{"10.1.2.0/24"}}); err == nil || !strings.Contains(err.Error(), "overlaps 10.1.0.0/16") {
+	if _, err := m.CreateNetwork(ctx, admin.NetworkSpec{Name: "other", Mode: "vxlan", Subnets: []string{"10.1.2.0/24"}}); err == nil || !strings.Contains(err.Error(), "overlaps 10.1.0.0/16") {
 		t.Fatalf("overlap: %v", err)
 	}
 }
@@ -55,11 +57,11 @@ func TestRemoveNetworkRefusesWithContainersAndThenMarks(t *testing.T) {
 	st := storetest.New(t)
 	m := New(st, &fakeIPAM{}, nil)
 	ctx := context.Background()
-	if _, err := m.CreateNetwork(ctx, NetworkSpec{Name: "pods", Mode: "vxlan", Subnets: []string{"10.1.0.0/16"}}); err != nil {
+	if _, err := m.CreateNetwork(ctx, admin.NetworkSpec{Name: "pods", Mode: "vxlan", Subnets: []string{"10.1.0.0/16"}}); err != nil {
 		t.Fatal(err)
 	}
-	must(t, st.Put(ctx, store.NetworkKey("h2", "dn2"), store.Network{ID: "dn2", Host: "h2", IPv4: []store.Subnet{{Pool: "10.1.0.0/16"}}}))
-	must(t, st.Put(ctx, store.EndpointKey("h2", "ep1"), store.Endpoint{ID: "ep1", Network: "dn2", Host: "h2", IPv4: "10.1.0.7/16"}))
+	must(t, st.Put(ctx, store.NetworkKey("h2", "dn2"), store.Network{ID: "dn2", Host: "h2", IPv4: []store.Subnet{{Pool: netip.MustParsePrefix("10.1.0.0/16")}}}))
+	must(t, st.Put(ctx, store.EndpointKey("h2", "ep1"), store.Endpoint{ID: "ep1", Network: "dn2", Host: "h2", IPv4: netip.MustParsePrefix("10.1.0.7/16")}))
 	must(t, st.Put(ctx, store.EndpointMetaKey("h2", "ep1"), store.EndpointMeta{Endpoint: "ep1", Name: "web"}))
 	err := m.RemoveNetwork(ctx, "pods")
 	if err == nil || !strings.Contains(err.Error(), "h2: web (10.1.0.7)") {
@@ -84,7 +86,7 @@ func TestRemoveHost(t *testing.T) {
 	ip := &fakeIPAM{}
 	m := New(st, ip, nil)
 	ctx := context.Background()
-	must(t, st.Put(ctx, store.HostKey("h3"), store.Host{Name: "h3", Underlay: "10.0.0.3"}))
+	must(t, st.Put(ctx, store.HostKey("h3"), store.Host{Name: "h3", Underlay: netip.MustParseAddr("10.0.0.3")}))
 	must(t, st.Put(ctx, store.AliveKey("h3"), store.HostAlive{Name: "h3"}))
 	must(t, st.Put(ctx, store.EndpointKey("h3", "e"), store.Endpoint{ID: "e"}))
 	if err := m.RemoveHost(ctx, "h3"); err == nil || !strings.Contains(err.Error(), "is alive") {

@@ -10,6 +10,13 @@
 //     goes through etcd and each host's own agents. No host ever calls
 //     another host's Docker API, so a host that is down catches up when it
 //     returns instead of failing the command.
+//   - A definition is validated by netspec, with the driver's own rules,
+//     before it is stored: one no host could create would leave every host's
+//     network sync retrying it. podnetctl's --mode, --mtu and --vni flags
+//     are folded into the -o options first (mode, mtu, podnet.vni), and the
+//     definition keeps only the options hosts must share.
+//   - The requests and answers are package admin's wire types; podnetctl
+//     decodes the same types without linking this package (or etcd).
 //   - Removing a network refuses while any container on any host is
 //     attached, listing them: removing it under running containers would
 //     strand them.

@@ -3,27 +3,17 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"slices"
 	"sort"
-	"strings"
-	"time"
 
+	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/netdef"
 	"github.com/podnet/podnet/store"
 )
 
-// HostStatus is one row of podnetctl host ls.
-type HostStatus struct {
-	Name      string    `json:"name"`
-	Underlay  string    `json:"underlay"`
-	Alive     bool      `json:"alive"`
-	Started   time.Time `json:"started,omitzero"`
-	Version   string    `json:"version,omitempty"`
-	Blocks    []string  `json:"blocks"`
-	Endpoints int       `json:"endpoints"`
-}
-
 // Hosts lists every host podnet knows, live or not.
-func (m *Manager) Hosts(ctx context.Context) ([]HostStatus, error) {
+func (m *Manager) Hosts(ctx context.Context) ([]admin.HostStatus, error) {
 	kvs, _, err := m.st.List(ctx, store.HostsPrefix)
 	if err != nil {
 		return nil, err
@@ -32,18 +22,18 @@ func (m *Manager) Hosts(ctx context.Context) ([]HostStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]*HostStatus{}
+	byName := map[string]*admin.HostStatus{}
 	for _, kv := range kvs {
 		var h store.Host
-		if kv.Decode(&h) != nil {
-			continue
+		if err := kv.Decode(&h); err != nil {
+			return nil, err
 		}
-		byName[h.Name] = &HostStatus{Name: h.Name, Underlay: h.Underlay}
+		byName[h.Name] = &admin.HostStatus{Name: h.Name, Underlay: h.Underlay}
 	}
 	for name, a := range alive {
 		hs, ok := byName[name]
 		if !ok {
-			hs = &HostStatus{Name: name}
+			hs = &admin.HostStatus{Name: name}
 			byName[name] = hs
 		}
 		hs.Alive, hs.Started, hs.Version = true, a.Started, a.Version
@@ -54,36 +44,36 @@ func (m *Manager) Hosts(ctx context.Context) ([]HostStatus, error) {
 	}
 	for _, kv := range pools {
 		var p store.Pool
-		if kv.Decode(&p) != nil {
-			continue
+		if err := kv.Decode(&p); err != nil {
+			return nil, err
 		}
-		pp, err := parsePrefix(p.Subnet)
-		if err != nil {
-			continue
-		}
+		pp := p.Subnet.Masked()
 		blocks, _, err := m.st.List(ctx, store.BlocksPrefix(pp))
 		if err != nil {
 			return nil, err
 		}
 		for _, b := range blocks {
+			k, err := store.ParseIPAMKey(pp, b.Key)
+			if err != nil {
+				return nil, err
+			}
 			var blk store.Block
-			if b.Decode(&blk) != nil {
-				continue
+			if err := b.Decode(&blk); err != nil {
+				return nil, err
 			}
 			if hs, ok := byName[blk.Host]; ok {
-				cidr, _ := store.ParsePoolName(strings.TrimPrefix(b.Key, store.BlocksPrefix(pp)))
-				hs.Blocks = append(hs.Blocks, cidr.String())
+				hs.Blocks = append(hs.Blocks, k.Block)
 			}
 		}
 	}
-	out := make([]HostStatus, 0, len(byName))
+	out := make([]admin.HostStatus, 0, len(byName))
 	for name, hs := range byName {
 		n, err := m.st.Count(ctx, store.EndpointsPrefix(name))
 		if err != nil {
 			return nil, err
 		}
 		hs.Endpoints = int(n)
-		sort.Strings(hs.Blocks)
+		slices.SortFunc(hs.Blocks, netip.Prefix.Compare)
 		out = append(out, *hs)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -124,10 +114,12 @@ func (m *Manager) RemoveHost(ctx context.Context, name string) error {
 	// Definitions only this host still used go with it.
 	for _, kv := range nets {
 		var nw store.Network
-		if kv.Decode(&nw) == nil {
-			if err := netdef.Release(ctx, m.st, netdef.FirstPool(&nw)); err != nil {
-				return err
-			}
+		if err := kv.Decode(&nw); err != nil {
+			m.log.Warn("undecodable network record of a removed host: its definition is left for podnetctl network rm", "key", kv.Key, "err", err)
+			continue
+		}
+		if err := netdef.Release(ctx, m.st, netdef.FirstPool(&nw)); err != nil {
+			return err
 		}
 	}
 	m.log.Info("host removed", "host", name, "blocksReleased", n)

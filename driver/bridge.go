@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/store"
 )
@@ -19,16 +20,9 @@ const (
 	peerVethPrefix = "pnc" // pnc<endpoint id[:12]>, moved into the container as ethN
 )
 
-func bridgeName(networkID string) string { return bridgePrefix + short12(networkID) }
-func hostVeth(endpointID string) string  { return hostVethPrefix + short12(endpointID) }
-func peerVeth(endpointID string) string  { return peerVethPrefix + short12(endpointID) }
-
-func short12(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
+func bridgeName(networkID string) string { return bridgePrefix + dockerid.Short(networkID) }
+func hostVeth(endpointID string) string  { return hostVethPrefix + dockerid.Short(endpointID) }
+func peerVeth(endpointID string) string  { return peerVethPrefix + dockerid.Short(endpointID) }
 
 // bridgeMode: one Linux bridge per network holding the gateway addresses,
 // one veth pair per endpoint.
@@ -42,10 +36,8 @@ type bridgeMode struct {
 // restarts, and the bridge MAC never flips when ports come and go.
 func gatewayMAC(n *store.Network) net.HardwareAddr {
 	key := n.ID
-	if len(n.IPv4) > 0 {
-		key = n.IPv4[0].Pool
-	} else if len(n.IPv6) > 0 {
-		key = n.IPv6[0].Pool
+	if subs := n.Subnets(); len(subs) > 0 {
+		key = subs[0].Pool.String()
 	}
 	h := sha256.Sum256([]byte("podnet-gateway:" + key))
 	return net.HardwareAddr{0x02, 0x70, h[0], h[1], h[2], h[3]}
@@ -53,9 +45,9 @@ func gatewayMAC(n *store.Network) net.HardwareAddr {
 
 func gatewayAddrs(n *store.Network) []netip.Prefix {
 	var out []netip.Prefix
-	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-		if g, err := netip.ParsePrefix(s.Gateway); err == nil {
-			out = append(out, g)
+	for _, s := range n.Subnets() {
+		if s.Gateway.IsValid() {
+			out = append(out, s.Gateway)
 		}
 	}
 	return out
@@ -98,7 +90,7 @@ func (b *bridgeMode) deleteNetwork(n *store.Network) error {
 func (b *bridgeMode) createEndpoint(n *store.Network, ep *store.Endpoint) error {
 	br, err := b.k.ByName(n.Bridge)
 	if err != nil {
-		return fmt.Errorf("bridge %s of network %s is missing (restart podnetd to restore it): %w", n.Bridge, short(n.ID), err)
+		return fmt.Errorf("bridge %s of network %s is missing (restart podnetd to restore it): %w", n.Bridge, dockerid.Short(n.ID), err)
 	}
 	var mac net.HardwareAddr
 	if ep.MAC != "" {
@@ -119,10 +111,10 @@ func (b *bridgeMode) createEndpoint(n *store.Network, ep *store.Endpoint) error 
 	// container existed left an INCOMPLETE neighbor entry that would hold
 	// its packets until the next ARP retry, a second later. Only a speed-up:
 	// the kernel still resolves the address by itself if this fails.
-	for _, a := range []string{ep.IPv4, ep.IPv6} {
-		if p, err := netip.ParsePrefix(a); err == nil && mac != nil {
+	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+		if p.IsValid() && mac != nil {
 			if err := b.k.AnnounceNeighbor(br.Attrs().Index, p.Addr(), mac); err != nil {
-				b.log.Warn("cannot record the endpoint's neighbor entry", "endpoint", short(ep.ID), "err", err)
+				b.log.Warn("cannot record the endpoint's neighbor entry", "endpoint", dockerid.Short(ep.ID), "err", err)
 			}
 		}
 	}

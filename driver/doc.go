@@ -12,10 +12,11 @@
 //     container's namespace may not exist yet. No handler calls the Docker
 //     API (dockerd may be waiting on us: deadlock) or waits on an unbounded
 //     etcd call (the store puts deadlines on everything).
-//   - Validation first. parseOptions checks mode, every -o key (unknown
-//     keys are refused, so a typo never silently does nothing), MTU range and
-//     that the subnets came from podnet's IPAM, before any kernel or etcd
-//     change. Each create step registers its undo; one success flag runs
+//   - Validation first. parseOptions hands mode, every -o key and value and
+//     the subnets to netspec.Validate (the rules podnetctl network create
+//     applies too, so both refuse the same things with the same words) and
+//     checks that the subnets came from podnet's IPAM, before any kernel or
+//     etcd change. Each create step registers its undo; one success flag runs
 //     them on failure, so a failed create leaves no bridge, veth, rule or key.
 //   - One network, many hosts. Docker sends no name and never replays
 //     CreateNetwork, so a network is recorded per host under

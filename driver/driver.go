@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
@@ -84,11 +86,11 @@ func New(cfg Config) (*Driver, error) {
 		nets: map[string]*store.Network{}, eps: map[string]*store.Endpoint{}}
 	br := &bridgeMode{k: cfg.Kernel, log: cfg.Logger}
 	d.modes = map[string]mode{
-		ModeBridge: br,
-		ModeNone:   noneMode{},
+		netspec.ModeBridge: br,
+		netspec.ModeNone:   noneMode{},
 	}
 	if cfg.Overlay != nil {
-		d.modes[ModeVXLAN] = &vxlanMode{bridge: br, ov: cfg.Overlay}
+		d.modes[netspec.ModeVXLAN] = &vxlanMode{bridge: br, ov: cfg.Overlay}
 	}
 	return d, nil
 }
@@ -96,7 +98,7 @@ func New(cfg Config) (*Driver, error) {
 // Modes lists the modes this driver implements.
 func (d *Driver) Modes() []string {
 	out := make([]string, 0, len(d.modes))
-	for _, m := range []string{ModeBridge, ModeVXLAN, ModeMacvlan, ModeIpvlan, ModeNone} {
+	for _, m := range []string{netspec.ModeBridge, netspec.ModeVXLAN, netspec.ModeMacvlan, netspec.ModeIpvlan, netspec.ModeNone} {
 		if _, ok := d.modes[m]; ok {
 			out = append(out, m)
 		}
@@ -109,7 +111,7 @@ func (d *Driver) network(id string) (*store.Network, error) {
 	defer d.mu.Unlock()
 	n, ok := d.nets[id]
 	if !ok {
-		return nil, fmt.Errorf("network %s is not known to podnet on this host (was it created while podnetd used another etcd or host name?)", short(id))
+		return nil, fmt.Errorf("network %s is not known to podnet on this host (was it created while podnetd used another etcd or host name?)", dockerid.Short(id))
 	}
 	return n, nil
 }
@@ -153,22 +155,11 @@ func (d *Driver) Endpoints() []store.Endpoint {
 
 func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
 	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal}
-	if n.Mode == ModeVXLAN {
+	if n.Mode == netspec.ModeVXLAN {
 		pn.Uplink = overlay.DeviceName(n.VNI)
 	}
-	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-		if p, err := netip.ParsePrefix(s.Pool); err == nil {
-			pn.Subnets = append(pn.Subnets, p)
-		}
-	}
+	pn.Subnets = n.Pools()
 	return pn
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }

@@ -173,7 +173,7 @@ func TestBridgeNetworkAndEndpointLifecycle(t *testing.T) {
 	// IPAM's RequestAddress wrote the address record before Docker calls
 	// CreateEndpoint.
 	if _, err := r.st.Create(ctx, store.AddrKey(netip.MustParsePrefix("10.77.0.0/16"), netip.MustParseAddr("10.77.0.5")),
-		store.Address{IP: "10.77.0.5", Kind: store.AddrContainer, Host: "h1"}); err != nil {
+		store.Address{IP: netip.MustParseAddr("10.77.0.5"), Kind: store.AddrContainer, Host: "h1"}); err != nil {
 		t.Fatal(err)
 	}
 	var resp *network.CreateEndpointResponse

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -32,7 +34,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	}
 	m := d.modes[n.Mode]
 	if err := m.createEndpoint(n, ep); err != nil {
-		return nil, fmt.Errorf("endpoint %s on network %s: %w", short(ep.ID), short(n.ID), err)
+		return nil, fmt.Errorf("endpoint %s on network %s: %w", dockerid.Short(ep.ID), dockerid.Short(n.ID), err)
 	}
 	if err := d.recordEndpoint(ctx, n, ep); err != nil {
 		_ = m.deleteEndpoint(n, ep)
@@ -41,7 +43,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	d.mu.Lock()
 	d.eps[ep.ID] = ep
 	d.mu.Unlock()
-	d.log.Debug("endpoint created", "endpoint", short(ep.ID), "network", short(n.ID), "ipv4", ep.IPv4, "ipv6", ep.IPv6, "mac", ep.MAC, "iface", ep.HostVeth)
+	d.log.Debug("endpoint created", "endpoint", dockerid.Short(ep.ID), "network", dockerid.Short(n.ID), "ipv4", ep.IPv4, "ipv6", ep.IPv6, "mac", ep.MAC, "iface", ep.HostVeth)
 	return d.endpointResponse(r, ep), nil
 }
 
@@ -55,21 +57,30 @@ func (d *Driver) endpointResponse(r *network.CreateEndpointRequest, ep *store.En
 func (d *Driver) newEndpoint(n *store.Network, r *network.CreateEndpointRequest) (*store.Endpoint, error) {
 	ep := &store.Endpoint{ID: r.EndpointID, Network: n.ID, Host: d.cfg.Host, Created: now()}
 	if r.Interface != nil {
-		ep.IPv4, ep.IPv6, ep.MAC = r.Interface.Address, r.Interface.AddressIPv6, r.Interface.MacAddress
+		ep.MAC = r.Interface.MacAddress
+		for _, a := range []struct {
+			dst *netip.Prefix
+			s   string
+		}{{&ep.IPv4, r.Interface.Address}, {&ep.IPv6, r.Interface.AddressIPv6}} {
+			if a.s == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(a.s)
+			if err != nil {
+				return nil, fmt.Errorf("endpoint address %q from Docker: %w", a.s, err)
+			}
+			*a.dst = p
+		}
 	}
-	for _, a := range []string{ep.IPv4, ep.IPv6} {
-		if a == "" {
+	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+		if !p.IsValid() {
 			continue
 		}
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			return nil, fmt.Errorf("endpoint address %q from Docker: %w", a, err)
-		}
 		if _, ok := poolOf(n, p.Addr()); !ok {
-			return nil, fmt.Errorf("endpoint address %s is in no subnet of network %s", p.Addr(), short(n.ID))
+			return nil, fmt.Errorf("endpoint address %s is in no subnet of network %s", p.Addr(), dockerid.Short(n.ID))
 		}
 	}
-	if n.Mode == ModeNone {
+	if n.Mode == netspec.ModeNone {
 		return ep, nil
 	}
 	if ep.MAC == "" {
@@ -85,8 +96,8 @@ func (d *Driver) newEndpoint(n *store.Network, r *network.CreateEndpointRequest)
 // (02:42:<ip>), under podnet's own prefix 02:70: addresses are unique
 // across hosts, so the MACs are too, and a restarted container keeps its
 // MAC with its address. Without IPv4 the MAC is random.
-func macFor(cidr string) net.HardwareAddr {
-	if p, err := netip.ParsePrefix(cidr); err == nil && p.Addr().Is4() {
+func macFor(p netip.Prefix) net.HardwareAddr {
+	if p.IsValid() && p.Addr().Is4() {
 		b := p.Addr().As4()
 		return net.HardwareAddr{0x02, 0x70, b[0], b[1], b[2], b[3]}
 	}
@@ -104,9 +115,8 @@ func (d *Driver) recordEndpoint(ctx context.Context, n *store.Network, ep *store
 	epOp := store.Put(store.EndpointKey(d.cfg.Host, ep.ID), ep)
 	ops := []store.Op{epOp}
 	var cmps []store.Cmp
-	for _, a := range []string{ep.IPv4, ep.IPv6} {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
+	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+		if !p.IsValid() {
 			continue
 		}
 		pool, ok := poolOf(n, p.Addr())
@@ -116,15 +126,15 @@ func (d *Driver) recordEndpoint(ctx context.Context, n *store.Network, ep *store
 		key := store.AddrKey(pool, p.Addr())
 		cmps = append(cmps, store.Present(key))
 		ops = append(ops, store.Put(key, store.Address{
-			IP: p.Addr().String(), Kind: store.AddrContainer, Host: d.cfg.Host, Endpoint: ep.ID, Since: ep.Created}))
+			IP: p.Addr(), Kind: store.AddrContainer, Host: d.cfg.Host, Endpoint: ep.ID, Since: ep.Created}))
 	}
 	ok, _, err := d.cfg.Store.Txn(ctx, cmps, ops)
 	if err == nil && !ok {
-		d.log.Warn("endpoint address has no IPAM record; recording the endpoint only", "endpoint", short(ep.ID), "ipv4", ep.IPv4, "ipv6", ep.IPv6)
+		d.log.Warn("endpoint address has no IPAM record; recording the endpoint only", "endpoint", dockerid.Short(ep.ID), "ipv4", ep.IPv4, "ipv6", ep.IPv6)
 		_, _, err = d.cfg.Store.Txn(ctx, nil, []store.Op{epOp})
 	}
 	if err != nil {
-		return fmt.Errorf("record endpoint %s: %w", short(ep.ID), err)
+		return fmt.Errorf("record endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	return nil
 }
@@ -135,7 +145,7 @@ func poolOf(n *store.Network, a netip.Addr) (netip.Prefix, bool) {
 		subs = n.IPv6
 	}
 	for _, s := range subs {
-		if p, err := parsePrefix(s.Pool); err == nil && p.Contains(a) {
+		if p := s.Pool.Masked(); p.Contains(a) {
 			return p, true
 		}
 	}
@@ -157,7 +167,7 @@ func (d *Driver) DeleteEndpoint(ctx context.Context, r *network.DeleteEndpointRe
 	}
 	n, err := d.network(ep.Network)
 	if err != nil {
-		n = &store.Network{ID: ep.Network, Mode: ModeBridge}
+		n = &store.Network{ID: ep.Network, Mode: netspec.ModeBridge}
 	}
 	return d.removeEndpoint(ctx, n, ep)
 }
@@ -183,9 +193,9 @@ func (d *Driver) removeEndpoint(ctx context.Context, n *store.Network, ep *store
 	d.mu.Lock()
 	delete(d.eps, ep.ID)
 	d.mu.Unlock()
-	d.log.Debug("endpoint deleted", "endpoint", short(ep.ID), "network", short(n.ID))
+	d.log.Debug("endpoint deleted", "endpoint", dockerid.Short(ep.ID), "network", dockerid.Short(n.ID))
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("delete endpoint %s: %w", short(ep.ID), err)
+		return fmt.Errorf("delete endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
@@ -17,7 +19,7 @@ import (
 func (d *Driver) Join(_ context.Context, r *network.JoinRequest) (*network.JoinResponse, error) {
 	ep, ok := d.endpoint(r.EndpointID)
 	if !ok {
-		return nil, fmt.Errorf("endpoint %s is unknown (create it first)", short(r.EndpointID))
+		return nil, fmt.Errorf("endpoint %s is unknown (create it first)", dockerid.Short(r.EndpointID))
 	}
 	n, err := d.network(ep.Network)
 	if err != nil {
@@ -26,7 +28,7 @@ func (d *Driver) Join(_ context.Context, r *network.JoinRequest) (*network.JoinR
 	// podnet provides its own outbound NAT and -p: never let Docker attach
 	// docker_gwbridge (it would for an IPv6-only or internal setup).
 	res := &network.JoinResponse{DisableGatewayService: true}
-	if n.Mode == ModeNone {
+	if n.Mode == netspec.ModeNone {
 		return res, nil
 	}
 	res.InterfaceName = network.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth"}
@@ -34,26 +36,20 @@ func (d *Driver) Join(_ context.Context, r *network.JoinRequest) (*network.JoinR
 		// No default route: an internal network reaches nothing outside.
 		return res, nil
 	}
-	if ep.IPv4 != "" {
-		res.Gateway = gatewayIn(n.IPv4, ep.IPv4)
-	}
-	if ep.IPv6 != "" {
-		res.GatewayIPv6 = gatewayIn(n.IPv6, ep.IPv6)
-	}
+	res.Gateway = gatewayIn(n.IPv4, ep.IPv4)
+	res.GatewayIPv6 = gatewayIn(n.IPv6, ep.IPv6)
 	return res, nil
 }
 
-// gatewayIn returns the gateway of the subnet holding addr (plain IP).
-func gatewayIn(subs []store.Subnet, addr string) string {
-	a, err := netip.ParsePrefix(addr)
-	if err != nil {
+// gatewayIn returns the gateway (plain IP) of the subnet holding addr, or
+// "" when addr is zero or its subnet has no gateway.
+func gatewayIn(subs []store.Subnet, addr netip.Prefix) string {
+	if !addr.IsValid() {
 		return ""
 	}
 	for _, s := range subs {
-		p, err1 := parsePrefix(s.Pool)
-		g, err2 := netip.ParsePrefix(s.Gateway)
-		if err1 == nil && err2 == nil && p.Contains(a.Addr()) {
-			return g.Addr().String()
+		if s.Gateway.IsValid() && s.Pool.Masked().Contains(addr.Addr()) {
+			return s.Gateway.Addr().String()
 		}
 	}
 	return ""
@@ -71,16 +67,16 @@ func (d *Driver) ProgramExternalConnectivity(ctx context.Context, r *network.Pro
 	defer d.netMu.RUnlock()
 	ep, ok := d.endpoint(r.EndpointID)
 	if !ok {
-		return fmt.Errorf("endpoint %s is unknown", short(r.EndpointID))
+		return fmt.Errorf("endpoint %s is unknown", dockerid.Short(r.EndpointID))
 	}
 	bindings, err := parsePortmap(r.Options[labelPortmap])
 	if err != nil {
-		return fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+		return fmt.Errorf("endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	if len(bindings) == 0 {
 		return nil
 	}
-	ip4, ip6 := addrOf(ep.IPv4), addrOf(ep.IPv6)
+	ip4, ip6 := ep.IPv4.Addr(), ep.IPv6.Addr()
 	ms, err := d.cfg.Ports.Publish(ctx, ep.ID, ep.Network, ip4, ip6, bindings)
 	if err != nil {
 		return err
@@ -89,12 +85,12 @@ func (d *Driver) ProgramExternalConnectivity(ctx context.Context, r *network.Pro
 	updated.Ports = toStorePorts(ms)
 	if err := d.cfg.Store.Put(ctx, store.EndpointKey(d.cfg.Host, ep.ID), &updated); err != nil {
 		_ = d.cfg.Ports.Unpublish(context.WithoutCancel(ctx), ep.ID)
-		return fmt.Errorf("record published ports of endpoint %s: %w", short(ep.ID), err)
+		return fmt.Errorf("record published ports of endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	d.mu.Lock()
 	d.eps[ep.ID] = &updated
 	d.mu.Unlock()
-	d.log.Info("ports published", "endpoint", short(ep.ID), "network", short(ep.Network), "ports", describePorts(ms))
+	d.log.Info("ports published", "endpoint", dockerid.Short(ep.ID), "network", dockerid.Short(ep.Network), "ports", describePorts(ms))
 	return nil
 }
 
@@ -177,22 +173,11 @@ func parsePortmap(v any) ([]portmap.Binding, error) {
 	return out, nil
 }
 
-func addrOf(cidr string) netip.Addr {
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return p.Addr()
-}
-
 func toStorePorts(ms []portmap.Mapping) []store.PortMapping {
 	out := make([]store.PortMapping, 0, len(ms))
 	for _, m := range ms {
-		pm := store.PortMapping{Proto: string(m.Proto), HostPort: m.HostPort, ContainerIP: m.ContainerIP.String(), ContainerPort: m.ContainerPort}
-		if m.HostIP.IsValid() {
-			pm.HostIP = m.HostIP.String()
-		}
-		out = append(out, pm)
+		out = append(out, store.PortMapping{Proto: string(m.Proto), HostIP: m.HostIP, HostPort: m.HostPort,
+			ContainerIP: m.ContainerIP, ContainerPort: m.ContainerPort})
 	}
 	return out
 }
@@ -200,12 +185,8 @@ func toStorePorts(ms []portmap.Mapping) []store.PortMapping {
 func fromStorePorts(ps []store.PortMapping) []portmap.Mapping {
 	out := make([]portmap.Mapping, 0, len(ps))
 	for _, p := range ps {
-		m := portmap.Mapping{Proto: portmap.Proto(p.Proto), HostPort: p.HostPort, ContainerPort: p.ContainerPort}
-		m.ContainerIP, _ = netip.ParseAddr(p.ContainerIP)
-		if p.HostIP != "" {
-			m.HostIP, _ = netip.ParseAddr(p.HostIP)
-		}
-		out = append(out, m)
+		out = append(out, portmap.Mapping{Proto: portmap.Proto(p.Proto), HostIP: p.HostIP, HostPort: p.HostPort,
+			ContainerIP: p.ContainerIP, ContainerPort: p.ContainerPort})
 	}
 	return out
 }

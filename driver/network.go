@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/netdef"
+	"github.com/podnet/podnet/netspec"
 
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/store"
@@ -20,7 +21,7 @@ import (
 func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequest) (err error) {
 	o, err := parseOptions(r, d.Modes())
 	if err != nil {
-		if strings.Contains(err.Error(), "not available") && d.cfg.OverlayUnavailable != "" {
+		if errors.Is(err, netspec.ErrModeUnavailable) && d.cfg.OverlayUnavailable != "" {
 			err = fmt.Errorf("%w; vxlan needs podnetd's multi-host setup: %s", err, d.cfg.OverlayUnavailable)
 		}
 		return err
@@ -36,8 +37,8 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	success := false
 	if pool := netdef.FirstPool(n); pool.IsValid() {
 		def, created, err := netdef.Claim(ctx, d.cfg.Store, netdef.Request{
-			Pool: pool, Subnets: subnetList(n), Mode: n.Mode, MTU: o.MTU, VNI: o.VNI,
-			NeedVNI: n.Mode == ModeVXLAN, Options: podnetOptions(o.Raw), DefaultMTU: d.defaultMTU(n.Mode)})
+			Pool: pool, Subnets: n.Pools(), Mode: n.Mode, MTU: o.MTU, VNI: o.VNI,
+			NeedVNI: n.Mode == netspec.ModeVXLAN, Options: o.Shared(), DefaultMTU: d.defaultMTU(n.Mode)})
 		if err != nil {
 			return err
 		}
@@ -65,44 +66,40 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 		}
 	}()
 	if err := d.cfg.Store.Put(ctx, store.NetworkKey(d.cfg.Host, n.ID), n); err != nil {
-		return fmt.Errorf("record network %s: %w", short(n.ID), err)
+		return fmt.Errorf("record network %s: %w", dockerid.Short(n.ID), err)
 	}
 	defer func() {
 		if !success {
 			_ = d.cfg.Store.Delete(context.WithoutCancel(ctx), store.NetworkKey(d.cfg.Host, n.ID))
 		}
 	}()
-	if n.Mode != ModeNone {
+	if n.Mode != netspec.ModeNone {
 		if err := d.cfg.Ports.AddNetwork(ctx, d.portmapNetwork(n)); err != nil {
-			return fmt.Errorf("program rules for network %s: %w", short(n.ID), err)
+			return fmt.Errorf("program rules for network %s: %w", dockerid.Short(n.ID), err)
 		}
 	}
 	d.mu.Lock()
 	d.nets[n.ID] = n
 	d.mu.Unlock()
 	success = true
-	d.log.Info("network created", "network", short(n.ID), "mode", n.Mode, "bridge", n.Bridge,
-		"subnets", subnetList(n), "mtu", n.MTU, "vni", n.VNI, "internal", n.Internal, "masquerade", n.Masquerade)
+	d.log.Info("network created", "network", dockerid.Short(n.ID), "mode", n.Mode, "bridge", n.Bridge,
+		"subnets", n.Pools(), "mtu", n.MTU, "vni", n.VNI, "internal", n.Internal, "masquerade", n.Masquerade)
 	return nil
 }
 
 func (d *Driver) newRecord(id string, o *netOptions) *store.Network {
 	n := &store.Network{ID: id, Host: d.cfg.Host, Mode: o.Mode, MTU: o.MTU, Internal: o.Internal,
 		Masquerade: o.Masquerade && !o.Internal, Options: o.Raw, Created: now()}
-	if n.Mode == ModeBridge || n.Mode == ModeVXLAN {
+	if n.Mode == netspec.ModeBridge || n.Mode == netspec.ModeVXLAN {
 		n.Bridge = bridgeName(id)
 	}
-	for _, s := range o.V4 {
-		n.IPv4 = append(n.IPv4, toStoreSubnet(s))
-	}
-	for _, s := range o.V6 {
-		n.IPv6 = append(n.IPv6, toStoreSubnet(s))
-	}
+	n.IPv4, n.IPv6 = o.V4, o.V6
 	return n
 }
 
-// applyDefinition takes MTU, VNI and the podnet.* options this host's
-// request left out from the cluster-wide definition.
+// applyDefinition takes MTU, VNI and the shared options (netspec's
+// Options.Shared) this host's request left out from the cluster-wide
+// definition.
 func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.LogicalNetwork) error {
 	n.MTU, n.VNI = def.MTU, def.VNI
 	if n.MTU == 0 {
@@ -115,13 +112,12 @@ func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.Logi
 		}
 	}
 	n.Options = merged
-	inherited := *o
-	inherited.Raw = merged
-	if err := inherited.parseFlags(); err != nil {
-		return err
+	masquerade, err := netspec.Bool(merged, netspec.OptMasquerade, true)
+	if err != nil {
+		return fmt.Errorf("the cluster's definition of subnet %s: %w", netdef.FirstPool(n), err)
 	}
-	n.Masquerade = inherited.Masquerade && !n.Internal
-	if n.Mode == ModeVXLAN && d.cfg.Overlay != nil {
+	n.Masquerade = masquerade && !n.Internal
+	if n.Mode == netspec.ModeVXLAN && d.cfg.Overlay != nil {
 		if max := d.cfg.Overlay.DefaultMTU(); n.MTU > max {
 			return fmt.Errorf("mtu %d is too large for vxlan over this host's underlay (at most %d: the underlay MTU minus 50)", n.MTU, max)
 		}
@@ -131,18 +127,10 @@ func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.Logi
 
 // defaultMTU is the MTU of a new network whose request gave none.
 func (d *Driver) defaultMTU(mode string) int {
-	if mode == ModeVXLAN && d.cfg.Overlay != nil {
+	if mode == netspec.ModeVXLAN && d.cfg.Overlay != nil {
 		return d.cfg.Overlay.DefaultMTU()
 	}
 	return d.cfg.DefaultMTU
-}
-
-func toStoreSubnet(s subnet) store.Subnet {
-	out := store.Subnet{Pool: s.Pool.String()}
-	if s.Gateway.IsValid() {
-		out.Gateway = s.Gateway.String()
-	}
-	return out
 }
 
 // checkLocalOverlap refuses a second Docker network on this host whose
@@ -155,29 +143,15 @@ func (d *Driver) checkLocalOverlap(id string, o *netOptions) error {
 		if n.ID == id {
 			continue
 		}
-		for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-			for _, mine := range append(append([]subnet{}, o.V4...), o.V6...) {
-				if p, err := parsePrefix(s.Pool); err == nil && p.Overlaps(mine.Pool) {
-					return fmt.Errorf("subnet %s overlaps subnet %s of podnet network %s on this host", mine.Pool, p, short(n.ID))
+		for _, p := range n.Pools() {
+			for _, mine := range o.Subnets {
+				if p.Overlaps(mine.Pool) {
+					return fmt.Errorf("subnet %s overlaps subnet %s of podnet network %s on this host", mine.Pool, p, dockerid.Short(n.ID))
 				}
 			}
 		}
 	}
 	return nil
-}
-
-// podnetOptions keeps the options that must agree across hosts.
-func podnetOptions(raw map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range raw {
-		if strings.HasPrefix(k, "podnet.") {
-			out[k] = v
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
 
 // DeleteNetwork removes everything the network owns on this host. Docker
@@ -226,7 +200,7 @@ func (d *Driver) deleteNetworkLocked(ctx context.Context, id string) error {
 	if err := d.releaseLogicalNetwork(ctx, n); err != nil {
 		errs = append(errs, err)
 	}
-	d.log.Info("network deleted", "network", short(id), "bridge", n.Bridge)
+	d.log.Info("network deleted", "network", dockerid.Short(id), "bridge", n.Bridge)
 	return errors.Join(errs...)
 }
 

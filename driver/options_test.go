@@ -1,10 +1,12 @@
 package driver
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/netspec"
 )
 
 func req(opts map[string]any, v4 ...*network.IPAMData) *network.CreateNetworkRequest {
@@ -13,15 +15,15 @@ func req(opts map[string]any, v4 ...*network.IPAMData) *network.CreateNetworkReq
 }
 
 func pool(p, gw string) *network.IPAMData {
-	return &network.IPAMData{AddressSpace: addressSpaceLocal, Pool: p, Gateway: gw}
+	return &network.IPAMData{AddressSpace: netspec.LocalAddressSpace, Pool: p, Gateway: gw}
 }
 
 func TestParseOptionsDefaults(t *testing.T) {
-	o, err := parseOptions(req(map[string]any{}, pool("10.1.0.0/16", "10.1.0.1/16")), []string{ModeBridge, ModeNone})
+	o, err := parseOptions(req(map[string]any{}, pool("10.1.0.0/16", "10.1.0.1/16")), []string{netspec.ModeBridge, netspec.ModeNone})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Mode != ModeBridge || !o.Masquerade || o.MTU != 0 || o.Internal {
+	if o.Mode != netspec.ModeBridge || !o.Masquerade || o.MTU != 0 || o.Internal {
 		t.Fatalf("defaults: %+v", o)
 	}
 	if o.V4[0].Gateway.String() != "10.1.0.1/16" {
@@ -30,7 +32,7 @@ func TestParseOptionsDefaults(t *testing.T) {
 }
 
 func TestParseOptionsRefusesBadInput(t *testing.T) {
-	modes := []string{ModeBridge, ModeNone}
+	modes := []string{netspec.ModeBridge, netspec.ModeNone}
 	cases := []struct {
 		name string
 		r    *network.CreateNetworkRequest
@@ -42,10 +44,10 @@ func TestParseOptionsRefusesBadInput(t *testing.T) {
 		{"unknown plain option", req(map[string]any{"mdoe": "vxlan"}, pool("10.1.0.0/16", "")), `unknown option "mdoe"`},
 		{"option of another mode", req(map[string]any{"parent": "eth0"}, pool("10.1.0.0/16", "")), `does not apply to mode bridge`},
 		{"mtu too small", req(map[string]any{"mtu": "10"}, pool("10.1.0.0/16", "")), "out of range"},
-		{"mtu too large", req(map[string]any{optDockerMTU: "70000"}, pool("10.1.0.0/16", "")), "out of range"},
+		{"mtu too large", req(map[string]any{netspec.OptDockerMTU: "70000"}, pool("10.1.0.0/16", "")), "out of range"},
 		{"mtu not a number", req(map[string]any{"mtu": "big"}, pool("10.1.0.0/16", "")), "not a number"},
-		{"mtu aliases disagree", req(map[string]any{"mtu": "1400", optDockerMTU: "1300"}, pool("10.1.0.0/16", "")), "disagree"},
-		{"masquerade not bool", req(map[string]any{optMasquerade: "maybe"}, pool("10.1.0.0/16", "")), "want true or false"},
+		{"mtu aliases disagree", req(map[string]any{"mtu": "1400", netspec.OptDockerMTU: "1300"}, pool("10.1.0.0/16", "")), "disagree"},
+		{"masquerade not bool", req(map[string]any{netspec.OptMasquerade: "maybe"}, pool("10.1.0.0/16", "")), "want true or false"},
 		{"foreign IPAM", req(map[string]any{}, &network.IPAMData{AddressSpace: "LocalDefault", Pool: "10.1.0.0/16"}), "--ipam-driver podnet"},
 		{"gateway outside", req(map[string]any{}, pool("10.1.0.0/16", "10.2.0.1/16")), "outside subnet"},
 		{"no subnet", req(map[string]any{}), "no subnet"},
@@ -61,9 +63,9 @@ func TestParseOptionsRefusesBadInput(t *testing.T) {
 }
 
 func TestParseOptionsMTUAndFlags(t *testing.T) {
-	r := req(map[string]any{"mtu": "1400", optMasquerade: "false"}, pool("10.1.0.0/16", ""))
+	r := req(map[string]any{"mtu": "1400", netspec.OptMasquerade: "false"}, pool("10.1.0.0/16", ""))
 	r.Options[labelInternal] = true
-	o, err := parseOptions(r, []string{ModeBridge})
+	o, err := parseOptions(r, []string{netspec.ModeBridge})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,10 +106,10 @@ func TestParsePortmap(t *testing.T) {
 }
 
 func TestMACFromIPv4(t *testing.T) {
-	if m := macFor("10.1.2.3/16").String(); m != "02:70:0a:01:02:03" {
+	if m := macFor(netip.MustParsePrefix("10.1.2.3/16")).String(); m != "02:70:0a:01:02:03" {
 		t.Fatal(m)
 	}
-	m := macFor("")
+	m := macFor(netip.Prefix{})
 	if m[0]&0x02 == 0 || m[0]&0x01 != 0 {
 		t.Fatalf("random MAC must be locally administered unicast: %s", m)
 	}

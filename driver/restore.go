@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
@@ -37,14 +39,14 @@ func (d *Driver) Restore(ctx context.Context) error {
 		}
 		m, ok := d.modes[n.Mode]
 		if !ok {
-			errs = append(errs, fmt.Errorf("network %s has mode %q this podnetd does not implement", short(n.ID), n.Mode))
+			errs = append(errs, fmt.Errorf("network %s has mode %q this podnetd does not implement", dockerid.Short(n.ID), n.Mode))
 			continue
 		}
 		if err := m.createNetwork(n); err != nil {
-			errs = append(errs, fmt.Errorf("restore network %s: %w", short(n.ID), err))
+			errs = append(errs, fmt.Errorf("restore network %s: %w", dockerid.Short(n.ID), err))
 		}
 		nets[n.ID] = n
-		if n.Mode != ModeNone {
+		if n.Mode != netspec.ModeNone {
 			pnets = append(pnets, d.portmapNetwork(n))
 		}
 	}
@@ -64,7 +66,7 @@ func (d *Driver) Restore(ctx context.Context) error {
 		}
 		exists, err := d.modes[n.Mode].restoreEndpoint(n, ep)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("restore endpoint %s: %w", short(ep.ID), err))
+			errs = append(errs, fmt.Errorf("restore endpoint %s: %w", dockerid.Short(ep.ID), err))
 		}
 		if !exists {
 			missing++
@@ -126,7 +128,7 @@ func (d *Driver) GC(ctx context.Context, live Live, grace time.Duration) (GCResu
 	for _, ep := range deadEps {
 		n, err := d.network(ep.Network)
 		if err != nil {
-			n = &store.Network{ID: ep.Network, Mode: ModeBridge}
+			n = &store.Network{ID: ep.Network, Mode: netspec.ModeBridge}
 		}
 		if err := d.removeEndpoint(ctx, n, ep); err != nil {
 			errs = append(errs, err)

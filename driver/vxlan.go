@@ -2,8 +2,9 @@ package driver
 
 import (
 	"fmt"
-	"net/netip"
 
+	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/store"
 )
@@ -40,15 +41,13 @@ func (v *vxlanMode) createNetwork(n *store.Network) error {
 			return fmt.Errorf("bridge %s: %w", n.Bridge, err)
 		}
 	}
-	var pools []netip.Prefix
-	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-		if p, err := parsePrefix(s.Pool); err == nil {
-			pools = append(pools, p)
-		}
+	pools := n.Pools()
+	for i, p := range pools {
+		pools[i] = p.Masked()
 	}
-	direct := false
-	if v, ok := n.Options[optDirect]; ok {
-		direct = v == "true" || v == "1"
+	direct, err := netspec.Bool(n.Options, netspec.OptDirect, false)
+	if err != nil {
+		return fmt.Errorf("network %s: %w", dockerid.Short(n.ID), err)
 	}
 	if _, err := v.ov.EnsureNetwork(overlay.Network{ID: n.ID, VNI: n.VNI, Bridge: n.Bridge, Pools: pools,
 		MTU: n.MTU, DirectRouting: direct}); err != nil {

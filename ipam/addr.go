@@ -5,6 +5,8 @@ import (
 	"math/big"
 	"math/bits"
 	"net/netip"
+
+	"github.com/podnet/podnet/netspec"
 )
 
 // u128 is an address as a 128-bit integer, so block and subnet arithmetic
@@ -89,21 +91,6 @@ func subnetIndex(p netip.Prefix, bits int, a netip.Addr) uint64 {
 	return toU128(a).sub(toU128(p.Masked().Addr())).shr(p.Addr().BitLen() - bits).lo
 }
 
-// reservedReason says why a is not a usable host address of pool, or ""
-// when it is: the IPv4 network and broadcast addresses, and the IPv6
-// subnet-router anycast address (RFC 4291 §2.6.1).
-func reservedReason(pool netip.Prefix, a netip.Addr) string {
-	switch {
-	case a == pool.Masked().Addr() && a.Is4():
-		return "the network address"
-	case a == pool.Masked().Addr():
-		return "the subnet-router anycast address"
-	case a.Is4() && a == lastAddr(pool):
-		return "the broadcast address"
-	}
-	return ""
-}
-
 // firstUsable is the lowest usable host address of pool: the default
 // gateway, the same on every host.
 func firstUsable(pool netip.Prefix) netip.Addr { return pool.Masked().Addr().Next() }
@@ -113,7 +100,7 @@ func firstUsable(pool netip.Prefix) netip.Addr { return pool.Masked().Addr().Nex
 func usableCount(pool, rng netip.Prefix) *big.Int {
 	n := new(big.Int).Lsh(big.NewInt(1), uint(hostBits(rng)))
 	for _, a := range []netip.Addr{pool.Masked().Addr(), lastAddr(pool)} {
-		if rng.Contains(a) && reservedReason(pool, a) != "" {
+		if rng.Contains(a) && netspec.ReservedReason(pool, a) != "" {
 			n.Sub(n, big.NewInt(1))
 		}
 	}

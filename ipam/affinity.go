@@ -2,12 +2,10 @@ package ipam
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/podnet/podnet/store"
@@ -29,11 +27,8 @@ func blockRange(p, b netip.Prefix) (string, string) {
 
 // addrFromKey reverses store.AddrKey.
 func addrFromKey(p netip.Prefix, key string) (netip.Addr, bool) {
-	b, err := hex.DecodeString(strings.TrimPrefix(key, store.AddrsPrefix(p)))
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return netip.AddrFromSlice(b)
+	k, err := store.ParseIPAMKey(p, key)
+	return k.Addr, err == nil && k.Kind == store.KindAddr
 }
 
 func (m *IPAM) listBlocks(ctx context.Context, p netip.Prefix) ([]blockEntry, error) {
@@ -43,7 +38,7 @@ func (m *IPAM) listBlocks(ctx context.Context, p netip.Prefix) ([]blockEntry, er
 	}
 	out := make([]blockEntry, 0, len(kvs))
 	for _, kv := range kvs {
-		c, err := store.ParsePoolName(strings.TrimPrefix(kv.Key, store.BlocksPrefix(p)))
+		k, err := store.ParseIPAMKey(p, kv.Key)
 		if err != nil {
 			m.log.Warn("ignoring malformed block key", "key", kv.Key, "err", err)
 			continue
@@ -52,7 +47,7 @@ func (m *IPAM) listBlocks(ctx context.Context, p netip.Prefix) ([]blockEntry, er
 		if err := kv.Decode(&b); err != nil {
 			m.log.Warn("undecodable block record", "key", kv.Key, "err", err)
 		}
-		out = append(out, blockEntry{cidr: c.Masked(), host: b.Host, rev: kv.ModRev})
+		out = append(out, blockEntry{cidr: k.Block, host: b.Host, rev: kv.ModRev})
 	}
 	return out, nil
 }
@@ -119,7 +114,7 @@ func (m *IPAM) load(ctx context.Context, ps *poolState) error {
 		return fmt.Errorf("load pool %s: %w", p, err)
 	}
 	rng := p
-	if r, err := netip.ParsePrefix(rec.IPRange); err == nil && p.Contains(r.Addr()) && r.Bits() >= p.Bits() {
+	if r := rec.IPRange; r.IsValid() && p.Contains(r.Addr()) && r.Bits() >= p.Bits() {
 		rng = r.Masked()
 	}
 	if rec.BlockBits < p.Bits() || rec.BlockBits > p.Addr().BitLen() || hostBits(netip.PrefixFrom(p.Addr(), rec.BlockBits)) > 16 {

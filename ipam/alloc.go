@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -135,7 +137,7 @@ func (ps *poolState) hasFree() bool {
 // having been dropped meanwhile.
 func (m *IPAM) createAddr(ctx context.Context, ps *poolState, a netip.Addr, gen uint64) (bool, error) {
 	key := store.AddrKey(ps.prefix, a)
-	rec := store.Address{IP: a.String(), Kind: store.AddrContainer, Host: m.host, Since: m.now()}
+	rec := store.Address{IP: a, Kind: store.AddrContainer, Host: m.host, Since: m.now()}
 	ok, _, err := m.st.Txn(ctx, []store.Cmp{store.Absent(key)}, []store.Op{store.Put(key, rec)})
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -226,7 +228,7 @@ func (ps *poolState) reserveBorrow(used []netip.Addr) (netip.Addr, uint64, bool)
 	defer ps.mu.Unlock()
 	a := ps.rng.Masked().Addr()
 	for i := 0; i < maxBorrowScan && a.IsValid() && ps.rng.Contains(a); i, a = i+1, a.Next() {
-		if taken[a] || ps.pending[a] || ps.mine[a] || reservedReason(ps.prefix, a) != "" {
+		if taken[a] || ps.pending[a] || ps.mine[a] || netspec.ReservedReason(ps.prefix, a) != "" {
 			continue
 		}
 		ps.pending[a] = true
@@ -249,7 +251,7 @@ func (ps *poolState) exhausted() error {
 // requestExplicit allocates exactly a (--ip, or an --aux-address: Docker
 // sends both alike). It may lie outside the ip-range and in any block.
 func (m *IPAM) requestExplicit(ctx context.Context, ps *poolState, a netip.Addr) (netip.Addr, error) {
-	if why := reservedReason(ps.prefix, a); why != "" {
+	if why := netspec.ReservedReason(ps.prefix, a); why != "" {
 		return netip.Addr{}, fmt.Errorf("address %s is %s of pool %s and cannot be given to a container", a, why, ps.prefix)
 	}
 	for range 3 {
@@ -282,7 +284,7 @@ func describe(a store.Address) string {
 	}
 	s := a.Kind + ", host " + a.Host
 	if a.Endpoint != "" {
-		return s + ", endpoint " + shortID(a.Endpoint)
+		return s + ", endpoint " + dockerid.Short(a.Endpoint)
 	}
 	return s + ", no endpoint yet: a container being started, or an --aux-address"
 }

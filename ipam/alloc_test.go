@@ -123,7 +123,7 @@ func TestExplicitAddress(t *testing.T) {
 	// The driver records the endpoint later.
 	ep := "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd"
 	if err := c.raw.Put(context.Background(), store.AddrKey(netip.MustParsePrefix(pool), netip.MustParseAddr("10.1.0.5")),
-		store.Address{IP: "10.1.0.5", Kind: store.AddrContainer, Host: "h1", Endpoint: ep}); err != nil {
+		store.Address{IP: netip.MustParseAddr("10.1.0.5"), Kind: store.AddrContainer, Host: "h1", Endpoint: ep}); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []*IPAM{h1, h2} {

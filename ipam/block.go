@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+
+	"github.com/podnet/podnet/netspec"
 )
 
 // bitmap is a fixed-size set of small integers (address offsets in a block).
@@ -72,7 +74,7 @@ func newBlock(cidr, pool, rng netip.Prefix) *block {
 		lo, hi = size, -1
 	}
 	for i := 0; i < size; i++ {
-		if i < lo || i > hi || reservedReason(pool, b.addr(i)) != "" {
+		if i < lo || i > hi || netspec.ReservedReason(pool, b.addr(i)) != "" {
 			b.fixed.set(i)
 		}
 	}

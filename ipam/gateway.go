@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -21,7 +22,7 @@ func (m *IPAM) requestGateway(ctx context.Context, ps *poolState, want netip.Add
 	if !gw.IsValid() {
 		gw = firstUsable(p)
 	}
-	if why := reservedReason(p, gw); why != "" {
+	if why := netspec.ReservedReason(p, gw); why != "" {
 		return netip.Addr{}, fmt.Errorf("gateway %s is %s of pool %s: pick another --gateway", gw, why, p)
 	}
 	ps.slow.Lock()
@@ -35,7 +36,7 @@ func (m *IPAM) requestGateway(ctx context.Context, ps *poolState, want netip.Add
 		} else if err != nil {
 			return netip.Addr{}, fmt.Errorf("gateway of pool %s: %w", p, err)
 		}
-		if rec.Gateway != "" && rec.Gateway != gw.String() {
+		if rec.Gateway.IsValid() && rec.Gateway != gw {
 			how := "asked for"
 			if !want.IsValid() {
 				how = "would default to"
@@ -50,13 +51,13 @@ func (m *IPAM) requestGateway(ctx context.Context, ps *poolState, want netip.Add
 		cmps := []store.Cmp{store.ModRevIs(poolKey, poolRev)}
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			a = store.Address{IP: gw.String(), Kind: store.AddrGateway, Hosts: []string{m.host}, Since: m.now()}
+			a = store.Address{IP: gw, Kind: store.AddrGateway, Hosts: []string{m.host}, Since: m.now()}
 			cmps = append(cmps, store.Absent(key))
 		case err != nil:
 			return netip.Addr{}, fmt.Errorf("gateway %s of pool %s: %w", gw, p, err)
 		case a.Kind != store.AddrGateway:
 			return netip.Addr{}, fmt.Errorf("gateway %s of pool %s is already in use (%s): pick another --gateway", gw, p, describe(a))
-		case slices.Contains(a.Hosts, m.host) && rec.Gateway == gw.String():
+		case slices.Contains(a.Hosts, m.host) && rec.Gateway == gw:
 			ps.markUsed(gw)
 			return gw, nil
 		default:
@@ -66,8 +67,8 @@ func (m *IPAM) requestGateway(ctx context.Context, ps *poolState, want netip.Add
 			cmps = append(cmps, store.ModRevIs(key, addrRev))
 		}
 		ops := []store.Op{store.Put(key, a)}
-		if rec.Gateway != gw.String() {
-			rec.Gateway = gw.String()
+		if rec.Gateway != gw {
+			rec.Gateway = gw
 			ops = append(ops, store.Put(poolKey, rec))
 		}
 		ok, _, err := m.st.Txn(ctx, cmps, ops)
@@ -108,8 +109,8 @@ func (m *IPAM) removeGatewayHost(ctx context.Context, p netip.Prefix, gw netip.A
 			var rec store.Pool
 			poolRev, err := m.st.Get(ctx, poolKey, &rec)
 			switch {
-			case err == nil && rec.Gateway == gw.String():
-				rec.Gateway = ""
+			case err == nil && rec.Gateway == gw:
+				rec.Gateway = netip.Addr{}
 				cmps = append(cmps, store.ModRevIs(poolKey, poolRev))
 				ops = append(ops, store.Put(poolKey, rec))
 			case err != nil && !errors.Is(err, store.ErrNotFound):

@@ -37,7 +37,7 @@ func TestGatewayIsSharedAndIdempotentAcrossHosts(t *testing.T) {
 	if !ok || rec.Kind != store.AddrGateway || !slices.Equal(rec.Hosts, []string{"h1", "h2", "h3"}) {
 		t.Fatalf("gateway record %+v", rec)
 	}
-	if p, _ := c.pool(pool); p.Gateway != "10.1.0.1" {
+	if p, _ := c.pool(pool); p.Gateway.String() != "10.1.0.1" {
 		t.Fatalf("pool gateway %q", p.Gateway)
 	}
 	// An explicit --gateway equal to the existing one is fine too.
@@ -57,7 +57,7 @@ func TestGatewayIsSharedAndIdempotentAcrossHosts(t *testing.T) {
 			t.Fatalf("after %s released the gateway: %+v exists=%v", m.host, rec, ok)
 		}
 	}
-	if p, _ := c.pool(pool); p.Gateway != "" {
+	if p, _ := c.pool(pool); p.Gateway.IsValid() {
 		t.Fatalf("pool gateway %q after every host released it", p.Gateway)
 	}
 	// With the gateway gone a new one may be chosen.
@@ -116,7 +116,7 @@ func TestGatewayHeldByContainerRefused(t *testing.T) {
 	}
 	_, err := gateway(h1, pool, "")
 	wantErr(t, err, "gateway 10.1.0.1 of pool 10.1.0.0/16 is already in use (container, host h1", "pick another --gateway")
-	if p, _ := c.pool(pool); p.Gateway != "" {
+	if p, _ := c.pool(pool); p.Gateway.IsValid() {
 		t.Fatalf("refused gateway recorded in pool: %q", p.Gateway)
 	}
 }

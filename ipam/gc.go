@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
-	"strings"
 	"time"
 
+	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/store"
 )
 
@@ -38,8 +38,15 @@ func (m *IPAM) GCAddresses(ctx context.Context, live map[netip.Addr]bool, grace 
 		for _, kv := range kvs {
 			var a store.Address
 			ip, ok := addrFromKey(e.prefix, kv.Key)
-			if !ok || kv.Decode(&a) != nil || a.Kind == store.AddrGateway || a.Host != m.host ||
-				live[ip] || a.Since.After(cutoff) {
+			if !ok {
+				m.log.Warn("malformed address key left alone by GC", "key", kv.Key)
+				continue
+			}
+			if err := kv.Decode(&a); err != nil {
+				m.log.Warn("undecodable address record left alone by GC", "key", kv.Key, "err", err)
+				continue
+			}
+			if a.Kind == store.AddrGateway || a.Host != m.host || live[ip] || a.Since.After(cutoff) {
 				continue
 			}
 			ok, _, err := m.st.Txn(ctx, []store.Cmp{store.ModRevIs(kv.Key, kv.ModRev)}, []store.Op{store.Delete(kv.Key)})
@@ -155,65 +162,40 @@ func (m *IPAM) ReleaseHostBlocks(ctx context.Context, host string) (int, error) 
 	return total, errors.Join(errs...)
 }
 
-// PoolInfo describes a pool for `podnetctl pool ls`.
-type PoolInfo struct {
-	Pool    netip.Prefix `json:"pool"`
-	IPRange netip.Prefix `json:"ipRange,omitzero"`
-	V6      bool         `json:"v6"`
-	Auto    bool         `json:"auto"`
-	Gateway netip.Addr   `json:"gateway,omitzero"`
-	// Hosts reference the pool (a Docker network uses it there).
-	Hosts  []string    `json:"hosts"`
-	Blocks []BlockInfo `json:"blocks"`
-	// Allocated counts every address key: containers, aux, gateway.
-	Allocated int       `json:"allocated"`
-	Created   time.Time `json:"created"`
-}
-
-// BlockInfo is one claimed block of a pool.
-type BlockInfo struct {
-	CIDR netip.Prefix `json:"cidr"`
-	Host string       `json:"host"`
-	// Used counts the addresses allocated inside the block, whoever owns
-	// them.
-	Used int `json:"used"`
-}
-
-// Pools lists every pool with its users, blocks and allocation counts.
-func (m *IPAM) Pools(ctx context.Context) ([]PoolInfo, error) {
+// Pools lists every pool with its users, blocks and allocation counts,
+// as podnetctl pool ls shows them.
+func (m *IPAM) Pools(ctx context.Context) ([]admin.Pool, error) {
 	pools, _, err := m.listPools(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]PoolInfo, 0, len(pools))
+	out := make([]admin.Pool, 0, len(pools))
 	for _, e := range pools {
 		p := e.prefix
 		kvs, _, err := m.st.List(ctx, store.IPAMPrefix(p))
 		if err != nil {
 			return nil, fmt.Errorf("list pool %s: %w", p, err)
 		}
-		info := PoolInfo{Pool: p, V6: p.Addr().Is6(), Auto: e.rec.Auto, Created: e.rec.Created,
-			Hosts: []string{}, Blocks: []BlockInfo{}}
-		info.IPRange, _ = netip.ParsePrefix(e.rec.IPRange)
-		info.Gateway, _ = netip.ParseAddr(e.rec.Gateway)
+		info := admin.Pool{Pool: p, IPRange: e.rec.IPRange, Gateway: e.rec.Gateway, V6: p.Addr().Is6(), Auto: e.rec.Auto,
+			Created: e.rec.Created, Hosts: []string{}, Blocks: []admin.Block{}}
 		var addrs []netip.Addr
 		for _, kv := range kvs {
-			rest := strings.TrimPrefix(kv.Key, store.IPAMPrefix(p))
-			switch {
-			case strings.HasPrefix(rest, "refs/"):
-				info.Hosts = append(info.Hosts, strings.TrimPrefix(rest, "refs/"))
-			case strings.HasPrefix(rest, "blocks/"):
-				c, err := store.ParsePoolName(strings.TrimPrefix(rest, "blocks/"))
-				if err != nil {
-					continue
-				}
+			k, err := store.ParseIPAMKey(p, kv.Key)
+			if err != nil {
+				m.log.Warn("malformed IPAM key not shown", "key", kv.Key, "err", err)
+				continue
+			}
+			switch k.Kind {
+			case store.KindRef:
+				info.Hosts = append(info.Hosts, k.Host)
+			case store.KindBlock:
 				var b store.Block
-				_ = kv.Decode(&b)
-				info.Blocks = append(info.Blocks, BlockInfo{CIDR: c.Masked(), Host: b.Host})
-			case strings.HasPrefix(rest, "addrs/"):
-				if a, ok := addrFromKey(p, kv.Key); ok {
-					addrs = append(addrs, a)
+				if err := kv.Decode(&b); err != nil {
+					return nil, err
 				}
+				info.Blocks = append(info.Blocks, admin.Block{CIDR: k.Block, Host: b.Host})
+			case store.KindAddr:
+				addrs = append(addrs, k.Addr)
 			}
 		}
 		info.Allocated = len(addrs)

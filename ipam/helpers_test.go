@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -84,7 +85,7 @@ func (c *cluster) pool(pool string) (store.Pool, bool) {
 func requestPool(t testing.TB, m *IPAM, subnet, ipRange string) string {
 	t.Helper()
 	r, err := m.RequestPool(context.Background(), &ipam.RequestPoolRequest{
-		AddressSpace: LocalAddressSpace, Pool: subnet, SubPool: ipRange, V6: strings.Contains(subnet, ":")})
+		AddressSpace: netspec.LocalAddressSpace, Pool: subnet, SubPool: ipRange, V6: strings.Contains(subnet, ":")})
 	if err != nil {
 		t.Fatalf("%s: RequestPool %q %q: %v", m.host, subnet, ipRange, err)
 	}

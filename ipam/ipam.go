@@ -10,14 +10,8 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
-)
-
-// Address spaces podnet reports to Docker. Docker passes one of them back
-// in RequestPool; podnet has a single space and ignores which.
-const (
-	LocalAddressSpace  = "podnet-local"
-	GlobalAddressSpace = "podnet-global"
 )
 
 // Docker's RequestAddress option keys (libnetwork ipamapi / netlabel).
@@ -152,7 +146,7 @@ func (m *IPAM) GetCapabilities() *ipam.CapabilitiesResponse {
 
 // GetDefaultAddressSpaces answers IpamDriver.GetDefaultAddressSpaces.
 func (m *IPAM) GetDefaultAddressSpaces() *ipam.AddressSpacesResponse {
-	return &ipam.AddressSpacesResponse{LocalDefaultAddressSpace: LocalAddressSpace, GlobalDefaultAddressSpace: GlobalAddressSpace}
+	return &ipam.AddressSpacesResponse{LocalDefaultAddressSpace: netspec.LocalAddressSpace, GlobalDefaultAddressSpace: netspec.GlobalAddressSpace}
 }
 
 func (m *IPAM) now() time.Time { return time.Now().UTC() }

@@ -57,7 +57,7 @@ func (n *naiveAllocator) allocate(ctx context.Context) (netip.Addr, error) {
 		a := nthSubnet(n.pool, n.pool.Addr().BitLen(), uint64(idx)).Addr()
 		ok, _, err := n.st.Txn(ctx, []store.Cmp{store.ModRevIs(naiveKey(n.pool), rev)}, []store.Op{
 			store.Put(naiveKey(n.pool), bm),
-			store.Put(store.AddrKey(n.pool, a), store.Address{IP: a.String(), Kind: store.AddrContainer, Host: n.host}),
+			store.Put(store.AddrKey(n.pool, a), store.Address{IP: a, Kind: store.AddrContainer, Host: n.host}),
 		})
 		if err != nil {
 			return netip.Addr{}, err

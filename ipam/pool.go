@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/store"
 )
 
@@ -50,7 +51,7 @@ func (m *IPAM) joinPool(ctx context.Context, req poolRequest) (netip.Prefix, err
 	if id, err := m.networkUsing(ctx, p); err != nil {
 		return p, err
 	} else if id != "" {
-		return p, fmt.Errorf("subnet %s is already used by podnet network %s on this host (if `docker network ls` no longer shows it, run `podnetctl gc`)", p, shortID(id))
+		return p, fmt.Errorf("subnet %s is already used by podnet network %s on this host (if `docker network ls` no longer shows it, run `podnetctl gc`)", p, dockerid.Short(id))
 	}
 	for range maxTxnRetries {
 		pools, rev, err := m.listPools(ctx)
@@ -80,10 +81,7 @@ func (m *IPAM) joinPool(ctx context.Context, req poolRequest) (netip.Prefix, err
 					p, e.prefix, e.prefix)
 			}
 		}
-		rec := store.Pool{Subnet: p.String(), V6: req.fam == ipv6, BlockBits: m.blockBitsFor(p), Created: m.now()}
-		if req.ipRange.IsValid() {
-			rec.IPRange = req.ipRange.String()
-		}
+		rec := store.Pool{Subnet: p, IPRange: req.ipRange, V6: req.fam == ipv6, BlockBits: m.blockBitsFor(p), Created: m.now()}
 		ok, err := m.createPool(ctx, p, rec, rev, ref)
 		if err != nil {
 			return p, err
@@ -140,7 +138,7 @@ func (m *IPAM) createAutoPool(ctx context.Context, fam family) (netip.Prefix, er
 			return p, fmt.Errorf("no free %s subnet in the default address pools (%s): each overlaps a podnet pool or a route of this host; pass --subnet",
 				fam, strings.Join(bases, ", "))
 		}
-		rec := store.Pool{Subnet: p.String(), V6: fam == ipv6, BlockBits: m.blockBitsFor(p), Auto: true, Created: m.now()}
+		rec := store.Pool{Subnet: p, V6: fam == ipv6, BlockBits: m.blockBitsFor(p), Auto: true, Created: m.now()}
 		ref := store.Put(store.PoolRefKey(p, m.host), store.PoolRef{Host: m.host, Since: m.now()})
 		ok, err := m.createPool(ctx, p, rec, rev, ref)
 		if err != nil {
@@ -235,14 +233,10 @@ func findPool(pools []poolEntry, p netip.Prefix) (poolEntry, bool) {
 // sameRange refuses to join a pool defined with another ip-range: hosts
 // would disagree on where dynamic addresses come from.
 func sameRange(e poolEntry, rng netip.Prefix) error {
-	want := ""
-	if rng.IsValid() {
-		want = rng.String()
-	}
 	switch {
-	case e.rec.IPRange == want:
+	case e.rec.IPRange == rng:
 		return nil
-	case e.rec.IPRange == "":
+	case !e.rec.IPRange.IsValid():
 		return fmt.Errorf("subnet %s is already defined without an ip-range: create the network without --ip-range on every host", e.prefix)
 	default:
 		return fmt.Errorf("subnet %s is already defined with ip-range %s: use --ip-range %s on every host", e.prefix, e.rec.IPRange, e.rec.IPRange)
@@ -260,10 +254,11 @@ func (m *IPAM) networkUsing(ctx context.Context, p netip.Prefix) (string, error)
 	for _, kv := range kvs {
 		var n store.Network
 		if err := kv.Decode(&n); err != nil {
+			m.log.Warn("undecodable network record ignored in the overlap check", "key", kv.Key, "err", err)
 			continue
 		}
-		for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-			if q, err := netip.ParsePrefix(s.Pool); err == nil && q.Masked() == p {
+		for _, q := range n.Pools() {
+			if q.Masked() == p {
 				if n.ID == "" {
 					n.ID = strings.TrimPrefix(kv.Key, store.NetworksPrefix(m.host))
 				}
@@ -332,7 +327,7 @@ func (m *IPAM) dropHost(ctx context.Context, p netip.Prefix, host string, mode d
 	if err != nil {
 		return res, err
 	}
-	if gw, err := netip.ParseAddr(rec.Gateway); err == nil {
+	if gw := rec.Gateway; gw.IsValid() {
 		if _, err := m.removeGatewayHost(ctx, p, gw, host); err != nil {
 			return res, err
 		}
@@ -392,11 +387,4 @@ func (m *IPAM) readPool(ctx context.Context, p netip.Prefix) (store.Pool, bool, 
 		return rec, false, fmt.Errorf("read pool %s: %w", p, err)
 	}
 	return rec, true, nil
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

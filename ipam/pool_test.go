@@ -199,7 +199,7 @@ func TestSameSubnetTwiceOnOneHostRefused(t *testing.T) {
 	requestPool(t, h1, pool, "")
 	id := "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd"
 	if err := c.raw.Put(context.Background(), store.NetworkKey("h1", id), store.Network{
-		ID: id, Host: "h1", Mode: "bridge", IPv4: []store.Subnet{{Pool: pool, Gateway: "10.1.0.1/16"}}}); err != nil {
+		ID: id, Host: "h1", Mode: "bridge", IPv4: []store.Subnet{{Pool: netip.MustParsePrefix(pool), Gateway: netip.MustParsePrefix("10.1.0.1/16")}}}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := h1.RequestPool(context.Background(), &ipam.RequestPoolRequest{Pool: "10.1.9.9/16"})

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/podnet/podnet/netspec"
 )
 
 // errUnknownPool marks a PoolID podnet has no record of.
@@ -30,15 +31,6 @@ func familyOf(v6 bool) family {
 }
 
 func (f family) String() string { return fmt.Sprintf("IPv%d", int(f)) }
-
-// maxPoolBits is the longest prefix podnet accepts for a pool: a pool
-// needs room for a gateway and at least one container.
-func (f family) maxPoolBits() int {
-	if f == ipv6 {
-		return 126
-	}
-	return 30
-}
 
 // poolRequest is a validated RequestPool.
 type poolRequest struct {
@@ -68,11 +60,8 @@ func parsePoolRequest(r *ipam.RequestPoolRequest) (poolRequest, error) {
 	if err != nil {
 		return req, err
 	}
-	switch {
-	case subnet.Bits() == 0:
-		return req, fmt.Errorf("invalid subnet %q: it covers every %s address; give a real subnet", r.Pool, req.fam)
-	case subnet.Bits() > req.fam.maxPoolBits():
-		return req, fmt.Errorf("subnet %s is too small: podnet needs at least a /%d for %s", subnet, req.fam.maxPoolBits(), req.fam)
+	if err := netspec.CheckSubnet(subnet); err != nil {
+		return req, err
 	}
 	req.subnet = subnet
 	if r.SubPool == "" {

@@ -11,27 +11,26 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
-// VNI range podnet allocates from (below 4096 is left to operators, who
-// may pass -o podnet.vni=N explicitly).
-const (
-	FirstAutoVNI = 4096
-	MaxVNI       = 1<<24 - 1
-)
+// FirstAutoVNI is where VNI allocation starts: below it is left to
+// operators, who may pass -o podnet.vni=N explicitly.
+const FirstAutoVNI = 4096
 
 // Request is what a host (or an operator) asks for. Zero values mean
 // "not given": they are inherited from an existing definition or defaulted.
 type Request struct {
 	Pool    netip.Prefix // the first subnet: the key
-	Subnets []string
+	Subnets []netip.Prefix
 	Mode    string
 	MTU     int
 	VNI     int
 	// NeedVNI allocates a VNI when the definition is new and VNI is 0.
 	NeedVNI bool
-	// Options are the podnet.* options given.
+	// Options are the options given that every host must share
+	// (netspec.Options.Shared).
 	Options map[string]string
 	// DefaultMTU is used when MTU is 0 and the definition is new.
 	DefaultMTU int
@@ -84,7 +83,7 @@ func create(ctx context.Context, st *store.Store, key string, def *store.Logical
 			return false, err
 		}
 		cmps = append(cmps, store.Absent(store.VNIKey(def.VNI)))
-		ops = append(ops, store.Put(store.VNIKey(def.VNI), store.VNIClaim{Pool: r.Pool.String()}))
+		ops = append(ops, store.Put(store.VNIKey(def.VNI), store.VNIClaim{Pool: r.Pool}))
 	}
 	ops = append(ops, store.Put(key, def))
 	ok, _, err := st.Txn(ctx, cmps, ops)
@@ -96,8 +95,8 @@ func create(ctx context.Context, st *store.Store, key string, def *store.Logical
 
 // checkVNIFree refuses an explicitly requested VNI held by another network.
 func checkVNIFree(ctx context.Context, st *store.Store, vni int, pool netip.Prefix, explicit bool) error {
-	if vni < 1 || vni > MaxVNI {
-		return fmt.Errorf("VNI %d is out of range 1-%d", vni, MaxVNI)
+	if err := netspec.CheckVNI(vni); err != nil {
+		return err
 	}
 	var c store.VNIClaim
 	_, err := st.Get(ctx, store.VNIKey(vni), &c)
@@ -107,7 +106,7 @@ func checkVNIFree(ctx context.Context, st *store.Store, vni int, pool netip.Pref
 	if err != nil {
 		return err
 	}
-	if c.Pool != pool.String() && explicit {
+	if c.Pool != pool && explicit {
 		return fmt.Errorf("VNI %d is already used by the network on subnet %s: choose another -o podnet.vni", vni, c.Pool)
 	}
 	return nil
@@ -125,7 +124,7 @@ func freeVNI(ctx context.Context, st *store.Store) (int, error) {
 			taken[n] = true
 		}
 	}
-	for v := FirstAutoVNI; v <= MaxVNI; v++ {
+	for v := FirstAutoVNI; v <= netspec.MaxVNI; v++ {
 		if !taken[v] {
 			return v, nil
 		}
@@ -150,7 +149,7 @@ func check(have store.LogicalNetwork, r Request) (store.LogicalNetwork, bool, er
 		diffs = append(diffs, fmt.Sprintf("vni %d", r.VNI))
 	}
 	if len(r.Subnets) > 0 && !slices.Equal(sorted(r.Subnets), sorted(have.Subnets)) {
-		diffs = append(diffs, "subnets "+strings.Join(r.Subnets, ","))
+		diffs = append(diffs, "subnets "+netspec.JoinPrefixes(r.Subnets, ","))
 	}
 	for k, v := range r.Options {
 		if k == "podnet.vni" {
@@ -169,7 +168,7 @@ func check(have store.LogicalNetwork, r Request) (store.LogicalNetwork, bool, er
 
 // Describe renders a definition for error messages.
 func Describe(l store.LogicalNetwork) string {
-	s := fmt.Sprintf("mode %s, mtu %d, subnets %s", l.Mode, l.MTU, strings.Join(l.Subnets, ","))
+	s := fmt.Sprintf("mode %s, mtu %d, subnets %s", l.Mode, l.MTU, netspec.JoinPrefixes(l.Subnets, ","))
 	if l.Name != "" {
 		s = fmt.Sprintf("network %q, ", l.Name) + s
 	}
@@ -227,8 +226,9 @@ func HostsUsing(ctx context.Context, st *store.Store, pool netip.Prefix) (map[st
 	out := map[string][]string{}
 	for _, kv := range kvs {
 		var n store.Network
-		if kv.Decode(&n) != nil {
-			continue
+		if err := kv.Decode(&n); err != nil {
+			// Skipping it could release a definition a host still uses.
+			return nil, err
 		}
 		if FirstPool(&n) == pool {
 			out[n.Host] = append(out[n.Host], n.ID)
@@ -237,27 +237,28 @@ func HostsUsing(ctx context.Context, st *store.Store, pool netip.Prefix) (map[st
 	return out, nil
 }
 
-// FirstPool is the pool a network's definition is keyed by: its lowest
-// IPv4 subnet, else its lowest IPv6 subnet. Lowest, not first: Docker's
+// FirstPool is the pool a network's definition is keyed by (KeyPool of
+// its subnets).
+func FirstPool(n *store.Network) netip.Prefix { return KeyPool(n.Pools()) }
+
+// KeyPool is the subnet a definition of subnets is keyed by: the lowest
+// IPv4 subnet, else the lowest IPv6 subnet. Lowest, not first: Docker's
 // CLI orders several --subnet flags differently from run to run.
-func FirstPool(n *store.Network) netip.Prefix {
-	for _, subs := range [][]store.Subnet{n.IPv4, n.IPv6} {
-		var best netip.Prefix
-		for _, s := range subs {
-			p, err := netip.ParsePrefix(s.Pool)
-			if err != nil {
-				continue
-			}
-			p = p.Masked()
-			if !best.IsValid() || p.Addr().Less(best.Addr()) {
-				best = p
-			}
+func KeyPool(subnets []netip.Prefix) netip.Prefix {
+	var best netip.Prefix
+	for _, p := range subnets {
+		if !p.IsValid() {
+			continue
 		}
-		if best.IsValid() {
-			return best
+		p = p.Masked()
+		switch {
+		case !best.IsValid(), best.Addr().Is6() && p.Addr().Is4():
+			best = p
+		case best.Addr().Is4() == p.Addr().Is4() && p.Addr().Less(best.Addr()):
+			best = p
 		}
 	}
-	return netip.Prefix{}
+	return best
 }
 
 func nonEmpty(m map[string]string) map[string]string {
@@ -267,9 +268,9 @@ func nonEmpty(m map[string]string) map[string]string {
 	return m
 }
 
-func sorted(s []string) []string {
+func sorted(s []netip.Prefix) []netip.Prefix {
 	c := slices.Clone(s)
-	slices.Sort(c)
+	slices.SortFunc(c, netip.Prefix.Compare)
 	return c
 }
 

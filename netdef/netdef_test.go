@@ -16,13 +16,13 @@ var pool = netip.MustParsePrefix("10.244.0.0/16")
 func TestClaimCreatesThenChecksAndInherits(t *testing.T) {
 	st := storetest.New(t)
 	ctx := context.Background()
-	def, created, err := Claim(ctx, st, Request{Pool: pool, Subnets: []string{"10.244.0.0/16"}, Mode: "vxlan",
+	def, created, err := Claim(ctx, st, Request{Pool: pool, Subnets: []netip.Prefix{pool}, Mode: "vxlan",
 		NeedVNI: true, DefaultMTU: 1450, Options: map[string]string{"podnet.direct-routing": "true"}})
 	if err != nil || !created || def.VNI != FirstAutoVNI || def.MTU != 1450 {
 		t.Fatalf("first claim: %v created=%v %+v", err, created, def)
 	}
 	// A second host leaving everything out inherits.
-	got, created, err := Claim(ctx, st, Request{Pool: pool, Subnets: []string{"10.244.0.0/16"}, Mode: "vxlan", NeedVNI: true, DefaultMTU: 1500})
+	got, created, err := Claim(ctx, st, Request{Pool: pool, Subnets: []netip.Prefix{pool}, Mode: "vxlan", NeedVNI: true, DefaultMTU: 1500})
 	if err != nil || created || got.VNI != def.VNI || got.MTU != 1450 || got.Options["podnet.direct-routing"] != "true" {
 		t.Fatalf("second claim: %v created=%v %+v", err, created, got)
 	}
@@ -31,7 +31,7 @@ func TestClaimCreatesThenChecksAndInherits(t *testing.T) {
 		{Mode: "vxlan", MTU: 1400},
 		{Mode: "vxlan", VNI: 7},
 		{Mode: "vxlan", Options: map[string]string{"podnet.direct-routing": "false"}},
-		{Mode: "vxlan", Subnets: []string{"10.244.0.0/16", "10.245.0.0/16"}},
+		{Mode: "vxlan", Subnets: []netip.Prefix{pool, netip.MustParsePrefix("10.245.0.0/16")}},
 	} {
 		r.Pool = pool
 		_, _, err := Claim(ctx, st, r)
@@ -95,7 +95,7 @@ func TestReleaseOnlyWhenUnused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := store.Network{ID: "n1", Host: "h1", IPv4: []store.Subnet{{Pool: "10.244.0.0/16"}}}
+	n := store.Network{ID: "n1", Host: "h1", IPv4: []store.Subnet{{Pool: pool}}}
 	if err := st.Put(ctx, store.NetworkKey("h1", "n1"), n); err != nil {
 		t.Fatal(err)
 	}
@@ -122,11 +122,34 @@ func TestReleaseOnlyWhenUnused(t *testing.T) {
 }
 
 func TestFirstPoolIsTheLowestSubnet(t *testing.T) {
-	n := store.Network{IPv4: []store.Subnet{{Pool: "10.42.0.0/24"}, {Pool: "10.41.0.0/24"}}, IPv6: []store.Subnet{{Pool: "fd00::/64"}}}
+	n := store.Network{IPv4: []store.Subnet{{Pool: pfx("10.42.0.0/24")}, {Pool: pfx("10.41.0.0/24")}}, IPv6: []store.Subnet{{Pool: pfx("fd00::/64")}}}
 	if p := FirstPool(&n); p.String() != "10.41.0.0/24" {
 		t.Fatalf("got %s", p)
 	}
-	if p := FirstPool(&store.Network{IPv6: []store.Subnet{{Pool: "fd01::/64"}, {Pool: "fd00::/64"}}}); p.String() != "fd00::/64" {
+	if p := FirstPool(&store.Network{IPv6: []store.Subnet{{Pool: pfx("fd01::/64")}, {Pool: pfx("fd00::/64")}}}); p.String() != "fd00::/64" {
 		t.Fatalf("got %s", p)
+	}
+}
+
+var pfx = netip.MustParsePrefix
+
+// Definitions are keyed the same way from a Docker network (FirstPool) and
+// from podnetctl's subnet list (KeyPool): podnetctl used to take the first
+// IPv6 subnet where hosts took the lowest.
+func TestKeyPoolIsTheLowestOfTheFirstFamily(t *testing.T) {
+	for _, c := range []struct {
+		subs []netip.Prefix
+		want string
+	}{
+		{[]netip.Prefix{pfx("fd00::/64"), pfx("10.2.0.0/16"), pfx("10.1.2.3/16")}, "10.1.0.0/16"},
+		{[]netip.Prefix{pfx("fd01::/64"), pfx("fd00::/64")}, "fd00::/64"},
+		{[]netip.Prefix{{}, pfx("10.9.0.0/24")}, "10.9.0.0/24"},
+	} {
+		if got := KeyPool(c.subs); got.String() != c.want {
+			t.Errorf("KeyPool(%v) = %s, want %s", c.subs, got, c.want)
+		}
+	}
+	if KeyPool(nil).IsValid() {
+		t.Error("KeyPool(nil) is valid")
 	}
 }

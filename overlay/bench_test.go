@@ -38,7 +38,7 @@ func scaleKVs() (hosts, alive, pool []store.KV) {
 	for i := 0; i <= scaleHosts; i++ {
 		name := fmt.Sprintf("h%03d", i)
 		u := netip.AddrFrom4([4]byte{10, 80, byte(1 + i/250), byte(1 + i%250)})
-		put(&hosts, store.HostKey(name), store.Host{Name: name, Underlay: u.String(), Since: now})
+		put(&hosts, store.HostKey(name), store.Host{Name: name, Underlay: u, Since: now})
 		put(&alive, store.AliveKey(name), store.HostAlive{Name: name, Started: now})
 		put(&pool, store.PoolRefKey(scalePool, name), store.PoolRef{Host: name, Since: now})
 		for j := range scaleBlocks {
@@ -47,12 +47,12 @@ func scaleKVs() (hosts, alive, pool []store.KV) {
 			a := b.Addr()
 			for range scaleAddrs {
 				a = a.Next()
-				put(&pool, store.AddrKey(scalePool, a), store.Address{IP: a.String(), Kind: store.AddrContainer, Host: name, Since: now})
+				put(&pool, store.AddrKey(scalePool, a), store.Address{IP: a, Kind: store.AddrContainer, Host: name, Since: now})
 			}
 		}
 		// One address borrowed from the next host's first block.
 		borrowed := netip.AddrFrom4([4]byte{10, 64, byte((i + 1) % (scaleHosts + 1)), 60})
-		put(&pool, store.AddrKey(scalePool, borrowed), store.Address{IP: borrowed.String(), Kind: store.AddrContainer, Host: name, Since: now})
+		put(&pool, store.AddrKey(scalePool, borrowed), store.Address{IP: borrowed, Kind: store.AddrContainer, Host: name, Since: now})
 	}
 	return hosts, alive, pool
 }

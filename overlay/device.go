@@ -7,13 +7,12 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/netspec"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// maxVNI is the largest 24-bit VXLAN network identifier.
-const maxVNI = 1<<24 - 1
 
 // EnsureNetwork creates or checks the network's VXLAN device pnx<VNI> and
 // registers the network for programming, then triggers a sync. It is
@@ -35,11 +34,11 @@ func (o *Overlay) EnsureNetwork(n Network) (string, error) {
 	o.mu.Unlock()
 	if had && prev.VNI != n.VNI {
 		if err := o.k.DeleteLink(DeviceName(prev.VNI)); err != nil {
-			o.log.Warn("old VXLAN device of a network whose VNI changed not deleted", "network", short(n.ID), "iface", DeviceName(prev.VNI), "err", err)
+			o.log.Warn("old VXLAN device of a network whose VNI changed not deleted", "network", dockerid.Short(n.ID), "iface", DeviceName(prev.VNI), "err", err)
 		}
 	}
 	if !had {
-		o.log.Info("network registered", "network", short(n.ID), "vni", n.VNI, "iface", DeviceName(n.VNI),
+		o.log.Info("network registered", "network", dockerid.Short(n.ID), "vni", n.VNI, "iface", DeviceName(n.VNI),
 			"pools", n.Pools, "directRouting", n.DirectRouting)
 	}
 	o.kick()
@@ -69,7 +68,7 @@ func (o *Overlay) RemoveNetwork(id string) error {
 	var errs []error
 	if !shared {
 		if err := o.k.DeleteLink(DeviceName(n.VNI)); err != nil {
-			errs = append(errs, fmt.Errorf("network %s: %w", short(id), err))
+			errs = append(errs, fmt.Errorf("network %s: %w", dockerid.Short(id), err))
 		}
 	}
 	nk := nlKernel{h: o.k.NL}
@@ -97,7 +96,7 @@ func (o *Overlay) RemoveNetwork(id string) error {
 			}
 		}
 	}
-	o.log.Info("network removed", "network", short(id), "vni", n.VNI, "iface", DeviceName(n.VNI))
+	o.log.Info("network removed", "network", dockerid.Short(id), "vni", n.VNI, "iface", DeviceName(n.VNI))
 	return errors.Join(errs...)
 }
 
@@ -106,20 +105,23 @@ func (o *Overlay) validate(n Network) (Network, error) {
 	if n.ID == "" {
 		return n, errors.New("overlay network without an ID")
 	}
-	if n.VNI < 1 || n.VNI > maxVNI {
-		return n, fmt.Errorf("network %s: VNI %d out of range 1-%d", short(n.ID), n.VNI, maxVNI)
+	if err := netspec.CheckVNI(n.VNI); err != nil {
+		return n, fmt.Errorf("network %s: %w", dockerid.Short(n.ID), err)
 	}
 	if n.MTU == 0 {
 		n.MTU = o.DefaultMTU()
 	}
-	if n.MTU < 68 || n.MTU > o.DefaultMTU() {
+	if err := netspec.CheckMTU(n.MTU); err != nil {
+		return n, fmt.Errorf("network %s: %w", dockerid.Short(n.ID), err)
+	}
+	if n.MTU > o.DefaultMTU() {
 		return n, fmt.Errorf("network %s: MTU %d does not fit VXLAN over underlay %s (MTU %d): use at most %d",
-			short(n.ID), n.MTU, o.underlay.Dev, o.underlay.MTU, o.DefaultMTU())
+			dockerid.Short(n.ID), n.MTU, o.underlay.Dev, o.underlay.MTU, o.DefaultMTU())
 	}
 	pools := make([]netip.Prefix, 0, len(n.Pools))
 	for _, p := range n.Pools {
 		if !p.IsValid() {
-			return n, fmt.Errorf("network %s: invalid pool %v", short(n.ID), p)
+			return n, fmt.Errorf("network %s: invalid pool %v", dockerid.Short(n.ID), p)
 		}
 		pools = append(pools, p.Masked())
 	}
@@ -128,7 +130,7 @@ func (o *Overlay) validate(n Network) (Network, error) {
 	defer o.mu.Unlock()
 	for _, m := range o.networks {
 		if m.ID != n.ID && m.VNI == n.VNI {
-			return n, fmt.Errorf("network %s: VNI %d is already used by network %s on this host", short(n.ID), n.VNI, short(m.ID))
+			return n, fmt.Errorf("network %s: VNI %d is already used by network %s on this host", dockerid.Short(n.ID), n.VNI, dockerid.Short(m.ID))
 		}
 	}
 	return n, nil
@@ -258,13 +260,6 @@ func inPools(dst netip.Prefix, pools []netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 func prefixToIPNet(p netip.Prefix) *net.IPNet {

@@ -282,7 +282,10 @@ func (l *lab) gateway(pool netip.Prefix) netip.Addr {
 	var rec store.Pool
 	_, err := l.raw.Get(context.Background(), store.PoolKey(pool), &rec)
 	must(l.t, err)
-	return netip.MustParseAddr(rec.Gateway)
+	if !rec.Gateway.IsValid() {
+		l.t.Fatalf("pool %s has no gateway", pool)
+	}
+	return rec.Gateway
 }
 
 // blocksOf returns the blocks of the pool claimed by each host, from etcd.

@@ -241,8 +241,8 @@ func (o *Overlay) RegisterHost(ctx context.Context) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("read host record of %s: %w", o.host, err)
 	}
-	want := store.Host{Name: o.host, Underlay: o.underlay.Addr.String(), Since: cur.Since}
-	if rev != 0 && cur.Name == want.Name && cur.Underlay == want.Underlay && len(cur.VTEPMACs) == 0 && !cur.Since.IsZero() {
+	want := store.Host{Name: o.host, Underlay: o.underlay.Addr, Since: cur.Since}
+	if rev != 0 && cur.Name == want.Name && cur.Underlay == want.Underlay && !cur.Since.IsZero() {
 		return nil
 	}
 	if want.Since.IsZero() {

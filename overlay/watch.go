@@ -2,7 +2,6 @@ package overlay
 
 import (
 	"context"
-	"encoding/hex"
 	"net/netip"
 	"strings"
 	"sync"
@@ -212,15 +211,14 @@ func (f hostsFollower) parse(key string, value []byte) (string, netip.Addr, bool
 		return "", netip.Addr{}, false
 	}
 	name := strings.TrimPrefix(key, store.HostsPrefix)
-	if h.Underlay == "" {
+	if !h.Underlay.IsValid() {
 		return name, netip.Addr{}, true // a host without an overlay
 	}
-	u, err := netip.ParseAddr(h.Underlay)
-	if err != nil || !u.Is4() {
+	if !h.Underlay.Is4() {
 		f.o.log.Warn("ignoring host with an unusable underlay address", "host", name, "underlay", h.Underlay)
 		return name, netip.Addr{}, true
 	}
-	return name, u, true
+	return name, h.Underlay, true
 }
 
 // aliveFollower keeps view.alive: the hosts whose liveness key exists.
@@ -283,28 +281,22 @@ func (f *poolFollower) Changes(evs []store.Event) {
 
 // apply folds one key of ipam/<pool>/ into pv.
 func (f *poolFollower) apply(pv *poolView, e store.Event) {
-	rest := strings.TrimPrefix(e.Key, store.IPAMPrefix(f.pool))
-	kind, name, ok := strings.Cut(rest, "/")
-	if !ok {
+	k, err := store.ParseIPAMKey(f.pool, e.Key)
+	if err != nil {
+		f.o.log.Warn("ignoring malformed IPAM key", "key", e.Key, "err", err)
 		return
 	}
 	del := e.Type == store.EventDelete
-	switch kind {
-	case "refs":
+	switch k.Kind {
+	case store.KindRef:
 		if del {
-			delete(pv.refs, name)
+			delete(pv.refs, k.Host)
 		} else {
-			pv.refs[name] = true
+			pv.refs[k.Host] = true
 		}
-	case "blocks":
-		b, err := store.ParsePoolName(name)
-		if err != nil {
-			f.o.log.Warn("ignoring malformed block key", "key", e.Key, "err", err)
-			return
-		}
-		b = b.Masked()
+	case store.KindBlock:
 		if del {
-			pv.delBlock(b)
+			pv.delBlock(k.Block)
 			return
 		}
 		var rec store.Block
@@ -312,16 +304,10 @@ func (f *poolFollower) apply(pv *poolView, e store.Event) {
 			f.o.log.Warn("ignoring undecodable block record", "key", e.Key, "err", err)
 			return
 		}
-		pv.setBlock(b, rec.Host)
-	case "addrs":
-		raw, err := hex.DecodeString(name)
-		a, ok := netip.AddrFromSlice(raw)
-		if err != nil || !ok {
-			f.o.log.Warn("ignoring malformed address key", "key", e.Key)
-			return
-		}
+		pv.setBlock(k.Block, rec.Host)
+	case store.KindAddr:
 		if del {
-			delete(pv.addrs, a)
+			delete(pv.addrs, k.Addr)
 			return
 		}
 		var rec store.Address
@@ -329,6 +315,6 @@ func (f *poolFollower) apply(pv *poolView, e store.Event) {
 			f.o.log.Warn("ignoring undecodable address record", "key", e.Key, "err", err)
 			return
 		}
-		pv.addrs[a] = addrOwner{host: rec.Host, container: rec.Kind == store.AddrContainer || rec.Kind == ""}
+		pv.addrs[k.Addr] = addrOwner{host: rec.Host, container: rec.Kind == store.AddrContainer || rec.Kind == ""}
 	}
 }

@@ -35,7 +35,7 @@ func TestFollowersReadIPAMRecords(t *testing.T) {
 		resp, err := m.RequestAddress(ctx, &dipam.RequestAddressRequest{PoolID: pool.String()})
 		must(t, err)
 		addrs[h] = append(addrs[h], netip.MustParsePrefix(resp.Address).Addr())
-		must(t, st.Put(ctx, store.HostKey(h), store.Host{Name: h, Underlay: netip.AddrFrom4([4]byte{10, 250, 0, byte(i + 1)}).String()}))
+		must(t, st.Put(ctx, store.HostKey(h), store.Host{Name: h, Underlay: netip.AddrFrom4([4]byte{10, 250, 0, byte(i + 1)})}))
 		must(t, st.Put(ctx, store.AliveKey(h), store.HostAlive{Name: h}))
 	}
 	// c takes an address inside b's block (docker run --ip).
@@ -98,7 +98,7 @@ func TestRegisterHost(t *testing.T) {
 	var first store.Host
 	rev1, err := st.Get(ctx, store.HostKey("h1"), &first)
 	must(t, err)
-	if first.Name != "h1" || first.Underlay != "10.0.0.1" || first.Since.IsZero() {
+	if first.Name != "h1" || first.Underlay.String() != "10.0.0.1" || first.Since.IsZero() {
 		t.Fatalf("record %+v", first)
 	}
 	must(t, newOv("10.0.0.1").RegisterHost(ctx))
@@ -109,7 +109,7 @@ func TestRegisterHost(t *testing.T) {
 	var second store.Host
 	_, err = st.Get(ctx, store.HostKey("h1"), &second)
 	must(t, err)
-	if second.Underlay != "10.0.0.2" || !second.Since.Equal(first.Since) {
+	if second.Underlay.String() != "10.0.0.2" || !second.Since.Equal(first.Since) {
 		t.Fatalf("after a new underlay: %+v (Since was %v)", second, first.Since)
 	}
 }

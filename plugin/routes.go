@@ -6,6 +6,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/netspec"
 )
 
 type empty struct{}
@@ -25,7 +26,7 @@ func (s *Server) routes() {
 		return map[string]bool{"RequiresMACAddress": false, "RequiresRequestReplay": false}, nil
 	})
 	handle(s, "/IpamDriver.GetDefaultAddressSpaces", ipamErr, false, func(context.Context, *empty) (any, error) {
-		return &ipam.AddressSpacesResponse{LocalDefaultAddressSpace: LocalAddressSpace, GlobalDefaultAddressSpace: GlobalAddressSpace}, nil
+		return &ipam.AddressSpacesResponse{LocalDefaultAddressSpace: netspec.LocalAddressSpace, GlobalDefaultAddressSpace: netspec.GlobalAddressSpace}, nil
 	})
 
 	// Swarm and discovery: nothing to do outside swarm, but answer sensibly.
@@ -147,13 +148,6 @@ func (s *Server) routes() {
 		return nil, d.ReleaseAddress(ctx, r)
 	})
 }
-
-// Address spaces podnet reports; CreateNetwork checks the network's IPAM
-// data against them to insist on podnet's IPAM.
-const (
-	LocalAddressSpace  = "podnet-local"
-	GlobalAddressSpace = "podnet-global"
-)
 
 // nonNil turns a typed nil pointer result into an untyped nil so that the
 // encoder writes {} rather than null.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/internal/dockerid"
 )
 
 const (
@@ -185,10 +186,10 @@ func handle[Req any](s *Server, path string, key errKey, decode bool, call func(
 		nw, ep := ids(req)
 		attrs := []any{"method", path[1:], "dur", time.Since(start).Round(time.Microsecond)}
 		if nw != "" {
-			attrs = append(attrs, "network", short(nw))
+			attrs = append(attrs, "network", dockerid.Short(nw))
 		}
 		if ep != "" {
-			attrs = append(attrs, "endpoint", short(ep))
+			attrs = append(attrs, "endpoint", dockerid.Short(ep))
 		}
 		if err != nil {
 			s.log.Error("plugin request failed", append(attrs, "err", err)...)
@@ -207,13 +208,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 // ids extracts the network and endpoint IDs of a request for logging.

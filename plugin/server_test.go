@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/netspec"
 )
 
 type fakeNet struct {
@@ -103,7 +104,7 @@ func TestHandshakeAnswersBeforeDriversAreReady(t *testing.T) {
 		t.Fatalf("capabilities: %v", caps)
 	}
 	_, spaces := post(t, srv, "/IpamDriver.GetDefaultAddressSpaces", "")
-	if spaces["LocalDefaultAddressSpace"] != LocalAddressSpace {
+	if spaces["LocalDefaultAddressSpace"] != netspec.LocalAddressSpace {
 		t.Fatalf("address spaces: %v", spaces)
 	}
 	_, icaps := post(t, srv, "/IpamDriver.GetCapabilities", "")

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/internal/dockerid"
 )
 
 // Names of podnet's maps and sets. Never rename: Sync replaces the whole
@@ -79,7 +81,7 @@ func mappingElement(m Mapping, endpointID string) element {
 		key:     key,
 		val:     val,
 		text:    fmt.Sprintf("%s : %s . %d", keyText, m.ContainerIP, m.ContainerPort),
-		comment: "endpoint " + shortID(endpointID),
+		comment: "endpoint " + dockerid.Short(endpointID),
 	}
 }
 
@@ -162,12 +164,4 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(b)
 	return a
-}
-
-// shortID is the 12-character form of a Docker ID, as `docker ps` shows.
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/podnet/podnet/internal/dockerid"
 )
 
 // Defaults of Options. The table, chain and prefix names must never
@@ -162,7 +164,7 @@ func (e *Engine) AddNetwork(ctx context.Context, n Network) error {
 	defer e.mu.Unlock()
 	if !e.acceptsOK {
 		if err := e.ipt.ensure(); err != nil {
-			return fmt.Errorf("add network %s: %w", shortID(n.ID), err)
+			return fmt.Errorf("add network %s: %w", dockerid.Short(n.ID), err)
 		}
 		e.acceptsOK = true
 	}
@@ -174,7 +176,7 @@ func (e *Engine) AddNetwork(ctx context.Context, n Network) error {
 		} else {
 			delete(e.nets, n.ID)
 		}
-		return fmt.Errorf("add network %s: %w", shortID(n.ID), err)
+		return fmt.Errorf("add network %s: %w", dockerid.Short(n.ID), err)
 	}
 	e.log.Debug("network programmed", "network", n.ID, "bridge", n.Bridge, "subnets", n.Subnets,
 		"masquerade", n.Masquerade, "internal", n.Internal)
@@ -187,11 +189,11 @@ func (e *Engine) validateNetwork(n Network) error {
 		return errors.New("add network: empty network ID")
 	case !strings.HasPrefix(n.Bridge, e.opts.BridgePrefix) || len(n.Bridge) > maxIfName:
 		return fmt.Errorf("add network %s: bridge %q must start with %q and have at most %d characters",
-			shortID(n.ID), n.Bridge, e.opts.BridgePrefix, maxIfName)
+			dockerid.Short(n.ID), n.Bridge, e.opts.BridgePrefix, maxIfName)
 	}
 	for _, p := range n.Subnets {
 		if !p.IsValid() {
-			return fmt.Errorf("add network %s: invalid subnet %v", shortID(n.ID), p)
+			return fmt.Errorf("add network %s: invalid subnet %v", dockerid.Short(n.ID), p)
 		}
 	}
 	return nil
@@ -224,7 +226,7 @@ func (e *Engine) RemoveNetwork(ctx context.Context, networkID string) error {
 			e.eps[id] = ep
 		}
 		e.mu.Unlock()
-		return fmt.Errorf("remove network %s: %w", shortID(networkID), err)
+		return fmt.Errorf("remove network %s: %w", dockerid.Short(networkID), err)
 	}
 	e.mu.Unlock()
 	e.log.Debug("network removed", "network", networkID, "endpoints", len(removed))

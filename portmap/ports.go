@@ -3,6 +3,8 @@ package portmap
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/podnet/podnet/internal/dockerid"
 )
 
 // PortConflictError reports a host port that cannot be published because
@@ -23,7 +25,7 @@ func (e *PortConflictError) Error() string {
 		on = " on " + e.HostIP.String()
 	}
 	if e.EndpointID != "" {
-		return fmt.Sprintf("host port %d/%s%s is already published by endpoint %s", e.Port, e.Proto, on, shortID(e.EndpointID))
+		return fmt.Sprintf("host port %d/%s%s is already published by endpoint %s", e.Port, e.Proto, on, dockerid.Short(e.EndpointID))
 	}
 	return fmt.Sprintf("host port %d/%s%s is in use by another process on this host", e.Port, e.Proto, on)
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/vishvananda/netlink"
 )
 
@@ -31,7 +32,7 @@ func (e *Engine) Publish(ctx context.Context, endpointID, networkID string, ip4,
 	}
 	ip4, ip6 = ip4.Unmap(), ip6.Unmap()
 	if ip4.IsValid() && !ip4.Is4() || ip6.IsValid() && !ip6.Is6() {
-		return nil, fmt.Errorf("publish ports of endpoint %s: addresses %s and %s are not IPv4 and IPv6", shortID(endpointID), ip4, ip6)
+		return nil, fmt.Errorf("publish ports of endpoint %s: addresses %s and %s are not IPv4 and IPv6", dockerid.Short(endpointID), ip4, ip6)
 	}
 
 	e.mu.Lock()
@@ -46,7 +47,7 @@ func (e *Engine) Publish(ctx context.Context, endpointID, networkID string, ip4,
 	if err != nil {
 		e.cursor = cursor
 		e.mu.Unlock()
-		return nil, fmt.Errorf("publish ports of endpoint %s: %w", shortID(endpointID), err)
+		return nil, fmt.Errorf("publish ports of endpoint %s: %w", dockerid.Short(endpointID), err)
 	}
 	if len(ms) > 0 {
 		e.eps[endpointID] = endpointState{networkID: networkID, mappings: ms}
@@ -61,7 +62,7 @@ func (e *Engine) Publish(ctx context.Context, endpointID, networkID string, ip4,
 			delete(e.eps, endpointID)
 		}
 		e.mu.Unlock()
-		return nil, fmt.Errorf("publish ports of endpoint %s: %w", shortID(endpointID), err)
+		return nil, fmt.Errorf("publish ports of endpoint %s: %w", dockerid.Short(endpointID), err)
 	}
 	e.mu.Unlock()
 	e.log.Debug("ports published", "endpoint", endpointID, "network", networkID, "mappings", len(ms))
@@ -92,7 +93,7 @@ func (e *Engine) Unpublish(ctx context.Context, endpointID string) error {
 	if err := e.applyEndpointLocked(endpointID, old.mappings, nil); err != nil {
 		e.eps[endpointID] = old
 		e.mu.Unlock()
-		return fmt.Errorf("unpublish ports of endpoint %s: %w", shortID(endpointID), err)
+		return fmt.Errorf("unpublish ports of endpoint %s: %w", dockerid.Short(endpointID), err)
 	}
 	e.mu.Unlock()
 	e.log.Debug("ports unpublished", "endpoint", endpointID, "mappings", len(old.mappings))

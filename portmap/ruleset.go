@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/podnet/podnet/internal/dockerid"
 )
 
 // Chain names in podnet's table. Never rename (see the map names).
@@ -178,7 +179,7 @@ func postroutingRules(prefix string, nets []Network) []ruleDef {
 	rules := []ruleDef{newRule(chainPostrouting, "localhost to published ports",
 		addrIn(saddr, netip.MustParsePrefix("127.0.0.0/8")), oif(prefix+"*"), masquerade())}
 	for _, n := range nets {
-		id := shortID(n.ID)
+		id := dockerid.Short(n.ID)
 		subnets := sortedPrefixes(n.Subnets)
 		for _, p := range subnets {
 			rules = append(rules, newRule(chainPostrouting, "hairpin net "+id,
@@ -207,7 +208,7 @@ func forwardRules(prefix string, nets []Network) []ruleDef {
 	var rules []ruleDef
 	for _, n := range nets {
 		if n.Internal {
-			id := shortID(n.ID)
+			id := dockerid.Short(n.ID)
 			out := []frag{iif(n.Bridge), oifNot(n.Bridge)}
 			in := []frag{oif(n.Bridge), iifNot(n.Bridge)}
 			if n.Uplink != "" {
@@ -221,7 +222,7 @@ func forwardRules(prefix string, nets []Network) []ruleDef {
 	}
 	rules = append(rules, newRule(chainForward, "published ports", ctStatusDNAT(), verdict(expr.VerdictAccept)))
 	for _, n := range nets {
-		rules = append(rules, newRule(chainForward, "isolate net "+shortID(n.ID),
+		rules = append(rules, newRule(chainForward, "isolate net "+dockerid.Short(n.ID),
 			iif(n.Bridge), oif(prefix+"*"), oifNot(n.Bridge), verdict(expr.VerdictDrop)))
 	}
 	return rules

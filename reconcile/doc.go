@@ -30,4 +30,7 @@
 //     podnet's (and says so), and removes only networks of its own driver
 //     and subnet. Docker refuses to remove a network with containers, so a
 //     removal started by podnetctl (which checks first) cannot strand one.
+//   - A definition netspec refuses (stored before podnetctl validated
+//     definitions) is not retried against Docker: NetSync logs once that no
+//     host can create it and how to remove it.
 package reconcile

@@ -2,8 +2,10 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -11,6 +13,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	dnet "github.com/docker/docker/api/types/network"
 	"github.com/podnet/podnet/internal/dockerup"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -47,6 +50,9 @@ type NetSync struct {
 	mu   sync.Mutex
 	defs map[string]store.LogicalNetwork
 	kick chan struct{}
+	// invalid holds, per network name, the reason its definition cannot
+	// be created anywhere, as last logged (logged once, not every retry).
+	invalid map[string]string
 }
 
 // NewNetSync returns a NetSync.
@@ -60,7 +66,8 @@ func NewNetSync(cfg NetSyncConfig) *NetSync {
 	if cfg.Reach == nil {
 		cfg.Reach = dockerup.New(cfg.Logger, "")
 	}
-	return &NetSync{cfg: cfg, log: cfg.Logger, defs: map[string]store.LogicalNetwork{}, kick: make(chan struct{}, 1)}
+	return &NetSync{cfg: cfg, log: cfg.Logger, defs: map[string]store.LogicalNetwork{}, kick: make(chan struct{}, 1),
+		invalid: map[string]string{}}
 }
 
 // Snapshot implements store.Follower.
@@ -68,9 +75,11 @@ func (s *NetSync) Snapshot(kvs []store.KV) {
 	defs := map[string]store.LogicalNetwork{}
 	for _, kv := range kvs {
 		var d store.LogicalNetwork
-		if kv.Decode(&d) == nil {
-			defs[kv.Key] = d
+		if err := kv.Decode(&d); err != nil {
+			s.log.Warn("undecodable network definition ignored", "key", kv.Key, "err", err)
+			continue
 		}
+		defs[kv.Key] = d
 	}
 	s.mu.Lock()
 	s.defs = defs
@@ -87,9 +96,12 @@ func (s *NetSync) Changes(evs []store.Event) {
 			continue
 		}
 		var d store.LogicalNetwork
-		if (store.KV{Key: e.Key, Value: e.Value}).Decode(&d) == nil {
-			s.defs[e.Key] = d
+		if err := (store.KV{Key: e.Key, Value: e.Value}).Decode(&d); err != nil {
+			s.log.Warn("undecodable network definition ignored", "key", e.Key, "err", err)
+			delete(s.defs, e.Key)
+			continue
 		}
+		s.defs[e.Key] = d
 	}
 	s.mu.Unlock()
 	s.poke()
@@ -121,8 +133,12 @@ func (s *NetSync) Run(ctx context.Context) {
 func (s *NetSync) apply(ctx context.Context) {
 	s.mu.Lock()
 	defs := make([]store.LogicalNetwork, 0, len(s.defs))
-	for _, d := range s.defs {
-		if d.Name != "" {
+	for key, d := range s.defs {
+		switch {
+		case d.Name == "":
+		case len(d.Subnets) == 0:
+			s.log.Warn("network definition without subnets ignored", "key", key, "network", d.Name)
+		default:
 			defs = append(defs, d)
 		}
 	}
@@ -140,8 +156,19 @@ func (s *NetSync) apply(ctx context.Context) {
 			s.log.Debug("network definitions wait for Docker", "network", d.Name, "err", err)
 			return
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, netspec.ErrInvalid):
+			// Stored before podnetctl validated definitions: no host can
+			// create it, and retrying only repeats the driver's refusal.
+			if s.invalid[d.Name] != err.Error() {
+				s.invalid[d.Name] = err.Error()
+				s.log.Error("network definition cannot be created on any host; remove it with podnetctl network rm",
+					"network", d.Name, "err", err)
+			}
+		case err != nil:
 			s.log.Warn("network definition not applied yet; retrying", "network", d.Name, "err", err)
+		default:
+			delete(s.invalid, d.Name)
 		}
 	}
 }
@@ -160,19 +187,35 @@ func (s *NetSync) ensure(ctx context.Context, d store.LogicalNetwork) error {
 	if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("inspect Docker network %q: %w", d.Name, err)
 	}
-	opts := map[string]string{"mode": d.Mode}
+	opts := map[string]string{netspec.OptMode: d.Mode}
 	for k, v := range d.Options {
 		opts[k] = v
 	}
 	if d.MTU != 0 {
-		opts["mtu"] = strconv.Itoa(d.MTU)
+		opts[netspec.OptMTU] = strconv.Itoa(d.MTU)
 	}
 	if d.VNI != 0 {
-		opts["podnet.vni"] = strconv.Itoa(d.VNI)
+		opts[netspec.OptVNI] = strconv.Itoa(d.VNI)
 	}
 	ipam := &dnet.IPAM{Driver: s.cfg.Driver}
+	spec := netspec.Spec{Options: opts, Internal: d.Internal}
 	for _, sub := range d.Subnets {
-		ipam.Config = append(ipam.Config, dnet.IPAMConfig{Subnet: sub, Gateway: d.Gateways[sub], IPRange: d.IPRanges[sub]})
+		c := dnet.IPAMConfig{Subnet: sub.String()}
+		ns := netspec.Subnet{Pool: sub}
+		if g, ok := d.Gateways[sub]; ok {
+			c.Gateway, ns.Gateway = g.String(), g
+		}
+		if r, ok := d.IPRanges[sub]; ok {
+			c.IPRange, ns.IPRange = r.String(), r
+		}
+		ipam.Config = append(ipam.Config, c)
+		spec.Subnets = append(spec.Subnets, ns)
+	}
+	// The driver would refuse it with the same words: say so here, once,
+	// instead of asking Docker every retry. Availability is the driver's
+	// to judge (this host may lack vxlan while others have it).
+	if _, err := netspec.Validate(spec, []string{d.Mode}); err != nil && !errors.Is(err, netspec.ErrModeUnavailable) {
+		return fmt.Errorf("definition of network %q: %w", d.Name, err)
 	}
 	v6 := d.IPv6
 	_, err = s.cfg.Docker.NetworkCreate(cctx, d.Name, dnet.CreateOptions{Driver: s.cfg.Driver, IPAM: ipam, Options: opts,
@@ -205,9 +248,11 @@ func (s *NetSync) remove(ctx context.Context, d store.LogicalNetwork) error {
 	return nil
 }
 
-func hasSubnet(n dnet.Inspect, subnet string) bool {
+// hasSubnet says whether Docker network n has subnet (a subnet Docker
+// reports that does not parse is not podnet's).
+func hasSubnet(n dnet.Inspect, subnet netip.Prefix) bool {
 	for _, c := range n.IPAM.Config {
-		if c.Subnet == subnet {
+		if p, err := netip.ParsePrefix(c.Subnet); err == nil && p.Masked() == subnet.Masked() {
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	dnet "github.com/docker/docker/api/types/network"
 	"github.com/podnet/podnet/driver"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/internal/dockerup"
 	"github.com/podnet/podnet/store"
 )
@@ -139,14 +140,20 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 		}
 		info, err := r.cfg.Docker.NetworkInspect(dctx, n.ID, dnet.InspectOptions{})
 		if err != nil {
-			return rep, fmt.Errorf("inspect Docker network %s (GC skipped): %w", n.ID[:12], err)
+			return rep, fmt.Errorf("inspect Docker network %s (GC skipped): %w", dockerid.Short(n.ID), err)
 		}
 		for _, c := range info.Containers {
 			live.Endpoints[c.EndpointID] = true
 			for _, a := range []string{c.IPv4Address, c.IPv6Address} {
-				if p, err := netip.ParsePrefix(a); err == nil {
-					ips[p.Addr()] = true
+				if a == "" {
+					continue // no address of that family
 				}
+				p, err := netip.ParsePrefix(a)
+				if err != nil {
+					// Not knowing a live address could release it.
+					return rep, fmt.Errorf("Docker network %s reports address %q for endpoint %s (GC skipped): %w", n.ID, a, c.EndpointID, err)
+				}
+				ips[p.Addr()] = true
 			}
 		}
 		// Docker sends --aux-address requests exactly like --ip ones, so
@@ -154,15 +161,15 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 		// as the network is.
 		for _, c := range info.IPAM.Config {
 			for _, a := range c.AuxAddress {
-				if ip, err := netip.ParseAddr(a); err == nil {
-					ips[ip] = true
+				ip, err := netip.ParseAddr(a)
+				if err != nil {
+					return rep, fmt.Errorf("Docker network %s reports aux address %q (GC skipped): %w", n.ID, a, err)
 				}
+				ips[ip] = true
 			}
 		}
-		for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-			if p, err := netip.ParsePrefix(s.Pool); err == nil {
-				pools[p.Masked()] = true
-			}
+		for _, p := range n.Pools() {
+			pools[p.Masked()] = true
 		}
 	}
 	res, derr := r.cfg.Driver.GC(ctx, live, grace)
@@ -170,17 +177,15 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 	// Addresses of endpoints that survived driver GC stay, even if Docker's
 	// inspect lagged behind.
 	for _, ep := range r.cfg.Driver.Endpoints() {
-		for _, a := range []string{ep.IPv4, ep.IPv6} {
-			if p, err := netip.ParsePrefix(a); err == nil {
+		for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+			if p.IsValid() {
 				ips[p.Addr()] = true
 			}
 		}
 	}
 	for _, n := range r.cfg.Driver.Networks() {
-		for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-			if p, err := netip.ParsePrefix(s.Pool); err == nil {
-				pools[p.Masked()] = true
-			}
+		for _, p := range n.Pools() {
+			pools[p.Masked()] = true
 		}
 	}
 	var aerr, perr error

@@ -167,13 +167,13 @@ func twoHosts(t *testing.T, st *store.Store) {
 	put(t, st, store.AliveKey("h2"), store.HostAlive{Name: "h2"})
 	for host, metas := range map[string][]store.EndpointMeta{
 		"h1": {
-			{Endpoint: "e1", Name: "web", IPv4: "10.0.0.1", Ready: true},
-			{Endpoint: "e4", Name: "slow", IPv4: "10.0.0.4", Ready: false},
+			{Endpoint: "e1", Name: "web", IPv4: netip.MustParseAddr("10.0.0.1"), Ready: true},
+			{Endpoint: "e4", Name: "slow", IPv4: netip.MustParseAddr("10.0.0.4"), Ready: false},
 		},
 		"h2": {
-			{Endpoint: "e2", Name: "api", Aliases: []string{"API-Alias"}, IPv4: "10.0.1.1", IPv6: "fd00::2", Ready: true},
-			{Endpoint: "e3", Name: "web", IPv4: "10.0.1.2", Ready: true},
-			{Endpoint: "e5", Name: "v6only", IPv6: "fd00::5", Ready: true},
+			{Endpoint: "e2", Name: "api", Aliases: []string{"API-Alias"}, IPv4: netip.MustParseAddr("10.0.1.1"), IPv6: netip.MustParseAddr("fd00::2"), Ready: true},
+			{Endpoint: "e3", Name: "web", IPv4: netip.MustParseAddr("10.0.1.2"), Ready: true},
+			{Endpoint: "e5", Name: "v6only", IPv6: netip.MustParseAddr("fd00::5"), Ready: true},
 		},
 	} {
 		for _, m := range metas {
@@ -230,7 +230,7 @@ func TestDNSAnswers(t *testing.T) {
 	t.Run("not ready is not answered", func(t *testing.T) {
 		// Forwarded, and the upstream does not know it.
 		waitAnswer(t, srv, "slow.", dns.TypeA, dns.RcodeNameError)
-		put(t, st, store.EndpointMetaKey("h1", "e4"), store.EndpointMeta{Endpoint: "e4", Name: "slow", IPv4: "10.0.0.4", Ready: true})
+		put(t, st, store.EndpointMetaKey("h1", "e4"), store.EndpointMeta{Endpoint: "e4", Name: "slow", IPv4: netip.MustParseAddr("10.0.0.4"), Ready: true})
 		waitAnswer(t, srv, "slow.", dns.TypeA, dns.RcodeSuccess, "10.0.0.4")
 		del(t, st, store.EndpointMetaKey("h1", "e4"))
 		waitAnswer(t, srv, "slow.", dns.TypeA, dns.RcodeNameError)
@@ -285,7 +285,7 @@ func TestDNSAnswers(t *testing.T) {
 func TestDNSDeadHostLease(t *testing.T) {
 	e := storetest.Start(t)
 	st := e.Client(t, "")
-	put(t, st, store.EndpointMetaKey("h3", "e1"), store.EndpointMeta{Endpoint: "e1", Name: "leased", IPv4: "10.0.3.1", Ready: true})
+	put(t, st, store.EndpointMetaKey("h3", "e1"), store.EndpointMeta{Endpoint: "e1", Name: "leased", IPv4: netip.MustParseAddr("10.0.3.1"), Ready: true})
 	// h3's podnetd keeps its liveness key on a lease, then dies without
 	// revoking it: the key goes when the lease expires.
 	h3 := e.Client(t, "")

@@ -2,10 +2,12 @@ package service
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/store"
 )
 
@@ -46,12 +48,23 @@ func metasOf(c container.InspectResponse, isPodnet func(string) bool) containerM
 			Name:      name,
 			Aliases:   aliases(c.ID, es.Aliases),
 			Labels:    labels,
-			IPv4:      es.IPAddress,
-			IPv6:      es.GlobalIPv6Address,
+			IPv4:      dockerAddr(es.IPAddress),
+			IPv6:      dockerAddr(es.GlobalIPv6Address),
 			Ready:     rdy,
 		}
 	}
 	return out
+}
+
+// dockerAddr parses an address as Docker reports it. Docker sends "" for
+// a family the container has no address in; an address it cannot have
+// written (it formats them with Go's net package) counts as none too.
+func dockerAddr(s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a
 }
 
 // ready says whether a container should receive traffic: it runs, is not
@@ -70,10 +83,6 @@ func ready(st *container.State) bool {
 	return false
 }
 
-// shortIDLen is the length of the container ID prefix Docker (before v25)
-// adds to every endpoint's aliases on user-defined networks.
-const shortIDLen = 12
-
 // aliases returns the user's network aliases: without the container ID
 // prefix Docker adds, without empties and duplicates, in Docker's order.
 func aliases(containerID string, in []string) []string {
@@ -82,7 +91,9 @@ func aliases(containerID string, in []string) []string {
 		if a == "" || slices.Contains(out, a) {
 			continue
 		}
-		if len(a) >= shortIDLen && strings.HasPrefix(containerID, a) {
+		// Docker before v25 adds the short container ID to every
+		// endpoint's aliases on user-defined networks.
+		if len(a) >= dockerid.ShortLen && strings.HasPrefix(containerID, a) {
 			continue
 		}
 		out = append(out, a)
@@ -95,12 +106,4 @@ func sameMeta(a, b store.EndpointMeta) bool {
 	return a.Endpoint == b.Endpoint && a.Network == b.Network && a.Container == b.Container &&
 		a.Name == b.Name && slices.Equal(a.Aliases, b.Aliases) && maps.Equal(a.Labels, b.Labels) &&
 		a.IPv4 == b.IPv4 && a.IPv6 == b.IPv6 && a.Ready == b.Ready
-}
-
-// short is the 12-character form of a Docker ID, for logs and errors.
-func short(id string) string {
-	if len(id) > shortIDLen {
-		return id[:shortIDLen]
-	}
-	return id
 }

@@ -58,10 +58,10 @@ func (r *records) entryOf(kv store.KV) (*entry, bool) {
 	if e.ptr == "" && len(m.Aliases) > 0 {
 		e.ptr = m.Aliases[0]
 	}
-	if a, err := netip.ParseAddr(m.IPv4); err == nil && a.Unmap().Is4() {
-		e.v4 = a.Unmap()
+	if a := m.IPv4.Unmap(); a.Is4() {
+		e.v4 = a
 	}
-	if a, err := netip.ParseAddr(m.IPv6); err == nil && a.Is6() && !a.Is4In6() {
+	if a := m.IPv6; a.Is6() && !a.Is4In6() {
 		e.v6 = a.WithZone("")
 	}
 	return e, true

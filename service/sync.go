@@ -9,6 +9,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/store"
 )
 
@@ -60,7 +61,7 @@ func (w *Watcher) resync(ctx context.Context) error {
 	var written, deleted int
 	for id, m := range want {
 		if !exists[id] {
-			w.log.Debug("endpoint record absent; metadata not written", "endpoint", short(id), "container", m.Name)
+			w.log.Debug("endpoint record absent; metadata not written", "endpoint", dockerid.Short(id), "container", m.Name)
 			continue
 		}
 		if cur, ok := current[id]; ok && sameMeta(cur, m) {
@@ -208,7 +209,7 @@ func (w *Watcher) inspect(ctx context.Context, id string) (container.InspectResp
 	defer cancel()
 	c, err := w.cfg.Docker.ContainerInspect(ictx, id)
 	if err != nil {
-		return c, fmt.Errorf("inspect container %s: %w", short(id), err)
+		return c, fmt.Errorf("inspect container %s: %w", dockerid.Short(id), err)
 	}
 	return c, nil
 }
@@ -224,15 +225,15 @@ func (w *Watcher) write(ctx context.Context, m store.EndpointMeta) (bool, error)
 		[]store.Cmp{store.Present(store.EndpointKey(w.cfg.Host, m.Endpoint))},
 		[]store.Op{store.Put(store.EndpointMetaKey(w.cfg.Host, m.Endpoint), m)})
 	if err != nil {
-		return false, fmt.Errorf("write metadata of endpoint %s (container %s): %w", short(m.Endpoint), m.Name, err)
+		return false, fmt.Errorf("write metadata of endpoint %s (container %s): %w", dockerid.Short(m.Endpoint), m.Name, err)
 	}
 	if !ok {
 		delete(w.cache, m.Endpoint)
-		w.log.Debug("endpoint record absent; metadata not written", "endpoint", short(m.Endpoint), "container", m.Name)
+		w.log.Debug("endpoint record absent; metadata not written", "endpoint", dockerid.Short(m.Endpoint), "container", m.Name)
 		return false, nil
 	}
 	w.cache[m.Endpoint] = m
-	w.log.Debug("endpoint metadata written", "endpoint", short(m.Endpoint), "container", m.Name,
+	w.log.Debug("endpoint metadata written", "endpoint", dockerid.Short(m.Endpoint), "container", m.Name,
 		"ipv4", m.IPv4, "ipv6", m.IPv6, "ready", m.Ready)
 	return true, nil
 }
@@ -240,10 +241,10 @@ func (w *Watcher) write(ctx context.Context, m store.EndpointMeta) (bool, error)
 // deleteMeta removes the metadata of an endpoint Docker no longer shows.
 func (w *Watcher) deleteMeta(ctx context.Context, ep, why string) error {
 	if err := w.cfg.Store.Delete(ctx, store.EndpointMetaKey(w.cfg.Host, ep)); err != nil {
-		return fmt.Errorf("delete metadata of endpoint %s: %w", short(ep), err)
+		return fmt.Errorf("delete metadata of endpoint %s: %w", dockerid.Short(ep), err)
 	}
 	delete(w.cache, ep)
-	w.log.Debug("endpoint metadata deleted", "endpoint", short(ep), "reason", why)
+	w.log.Debug("endpoint metadata deleted", "endpoint", dockerid.Short(ep), "reason", why)
 	return nil
 }
 
@@ -254,9 +255,9 @@ func (w *Watcher) deleteOrphan(ctx context.Context, ep string) error {
 		[]store.Cmp{store.Absent(store.EndpointKey(w.cfg.Host, ep))},
 		[]store.Op{store.Delete(store.EndpointMetaKey(w.cfg.Host, ep))})
 	if err != nil {
-		return fmt.Errorf("delete orphaned metadata of endpoint %s: %w", short(ep), err)
+		return fmt.Errorf("delete orphaned metadata of endpoint %s: %w", dockerid.Short(ep), err)
 	}
 	delete(w.cache, ep)
-	w.log.Info("orphaned endpoint metadata deleted", "endpoint", short(ep))
+	w.log.Info("orphaned endpoint metadata deleted", "endpoint", dockerid.Short(ep))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -133,7 +134,7 @@ func TestWatcherResync(t *testing.T) {
 
 	m := x.waitMeta(t, "web's metadata", "ep-web", func(store.EndpointMeta) bool { return true })
 	want := store.EndpointMeta{Endpoint: "ep-web", Network: netPod, Container: web.id, Name: "web",
-		Aliases: []string{"www"}, Labels: map[string]string{"app": "web"}, IPv4: "10.1.0.2", IPv6: "fd00::2", Ready: true}
+		Aliases: []string{"www"}, Labels: map[string]string{"app": "web"}, IPv4: netip.MustParseAddr("10.1.0.2"), IPv6: netip.MustParseAddr("fd00::2"), Ready: true}
 	if !sameMeta(m, want) {
 		t.Errorf("web's metadata = %+v, want %+v", m, want)
 	}
@@ -191,7 +192,7 @@ func TestWatcherEvents(t *testing.T) {
 	f.set(app)
 	s.send(t, networkEvent(netPod2, app.id, events.ActionConnect))
 	m := x.waitMeta(t, "connect", "ep-app-2", func(store.EndpointMeta) bool { return true })
-	if m.Network != netPod2 || m.IPv4 != "10.2.0.5" || !slices.Equal(m.Aliases, []string{"svc"}) || !m.Ready {
+	if m.Network != netPod2 || m.IPv4.String() != "10.2.0.5" || !slices.Equal(m.Aliases, []string{"svc"}) || !m.Ready {
 		t.Errorf("metadata after connect = %+v", m)
 	}
 

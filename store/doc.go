@@ -27,6 +27,14 @@
 //     is migrated in one transaction guarded by everything the migration
 //     read, so concurrent starts commit it once (schema.go; the list and
 //     the rules for writing a migration are in migrations.go).
+//   - Records hold addresses and prefixes as netip.Addr and netip.Prefix,
+//     whose JSON is their text form ("10.1.0.7", "10.1.0.0/16"), so the
+//     bytes in etcd are the ones earlier versions wrote as strings (a test
+//     decodes and re-encodes them byte for byte). A malformed value fails
+//     KV.Decode with an error naming the key, instead of becoming a zero
+//     field a caller would silently skip. Zero values are omitted where the
+//     string was (omitzero for omitempty). Keys under ipam/<pool>/ are
+//     parsed by one function, ParseIPAMKey.
 //   - Only this package imports go.etcd.io/etcd; the rest of podnet sees
 //     Store, KV, Event, Cmp and Op.
 package store

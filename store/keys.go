@@ -68,22 +68,72 @@ func PoolKey(p netip.Prefix) string { return PoolsPrefix + PoolName(p) }
 func IPAMPrefix(p netip.Prefix) string { return "ipam/" + PoolName(p) + "/" }
 
 // PoolRefsPrefix lists the hosts that use a pool.
-func PoolRefsPrefix(p netip.Prefix) string { return IPAMPrefix(p) + "refs/" }
+func PoolRefsPrefix(p netip.Prefix) string { return IPAMPrefix(p) + KindRef + "/" }
 
 // PoolRefKey is one host's use of a pool.
 func PoolRefKey(p netip.Prefix, host string) string { return PoolRefsPrefix(p) + host }
 
+// The kinds of keys under ipam/<pool>/ (the middle part of the key).
+const (
+	KindRef   = "refs"
+	KindBlock = "blocks"
+	KindAddr  = "addrs"
+)
+
 // BlocksPrefix lists the claimed blocks of a pool.
-func BlocksPrefix(p netip.Prefix) string { return IPAMPrefix(p) + "blocks/" }
+func BlocksPrefix(p netip.Prefix) string { return IPAMPrefix(p) + KindBlock + "/" }
 
 // BlockKey is one claimed block.
 func BlockKey(p, block netip.Prefix) string { return BlocksPrefix(p) + PoolName(block) }
 
 // AddrsPrefix lists the allocated addresses of a pool.
-func AddrsPrefix(p netip.Prefix) string { return IPAMPrefix(p) + "addrs/" }
+func AddrsPrefix(p netip.Prefix) string { return IPAMPrefix(p) + KindAddr + "/" }
 
 // AddrKey is one allocated address.
 func AddrKey(p netip.Prefix, a netip.Addr) string { return AddrsPrefix(p) + AddrName(a) }
+
+// IPAMKey is a key under ipam/<pool>/, parsed: exactly one of Host, Block
+// and Addr is set, as Kind says.
+type IPAMKey struct {
+	Kind  string       // KindRef, KindBlock or KindAddr
+	Host  string       // KindRef: the host using the pool
+	Block netip.Prefix // KindBlock: the claimed block (masked)
+	Addr  netip.Addr   // KindAddr: the allocated address
+}
+
+// ParseIPAMKey reverses PoolRefKey, BlockKey and AddrKey for pool p. A key
+// outside ipam/<p>/ or of another shape is an error naming it.
+func ParseIPAMKey(p netip.Prefix, key string) (IPAMKey, error) {
+	rest, ok := strings.CutPrefix(key, IPAMPrefix(p))
+	if !ok {
+		return IPAMKey{}, fmt.Errorf("key %q is not under %s", key, IPAMPrefix(p))
+	}
+	kind, name, ok := strings.Cut(rest, "/")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return IPAMKey{}, fmt.Errorf("malformed IPAM key %q", key)
+	}
+	k := IPAMKey{Kind: kind}
+	switch kind {
+	case KindRef:
+		k.Host = name
+	case KindBlock:
+		b, err := ParsePoolName(name)
+		if err != nil || !p.Contains(b.Addr()) || b.Bits() < p.Bits() {
+			return IPAMKey{}, fmt.Errorf("malformed block key %q: not a block of %s", key, p)
+		}
+		k.Block = b.Masked()
+	case KindAddr:
+		raw, err := hex.DecodeString(name)
+		a, ok := netip.AddrFromSlice(raw)
+		if err != nil || !ok || !p.Contains(a) {
+			return IPAMKey{}, fmt.Errorf("malformed address key %q: not an address of %s", key, p)
+		}
+		k.Addr = a
+	default:
+		return IPAMKey{}, fmt.Errorf("unknown IPAM key kind in %q", key)
+	}
+	return k, nil
+}
 
 // LNetsPrefix lists logical networks.
 const LNetsPrefix = "lnets/"

@@ -1,16 +1,17 @@
 package store
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Host is the persistent record of a podnetd host. It never hangs on a
 // lease: a host that is down is still known (its blocks stay reserved).
 type Host struct {
 	Name string `json:"name"`
 	// Underlay is the address other hosts reach this one at.
-	Underlay string `json:"underlay,omitempty"`
-	// VTEPMACs maps a VNI (as a string) to this host's VXLAN device MAC.
-	VTEPMACs map[string]string `json:"vtepMACs,omitempty"`
-	Since    time.Time         `json:"since"`
+	Underlay netip.Addr `json:"underlay,omitzero"`
+	Since    time.Time  `json:"since"`
 }
 
 // HostAlive is the leased record that says a host is up.
@@ -22,18 +23,18 @@ type HostAlive struct {
 
 // Pool is an address pool. Its identity is its subnet.
 type Pool struct {
-	Subnet string `json:"subnet"`
-	// IPRange restricts dynamic allocation (docker --ip-range); empty = all.
-	IPRange string `json:"ipRange,omitempty"`
-	V6      bool   `json:"v6,omitempty"`
+	Subnet netip.Prefix `json:"subnet"`
+	// IPRange restricts dynamic allocation (docker --ip-range); zero = all.
+	IPRange netip.Prefix `json:"ipRange,omitzero"`
+	V6      bool         `json:"v6,omitempty"`
 	// BlockBits is the prefix length of the blocks hosts claim.
 	BlockBits int `json:"blockBits"`
 	// Auto is true when podnet chose the subnet (no --subnet given).
 	Auto bool `json:"auto,omitempty"`
 	// Gateway is the pool's anycast gateway address (plain IP) once a host
 	// requested one; every host of the network must use the same.
-	Gateway string    `json:"gateway,omitempty"`
-	Created time.Time `json:"created"`
+	Gateway netip.Addr `json:"gateway,omitzero"`
+	Created time.Time  `json:"created"`
 }
 
 // PoolRef records that a host's Docker network uses a pool.
@@ -57,8 +58,8 @@ const (
 
 // Address is an allocated address and who owns it.
 type Address struct {
-	IP   string `json:"ip"`
-	Kind string `json:"kind"`
+	IP   netip.Addr `json:"ip"`
+	Kind string     `json:"kind"`
 	// Host allocated a container address; Endpoint is filled in when the
 	// Docker endpoint using it is created.
 	Host     string `json:"host,omitempty"`
@@ -78,17 +79,17 @@ type LogicalNetwork struct {
 	// network create`: every podnetd then creates a Docker network of that
 	// name on its host, and the definition outlives the Docker networks.
 	Name    string            `json:"name,omitempty"`
-	Subnets []string          `json:"subnets"`
+	Subnets []netip.Prefix    `json:"subnets"`
 	Mode    string            `json:"mode"`
 	MTU     int               `json:"mtu,omitempty"`
 	VNI     int               `json:"vni,omitempty"`
 	Options map[string]string `json:"options,omitempty"`
-	// Gateways and IPRanges per subnet, and Internal, for the Docker
-	// networks podnetd creates from a named definition.
-	Gateways map[string]string `json:"gateways,omitempty"`
-	IPRanges map[string]string `json:"ipRanges,omitempty"`
-	Internal bool              `json:"internal,omitempty"`
-	IPv6     bool              `json:"ipv6,omitempty"`
+	// Gateways (plain IPs) and IPRanges per subnet, and Internal, for the
+	// Docker networks podnetd creates from a named definition.
+	Gateways map[netip.Prefix]netip.Addr   `json:"gateways,omitempty"`
+	IPRanges map[netip.Prefix]netip.Prefix `json:"ipRanges,omitempty"`
+	Internal bool                          `json:"internal,omitempty"`
+	IPv6     bool                          `json:"ipv6,omitempty"`
 	// Deleting is set by `podnetctl network rm`: every podnetd removes its
 	// Docker network, and the last one deletes the definition.
 	Deleting bool      `json:"deleting,omitempty"`
@@ -97,13 +98,15 @@ type LogicalNetwork struct {
 
 // VNIClaim reserves a VXLAN network identifier for one logical network.
 type VNIClaim struct {
-	Pool string `json:"pool"`
+	Pool netip.Prefix `json:"pool"`
 }
 
 // Subnet is one IPAM subnet of a Docker network.
 type Subnet struct {
-	Pool    string `json:"pool"`
-	Gateway string `json:"gateway,omitempty"` // CIDR, as IPAM returned it
+	Pool netip.Prefix `json:"pool"`
+	// Gateway is the gateway address with the pool's mask, as IPAM
+	// returned it (10.1.0.1/16); zero if none.
+	Gateway netip.Prefix `json:"gateway,omitzero"`
 }
 
 // Network is one Docker network on one host.
@@ -122,25 +125,43 @@ type Network struct {
 	Created    time.Time         `json:"created"`
 }
 
+// Subnets returns every subnet of the network, IPv4 first, in a new slice.
+func (n *Network) Subnets() []Subnet {
+	out := make([]Subnet, 0, len(n.IPv4)+len(n.IPv6))
+	return append(append(out, n.IPv4...), n.IPv6...)
+}
+
+// Pools returns the pool of every subnet of the network, IPv4 first.
+func (n *Network) Pools() []netip.Prefix {
+	subs := n.Subnets()
+	out := make([]netip.Prefix, len(subs))
+	for i, s := range subs {
+		out[i] = s.Pool
+	}
+	return out
+}
+
 // PortMapping is one published port as programmed (host port chosen).
 type PortMapping struct {
-	Proto         string `json:"proto"` // tcp, udp, sctp
-	HostIP        string `json:"hostIP,omitempty"`
-	HostPort      uint16 `json:"hostPort"`
-	ContainerIP   string `json:"containerIP"`
-	ContainerPort uint16 `json:"containerPort"`
+	Proto         string     `json:"proto"`           // tcp, udp, sctp
+	HostIP        netip.Addr `json:"hostIP,omitzero"` // zero: every address
+	HostPort      uint16     `json:"hostPort"`
+	ContainerIP   netip.Addr `json:"containerIP"`
+	ContainerPort uint16     `json:"containerPort"`
 }
 
 // Endpoint is one Docker endpoint on one host.
 type Endpoint struct {
-	ID       string `json:"id"`
-	Network  string `json:"network"`
-	Host     string `json:"host"`
-	IPv4     string `json:"ipv4,omitempty"` // CIDR
-	IPv6     string `json:"ipv6,omitempty"` // CIDR
-	MAC      string `json:"mac,omitempty"`
-	HostVeth string `json:"hostVeth,omitempty"`
-	PeerVeth string `json:"peerVeth,omitempty"`
+	ID      string `json:"id"`
+	Network string `json:"network"`
+	Host    string `json:"host"`
+	// IPv4 and IPv6 are the endpoint's addresses with the subnet's mask
+	// (10.1.0.7/16), as Docker gave them; zero if none.
+	IPv4     netip.Prefix `json:"ipv4,omitzero"`
+	IPv6     netip.Prefix `json:"ipv6,omitzero"`
+	MAC      string       `json:"mac,omitempty"`
+	HostVeth string       `json:"hostVeth,omitempty"`
+	PeerVeth string       `json:"peerVeth,omitempty"`
 	// Ports are the published ports (docker run -p) as programmed.
 	Ports   []PortMapping `json:"ports,omitempty"`
 	Created time.Time     `json:"created"`
@@ -159,8 +180,8 @@ type EndpointMeta struct {
 	Name    string            `json:"name"`
 	Aliases []string          `json:"aliases,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
-	IPv4    string            `json:"ipv4,omitempty"` // plain IP
-	IPv6    string            `json:"ipv6,omitempty"` // plain IP
+	IPv4    netip.Addr        `json:"ipv4,omitzero"`
+	IPv6    netip.Addr        `json:"ipv6,omitzero"`
 	// Ready is true while the container runs and is not unhealthy (a
 	// container without a health check is ready when running).
 	Ready   bool      `json:"ready"`

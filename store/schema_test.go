@@ -36,11 +36,10 @@ var toV2 = store.Migration{To: 2, Name: "index endpoints by address", Apply: fun
 		if err := kv.Decode(&ep); err != nil {
 			return err
 		}
-		p, err := netip.ParsePrefix(ep.IPv4)
-		if err != nil {
-			return fmt.Errorf("endpoint %s: %w", kv.Key, err)
+		if !ep.IPv4.IsValid() {
+			return fmt.Errorf("endpoint %s has no IPv4 address", kv.Key)
 		}
-		if err := tx.Put(epIndexKey(p.Addr()), epIndex{Host: ep.Host, Endpoint: ep.ID}); err != nil {
+		if err := tx.Put(epIndexKey(ep.IPv4.Addr()), epIndex{Host: ep.Host, Endpoint: ep.ID}); err != nil {
 			return err
 		}
 	}
@@ -87,12 +86,12 @@ func seedV1(t *testing.T, s *store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	pool := netip.MustParsePrefix("10.1.0.0/16")
-	if err := s.Put(ctx, store.PoolKey(pool), store.Pool{Subnet: pool.String()}); err != nil {
+	if err := s.Put(ctx, store.PoolKey(pool), store.Pool{Subnet: pool}); err != nil {
 		t.Fatal(err)
 	}
 	for i, host := range []string{"h1", "h2", "h3"} {
 		id := fmt.Sprintf("ep%d", i)
-		ep := store.Endpoint{ID: id, Network: "n", Host: host, IPv4: fmt.Sprintf("10.1.0.%d/16", 10+i)}
+		ep := store.Endpoint{ID: id, Network: "n", Host: host, IPv4: netip.MustParsePrefix(fmt.Sprintf("10.1.0.%d/16", 10+i))}
 		if err := s.Put(ctx, store.EndpointKey(host, id), ep); err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +282,7 @@ func TestSchemaReplansOnConcurrentWrite(t *testing.T) {
 	moving := store.Migration{To: 2, Name: "index endpoints by address", Apply: func(ctx context.Context, tx *store.MigrationTx) error {
 		if runs.Add(1) == 1 {
 			// Another host moves ep0 to a new address after the snapshot.
-			ep := store.Endpoint{ID: "ep0", Network: "n", Host: "h1", IPv4: "10.1.0.99/16"}
+			ep := store.Endpoint{ID: "ep0", Network: "n", Host: "h1", IPv4: netip.MustParsePrefix("10.1.0.99/16")}
 			if err := other.Put(ctx, store.EndpointKey("h1", "ep0"), ep); err != nil {
 				return err
 			}

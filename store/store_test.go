@@ -93,7 +93,7 @@ func TestListRangeFollowsAddressOrder(t *testing.T) {
 	pool := netip.MustParsePrefix("10.1.0.0/16")
 	for _, ip := range []string{"10.1.0.2", "10.1.0.63", "10.1.0.64", "10.1.1.5"} {
 		a := netip.MustParseAddr(ip)
-		if _, err := s.Create(ctx, store.AddrKey(pool, a), store.Address{IP: ip}); err != nil {
+		if _, err := s.Create(ctx, store.AddrKey(pool, a), store.Address{IP: a}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,48 +3,27 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
-	"os"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/netspec"
 	"github.com/spf13/cobra"
 )
 
-// lnetView and hostView mirror cluster.NetworkStatus and
-// cluster.HostStatus as the admin API sends them. They are copies on
-// purpose: importing cluster would link the etcd client into podnetctl
-// and triple its size, for two structs.
-type lnetView struct {
-	Name     string            `json:"name"`
-	Subnets  []string          `json:"subnets"`
-	Mode     string            `json:"mode"`
-	MTU      int               `json:"mtu"`
-	VNI      int               `json:"vni"`
-	Options  map[string]string `json:"options"`
-	Internal bool              `json:"internal"`
-	Deleting bool              `json:"deleting"`
-	Hosts    map[string]string `json:"hosts"`
-	Missing  []string          `json:"missing"`
-}
-
-type hostView struct {
-	Name      string    `json:"name"`
-	Underlay  string    `json:"underlay"`
-	Alive     bool      `json:"alive"`
-	Started   time.Time `json:"started"`
-	Version   string    `json:"version"`
-	Blocks    []string  `json:"blocks"`
-	Endpoints int       `json:"endpoints"`
-}
-
-func (c *cli) clusterNetworks(ctx context.Context) ([]lnetView, error) {
-	var ls []lnetView
+func (c *cli) clusterNetworks(ctx context.Context) ([]admin.NetworkStatus, error) {
+	var ls []admin.NetworkStatus
 	err := c.client().Get(ctx, "/v1/cluster/networks", &ls)
 	return ls, err
 }
+
+// defaultClusterMode is network create's mode when neither --mode nor -o
+// mode= is given: a cluster-wide network spans hosts.
+const defaultClusterMode = netspec.ModeVXLAN
 
 func (c *cli) networkCreateCmd() *cobra.Command {
 	var (
@@ -55,33 +34,35 @@ func (c *cli) networkCreateCmd() *cobra.Command {
 		wait                   time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "create NAME --subnet CIDR [--mode vxlan] [flags]",
+		Use:   "create NAME --subnet CIDR [--mode vxlan] [-o KEY=VALUE]... [flags]",
 		Short: "define a network once for the whole cluster: every podnetd creates it on its host",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			spec := map[string]any{"name": args[0], "mode": mode, "subnets": subnets, "mtu": mtu, "vni": vni, "internal": internal}
-			o := map[string]string{}
-			for _, kv := range opts {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return fmt.Errorf("--opt %q: want key=value", kv)
-				}
-				o[k] = v
+		Long: "Define a network once for the whole cluster: every podnetd creates it on its host.\n\n" +
+			"Driver options are given as with docker network create: -o/--opt KEY=VALUE, repeatable\n" +
+			"(e.g. -o podnet.direct-routing=true). podnetd checks them with the driver's own rules before\n" +
+			"storing anything, so a typo is refused here instead of failing on every host.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := parseOpts(opts)
+			if err != nil {
+				return err
 			}
-			spec["options"] = o
+			spec := admin.NetworkSpec{Name: args[0], Mode: mode, Subnets: subnets, MTU: mtu, VNI: vni, Options: o, Internal: internal}
+			if _, given := o[netspec.OptMode]; given && !cmd.Flags().Changed("mode") {
+				spec.Mode = "" // -o mode=M alone decides
+			}
 			if len(subnets) > 0 && gateway != "" {
-				spec["gateways"] = map[string]string{subnets[0]: gateway}
+				spec.Gateways = map[string]string{subnets[0]: gateway}
 			}
 			if len(subnets) > 0 && ipRange != "" {
-				spec["ipRanges"] = map[string]string{subnets[0]: ipRange}
+				spec.IPRanges = map[string]string{subnets[0]: ipRange}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), wait+30*time.Second)
 			defer cancel()
 			if err := c.client().Post(ctx, "/v1/cluster/networks", spec, nil); err != nil {
 				return err
 			}
-			fmt.Printf("network %s defined; waiting for every live host to create it\n", args[0])
-			return c.waitNetwork(ctx, args[0], wait, func(n *lnetView) (bool, string) {
+			fmt.Fprintf(c.out, "network %s defined; waiting for every live host to create it\n", args[0])
+			return c.waitNetwork(ctx, args[0], wait, func(n *admin.NetworkStatus) (bool, string) {
 				if n == nil {
 					return false, "definition not visible yet"
 				}
@@ -93,16 +74,34 @@ func (c *cli) networkCreateCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&mode, "mode", "vxlan", "bridge, vxlan or none")
+	f.StringVar(&mode, "mode", defaultClusterMode, "network mode: "+strings.Join(netspec.Implemented(), ", "))
 	f.StringSliceVar(&subnets, "subnet", nil, "subnet in CIDR form (repeatable)")
 	f.StringVar(&gateway, "gateway", "", "gateway of the first subnet")
 	f.StringVar(&ipRange, "ip-range", "", "dynamic-allocation range of the first subnet")
 	f.IntVar(&mtu, "mtu", 0, "MTU (default: vxlan = underlay MTU - 50, bridge = 1500)")
 	f.IntVar(&vni, "vni", 0, "VXLAN network identifier (default: allocated)")
-	f.StringArrayVar(&opts, "opt", nil, "driver option key=value (repeatable), e.g. --opt podnet.direct-routing=true")
+	f.StringArrayVarP(&opts, "opt", "o", nil, "driver option KEY=VALUE (repeatable), as with docker network create")
 	f.BoolVar(&internal, "internal", false, "no traffic to or from outside the network")
 	f.DurationVar(&wait, "wait", 60*time.Second, "how long to wait for every host")
 	return cmd
+}
+
+// parseOpts reads -o/--opt KEY=VALUE values. Without "=" the value is not
+// a driver option: most likely an output format given out of habit.
+func parseOpts(opts []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range opts {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok || k == "":
+			return nil, fmt.Errorf("-o/--opt %q: want KEY=VALUE (on network create, -o is a driver option, as with docker network create; it has no output format)", kv)
+		}
+		if prev, dup := out[k]; dup && prev != v {
+			return nil, fmt.Errorf("-o/--opt %s is given twice (%s and %s): give it once", k, prev, v)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 func (c *cli) networkRmCmd() *cobra.Command {
@@ -118,7 +117,7 @@ func (c *cli) networkRmCmd() *cobra.Command {
 			if err := c.client().Delete(ctx, "/v1/cluster/networks/"+url.PathEscape(args[0]), nil); err != nil {
 				return err
 			}
-			return c.waitNetwork(ctx, args[0], wait, func(n *lnetView) (bool, string) {
+			return c.waitNetwork(ctx, args[0], wait, func(n *admin.NetworkStatus) (bool, string) {
 				if n == nil {
 					return true, "network " + args[0] + " removed from every host"
 				}
@@ -132,14 +131,14 @@ func (c *cli) networkRmCmd() *cobra.Command {
 
 // waitNetwork polls the cluster view of network name until done says so
 // or wait passes; it prints done's last message either way.
-func (c *cli) waitNetwork(ctx context.Context, name string, wait time.Duration, done func(*lnetView) (bool, string)) error {
+func (c *cli) waitNetwork(ctx context.Context, name string, wait time.Duration, done func(*admin.NetworkStatus) (bool, string)) error {
 	deadline := time.Now().Add(wait)
 	for {
 		ls, err := c.clusterNetworks(ctx)
 		if err != nil {
 			return err
 		}
-		var n *lnetView
+		var n *admin.NetworkStatus
 		for i := range ls {
 			if ls[i].Name == name {
 				n = &ls[i]
@@ -147,7 +146,7 @@ func (c *cli) waitNetwork(ctx context.Context, name string, wait time.Duration, 
 		}
 		ok, msg := done(n)
 		if ok {
-			fmt.Println(msg)
+			fmt.Fprintln(c.out, msg)
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -157,7 +156,7 @@ func (c *cli) waitNetwork(ctx context.Context, name string, wait time.Duration, 
 	}
 }
 
-func (c *cli) printClusterNetworks(ls []lnetView) error {
+func (c *cli) printClusterNetworks(ls []admin.NetworkStatus) error {
 	return c.print(ls, func(w *tabwriter.Writer) {
 		fmt.Fprintln(w, "NAME\tMODE\tSUBNETS\tVNI\tMTU\tHOSTS\tSTATE")
 		for _, n := range ls {
@@ -175,7 +174,7 @@ func (c *cli) printClusterNetworks(ls []lnetView) error {
 			if n.MTU != 0 {
 				mtu = fmt.Sprint(n.MTU)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(n.Name), n.Mode, strings.Join(n.Subnets, ","), vni, mtu,
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(n.Name), n.Mode, netspec.JoinPrefixes(n.Subnets, ","), vni, mtu,
 				dash(strings.Join(sortedKeys(n.Hosts), ",")), state)
 		}
 	})
@@ -183,7 +182,7 @@ func (c *cli) printClusterNetworks(ls []lnetView) error {
 
 func (c *cli) hostCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "host", Short: "hosts of the cluster"}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(c.printing(&cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "list hosts: underlay address, liveness, blocks, endpoints",
@@ -191,7 +190,7 @@ func (c *cli) hostCmd() *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			ctx, cancel := c.ctx()
 			defer cancel()
-			var hs []hostView
+			var hs []admin.HostStatus
 			if err := c.client().Get(ctx, "/v1/cluster/hosts", &hs); err != nil {
 				return err
 			}
@@ -202,12 +201,12 @@ func (c *cli) hostCmd() *cobra.Command {
 					if h.Alive {
 						state = "up " + time.Since(h.Started).Round(time.Second).String()
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", h.Name, dash(h.Underlay), state, dash(h.Version),
-						dash(strings.Join(h.Blocks, " ")), h.Endpoints)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", h.Name, dashIP(h.Underlay), state, dash(h.Version),
+						dash(netspec.JoinPrefixes(h.Blocks, " ")), h.Endpoints)
 				}
 			})
 		},
-	})
+	}))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rm NAME",
 		Short: "forget a host that is gone for good: release its blocks and addresses",
@@ -218,18 +217,11 @@ func (c *cli) hostCmd() *cobra.Command {
 			if err := c.client().Delete(ctx, "/v1/cluster/hosts/"+url.PathEscape(args[0]), nil); err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stdout, "host %s removed; its blocks and addresses are free again\n", args[0])
+			fmt.Fprintf(c.out, "host %s removed; its blocks and addresses are free again\n", args[0])
 			return nil
 		},
 	})
 	return cmd
 }
 
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"text/tabwriter"
@@ -15,7 +16,7 @@ import (
 )
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
+	if err := newRootCmd(os.Stdout).Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "podnetctl:", err)
 		os.Exit(1)
 	}
@@ -23,7 +24,8 @@ func main() {
 
 type cli struct {
 	socket string
-	output string
+	output outputFormat
+	out    io.Writer
 }
 
 func (c *cli) client() *admin.Client { return admin.NewClient(c.socket) }
@@ -32,41 +34,38 @@ func (c *cli) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 90*time.Second)
 }
 
-func newRootCmd() *cobra.Command {
-	c := &cli{}
+func newRootCmd(out io.Writer) *cobra.Command {
+	c := &cli{output: formatTable, out: out}
 	root := &cobra.Command{
 		Use:           "podnetctl",
 		Short:         "inspect and operate the local podnetd",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetOut(out)
 	def := admin.DefaultSocket
 	if v := os.Getenv("PODNET_SOCKET"); v != "" {
 		def = v
 	}
 	root.PersistentFlags().StringVar(&c.socket, "socket", def, "podnetd admin socket (env PODNET_SOCKET)")
-	root.PersistentFlags().StringVarP(&c.output, "output", "o", "table", "table or json")
 	root.AddCommand(c.statusCmd(), c.networkCmd(), c.endpointCmd(), c.poolCmd(), c.hostCmd(), c.gcCmd())
 	return root
 }
 
-// print writes v as JSON when -o json, else calls table with a tabwriter.
+// print writes v as JSON with -o json, else calls table with a tabwriter.
 func (c *cli) print(v any, table func(w *tabwriter.Writer)) error {
-	if c.output == "json" {
-		enc := json.NewEncoder(os.Stdout)
+	if c.output == formatJSON {
+		enc := json.NewEncoder(c.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
-	if c.output != "table" {
-		return fmt.Errorf("-o %q: want table or json", c.output)
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	table(w)
 	return w.Flush()
 }
 
 func (c *cli) statusCmd() *cobra.Command {
-	return &cobra.Command{
+	return c.printing(&cobra.Command{
 		Use:   "status",
 		Short: "show podnetd's state and etcd health",
 		Args:  cobra.NoArgs,
@@ -96,12 +95,12 @@ func (c *cli) statusCmd() *cobra.Command {
 				fmt.Fprintf(w, "endpoints:\t%d\n", s.Endpoints)
 			})
 		},
-	}
+	})
 }
 
 func (c *cli) gcCmd() *cobra.Command {
 	var grace string
-	cmd := &cobra.Command{
+	cmd := c.printing(&cobra.Command{
 		Use:   "gc",
 		Short: "reconcile with Docker now: release what Docker no longer uses",
 		Args:  cobra.NoArgs,
@@ -116,15 +115,9 @@ func (c *cli) gcCmd() *cobra.Command {
 			if err := c.client().Post(ctx, path, nil, &r); err != nil {
 				return err
 			}
-			return c.print(r, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "endpoints removed:\t%d\t%v\n", len(r.Endpoints), r.Endpoints)
-				fmt.Fprintf(w, "networks removed:\t%d\t%v\n", len(r.Networks), r.Networks)
-				fmt.Fprintf(w, "links removed:\t%d\t%v\n", len(r.Links), r.Links)
-				fmt.Fprintf(w, "addresses released:\t%d\t%v\n", len(r.Addresses), r.Addresses)
-				fmt.Fprintf(w, "pools released:\t%d\t%v\n", len(r.Pools), r.Pools)
-			})
+			return c.print(r, func(w *tabwriter.Writer) { gcTable(w, r) })
 		},
-	}
+	})
 	cmd.Flags().StringVar(&grace, "grace", "", "remove only what is older than this (default: podnetd's --gc-grace); 0s when no container start is in flight")
 	return cmd
 }

@@ -5,58 +5,15 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/spf13/cobra"
 )
-
-// Views of podnetd's JSON; only the fields podnetctl shows.
-type subnetView struct {
-	Pool    string `json:"pool"`
-	Gateway string `json:"gateway"`
-}
-
-type networkView struct {
-	ID         string         `json:"id"`
-	Mode       string         `json:"mode"`
-	Bridge     string         `json:"bridge"`
-	IPv4       []subnetView   `json:"ipv4"`
-	IPv6       []subnetView   `json:"ipv6"`
-	MTU        int            `json:"mtu"`
-	Internal   bool           `json:"internal"`
-	Masquerade bool           `json:"masquerade"`
-	Extra      map[string]any `json:"-"`
-}
-
-type portView struct {
-	Proto         string `json:"proto"`
-	HostIP        string `json:"hostIP"`
-	HostPort      uint16 `json:"hostPort"`
-	ContainerIP   string `json:"containerIP"`
-	ContainerPort uint16 `json:"containerPort"`
-}
-
-type endpointView struct {
-	ID        string     `json:"id"`
-	Network   string     `json:"network"`
-	IPv4      string     `json:"ipv4"`
-	IPv6      string     `json:"ipv6"`
-	MAC       string     `json:"mac"`
-	HostVeth  string     `json:"hostVeth"`
-	Ports     []portView `json:"ports"`
-	Container string     `json:"container"`
-	Name      string     `json:"name"`
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
 
 func (c *cli) networkCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "network", Short: "podnet networks: this host's, or the cluster's definitions"}
 	var clusterView bool
-	ls := &cobra.Command{
+	ls := c.printing(&cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "list this host's podnet networks (--cluster: every definition and the hosts that have it)",
@@ -71,7 +28,7 @@ func (c *cli) networkCmd() *cobra.Command {
 				}
 				return c.printClusterNetworks(ls)
 			}
-			var ns []networkView
+			var ns []admin.Network
 			if err := c.client().Get(ctx, "/v1/networks", &ns); err != nil {
 				return err
 			}
@@ -80,9 +37,9 @@ func (c *cli) networkCmd() *cobra.Command {
 				for _, n := range ns {
 					var subs, gws, flags []string
 					for _, s := range append(n.IPv4, n.IPv6...) {
-						subs = append(subs, s.Pool)
-						if s.Gateway != "" {
-							gws = append(gws, strings.SplitN(s.Gateway, "/", 2)[0])
+						subs = append(subs, s.Pool.String())
+						if s.Gateway.IsValid() {
+							gws = append(gws, s.Gateway.Addr().String())
 						}
 					}
 					if n.Internal {
@@ -91,12 +48,12 @@ func (c *cli) networkCmd() *cobra.Command {
 					if !n.Masquerade {
 						flags = append(flags, "no-masquerade")
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", short(n.ID), n.Mode, dash(n.Bridge),
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", dockerid.Short(n.ID), n.Mode, dash(n.Bridge),
 						dash(strings.Join(subs, ",")), dash(strings.Join(gws, ",")), n.MTU, dash(strings.Join(flags, ",")))
 				}
 			})
 		},
-	}
+	})
 	ls.Flags().BoolVar(&clusterView, "cluster", false, "list the cluster-wide network definitions instead")
 	cmd.AddCommand(ls, c.networkCreateCmd(), c.networkRmCmd())
 	return cmd
@@ -104,7 +61,7 @@ func (c *cli) networkCmd() *cobra.Command {
 
 func (c *cli) endpointCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "endpoint", Short: "podnet endpoints (container attachments) on this host"}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(c.printing(&cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "list endpoints with their addresses and published ports",
@@ -112,7 +69,7 @@ func (c *cli) endpointCmd() *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			ctx, cancel := c.ctx()
 			defer cancel()
-			var es []endpointView
+			var es []admin.Endpoint
 			if err := c.client().Get(ctx, "/v1/endpoints", &es); err != nil {
 				return err
 			}
@@ -121,24 +78,17 @@ func (c *cli) endpointCmd() *cobra.Command {
 				for _, e := range es {
 					var ps []string
 					for _, p := range e.Ports {
-						host := p.HostIP
-						if host == "" {
-							host = "*"
+						host := "*"
+						if p.HostIP.IsValid() {
+							host = p.HostIP.String()
 						}
 						ps = append(ps, fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.ContainerPort, p.Proto))
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(e.ID), short(e.Network), dash(e.IPv4),
-						dash(e.IPv6), dash(e.MAC), dash(e.HostVeth), dash(strings.Join(ps, ", ")))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dockerid.Short(e.ID), dockerid.Short(e.Network), dashIP(e.IPv4),
+						dashIP(e.IPv6), dash(e.MAC), dash(e.HostVeth), dash(strings.Join(ps, ", ")))
 				}
 			})
 		},
-	})
+	}))
 	return cmd
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

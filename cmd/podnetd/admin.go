@@ -90,7 +90,11 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 			}
 			ns := d.driver.Networks()
 			sort.Slice(ns, func(i, j int) bool { return ns[i].Created.Before(ns[j].Created) })
-			return ns, nil
+			out := make([]admin.Network, len(ns))
+			for i, n := range ns {
+				out[i] = networkView(n)
+			}
+			return out, nil
 		},
 		"GET /v1/endpoints": func(ctx context.Context, _ *http.Request) (any, error) {
 			d, err := a.ready(ctx)
@@ -99,7 +103,11 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 			}
 			es := d.driver.Endpoints()
 			sort.Slice(es, func(i, j int) bool { return es[i].Created.Before(es[j].Created) })
-			return es, nil
+			out := make([]admin.Endpoint, len(es))
+			for i, e := range es {
+				out[i] = endpointView(e)
+			}
+			return out, nil
 		},
 		"GET /v1/pools": func(ctx context.Context, _ *http.Request) (any, error) {
 			d, err := a.ready(ctx)
@@ -120,7 +128,7 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 			if err != nil {
 				return nil, err
 			}
-			var spec cluster.NetworkSpec
+			var spec admin.NetworkSpec
 			if err := json.NewDecoder(r.Body).Decode(&spec); err != nil {
 				return nil, admin.UserError{Err: fmt.Errorf("malformed network spec: %w", err)}
 			}
@@ -162,14 +170,8 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 				}
 			}
 			rep, err := d.rec.OnceWithGrace(ctx, grace)
-			out := admin.GCReport{Endpoints: rep.Endpoints, Networks: rep.Networks, Links: rep.Links}
-			for _, a := range rep.Addresses {
-				out.Addresses = append(out.Addresses, a.String())
-			}
-			for _, p := range rep.Pools {
-				out.Pools = append(out.Pools, p.String())
-			}
-			return out, err
+			return admin.GCReport{Endpoints: rep.Endpoints, Networks: rep.Networks, Links: rep.Links,
+				Addresses: rep.Addresses, Pools: rep.Pools}, err
 		},
 	}
 	return admin.Serve(ctx, cfg.AdminSocket, routes, log)

@@ -1,0 +1,33 @@
+package netspec
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrInvalid marks a spec the user must fix: an unknown mode or
+	// option, a malformed value, a subnet podnet cannot use.
+	ErrInvalid = errors.New("invalid network spec")
+	// ErrModeUnavailable marks a known mode this podnetd cannot create
+	// (not implemented, or vxlan without a multi-host setup).
+	ErrModeUnavailable = errors.New("network mode not available")
+)
+
+// specError carries the user's message; it matches its kind with
+// errors.Is but does not repeat the kind's text.
+type specError struct {
+	kind error
+	msg  string
+}
+
+func (e *specError) Error() string { return e.msg }
+func (e *specError) Unwrap() error { return e.kind }
+
+func invalidf(format string, args ...any) error {
+	return &specError{kind: ErrInvalid, msg: fmt.Sprintf(format, args...)}
+}
+
+func unavailablef(format string, args ...any) error {
+	return &specError{kind: ErrModeUnavailable, msg: fmt.Sprintf(format, args...)}
+}

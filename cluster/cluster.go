@@ -157,11 +157,15 @@ func (m *Manager) checkOverlap(ctx context.Context, subnets []string) error {
 	for _, d := range defs {
 		taken = append(taken, d.Subnets...)
 	}
+	var sc store.ServiceCIDR
+	if _, err := m.st.Get(ctx, store.ServiceCIDRKey, &sc); err == nil && sc.CIDR.IsValid() {
+		taken = append(taken, sc.CIDR.String())
+	}
 	for _, s := range subnets {
 		mine := netip.MustParsePrefix(s)
 		for _, t := range taken {
 			if p, err := netip.ParsePrefix(t); err == nil && p.Overlaps(mine) {
-				return inputf("subnet %s overlaps %s, already used by podnet", mine, p)
+				return inputf("subnet %s overlaps %s, already used by podnet (pools and the service CIDR)", mine, p)
 			}
 		}
 	}

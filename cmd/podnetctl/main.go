@@ -46,7 +46,8 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&c.socket, "socket", def, "podnetd admin socket (env PODNET_SOCKET)")
 	root.PersistentFlags().StringVarP(&c.output, "output", "o", "table", "table or json")
-	root.AddCommand(c.statusCmd(), c.networkCmd(), c.endpointCmd(), c.poolCmd(), c.hostCmd(), c.gcCmd())
+	root.AddCommand(c.statusCmd(), c.networkCmd(), c.endpointCmd(), c.poolCmd(), c.hostCmd(), c.gcCmd(),
+		c.serviceCmd(), c.applyCmd(), c.deleteCmd())
 	return root
 }
 

@@ -18,7 +18,7 @@ type ctrKey struct{ host, id string }
 
 // Member modes: how a selected container is reached.
 const (
-	modeNetwork   = "network"         // its own address on a podnet network
+	modeNetwork   = "network"           // its own address on a podnet network
 	modeHost      = store.ModeHost      // its host's address
 	modeContainer = store.ModeContainer // the address of the container whose stack it shares
 )

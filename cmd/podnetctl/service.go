@@ -197,6 +197,7 @@ func serviceTable(w *tabwriter.Writer, v admin.ServiceView) {
 		return
 	}
 	fmt.Fprintf(w, "endpoints:\t%s\n", readyText(v.Status))
+	_ = w.Flush() // the endpoint table has columns of its own
 	if len(v.Status.Endpoints) > 0 {
 		fmt.Fprintln(w, "  HOST\tCONTAINER\tMODE\tADDRESS\tREADY")
 		for _, e := range v.Status.Endpoints {

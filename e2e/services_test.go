@@ -413,7 +413,12 @@ func TestServiceEndpointModes(t *testing.T) {
 	if err := l.PodnetdStop("h3", true); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = l.PodnetdStart("h3") })
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = l.PodnetdStart("h3")
+		}
+	})
 	WaitFor(t, 90*time.Second, func() (bool, string) {
 		v := svcGet(t, l, "h1", "modes")
 		for _, e := range v.Status.Endpoints {
@@ -426,6 +431,7 @@ func TestServiceEndpointModes(t *testing.T) {
 	if err := l.PodnetdStart("h3"); err != nil {
 		t.Fatal(err)
 	}
+	restarted = true
 	endpointsAre(t, l, "modes", "h1/healthy/"+ipH+"/true", "h1/sidecar/"+ipH+"/true", "h3/hostmode/"+l.HostIP("h3")+"/true")
 }
 

@@ -81,7 +81,7 @@ func NewServiceRange(cidr netip.Prefix, dnsAddr netip.Addr) (ServiceRange, error
 		r.Reserved[dnsAddr] = "the cluster DNS address"
 	}
 	if first.Is4() {
-		r.Reserved[lastAddr(cidr)] = "the broadcast address"
+		r.Reserved[nthAddr(first, r.size()-1)] = "the broadcast address"
 	}
 	return r, nil
 }
@@ -111,14 +111,6 @@ func (r ServiceRange) addrIndex(a netip.Addr) uint32 {
 	return binary.BigEndian.Uint32(x[12:]) - binary.BigEndian.Uint32(y[12:])
 }
 
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
 
 // Validate checks spec and returns the canonical service: defaults filled
 // in, names and protocols in their one spelling. The VIP (unless given or

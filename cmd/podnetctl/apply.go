@@ -10,28 +10,24 @@ import (
 )
 
 func (c *cli) applyCmd() *cobra.Command {
-	var file string
-	cmd := &cobra.Command{
-		Use:   "apply -f FILE",
-		Short: "create or update the services of a YAML or JSON file (Kubernetes Service fields, flattened; - reads stdin)",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			return c.sendFile("/v1/services/apply", file)
-		},
-	}
-	cmd.Flags().StringVarP(&file, "filename", "f", "", "the file of services (- for standard input)")
-	_ = cmd.MarkFlagRequired("filename")
-	return cmd
+	return c.fileCmd("apply", "create or update the services of a YAML or JSON file (Kubernetes Service fields, flattened; - reads stdin)",
+		"/v1/services/apply")
 }
 
 func (c *cli) deleteCmd() *cobra.Command {
+	return c.fileCmd("delete", "remove the services a YAML or JSON file names (absent ones are reported, not an error)",
+		"/v1/services/delete")
+}
+
+// fileCmd is apply or delete: a file of services sent to path.
+func (c *cli) fileCmd(verb, short, path string) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
-		Use:   "delete -f FILE",
-		Short: "remove the services a YAML or JSON file names (absent ones are reported, not an error)",
+		Use:   verb + " -f FILE",
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return c.sendFile("/v1/services/delete", file)
+			return c.sendFile(path, file)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "the file of services (- for standard input)")

@@ -111,7 +111,6 @@ func (r ServiceRange) addrIndex(a netip.Addr) uint32 {
 	return binary.BigEndian.Uint32(x[12:]) - binary.BigEndian.Uint32(y[12:])
 }
 
-
 // Validate checks spec and returns the canonical service: defaults filled
 // in, names and protocols in their one spelling. The VIP (unless given or
 // headless) and NodePorts left at 0 are chosen later, by the registry. It

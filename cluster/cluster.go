@@ -114,10 +114,14 @@ func (m *Manager) checkOverlap(ctx context.Context, subnets []netip.Prefix) erro
 	for _, d := range defs {
 		taken = append(taken, d.Subnets...)
 	}
+	var sc store.ServiceCIDR
+	if _, err := m.st.Get(ctx, store.ServiceCIDRKey, &sc); err == nil && sc.CIDR.IsValid() {
+		taken = append(taken, sc.CIDR)
+	}
 	for _, mine := range subnets {
 		for _, p := range taken {
 			if p.Overlaps(mine) {
-				return inputf("subnet %s overlaps %s, already used by podnet", mine, p)
+				return inputf("subnet %s overlaps %s, already used by podnet (pools and the service CIDR)", mine, p)
 			}
 		}
 	}

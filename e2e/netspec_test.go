@@ -43,8 +43,8 @@ func TestClusterNetworkRefusesWhatTheDriverRefuses(t *testing.T) {
 			t.Fatalf("%s has a typo network: %s", h, out)
 		}
 	}
-	if _, err := l.Exec("h1", "podnetctl", "network", "ls", "--cluster", "-o", "yaml"); err == nil || !strings.Contains(err.Error(), `unknown output format "yaml"`) {
-		t.Fatalf("podnetctl network ls -o yaml: %v", err)
+	if _, err := l.Exec("h1", "podnetctl", "network", "ls", "--cluster", "-o", "xml"); err == nil || !strings.Contains(err.Error(), `unknown output format "xml"`) {
+		t.Fatalf("podnetctl network ls -o xml: %v", err)
 	}
 	if _, err := l.Exec("h1", "podnetctl", "network", "create", "n", "--subnet", "10.71.0.0/16", "-o", "json"); err == nil || !strings.Contains(err.Error(), "want KEY=VALUE") {
 		t.Fatalf("podnetctl network create -o json: %v", err)

@@ -37,6 +37,9 @@ type Config struct {
 	// HostRoutes returns this host's routes; auto pools never overlap them.
 	// Injected so that ipam stays free of netlink. Nil means no routes.
 	HostRoutes func() ([]netip.Prefix, error)
+	// ServiceCIDR is the cluster's service VIP range: no pool may overlap
+	// it (invalid: no check).
+	ServiceCIDR netip.Prefix
 }
 
 // AutoPool is a range podnet cuts subnets of Bits from.
@@ -66,6 +69,7 @@ type IPAM struct {
 	blockBits6 int
 	auto       []AutoPool
 	routes     func() ([]netip.Prefix, error)
+	svcCIDR    netip.Prefix
 
 	mu    sync.Mutex
 	pools map[netip.Prefix]*poolState
@@ -105,7 +109,7 @@ func New(cfg Config) (*IPAM, error) {
 	return &IPAM{
 		host: cfg.Host, st: cfg.Store, log: cfg.Logger,
 		blockBits4: cfg.BlockBits4, blockBits6: cfg.BlockBits6,
-		auto: auto, routes: cfg.HostRoutes,
+		auto: auto, routes: cfg.HostRoutes, svcCIDR: cfg.ServiceCIDR,
 		pools: map[netip.Prefix]*poolState{},
 	}, nil
 }

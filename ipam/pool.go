@@ -48,6 +48,9 @@ func (m *IPAM) RequestPool(ctx context.Context, r *ipam.RequestPoolRequest) (*ip
 // joinPool references the pool req.subnet, creating it if no host has.
 func (m *IPAM) joinPool(ctx context.Context, req poolRequest) (netip.Prefix, error) {
 	p := req.subnet
+	if m.svcCIDR.IsValid() && m.svcCIDR.Overlaps(p) {
+		return p, fmt.Errorf("subnet %s overlaps the service CIDR %s (podnetd --service-cidr): service VIPs come from it; pick a subnet outside it", p, m.svcCIDR)
+	}
 	if id, err := m.networkUsing(ctx, p); err != nil {
 		return p, err
 	} else if id != "" {
@@ -119,6 +122,9 @@ func (m *IPAM) createAutoPool(ctx context.Context, fam family) (netip.Prefix, er
 			return netip.Prefix{}, err
 		}
 		taken := append([]netip.Prefix{}, routes...)
+		if m.svcCIDR.IsValid() {
+			taken = append(taken, m.svcCIDR)
+		}
 		for _, e := range pools {
 			taken = append(taken, e.prefix)
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,10 @@ type DNSConfig struct {
 	// TTL of podnet's answers (default 5 s).
 	TTL    time.Duration
 	Logger *slog.Logger
+	// Services, when set, answers service names (dns_services.go) in
+	// Domain, the cluster domain (default podnet.local).
+	Services *Catalog
+	Domain   string
 }
 
 // DNS is the cluster DNS server.
@@ -61,6 +66,10 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 	if cfg.ResolvConf == "" {
 		cfg.ResolvConf = "/etc/resolv.conf"
 	}
+	if cfg.Domain == "" {
+		cfg.Domain = DefaultClusterDomain
+	}
+	cfg.Domain = strings.ToLower(strings.Trim(cfg.Domain, "."))
 	ups := cfg.Upstreams
 	if ups == nil {
 		var err error
@@ -215,6 +224,9 @@ func (d *DNS) local(req *dns.Msg) *dns.Msg {
 	q := req.Question[0]
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		return nil
+	}
+	if m := d.serviceAnswer(req); m != nil {
+		return m
 	}
 	anyType := q.Qtype == dns.TypeANY
 	if addr, ok := parseReverse(q.Name); ok {

@@ -65,8 +65,15 @@ func fakeUpstream(t *testing.T) string {
 // startDNS runs a cluster DNS for the test and returns its address.
 func startDNS(t *testing.T, st *store.Store, upstreams []string) (*DNS, string) {
 	t.Helper()
+	return startDNSWith(t, DNSConfig{Store: st, Upstreams: upstreams})
+}
+
+// startDNSWith runs a cluster DNS with cfg (Listen and Logger filled in).
+func startDNSWith(t *testing.T, cfg DNSConfig) (*DNS, string) {
+	t.Helper()
 	listen := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(storetest.FreePort(t)))
-	d, err := NewDNS(DNSConfig{Store: st, Listen: listen, Upstreams: upstreams, Logger: storetest.Logger(t)})
+	cfg.Listen, cfg.Logger = listen, storetest.Logger(t)
+	d, err := NewDNS(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,75 @@
-// Package service is podnet's service layer. So far it holds two background
-// agents of podnetd:
+// Package service is podnet's service layer:
 //
 //   - Watcher follows the Docker API of its host and keeps, for every
 //     endpoint on a podnet network, the container's name, network aliases,
-//     labels, addresses and readiness in etcd (epmeta/<host>/<endpoint>).
+//     labels, addresses and readiness in etcd (epmeta/<host>/<endpoint>),
+//     and for every --net host or --net container:X container its labels,
+//     readiness and X (ctrmeta/<host>/<container>).
 //   - DNS is the cluster DNS server: it answers container names (and their
 //     network aliases) of every host from those records, answers PTR for
-//     their addresses, and forwards everything else to the host's upstream
-//     resolvers.
+//     their addresses, answers service names (dns_services.go), and
+//     forwards everything else to the host's upstream resolvers.
+//   - Registry (podnetctl service, apply -f, delete -f) creates, updates
+//     and removes service objects: one validator (ServiceRange.Validate)
+//     for flags and files, VIPs from the service CIDR and NodePorts from
+//     30000-32767 claimed by compare-and-swap.
+//   - Catalog is the in-memory view of services, the containers they may
+//     select, hosts and liveness; Proxy, the proxy agent, turns it into the
+//     data plane's []portmap.Service through a Programmer.
+//
+// # Services: design notes
+//
+//   - One transaction per change. A service's record, its VIP claim
+//     (svcips/<hex ip>) and its NodePort claims (nodeports/<port>) are
+//     written, changed and deleted together, conditioned on the claims
+//     being absent (and, for an update, on the record's revision). Two
+//     hosts can therefore never hand out the same VIP or NodePort, a failed
+//     create leaves nothing, and rm frees everything at once. VIPs are
+//     picked from a random offset (as Kubernetes does) so concurrent
+//     creates rarely collide; a collision is retried, a VIP or NodePort the
+//     request asked for is refused naming its owner.
+//   - The service CIDR is a cluster fact (servicecidr): the first podnetd
+//     records its --service-cidr, later ones must agree or refuse to start,
+//     because hosts with different ranges would program different VIPs.
+//     It may not overlap a pool, in either direction: recording it is
+//     conditioned on the pools listed, and IPAM refuses new pools (and
+//     skips auto pools) inside it. Its network address, .1, .10 (the
+//     cluster DNS), the configured DNS address and the broadcast address
+//     are never handed out.
+//   - Files are parsed by podnetd (one parser and one validator whatever
+//     the client): unknown fields are refused with their line, values of
+//     the wrong type with theirs; a whole file is validated and checked
+//     against the claims of other services before anything is written, so
+//     a bad file changes nothing. Updates keep the VIP (immutable, as in
+//     Kubernetes) and the NodePort of each unchanged port. The status that
+//     `service get -o yaml` prints is ignored by apply, so the output can
+//     be applied again.
+//   - Endpoints. A service selects the running containers, on any host,
+//     whose labels carry every selector term (so Compose's own labels
+//     work). A container on a podnet network is reached at its address
+//     (the lowest one of the service's family if it has several), a --net
+//     host container at its host's underlay address, a --net container:X
+//     one at X's address. An endpoint is ready when its record says the
+//     container runs and passes its health check, its host is alive, and
+//     its address is known; addresses are deduplicated (X and a container
+//     sharing its stack are one endpoint).
+//   - The agent. Five store.Follow loops feed the catalog (services/,
+//     epmeta/, ctrmeta/, alive/, hosts/); indexes by label term, by host
+//     and by shared stack turn each event into the few services it can
+//     affect. The agent waits for the first complete view, hands the whole
+//     set over with SetServices (and again on its resync timer), then
+//     recomputes the marked services and calls UpsertService or
+//     DeleteService only for those whose result changed: a rewrite with a
+//     new timestamp, or a change to a container no service selects, costs
+//     the data plane nothing. Headless services have no rules and are not
+//     passed. The time from a change's etcd write (its record's timestamp)
+//     to the data plane having taken it is kept per host
+//     (podnetctl service agent). A service the data plane cannot program
+//     is reported by ServiceStatus; the agent keeps svcstatus/<host>/<name>
+//     equal to those errors, and `service get` shows them for live hosts.
+//   - etcd down: the catalog keeps its last view, so rules and DNS answers
+//     stay; writes (service create) start with a 2 s probe and fail naming
+//     etcd.
 //
 // # Design notes
 //

@@ -42,6 +42,8 @@ type ctr struct {
 	health   string // "" for no health check
 	labels   map[string]string
 	nets     []netEP
+	// netMode is Docker's HostConfig.NetworkMode ("host", "container:X").
+	netMode string
 }
 
 // netEP is one network attachment; ep "" is a network a stopped container
@@ -72,11 +74,13 @@ func (c ctr) inspect() container.InspectResponse {
 		nets["name-"+n.net] = &network.EndpointSettings{NetworkID: n.net, EndpointID: n.ep,
 			IPAddress: n.ip, GlobalIPv6Address: n.ip6, Aliases: append([]string(nil), n.aliases...)}
 	}
-	return container.InspectResponse{
+	out := container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{ID: c.id, Name: "/" + c.name, State: st},
 		Config:            &container.Config{Labels: c.labels},
 		NetworkSettings:   &container.NetworkSettings{Networks: nets},
 	}
+	out.HostConfig = &container.HostConfig{NetworkMode: container.NetworkMode(c.netMode)}
+	return out
 }
 
 func (f *fakeDocker) set(c ctr) {
@@ -160,8 +164,10 @@ func (f *fakeDocker) ContainerList(_ context.Context, _ container.ListOptions) (
 			continue
 		}
 		in := c.inspect()
-		out = append(out, container.Summary{ID: c.id, Names: []string{in.Name}, State: c.state,
-			NetworkSettings: &container.NetworkSettingsSummary{Networks: in.NetworkSettings.Networks}})
+		sum := container.Summary{ID: c.id, Names: []string{in.Name}, State: c.state,
+			NetworkSettings: &container.NetworkSettingsSummary{Networks: in.NetworkSettings.Networks}}
+		sum.HostConfig.NetworkMode = c.netMode
+		out = append(out, sum)
 	}
 	return out, nil
 }
@@ -171,6 +177,11 @@ func (f *fakeDocker) ContainerInspect(_ context.Context, id string) (container.I
 	defer f.mu.Unlock()
 	f.inspects++
 	c, ok := f.containers[id]
+	for _, o := range f.containers {
+		if !ok && o.name == id {
+			c, ok = o, true
+		}
+	}
 	if !ok {
 		return container.InspectResponse{}, fmt.Errorf("No such container: %s: %w", id, cerrdefs.ErrNotFound)
 	}

@@ -97,16 +97,16 @@ func (r *records) removeLocked(key string) {
 	}
 }
 
-func addKey[K comparable](idx map[K]map[string]struct{}, k K, key string) {
+func addKey[K, V comparable](idx map[K]map[V]struct{}, k K, key V) {
 	s := idx[k]
 	if s == nil {
-		s = map[string]struct{}{}
+		s = map[V]struct{}{}
 		idx[k] = s
 	}
 	s[key] = struct{}{}
 }
 
-func removeKey[K comparable](idx map[K]map[string]struct{}, k K, key string) {
+func removeKey[K, V comparable](idx map[K]map[V]struct{}, k K, key V) {
 	if s := idx[k]; s != nil {
 		delete(s, key)
 		if len(s) == 0 {

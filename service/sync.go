@@ -31,8 +31,11 @@ func (w *Watcher) resync(ctx context.Context) error {
 	// failed or IsPodnet no longer claims the network.
 	seen := map[string]bool{}
 	want := map[string]store.EndpointMeta{}
+	// Host- and container-mode containers (ctrmeta), and those whose
+	// inspect failed (their records stay).
+	ctrWant, ctrKeep := map[string]store.ContainerMeta{}, map[string]bool{}
 	for _, s := range list {
-		if !w.summaryEndpoints(s, seen) {
+		if !w.summaryEndpoints(s, seen) && otherMode(s.HostConfig.NetworkMode) == "" {
 			continue
 		}
 		c, err := w.inspect(ctx, s.ID)
@@ -42,7 +45,14 @@ func (w *Watcher) resync(ctx context.Context) error {
 		}
 		if err != nil {
 			errs = append(errs, err)
+			ctrKeep[s.ID] = true
 			continue
+		}
+		if m, ok, err := w.ctrMetaOf(ctx, c); err != nil {
+			errs = append(errs, err)
+			ctrKeep[s.ID] = true
+		} else if ok {
+			ctrWant[c.ID] = m
 		}
 		cm := metasOf(c, w.cfg.IsPodnet)
 		for id, m := range cm.want {
@@ -53,6 +63,9 @@ func (w *Watcher) resync(ctx context.Context) error {
 		}
 	}
 
+	if err := w.resyncCtrMetas(ctx, ctrWant, ctrKeep); err != nil {
+		errs = append(errs, err)
+	}
 	exists, current, err := w.listOwn(ctx)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
@@ -178,6 +191,7 @@ func (w *Watcher) syncContainers(ctx context.Context, ids []string) error {
 // deletes the metadata of endpoints it no longer has.
 func (w *Watcher) syncContainer(ctx context.Context, id string) error {
 	var cm containerMetas
+	var inspected *container.InspectResponse
 	c, err := w.inspect(ctx, id)
 	switch {
 	case cerrdefs.IsNotFound(err):
@@ -186,8 +200,12 @@ func (w *Watcher) syncContainer(ctx context.Context, id string) error {
 		return err
 	default:
 		cm = metasOf(c, w.cfg.IsPodnet)
+		inspected = &c
 	}
 	var errs []error
+	if err := w.syncCtrMeta(ctx, id, inspected); err != nil {
+		errs = append(errs, err)
+	}
 	for ep, m := range w.cache {
 		if m.Container != id || cm.has[ep] {
 			continue

@@ -51,8 +51,10 @@ type Watcher struct {
 	cfg WatcherConfig
 	log *slog.Logger
 	// cache is what etcd holds (as far as we know) per endpoint ID of this
-	// host. Only the Run goroutine touches it.
-	cache map[string]store.EndpointMeta
+	// host, ctrCache per host- or container-mode container ID. Only the Run
+	// goroutine touches them.
+	cache    map[string]store.EndpointMeta
+	ctrCache map[string]store.ContainerMeta
 }
 
 const (
@@ -76,7 +78,8 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 	if cfg.Reach == nil {
 		cfg.Reach = dockerup.New(cfg.Logger, "")
 	}
-	return &Watcher{cfg: cfg, log: cfg.Logger, cache: map[string]store.EndpointMeta{}}
+	return &Watcher{cfg: cfg, log: cfg.Logger, cache: map[string]store.EndpointMeta{},
+		ctrCache: map[string]store.ContainerMeta{}}
 }
 
 // Run follows Docker until ctx ends. It never gives up: an unreachable

@@ -48,16 +48,20 @@ func newRootCmd(out io.Writer) *cobra.Command {
 		def = v
 	}
 	root.PersistentFlags().StringVar(&c.socket, "socket", def, "podnetd admin socket (env PODNET_SOCKET)")
-	root.AddCommand(c.statusCmd(), c.networkCmd(), c.endpointCmd(), c.poolCmd(), c.hostCmd(), c.gcCmd())
+	root.AddCommand(c.statusCmd(), c.networkCmd(), c.endpointCmd(), c.poolCmd(), c.hostCmd(), c.gcCmd(),
+		c.serviceCmd(), c.applyCmd(), c.deleteCmd())
 	return root
 }
 
 // print writes v as JSON with -o json, else calls table with a tabwriter.
 func (c *cli) print(v any, table func(w *tabwriter.Writer)) error {
-	if c.output == formatJSON {
+	switch c.output {
+	case formatJSON:
 		enc := json.NewEncoder(c.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
+	case formatYAML:
+		return c.printYAML(v)
 	}
 	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	table(w)

@@ -150,7 +150,7 @@ func TestUnknownOutputFormatIsAnError(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"host", "ls", "-o", "yaml"}, `unknown output format "yaml"`},
+		{[]string{"host", "ls", "-o", "xml"}, `unknown output format "xml"`},
 		{[]string{"gc", "--output", "wide"}, `unknown output format "wide"`},
 		{[]string{"status", "-o", "podnet.masquerade=false"}, "network create -o/--opt"},
 		{[]string{"pool", "ls", "-o", "jsn"}, `unknown output format "jsn"`},

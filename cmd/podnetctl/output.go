@@ -15,6 +15,7 @@ import (
 const (
 	formatTable outputFormat = "table"
 	formatJSON  outputFormat = "json"
+	formatYAML  outputFormat = "yaml"
 )
 
 // outputFormat is the -o/--output flag: it refuses anything but table and
@@ -23,23 +24,23 @@ const (
 type outputFormat string
 
 func (f *outputFormat) String() string { return string(*f) }
-func (f *outputFormat) Type() string   { return "table|json" }
+func (f *outputFormat) Type() string   { return "table|json|yaml" }
 
 func (f *outputFormat) Set(v string) error {
 	switch outputFormat(v) {
-	case formatTable, formatJSON:
+	case formatTable, formatJSON, formatYAML:
 		*f = outputFormat(v)
 		return nil
 	}
 	if strings.Contains(v, "=") {
-		return fmt.Errorf("%q is not an output format (table or json): driver options KEY=VALUE are given to podnetctl network create -o/--opt", v)
+		return fmt.Errorf("%q is not an output format (table, json or yaml): driver options KEY=VALUE are given to podnetctl network create -o/--opt", v)
 	}
-	return fmt.Errorf("unknown output format %q: want table or json", v)
+	return fmt.Errorf("unknown output format %q: want table, json or yaml", v)
 }
 
 // printing gives a command that prints the -o/--output flag.
 func (c *cli) printing(cmd *cobra.Command) *cobra.Command {
-	cmd.Flags().VarP(&c.output, "output", "o", "output format: table or json")
+	cmd.Flags().VarP(&c.output, "output", "o", "output format: table, json or yaml")
 	return cmd
 }
 

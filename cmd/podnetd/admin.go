@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sort"
 	"sync/atomic"
@@ -28,6 +29,7 @@ type adminDeps struct {
 	ipam     *ipam.IPAM
 	rec      *reconcile.Reconciler
 	embedded bool
+	services *services
 }
 
 type adminServer struct {
@@ -174,6 +176,7 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 				Addresses: rep.Addresses, Pools: rep.Pools}, err
 		},
 	}
+	maps.Copy(routes, a.serviceRoutes())
 	return admin.Serve(ctx, cfg.AdminSocket, routes, log)
 }
 

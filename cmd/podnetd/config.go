@@ -44,6 +44,7 @@ type config struct {
 	DriverName     string
 	DNSAddr        string
 	DNSUpstreams   []string
+	ClusterDomain  string
 }
 
 func defaultConfig() *config {
@@ -70,6 +71,7 @@ func defaultConfig() *config {
 		LogFormat:      "text",
 		LogOutput:      "stderr",
 		VXLANPort:      4789,
+		ClusterDomain:  "podnet.local",
 	}
 }
 
@@ -102,6 +104,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.IntVar(&c.VXLANPort, "vxlan-port", c.VXLANPort, "UDP port of VXLAN tunnels (the same on every host)")
 	f.StringVar(&c.DriverName, "driver-name", "", "name Docker knows this plugin by, for networks podnetd creates itself (default: the plugin socket's file name)")
 	f.StringVar(&c.DNSAddr, "dns-addr", "", "address of podnet's cluster DNS, put on lo (default: the service CIDR's .10); \"off\" disables it")
+	f.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "DNS domain of service names (NAME.svc.DOMAIN)")
 	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names podnet does not know (default: /etc/resolv.conf's)")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
@@ -164,6 +167,9 @@ func (c *config) validate() error {
 		if _, err := netip.ParseAddr(c.DNSAddr); err != nil {
 			return fmt.Errorf("--dns-addr %q: want an IP address or off", c.DNSAddr)
 		}
+	}
+	if err := c.validateServices(); err != nil {
+		return err
 	}
 	if c.HostName == "" {
 		h, err := os.Hostname()

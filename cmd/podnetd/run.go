@@ -70,7 +70,8 @@ func run(parent context.Context, cfg *config) error {
 			{Base: netip.MustParsePrefix(cfg.DefaultPool), Bits: cfg.DefaultPoolLen},
 			{Base: netip.MustParsePrefix(cfg.DefaultPool6), Bits: 64},
 		},
-		HostRoutes: k.Routes,
+		HostRoutes:  k.Routes,
+		ServiceCIDR: netip.MustParsePrefix(cfg.ServiceCIDR).Masked(),
 	})
 	if err != nil {
 		return err
@@ -94,6 +95,10 @@ func run(parent context.Context, cfg *config) error {
 	if err := ensureSchema(ctx, st, cfg, log); err != nil {
 		return err
 	}
+	svcs, err := newServices(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
 	if err := drv.Restore(ctx); err != nil {
 		// Keep serving: one broken network must not take every other
 		// network on the host down with it.
@@ -111,7 +116,8 @@ func run(parent context.Context, cfg *config) error {
 	if ov != nil {
 		go ov.Run(ctx)
 	}
-	if err := startDNS(ctx, cfg, st, k, log); err != nil {
+	svcs.start(ctx, cfg, ports, log)
+	if err := startDNS(ctx, cfg, st, k, svcs.catalog, log); err != nil {
 		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
 	}
 	var rec *reconcile.Reconciler
@@ -129,7 +135,7 @@ func run(parent context.Context, cfg *config) error {
 			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up}).Run(ctx)
 	}
 	adm.setReady(&adminDeps{store: st, cluster: cluster.New(st, ipm, log.With("component", "cluster")),
-		driver: drv, ipam: ipm, rec: rec, embedded: embedded})
+		driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs})
 
 	select {
 	case <-ctx.Done():
@@ -211,7 +217,7 @@ func newOverlay(cfg *config, st *store.Store, k *link.Kernel, log *slog.Logger) 
 }
 
 // startDNS puts the cluster DNS address on lo and serves it.
-func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel, log *slog.Logger) error {
+func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel, cat *service.Catalog, log *slog.Logger) error {
 	if cfg.DNSAddr == "off" {
 		return nil
 	}
@@ -220,7 +226,7 @@ func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel,
 		return err
 	}
 	d, err := service.NewDNS(service.DNSConfig{Store: st, Listen: netip.AddrPortFrom(addr, 53),
-		Upstreams: cfg.DNSUpstreams, Logger: log.With("component", "dns")})
+		Upstreams: cfg.DNSUpstreams, Logger: log.With("component", "dns"), Services: cat, Domain: cfg.ClusterDomain})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,137 @@
+package admin
+
+import "time"
+
+// ServiceSpec is a service as the operator writes it: `podnetctl service
+// create` builds one from its flags, and `podnetctl apply -f` files hold
+// one or a list of them. Field names are Kubernetes' Service fields
+// flattened to one level (no metadata/spec). Numbers are plain ints so that
+// an out-of-range value reaches the validator (and its clear error) rather
+// than failing to decode.
+type ServiceSpec struct {
+	Name     string            `json:"name" yaml:"name"`
+	Selector map[string]string `json:"selector" yaml:"selector"`
+	// Type is ClusterIP (default) or NodePort.
+	Type  string            `json:"type,omitempty" yaml:"type,omitempty"`
+	Ports []ServicePortSpec `json:"ports" yaml:"ports"`
+	// ClusterIP is the VIP: empty to have one allocated, "None" for a
+	// headless service (DNS answers the endpoints' addresses).
+	ClusterIP   string   `json:"clusterIP,omitempty" yaml:"clusterIP,omitempty"`
+	ExternalIPs []string `json:"externalIPs,omitempty" yaml:"externalIPs,omitempty"`
+	// SessionAffinity is None (default) or ClientIP.
+	SessionAffinity       string                 `json:"sessionAffinity,omitempty" yaml:"sessionAffinity,omitempty"`
+	SessionAffinityConfig *SessionAffinityConfig `json:"sessionAffinityConfig,omitempty" yaml:"sessionAffinityConfig,omitempty"`
+	// ExternalTrafficPolicy is Cluster (default) or Local.
+	ExternalTrafficPolicy string `json:"externalTrafficPolicy,omitempty" yaml:"externalTrafficPolicy,omitempty"`
+}
+
+// ServicePortSpec is one port of a ServiceSpec.
+type ServicePortSpec struct {
+	Name string `json:"name,omitempty" yaml:"name,omitempty"`
+	// Protocol is TCP (default), UDP or SCTP, any case.
+	Protocol string `json:"protocol,omitempty" yaml:"protocol,omitempty"`
+	Port     int    `json:"port" yaml:"port"`
+	// TargetPort is the port on the endpoints (default: Port).
+	TargetPort int `json:"targetPort,omitempty" yaml:"targetPort,omitempty"`
+	// NodePort (type NodePort only): default allocated from 30000-32767.
+	NodePort int `json:"nodePort,omitempty" yaml:"nodePort,omitempty"`
+}
+
+// SessionAffinityConfig is Kubernetes' sessionAffinityConfig.
+type SessionAffinityConfig struct {
+	ClientIP *ClientIPConfig `json:"clientIP,omitempty" yaml:"clientIP,omitempty"`
+}
+
+// ClientIPConfig is Kubernetes' sessionAffinityConfig.clientIP.
+type ClientIPConfig struct {
+	// TimeoutSeconds is how long a client keeps its endpoint after its
+	// last new connection: 1..86400, default 10800 (3h).
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty" yaml:"timeoutSeconds,omitempty"`
+}
+
+// ServiceView is a service as podnetctl shows it: the spec with every
+// default and allocation filled in, and its status. `service get -o yaml`
+// output can be fed back to `apply -f` (status is ignored there, as
+// kubectl does).
+type ServiceView struct {
+	ServiceSpec `yaml:",inline"`
+	Status      *ServiceStatus `json:"status,omitempty" yaml:"status,omitempty"`
+}
+
+// ServiceStatus is what a service looks like on the cluster right now.
+type ServiceStatus struct {
+	Created   time.Time             `json:"created" yaml:"created"`
+	Updated   time.Time             `json:"updated" yaml:"updated"`
+	Endpoints []ServiceEndpointView `json:"endpoints" yaml:"endpoints"`
+	// Errors are the live hosts that could not program the service, and why.
+	Errors []ServiceHostError `json:"errors,omitempty" yaml:"errors,omitempty"`
+}
+
+// ServiceEndpointView is one selected container.
+type ServiceEndpointView struct {
+	Host      string `json:"host" yaml:"host"`
+	Container string `json:"container" yaml:"container"`
+	// Mode is how the container is reached: network (its own podnet
+	// address), host (--net host: its host's address) or container
+	// (--net container:X: X's address).
+	Mode string `json:"mode" yaml:"mode"`
+	// Address is empty when it cannot be known (see Reason).
+	Address string `json:"address,omitempty" yaml:"address,omitempty"`
+	Ports   []int  `json:"ports" yaml:"ports"`
+	Ready   bool   `json:"ready" yaml:"ready"`
+	// Reason says why a not-ready endpoint gets no traffic.
+	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
+}
+
+// ServiceHostError is one host's programming error for a service.
+type ServiceHostError struct {
+	Host  string    `json:"host" yaml:"host"`
+	Error string    `json:"error" yaml:"error"`
+	Since time.Time `json:"since" yaml:"since"`
+}
+
+// ServiceFile is the body of POST /v1/services/apply and
+// /v1/services/delete: a YAML or JSON file of services, parsed by podnetd
+// so that errors carry the file's line numbers.
+type ServiceFile struct {
+	// Source names the file in errors ("-" for standard input).
+	Source  string `json:"source"`
+	Content []byte `json:"content"`
+}
+
+// Apply actions, as kubectl prints them.
+const (
+	ActionCreated    = "created"
+	ActionConfigured = "configured"
+	ActionUnchanged  = "unchanged"
+	ActionDeleted    = "deleted"
+	ActionNotFound   = "not found"
+)
+
+// ApplyResult is what apply or delete did to one service of a file.
+type ApplyResult struct {
+	Name   string `json:"name"`
+	Action string `json:"action,omitempty"`
+	// Error is set when this object failed (the others may have been
+	// applied).
+	Error string `json:"error,omitempty"`
+}
+
+// ServiceAgentStatus is GET /v1/services/agent: what this host's service
+// proxy agent holds and how fast changes reached it.
+type ServiceAgentStatus struct {
+	Host string `json:"host"`
+	// Programmer is false when this build has no service data plane: the
+	// agent computes the desired state but programs nothing.
+	Programmer bool      `json:"programmer"`
+	Synced     bool      `json:"synced"`
+	LastSync   time.Time `json:"lastSync,omitzero"`
+	Services   int       `json:"services"`
+	Failing    []string  `json:"failing,omitempty"`
+	// Lag: time from a change's etcd write (its record's timestamp) to
+	// this host having handed it to the data plane, over the last changes.
+	LagCount int           `json:"lagCount"`
+	LagP50   time.Duration `json:"lagP50"`
+	LagP99   time.Duration `json:"lagP99"`
+	LagMax   time.Duration `json:"lagMax"`
+}

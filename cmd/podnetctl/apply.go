@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/podnet/podnet/admin"
+	"github.com/spf13/cobra"
+)
+
+func (c *cli) applyCmd() *cobra.Command {
+	return c.fileCmd("apply", "create or update the services of a YAML or JSON file (Kubernetes Service fields, flattened; - reads stdin)",
+		"/v1/services/apply")
+}
+
+func (c *cli) deleteCmd() *cobra.Command {
+	return c.fileCmd("delete", "remove the services a YAML or JSON file names (absent ones are reported, not an error)",
+		"/v1/services/delete")
+}
+
+// fileCmd is apply or delete: a file of services sent to path.
+func (c *cli) fileCmd(verb, short, path string) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   verb + " -f FILE",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return c.sendFile(path, file)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "the file of services (- for standard input)")
+	_ = cmd.MarkFlagRequired("filename")
+	return c.printing(cmd)
+}
+
+// sendFile posts a file of services to podnetd, which parses it (errors
+// carry the file's line numbers) and applies or deletes each object.
+func (c *cli) sendFile(path, file string) error {
+	var content []byte
+	var err error
+	if file == "-" {
+		content, err = io.ReadAll(os.Stdin)
+	} else {
+		content, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", file, err)
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	var rs []admin.ApplyResult
+	if err := c.client().Post(ctx, path, admin.ServiceFile{Source: file, Content: content}, &rs); err != nil {
+		return err
+	}
+	return c.printResults(rs)
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/service"
+)
+
+// maxServiceFile bounds the body of apply and delete (a file of thousands
+// of services is well under it).
+const maxServiceFile = 16 << 20
+
+// serviceRoutes are the admin API of services.
+func (a *adminServer) serviceRoutes() admin.Routes {
+	with := func(h func(ctx context.Context, s *services, r *http.Request) (any, error)) admin.Handler {
+		return func(ctx context.Context, r *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
+			v, err := h(ctx, d.services, r)
+			if errors.Is(err, service.ErrInvalid) {
+				return nil, admin.UserError{Err: err}
+			}
+			return v, err
+		}
+	}
+	return admin.Routes{
+		"GET /v1/services": with(func(ctx context.Context, s *services, _ *http.Request) (any, error) {
+			return s.registry.List(ctx)
+		}),
+		"GET /v1/services/{name}": with(func(ctx context.Context, s *services, r *http.Request) (any, error) {
+			return s.registry.Get(ctx, r.PathValue("name"))
+		}),
+		"POST /v1/services": with(func(ctx context.Context, s *services, r *http.Request) (any, error) {
+			var spec admin.ServiceSpec
+			dec := json.NewDecoder(io.LimitReader(r.Body, maxServiceFile))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&spec); err != nil {
+				return nil, admin.UserError{Err: fmt.Errorf("malformed service spec: %w", err)}
+			}
+			created, err := s.registry.Create(ctx, spec)
+			if err != nil {
+				return nil, err
+			}
+			return admin.ServiceView{ServiceSpec: service.SpecOf(created),
+				Status: &admin.ServiceStatus{Created: created.Created, Updated: created.Updated}}, nil
+		}),
+		"DELETE /v1/services/{name}": with(func(ctx context.Context, s *services, r *http.Request) (any, error) {
+			name := r.PathValue("name")
+			found, err := s.registry.Remove(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			res := admin.ApplyResult{Name: name, Action: admin.ActionNotFound}
+			if found {
+				res.Action = admin.ActionDeleted
+			}
+			return res, nil
+		}),
+		"POST /v1/services/apply": with(func(ctx context.Context, s *services, r *http.Request) (any, error) {
+			f, err := decodeServiceFile(r)
+			if err != nil {
+				return nil, err
+			}
+			return s.registry.ApplyFile(ctx, f.Source, f.Content)
+		}),
+		"POST /v1/services/delete": with(func(ctx context.Context, s *services, r *http.Request) (any, error) {
+			f, err := decodeServiceFile(r)
+			if err != nil {
+				return nil, err
+			}
+			return s.registry.DeleteFile(ctx, f.Source, f.Content)
+		}),
+		"GET /v1/service-agent": with(func(_ context.Context, s *services, _ *http.Request) (any, error) {
+			return s.proxy.Status(), nil
+		}),
+	}
+}
+
+func decodeServiceFile(r *http.Request) (admin.ServiceFile, error) {
+	var f admin.ServiceFile
+	if err := json.NewDecoder(io.LimitReader(r.Body, 2*maxServiceFile)).Decode(&f); err != nil {
+		return f, admin.UserError{Err: fmt.Errorf("malformed request: %w", err)}
+	}
+	return f, nil
+}

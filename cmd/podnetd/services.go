@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"regexp"
+
+	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/service"
+	"github.com/podnet/podnet/store"
+)
+
+// services is the service layer of podnetd: the registry behind the admin
+// API, the catalog the agent and the DNS read, and the proxy agent.
+type services struct {
+	registry *service.Registry
+	catalog  *service.Catalog
+	proxy    *service.Proxy
+	st       *store.Store
+}
+
+var domainRE = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// validateServices checks the service flags.
+func (c *config) validateServices() error {
+	if _, err := c.serviceRange(); err != nil {
+		return fmt.Errorf("--service-cidr: %w", err)
+	}
+	if !domainRE.MatchString(c.ClusterDomain) || len(c.ClusterDomain) > 200 {
+		return fmt.Errorf("--cluster-domain %q: want a DNS name of lower case letters, digits, '-' and '.'", c.ClusterDomain)
+	}
+	return nil
+}
+
+func (c *config) serviceRange() (service.ServiceRange, error) {
+	p, err := netip.ParsePrefix(c.ServiceCIDR)
+	if err != nil {
+		return service.ServiceRange{}, err
+	}
+	var dnsAddr netip.Addr
+	if c.DNSAddr != "off" {
+		dnsAddr, _ = netip.ParseAddr(c.DNSAddr)
+	}
+	return service.NewServiceRange(p, dnsAddr)
+}
+
+// newServices checks this podnetd's service CIDR against the cluster's
+// (refusing to run when they disagree or it overlaps a pool) and builds
+// the service layer; start runs it.
+func newServices(ctx context.Context, cfg *config, st *store.Store, log *slog.Logger) (*services, error) {
+	rng, err := cfg.serviceRange()
+	if err != nil {
+		return nil, err
+	}
+	if err := service.EnsureServiceCIDR(ctx, st, rng.CIDR, cfg.HostName); err != nil {
+		return nil, err
+	}
+	log = log.With("component", "services")
+	return &services{
+		registry: service.NewRegistry(service.RegistryConfig{Store: st, Range: rng, Host: cfg.HostName, Logger: log}),
+		catalog:  service.NewCatalog(cfg.HostName, rng.CIDR.Addr().Is6(), log),
+		st:       st,
+	}, nil
+}
+
+// start runs the catalog and the proxy agent. The agent programs through
+// the NAT engine when it implements the services contract, else it only
+// computes what each service needs (podnetctl service agent shows it).
+func (s *services) start(ctx context.Context, cfg *config, ports *portmap.Engine, log *slog.Logger) {
+	go s.catalog.Run(ctx, s.st)
+	prog, ok := any(ports).(service.Programmer)
+	if !ok {
+		log.Warn("this build has no service data plane: services are recorded, selected and resolved by DNS, but no VIP, NodePort or external IP is programmed")
+	}
+	s.proxy = service.NewProxy(service.ProxyConfig{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
+		Programmer: prog, Logger: log.With("component", "proxy")})
+	go s.proxy.Run(ctx)
+}

@@ -1,0 +1,307 @@
+package service
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/store"
+)
+
+// Programmer is the data plane the proxy agent drives (portmap's engine):
+// the whole desired set at start and on every resync, one service at a
+// time in between.
+type Programmer interface {
+	SetServices(ctx context.Context, svcs []portmap.Service) error
+	UpsertService(ctx context.Context, s portmap.Service) error
+	DeleteService(ctx context.Context, name string) error
+	// ServiceStatus is nil when the service's rules are programmed, else
+	// why not.
+	ServiceStatus(name string) error
+}
+
+// ProxyConfig wires a Proxy.
+type ProxyConfig struct {
+	Host    string
+	Store   *store.Store
+	Catalog *Catalog
+	// Programmer nil: the agent computes what each service needs on this
+	// host (shown by Status) but programs nothing.
+	Programmer Programmer
+	// ResyncInterval is the period of the full SetServices (default 5 min).
+	ResyncInterval time.Duration
+	Logger         *slog.Logger
+}
+
+// Proxy is the service proxy agent of one host: it turns the catalog
+// (services, endpoints, hosts) into the data plane's services and hands
+// each change over as it happens.
+type Proxy struct {
+	cfg ProxyConfig
+	log *slog.Logger
+	cat *Catalog
+
+	mu sync.Mutex
+	// programmed is what the data plane was last given, by name.
+	programmed map[string]portmap.Service
+	// failing maps a service to the error the data plane reports for it;
+	// reported is what etcd holds for this host (svcstatus/<host>/).
+	failing, reported map[string]string
+	synced            bool
+	lastSync          time.Time
+	lags              []time.Duration // ring of the last lagRing
+	lagNext           int
+}
+
+const lagRing = 1000
+
+// NewProxy returns an agent; Run starts it.
+func NewProxy(cfg ProxyConfig) *Proxy {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = 5 * time.Minute
+	}
+	return &Proxy{cfg: cfg, log: cfg.Logger, cat: cfg.Catalog, programmed: map[string]portmap.Service{},
+		failing: map[string]string{}, reported: map[string]string{}}
+}
+
+// Run drives the data plane until ctx ends. The catalog must be running.
+// It waits for the catalog's first complete view, programs everything
+// with SetServices (retrying until the data plane takes it), then applies
+// each change with UpsertService/DeleteService, only for services whose
+// result changed; every ResyncInterval it calls SetServices again.
+func (p *Proxy) Run(ctx context.Context) {
+	for !p.cat.Loaded() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.cat.Changed():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	p.cat.mu.Lock()
+	p.cat.takeDirty()
+	p.cat.mu.Unlock()
+	backoff := 200 * time.Millisecond
+	for !p.fullSync(ctx) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	reported := p.reportStatus(ctx, true)
+	resync := time.NewTicker(p.cfg.ResyncInterval)
+	defer resync.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.cat.Changed():
+			if !p.applyChanges(ctx) {
+				retry.Reset(time.Second)
+			}
+		case <-retry.C:
+			if !p.applyChanges(ctx) || !reported {
+				retry.Reset(time.Second)
+			}
+		case <-resync.C:
+			p.cat.mu.Lock()
+			p.cat.takeDirty()
+			p.cat.mu.Unlock()
+			if !p.fullSync(ctx) {
+				retry.Reset(time.Second)
+			}
+		}
+		if reported = p.reportStatus(ctx, !reported); !reported {
+			retry.Reset(time.Second)
+		}
+	}
+}
+
+// desired computes the data-plane view of every service with a VIP.
+func (p *Proxy) desired() map[string]portmap.Service {
+	c := p.cat
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make(map[string]portmap.Service, len(c.services))
+	for name, s := range c.services {
+		if ps, ok := c.programLocked(s); ok {
+			out[name] = ps
+		}
+	}
+	return out
+}
+
+// fullSync hands the whole desired set over; false when the data plane
+// took none of it.
+func (p *Proxy) fullSync(ctx context.Context) bool {
+	want := p.desired()
+	if pr := p.cfg.Programmer; pr != nil {
+		list := slices.Collect(maps.Values(want))
+		slices.SortFunc(list, func(a, b portmap.Service) int { return strings.Compare(a.Name, b.Name) })
+		if err := pr.SetServices(ctx, list); err != nil {
+			p.log.Error("services not programmed; retrying", "services", len(list), "err", err)
+			return false
+		}
+	}
+	p.mu.Lock()
+	p.programmed = want
+	p.synced, p.lastSync = true, time.Now()
+	p.mu.Unlock()
+	p.refreshFailing(slices.Collect(maps.Keys(want)), true)
+	p.log.Info("services programmed", "services", len(want), "programmer", p.cfg.Programmer != nil)
+	return true
+}
+
+// applyChanges recomputes the services the catalog marked and hands over
+// those whose result changed. false means a call failed (retry soon: the
+// failed services stay marked).
+func (p *Proxy) applyChanges(ctx context.Context) bool {
+	c := p.cat
+	c.mu.Lock()
+	dirty, all := c.takeDirty()
+	c.mu.Unlock()
+	if all {
+		for name := range p.programmedNames() {
+			if _, ok := dirty[name]; !ok {
+				dirty[name] = time.Time{}
+			}
+		}
+		c.mu.RLock()
+		for name := range c.services {
+			if _, ok := dirty[name]; !ok {
+				dirty[name] = time.Time{}
+			}
+		}
+		c.mu.RUnlock()
+	}
+	ok := true
+	var touched []string
+	for name, since := range dirty {
+		c.mu.RLock()
+		var want portmap.Service
+		have := false
+		if s := c.services[name]; s != nil {
+			want, have = c.programLocked(s)
+		}
+		c.mu.RUnlock()
+		p.mu.Lock()
+		prev, was := p.programmed[name]
+		p.mu.Unlock()
+		if have == was && (!have || sameProgram(prev, want)) {
+			continue
+		}
+		var err error
+		if pr := p.cfg.Programmer; pr != nil {
+			if have {
+				err = pr.UpsertService(ctx, want)
+			} else {
+				err = pr.DeleteService(ctx, name)
+			}
+		}
+		if err != nil {
+			p.log.Warn("service not programmed; retrying", "service", name, "err", err)
+			c.mu.Lock()
+			c.markDirty(name, since)
+			c.mu.Unlock()
+			ok = false
+			continue
+		}
+		p.mu.Lock()
+		if have {
+			p.programmed[name] = want
+		} else {
+			delete(p.programmed, name)
+		}
+		if !since.IsZero() {
+			p.recordLag(time.Since(since))
+		}
+		p.mu.Unlock()
+		touched = append(touched, name)
+		p.log.Debug("service programmed", "service", name, "present", have, "endpoints", len(want.Endpoints),
+			"lag", lagOf(since))
+	}
+	p.refreshFailing(touched, false)
+	return ok
+}
+
+func lagOf(since time.Time) time.Duration {
+	if since.IsZero() {
+		return 0
+	}
+	return time.Since(since)
+}
+
+func (p *Proxy) programmedNames() map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]bool, len(p.programmed))
+	for n := range p.programmed {
+		out[n] = true
+	}
+	return out
+}
+
+func (p *Proxy) recordLag(d time.Duration) {
+	if len(p.lags) < lagRing {
+		p.lags = append(p.lags, d)
+		return
+	}
+	p.lags[p.lagNext] = d
+	p.lagNext = (p.lagNext + 1) % lagRing
+}
+
+// refreshFailing asks the data plane about names (every programmed
+// service when all) and remembers which fail.
+func (p *Proxy) refreshFailing(names []string, all bool) {
+	pr := p.cfg.Programmer
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if all {
+		p.failing = map[string]string{}
+	}
+	for _, n := range names {
+		delete(p.failing, n)
+		if _, ok := p.programmed[n]; !ok || pr == nil {
+			continue
+		}
+		if err := pr.ServiceStatus(n); err != nil {
+			p.failing[n] = err.Error()
+		}
+	}
+}
+
+// Status reports what the agent holds.
+func (p *Proxy) Status() admin.ServiceAgentStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := admin.ServiceAgentStatus{Host: p.cfg.Host, Programmer: p.cfg.Programmer != nil, Synced: p.synced,
+		LastSync: p.lastSync, Services: len(p.programmed), LagCount: len(p.lags)}
+	st.Failing = slices.Sorted(maps.Keys(p.failing))
+	if len(p.lags) > 0 {
+		ls := slices.Clone(p.lags)
+		slices.Sort(ls)
+		st.LagP50, st.LagP99, st.LagMax = ls[len(ls)/2], ls[len(ls)*99/100], ls[len(ls)-1]
+	}
+	return st
+}
+
+// Programmed returns what the data plane was last given for name.
+func (p *Proxy) Programmed(name string) (portmap.Service, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.programmed[name]
+	return s, ok
+}

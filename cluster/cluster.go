@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/netdef"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -25,6 +26,8 @@ type Manager struct {
 	st   *store.Store
 	ipam HostReleaser
 	log  *slog.Logger
+	// hostNets reads this host's interface networks (SetHostNetworks).
+	hostNets func() ([]netspec.HostNetwork, error)
 }
 
 // New returns a Manager.
@@ -81,6 +84,9 @@ func (m *Manager) CreateNetwork(ctx context.Context, spec NetworkSpec) (store.Lo
 			return def, inputf("subnet %q: %v", s, err)
 		}
 		p = p.Masked()
+		if err := m.checkSubnetSafe(p); err != nil {
+			return def, err
+		}
 		def.Subnets = append(def.Subnets, p.String())
 		if p.Addr().Is6() {
 			def.IPv6 = true

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
 // Address spaces podnet reports to Docker. Docker passes one of them back
-// in RequestPool; podnet has a single space and ignores which.
+// in RequestPool; podnet has a single space and accepts either name (and
+// nothing else).
 const (
 	LocalAddressSpace  = "podnet-local"
 	GlobalAddressSpace = "podnet-global"
@@ -43,6 +45,10 @@ type Config struct {
 	// HostRoutes returns this host's routes; auto pools never overlap them.
 	// Injected so that ipam stays free of netlink. Nil means no routes.
 	HostRoutes func() ([]netip.Prefix, error)
+	// HostNetworks returns the networks of this host's interfaces
+	// (podnet's own links left out); a --subnet overlapping one is
+	// refused (netspec.CheckSubnet). Nil means none.
+	HostNetworks func() ([]netspec.HostNetwork, error)
 }
 
 // AutoPool is a range podnet cuts subnets of Bits from.
@@ -72,6 +78,7 @@ type IPAM struct {
 	blockBits6 int
 	auto       []AutoPool
 	routes     func() ([]netip.Prefix, error)
+	hostNets   func() ([]netspec.HostNetwork, error)
 
 	mu    sync.Mutex
 	pools map[netip.Prefix]*poolState
@@ -111,7 +118,7 @@ func New(cfg Config) (*IPAM, error) {
 	return &IPAM{
 		host: cfg.Host, st: cfg.Store, log: cfg.Logger,
 		blockBits4: cfg.BlockBits4, blockBits6: cfg.BlockBits6,
-		auto: auto, routes: cfg.HostRoutes,
+		auto: auto, routes: cfg.HostRoutes, hostNets: cfg.HostNetworks,
 		pools: map[netip.Prefix]*poolState{},
 	}, nil
 }

@@ -68,7 +68,8 @@ func run(parent context.Context, cfg *config) error {
 			{Base: netip.MustParsePrefix(cfg.DefaultPool), Bits: cfg.DefaultPoolLen},
 			{Base: netip.MustParsePrefix(cfg.DefaultPool6), Bits: 64},
 		},
-		HostRoutes: k.Routes,
+		HostRoutes:   k.Routes,
+		HostNetworks: hostNetworks(k),
 	})
 	if err != nil {
 		return err
@@ -120,8 +121,9 @@ func run(parent context.Context, cfg *config) error {
 		go service.NewWatcher(service.WatcherConfig{Host: cfg.HostName, Store: st, Docker: dc,
 			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher")}).Run(ctx)
 	}
-	adm.setReady(&adminDeps{store: st, cluster: cluster.New(st, ipm, log.With("component", "cluster")),
-		driver: drv, ipam: ipm, rec: rec, embedded: embedded})
+	cm := cluster.New(st, ipm, log.With("component", "cluster"))
+	cm.SetHostNetworks(hostNetworks(k))
+	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded})
 
 	select {
 	case <-ctx.Done():

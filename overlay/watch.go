@@ -187,6 +187,7 @@ func (f hostsFollower) Snapshot(kvs []store.KV) {
 	f.o.view.hosts, f.o.view.hostsLoaded = hosts, true
 	f.o.mu.Unlock()
 	f.o.kick()
+	f.o.publishPeers()
 }
 
 func (f hostsFollower) Changes(evs []store.Event) {
@@ -203,6 +204,7 @@ func (f hostsFollower) Changes(evs []store.Event) {
 	}
 	f.o.mu.Unlock()
 	f.o.kick()
+	f.o.publishPeers()
 }
 
 func (f hostsFollower) parse(key string, value []byte) (string, netip.Addr, bool) {

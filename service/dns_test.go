@@ -63,10 +63,14 @@ func fakeUpstream(t *testing.T) string {
 }
 
 // startDNS runs a cluster DNS for the test and returns its address.
-func startDNS(t *testing.T, st *store.Store, upstreams []string) (*DNS, string) {
+func startDNS(t *testing.T, st *store.Store, upstreams []string, tweak ...func(*DNSConfig)) (*DNS, string) {
 	t.Helper()
 	listen := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(storetest.FreePort(t)))
-	d, err := NewDNS(DNSConfig{Store: st, Listen: listen, Upstreams: upstreams, Logger: storetest.Logger(t)})
+	cfg := DNSConfig{Store: st, Listen: listen, Upstreams: upstreams, Logger: storetest.Logger(t)}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	d, err := NewDNS(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,14 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
+	// The cluster DNS before etcd answers: it serves the records saved on
+	// disk meanwhile.
+	if err := startDNS(ctx, cfg, st, k, log); err != nil {
+		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
+	}
 	ports := portmap.New(portmap.Options{Logger: log.With("component", "portmap"), IPTablesBackend: cfg.IPTables})
+	guardPorts(ctx, cfg, ports, log)
+	go guardEtcd(ctx, st, ports, log)
 	ipm, err := ipam.New(ipam.Config{
 		Host: cfg.HostName, Store: st, Logger: log.With("component", "ipam"),
 		BlockBits4: cfg.BlockSize, BlockBits6: cfg.BlockSize6,
@@ -74,7 +81,7 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	ov, ovErr := newOverlay(cfg, st, k, log)
+	ov, ovErr := newOverlay(cfg, st, k, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
 		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU}
 	if ovErr != nil {
@@ -104,9 +111,6 @@ func run(parent context.Context, cfg *config) error {
 	go ports.Run(ctx, 10*time.Second)
 	if ov != nil {
 		go ov.Run(ctx)
-	}
-	if err := startDNS(ctx, cfg, st, k, log); err != nil {
-		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
 	}
 	var rec *reconcile.Reconciler
 	if dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation()); err != nil {
@@ -158,6 +162,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (*store.Store
 		}
 		endpoints = emb.Endpoints()
 	}
+	warnInsecureEtcd(cfg, log)
 	st, err := store.Open(store.Config{Endpoints: endpoints, CACert: cfg.EtcdCACert, Cert: cfg.EtcdCert,
 		Key: cfg.EtcdKey, Logger: log})
 	if err != nil {
@@ -194,14 +199,22 @@ func waitForEtcd(ctx context.Context, st *store.Store, log *slog.Logger) error {
 	}
 }
 
-// newOverlay detects the underlay and builds the multi-host data plane.
-func newOverlay(cfg *config, st *store.Store, k *link.Kernel, log *slog.Logger) (*overlay.Overlay, error) {
+// newOverlay detects the underlay and builds the multi-host data plane;
+// VXLAN is then accepted only from the hosts it follows.
+func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *portmap.Engine, log *slog.Logger) (*overlay.Overlay, error) {
 	u, err := overlay.DetectUnderlay(k, cfg.AdvertiseAddr)
 	if err != nil {
 		return nil, err
 	}
-	return overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Kernel: k, Logger: log.With("component", "overlay"),
-		Underlay: u, Port: cfg.VXLANPort})
+	ov, err := overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Kernel: k, Logger: log.With("component", "overlay"),
+		Underlay: u, Port: cfg.VXLANPort, Peers: peersToGuard(ports, log)})
+	if err != nil {
+		return nil, err
+	}
+	if err := ports.SetOverlay(context.Background(), uint16(cfg.VXLANPort), overlay.DevicePrefix); err != nil {
+		return nil, err
+	}
+	return ov, nil
 }
 
 // startDNS puts the cluster DNS address on lo and serves it.
@@ -214,7 +227,7 @@ func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel,
 		return err
 	}
 	d, err := service.NewDNS(service.DNSConfig{Store: st, Listen: netip.AddrPortFrom(addr, 53),
-		Upstreams: cfg.DNSUpstreams, Logger: log.With("component", "dns")})
+		Upstreams: cfg.DNSUpstreams, CacheFile: filepath.Join(cfg.DataDir, dnsCacheFile), Logger: log.With("component", "dns")})
 	if err != nil {
 		return err
 	}

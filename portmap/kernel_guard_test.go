@@ -3,8 +3,6 @@ package portmap
 import (
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,10 +40,6 @@ func guardLab(t *testing.T) (*lab, Network, container) {
 func TestKernelGuardMatchesNft(t *testing.T) {
 	t.Parallel()
 	l, _, _ := guardLab(t)
-	listed, err := l.nft("list", "table", "inet", "podnet")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var rs *ruleset
 	l.do(func() error {
 		l.eng.mu.Lock()
@@ -62,23 +56,7 @@ func TestKernelGuardMatchesNft(t *testing.T) {
 			t.Fatalf("ruleset lacks %q:\n%s", want, rs)
 		}
 	}
-	if got, want := sortElements(listed), sortElements(rs.String()); got != want {
-		t.Fatalf("nft list table inet podnet:\n%s\nwant:\n%s", got, want)
-	}
-	text := filepath.Join(t.TempDir(), "podnet.nft")
-	if err := os.WriteFile(text, []byte(rs.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ref := testutil.NewNetNS(t)
-	ref.MustExec(t, "nft", "-f", text)
-	theirs := ref.MustExec(t, "nft", "--debug=netlink", "list", "table", "inet", "podnet")
-	ours, err := l.nft("--debug=netlink", "list", "table", "inet", "podnet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if normalizeDebug(ours) != normalizeDebug(theirs) {
-		t.Fatalf("bytecode differs from nft's own:\nours:\n%s\nnft -f:\n%s", ours, theirs)
-	}
+	l.assertMatchesNft(rs)
 }
 
 // TestKernelGuardClusterDNS: the host and its containers reach the cluster
@@ -89,19 +67,11 @@ func TestKernelGuardClusterDNS(t *testing.T) {
 	l.ipBatch(l.client, "route add 10.96.0.10/32 via "+hostIP4)
 	// serve's UDP socket is unbound, so its replies would leave from the
 	// bridge address; the cluster DNS binds its address, as here.
-	var pc net.PacketConn
 	var ln net.Listener
-	err := l.host.Do(func() (err error) {
-		if pc, err = net.ListenPacket("udp", "10.96.0.10:53"); err != nil {
-			return err
-		}
-		ln, err = net.Listen("tcp", "10.96.0.10:53")
-		return err
-	})
-	if err != nil {
+	if err := l.host.Do(func() (err error) { ln, err = net.Listen("tcp", "10.96.0.10:53"); return err }); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pc.Close(); ln.Close() })
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -112,16 +82,7 @@ func TestKernelGuardClusterDNS(t *testing.T) {
 			c.Close()
 		}
 	}()
-	go func() {
-		buf := make([]byte, 100)
-		for {
-			_, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo([]byte("dns "+hostOf(from)+"\n"), from)
-		}
-	}()
+	udpHandle(t, l.host, "10.96.0.10:53", func(_ string, from net.Addr) string { return "dns " + hostOf(from) + "\n" })
 	mustHello(t, c.ns, "udp", "10.96.0.10:53", "dns "+c.ip4.String())
 	mustHello(t, c.ns, "tcp", "10.96.0.10:53", "dns "+c.ip4.String())
 	mustHello(t, l.host, "udp", "10.96.0.10:53", "dns 10.96.0.10")
@@ -186,21 +147,7 @@ func TestKernelGuardForgedPodSource(t *testing.T) {
 	l.ipBatch(l.host, "route add 10.200.1.64/26 via "+clientIP4+" dev vcl")
 	l.ipBatch(l.client, "addr add 10.200.1.70/32 dev eth0", "addr add 10.200.1.30/32 dev eth0")
 	got := make(chan string, 16)
-	var pc net.PacketConn
-	if err := c.ns.Do(func() (err error) { pc, err = net.ListenPacket("udp", ":9999"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 100)
-		for {
-			n, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			got <- string(buf[:n])
-		}
-	}()
+	udpHandle(t, c.ns, ":9999", func(msg string, _ net.Addr) string { got <- msg; return "" })
 	send := func(from string) {
 		t.Helper()
 		err := l.client.Do(func() error {
@@ -238,4 +185,27 @@ func TestKernelGuardForgedPodSource(t *testing.T) {
 		t.Fatalf("a forged pod source was delivered: %q", m)
 	case <-time.After(500 * time.Millisecond):
 	}
+}
+
+// udpHandle serves UDP on addr in ns until the test ends: each datagram
+// goes to handle, whose non-empty answer is sent back.
+func udpHandle(t *testing.T, ns *testutil.NetNS, addr string, handle func(msg string, from net.Addr) string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := ns.Do(func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if answer := handle(string(buf[:n]), from); answer != "" {
+				_, _ = pc.WriteTo([]byte(answer), from)
+			}
+		}
+	}()
 }

@@ -73,25 +73,17 @@ func peerCertUsable(caFile, certFile, keyFile, host string) bool {
 // makePeerCerts writes a fresh CA and a certificate for host signed by it.
 func makePeerCerts(caFile, certFile, keyFile, host string) error {
 	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
 	caTmpl := &x509.Certificate{
 		SerialNumber: serial(), Subject: pkix.Name{CommonName: "podnet embedded etcd CA"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(peerCertLifetime),
 		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caDER, caKey, err := issue(caTmpl, nil, nil)
 	if err != nil {
 		return err
 	}
 	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
@@ -106,7 +98,7 @@ func makePeerCerts(caFile, certFile, keyFile, host string) error {
 	} else {
 		tmpl.DNSNames = []string{host}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	der, key, err := issue(tmpl, caCert, caKey)
 	if err != nil {
 		return err
 	}
@@ -128,6 +120,20 @@ func makePeerCerts(caFile, certFile, keyFile, host string) error {
 		}
 	}
 	return nil
+}
+
+// issue makes a P-256 key and a certificate of tmpl for it, signed by
+// parent's key (self-signed when parent is nil).
+func issue(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	return der, key, err
 }
 
 func serial() *big.Int {

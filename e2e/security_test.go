@@ -14,7 +14,9 @@ import (
 )
 
 // The lab as an attacker sees it: the outside client on the underlay,
-// containers, and local users who are not root.
+// containers, and local users who are not root. (The tests on the
+// 3-host lab come first, then those on the 1-host lab: each switch of
+// shared lab costs a down and an up.)
 
 // TestEtcdRefusesStrangers: the lab's etcd cluster takes only clients with
 // a certificate of its CA, and containers on podnet networks cannot even
@@ -47,27 +49,6 @@ func TestEtcdRefusesStrangers(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(l.HostDir("h1"), "podnetd.log")); err != nil || strings.Contains(string(b), "INSECURE") {
 		t.Fatalf("podnetd warns about etcd security in the TLS lab (read err %v)", err)
-	}
-}
-
-// TestEmbeddedEtcdRootOnly: a local user who is not root can neither
-// reach the embedded etcd's socket nor its peer port, nor the TCP port it
-// used to listen on; root can.
-func TestEmbeddedEtcdRootOnly(t *testing.T) {
-	l := single(t)
-	nobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "etcdctl",
-		"--dial-timeout", "2s", "--command-timeout", "3s"}
-	for _, ep := range []string{"$LAB_ETCD_ENDPOINTS", "http://127.0.0.1:23790"} {
-		cmd := strings.Join(nobody, " ") + ` --endpoints "` + ep + `" del --prefix /podnet/v1/hosts/`
-		if out, err := l.Exec("h1", "sh", "-c", cmd); err == nil {
-			t.Fatalf("a non-root etcdctl on %s deleted podnet's keys: %s", ep, out)
-		}
-	}
-	if keys := etcdKeys(t, l, "h1", "hosts/"); !contains(keys, "hosts/h1") {
-		t.Fatalf("root's etcdctl on the socket sees %v, want hosts/h1", keys)
-	}
-	if out, err := l.Exec("h1", "curl", "-sS", "-k", "--max-time", "3", "https://127.0.0.1:23800/members"); err == nil {
-		t.Fatalf("the embedded etcd's peer port answered without a client certificate: %s", out)
 	}
 }
 
@@ -164,49 +145,6 @@ func TestClusterDNSNotOpen(t *testing.T) {
 	}
 }
 
-// TestUnsafeSubnetsRefused: loopback, multicast, link-local, unspecified
-// and broadcast ranges, the lab's LAN and docker0's network are refused
-// through the docker CLI, podnetctl and the plugin socket, with nothing
-// left in etcd.
-func TestUnsafeSubnetsRefused(t *testing.T) {
-	l := single(t)
-	before := etcdKeys(t, l, "h1", "")
-	lan := l.Net + ".0/24"
-	for subnet, want := range map[string]string{
-		"127.0.0.0/24":     "loopback",
-		"224.0.0.0/24":     "multicast",
-		"169.254.10.0/24":  "link-local",
-		"0.0.0.0/24":       "unspecified",
-		"255.255.255.0/24": "broadcast",
-		lan:                "interface eth0",
-		"172.17.0.0/24":    "interface docker0",
-	} {
-		dockerFails(t, l, "h1", []string{"unsafe subnet", want},
-			"network", "create", "-d", "podnet", "--ipam-driver", "podnet", "--subnet", subnet, "unsafe")
-	}
-	dockerFails(t, l, "h1", []string{"unsafe subnet", "link-local"},
-		"network", "create", "-d", "podnet", "--ipam-driver", "podnet", "--ipv6", "--subnet", "10.86.0.0/24",
-		"--subnet", "fe80::/64", "unsafe")
-	if out, err := l.Exec("h1", "podnetctl", "network", "create", "lan", "--subnet", lan); err == nil ||
-		!strings.Contains(err.Error(), "interface eth0") {
-		t.Fatalf("podnetctl network create on the LAN: %v %s", err, out)
-	}
-	for body, want := range map[string]string{
-		`{"AddressSpace":"podnet-local","Pool":"224.0.0.0/24"}`: "multicast",
-		`{"AddressSpace":"podnet-local","Pool":"127.0.0.0/24"}`: "loopback",
-		`{"AddressSpace":"../../x","Pool":"10.86.0.0/24"}`:      "unknown address space",
-	} {
-		out := l.MustExec(t, "h1", "curl", "-sS", "--max-time", "5", "--unix-socket", "/run/docker/plugins/podnet.sock",
-			"-X", "POST", "http://podnet/IpamDriver.RequestPool", "-d", body)
-		if !strings.Contains(out, `"Error"`) || !strings.Contains(out, want) {
-			t.Fatalf("RequestPool %s through the socket: %s", body, out)
-		}
-	}
-	if after := etcdKeys(t, l, "h1", ""); strings.Join(after, " ") != strings.Join(before, " ") {
-		t.Fatalf("refused requests changed etcd:\nbefore %v\nafter  %v", before, after)
-	}
-}
-
 // TestClusterDNSFromDiskWithEtcdDown: a podnetd restarted while etcd has
 // no quorum answers the names it knew from the records it saved.
 func TestClusterDNSFromDiskWithEtcdDown(t *testing.T) {
@@ -264,6 +202,70 @@ func TestClusterDNSFromDiskWithEtcdDown(t *testing.T) {
 		out, err := l.Exec("h1", "podnetctl", "status")
 		return err == nil && !strings.Contains(out, "UNHEALTHY"), out + errString(err)
 	})
+}
+
+// TestEmbeddedEtcdRootOnly: a local user who is not root can neither
+// reach the embedded etcd's socket nor its peer port, nor the TCP port it
+// used to listen on; root can.
+func TestEmbeddedEtcdRootOnly(t *testing.T) {
+	l := single(t)
+	nobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "etcdctl",
+		"--dial-timeout", "2s", "--command-timeout", "3s"}
+	for _, ep := range []string{"$LAB_ETCD_ENDPOINTS", "http://127.0.0.1:23790"} {
+		cmd := strings.Join(nobody, " ") + ` --endpoints "` + ep + `" del --prefix /podnet/v1/hosts/`
+		if out, err := l.Exec("h1", "sh", "-c", cmd); err == nil {
+			t.Fatalf("a non-root etcdctl on %s deleted podnet's keys: %s", ep, out)
+		}
+	}
+	if keys := etcdKeys(t, l, "h1", "hosts/"); !contains(keys, "hosts/h1") {
+		t.Fatalf("root's etcdctl on the socket sees %v, want hosts/h1", keys)
+	}
+	if out, err := l.Exec("h1", "curl", "-sS", "-k", "--max-time", "3", "https://127.0.0.1:23800/members"); err == nil {
+		t.Fatalf("the embedded etcd's peer port answered without a client certificate: %s", out)
+	}
+}
+
+// TestUnsafeSubnetsRefused: loopback, multicast, link-local, unspecified
+// and broadcast ranges, the lab's LAN and docker0's network are refused
+// through the docker CLI, podnetctl and the plugin socket, with nothing
+// left in etcd.
+func TestUnsafeSubnetsRefused(t *testing.T) {
+	l := single(t)
+	before := etcdKeys(t, l, "h1", "")
+	lan := l.Net + ".0/24"
+	for subnet, want := range map[string]string{
+		"127.0.0.0/24":     "loopback",
+		"224.0.0.0/24":     "multicast",
+		"169.254.10.0/24":  "link-local",
+		"0.0.0.0/24":       "unspecified",
+		"255.255.255.0/24": "broadcast",
+		lan:                "interface eth0",
+		"172.17.0.0/24":    "interface docker0",
+	} {
+		dockerFails(t, l, "h1", []string{"unsafe subnet", want},
+			"network", "create", "-d", "podnet", "--ipam-driver", "podnet", "--subnet", subnet, "unsafe")
+	}
+	dockerFails(t, l, "h1", []string{"unsafe subnet", "link-local"},
+		"network", "create", "-d", "podnet", "--ipam-driver", "podnet", "--ipv6", "--subnet", "10.86.0.0/24",
+		"--subnet", "fe80::/64", "unsafe")
+	if out, err := l.Exec("h1", "podnetctl", "network", "create", "lan", "--subnet", lan); err == nil ||
+		!strings.Contains(err.Error(), "interface eth0") {
+		t.Fatalf("podnetctl network create on the LAN: %v %s", err, out)
+	}
+	for body, want := range map[string]string{
+		`{"AddressSpace":"podnet-local","Pool":"224.0.0.0/24"}`: "multicast",
+		`{"AddressSpace":"podnet-local","Pool":"127.0.0.0/24"}`: "loopback",
+		`{"AddressSpace":"../../x","Pool":"10.86.0.0/24"}`:      "unknown address space",
+	} {
+		out := l.MustExec(t, "h1", "curl", "-sS", "--max-time", "5", "--unix-socket", "/run/docker/plugins/podnet.sock",
+			"-X", "POST", "http://podnet/IpamDriver.RequestPool", "-d", body)
+		if !strings.Contains(out, `"Error"`) || !strings.Contains(out, want) {
+			t.Fatalf("RequestPool %s through the socket: %s", body, out)
+		}
+	}
+	if after := etcdKeys(t, l, "h1", ""); strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Fatalf("refused requests changed etcd:\nbefore %v\nafter  %v", before, after)
+	}
 }
 
 // TestPluginBodyDeadline: 2000 connections to the plugin socket that send

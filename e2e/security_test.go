@@ -124,8 +124,8 @@ func TestVXLANOnlyFromHosts(t *testing.T) {
 }
 
 // TestClusterDNSNotOpen: the cluster DNS answers the host and its
-// containers; the outside client, routing to it through the host, gets
-// nothing.
+// containers (on podnet networks and on Docker's default bridge); the
+// outside client, routing to it through the host, gets nothing.
 func TestClusterDNSNotOpen(t *testing.T) {
 	l := multi(t)
 	podnetNet(t, l, "h1", "dnsacl", "--subnet", "10.85.0.0/24")
@@ -136,6 +136,8 @@ func TestClusterDNSNotOpen(t *testing.T) {
 		return err == nil && strings.Contains(out, ip), out + errString(err)
 	})
 	mustContain(t, "the host itself", l.MustExec(t, "h1", "netcheck", "dns", "10.96.0.10", "named1"), ip)
+	mustContain(t, "a container on Docker's default bridge",
+		l.MustDocker(t, "h1", "run", "--rm", TestImage, "netcheck", "dns", "10.96.0.10", "named1"), ip)
 	l.MustClient(t, "ip", "route", "add", "10.96.0.10/32", "via", l.HostIP("h1"))
 	t.Cleanup(func() { _, _ = l.Client("ip", "route", "del", "10.96.0.10/32") })
 	for _, name := range []string{"named1", "example.com"} {

@@ -126,8 +126,10 @@
 //     inside a directly routed block) still gets through, as with any
 //     allow-list of this kind; only encryption (WireGuard, IPsec, both
 //     absent from this kernel) would close that.
-//   - The cluster DNS answers the host itself (`fib saddr type local`)
-//     and podnet's subnets on this host (@subnets4/6, its containers);
+//   - The cluster DNS answers the host itself (`fib saddr type local`),
+//     podnet's subnets on this host (@subnets4/6, its containers) and
+//     this host's containers on Docker's own bridges (docker0, br-*: the
+//     README puts the cluster DNS in daemon.json, which all of them ask);
 //     every other query is dropped. Why here and not (also) in the
 //     server: a drop never answers, so a forged source cannot turn the
 //     resolver into a reflector (a REFUSED is still a packet to the

@@ -26,6 +26,10 @@ const (
 	chainGuardForward = "guard_forward"    // filter: containers to remote etcd
 )
 
+// dockerBridges are the names of Docker's own bridges (the default one and
+// user-defined bridge networks): their containers are this host's too.
+var dockerBridges = []string{"docker0", "br-*"}
+
 // guardState is what the guard protects; the zero value protects nothing
 // but etcd (empty) and pod sources.
 type guardState struct {
@@ -219,8 +223,14 @@ func guardRules(g guardState, bridgePrefix string) []ruleDef {
 			port := dport(proto, g.dns.Port())
 			rules = append(rules,
 				newRule(chainGuardInput, "", to, port, fibSaddrLocal(), accept),
-				newRule(chainGuardInput, "", to, port, addrInSet(f, saddr, subnets), accept),
-				newRule(chainGuardInput, "cluster dns: this host and its containers only", to, port, drop))
+				newRule(chainGuardInput, "", to, port, addrInSet(f, saddr, subnets), accept))
+			// Containers of this host on Docker's own networks too: the
+			// README puts the cluster DNS in daemon.json, which every
+			// container of the host then asks.
+			for _, br := range dockerBridges {
+				rules = append(rules, newRule(chainGuardInput, "", iif(br), to, port, accept))
+			}
+			rules = append(rules, newRule(chainGuardInput, "cluster dns: this host and its containers only", to, port, drop))
 		}
 	}
 	for _, chain := range []string{chainGuardInput, chainGuardForward} {

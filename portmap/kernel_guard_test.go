@@ -85,6 +85,12 @@ func TestKernelGuardClusterDNS(t *testing.T) {
 	udpHandle(t, l.host, "10.96.0.10:53", func(_ string, from net.Addr) string { return "dns " + hostOf(from) + "\n" })
 	mustHello(t, c.ns, "udp", "10.96.0.10:53", "dns "+c.ip4.String())
 	mustHello(t, c.ns, "tcp", "10.96.0.10:53", "dns "+c.ip4.String())
+	// A container on Docker's default bridge (its own subnet, no podnet).
+	d := l.netns()
+	l.ipBatch(l.host, "link add docker0 type bridge", "addr add 172.17.0.1/16 dev docker0", "link set docker0 up",
+		"link add vd0 type veth peer name eth0 netns "+d.Name, "link set vd0 master docker0", "link set vd0 up")
+	l.ipBatch(d, "addr add 172.17.0.2/16 dev eth0", "link set eth0 up", "route add default via 172.17.0.1")
+	mustHello(t, d, "udp", "10.96.0.10:53", "dns 172.17.0.2")
 	mustHello(t, l.host, "udp", "10.96.0.10:53", "dns 10.96.0.10")
 	if got, err := hello(l.client, "udp", "10.96.0.10:53", 500*time.Millisecond); err == nil {
 		t.Fatalf("the outside client got a DNS answer: %q", got)

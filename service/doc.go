@@ -58,8 +58,8 @@
 //   - The DNS server keeps everything in memory, fed by two store.Follow
 //     loops (epmeta/ and alive/): a query never waits on etcd, and when etcd
 //     is unreachable the last known state keeps being served.
-//   - Who may ask: the host itself and podnet's networks on this host
-//     (its containers), nobody else — neither the names nor forwarding
+//   - Who may ask: the host itself and its containers (podnet's networks,
+//     and Docker's own bridges), nobody else — neither the names nor forwarding
 //     are for outsiders. That rule is enforced in nftables, by portmap's
 //     guard, not in this server; portmap's doc.go says why (no answer to
 //     forged sources, one source of truth for podnet's subnets, and it

@@ -305,7 +305,7 @@ func (e *Engine) Cleanup(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	nftErr := e.nft.deleteTable(e.opts.Table)
-	e.acceptsOK = false
+	e.acceptsOK, e.tableLoaded = false, false
 	e.mu.Unlock()
 	if err := errors.Join(nftErr, e.ipt.cleanup()); err != nil {
 		return fmt.Errorf("cleanup: %w", err)

@@ -36,6 +36,7 @@ var reserved = []reservedRange{
 	{netip.MustParsePrefix("::1/128"), "loopback (::1)"},
 	{netip.MustParsePrefix("fe80::/10"), "link-local (fe80::/10)"},
 	{netip.MustParsePrefix("ff00::/8"), "multicast (ff00::/8)"},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped addresses (::ffff:0:0/96): write IPv4 subnets as IPv4"},
 }
 
 // CheckSubnet returns nil if p may hold containers, else an error wrapping

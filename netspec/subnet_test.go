@@ -23,6 +23,7 @@ func TestCheckSubnetRefusesReservedRanges(t *testing.T) {
 		{"ff02::/16", "multicast"},
 		{"::/64", "unspecified"},
 		{"::/127", "unspecified"},
+		{"::ffff:10.0.0.0/104", "IPv4-mapped"},
 		{"8.0.0.0/5", ""}, // fine: only reserved ranges are refused
 	} {
 		err := CheckSubnet(netip.MustParsePrefix(tc.subnet), nil)

@@ -15,7 +15,7 @@ func (m *Manager) SetHostNetworks(f func() ([]netspec.HostNetwork, error)) {
 	m.hostNets = f
 }
 
-// checkSubnetSafe applies netspec.CheckSubnet, the rule IPAM applies to
+// checkSubnetSafe applies netspec.CheckSafe, the rule IPAM applies to
 // every --subnet, to a subnet of a definition.
 func (m *Manager) checkSubnetSafe(p netip.Prefix) error {
 	var host []netspec.HostNetwork
@@ -26,7 +26,7 @@ func (m *Manager) checkSubnetSafe(p netip.Prefix) error {
 		}
 		host = nets
 	}
-	if err := netspec.CheckSubnet(p, host); err != nil {
+	if err := netspec.CheckSafe(p, host); err != nil {
 		return InputError{Msg: err.Error()}
 	}
 	return nil

@@ -26,7 +26,7 @@
 //
 // Overlap. libnetwork checks nothing for a user-given subnet, so podnet
 // refuses one that overlaps another podnet pool, and one that is unsafe
-// (netspec.CheckSubnet, the rule podnetctl network create applies too):
+// (netspec.CheckSafe, the rule podnetctl network create applies too):
 // loopback, multicast, link-local, the unspecified and broadcast ranges,
 // and any network of this host's interfaces (its LAN, docker0, an address
 // on lo) except podnet's own bridges and VXLAN devices — a podnet bridge

@@ -47,7 +47,7 @@ type Config struct {
 	HostRoutes func() ([]netip.Prefix, error)
 	// HostNetworks returns the networks of this host's interfaces
 	// (podnet's own links left out); a --subnet overlapping one is
-	// refused (netspec.CheckSubnet). Nil means none.
+	// refused (netspec.CheckSafe). Nil means none.
 	HostNetworks func() ([]netspec.HostNetwork, error)
 }
 

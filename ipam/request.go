@@ -52,7 +52,7 @@ type poolRequest struct {
 // parsePoolRequest validates what Docker sends in RequestPool: the user's
 // --subnet, --ip-range, --ipv6 and --ipam-opt, verbatim, and the address
 // space (one of the two podnet reports; podnet has one space, either name
-// means it). It refuses reserved subnets (netspec.CheckSubnet without the
+// means it). It refuses reserved subnets (netspec.CheckSafe without the
 // host's networks, which RequestPool checks next). It does not touch etcd
 // or the kernel, so it is what the fuzz target exercises.
 func parsePoolRequest(r *ipam.RequestPoolRequest) (poolRequest, error) {
@@ -81,7 +81,7 @@ func parsePoolRequest(r *ipam.RequestPoolRequest) (poolRequest, error) {
 	case subnet.Bits() > req.fam.maxPoolBits():
 		return req, fmt.Errorf("subnet %s is too small: podnet needs at least a /%d for %s", subnet, req.fam.maxPoolBits(), req.fam)
 	}
-	if err := netspec.CheckSubnet(subnet, nil); err != nil {
+	if err := netspec.CheckSafe(subnet, nil); err != nil {
 		return req, err
 	}
 	req.subnet = subnet

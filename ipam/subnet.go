@@ -66,7 +66,7 @@ func checkAddressSpace(s string) error {
 }
 
 // checkHostNetworks refuses a --subnet that overlaps a network of this
-// host's interfaces (netspec.CheckSubnet), except the parent's own when
+// host's interfaces (netspec.CheckSafe), except the parent's own when
 // --ipam-opt parent=IFACE names it.
 func (m *IPAM) checkHostNetworks(req poolRequest) error {
 	if !req.subnet.IsValid() || m.hostNets == nil {
@@ -79,5 +79,5 @@ func (m *IPAM) checkHostNetworks(req poolRequest) error {
 	if req.parent != "" {
 		nets = slices.DeleteFunc(slices.Clone(nets), func(h netspec.HostNetwork) bool { return h.Iface == req.parent })
 	}
-	return netspec.CheckSubnet(req.subnet, nets)
+	return netspec.CheckSafe(req.subnet, nets)
 }

@@ -39,21 +39,24 @@ var reserved = []reservedRange{
 	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped addresses (::ffff:0:0/96): write IPv4 subnets as IPv4"},
 }
 
-// CheckSubnet returns nil if p may hold containers, else an error wrapping
+// CheckSafe returns nil if p may hold containers, else an error wrapping
 // ErrUnsafeSubnet that names what p overlaps: a reserved range (loopback,
 // multicast, link-local, unspecified, broadcast), or one of host, the
 // networks of the host's own interfaces (its underlay, docker0, ...). The
 // caller reads host from the kernel and leaves out the interfaces the
 // subnet legitimately shares (podnet's own bridges; the parent of a
 // macvlan network); nil host checks the reserved ranges only, which is
-// all a host-independent entry point can know.
+// all a host-independent entry point can know. It is meant to sit beside
+// the format rules of a subnet (size, family): every entry point that
+// checks those checks this too, IPAM's RequestPool with the host's
+// networks.
 //
 // Why refuse an overlap with a host network: the gateway address would
 // sit on a podnet bridge while the same network is reachable through the
 // interface, so the host answers ARP for the LAN's addresses on the wrong
 // side, routes to the LAN break, and containers take addresses that belong
 // to other machines.
-func CheckSubnet(p netip.Prefix, host []HostNetwork) error {
+func CheckSafe(p netip.Prefix, host []HostNetwork) error {
 	if !p.IsValid() {
 		return fmt.Errorf("subnet %v: %w: not a valid prefix", p, ErrUnsafeSubnet)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func TestCheckSubnetRefusesReservedRanges(t *testing.T) {
+func TestCheckSafeRefusesReservedRanges(t *testing.T) {
 	for _, tc := range []struct{ subnet, names string }{
 		{"127.0.0.0/24", "loopback"},
 		{"127.0.0.0/8", "loopback"},
@@ -26,7 +26,7 @@ func TestCheckSubnetRefusesReservedRanges(t *testing.T) {
 		{"::ffff:10.0.0.0/104", "IPv4-mapped"},
 		{"8.0.0.0/5", ""}, // fine: only reserved ranges are refused
 	} {
-		err := CheckSubnet(netip.MustParsePrefix(tc.subnet), nil)
+		err := CheckSafe(netip.MustParsePrefix(tc.subnet), nil)
 		if tc.names == "" {
 			if err != nil {
 				t.Errorf("%s refused: %v", tc.subnet, err)
@@ -39,7 +39,7 @@ func TestCheckSubnetRefusesReservedRanges(t *testing.T) {
 	}
 }
 
-func TestCheckSubnetRefusesHostNetworks(t *testing.T) {
+func TestCheckSafeRefusesHostNetworks(t *testing.T) {
 	host := []HostNetwork{
 		{Iface: "eth0", Addr: netip.MustParsePrefix("10.253.0.11/24")},
 		{Iface: "docker0", Addr: netip.MustParsePrefix("172.17.0.1/16")},
@@ -65,7 +65,7 @@ func TestCheckSubnetRefusesHostNetworks(t *testing.T) {
 		{"10.253.0.0/16", "eth0"},       // covers the LAN
 		{"2001:db8:1:0:1::/80", "eth0"}, // inside the v6 LAN
 	} {
-		err := CheckSubnet(netip.MustParsePrefix(tc.subnet), host)
+		err := CheckSafe(netip.MustParsePrefix(tc.subnet), host)
 		if tc.iface == "" {
 			if err != nil {
 				t.Errorf("%s refused: %v", tc.subnet, err)

@@ -27,6 +27,8 @@ type Manager struct {
 	st   *store.Store
 	ipam HostReleaser
 	log  *slog.Logger
+	// hostNets reads this host's interface networks (SetHostNetworks).
+	hostNets func() ([]netspec.HostNetwork, error)
 }
 
 // New returns a Manager.
@@ -66,6 +68,11 @@ func (m *Manager) CreateNetwork(ctx context.Context, spec admin.NetworkSpec) (ad
 		return admin.NetworkStatus{}, InputError{Err: err}
 	}
 	def := definitionOf(spec.Name, n)
+	for _, p := range def.Subnets {
+		if err := m.checkSubnetSafe(p); err != nil {
+			return admin.NetworkStatus{}, err
+		}
+	}
 	if err := m.checkName(ctx, spec.Name); err != nil {
 		return admin.NetworkStatus{}, err
 	}

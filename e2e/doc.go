@@ -21,8 +21,11 @@
 // at a time, so tests that use one must not call t.Parallel. Host names are
 // h1..hN; a host's commands run through Lab.Exec (its netns and mount
 // namespace, with DOCKER_HOST and PODNET_SOCKET pointing at its own dockerd
-// and podnetd); Lab.Client runs commands in the "outside client" netns. See
-// scripts/lab.sh for the addresses and the layout.
+// and podnetd); Lab.Client runs commands in the "outside client" netns. The
+// etcd cluster requires client certificates: etcdctl run through Exec or
+// Client gets the lab's admin certificate from ETCDCTL_CACERT/CERT/KEY, and
+// $LAB_ETCD_ENDPOINTS names the etcd of that host (with an embedded etcd,
+// its root-only socket). See scripts/lab.sh for the addresses and the layout.
 //
 // # Environment
 //

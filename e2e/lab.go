@@ -443,15 +443,21 @@ func (l *Lab) HostIP(host string) string { return fmt.Sprintf("%s.%d", l.Net, 10
 // ClientIP is the outside client's underlay address.
 func (l *Lab) ClientIP() string { return l.Net + ".2" }
 
-// EtcdEndpoints are the client URLs of the etcd the podnetds use.
+// EtcdEndpoints are the client URLs of the etcd the podnetds use: the TLS
+// cluster's members, or h1's embedded etcd socket. etcdctl run through
+// Exec or Client has the lab's admin certificate in its environment.
 func (l *Lab) EtcdEndpoints() []string {
 	if l.Etcd != EtcdCluster {
-		return []string{"http://127.0.0.1:23790"} // on each host's own loopback
+		return []string{"unix://" + filepath.Join(l.HostDir("h1"), "podnet", "etcd.sock")}
 	}
 	return []string{
-		"http://" + l.Net + ".201:2379", "http://" + l.Net + ".202:2379", "http://" + l.Net + ".203:2379",
+		"https://" + l.Net + ".201:2379", "https://" + l.Net + ".202:2379", "https://" + l.Net + ".203:2379",
 	}
 }
+
+// PKI is the directory of the lab's etcd certificates (ca.crt, etcdM,
+// hI and admin .crt/.key).
+func (l *Lab) PKI() string { return filepath.Join(l.Dir, "pki") }
 
 // HostDir is host's state directory (logs, sockets, pid files).
 func (l *Lab) HostDir(host string) string { return filepath.Join(l.Dir, host) }

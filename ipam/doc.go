@@ -25,11 +25,20 @@
 // deleting the pool.
 //
 // Overlap. libnetwork checks nothing for a user-given subnet, so podnet
-// refuses one that overlaps another podnet pool. It does not check host
-// routes for user-given subnets: a macvlan network on the LAN's own subnet
-// is the point. Auto pools (no --subnet) must avoid both pools and this
-// host's routes (the default route aside), or Docker asks again forever.
-// An auto pool is per host: another host without --subnet gets another.
+// refuses one that overlaps another podnet pool, and one that is unsafe
+// (netspec.CheckSafe, the rule podnetctl network create applies too):
+// loopback, multicast, link-local, the unspecified and broadcast ranges,
+// and any network of this host's interfaces (its LAN, docker0, an address
+// on lo) except podnet's own bridges and VXLAN devices — a podnet bridge
+// holding the LAN's gateway address makes the host answer ARP for the LAN
+// on the wrong side. A macvlan or ipvlan network on the LAN's own subnet
+// is legitimate: --ipam-opt parent=IFACE lifts the refusal for that
+// interface's networks only. The address space must be one of the two
+// podnet reports. Routes are not checked for user-given subnets (a
+// subnet inside a broad VPN route can be meant). Auto pools (no --subnet)
+// must avoid both pools and this host's routes (the default route aside),
+// or Docker asks again forever. An auto pool is per host: another host
+// without --subnet gets another.
 //
 // Block affinity. Pools are cut into aligned blocks (/26 and /122 by
 // default, the whole pool if it is smaller). A host hands out addresses

@@ -40,6 +40,10 @@ type Config struct {
 	// ServiceCIDR is the cluster's service VIP range: no pool may overlap
 	// it (invalid: no check).
 	ServiceCIDR netip.Prefix
+	// HostNetworks returns the networks of this host's interfaces
+	// (podnet's own links left out); a --subnet overlapping one is
+	// refused (netspec.CheckSafe). Nil means none.
+	HostNetworks func() ([]netspec.HostNetwork, error)
 }
 
 // AutoPool is a range podnet cuts subnets of Bits from.
@@ -70,6 +74,7 @@ type IPAM struct {
 	auto       []AutoPool
 	routes     func() ([]netip.Prefix, error)
 	svcCIDR    netip.Prefix
+	hostNets   func() ([]netspec.HostNetwork, error)
 
 	mu    sync.Mutex
 	pools map[netip.Prefix]*poolState
@@ -109,7 +114,7 @@ func New(cfg Config) (*IPAM, error) {
 	return &IPAM{
 		host: cfg.Host, st: cfg.Store, log: cfg.Logger,
 		blockBits4: cfg.BlockBits4, blockBits6: cfg.BlockBits6,
-		auto: auto, routes: cfg.HostRoutes, svcCIDR: cfg.ServiceCIDR,
+		auto: auto, routes: cfg.HostRoutes, svcCIDR: cfg.ServiceCIDR, hostNets: cfg.HostNetworks,
 		pools: map[netip.Prefix]*poolState{},
 	}, nil
 }

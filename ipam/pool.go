@@ -33,6 +33,9 @@ func (m *IPAM) RequestPool(ctx context.Context, r *ipam.RequestPoolRequest) (*ip
 	if err != nil {
 		return nil, err
 	}
+	if err := m.checkHostNetworks(req); err != nil {
+		return nil, err
+	}
 	var p netip.Prefix
 	if req.subnet.IsValid() {
 		p, err = m.joinPool(ctx, req)

@@ -3,9 +3,7 @@ package ipam
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/ipam"
@@ -37,19 +35,27 @@ type poolRequest struct {
 	subnet  netip.Prefix // zero: podnet picks one (no --subnet)
 	ipRange netip.Prefix // zero: the whole subnet
 	fam     family
+	// parent is --ipam-opt parent=IFACE: the subnet is that interface's
+	// own network (macvlan, ipvlan), so overlapping it is the point.
+	parent string
 }
 
 // parsePoolRequest validates what Docker sends in RequestPool: the user's
-// --subnet, --ip-range, --ipv6 and --ipam-opt, verbatim (AddressSpace is
-// ignored: podnet has one). It does not touch etcd, so it is what the fuzz
-// target exercises.
+// --subnet, --ip-range, --ipv6 and --ipam-opt, verbatim, and the address
+// space (one of the two podnet reports; podnet has one space, either name
+// means it). It refuses reserved subnets (netspec.CheckSafe without the
+// host's networks, which RequestPool checks next). It does not touch etcd
+// or the kernel, so it is what the fuzz target exercises.
 func parsePoolRequest(r *ipam.RequestPoolRequest) (poolRequest, error) {
 	req := poolRequest{fam: familyOf(r.V6)}
-	if len(r.Options) > 0 {
-		names := slices.Sorted(maps.Keys(r.Options))
-		return req, fmt.Errorf("unsupported ipam option %s: podnet takes no --ipam-opt (remove it)",
-			quoteAll(names))
+	if err := checkAddressSpace(r.AddressSpace); err != nil {
+		return req, err
 	}
+	opts, err := poolOptions(r.Options)
+	if err != nil {
+		return req, err
+	}
+	req.parent = opts.parent
 	if r.Pool == "" {
 		if r.SubPool != "" {
 			return req, fmt.Errorf("ip-range %q given without a subnet: pass --subnet too", r.SubPool)
@@ -61,6 +67,9 @@ func parsePoolRequest(r *ipam.RequestPoolRequest) (poolRequest, error) {
 		return req, err
 	}
 	if err := netspec.CheckSubnet(subnet); err != nil {
+		return req, err
+	}
+	if err := netspec.CheckSafe(subnet, nil); err != nil {
 		return req, err
 	}
 	req.subnet = subnet

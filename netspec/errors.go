@@ -14,15 +14,21 @@ var (
 	ErrModeUnavailable = errors.New("network mode not available")
 )
 
-// specError carries the user's message; it matches its kind with
-// errors.Is but does not repeat the kind's text.
+// specError carries the user's message; it matches its kind (and its
+// cause, if any) with errors.Is but does not repeat the kind's text.
 type specError struct {
-	kind error
-	msg  string
+	kind  error
+	msg   string
+	cause error
 }
 
 func (e *specError) Error() string { return e.msg }
-func (e *specError) Unwrap() error { return e.kind }
+func (e *specError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{e.kind, e.cause}
+	}
+	return []error{e.kind}
+}
 
 func invalidf(format string, args ...any) error {
 	return &specError{kind: ErrInvalid, msg: fmt.Sprintf(format, args...)}

@@ -17,7 +17,8 @@ type Subnet struct {
 }
 
 // Address spaces podnet's IPAM reports to Docker. Docker passes one back
-// in RequestPool (podnet has a single space and ignores which), and tags
+// in RequestPool (podnet has a single space and accepts either name, and
+// nothing else: ipam.checkAddressSpace), and tags
 // the subnets it hands the driver with it: a podnet network needs subnets
 // from podnet's IPAM, whose addresses live in etcd.
 const (
@@ -44,6 +45,11 @@ func CheckSubnet(p netip.Prefix) error {
 	case p.Bits() > maxBits:
 		// A pool needs room for a gateway and at least one container.
 		return invalidf("subnet %s is too small: podnet needs at least a /%d for %s", p.Masked(), maxBits, fam)
+	}
+	if err := CheckSafe(p, nil); err != nil {
+		// Reserved ranges are refused wherever a spec is checked; the
+		// host's own networks only where the host is known (IPAM).
+		return &specError{kind: ErrInvalid, msg: err.Error(), cause: err}
 	}
 	return nil
 }

@@ -55,6 +55,10 @@ type Config struct {
 	// overlay programs. Nil means Kernel.Sysctl; tests that program another
 	// namespace than their own pass a writer that enters it.
 	Sysctl func(key, value string) error
+	// Peers, if set, is called with the underlay addresses of every host
+	// registered in etcd (hosts/, alive or not) whenever they change: the
+	// addresses VXLAN may come from (portmap's guard).
+	Peers func([]netip.Addr)
 }
 
 // Underlay is the host interface and address VXLAN packets use.
@@ -100,6 +104,11 @@ type Overlay struct {
 	port     int
 	resync   time.Duration
 	sysctl   func(key, value string) error
+	peersFn  func([]netip.Addr)
+	// lastPeers is what peersFn was last given, if peersSent (guarded
+	// by mu).
+	lastPeers []netip.Addr
+	peersSent bool
 
 	// kmu serialises kernel programming: syncs and device changes. It
 	// guards applied, the desired state the last clean pass left in the
@@ -187,7 +196,7 @@ func New(cfg Config) (*Overlay, error) {
 	}
 	o := &Overlay{
 		host: cfg.Host, st: cfg.Store, k: cfg.Kernel, log: cfg.Logger,
-		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl,
+		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl, peersFn: cfg.Peers,
 		networks: map[string]Network{},
 		view:     newView(),
 		wake:     make(chan struct{}, 1),

@@ -186,6 +186,7 @@ func (f hostsFollower) Snapshot(kvs []store.KV) {
 	f.o.view.hosts, f.o.view.hostsLoaded = hosts, true
 	f.o.mu.Unlock()
 	f.o.kick()
+	f.o.publishPeers()
 }
 
 func (f hostsFollower) Changes(evs []store.Event) {
@@ -202,6 +203,7 @@ func (f hostsFollower) Changes(evs []store.Event) {
 	}
 	f.o.mu.Unlock()
 	f.o.kick()
+	f.o.publishPeers()
 }
 
 func (f hostsFollower) parse(key string, value []byte) (string, netip.Addr, bool) {

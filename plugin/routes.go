@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/docker/go-plugins-helpers/ipam"
@@ -13,7 +14,12 @@ type empty struct{}
 
 // routes registers all 21 paths.
 func (s *Server) routes() {
-	s.mux.HandleFunc("/Plugin.Activate", func(w http.ResponseWriter, _ *http.Request) {
+	s.mux.HandleFunc("/Plugin.Activate", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := readBody(w, r, s.bodyTO); err != nil && !errors.Is(err, errNoBody) {
+			status, msg := s.bodyError("Plugin.Activate", err)
+			writeJSON(w, status, map[string]string{string(netErr): msg})
+			return
+		}
 		w.Header().Set("Content-Type", contentType)
 		_, _ = w.Write([]byte(manifest + "\n"))
 	})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,6 +34,9 @@ type Options struct {
 	// ReadyTimeout bounds how long a call waits for podnetd to finish
 	// starting (default 20 s).
 	ReadyTimeout time.Duration
+	// BodyTimeout bounds how long a request's body may take to arrive
+	// (default 10 s); dockerd sends its few kB at once.
+	BodyTimeout time.Duration
 }
 
 // Server is the plugin's HTTP mux.
@@ -43,6 +45,8 @@ type Server struct {
 	log     *slog.Logger
 	timeout time.Duration
 	readyTO time.Duration
+	bodyTO  time.Duration
+	started time.Time
 
 	mu    sync.RWMutex
 	net   NetworkDriver
@@ -63,8 +67,11 @@ func New(opts Options) *Server {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 20 * time.Second
 	}
+	if opts.BodyTimeout == 0 {
+		opts.BodyTimeout = 10 * time.Second
+	}
 	s := &Server{mux: http.NewServeMux(), log: opts.Logger, timeout: opts.RequestTimeout,
-		readyTO: opts.ReadyTimeout, ready: make(chan struct{})}
+		readyTO: opts.ReadyTimeout, bodyTO: opts.BodyTimeout, started: time.Now(), ready: make(chan struct{})}
 	s.routes()
 	return s
 }
@@ -169,16 +176,20 @@ func handle[Req any](s *Server, path string, key errKey, decode bool, call func(
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		req := new(Req)
-		if decode {
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-			if err == nil {
-				err = json.Unmarshal(body, req)
-			}
-			if err != nil {
-				s.log.Warn("plugin request", "method", path[1:], "err", err)
-				writeJSON(w, http.StatusBadRequest, map[string]string{string(key): fmt.Sprintf("podnet: malformed %s request: %v", path[1:], err)})
-				return
-			}
+		// Bodies Docker sends empty are read too, so that a client that
+		// never finishes one cannot hold the connection.
+		body, err := readBody(w, r, s.bodyTO)
+		if !decode && errors.Is(err, errNoBody) {
+			err = nil
+		}
+		if decode && err == nil {
+			err = json.Unmarshal(body, req)
+		}
+		if err != nil {
+			s.log.Warn("plugin request", "method", path[1:], "err", err)
+			status, msg := s.bodyError(path[1:], err)
+			writeJSON(w, status, map[string]string{string(key): msg})
+			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
 		defer cancel()

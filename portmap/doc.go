@@ -26,6 +26,10 @@
 //	chain forward  (filter, 0)      internal networks cut off; DNATed traffic
 //	                                accepted; other traffic between two podnet
 //	                                bridges dropped
+//	set hosts4                      underlay addresses of the hosts in etcd
+//	set etcd4, etcd6                etcd members' client and peer ports
+//	chain guard_prerouting (filter, raw), guard_input (filter, 0),
+//	      guard_forward (filter, 0) the guard, below
 //
 // Rules are built as data (ruleset.go): each rule is a list of fragments
 // that carry both their nft text and their expressions, so the text is
@@ -98,6 +102,56 @@
 // accepted before the isolation drops), as Kubernetes hostPorts are;
 // internal networks reach nothing. [::1]:port is left to local listeners:
 // IPv6 has no route_localnet, so a DNATed ::1 packet could not leave.
+//
+// The guard (guard.go). podnet's own services and its underlay trust no
+// one they need not:
+//
+//   - VXLAN: `udp dport 4789 ip saddr != @hosts4 drop` in guard_input.
+//     hosts4 holds the underlay address of every host registered in etcd
+//     (hosts/, alive or not: a host coming back must not wait for a rule);
+//     the overlay follows hosts/ and calls SetPeers on every change, as
+//     Calico keeps its VXLAN allow-list. A datagram from anywhere else —
+//     which could carry any inner source into a container — is dropped
+//     before the VXLAN socket sees it.
+//   - Direct routing carries pod sources over the underlay without
+//     encapsulation, so it is checked by reverse path: a packet arriving
+//     on anything but a podnet bridge, a VXLAN device or lo whose source
+//     lies in a podnet subnet is dropped unless the route back to that
+//     source leaves through the interface it came in on (`fib saddr . iif
+//     oif missing drop`, strict rpf, at raw priority before conntrack).
+//     Only the blocks the overlay routes directly to a known host pass;
+//     this host's own ranges, unclaimed addresses and blocks reached over
+//     VXLAN do not. Both checks are by source address: a machine on the
+//     same L2 segment that forges a known host's address (or an address
+//     inside a directly routed block) still gets through, as with any
+//     allow-list of this kind; only encryption (WireGuard, IPsec, both
+//     absent from this kernel) would close that.
+//   - The cluster DNS answers the host itself (`fib saddr type local`),
+//     podnet's subnets on this host (@subnets4/6, its containers) and
+//     this host's containers on Docker's own bridges (docker0, br-*: the
+//     README puts the cluster DNS in daemon.json, which all of them ask);
+//     every other query is dropped. Why here and not (also) in the
+//     server: a drop never answers, so a forged source cannot turn the
+//     resolver into a reflector (a REFUSED is still a packet to the
+//     victim); the set of podnet subnets already lives here, kept by the
+//     same engine from the same driver calls, so there is one source of
+//     truth; and the table outlives podnetd, so the rule holds while
+//     podnetd restarts and while etcd is down — exactly when the server
+//     could not know the subnets (it learns them from etcd). The cost is
+//     that `nft flush ruleset` opens the DNS until the canary restores the
+//     table (≤ 10 s).
+//   - etcd: containers on podnet bridges cannot open connections to the
+//     client or peer ports of the etcd members podnet uses (`iifname
+//     "pn-*" ip daddr . tcp dport @etcd4 drop`, in guard_input for a
+//     member on this host and guard_forward for the others). podnetd
+//     fills etcd4/6 from its endpoints and etcd's member list.
+//
+// The guard never rebuilds the table before this engine's first Sync (a
+// restarted podnetd must not replace the previous table, published ports
+// and all, before it restored them), and a restarted podnetd seeds the
+// VXLAN peers from the hosts4 set the previous one left (LoadPeers), so
+// tunnels keep flowing while etcd is down. On the very first start the
+// set is empty until the overlay has listed the hosts: VXLAN fails closed.
 //
 // Namespaces. Every kernel call acts in the network namespace of the
 // calling thread (a fresh netlink socket per batch, child processes for

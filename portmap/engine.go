@@ -47,6 +47,10 @@ type Engine struct {
 	// acceptsOK records a successful iptables ensure, so AddNetwork runs
 	// the (slow, exec-based) ensure only until one succeeded.
 	acceptsOK bool
+	// guard is what the guard rules protect (guard.go); tableLoaded says
+	// this engine has loaded the table once, so the guard may rebuild it.
+	guard       guardState
+	tableLoaded bool
 }
 
 // New returns an Engine; it makes no kernel calls. Unknown
@@ -142,10 +146,11 @@ func (e *Engine) Sync(ctx context.Context) error {
 }
 
 func (e *Engine) syncTableLocked() error {
-	rs := buildRuleset(rulesetInput{table: e.opts.Table, bridgePrefix: e.opts.BridgePrefix, nets: e.nets, eps: e.eps})
+	rs := buildRuleset(rulesetInput{table: e.opts.Table, bridgePrefix: e.opts.BridgePrefix, nets: e.nets, eps: e.eps, guard: e.guard})
 	if err := e.nft.replaceTable(rs); err != nil {
 		return err
 	}
+	e.tableLoaded = true
 	e.log.Debug("nftables table replaced", "table", e.opts.Table, "networks", len(e.nets), "endpoints", len(e.eps))
 	return nil
 }
@@ -302,7 +307,7 @@ func (e *Engine) Cleanup(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	nftErr := e.nft.deleteTable(e.opts.Table)
-	e.acceptsOK = false
+	e.acceptsOK, e.tableLoaded = false, false
 	e.mu.Unlock()
 	if err := errors.Join(nftErr, e.ipt.cleanup()); err != nil {
 		return fmt.Errorf("cleanup: %w", err)

@@ -29,10 +29,6 @@ func TestKernelTableMatchesNft(t *testing.T) {
 		Binding{Proto: UDP, HostIP: netip.MustParseAddr(hostIP4b), HostPort: 5353, ContainerPort: 53},
 		Binding{Proto: SCTP, HostIP: netip.MustParseAddr(hostIP6), HostPort: 9000, ContainerPort: 9})
 
-	listed, err := l.nft("list", "table", "inet", "podnet")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var rs *ruleset
 	l.do(func() error {
 		l.eng.mu.Lock()
@@ -40,6 +36,19 @@ func TestKernelTableMatchesNft(t *testing.T) {
 		rs = buildRuleset(rulesetInput{table: "podnet", bridgePrefix: "pn-", nets: l.eng.nets, eps: l.eng.eps})
 		return nil
 	})
+	l.assertMatchesNft(rs)
+}
+
+// assertMatchesNft checks the table in the lab's host two ways against
+// rs: `nft list table` prints exactly rs's text, and the bytecode equals
+// what nft itself compiles from that text.
+func (l *lab) assertMatchesNft(rs *ruleset) {
+	t := l.t
+	t.Helper()
+	listed, err := l.nft("list", "table", "inet", "podnet")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got, want := sortElements(listed), sortElements(rs.String()); got != want {
 		t.Fatalf("nft list table inet podnet:\n%s\nwant:\n%s", got, want)
 	}

@@ -61,6 +61,7 @@ type rulesetInput struct {
 	bridgePrefix string
 	nets         map[string]Network
 	eps          map[string]endpointState
+	guard        guardState
 }
 
 // mapDefs are the four published-port maps, without elements.
@@ -138,6 +139,9 @@ func buildRuleset(in rulesetInput) *ruleset {
 	rs.rules = append(rs.rules, publishRules()...)
 	rs.rules = append(rs.rules, postroutingRules(in.bridgePrefix, nets)...)
 	rs.rules = append(rs.rules, forwardRules(in.bridgePrefix, nets)...)
+	rs.sets = append(rs.sets, guardSets(in.guard)...)
+	rs.chains = append(rs.chains, guardChains()...)
+	rs.rules = append(rs.rules, guardRules(in.guard, in.bridgePrefix)...)
 	return rs
 }
 

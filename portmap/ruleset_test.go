@@ -53,6 +53,18 @@ func TestBuildRulesetText(t *testing.T) {
 		elements = { sctp . 9000 comment "endpoint 3f2a1b4c5d6e" : fd00:1::2 . 9 }
 	}
 
+	set hosts4 {
+		type ipv4_addr
+	}
+
+	set etcd4 {
+		type ipv4_addr . inet_service
+	}
+
+	set etcd6 {
+		type ipv6_addr . inet_service
+	}
+
 	chain published {
 		dnat ip to ip daddr . meta l4proto . th dport map @pm4_ip
 		meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pm4_any
@@ -88,6 +100,24 @@ func TestBuildRulesetText(t *testing.T) {
 		ct status dnat accept comment "published ports"
 		iifname "pn-web" oifname "pn-*" oifname != "pn-web" drop comment "isolate net 0123456789ab"
 		iifname "pn-db" oifname "pn-*" oifname != "pn-db" drop comment "isolate net fedcba987654"
+	}
+
+	chain guard_prerouting {
+		type filter hook prerouting priority raw; policy accept;
+		iifname != "pn-*" iifname != "lo" ip saddr @subnets4 fib saddr . iif oif missing drop comment "pod source not routed back to its interface"
+		iifname != "pn-*" iifname != "lo" ip6 saddr @subnets6 fib saddr . iif oif missing drop comment "pod source not routed back to its interface"
+	}
+
+	chain guard_input {
+		type filter hook input priority filter; policy accept;
+		iifname "pn-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
+		iifname "pn-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
+	}
+
+	chain guard_forward {
+		type filter hook forward priority filter; policy accept;
+		iifname "pn-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
+		iifname "pn-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
 	}
 }
 `

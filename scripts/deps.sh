@@ -4,7 +4,7 @@
 #   scripts/deps.sh [--no-shellcheck]
 #
 # Installs the missing ones among: docker.io iptables iproute2 nftables
-# busybox-static etcd-server etcd-client iperf3 curl ca-certificates make
+# busybox-static etcd-server etcd-client iperf3 curl ca-certificates openssl make
 # procps util-linux systemd (systemd-analyze verifies podnetd.service; systemd
 # need not run) docker-registry (the e2e test of `docker plugin install`
 # runs its own on loopback; where systemd runs, the package's service, which
@@ -24,7 +24,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
 readonly MIN_GO=1.26
 readonly PACKAGES=(docker.io iptables iproute2 nftables busybox-static etcd-server etcd-client
-	iperf3 curl ca-certificates make procps util-linux systemd docker-registry)
+	iperf3 curl ca-certificates openssl make procps util-linux systemd docker-registry)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 log() { echo "deps: $*"; }

@@ -28,9 +28,12 @@
 # i runs podnetd (started first) and its own dockerd (plus containerd) in
 # both namespaces. The client netns ${LAB_NAME}-client is ${LAB_NET}.2. With
 # --etcd cluster, etcd members 1..3 run in netns ${LAB_NAME}-etcdM at
-# ${LAB_NET}.(200+M); with --etcd embedded, every podnetd runs its own
-# embedded etcd on its host's loopback (hosts then share no state: use it
-# with N=1). Root netns FORWARD accepts bridge-to-bridge lab traffic and
+# ${LAB_NET}.(200+M), with TLS and client-certificate authentication for
+# clients and peers (scripts/etcd-certs.sh makes the CA and certificates in
+# $LAB_DIR/pki: one per member, one per host for its podnetd, one "admin"
+# for etcdctl); with --etcd embedded, every podnetd runs its own embedded
+# etcd on a root-only unix socket in its data dir (hosts then share no
+# state: use it with N=1). Root netns FORWARD accepts bridge-to-bridge lab traffic and
 # rejects anything between the lab and other interfaces (nothing leaves the
 # machine, nothing is NATed). `up` imports podnet-test/busybox (tag bb) into
 # every dockerd, checks `docker run --rm` works, and refuses to run over an
@@ -39,9 +42,12 @@
 #
 # exec runs CMD inside host H's network and mount namespaces with
 # DOCKER_HOST, PODNET_SOCKET, LAB_HOST, LAB_HOST_IP and LAB_ETCD_ENDPOINTS
-# (not ETCDCTL_ENDPOINTS: etcdctl 3.4 then refuses an explicit --endpoints)
-# set, and $PODNET_BIN plus a `docker` for $DOCKER first on PATH. client
-# runs CMD in the client netns (root mount namespace), same PATH.
+# (not ETCDCTL_ENDPOINTS: etcdctl 3.4 then refuses an explicit --endpoints;
+# with --etcd embedded, H's own unix socket) set, ETCDCTL_CACERT,
+# ETCDCTL_CERT and ETCDCTL_KEY (the admin certificate) with --etcd cluster,
+# and $PODNET_BIN plus a `docker` for $DOCKER first on PATH. client runs
+# CMD in the client netns (root mount namespace), same PATH and etcdctl
+# settings.
 #
 # Env:
 #   LAB_DIR      state directory (default /tmp/podnet-lab; keep it short:
@@ -65,8 +71,6 @@ readonly MAX_HOSTS=5
 readonly ETCD_MEMBERS=3
 readonly ETCD_CLIENT_PORT=2379
 readonly ETCD_PEER_PORT=2380
-# podnetd's default --embedded-etcd-client-url, on each host's own loopback.
-readonly EMBEDDED_ETCD=http://127.0.0.1:23790
 
 # ---------------------------------------------------------------- helpers
 
@@ -117,15 +121,33 @@ load_config() {
 	[[ $LAB_TIMEOUT =~ ^[0-9]+$ ]] || die "LAB_TIMEOUT=$LAB_TIMEOUT: want seconds"
 	BR=${LAB_NAME}-br
 	FW_TAG=podnet-lab:$LAB_NAME
+	PKI=$LAB_DIR/pki
 	ETCD_ENDPOINTS=$(etcd_endpoints)
 }
 
 etcd_endpoints() {
 	local m eps=()
-	for ((m = 1; m <= ETCD_MEMBERS; m++)); do eps+=("http://$(etcd_ip "$m"):$ETCD_CLIENT_PORT"); done
+	for ((m = 1; m <= ETCD_MEMBERS; m++)); do eps+=("https://$(etcd_ip "$m"):$ETCD_CLIENT_PORT"); done
 	local IFS=,
 	echo "${eps[*]}"
 }
+
+# embedded_endpoint I: host I's embedded etcd (podnetd's default: a unix
+# socket in its --data-dir).
+embedded_endpoint() { echo "unix://$(host_dir "$1")/podnet/etcd.sock"; }
+
+# make_certs N: the cluster's CA, a certificate per member, per host and
+# for etcdctl (scripts/etcd-certs.sh; idempotent).
+make_certs() {
+	local n=$1 m i certs=$REPO/scripts/etcd-certs.sh
+	"$certs" "$PKI" ca >/dev/null
+	for ((m = 1; m <= ETCD_MEMBERS; m++)); do "$certs" "$PKI" member "etcd$m" "$(etcd_ip "$m")" 127.0.0.1 >/dev/null; done
+	for ((i = 1; i <= n; i++)); do "$certs" "$PKI" client "h$i" >/dev/null; done
+	"$certs" "$PKI" client admin >/dev/null
+}
+
+# etcdctl_tls: etcdctl's flags for the admin certificate.
+etcdctl_tls() { printf '%s\n' --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key"; }
 
 host_ns() { echo "$LAB_NAME-h$1"; }
 host_ip() { echo "$LAB_NET.$((10 + $1))"; }
@@ -366,15 +388,18 @@ etcd_start() {
 	local m=$1 e i cluster=() args
 	e=$(etcd_dir "$m")
 	mkdir -p "$e"
-	for ((i = 1; i <= ETCD_MEMBERS; i++)); do cluster+=("etcd$i=http://$(etcd_ip "$i"):$ETCD_PEER_PORT"); done
+	for ((i = 1; i <= ETCD_MEMBERS; i++)); do cluster+=("etcd$i=https://$(etcd_ip "$i"):$ETCD_PEER_PORT"); done
 	cluster=("$(IFS=, && echo "${cluster[*]}")")
 	args=(--name "etcd$m" --data-dir "$e/data"
-		--listen-client-urls "http://$(etcd_ip "$m"):$ETCD_CLIENT_PORT,http://127.0.0.1:$ETCD_CLIENT_PORT"
-		--advertise-client-urls "http://$(etcd_ip "$m"):$ETCD_CLIENT_PORT"
-		--listen-peer-urls "http://$(etcd_ip "$m"):$ETCD_PEER_PORT"
-		--initial-advertise-peer-urls "http://$(etcd_ip "$m"):$ETCD_PEER_PORT"
+		--listen-client-urls "https://$(etcd_ip "$m"):$ETCD_CLIENT_PORT,https://127.0.0.1:$ETCD_CLIENT_PORT"
+		--advertise-client-urls "https://$(etcd_ip "$m"):$ETCD_CLIENT_PORT"
+		--listen-peer-urls "https://$(etcd_ip "$m"):$ETCD_PEER_PORT"
+		--initial-advertise-peer-urls "https://$(etcd_ip "$m"):$ETCD_PEER_PORT"
 		--initial-cluster "${cluster[0]}" --initial-cluster-token "$LAB_NAME-etcd"
-		--initial-cluster-state new --logger zap --log-outputs stderr)
+		--initial-cluster-state new --logger zap --log-outputs stderr
+		--cert-file "$PKI/etcd$m.crt" --key-file "$PKI/etcd$m.key" --trusted-ca-file "$PKI/ca.crt" --client-cert-auth
+		--peer-cert-file "$PKI/etcd$m.crt" --peer-key-file "$PKI/etcd$m.key" --peer-trusted-ca-file "$PKI/ca.crt"
+		--peer-client-cert-auth)
 	local envargs
 	mapfile -t envargs < <(scrubbed_env ETCD_)
 	pidfile_pid "$e/etcd.pid" >/dev/null && die "etcd$m is already running (pid $(<"$e/etcd.pid"))"
@@ -388,12 +413,15 @@ etcd_answers() {
 	local e
 	e=$(etcd_dir "$1")
 	spawned_alive "$e/etcd.pid" || { tail_log "$e/etcd.log" && return 2; }
-	nsenter --net="/run/netns/$(client_ns)" -- \
-		curl -fsS --max-time 1 "http://$(etcd_ip "$1"):$ETCD_CLIENT_PORT/version" >/dev/null 2>&1
+	nsenter --net="/run/netns/$(client_ns)" -- curl -fsS --max-time 1 --cacert "$PKI/ca.crt" \
+		--cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+		"https://$(etcd_ip "$1"):$ETCD_CLIENT_PORT/version" >/dev/null 2>&1
 }
 
 etcd_healthy() {
-	nsenter --net="/run/netns/$(client_ns)" -- etcdctl --endpoints "$ETCD_ENDPOINTS" \
+	local tls
+	mapfile -t tls < <(etcdctl_tls)
+	nsenter --net="/run/netns/$(client_ns)" -- etcdctl --endpoints "$ETCD_ENDPOINTS" "${tls[@]}" \
 		--dial-timeout 1s --command-timeout 2s endpoint health >/dev/null 2>&1
 }
 
@@ -412,7 +440,8 @@ podnetd_args() {
 	h=$(host_dir "$i")
 	local args=(--host-name "h$i" --data-dir "$h/podnet" --plugin-socket "$h/plugins/podnet.sock"
 		--admin-socket "$h/podnet.sock" --docker-host "unix://$h/docker.sock")
-	[[ $LAB_ETCD == cluster ]] && args+=(--etcd-endpoints "$ETCD_ENDPOINTS")
+	[[ $LAB_ETCD == cluster ]] && args+=(--etcd-endpoints "$ETCD_ENDPOINTS" --etcd-cacert "$PKI/ca.crt"
+		--etcd-cert "$PKI/h$i.crt" --etcd-key "$PKI/h$i.key")
 	# shellcheck disable=SC2206 # PODNETD_ARGS is documented as space-separated
 	[[ -n $PODNETD_ARGS ]] && args+=($PODNETD_ARGS)
 	printf '%s\n' "${args[@]}"
@@ -547,7 +576,7 @@ cmd_up() {
 	for tool in nsenter unshare ip iptables curl setsid "$DOCKER" "$DOCKERD"; do
 		command -v "$tool" >/dev/null || die "$tool is missing: run scripts/deps.sh"
 	done
-	[[ $mode == embedded ]] || for tool in /usr/bin/etcd etcdctl; do
+	[[ $mode == embedded ]] || for tool in /usr/bin/etcd etcdctl openssl; do
 		command -v "$tool" >/dev/null || die "$tool is missing: run scripts/deps.sh"
 	done
 	if [[ -e $STATE ]] || ip link show "$BR" >/dev/null 2>&1 || ip netns list | grep -q "^$LAB_NAME-"; then
@@ -584,6 +613,7 @@ cmd_up() {
 	log "underlay $BR $LAB_NET.0/24: client $LAB_NET.2, hosts $(host_ip 1)..$(host_ip "$n")"
 	if [[ $mode == cluster ]]; then
 		local m
+		make_certs "$n"
 		for ((m = 1; m <= ETCD_MEMBERS; m++)); do etcd_start "$m"; done
 		wait_for "etcd cluster $ETCD_ENDPOINTS" "$LAB_TIMEOUT" etcd_all_healthy
 		log "etcd cluster healthy: $ETCD_ENDPOINTS"
@@ -783,15 +813,20 @@ cmd_status() {
 		done
 		if etcd_healthy; then echo "etcd cluster: healthy ($ETCD_ENDPOINTS)"; else echo "etcd cluster: NOT healthy ($ETCD_ENDPOINTS)"; fi
 	else
-		echo "etcd: embedded in each podnetd ($EMBEDDED_ETCD on each host's loopback)"
+		echo "etcd: embedded in each podnetd (unix socket in each host's data dir, e.g. $(embedded_endpoint 1))"
 	fi
 }
 
 # ---------------------------------------------------------------- exec
 
+# common_env [I]: the environment of exec (host I, default 1) and client.
 common_env() {
-	local endpoints=$EMBEDDED_ETCD
-	[[ $LAB_ETCD == cluster ]] && endpoints=$ETCD_ENDPOINTS
+	local endpoints
+	endpoints=$(embedded_endpoint "${1:-1}")
+	if [[ $LAB_ETCD == cluster ]]; then
+		endpoints=$ETCD_ENDPOINTS
+		printf '%s\n' "ETCDCTL_CACERT=$PKI/ca.crt" "ETCDCTL_CERT=$PKI/admin.crt" "ETCDCTL_KEY=$PKI/admin.key"
+	fi
 	printf '%s\n' "PATH=$PODNET_BIN:$LAB_DIR/bin:$PATH" "LAB_ETCD_ENDPOINTS=$endpoints" "LAB_DIR=$LAB_DIR" "LAB_NAME=$LAB_NAME"
 }
 
@@ -803,7 +838,7 @@ cmd_exec() {
 	i=$(host_index "$1")
 	shift
 	h=$(host_dir "$i")
-	mapfile -t envs < <(common_env)
+	mapfile -t envs < <(common_env "$i")
 	exec nsenter --mount="$(host_mnt "$i")" --net="/run/netns/$(host_ns "$i")" --wd="$PWD" -- \
 		env "${envs[@]}" DOCKER_HOST="unix://$h/docker.sock" PODNET_SOCKET="$h/podnet.sock" \
 		LAB_HOST="h$i" LAB_HOST_IP="$(host_ip "$i")" "$@"

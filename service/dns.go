@@ -32,8 +32,12 @@ type DNSConfig struct {
 	// /etc/resolv.conf).
 	ResolvConf string
 	// TTL of podnet's answers (default 5 s).
-	TTL    time.Duration
-	Logger *slog.Logger
+	TTL time.Duration
+	// CacheFile, if set, keeps the answerable records on disk (root only,
+	// replaced atomically, bounded) and serves them at start until etcd
+	// answers (dns_cache.go).
+	CacheFile string
+	Logger    *slog.Logger
 	// Services, when set, answers service names (dns_services.go) in
 	// Domain, the cluster domain (default podnet.local).
 	Services *Catalog
@@ -42,11 +46,12 @@ type DNSConfig struct {
 
 // DNS is the cluster DNS server.
 type DNS struct {
-	cfg  DNSConfig
-	log  *slog.Logger
-	ttl  uint32
-	recs *records
-	fwd  *forwarder
+	cfg   DNSConfig
+	log   *slog.Logger
+	ttl   uint32
+	recs  *records
+	fwd   *forwarder
+	cache *diskCache // nil without CacheFile
 }
 
 // NewDNS checks cfg and builds the server; Run serves it.
@@ -83,13 +88,17 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 		return nil, fmt.Errorf("cluster DNS: %w", err)
 	}
 	cfg.Upstreams = ups
-	return &DNS{
+	d := &DNS{
 		cfg:  cfg,
 		log:  cfg.Logger,
 		ttl:  uint32(max(cfg.TTL/time.Second, 1)),
 		recs: newRecords(cfg.Logger),
 		fwd:  &forwarder{upstreams: ups},
-	}, nil
+	}
+	if cfg.CacheFile != "" {
+		d.cache = &diskCache{path: cfg.CacheFile}
+	}
+	return d, nil
 }
 
 // Upstreams returns the servers unknown names are forwarded to.
@@ -123,10 +132,13 @@ func (d *DNS) Run(ctx context.Context) error {
 		return fmt.Errorf("cluster DNS on tcp %s: %w", addr, err)
 	}
 
+	d.loadCache()
 	fctx, stopFollow := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { d.cfg.Store.Follow(fctx, store.EndpointMetaPrefix(""), metaFollower{d.recs}) })
-	wg.Go(func() { d.cfg.Store.Follow(fctx, store.AlivePrefix, aliveFollower{d.recs}) })
+	meta, alive := d.followers()
+	wg.Go(func() { d.cfg.Store.Follow(fctx, store.EndpointMetaPrefix(""), meta) })
+	wg.Go(func() { d.cfg.Store.Follow(fctx, store.AlivePrefix, alive) })
+	wg.Go(func() { d.saveLoop(fctx) })
 	defer func() {
 		stopFollow()
 		wg.Wait()

@@ -63,9 +63,13 @@ func fakeUpstream(t *testing.T) string {
 }
 
 // startDNS runs a cluster DNS for the test and returns its address.
-func startDNS(t *testing.T, st *store.Store, upstreams []string) (*DNS, string) {
+func startDNS(t *testing.T, st *store.Store, upstreams []string, tweak ...func(*DNSConfig)) (*DNS, string) {
 	t.Helper()
-	return startDNSWith(t, DNSConfig{Store: st, Upstreams: upstreams})
+	cfg := DNSConfig{Store: st, Upstreams: upstreams}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	return startDNSWith(t, cfg)
 }
 
 // startDNSWith runs a cluster DNS with cfg (Listen and Logger filled in).

@@ -120,6 +120,22 @@
 //   - The DNS server keeps everything in memory, fed by two store.Follow
 //     loops (epmeta/ and alive/): a query never waits on etcd, and when etcd
 //     is unreachable the last known state keeps being served.
+//   - Who may ask: the host itself and its containers (podnet's networks,
+//     and Docker's own bridges), nobody else — neither the names nor forwarding
+//     are for outsiders. That rule is enforced in nftables, by portmap's
+//     guard, not in this server; portmap's doc.go says why (no answer to
+//     forged sources, one source of truth for podnet's subnets, and it
+//     holds while podnetd restarts or etcd is down).
+//   - Records on disk (dns_cache.go, DNSConfig.CacheFile): the answerable
+//     endpoints are saved to <data-dir>/dns-records.json, 0600, replaced
+//     atomically (temporary file, fsync, rename), at most once a second
+//     while they change and only once both followers have a full view
+//     from etcd, bounded to 65536 endpoints. At start, before etcd
+//     answers, the server loads that file and answers from it (and
+//     forwards everything else as usual): podnetd starts the DNS before
+//     waiting for etcd, so a podnetd restarted during an etcd outage keeps
+//     answering the names it knew instead of nothing. The first snapshot
+//     from etcd replaces what was loaded.
 //   - Forwarding: UDP first, TCP when the answer was truncated, 2 s per
 //     upstream, each upstream in turn starting with the last one that
 //     answered; SERVFAIL when none answers. Upstreams default to the

@@ -35,6 +35,17 @@
 //     field a caller would silently skip. Zero values are omitted where the
 //     string was (omitzero for omitempty). Keys under ipam/<pool>/ are
 //     parsed by one function, ParseIPAMKey.
+//   - Only podnet writes podnet's etcd. The embedded member serves clients
+//     on a unix socket in its data directory (made 0700, the socket 0600),
+//     so a local user who is not root cannot connect at all; its peer
+//     port (loopback TCP, which etcd requires even for one member, and
+//     which takes raft messages) is TLS with client-certificate
+//     authentication against a CA podnetd makes in <data-dir>/pki
+//     (embedded_tls.go). External clusters are the operator's: TLS with
+//     --client-cert-auth, certificates from scripts/etcd-certs.sh;
+//     podnetd warns at start when it talks to etcd without TLS or without
+//     a client certificate. MemberURLs lets podnetd keep containers away
+//     from every member's client and peer ports (portmap's guard).
 //   - Only this package imports go.etcd.io/etcd; the rest of podnet sees
 //     Store, KV, Event, Cmp and Op.
 package store

@@ -15,10 +15,15 @@ import (
 // EmbeddedConfig configures the single-member etcd podnetd runs when no
 // external endpoints are given.
 type EmbeddedConfig struct {
-	// DataDir holds the member's data (created 0700 if missing).
+	// DataDir holds the member's data (made 0700).
 	DataDir string
-	// ClientURL and PeerURL are where the member listens; loopback only by
-	// default so nothing outside the host can reach it.
+	// ClientURL is where the member serves clients: by default the unix
+	// socket DataDir/etcd.sock, which only root can reach (the directory
+	// is 0700). PeerURL is its peer listener, by default
+	// https://127.0.0.1:23800 with client-certificate authentication
+	// against a CA made in DataDir/pki (embedded_tls.go). A TCP ClientURL
+	// or an http PeerURL lets any local user rewrite podnet's state, and
+	// is logged as such.
 	ClientURL, PeerURL string
 	// Name of the member (default "podnet").
 	Name   string
@@ -39,8 +44,14 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("embedded etcd data dir %s: %w", cfg.DataDir, err)
+	if err := privateDir(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, err
+	}
+	if cfg.ClientURL == "" {
+		cfg.ClientURL = "unix://" + filepath.Join(cfg.DataDir, EmbeddedSocket)
+	}
+	if cfg.PeerURL == "" {
+		cfg.PeerURL = DefaultEmbeddedPeerURL
 	}
 	cu, err := url.Parse(cfg.ClientURL)
 	if err != nil {
@@ -55,9 +66,17 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.Dir = filepath.Join(cfg.DataDir, "etcd")
 	ec.ListenClientUrls = []url.URL{*cu}
 	ec.AdvertiseClientUrls = []url.URL{*cu}
+	if cu.Scheme == "unix" {
+		// etcd wants host:port here; nobody dials what a single
+		// member advertises for clients.
+		ec.AdvertiseClientUrls = []url.URL{{Scheme: "unix", Host: "localhost:0"}}
+	}
 	ec.ListenPeerUrls = []url.URL{*pu}
 	ec.AdvertisePeerUrls = []url.URL{*pu}
 	ec.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, pu.String())
+	if err := secureEmbedded(ec, cu, pu, cfg); err != nil {
+		return nil, err
+	}
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newZapLogger(cfg.Logger))
 	// NewConfig leaves this zero, which makes etcd log every request as slow.
 	ec.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
@@ -81,7 +100,12 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, ctx.Err()
 	}
-	cfg.Logger.Info("embedded etcd ready", "dir", ec.Dir, "client", cfg.ClientURL)
+	if cu.Scheme == "unix" {
+		// etcd makes the socket as the umask says; the 0700 directory
+		// already keeps others out, this says so on the socket too.
+		_ = os.Chmod(cu.Host+cu.Path, 0o600)
+	}
+	cfg.Logger.Info("embedded etcd ready", "dir", ec.Dir, "client", cfg.ClientURL, "peer", cfg.PeerURL)
 	return &Embedded{e: e, url: cu.String()}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/podnet/podnet/store"
 	"github.com/spf13/cobra"
 )
 
@@ -50,8 +51,6 @@ type config struct {
 func defaultConfig() *config {
 	return &config{
 		DataDir:        "/var/lib/podnet",
-		EmbeddedClient: "http://127.0.0.1:23790",
-		EmbeddedPeer:   "http://127.0.0.1:23800",
 		PluginSocket:   "/run/docker/plugins/podnet.sock",
 		AdminSocket:    "/run/podnet/podnet.sock",
 		DockerHost:     "unix:///var/run/docker.sock",
@@ -83,8 +82,8 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.StringVar(&c.EtcdCert, "etcd-cert", "", "client certificate (PEM) for etcd")
 	f.StringVar(&c.EtcdKey, "etcd-key", "", "client key (PEM) for etcd")
 	f.StringVar(&c.DataDir, "data-dir", c.DataDir, "state directory (embedded etcd data)")
-	f.StringVar(&c.EmbeddedClient, "embedded-etcd-client-url", c.EmbeddedClient, "where the embedded etcd serves clients (loopback only)")
-	f.StringVar(&c.EmbeddedPeer, "embedded-etcd-peer-url", c.EmbeddedPeer, "embedded etcd peer URL (loopback only)")
+	f.StringVar(&c.EmbeddedClient, "embedded-etcd-client-url", "", "where the embedded etcd serves clients (default: unix://<data-dir>/etcd.sock, root only; a TCP URL lets any local user write podnet's state)")
+	f.StringVar(&c.EmbeddedPeer, "embedded-etcd-peer-url", "", "embedded etcd peer URL (default: "+store.DefaultEmbeddedPeerURL+", TLS with client certificates podnetd makes in <data-dir>/pki)")
 	f.StringVar(&c.PluginSocket, "plugin-socket", c.PluginSocket, "Docker plugin socket; its file name is the driver name")
 	f.StringVar(&c.AdminSocket, "admin-socket", c.AdminSocket, "admin API socket (podnetctl)")
 	f.StringVar(&c.DockerHost, "docker-host", c.DockerHost, "Docker API, used only by background reconciliation")

@@ -62,7 +62,20 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
+	// The service catalog needs no etcd to exist (it fills from etcd once
+	// the proxy agent runs), so the cluster DNS can hold it from the start.
+	cat, err := newCatalog(cfg, log)
+	if err != nil {
+		return err
+	}
+	// The cluster DNS before etcd answers: it serves the records saved on
+	// disk meanwhile.
+	if err := startDNS(ctx, cfg, st, k, cat, log); err != nil {
+		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
+	}
 	ports := portmap.New(portmap.Options{Logger: log.With("component", "portmap"), IPTablesBackend: cfg.IPTables})
+	guardPorts(ctx, cfg, ports, log)
+	go guardEtcd(ctx, st, ports, log)
 	ipm, err := ipam.New(ipam.Config{
 		Host: cfg.HostName, Store: st, Logger: log.With("component", "ipam"),
 		BlockBits4: cfg.BlockSize, BlockBits6: cfg.BlockSize6,
@@ -70,13 +83,14 @@ func run(parent context.Context, cfg *config) error {
 			{Base: netip.MustParsePrefix(cfg.DefaultPool), Bits: cfg.DefaultPoolLen},
 			{Base: netip.MustParsePrefix(cfg.DefaultPool6), Bits: 64},
 		},
-		HostRoutes:  k.Routes,
-		ServiceCIDR: netip.MustParsePrefix(cfg.ServiceCIDR).Masked(),
+		HostRoutes:   k.Routes,
+		HostNetworks: hostNetworks(k),
+		ServiceCIDR:  netip.MustParsePrefix(cfg.ServiceCIDR).Masked(),
 	})
 	if err != nil {
 		return err
 	}
-	ov, ovErr := newOverlay(cfg, st, k, log)
+	ov, ovErr := newOverlay(cfg, st, k, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
 		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU}
 	if ovErr != nil {
@@ -95,7 +109,7 @@ func run(parent context.Context, cfg *config) error {
 	if err := ensureSchema(ctx, st, cfg, log); err != nil {
 		return err
 	}
-	svcs, err := newServices(ctx, cfg, st, log)
+	svcs, err := newServices(ctx, cfg, st, cat, log)
 	if err != nil {
 		return err
 	}
@@ -117,9 +131,6 @@ func run(parent context.Context, cfg *config) error {
 		go ov.Run(ctx)
 	}
 	svcs.start(ctx, cfg, ports, log)
-	if err := startDNS(ctx, cfg, st, k, svcs.catalog, log); err != nil {
-		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
-	}
 	var rec *reconcile.Reconciler
 	if dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation()); err != nil {
 		log.Warn("no Docker API client: garbage collection, container names and network fan-out are off", "docker", cfg.DockerHost, "err", err)
@@ -134,8 +145,9 @@ func run(parent context.Context, cfg *config) error {
 		go service.NewWatcher(service.WatcherConfig{Host: cfg.HostName, Store: st, Docker: dc,
 			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up}).Run(ctx)
 	}
-	adm.setReady(&adminDeps{store: st, cluster: cluster.New(st, ipm, log.With("component", "cluster")),
-		driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs})
+	cm := cluster.New(st, ipm, log.With("component", "cluster"))
+	cm.SetHostNetworks(hostNetworks(k))
+	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs})
 
 	select {
 	case <-ctx.Done():
@@ -170,6 +182,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (*store.Store
 		}
 		endpoints = emb.Endpoints()
 	}
+	warnInsecureEtcd(cfg, log)
 	st, err := store.Open(store.Config{Endpoints: endpoints, CACert: cfg.EtcdCACert, Cert: cfg.EtcdCert,
 		Key: cfg.EtcdKey, Logger: log})
 	if err != nil {
@@ -206,14 +219,22 @@ func waitForEtcd(ctx context.Context, st *store.Store, log *slog.Logger) error {
 	}
 }
 
-// newOverlay detects the underlay and builds the multi-host data plane.
-func newOverlay(cfg *config, st *store.Store, k *link.Kernel, log *slog.Logger) (*overlay.Overlay, error) {
+// newOverlay detects the underlay and builds the multi-host data plane;
+// VXLAN is then accepted only from the hosts it follows.
+func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *portmap.Engine, log *slog.Logger) (*overlay.Overlay, error) {
 	u, err := overlay.DetectUnderlay(k, cfg.AdvertiseAddr)
 	if err != nil {
 		return nil, err
 	}
-	return overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Kernel: k, Logger: log.With("component", "overlay"),
-		Underlay: u, Port: cfg.VXLANPort})
+	ov, err := overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Kernel: k, Logger: log.With("component", "overlay"),
+		Underlay: u, Port: cfg.VXLANPort, Peers: peersToGuard(ports, log)})
+	if err != nil {
+		return nil, err
+	}
+	if err := ports.SetOverlay(context.Background(), uint16(cfg.VXLANPort), overlay.DevicePrefix); err != nil {
+		return nil, err
+	}
+	return ov, nil
 }
 
 // startDNS puts the cluster DNS address on lo and serves it.
@@ -226,7 +247,8 @@ func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel,
 		return err
 	}
 	d, err := service.NewDNS(service.DNSConfig{Store: st, Listen: netip.AddrPortFrom(addr, 53),
-		Upstreams: cfg.DNSUpstreams, Logger: log.With("component", "dns"), Services: cat, Domain: cfg.ClusterDomain})
+		Upstreams: cfg.DNSUpstreams, CacheFile: filepath.Join(cfg.DataDir, dnsCacheFile), Logger: log.With("component", "dns"),
+		Services: cat, Domain: cfg.ClusterDomain})
 	if err != nil {
 		return err
 	}

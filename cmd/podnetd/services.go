@@ -49,7 +49,7 @@ func (c *config) serviceRange() (service.ServiceRange, error) {
 // newServices checks this podnetd's service CIDR against the cluster's
 // (refusing to run when they disagree or it overlaps a pool) and builds
 // the service layer; start runs it.
-func newServices(ctx context.Context, cfg *config, st *store.Store, log *slog.Logger) (*services, error) {
+func newServices(ctx context.Context, cfg *config, st *store.Store, cat *service.Catalog, log *slog.Logger) (*services, error) {
 	rng, err := cfg.serviceRange()
 	if err != nil {
 		return nil, err
@@ -60,9 +60,19 @@ func newServices(ctx context.Context, cfg *config, st *store.Store, log *slog.Lo
 	log = log.With("component", "services")
 	return &services{
 		registry: service.NewRegistry(service.RegistryConfig{Store: st, Range: rng, Host: cfg.HostName, Logger: log}),
-		catalog:  service.NewCatalog(cfg.HostName, rng.CIDR.Addr().Is6(), log),
+		catalog:  cat,
 		st:       st,
 	}, nil
+}
+
+// newCatalog is the in-memory view of services and their endpoints that
+// the proxy agent fills and the cluster DNS reads.
+func newCatalog(cfg *config, log *slog.Logger) (*service.Catalog, error) {
+	rng, err := cfg.serviceRange()
+	if err != nil {
+		return nil, err
+	}
+	return service.NewCatalog(cfg.HostName, rng.CIDR.Addr().Is6(), log.With("component", "services")), nil
 }
 
 // start runs the catalog and the proxy agent. The agent programs through

@@ -64,3 +64,28 @@ func TestAnnounceNeighborReplacesAnIncompleteEntry(t *testing.T) {
 		t.Fatalf("announcing again: %v", err)
 	}
 }
+
+func TestInterfaceNetworksSkipsPodnetLinks(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	ns := testutil.NewNetNS(t)
+	k := &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}
+	ns.MustExec(t, "ip", "link", "add", "lan0", "type", "bridge")
+	ns.MustExec(t, "ip", "addr", "add", "10.253.0.11/24", "dev", "lan0")
+	ns.MustExec(t, "ip", "addr", "add", "2001:db8:1::11/64", "dev", "lan0")
+	ns.MustExec(t, "ip", "link", "set", "lan0", "up")
+	ns.MustExec(t, "ip", "link", "add", "pn-abc", "type", "bridge")
+	ns.MustExec(t, "ip", "addr", "add", "10.20.0.1/24", "dev", "pn-abc")
+	got, err := k.InterfaceNetworks("pn-", "pnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, h := range got {
+		texts = append(texts, h.Iface+" "+h.Addr.String())
+	}
+	slices.Sort(texts)
+	want := []string{"lan0 10.253.0.11/24", "lan0 2001:db8:1::11/64", "lo 127.0.0.1/8", "lo ::1/128"}
+	if !slices.Equal(texts, want) {
+		t.Fatalf("InterfaceNetworks = %q, want %q (no link-local, nothing of pn-*)", texts, want)
+	}
+}

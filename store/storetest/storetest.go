@@ -27,10 +27,12 @@ func Start(t testing.TB) *Etcd {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cp, pp := FreePort(t), FreePort(t)
+	// A TCP client port (a unix socket path under t.TempDir may not fit
+	// 107 bytes); the peer port is TLS as in podnetd.
 	emb, err := store.StartEmbedded(ctx, store.EmbeddedConfig{
 		DataDir:   t.TempDir(),
 		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cp),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", pp),
+		PeerURL:   fmt.Sprintf("https://127.0.0.1:%d", pp),
 		Logger:    Logger(t),
 	})
 	if err != nil {

@@ -10,6 +10,12 @@
 //	netcheck stream HOST:PORT SECS  over ONE connection, send a line every
 //	                                100 ms for SECS seconds; fail if any
 //	                                echo is missing or late (> 2 s)
+//	netcheck connect HOST:PORT      TCP connect (2 s); fail if it does not
+//	netcheck dns SERVER NAME        A query over UDP (2 s): print the rcode
+//	                                and addresses; fail on no answer
+//	netcheck vxlan-send VTEP:PORT VNI DSTMAC SRC DST DPORT MSG
+//	                                one VXLAN datagram carrying UDP SRC ->
+//	                                DST:DPORT (any inner source)
 package main
 
 import (
@@ -40,6 +46,21 @@ func main() {
 			_, _ = fmt.Sscanf(os.Args[3], "%d", &secs)
 		}
 		err = stream(os.Args[2], time.Duration(secs)*time.Second)
+	case "connect":
+		err = connect(os.Args[2])
+	case "dns":
+		if len(os.Args) < 4 {
+			err = fmt.Errorf("usage: netcheck dns SERVER NAME")
+			break
+		}
+		err = dnsQuery(os.Args[2], os.Args[3])
+	case "vxlan-send":
+		if len(os.Args) < 9 {
+			err = fmt.Errorf("usage: netcheck vxlan-send VTEP:PORT VNI DSTMAC SRC DST DPORT MSG")
+			break
+		}
+		a := os.Args[2:]
+		err = vxlanSend(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
 	case "udp-send":
 		msg := "ping"
 		if len(os.Args) > 3 {

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/store"
+)
+
+// etcdGuardInterval is how often the etcd members' URLs are re-read for
+// the rule that keeps containers away from etcd (members come and go
+// rarely; a new member is covered within this interval).
+const etcdGuardInterval = 5 * time.Minute
+
+// guardEtcd keeps portmap's etcd set (containers never reach etcd) on the
+// endpoints podnetd was given and, once etcd answers, the client and peer
+// URLs of every member of the cluster.
+func guardEtcd(ctx context.Context, st *store.Store, ports *portmap.Engine, log *slog.Logger) {
+	set := func(urls []string) {
+		eps := etcdAddrPorts(ctx, urls, log)
+		if err := ports.SetEtcd(ctx, eps); err != nil && ctx.Err() == nil {
+			log.Warn("cannot update the rule keeping containers away from etcd", "err", err)
+		}
+	}
+	set(st.Endpoints())
+	for {
+		wait := etcdGuardInterval
+		if urls, err := st.MemberURLs(ctx); err != nil {
+			wait = 10 * time.Second
+		} else {
+			set(append(urls, st.Endpoints()...))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// etcdAddrPorts turns etcd URLs (http://10.0.0.5:2379, https://etcd1:2380,
+// 10.0.0.5:2379) into addresses and ports; unix sockets have none, names
+// are resolved (a name that does not resolve is logged and skipped).
+func etcdAddrPorts(ctx context.Context, urls []string, log *slog.Logger) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, raw := range urls {
+		host, port, ok := etcdHostPort(raw)
+		if !ok {
+			continue
+		}
+		if a, err := netip.ParseAddr(host); err == nil {
+			out = append(out, netip.AddrPortFrom(a.Unmap(), port))
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
+		cancel()
+		if err != nil {
+			log.Warn("etcd endpoint name does not resolve; containers are not kept away from it", "url", raw, "err", err)
+			continue
+		}
+		for _, a := range addrs {
+			out = append(out, netip.AddrPortFrom(a.Unmap(), port))
+		}
+	}
+	return out
+}
+
+// etcdHostPort splits an etcd URL into host and port; false for unix
+// sockets and anything unparsable.
+func etcdHostPort(raw string) (string, uint16, bool) {
+	hostport := raw
+	if strings.Contains(raw, "://") {
+		u, err := url.Parse(raw)
+		if err != nil || strings.HasPrefix(u.Scheme, "unix") {
+			return "", 0, false
+		}
+		hostport = u.Host
+	}
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil || host == "" {
+		return "", 0, false
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || port == 0 {
+		return "", 0, false
+	}
+	return host, uint16(port), true
+}
+
+// dnsCacheFile is where the cluster DNS keeps its records, in --data-dir.
+const dnsCacheFile = "dns-records.json"
+
+// guardPorts tells portmap's guard what it protects on this host before
+// the first Sync: the cluster DNS (answered only to this host and its
+// containers) and the VXLAN peers a previous podnetd accepted (kept until
+// the overlay has read the hosts from etcd).
+func guardPorts(ctx context.Context, cfg *config, ports *portmap.Engine, log *slog.Logger) {
+	if err := ports.LoadPeers(); err != nil {
+		log.Warn("cannot read the VXLAN peers of the previous run; VXLAN is refused until etcd answers", "err", err)
+	}
+	if cfg.DNSAddr != "off" {
+		if err := ports.SetClusterDNS(ctx, netip.AddrPortFrom(netip.MustParseAddr(cfg.DNSAddr), 53)); err != nil {
+			log.Warn("cannot restrict the cluster DNS to this host and its containers", "err", err)
+		}
+	}
+}
+
+// peersToGuard is the overlay's Peers callback: the hosts registered in
+// etcd become the addresses VXLAN is accepted from.
+func peersToGuard(ports *portmap.Engine, log *slog.Logger) func([]netip.Addr) {
+	return func(peers []netip.Addr) {
+		if err := ports.SetPeers(context.Background(), peers); err != nil {
+			log.Error("cannot update the VXLAN peers; tunnels from new hosts are refused until the next change", "err", err)
+			return
+		}
+		log.Debug("vxlan peers", "hosts", peers)
+	}
+}

@@ -1,0 +1,30 @@
+package overlay
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// publishPeers hands Config.Peers the underlay addresses of every host in
+// the view (hosts/ as followed), sorted, if they changed since the last
+// call. It runs in the hosts/ follower, after the view is updated, with
+// no lock held.
+func (o *Overlay) publishPeers() {
+	if o.peersFn == nil {
+		return
+	}
+	o.mu.Lock()
+	peers := make([]netip.Addr, 0, len(o.view.hosts))
+	for _, u := range o.view.hosts {
+		if u.IsValid() && !slices.Contains(peers, u) {
+			peers = append(peers, u)
+		}
+	}
+	slices.SortFunc(peers, netip.Addr.Compare)
+	same := o.peersSent && slices.Equal(peers, o.lastPeers)
+	o.lastPeers, o.peersSent = peers, true
+	o.mu.Unlock()
+	if !same {
+		o.peersFn(peers)
+	}
+}

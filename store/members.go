@@ -1,0 +1,26 @@
+package store
+
+import (
+	"context"
+	"slices"
+)
+
+// MemberURLs returns the client and peer URLs of every member of the etcd
+// cluster (etcdctl member list), sorted, without duplicates: what podnet
+// keeps containers away from (portmap's guard), learned from the cluster
+// itself because the endpoints podnetd is given name client ports only.
+func (s *Store) MemberURLs(ctx context.Context) ([]string, error) {
+	c, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.MemberList(c)
+	if err != nil {
+		return nil, s.wrap("member list", "", err)
+	}
+	var out []string
+	for _, m := range resp.Members {
+		out = append(out, m.ClientURLs...)
+		out = append(out, m.PeerURLs...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}

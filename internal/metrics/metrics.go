@@ -37,7 +37,7 @@ var (
 		"Addresses this host allocated, by pool and kind (dynamic, explicit: --ip or --aux-address, gateway).",
 		"pool", "kind")
 	IPAMAllocationFailures = counterVec("ipam_allocation_failures_total",
-		"RequestAddress calls that failed, by reason (exhausted, in_use, etcd, invalid, other).",
+		"RequestAddress calls that failed, by reason (exhausted: no free address; etcd: etcd unreachable; unknown_pool; other: refused, e.g. an address in use or invalid).",
 		"reason")
 	ipamUsage = newUsageCollector()
 

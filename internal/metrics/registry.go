@@ -62,7 +62,7 @@ func newUsageCollector() *usageCollector {
 		blocks: prometheus.NewDesc(Namespace+"_ipam_blocks_owned",
 			"Address blocks of the pool this host has claimed.", []string{"pool"}, nil),
 		addrs: prometheus.NewDesc(Namespace+"_ipam_addresses_in_use",
-			"Container addresses this host holds in the pool (gateways excluded).", []string{"pool"}, nil),
+			"Addresses this host holds in the pool for containers and --aux-address (gateways excluded).", []string{"pool"}, nil),
 	}
 	// One collector, two series: the second entry only names it.
 	all = append(all, series{name: "ipam_blocks_owned", kind: "gauge", labels: []string{"pool"}, c: c},

@@ -1,0 +1,23 @@
+// Package metricstest reads podnet's series in tests of the instrumented
+// packages: they compare a value before and after the code under test ran,
+// since the collectors are process-wide.
+package metricstest
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// SampleCount is how many observations a histogram (one child of a
+// HistogramVec, or a plain Histogram) has seen.
+func SampleCount(o prometheus.Observer) uint64 {
+	m, ok := o.(prometheus.Metric)
+	if !ok {
+		return 0
+	}
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		return 0
+	}
+	return d.GetHistogram().GetSampleCount()
+}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/podnet/podnet/internal/metrics"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/podnet/podnet/internal/metrics/metricstest"
 )
 
 // TestAllocationMetrics: every RequestAddress counts once, as an
@@ -18,10 +18,10 @@ func TestAllocationMetrics(t *testing.T) {
 	const pool = "10.77.0.0/29"
 	requestPool(t, m, pool, "")
 	allocs := func(kind string) float64 {
-		return testutil.ToFloat64(metrics.IPAMAllocations.WithLabelValues(pool, kind))
+		return metricstest.Value(metrics.IPAMAllocations.WithLabelValues(pool, kind))
 	}
 	fails := func(reason string) float64 {
-		return testutil.ToFloat64(metrics.IPAMAllocationFailures.WithLabelValues(reason))
+		return metricstest.Value(metrics.IPAMAllocationFailures.WithLabelValues(reason))
 	}
 	dyn0, exp0, gw0 := allocs(kindDynamic), allocs(kindExplicit), allocs(kindGateway)
 	exh0, unk0 := fails(reasonExhausted), fails(reasonUnknownPool)

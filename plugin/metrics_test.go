@@ -6,7 +6,6 @@ import (
 
 	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/internal/metrics/metricstest"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestRequestMetrics: every answered request counts once under its method
@@ -14,7 +13,7 @@ import (
 func TestRequestMetrics(t *testing.T) {
 	const join = "NetworkDriver.Join"
 	count := func(outcome string) float64 {
-		return testutil.ToFloat64(metrics.PluginRequests.WithLabelValues(join, outcome))
+		return metricstest.Value(metrics.PluginRequests.WithLabelValues(join, outcome))
 	}
 	ok0, err0, bad0 := count(metrics.OK), count(metrics.Error), count(metrics.BadRequest)
 	hist0 := metricstest.SampleCount(metrics.PluginRequestDuration.WithLabelValues(join))

@@ -5,8 +5,13 @@ package metricstest
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 )
+
+// Value is the value of a counter or gauge (one child of a vector, or a
+// plain one).
+func Value(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
 
 // SampleCount is how many observations a histogram (one child of a
 // HistogramVec, or a plain Histogram) has seen.

@@ -84,7 +84,7 @@ var (
 
 	// Cluster DNS.
 	DNSQueries = counterVec("dns_queries_total",
-		"Queries the cluster DNS answered, by result (local: from podnet's records; forwarded: relayed from an upstream; nxdomain: unknown name and no upstream; servfail: no upstream answered; invalid: malformed or unsupported).",
+		"Queries the cluster DNS answered, by result (local: from podnet's records; forwarded: relayed from an upstream; nxdomain: unknown name and no upstream; servfail: no upstream answered; invalid: a request that is not a query).",
 		"result")
 	DNSForwards = counterVec("dns_forwards_total",
 		"Queries the cluster DNS forwarded to the host's resolvers, by outcome (ok: an upstream answered; error: none did).",

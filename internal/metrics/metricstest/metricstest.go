@@ -15,14 +15,19 @@ func Value(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
 
 // SampleCount is how many observations a histogram (one child of a
 // HistogramVec, or a plain Histogram) has seen.
-func SampleCount(o prometheus.Observer) uint64 {
+func SampleCount(o prometheus.Observer) uint64 { return histogram(o).GetSampleCount() }
+
+// SampleSum is the sum of a histogram's observations.
+func SampleSum(o prometheus.Observer) float64 { return histogram(o).GetSampleSum() }
+
+func histogram(o prometheus.Observer) *dto.Histogram {
 	m, ok := o.(prometheus.Metric)
 	if !ok {
-		return 0
+		return nil
 	}
 	var d dto.Metric
 	if err := m.Write(&d); err != nil {
-		return 0
+		return nil
 	}
-	return d.GetHistogram().GetSampleCount()
+	return d.GetHistogram()
 }

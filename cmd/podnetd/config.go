@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/podnet/podnet/internal/metrics"
 	"github.com/spf13/cobra"
 )
 
@@ -44,6 +45,7 @@ type config struct {
 	DriverName     string
 	DNSAddr        string
 	DNSUpstreams   []string
+	MetricsAddr    string
 }
 
 func defaultConfig() *config {
@@ -70,6 +72,7 @@ func defaultConfig() *config {
 		LogFormat:      "text",
 		LogOutput:      "stderr",
 		VXLANPort:      4789,
+		MetricsAddr:    metrics.DefaultAddr,
 	}
 }
 
@@ -103,6 +106,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.StringVar(&c.DriverName, "driver-name", "", "name Docker knows this plugin by, for networks podnetd creates itself (default: the plugin socket's file name)")
 	f.StringVar(&c.DNSAddr, "dns-addr", "", "address of podnet's cluster DNS, put on lo (default: the service CIDR's .10); \"off\" disables it")
 	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names podnet does not know (default: /etc/resolv.conf's)")
+	f.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "where to serve Prometheus metrics (http://ADDR/metrics); \"off\" disables them. Any non-loopback address lets whoever reaches it, containers of this host included, read them")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	f.StringVar(&c.LogOutput, "log-output", c.LogOutput, "stderr or stdout (a managed plugin logs to stdout: dockerd files plugin stderr as errors)")
@@ -163,6 +167,11 @@ func (c *config) validate() error {
 	if c.DNSAddr != "off" {
 		if _, err := netip.ParseAddr(c.DNSAddr); err != nil {
 			return fmt.Errorf("--dns-addr %q: want an IP address or off", c.DNSAddr)
+		}
+	}
+	if c.MetricsAddr != metrics.Off {
+		if _, err := metrics.CheckAddr(c.MetricsAddr); err != nil {
+			return err
 		}
 	}
 	if c.HostName == "" {

@@ -26,6 +26,9 @@
 //	chain forward  (filter, 0)      internal networks cut off; DNATed traffic
 //	                                accepted; other traffic between two podnet
 //	                                bridges dropped
+//	chain localnet (filter, raw)    what arrives on a podnet bridge for 127.0.0.0/8
+//	                                dropped (route_localnet would deliver it to
+//	                                the host's loopback services; see localnet.go)
 //
 // Rules are built as data (ruleset.go): each rule is a list of fragments
 // that carry both their nft text and their expressions, so the text is

@@ -137,6 +137,7 @@ func buildRuleset(in rulesetInput) *ruleset {
 	rs.rules = append(rs.rules, publishRules()...)
 	rs.rules = append(rs.rules, postroutingRules(in.bridgePrefix, nets)...)
 	rs.rules = append(rs.rules, forwardRules(in.bridgePrefix, nets)...)
+	guardLocalnet(rs, in.bridgePrefix)
 	return rs
 }
 

@@ -89,6 +89,11 @@ func TestBuildRulesetText(t *testing.T) {
 		iifname "pn-web" oifname "pn-*" oifname != "pn-web" drop comment "isolate net 0123456789ab"
 		iifname "pn-db" oifname "pn-*" oifname != "pn-db" drop comment "isolate net fedcba987654"
 	}
+
+	chain localnet {
+		type filter hook prerouting priority raw; policy accept;
+		iifname "pn-*" ip daddr 127.0.0.0/8 drop comment "containers to host loopback"
+	}
 }
 `
 	if got := rs.String(); got != want {

@@ -101,56 +101,76 @@ http:
 // as plain-HTTP without daemon configuration.
 func forward(t *testing.T, l *Lab, host, addr string, port int) {
 	t.Helper()
-	ln, err := listenInNetns("/run/netns/"+l.Name+"-"+host, addr)
+	ln, err := listenInNetns(l.netnsPath(host), addr)
 	if err != nil {
 		t.Fatalf("%s: listen on %s: %v", host, addr, err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
+	go relay(ln, func() (net.Conn, error) { return net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) })
+}
+
+// relay copies every connection accepted on ln to a connection dial
+// opens, both ways, until ln is closed.
+func relay(ln net.Listener, dial func() (net.Conn, error)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			up, err := dial()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-				<-done
-			}()
-		}
-	}()
+			defer up.Close()
+			done := make(chan struct{}, 2)
+			go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+			go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+			<-done
+		}()
+	}
 }
+
+// netnsPath is the network namespace of a lab host.
+func (l *Lab) netnsPath(host string) string { return "/run/netns/" + l.Name + "-" + host }
 
 // listenInNetns opens a TCP listener inside the network namespace at path.
 // The socket stays in that namespace whichever thread later accepts on it.
-func listenInNetns(path, addr string) (net.Listener, error) {
+func listenInNetns(path, addr string) (ln net.Listener, err error) {
+	err = inNetns(path, func() error { ln, err = net.Listen("tcp", addr); return err })
+	return ln, err
+}
+
+// dialInNetns connects from inside the network namespace at path.
+func dialInNetns(path, addr string) (c net.Conn, err error) {
+	err = inNetns(path, func() error { c, err = net.DialTimeout("tcp", addr, 5*time.Second); return err })
+	return c, err
+}
+
+// inNetns runs fn on a thread switched into the network namespace at
+// path; sockets fn opens belong to that namespace for good.
+func inNetns(path string, fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer orig.Close()
 	target, err := netns.GetFromPath(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer target.Close()
 	if err := netns.Set(target); err != nil {
-		return nil, err
+		return err
 	}
-	ln, lerr := net.Listen("tcp", addr)
+	ferr := fn()
 	if err := netns.Set(orig); err != nil {
 		panic(fmt.Sprintf("cannot return to the original netns: %v", err))
 	}
-	return ln, lerr
+	return ferr
 }
 
 // buildPodnet builds podnetd and podnetctl from the source tree src with

@@ -9,11 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -36,10 +34,6 @@ type prometheus struct {
 // when the test ends. It returns once every target is up.
 func startPrometheus(t *testing.T, l *Lab) *prometheus {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Fatal("prometheus is missing: run scripts/deps.sh (Debian package prometheus)")
-	}
 	var targets strings.Builder
 	for _, h := range l.Hosts() {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -65,58 +59,14 @@ scrape_configs:
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config.file="+conf, "--storage.tsdb.path="+data,
+	d := startDaemon(t, "prometheus", dir, data, "--config.file="+conf, "--storage.tsdb.path="+data,
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("prometheus log:\n%s", b)
-		}
-		if err := os.RemoveAll(data); err != nil {
-			t.Errorf("prometheus data: %v", err)
-		}
-	})
-	p := &prometheus{base: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	WaitFor(t, shortWait, func() (bool, string) {
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("prometheus exited: %v\n%s", err, b)
-		default:
-		}
+	p := &prometheus{base: loopbackURL(port)}
+	d.waitReady(t, func() (bool, string) {
 		n, err := p.value(`count(up{job="podnet"} == 1)`)
 		return err == nil && n == float64(len(l.Hosts())), fmt.Sprintf("targets up: %v %v", n, err)
 	})
 	return p
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // value runs an instant query through Prometheus's HTTP API and returns

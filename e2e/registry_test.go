@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,20 +23,11 @@ import (
 // (by PID) and removes its data when the test ends. It returns the port.
 func startRegistry(t *testing.T) int {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Fatal("docker-registry is missing: run scripts/deps.sh (Debian package docker-registry)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "config.yml")
 	data := filepath.Join(dir, "data")
-	err = os.WriteFile(conf, fmt.Appendf(nil, `version: 0.1
+	err := os.WriteFile(conf, fmt.Appendf(nil, `version: 0.1
 log:
   level: warn
 storage:
@@ -49,43 +39,8 @@ http:
 	if err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start docker-registry: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("registry log:\n%s", b)
-		}
-		if err := os.RemoveAll(data); err != nil {
-			t.Errorf("registry data: %v", err)
-		}
-	})
-	WaitFor(t, shortWait, func() (bool, string) {
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("docker-registry exited: %v\n%s", err, b)
-		default:
-		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v2/", port))
+	startDaemon(t, "docker-registry", dir, data, "serve", conf).waitReady(t, func() (bool, string) {
+		resp, err := http.Get(loopbackURL(port) + "/v2/")
 		if err != nil {
 			return false, err.Error()
 		}

@@ -30,27 +30,12 @@ func TestDesiredRemoteCounts(t *testing.T) {
 // TestSyncMetrics programs a namespace and checks that passes are counted
 // by kind, changes by object, and the remote gauges follow a host's death.
 func TestSyncMetrics(t *testing.T) {
-	testutil.SkipUnlessLinkType(t, "vxlan")
-	ns := testutil.NewNetNS(t)
-	must(t, ns.NL.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth1"}))
-	eth0, err := ns.NL.LinkByName("eth0")
-	must(t, err)
-	must(t, ns.NL.AddrAdd(eth0, mustAddr("10.250.0.1/24")))
-	must(t, ns.NL.LinkSetUp(eth0))
-	k := &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}
-	u, err := DetectUnderlay(k, "eth0")
-	must(t, err)
-	st, err := store.Open(store.Config{Endpoints: []string{"127.0.0.1:1"}})
-	must(t, err)
-	defer st.Close()
-	o, err := New(Config{Host: "a", Store: st, Kernel: k, Logger: storetest.Logger(t), Underlay: u,
-		Sysctl: func(string, string) error { return nil }})
-	must(t, err)
+	o, _, k := offlineOverlay(t)
 	f := newFixture().host("a", "10.250.0.1", true).host("b", "10.250.0.2", true).host("c", "10.250.0.3", true)
 	f.block(pool4, "10.1.0.0/26", "a").block(pool4, "10.1.0.64/26", "b").block(pool4, "10.1.0.128/26", "c")
 	n := testNet(pool4)
 	n.Bridge = ""
-	_, err = o.EnsureNetwork(n)
+	_, err := o.EnsureNetwork(n)
 	must(t, err)
 	o.view = f.v
 
@@ -88,4 +73,28 @@ func TestSyncMetrics(t *testing.T) {
 	}
 	_, err = Cleanup(k)
 	must(t, err)
+}
+
+// offlineOverlay returns an overlay for host "a" that programs a fresh
+// namespace whose eth0 (10.250.0.1/24) is the underlay. Its store points
+// nowhere: tests set the view themselves and call sync.
+func offlineOverlay(t *testing.T) (*Overlay, *testutil.NetNS, *link.Kernel) {
+	t.Helper()
+	testutil.SkipUnlessLinkType(t, "vxlan")
+	ns := testutil.NewNetNS(t)
+	must(t, ns.NL.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth1"}))
+	eth0, err := ns.NL.LinkByName("eth0")
+	must(t, err)
+	must(t, ns.NL.AddrAdd(eth0, mustAddr("10.250.0.1/24")))
+	must(t, ns.NL.LinkSetUp(eth0))
+	k := &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}
+	u, err := DetectUnderlay(k, "eth0")
+	must(t, err)
+	st, err := store.Open(store.Config{Endpoints: []string{"127.0.0.1:1"}})
+	must(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	sysctl := func(key, value string) error { return nil } // IPv6 is on in a fresh namespace
+	o, err := New(Config{Host: "a", Store: st, Kernel: k, Logger: storetest.Logger(t), Underlay: u, Sysctl: sysctl})
+	must(t, err)
+	return o, ns, k
 }

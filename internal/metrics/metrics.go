@@ -123,34 +123,36 @@ func declare[C prometheus.Collector](c C, kind, name string, labels []string) C 
 	return c
 }
 
+func opts(name, help string) prometheus.Opts {
+	return prometheus.Opts{Namespace: Namespace, Name: name, Help: help}
+}
+
+func histOpts(name, help string) prometheus.HistogramOpts {
+	return prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: durationBuckets}
+}
+
 func counter(name, help string) prometheus.Counter {
-	return declare(prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}),
-		"counter", name, nil)
+	return declare(prometheus.NewCounter(prometheus.CounterOpts(opts(name, help))), "counter", name, nil)
 }
 
 func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
-	return declare(prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, labels),
-		"counter", name, labels)
+	return declare(prometheus.NewCounterVec(prometheus.CounterOpts(opts(name, help)), labels), "counter", name, labels)
 }
 
 func gauge(name, help string) prometheus.Gauge {
-	return declare(prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}),
-		"gauge", name, nil)
+	return declare(prometheus.NewGauge(prometheus.GaugeOpts(opts(name, help))), "gauge", name, nil)
 }
 
 func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	return declare(prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, labels),
-		"gauge", name, labels)
+	return declare(prometheus.NewGaugeVec(prometheus.GaugeOpts(opts(name, help)), labels), "gauge", name, labels)
 }
 
 func histogram(name, help string) prometheus.Histogram {
-	return declare(prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help,
-		Buckets: durationBuckets}), "histogram", name, nil)
+	return declare(prometheus.NewHistogram(histOpts(name, help)), "histogram", name, nil)
 }
 
 func histogramVec(name, help string, labels ...string) *prometheus.HistogramVec {
-	return declare(prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help,
-		Buckets: durationBuckets}, labels), "histogram", name, labels)
+	return declare(prometheus.NewHistogramVec(histOpts(name, help), labels), "histogram", name, labels)
 }
 
 // Since observes the seconds elapsed since start.

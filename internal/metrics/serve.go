@@ -72,26 +72,25 @@ func Handler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
 func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) {
 	var lc net.ListenConfig
 	failing := false
-	for ctx.Err() == nil {
-		ln, err := lc.Listen(ctx, "tcp", addr)
-		if err != nil {
-			if !failing {
+	for {
+		wait := time.Second
+		if ln, err := lc.Listen(ctx, "tcp", addr); err != nil {
+			if !failing && ctx.Err() == nil {
 				log.Error("cannot serve metrics; retrying every 10s (use --metrics-addr to pick another address, or off)",
 					"addr", addr, "err", err)
 			}
-			failing = true
-			sleep(ctx, retryListen)
-			continue
-		}
-		if failing {
-			log.Info("serving metrics after all", "addr", ln.Addr().String())
+			failing, wait = true, retryListen
 		} else {
-			log.Info("serving metrics", "url", "http://"+ln.Addr().String()+Path)
+			log.Info("serving metrics", "url", "http://"+ln.Addr().String()+Path, "after_failures", failing)
+			failing = false
+			if err := serveOn(ctx, ln, h); err != nil {
+				log.Error("metrics listener failed; restarting it", "addr", addr, "err", err)
+			}
 		}
-		failing = false
-		if err := serveOn(ctx, ln, h); err != nil {
-			log.Error("metrics listener failed; restarting it", "addr", addr, "err", err)
-			sleep(ctx, time.Second)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
 		}
 	}
 }
@@ -117,15 +116,6 @@ func serveOn(ctx context.Context, ln net.Listener, h http.Handler) error {
 		return nil
 	}
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // slogPrinter lets promhttp log through slog.

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,20 +23,11 @@ import (
 // (by PID) and removes its data when the test ends. It returns the port.
 func startRegistry(t *testing.T) int {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Fatal("docker-registry is missing: run scripts/deps.sh (Debian package docker-registry)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "config.yml")
 	data := filepath.Join(dir, "data")
-	err = os.WriteFile(conf, fmt.Appendf(nil, `version: 0.1
+	err := os.WriteFile(conf, fmt.Appendf(nil, `version: 0.1
 log:
   level: warn
 storage:
@@ -49,43 +39,8 @@ http:
 	if err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start docker-registry: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("registry log:\n%s", b)
-		}
-		if err := os.RemoveAll(data); err != nil {
-			t.Errorf("registry data: %v", err)
-		}
-	})
-	WaitFor(t, shortWait, func() (bool, string) {
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("docker-registry exited: %v\n%s", err, b)
-		default:
-		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v2/", port))
+	startDaemon(t, "docker-registry", dir, data, "serve", conf).waitReady(t, func() (bool, string) {
+		resp, err := http.Get(loopbackURL(port) + "/v2/")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -101,56 +56,76 @@ http:
 // as plain-HTTP without daemon configuration.
 func forward(t *testing.T, l *Lab, host, addr string, port int) {
 	t.Helper()
-	ln, err := listenInNetns("/run/netns/"+l.Name+"-"+host, addr)
+	ln, err := listenInNetns(l.netnsPath(host), addr)
 	if err != nil {
 		t.Fatalf("%s: listen on %s: %v", host, addr, err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
+	go relay(ln, func() (net.Conn, error) { return net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) })
+}
+
+// relay copies every connection accepted on ln to a connection dial
+// opens, both ways, until ln is closed.
+func relay(ln net.Listener, dial func() (net.Conn, error)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			up, err := dial()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-				<-done
-			}()
-		}
-	}()
+			defer up.Close()
+			done := make(chan struct{}, 2)
+			go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+			go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+			<-done
+		}()
+	}
 }
+
+// netnsPath is the network namespace of a lab host.
+func (l *Lab) netnsPath(host string) string { return "/run/netns/" + l.Name + "-" + host }
 
 // listenInNetns opens a TCP listener inside the network namespace at path.
 // The socket stays in that namespace whichever thread later accepts on it.
-func listenInNetns(path, addr string) (net.Listener, error) {
+func listenInNetns(path, addr string) (ln net.Listener, err error) {
+	err = inNetns(path, func() error { ln, err = net.Listen("tcp", addr); return err })
+	return ln, err
+}
+
+// dialInNetns connects from inside the network namespace at path.
+func dialInNetns(path, addr string) (c net.Conn, err error) {
+	err = inNetns(path, func() error { c, err = net.DialTimeout("tcp", addr, 5*time.Second); return err })
+	return c, err
+}
+
+// inNetns runs fn on a thread switched into the network namespace at
+// path; sockets fn opens belong to that namespace for good.
+func inNetns(path string, fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer orig.Close()
 	target, err := netns.GetFromPath(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer target.Close()
 	if err := netns.Set(target); err != nil {
-		return nil, err
+		return err
 	}
-	ln, lerr := net.Listen("tcp", addr)
+	ferr := fn()
 	if err := netns.Set(orig); err != nil {
 		panic(fmt.Sprintf("cannot return to the original netns: %v", err))
 	}
-	return ln, lerr
+	return ferr
 }
 
 // buildPodnet builds podnetd and podnetctl from the source tree src with

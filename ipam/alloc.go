@@ -28,7 +28,8 @@ const maxBorrowScan = 1 << 20
 // RequestAddress answers IpamDriver.RequestAddress: the gateway (option
 // RequestAddressType), an explicit address (--ip, --aux-address) or the
 // next free address of one of this host's blocks.
-func (m *IPAM) RequestAddress(ctx context.Context, r *ipam.RequestAddressRequest) (*ipam.RequestAddressResponse, error) {
+func (m *IPAM) RequestAddress(ctx context.Context, r *ipam.RequestAddressRequest) (_ *ipam.RequestAddressResponse, err error) {
+	defer func() { observeRequest(r, err) }()
 	p, err := parsePoolID(r.PoolID)
 	if err != nil {
 		return nil, err

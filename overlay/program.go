@@ -53,6 +53,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 		o.stats.LastSync = time.Now()
 		o.stats.LastSyncDuration = time.Since(start)
 		o.mu.Unlock()
+		observeUnchanged(start)
 		return Changes{}, nil
 	}
 	o.applied = nil
@@ -81,6 +82,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	o.stats.Changes.add(p.changes)
 	o.stats.Errors += len(p.errs)
 	o.mu.Unlock()
+	p.observe(opts.full, start, o.applied)
 	if n := p.changes.Total(); n > 0 || err != nil {
 		o.log.Debug("overlay synced", "changes", n, "errors", len(p.errs), "took", time.Since(start))
 	}

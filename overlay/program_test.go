@@ -4,10 +4,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/podnet/podnet/internal/link"
-	"github.com/podnet/podnet/internal/testutil"
-	"github.com/podnet/podnet/store"
-	"github.com/podnet/podnet/store/storetest"
 	"github.com/vishvananda/netlink"
 )
 
@@ -19,26 +15,11 @@ import (
 // repaired, that entries of a host that died are removed, and that
 // Cleanup removes everything.
 func TestSyncEveryRouteKindIsStable(t *testing.T) {
-	testutil.SkipUnlessLinkType(t, "vxlan")
-	ns := testutil.NewNetNS(t)
-	must(t, ns.NL.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth1"}))
-	eth0, err := ns.NL.LinkByName("eth0")
-	must(t, err)
-	must(t, ns.NL.AddrAdd(eth0, mustAddr("10.250.0.1/24")))
-	must(t, ns.NL.LinkSetUp(eth0))
+	o, ns, k := offlineOverlay(t)
 	must(t, ns.NL.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "pn-net1"}}))
 	br, err := ns.NL.LinkByName("pn-net1")
 	must(t, err)
 	must(t, ns.NL.LinkSetUp(br))
-	k := &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}
-	u, err := DetectUnderlay(k, "eth0")
-	must(t, err)
-	st, err := store.Open(store.Config{Endpoints: []string{"127.0.0.1:1"}})
-	must(t, err)
-	defer st.Close()
-	sysctl := func(key, value string) error { return nil } // IPv6 is on in a fresh namespace
-	o, err := New(Config{Host: "a", Store: st, Kernel: k, Logger: storetest.Logger(t), Underlay: u, Sysctl: sysctl})
-	must(t, err)
 
 	f := newFixture().host("a", "10.250.0.1", true).host("b", "10.250.0.2", true).host("far", "10.99.0.5", true)
 	f.block(pool4, "10.1.0.0/26", "a").block(pool4, "10.1.0.64/26", "b").block(pool4, "10.1.0.128/26", "far").

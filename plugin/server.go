@@ -16,6 +16,7 @@ import (
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/internal/metrics"
 )
 
 const (
@@ -187,6 +188,7 @@ func handle[Req any](s *Server, path string, key errKey, decode bool, call func(
 		}
 		if err != nil {
 			s.log.Warn("plugin request", "method", path[1:], "err", err)
+			observe(path[1:], metrics.BadRequest, start)
 			status, msg := s.bodyError(path[1:], err)
 			writeJSON(w, status, map[string]string{string(key): msg})
 			return
@@ -194,6 +196,7 @@ func handle[Req any](s *Server, path string, key errKey, decode bool, call func(
 		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
 		defer cancel()
 		res, err := call(ctx, req)
+		observe(path[1:], metrics.Outcome(err), start)
 		nw, ep := ids(req)
 		attrs := []any{"method", path[1:], "dur", time.Since(start).Round(time.Microsecond)}
 		if nw != "" {

@@ -30,6 +30,9 @@
 //	set etcd4, etcd6                etcd members' client and peer ports
 //	chain guard_prerouting (filter, raw), guard_input (filter, 0),
 //	      guard_forward (filter, 0) the guard, below
+//	chain localnet (filter, raw)    what arrives on a podnet bridge for 127.0.0.0/8
+//	                                dropped (route_localnet would deliver it to
+//	                                the host's loopback services; see localnet.go)
 //
 // Rules are built as data (ruleset.go): each rule is a list of fragments
 // that carry both their nft text and their expressions, so the text is

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/internal/metrics"
 )
 
 // Defaults of Options. The table, chain and prefix names must never
@@ -63,7 +64,7 @@ func New(opts Options) *Engine {
 }
 
 func newEngine(opts Options, nft nftBackend, ipt acceptsBackend, ct conntrackBackend) *Engine {
-	return &Engine{opts: opts, log: opts.Logger, nft: nft, ipt: ipt, ct: ct,
+	return &Engine{opts: opts, log: opts.Logger, nft: measured(nft), ipt: ipt, ct: ct,
 		nets: map[string]Network{}, eps: map[string]endpointState{}}
 }
 
@@ -292,6 +293,7 @@ func (e *Engine) resyncIfDamaged(ctx context.Context) {
 	} else {
 		e.log.Info("podnet rules missing, resyncing", "table", e.opts.Table, "chain", e.opts.FilterChain)
 	}
+	metrics.NFTCanaryResyncs.WithLabelValues(canaryReason(err)).Inc()
 	if err := e.Sync(ctx); err != nil && ctx.Err() == nil {
 		e.log.Error("resync failed", "err", err)
 	}

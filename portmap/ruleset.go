@@ -142,6 +142,7 @@ func buildRuleset(in rulesetInput) *ruleset {
 	rs.sets = append(rs.sets, guardSets(in.guard)...)
 	rs.chains = append(rs.chains, guardChains()...)
 	rs.rules = append(rs.rules, guardRules(in.guard, in.bridgePrefix)...)
+	guardLocalnet(rs, in.bridgePrefix)
 	return rs
 }
 

@@ -119,6 +119,11 @@ func TestBuildRulesetText(t *testing.T) {
 		iifname "pn-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
 		iifname "pn-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
 	}
+
+	chain localnet {
+		type filter hook prerouting priority raw; policy accept;
+		iifname "pn-*" ip daddr 127.0.0.0/8 drop comment "containers to host loopback"
+	}
 }
 `
 	if got := rs.String(); got != want {

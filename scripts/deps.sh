@@ -7,8 +7,10 @@
 # busybox-static etcd-server etcd-client iperf3 curl ca-certificates openssl make
 # procps util-linux systemd (systemd-analyze verifies podnetd.service; systemd
 # need not run) docker-registry (the e2e test of `docker plugin install`
-# runs its own on loopback; where systemd runs, the package's service, which
-# would listen on every address, is disabled when this script installs it),
+# runs its own on loopback) prometheus (the e2e test of podnetd's metrics
+# runs its own on loopback, without the recommended node exporter; where
+# systemd runs, the services of both packages, which would listen on every
+# address, are disabled when this script installs them),
 # plus shellcheck (optional: a failure to install it is
 # only a warning). Runs apt-get update only when something is missing, so a
 # second run is quick and needs no network. Then checks that Go is at least
@@ -24,7 +26,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
 readonly MIN_GO=1.26
 readonly PACKAGES=(docker.io iptables iproute2 nftables busybox-static etcd-server etcd-client
-	iperf3 curl ca-certificates openssl make procps util-linux systemd docker-registry)
+	iperf3 curl ca-certificates openssl make procps util-linux systemd docker-registry prometheus)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 log() { echo "deps: $*"; }
@@ -63,9 +65,12 @@ install_packages() {
 	fi
 	if ((${#todo[@]} > 0)); then
 		apt_install "${todo[@]}" || die "apt-get install ${todo[*]} failed"
-		if [[ " ${todo[*]} " == *" docker-registry "* && -d /run/systemd/system ]]; then
-			systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
-		fi
+		local svc
+		for svc in docker-registry prometheus; do
+			if [[ " ${todo[*]} " == *" $svc "* && -d /run/systemd/system ]]; then
+				systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+			fi
+		done
 	fi
 	if ((${#sc[@]} > 0)); then
 		apt_install shellcheck || echo "deps: warning: shellcheck could not be installed (lint skips it)" >&2

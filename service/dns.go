@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/store"
 )
 
@@ -193,6 +194,7 @@ type queryHandler struct {
 func (h queryHandler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()
 	resp, source := h.d.answer(h.ctx, req)
+	metrics.DNSQueries.WithLabelValues(queryResult(source, resp.Rcode)).Inc()
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
 	if !tcp {
 		size := dns.MinMsgSize
@@ -305,7 +307,9 @@ func (d *DNS) forward(ctx context.Context, req *dns.Msg) (*dns.Msg, string) {
 		m.RecursionAvailable = true
 		return m, "no upstream"
 	}
+	start := time.Now()
 	resp, from, err := d.fwd.exchange(ctx, req)
+	observeForward(start, err)
 	if err != nil {
 		d.log.Debug("dns forward failed", "err", err)
 		m.SetRcode(req, dns.RcodeServerFailure)

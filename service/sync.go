@@ -10,6 +10,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/store"
 )
 
@@ -18,7 +19,8 @@ import (
 // exists, deletes metadata whose endpoint record is gone (orphans) or that
 // no running container accounts for any more, and reseeds the cache from
 // etcd. An error means the round was incomplete; what could be done was.
-func (w *Watcher) resync(ctx context.Context) error {
+func (w *Watcher) resync(ctx context.Context) (err error) {
+	defer func() { metrics.DockerWatcherResyncs.WithLabelValues(metrics.Outcome(err)).Inc() }()
 	lctx, cancel := context.WithTimeout(ctx, listTimeout)
 	list, err := w.cfg.Docker.ContainerList(lctx, container.ListOptions{})
 	cancel()

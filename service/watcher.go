@@ -152,6 +152,7 @@ func (w *Watcher) follow(ctx context.Context, msgs <-chan events.Message, errs <
 			}
 			ids := w.collect(m, msgs)
 			err := w.syncContainers(ctx, ids)
+			observeLag(m, err)
 			w.report(ctx, err, "container metadata not updated; resync scheduled", "in", retryIn)
 			if err != nil {
 				arm(true)

@@ -89,6 +89,7 @@ func Open(cfg Config) (*Store, error) {
 		DialKeepAliveTimeout: 3 * time.Second,
 		TLS:                  tlsCfg,
 		Logger:               zap.NewNop(),
+		DialOptions:          dialOptions(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/podnet/podnet/internal/metrics"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -55,6 +56,7 @@ func (s *Store) Follow(ctx context.Context, prefix string, f Follower) {
 		f.Snapshot(kvs)
 		if err := s.watchFrom(ctx, prefix, rev+1, f); err != nil && ctx.Err() == nil {
 			s.log.Info("etcd watch restarted", "prefix", prefix, "reason", err)
+			metrics.EtcdWatchRestarts.WithLabelValues(prefixLabel(prefix)).Inc()
 			sleepCtx(ctx, backoff)
 		}
 	}

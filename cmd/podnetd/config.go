@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/store"
 	"github.com/spf13/cobra"
 )
@@ -46,6 +47,7 @@ type config struct {
 	DNSAddr        string
 	DNSUpstreams   []string
 	ClusterDomain  string
+	MetricsAddr    string
 }
 
 func defaultConfig() *config {
@@ -71,6 +73,7 @@ func defaultConfig() *config {
 		LogOutput:      "stderr",
 		VXLANPort:      4789,
 		ClusterDomain:  "podnet.local",
+		MetricsAddr:    metrics.DefaultAddr,
 	}
 }
 
@@ -105,6 +108,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.StringVar(&c.DNSAddr, "dns-addr", "", "address of podnet's cluster DNS, put on lo (default: the service CIDR's .10); \"off\" disables it")
 	f.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "DNS domain of service names (NAME.svc.DOMAIN)")
 	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names podnet does not know (default: /etc/resolv.conf's)")
+	f.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "where to serve Prometheus metrics (http://ADDR/metrics); \"off\" disables them. Any non-loopback address lets whoever reaches it, containers of this host included, read them")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	f.StringVar(&c.LogOutput, "log-output", c.LogOutput, "stderr or stdout (a managed plugin logs to stdout: dockerd files plugin stderr as errors)")
@@ -169,6 +173,11 @@ func (c *config) validate() error {
 	}
 	if err := c.validateServices(); err != nil {
 		return err
+	}
+	if c.MetricsAddr != metrics.Off {
+		if _, err := metrics.CheckAddr(c.MetricsAddr); err != nil {
+			return err
+		}
 	}
 	if c.HostName == "" {
 		h, err := os.Hostname()

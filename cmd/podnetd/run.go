@@ -90,6 +90,7 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
+	startMetrics(ctx, cfg, ipm, log)
 	ov, ovErr := newOverlay(cfg, st, k, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
 		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU}
@@ -118,6 +119,7 @@ func run(parent context.Context, cfg *config) error {
 		// network on the host down with it.
 		log.Error("restore incomplete", "err", err)
 	}
+	go ipm.Preload(ctx, networkPools(drv.Networks()))
 	if err := registerHost(ctx, st, cfg, ov, log); err != nil {
 		return err
 	}

@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"github.com/podnet/podnet/internal/metrics"
 )
 
 // Tracker records whether Docker answers, and logs transitions.
@@ -123,6 +124,7 @@ func (t *Tracker) set(failed bool, err error) {
 		since := t.failing
 		t.mu.Unlock()
 		if logDown {
+			metrics.DockerReachable.Set(0)
 			t.log.Warn("Docker is unreachable; container names, garbage collection and network fan-out wait for it",
 				"docker", t.host, "since", since.Format(time.RFC3339), "err", err)
 		}
@@ -132,6 +134,7 @@ func (t *Tracker) set(failed bool, err error) {
 	t.down, t.failing = false, time.Time{}
 	t.mu.Unlock()
 	if wasDown {
+		metrics.DockerReachable.Set(1)
 		t.log.Info("Docker is reachable again", "docker", t.host, "after", now.Sub(since).Round(time.Second).String())
 	}
 }

@@ -1,0 +1,124 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// DefaultAddr is where podnetd serves metrics unless --metrics-addr says
+// otherwise: this host's loopback only.
+const DefaultAddr = "127.0.0.1:9477"
+
+// Off disables the metrics listener.
+const Off = "off"
+
+// Path is where the metrics are served.
+const Path = "/metrics"
+
+// retryListen is how often Serve tries again to listen when the address
+// is taken (a variable for tests).
+var retryListen = 10 * time.Second
+
+// CheckAddr validates a --metrics-addr value other than Off: host:port
+// with a port of 1..65535 and a host that is an IP address, "localhost" or
+// empty (every address). It reports whether only loopback can reach it.
+func CheckAddr(addr string) (loopback bool, err error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("--metrics-addr %q: want host:port (e.g. %s) or %s", addr, DefaultAddr, Off)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return false, fmt.Errorf("--metrics-addr %q: port %q is not a number from 1 to 65535", addr, port)
+	}
+	switch host {
+	case "":
+		return false, nil
+	case "localhost":
+		return true, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false, fmt.Errorf("--metrics-addr %q: %q is not an IP address (give an address of this host, or localhost)", addr, host)
+	}
+	return ip.IsLoopback(), nil
+}
+
+// Handler serves reg in Prometheus's text format; a collector that fails
+// is logged and the rest is served.
+func Handler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(Path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            slogPrinter{log},
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             20 * time.Second,
+	}))
+	return mux
+}
+
+// Serve serves h on addr until ctx ends. When the address cannot be
+// bound (another process holds the port) it logs the error and tries
+// again every 10 s: podnetd keeps running without metrics meanwhile.
+func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) {
+	var lc net.ListenConfig
+	failing := false
+	for {
+		wait := time.Second
+		if ln, err := lc.Listen(ctx, "tcp", addr); err != nil {
+			if !failing && ctx.Err() == nil {
+				log.Error("cannot serve metrics; retrying every 10s (use --metrics-addr to pick another address, or off)",
+					"addr", addr, "err", err)
+			}
+			failing, wait = true, retryListen
+		} else {
+			log.Info("serving metrics", "url", "http://"+ln.Addr().String()+Path, "after_failures", failing)
+			failing = false
+			if err := serveOn(ctx, ln, h); err != nil {
+				log.Error("metrics listener failed; restarting it", "addr", addr, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// serveOn serves h on ln until ctx ends (nil) or the server fails.
+func serveOn(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    8 << 10,
+	}
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	defer stop()
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// slogPrinter lets promhttp log through slog.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics: " + fmt.Sprint(v...)) }

@@ -1,0 +1,71 @@
+package overlay
+
+import (
+	"time"
+
+	"github.com/podnet/podnet/internal/metrics"
+)
+
+// Kinds of programming passes, as labelled in podnet_overlay_syncs_total.
+const (
+	passIncremental = "incremental"
+	passFull        = "full"
+	passUnchanged   = "unchanged"
+)
+
+// observeUnchanged records a pass that found the desired state equal to
+// what the previous pass applied and touched nothing.
+func observeUnchanged(start time.Time) {
+	metrics.OverlaySyncs.WithLabelValues(passUnchanged).Inc()
+	metrics.Since(metrics.OverlaySyncDuration.WithLabelValues(passUnchanged), start)
+}
+
+// observe records a pass that diffed against the kernel: its kind,
+// duration, failed operations and changes, and, when it was clean
+// (applied is what it left in the kernel), how many remote hosts and
+// blocks are programmed.
+func (p *program) observe(full bool, start time.Time, applied *desired) {
+	kind := passIncremental
+	if full {
+		kind = passFull
+	}
+	metrics.OverlaySyncs.WithLabelValues(kind).Inc()
+	metrics.Since(metrics.OverlaySyncDuration.WithLabelValues(kind), start)
+	metrics.OverlaySyncErrors.Add(float64(len(p.errs)))
+	c := p.changes
+	for _, ch := range []struct {
+		object, op string
+		n          int
+	}{
+		{"route", "add", c.RoutesAdded}, {"route", "replace", c.RoutesReplaced}, {"route", "delete", c.RoutesDeleted},
+		{"neighbor", "add", c.NeighAdded}, {"neighbor", "delete", c.NeighDeleted},
+		{"fdb", "add", c.FDBAdded}, {"fdb", "delete", c.FDBDeleted},
+		{"proxy", "add", c.ProxyAdded}, {"proxy", "delete", c.ProxyDeleted},
+	} {
+		if ch.n > 0 {
+			metrics.OverlayChanges.WithLabelValues(ch.object, ch.op).Add(float64(ch.n))
+		}
+	}
+	if applied != nil {
+		hosts, blocks := applied.remote()
+		metrics.OverlayRemoteHosts.Set(float64(hosts))
+		metrics.OverlayRemoteBlocks.Set(float64(blocks))
+	}
+}
+
+// remote counts the distinct remote hosts d programs (on any network) and
+// its routes to remote blocks (single-address exception routes aside).
+func (d *desired) remote() (hosts, blocks int) {
+	seen := map[string]bool{}
+	for _, ds := range d.devices {
+		for h := range ds.hosts {
+			seen[h] = true
+		}
+	}
+	for _, r := range d.routes {
+		if r.host != "" && !r.exception {
+			blocks++
+		}
+	}
+	return len(seen), blocks
+}

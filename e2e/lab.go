@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 )
 
 // Etcd modes of Up.
@@ -545,22 +547,16 @@ func tailFile(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// Poll calls cond until it returns true or timeout passes, backing off from
-// 50ms to 1s; the error carries cond's last message.
+// Poll is the shared polling loop (testutil.Poll) for e2e's conditions,
+// which answer whether they hold and, when not, what they saw.
 func Poll(timeout time.Duration, cond func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
-	delay := 50 * time.Millisecond
-	for {
-		ok, msg := cond()
-		if ok {
-			return nil
+	_, err := testutil.Poll(timeout, "condition", func() error {
+		if ok, msg := cond(); !ok {
+			return errors.New(msg)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not true after %v: %s", timeout, msg)
-		}
-		time.Sleep(delay)
-		delay = min(2*delay, time.Second)
-	}
+		return nil
+	})
+	return err
 }
 
 // WaitFor is Poll that fails the test, reporting cond's last message.

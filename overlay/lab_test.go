@@ -263,7 +263,7 @@ func (h *labHost) containerIn(pool netip.Prefix, want string) *labContainer {
 	// A new veth drops what it is given until the kernel's link watcher
 	// has seen its carrier (up to 1 s later): wait for that, as a real
 	// container's process is not running that early either.
-	eventually(t, 3*time.Second, name+" carrier", func() error {
+	testutil.Eventually(t, 3*time.Second, name+" carrier", func() error {
 		for _, l := range []struct {
 			nl   *netlink.Handle
 			name string
@@ -344,23 +344,6 @@ func (h *labHost) vxlanState() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// eventually polls f until it returns nil or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v: %v", what, timeout, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // ping sends one ICMP echo from the container's namespace and waits up to

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/events"
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -82,7 +83,7 @@ func (x *watcherFix) meta(t *testing.T, ep string) (store.EndpointMeta, bool) {
 func (x *watcherFix) waitMeta(t *testing.T, what, ep string, cond func(store.EndpointMeta) bool) store.EndpointMeta {
 	t.Helper()
 	var m store.EndpointMeta
-	waitFor(t, what, func() bool {
+	testutil.Until(t, 10*time.Second, what, func() bool {
 		var ok bool
 		m, ok = x.meta(t, ep)
 		return ok && cond(m)
@@ -92,7 +93,7 @@ func (x *watcherFix) waitMeta(t *testing.T, what, ep string, cond func(store.End
 
 func (x *watcherFix) waitNoMeta(t *testing.T, what, ep string) {
 	t.Helper()
-	waitFor(t, what, func() bool { _, ok := x.meta(t, ep); return !ok })
+	testutil.Until(t, 10*time.Second, what, func() bool { _, ok := x.meta(t, ep); return !ok })
 }
 
 // revision is etcd's current revision: it moves with every write.
@@ -253,7 +254,7 @@ func TestWatcherSkipsUnchanged(t *testing.T) {
 	for range 3 {
 		n := f.inspectCount()
 		s.send(t, containerEvent(c.id, events.ActionHealthStatusHealthy))
-		waitFor(t, "the event's inspect", func() bool { return f.inspectCount() > n })
+		testutil.Until(t, 10*time.Second, "the event's inspect", func() bool { return f.inspectCount() > n })
 	}
 	c.labels = map[string]string{"tier": "2"}
 	f.set(c)
@@ -286,7 +287,7 @@ func TestWatcherReconnectResyncs(t *testing.T) {
 	f.set(c)
 	f.set(ctr{id: containerID("n"), name: "n", state: "running", nets: []netEP{{net: netPod, ep: "ep-n", ip: "10.1.0.11"}}})
 	s.errs <- errors.New("unexpected EOF")
-	waitFor(t, "a new event subscription", func() bool { return f.streamCount() >= 2 })
+	testutil.Until(t, 10*time.Second, "a new event subscription", func() bool { return f.streamCount() >= 2 })
 	x.waitMeta(t, "resync after reconnect (rename)", "ep-r", func(m store.EndpointMeta) bool { return m.Name == "r-renamed" })
 	x.waitMeta(t, "resync after reconnect (new container)", "ep-n", func(m store.EndpointMeta) bool { return m.Name == "n" })
 }

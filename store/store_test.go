@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -170,15 +171,15 @@ func TestFollowSeesSnapshotThenChanges(t *testing.T) {
 	}
 	f := &follower{}
 	go s.Follow(ctx, "w/", f)
-	waitFor(t, func() bool { return f.has("w/before") })
+	testutil.Until(t, 10*time.Second, "w/before in the snapshot", func() bool { return f.has("w/before") })
 	if err := s.Put(ctx, "w/after", rec{2}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return f.has("w/after") })
+	testutil.Until(t, 10*time.Second, "w/after from the watch", func() bool { return f.has("w/after") })
 	if err := s.Delete(ctx, "w/before"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return !f.has("w/before") })
+	testutil.Until(t, 10*time.Second, "w/before deleted by the watch", func() bool { return !f.has("w/before") })
 }
 
 func TestKeepAliveKeyVanishesWhenOwnerStops(t *testing.T) {
@@ -189,7 +190,7 @@ func TestKeepAliveKeyVanishesWhenOwnerStops(t *testing.T) {
 		s.KeepAlive(ctx, store.AliveKey("h1"), store.HostAlive{Name: "h1"}, 2*time.Second, nil)
 		close(done)
 	}()
-	waitFor(t, func() bool {
+	testutil.Until(t, 10*time.Second, "the liveness key written", func() bool {
 		_, err := s.Get(context.Background(), store.AliveKey("h1"), nil)
 		return err == nil
 	})
@@ -198,17 +199,6 @@ func TestKeepAliveKeyVanishesWhenOwnerStops(t *testing.T) {
 	// A clean stop revokes the lease: the key is gone at once.
 	if _, err := s.Get(context.Background(), store.AliveKey("h1"), nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("liveness key after stop: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

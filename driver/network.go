@@ -13,6 +13,10 @@ import (
 	"github.com/podnet/podnet/store"
 )
 
+// errModeUnavailable: the request names a mode podnet knows but this
+// podnetd cannot run (vxlan without multi-host setup).
+var errModeUnavailable = errors.New("not available in this podnetd")
+
 // CreateNetwork validates the request, claims or checks the cluster-wide
 // definition of its subnet (inheriting what the request leaves out),
 // creates the kernel objects, records the network and programs its
@@ -20,7 +24,7 @@ import (
 func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequest) (err error) {
 	o, err := parseOptions(r, d.Modes())
 	if err != nil {
-		if strings.Contains(err.Error(), "not available") && d.cfg.OverlayUnavailable != "" {
+		if errors.Is(err, errModeUnavailable) && d.cfg.OverlayUnavailable != "" {
 			err = fmt.Errorf("%w; vxlan needs podnetd's multi-host setup: %s", err, d.cfg.OverlayUnavailable)
 		}
 		return err

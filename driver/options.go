@@ -94,7 +94,7 @@ func parseOptions(r *network.CreateNetworkRequest, supported []string) (*netOpti
 		return nil, fmt.Errorf("unknown mode %q: use one of bridge, vxlan, macvlan, ipvlan, none", o.Raw[optMode])
 	}
 	if !contains(supported, o.Mode) {
-		return nil, fmt.Errorf("mode %q is not available in this podnetd (available: %s)", o.Mode, strings.Join(supported, ", "))
+		return nil, fmt.Errorf("mode %q is %w (available: %s)", o.Mode, errModeUnavailable, strings.Join(supported, ", "))
 	}
 	for _, k := range sortedKeys(o.Raw) {
 		modes, ok := knownOptions[k]

@@ -25,12 +25,15 @@ const (
 	// connectWait is how long a call waits for a connection when none is
 	// up (after asking gRPC to retry every endpoint now).
 	connectWait = 400 * time.Millisecond
-	// firstAttempt bounds the first try of a call. A proposal sent to a
-	// member that has not yet noticed its leader died waits for the
-	// server's own timeout (7 s by default); cutting it short lets the
-	// retry reach a member that knows the new leader. Later attempts get
-	// twice as long each, so a slow but working etcd still gets its answer.
-	firstAttempt = time.Second
+	// attemptTimeout bounds each try of a call but the last (which gets
+	// what is left of the deadline). A proposal sent to a member that has
+	// not yet noticed its leader died (up to an election timeout, 1-2 s by
+	// default) is forwarded to the dead leader and waits for the server's
+	// own timeout (7 s by default); cutting it short lets the next try
+	// reach a member that knows the new leader. Seen on the lab: the
+	// first two tries after a leader kill -9 can both land on such
+	// members, so tries stay short rather than growing.
+	attemptTimeout = time.Second
 	// retryPause is the first pause between attempts (doubling, at most
 	// maxRetryPause): an election takes about one election timeout.
 	retryPause    = 50 * time.Millisecond
@@ -45,9 +48,14 @@ const (
 func (s *Store) call(ctx context.Context, op, key string, f func(context.Context) error) (maybeApplied bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	attempt, pause := firstAttempt, retryPause
+	deadline, _ := cctx.Deadline()
+	pause := retryPause
 	for n := 1; ; n++ {
 		if err = s.connected(cctx); err == nil {
+			attempt := attemptTimeout
+			if time.Until(deadline) < 2*attemptTimeout {
+				attempt = time.Until(deadline) // the last try: no time for another
+			}
 			actx, acancel := context.WithTimeout(clientv3.WithRequireLeader(cctx), attempt)
 			err = f(actx)
 			acancel()
@@ -62,7 +70,6 @@ func (s *Store) call(ctx context.Context, op, key string, f func(context.Context
 		s.log.Debug("etcd call retried", "op", op, "key", key, "attempt", n, "err", err)
 		sleepCtx(cctx, pause)
 		pause = min(2*pause, maxRetryPause)
-		attempt *= 2
 	}
 }
 

@@ -17,9 +17,8 @@
 //     survives a leader change: it is retried, on whichever member
 //     answers, after etcd's transient errors (gRPC Unavailable: no leader,
 //     leader changed, the server's own timeouts, a member gone), each
-//     attempt cut short (1 s, then doubling) so a proposal stranded on a
-//     member that has not yet noticed the dead leader does not eat the
-//     whole deadline. A member without a leader refuses at once
+//     attempt cut short (1 s) so a proposal stranded on a member that has
+//     not yet noticed the dead leader does not eat the whole deadline. A member without a leader refuses at once
 //     (WithRequireLeader). When no endpoint can be connected at all, the
 //     call fails after 400 ms naming etcd and the endpoints: dockerd sends
 //     container starts one after another, so a dead etcd must cost each

@@ -194,30 +194,8 @@ func TestEtcdDownStartsFailFastAndRecover(t *testing.T) {
 	l := multi(t)
 	vxNet(t, l, "fd", "10.67.0.0/16")
 	run(t, l, "h1", "fd1", sleeper("--network", "fd")...) // warm: the network's block is claimed
-	startAll := func() error {
-		errs := make(chan error, 3)
-		for m := 1; m <= 3; m++ {
-			go func() { errs <- l.EtcdStart(m) }()
-		}
-		var first error
-		for range 3 {
-			if err := <-errs; err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
-	}
-	for m := 1; m <= 3; m++ {
-		if err := l.EtcdStop(m, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	restored := false
-	t.Cleanup(func() {
-		if !restored {
-			_ = startAll()
-		}
-	})
+
+	restore := l.EtcdOutage(t)
 	// What a start costs dockerd without podnet (no network), as the
 	// reference for the figures below.
 	var plain, failing []time.Duration
@@ -243,10 +221,9 @@ func TestEtcdDownStartsFailFastAndRecover(t *testing.T) {
 		}
 		failing = append(failing, took)
 	}
-	if err := startAll(); err != nil {
+	if err := restore(); err != nil {
 		t.Fatal(err)
 	}
-	restored = true
 	t0 := time.Now()
 	out, err := l.Docker("h1", "run", "--rm", "--network", "fd", TestImage, "true")
 	if err != nil {

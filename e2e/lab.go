@@ -398,6 +398,41 @@ func (l *Lab) EtcdStart(member int) error {
 	return nil
 }
 
+// EtcdOutage kills every etcd member (-9) and returns the function that
+// brings them all back; if the test ends first, cleanup does.
+func (l *Lab) EtcdOutage(t testing.TB) (restore func() error) {
+	t.Helper()
+	for m := 1; m <= 3; m++ {
+		if err := l.EtcdStop(m, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var once sync.Once
+	var err error
+	restore = func() error {
+		once.Do(func() { err = l.EtcdStartAll() })
+		return err
+	}
+	t.Cleanup(func() { _ = restore() })
+	return restore
+}
+
+// EtcdStartAll restarts every etcd member at once (a member alone has no
+// quorum and never gets healthy) and returns the first error.
+func (l *Lab) EtcdStartAll() error {
+	errs := make(chan error, 3)
+	for m := 1; m <= 3; m++ {
+		go func() { errs <- l.EtcdStart(m) }()
+	}
+	var first error
+	for range 3 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // Status is `lab.sh status`.
 func (l *Lab) Status() (string, error) { return l.run(time.Minute, "status") }
 

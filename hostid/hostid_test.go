@@ -39,6 +39,29 @@ func alive(t *testing.T, st *store.Store) (store.HostAlive, store.KV, bool) {
 	return a, kv, true
 }
 
+// plant writes rec at alive/h1 bound to a new lease nobody renews, as a
+// podnetd that died without revoking it leaves it.
+func plant(t *testing.T, st *store.Store, rec store.HostAlive, ttl time.Duration) store.LeaseID {
+	t.Helper()
+	ctx := context.Background()
+	lease, err := st.Grant(ctx, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Txn(ctx, nil, []store.Op{store.PutLeased(store.AliveKey("h1"), rec, lease)}); err != nil {
+		t.Fatal(err)
+	}
+	return lease
+}
+
+// mustHold fails unless alive/h1 is the record of cfg's process.
+func mustHold(t *testing.T, st *store.Store, cfg Config, what string) {
+	t.Helper()
+	if a, _, _ := alive(t, st); a.Holder == nil || a.Holder.Instance != cfg.Alive.Holder.Instance {
+		t.Fatalf("%s: alive/h1 holds %+v", what, a.Holder)
+	}
+}
+
 // hold runs Hold in the background; stop cancels it and returns its error.
 func hold(t *testing.T, id *Identity) (stop func() error) {
 	stop, _ = holdWatched(t, id)
@@ -120,22 +143,14 @@ func TestRestartAfterKillTakesOverAtOnce(t *testing.T) {
 	}
 	old := Self("10.0.0.11")
 	old.PID = dead.Process.Pid
-	oldLease, err := st.Grant(ctx, time.Minute) // nobody renews it
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := st.Txn(ctx, nil, []store.Op{store.PutLeased(store.AliveKey("h1"), store.HostAlive{Name: "h1", Holder: &old}, oldLease)}); err != nil {
-		t.Fatal(err)
-	}
+	oldLease := plant(t, st, store.HostAlive{Name: "h1", Holder: &old}, time.Minute)
 	cfg := config(e, t, "10.0.0.11")
 	start := time.Now()
 	if _, err := Claim(ctx, cfg); err != nil {
 		t.Fatalf("restart after kill -9 refused: %v", err)
 	}
 	t.Logf("took over in %v", time.Since(start).Round(time.Millisecond))
-	if a, _, _ := alive(t, st); a.Holder == nil || a.Holder.Instance != cfg.Alive.Holder.Instance {
-		t.Fatalf("record not taken over: %+v", a.Holder)
-	}
+	mustHold(t, st, cfg, "after the restart")
 	if _, _, err := st.LeaseTTL(ctx, oldLease); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the dead holder's lease was not revoked: %v", err)
 	}
@@ -166,21 +181,12 @@ func TestHolderElsewhereIsJudgedByItsLease(t *testing.T) {
 	// A holder elsewhere that died without revoking (kill -9, power
 	// loss): its record and lease stay, nobody renews the lease.
 	st := e.Client(t, "")
-	gone := elsewhere("10.0.0.15").Alive
-	lease, err := st.Grant(ctx, ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := st.Txn(ctx, nil, []store.Op{store.PutLeased(store.AliveKey("h1"), gone, lease)}); err != nil {
-		t.Fatal(err)
-	}
+	plant(t, st, elsewhere("10.0.0.15").Alive, ttl)
 	third := elsewhere("10.0.0.14")
 	if _, err := Claim(ctx, third); err != nil {
 		t.Fatalf("claim against a holder whose lease runs down: %v", err)
 	}
-	if a, _, _ := alive(t, st); a.Holder == nil || a.Holder.Instance != third.Alive.Holder.Instance {
-		t.Fatalf("record not taken over: %+v", a.Holder)
-	}
+	mustHold(t, st, third, "after the holder elsewhere died")
 }
 
 // Records someone else overwrote or deleted while this podnetd holds the
@@ -221,13 +227,7 @@ func TestOverwrittenRecordsAreWrittenBack(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "overwritten liveness record written back", ours)
 	// A podnetd of a version without host identity: its own lease, no
 	// holder.
-	other, err := st.Grant(ctx, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := st.Txn(ctx, nil, []store.Op{store.PutLeased(store.AliveKey("h1"), store.HostAlive{Name: "h1"}, other)}); err != nil {
-		t.Fatal(err)
-	}
+	plant(t, st, store.HostAlive{Name: "h1"}, time.Minute)
 	testutil.Eventually(t, 10*time.Second, "liveness record of an older podnetd written back", ours)
 	if err := st.Delete(ctx, store.AliveKey("h1")); err != nil {
 		t.Fatal(err)
@@ -299,9 +299,7 @@ func TestLostLeaseIsReclaimedOrHoldStops(t *testing.T) {
 	if !errors.Is(err, ErrHeld) || !strings.Contains(err.Error(), "10.0.0.12") {
 		t.Fatalf("A's Hold after B took over: got %v, want ErrHeld naming 10.0.0.12", err)
 	}
-	if h, _, _ := alive(t, st); h.Holder == nil || h.Holder.Instance != b.Alive.Holder.Instance {
-		t.Fatalf("A wrote over B: %+v", h.Holder)
-	}
+	mustHold(t, st, b, "after A stopped")
 }
 
 // A lease whose first write fails is revoked, not left to expire.

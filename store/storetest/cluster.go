@@ -174,13 +174,7 @@ func (c *Cluster) Leader() int {
 // revisions then fail with "required revision has been compacted".
 func Compact(t testing.TB, endpoints []string) {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	cli, ctx := raw(t, endpoints)
 	resp, err := cli.Get(ctx, "compact-probe")
 	if err != nil {
 		t.Fatalf("read revision to compact: %v", err)
@@ -193,13 +187,7 @@ func Compact(t testing.TB, endpoints []string) {
 // Leases lists the leases the etcd at endpoints holds.
 func Leases(t testing.TB, endpoints []string) []int64 {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	cli, ctx := raw(t, endpoints)
 	resp, err := cli.Leases(ctx)
 	if err != nil {
 		t.Fatalf("list leases: %v", err)
@@ -209,4 +197,18 @@ func Leases(t testing.TB, endpoints []string) []int64 {
 		out = append(out, int64(l.ID))
 	}
 	return out
+}
+
+// raw is a plain etcd client (closed when the test ends) and a context
+// for one administrative call: what the store does not offer podnet.
+func raw(t testing.TB, endpoints []string) (*clientv3.Client, context.Context) {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return cli, ctx
 }

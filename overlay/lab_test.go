@@ -14,6 +14,7 @@ import (
 	"time"
 
 	dipam "github.com/docker/go-plugins-helpers/ipam"
+	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/ipam"
@@ -210,9 +211,12 @@ func (h *labHost) setAlive(alive bool) {
 	}
 	if h.stopLive == nil {
 		st := h.st
-		h.stopLive = goRun(h.lab.t, func(ctx context.Context) {
-			st.KeepAlive(ctx, store.AliveKey(h.name), store.HostAlive{Name: h.name, Started: time.Now()}, 5*time.Second, nil)
-		})
+		id, err := hostid.Claim(context.Background(), hostid.Config{Store: st, Host: h.name, TTL: 5 * time.Second,
+			Alive: store.HostAlive{Started: time.Now()}, Logger: storetest.Logger(h.lab.t)})
+		if err != nil {
+			h.lab.t.Fatalf("%s: claim host name: %v", h.name, err)
+		}
+		h.stopLive = goRun(h.lab.t, func(ctx context.Context) { _ = id.Hold(ctx) })
 	}
 }
 

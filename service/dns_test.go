@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
@@ -286,11 +287,15 @@ func TestDNSDeadHostLease(t *testing.T) {
 	// h3's podnetd keeps its liveness key on a lease, then dies without
 	// revoking it: the key goes when the lease expires.
 	h3 := e.Client(t, "")
+	id, err := hostid.Claim(context.Background(), hostid.Config{Store: h3, Host: "h3", TTL: 2 * time.Second, Logger: storetest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		h3.KeepAlive(ctx, store.AliveKey("h3"), store.HostAlive{Name: "h3"}, 2*time.Second, nil)
+		_ = id.Hold(ctx)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	_, srv := startDNS(t, st, []string{})

@@ -18,40 +18,48 @@ func Self(addr string) store.Holder {
 	h.Machine, _ = os.Hostname()
 	h.Boot = readTrimmed("/proc/sys/kernel/random/boot_id")
 	h.PIDNS, _ = os.Readlink("/proc/self/ns/pid")
-	h.PIDStart, _ = startTime("self")
+	if st, err := procStat("self"); err == nil {
+		h.PIDStart = st.start
+	}
 	return h
 }
 
 // running says whether holder is a process that still runs, when this
 // process can tell: same boot and PID namespace (known), and then whether
 // its PID exists with the start time it recorded (a reused PID does not
-// count).
+// count) and is not a zombie (killed with -9, not yet reaped by its
+// parent: it holds nothing any more).
 func running(self, holder store.Holder) (known, alive bool) {
 	if self.Boot == "" || holder.Boot != self.Boot || holder.PIDNS == "" || holder.PIDNS != self.PIDNS || holder.PID <= 0 {
 		return false, false
 	}
-	st, err := startTime(strconv.Itoa(holder.PID))
-	return true, err == nil && st == holder.PIDStart
+	st, err := procStat(strconv.Itoa(holder.PID))
+	return true, err == nil && st.start == holder.PIDStart && st.state != "Z" && st.state != "X"
 }
 
-// startTime reads field 22 of /proc/<pid>/stat: when the process started,
-// in clock ticks after boot.
-func startTime(pid string) (uint64, error) {
+type stat struct {
+	state string // R, S, D, Z (zombie), X (dead), ...
+	start uint64 // clock ticks after boot
+}
+
+// procStat reads fields 3 (state) and 22 (start time) of /proc/<pid>/stat.
+func procStat(pid string) (stat, error) {
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return 0, err
+		return stat{}, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%s/stat: no command name", pid)
+		return stat{}, fmt.Errorf("/proc/%s/stat: no command name", pid)
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%s/stat: %d fields after the command name", pid, len(f))
+		return stat{}, fmt.Errorf("/proc/%s/stat: %d fields after the command name", pid, len(f))
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	return stat{state: f[0], start: start}, err
 }
 
 func readTrimmed(path string) string {

@@ -41,7 +41,10 @@
 //     reconciler with Docker's view of the host, removes endpoints and
 //     networks Docker no longer has (after a grace period, so endpoints in
 //     the middle of a container start are safe) and podnet links no record
-//     explains.
+//     explains. It decides under the exclusive lock and tears endpoints
+//     down outside it (each Unpublish dumps the conntrack table): a
+//     container start during a GC of hundreds of endpoints takes its usual
+//     milliseconds instead of waiting for the whole round.
 //   - Restore reads this host's records at start, re-ensures bridges
 //     (idempotent: running containers keep their veths and traffic), and
 //     hands the whole desired NAT state to portmap for one atomic sync.

@@ -54,9 +54,12 @@ type Driver struct {
 	// ones (read), so an endpoint never lands on a bridge being deleted
 	// and GC never sees half-created endpoints.
 	netMu sync.RWMutex
-	mu    sync.Mutex // guards nets and eps
-	nets  map[string]*store.Network
-	eps   map[string]*store.Endpoint
+	// gcMu lets one GC round run at a time (it works partly outside
+	// netMu).
+	gcMu sync.Mutex
+	mu   sync.Mutex // guards nets and eps
+	nets map[string]*store.Network
+	eps  map[string]*store.Endpoint
 }
 
 // mode is one network mode's kernel work. Implementations are idempotent:

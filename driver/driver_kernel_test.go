@@ -26,6 +26,9 @@ type fakePorts struct {
 	published map[string][]portmap.Mapping
 	syncs     int
 	failAdd   error
+	// onUnpublish, when set, runs at the start of every Unpublish (a
+	// test holds GC's teardown there).
+	onUnpublish func(endpointID string)
 }
 
 func newFakePorts() *fakePorts {
@@ -58,6 +61,9 @@ func (f *fakePorts) Publish(_ context.Context, ep, _ string, ip4, _ netip.Addr, 
 	return ms, nil
 }
 func (f *fakePorts) Unpublish(_ context.Context, ep string) error {
+	if f.onUnpublish != nil {
+		f.onUnpublish(ep)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.published, ep)

@@ -104,49 +104,81 @@ type GCResult struct {
 // and podnet links in the kernel that no record explains. Docker never
 // tells a plugin about endpoints it dropped while the plugin was down, so
 // this is how their addresses, veths and rules come back.
+//
+// It decides under the driver's exclusive lock (no endpoint is
+// half-created, nothing created meanwhile can be mistaken for garbage) and
+// tears endpoints down outside it: each Unpublish dumps the conntrack
+// table, and a container start must not wait for hundreds of those. Dead
+// endpoints leave the driver's map before the lock is released, so nothing
+// else acts on them; dead networks go last, under the lock again, once
+// their endpoints are gone.
 func (d *Driver) GC(ctx context.Context, live Live, grace time.Duration) (GCResult, error) {
-	d.netMu.Lock()
-	defer d.netMu.Unlock()
-	var res GCResult
-	var errs []error
-	cutoff := time.Now().Add(-grace)
-	d.mu.Lock()
-	var deadNets []string
-	for id, n := range d.nets {
-		if !live.Networks[id] && n.Created.Before(cutoff) {
-			deadNets = append(deadNets, id)
-		}
-	}
-	var deadEps []*store.Endpoint
-	for id, ep := range d.eps {
-		_, netOK := d.nets[ep.Network]
-		if !live.Endpoints[id] && (ep.Created.Before(cutoff) || !netOK) {
-			deadEps = append(deadEps, ep)
-		}
-	}
-	d.mu.Unlock()
-	for _, ep := range deadEps {
-		n, err := d.network(ep.Network)
-		if err != nil {
-			n = &store.Network{ID: ep.Network, Mode: netspec.ModeBridge}
-		}
-		if err := d.removeEndpoint(ctx, n, ep); err != nil {
+	d.gcMu.Lock()
+	defer d.gcMu.Unlock()
+	plan, linkErr := d.planGC(live, grace)
+	res := GCResult{Links: plan.links}
+	errs := []error{linkErr}
+	for _, g := range plan.eps {
+		if err := d.removeEndpoint(ctx, g.net, g.ep); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		res.Endpoints = append(res.Endpoints, ep.ID)
+		res.Endpoints = append(res.Endpoints, g.ep.ID)
 	}
-	for _, id := range deadNets {
-		if err := d.deleteNetworkLocked(ctx, id); err != nil {
-			errs = append(errs, err)
-			continue
+	if len(plan.nets) > 0 {
+		d.netMu.Lock()
+		for _, id := range plan.nets {
+			if err := d.deleteNetworkLocked(ctx, id); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res.Networks = append(res.Networks, id)
 		}
-		res.Networks = append(res.Networks, id)
-	}
-	links, err := d.gcLinks()
-	res.Links = links
-	if err != nil {
-		errs = append(errs, err)
+		d.netMu.Unlock()
 	}
 	return res, errors.Join(errs...)
+}
+
+// gcPlan is what one GC round removes.
+type gcPlan struct {
+	eps   []gcEndpoint
+	nets  []string
+	links []string // already deleted (orphans go under the lock: cheap)
+}
+
+type gcEndpoint struct {
+	ep  *store.Endpoint
+	net *store.Network
+}
+
+// planGC picks, under the exclusive lock, the dead endpoints (taking them
+// out of the driver's map) and networks, and deletes orphan links.
+func (d *Driver) planGC(live Live, grace time.Duration) (gcPlan, error) {
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
+	var plan gcPlan
+	links, err := d.gcLinks()
+	plan.links = links
+	cutoff := time.Now().Add(-grace)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	deadNet := map[string]bool{}
+	for id, n := range d.nets {
+		if !live.Networks[id] && n.Created.Before(cutoff) {
+			deadNet[id] = true
+			plan.nets = append(plan.nets, id)
+		}
+	}
+	for id, ep := range d.eps {
+		n, netOK := d.nets[ep.Network]
+		if !deadNet[ep.Network] && (live.Endpoints[id] || (!ep.Created.Before(cutoff) && netOK)) {
+			continue
+		}
+		if !netOK {
+			n = &store.Network{ID: ep.Network, Mode: netspec.ModeBridge}
+		}
+		plan.eps = append(plan.eps, gcEndpoint{ep: ep, net: n})
+		delete(d.eps, id)
+	}
+	return plan, err
 }

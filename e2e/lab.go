@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 )
 
 // Etcd modes of Up.
@@ -417,6 +419,41 @@ func (l *Lab) EtcdStart(member int) error {
 	return nil
 }
 
+// EtcdOutage kills every etcd member (-9) and returns the function that
+// brings them all back; if the test ends first, cleanup does.
+func (l *Lab) EtcdOutage(t testing.TB) (restore func() error) {
+	t.Helper()
+	for m := 1; m <= 3; m++ {
+		if err := l.EtcdStop(m, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var once sync.Once
+	var err error
+	restore = func() error {
+		once.Do(func() { err = l.EtcdStartAll() })
+		return err
+	}
+	t.Cleanup(func() { _ = restore() })
+	return restore
+}
+
+// EtcdStartAll restarts every etcd member at once (a member alone has no
+// quorum and never gets healthy) and returns the first error.
+func (l *Lab) EtcdStartAll() error {
+	errs := make(chan error, 3)
+	for m := 1; m <= 3; m++ {
+		go func() { errs <- l.EtcdStart(m) }()
+	}
+	var first error
+	for range 3 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // Status is `lab.sh status`.
 func (l *Lab) Status() (string, error) { return l.run(time.Minute, "status") }
 
@@ -572,22 +609,16 @@ func tailFile(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// Poll calls cond until it returns true or timeout passes, backing off from
-// 50ms to 1s; the error carries cond's last message.
+// Poll is the shared polling loop (testutil.Poll) for e2e's conditions,
+// which answer whether they hold and, when not, what they saw.
 func Poll(timeout time.Duration, cond func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
-	delay := 50 * time.Millisecond
-	for {
-		ok, msg := cond()
-		if ok {
-			return nil
+	_, err := testutil.Poll(timeout, "condition", func() error {
+		if ok, msg := cond(); !ok {
+			return errors.New(msg)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not true after %v: %s", timeout, msg)
-		}
-		time.Sleep(delay)
-		delay = min(2*delay, time.Second)
-	}
+		return nil
+	})
+	return err
 }
 
 // WaitFor is Poll that fails the test, reporting cond's last message.

@@ -82,32 +82,7 @@ func TestEtcdOutage(t *testing.T) {
 	ip3, _ := l.ContainerIP("h2", "eo3", "eo")
 	WaitFor(t, shortWait, func() (bool, string) { return ping(l, "h1", "eo1", ip3), "no cross-host traffic before the outage" })
 
-	for m := 1; m <= 3; m++ {
-		if err := l.EtcdStop(m, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A member alone has no quorum and never gets healthy: start all three
-	// at once.
-	startAll := func() error {
-		errs := make(chan error, 3)
-		for m := 1; m <= 3; m++ {
-			go func() { errs <- l.EtcdStart(m) }()
-		}
-		var first error
-		for range 3 {
-			if err := <-errs; err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
-	}
-	restored := false
-	t.Cleanup(func() {
-		if !restored {
-			_ = startAll()
-		}
-	})
+	restore := l.EtcdOutage(t)
 	if !ping(l, "h1", "eo1", ip2) || !ping(l, "h1", "eo1", ip3) {
 		t.Fatal("container traffic stopped with etcd")
 	}
@@ -133,10 +108,9 @@ func TestEtcdOutage(t *testing.T) {
 		t.Fatal("cross-host traffic stopped during the etcd outage")
 	}
 
-	if err := startAll(); err != nil {
+	if err := restore(); err != nil {
 		t.Fatal(err)
 	}
-	restored = true
 	WaitFor(t, time.Minute, func() (bool, string) {
 		out, err := l.Docker("h1", "run", "--rm", "--network", "eo", TestImage, "ping", "-c1", "-W2", ip2)
 		return err == nil, fmt.Sprint(err, out)

@@ -148,11 +148,6 @@ func autoPools(given []AutoPool) ([]AutoPool, error) {
 	return out, nil
 }
 
-// GetCapabilities answers IpamDriver.GetCapabilities: podnet needs no MAC.
-func (m *IPAM) GetCapabilities() *ipam.CapabilitiesResponse {
-	return &ipam.CapabilitiesResponse{RequiresMACAddress: false}
-}
-
 // GetDefaultAddressSpaces answers IpamDriver.GetDefaultAddressSpaces.
 func (m *IPAM) GetDefaultAddressSpaces() *ipam.AddressSpacesResponse {
 	return &ipam.AddressSpacesResponse{LocalDefaultAddressSpace: netspec.LocalAddressSpace, GlobalDefaultAddressSpace: netspec.GlobalAddressSpace}

@@ -69,7 +69,7 @@ func TestOverlayThreeHosts(t *testing.T) {
 
 	t.Run("routes match etcd", func(t *testing.T) {
 		for _, h := range l.hosts {
-			eventually(t, 3*time.Second, h.name+" routes", func() error {
+			testutil.Eventually(t, 3*time.Second, h.name+" routes", func() error {
 				return diffLines(h.routes(), l.wantRoutes(h, allAlive(l), false))
 			})
 			var want []string
@@ -79,13 +79,13 @@ func TestOverlayThreeHosts(t *testing.T) {
 					want = append(want, "neigh "+o.underlay.Addr.String()+" "+mac, "fdb "+mac+" "+o.underlay.Addr.String())
 				}
 			}
-			eventually(t, 3*time.Second, h.name+" neighbors and fdb", func() error { return diffLines(h.vxlanState(), want) })
+			testutil.Eventually(t, 3*time.Second, h.name+" neighbors and fdb", func() error { return diffLines(h.vxlanState(), want) })
 		}
 	})
 
 	t.Run("ping both ways", func(t *testing.T) {
 		for _, p := range [][2]*labContainer{{c1, c2}, {c2, c1}, {c1, c3}, {c3, c1}, {c2, c3}, {c3, c2}} {
-			eventually(t, 3*time.Second, fmt.Sprintf("%s → %s", p[0].addr, p[1].addr), func() error { return p[0].ping(p[1].addr) })
+			testutil.Eventually(t, 3*time.Second, fmt.Sprintf("%s → %s", p[0].addr, p[1].addr), func() error { return p[0].ping(p[1].addr) })
 		}
 	})
 
@@ -119,10 +119,10 @@ func TestOverlayThreeHosts(t *testing.T) {
 		b2 := l.blocksOf(l.pool)["host2"][0]
 		inB2 := b2.Addr().Next().Next().Next().Next().Next() // .5 of host2's block
 		cx = h1.container(inB2.String())
-		eventually(t, 3*time.Second, "host3 → borrowed address", func() error { return c3.ping(cx.addr) })
-		eventually(t, 3*time.Second, "host2 → borrowed address", func() error { return c2.ping(cx.addr) })
-		eventually(t, 3*time.Second, "host1 local → borrowed address", func() error { return c1.ping(cx.addr) })
-		eventually(t, 3*time.Second, "borrowed → host2", func() error { return cx.ping(c2.addr) })
+		testutil.Eventually(t, 3*time.Second, "host3 → borrowed address", func() error { return c3.ping(cx.addr) })
+		testutil.Eventually(t, 3*time.Second, "host2 → borrowed address", func() error { return c2.ping(cx.addr) })
+		testutil.Eventually(t, 3*time.Second, "host1 local → borrowed address", func() error { return c1.ping(cx.addr) })
+		testutil.Eventually(t, 3*time.Second, "borrowed → host2", func() error { return cx.ping(c2.addr) })
 		u1 := h1.underlay.Addr
 		for _, c := range []struct {
 			h    *labHost
@@ -151,7 +151,7 @@ func TestOverlayThreeHosts(t *testing.T) {
 		}
 		h2.setAlive(false)
 		for _, h := range []*labHost{h1, h3} {
-			took := eventually(t, 3*time.Second, h.name+" forgets host2", func() error {
+			took := testutil.Eventually(t, 3*time.Second, h.name+" forgets host2", func() error {
 				if m := mentions(h); len(m) > 0 {
 					return fmt.Errorf("still programmed: %v", m)
 				}
@@ -165,11 +165,11 @@ func TestOverlayThreeHosts(t *testing.T) {
 		h2.setAlive(true)
 		alive := allAlive(l)
 		for _, h := range []*labHost{h1, h3} {
-			eventually(t, 5*time.Second, h.name+" restores host2", func() error {
+			testutil.Eventually(t, 5*time.Second, h.name+" restores host2", func() error {
 				return diffLines(h.routes(), append(l.wantRoutes(h, alive, false), exceptionRoutes(l, h, cx)...))
 			})
 		}
-		eventually(t, 3*time.Second, "c1 → c2 again", func() error { return c1.ping(c2.addr) })
+		testutil.Eventually(t, 3*time.Second, "c1 → c2 again", func() error { return c1.ping(c2.addr) })
 	})
 
 	t.Run("restart keeps connections and changes nothing", func(t *testing.T) {
@@ -192,7 +192,7 @@ func TestOverlayThreeHosts(t *testing.T) {
 		echo(t, conn, "while stopped")
 		h1.start() // a fresh Overlay on the same kernel state
 		fresh := h1.ov
-		eventually(t, 5*time.Second, "fresh overlay synced", func() error {
+		testutil.Eventually(t, 5*time.Second, "fresh overlay synced", func() error {
 			if s := fresh.Stats(); s.Syncs == 0 {
 				return fmt.Errorf("no sync yet")
 			}
@@ -216,8 +216,8 @@ func TestOverlayThreeHosts(t *testing.T) {
 		must(t, h1.ns.NL.RouteDel(&rs[0]))
 		// Nothing changed in etcd, so only the periodic resync (3 s here)
 		// diffs against the kernel again.
-		eventually(t, 5*time.Second, "route put back", func() error { return diffLines(h1.routes(), before) })
-		eventually(t, time.Second, "watch saw delete and add", func() error {
+		testutil.Eventually(t, 5*time.Second, "route put back", func() error { return diffLines(h1.routes(), before) })
+		testutil.Eventually(t, time.Second, "watch saw delete and add", func() error {
 			if ev := seen(); len(ev) < 2 {
 				return fmt.Errorf("saw %v", ev)
 			}
@@ -233,7 +233,7 @@ func TestOverlayThreeHosts(t *testing.T) {
 			}
 		}
 		for _, h := range l.hosts {
-			eventually(t, 3*time.Second, h.name+" direct routes", func() error {
+			testutil.Eventually(t, 3*time.Second, h.name+" direct routes", func() error {
 				return diffLines(h.routes(), append(l.wantRoutes(h, allAlive(l), true), exceptionRoutes(l, h, cx)...))
 			})
 		}
@@ -241,7 +241,7 @@ func TestOverlayThreeHosts(t *testing.T) {
 			t.Errorf("host3's exception route did not move to the underlay: %v", h3.routes())
 		}
 		for _, p := range [][2]*labContainer{{c1, c2}, {c2, c3}, {c3, cx}} {
-			eventually(t, 3*time.Second, fmt.Sprintf("%s → %s direct", p[0].addr, p[1].addr), func() error { return p[0].ping(p[1].addr) })
+			testutil.Eventually(t, 3*time.Second, fmt.Sprintf("%s → %s direct", p[0].addr, p[1].addr), func() error { return p[0].ping(p[1].addr) })
 		}
 		ln := c3.listen(t)
 		go func() {
@@ -260,17 +260,17 @@ func TestOverlayThreeHosts(t *testing.T) {
 		h3.net.DirectRouting = false
 		_, err := h3.ov.EnsureNetwork(h3.net)
 		must(t, err)
-		eventually(t, 3*time.Second, "host3 back on VXLAN", func() error {
+		testutil.Eventually(t, 3*time.Second, "host3 back on VXLAN", func() error {
 			return diffLines(h3.routes(), append(l.wantRoutes(h3, allAlive(l), false), exceptionRoutes(l, h3, cx)...))
 		})
 		// Nothing in etcd changes now: only the periodic device check (every
 		// min(10 s, Resync) = 3 s here) can notice.
 		must(t, h3.k.DeleteLink(DeviceName(labVNI)))
-		took := eventually(t, 8*time.Second, "host3 device and routes back", func() error {
+		took := testutil.Eventually(t, 8*time.Second, "host3 device and routes back", func() error {
 			return diffLines(h3.routes(), append(l.wantRoutes(h3, allAlive(l), false), exceptionRoutes(l, h3, cx)...))
 		})
 		t.Logf("device and routes back %v after deletion", took)
-		eventually(t, 3*time.Second, "c3 → c1 over the recreated device", func() error { return c3.ping(c1.addr) })
+		testutil.Eventually(t, 3*time.Second, "c3 → c1 over the recreated device", func() error { return c3.ping(c1.addr) })
 	})
 
 	t.Run("remove network cleans up", func(t *testing.T) {
@@ -283,7 +283,7 @@ func TestOverlayThreeHosts(t *testing.T) {
 		}
 		for _, h := range l.hosts {
 			// Run may still be mid-pass; nothing may come back.
-			eventually(t, 2*time.Second, h.name+" has no podnet routes", func() error { return diffLines(h.routes(), nil) })
+			testutil.Eventually(t, 2*time.Second, h.name+" has no podnet routes", func() error { return diffLines(h.routes(), nil) })
 		}
 	})
 }
@@ -376,7 +376,7 @@ func TestOverlayIPv6(t *testing.T) {
 	}{{h1, c2}, {h2, c1}} {
 		ll := linkLocal(VTEPMAC(c.other.host.name, labVNI))
 		want := fmt.Sprintf("%s via %s dev %s onlink", l.blocksOf(l.pool6)[c.other.host.name][0], ll, DeviceName(labVNI))
-		eventually(t, 3*time.Second, c.h.name+" IPv6 route and proxy entry", func() error {
+		testutil.Eventually(t, 3*time.Second, c.h.name+" IPv6 route and proxy entry", func() error {
 			if !contains(c.h.routes(), want) {
 				return fmt.Errorf("no %q in %v", want, c.h.routes())
 			}
@@ -390,9 +390,9 @@ func TestOverlayIPv6(t *testing.T) {
 			return nil
 		})
 	}
-	took := eventually(t, 3*time.Second, "c1 → c2 over IPv6", func() error { return c1.ping(c2.addr) })
+	took := testutil.Eventually(t, 3*time.Second, "c1 → c2 over IPv6", func() error { return c1.ping(c2.addr) })
 	t.Logf("first IPv6 ping once programmed: %v", took)
-	eventually(t, 3*time.Second, "c2 → c1 over IPv6", func() error { return c2.ping(c1.addr) })
+	testutil.Eventually(t, 3*time.Second, "c2 → c1 over IPv6", func() error { return c2.ping(c1.addr) })
 	ln := c2.listen(t)
 	go func() {
 		if conn, err := ln.Accept(); err == nil {
@@ -559,7 +559,7 @@ func TestReachabilityLatency(t *testing.T) {
 		start := time.Now()
 		c := h2.container(a.String())
 		addrs = append(addrs, waitRoute(fmt.Sprintf("%s/32 via %s dev %s onlink", a, h2.underlay.Addr, DeviceName(labVNI)), start))
-		eventually(t, 5*time.Second, "c1 → new container", func() error { return c1.ping(c.addr) })
+		testutil.Eventually(t, 5*time.Second, "c1 → new container", func() error { return c1.ping(c.addr) })
 		e2e = append(e2e, time.Since(start))
 	}
 	t.Logf("block claim in etcd → route on the other host: median %v, max %v (n=%d)", median(claims), slices.Max(claims), len(claims))

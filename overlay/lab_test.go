@@ -14,6 +14,7 @@ import (
 	"time"
 
 	dipam "github.com/docker/go-plugins-helpers/ipam"
+	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/ipam"
@@ -210,9 +211,12 @@ func (h *labHost) setAlive(alive bool) {
 	}
 	if h.stopLive == nil {
 		st := h.st
-		h.stopLive = goRun(h.lab.t, func(ctx context.Context) {
-			st.KeepAlive(ctx, store.AliveKey(h.name), store.HostAlive{Name: h.name, Started: time.Now()}, 5*time.Second, nil)
-		})
+		id, err := hostid.Claim(context.Background(), hostid.Config{Store: st, Host: h.name, TTL: 5 * time.Second,
+			Alive: store.HostAlive{Started: time.Now()}, Logger: storetest.Logger(h.lab.t)})
+		if err != nil {
+			h.lab.t.Fatalf("%s: claim host name: %v", h.name, err)
+		}
+		h.stopLive = goRun(h.lab.t, func(ctx context.Context) { _ = id.Hold(ctx) })
 	}
 }
 
@@ -263,7 +267,7 @@ func (h *labHost) containerIn(pool netip.Prefix, want string) *labContainer {
 	// A new veth drops what it is given until the kernel's link watcher
 	// has seen its carrier (up to 1 s later): wait for that, as a real
 	// container's process is not running that early either.
-	eventually(t, 3*time.Second, name+" carrier", func() error {
+	testutil.Eventually(t, 3*time.Second, name+" carrier", func() error {
 		for _, l := range []struct {
 			nl   *netlink.Handle
 			name string
@@ -347,23 +351,6 @@ func (h *labHost) vxlanState() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// eventually polls f until it returns nil or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v: %v", what, timeout, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // ping sends one ICMP echo from the container's namespace and waits up to

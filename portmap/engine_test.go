@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 )
 
 func testNetwork(id, bridge, subnet string) Network {
@@ -100,13 +102,13 @@ func TestRunResyncsWhenCanaryMissing(t *testing.T) {
 	go func() { e.Run(ctx, 5*time.Millisecond); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, func() bool { ok, _ := e.nft.tableIntact("podnet"); return ok })
+	testutil.Until(t, 5*time.Second, "the table rebuilt", func() bool { ok, _ := e.nft.tableIntact("podnet"); return ok })
 	_ = e.nft.deleteTable("podnet")
-	waitFor(t, func() bool { ok, _ := e.nft.tableIntact("podnet"); return ok })
+	testutil.Until(t, 5*time.Second, "the table rebuilt", func() bool { ok, _ := e.nft.tableIntact("podnet"); return ok })
 	e.ipt.mu.Lock()
 	e.ipt.ok = false // the jump disappeared (dockerd restart)
 	e.ipt.mu.Unlock()
-	waitFor(t, func() bool { ok, _ := e.ipt.intact(); return ok })
+	testutil.Until(t, 5*time.Second, "the iptables accepts restored", func() bool { ok, _ := e.ipt.intact(); return ok })
 }
 
 func TestCleanup(t *testing.T) {
@@ -117,16 +119,5 @@ func TestCleanup(t *testing.T) {
 	}
 	if ok, _ := e.nft.tableIntact("podnet"); ok || e.ipt.cleanups != 1 {
 		t.Fatal("Cleanup left the table or the accepts")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

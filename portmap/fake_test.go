@@ -1,6 +1,7 @@
 package portmap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -14,7 +15,9 @@ import (
 
 // fakeNFT records what the engine asks of the kernel and models the
 // table's map elements, failing like the kernel would (deleting a missing
-// element, adding an existing one) or on demand.
+// element, adding a key that exists with other data) or on demand. Like the
+// kernel (TestKernelElementReAdd), it accepts re-adding an identical
+// element.
 type fakeNFT struct {
 	mu            sync.Mutex
 	tables        int // replaceTable calls
@@ -66,8 +69,8 @@ func (f *fakeNFT) updateElements(table string, del, add []element) error {
 		delete(next, el.id())
 	}
 	for _, el := range add {
-		if _, ok := next[el.id()]; ok {
-			return errors.New("fake: element exists")
+		if cur, ok := next[el.id()]; ok && !bytes.Equal(cur.val, el.val) {
+			return errors.New("fake: element exists with other data")
 		}
 		next[el.id()] = el
 	}

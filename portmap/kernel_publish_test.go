@@ -124,14 +124,12 @@ func TestKernelUnpublishAndUDPRetarget(t *testing.T) {
 	}
 	askUntil := func(want string) {
 		t.Helper()
-		var got string
-		var err error
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-			if got, err = ask(); got == want {
-				return
+		testutil.Eventually(t, 5*time.Second, "udp from the client's socket answers "+want, func() error {
+			if got, err := ask(); got != want {
+				return fmt.Errorf("got %q, %v", got, err)
 			}
-		}
-		t.Fatalf("udp from the client's socket: got %q, %v; want %q", got, err, want)
+			return nil
+		})
 	}
 	askUntil("c1 " + clientIP4)
 	mustHello(t, l.client, "tcp", hostIP4+":8080", "c1 "+clientIP4)

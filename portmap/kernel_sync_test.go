@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 )
 
 // TestKernelSyncKeepsConnectionsAndRestores: Sync replaces the table
@@ -102,13 +104,12 @@ func dockerChains(t *testing.T, l *lab, bin string) {
 func waitJump(t *testing.T, l *lab, bin, parent string) {
 	t.Helper()
 	want := fmt.Sprintf("-A %s -j PODNET-FORWARD", parent)
-	var out string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		out, _ = l.host.Exec(bin, "-S", parent)
+	testutil.Eventually(t, 5*time.Second, fmt.Sprintf("%s -S %s starts with %q", bin, parent, want), func() error {
+		out, _ := l.host.Exec(bin, "-S", parent)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if len(lines) > 1 && lines[1] == want {
-			return
+			return nil
 		}
-	}
-	t.Fatalf("%s -S %s: want %q first, got:\n%s", bin, parent, want, out)
+		return fmt.Errorf("got:\n%s", out)
+	})
 }

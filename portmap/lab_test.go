@@ -257,19 +257,16 @@ func hello(ns *testutil.NetNS, proto, addr string, timeout time.Duration) (strin
 // wait for neighbour resolution.
 func mustHello(t *testing.T, ns *testutil.NetNS, proto, addr, want string) {
 	t.Helper()
-	var got string
-	var err error
-	deadline := time.Now().Add(5 * time.Second)
-	start := time.Now()
-	for time.Now().Before(deadline) {
-		if got, err = hello(ns, proto, addr, time.Second); err == nil && got == want {
-			if d := time.Since(start); d > 500*time.Millisecond {
-				t.Logf("%s %s from %s took %v", proto, addr, ns.Name, d)
-			}
-			return
+	took := testutil.Eventually(t, 5*time.Second, fmt.Sprintf("%s %s from %s answers %q", proto, addr, ns.Name, want), func() error {
+		got, err := hello(ns, proto, addr, time.Second)
+		if err == nil && got == want {
+			return nil
 		}
+		return fmt.Errorf("got %q, %v", got, err)
+	})
+	if took > 500*time.Millisecond {
+		t.Logf("%s %s from %s took %v", proto, addr, ns.Name, took)
 	}
-	t.Fatalf("%s %s from %s: got %q, %v; want %q", proto, addr, ns.Name, got, err, want)
 }
 
 // mustNotConnect asserts that a TCP connection to addr fails (refused, or

@@ -3,7 +3,9 @@ package service
 import (
 	"context"
 	"errors"
+	"github.com/podnet/podnet/internal/testutil"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/podnet/podnet/store"
@@ -37,15 +39,15 @@ func TestWatcherHostAndContainerMode(t *testing.T) {
 		putEndpoint(t, st, "h1", "ep-web", netPod)
 		put(t, st, store.ContainerMetaKey("h1", "stale"), store.ContainerMeta{Container: "stale", Mode: "host"})
 	})
-	waitFor(t, "hm's record", func() bool {
+	testutil.Until(t, 10*time.Second, "hm's record", func() bool {
 		m, ok := x.ctrMeta(t, hm.id)
 		return ok && m.Mode == "host" && m.Ready && m.Labels["app"] == "hm" && m.Name == "hm"
 	})
-	waitFor(t, "cm's record, parent by full ID", func() bool {
+	testutil.Until(t, 10*time.Second, "cm's record, parent by full ID", func() bool {
 		m, ok := x.ctrMeta(t, cm.id)
 		return ok && m.Mode == "container" && m.Parent == webC.id
 	})
-	waitFor(t, "the stale record swept", func() bool { _, ok := x.ctrMeta(t, "stale"); return !ok })
+	testutil.Until(t, 10*time.Second, "the stale record swept", func() bool { _, ok := x.ctrMeta(t, "stale"); return !ok })
 	if _, ok := x.ctrMeta(t, webC.id); ok {
 		t.Fatal("a container with its own podnet endpoint got a ctrmeta record")
 	}
@@ -54,12 +56,12 @@ func TestWatcherHostAndContainerMode(t *testing.T) {
 	hm.health = "unhealthy"
 	f.set(hm)
 	s.send(t, containerEvent(hm.id, "health_status: unhealthy"))
-	waitFor(t, "hm not ready", func() bool { m, ok := x.ctrMeta(t, hm.id); return ok && !m.Ready })
+	testutil.Until(t, 10*time.Second, "hm not ready", func() bool { m, ok := x.ctrMeta(t, hm.id); return ok && !m.Ready })
 	hm.state = "exited"
 	f.set(hm)
 	s.send(t, containerEvent(hm.id, events.ActionDie))
-	waitFor(t, "hm's record gone when it stops", func() bool { _, ok := x.ctrMeta(t, hm.id); return !ok })
+	testutil.Until(t, 10*time.Second, "hm's record gone when it stops", func() bool { _, ok := x.ctrMeta(t, hm.id); return !ok })
 	f.remove(cm.id)
 	s.send(t, containerEvent(cm.id, events.ActionDestroy))
-	waitFor(t, "cm's record gone with it", func() bool { _, ok := x.ctrMeta(t, cm.id); return !ok })
+	testutil.Until(t, 10*time.Second, "cm's record gone with it", func() bool { _, ok := x.ctrMeta(t, cm.id); return !ok })
 }

@@ -3,11 +3,13 @@ package service
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/podnet/podnet/internal/testutil"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/podnet/podnet/store"
@@ -26,7 +28,7 @@ func TestDNSServesSavedRecordsWithEtcdDown(t *testing.T) {
 
 	_, srv := startDNS(t, st, []string{up}, withCache)
 	waitAnswer(t, srv, "web.", dns.TypeA, dns.RcodeSuccess, "10.0.0.1", "10.0.1.2")
-	waitFor(t, "the records on disk", func() bool {
+	testutil.Until(t, 10*time.Second, "the records on disk", func() bool {
 		f, err := readCache(file)
 		return err == nil && len(f.Endpoints) == 4
 	})

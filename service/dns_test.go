@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/podnet/podnet/hostid"
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -97,7 +99,7 @@ func startDNSWith(t *testing.T, cfg DNSConfig) (*DNS, string) {
 	})
 	// Serving once both sockets answer.
 	for _, network := range []string{"udp", "tcp"} {
-		waitFor(t, "the cluster DNS to serve over "+network, func() bool {
+		testutil.Until(t, 10*time.Second, "the cluster DNS to serve over "+network, func() bool {
 			m := new(dns.Msg)
 			m.SetQuestion("ready.probe.", dns.TypeA)
 			c := &dns.Client{Net: network, Timeout: time.Second}
@@ -143,19 +145,15 @@ func addrs(m *dns.Msg) []string {
 func waitAnswer(t *testing.T, server, name string, qtype uint16, rcode int, want ...string) *dns.Msg {
 	t.Helper()
 	var last *dns.Msg
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%s %s answers %s %v", dns.TypeToString[qtype], name, dns.RcodeToString[rcode], want), func() error {
 		last = query(t, server, "udp", name, qtype, false)
 		got := addrs(last)
 		if last.Rcode == rcode && slices.Equal(got, want) {
-			return last
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s %s: rcode %s answers %v, want %s %v", dns.TypeToString[qtype], name,
-				dns.RcodeToString[last.Rcode], got, dns.RcodeToString[rcode], want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("rcode %s answers %v", dns.RcodeToString[last.Rcode], got)
+	})
+	return last
 }
 
 func put(t *testing.T, st *store.Store, key string, v any) {
@@ -300,11 +298,15 @@ func TestDNSDeadHostLease(t *testing.T) {
 	// h3's podnetd keeps its liveness key on a lease, then dies without
 	// revoking it: the key goes when the lease expires.
 	h3 := e.Client(t, "")
+	id, err := hostid.Claim(context.Background(), hostid.Config{Store: h3, Host: "h3", TTL: 2 * time.Second, Logger: storetest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		h3.KeepAlive(ctx, store.AliveKey("h3"), store.HostAlive{Name: "h3"}, 2*time.Second, nil)
+		_ = id.Hold(ctx)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	_, srv := startDNS(t, st, []string{})

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	"github.com/podnet/podnet/internal/testutil"
 )
 
 // fakeDocker is a Docker API whose containers and event streams the test
@@ -116,7 +117,7 @@ func (f *fakeDocker) streamCount() int {
 func (f *fakeDocker) latest(t *testing.T) *fakeStream {
 	t.Helper()
 	var s *fakeStream
-	waitFor(t, "an event subscription", func() bool {
+	testutil.Until(t, 10*time.Second, "an event subscription", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if len(f.streams) == 0 {
@@ -205,16 +206,4 @@ func containerEvent(id string, a events.Action) events.Message {
 func networkEvent(netID, containerID string, a events.Action) events.Message {
 	return events.Message{Type: events.NetworkEventType, Action: a,
 		Actor: events.Actor{ID: netID, Attributes: map[string]string{"container": containerID}}}
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"fmt"
+	"github.com/podnet/podnet/internal/testutil"
 	"testing"
 	"time"
 
@@ -91,7 +92,7 @@ func TestWatcherMetrics(t *testing.T) {
 	ev.TimeNano = time.Now().Add(-2 * time.Second).UnixNano()
 	x.f.latest(t).send(t, ev)
 	x.waitMeta(t, "rename", "ep-lag", func(m store.EndpointMeta) bool { return m.Name == "lag-renamed" })
-	waitFor(t, "the lag observation", func() bool { return metricstest.SampleCount(metrics.DockerWatcherLag) == lag0+1 })
+	testutil.Until(t, 10*time.Second, "the lag observation", func() bool { return metricstest.SampleCount(metrics.DockerWatcherLag) == lag0+1 })
 	if d := metricstest.SampleSum(metrics.DockerWatcherLag) - sum0; d < 2 || d > 60 {
 		t.Errorf("observed lag %.3fs, want about 2s (the event was 2s old)", d)
 	}

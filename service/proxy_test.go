@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/podnet/podnet/internal/testutil"
 	"net/netip"
 	"slices"
 	"sync"
@@ -65,7 +66,7 @@ func (r *recorder) count() int {
 // next waits for call number i.
 func (r *recorder) next(t *testing.T, i int) call {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("programmer call #%d", i+1), func() bool { return r.count() > i })
+	testutil.Until(t, 10*time.Second, fmt.Sprintf("programmer call #%d", i+1), func() bool { return r.count() > i })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.calls[i]
@@ -165,7 +166,7 @@ func TestProxyAgent(t *testing.T) {
 	// c1 stops: c6 shares its stack and goes with it; nothing is left.
 	del(t, st, store.EndpointMetaKey("h1", "e1"))
 	del(t, st, store.EndpointMetaKey("h1", "e1b"))
-	waitFor(t, "web without endpoints", func() bool {
+	testutil.Until(t, 10*time.Second, "web without endpoints", func() bool {
 		s, ok := p.Programmed("web")
 		return ok && len(s.Endpoints) == 0
 	})
@@ -189,12 +190,12 @@ func TestProxyReportsFailures(t *testing.T) {
 	put(t, st, store.ServiceStatusKey("h1", "gone"), store.ServiceStatus{Host: "h1", Service: "gone", Error: "old"})
 	rec := &recorder{fail: map[string]error{"web": errors.New("no SCTP support in this kernel")}}
 	startProxy(t, st, rec)
-	waitFor(t, "web's error reported", func() bool {
+	testutil.Until(t, 10*time.Second, "web's error reported", func() bool {
 		var s store.ServiceStatus
 		_, err := st.Get(context.Background(), store.ServiceStatusKey("h1", "web"), &s)
 		return err == nil && s.Error == "no SCTP support in this kernel"
 	})
-	waitFor(t, "the stale error cleared", func() bool { return len(keys(t, st, store.ServiceStatusKey("h1", "gone"))) == 0 })
+	testutil.Until(t, 10*time.Second, "the stale error cleared", func() bool { return len(keys(t, st, store.ServiceStatusKey("h1", "gone"))) == 0 })
 	del(t, st, store.ServiceKey("web"))
-	waitFor(t, "the error cleared with the service", func() bool { return len(keys(t, st, store.ServiceStatusPrefix(""))) == 0 })
+	testutil.Until(t, 10*time.Second, "the error cleared with the service", func() bool { return len(keys(t, st, store.ServiceStatusPrefix(""))) == 0 })
 }

@@ -87,7 +87,7 @@ func (x *watcherFix) meta(t *testing.T, ep string) (store.EndpointMeta, bool) {
 func (x *watcherFix) waitMeta(t *testing.T, what, ep string, cond func(store.EndpointMeta) bool) store.EndpointMeta {
 	t.Helper()
 	var m store.EndpointMeta
-	waitFor(t, what, func() bool {
+	testutil.Until(t, 10*time.Second, what, func() bool {
 		var ok bool
 		m, ok = x.meta(t, ep)
 		return ok && cond(m)
@@ -97,7 +97,7 @@ func (x *watcherFix) waitMeta(t *testing.T, what, ep string, cond func(store.End
 
 func (x *watcherFix) waitNoMeta(t *testing.T, what, ep string) {
 	t.Helper()
-	waitFor(t, what, func() bool { _, ok := x.meta(t, ep); return !ok })
+	testutil.Until(t, 10*time.Second, what, func() bool { _, ok := x.meta(t, ep); return !ok })
 }
 
 // revision is etcd's current revision: it moves with every write.
@@ -258,7 +258,7 @@ func TestWatcherSkipsUnchanged(t *testing.T) {
 	for range 3 {
 		n := f.inspectCount()
 		s.send(t, containerEvent(c.id, events.ActionHealthStatusHealthy))
-		waitFor(t, "the event's inspect", func() bool { return f.inspectCount() > n })
+		testutil.Until(t, 10*time.Second, "the event's inspect", func() bool { return f.inspectCount() > n })
 	}
 	c.labels = map[string]string{"tier": "2"}
 	f.set(c)
@@ -291,7 +291,7 @@ func TestWatcherReconnectResyncs(t *testing.T) {
 	f.set(c)
 	f.set(ctr{id: containerID("n"), name: "n", state: "running", nets: []netEP{{net: netPod, ep: "ep-n", ip: "10.1.0.11"}}})
 	s.errs <- errors.New("unexpected EOF")
-	waitFor(t, "a new event subscription", func() bool { return f.streamCount() >= 2 })
+	testutil.Until(t, 10*time.Second, "a new event subscription", func() bool { return f.streamCount() >= 2 })
 	x.waitMeta(t, "resync after reconnect (rename)", "ep-r", func(m store.EndpointMeta) bool { return m.Name == "r-renamed" })
 	x.waitMeta(t, "resync after reconnect (new container)", "ep-n", func(m store.EndpointMeta) bool { return m.Name == "n" })
 }

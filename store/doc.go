@@ -10,17 +10,39 @@
 //     (default "/podnet/v1/"), so tests and benchmarks can share one etcd
 //     without seeing each other, and the layout in keys.go reads the same in
 //     code and in `etcdctl get --prefix /podnet/v1/`.
-//   - Every call carries a deadline (Config.RequestTimeout, default 5 s) on
-//     top of the caller's context. Plugin handlers run while dockerd waits,
-//     so an unreachable etcd must turn into a quick error that names the
-//     endpoints, never into a hung `docker run`.
+//   - Deadlines and retries (call.go). Every call carries a deadline
+//     (Config.RequestTimeout, default 5 s) on top of the caller's context:
+//     plugin handlers run while dockerd waits (without a timeout of its
+//     own for legacy plugins, 30 s for managed ones). Within it, a call
+//     survives a leader change: it is retried, on whichever member
+//     answers, after etcd's transient errors (gRPC Unavailable: no leader,
+//     leader changed, the server's own timeouts, a member gone), each
+//     attempt cut short (1 s) so a proposal stranded on a member that has
+//     not yet noticed the dead leader does not eat the whole deadline. A member without a leader refuses at once
+//     (WithRequireLeader). When no endpoint can be connected at all, the
+//     call fails after 400 ms naming etcd and the endpoints: dockerd sends
+//     container starts one after another, so a dead etcd must cost each
+//     well under a second. Each call first asks gRPC to reconnect now, so
+//     the first call after etcd returns succeeds.
+//   - A retried write whose first attempt may have been applied (its
+//     answer was lost) can find its own write: Txn then reads the keys back
+//     and reports success when they hold exactly what it wrote at one
+//     revision. Create never reports ErrExists for a key it created.
 //   - Errors callers branch on are sentinels: ErrNotFound, ErrExists,
-//     ErrConflict, ErrUnavailable. Everything else is wrapped with %w and
-//     names the key.
+//     ErrConflict, ErrUnavailable. Errors are classified by identity
+//     (etcd's rpctypes values, gRPC status codes, context errors), never
+//     by their text, and wrapped with %w: errors.Is reaches etcd's own
+//     error. A call the caller cancelled wraps context.Canceled (or the
+//     caller's DeadlineExceeded), never ErrUnavailable.
+//   - Watches (Follow) resume from the last revision they saw when
+//     interrupted (member restart, leader change, outage), as flannel's
+//     do; only a revision etcd compacted away leads to a new listing and a
+//     fresh Snapshot. WatchStats counts listings and resumes.
 //   - Persistent facts (pools, blocks, addresses, networks, endpoints) are
 //     plain keys. Liveness facts (a host being up) are bound to a lease that
-//     KeepAlive renews; they vanish on their own when a host dies. Nothing
-//     persistent ever hangs on a lease.
+//     its holder renews (KeepLease; package hostid holds a host's); they
+//     vanish on their own when a host dies. Nothing persistent ever hangs
+//     on a lease.
 //   - The data carries a schema version (SchemaKey; absent = 1, the layout
 //     before versioning). podnetd calls EnsureSchema before it reads any
 //     record: newer data is refused with both versions named, older data

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"slices"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // MemberURLs returns the client and peer URLs of every member of the etcd
@@ -10,11 +12,13 @@ import (
 // keeps containers away from (portmap's guard), learned from the cluster
 // itself because the endpoints podnetd is given name client ports only.
 func (s *Store) MemberURLs(ctx context.Context) ([]string, error) {
-	c, cancel := s.ctx(ctx)
-	defer cancel()
-	resp, err := s.cli.MemberList(c)
+	var resp *clientv3.MemberListResponse
+	_, err := s.call(ctx, "member list", "", func(c context.Context) (err error) {
+		resp, err = s.cli.MemberList(c)
+		return err
+	})
 	if err != nil {
-		return nil, s.wrap("member list", "", err)
+		return nil, err
 	}
 	var out []string
 	for _, m := range resp.Members {

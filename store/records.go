@@ -19,6 +19,8 @@ type HostAlive struct {
 	Name    string    `json:"name"`
 	Started time.Time `json:"started"`
 	Version string    `json:"version,omitempty"`
+	// Holder is the podnetd process that holds the host name (holder.go).
+	Holder *Holder `json:"holder,omitempty"`
 }
 
 // Pool is an address pool. Its identity is its subnet.

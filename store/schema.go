@@ -183,11 +183,9 @@ func (sc Schema) steps() ([]Migration, error) {
 // readSchema returns the schema record (version 1 when absent), whether it
 // exists, its ModRevision and the store revision of the read.
 func (s *Store) readSchema(ctx context.Context) (SchemaRecord, bool, int64, int64, error) {
-	c, cancel := s.ctx(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(c, s.abs(SchemaKey))
+	resp, err := s.rangeGet(ctx, "get", SchemaKey)
 	if err != nil {
-		return SchemaRecord{}, false, 0, 0, s.wrap("get", SchemaKey, err)
+		return SchemaRecord{}, false, 0, 0, err
 	}
 	rev := resp.Header.Revision
 	if len(resp.Kvs) == 0 {
@@ -234,11 +232,9 @@ func (tx *MigrationTx) Get(ctx context.Context, key string, v any) (bool, error)
 
 // List returns every key under prefix, sorted by key.
 func (tx *MigrationTx) List(ctx context.Context, prefix string) ([]KV, error) {
-	c, cancel := tx.s.ctx(ctx)
-	defer cancel()
-	resp, err := tx.s.cli.Get(c, tx.s.abs(prefix), clientv3.WithPrefix(), clientv3.WithRev(tx.rev))
+	resp, err := tx.s.rangeGet(ctx, "list", prefix, clientv3.WithPrefix(), clientv3.WithRev(tx.rev))
 	if err != nil {
-		return nil, tx.s.wrapRead("list", prefix, err)
+		return nil, err
 	}
 	tx.listed = append(tx.listed, prefix)
 	merged := map[string]KV{}
@@ -283,11 +279,9 @@ func (tx *MigrationTx) value(ctx context.Context, key string) ([]byte, bool, err
 	if b, ok := tx.writes[key]; ok {
 		return b, b != nil, nil
 	}
-	c, cancel := tx.s.ctx(ctx)
-	defer cancel()
-	resp, err := tx.s.cli.Get(c, tx.s.abs(key), clientv3.WithRev(tx.rev))
+	resp, err := tx.s.rangeGet(ctx, "get", key, clientv3.WithRev(tx.rev))
 	if err != nil {
-		return nil, false, tx.s.wrapRead("get", key, err)
+		return nil, false, err
 	}
 	if len(resp.Kvs) == 0 {
 		tx.base[key] = 0
@@ -358,13 +352,4 @@ func (tx *MigrationTx) keys() []string {
 	}
 	sort.Strings(ks)
 	return ks
-}
-
-// wrapRead is wrap, except that a compacted revision keeps its identity
-// (the migration is then planned again at a newer revision).
-func (s *Store) wrapRead(op, key string, err error) error {
-	if errors.Is(err, rpctypes.ErrCompacted) {
-		return fmt.Errorf("etcd %s %q: %w", op, key, err)
-	}
-	return s.wrap(op, key, err)
 }

@@ -11,8 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // DefaultPrefix is where podnet keeps everything in etcd.
@@ -40,6 +43,7 @@ type Store struct {
 	timeout   time.Duration
 	endpoints []string
 	log       *slog.Logger
+	stats     watchCounters
 }
 
 // KV is one key read from etcd. Key is relative to the store prefix.
@@ -47,6 +51,8 @@ type KV struct {
 	Key    string
 	Value  []byte
 	ModRev int64
+	// Lease is the lease the key is bound to (0: none).
+	Lease LeaseID
 }
 
 // Decode unmarshals the value into v.
@@ -89,7 +95,14 @@ func Open(cfg Config) (*Store, error) {
 		DialKeepAliveTimeout: 3 * time.Second,
 		TLS:                  tlsCfg,
 		Logger:               zap.NewNop(),
-		DialOptions:          dialOptions(),
+		// gRPC's default reconnect backoff grows to two minutes: a watch
+		// would notice etcd's return that late. Calls reset the backoff
+		// themselves (call.go); this bounds it for the watches. The
+		// interceptors of dialOptions measure every request.
+		DialOptions: append(dialOptions(), grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		})),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
@@ -136,39 +149,62 @@ func (s *Store) Endpoints() []string { return s.endpoints }
 // Prefix returns the key prefix.
 func (s *Store) Prefix() string { return s.prefix }
 
-func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.timeout)
-}
-
 func (s *Store) abs(key string) string { return s.prefix + key }
 func (s *Store) rel(key []byte) string { return strings.TrimPrefix(string(key), s.prefix) }
 
 // Ping checks that etcd answers within the request timeout.
 func (s *Store) Ping(ctx context.Context) error {
-	c, cancel := s.ctx(ctx)
-	defer cancel()
-	_, err := s.cli.Get(c, s.abs("ping"), clientv3.WithCountOnly())
-	return s.wrap("ping", "ping", err)
+	_, err := s.call(ctx, "ping", "ping", func(c context.Context) error {
+		_, err := s.cli.Get(c, s.abs("ping"), clientv3.WithCountOnly())
+		return err
+	})
+	return err
+}
+
+// get reads one key (nil when absent).
+func (s *Store) get(ctx context.Context, key string) (*mvccpb.KeyValue, error) {
+	var resp *clientv3.GetResponse
+	_, err := s.call(ctx, "get", key, func(c context.Context) (err error) {
+		resp, err = s.cli.Get(c, s.abs(key))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return resp.Kvs[0], nil
 }
 
 // Get reads key into v and returns its ModRevision.
 func (s *Store) Get(ctx context.Context, key string, v any) (int64, error) {
-	c, cancel := s.ctx(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(c, s.abs(key))
+	kv, err := s.GetKV(ctx, key)
 	if err != nil {
-		return 0, s.wrap("get", key, err)
+		return 0, err
 	}
-	if len(resp.Kvs) == 0 {
-		return 0, fmt.Errorf("%q: %w", key, ErrNotFound)
-	}
-	kv := resp.Kvs[0]
 	if v != nil {
-		if err := json.Unmarshal(kv.Value, v); err != nil {
-			return 0, fmt.Errorf("decode %q: %w", key, err)
+		if err := kv.Decode(v); err != nil {
+			return 0, err
 		}
 	}
-	return kv.ModRevision, nil
+	return kv.ModRev, nil
+}
+
+// GetKV reads key as it is stored, with its lease.
+func (s *Store) GetKV(ctx context.Context, key string) (KV, error) {
+	kv, err := s.get(ctx, key)
+	if err != nil {
+		return KV{}, err
+	}
+	if kv == nil {
+		return KV{}, fmt.Errorf("%q: %w", key, ErrNotFound)
+	}
+	return s.kv(kv), nil
+}
+
+func (s *Store) kv(kv *mvccpb.KeyValue) KV {
+	return KV{Key: s.rel(kv.Key), Value: kv.Value, ModRev: kv.ModRevision, Lease: LeaseID(kv.Lease)}
 }
 
 // Create writes key only if it does not exist yet (ErrExists otherwise) and
@@ -230,41 +266,44 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 // List returns every key under prefix, sorted by key, and the store
 // revision the listing was taken at (to Watch from rev+1).
 func (s *Store) List(ctx context.Context, prefix string) ([]KV, int64, error) {
-	c, cancel := s.ctx(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(c, s.abs(prefix), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	resp, err := s.rangeGet(ctx, "list", prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
-		return nil, 0, s.wrap("list", prefix, err)
+		return nil, 0, err
 	}
-	out := make([]KV, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		out = append(out, KV{Key: s.rel(kv.Key), Value: kv.Value, ModRev: kv.ModRevision})
-	}
-	return out, resp.Header.Revision, nil
+	return s.kvs(resp), resp.Header.Revision, nil
 }
 
 // Count returns how many keys exist under prefix.
 func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
-	c, cancel := s.ctx(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(c, s.abs(prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := s.rangeGet(ctx, "count", prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
-		return 0, s.wrap("count", prefix, err)
+		return 0, err
 	}
 	return resp.Count, nil
 }
 
 // ListRange returns keys in [from, to) (relative), sorted.
 func (s *Store) ListRange(ctx context.Context, from, to string) ([]KV, error) {
-	c, cancel := s.ctx(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(c, s.abs(from), clientv3.WithRange(s.abs(to)), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	resp, err := s.rangeGet(ctx, "list", from, clientv3.WithRange(s.abs(to)), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
-		return nil, s.wrap("list", from, err)
+		return nil, err
 	}
+	return s.kvs(resp), nil
+}
+
+func (s *Store) rangeGet(ctx context.Context, op, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	var resp *clientv3.GetResponse
+	_, err := s.call(ctx, op, key, func(c context.Context) (err error) {
+		resp, err = s.cli.Get(c, s.abs(key), opts...)
+		return err
+	})
+	return resp, err
+}
+
+func (s *Store) kvs(resp *clientv3.GetResponse) []KV {
 	out := make([]KV, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		out = append(out, KV{Key: s.rel(kv.Key), Value: kv.Value, ModRev: kv.ModRevision})
+		out = append(out, s.kv(kv))
 	}
-	return out, nil
+	return out
 }

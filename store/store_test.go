@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -110,10 +111,9 @@ func TestListRangeFollowsAddressOrder(t *testing.T) {
 
 func TestUnreachableEtcdFailsFast(t *testing.T) {
 	port := storetest.FreePort(t)
-	s, err := store.Open(store.Config{
-		Endpoints:      []string{"http://127.0.0.1:" + itoa(port)},
-		RequestTimeout: 500 * time.Millisecond,
-	})
+	// The default request timeout (5 s): an unreachable etcd must be
+	// noticed, not waited out.
+	s, err := store.Open(store.Config{Endpoints: []string{"http://127.0.0.1:" + itoa(port)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,46 +170,15 @@ func TestFollowSeesSnapshotThenChanges(t *testing.T) {
 	}
 	f := &follower{}
 	go s.Follow(ctx, "w/", f)
-	waitFor(t, func() bool { return f.has("w/before") })
+	testutil.Until(t, 10*time.Second, "w/before in the snapshot", func() bool { return f.has("w/before") })
 	if err := s.Put(ctx, "w/after", rec{2}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return f.has("w/after") })
+	testutil.Until(t, 10*time.Second, "w/after from the watch", func() bool { return f.has("w/after") })
 	if err := s.Delete(ctx, "w/before"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return !f.has("w/before") })
-}
-
-func TestKeepAliveKeyVanishesWhenOwnerStops(t *testing.T) {
-	s := storetest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		s.KeepAlive(ctx, store.AliveKey("h1"), store.HostAlive{Name: "h1"}, 2*time.Second, nil)
-		close(done)
-	}()
-	waitFor(t, func() bool {
-		_, err := s.Get(context.Background(), store.AliveKey("h1"), nil)
-		return err == nil
-	})
-	cancel()
-	<-done
-	// A clean stop revokes the lease: the key is gone at once.
-	if _, err := s.Get(context.Background(), store.AliveKey("h1"), nil); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("liveness key after stop: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Until(t, 10*time.Second, "w/before deleted by the watch", func() bool { return !f.has("w/before") })
 }
 
 func itoa(i int) string {

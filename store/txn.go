@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -82,61 +83,144 @@ func DeletePrefix(prefix string) Op { return Op{key: prefix, del: true, prefix: 
 
 // Txn runs ops atomically if every cmp holds. It reports whether the
 // conditions held and the revision of the transaction.
+//
+// A transaction retried after an attempt whose outcome is unknown (the
+// leader died while it was in flight) may find its own earlier write:
+// its conditions then fail although it was applied. In that case Txn reads
+// the keys back and reports success when they hold exactly what this
+// transaction wrote, all at one revision — so Create never reports
+// ErrExists for a key it created itself.
 func (s *Store) Txn(ctx context.Context, cmps []Cmp, ops []Op) (bool, int64, error) {
 	conds := make([]clientv3.Cmp, 0, len(cmps))
 	for _, c := range cmps {
-		k := s.abs(c.key)
-		var cmp clientv3.Cmp
-		switch c.kind {
-		case cmpAbsent:
-			cmp = clientv3.Compare(clientv3.Version(k), "=", 0)
-		case cmpPresent:
-			cmp = clientv3.Compare(clientv3.Version(k), ">", 0)
-		case cmpModRev:
-			cmp = clientv3.Compare(clientv3.ModRevision(k), "=", c.rev)
-		case cmpPrefixUnchanged:
-			cmp = clientv3.Compare(clientv3.ModRevision(k), "<", c.rev+1).WithPrefix()
-		case cmpPrefixEmpty:
-			cmp = clientv3.Compare(clientv3.Version(k), "=", 0).WithPrefix()
-		case cmpRangeUnchanged:
-			cmp = clientv3.Compare(clientv3.ModRevision(k), "<", c.rev+1).WithRange(s.abs(c.end))
-		}
-		conds = append(conds, cmp)
+		conds = append(conds, s.cmp(c))
 	}
 	then := make([]clientv3.Op, 0, len(ops))
+	writes := make([]write, 0, len(ops))
 	for _, o := range ops {
-		k := s.abs(o.key)
-		switch {
-		case o.del && o.prefix:
-			then = append(then, clientv3.OpDelete(k, clientv3.WithPrefix()))
-		case o.del:
-			then = append(then, clientv3.OpDelete(k))
-		default:
-			b := o.raw
-			if b == nil {
-				var err error
-				if b, err = json.Marshal(o.value); err != nil {
-					return false, 0, fmt.Errorf("encode %q: %w", o.key, err)
-				}
-			}
-			var opts []clientv3.OpOption
-			if o.lease != 0 {
-				opts = append(opts, clientv3.WithLease(clientv3.LeaseID(o.lease)))
-			}
-			then = append(then, clientv3.OpPut(k, string(b), opts...))
+		w, err := s.write(o)
+		if err != nil {
+			return false, 0, err
 		}
+		writes = append(writes, w)
+		then = append(then, w.op())
 	}
-	c, cancel := s.ctx(ctx)
-	defer cancel()
-	resp, err := s.cli.Txn(c).If(conds...).Then(then...).Commit()
+	key := ""
+	if len(ops) > 0 {
+		key = ops[0].key
+	} else if len(cmps) > 0 {
+		key = cmps[0].key
+	}
+	var resp *clientv3.TxnResponse
+	maybeApplied, err := s.call(ctx, "txn", key, func(c context.Context) (err error) {
+		resp, err = s.cli.Txn(c).If(conds...).Then(then...).Commit()
+		return err
+	})
 	if err != nil {
-		key := ""
-		if len(ops) > 0 {
-			key = ops[0].key
-		} else if len(cmps) > 0 {
-			key = cmps[0].key
+		return false, 0, err
+	}
+	if !resp.Succeeded && maybeApplied && len(writes) > 0 {
+		if rev, ok := s.applied(ctx, key, writes); ok {
+			s.log.Debug("etcd txn found applied by an earlier attempt", "key", key, "revision", rev)
+			return true, rev, nil
 		}
-		return false, 0, s.wrap("txn", key, err)
 	}
 	return resp.Succeeded, resp.Header.Revision, nil
+}
+
+func (s *Store) cmp(c Cmp) clientv3.Cmp {
+	k := s.abs(c.key)
+	switch c.kind {
+	case cmpAbsent:
+		return clientv3.Compare(clientv3.Version(k), "=", 0)
+	case cmpPresent:
+		return clientv3.Compare(clientv3.Version(k), ">", 0)
+	case cmpModRev:
+		return clientv3.Compare(clientv3.ModRevision(k), "=", c.rev)
+	case cmpPrefixUnchanged:
+		return clientv3.Compare(clientv3.ModRevision(k), "<", c.rev+1).WithPrefix()
+	case cmpPrefixEmpty:
+		return clientv3.Compare(clientv3.Version(k), "=", 0).WithPrefix()
+	default: // cmpRangeUnchanged
+		return clientv3.Compare(clientv3.ModRevision(k), "<", c.rev+1).WithRange(s.abs(c.end))
+	}
+}
+
+// write is one Op with its key made absolute and its value encoded.
+type write struct {
+	key         string
+	value       []byte
+	del, prefix bool
+	lease       clientv3.LeaseID
+}
+
+func (s *Store) write(o Op) (write, error) {
+	w := write{key: s.abs(o.key), del: o.del, prefix: o.prefix, lease: clientv3.LeaseID(o.lease)}
+	if o.del {
+		return w, nil
+	}
+	w.value = o.raw
+	if w.value == nil {
+		b, err := json.Marshal(o.value)
+		if err != nil {
+			return w, fmt.Errorf("encode %q: %w", o.key, err)
+		}
+		w.value = b
+	}
+	return w, nil
+}
+
+func (w write) op() clientv3.Op {
+	switch {
+	case w.del && w.prefix:
+		return clientv3.OpDelete(w.key, clientv3.WithPrefix())
+	case w.del:
+		return clientv3.OpDelete(w.key)
+	case w.lease != 0:
+		return clientv3.OpPut(w.key, string(w.value), clientv3.WithLease(w.lease))
+	default:
+		return clientv3.OpPut(w.key, string(w.value))
+	}
+}
+
+// applied reads the keys of writes at one revision and reports whether
+// they are exactly as one transaction of writes left them: every put's key
+// holds its value and lease, all with one ModRevision (returned), and
+// every deleted key is gone.
+func (s *Store) applied(ctx context.Context, key string, writes []write) (int64, bool) {
+	reads := make([]clientv3.Op, 0, len(writes))
+	for _, w := range writes {
+		if w.prefix {
+			reads = append(reads, clientv3.OpGet(w.key, clientv3.WithPrefix(), clientv3.WithCountOnly()))
+		} else {
+			reads = append(reads, clientv3.OpGet(w.key))
+		}
+	}
+	var resp *clientv3.TxnResponse
+	if _, err := s.call(ctx, "read back", key, func(c context.Context) (err error) {
+		resp, err = s.cli.Txn(c).Then(reads...).Commit()
+		return err
+	}); err != nil {
+		return 0, false
+	}
+	rev := resp.Header.Revision
+	putRev := int64(0)
+	for i, w := range writes {
+		r := resp.Responses[i].GetResponseRange()
+		if w.del {
+			if r.Count != 0 {
+				return 0, false
+			}
+			continue
+		}
+		if len(r.Kvs) != 1 || !bytes.Equal(r.Kvs[0].Value, w.value) || clientv3.LeaseID(r.Kvs[0].Lease) != w.lease ||
+			(putRev != 0 && r.Kvs[0].ModRevision != putRev) {
+			return 0, false
+		}
+		putRev = r.Kvs[0].ModRevision
+	}
+	if putRev != 0 {
+		rev = putRev
+	}
+	return rev, true
 }

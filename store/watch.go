@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/podnet/podnet/internal/metrics"
@@ -29,49 +30,97 @@ type Event struct {
 }
 
 // Follower receives the state of a prefix: first a full snapshot, then the
-// changes. Snapshot is called again whenever the watch had to be restarted
-// from scratch (etcd compacted past our revision, or the connection was
-// lost), so implementations treat it as "replace everything".
+// changes. Snapshot is called again only when the changes since the last
+// revision seen can no longer be had (etcd compacted its history past it),
+// so implementations treat it as "replace everything".
 type Follower interface {
 	Snapshot(kvs []KV)
 	Changes(evs []Event)
 }
 
+// WatchStats counts how Follow kept up with etcd, for all prefixes of one
+// Store.
+type WatchStats struct {
+	// Lists counts full listings handed to a Snapshot, and KeysListed the
+	// keys they held: one per Follow at start, more only after compaction.
+	Lists, KeysListed int64
+	// Resumes counts watches restarted from the last revision seen after
+	// an interruption (a member restarted, the leader changed).
+	Resumes int64
+}
+
+type watchCounters struct{ lists, keys, resumes atomic.Int64 }
+
+// WatchStats returns the counters of every Follow of this store so far.
+func (s *Store) WatchStats() WatchStats {
+	return WatchStats{Lists: s.stats.lists.Load(), KeysListed: s.stats.keys.Load(), Resumes: s.stats.resumes.Load()}
+}
+
 // Follow lists prefix, hands the snapshot to f, then watches from the
 // listing's revision and hands over every batch of changes, until ctx ends.
-// It never gives up: on any failure it waits (backoff up to 5 s) and
-// re-lists. This is flannel's lease-watcher pattern: a revision-resumed
-// watch with a full relist on compaction.
+// It never gives up. When the watch is interrupted (a member restarted, the
+// leader changed, etcd was down) it resumes from the last revision it saw,
+// so nothing is re-read; only when etcd compacted past that revision does
+// it list the prefix again and hand f a fresh Snapshot. This is flannel's
+// lease-watcher pattern. After an etcd leader change every host resumes
+// its watches this way, instead of re-reading every address record at once.
 func (s *Store) Follow(ctx context.Context, prefix string, f Follower) {
+	var rev int64 // last revision whose changes f has; 0: f needs a snapshot
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		kvs, rev, err := s.List(ctx, prefix)
-		if err != nil {
-			s.log.Warn("etcd list failed; retrying", "prefix", prefix, "err", err)
-			sleepCtx(ctx, backoff)
-			backoff = min(backoff*2, 5*time.Second)
+		if rev == 0 {
+			kvs, lrev, err := s.List(ctx, prefix)
+			if err != nil {
+				s.log.Warn("etcd list failed; retrying", "prefix", prefix, "err", err)
+				sleepCtx(ctx, backoff)
+				backoff = min(backoff*2, 5*time.Second)
+				continue
+			}
+			s.stats.lists.Add(1)
+			s.stats.keys.Add(int64(len(kvs)))
+			f.Snapshot(kvs)
+			rev = lrev
+		}
+		last, err := s.watchFrom(ctx, prefix, rev, f)
+		if ctx.Err() != nil {
+			return
+		}
+		if last > rev {
+			backoff = 100 * time.Millisecond
+		}
+		rev = last
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			s.log.Info("etcd history compacted past this watch; listing again", "prefix", prefix, "revision", rev)
+			metrics.EtcdWatchRestarts.WithLabelValues(prefixLabel(prefix)).Inc()
+			rev = 0
 			continue
 		}
-		backoff = 100 * time.Millisecond
-		f.Snapshot(kvs)
-		if err := s.watchFrom(ctx, prefix, rev+1, f); err != nil && ctx.Err() == nil {
-			s.log.Info("etcd watch restarted", "prefix", prefix, "reason", err)
-			metrics.EtcdWatchRestarts.WithLabelValues(prefixLabel(prefix)).Inc()
-			sleepCtx(ctx, backoff)
-		}
+		s.log.Info("etcd watch interrupted; resuming", "prefix", prefix, "from", rev+1, "reason", err)
+		sleepCtx(ctx, backoff)
+		backoff = min(backoff*2, 5*time.Second)
+		s.stats.resumes.Add(1)
+		metrics.EtcdWatchRestarts.WithLabelValues(prefixLabel(prefix)).Inc()
 	}
 }
 
-func (s *Store) watchFrom(ctx context.Context, prefix string, rev int64, f Follower) error {
+// watchFrom watches prefix for changes after rev and hands them to f. It
+// returns the last revision f has seen all changes up to, and why the
+// watch ended.
+func (s *Store) watchFrom(ctx context.Context, prefix string, rev int64, f Follower) (int64, error) {
+	// WithRequireLeader: a member cut off from its leader cancels the
+	// watch (instead of going silent), so it resumes on one that is not.
+	// Progress notifications move rev forward on quiet prefixes, so a
+	// resume rarely lands on a compacted revision.
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	ch := s.cli.Watch(wctx, s.abs(prefix), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	ch := s.cli.Watch(wctx, s.abs(prefix), clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	for resp := range ch {
 		if err := resp.Err(); err != nil {
-			return err
+			return rev, err
 		}
-		if resp.Canceled {
-			return errors.New("watch canceled")
+		if resp.IsProgressNotify() {
+			rev = max(rev, resp.Header.Revision)
+			continue
 		}
 		if len(resp.Events) == 0 {
 			continue
@@ -85,12 +134,15 @@ func (s *Store) watchFrom(ctx context.Context, prefix string, rev int64, f Follo
 			evs = append(evs, ev)
 		}
 		f.Changes(evs)
+		rev = resp.Events[len(resp.Events)-1].Kv.ModRevision
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return rev, err
 	}
-	return rpctypes.ErrNoLeader
+	return rev, errWatchClosed
 }
+
+var errWatchClosed = errors.New("watch closed by the etcd client")
 
 func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/podnet/podnet/cluster"
 	"github.com/podnet/podnet/driver"
+	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/dockerup"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/ipam"
@@ -91,7 +93,7 @@ func run(parent context.Context, cfg *config) error {
 		return err
 	}
 	startMetrics(ctx, cfg, ipm, log)
-	ov, ovErr := newOverlay(cfg, st, k, ports, log)
+	ov, underlay, ovErr := newOverlay(cfg, st, k, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
 		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU}
 	if ovErr != nil {
@@ -114,15 +116,24 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
+	// The host name first: a podnetd started with the name of a running
+	// host must stop before it touches that host's state.
+	ident, err := registerHost(ctx, st, cfg, ov, underlay, log)
+	if err != nil {
+		return err
+	}
+	// Held until run returns, and released (its lease revoked) before the
+	// store closes, so other hosts see a clean stop at once.
+	hctx, stopHold := context.WithCancel(ctx)
+	holdErr, holdDone := make(chan error, 1), make(chan struct{})
+	go func() { defer close(holdDone); holdErr <- ident.Hold(hctx) }()
+	defer func() { stopHold(); <-holdDone }()
 	if err := drv.Restore(ctx); err != nil {
 		// Keep serving: one broken network must not take every other
 		// network on the host down with it.
 		log.Error("restore incomplete", "err", err)
 	}
 	go ipm.Preload(ctx, networkPools(drv.Networks()))
-	if err := registerHost(ctx, st, cfg, ov, log); err != nil {
-		return err
-	}
 	srv.SetDrivers(drv, ipm)
 	log.Info("podnetd ready", "networks", len(drv.Networks()), "endpoints", len(drv.Endpoints()))
 	notify(log, daemon.SdNotifyReady)
@@ -156,6 +167,10 @@ func run(parent context.Context, cfg *config) error {
 		log.Info("shutting down; kernel state is kept so running containers keep their network")
 	case err := <-serveErr:
 		return fmt.Errorf("plugin socket: %w", err)
+	case err := <-holdErr:
+		if err != nil {
+			return err
+		}
 	case err := <-adminErr:
 		if err != nil {
 			return err
@@ -223,20 +238,20 @@ func waitForEtcd(ctx context.Context, st *store.Store, log *slog.Logger) error {
 
 // newOverlay detects the underlay and builds the multi-host data plane;
 // VXLAN is then accepted only from the hosts it follows.
-func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *portmap.Engine, log *slog.Logger) (*overlay.Overlay, error) {
+func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *portmap.Engine, log *slog.Logger) (*overlay.Overlay, netip.Addr, error) {
 	u, err := overlay.DetectUnderlay(k, cfg.AdvertiseAddr)
 	if err != nil {
-		return nil, err
+		return nil, netip.Addr{}, err
 	}
 	ov, err := overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Kernel: k, Logger: log.With("component", "overlay"),
 		Underlay: u, Port: cfg.VXLANPort, Peers: peersToGuard(ports, log)})
 	if err != nil {
-		return nil, err
+		return nil, netip.Addr{}, err
 	}
 	if err := ports.SetOverlay(context.Background(), uint16(cfg.VXLANPort), overlay.DevicePrefix); err != nil {
-		return nil, err
+		return nil, netip.Addr{}, err
 	}
-	return ov, nil
+	return ov, u.Addr, nil
 }
 
 // startDNS puts the cluster DNS address on lo and serves it.
@@ -264,30 +279,51 @@ func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel,
 	}
 }
 
-// registerHost writes the persistent host record (with the underlay
-// address when multi-host networking is on) and keeps the leased liveness
-// key alive in the background.
-func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay.Overlay, log *slog.Logger) error {
+// registerHost claims the host name — refusing to start, with an error
+// naming the holder, when another running podnetd has it — and writes the
+// persistent host record (with the underlay address when multi-host
+// networking is on). The returned identity must be held (Hold) for as long
+// as podnetd runs: it keeps the liveness lease and writes back records
+// someone else changed.
+func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay.Overlay, underlay netip.Addr, log *slog.Logger) (*hostid.Identity, error) {
+	rec := store.Host{Name: cfg.HostName}
 	if ov != nil {
-		if err := ov.RegisterHost(ctx); err != nil {
-			return fmt.Errorf("register host %s: %w", cfg.HostName, err)
-		}
-	} else {
-		var h store.Host
-		if _, err := st.Get(ctx, store.HostKey(cfg.HostName), &h); err != nil {
-			h = store.Host{Name: cfg.HostName, Since: time.Now().UTC()}
-			if err := st.Put(ctx, store.HostKey(cfg.HostName), h); err != nil {
-				return fmt.Errorf("register host %s: %w", cfg.HostName, err)
-			}
-		}
+		rec.Underlay = underlay
 	}
-	alive := store.HostAlive{Name: cfg.HostName, Started: time.Now().UTC(), Version: version}
-	go st.KeepAlive(ctx, store.AliveKey(cfg.HostName), alive, cfg.LivenessTTL, func(up bool) {
-		if !up {
-			log.Warn("liveness lease lost; other hosts may consider this host down until it is renewed")
-		}
-	})
-	return nil
+	write := func(ctx context.Context) error { return writeHostRecord(ctx, st, cfg.HostName, ov) }
+	id, err := hostid.Claim(ctx, hostid.Config{Store: st, Host: cfg.HostName, TTL: cfg.LivenessTTL,
+		Alive:  store.HostAlive{Started: time.Now().UTC(), Version: version},
+		Record: rec, Reassert: write, Logger: log.With("component", "hostid")})
+	if err != nil {
+		return nil, fmt.Errorf("register host %s: %w", cfg.HostName, err)
+	}
+	if err := write(ctx); err != nil {
+		id.Release(ctx)
+		return nil, fmt.Errorf("register host %s: %w", cfg.HostName, err)
+	}
+	return id, nil
+}
+
+// writeHostRecord writes hosts/<host>: the overlay's record (underlay
+// address), or a bare one on a host without multi-host networking. An
+// existing record is left as it is when it already says the same.
+func writeHostRecord(ctx context.Context, st *store.Store, host string, ov *overlay.Overlay) error {
+	if ov != nil {
+		return ov.RegisterHost(ctx)
+	}
+	var h store.Host
+	_, err := st.Get(ctx, store.HostKey(host), &h)
+	if err == nil && h.Name == host && !h.Underlay.IsValid() {
+		return nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	since := h.Since
+	if since.IsZero() {
+		since = time.Now().UTC()
+	}
+	return st.Put(ctx, store.HostKey(host), store.Host{Name: host, Since: since})
 }
 
 // cleanup removes podnet's kernel state (uninstall, tests).

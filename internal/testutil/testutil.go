@@ -2,7 +2,9 @@
 // the way vishvananda/netlink's own tests do: lock the OS thread, remember
 // the original namespace, create the new one, switch back before unlocking,
 // and delete everything in t.Cleanup. Tests that need root or a kernel
-// feature skip with a message naming what is missing.
+// feature skip with a message naming what is missing. poll.go holds the one
+// polling loop every test tier uses (Eventually, Until, Poll): a deadline,
+// and a failure that names what was awaited and what was seen last.
 package testutil
 
 import (

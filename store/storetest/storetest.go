@@ -18,7 +18,8 @@ import (
 // Etcd is a running test member.
 type Etcd struct {
 	Endpoints []string
-	emb       *store.Embedded
+	cfg       store.EmbeddedConfig
+	emb       *store.Embedded // nil while stopped
 }
 
 // Start starts an embedded etcd that lives until the test ends.
@@ -29,17 +30,39 @@ func Start(t testing.TB) *Etcd {
 	cp, pp := FreePort(t), FreePort(t)
 	// A TCP client port (a unix socket path under t.TempDir may not fit
 	// 107 bytes); the peer port is TLS as in podnetd.
-	emb, err := store.StartEmbedded(ctx, store.EmbeddedConfig{
+	cfg := store.EmbeddedConfig{
 		DataDir:   t.TempDir(),
 		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cp),
 		PeerURL:   fmt.Sprintf("https://127.0.0.1:%d", pp),
 		Logger:    Logger(t),
-	})
+	}
+	emb, err := store.StartEmbedded(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start embedded etcd: %v", err)
 	}
-	t.Cleanup(emb.Close)
-	return &Etcd{Endpoints: emb.Endpoints(), emb: emb}
+	e := &Etcd{Endpoints: emb.Endpoints(), cfg: cfg, emb: emb}
+	t.Cleanup(e.Stop)
+	return e
+}
+
+// Stop stops the member (etcd down); Restart brings it back with its data.
+func (e *Etcd) Stop() {
+	if e.emb != nil {
+		e.emb.Close()
+		e.emb = nil
+	}
+}
+
+// Restart starts the stopped member again on the same ports and data.
+func (e *Etcd) Restart(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	emb, err := store.StartEmbedded(ctx, e.cfg)
+	if err != nil {
+		t.Fatalf("restart embedded etcd: %v", err)
+	}
+	e.emb = emb
 }
 
 // Client opens a new store client on e with its own connection (as another

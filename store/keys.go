@@ -17,6 +17,7 @@ import (
 //	ipam/<pool>/refs/<host>               PoolRef       this host's Docker network uses the pool
 //	ipam/<pool>/blocks/<block>            Block         a block of the pool claimed by one host
 //	ipam/<pool>/addrs/<hex ip>            Address       an allocated address and its owner
+//	ipam/<pool>/exc/<hex ip>              Exception     an address routed to its owner, not its block (exceptions.go)
 //	lnets/<pool>                          LogicalNetwork the cross-host definition of a network
 //	networks/<host>/<docker network id>   Network       one Docker network on one host
 //	endpoints/<host>/<docker endpoint id> Endpoint      one Docker endpoint on one host

@@ -18,6 +18,9 @@ type HostAlive struct {
 	Name    string    `json:"name"`
 	Started time.Time `json:"started"`
 	Version string    `json:"version,omitempty"`
+	// IPAMLayout is the IPAM key layout this host's podnetd keeps
+	// (IPAMLayoutExceptions); older podnetds leave it 0.
+	IPAMLayout int `json:"ipamLayout,omitempty"`
 }
 
 // Pool is an address pool. Its identity is its subnet.

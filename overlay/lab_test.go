@@ -67,6 +67,9 @@ type labHost struct {
 	stopRun  func()
 	stopLive func()
 	nveth    int
+	// oldLayout makes the host announce a podnetd older than exception
+	// records (every other host then follows address records too).
+	oldLayout bool
 }
 
 type labContainer struct {
@@ -211,9 +214,19 @@ func (h *labHost) setAlive(alive bool) {
 	if h.stopLive == nil {
 		st := h.st
 		h.stopLive = goRun(h.lab.t, func(ctx context.Context) {
-			st.KeepAlive(ctx, store.AliveKey(h.name), store.HostAlive{Name: h.name, Started: time.Now()}, 5*time.Second, nil)
+			st.KeepAlive(ctx, store.AliveKey(h.name), h.aliveRecord(), 5*time.Second, nil)
 		})
 	}
+}
+
+// aliveRecord is the host's liveness record: a current podnetd's, or with
+// oldLayout one from before exception records.
+func (h *labHost) aliveRecord() store.HostAlive {
+	a := store.HostAlive{Name: h.name, Started: time.Now(), IPAMLayout: store.IPAMLayoutExceptions}
+	if h.oldLayout {
+		a.IPAMLayout = 0
+	}
+	return a
 }
 
 // goRun runs f until the returned stop is called (or the test ends) and

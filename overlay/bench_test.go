@@ -377,10 +377,11 @@ func scaleEvents(n int) []scaleEvent {
 		// neighbor, FDB entry, 4 block routes and its exception.
 		{"host-leave-arrive", pair("alive", del(store.AliveKey(scaleHost(leaver))),
 			put(store.AliveKey(scaleHost(leaver)), store.HostAlive{Name: scaleHost(leaver), IPAMLayout: store.IPAMLayoutExceptions})), 14},
-		// A host changing its underlay address and back: its routes are
-		// replaced, its neighbor and FDB entry move.
+		// A host changing its underlay address and back: its 5 routes are
+		// replaced, its neighbor moves (added, old one deleted), its FDB
+		// entry is replaced.
 		{"host-move", pair("hosts", put(store.HostKey(scaleHost(mover)), store.Host{Name: scaleHost(mover), Underlay: moved.String()}),
-			put(store.HostKey(scaleHost(mover)), store.Host{Name: scaleHost(mover), Underlay: scaleUnderlay(mover).String()})), 18},
+			put(store.HostKey(scaleHost(mover)), store.Host{Name: scaleHost(mover), Underlay: scaleUnderlay(mover).String()})), 16},
 	}
 }
 

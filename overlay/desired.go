@@ -77,13 +77,20 @@ type model struct {
 	// macs lists, per VNI, the eligible remote hosts by VTEP MAC, sorted
 	// by name: the first one of a MAC is programmed, the others collide.
 	macs map[int]map[macKey][]string
+	// byUnderlay lists the eligible remote hosts by underlay address,
+	// sorted: two hosts claiming one address (a misconfiguration) would
+	// share a neighbor entry, so only the first is programmed. indexed is
+	// the address each host is listed under.
+	byUnderlay map[netip.Addr][]string
+	indexed    map[string]netip.Addr
 }
 
 func newModel(l local, v *view, warn func(msg string, args ...any)) *model {
 	if warn == nil {
 		warn = func(string, ...any) {}
 	}
-	m := &model{l: l, v: v, warn: warn, macs: map[int]map[macKey][]string{}}
+	m := &model{l: l, v: v, warn: warn, macs: map[int]map[macKey][]string{},
+		byUnderlay: map[netip.Addr][]string{}, indexed: map[string]netip.Addr{}}
 	nets := slices.Clone(l.networks)
 	sort.Slice(nets, func(i, j int) bool { return nets[i].ID < nets[j].ID })
 	for _, n := range nets {
@@ -101,6 +108,11 @@ func newModel(l local, v *view, warn func(msg string, args ...any)) *model {
 		}
 	}
 	sort.Strings(names)
+	for _, h := range names {
+		u := v.hosts[h]
+		m.byUnderlay[u] = append(m.byUnderlay[u], h)
+		m.indexed[h] = u
+	}
 	for vni, byMAC := range m.macs {
 		for _, h := range names {
 			k := macKey(VTEPMAC(h, vni))
@@ -125,15 +137,20 @@ func (m *model) eligible(h string) bool {
 }
 
 // target is how host h is reached on vni, if it may be programmed: it is
-// eligible and its VTEP MAC collides neither with this host's nor with an
-// eligible host's that sorts before it (a collision would send one host's
-// traffic to both).
+// eligible, no eligible host that sorts before it claims its underlay
+// address, and its VTEP MAC collides neither with this host's nor with
+// an eligible host's that sorts before it (a collision would send one
+// host's traffic to both).
 func (m *model) target(vni int, h string) (target, bool) {
 	mac := VTEPMAC(h, vni)
 	hosts := m.macs[vni][macKey(mac)]
 	i := slices.Index(hosts, h)
 	switch {
 	case i < 0:
+		return target{}, false
+	case m.byUnderlay[m.v.hosts[h]][0] != h:
+		m.warn("two hosts claim one underlay address; ignoring the later by name", "host", h,
+			"other", m.byUnderlay[m.v.hosts[h]][0], "underlay", m.v.hosts[h])
 		return target{}, false
 	case mac.String() == VTEPMAC(m.l.host, vni).String():
 		m.warn("VTEP MAC collision; ignoring host", "host", h, "other", m.l.host, "vni", vni, "mac", mac)
@@ -151,6 +168,32 @@ func (m *model) target(vni int, h string) (target, bool) {
 func (m *model) updateHost(h string) []string {
 	ok := m.eligible(h)
 	var partners []string
+	relist := func(u netip.Addr, add bool) {
+		hosts := slices.DeleteFunc(m.byUnderlay[u], func(x string) bool { return x == h })
+		if add {
+			i, _ := slices.BinarySearch(hosts, h)
+			hosts = slices.Insert(hosts, i, h)
+		}
+		if len(hosts) == 0 {
+			delete(m.byUnderlay, u)
+		} else {
+			m.byUnderlay[u] = hosts
+		}
+		for _, x := range hosts {
+			if x != h {
+				partners = append(partners, x)
+			}
+		}
+	}
+	if u, was := m.indexed[h]; was {
+		relist(u, false)
+		delete(m.indexed, h)
+	}
+	if ok {
+		u := m.v.hosts[h]
+		relist(u, true)
+		m.indexed[h] = u
+	}
 	for vni, byMAC := range m.macs {
 		k := macKey(VTEPMAC(h, vni))
 		hosts := slices.DeleteFunc(byMAC[k], func(x string) bool { return x == h })

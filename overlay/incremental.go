@@ -255,9 +255,22 @@ func (p *program) applyStep(sp stepPlan) {
 			p.delRoute(applied, e)
 		}
 	}
+	// What hosts wanted in this pass hold is kept even if a host leaving
+	// it had the same entry (two hosts with one MAC or one underlay
+	// address, of which the one that sorts first takes over).
+	keep := map[string]bool{}
+	for _, e := range sp.hosts {
+		if e.wantOK {
+			keep[e.dev+" "+e.want.underlay.String()] = true
+			keep[e.dev+" "+e.want.mac.String()] = true
+			if e.v6 {
+				keep[e.dev+" "+linkLocal(e.want.mac).String()] = true
+			}
+		}
+	}
 	for _, e := range sp.hosts {
 		if !e.unchanged() {
-			p.delHostEntries(applied, e)
+			p.delHostEntries(applied, e, keep)
 		}
 	}
 	for _, e := range sp.proxies {
@@ -308,7 +321,7 @@ func (p *program) addHostEntries(applied *desired, e hostEntry) {
 		}
 	}
 	if ds.fdb[mac] != e.want.underlay {
-		if p.do(p.nk.appendFDB(idx, e.want.mac, e.want.underlay)) {
+		if p.do(p.nk.setFDB(idx, e.want.mac, e.want.underlay)) {
 			ds.fdb[mac] = e.want.underlay
 			p.changes.FDBAdded++
 			p.o.log.Debug("fdb entry added", "iface", e.dev, "mac", mac, "dst", e.want.underlay)
@@ -319,7 +332,7 @@ func (p *program) addHostEntries(applied *desired, e hostEntry) {
 
 // delHostEntries removes what h had on its device and no longer needs:
 // everything when it is gone, the old underlay's entries when it moved.
-func (p *program) delHostEntries(applied *desired, e hostEntry) {
+func (p *program) delHostEntries(applied *desired, e hostEntry, keep map[string]bool) {
 	ds := applied.devices[e.dev]
 	idx := p.index(e.dev)
 	if ds == nil || idx == 0 || !e.old.IsValid() {
@@ -327,14 +340,14 @@ func (p *program) delHostEntries(applied *desired, e hostEntry) {
 	}
 	mac := VTEPMAC(e.host, e.vni)
 	if !e.wantOK || e.want.underlay != e.old {
-		if p.do(p.nk.delFDB(idx, fdbEntry{mac: mac.String(), dst: e.old})) {
-			if ds.fdb[mac.String()] == e.old {
-				delete(ds.fdb, mac.String())
-			}
+		// A host that moved had its FDB entry replaced; one that is gone
+		// loses it.
+		if !e.wantOK && !keep[e.dev+" "+mac.String()] && p.do(p.nk.delFDB(idx, fdbEntry{mac: mac.String(), dst: e.old})) {
+			delete(ds.fdb, mac.String())
 			p.changes.FDBDeleted++
 			p.o.log.Debug("fdb entry removed", "iface", e.dev, "mac", mac, "dst", e.old)
 		}
-		if !p.sharedUnderlay(ds, e) && p.do(p.nk.delNeigh(idx, e.old)) {
+		if !keep[e.dev+" "+e.old.String()] && p.do(p.nk.delNeigh(idx, e.old)) {
 			delete(ds.neigh, e.old)
 			p.changes.NeighDeleted++
 			p.logHost("remote host removed", e.old, e.dev, e.vni)
@@ -342,7 +355,7 @@ func (p *program) delHostEntries(applied *desired, e hostEntry) {
 	}
 	if e.oldLLMAC != nil && (!e.wantOK || !e.v6) {
 		ll := linkLocal(e.oldLLMAC)
-		if p.do(p.nk.delNeigh(idx, ll)) {
+		if !keep[e.dev+" "+ll.String()] && p.do(p.nk.delNeigh(idx, ll)) {
 			delete(ds.neigh, ll)
 			p.changes.NeighDeleted++
 			p.logHost("remote host removed", ll, e.dev, e.vni)
@@ -351,17 +364,6 @@ func (p *program) delHostEntries(applied *desired, e hostEntry) {
 	if !e.wantOK {
 		delete(ds.hosts, e.host)
 	}
-}
-
-// sharedUnderlay reports whether another programmed host of the device
-// has e's old underlay address (misconfigured hosts): its neighbor stays.
-func (p *program) sharedUnderlay(ds *devState, e hostEntry) bool {
-	for h, u := range ds.hosts {
-		if h != e.host && u == e.old {
-			return true
-		}
-	}
-	return false
 }
 
 // setRoute installs or replaces one route: ip route replace.

@@ -248,7 +248,7 @@ func (p *program) addDeviceEntries(dev string, ds *devState) {
 			continue
 		}
 		hw, _ := net.ParseMAC(mac)
-		if p.do(p.nk.appendFDB(idx, hw, dst)) {
+		if p.do(p.nk.setFDB(idx, hw, dst)) {
 			p.changes.FDBAdded++
 			p.o.log.Debug("fdb entry added", "iface", dev, "mac", mac, "dst", dst)
 		}

@@ -1,6 +1,9 @@
 package store
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Exception records (layout 2). An address whose owner is not the host
 // that claimed its block — a borrowed address, `docker run --ip` in another
@@ -94,4 +97,15 @@ func revIs(key string, rev int64) Cmp {
 		return Absent(key)
 	}
 	return ModRevIs(key, rev)
+}
+
+// IPAMLayoutKey records that MigrateExceptions ran on this cluster, so
+// that podnetds starting later do not read every pool again.
+const IPAMLayoutKey = "layout/ipam"
+
+// IPAMLayoutMark is the record at IPAMLayoutKey.
+type IPAMLayoutMark struct {
+	Layout   int       `json:"layout"`
+	Migrated time.Time `json:"migrated"`
+	By       string    `json:"by"`
 }

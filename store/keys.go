@@ -23,6 +23,7 @@ import (
 //	endpoints/<host>/<docker endpoint id> Endpoint      one Docker endpoint on one host
 //	epmeta/<host>/<docker endpoint id>    EndpointMeta  its container's name, labels, readiness
 //	vnis/<vni>                            VNIClaim      a VXLAN VNI taken by a logical network
+//	layout/ipam                           IPAMLayoutMark exception records migrated (exceptions.go)
 //
 // <pool> and <block> are CIDRs with "/" written as "-" (10.1.0.0-16,
 // fd00::-64). Address keys are the address in fixed-width hex so that

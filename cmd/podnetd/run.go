@@ -89,6 +89,9 @@ func run(parent context.Context, cfg *config) error {
 	if err := waitForEtcd(ctx, st, log); err != nil {
 		return err
 	}
+	if err := migrateIPAMLayout(ctx, st, cfg.HostName, log); err != nil {
+		log.Warn("IPAM layout not migrated; retrying at the next start", "err", err)
+	}
 	if err := drv.Restore(ctx); err != nil {
 		// Keep serving: one broken network must not take every other
 		// network on the host down with it.
@@ -121,7 +124,7 @@ func run(parent context.Context, cfg *config) error {
 			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher")}).Run(ctx)
 	}
 	adm.setReady(&adminDeps{store: st, cluster: cluster.New(st, ipm, log.With("component", "cluster")),
-		driver: drv, ipam: ipm, rec: rec, embedded: embedded})
+		driver: drv, ipam: ipm, rec: rec, embedded: embedded, overlay: ov})
 
 	select {
 	case <-ctx.Done():
@@ -243,7 +246,7 @@ func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay
 			}
 		}
 	}
-	alive := store.HostAlive{Name: cfg.HostName, Started: time.Now().UTC(), Version: version}
+	alive := store.HostAlive{Name: cfg.HostName, Started: time.Now().UTC(), Version: version, IPAMLayout: store.IPAMLayoutExceptions}
 	go st.KeepAlive(ctx, store.AliveKey(cfg.HostName), alive, cfg.LivenessTTL, func(up bool) {
 		if !up {
 			log.Warn("liveness lease lost; other hosts may consider this host down until it is renewed")

@@ -334,7 +334,11 @@ func podnetRoutes(t *testing.T, l *Lab, host string) int {
 // container start than with three hosts, and removes them when they go.
 func TestThousandHosts(t *testing.T) {
 	l := multi(t)
-	const pool, n = "100.64.0.0/12", 1000
+	const pool = "100.64.0.0/10"
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("PODNET_E2E_FAKE_HOSTS")); err == nil && v > 0 {
+		n = v // a measurement at another size (the RSS bound is for 1000)
+	}
 	vxNet(t, l, "thou", pool)
 	run(t, l, "h2", "thou-h2", sleeper("--network", "thou")...)
 	base := podnetRoutes(t, l, "h1")
@@ -352,9 +356,9 @@ func TestThousandHosts(t *testing.T) {
 	programmed := time.Since(start)
 	rss := rssOf(t, pid)
 	s := overlayOf(t, l, "h1")
-	t.Logf("1000 hosts: written to etcd in %v, programmed on h1 %v after the first write (%d routes); h1 podnetd RSS %d MiB (before %d MiB); overlay: %d full passes, %d incremental passes, %d errors",
-		written.Round(time.Millisecond), programmed.Round(time.Millisecond), got, rss>>20, rssBefore>>20, s.Syncs, s.Steps, s.Errors)
-	if rss > 100<<20 {
+	t.Logf("%d hosts: written to etcd in %v, programmed on h1 %v after the first write (%d routes); h1 podnetd RSS %d MiB (before %d MiB); overlay: %d full passes, %d incremental passes, %d errors",
+		n, written.Round(time.Millisecond), programmed.Round(time.Millisecond), got, rss>>20, rssBefore>>20, s.Syncs, s.Steps, s.Errors)
+	if n <= 1000 && rss > 100<<20 {
 		t.Errorf("podnetd RSS %d MiB with 1000 hosts, want ≤ 100 MiB", rss>>20)
 	}
 	if s.Errors != 0 {
@@ -369,7 +373,7 @@ func TestThousandHosts(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	d := overlayOf(t, l, "h1").sub(before)
 	tot := total(d)
-	t.Logf("h1 during 10 starts on h2 with 1000 hosts: overlay watches %d events, %d bytes (by kind %v)", tot.Events, tot.EventBytes, d)
+	t.Logf("h1 during 10 starts on h2 with %d hosts: overlay watches %d events, %d bytes (by kind %v)", n, tot.Events, tot.EventBytes, d)
 	if d["addrs"].Events != 0 || tot.Events >= 10 {
 		t.Errorf("h1 received %d events (%d address records) for 10 starts on h2", tot.Events, d["addrs"].Events)
 	}

@@ -144,42 +144,45 @@ func run(o options) error {
 	return nil
 }
 
-// claim writes every fake host's records but its liveness key: blocks are
-// taken from the top of the pool downwards (real hosts start at offsets
-// spread over the pool; a block already claimed is skipped).
+// claim writes every fake host's records but its liveness key, with a few
+// writers at once: blocks are taken from the top of the pool downwards,
+// skipping those already claimed (real hosts start at offsets spread over
+// the pool).
 func claim(ctx context.Context, st *store.Store, o options, keys *[]string) (int, error) {
 	now := time.Now().UTC()
+	existing, _, err := st.List(ctx, store.BlocksPrefix(o.pool))
+	if err != nil {
+		return 0, err
+	}
+	taken := map[string]bool{}
+	for _, kv := range existing {
+		taken[kv.Key] = true
+	}
+	type write struct {
+		key    string
+		v      any
+		create bool
+	}
+	var writes []write
 	next := lastBlock(o.pool, o.blockBits)
-	first := map[int]netip.Prefix{}
+	first := make([]netip.Prefix, o.hosts)
 	total := 0
 	for i := range o.hosts {
 		name := fmt.Sprintf("%s%05d", o.name, i)
-		u := nthAddr(o.underlay, i+10)
-		for _, kv := range []struct {
-			key string
-			v   any
-		}{
-			{store.HostKey(name), store.Host{Name: name, Underlay: u.String(), Since: now}},
-			{store.PoolRefKey(o.pool, name), store.PoolRef{Host: name, Since: now}},
-		} {
-			if err := st.Put(ctx, kv.key, kv.v); err != nil {
-				return total, err
-			}
-			*keys = append(*keys, kv.key)
-		}
+		writes = append(writes,
+			write{store.HostKey(name), store.Host{Name: name, Underlay: nthAddr(o.underlay, i+10).String(), Since: now}, false},
+			write{store.PoolRefKey(o.pool, name), store.PoolRef{Host: name, Since: now}, false})
 		for claimed := 0; claimed < o.blocks; {
-			if !o.pool.Contains(next.Addr()) {
-				return total, fmt.Errorf("pool %s has no free block left for %s", o.pool, name)
+			if !next.IsValid() || !o.pool.Contains(next.Addr()) {
+				return 0, fmt.Errorf("pool %s has no free block left for %s", o.pool, name)
 			}
 			b := next
 			next = prevBlock(next)
 			key := store.BlockKey(o.pool, b)
-			if _, err := st.Create(ctx, key, store.Block{Host: name, Claimed: now}); errors.Is(err, store.ErrExists) {
+			if taken[key] {
 				continue
-			} else if err != nil {
-				return total, err
 			}
-			*keys = append(*keys, key)
+			writes = append(writes, write{key, store.Block{Host: name, Claimed: now}, true})
 			if claimed == 0 {
 				first[i] = b
 			}
@@ -190,14 +193,46 @@ func claim(ctx context.Context, st *store.Store, o options, keys *[]string) (int
 	// One borrowed address each: .5 of the next fake host's first block.
 	for i := range o.hosts {
 		name := fmt.Sprintf("%s%05d", o.name, i)
-		a := nthAddr(first[(i+1)%o.hosts], 5)
-		key := store.ExcKey(o.pool, a)
-		if err := st.Put(ctx, key, store.Exception{Host: name}); err != nil {
-			return total, err
-		}
-		*keys = append(*keys, key)
+		writes = append(writes, write{store.ExcKey(o.pool, nthAddr(first[(i+1)%o.hosts], 5)), store.Exception{Host: name}, false})
 	}
-	return total, nil
+	work := make(chan write)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range 16 {
+		wg.Go(func() {
+			for w := range work {
+				var err error
+				if w.create {
+					_, err = st.Create(ctx, w.key, w.v)
+				} else {
+					err = st.Put(ctx, w.key, w.v)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("write %s: %w", w.key, err)
+					return
+				}
+				mu.Lock()
+				*keys = append(*keys, w.key) // only what was written here is deleted at the end
+				mu.Unlock()
+			}
+		})
+	}
+	var werr error
+feed:
+	for _, w := range writes {
+		select {
+		case work <- w:
+		case werr = <-errs:
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if werr == nil && len(errs) > 0 {
+		werr = <-errs
+	}
+	return total, werr
 }
 
 func nthAddr(p netip.Prefix, n int) netip.Addr {

@@ -105,6 +105,30 @@ func etcdCounter(t *testing.T, l *Lab, host string) func() int64 {
 	}
 }
 
+// startAll starts perHost sleeping containers on every host at once, on
+// network net, named <prefix><host>-<i> (removed when the test ends).
+func startAll(t *testing.T, l *Lab, net, prefix string, perHost int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, perHost*len(l.Hosts()))
+	for _, h := range l.Hosts() {
+		for i := range perHost {
+			name := fmt.Sprintf("%s%s-%d", prefix, h, i)
+			t.Cleanup(func() { _, _ = l.Docker(h, "rm", "-f", name) })
+			wg.Go(func() {
+				if _, err := l.Docker(h, append([]string{"run", "-d", "--name", name}, sleeper("--network", net)...)...); err != nil {
+					errs <- err
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
 // etcdLeader is the member (1..3) that leads the lab's etcd cluster.
 func etcdLeader(t *testing.T, l *Lab) int {
 	t.Helper()
@@ -169,24 +193,7 @@ func TestWatchReadBackAfterStartsAndLeaderChange(t *testing.T) {
 		bytesBefore[h] = counters[h]()
 	}
 
-	var wg sync.WaitGroup
-	errs := make(chan error, 30)
-	for _, h := range l.Hosts() {
-		for i := range 10 {
-			name := fmt.Sprintf("wrb%s-%d", h, i)
-			t.Cleanup(func() { _, _ = l.Docker(h, "rm", "-f", name) })
-			wg.Go(func() {
-				if _, err := l.Docker(h, append([]string{"run", "-d", "--name", name}, sleeper("--network", "wrb")...)...); err != nil {
-					errs <- err
-				}
-			})
-		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	startAll(t, l, "wrb", "wrb", 10)
 	time.Sleep(2 * time.Second) // every watch event delivered
 	afterStarts := map[string]overlayStats{}
 	for _, h := range l.Hosts() {

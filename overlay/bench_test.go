@@ -14,11 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/link"
-	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
-	"github.com/podnet/podnet/store/storetest"
-	"github.com/vishvananda/netlink"
 )
 
 // The scale scenario: this host (h0000) plus N remote hosts, 4 blocks
@@ -101,24 +97,7 @@ func scaleKVs(n int, withAddrs bool) scaleListing {
 // hosts, its view fed through the followers as Run feeds it (no etcd is
 // contacted). It returns the heap the view took and the namespace's name.
 func scaleOverlay(tb testing.TB, n int) (*Overlay, Network, uint64, string) {
-	testutil.SkipUnlessLinkType(tb, "vxlan")
-	ns := testutil.NewNetNS(tb)
-	must(tb, ns.NL.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth1"}))
-	eth0, err := ns.NL.LinkByName("eth0")
-	must(tb, err)
-	must(tb, ns.NL.AddrAdd(eth0, mustAddr("10.80.1.1/16")))
-	must(tb, ns.NL.LinkSetUp(eth0))
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "pn-scale"}}
-	must(tb, ns.NL.LinkAdd(br))
-	must(tb, ns.NL.LinkSetUp(br))
-	k := &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}
-	u, err := DetectUnderlay(k, "eth0")
-	must(tb, err)
-	st, err := store.Open(store.Config{Endpoints: []string{"127.0.0.1:1"}})
-	must(tb, err)
-	tb.Cleanup(func() { st.Close() })
-	o, err := New(Config{Host: scaleHost(0), Store: st, Kernel: k, Logger: storetest.Logger(tb), Underlay: u})
-	must(tb, err)
+	o, ns := nsOverlay(tb, scaleHost(0), "10.80.1.1/16", "pn-scale")
 	n0 := Network{ID: "scale", VNI: 100, Bridge: "pn-scale", Pools: []netip.Prefix{scalePool}}
 	if _, err := o.EnsureNetwork(n0); err != nil {
 		tb.Fatal(err)

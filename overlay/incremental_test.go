@@ -109,31 +109,43 @@ func (e *fakeEtcd) deliver(ev store.Event) {
 	}
 }
 
-// incrementalOverlay is host "a" in a fresh namespace (underlay eth0
-// 10.250.0.1/24, bridge pn-net1) with the given networks registered.
-func incrementalOverlay(t *testing.T, nets ...Network) *Overlay {
-	testutil.SkipUnlessLinkType(t, "vxlan")
-	ns := testutil.NewNetNS(t)
-	must(t, ns.NL.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth1"}))
+// nsOverlay is host's Overlay in a fresh namespace whose underlay is eth0
+// (a veth) at cidr, with up bridges of the given names; its store is never
+// contacted (tests feed the followers themselves).
+func nsOverlay(tb testing.TB, host, cidr string, bridges ...string) (*Overlay, *testutil.NetNS) {
+	testutil.SkipUnlessLinkType(tb, "vxlan")
+	ns := testutil.NewNetNS(tb)
+	must(tb, ns.NL.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth1"}))
 	eth0, err := ns.NL.LinkByName("eth0")
-	must(t, err)
-	must(t, ns.NL.AddrAdd(eth0, mustAddr("10.250.0.1/24")))
-	must(t, ns.NL.LinkSetUp(eth0))
-	for _, n := range nets {
-		must(t, ns.NL.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge}}))
-		br, err := ns.NL.LinkByName(n.Bridge)
-		must(t, err)
-		must(t, ns.NL.LinkSetUp(br))
+	must(tb, err)
+	must(tb, ns.NL.AddrAdd(eth0, mustAddr(cidr)))
+	must(tb, ns.NL.LinkSetUp(eth0))
+	for _, b := range bridges {
+		must(tb, ns.NL.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: b}}))
+		br, err := ns.NL.LinkByName(b)
+		must(tb, err)
+		must(tb, ns.NL.LinkSetUp(br))
 	}
 	k := &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}
 	u, err := DetectUnderlay(k, "eth0")
-	must(t, err)
+	must(tb, err)
 	st, err := store.Open(store.Config{Endpoints: []string{"127.0.0.1:1"}}) // never contacted
-	must(t, err)
-	t.Cleanup(func() { st.Close() })
-	o, err := New(Config{Host: "a", Store: st, Kernel: k, Logger: storetest.Logger(t), Underlay: u,
+	must(tb, err)
+	tb.Cleanup(func() { st.Close() })
+	o, err := New(Config{Host: host, Store: st, Kernel: k, Logger: storetest.Logger(tb), Underlay: u,
 		Sysctl: func(string, string) error { return nil }})
-	must(t, err)
+	must(tb, err)
+	return o, ns
+}
+
+// incrementalOverlay is host "a" (underlay 10.250.0.1/24) with the given
+// networks registered.
+func incrementalOverlay(t *testing.T, nets ...Network) *Overlay {
+	var bridges []string
+	for _, n := range nets {
+		bridges = append(bridges, n.Bridge)
+	}
+	o, _ := nsOverlay(t, "a", "10.250.0.1/24", bridges...)
 	for _, n := range nets {
 		_, err := o.EnsureNetwork(n)
 		must(t, err)

@@ -29,27 +29,26 @@ func TestRollingUpgrade(t *testing.T) {
 		pv := h.ov.view.pools[l.pool]
 		return pv != nil && pv.fromAddrs
 	}
-	for _, h := range []*labHost{h1, h2} {
-		eventually(t, 3*time.Second, h.name+" follows exception records only", func() error {
-			if following(h) {
-				return errors.New("still following address records")
-			}
-			return nil
-		})
+	// waitFollowing waits until host1 and host2 follow address records
+	// (and are in legacy mode) or not.
+	waitFollowing := func(want bool, timeout time.Duration) {
+		t.Helper()
+		for _, h := range []*labHost{h1, h2} {
+			eventually(t, timeout, fmt.Sprintf("%s following address records: %v", h.name, want), func() error {
+				if got, legacy := following(h), h.ov.Stats().Legacy; got != want || legacy != want {
+					return fmt.Errorf("following %v, legacy %v", got, legacy)
+				}
+				return nil
+			})
+		}
 	}
+	waitFollowing(false, 3*time.Second)
 
 	// host3 restarts as an old podnetd.
 	h3.setAlive(false)
 	h3.oldLayout = true
 	h3.setAlive(true)
-	for _, h := range []*labHost{h1, h2} {
-		eventually(t, 3*time.Second, h.name+" in legacy mode", func() error {
-			if !h.ov.Stats().Legacy || !following(h) {
-				return fmt.Errorf("legacy %v, following addresses %v", h.ov.Stats().Legacy, following(h))
-			}
-			return nil
-		})
-	}
+	waitFollowing(true, 3*time.Second)
 	// The old IPAM of host3 takes an address in host2's block without an
 	// exception record, and "released" another one whose record it left.
 	b2 := l.blocksOf(l.pool)["host2"][0]
@@ -77,13 +76,8 @@ func TestRollingUpgrade(t *testing.T) {
 	h3.setAlive(false)
 	h3.oldLayout = false
 	h3.setAlive(true)
+	waitFollowing(false, 15*time.Second)
 	for _, h := range []*labHost{h1, h2} {
-		eventually(t, 15*time.Second, h.name+" back to exception records", func() error {
-			if following(h) {
-				return errors.New("still following address records")
-			}
-			return nil
-		})
 		rs := h.routes()
 		if !contains(rs, route(h)) || contains(rs, staleRoute) {
 			t.Fatalf("%s after the upgrade: routes %v: want %q and not %q", h.name, rs, route(h), staleRoute)

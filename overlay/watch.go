@@ -312,14 +312,7 @@ func (f hostsFollower) Snapshot(kvs []store.KV) {
 	f.o.mu.Lock()
 	f.o.count("hosts", kvs, nil)
 	v := f.o.view
-	for name := range v.hosts {
-		if _, ok := hosts[name]; !ok {
-			v.delHost(name)
-		}
-	}
-	for name, u := range hosts {
-		v.setHost(name, u)
-	}
+	replaceAll(v.hosts, hosts, v.setHost, v.delHost)
 	v.hostsLoaded = true
 	f.o.mu.Unlock()
 	f.o.kick()
@@ -371,14 +364,7 @@ func (f aliveFollower) Snapshot(kvs []store.KV) {
 	f.o.mu.Lock()
 	f.o.count("alive", kvs, nil)
 	v := f.o.view
-	for name := range v.alive {
-		if _, ok := alive[name]; !ok {
-			v.delAlive(name)
-		}
-	}
-	for name, old := range alive {
-		v.setAlive(name, old)
-	}
+	replaceAll(v.alive, alive, v.setAlive, v.delAlive)
 	v.aliveLoaded = true
 	f.o.mu.Unlock()
 	f.o.kick()
@@ -484,41 +470,26 @@ func (f *poolFollower) Changes(evs []store.Event) {
 func (p *poolView) replace(kind string, fresh *poolView) {
 	switch kind {
 	case kindRefs:
-		for h := range p.refs {
-			if !fresh.refs[h] {
-				p.delRef(h)
-			}
-		}
-		for h := range fresh.refs {
-			p.setRef(h)
-		}
+		replaceAll(p.refs, fresh.refs, func(h string, _ bool) { p.setRef(h) }, p.delRef)
 	case kindBlocks:
-		for b := range p.blocks {
-			if _, ok := fresh.blocks[b]; !ok {
-				p.delBlock(b)
-			}
-		}
-		for b, h := range fresh.blocks {
-			p.setBlock(b, h)
-		}
+		replaceAll(p.blocks, fresh.blocks, p.setBlock, p.delBlock)
 	case kindAddrs:
-		for a := range p.addrs {
-			if _, ok := fresh.addrs[a]; !ok {
-				p.delAddr(a)
-			}
-		}
-		for a, o := range fresh.addrs {
-			p.setAddr(a, o)
-		}
+		replaceAll(p.addrs, fresh.addrs, p.setAddr, p.delAddr)
 	case kindExc:
-		for a := range p.exc {
-			if _, ok := fresh.exc[a]; !ok {
-				p.delExc(a)
-			}
+		replaceAll(p.exc, fresh.exc, p.setExc, p.delExc)
+	}
+}
+
+// replaceAll makes cur hold fresh's entries: del for each key fresh lacks,
+// set for each of fresh's (the setters ignore what does not change).
+func replaceAll[K comparable, V any](cur, fresh map[K]V, set func(K, V), del func(K)) {
+	for k := range cur {
+		if _, ok := fresh[k]; !ok {
+			del(k)
 		}
-		for a, o := range fresh.exc {
-			p.setExc(a, o)
-		}
+	}
+	for k, v := range fresh {
+		set(k, v)
 	}
 }
 

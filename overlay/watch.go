@@ -275,9 +275,9 @@ func (o *Overlay) devicesIntact() bool {
 	return true
 }
 
-// count adds what a watch delivered to the kind's counters. Called with
-// o.mu held.
-func (o *Overlay) count(kind string, kvs []store.KV, evs []store.Event) {
+// count adds what a watch delivered to the kind's counters: a listing
+// (snapshot) or changes. Called with o.mu held.
+func (o *Overlay) count(kind string, snapshot bool, kvs []store.KV, evs []store.Event) {
 	if o.watch == nil {
 		o.watch = map[string]*WatchStats{}
 	}
@@ -286,7 +286,7 @@ func (o *Overlay) count(kind string, kvs []store.KV, evs []store.Event) {
 		w = &WatchStats{}
 		o.watch[kind] = w
 	}
-	if kvs != nil {
+	if snapshot {
 		w.Snapshots++
 		w.SnapshotKeys += len(kvs)
 		for _, kv := range kvs {
@@ -310,7 +310,7 @@ func (f hostsFollower) Snapshot(kvs []store.KV) {
 		}
 	}
 	f.o.mu.Lock()
-	f.o.count("hosts", kvs, nil)
+	f.o.count("hosts", true, kvs, nil)
 	v := f.o.view
 	replaceAll(v.hosts, hosts, v.setHost, v.delHost)
 	v.hostsLoaded = true
@@ -320,7 +320,7 @@ func (f hostsFollower) Snapshot(kvs []store.KV) {
 
 func (f hostsFollower) Changes(evs []store.Event) {
 	f.o.mu.Lock()
-	f.o.count("hosts", nil, evs)
+	f.o.count("hosts", false, nil, evs)
 	for _, e := range evs {
 		if e.Type == store.EventDelete {
 			f.o.view.delHost(strings.TrimPrefix(e.Key, store.HostsPrefix))
@@ -362,7 +362,7 @@ func (f aliveFollower) Snapshot(kvs []store.KV) {
 		alive[strings.TrimPrefix(kv.Key, store.AlivePrefix)] = oldLayout(kv.Value)
 	}
 	f.o.mu.Lock()
-	f.o.count("alive", kvs, nil)
+	f.o.count("alive", true, kvs, nil)
 	v := f.o.view
 	replaceAll(v.alive, alive, v.setAlive, v.delAlive)
 	v.aliveLoaded = true
@@ -372,7 +372,7 @@ func (f aliveFollower) Snapshot(kvs []store.KV) {
 
 func (f aliveFollower) Changes(evs []store.Event) {
 	f.o.mu.Lock()
-	f.o.count("alive", nil, evs)
+	f.o.count("alive", false, nil, evs)
 	for _, e := range evs {
 		name := strings.TrimPrefix(e.Key, store.AlivePrefix)
 		if e.Type == store.EventDelete {
@@ -435,7 +435,7 @@ func (f *poolFollower) Snapshot(kvs []store.KV) {
 	if f.dead {
 		return
 	}
-	f.o.count(f.name(), kvs, nil)
+	f.o.count(f.name(), true, kvs, nil)
 	pv := f.pv
 	for _, kind := range []string{kindRefs, kindBlocks, kindExc, kindAddrs} {
 		if f.kind != "" && f.kind != kind {
@@ -459,7 +459,7 @@ func (f *poolFollower) Changes(evs []store.Event) {
 	if f.dead {
 		return
 	}
-	f.o.count(f.name(), nil, evs)
+	f.o.count(f.name(), false, nil, evs)
 	for _, e := range evs {
 		f.apply(f.pv, e)
 	}

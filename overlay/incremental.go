@@ -76,13 +76,17 @@ func (o *Overlay) step() (Changes, bool, error) {
 	var warns [][]any
 	o.model.warn = func(msg string, args ...any) { warns = append(warns, append([]any{msg}, args...)) }
 	sp := o.model.plan(dirty, o.applied)
-	names := map[netip.Addr]string{}
+	names := map[netip.Addr]string{} // next hops → hosts, for logs
 	for _, h := range sp.hosts {
 		if h.old.IsValid() {
 			names[h.old] = h.host
 		}
+		if h.oldLLMAC != nil {
+			names[linkLocal(h.oldLLMAC)] = h.host
+		}
 		if h.wantOK {
 			names[h.want.underlay] = h.host
+			names[linkLocal(h.want.mac)] = h.host
 		}
 	}
 	o.mu.Unlock()

@@ -60,9 +60,13 @@ type ExcState struct {
 	// The exception record.
 	ExcHost string
 	ExcRev  int64
-	// The block holding Addr and its claimant ("" and 0 when unclaimed).
-	Block    netip.Prefix
+	// The claimant of the block holding Addr ("" when unclaimed), and
+	// the block with its revision when the fix must also hold only if the
+	// block did not change (left invalid: not compared; a block claimed
+	// meanwhile can only make a written record harmless, since a block is
+	// released only once it holds no container address).
 	Claimant string
+	Block    netip.Prefix
 	BlockRev int64
 }
 

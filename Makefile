@@ -9,7 +9,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 all: build
 
-build: $(BIN)/podnetd $(BIN)/podnetctl $(BIN)/netcheck
+build: $(BIN)/podnetd $(BIN)/podnetctl $(BIN)/netcheck $(BIN)/fakehosts
 
 $(BIN)/%: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
@@ -17,6 +17,10 @@ $(BIN)/%: FORCE
 # netcheck is a test tool baked into the test image (scripts/busybox-image.sh).
 $(BIN)/netcheck: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./test/netcheck
+
+# fakehosts stands in for many podnetd hosts in etcd (e2e scale tests).
+$(BIN)/fakehosts: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./test/fakehosts
 
 FORCE:
 

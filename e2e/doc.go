@@ -32,6 +32,8 @@
 //	PODNET_BIN        directory holding podnetd and podnetctl (default <repo>/bin)
 //	PODNET_E2E_KEEP   1: leave the last lab up after the tests, for debugging
 //	                  (the next Up, or `scripts/lab.sh down`, removes it)
+//	PODNET_E2E_FAKE_HOSTS  stand-in hosts TestThousandHosts adds (default 1000;
+//	                  its RSS bound applies up to 1000)
 //	PODNET_LAB_SH     the lab script (default <repo>/scripts/lab.sh)
 //	LAB_DIR           lab state directory (default /tmp/podnet-lab)
 //	LAB_NAME          prefix of the lab's netns, links and rules (default lab)

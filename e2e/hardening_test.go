@@ -236,30 +236,40 @@ func TestEtcdDownStartsFailFastAndRecover(t *testing.T) {
 // etcdLeader returns the lab's etcd member (1..3) that leads now.
 func etcdLeader(t *testing.T, l *Lab) int {
 	t.Helper()
-	out := l.MustExec(t, "h1", "sh", "-c", `etcdctl --endpoints "$LAB_ETCD_ENDPOINTS" endpoint status -w json`)
-	var st []struct {
-		Endpoint string
-		Status   struct {
-			Header struct {
-				MemberID uint64 `json:"member_id"`
-			} `json:"header"`
-			Leader uint64 `json:"leader"`
+	var leader int
+	err := Poll(time.Minute, func() (bool, string) {
+		// With a member down etcdctl exits 1 but still reports the others
+		// on stdout (its complaints go to stderr).
+		out, _ := l.Exec("h1", "sh", "-c", `etcdctl --endpoints "$LAB_ETCD_ENDPOINTS" endpoint status -w json 2>/dev/null; true`)
+		var st []struct {
+			Endpoint string
+			Status   struct {
+				Header struct {
+					MemberID uint64 `json:"member_id"`
+				} `json:"header"`
+				Leader uint64 `json:"leader"`
+			}
 		}
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("etcdctl endpoint status: %v: %s", err, out)
-	}
-	for _, s := range st {
-		if s.Status.Leader != 0 && s.Status.Leader == s.Status.Header.MemberID {
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			return false, fmt.Sprintf("etcdctl endpoint status: %v: %s", err, out)
+		}
+		for _, s := range st {
+			if s.Status.Leader == 0 || s.Status.Leader != s.Status.Header.MemberID {
+				continue
+			}
 			for m, ep := range l.EtcdEndpoints() {
 				if ep == s.Endpoint {
-					return m + 1
+					leader = m + 1
+					return true, ""
 				}
 			}
 		}
+		return false, "no leader among " + out
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no etcd leader in %s", out)
-	return 0
+	return leader
 }
 
 func medianOf(ds []time.Duration) time.Duration {

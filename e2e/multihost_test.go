@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -227,26 +226,7 @@ func clientSees(t *testing.T, l *Lab, host, name string, port int) string {
 func TestConcurrentStartsAcrossHosts(t *testing.T) {
 	l := multi(t)
 	vxNet(t, l, "burst", "10.243.0.0/16")
-	var wg sync.WaitGroup
-	errs := make(chan error, 30)
-	for _, h := range l.Hosts() {
-		for i := range 10 {
-			name := fmt.Sprintf("b%s-%d", h, i)
-			t.Cleanup(func() { _, _ = l.Docker(h, "rm", "-f", name) })
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := l.Docker(h, append([]string{"run", "-d", "--name", name}, sleeper("--network", "burst")...)...); err != nil {
-					errs <- err
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	startAll(t, l, "burst", "b", 10)
 	seen := map[string]string{}
 	for _, h := range l.Hosts() {
 		for i := range 10 {

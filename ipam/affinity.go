@@ -333,16 +333,30 @@ func (m *IPAM) dropAllBlocks(ctx context.Context, p netip.Prefix, host string) (
 	if err != nil {
 		return 0, 0, fmt.Errorf("list addresses of pool %s: %w", p, err)
 	}
+	addrs := 0
 	for _, kv := range kvs {
 		var a store.Address
 		if err := kv.Decode(&a); err == nil && a.Kind != store.AddrGateway && a.Host == host {
+			keys = append(keys, kv.Key)
+			addrs++
+		}
+	}
+	// The host's exception records go too (those of its addresses, and any
+	// left stale by a podnetd older than layout 2).
+	excs, _, err := m.st.List(ctx, store.ExcPrefix(p))
+	if err != nil {
+		return 0, 0, fmt.Errorf("list exception records of pool %s: %w", p, err)
+	}
+	for _, kv := range excs {
+		var e store.Exception
+		if err := kv.Decode(&e); err == nil && e.Host == host {
 			keys = append(keys, kv.Key)
 		}
 	}
 	if err := m.deleteKeys(ctx, keys); err != nil {
 		return 0, 0, fmt.Errorf("release blocks of host %s in pool %s: %w", host, p, err)
 	}
-	return blocks, len(keys) - blocks, nil
+	return blocks, addrs, nil
 }
 
 // deleteKeys deletes keys in transactions of a size etcd accepts (its

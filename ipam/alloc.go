@@ -139,7 +139,10 @@ func (ps *poolState) hasFree() bool {
 func (m *IPAM) createAddr(ctx context.Context, ps *poolState, a netip.Addr, gen uint64) (bool, error) {
 	key := store.AddrKey(ps.prefix, a)
 	rec := store.Address{IP: a, Kind: store.AddrContainer, Host: m.host, Since: m.now()}
-	ok, _, err := m.st.Txn(ctx, []store.Cmp{store.Absent(key)}, []store.Op{store.Put(key, rec)})
+	ps.mu.Lock()
+	own := ps.blocks.find(a) != nil
+	ps.mu.Unlock()
+	ok, _, err := m.st.Txn(ctx, []store.Cmp{store.Absent(key)}, []store.Op{store.Put(key, rec), m.exceptionOp(ps.prefix, a, own)})
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	delete(ps.pending, a)
@@ -313,7 +316,7 @@ func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipam.ReleaseAddressRequest
 	mine := ps.mine[a]
 	ps.mu.Unlock()
 	if mine { // the common case: one delete
-		if _, _, err := m.st.Txn(ctx, nil, []store.Op{store.Delete(store.AddrKey(p, a))}); err != nil {
+		if _, _, err := m.st.Txn(ctx, nil, addrDeleteOps(p, a)); err != nil {
 			return fmt.Errorf("release address %s of pool %s: %w", a, p, err)
 		}
 		ps.forget(a)
@@ -348,7 +351,7 @@ func (m *IPAM) releaseChecked(ctx context.Context, ps *poolState, a netip.Addr) 
 				"owner", rec.Host, "endpoint", rec.Endpoint)
 			return nil
 		}
-		ok, _, err := m.st.Txn(ctx, []store.Cmp{store.ModRevIs(key, rev)}, []store.Op{store.Delete(key)})
+		ok, _, err := m.st.Txn(ctx, []store.Cmp{store.ModRevIs(key, rev)}, addrDeleteOps(p, a))
 		if err != nil {
 			return fmt.Errorf("release address %s of pool %s: %w", a, p, err)
 		}
@@ -358,4 +361,27 @@ func (m *IPAM) releaseChecked(ctx context.Context, ps *poolState, a netip.Addr) 
 		}
 	}
 	return fmt.Errorf("release address %s of pool %s: its record keeps changing; retry", a, p)
+}
+
+// exceptionOp is the exception record's share of the transaction that
+// creates a container address of this host: written when the address lies
+// outside this host's blocks (other hosts then route it as a /32 to this
+// host, without following every address of the pool), deleted otherwise
+// (a record left by a podnetd older than layout 2 would misroute it). The
+// delete of an absent key costs nothing and notifies no watcher.
+func (m *IPAM) exceptionOp(p netip.Prefix, a netip.Addr, own bool) store.Op {
+	claimant := ""
+	if own {
+		claimant = m.host
+	}
+	if store.NeedsException(store.AddrContainer, m.host, claimant) {
+		return store.Put(store.ExcKey(p, a), store.Exception{Host: m.host})
+	}
+	return store.Delete(store.ExcKey(p, a))
+}
+
+// addrDeleteOps releases an address: its record and its exception record
+// (if any) go in one transaction.
+func addrDeleteOps(p netip.Prefix, a netip.Addr) []store.Op {
+	return []store.Op{store.Delete(store.AddrKey(p, a)), store.Delete(store.ExcKey(p, a))}
 }

@@ -71,6 +71,22 @@
 // the host stops using the pool (ReleasePool, GC), not when they empty:
 // borrowing covers a pool whose blocks are all claimed.
 //
+// Exception records. An address this host creates outside its own blocks
+// (borrowed, --ip or an aux address in another host's block or an
+// unclaimed one) gets an exception record (ipam/<pool>/exc/<hex ip>, owner
+// only) in the same transaction, and loses it with the address (release,
+// GC, host removal). Other hosts route such an address as a /32 to its
+// owner, and learn of it from these records alone: they never receive
+// address records, which every container start and stop writes, so a
+// start costs other hosts nothing. An address created inside this host's
+// blocks deletes any exception record in the same transaction (one left by
+// a podnetd older than the records would misroute it; deleting an absent
+// key notifies nobody). Which blocks are this host's comes from its
+// memory, which is authoritative: only this host claims and releases them
+// while it is alive (`podnetctl host rm` refuses a live host). The rule is
+// store.NeedsException; the layout and its migration are described in
+// store/exceptions.go and overlay's doc.go.
+//
 // Explicit addresses and aux addresses. --ip may name any address of the
 // pool, outside the ip-range and in any host's block (the driver then
 // routes it as a /32). Docker sends --aux-address requests exactly like

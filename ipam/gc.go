@@ -49,7 +49,7 @@ func (m *IPAM) GCAddresses(ctx context.Context, live map[netip.Addr]bool, grace 
 			if a.Kind == store.AddrGateway || a.Host != m.host || live[ip] || a.Since.After(cutoff) {
 				continue
 			}
-			ok, _, err := m.st.Txn(ctx, []store.Cmp{store.ModRevIs(kv.Key, kv.ModRev)}, []store.Op{store.Delete(kv.Key)})
+			ok, _, err := m.st.Txn(ctx, []store.Cmp{store.ModRevIs(kv.Key, kv.ModRev)}, addrDeleteOps(e.prefix, ip))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("release leaked address %s of pool %s: %w", ip, e.prefix, err))
 				continue

@@ -8,71 +8,6 @@ import (
 	"sort"
 )
 
-// view is what etcd says, as far as the overlay cares: the hosts' underlay
-// addresses, which hosts are alive, and the blocks and addresses of the
-// pools of the networks registered here. watch.go keeps it current.
-type view struct {
-	hosts map[string]netip.Addr // host → underlay (invalid if unusable)
-	alive map[string]bool
-	pools map[netip.Prefix]*poolView
-	// hostsLoaded and aliveLoaded are set by the first snapshot of each.
-	hostsLoaded, aliveLoaded bool
-}
-
-// poolView is one pool's share of the view.
-type poolView struct {
-	loaded bool
-	refs   map[string]bool         // hosts using the pool
-	blocks map[netip.Prefix]string // block → claiming host
-	bits   map[int]int             // prefix lengths of the blocks → count
-	addrs  map[netip.Addr]addrOwner
-}
-
-// addrOwner is the part of an address record that matters here.
-type addrOwner struct {
-	host      string
-	container bool // gateway and aux addresses are never exceptions
-}
-
-func newView() *view {
-	return &view{hosts: map[string]netip.Addr{}, alive: map[string]bool{}, pools: map[netip.Prefix]*poolView{}}
-}
-
-func newPoolView() *poolView {
-	return &poolView{refs: map[string]bool{}, blocks: map[netip.Prefix]string{}, bits: map[int]int{}, addrs: map[netip.Addr]addrOwner{}}
-}
-
-func (p *poolView) setBlock(b netip.Prefix, host string) {
-	if _, ok := p.blocks[b]; !ok {
-		p.bits[b.Bits()]++
-	}
-	p.blocks[b] = host
-}
-
-func (p *poolView) delBlock(b netip.Prefix) {
-	if _, ok := p.blocks[b]; !ok {
-		return
-	}
-	delete(p.blocks, b)
-	if p.bits[b.Bits()]--; p.bits[b.Bits()] == 0 {
-		delete(p.bits, b.Bits())
-	}
-}
-
-// claimant returns the host whose block holds a ("" if none).
-func (p *poolView) claimant(a netip.Addr) string {
-	for bits := range p.bits {
-		b, err := a.Prefix(bits)
-		if err != nil {
-			continue
-		}
-		if h, ok := p.blocks[b]; ok {
-			return h
-		}
-	}
-	return ""
-}
-
 // local is this host's side of the computation.
 type local struct {
 	host     string
@@ -122,120 +57,284 @@ type target struct {
 // is a pure function of its inputs; warn (may be nil) reports data it had
 // to ignore.
 func computeDesired(l local, v *view, warn func(msg string, args ...any)) desired {
+	return newModel(l, v, warn).full()
+}
+
+// macKey is a VTEP MAC as a map key.
+type macKey [6]byte
+
+// model answers, for one view and this host's networks, what each entry of
+// the desired state should be: whole (full) for a full pass, or one key at
+// a time for an incremental pass (incremental.go). Both use the same
+// per-entry rules below, so they cannot disagree. Its only state besides
+// the view is an index of the hosts by VTEP MAC, which incremental passes
+// keep current with updateHost.
+type model struct {
+	l    local
+	v    *view
+	nets []Network // by ID; a network repeating an earlier one's VNI is dropped
+	warn func(msg string, args ...any)
+	// macs lists, per VNI, the eligible remote hosts by VTEP MAC, sorted
+	// by name: the first one of a MAC is programmed, the others collide.
+	macs map[int]map[macKey][]string
+	// byUnderlay lists the eligible remote hosts by underlay address,
+	// sorted: two hosts claiming one address (a misconfiguration) would
+	// share a neighbor entry, so only the first is programmed. indexed is
+	// the address each host is listed under.
+	byUnderlay map[netip.Addr][]string
+	indexed    map[string]netip.Addr
+}
+
+func newModel(l local, v *view, warn func(msg string, args ...any)) *model {
 	if warn == nil {
 		warn = func(string, ...any) {}
 	}
-	d := desired{devices: map[string]*devState{}, routes: map[netip.Prefix]route{}, proxies: map[string]map[netip.Addr]bool{}}
+	m := &model{l: l, v: v, warn: warn, macs: map[int]map[macKey][]string{},
+		byUnderlay: map[netip.Addr][]string{}, indexed: map[string]netip.Addr{}}
 	nets := slices.Clone(l.networks)
 	sort.Slice(nets, func(i, j int) bool { return nets[i].ID < nets[j].ID })
 	for _, n := range nets {
-		dev := DeviceName(n.VNI)
-		if _, dup := d.devices[dev]; dup {
+		if _, dup := m.macs[n.VNI]; dup {
 			warn("two networks share a VNI; ignoring the second", "vni", n.VNI, "network", n.ID)
 			continue
 		}
+		m.nets = append(m.nets, n)
+		m.macs[n.VNI] = map[macKey][]string{}
+	}
+	names := make([]string, 0, len(v.alive))
+	for h := range v.alive {
+		if m.eligible(h) {
+			names = append(names, h)
+		}
+	}
+	sort.Strings(names)
+	for _, h := range names {
+		u := v.hosts[h]
+		m.byUnderlay[u] = append(m.byUnderlay[u], h)
+		m.indexed[h] = u
+	}
+	for vni, byMAC := range m.macs {
+		for _, h := range names {
+			k := macKey(VTEPMAC(h, vni))
+			byMAC[k] = append(byMAC[k], h)
+		}
+	}
+	return m
+}
+
+// eligible reports whether a remote host may be programmed at all: alive,
+// registered with a usable IPv4 underlay address that is not this host's.
+func (m *model) eligible(h string) bool {
+	u, ok := m.v.hosts[h]
+	if h == m.l.host || !m.v.alive[h] || !ok || !u.Is4() {
+		return false
+	}
+	if u == m.l.underlay.Addr {
+		m.warn("remote host claims this host's underlay address; ignoring it", "host", h, "underlay", u)
+		return false
+	}
+	return true
+}
+
+// target is how host h is reached on vni, if it may be programmed: it is
+// eligible, no eligible host that sorts before it claims its underlay
+// address, and its VTEP MAC collides neither with this host's nor with
+// an eligible host's that sorts before it (a collision would send one
+// host's traffic to both).
+func (m *model) target(vni int, h string) (target, bool) {
+	mac := VTEPMAC(h, vni)
+	hosts := m.macs[vni][macKey(mac)]
+	i := slices.Index(hosts, h)
+	switch {
+	case i < 0:
+		return target{}, false
+	case m.byUnderlay[m.v.hosts[h]][0] != h:
+		m.warn("two hosts claim one underlay address; ignoring the later by name", "host", h,
+			"other", m.byUnderlay[m.v.hosts[h]][0], "underlay", m.v.hosts[h])
+		return target{}, false
+	case mac.String() == VTEPMAC(m.l.host, vni).String():
+		m.warn("VTEP MAC collision; ignoring host", "host", h, "other", m.l.host, "vni", vni, "mac", mac)
+		return target{}, false
+	case i > 0:
+		m.warn("VTEP MAC collision; ignoring host", "host", h, "other", hosts[0], "vni", vni, "mac", mac)
+		return target{}, false
+	}
+	return target{underlay: m.v.hosts[h], mac: mac}, true
+}
+
+// updateHost refreshes h's place in the MAC index after its liveness or
+// underlay changed. It returns the other hosts sharing one of its MACs,
+// whose targets may change with it.
+func (m *model) updateHost(h string) []string {
+	ok := m.eligible(h)
+	var partners []string
+	relist := func(u netip.Addr, add bool) {
+		hosts := slices.DeleteFunc(m.byUnderlay[u], func(x string) bool { return x == h })
+		if add {
+			i, _ := slices.BinarySearch(hosts, h)
+			hosts = slices.Insert(hosts, i, h)
+		}
+		if len(hosts) == 0 {
+			delete(m.byUnderlay, u)
+		} else {
+			m.byUnderlay[u] = hosts
+		}
+		for _, x := range hosts {
+			if x != h {
+				partners = append(partners, x)
+			}
+		}
+	}
+	if u, was := m.indexed[h]; was {
+		relist(u, false)
+		delete(m.indexed, h)
+	}
+	if ok {
+		u := m.v.hosts[h]
+		relist(u, true)
+		m.indexed[h] = u
+	}
+	for vni, byMAC := range m.macs {
+		k := macKey(VTEPMAC(h, vni))
+		hosts := slices.DeleteFunc(byMAC[k], func(x string) bool { return x == h })
+		if ok {
+			i, _ := slices.BinarySearch(hosts, h)
+			hosts = slices.Insert(hosts, i, h)
+		}
+		if len(hosts) == 0 {
+			delete(byMAC, k)
+		} else {
+			byMAC[k] = hosts
+		}
+		for _, x := range hosts {
+			if x != h {
+				partners = append(partners, x)
+			}
+		}
+	}
+	return partners
+}
+
+// full computes the whole desired state.
+func (m *model) full() desired {
+	d := desired{devices: map[string]*devState{}, routes: map[netip.Prefix]route{}, proxies: map[string]map[netip.Addr]bool{}}
+	self := m.l.host
+	for _, n := range m.nets {
 		ds := &devState{vni: n.VNI, neigh: map[netip.Addr]string{}, fdb: map[string]netip.Addr{}, hosts: map[string]netip.Addr{}}
-		d.devices[dev] = ds
-		targets := remoteTargets(l, v, n.VNI, warn)
+		d.devices[DeviceName(n.VNI)] = ds
 		users := map[string]bool{}
-		v6 := false
 		for _, p := range n.Pools {
-			pv := v.pools[p.Masked()]
+			pv := m.v.pools[p.Masked()]
 			if pv == nil {
 				continue
 			}
-			v6 = v6 || p.Addr().Is6()
 			for h := range pv.refs {
 				users[h] = true
 			}
 			for b, h := range pv.blocks {
 				users[h] = true
-				if t, ok := targets[h]; ok && h != l.host {
-					d.addRoute(via(l, n, b, h, t), warn)
+				if r, ok := m.blockRoute(n, pv, b); ok {
+					d.addRoute(r, m.warn)
 				}
 			}
-			exceptions(&d, l, n, pv, targets, users, warn)
+			for a, o := range pv.candidates() {
+				if !o.container || o.host == "" {
+					continue
+				}
+				if o.host != self {
+					users[o.host] = true
+					if m.proxied(n, a, o) {
+						d.addProxy(n.Bridge, a)
+					}
+				}
+				if r, ok := m.exceptionRoute(n, pv, a, o); ok {
+					d.addRoute(r, m.warn)
+				}
+			}
 		}
 		// Neighbors and FDB for every remote alive host using the network.
+		v6 := m.hasV6(n)
 		for h := range users {
-			t, ok := targets[h]
-			if !ok {
-				continue
-			}
-			mac := t.mac.String()
-			ds.neigh[t.underlay] = mac
-			ds.fdb[mac] = t.underlay
-			ds.hosts[h] = t.underlay
-			if v6 {
-				ds.neigh[linkLocal(t.mac)] = mac
+			if t, ok := m.target(n.VNI, h); ok {
+				ds.add(h, t, v6)
 			}
 		}
 	}
 	return d
 }
 
-// remoteTargets lists the hosts that may be programmed for a VNI: alive,
-// registered with a usable IPv4 underlay address that is not this host's,
-// and whose VTEP MAC collides with no other host's (a collision would
-// send one host's traffic to both).
-func remoteTargets(l local, v *view, vni int, warn func(string, ...any)) map[string]target {
-	names := make([]string, 0, len(v.alive))
-	for h := range v.alive {
-		names = append(names, h)
+// blockRoute is the route of block b of a pool of n, if it leads to a
+// remote host that may be programmed.
+func (m *model) blockRoute(n Network, pv *poolView, b netip.Prefix) (route, bool) {
+	h, ok := pv.blocks[b]
+	if !ok || h == m.l.host {
+		return route{}, false
 	}
-	sort.Strings(names)
-	out := make(map[string]target, len(names))
-	macs := map[string]string{VTEPMAC(l.host, vni).String(): l.host}
-	for _, h := range names {
-		u, ok := v.hosts[h]
-		if h == l.host || !ok || !u.Is4() {
-			continue
-		}
-		if u == l.underlay.Addr {
-			warn("remote host claims this host's underlay address; ignoring it", "host", h, "underlay", u)
-			continue
-		}
-		mac := VTEPMAC(h, vni)
-		if other, dup := macs[mac.String()]; dup {
-			warn("VTEP MAC collision; ignoring host", "host", h, "other", other, "vni", vni, "mac", mac)
-			continue
-		}
-		macs[mac.String()] = h
-		out[h] = target{underlay: u, mac: mac}
+	t, ok := m.target(n.VNI, h)
+	if !ok {
+		return route{}, false
 	}
-	return out
+	return via(m.l, n, b, h, t), true
 }
 
-// exceptions adds the /32 (/128) routes of container addresses whose owner
-// is not their block's claimant: to the owner if remote and alive, to this
-// host's bridge if the owner is this host and a remote host claims the
-// block (its block route would shadow the container). IPv6 has no proxy
-// ARP: the bridge answers neighbor solicitations only for addresses listed
-// as proxy entries, so every remote container address of an IPv6 pool gets
-// one.
-func exceptions(d *desired, l local, n Network, pv *poolView, targets map[string]target, users map[string]bool, warn func(string, ...any)) {
-	for a, o := range pv.addrs {
-		if !o.container || o.host == "" {
-			continue
+// exceptionRoute is the /32 (/128) route of a container address whose
+// owner is not its block's claimant: to the owner if remote and alive, to
+// this host's bridge if the owner is this host and a remote host claims
+// the block (its block route would shadow the container).
+func (m *model) exceptionRoute(n Network, pv *poolView, a netip.Addr, o addrOwner) (route, bool) {
+	if !o.container || o.host == "" {
+		return route{}, false
+	}
+	claimant := pv.claimant(a)
+	if claimant == o.host {
+		return route{}, false
+	}
+	dst := netip.PrefixFrom(a, a.BitLen())
+	if o.host == m.l.host {
+		if claimant == "" || n.Bridge == "" {
+			return route{}, false // no block route to be shadowed by
 		}
-		t, reachable := targets[o.host]
-		if o.host != l.host {
-			users[o.host] = true
-			if reachable && a.Is6() && n.Bridge != "" {
-				d.addProxy(n.Bridge, a)
-			}
+		return route{dst: dst, dev: n.Bridge, vni: n.VNI, exception: true}, true
+	}
+	t, ok := m.target(n.VNI, o.host)
+	if !ok {
+		return route{}, false
+	}
+	return via(m.l, n, dst, o.host, t), true
+}
+
+// proxied reports whether this host's bridge answers neighbor
+// solicitations for a: IPv6 has no proxy ARP, so every remote container
+// address of an IPv6 pool whose owner is reachable gets a proxy entry.
+func (m *model) proxied(n Network, a netip.Addr, o addrOwner) bool {
+	if !a.Is6() || n.Bridge == "" || !o.container || o.host == "" || o.host == m.l.host {
+		return false
+	}
+	_, ok := m.target(n.VNI, o.host)
+	return ok
+}
+
+// hasV6 reports whether n has an IPv6 pool in the view: its remote hosts
+// then also get a link-local neighbor (the next hop of IPv6 routes).
+func (m *model) hasV6(n Network) bool {
+	for _, p := range n.Pools {
+		if p.Addr().Is6() && m.v.pools[p.Masked()] != nil {
+			return true
 		}
-		claimant := pv.claimant(a)
-		if claimant == o.host {
-			continue
-		}
-		host := netip.PrefixFrom(a, a.BitLen())
-		switch {
-		case o.host == l.host && claimant != "" && n.Bridge != "":
-			d.addRoute(route{dst: host, dev: n.Bridge, vni: n.VNI, exception: true}, warn)
-		case o.host != l.host && reachable:
-			d.addRoute(via(l, n, host, o.host, t), warn)
-		}
+	}
+	return false
+}
+
+// add programs remote host h on the device: its underlay address (and for
+// IPv6 a link-local next hop) resolving to its VTEP MAC, and that MAC
+// sent to its underlay address.
+func (ds *devState) add(h string, t target, v6 bool) {
+	mac := t.mac.String()
+	ds.neigh[t.underlay] = mac
+	ds.fdb[mac] = t.underlay
+	ds.hosts[h] = t.underlay
+	if v6 {
+		ds.neigh[linkLocal(t.mac)] = mac
 	}
 }
 

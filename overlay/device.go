@@ -31,6 +31,9 @@ func (o *Overlay) EnsureNetwork(n Network) (string, error) {
 	o.mu.Lock()
 	prev, had := o.networks[n.ID]
 	o.networks[n.ID] = n
+	if !had || !sameNetwork(prev, n) {
+		o.recompute = true
+	}
 	o.mu.Unlock()
 	if had && prev.VNI != n.VNI {
 		if err := o.k.DeleteLink(DeviceName(prev.VNI)); err != nil {
@@ -55,6 +58,7 @@ func (o *Overlay) RemoveNetwork(id string) error {
 	o.mu.Lock()
 	n, ok := o.networks[id]
 	delete(o.networks, id)
+	o.recompute = true
 	shared := false
 	for _, m := range o.networks {
 		shared = shared || m.VNI == n.VNI
@@ -247,6 +251,12 @@ func incompatible(l netlink.Link, want *netlink.Vxlan) string {
 		return fmt.Sprintf("group/remote %v set", vx.Group)
 	}
 	return ""
+}
+
+// sameNetwork reports whether a re-registration changes nothing.
+func sameNetwork(a, b Network) bool {
+	return a.ID == b.ID && a.VNI == b.VNI && a.Bridge == b.Bridge && a.MTU == b.MTU &&
+		a.DirectRouting == b.DirectRouting && slices.Equal(a.Pools, b.Pools)
 }
 
 func hasV6(pools []netip.Prefix) bool {

@@ -1,18 +1,23 @@
 // Package overlay is podnet's multi-host data plane for vxlan-mode
 // networks: flannel's VXLAN scheme, per IPAM block instead of per host
 // subnet. Each host has one VXLAN device per network (pnx<VNI>); Run
-// follows hosts/, alive/ and the pools' ipam/ keys in etcd and turns other
-// hosts' blocks into routes, with one permanent neighbor and one FDB entry
-// per remote host that uses the network (holds a reference to one of its
-// pools, a block or an address in it) and is alive.
+// follows hosts/, alive/ and the pools' references, blocks and exception
+// records in etcd and turns other hosts' blocks into routes, with one
+// permanent neighbor and one FDB entry per remote host that uses the
+// network (holds a reference to one of its pools, a block or an exception
+// in it) and is alive. The work an etcd event costs is proportional to
+// what it changes, not to the cluster (see "Incremental passes").
 //
-// Files: overlay.go (Config, New, RegisterHost, names and MACs), device.go
-// (EnsureNetwork, RemoveNetwork, the device itself), desired.go (the pure
-// computation of the wanted kernel state from an etcd view), program.go
-// (diffing that against the kernel and applying it), nl.go (every netlink
-// call, each named after its iproute2 equivalent), watch.go (Run and the
-// etcd followers), underlay.go (DetectUnderlay). Stats reports passes
-// and kernel changes (a restart that changed nothing shows zero).
+// Files: overlay.go (Config, New, RegisterHost, names and MACs, Stats),
+// device.go (EnsureNetwork, RemoveNetwork, the device itself), view.go
+// (the etcd view and what each change of it may affect), desired.go (the
+// wanted kernel state, whole or entry by entry), program.go (full passes:
+// diffing the whole state against the kernel), incremental.go (passes
+// after events: only the entries they touch), nl.go (every netlink call,
+// each named after its iproute2 equivalent), watch.go (Run and the etcd
+// followers), repair.go (exception records after a rolling upgrade),
+// underlay.go (DetectUnderlay). Stats reports passes, kernel changes (a
+// restart that changed nothing shows zero) and what the watches read.
 //
 // # Design notes
 //
@@ -30,7 +35,7 @@
 //
 //	ip route replace 10.1.0.64/26 via <U_H> dev pnx42 onlink proto 152
 //	ip neigh replace <U_H> lladdr <VTEPMAC(H,42)> dev pnx42 nud permanent
-//	bridge fdb append <VTEPMAC(H,42)> dev pnx42 dst <U_H> self permanent
+//	bridge fdb replace <VTEPMAC(H,42)> dev pnx42 dst <U_H> self permanent
 //
 // The next hop is the remote host's underlay address itself, made on-link
 // on the VXLAN device; the neighbor entry maps it to the host's VTEP MAC
@@ -47,8 +52,13 @@
 // bytes of sha256(host, vni), so every host computes every other host's
 // MAC: nothing to store, nothing to go stale, and a device recreated after
 // a crash has the MAC its peers already program. A collision (about 1 in
-// 10^6 at 100 hosts) is detected and the later host by name is skipped with
-// a warning rather than have one MAC's FDB entry point at two hosts.
+// 10^6 at 100 hosts, 1 in 350 at 5000) is detected and the later host by
+// name is skipped with a warning rather than have one MAC's FDB entry
+// point at two hosts; likewise of two hosts claiming one underlay address
+// (a misconfiguration: they would share a neighbor entry) only the first
+// by name is programmed. The kernel keeps one destination per unicast MAC
+// (NLM_F_APPEND is ignored for them), so FDB entries are replaced, which
+// also moves a host that changed its underlay address in one call.
 //
 // Route protocol. Every route carries protocol 152 (RouteProtocol; `ip
 // route show proto 152`). That is how a restarted podnetd finds exactly its
@@ -64,7 +74,13 @@
 // local container from being shadowed by that block's route (and stops
 // proxy ARP answering for it). Gateway and aux kinds are never exceptions
 // (IPAM records Docker's --aux-address like --ip, as a container address of
-// the requesting host, so such an address is routed to that host).
+// the requesting host, so such an address is routed to that host). Hosts
+// learn of exceptions from exception records (ipam/<pool>/exc/<hex ip>,
+// store.Exception), which IPAM writes in the same transaction as an address
+// outside its host's blocks and deletes with it: the candidates. Whether a
+// candidate is an exception is still decided here, against the blocks as
+// the view has them (store.NeedsException), so a record whose owner has
+// since claimed the block routes nothing.
 //
 // Direct routing. With Network.DirectRouting, an IPv4 block of a host whose
 // underlay address is inside this host's underlay subnet is routed straight
@@ -79,41 +95,98 @@
 // carries the frame over the IPv4 underlay. IPv6 has no proxy ARP, so each
 // bridge gets a proxy neighbor entry (`ip -6 neigh replace proxy A dev
 // <bridge>`) per remote container address of its IPv6 pools: the one place
-// where state grows with containers. The driver sets proxy_ndp=1 and
-// net.ipv6.neigh.<bridge>.proxy_delay=0 on IPv6 bridges, and should skip
-// DAD on them (accept_dad=0): a fresh bridge's link-local address is
-// tentative for about a second, and until then the kernel sends no
-// neighbor solicitations from it, so forwarding to local containers stalls.
+// where state grows with containers, and why IPv6 pools are followed
+// address by address (addrs/): every host needs every IPv6 container
+// address (docs/scale.md has the plan that would end this). The driver
+// sets proxy_ndp=1 and net.ipv6.neigh.<bridge>.proxy_delay=0 on IPv6
+// bridges, and should skip DAD on them (accept_dad=0): a fresh bridge's
+// link-local address is tentative for about a second, and until then the
+// kernel sends no neighbor solicitations from it, so forwarding to local
+// containers stalls.
 //
-// Desired state, then diff. Each pass computes the whole wanted state from
-// an in-memory view of etcd (a pure function, unit-tested without root) and
-// diffs it against what the kernel has: podnet-protocol routes, permanent
-// neighbors and FDB entries on pnx devices, proxy entries on the bridges.
-// It adds what is missing, replaces what is wrong and deletes what is
-// extra, adds before deletes so that no route points at a missing neighbor,
-// and never touches a correct entry. A pass whose desired state equals what
-// the previous clean pass applied does not even read the kernel (an etcd
-// change elsewhere in a pool costs one computation, ~2 ms at 100 hosts ×
-// 4 blocks × 32 containers); drift made behind podnet's back is repaired by
-// the periodic full pass.
+// Full passes. At start, every Resync (60 s), when a device had to be
+// recreated and when the registered networks change, a pass computes the
+// whole wanted state from the view (a pure function, unit-tested without
+// root) and diffs it against what the kernel has: podnet-protocol routes,
+// permanent neighbors and FDB entries on pnx devices, proxy entries on the
+// bridges. It adds what is missing, replaces what is wrong and deletes
+// what is extra, adds before deletes so that no route points at a missing
+// neighbor, and never touches a correct entry; drift made behind podnet's
+// back is repaired by the periodic one. The state it leaves is kept
+// (applied) for the incremental passes that follow.
 //
-// Watching. store.Follow (list, then watch from the listing's revision,
-// relist after compaction or a lost connection) feeds the view: hosts/
-// (underlay addresses), alive/ (liveness keys on a lease) and, per pool of
-// a registered network, ipam/<pool>/ (refs, blocks, addresses). A change
-// is programmed at once when the overlay is idle; changes arriving during
-// or within 20 ms of a pass are coalesced into the next. Every Resync
-// (60 s) a full pass repairs drift, and every 10 s the devices are checked:
-// a deleted or altered device is recreated and refilled in the same pass.
+// Incremental passes. Every change of the view records what it may affect
+// (view.go): a host's liveness or underlay — its neighbor and FDB entries,
+// its blocks' routes, its exceptions'; a block claimed or released — its
+// route and the candidates inside it (their claimant changed); a
+// candidate — its /32 and, for IPv6, its proxy entry; a host starting or
+// ending its use of a pool — its neighbor and FDB entries. After each batch
+// of watch events Run recomputes exactly those entries with the same
+// per-entry rules the full computation uses (model in desired.go: the
+// full state is the union of the entries, so the two cannot disagree; a
+// random walk of every kind of event checks it against the kernel), and
+// programs the differences from applied, in the full pass's order. An
+// address record that changes nothing costs a few map lookups and no
+// kernel call; a block, an exception or a host costs the handful of
+// entries it touches, whatever the size of the cluster (bench_test.go,
+// BenchmarkScale). A kernel error makes the next pass a full one.
 //
-// Host death and return. When a host's lease expires its alive/ key
-// disappears and the next pass removes its neighbor, FDB entry and routes
-// everywhere (tens of milliseconds after the key goes), so nothing is sent
-// into a tunnel towards a host that is gone and proxy ARP stops answering
-// for its containers. Its blocks stay claimed in IPAM; when the key
-// returns, its entries come back. Hosts with no alive key never get
-// entries. How soon a crashed host's key goes is the lease TTL podnetd
-// keeps it with; a clean shutdown revokes the lease at once.
+// Watching. store.Follow (list, then watch from the listing's revision)
+// feeds the view: hosts/ (underlay addresses), alive/ (liveness keys on a
+// lease, and which podnetds keep exception records), and per pool of a
+// registered network its refs/, blocks/ and exc/ keys — three Follows, so
+// that the address records (addrs/), which every container start and stop
+// writes, reach no host (IPv4 pools). A listing after a watch had to be
+// restarted is diffed against the view, so it costs what changed meanwhile,
+// not a full pass. Nothing is programmed until every followed prefix has
+// been listed once. Every 10 s the devices are checked: a deleted or
+// altered device is recreated and refilled in a full pass.
+//
+// Key layout and upgrades. Podnetds before exception records (layout 1)
+// follow ipam/<pool>/ whole and derive exceptions from the address
+// records; they write addresses without exception records, and release
+// addresses without deleting one. The migration to layout 2 must be safe
+// with both versions running side by side for as long as a rolling
+// upgrade takes, and idempotent:
+//
+//   - New keys only: exc/ is a new kind under ipam/<pool>/, which layout-1
+//     podnetds ignore when they see it (their follower skips unknown
+//     kinds, their listings count addrs/ only) and delete with the pool
+//     (ipam/<pool>/ goes whole). Address records keep their key and form,
+//     so layout-1 overlays keep working during and after the upgrade.
+//   - Every podnetd announces its layout in its liveness record
+//     (HostAlive.IPAMLayout; layout 1 writes nothing, read as old). While
+//     any alive host is old, every new overlay also follows addrs/ and
+//     derives exceptions from the address records, as layout 1 does:
+//     always right, at layout 1's cost. A host that comes back old (a
+//     rollback) brings every other host back to that mode as soon as its
+//     liveness key appears, before its podnetd serves Docker.
+//   - The first new podnetd to start runs store.MigrateExceptions (from
+//     podnetd start-up; recorded at layout/ipam so later ones skip it):
+//     every address outside its owner's block gets its record, stale
+//     records go. It covers a cluster stopped, upgraded and started again.
+//     Each fix is a transaction conditioned on the address record and the
+//     exception record as read (and the block when claimed), so it cannot
+//     undo a newer write of either version's IPAM, and running it twice,
+//     or on several hosts at once, is harmless.
+//   - What old podnetds write after that (their --ip and borrowed
+//     addresses lack records; their releases leave records behind) is
+//     repaired when the last old host goes (repair.go): each new overlay
+//     still holds every address record, computes the same fixes
+//     (store.ExceptionFix), applies them after a random delay, recomputed
+//     from the view each round so that in a large cluster a few hosts
+//     write and the others see the records change, and stops following
+//     addrs/ only once its view shows exception and address records agree.
+//     Routes never depend on the records while they may be wrong.
+//   - New IPAM keeps the layout: an address outside its host's blocks is
+//     created with its record; one inside deletes any record in the same
+//     transaction (a stale one would misroute it); every release, GC and
+//     `podnetctl host rm` deletes records with the addresses.
+//   - The one order not covered: a cluster migrated, then run on layout-1
+//     podnetds alone (none newer alive to notice), then started on layout
+//     2 again with every host at once. Its records may then lag the
+//     addresses; deleting layout/ipam before that start makes the first
+//     podnetd migrate again.
 //
 // Restart. Run programs nothing until every followed prefix has been
 // listed once, so a partial view never deletes anything. Returning from

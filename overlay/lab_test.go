@@ -68,6 +68,9 @@ type labHost struct {
 	stopRun  func()
 	stopLive func()
 	nveth    int
+	// oldLayout makes the host announce a podnetd older than exception
+	// records (every other host then follows address records too).
+	oldLayout bool
 }
 
 type labContainer struct {
@@ -212,12 +215,22 @@ func (h *labHost) setAlive(alive bool) {
 	if h.stopLive == nil {
 		st := h.st
 		id, err := hostid.Claim(context.Background(), hostid.Config{Store: st, Host: h.name, TTL: 5 * time.Second,
-			Alive: store.HostAlive{Started: time.Now()}, Logger: storetest.Logger(h.lab.t)})
+			Alive: h.aliveRecord(), Logger: storetest.Logger(h.lab.t)})
 		if err != nil {
 			h.lab.t.Fatalf("%s: claim host name: %v", h.name, err)
 		}
 		h.stopLive = goRun(h.lab.t, func(ctx context.Context) { _ = id.Hold(ctx) })
 	}
+}
+
+// aliveRecord is the host's liveness record: a current podnetd's, or with
+// oldLayout one from before exception records.
+func (h *labHost) aliveRecord() store.HostAlive {
+	a := store.HostAlive{Name: h.name, Started: time.Now(), IPAMLayout: store.IPAMLayoutExceptions}
+	if h.oldLayout {
+		a.IPAMLayout = 0
+	}
+	return a
 }
 
 // goRun runs f until the returned stop is called (or the test ends) and

@@ -116,13 +116,16 @@ func (k nlKernel) listFDB(ifindex int) ([]fdbEntry, error) {
 	return out, nil
 }
 
-// appendFDB adds a destination for mac:
-// bridge fdb append MAC dev DEV dst DST self permanent.
-func (k nlKernel) appendFDB(ifindex int, mac net.HardwareAddr, dst netip.Addr) error {
+// setFDB sends frames for mac to dst, creating the entry or moving it:
+// bridge fdb replace MAC dev DEV dst DST self permanent. (An append would
+// not do: the kernel keeps one destination per unicast MAC and ignores
+// NLM_F_APPEND for it, so a host that changed its underlay address would
+// keep its old destination, and deleting that one would leave none.)
+func (k nlKernel) setFDB(ifindex int, mac net.HardwareAddr, dst netip.Addr) error {
 	n := &netlink.Neigh{LinkIndex: ifindex, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
 		Flags: netlink.NTF_SELF, IP: dst.AsSlice(), HardwareAddr: mac}
-	if err := k.h.NeighAppend(n); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("bridge fdb append %s dst %s: %w", mac, dst, err)
+	if err := k.h.NeighSet(n); err != nil {
+		return fmt.Errorf("bridge fdb replace %s dst %s: %w", mac, dst, err)
 	}
 	return nil
 }

@@ -110,40 +110,78 @@ type Overlay struct {
 	lastPeers []netip.Addr
 	peersSent bool
 
-	// kmu serialises kernel programming: syncs and device changes. It
-	// guards applied, the desired state the last clean pass left in the
-	// kernel (nil: unknown, the next pass reads the kernel).
+	// kmu serialises kernel programming: passes and device changes. It
+	// guards applied, the state the last passes left in the kernel (nil:
+	// unknown, the next pass reads the kernel), the model of the last full
+	// computation (incremental passes continue from it) and the interface
+	// indices it resolved.
 	kmu     sync.Mutex
 	applied *desired
+	model   *model
+	ifindex map[string]int
 
 	mu       sync.Mutex
 	networks map[string]Network // by Docker network ID, MTU resolved
 	view     *view              // what etcd says, as followed
-	running  bool
-	wake     chan struct{}
-	stats    Stats
+	// recompute asks for a full computation of the desired state (the
+	// registered networks changed); incremental passes wait for it.
+	recompute bool
+	running   bool
+	wake      chan struct{}
+	stats     Stats
+	watch     map[string]*WatchStats // by followed kind of key
 }
 
 // Stats counts the overlay's work since it was created.
 type Stats struct {
-	// Syncs is the number of completed programming passes; LastSync when
-	// the last one ended and LastSyncDuration how long it took.
-	Syncs            int
-	LastSync         time.Time
-	LastSyncDuration time.Duration
-	// Changes counts kernel changes made by syncs (not by EnsureNetwork or
-	// RemoveNetwork): routes, neighbors, FDB and proxy entries.
-	Changes Changes
+	// Syncs is the number of completed full passes (the whole desired
+	// state computed: at start, on the resync timer, when networks
+	// change); LastSync when the last one ended and LastSyncDuration how
+	// long it took.
+	Syncs            int           `json:"syncs"`
+	LastSync         time.Time     `json:"lastSync"`
+	LastSyncDuration time.Duration `json:"lastSyncDuration"`
+	// Steps is the number of incremental passes (one per batch of etcd
+	// events), StepKeys the entries they recomputed in all, and
+	// LastStepDuration how long the last one took.
+	Steps            int           `json:"steps"`
+	StepKeys         int           `json:"stepKeys"`
+	LastStepDuration time.Duration `json:"lastStepDuration"`
+	// Changes counts kernel changes made by passes (not by EnsureNetwork
+	// or RemoveNetwork): routes, neighbors, FDB and proxy entries.
+	Changes Changes `json:"changes"`
 	// Errors counts failed kernel operations.
-	Errors int
+	Errors int `json:"errors"`
+	// Watch counts what the overlay's etcd watches delivered, by kind of
+	// key: hosts, alive, refs, blocks, exc, addrs.
+	Watch map[string]WatchStats `json:"watch"`
+	// Legacy is true while a podnetd older than exception records is
+	// alive: address records are then followed too.
+	Legacy bool `json:"legacy"`
+}
+
+// WatchStats counts what one kind of followed key brought: full listings
+// (at start, and again after a watch had to be restarted) and changes.
+// Bytes are keys plus values, as etcd sends them (without framing).
+type WatchStats struct {
+	Snapshots     int   `json:"snapshots"`
+	SnapshotKeys  int   `json:"snapshotKeys"`
+	SnapshotBytes int64 `json:"snapshotBytes"`
+	Events        int   `json:"events"`
+	EventBytes    int64 `json:"eventBytes"`
 }
 
 // Changes counts kernel changes by kind.
 type Changes struct {
-	RoutesAdded, RoutesReplaced, RoutesDeleted int
-	NeighAdded, NeighDeleted                   int
-	FDBAdded, FDBDeleted                       int
-	ProxyAdded, ProxyDeleted                   int
+	RoutesAdded    int `json:"routesAdded"`
+	RoutesReplaced int `json:"routesReplaced"`
+	RoutesDeleted  int `json:"routesDeleted"`
+	NeighAdded     int `json:"neighAdded"`
+	NeighDeleted   int `json:"neighDeleted"`
+	FDBAdded       int `json:"fdbAdded"`
+	FDBDeleted     int `json:"fdbDeleted"`
+	ProxyAdded     int `json:"proxyAdded"`
+	ProxyDeleted   int `json:"proxyDeleted"`
 }
 
 // Total is the number of changes of any kind.
@@ -199,6 +237,7 @@ func New(cfg Config) (*Overlay, error) {
 		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl, peersFn: cfg.Peers,
 		networks: map[string]Network{},
 		view:     newView(),
+		watch:    map[string]*WatchStats{},
 		wake:     make(chan struct{}, 1),
 	}
 	if o.sysctl == nil {
@@ -219,7 +258,13 @@ func (o *Overlay) DefaultMTU() int {
 func (o *Overlay) Stats() Stats {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.stats
+	s := o.stats
+	s.Watch = make(map[string]WatchStats, len(o.watch))
+	for k, w := range o.watch {
+		s.Watch[k] = *w
+	}
+	s.Legacy = o.view.legacy()
+	return s
 }
 
 // DeviceName is the name of the VXLAN device of a VNI on every host.

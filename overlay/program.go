@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
@@ -28,13 +29,19 @@ type program struct {
 	o       *Overlay
 	nk      nlKernel
 	want    desired
+	model   *model
 	nets    []Network
 	names   map[netip.Addr]string // underlay or link-local next hop → host, for logs
 	warns   [][]any               // what computeDesired ignored: message, then key/values
 	ifindex map[string]int        // device, bridge and underlay indices
+	// lookup resolves interfaces missing from ifindex as needed
+	// (incremental passes); a full pass resolves them all first.
+	lookup  bool
 	changes Changes
 	errs    []error
 }
+
+func (p *program) err() error { return errors.Join(p.errs...) }
 
 // sync computes the desired state from the view and makes the kernel match
 // it: devices first, then neighbors and FDB entries, then routes, and only
@@ -47,6 +54,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	o.kmu.Lock()
 	defer o.kmu.Unlock()
 	p := o.plan()
+	o.model = p.model
 	if !opts.full && o.applied != nil && o.applied.equal(p.want) {
 		o.mu.Lock()
 		o.stats.Syncs++
@@ -58,7 +66,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	}
 	o.applied = nil
 	want := p.want.clone()
-	for _, w := range p.warns { // only when the state changed, not per event
+	for _, w := range dedupe(p.warns) { // only when the state changed, not per event
 		o.log.Warn(w[0].(string), w[1:]...)
 	}
 	p.ensureDevices()
@@ -71,10 +79,11 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 		p.deleteDeviceEntries(dev, p.want.devices[dev])
 	}
 	p.syncProxies()
-	err := errors.Join(p.errs...)
+	err := p.err()
 	if err == nil {
 		o.applied = &want
 	}
+	o.ifindex = p.ifindex
 	o.mu.Lock()
 	o.stats.Syncs++
 	o.stats.LastSync = time.Now()
@@ -90,6 +99,8 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 }
 
 // plan snapshots the registered networks and computes the desired state.
+// What the view recorded as changed is part of it: the changes are
+// cleared.
 func (o *Overlay) plan() *program {
 	o.mu.Lock()
 	nets := make([]Network, 0, len(o.networks))
@@ -98,9 +109,16 @@ func (o *Overlay) plan() *program {
 	}
 	sort.Slice(nets, func(i, j int) bool { return nets[i].ID < nets[j].ID })
 	var warns [][]any
-	want := computeDesired(local{host: o.host, underlay: o.underlay, networks: nets}, o.view, func(msg string, args ...any) {
+	m := newModel(local{host: o.host, underlay: o.underlay, networks: nets}, o.view, func(msg string, args ...any) {
 		warns = append(warns, append([]any{msg}, args...))
 	})
+	want := m.full()
+	m.warn = func(string, ...any) {}
+	o.recompute = false
+	o.view.dirty = newDirtySet()
+	for _, pv := range o.view.pools {
+		pv.dirty = o.view.dirty
+	}
 	names := map[netip.Addr]string{}
 	for h, u := range o.view.hosts {
 		names[u] = h
@@ -111,7 +129,22 @@ func (o *Overlay) plan() *program {
 			names[linkLocal(VTEPMAC(h, ds.vni))] = h
 		}
 	}
-	return &program{o: o, nk: nlKernel{h: o.k.NL}, want: want, nets: nets, names: names, warns: warns, ifindex: map[string]int{}}
+	return &program{o: o, nk: nlKernel{h: o.k.NL}, want: want, model: m, nets: nets, names: names, warns: warns, ifindex: map[string]int{}}
+}
+
+// dedupe drops repeated warnings (the same host can be ignored for every
+// route that would lead to it).
+func dedupe(warns [][]any) [][]any {
+	seen := map[string]bool{}
+	out := warns[:0]
+	for _, w := range warns {
+		k := fmt.Sprint(w...)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // ensureDevices re-checks every device: one deleted or changed behind our
@@ -217,7 +250,7 @@ func (p *program) addDeviceEntries(dev string, ds *devState) {
 			continue
 		}
 		hw, _ := net.ParseMAC(mac)
-		if p.do(p.nk.appendFDB(idx, hw, dst)) {
+		if p.do(p.nk.setFDB(idx, hw, dst)) {
 			p.changes.FDBAdded++
 			p.o.log.Debug("fdb entry added", "iface", dev, "mac", mac, "dst", dst)
 		}
@@ -360,6 +393,9 @@ func viaString(gw netip.Addr, ifindex int) string {
 // nlRoute is the netlink form of r, nil while its interface is missing.
 func (p *program) nlRoute(r route) *netlink.Route {
 	idx := p.ifindex[r.dev]
+	if p.lookup {
+		idx = p.index(r.dev)
+	}
 	if idx == 0 {
 		return nil
 	}

@@ -10,9 +10,10 @@ import (
 	"github.com/podnet/podnet/store"
 )
 
-// minSyncInterval spaces programming passes: the first change after a
-// quiet spell is programmed at once, changes arriving during or just after
-// a pass are coalesced into the next one.
+// minSyncInterval spaces full passes: the first change after a quiet
+// spell is programmed at once, changes arriving during or just after a
+// full pass are coalesced into the next one. Incremental passes are not
+// spaced: each costs what its events change.
 const minSyncInterval = 20 * time.Millisecond
 
 // deviceCheckInterval is how often Run checks that the VXLAN devices still
@@ -22,14 +23,31 @@ const deviceCheckInterval = 10 * time.Second
 // retryInterval is how soon a pass that failed is retried.
 const retryInterval = time.Second
 
-// Run follows hosts/, alive/ and the ipam/<pool>/ prefixes of the
-// registered networks' pools with store.Follow and programs the kernel
-// after every change, coalescing bursts. It also resyncs fully every
-// Resync. Nothing is programmed until every followed prefix has been
-// listed once, so a restart never acts on a partial view. Run returns when
-// ctx ends and leaves the kernel state in place: established cross-host
-// connections survive a podnetd restart, and the next Run finds every
-// correct entry already there and touches none of them.
+// Kinds of keys of a pool the overlay follows, each under ipam/<pool>/.
+const (
+	kindRefs   = store.KindRef
+	kindBlocks = store.KindBlock
+	kindExc    = store.KindExc
+	kindAddrs  = store.KindAddr
+)
+
+// followKey names one Follow of a pool.
+type followKey struct {
+	pool netip.Prefix
+	kind string
+}
+
+// Run follows hosts/ and alive/, and for each pool of the registered
+// networks its refs/, blocks/ and exc/ keys (and addrs/ for IPv6 pools and
+// while a podnetd older than exception records is alive), with
+// store.Follow; it programs the kernel after every batch of changes
+// (incremental passes), and fully at start, every Resync and when the
+// registered networks change. Nothing is programmed until every followed
+// prefix has been listed once, so a restart never acts on a partial view.
+// Run returns when ctx ends and leaves the kernel state in place:
+// established cross-host connections survive a podnetd restart, and the
+// next Run finds every correct entry already there and touches none of
+// them.
 func (o *Overlay) Run(ctx context.Context) {
 	o.mu.Lock()
 	if o.running {
@@ -53,7 +71,7 @@ func (o *Overlay) Run(ctx context.Context) {
 	wg.Add(2)
 	go func() { defer wg.Done(); o.st.Follow(ctx, store.HostsPrefix, hostsFollower{o}) }()
 	go func() { defer wg.Done(); o.st.Follow(ctx, store.AlivePrefix, aliveFollower{o}) }()
-	pools := map[netip.Prefix]context.CancelFunc{}
+	fs := &follows{running: map[followKey]*poolFollower{}, repairs: map[netip.Prefix]context.CancelFunc{}}
 
 	started := time.Now()
 	resync := time.NewTicker(o.resync)
@@ -67,9 +85,7 @@ func (o *Overlay) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			for _, stop := range pools {
-				stop()
-			}
+			fs.stopAll(o)
 			o.log.Info("overlay stopped; kernel state left in place")
 			return
 		case <-o.wake:
@@ -83,9 +99,18 @@ func (o *Overlay) Run(ctx context.Context) {
 			}
 		case <-retry.C:
 		}
-		o.followPools(ctx, &wg, pools)
+		o.followPools(ctx, &wg, fs)
 		if !o.ready() {
 			continue // a snapshot is pending; its arrival wakes us
+		}
+		if !full {
+			if _, done, err := o.step(); done {
+				if err != nil {
+					o.log.Warn("overlay update incomplete; a full pass follows", "err", err, "in", retryInterval)
+					retry.Reset(retryInterval)
+				}
+				continue
+			}
 		}
 		if wait := minSyncInterval - time.Since(last); wait > 0 {
 			select {
@@ -108,36 +133,111 @@ func (o *Overlay) Run(ctx context.Context) {
 	}
 }
 
-// followPools starts a Follow for each pool of a registered network that
-// has none and stops those of pools no longer registered.
-func (o *Overlay) followPools(ctx context.Context, wg *sync.WaitGroup, running map[netip.Prefix]context.CancelFunc) {
+// follows are the running Follows of pools and repairs of their
+// exception records.
+type follows struct {
+	running map[followKey]*poolFollower
+	repairs map[netip.Prefix]context.CancelFunc
+}
+
+func (fs *follows) stopAll(o *Overlay) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	want := map[netip.Prefix]bool{}
+	for k, f := range fs.running {
+		f.stop()
+		delete(fs.running, k)
+	}
+	for p, stop := range fs.repairs {
+		stop()
+		delete(fs.repairs, p)
+	}
+}
+
+// followPools starts the Follows each pool of a registered network needs
+// and stops the others: refs/, blocks/ and exc/ always; addrs/ for IPv6
+// pools (each remote container needs a proxy entry) and for IPv4 pools
+// while an old podnetd is alive or its writes are not repaired yet
+// (repair.go).
+func (o *Overlay) followPools(ctx context.Context, wg *sync.WaitGroup, fs *follows) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	legacy := o.view.legacy()
+	want := map[followKey]bool{}
 	for _, n := range o.networks {
 		for _, p := range n.Pools {
-			want[p] = true
+			pv := o.poolView(p)
+			if legacy && p.Addr().Is4() {
+				pv.consistent = false
+			}
+			for _, kind := range []string{kindRefs, kindBlocks, kindExc} {
+				want[followKey{p, kind}] = true
+			}
+			if p.Addr().Is6() || legacy || !pv.consistent {
+				want[followKey{p, kindAddrs}] = true
+			}
 		}
 	}
-	for p, stop := range running {
-		if !want[p] {
-			stop()
-			delete(running, p)
-			delete(o.view.pools, p)
-		}
-	}
-	for p := range want {
-		if _, ok := running[p]; ok {
+	for k, f := range fs.running {
+		if want[k] {
 			continue
 		}
-		pv := newPoolView()
-		o.view.pools[p] = pv
-		pctx, stop := context.WithCancel(ctx)
-		running[p] = stop
-		f := &poolFollower{o: o, pool: p, pv: pv}
-		wg.Add(1)
-		go func() { defer wg.Done(); o.st.Follow(pctx, store.IPAMPrefix(p), f) }()
+		f.stop()
+		delete(fs.running, k)
+		pv := o.view.pools[k.pool]
+		if pv == nil {
+			continue
+		}
+		delete(pv.scopes, k.kind)
+		if k.kind == kindAddrs {
+			pv.setSource(false)
+			clear(pv.addrs)
+			o.log.Info("exception records agree with the address records: no longer following addresses", "pool", k.pool)
+		}
 	}
+	for p, pv := range o.view.pools {
+		if !want[followKey{p, kindRefs}] {
+			delete(o.view.pools, p)
+			if stop := fs.repairs[p]; stop != nil {
+				stop()
+				delete(fs.repairs, p)
+			}
+		} else if stop := fs.repairs[p]; stop != nil && legacy {
+			stop()
+			delete(fs.repairs, p)
+		} else if stop == nil && !legacy && !pv.consistent && pv.scopes[kindAddrs] {
+			rctx, stop := context.WithCancel(ctx)
+			fs.repairs[p] = stop
+			wg.Add(1)
+			go func() { defer wg.Done(); o.repair(rctx, p, pv) }()
+		}
+	}
+	for k := range want {
+		if _, ok := fs.running[k]; ok {
+			continue
+		}
+		pv := o.view.pools[k.pool]
+		pv.scopes[k.kind] = false
+		f := &poolFollower{o: o, pool: k.pool, pv: pv, kind: k.kind}
+		fctx, stop := context.WithCancel(ctx)
+		f.cancel = stop
+		fs.running[k] = f
+		wg.Add(1)
+		go func() { defer wg.Done(); o.st.Follow(fctx, store.IPAMPrefix(k.pool)+k.kind+"/", f) }()
+	}
+}
+
+// poolView returns the view of pool p, new (empty, its exceptions from
+// exception records unless it is an IPv6 pool) if there is none. Called
+// with o.mu held.
+func (o *Overlay) poolView(p netip.Prefix) *poolView {
+	pv := o.view.pools[p]
+	if pv == nil {
+		pv = newPoolView()
+		pv.fromAddrs = p.Addr().Is6()
+		pv.dirty = o.view.dirty
+		o.view.pools[p] = pv
+	}
+	return pv
 }
 
 // ready reports whether every followed prefix has been listed.
@@ -148,8 +248,10 @@ func (o *Overlay) ready() bool {
 		return false
 	}
 	for _, pv := range o.view.pools {
-		if !pv.loaded {
-			return false
+		for _, loaded := range pv.scopes {
+			if !loaded {
+				return false
+			}
 		}
 	}
 	return true
@@ -172,6 +274,30 @@ func (o *Overlay) devicesIntact() bool {
 	return true
 }
 
+// count adds what a watch delivered to the kind's counters: a listing
+// (snapshot) or changes. Called with o.mu held.
+func (o *Overlay) count(kind string, snapshot bool, kvs []store.KV, evs []store.Event) {
+	if o.watch == nil {
+		o.watch = map[string]*WatchStats{}
+	}
+	w := o.watch[kind]
+	if w == nil {
+		w = &WatchStats{}
+		o.watch[kind] = w
+	}
+	if snapshot {
+		w.Snapshots++
+		w.SnapshotKeys += len(kvs)
+		for _, kv := range kvs {
+			w.SnapshotBytes += int64(len(kv.Key) + len(kv.Value))
+		}
+	}
+	w.Events += len(evs)
+	for _, e := range evs {
+		w.EventBytes += int64(len(e.Key) + len(e.Value))
+	}
+}
+
 // hostsFollower keeps view.hosts: host → underlay address.
 type hostsFollower struct{ o *Overlay }
 
@@ -183,7 +309,10 @@ func (f hostsFollower) Snapshot(kvs []store.KV) {
 		}
 	}
 	f.o.mu.Lock()
-	f.o.view.hosts, f.o.view.hostsLoaded = hosts, true
+	f.o.count("hosts", true, kvs, nil)
+	v := f.o.view
+	replaceAll(v.hosts, hosts, v.setHost, v.delHost)
+	v.hostsLoaded = true
 	f.o.mu.Unlock()
 	f.o.kick()
 	f.o.publishPeers()
@@ -191,14 +320,14 @@ func (f hostsFollower) Snapshot(kvs []store.KV) {
 
 func (f hostsFollower) Changes(evs []store.Event) {
 	f.o.mu.Lock()
+	f.o.count("hosts", false, nil, evs)
 	for _, e := range evs {
-		name := strings.TrimPrefix(e.Key, store.HostsPrefix)
 		if e.Type == store.EventDelete {
-			delete(f.o.view.hosts, name)
+			f.o.view.delHost(strings.TrimPrefix(e.Key, store.HostsPrefix))
 			continue
 		}
 		if name, u, ok := f.parse(e.Key, e.Value); ok {
-			f.o.view.hosts[name] = u
+			f.o.view.setHost(name, u)
 		}
 	}
 	f.o.mu.Unlock()
@@ -223,62 +352,145 @@ func (f hostsFollower) parse(key string, value []byte) (string, netip.Addr, bool
 	return name, h.Underlay, true
 }
 
-// aliveFollower keeps view.alive: the hosts whose liveness key exists.
+// aliveFollower keeps view.alive: the hosts whose liveness key exists, and
+// which of them run a podnetd that does not keep exception records.
 type aliveFollower struct{ o *Overlay }
 
 func (f aliveFollower) Snapshot(kvs []store.KV) {
 	alive := make(map[string]bool, len(kvs))
 	for _, kv := range kvs {
-		alive[strings.TrimPrefix(kv.Key, store.AlivePrefix)] = true
+		alive[strings.TrimPrefix(kv.Key, store.AlivePrefix)] = oldLayout(kv.Value)
 	}
 	f.o.mu.Lock()
-	f.o.view.alive, f.o.view.aliveLoaded = alive, true
+	f.o.count("alive", true, kvs, nil)
+	v := f.o.view
+	replaceAll(v.alive, alive, v.setAlive, v.delAlive)
+	v.aliveLoaded = true
 	f.o.mu.Unlock()
 	f.o.kick()
 }
 
 func (f aliveFollower) Changes(evs []store.Event) {
 	f.o.mu.Lock()
+	f.o.count("alive", false, nil, evs)
 	for _, e := range evs {
 		name := strings.TrimPrefix(e.Key, store.AlivePrefix)
 		if e.Type == store.EventDelete {
-			delete(f.o.view.alive, name)
+			f.o.view.delAlive(name)
 		} else {
-			f.o.view.alive[name] = true
+			f.o.view.setAlive(name, oldLayout(e.Value))
 		}
 	}
 	f.o.mu.Unlock()
 	f.o.kick()
 }
 
-// poolFollower keeps one pool's blocks, references and addresses. It
-// writes only into its own poolView, which followPools replaces when the
-// pool is dropped, so a late callback cannot resurrect a forgotten pool.
+// oldLayout reports whether a liveness record comes from a podnetd that
+// does not keep exception records (an unreadable one counts as old: the
+// address records are then followed, which is always correct).
+func oldLayout(value []byte) bool {
+	var a store.HostAlive
+	if err := (store.KV{Value: value}).Decode(&a); err != nil {
+		return true
+	}
+	return a.IPAMLayout < store.IPAMLayoutExceptions
+}
+
+// poolFollower keeps one kind of a pool's keys (kind "": all of them, as
+// tests list a pool at once). It writes only into its own poolView, which
+// followPools replaces when the pool is dropped, and not at all once
+// stopped, so a late callback cannot resurrect what was forgotten.
 type poolFollower struct {
-	o    *Overlay
-	pool netip.Prefix
-	pv   *poolView
+	o      *Overlay
+	pool   netip.Prefix
+	pv     *poolView
+	kind   string
+	cancel context.CancelFunc
+	dead   bool
+}
+
+// stop ends the Follow; called with o.mu held.
+func (f *poolFollower) stop() {
+	f.dead = true
+	if f.cancel != nil {
+		f.cancel()
+	}
+}
+
+func (f *poolFollower) name() string {
+	if f.kind == "" {
+		return "pool"
+	}
+	return f.kind
 }
 
 func (f *poolFollower) Snapshot(kvs []store.KV) {
-	fresh := newPoolView()
+	fresh := newPoolView() // its changes are recorded nowhere that matters
 	for _, kv := range kvs {
-		f.apply(fresh, store.Event{Type: store.EventPut, Key: kv.Key, Value: kv.Value})
+		f.apply(fresh, store.Event{Type: store.EventPut, Key: kv.Key, Value: kv.Value, ModRev: kv.ModRev})
 	}
 	f.o.mu.Lock()
-	*f.pv = *fresh
-	f.pv.loaded = true
-	f.o.mu.Unlock()
-	f.o.kick()
+	defer f.o.kick()
+	defer f.o.mu.Unlock()
+	if f.dead {
+		return
+	}
+	f.o.count(f.name(), true, kvs, nil)
+	pv := f.pv
+	for _, kind := range []string{kindRefs, kindBlocks, kindExc, kindAddrs} {
+		if f.kind != "" && f.kind != kind {
+			continue
+		}
+		pv.replace(kind, fresh)
+		pv.scopes[kind] = true
+	}
+	if f.kind == "" {
+		pv.loaded = true
+	}
+	if f.kind == kindAddrs {
+		pv.setSource(true)
+	}
 }
 
 func (f *poolFollower) Changes(evs []store.Event) {
 	f.o.mu.Lock()
+	defer f.o.kick()
+	defer f.o.mu.Unlock()
+	if f.dead {
+		return
+	}
+	f.o.count(f.name(), false, nil, evs)
 	for _, e := range evs {
 		f.apply(f.pv, e)
 	}
-	f.o.mu.Unlock()
-	f.o.kick()
+}
+
+// replace makes pv's records of one kind those of fresh, through the
+// set/del methods: only what differs is marked changed.
+func (p *poolView) replace(kind string, fresh *poolView) {
+	switch kind {
+	case kindRefs:
+		replaceAll(p.refs, fresh.refs, func(h string, _ bool) { p.setRef(h) }, p.delRef)
+	case kindBlocks:
+		replaceAll(p.blocks, fresh.blocks, p.setBlock, p.delBlock)
+	case kindAddrs:
+		replaceAll(p.addrs, fresh.addrs, p.setAddr, p.delAddr)
+	case kindExc:
+		replaceAll(p.exc, fresh.exc, p.setExc, p.delExc)
+	}
+}
+
+// replaceAll makes cur hold fresh's entries: del for each key fresh lacks,
+// set for each of fresh's (the setters ignore what does not change).
+func replaceAll[K comparable, V any](cur, fresh map[K]V, set func(K, V), del func(K)) {
+	for k := range cur {
+		if _, ok := fresh[k]; !ok {
+			del(k)
+		}
+	}
+	for k, v := range fresh {
+		set(k, v)
+	}
 }
 
 // apply folds one key of ipam/<pool>/ into pv.
@@ -288,15 +500,18 @@ func (f *poolFollower) apply(pv *poolView, e store.Event) {
 		f.o.log.Warn("ignoring malformed IPAM key", "key", e.Key, "err", err)
 		return
 	}
+	if f.kind != "" && k.Kind != f.kind {
+		return
+	}
 	del := e.Type == store.EventDelete
 	switch k.Kind {
-	case store.KindRef:
+	case kindRefs:
 		if del {
-			delete(pv.refs, k.Host)
+			pv.delRef(k.Host)
 		} else {
-			pv.refs[k.Host] = true
+			pv.setRef(k.Host)
 		}
-	case store.KindBlock:
+	case kindBlocks:
 		if del {
 			pv.delBlock(k.Block)
 			return
@@ -307,9 +522,11 @@ func (f *poolFollower) apply(pv *poolView, e store.Event) {
 			return
 		}
 		pv.setBlock(k.Block, rec.Host)
-	case store.KindAddr:
+	case kindExc:
+		f.applyExc(pv, k.Addr, e)
+	case kindAddrs:
 		if del {
-			delete(pv.addrs, k.Addr)
+			pv.delAddr(k.Addr)
 			return
 		}
 		var rec store.Address
@@ -317,6 +534,19 @@ func (f *poolFollower) apply(pv *poolView, e store.Event) {
 			f.o.log.Warn("ignoring undecodable address record", "key", e.Key, "err", err)
 			return
 		}
-		pv.addrs[k.Addr] = addrOwner{host: rec.Host, container: rec.Kind == store.AddrContainer || rec.Kind == ""}
+		pv.setAddr(k.Addr, addrOwner{host: rec.Host, container: rec.Kind == store.AddrContainer || rec.Kind == "", rev: e.ModRev})
 	}
+}
+
+func (f *poolFollower) applyExc(pv *poolView, a netip.Addr, e store.Event) {
+	if e.Type == store.EventDelete {
+		pv.delExc(a)
+		return
+	}
+	var rec store.Exception
+	if err := (store.KV{Key: e.Key, Value: e.Value}).Decode(&rec); err != nil {
+		f.o.log.Warn("ignoring undecodable exception record", "key", e.Key, "err", err)
+		return
+	}
+	pv.setExc(a, addrOwner{host: rec.Host, container: true, rev: e.ModRev})
 }

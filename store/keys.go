@@ -17,12 +17,14 @@ import (
 //	ipam/<pool>/refs/<host>               PoolRef       this host's Docker network uses the pool
 //	ipam/<pool>/blocks/<block>            Block         a block of the pool claimed by one host
 //	ipam/<pool>/addrs/<hex ip>            Address       an allocated address and its owner
+//	ipam/<pool>/exc/<hex ip>              Exception     an address routed to its owner, not its block (exceptions.go)
 //	lnets/<pool>                          LogicalNetwork the cross-host definition of a network
 //	networks/<host>/<docker network id>   Network       one Docker network on one host
 //	endpoints/<host>/<docker endpoint id> Endpoint      one Docker endpoint on one host
 //	epmeta/<host>/<docker endpoint id>    EndpointMeta  its container's name, labels, readiness
 //	vnis/<vni>                            VNIClaim      a VXLAN VNI taken by a logical network
 //	schema                                SchemaRecord  the version of this layout (absent: 1; schema.go)
+//	layout/ipam                           IPAMLayoutMark exception records migrated (exceptions.go)
 //
 // <pool> and <block> are CIDRs with "/" written as "-" (10.1.0.0-16,
 // fd00::-64). Address keys are the address in fixed-width hex so that
@@ -78,6 +80,7 @@ const (
 	KindRef   = "refs"
 	KindBlock = "blocks"
 	KindAddr  = "addrs"
+	KindExc   = "exc" // exception records (exceptions.go)
 )
 
 // BlocksPrefix lists the claimed blocks of a pool.
@@ -95,13 +98,13 @@ func AddrKey(p netip.Prefix, a netip.Addr) string { return AddrsPrefix(p) + Addr
 // IPAMKey is a key under ipam/<pool>/, parsed: exactly one of Host, Block
 // and Addr is set, as Kind says.
 type IPAMKey struct {
-	Kind  string       // KindRef, KindBlock or KindAddr
+	Kind  string       // KindRef, KindBlock, KindAddr or KindExc
 	Host  string       // KindRef: the host using the pool
 	Block netip.Prefix // KindBlock: the claimed block (masked)
-	Addr  netip.Addr   // KindAddr: the allocated address
+	Addr  netip.Addr   // KindAddr, KindExc: the address
 }
 
-// ParseIPAMKey reverses PoolRefKey, BlockKey and AddrKey for pool p. A key
+// ParseIPAMKey reverses PoolRefKey, BlockKey, AddrKey and ExcKey for pool p. A key
 // outside ipam/<p>/ or of another shape is an error naming it.
 func ParseIPAMKey(p netip.Prefix, key string) (IPAMKey, error) {
 	rest, ok := strings.CutPrefix(key, IPAMPrefix(p))
@@ -122,7 +125,7 @@ func ParseIPAMKey(p netip.Prefix, key string) (IPAMKey, error) {
 			return IPAMKey{}, fmt.Errorf("malformed block key %q: not a block of %s", key, p)
 		}
 		k.Block = b.Masked()
-	case KindAddr:
+	case KindAddr, KindExc:
 		raw, err := hex.DecodeString(name)
 		a, ok := netip.AddrFromSlice(raw)
 		if err != nil || !ok || !p.Contains(a) {

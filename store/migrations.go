@@ -27,4 +27,12 @@ package store
 //     fit must be split into versions, or done by a podnetctl command.
 //   - Test it in schema_test.go's style: data of the old version written as
 //     the old code wrote it, EnsureSchema, the new layout asserted.
+//
+// Not every addition needs a version. Exception records (exceptions.go)
+// are an addition older podnetds ignore, their count is unbounded (one
+// per borrowed address, more than one transaction may hold), and newer
+// podnetds repair them continuously while older ones write addresses
+// without them; so MigrateExceptions runs outside this transaction, once
+// per cluster (IPAMLayoutKey), and the layout each host keeps is in its
+// liveness record (HostAlive.IPAMLayout) rather than in SchemaKey.
 var PodnetSchema = Schema{Current: 1}

@@ -21,6 +21,9 @@ type HostAlive struct {
 	Version string    `json:"version,omitempty"`
 	// Holder is the podnetd process that holds the host name (holder.go).
 	Holder *Holder `json:"holder,omitempty"`
+	// IPAMLayout is the IPAM key layout this host's podnetd keeps
+	// (IPAMLayoutExceptions); older podnetds leave it 0.
+	IPAMLayout int `json:"ipamLayout,omitempty"`
 }
 
 // Pool is an address pool. Its identity is its subnet.

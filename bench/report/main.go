@@ -6,6 +6,12 @@
 //	                         dotted PATH (e.g. end.sum_received.bits_per_second)
 //	report table ROWS        print the results table; exit 1 if a floor is
 //	                         missed or a benchmark could not be measured
+//	report gobench FILE NAME UNIT
+//	                         from `go test -bench` output in FILE, the values
+//	                         of metric UNIT (ns/op, B/op, or a custom metric
+//	                         such as podnet-ms) of benchmark NAME (the full
+//	                         name, without the -GOMAXPROCS suffix), one per
+//	                         line: one per -count run
 //
 // ROWS is a tab-separated file, one benchmark result per line:
 //
@@ -52,6 +58,11 @@ func main() {
 			usage()
 		}
 		code, err = table(os.Args[2], os.Stdout)
+	case "gobench":
+		if len(os.Args) != 5 {
+			usage()
+		}
+		err = gobench(os.Args[2], os.Args[3], os.Args[4], os.Stdout)
 	default:
 		usage()
 	}
@@ -63,7 +74,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: report stats | report json PATH | report table ROWS")
+	fmt.Fprintln(os.Stderr, "usage: report stats | report json PATH | report table ROWS | report gobench FILE NAME UNIT")
 	os.Exit(2)
 }
 
@@ -311,4 +322,48 @@ func table(path string, w io.Writer) (int, error) {
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// GoBenchValues returns, for every result line of benchmark name in the
+// output of go test -bench, the value of metric unit. A result line is the
+// name (with an optional -GOMAXPROCS suffix), the iteration count, then
+// value-unit pairs.
+func GoBenchValues(out, name, unit string) []float64 {
+	var vals []float64
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		n := f[0]
+		if i := strings.LastIndexByte(n, '-'); i > 0 {
+			if _, err := strconv.Atoi(n[i+1:]); err == nil {
+				n = n[:i]
+			}
+		}
+		if n != name {
+			continue
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			if f[i+1] == unit {
+				if x, err := strconv.ParseFloat(f[i], 64); err == nil {
+					vals = append(vals, x)
+				}
+			}
+		}
+	}
+	return vals
+}
+
+func gobench(path, name, unit string, w io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for _, x := range GoBenchValues(string(data), name, unit) {
+		if _, err := fmt.Fprintln(w, strconv.FormatFloat(x, 'g', -1, 64)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -76,3 +76,22 @@ func TestTableUnits(t *testing.T) {
 		}
 	}
 }
+
+func TestGoBenchValues(t *testing.T) {
+	out := `goos: linux
+BenchmarkScale/hosts=1000/scratch-2         	       3	       213.6 iproute2-ms	       174.9 podnet-ms	         0.8191 ratio
+BenchmarkScale/hosts=1000/event-block-2     	   18237	     66098 ns/op	         1.000 kernel-ops/event	     33049 ns/event	    5416 B/op
+BenchmarkScale/hosts=10000/event-block-2    	   18237	     99999 ns/op
+BenchmarkScale/hosts=1000/event-block-2     	   18000	     70000 ns/op	         1.000 kernel-ops/event	     35000 ns/event	    5416 B/op
+BenchmarkScale/hosts=1000/event-block
+PASS`
+	if got := GoBenchValues(out, "BenchmarkScale/hosts=1000/event-block", "ns/event"); len(got) != 2 || got[0] != 33049 || got[1] != 35000 {
+		t.Fatalf("ns/event: %v", got)
+	}
+	if got := GoBenchValues(out, "BenchmarkScale/hosts=1000/scratch", "ratio"); len(got) != 1 || got[0] != 0.8191 {
+		t.Fatalf("ratio: %v", got)
+	}
+	if got := GoBenchValues(out, "BenchmarkScale/hosts=1000/scratch", "ns/op"); len(got) != 0 {
+		t.Fatalf("a metric the line lacks: %v", got)
+	}
+}

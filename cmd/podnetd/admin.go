@@ -16,6 +16,7 @@ import (
 	"github.com/podnet/podnet/cluster"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/ipam"
+	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/reconcile"
 	"github.com/podnet/podnet/store"
 )
@@ -30,6 +31,7 @@ type adminDeps struct {
 	rec      *reconcile.Reconciler
 	embedded bool
 	services *services
+	overlay  *overlay.Overlay // nil when multi-host networking is unavailable
 }
 
 type adminServer struct {
@@ -48,6 +50,8 @@ func (a *adminServer) setReady(d *adminDeps) {
 	a.deps.Store(d)
 	close(a.readyCh)
 }
+
+var errNoOverlay = errors.New("multi-host (vxlan) networking is unavailable on this host: see podnetd's log")
 
 var errStarting = errors.New("podnetd is still starting (connecting to etcd, restoring state); retry shortly")
 
@@ -110,6 +114,16 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 				out[i] = endpointView(e)
 			}
 			return out, nil
+		},
+		"GET /v1/overlay": func(ctx context.Context, _ *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if d.overlay == nil {
+				return nil, errNoOverlay
+			}
+			return d.overlay.Stats(), nil
 		},
 		"GET /v1/pools": func(ctx context.Context, _ *http.Request) (any, error) {
 			d, err := a.ready(ctx)

@@ -112,6 +112,9 @@ func run(parent context.Context, cfg *config) error {
 	if err := ensureSchema(ctx, st, cfg, log); err != nil {
 		return err
 	}
+	if err := migrateIPAMLayout(ctx, st, cfg.HostName, log); err != nil {
+		log.Warn("IPAM layout not migrated; retrying at the next start", "err", err)
+	}
 	svcs, err := newServices(ctx, cfg, st, cat, log)
 	if err != nil {
 		return err
@@ -160,7 +163,8 @@ func run(parent context.Context, cfg *config) error {
 	}
 	cm := cluster.New(st, ipm, log.With("component", "cluster"))
 	cm.SetHostNetworks(hostNetworks(k))
-	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs})
+	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs,
+		overlay: ov})
 
 	select {
 	case <-ctx.Done():
@@ -292,7 +296,7 @@ func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay
 	}
 	write := func(ctx context.Context) error { return writeHostRecord(ctx, st, cfg.HostName, ov) }
 	id, err := hostid.Claim(ctx, hostid.Config{Store: st, Host: cfg.HostName, TTL: cfg.LivenessTTL,
-		Alive:  store.HostAlive{Started: time.Now().UTC(), Version: version},
+		Alive:  store.HostAlive{Started: time.Now().UTC(), Version: version, IPAMLayout: store.IPAMLayoutExceptions},
 		Record: rec, Reassert: write, Logger: log.With("component", "hostid")})
 	if err != nil {
 		return nil, fmt.Errorf("register host %s: %w", cfg.HostName, err)

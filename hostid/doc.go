@@ -32,6 +32,13 @@
 //     podnetd holds it by then, Hold returns its ErrHeld and podnetd stops
 //     with that error rather than fight over the name or go silently dark.
 //   - A lease whose first write fails is revoked at once (it would
-//     otherwise linger for a TTL with nothing bound to it); a clean stop
-//     revokes the lease so other hosts see the host leave immediately.
+//     otherwise linger for a TTL with nothing bound to it). A clean stop
+//     does not revoke it: podnetd stopping is not the host going away —
+//     its containers keep running and keep their network — so every other
+//     host keeps routing to them and keeps them as service endpoints. The
+//     podnetd that starts next on the machine takes the name over at once
+//     (its predecessor's PID is gone), with a compare-and-swap that other
+//     hosts see as an update, not as the host leaving and coming back; a
+//     host stopped for good is seen down when its lease runs out
+//     (--liveness-ttl), as after a crash.
 package hostid

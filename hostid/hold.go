@@ -8,8 +8,9 @@ import (
 	"github.com/podnet/podnet/store"
 )
 
-// Hold keeps the host name until ctx ends, then revokes the lease so other
-// hosts see this one leave at once (returning nil). On the way it
+// Hold keeps the host name until ctx ends, then returns nil and leaves
+// the lease to run out (see the package doc: a restart takes it over at
+// once, a host stopped for good is seen down a TTL later). On the way it
 // renews the lease, writes back records someone else changed, and claims
 // the name again after losing the lease. It returns an error only when it
 // cannot go on holding the name: another running podnetd took it over
@@ -29,7 +30,6 @@ func (id *Identity) Hold(ctx context.Context) error {
 		err := id.holdLease(ctx, lost, check)
 		stopLease()
 		if ctx.Err() != nil {
-			id.Release(ctx)
 			return nil
 		}
 		id.log.Warn("liveness lease lost; other hosts consider this host down until it is renewed", "host", id.cfg.Host, "err", err)

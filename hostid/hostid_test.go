@@ -86,7 +86,7 @@ func holdWatched(t *testing.T, id *Identity) (stop func() error, ended <-chan st
 	return stop, done
 }
 
-func TestClaimWritesALeasedRecordAndCleanStopRemovesIt(t *testing.T) {
+func TestClaimWritesALeasedRecordAndCleanStopKeepsIt(t *testing.T) {
 	e := storetest.Start(t)
 	cfg := config(e, t, "10.0.0.11")
 	id, err := Claim(context.Background(), cfg)
@@ -101,9 +101,22 @@ func TestClaimWritesALeasedRecordAndCleanStopRemovesIt(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	// A clean stop revokes the lease: the key is gone at once.
-	if _, _, ok := alive(t, cfg.Store); ok {
-		t.Fatal("liveness record survived a clean stop")
+	// A clean stop leaves the record to its lease: the host's containers
+	// still run, and the next podnetd takes the name over at once.
+	if b, kv2, ok := alive(t, cfg.Store); !ok || b.Holder == nil || b.Holder.Instance != a.Holder.Instance || kv2.Lease != kv.Lease {
+		t.Fatalf("liveness record after a clean stop: %+v (present %v), want the stopped holder's, on its lease", b, ok)
+	}
+	cfg2 := config(e, t, "10.0.0.11")
+	// The next podnetd is another process: /proc finds the stopped one's
+	// PID gone.
+	cfg2.running = func(_, h store.Holder) (bool, bool) { return true, false }
+	next, err := Claim(context.Background(), cfg2)
+	if err != nil {
+		t.Fatalf("the next podnetd on this machine: %v", err)
+	}
+	defer next.Release(context.Background())
+	if b, _, ok := alive(t, cfg.Store); !ok || b.Holder.Instance != cfg2.Alive.Holder.Instance {
+		t.Fatalf("liveness record after the restart: %+v, want the new holder's", b)
 	}
 }
 

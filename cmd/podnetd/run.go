@@ -125,8 +125,9 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	// Held until run returns, and released (its lease revoked) before the
-	// store closes, so other hosts see a clean stop at once.
+	// Held until run returns; a clean stop leaves the lease to the next
+	// podnetd (package hostid: a restart must not look like the host
+	// leaving, its containers keep running).
 	hctx, stopHold := context.WithCancel(ctx)
 	holdErr, holdDone := make(chan error, 1), make(chan struct{})
 	go func() { defer close(holdDone); holdErr <- ident.Hold(hctx) }()

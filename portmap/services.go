@@ -1,0 +1,321 @@
+package portmap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// ErrServicesNotSet: UpsertService or DeleteService before the first
+// SetServices. Until then the kernel holds the previous podnetd's service
+// rules, which one SetServices replaces atomically; a single change
+// cannot be merged into rules the engine does not know.
+var ErrServicesNotSet = errors.New("services not set yet: call SetServices first")
+
+// SetServices replaces the whole desired set (podnetd start, full resync)
+// and programs it. A service that cannot be programmed does not fail the
+// others: it is left out, logged by name and reported by ServiceStatus;
+// SetServices returns an error only when nothing could be applied.
+//
+// The first call after a start rewrites the service section in one batch
+// (the previous podnetd's rules stay until then); later calls apply only
+// what changed. Conntrack entries of UDP and SCTP flows to endpoints that
+// left are deleted afterwards.
+func (e *Engine) SetServices(ctx context.Context, svcs []Service) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	prev := e.svc
+	next := e.planServices(prev, svcs)
+	var err error
+	if prev.known {
+		err = e.applyDeltaLocked(prev, next)
+	} else {
+		err = errors.New("first SetServices")
+	}
+	if err != nil {
+		err = e.rewriteServicesLocked(prev, next)
+	}
+	cleanup := conntrackChanges(prev, e.svc)
+	programmed, failed := e.svc.counts()
+	e.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("set services: %w", err)
+	}
+	e.log.Info("services programmed", "services", programmed, "failed", failed)
+	e.flushServiceConntrack(cleanup)
+	return nil
+}
+
+// UpsertService adds or replaces one service incrementally: one small
+// netlink batch (its map elements, its own chains and sets, shared
+// objects it is the first or last to use), no process exec, a cost
+// independent of how many other services exist.
+func (e *Engine) UpsertService(ctx context.Context, s Service) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	prev := e.svc
+	if !prev.known {
+		e.mu.Unlock()
+		return fmt.Errorf("upsert service %s: %w", s.Name, ErrServicesNotSet)
+	}
+	next := prev.clone()
+	next.release(s.Name)
+	st := e.stateFor(next, s, prev.svcs[s.Name])
+	next.svcs[s.Name] = st
+	err := e.changeLocked(prev, next, s.Name)
+	cleanup := conntrackChanges(prev, e.svc)
+	st = e.svc.svcs[s.Name]
+	e.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("upsert service %s: %w", s.Name, err)
+	}
+	e.flushServiceConntrack(cleanup)
+	if st != nil && st.err != nil {
+		return st.err
+	}
+	return nil
+}
+
+// DeleteService removes one service's rules and deletes the conntrack
+// entries of its UDP/SCTP flows. An unknown name is not an error.
+func (e *Engine) DeleteService(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	prev := e.svc
+	if !prev.known {
+		e.mu.Unlock()
+		return fmt.Errorf("delete service %s: %w", name, ErrServicesNotSet)
+	}
+	if _, ok := prev.svcs[name]; !ok {
+		e.mu.Unlock()
+		return nil
+	}
+	next := prev.clone()
+	next.release(name)
+	delete(next.svcs, name)
+	err := e.changeLocked(prev, next, name)
+	cleanup := conntrackChanges(prev, e.svc)
+	e.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("delete service %s: %w", name, err)
+	}
+	e.flushServiceConntrack(cleanup)
+	return nil
+}
+
+// ServiceStatus is nil when the service's rules are programmed (or it is
+// headless and needs none), else why not.
+func (e *Engine) ServiceStatus(name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st, ok := e.svc.svcs[name]
+	if !ok {
+		return fmt.Errorf("service %s: %w", name, ErrServiceUnknown)
+	}
+	return st.err
+}
+
+// planServices is the new service table for svcs: states with their
+// slots carried over from prev, keys claimed (services prev already had
+// keep theirs; new ones claim in name order), errors recorded per service.
+// Objects are not built yet.
+func (e *Engine) planServices(prev *svcTable, svcs []Service) *svcTable {
+	next := newSvcTable()
+	next.known = true
+	byName := map[string]Service{}
+	var names []string
+	for _, s := range svcs {
+		if _, dup := byName[s.Name]; dup {
+			e.log.Error("service given twice, keeping the first", "service", s.Name)
+			continue
+		}
+		byName[s.Name] = s
+		names = append(names, s.Name)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		_, ha := prev.objs[a]
+		_, hb := prev.objs[b]
+		switch {
+		case ha && !hb:
+			return -1
+		case hb && !ha:
+			return 1
+		}
+		return compareStrings(a, b)
+	})
+	for _, name := range names {
+		next.svcs[name] = e.stateFor(next, byName[name], prev.svcs[name])
+	}
+	return next
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// stateFor normalizes s and claims its keys in t; a service that fails
+// either keeps only its name and the error.
+func (e *Engine) stateFor(t *svcTable, s Service, prev *svcState) *svcState {
+	if prev != nil && prev.err != nil {
+		prev = nil
+	}
+	st, ignored, err := newSvcState(s, prev)
+	if err == nil {
+		err = t.claim(st)
+	}
+	if err != nil {
+		e.log.Error("service cannot be programmed", "service", s.Name, "err", err)
+		return &svcState{spec: Service{Name: s.Name}, err: err}
+	}
+	if len(ignored) > 0 {
+		e.log.Warn("service addresses of another family than its cluster IP ignored", "service", s.Name,
+			"family", st.family().keyword(), "ignored", joinIgnored(ignored))
+	}
+	return st
+}
+
+// changeLocked programs the change of one service from prev to next
+// (next.svcs already updated) as one delta; if the kernel refuses it (it
+// drifted from memory), the whole table is rewritten instead. e.svc is
+// next on success, prev (with the service marked) on failure.
+func (e *Engine) changeLocked(prev, next *svcTable, name string) error {
+	d := &tableDelta{}
+	var o *svcObjects
+	if st, ok := next.svcs[name]; ok {
+		o = buildServiceObjects(st, e.opts.BridgePrefix)
+	}
+	next.setObjects(d, name, o)
+	d.finish(next)
+	err := e.nft.applyDelta(e.opts.Table, d)
+	if err == nil {
+		e.svc = next
+		return nil
+	}
+	e.log.Info("incremental service update failed, rewriting the table", "service", name, "err", err)
+	e.svc = rebuildObjects(next, e.opts.BridgePrefix)
+	if err2 := e.syncTableLocked(true); err2 != nil {
+		e.svc = prev
+		return fmt.Errorf("%w: %w", ErrServiceNotProgrammed, errors.Join(err, err2))
+	}
+	return nil
+}
+
+// applyDeltaLocked programs the difference between prev and next (a whole
+// desired set) as one delta.
+func (e *Engine) applyDeltaLocked(prev, next *svcTable) error {
+	work := prev.clone()
+	work.svcs, work.owners = next.svcs, next.owners
+	d := &tableDelta{}
+	names := map[string]bool{}
+	for n := range prev.objs {
+		names[n] = true
+	}
+	for n := range next.svcs {
+		names[n] = true
+	}
+	for _, n := range sortedKeys(names) {
+		var o *svcObjects
+		if st, ok := next.svcs[n]; ok {
+			o = buildServiceObjects(st, e.opts.BridgePrefix)
+		}
+		work.setObjects(d, n, o)
+	}
+	d.finish(work)
+	if err := e.nft.applyDelta(e.opts.Table, d); err != nil {
+		e.log.Info("incremental service update failed, rewriting the table", "err", err)
+		return err
+	}
+	e.svc = work
+	return nil
+}
+
+// rewriteServicesLocked programs next by rewriting the whole table in one
+// batch. If the kernel refuses that, it rewrites the table without
+// services and then adds them one batch each, so that a service the
+// kernel refuses is reported by name and the others still work. It fails
+// only when not even the table without services could be written; e.svc
+// is then prev again.
+func (e *Engine) rewriteServicesLocked(prev, next *svcTable) error {
+	e.svc = rebuildObjects(next, e.opts.BridgePrefix)
+	err := e.syncTableLocked(true)
+	if err == nil {
+		return nil
+	}
+	e.log.Warn("service rules refused as a whole, programming them one by one", "err", err)
+	empty := newSvcTable()
+	empty.known = true
+	e.svc = empty
+	if err2 := e.syncTableLocked(true); err2 != nil {
+		e.svc = prev
+		return errors.Join(err, err2)
+	}
+	for _, name := range sortedKeys(next.svcs) {
+		st := next.svcs[name]
+		cur := e.svc
+		t := cur.clone()
+		t.svcs[name] = st
+		if st.err == nil {
+			if cerr := t.claim(st); cerr != nil {
+				t.svcs[name] = &svcState{spec: Service{Name: name}, err: cerr}
+			}
+		}
+		d := &tableDelta{}
+		if t.svcs[name].err == nil {
+			t.setObjects(d, name, buildServiceObjects(st, e.opts.BridgePrefix))
+			d.finish(t)
+		}
+		if aerr := e.nft.applyDelta(e.opts.Table, d); aerr != nil {
+			failed := cur.clone()
+			failed.svcs[name] = &svcState{spec: Service{Name: name}, err: fmt.Errorf("%w: %s: %w", ErrServiceNotProgrammed, name, aerr)}
+			e.svc = failed
+			e.log.Error("service rules refused by the kernel", "service", name, "err", aerr)
+			continue
+		}
+		e.svc = t
+	}
+	return nil
+}
+
+// rebuildObjects returns t with every service's objects and the reference
+// counts built from scratch.
+func rebuildObjects(t *svcTable, prefix string) *svcTable {
+	out := newSvcTable()
+	out.known = t.known
+	for k, v := range t.svcs {
+		out.svcs[k] = v
+	}
+	for k, v := range t.owners {
+		out.owners[k] = v
+	}
+	d := &tableDelta{}
+	for _, name := range sortedKeys(t.svcs) {
+		out.setObjects(d, name, buildServiceObjects(t.svcs[name], prefix))
+	}
+	d.finish(out)
+	return out
+}
+
+// counts returns how many services are programmed and how many failed.
+func (t *svcTable) counts() (ok, failed int) {
+	for _, st := range t.svcs {
+		if st.err != nil {
+			failed++
+		} else {
+			ok++
+		}
+	}
+	return ok, failed
+}

@@ -1,0 +1,186 @@
+package portmap
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+)
+
+// svcFlows is the conntrack cleanup a service change calls for. A UDP or
+// SCTP client keeps its 5-tuple as long as it talks, and its conntrack
+// entry keeps the NAT decision of its first packet, so:
+//
+//   - gone: flows a service rule sent to an endpoint that has left (ct
+//     mark has the service bit, reply source is that endpoint and target
+//     port, original port is the service port or NodePort) are deleted,
+//     so the client's next packet picks a live endpoint;
+//   - fresh: flows to a service address and port (or a NodePort on a host
+//     address) that no service rule NATed — sent while the service did not
+//     exist, and answered by nothing — are deleted when the service gains
+//     endpoints, or the client would keep talking to nowhere.
+//
+// TCP is left alone: a connection to an endpoint that is going away (not
+// ready, stopping) may still finish its work, and a new TCP connection
+// never reuses an established entry.
+type svcFlows struct {
+	gone  map[goneFlow]bool
+	fresh map[freshFlow]bool
+	fams  map[family]bool
+}
+
+type goneFlow struct {
+	proto    Proto
+	ep       netip.Addr
+	target   uint16
+	origPort uint16
+}
+
+type freshFlow struct {
+	proto Proto
+	addr  netip.Addr // invalid: a NodePort on any host address
+	port  uint16
+}
+
+func (c *svcFlows) empty() bool { return len(c.gone)+len(c.fresh) == 0 }
+
+// conntrackChanges compares every service of prev and next.
+func conntrackChanges(prev, next *svcTable) *svcFlows {
+	c := &svcFlows{gone: map[goneFlow]bool{}, fresh: map[freshFlow]bool{}, fams: map[family]bool{}}
+	names := map[string]bool{}
+	for n := range prev.svcs {
+		names[n] = true
+	}
+	for n := range next.svcs {
+		names[n] = true
+	}
+	for n := range names {
+		c.add(programmedState(prev, n), programmedState(next, n))
+	}
+	return c
+}
+
+// programmedState is name's state in t if it is programmed, else nil.
+func programmedState(t *svcTable, name string) *svcState {
+	st := t.svcs[name]
+	if st == nil || st.err != nil || st.headless() {
+		return nil
+	}
+	return st
+}
+
+func (c *svcFlows) add(old, new *svcState) {
+	if old == new {
+		return
+	}
+	if old != nil {
+		for _, p := range old.spec.Ports {
+			if p.Proto == TCP {
+				continue
+			}
+			np := newPort(new, p)
+			for _, ep := range old.slots {
+				if np != nil && np.TargetPort == p.TargetPort && slices.Contains(new.slots, ep) {
+					continue
+				}
+				c.gone[goneFlow{p.Proto, ep, p.TargetPort, p.Port}] = true
+				if p.NodePort != 0 {
+					c.gone[goneFlow{p.Proto, ep, p.TargetPort, p.NodePort}] = true
+				}
+				c.fams[familyOf(ep)] = true
+			}
+		}
+	}
+	if new == nil || len(new.slots) == 0 {
+		return
+	}
+	for _, p := range new.spec.Ports {
+		if p.Proto == TCP {
+			continue
+		}
+		op := newPort(old, p)
+		served := op != nil && len(old.slots) > 0
+		for _, a := range append([]netip.Addr{new.spec.ClusterIP}, new.spec.ExternalIPs...) {
+			if !served || !slices.Contains(append([]netip.Addr{old.spec.ClusterIP}, old.spec.ExternalIPs...), a) {
+				c.fresh[freshFlow{p.Proto, a, p.Port}] = true
+				c.fams[familyOf(a)] = true
+			}
+		}
+		if p.NodePort != 0 && (!served || op.NodePort != p.NodePort) {
+			c.fresh[freshFlow{p.Proto, netip.Addr{}, p.NodePort}] = true
+			c.fams[new.family()] = true
+		}
+	}
+}
+
+// newPort is s's port with p's protocol and port number, or nil.
+func newPort(s *svcState, p ServicePort) *ServicePort {
+	if s == nil {
+		return nil
+	}
+	for i := range s.spec.Ports {
+		if s.spec.Ports[i].Proto == p.Proto && s.spec.Ports[i].Port == p.Port {
+			return &s.spec.Ports[i]
+		}
+	}
+	return nil
+}
+
+// matchGone reports whether flow went through a service rule to an
+// endpoint that has left.
+func (c *svcFlows) matchGone(f *netlink.ConntrackFlow) bool {
+	if f.Mark&ctMarkService == 0 {
+		return false
+	}
+	p := protoOf(f.Forward.Protocol)
+	return c.gone[goneFlow{p, flowAddr(f.Reverse.SrcIP), f.Reverse.SrcPort, f.Forward.DstPort}]
+}
+
+// matchFresh reports whether flow targets a newly served address and
+// port without having been NATed by a service rule.
+func (c *svcFlows) matchFresh(f *netlink.ConntrackFlow, local map[netip.Addr]bool) bool {
+	if f.Mark&ctMarkService != 0 {
+		return false
+	}
+	p := protoOf(f.Forward.Protocol)
+	dst := flowAddr(f.Forward.DstIP)
+	if c.fresh[freshFlow{p, dst, f.Forward.DstPort}] {
+		return true
+	}
+	return local[dst] && c.fresh[freshFlow{p, netip.Addr{}, f.Forward.DstPort}]
+}
+
+func protoOf(n uint8) Proto {
+	for _, p := range []Proto{TCP, UDP, SCTP} {
+		if protoNumber(p) == n {
+			return p
+		}
+	}
+	return ""
+}
+
+// flushServiceConntrack deletes the flows c names: one pass over the
+// table per family (see conntrackBackend). Failures are logged: the rules
+// are already in place.
+func (e *Engine) flushServiceConntrack(c *svcFlows) {
+	if c == nil || c.empty() {
+		return
+	}
+	var local map[netip.Addr]bool
+	if len(c.fresh) > 0 {
+		var err error
+		if local, err = e.ct.localAddrs(); err != nil {
+			e.logFlush("service", 0, err)
+		}
+	}
+	var fams []family
+	for _, f := range []family{ipv4, ipv6} {
+		if c.fams[f] {
+			fams = append(fams, f)
+		}
+	}
+	n, err := e.ct.deleteFlows(fams, func(f *netlink.ConntrackFlow) bool {
+		return c.matchGone(f) || c.matchFresh(f, local)
+	})
+	e.logFlush("service", n, err)
+}

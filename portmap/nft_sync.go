@@ -90,9 +90,10 @@ func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool,
 //	add table inet T
 //	flush chain inet T C            for every rewritten chain in the kernel
 //	delete set inet T S             for every rewritten set (static ones are recreated)
-//	add set/map …; add element …    for rewritten and missing sets
+//	add set/map …                   for rewritten and missing sets
 //	add chain …; add rule …         for rewritten and missing chains
-//	delete chain inet T C           for rewritten chains rs no longer has
+//	add element …                   into the sets added above
+//	delete chain/set inet T …       for rewritten ones rs no longer has
 //
 // Packets see the old or the new table, never a mix or nothing.
 // Conntrack is not touched: established (and already NATed) connections
@@ -133,16 +134,13 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 		}
 		fill[sd.name] = true
 	}
+	created := map[string]*nftables.Set{}
 	for _, sd := range rs.sets {
-		if !fill[sd.name] {
-			continue
-		}
-		s := nftSet(t, sd)
-		if err := c.AddSet(s, nil); err != nil {
-			return fmt.Errorf("add set %s: %w", sd.name, err)
-		}
-		if err := addElements(c, s, sd.elems); err != nil {
-			return err
+		if fill[sd.name] {
+			created[sd.name] = nftSet(t, sd)
+			if err := c.AddSet(created[sd.name], nil); err != nil {
+				return fmt.Errorf("add set %s: %w", sd.name, err)
+			}
 		}
 	}
 	chains := map[string]*nftables.Chain{}
@@ -155,6 +153,14 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 	for _, r := range rs.rules {
 		if ch, ok := chains[r.chain]; ok {
 			if err := addRule(c, t, ch, r); err != nil {
+				return err
+			}
+		}
+	}
+	// Elements last: a verdict map's elements name chains created above.
+	for _, sd := range rs.sets {
+		if s := created[sd.name]; s != nil {
+			if err := addElements(c, s, sd.elems); err != nil {
 				return err
 			}
 		}

@@ -215,7 +215,8 @@ func TestDiffElements(t *testing.T) {
 
 func TestIPTablesWantRules(t *testing.T) {
 	a := newIPTAccepts(nil, "PODNET-FORWARD", "pn-", "auto")
-	want := []string{"-N PODNET-FORWARD", "-A PODNET-FORWARD -i pn-+ -j ACCEPT", "-A PODNET-FORWARD -o pn-+ -j ACCEPT"}
+	want := []string{"-N PODNET-FORWARD", "-A PODNET-FORWARD -i pn-+ -j ACCEPT", "-A PODNET-FORWARD -o pn-+ -j ACCEPT",
+		"-A PODNET-FORWARD -m connmark --mark 0x200000/0x200000 -j ACCEPT"}
 	if got := a.wantRules(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("rules %q, want %q", got, want)
 	}

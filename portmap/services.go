@@ -58,27 +58,24 @@ func (e *Engine) UpsertService(ctx context.Context, s Service) error {
 		return err
 	}
 	e.mu.Lock()
-	prev := e.svc
-	if !prev.known {
+	if !e.svc.known {
 		e.mu.Unlock()
 		return fmt.Errorf("upsert service %s: %w", s.Name, ErrServicesNotSet)
 	}
-	next := prev.clone()
-	next.release(s.Name)
-	st := e.stateFor(next, s, prev.svcs[s.Name])
-	next.svcs[s.Name] = st
-	err := e.changeLocked(prev, next, s.Name)
-	cleanup := conntrackChanges(prev, e.svc)
-	st = e.svc.svcs[s.Name]
+	t := e.svc
+	t.begin()
+	old := t.svcs[s.Name]
+	t.release(old)
+	st := e.stateFor(t, s, old)
+	put(t, t.svcs, s.Name, st)
+	err := e.changeLocked(s.Name)
+	cleanup := flowsOf(old, programmedState(e.svc, s.Name))
 	e.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("upsert service %s: %w", s.Name, err)
 	}
 	e.flushServiceConntrack(cleanup)
-	if st != nil && st.err != nil {
-		return st.err
-	}
-	return nil
+	return st.err
 }
 
 // DeleteService removes one service's rules and deletes the conntrack
@@ -88,20 +85,21 @@ func (e *Engine) DeleteService(ctx context.Context, name string) error {
 		return err
 	}
 	e.mu.Lock()
-	prev := e.svc
-	if !prev.known {
+	if !e.svc.known {
 		e.mu.Unlock()
 		return fmt.Errorf("delete service %s: %w", name, ErrServicesNotSet)
 	}
-	if _, ok := prev.svcs[name]; !ok {
+	t := e.svc
+	old, ok := t.svcs[name]
+	if !ok {
 		e.mu.Unlock()
 		return nil
 	}
-	next := prev.clone()
-	next.release(name)
-	delete(next.svcs, name)
-	err := e.changeLocked(prev, next, name)
-	cleanup := conntrackChanges(prev, e.svc)
+	t.begin()
+	t.release(old)
+	drop(t, t.svcs, name)
+	err := e.changeLocked(name)
+	cleanup := flowsOf(old, programmedState(e.svc, name))
 	e.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("delete service %s: %w", name, err)
@@ -187,29 +185,30 @@ func (e *Engine) stateFor(t *svcTable, s Service, prev *svcState) *svcState {
 	return st
 }
 
-// changeLocked programs the change of one service from prev to next
-// (next.svcs already updated) as one delta; if the kernel refuses it (it
-// drifted from memory), the whole table is rewritten instead. e.svc is
-// next on success, prev (with the service marked) on failure.
-func (e *Engine) changeLocked(prev, next *svcTable, name string) error {
+// changeLocked programs the change of one service (e.svc.svcs already
+// updated, inside an open change) as one delta and commits it. If the
+// kernel refuses the delta (it drifted from memory), the whole table is
+// rewritten instead; if that fails too, the change is rolled back.
+func (e *Engine) changeLocked(name string) error {
+	t := e.svc
 	d := &tableDelta{}
 	var o *svcObjects
-	if st, ok := next.svcs[name]; ok {
+	if st, ok := t.svcs[name]; ok {
 		o = buildServiceObjects(st, e.opts.BridgePrefix)
 	}
-	next.setObjects(d, name, o)
-	d.finish(next)
+	t.setObjects(d, name, o)
+	d.finish(t)
 	err := e.nft.applyDelta(e.opts.Table, d)
 	if err == nil {
-		e.svc = next
+		t.commit()
 		return nil
 	}
 	e.log.Info("incremental service update failed, rewriting the table", "service", name, "err", err)
-	e.svc = rebuildObjects(next, e.opts.BridgePrefix)
 	if err2 := e.syncTableLocked(true); err2 != nil {
-		e.svc = prev
+		t.rollback()
 		return fmt.Errorf("%w: %w", ErrServiceNotProgrammed, errors.Join(err, err2))
 	}
+	t.commit()
 	return nil
 }
 
@@ -262,29 +261,28 @@ func (e *Engine) rewriteServicesLocked(prev, next *svcTable) error {
 		e.svc = prev
 		return errors.Join(err, err2)
 	}
+	t := e.svc
 	for _, name := range sortedKeys(next.svcs) {
 		st := next.svcs[name]
-		cur := e.svc
-		t := cur.clone()
-		t.svcs[name] = st
+		t.begin()
 		if st.err == nil {
 			if cerr := t.claim(st); cerr != nil {
-				t.svcs[name] = &svcState{spec: Service{Name: name}, err: cerr}
+				st = &svcState{spec: Service{Name: name}, err: cerr}
 			}
 		}
+		put(t, t.svcs, name, st)
 		d := &tableDelta{}
-		if t.svcs[name].err == nil {
+		if st.err == nil {
 			t.setObjects(d, name, buildServiceObjects(st, e.opts.BridgePrefix))
 			d.finish(t)
 		}
 		if aerr := e.nft.applyDelta(e.opts.Table, d); aerr != nil {
-			failed := cur.clone()
-			failed.svcs[name] = &svcState{spec: Service{Name: name}, err: fmt.Errorf("%w: %s: %w", ErrServiceNotProgrammed, name, aerr)}
-			e.svc = failed
+			t.rollback()
+			t.svcs[name] = &svcState{spec: Service{Name: name}, err: fmt.Errorf("%w: %s: %w", ErrServiceNotProgrammed, name, aerr)}
 			e.log.Error("service rules refused by the kernel", "service", name, "err", aerr)
 			continue
 		}
-		e.svc = t
+		t.commit()
 	}
 	return nil
 }

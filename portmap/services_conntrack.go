@@ -44,9 +44,24 @@ type freshFlow struct {
 
 func (c *svcFlows) empty() bool { return len(c.gone)+len(c.fresh) == 0 }
 
+func newSvcFlows() *svcFlows {
+	return &svcFlows{gone: map[goneFlow]bool{}, fresh: map[freshFlow]bool{}, fams: map[family]bool{}}
+}
+
+// flowsOf is the cleanup for one service going from old to new (nil: not
+// programmed).
+func flowsOf(old, new *svcState) *svcFlows {
+	c := newSvcFlows()
+	if old != nil && (old.err != nil || old.headless()) {
+		old = nil
+	}
+	c.add(old, new)
+	return c
+}
+
 // conntrackChanges compares every service of prev and next.
 func conntrackChanges(prev, next *svcTable) *svcFlows {
-	c := &svcFlows{gone: map[goneFlow]bool{}, fresh: map[freshFlow]bool{}, fams: map[family]bool{}}
+	c := newSvcFlows()
 	names := map[string]bool{}
 	for n := range prev.svcs {
 		names[n] = true

@@ -25,6 +25,60 @@ type svcTable struct {
 	shared map[string]int // shared element id → services holding it
 	// sharedElems remembers a shared element by id (its bytes and text).
 	sharedElems map[string]element
+	// journal, while a change is open (begin), holds the undo of every
+	// mutation, so a change the kernel refused is rolled back in time
+	// proportional to the change, not to the table.
+	journal []func()
+	open    bool
+}
+
+// begin opens a change; rollback undoes it, commit keeps it.
+func (t *svcTable) begin() { t.journal, t.open = nil, true }
+
+func (t *svcTable) commit() { t.journal, t.open = nil, false }
+
+func (t *svcTable) rollback() {
+	for i := len(t.journal) - 1; i >= 0; i-- {
+		t.journal[i]()
+	}
+	t.commit()
+}
+
+// put and drop change a map of the table, journaling the undo.
+func put[K comparable, V any](t *svcTable, m map[K]V, k K, v V) {
+	if t.open {
+		old, had := m[k]
+		t.journal = append(t.journal, func() {
+			if had {
+				m[k] = old
+			} else {
+				delete(m, k)
+			}
+		})
+	}
+	m[k] = v
+}
+
+func drop[K comparable, V any](t *svcTable, m map[K]V, k K) {
+	old, had := m[k]
+	if !had {
+		return
+	}
+	if t.open {
+		t.journal = append(t.journal, func() { m[k] = old })
+	}
+	delete(m, k)
+}
+
+// count changes a counter by delta, dropping it at zero.
+func count(t *svcTable, m map[string]int, k string, delta int) int {
+	n := m[k] + delta
+	if n == 0 {
+		drop(t, m, k)
+	} else {
+		put(t, m, k, n)
+	}
+	return n
 }
 
 func newSvcTable() *svcTable {
@@ -68,16 +122,19 @@ func (t *svcTable) claim(s *svcState) error {
 		}
 	}
 	for _, k := range keys {
-		t.owners[k] = s.spec.Name
+		put(t, t.owners, k, s.spec.Name)
 	}
 	return nil
 }
 
-// release frees name's keys.
-func (t *svcTable) release(name string) {
-	for k, o := range t.owners {
-		if o == name {
-			delete(t.owners, k)
+// release frees the keys st holds.
+func (t *svcTable) release(st *svcState) {
+	if st == nil {
+		return
+	}
+	for _, k := range st.keys() {
+		if t.owners[k] == st.spec.Name {
+			drop(t, t.owners, k)
 		}
 	}
 }
@@ -122,28 +179,24 @@ func (t *svcTable) setObjects(d *tableDelta, name string, o *svcObjects) {
 	d.addElems = append(d.addElems, add...)
 	for _, id := range o.uses {
 		d.touchRef(t, id)
-		t.refs[id]++
+		count(t, t.refs, id, 1)
 	}
 	for _, id := range old.uses {
 		d.touchRef(t, id)
-		if t.refs[id]--; t.refs[id] == 0 {
-			delete(t.refs, id)
-		}
+		count(t, t.refs, id, -1)
 	}
 	for _, el := range o.shared {
 		d.touchElem(t, el)
-		t.shared[el.id()]++
+		count(t, t.shared, el.id(), 1)
 	}
 	for _, el := range old.shared {
 		d.touchElem(t, el)
-		if t.shared[el.id()]--; t.shared[el.id()] == 0 {
-			delete(t.shared, el.id())
-		}
+		count(t, t.shared, el.id(), -1)
 	}
 	if len(o.elems)+len(o.shared)+len(o.sets)+len(o.chains)+len(o.uses) == 0 {
-		delete(t.objs, name)
+		drop(t, t.objs, name)
 	} else {
-		t.objs[name] = o
+		put(t, t.objs, name, o)
 	}
 }
 
@@ -163,7 +216,7 @@ func (d *tableDelta) touchElem(t *svcTable, el element) {
 	if _, ok := d.elemsBefore[el.id()]; !ok {
 		d.elemsBefore[el.id()] = t.shared[el.id()]
 		if _, known := t.sharedElems[el.id()]; !known {
-			t.sharedElems[el.id()] = el
+			put(t, t.sharedElems, el.id(), el)
 		}
 	}
 }
@@ -201,9 +254,9 @@ func (d *tableDelta) finish(t *svcTable) {
 			d.addElems = append(d.addElems, el)
 		case before > 0 && after == 0:
 			d.delElems = append(d.delElems, el)
-			delete(t.sharedElems, id)
+			drop(t, t.sharedElems, id)
 		case after == 0:
-			delete(t.sharedElems, id)
+			drop(t, t.sharedElems, id)
 		}
 	}
 	d.refsBefore, d.elemsBefore = nil, nil

@@ -39,3 +39,10 @@ func (f *fakeNFT) applyDelta(_ string, d *tableDelta) error {
 	f.deltas = append(f.deltas, d)
 	return nil
 }
+
+// lastRewrite reports whether the last syncTable rewrote the object name.
+func (f *fakeNFT) lastRewrite(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rewrite != nil && f.rewrite(name)
+}

@@ -27,6 +27,8 @@ type fakeNFT struct {
 	intactAnswers []bool
 	deltas        []*tableDelta           // successful applyDelta calls
 	failDelta     func(*tableDelta) error // makes applyDelta fail on demand
+	failSync      func(*ruleset) error    // makes syncTable fail on demand
+	rewrite       func(string) bool       // of the last syncTable
 }
 
 func newFakeNFT() *fakeNFT { return &fakeNFT{elems: map[string]element{}} }
@@ -37,7 +39,13 @@ func (f *fakeNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 	if f.failReplace {
 		return errors.New("fake: replace refused")
 	}
+	if f.failSync != nil {
+		if err := f.failSync(rs); err != nil {
+			return err
+		}
+	}
 	f.tables++
+	f.rewrite = rewrite
 	existed := f.exists
 	f.exists = true
 	f.lastRuleset = rs

@@ -74,7 +74,7 @@ func (netlinkNFT) updateElements(table string, del, add []element) error {
 	if len(del) == 0 && len(add) == 0 {
 		return nil
 	}
-	c, err := newConn(len(del) + len(add))
+	c, err := newConn(2+(len(del)+len(add))/elementsPerMessage, len(del)+len(add))
 	if err != nil {
 		return err
 	}

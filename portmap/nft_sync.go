@@ -11,20 +11,22 @@ import (
 )
 
 // newConn opens an nftables connection whose socket buffers fit a batch of
-// about ops operations. A batch travels in one sendmsg (the kernel applies
-// only what one message carries as a transaction), and the kernel answers
-// every operation with an ack (rules with an echo too), all queued before
-// we read them: with thousands of services the default buffers overflow
-// (EMSGSIZE on send, ENOBUFS on receive, the latter after the batch was
-// applied). nft(8) sizes its buffers the same way, with the same
-// privileged *FORCE options.
-func newConn(ops int) (*nftables.Conn, error) {
-	const base = 4 << 20
-	snd, rcv := base+ops*256, base+ops*2048
+// about ops netlink messages carrying about elems set elements. A batch
+// travels in one sendmsg (the kernel applies only what one message
+// carries as a transaction), and the kernel answers every message with an
+// ack (rules with an echo too), all queued before we read them: with
+// thousands of services the default buffers overflow (EMSGSIZE on send,
+// ENOBUFS on receive, the latter after the batch was applied). nft(8)
+// sizes its buffers the same way, with the same privileged *FORCE
+// options.
+func newConn(ops, elems int) (*nftables.Conn, error) {
+	const small = 128 << 10 // well below the default buffers
+	snd, rcv := ops*512+elems*128, ops*2048
 	c, err := nftables.New(nftables.WithSockOptions(func(nc *netlink.Conn) error {
-		if ops < 256 {
+		if snd < small && rcv < small {
 			return nil
 		}
+		snd, rcv = snd+small, rcv+small
 		raw, err := nc.SyscallConn()
 		if err != nil {
 			return err
@@ -43,16 +45,17 @@ func newConn(ops int) (*nftables.Conn, error) {
 	return c, nil
 }
 
-// rulesetOps estimates the number of netlink operations of rs.
-func rulesetOps(rs *ruleset) int {
-	n := len(rs.chains) + 2*len(rs.rules)
+// rulesetSize estimates the netlink messages and set elements of rs.
+func rulesetSize(rs *ruleset) (ops, elems int) {
+	ops = len(rs.chains) + 2*len(rs.rules)
 	for _, s := range rs.sets {
-		n += 1 + len(s.elems)/elementsPerMessage + 1
+		ops += 2 + len(s.elems)/elementsPerMessage
+		elems += len(s.elems)
 	}
 	for _, r := range rs.rules {
-		n += 2 * len(r.anon)
+		ops += 2 * len(r.anon)
 	}
-	return n
+	return ops, elems
 }
 
 // kernelObjects lists the chains and (named) sets of the table: nil maps
@@ -102,7 +105,7 @@ func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool,
 // says what they should be) and the clients recorded in dynamic affinity
 // sets survive.
 func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
-	c, err := newConn(rulesetOps(rs))
+	c, err := newConn(rulesetSize(rs))
 	if err != nil {
 		return err
 	}
@@ -239,8 +242,8 @@ func (netlinkNFT) applyDelta(table string, d *tableDelta) error {
 	if d.empty() {
 		return nil
 	}
-	c, err := newConn(len(d.addSets) + len(d.addChains) + 2*len(d.rules) + len(d.delElems) + len(d.addElems) +
-		2*len(d.delChains) + len(d.delSets))
+	c, err := newConn(len(d.addSets)+len(d.addChains)+2*len(d.rules)+2*len(d.delChains)+len(d.delSets)+
+		(len(d.delElems)+len(d.addElems))/elementsPerMessage+2, len(d.delElems)+len(d.addElems))
 	if err != nil {
 		return err
 	}

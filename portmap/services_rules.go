@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/nftables"
@@ -62,13 +63,13 @@ func (k keyspace) String() string {
 // bucketName is both the map and the chain of bucket i: the map holds,
 // for every service with more than i endpoints, key → i-th endpoint; the
 // chain DNATs through it.
-func bucketName(k keyspace, i int) string { return fmt.Sprintf("%s%s-b%d", svcPrefix, k, i) }
+func bucketName(k keyspace, i int) string { return svcPrefix + k.String() + "-b" + strconv.Itoa(i) }
 
 // pickName is the chain that picks one of n buckets at random.
 func pickName(k keyspace, n int) string { return fmt.Sprintf("%s%s-pick%d", svcPrefix, k, n) }
 
 // Shared objects are named by these ids in svcObjects.uses.
-func bucketID(k keyspace, i int) string { return fmt.Sprintf("bucket %s %d", k, i) }
+func bucketID(k keyspace, i int) string { return "bucket " + k.String() + " " + strconv.Itoa(i) }
 func pickID(k keyspace, n int) string   { return fmt.Sprintf("pick %s %d", k, n) }
 
 // addrType is the nft type of one address of f.
@@ -290,19 +291,28 @@ type portBuilder struct {
 	p      ServicePort
 	pid    string // name/proto/port
 	prefix string // bridge prefix
+	used   map[keyspace]int // buckets already listed in o.uses
 }
 
 // buckets adds key's element to buckets 0..len(eps)-1 of k.
+// Building them is most of a cold load's user time: no fmt here.
 func (b *portBuilder) buckets(k keyspace, eps []netip.Addr, key []byte, ktext string) {
+	if b.used == nil {
+		b.used = map[keyspace]int{}
+	}
+	tp := strconv.Itoa(int(b.p.TargetPort))
 	for i, ep := range eps {
 		b.o.elems = append(b.o.elems, element{
 			set:  bucketName(k, i),
 			key:  key,
 			val:  append(ep.AsSlice(), slot(portBytes(b.p.TargetPort))...),
-			text: fmt.Sprintf("%s : %s . %d", ktext, ep, b.p.TargetPort),
+			text: ktext + " : " + ep.String() + " . " + tp,
 		})
+	}
+	for i := b.used[k]; i < len(eps); i++ {
 		b.o.uses = append(b.o.uses, bucketID(k, i))
 	}
+	b.used[k] = max(b.used[k], len(eps))
 }
 
 // targetFor is where traffic of keyspace k goes to reach one of eps:
@@ -378,7 +388,7 @@ func affinitySetName(pid string, ep netip.Addr) string {
 // addrKey is `10.96.0.5 . tcp . 80` as key bytes and text.
 func addrKey(a netip.Addr, p Proto, port uint16) ([]byte, string) {
 	key := append(a.AsSlice(), slot([]byte{protoNumber(p)})...)
-	return append(key, slot(portBytes(port))...), fmt.Sprintf("%s . %s . %d", a, p, port)
+	return append(key, slot(portBytes(port))...), a.String() + " . " + string(p) + " . " + strconv.Itoa(int(port))
 }
 
 // nodePortKey is `tcp . 30080`.

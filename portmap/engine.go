@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -154,13 +155,24 @@ func (e *Engine) syncTableLocked(withServices bool) error {
 		in.services = e.svc
 		rewrite = func(string) bool { return true }
 	}
-	if err := e.nft.syncTable(buildRuleset(in), rewrite); err != nil {
+	rs := buildRuleset(in)
+	if err := e.nft.syncTable(rs, rewrite); err != nil {
 		return err
 	}
 	e.log.Debug("nftables table synced", "table", e.opts.Table, "networks", len(e.nets), "endpoints", len(e.eps),
 		"services", in.services != nil)
+	if _, elems := rulesetSize(rs); elems > bigSync {
+		// Building and sending 5000 services x 10 endpoints allocates
+		// ~200 MB that is garbage a moment later; give it back to the
+		// system now rather than over the next minutes of scavenging.
+		debug.FreeOSMemory()
+	}
 	return nil
 }
+
+// bigSync is the number of set elements above which a sync returns its
+// garbage to the system at once.
+const bigSync = 20000
 
 // AddNetwork adds or replaces n and rebuilds the table at once (one
 // batch, as Sync: `nft -f` of the whole table). The first call also

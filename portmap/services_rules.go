@@ -289,8 +289,8 @@ type portBuilder struct {
 	o      *svcObjects
 	s      *svcState
 	p      ServicePort
-	pid    string // name/proto/port
-	prefix string // bridge prefix
+	pid    string           // name/proto/port
+	prefix string           // bridge prefix
 	used   map[keyspace]int // buckets already listed in o.uses
 }
 

@@ -37,6 +37,9 @@ type Config struct {
 	// OverlayUnavailable says why, for the error a user sees).
 	Overlay            Overlay
 	OverlayUnavailable string
+	// Tunnels reserves this host's tunnel address in the pools of vxlan
+	// networks, for service traffic to other hosts (nil: none).
+	Tunnels Tunnels
 }
 
 // Driver implements the NetworkDriver side of the plugin. Its maps are a
@@ -51,10 +54,11 @@ type Driver struct {
 	// netMu orders network-level changes (write) against endpoint-level
 	// ones (read), so an endpoint never lands on a bridge being deleted
 	// and GC never sees half-created endpoints.
-	netMu sync.RWMutex
-	mu    sync.Mutex // guards nets and eps
-	nets  map[string]*store.Network
-	eps   map[string]*store.Endpoint
+	netMu   sync.RWMutex
+	mu      sync.Mutex // guards nets, eps and tunnels
+	nets    map[string]*store.Network
+	eps     map[string]*store.Endpoint
+	tunnels map[string][]netip.Addr // tunnel addresses by network
 }
 
 // mode is one network mode's kernel work. Implementations are idempotent:
@@ -81,7 +85,7 @@ func New(cfg Config) (*Driver, error) {
 		cfg.DefaultMTU = 1500
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, k: cfg.Kernel,
-		nets: map[string]*store.Network{}, eps: map[string]*store.Endpoint{}}
+		nets: map[string]*store.Network{}, eps: map[string]*store.Endpoint{}, tunnels: map[string][]netip.Addr{}}
 	br := &bridgeMode{k: cfg.Kernel, log: cfg.Logger}
 	d.modes = map[string]mode{
 		ModeBridge: br,
@@ -152,14 +156,10 @@ func (d *Driver) Endpoints() []store.Endpoint {
 }
 
 func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
-	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal}
+	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal,
+		Subnets: pools(n), TunnelAddrs: d.tunnelAddrs(n.ID)}
 	if n.Mode == ModeVXLAN {
 		pn.Uplink = overlay.DeviceName(n.VNI)
-	}
-	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-		if p, err := netip.ParsePrefix(s.Pool); err == nil {
-			pn.Subnets = append(pn.Subnets, p)
-		}
 	}
 	return pn
 }

@@ -43,6 +43,7 @@ func (d *Driver) Restore(ctx context.Context) error {
 		if err := m.createNetwork(n); err != nil {
 			errs = append(errs, fmt.Errorf("restore network %s: %w", short(n.ID), err))
 		}
+		d.ensureTunnels(ctx, n)
 		nets[n.ID] = n
 		if n.Mode != ModeNone {
 			pnets = append(pnets, d.portmapNetwork(n))

@@ -21,3 +21,14 @@ func subnetList(n *store.Network) []string {
 	}
 	return out
 }
+
+// pools are the network's IPv4 and IPv6 pools.
+func pools(n *store.Network) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
+		if p, err := parsePrefix(s.Pool); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -2,7 +2,6 @@ package driver
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/store"
@@ -40,17 +39,11 @@ func (v *vxlanMode) createNetwork(n *store.Network) error {
 			return fmt.Errorf("bridge %s: %w", n.Bridge, err)
 		}
 	}
-	var pools []netip.Prefix
-	for _, s := range append(append([]store.Subnet{}, n.IPv4...), n.IPv6...) {
-		if p, err := parsePrefix(s.Pool); err == nil {
-			pools = append(pools, p)
-		}
-	}
 	direct := false
 	if v, ok := n.Options[optDirect]; ok {
 		direct = v == "true" || v == "1"
 	}
-	if _, err := v.ov.EnsureNetwork(overlay.Network{ID: n.ID, VNI: n.VNI, Bridge: n.Bridge, Pools: pools,
+	if _, err := v.ov.EnsureNetwork(overlay.Network{ID: n.ID, VNI: n.VNI, Bridge: n.Bridge, Pools: pools(n),
 		MTU: n.MTU, DirectRouting: direct}); err != nil {
 		return fmt.Errorf("vxlan device for VNI %d: %w", n.VNI, err)
 	}

@@ -329,6 +329,8 @@ func (f *poolFollower) apply(pv *poolView, e store.Event) {
 			f.o.log.Warn("ignoring undecodable address record", "key", e.Key, "err", err)
 			return
 		}
-		pv.addrs[a] = addrOwner{host: rec.Host, container: rec.Kind == store.AddrContainer || rec.Kind == ""}
+		// A tunnel address is routed to its owner like a container address.
+		pv.addrs[a] = addrOwner{host: rec.Host,
+			container: rec.Kind == store.AddrContainer || rec.Kind == store.AddrTunnel || rec.Kind == ""}
 	}
 }

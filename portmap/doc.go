@@ -44,7 +44,7 @@
 //	                                and -local variants): key : i-th endpoint . target
 //	                                port; the chain sets the service ct mark and
 //	                                DNATs through the map
-//	chain svc-<ks>-pick<n>          equal-probability choice of buckets 0..n-1
+//	chain svc-<ks>-r<lo>-<hi>       equal-probability choice of buckets lo..hi-1
 //	chain svc-reject                TCP reset, else ICMP port unreachable
 //	chain svc-local-<ks>/<svc>/<proto>/<port>     externalTrafficPolicy Local
 //	chain svc-aff-<ks>/<svc>/<proto>/<port>[/<ep>] and
@@ -137,13 +137,16 @@
 // Services. Dispatch is one hash lookup however many services exist: the
 // verdict map svc-ip4 (svc-ip6, svc-np) sends VIP . proto . port to the
 // service's target. A target is shared by every service with the same
-// number of endpoints: pick chain svc-ip4-pick<n> chooses bucket i with
-// equal probability (rule i: `numgen random mod (n-i) 0 goto …-b<i>`,
-// kube-proxy's statistic scheme; a vmap keyed by numgen would be one
-// lookup, but google/nftables labels an anonymous map's keys big-endian
-// while numgen writes host order, so nft would print, and reload, wrong
-// keys), and bucket chain svc-ip4-b<i> DNATs through map svc-ip4-b<i>,
-// keyed like the dispatch, whose value is the service's i-th endpoint. A
+// number of endpoints: range chain svc-ip4-r0-<n> chooses bucket i with
+// equal probability in O(log n) rules (ranges of up to four buckets in
+// turn, `numgen random mod (n-i) 0`, kube-proxy's statistic scheme;
+// larger ones split after a power of two, `numgen random mod n < s`, the
+// halves shared by every size that contains them; a vmap keyed by numgen
+// would be one lookup, but google/nftables labels an anonymous map's keys
+// big-endian while numgen writes host order, so nft would print, and
+// reload, wrong keys), and bucket chain svc-ip4-b<i> DNATs through map
+// svc-ip4-b<i>, keyed like the dispatch, whose value is the service's
+// i-th endpoint. A
 // service is therefore only map elements (one dispatch element per
 // address and port, one bucket element per endpoint): a change is a batch
 // of a few elements, a cold load is linear in services, and no rule walk

@@ -29,7 +29,18 @@ func testServices() []Service {
 		{Name: "six", ClusterIP: a("fd00:96::10"), Ports: []ServicePort{{Proto: TCP, Port: 80, TargetPort: 80}},
 			Endpoints: []ServiceEndpoint{ep("fd00:1::2", true), ep("fd00:1::3", true), ep("10.200.1.2", true)}},
 		{Name: "headless", Ports: []ServicePort{{Proto: TCP, Port: 80}}},
+		{Name: "many", ClusterIP: a("10.96.0.15"), Ports: []ServicePort{{Proto: TCP, Port: 80, TargetPort: 80}},
+			Endpoints: many(12)},
 	}
+}
+
+// many is n remote endpoints 10.244.4.1, .2, ….
+func many(n int) []ServiceEndpoint {
+	var out []ServiceEndpoint
+	for i := 1; i <= n; i++ {
+		out = append(out, ServiceEndpoint{Addr: netip.AddrFrom4([4]byte{10, 244, 4, byte(i)})})
+	}
+	return out
 }
 
 // TestKernelServiceTableMatchesNft loads every shape of service rule and

@@ -121,6 +121,28 @@ func TestKernelServiceSpreadAndSources(t *testing.T) {
 	}
 	t.Logf("spread over 300 connections: %v, chi-square %.2f", got, chi2)
 
+	// Six endpoints, two addresses per container: more than pickLeaf, so
+	// the pick splits the range (4 of 6 on the left): still a third each.
+	var six4 []ServiceEndpoint
+	for i, c := range l.eps {
+		extra := netip.AddrFrom4([4]byte{10, 200, 1, byte(12 + i)})
+		l.ipBatch(c.ns, "addr add "+extra.String()+"/24 dev eth0")
+		six4 = append(six4, ServiceEndpoint{Addr: c.ip4, Local: true}, ServiceEndpoint{Addr: extra, Local: true})
+	}
+	wide := Service{Name: "wide", ClusterIP: netip.MustParseAddr("10.96.0.16"), Ports: []ServicePort{{Proto: TCP, Port: 80, TargetPort: 8080}},
+		Endpoints: six4}
+	l.set(l.web(3), six, wide)
+	got = tally(t, l.cl.ns, "tcp", "10.96.0.16:80", 600)
+	chi2 = 0
+	for _, name := range []string{"c1", "c2", "c3"} {
+		o := float64(got[name+" "+cl])
+		chi2 += (o - 200) * (o - 200) / 200
+	}
+	if chi2 > 13.8 || len(got) != 3 {
+		t.Fatalf("600 connections over 6 endpoints in 3 containers: %v (chi-square %.1f > 13.8)", got, chi2)
+	}
+	t.Logf("6 endpoints, spread over 600 connections: %v, chi-square %.2f", got, chi2)
+
 	seen := func(ns *testutil.NetNS, proto, addr, client string) {
 		t.Helper()
 		for answer := range tally(t, ns, proto, addr, 6) {

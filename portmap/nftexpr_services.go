@@ -94,16 +94,23 @@ func l4protoIs(p Proto) frag {
 // pickRules choose one of targets with equal probability: rule i jumps to
 // target i when `numgen random mod (n-i)` is 0, the last one always —
 // 1/n, then 1/(n-1) of the rest, and so on, as kube-proxy's iptables mode
-// does with the statistic match. (A vmap keyed by numgen would be one
-// lookup, but google/nftables marks an anonymous map's keys big-endian
-// while numgen writes host order, so nft would list, and reload, wrong
-// keys; comparing with 0 has no byte order.)
+// does with the statistic match. For few targets (see rangeObjects).
 func pickRules(chain string, targets []string) []ruleDef {
 	var rules []ruleDef
 	for i, t := range targets[:len(targets)-1] {
 		rules = append(rules, newRule(chain, "", numgenIsZero(len(targets)-i), gotoChain(t)))
 	}
 	return append(rules, newRule(chain, "", gotoChain(targets[len(targets)-1])))
+}
+
+// numgenLess is `numgen random mod n < s`: numgen writes host byte order,
+// cmp compares bytes, so nft converts first (as here).
+func numgenLess(n, s int) frag {
+	return frag{text: fmt.Sprintf("numgen random mod %d < %d", n, s), exprs: []expr.Any{
+		&expr.Numgen{Register: reg1, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
+		&expr.Byteorder{SourceRegister: reg1, DestRegister: reg1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpLt, Register: reg1, Data: binaryutil.BigEndian.PutUint32(uint32(s))},
+	}}
 }
 
 // numgenIsZero is `numgen random mod n 0`.

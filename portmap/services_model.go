@@ -56,7 +56,9 @@ func normalizeService(s Service) (out Service, ignored []string, err error) {
 	if err := checkServiceName(s.Name); err != nil {
 		return Service{}, nil, err
 	}
-	out = Service{Name: s.Name, ClusterIP: s.ClusterIP.Unmap(), Affinity: s.Affinity, LocalOnly: s.LocalOnly}
+	// Timeouts in whole seconds, as Kubernetes gives them and nft prints
+	// them back (a sync compares the kernel's with ours).
+	out = Service{Name: s.Name, ClusterIP: s.ClusterIP.Unmap(), Affinity: s.Affinity.Truncate(time.Second), LocalOnly: s.LocalOnly}
 	if s.Affinity < 0 || s.Affinity > maxAffinity {
 		return Service{}, nil, fmt.Errorf("%w %s: affinity timeout %v outside 0..%v", ErrServiceInvalid, s.Name, s.Affinity, maxAffinity)
 	}
@@ -108,6 +110,7 @@ func normalizeService(s Service) (out Service, ignored []string, err error) {
 		}
 	}
 	slices.SortFunc(out.ExternalIPs, netip.Addr.Compare)
+	seenEP := map[netip.Addr]bool{}
 	for _, ep := range s.Endpoints {
 		ep.Addr = ep.Addr.Unmap()
 		switch {
@@ -115,7 +118,8 @@ func normalizeService(s Service) (out Service, ignored []string, err error) {
 			return Service{}, nil, fmt.Errorf("%w %s: endpoint address %q is not a unicast address", ErrServiceInvalid, s.Name, ep.Addr)
 		case familyOf(ep.Addr) != f:
 			ignored = append(ignored, "endpoint "+ep.Addr.String())
-		case !slices.ContainsFunc(out.Endpoints, func(o ServiceEndpoint) bool { return o.Addr == ep.Addr }):
+		case !seenEP[ep.Addr]:
+			seenEP[ep.Addr] = true
 			out.Endpoints = append(out.Endpoints, ep)
 		}
 	}

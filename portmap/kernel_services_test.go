@@ -296,42 +296,18 @@ func TestKernelServiceUDPMovesToNewEndpoint(t *testing.T) {
 	web := l.web(1)
 	l.set()
 
-	var uc net.Conn
-	if err := l.cl.ns.Do(func() (err error) { uc, err = net.Dial("udp", at(vip4, 53)); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	ask := func() (string, error) {
-		_ = uc.SetDeadline(time.Now().Add(200 * time.Millisecond))
-		if _, err := uc.Write([]byte("hi")); err != nil {
-			return "", err
-		}
-		buf := make([]byte, 100)
-		n, err := uc.Read(buf)
-		return strings.TrimSpace(string(buf[:n])), err
-	}
-	askUntil := func(want string) {
-		t.Helper()
-		var got string
-		var err error
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
-			if got, err = ask(); got == want {
-				return
-			}
-		}
-		t.Fatalf("udp from the client's socket: got %q, %v; want %q", got, err, want)
-	}
+	uc := dialUDP(t, l.cl.ns, at(vip4, 53))
 	// Before the service exists the packets go nowhere, but conntrack
 	// remembers the flow.
-	if got, err := ask(); err == nil {
+	if got, err := uc.ask(200 * time.Millisecond); err == nil {
 		t.Fatalf("udp before the service exists: answered %q", got)
 	}
 	l.do(func() error { return l.eng.UpsertService(l.ctx, web) })
-	askUntil("c1 " + l.cl.ip4.String())
+	uc.askUntil("c1 " + l.cl.ip4.String())
 
 	web.Endpoints = []ServiceEndpoint{{Addr: l.eps[1].ip4, Local: true}}
 	l.do(func() error { return l.eng.UpsertService(l.ctx, web) })
-	askUntil("c2 " + l.cl.ip4.String())
+	uc.askUntil("c2 " + l.cl.ip4.String())
 }
 
 // TestKernelServiceSurvivesSyncAndRestart: an established TCP connection

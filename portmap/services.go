@@ -54,55 +54,56 @@ func (e *Engine) SetServices(ctx context.Context, svcs []Service) error {
 // objects it is the first or last to use), no process exec, a cost
 // independent of how many other services exist.
 func (e *Engine) UpsertService(ctx context.Context, s Service) error {
-	if err := ctx.Err(); err != nil {
+	var st *svcState
+	err := e.changeService(ctx, "upsert", s.Name, func(t *svcTable, old *svcState) bool {
+		st = e.stateFor(t, s, old)
+		put(t, t.svcs, s.Name, st)
+		return true
+	})
+	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	if !e.svc.known {
-		e.mu.Unlock()
-		return fmt.Errorf("upsert service %s: %w", s.Name, ErrServicesNotSet)
-	}
-	t := e.svc
-	t.begin()
-	old := t.svcs[s.Name]
-	t.release(old)
-	st := e.stateFor(t, s, old)
-	put(t, t.svcs, s.Name, st)
-	err := e.changeLocked(s.Name)
-	cleanup := flowsOf(old, programmedState(e.svc, s.Name))
-	e.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("upsert service %s: %w", s.Name, err)
-	}
-	e.flushServiceConntrack(cleanup)
 	return st.err
 }
 
 // DeleteService removes one service's rules and deletes the conntrack
 // entries of its UDP/SCTP flows. An unknown name is not an error.
 func (e *Engine) DeleteService(ctx context.Context, name string) error {
+	return e.changeService(ctx, "delete", name, func(t *svcTable, old *svcState) bool {
+		if old == nil {
+			return false
+		}
+		drop(t, t.svcs, name)
+		return true
+	})
+}
+
+// changeService runs one service's change: mutate updates the table (its
+// old keys already released, inside an open change; false: nothing to
+// do), changeLocked programs it, the conntrack cleanup follows.
+func (e *Engine) changeService(ctx context.Context, verb, name string, mutate func(t *svcTable, old *svcState) bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	e.mu.Lock()
 	if !e.svc.known {
 		e.mu.Unlock()
-		return fmt.Errorf("delete service %s: %w", name, ErrServicesNotSet)
+		return fmt.Errorf("%s service %s: %w", verb, name, ErrServicesNotSet)
 	}
 	t := e.svc
-	old, ok := t.svcs[name]
-	if !ok {
+	old := t.svcs[name]
+	t.begin()
+	t.release(old)
+	if !mutate(t, old) {
+		t.rollback()
 		e.mu.Unlock()
 		return nil
 	}
-	t.begin()
-	t.release(old)
-	drop(t, t.svcs, name)
 	err := e.changeLocked(name)
 	cleanup := flowsOf(old, programmedState(e.svc, name))
 	e.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("delete service %s: %w", name, err)
+		return fmt.Errorf("%s service %s: %w", verb, name, err)
 	}
 	e.flushServiceConntrack(cleanup)
 	return nil

@@ -236,19 +236,16 @@ func serviceSkeleton() ([]setDef, []chainDef, []ruleDef) {
 	return sets, chains, rules
 }
 
-func svcDispatchMap(f family) string {
+// pick4or6 is v4 for IPv4, v6 for IPv6: the name of a per-family object.
+func pick4or6(f family, v4, v6 string) string {
 	if f == ipv4 {
-		return mapSvcIP4
+		return v4
 	}
-	return mapSvcIP6
+	return v6
 }
 
-func svcHairpinSet(f family) string {
-	if f == ipv4 {
-		return setSvcHairpin4
-	}
-	return setSvcHairpin6
-}
+func svcDispatchMap(f family) string { return pick4or6(f, mapSvcIP4, mapSvcIP6) }
+func svcHairpinSet(f family) string  { return pick4or6(f, setSvcHairpin4, setSvcHairpin6) }
 
 // svcObjects is what one service adds to the table: elements in the
 // shared maps (owned: no other service has the same key), elements it may

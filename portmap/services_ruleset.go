@@ -51,19 +51,8 @@ func famIndex(a netip.Addr) int {
 	return 1
 }
 
-func podsSet(f family) string {
-	if f == ipv4 {
-		return setPods4
-	}
-	return setPods6
-}
-
-func tunnelMap(f family) string {
-	if f == ipv4 {
-		return mapTunnel4
-	}
-	return mapTunnel6
-}
+func podsSet(f family) string   { return pick4or6(f, setPods4, setPods6) }
+func tunnelMap(f family) string { return pick4or6(f, mapTunnel4, mapTunnel6) }
 
 type tunnelRange struct {
 	subnet netip.Prefix

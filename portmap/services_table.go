@@ -2,6 +2,7 @@ package portmap
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 
 	"github.com/google/nftables/expr"
@@ -89,27 +90,8 @@ func newSvcTable() *svcTable {
 // clone copies the table deeply enough for a rollback: maps are copied,
 // states and objects are never mutated in place.
 func (t *svcTable) clone() *svcTable {
-	c := &svcTable{known: t.known, svcs: map[string]*svcState{}, objs: map[string]*svcObjects{}, owners: map[svcKey]string{},
-		refs: map[string]int{}, shared: map[string]int{}, sharedElems: map[string]element{}}
-	for k, v := range t.svcs {
-		c.svcs[k] = v
-	}
-	for k, v := range t.objs {
-		c.objs[k] = v
-	}
-	for k, v := range t.owners {
-		c.owners[k] = v
-	}
-	for k, v := range t.refs {
-		c.refs[k] = v
-	}
-	for k, v := range t.shared {
-		c.shared[k] = v
-	}
-	for k, v := range t.sharedElems {
-		c.sharedElems[k] = v
-	}
-	return c
+	return &svcTable{known: t.known, svcs: maps.Clone(t.svcs), objs: maps.Clone(t.objs), owners: maps.Clone(t.owners),
+		refs: maps.Clone(t.refs), shared: maps.Clone(t.shared), sharedElems: maps.Clone(t.sharedElems)}
 }
 
 // claim gives s's keys to s, or returns the conflict with the service

@@ -229,6 +229,13 @@
 // addresses that no service rule NATed (sent before it existed) are
 // deleted. TCP is left alone: established flows to live endpoints must
 // survive, and one to an endpoint that is going away may finish its work.
+// The deletes are in-kernel filtered flushes (one IPCTNL_MSG_CT_DELETE
+// with CTA_FILTER per endpoint and port: the kernel walks its table, no
+// entry crosses to userspace; measured here, 2 ms against 52 ms for a
+// dump of 6000 entries none of which matches, 12 ms against 870 ms to
+// delete 14000 of 20000); kernels without that support (before ~6.9)
+// answer EINVAL or EOPNOTSUPP once, and the engine then dumps the table
+// and matches entries itself, as for published ports.
 //
 // Namespaces. Every kernel call acts in the network namespace of the
 // calling thread (a fresh netlink socket per batch, child processes for

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,6 +49,8 @@ type Engine struct {
 	// the (slow, exec-based) ensure only until one succeeded.
 	acceptsOK bool
 	svc       *svcTable // services (services.go)
+	// ctDumpOnly is set once the kernel refused a filtered conntrack flush.
+	ctDumpOnly atomic.Bool
 }
 
 // New returns an Engine; it makes no kernel calls. Unknown

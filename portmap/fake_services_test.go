@@ -46,3 +46,9 @@ func (f *fakeNFT) lastRewrite(name string) bool {
 	defer f.mu.Unlock()
 	return f.rewrite != nil && f.rewrite(name)
 }
+
+// flushFiltered deletes the fake flows f matches, as the kernel would.
+func (c *fakeConntrack) flushFiltered(f ctFilter) error {
+	_, err := c.deleteFlows(nil, f.matches)
+	return err
+}

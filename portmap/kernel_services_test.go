@@ -308,6 +308,33 @@ func TestKernelServiceUDPMovesToNewEndpoint(t *testing.T) {
 	web.Endpoints = []ServiceEndpoint{{Addr: l.eps[1].ip4, Local: true}}
 	l.do(func() error { return l.eng.UpsertService(l.ctx, web) })
 	uc.askUntil("c2 " + l.cl.ip4.String())
+
+	// Only the flows of the endpoint that left move: 12 clients spread
+	// over c1..c3, then c3 leaves.
+	web.Endpoints = l.endpoints(3, false)
+	l.do(func() error { return l.eng.UpsertService(l.ctx, web) })
+	var clients []*udpClient
+	before := map[*udpClient]string{}
+	for i := 0; i < 12; i++ {
+		c := dialUDP(t, l.cl.ns, at(vip4, 53))
+		got, err := c.ask(time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients, before[c] = append(clients, c), strings.Fields(got)[0]
+	}
+	web.Endpoints = l.endpoints(2, false)
+	l.do(func() error { return l.eng.UpsertService(l.ctx, web) })
+	for i, c := range clients {
+		got, err := c.ask(time.Second)
+		if err != nil {
+			t.Fatalf("client %d after c3 left: %v", i, err)
+		}
+		now := strings.Fields(got)[0]
+		if before[c] != "c3" && now != before[c] || now == "c3" {
+			t.Fatalf("client %d went from %s to %s when c3 left: only c3's clients may move", i, before[c], now)
+		}
+	}
 }
 
 // TestKernelServiceSurvivesSyncAndRestart: an established TCP connection

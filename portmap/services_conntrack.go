@@ -1,6 +1,7 @@
 package portmap
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 
@@ -141,28 +142,30 @@ func newPort(s *svcState, p ServicePort) *ServicePort {
 	return nil
 }
 
-// matchGone reports whether flow went through a service rule to an
-// endpoint that has left.
-func (c *svcFlows) matchGone(f *netlink.ConntrackFlow) bool {
-	if f.Mark&ctMarkService == 0 {
-		return false
+// filters are the conntrack flushes c calls for; local is the host's
+// addresses (a fresh NodePort is flushed per address).
+func (c *svcFlows) filters(local map[netip.Addr]bool) []ctFilter {
+	var out []ctFilter
+	for g := range c.gone {
+		out = append(out, ctFilter{fam: familyOf(g.ep), proto: protoNumber(g.proto), origDport: g.origPort,
+			replySrc: g.ep, replySport: g.target, mark: ctMarkService, markMask: ctMarkService})
 	}
-	p := protoOf(f.Forward.Protocol)
-	return c.gone[goneFlow{p, flowAddr(f.Reverse.SrcIP), f.Reverse.SrcPort, f.Forward.DstPort}]
-}
-
-// matchFresh reports whether flow targets a newly served address and
-// port without having been NATed by a service rule.
-func (c *svcFlows) matchFresh(f *netlink.ConntrackFlow, local map[netip.Addr]bool) bool {
-	if f.Mark&ctMarkService != 0 {
-		return false
+	for fr := range c.fresh {
+		dsts := []netip.Addr{fr.addr}
+		if !fr.addr.IsValid() {
+			dsts = nil
+			for a := range local {
+				if c.fams[familyOf(a)] {
+					dsts = append(dsts, a)
+				}
+			}
+		}
+		for _, d := range dsts {
+			out = append(out, ctFilter{fam: familyOf(d), proto: protoNumber(fr.proto), origDst: d, origDport: fr.port,
+				markMask: ctMarkService})
+		}
 	}
-	p := protoOf(f.Forward.Protocol)
-	dst := flowAddr(f.Forward.DstIP)
-	if c.fresh[freshFlow{p, dst, f.Forward.DstPort}] {
-		return true
-	}
-	return local[dst] && c.fresh[freshFlow{p, netip.Addr{}, f.Forward.DstPort}]
+	return out
 }
 
 func protoOf(n uint8) Proto {
@@ -174,19 +177,38 @@ func protoOf(n uint8) Proto {
 	return ""
 }
 
-// flushServiceConntrack deletes the flows c names: one pass over the
-// table per family (see conntrackBackend). Failures are logged: the rules
-// are already in place.
+// flushServiceConntrack deletes the flows c names, by in-kernel filtered
+// flushes (one netlink message each, no entry crosses to userspace) or,
+// on kernels that cannot, one dump per family matched here. Failures are
+// logged: the rules are already in place.
 func (e *Engine) flushServiceConntrack(c *svcFlows) {
 	if c == nil || c.empty() {
 		return
 	}
 	var local map[netip.Addr]bool
-	if len(c.fresh) > 0 {
-		var err error
-		if local, err = e.ct.localAddrs(); err != nil {
-			e.logFlush("service", 0, err)
+	for fr := range c.fresh {
+		if !fr.addr.IsValid() {
+			var err error
+			if local, err = e.ct.localAddrs(); err != nil {
+				e.logFlush("service", 0, err)
+			}
+			break
 		}
+	}
+	filters := c.filters(local)
+	if !e.ctDumpOnly.Load() {
+		var err error
+		for _, f := range filters {
+			if err = e.ct.flushFiltered(f); err != nil {
+				break
+			}
+		}
+		if !errors.Is(err, errNoFilteredFlush) {
+			e.logFlush("service", 0, err)
+			return
+		}
+		e.log.Info("conntrack cleanup falls back to dumping the table", "err", err)
+		e.ctDumpOnly.Store(true)
 	}
 	var fams []family
 	for _, f := range []family{ipv4, ipv6} {
@@ -194,8 +216,8 @@ func (e *Engine) flushServiceConntrack(c *svcFlows) {
 			fams = append(fams, f)
 		}
 	}
-	n, err := e.ct.deleteFlows(fams, func(f *netlink.ConntrackFlow) bool {
-		return c.matchGone(f) || c.matchFresh(f, local)
+	n, err := e.ct.deleteFlows(fams, func(flow *netlink.ConntrackFlow) bool {
+		return slices.ContainsFunc(filters, func(f ctFilter) bool { return f.matches(flow) })
 	})
 	e.logFlush("service", n, err)
 }

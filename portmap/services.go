@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/vishvananda/netlink"
 )
 
 // ErrServicesNotSet: UpsertService or DeleteService before the first
@@ -21,7 +23,9 @@ var ErrServicesNotSet = errors.New("services not set yet: call SetServices first
 // The first call after a start rewrites the service section in one batch
 // (the previous podnetd's rules stay until then); later calls apply only
 // what changed. Conntrack entries of UDP and SCTP flows to endpoints that
-// left are deleted afterwards.
+// left are deleted afterwards; after the first call, those of flows
+// through a service to an address that is not one of its endpoints any
+// more (endpoints that left while podnetd was down).
 func (e *Engine) SetServices(ctx context.Context, svcs []Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -38,7 +42,15 @@ func (e *Engine) SetServices(ctx context.Context, svcs []Service) error {
 	if err != nil {
 		err = e.rewriteServicesLocked(prev, next)
 	}
-	cleanup := conntrackChanges(prev, e.svc)
+	var cleanup *svcFlows
+	var restart func(*netlink.ConntrackFlow) bool
+	if prev.known {
+		cleanup = conntrackChanges(prev, e.svc)
+	} else {
+		// After a restart the previous podnetd's rules were in place (no
+		// flow went around them), but endpoints may have left meanwhile.
+		restart = restartFlows(e.svc)
+	}
 	programmed, failed := e.svc.counts()
 	e.mu.Unlock()
 	if err != nil {
@@ -46,6 +58,10 @@ func (e *Engine) SetServices(ctx context.Context, svcs []Service) error {
 	}
 	e.log.Info("services programmed", "services", programmed, "failed", failed)
 	e.flushServiceConntrack(cleanup)
+	if restart != nil {
+		n, err := e.ct.deleteFlows([]family{ipv4, ipv6}, restart)
+		e.logFlush("service restart", n, err)
+	}
 	return nil
 }
 

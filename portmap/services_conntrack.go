@@ -221,3 +221,41 @@ func (e *Engine) flushServiceConntrack(c *svcFlows) {
 	})
 	e.logFlush("service", n, err)
 }
+
+// restartFlows matches, after a restart, the UDP and SCTP flows a service
+// rule (of the previous podnetd) sent to an address that is no longer
+// one of the service's endpoints: endpoints that left while podnetd was
+// down. Per-endpoint filters cannot say "not one of these", so the first
+// SetServices pays one dump of the table.
+func restartFlows(t *svcTable) func(*netlink.ConntrackFlow) bool {
+	type key struct {
+		addr  netip.Addr // invalid: a NodePort
+		proto uint8
+		port  uint16
+	}
+	eps := map[key]map[netip.Addr]bool{}
+	for _, st := range t.svcs {
+		if st.err != nil || st.headless() {
+			continue
+		}
+		set := map[netip.Addr]bool{}
+		for _, a := range st.slots {
+			set[a] = true
+		}
+		for _, k := range st.keys() {
+			if k.proto != TCP {
+				eps[key{k.addr, protoNumber(k.proto), k.port}] = set
+			}
+		}
+	}
+	return func(f *netlink.ConntrackFlow) bool {
+		if f.Mark&ctMarkService == 0 || f.Forward.Protocol == protoNumber(TCP) {
+			return false
+		}
+		set, ok := eps[key{flowAddr(f.Forward.DstIP), f.Forward.Protocol, f.Forward.DstPort}]
+		if !ok {
+			set, ok = eps[key{netip.Addr{}, f.Forward.Protocol, f.Forward.DstPort}]
+		}
+		return ok && !set[flowAddr(f.Reverse.SrcIP)]
+	}
+}

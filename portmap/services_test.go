@@ -290,3 +290,27 @@ func svcElements(e *fakeEngine) map[string]bool {
 	}
 	return out
 }
+
+// TestServiceConntrackAfterRestart: the first SetServices deletes the
+// UDP flows the previous podnetd's rules sent to an endpoint that has
+// left since (not TCP ones, not those to current endpoints).
+func TestServiceConntrackAfterRestart(t *testing.T) {
+	a := netip.MustParseAddr
+	flow := func(proto uint8, dport uint16, replySrc string) *netlink.ConntrackFlow {
+		f := &netlink.ConntrackFlow{Mark: ctMarkService}
+		f.Forward.Protocol, f.Forward.DstIP, f.Forward.DstPort = proto, ip("10.96.0.10"), dport
+		f.Reverse.Protocol, f.Reverse.SrcIP, f.Reverse.SrcPort = proto, ip(replySrc), 5353
+		return f
+	}
+	left, live, tcp := flow(17, 53, "10.200.1.9"), flow(17, 53, "10.200.1.2"), flow(6, 53, "10.200.1.9")
+	e := newFakeEngine(t)
+	e.ct.flows = []*netlink.ConntrackFlow{left, live, tcp}
+	svc := Service{Name: "dns", ClusterIP: a("10.96.0.10"), Ports: []ServicePort{{Proto: UDP, Port: 53, TargetPort: 5353},
+		{Proto: TCP, Port: 53, TargetPort: 5353}}, Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.2")}}}
+	if err := e.SetServices(ctx, []Service{svc}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.ct.flows, []*netlink.ConntrackFlow{live, tcp}) {
+		t.Fatalf("%d flows left after the first SetServices, want the live endpoint's and the TCP one", e.ct.count())
+	}
+}

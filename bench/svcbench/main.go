@@ -10,6 +10,9 @@
 //	svcbench change    -n N [-eps E] [-changes K]
 //	                                   load, then K single-endpoint changes
 //	                                   (UpsertService); prints per-change times and CPU
+//	svcbench restart   -n N [-eps E]   load, then time a new engine's first SetServices
+//	                                   over the table the first one left (podnetd restarting:
+//	                                   B14's re-programming, without the control plane)
 //	svcbench steady    -n N [-eps E] [-rate R] [-d D] [-idle I]
 //	                                   load, run the canary as podnetd does, stay idle
 //	                                   for I, then make R changes/s for D; prints the
@@ -70,6 +73,8 @@ func main() {
 		_, err = load(*n, *eps)
 	case "change":
 		err = change(*n, *eps, *changes)
+	case "restart":
+		err = restart(*n, *eps)
 	case "steady":
 		err = steady(*n, *eps, *rate, *dur, *idle)
 	case "kubeproxy":
@@ -182,6 +187,27 @@ func change(n, eps, k int) error {
 	slices.Sort(times)
 	fmt.Printf("change_p50_ms=%.2f change_max_ms=%.2f cpu_ms_per_change=%.3f changes=%d\n",
 		times[len(times)/2], times[len(times)-1], ms(cpu1-cpu0)/float64(k), k)
+	return nil
+}
+
+// restart loads n services, then times what a restarted podnetd does:
+// a new engine, whose first Sync leaves the service rules in place, and
+// whose first SetServices rewrites them in one batch.
+func restart(n, eps int) error {
+	if _, err := load(n, eps); err != nil {
+		return err
+	}
+	e := newEngine()
+	ctx := context.Background()
+	start := time.Now()
+	if err := e.Sync(ctx); err != nil {
+		return err
+	}
+	synced := time.Since(start)
+	if err := e.SetServices(ctx, services(n, eps)); err != nil {
+		return err
+	}
+	fmt.Printf("restart_sync_ms=%.1f restart_ms=%.1f\n", ms(synced), ms(time.Since(start)))
 	return nil
 }
 

@@ -95,6 +95,7 @@ svc_rate_arm() {
 	svc_ns_up || return 1
 	bg "$d/server.log" ip netns exec "$SVC_B" taskset -c 1 "$WORK/bin/connrate" -serve 0.0.0.0:8080 -lifetime 120s
 	sp=$BG_PID
+	wait_listen "/run/netns/$SVC_B" 8080 10 || return 1
 	vip=$(svcbench vip -n "$n") || return 1
 	case $arm in
 	podnet) ip netns exec "$SVC_C" "$WORK/bin/svcbench" load -n "$n" -eps 10 >>"$d/load.log" 2>&1 ;;

@@ -52,6 +52,7 @@
 //	set svc-hairpin4, svc-hairpin6  local endpoint . itself
 //	chain snat-services             postrouting, for service connections (ct mark
 //	                                0x00200000): source NAT decided per path
+//	set samebridge                  each bridge . itself (routed same-bridge traffic)
 //	set pods4, pods6; map tunnel4, tunnel6        subnets of multi-host networks,
 //	                                and this host's tunnel address in each
 //
@@ -183,7 +184,8 @@
 //     be dropped as martian; set svc-hairpin4 holds local endpoint .
 //     itself), and a container reaching another endpoint of its own
 //     bridge is masqueraded only when the packet was routed (input and
-//     output interface the same bridge): with br_netfilter, which dockerd
+//     output interface the same bridge, set samebridge): with
+//     br_netfilter, which dockerd
 //     loads, the frame is bridged, has no input interface at postrouting,
 //     and conntrack un-NATs the bridged reply, so the client keeps its
 //     address (kube-proxy relies on the same);

@@ -162,6 +162,15 @@ func addrPairInSet(f family, set string) frag {
 	}
 }
 
+// ifnamePairInSet is `iifname . oifname @set`.
+func ifnamePairInSet(set string) frag {
+	return frag{text: "iifname . oifname @" + set, exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1},
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg2},
+		&expr.Lookup{SourceRegister: reg1, SetName: set},
+	}}
+}
+
 // snatViaMap is `snat ip to ip daddr map @set`: the source address by
 // destination (an interval map from pod subnets to this host's address in
 // each).

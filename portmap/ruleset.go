@@ -147,7 +147,7 @@ func buildRuleset(in rulesetInput) *ruleset {
 	rs.rules = append(rs.rules, publishRules()...)
 	rs.rules = append(rs.rules, postroutingRules(in.bridgePrefix, nets)...)
 	rs.rules = append(rs.rules, forwardRules(in.bridgePrefix, nets)...)
-	rs.rules = append(rs.rules, serviceSNATRules(in.bridgePrefix, nets)...)
+	rs.rules = append(rs.rules, serviceSNATRules(in.bridgePrefix)...)
 	addServiceSection(rs, in.services)
 	return rs
 }

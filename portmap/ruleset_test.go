@@ -53,6 +53,11 @@ func TestBuildRulesetText(t *testing.T) {
 		elements = { sctp . 9000 comment "endpoint 3f2a1b4c5d6e" : fd00:1::2 . 9 }
 	}
 
+	set samebridge {
+		type ifname . ifname
+		elements = { "pn-web" . "pn-web", "pn-db" . "pn-db" }
+	}
+
 	set pods4 {
 		type ipv4_addr
 		flags interval
@@ -136,8 +141,7 @@ func TestBuildRulesetText(t *testing.T) {
 	chain snat-services {
 		ip saddr . ip daddr @svc-hairpin4 masquerade
 		ip6 saddr . ip6 daddr @svc-hairpin6 masquerade
-		iifname "pn-web" oifname "pn-web" masquerade
-		iifname "pn-db" oifname "pn-db" masquerade
+		iifname . oifname @samebridge masquerade
 		oifname "pn-*" accept
 		oifname "lo" accept
 		iifname "pn-*" ip saddr @pods4 ip daddr @pods4 accept

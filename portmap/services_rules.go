@@ -26,9 +26,10 @@ const (
 	mapSvcNodePorts = "svc-np"       // proto . NodePort : verdict
 	setSvcHairpin4  = "svc-hairpin4" // local endpoint . itself: masquerade
 	setSvcHairpin6  = "svc-hairpin6"
-	setPods4        = "pods4"   // subnets of multi-host networks (routed back to us)
-	setPods6        = "pods6"   //
-	mapTunnel4      = "tunnel4" // pod subnet : this host's tunnel address in it
+	setSameBridge   = "samebridge" // bridge . itself, for routed same-bridge traffic
+	setPods4        = "pods4"      // subnets of multi-host networks (routed back to us)
+	setPods6        = "pods6"      //
+	mapTunnel4      = "tunnel4"    // pod subnet : this host's tunnel address in it
 	mapTunnel6      = "tunnel6"
 	svcPrefix       = "svc-"
 )

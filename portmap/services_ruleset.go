@@ -3,8 +3,11 @@ package portmap
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/nftables"
 
 	"github.com/google/nftables/expr"
 )
@@ -32,7 +35,15 @@ func serviceNetworkSets(nets []Network) []setDef {
 			}
 		}
 	}
-	var out []setDef
+	same := setDef{name: setSameBridge, keyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIFName),
+		typeText: "type ifname . ifname"}
+	for _, n := range nets {
+		name := make([]byte, ifNameLen)
+		copy(name, n.Bridge)
+		same.elems = append(same.elems, element{set: setSameBridge, key: append(slices.Clone(name), name...),
+			text: fmt.Sprintf("%q . %q", n.Bridge, n.Bridge)})
+	}
+	out := []setDef{same}
 	for i, f := range []family{ipv4, ipv6} {
 		out = append(out, setDef{name: podsSet(f), keyType: addrType(f), interval: true,
 			typeText: "type " + addrTypeText(f), elems: subnetElements(podsSet(f), pods[i])})
@@ -91,7 +102,8 @@ func tunnelElements(set string, rs []tunnelRange) []element {
 //     packet from its own address would be dropped as martian);
 //   - a container reaching an endpoint on its own bridge is masqueraded
 //     only when the reply would bypass the host: the rule matches routed
-//     packets (input and output interface the same bridge); with
+//     packets (input and output interface the same bridge, one lookup in
+//     set samebridge whatever the number of networks); with
 //     br_netfilter the frame is bridged, has no input interface here, and
 //     conntrack undoes the DNAT on the bridged reply, so the client keeps
 //     its address;
@@ -103,15 +115,11 @@ func tunnelElements(set string, rs []tunnelRange) []element {
 //     single-host networks) leaves with this host's tunnel address in the
 //     endpoint's network, which routes the reply back here; without one,
 //     or towards a host-network endpoint, it is masqueraded.
-func serviceSNATRules(prefix string, nets []Network) []ruleDef {
-	rules := []ruleDef{
+func serviceSNATRules(prefix string) []ruleDef {
+	return []ruleDef{
 		newRule(chainSvcSNAT, "", addrPairInSet(ipv4, setSvcHairpin4), masquerade()),
 		newRule(chainSvcSNAT, "", addrPairInSet(ipv6, setSvcHairpin6), masquerade()),
-	}
-	for _, n := range nets {
-		rules = append(rules, newRule(chainSvcSNAT, "", iif(n.Bridge), oif(n.Bridge), masquerade()))
-	}
-	return append(rules,
+		newRule(chainSvcSNAT, "", ifnamePairInSet(setSameBridge), masquerade()),
 		newRule(chainSvcSNAT, "", oif(prefix+"*"), verdict(expr.VerdictAccept)),
 		newRule(chainSvcSNAT, "", oif("lo"), verdict(expr.VerdictAccept)),
 		newRule(chainSvcSNAT, "", iif(prefix+"*"), addrInSet(ipv4, saddr, setPods4), addrInSet(ipv4, daddr, setPods4),
@@ -121,7 +129,7 @@ func serviceSNATRules(prefix string, nets []Network) []ruleDef {
 		newRule(chainSvcSNAT, "", snatViaMap(ipv4, mapTunnel4)),
 		newRule(chainSvcSNAT, "", snatViaMap(ipv6, mapTunnel6)),
 		newRule(chainSvcSNAT, "", masquerade()),
-	)
+	}
 }
 
 // addServiceSection appends the service section to rs: all of it from t,

@@ -185,10 +185,10 @@
 //     itself), and a container reaching another endpoint of its own
 //     bridge is masqueraded only when the packet was routed (input and
 //     output interface the same bridge, set samebridge): with
-//     br_netfilter, which dockerd
-//     loads, the frame is bridged, has no input interface at postrouting,
-//     and conntrack un-NATs the bridged reply, so the client keeps its
-//     address (kube-proxy relies on the same);
+//     br_netfilter, which dockerd loads, the frame is bridged, has no
+//     input interface at postrouting, and conntrack un-NATs the bridged
+//     reply, so the client keeps its address (kube-proxy relies on the
+//     same);
 //   - a local container (multi-host network) to a pod on another host: no
 //     source NAT, the pod network routes the reply back here;
 //   - anything else to a pod on another host — the host's own processes,

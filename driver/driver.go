@@ -39,6 +39,9 @@ type Config struct {
 	// OverlayUnavailable says why, for the error a user sees).
 	Overlay            Overlay
 	OverlayUnavailable string
+	// Tunnels reserves this host's tunnel address in the pools of vxlan
+	// networks, for service traffic to other hosts (nil: none).
+	Tunnels Tunnels
 }
 
 // Driver implements the NetworkDriver side of the plugin. Its maps are a
@@ -56,10 +59,11 @@ type Driver struct {
 	netMu sync.RWMutex
 	// gcMu lets one GC round run at a time (it works partly outside
 	// netMu).
-	gcMu sync.Mutex
-	mu   sync.Mutex // guards nets and eps
-	nets map[string]*store.Network
-	eps  map[string]*store.Endpoint
+	gcMu    sync.Mutex
+	mu      sync.Mutex // guards nets, eps and tunnels
+	nets    map[string]*store.Network
+	eps     map[string]*store.Endpoint
+	tunnels map[string][]netip.Addr // tunnel addresses by network
 }
 
 // mode is one network mode's kernel work. Implementations are idempotent:
@@ -86,7 +90,7 @@ func New(cfg Config) (*Driver, error) {
 		cfg.DefaultMTU = 1500
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, k: cfg.Kernel,
-		nets: map[string]*store.Network{}, eps: map[string]*store.Endpoint{}}
+		nets: map[string]*store.Network{}, eps: map[string]*store.Endpoint{}, tunnels: map[string][]netip.Addr{}}
 	br := &bridgeMode{k: cfg.Kernel, log: cfg.Logger}
 	d.modes = map[string]mode{
 		netspec.ModeBridge: br,
@@ -157,11 +161,11 @@ func (d *Driver) Endpoints() []store.Endpoint {
 }
 
 func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
-	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal}
+	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal,
+		Subnets: n.Pools(), TunnelAddrs: d.tunnelAddrs(n.ID)}
 	if n.Mode == netspec.ModeVXLAN {
 		pn.Uplink = overlay.DeviceName(n.VNI)
 	}
-	pn.Subnets = n.Pools()
 	return pn
 }
 

@@ -73,6 +73,12 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 			_ = d.cfg.Store.Delete(context.WithoutCancel(ctx), store.NetworkKey(d.cfg.Host, n.ID))
 		}
 	}()
+	d.ensureTunnels(ctx, n)
+	defer func() {
+		if !success {
+			_ = d.releaseTunnels(context.WithoutCancel(ctx), n)
+		}
+	}()
 	if n.Mode != netspec.ModeNone {
 		if err := d.cfg.Ports.AddNetwork(ctx, d.portmapNetwork(n)); err != nil {
 			return fmt.Errorf("program rules for network %s: %w", dockerid.Short(n.ID), err)
@@ -184,6 +190,9 @@ func (d *Driver) deleteNetworkLocked(ctx context.Context, id string) error {
 		}
 	}
 	if err := d.cfg.Ports.RemoveNetwork(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.releaseTunnels(ctx, n); err != nil {
 		errs = append(errs, err)
 	}
 	if m, ok := d.modes[n.Mode]; ok {

@@ -45,6 +45,7 @@ func (d *Driver) Restore(ctx context.Context) error {
 		if err := m.createNetwork(n); err != nil {
 			errs = append(errs, fmt.Errorf("restore network %s: %w", dockerid.Short(n.ID), err))
 		}
+		d.ensureTunnels(ctx, n)
 		nets[n.ID] = n
 		if n.Mode != netspec.ModeNone {
 			pnets = append(pnets, d.portmapNetwork(n))

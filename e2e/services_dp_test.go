@@ -10,8 +10,7 @@ import (
 )
 
 // Services' traffic on the 3-host lab: backends on h1 and h2, clients on
-// h3 (containers and the host itself). The control-plane part of each test
-// runs everywhere; needDataPlane marks where kernel assertions begin.
+// h3 (containers and the host itself).
 
 // spreadFix is two backends (h1, h2), a client container on h3 and a
 // service over the backends.
@@ -69,7 +68,6 @@ func chiSquare(counts map[string]int, keys []string) float64 {
 // the name and the VIP answer from every host's own processes too.
 func TestServiceVIPSpread(t *testing.T) {
 	f := spreadSetup(t, "spread", "--port", "80:8080")
-	needDataPlane(t, f.l)
 	got := f.ids(t, "http://"+f.svc.ClusterIP+"/id", 300)
 	keys := []string{"spread-h1", "spread-h2"}
 	if got["FAIL"] > 0 || got[keys[0]]+got[keys[1]] != 300 {
@@ -95,7 +93,6 @@ func TestServiceVIPSpread(t *testing.T) {
 // TestServiceAffinity: with ClientIP affinity one client keeps its backend.
 func TestServiceAffinity(t *testing.T) {
 	f := spreadSetup(t, "sticky", "--port", "80:8080", "--session-affinity", "ClientIP", "--affinity-timeout", "1m")
-	needDataPlane(t, f.l)
 	got := f.ids(t, "http://"+f.svc.ClusterIP+"/id", 30)
 	if len(got) != 1 || got["FAIL"] > 0 {
 		t.Fatalf("affinity: one client reached %v", got)
@@ -112,7 +109,6 @@ func TestServiceNodePortAndExternalIP(t *testing.T) {
 	if node < 30000 {
 		t.Fatalf("no NodePort: %+v", f.svc)
 	}
-	needDataPlane(t, l)
 	for _, h := range l.Hosts() {
 		out, err := curlClient(l, fmt.Sprintf("http://%s:%d/id", l.HostIP(h), node))
 		if err != nil || !strings.HasPrefix(out, "edge-h") {
@@ -140,7 +136,6 @@ func TestServiceLocalPolicy(t *testing.T) {
 	v := service(t, l, "h2", "local", "--selector", "app=local", "--port", "9002", "--type", "NodePort",
 		"--external-traffic-policy", "Local")
 	endpointsAre(t, l, "local", "h1/local1/"+ipOf(t, l, "h1", "local1", svcNet)+"/true")
-	needDataPlane(t, l)
 	node := v.Ports[0].NodePort
 	out := l.MustClient(t, "sh", "-c", fmt.Sprintf("echo | timeout 3 nc %s %d", l.HostIP("h1"), node))
 	mustContain(t, "Local NodePort answer", out, "hello")
@@ -159,7 +154,6 @@ func TestServiceScaleToZero(t *testing.T) {
 		f.l.MustDocker(t, h, "stop", "-t", "1", b)
 	}
 	endpointsAre(t, f.l, "zero")
-	needDataPlane(t, f.l)
 	start := time.Now()
 	out, err := f.l.Docker("h3", "exec", f.client, "timeout", "5", "wget", "-q", "-O", "-", "http://"+f.svc.ClusterIP+"/id")
 	if err == nil || time.Since(start) > 2*time.Second || !strings.Contains(out+err.Error(), "refused") {
@@ -176,7 +170,6 @@ func TestServiceScaleToZero(t *testing.T) {
 // the other endpoint when its endpoint goes (conntrack entry deleted).
 func TestServiceUDPMoves(t *testing.T) {
 	f := spreadSetup(t, "udpmove", "--port", "9001/udp")
-	needDataPlane(t, f.l)
 	send := func(msg string) string {
 		out, _ := f.l.Docker("h3", "exec", f.client, "sh", "-c",
 			fmt.Sprintf("echo %s | timeout 3 nc -u -p 40000 -w 2 %s 9001", msg, f.svc.ClusterIP))
@@ -205,7 +198,6 @@ func TestServiceUDPMoves(t *testing.T) {
 // being killed and restarted on the client's host and on a backend's.
 func TestServicePodnetdKill9(t *testing.T) {
 	f := spreadSetup(t, "kill", "--port", "9000")
-	needDataPlane(t, f.l)
 	done := make(chan string, 1)
 	go func() {
 		out, err := f.l.Docker("h3", "exec", f.client, "netcheck", "stream", f.svc.ClusterIP+":9000", "8")
@@ -242,7 +234,6 @@ func TestServiceModesTraffic(t *testing.T) {
 	pv := service(t, l, "h3", "podweb", "--selector", "app=podweb", "--port", "80:8080")
 	endpointsAre(t, l, "hostweb", "h2/hostweb/"+l.HostIP("h2")+"/true")
 	endpointsAre(t, l, "podweb", "h1/podweb/"+ipOf(t, l, "h1", "pod", svcNet)+"/true")
-	needDataPlane(t, l)
 	for vip, want := range map[string]string{hv.ClusterIP: "hostweb", pv.ClusterIP: "podweb"} {
 		out, err := fetch(l, "h3", "modes-client", "http://"+vip+"/id")
 		if err != nil || !strings.Contains(out, want) {

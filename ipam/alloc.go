@@ -55,7 +55,7 @@ func (m *IPAM) RequestAddress(ctx context.Context, r *ipam.RequestAddressRequest
 	case want.IsValid():
 		a, err = m.requestExplicit(ctx, ps, want)
 	default:
-		a, err = m.allocate(ctx, ps)
+		a, err = m.allocate(ctx, ps, store.AddrContainer)
 	}
 	if err != nil {
 		return nil, err
@@ -64,10 +64,11 @@ func (m *IPAM) RequestAddress(ctx context.Context, r *ipam.RequestAddressRequest
 	return &ipam.RequestAddressResponse{Address: netip.PrefixFrom(a, p.Bits()).String(), Data: map[string]string{}}, nil
 }
 
-// allocate hands out the next free address of this host's blocks: one
-// etcd transaction in the common case. When the blocks are full it claims
-// a block, then borrows from other hosts' blocks.
-func (m *IPAM) allocate(ctx context.Context, ps *poolState) (netip.Addr, error) {
+// allocate hands out the next free address of this host's blocks, as a
+// record of kind: one etcd transaction in the common case. When the
+// blocks are full it claims a block, then borrows from other hosts'
+// blocks.
+func (m *IPAM) allocate(ctx context.Context, ps *poolState, kind string) (netip.Addr, error) {
 	for range maxAllocAttempts {
 		a, gen, ok := ps.reserveNext()
 		if !ok {
@@ -79,7 +80,7 @@ func (m *IPAM) allocate(ctx context.Context, ps *poolState) (netip.Addr, error) 
 				continue // a block was claimed or freed: pick again
 			}
 		}
-		created, err := m.createAddr(ctx, ps, a, gen)
+		created, err := m.createAddr(ctx, ps, a, gen, kind)
 		if err != nil {
 			return netip.Addr{}, err
 		}
@@ -136,9 +137,9 @@ func (ps *poolState) hasFree() bool {
 // allocation — and settles the in-memory state: mine if created, taken if
 // someone else has it, free again on error. gen guards against the state
 // having been dropped meanwhile.
-func (m *IPAM) createAddr(ctx context.Context, ps *poolState, a netip.Addr, gen uint64) (bool, error) {
+func (m *IPAM) createAddr(ctx context.Context, ps *poolState, a netip.Addr, gen uint64, kind string) (bool, error) {
 	key := store.AddrKey(ps.prefix, a)
-	rec := store.Address{IP: a, Kind: store.AddrContainer, Host: m.host, Since: m.now()}
+	rec := store.Address{IP: a, Kind: kind, Host: m.host, Since: m.now()}
 	ps.mu.Lock()
 	own := ps.blocks.find(a) != nil
 	ps.mu.Unlock()
@@ -263,7 +264,7 @@ func (m *IPAM) requestExplicit(ctx context.Context, ps *poolState, a netip.Addr)
 		if err != nil {
 			return netip.Addr{}, err
 		}
-		created, err := m.createAddr(ctx, ps, a, gen)
+		created, err := m.createAddr(ctx, ps, a, gen, store.AddrContainer)
 		if err != nil {
 			return netip.Addr{}, err
 		}

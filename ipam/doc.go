@@ -106,6 +106,19 @@
 // remembers the gateway; the last host releasing it deletes the address and
 // clears the pool's gateway. The returned address carries the pool's mask.
 //
+// Tunnel addresses. TunnelAddress reserves one address per host in each
+// pool of a multi-host network, from the host's own blocks, recorded with
+// kind "tunnel" and the host as owner (tunnel.go). The service data plane
+// uses it as the source of service traffic the host sends to endpoints on
+// other hosts when the client's own address would not bring the reply
+// back (Calico's tunnel address; flannel puts one on its VXLAN device):
+// every other host routes it to its owner with its block, or as an
+// exception like any address its owner holds outside its blocks. It is
+// idempotent (a restarted podnetd finds its address again), never handed
+// to a container, never collected as leaked, and released with the
+// network (ReleaseTunnelAddress) or, at the latest, with the host's pool
+// reference (ReleasePool, GCPools, host removal).
+//
 // Reference counting and release. ReleasePool drops this host's reference,
 // its blocks without container addresses (so others may claim them) and
 // its share of the gateway. When no reference is left and no container

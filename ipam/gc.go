@@ -17,8 +17,8 @@ import (
 // Docker holds on this host: its containers' addresses and also its
 // networks' aux addresses (inspect's IPAM.Config[].AuxiliaryAddresses),
 // because Docker requests aux addresses exactly like --ip, so podnet
-// records them as container addresses. Gateways are never collected here
-// (they go with their pool). An address whose record changed since it was
+// records them as container addresses. Gateways and tunnel addresses are
+// never collected here (they go with their pool or network). An address whose record changed since it was
 // listed (the driver just recorded its endpoint) is kept. It returns what
 // it released; errors of single pools do not stop the others.
 func (m *IPAM) GCAddresses(ctx context.Context, live map[netip.Addr]bool, grace time.Duration) ([]netip.Addr, error) {
@@ -46,7 +46,7 @@ func (m *IPAM) GCAddresses(ctx context.Context, live map[netip.Addr]bool, grace 
 				m.log.Warn("undecodable address record left alone by GC", "key", kv.Key, "err", err)
 				continue
 			}
-			if a.Kind == store.AddrGateway || a.Host != m.host || live[ip] || a.Since.After(cutoff) {
+			if a.Kind == store.AddrGateway || a.Kind == store.AddrTunnel || a.Host != m.host || live[ip] || a.Since.After(cutoff) {
 				continue
 			}
 			ok, _, err := m.st.Txn(ctx, []store.Cmp{store.ModRevIs(kv.Key, kv.ModRev)}, addrDeleteOps(e.prefix, ip))

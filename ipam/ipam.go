@@ -78,6 +78,8 @@ type IPAM struct {
 
 	mu    sync.Mutex
 	pools map[netip.Prefix]*poolState
+	// tunnelMu makes finding and reserving a tunnel address one step.
+	tunnelMu sync.Mutex
 }
 
 // New validates cfg and returns an IPAM. It does not touch etcd: state is

@@ -326,7 +326,7 @@ func (m *IPAM) dropHost(ctx context.Context, p netip.Prefix, host string, mode d
 	var err error
 	if mode == dropAll {
 		res.blocks, res.addrs, err = m.dropAllBlocks(ctx, p, host)
-	} else {
+	} else if err = m.releaseTunnel(ctx, p, host); err == nil {
 		res.blocks, err = m.dropIdleBlocks(ctx, p, host)
 	}
 	if err != nil {

@@ -72,7 +72,9 @@
 // owner, which wins over the block route by longest prefix. On the owner
 // itself, if a remote host claims the block, `A/32 dev <bridge>` keeps the
 // local container from being shadowed by that block's route (and stops
-// proxy ARP answering for it). Gateway and aux kinds are never exceptions
+// proxy ARP answering for it). A host's tunnel address (IPAM kind
+// "tunnel", the source of its service traffic to other hosts) is routed to
+// its owner like a container address. Gateway and aux kinds are never exceptions
 // (IPAM records Docker's --aux-address like --ip, as a container address of
 // the requesting host, so such an address is routed to that host). Hosts
 // learn of exceptions from exception records (ipam/<pool>/exc/<hex ip>,

@@ -534,7 +534,9 @@ func (f *poolFollower) apply(pv *poolView, e store.Event) {
 			f.o.log.Warn("ignoring undecodable address record", "key", e.Key, "err", err)
 			return
 		}
-		pv.setAddr(k.Addr, addrOwner{host: rec.Host, container: rec.Kind == store.AddrContainer || rec.Kind == "", rev: e.ModRev})
+		// A tunnel address is routed to its owner like a container address.
+		pv.setAddr(k.Addr, addrOwner{host: rec.Host,
+			container: rec.Kind == store.AddrContainer || rec.Kind == store.AddrTunnel || rec.Kind == "", rev: e.ModRev})
 	}
 }
 

@@ -17,6 +17,9 @@ type conntrackBackend interface {
 	// localAddrs returns the host's addresses (to tell flows to the host
 	// from forwarded ones).
 	localAddrs() (map[netip.Addr]bool, error)
+	// flushFiltered deletes the entries matching f inside the kernel; it
+	// fails with errNoFilteredFlush where the kernel cannot.
+	flushFiltered(f ctFilter) error
 }
 
 // netlinkConntrack talks to nf_conntrack over netlink, in the calling

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/internal/dockerid"
@@ -31,6 +32,7 @@ type element struct {
 	keyEnd  bool // interval end marker (interval sets only)
 	text    string
 	comment string
+	verdict *expr.Verdict // value of a verdict map element (goto chain)
 }
 
 // id identifies an element within podnet's table (set and key).

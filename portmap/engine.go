@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/podnet/podnet/internal/dockerid"
@@ -52,6 +55,9 @@ type Engine struct {
 	// this engine has loaded the table once, so the guard may rebuild it.
 	guard       guardState
 	tableLoaded bool
+	svc         *svcTable // services (services.go)
+	// ctDumpOnly is set once the kernel refused a filtered conntrack flush.
+	ctDumpOnly atomic.Bool
 }
 
 // New returns an Engine; it makes no kernel calls. Unknown
@@ -65,7 +71,7 @@ func New(opts Options) *Engine {
 
 func newEngine(opts Options, nft nftBackend, ipt acceptsBackend, ct conntrackBackend) *Engine {
 	return &Engine{opts: opts, log: opts.Logger, nft: measured(nft), ipt: ipt, ct: ct,
-		nets: map[string]Network{}, eps: map[string]endpointState{}}
+		nets: map[string]Network{}, eps: map[string]endpointState{}, svc: newSvcTable()}
 }
 
 func withDefaults(o Options) Options {
@@ -122,16 +128,18 @@ func (e *Engine) Restore(nets []Network, eps []EndpointPorts) {
 	e.log.Debug("state restored", "networks", len(e.nets), "endpoints", len(e.eps))
 }
 
-// Sync atomically replaces podnet's nftables table with the desired state
-// (see netlinkNFT.replaceTable) and ensures the iptables accepts (see
+// Sync atomically makes podnet's nftables table match the desired state
+// (see netlinkNFT.syncTable) and ensures the iptables accepts (see
 // iptAccepts.ensure). Established connections survive: conntrack is left
-// alone, and NAT of existing flows lives in conntrack.
+// alone, and NAT of existing flows lives in conntrack. Service rules are
+// rewritten too once SetServices has said what they are; before that
+// (right after a restart) the previous podnetd's stay as they are.
 func (e *Engine) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	e.mu.Lock()
-	nftErr := e.syncTableLocked()
+	nftErr := e.syncTableLocked(true)
 	e.mu.Unlock()
 	// The iptables execs run outside mu: Publish must not wait for them.
 	iptErr := e.ipt.ensure()
@@ -146,15 +154,36 @@ func (e *Engine) Sync(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) syncTableLocked() error {
-	rs := buildRuleset(rulesetInput{table: e.opts.Table, bridgePrefix: e.opts.BridgePrefix, nets: e.nets, eps: e.eps, guard: e.guard})
-	if err := e.nft.replaceTable(rs); err != nil {
+// syncTableLocked makes the kernel's table match memory in one batch:
+// networks and published ports always, the service section too when
+// withServices is set and SetServices has run (otherwise the service
+// objects in the kernel are left alone, and only created if missing).
+func (e *Engine) syncTableLocked(withServices bool) error {
+	in := rulesetInput{table: e.opts.Table, bridgePrefix: e.opts.BridgePrefix, nets: e.nets, eps: e.eps, guard: e.guard}
+	rewrite := func(name string) bool { return !isServiceObject(name) }
+	if withServices && e.svc.known {
+		in.services = e.svc
+		rewrite = func(string) bool { return true }
+	}
+	rs := buildRuleset(in)
+	if err := e.nft.syncTable(rs, rewrite); err != nil {
 		return err
 	}
 	e.tableLoaded = true
-	e.log.Debug("nftables table replaced", "table", e.opts.Table, "networks", len(e.nets), "endpoints", len(e.eps))
+	e.log.Debug("nftables table synced", "table", e.opts.Table, "networks", len(e.nets), "endpoints", len(e.eps),
+		"services", in.services != nil)
+	if _, elems := rulesetSize(rs); elems > bigSync {
+		// Building and sending 5000 services x 10 endpoints allocates
+		// ~200 MB that is garbage a moment later; give it back to the
+		// system now rather than over the next minutes of scavenging.
+		debug.FreeOSMemory()
+	}
 	return nil
 }
+
+// bigSync is the number of set elements above which a sync returns its
+// garbage to the system at once.
+const bigSync = 20000
 
 // AddNetwork adds or replaces n and rebuilds the table at once (one
 // batch, as Sync: `nft -f` of the whole table). The first call also
@@ -176,7 +205,7 @@ func (e *Engine) AddNetwork(ctx context.Context, n Network) error {
 	}
 	old, had := e.nets[n.ID]
 	e.nets[n.ID] = cloneNetwork(n)
-	if err := e.syncTableLocked(); err != nil {
+	if err := e.syncTableLocked(false); err != nil {
 		if had {
 			e.nets[n.ID] = old
 		} else {
@@ -200,6 +229,11 @@ func (e *Engine) validateNetwork(n Network) error {
 	for _, p := range n.Subnets {
 		if !p.IsValid() {
 			return fmt.Errorf("add network %s: invalid subnet %v", dockerid.Short(n.ID), p)
+		}
+	}
+	for _, a := range n.TunnelAddrs {
+		if !slices.ContainsFunc(n.Subnets, func(p netip.Prefix) bool { return p.Contains(a.Unmap()) }) {
+			return fmt.Errorf("add network %s: tunnel address %v is in none of its subnets %v", dockerid.Short(n.ID), a, n.Subnets)
 		}
 	}
 	return nil
@@ -226,7 +260,7 @@ func (e *Engine) RemoveNetwork(ctx context.Context, networkID string) error {
 		}
 	}
 	delete(e.nets, networkID)
-	if err := e.syncTableLocked(); err != nil {
+	if err := e.syncTableLocked(false); err != nil {
 		e.nets[networkID] = n
 		for id, ep := range removed {
 			e.eps[id] = ep
@@ -318,6 +352,10 @@ func (e *Engine) Cleanup(ctx context.Context) error {
 }
 
 func cloneNetwork(n Network) Network {
+	n.TunnelAddrs = slices.Clone(n.TunnelAddrs)
+	for i, a := range n.TunnelAddrs {
+		n.TunnelAddrs[i] = a.Unmap()
+	}
 	n.Subnets = slices.Clone(n.Subnets)
 	for i, p := range n.Subnets {
 		n.Subnets[i] = p.Masked()

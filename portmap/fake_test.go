@@ -20,7 +20,7 @@ import (
 // element.
 type fakeNFT struct {
 	mu            sync.Mutex
-	tables        int // replaceTable calls
+	tables        int // syncTable calls
 	updates       int // successful updateElements calls
 	elems         map[string]element
 	exists        bool
@@ -28,27 +28,44 @@ type fakeNFT struct {
 	failReplace   bool
 	lastRuleset   *ruleset
 	intactAnswers []bool
+	deltas        []*tableDelta           // successful applyDelta calls
+	failDelta     func(*tableDelta) error // makes applyDelta fail on demand
+	failSync      func(*ruleset) error    // makes syncTable fail on demand
+	rewrite       func(string) bool       // of the last syncTable
 }
 
 func newFakeNFT() *fakeNFT { return &fakeNFT{elems: map[string]element{}} }
 
-func (f *fakeNFT) replaceTable(rs *ruleset) error {
+func (f *fakeNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failReplace {
 		return errors.New("fake: replace refused")
 	}
+	if f.failSync != nil {
+		if err := f.failSync(rs); err != nil {
+			return err
+		}
+	}
 	f.tables++
+	f.rewrite = rewrite
+	existed := f.exists
 	f.exists = true
 	f.lastRuleset = rs
-	f.elems = map[string]element{}
+	next := map[string]element{}
+	for k, el := range f.elems {
+		if !rewrite(el.set) {
+			next[k] = el
+		}
+	}
 	for _, s := range rs.sets {
-		if s.isMap {
+		if (s.isMap || isServiceObject(s.name)) && (rewrite(s.name) || !existed) {
 			for _, el := range s.elems {
-				f.elems[el.id()] = el
+				next[el.id()] = el
 			}
 		}
 	}
+	f.elems = next
 	return nil
 }
 

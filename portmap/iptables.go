@@ -156,14 +156,27 @@ func canonical(def, nft, legacy string) string {
 	return def
 }
 
+// acceptSpecs are the rules of PODNET-FORWARD: traffic from and to podnet
+// bridges, and connections a service rule DNATed (marked ctMarkService),
+// which may cross no podnet bridge: a NodePort or external IP forwarded
+// from the underlay to an endpoint on another host.
+func (a *iptAccepts) acceptSpecs() [][]string {
+	wild := a.prefix + "+"
+	mark := fmt.Sprintf("%#x/%#x", ctMarkService, ctMarkService)
+	return [][]string{
+		{"-i", wild, iptablesJumpTo, "ACCEPT"},
+		{"-o", wild, iptablesJumpTo, "ACCEPT"},
+		{"-m", "connmark", "--mark", mark, iptablesJumpTo, "ACCEPT"},
+	}
+}
+
 // wantRules is `iptables -S PODNET-FORWARD` when the chain is right.
 func (a *iptAccepts) wantRules() []string {
-	wild := a.prefix + "+"
-	return []string{
-		"-N " + a.chain,
-		fmt.Sprintf("-A %s -i %s -j ACCEPT", a.chain, wild),
-		fmt.Sprintf("-A %s -o %s -j ACCEPT", a.chain, wild),
+	out := []string{"-N " + a.chain}
+	for _, spec := range a.acceptSpecs() {
+		out = append(out, "-A "+a.chain+" "+strings.Join(spec, " "))
 	}
+	return out
 }
 
 // ensure makes, for IPv4 and IPv6:
@@ -171,6 +184,7 @@ func (a *iptAccepts) wantRules() []string {
 //	iptables -N PODNET-FORWARD
 //	iptables -A PODNET-FORWARD -i pn-+ -j ACCEPT
 //	iptables -A PODNET-FORWARD -o pn-+ -j ACCEPT
+//	iptables -A PODNET-FORWARD -m connmark --mark 0x200000/0x200000 -j ACCEPT
 //	iptables -I DOCKER-USER 1 -j PODNET-FORWARD   (or FORWARD without Docker)
 //
 // Docker sets FORWARD's policy to DROP and an accept in our nftables table
@@ -217,9 +231,9 @@ func (a *iptAccepts) ensureFamily(f family) error {
 		if err := h.ClearChain(filterTable, a.chain); err != nil {
 			return fmt.Errorf("%s: flush chain %s: %w", name, a.chain, err)
 		}
-		for _, dir := range []string{"-i", "-o"} {
-			if err := h.Append(filterTable, a.chain, dir, a.prefix+"+", iptablesJumpTo, "ACCEPT"); err != nil {
-				return fmt.Errorf("%s: append %s %s accept to %s: %w", name, dir, a.prefix+"+", a.chain, err)
+		for _, spec := range a.acceptSpecs() {
+			if err := h.Append(filterTable, a.chain, spec...); err != nil {
+				return fmt.Errorf("%s: append %q to %s: %w", name, strings.Join(spec, " "), a.chain, err)
 			}
 		}
 		a.log.Debug("iptables accepts programmed", "binary", name, "chain", a.chain)

@@ -27,7 +27,8 @@ func TestKernelDockerUserAccepts(t *testing.T) {
 	}
 	for _, bin := range []string{"iptables", "ip6tables"} {
 		out := l.host.MustExec(t, bin, "-S", "PODNET-FORWARD")
-		want := "-N PODNET-FORWARD\n-A PODNET-FORWARD -i pn-+ -j ACCEPT\n-A PODNET-FORWARD -o pn-+ -j ACCEPT\n"
+		want := "-N PODNET-FORWARD\n-A PODNET-FORWARD -i pn-+ -j ACCEPT\n-A PODNET-FORWARD -o pn-+ -j ACCEPT\n" +
+			"-A PODNET-FORWARD -m connmark --mark 0x200000/0x200000 -j ACCEPT\n"
 		if out != want {
 			t.Fatalf("%s -S PODNET-FORWARD:\n%s\nwant:\n%s", bin, out, want)
 		}

@@ -108,30 +108,8 @@ func TestKernelUnpublishAndUDPRetarget(t *testing.T) {
 	l.addNetwork(n)
 	l.publish("ep1", n, c1, Binding{Proto: TCP, HostPort: 8080, ContainerPort: 80}, Binding{Proto: UDP, HostPort: 8080, ContainerPort: 80})
 
-	var uc net.Conn
-	if err := l.client.Do(func() (err error) { uc, err = net.Dial("udp", hostIP4+":8080"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	ask := func() (string, error) {
-		_ = uc.SetDeadline(time.Now().Add(300 * time.Millisecond))
-		if _, err := uc.Write([]byte("hi")); err != nil {
-			return "", err
-		}
-		buf := make([]byte, 100)
-		n, err := uc.Read(buf)
-		return strings.TrimSpace(string(buf[:n])), err
-	}
-	askUntil := func(want string) {
-		t.Helper()
-		testutil.Eventually(t, 5*time.Second, "udp from the client's socket answers "+want, func() error {
-			if got, err := ask(); got != want {
-				return fmt.Errorf("got %q, %v", got, err)
-			}
-			return nil
-		})
-	}
-	askUntil("c1 " + clientIP4)
+	uc := dialUDP(t, l.client, hostIP4+":8080")
+	uc.askUntil("c1 " + clientIP4)
 	mustHello(t, l.client, "tcp", hostIP4+":8080", "c1 "+clientIP4)
 
 	l.do(func() error { return l.eng.Unpublish(l.ctx, "ep1") })
@@ -139,12 +117,12 @@ func TestKernelUnpublishAndUDPRetarget(t *testing.T) {
 		t.Fatalf("pm4_any after unpublish (err %v):\n%s", err, out)
 	}
 	mustNotConnect(t, l.client, hostIP4+":8080")
-	if got, err := ask(); err == nil {
+	if got, err := uc.ask(300 * time.Millisecond); err == nil {
 		t.Fatalf("udp after unpublish: answered %q (stale conntrack entry?)", got)
 	}
 
 	l.publish("ep2", n, c2, Binding{Proto: UDP, HostPort: 8080, ContainerPort: 80})
-	askUntil("c2 " + clientIP4)
+	uc.askUntil("c2 " + clientIP4)
 	if got := l.eng.Mappings("ep1"); got != nil {
 		t.Fatalf("Mappings(ep1) after unpublish: %+v", got)
 	}

@@ -36,20 +36,22 @@ func TestKernelTableMatchesNft(t *testing.T) {
 		rs = buildRuleset(rulesetInput{table: "podnet", bridgePrefix: "pn-", nets: l.eng.nets, eps: l.eng.eps})
 		return nil
 	})
-	l.assertMatchesNft(rs)
+	l.checkTable(rs)
 }
 
-// assertMatchesNft checks the table in the lab's host two ways against
-// rs: `nft list table` prints exactly rs's text, and the bytecode equals
-// what nft itself compiles from that text.
-func (l *lab) assertMatchesNft(rs *ruleset) {
+// checkTable checks the kernel's table two ways: `nft list table` prints
+// exactly rs's text (so every rule does what its text says), and the
+// bytecode equals what nft itself compiles from that text (so registers,
+// lengths and byte orders match). Objects are compared in name order:
+// the kernel lists them in creation order, which incremental changes mix.
+func (l *lab) checkTable(rs *ruleset) {
 	t := l.t
 	t.Helper()
 	listed, err := l.nft("list", "table", "inet", "podnet")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := sortElements(listed), sortElements(rs.String()); got != want {
+	if got, want := canonicalListing(listed), canonicalListing(rs.String()); got != want {
 		t.Fatalf("nft list table inet podnet:\n%s\nwant:\n%s", got, want)
 	}
 	t.Logf("nft list table inet podnet:\n%s", listed)
@@ -66,40 +68,88 @@ func (l *lab) assertMatchesNft(rs *ruleset) {
 		t.Fatal(err)
 	}
 	if normalizeDebug(ours) != normalizeDebug(theirs) {
-		t.Fatalf("bytecode differs from nft's own:\nours:\n%s\nnft -f:\n%s", ours, theirs)
+		t.Fatalf("bytecode differs from nft's own:\nours:\n%s\nnft -f:\n%s", normalizeDebug(ours), normalizeDebug(theirs))
 	}
 }
 
-// sortElements collapses whitespace and sorts the elements of every set,
-// which nft lists in hash order.
-func sortElements(s string) string {
+// canonicalListing puts each set, map and chain of a listing on one line
+// (whitespace collapsed, elements sorted: nft lists them in hash order)
+// and sorts those lines by name.
+func canonicalListing(s string) string {
 	elementsRE := regexp.MustCompile(`elements = \{([^}]*)\}`)
-	s = strings.Join(strings.Fields(s), " ")
-	return elementsRE.ReplaceAllStringFunc(s, func(m string) string {
-		inner := elementsRE.FindStringSubmatch(m)[1]
-		parts := strings.Split(inner, ",")
-		for i := range parts {
-			parts[i] = strings.TrimSpace(parts[i])
+	var blocks []string
+	var cur []string
+	for _, line := range strings.Split(s, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "\tset ") || strings.HasPrefix(line, "\tmap ") || strings.HasPrefix(line, "\tchain "):
+			cur = []string{trimmed}
+		case line == "\t}":
+			cur = append(cur, "}")
+			blocks = append(blocks, strings.Join(strings.Fields(strings.Join(cur, " ")), " "))
+			cur = nil
+		case cur != nil:
+			cur = append(cur, trimmed)
 		}
-		sort.Strings(parts)
-		return "elements = { " + strings.Join(parts, ", ") + " }"
-	})
+	}
+	for i, b := range blocks {
+		blocks[i] = elementsRE.ReplaceAllStringFunc(b, func(m string) string {
+			parts := strings.Split(elementsRE.FindStringSubmatch(m)[1], ",")
+			for j := range parts {
+				parts[j] = strings.TrimSpace(parts[j])
+			}
+			sort.Strings(parts)
+			return "elements = { " + strings.Join(parts, ", ") + " }"
+		})
+	}
+	sort.Strings(blocks)
+	return strings.Join(blocks, "\n")
 }
 
-// normalizeDebug sorts element lines within each set block and drops rule
-// handles, which may differ between two loads.
+// normalizeDebug turns `nft --debug=netlink list table` into blocks (a
+// set's elements, a rule's expressions), drops rule handles and the
+// numbers of anonymous sets (which depend on creation order), sorts the
+// element lines of each set and the blocks by header (rules of one chain
+// keep their order), and leaves out the listing that follows.
 func normalizeDebug(s string) string {
 	handle := regexp.MustCompile(`^(inet podnet \S+)( \d+)+$`)
-	var out, block []string
-	flush := func() { sort.Strings(block); out = append(out, block...); block = nil }
-	for _, line := range strings.Split(s, "\n") {
-		if strings.HasPrefix(line, "\telement ") {
-			block = append(block, line)
-			continue
-		}
-		flush()
-		out = append(out, handle.ReplaceAllString(line, "$1"))
+	anon := regexp.MustCompile(`__(set|map)\d+`)
+	type block struct {
+		header string
+		lines  []string
 	}
-	flush()
-	return strings.Join(out, "\n")
+	var blocks []block
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, "table ") {
+			break
+		}
+		line = anon.ReplaceAllString(line, "__$1")
+		switch {
+		case strings.HasPrefix(line, "inet podnet "):
+			blocks = append(blocks, block{header: handle.ReplaceAllString(line, "$1")})
+		case line != "" && len(blocks) > 0:
+			b := &blocks[len(blocks)-1]
+			b.lines = append(b.lines, line)
+		}
+	}
+	text := func(b block) string { return b.header + "\n" + strings.Join(b.lines, "\n") }
+	for i := range blocks {
+		if strings.HasPrefix(blocks[i].header, "inet podnet @") {
+			sort.Strings(blocks[i].lines)
+		}
+	}
+	sort.SliceStable(blocks, func(i, j int) bool {
+		a, b := blocks[i], blocks[j]
+		if a.header != b.header {
+			return a.header < b.header
+		}
+		// Anonymous sets share a header: order them by content. Rules of
+		// one chain keep their order.
+		return strings.HasPrefix(a.header, "inet podnet @") && text(a) < text(b)
+	})
+	var out []string
+	for _, b := range blocks {
+		out = append(out, text(b))
+	}
+	return strings.Join(out, "\n\n")
 }

@@ -289,3 +289,44 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// udpClient is a connected UDP socket in a namespace: it keeps its
+// 5-tuple (and so its conntrack entry) for as long as the test talks.
+type udpClient struct {
+	t *testing.T
+	c net.Conn
+}
+
+func dialUDP(t *testing.T, ns *testutil.NetNS, addr string) *udpClient {
+	t.Helper()
+	var c net.Conn
+	if err := ns.Do(func() (err error) { c, err = net.Dial("udp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &udpClient{t: t, c: c}
+}
+
+// ask sends one datagram and returns the answer.
+func (u *udpClient) ask(timeout time.Duration) (string, error) {
+	_ = u.c.SetDeadline(time.Now().Add(timeout))
+	if _, err := u.c.Write([]byte("hi")); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 100)
+	n, err := u.c.Read(buf)
+	return strings.TrimSpace(string(buf[:n])), err
+}
+
+// askUntil asks until the answer is want, for at most a few seconds.
+func (u *udpClient) askUntil(want string) {
+	u.t.Helper()
+	var got string
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if got, err = u.ask(300 * time.Millisecond); got == want {
+			return
+		}
+	}
+	u.t.Fatalf("udp from the client's socket: got %q, %v; want %q", got, err, want)
+}

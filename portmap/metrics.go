@@ -13,19 +13,32 @@ const (
 )
 
 // measuredNFT times every change an nftBackend makes and keeps
-// podnet_nft_map_elements: set from the ruleset on a full replace,
+// podnet_nft_map_elements: set from the ruleset on a full sync,
 // adjusted by what an incremental update deleted and added. The Engine
 // serialises its calls (Engine.mu), so the arithmetic sees them in order.
 type measuredNFT struct{ nftBackend }
 
 func measured(b nftBackend) nftBackend { return measuredNFT{b} }
 
-func (m measuredNFT) replaceTable(rs *ruleset) error {
+func (m measuredNFT) syncTable(rs *ruleset, rewrite func(name string) bool) error {
 	start := time.Now()
-	err := m.nftBackend.replaceTable(rs)
+	err := m.nftBackend.syncTable(rs, rewrite)
 	observeNFT(syncFull, start, err)
 	if err == nil {
 		metrics.NFTMapElements.Set(float64(mapElements(rs)))
+	}
+	return err
+}
+
+// applyDelta is an incremental change of the service section; the element
+// count follows what it added and deleted (exact again at the next full
+// sync: the elements of a deleted set are counted as they are deleted).
+func (m measuredNFT) applyDelta(table string, d *tableDelta) error {
+	start := time.Now()
+	err := m.nftBackend.applyDelta(table, d)
+	observeNFT(syncIncremental, start, err)
+	if err == nil {
+		metrics.NFTMapElements.Add(float64(len(d.addElems) - len(d.delElems)))
 	}
 	return err
 }

@@ -1,13 +1,10 @@
 package portmap
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,11 +12,15 @@ import (
 // it through this interface so unit tests can fake the kernel (and make it
 // fail) without root.
 type nftBackend interface {
-	// replaceTable loads rs as one transaction (table add+delete+add, then
-	// everything in it).
-	replaceTable(rs *ruleset) error
+	// syncTable makes the table hold rs, in one transaction (see
+	// netlinkNFT.syncTable): chains and sets for which rewrite is true end
+	// up exactly as in rs; the others are only created when missing.
+	syncTable(rs *ruleset, rewrite func(name string) bool) error
 	// updateElements deletes then adds map elements in one transaction.
 	updateElements(table string, del, add []element) error
+	// applyDelta applies an incremental change of the service section in
+	// one transaction.
+	applyDelta(table string, d *tableDelta) error
 	// deleteTable removes the table; absence is not an error.
 	deleteTable(table string) error
 	// tableIntact reports whether the table and its rules are in place.
@@ -40,63 +41,6 @@ func inetTable(name string) *nftables.Table {
 	return &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
 }
 
-// replaceTable is `nft -f` of: add table inet T; delete table inet T;
-// add table inet T { sets, maps, chains, rules, elements } — one batch, so
-// packets see either the old or the new table, never none. The leading
-// add makes the delete succeed when the table is absent. Conntrack is not
-// touched: established (and already NATed) connections keep flowing.
-func (netlinkNFT) replaceTable(rs *ruleset) error {
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables connection: %w", err)
-	}
-	t := inetTable(rs.table)
-	c.AddTable(t)
-	c.DelTable(t)
-	c.AddTable(t)
-
-	// Set IDs tie lookups and elements to sets created in this same batch.
-	ids := map[string]uint32{}
-	for i, sd := range rs.sets {
-		s := &nftables.Set{
-			Table: t, Name: sd.name, ID: uint32(i + 1), KeyType: sd.keyType, DataType: sd.dataType,
-			IsMap: sd.isMap, Interval: sd.interval, Concatenation: len(nftables.ConcatSetTypeElements(sd.keyType)) > 1,
-		}
-		ids[sd.name] = s.ID
-		if err := c.AddSet(s, nil); err != nil {
-			return fmt.Errorf("add set %s: %w", sd.name, err)
-		}
-		if err := addElements(c, s, sd.elems); err != nil {
-			return err
-		}
-	}
-	chains := map[string]*nftables.Chain{}
-	accept := nftables.ChainPolicyAccept
-	for _, cd := range rs.chains {
-		ch := &nftables.Chain{Table: t, Name: cd.name, Hooknum: cd.hook, Priority: cd.priority, Type: cd.kind}
-		if cd.hook != nil {
-			ch.Policy = &accept
-		}
-		chains[cd.name] = c.AddChain(ch)
-	}
-	for _, r := range rs.rules {
-		for _, e := range r.exprs {
-			if l, ok := e.(*expr.Lookup); ok {
-				l.SetID = ids[l.SetName]
-			}
-		}
-		rule := &nftables.Rule{Table: t, Chain: chains[r.chain], Exprs: r.exprs}
-		if r.comment != "" {
-			rule.UserData = userdata.AppendString(nil, userdata.TypeComment, r.comment)
-		}
-		c.AddRule(rule)
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("replace nftables table inet %s: %w", rs.table, err)
-	}
-	return nil
-}
-
 func addElements(c *nftables.Conn, s *nftables.Set, elems []element) error {
 	for len(elems) > 0 {
 		n := min(len(elems), elementsPerMessage)
@@ -114,6 +58,7 @@ func toSetElements(elems []element, withData bool) []nftables.SetElement {
 		se := nftables.SetElement{Key: el.key, IntervalEnd: el.keyEnd}
 		if withData {
 			se.Val = el.val
+			se.VerdictData = el.verdict
 			se.Comment = el.comment
 		}
 		out = append(out, se)
@@ -129,9 +74,9 @@ func (netlinkNFT) updateElements(table string, del, add []element) error {
 	if len(del) == 0 && len(add) == 0 {
 		return nil
 	}
-	c, err := nftables.New()
+	c, err := newConn(2+(len(del)+len(add))/elementsPerMessage, len(del)+len(add))
 	if err != nil {
-		return fmt.Errorf("nftables connection: %w", err)
+		return err
 	}
 	t := inetTable(table)
 	for _, group := range groupBySet(del) {
@@ -210,12 +155,12 @@ func diffElements(old, new []element) (del, add []element) {
 		newByID[el.id()] = el
 	}
 	for _, el := range old {
-		if n, ok := newByID[el.id()]; !ok || !bytes.Equal(n.val, el.val) {
+		if n, ok := newByID[el.id()]; !ok || !sameValue(n, el) {
 			del = append(del, el)
 		}
 	}
 	for _, el := range new {
-		if o, ok := oldByID[el.id()]; !ok || !bytes.Equal(o.val, el.val) {
+		if o, ok := oldByID[el.id()]; !ok || !sameValue(o, el) {
 			add = append(add, el)
 		}
 	}

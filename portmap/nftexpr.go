@@ -47,6 +47,8 @@ type frag struct {
 	dep   family
 	// sets is the family an explicit `meta nfproto` frag checks.
 	sets family
+	// anon are the anonymous sets the frag's lookups use (`{ tcp, udp }`).
+	anon []anonSet
 }
 
 // ruleDef is one rule of the desired ruleset.
@@ -55,6 +57,7 @@ type ruleDef struct {
 	text    string
 	comment string
 	exprs   []expr.Any
+	anon    []anonSet // created in the same batch, just before the rule
 }
 
 func newRule(chain, comment string, frags ...frag) ruleDef {
@@ -73,6 +76,7 @@ func newRule(chain, comment string, frags ...frag) ruleDef {
 			words = append(words, f.text)
 		}
 		r.exprs = append(r.exprs, f.exprs...)
+		r.anon = append(r.anon, f.anon...)
 	}
 	r.text = strings.Join(words, " ")
 	if comment != "" {

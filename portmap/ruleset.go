@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -39,6 +40,10 @@ type setDef struct {
 	interval bool
 	typeText string // as `nft list` prints it
 	elems    []element
+	// dynamic sets are filled by rules (`update @set`), with a timeout
+	// per element and nft's default size for them.
+	dynamic bool
+	timeout time.Duration
 }
 
 type chainDef struct {
@@ -62,6 +67,9 @@ type rulesetInput struct {
 	nets         map[string]Network
 	eps          map[string]endpointState
 	guard        guardState
+	// services, when set, puts the whole service section in the ruleset;
+	// without it only the objects the other rules refer to are included.
+	services *svcTable
 }
 
 // mapDefs are the four published-port maps, without elements.
@@ -124,6 +132,7 @@ func buildRuleset(in rulesetInput) *ruleset {
 		}
 	}
 	rs.sets = append(rs.sets, maps...)
+	rs.sets = append(rs.sets, serviceNetworkSets(nets)...)
 
 	rs.chains = []chainDef{
 		{name: chainPublished},
@@ -136,6 +145,7 @@ func buildRuleset(in rulesetInput) *ruleset {
 		{name: chainForward, hook: nftables.ChainHookForward, priority: nftables.ChainPriorityFilter,
 			kind: nftables.ChainTypeFilter, header: "type filter hook forward priority filter; policy accept;"},
 	}
+	rs.chains = append(rs.chains, chainDef{name: chainSvcSNAT})
 	rs.rules = append(rs.rules, publishRules()...)
 	rs.rules = append(rs.rules, postroutingRules(in.bridgePrefix, nets)...)
 	rs.rules = append(rs.rules, forwardRules(in.bridgePrefix, nets)...)
@@ -143,6 +153,8 @@ func buildRuleset(in rulesetInput) *ruleset {
 	rs.chains = append(rs.chains, guardChains()...)
 	rs.rules = append(rs.rules, guardRules(in.guard, in.bridgePrefix)...)
 	guardLocalnet(rs, in.bridgePrefix)
+	rs.rules = append(rs.rules, serviceSNATRules(in.bridgePrefix)...)
+	addServiceSection(rs, in.services)
 	return rs
 }
 
@@ -160,7 +172,9 @@ func publishRules() []ruleDef {
 		)
 	}
 	return append(rules,
+		newRule(chainPrerouting, "", jump(chainServices)),
 		newRule(chainPrerouting, "", fibDaddrLocal(), jump(chainPublished)),
+		newRule(chainOutput, "", jump(chainServices)),
 		// A packet from ::1 cannot leave the host (IPv6 has no
 		// route_localnet), so leave [::1]:port to local listeners.
 		newRule(chainOutput, "", addrIn(daddr, netip.PrefixFrom(netip.IPv6Loopback(), 128)), verdict(expr.VerdictReturn)),
@@ -181,8 +195,11 @@ func publishRules() []ruleDef {
 //   - each masquerading network's traffic to destinations outside every
 //     podnet subnet.
 func postroutingRules(prefix string, nets []Network) []ruleDef {
-	rules := []ruleDef{newRule(chainPostrouting, "localhost to published ports",
-		addrIn(saddr, netip.MustParsePrefix("127.0.0.0/8")), oif(prefix+"*"), masquerade())}
+	rules := []ruleDef{
+		newRule(chainPostrouting, "", ctMarkHasService(), jump(chainSvcSNAT)),
+		newRule(chainPostrouting, "localhost to published ports",
+			addrIn(saddr, netip.MustParsePrefix("127.0.0.0/8")), oif(prefix+"*"), masquerade()),
+	}
 	for _, n := range nets {
 		id := dockerid.Short(n.ID)
 		subnets := sortedPrefixes(n.Subnets)
@@ -248,6 +265,9 @@ func (rs *ruleset) String() string {
 		blank = "\n"
 		if s.interval {
 			b.WriteString("\t\tflags interval\n")
+		}
+		if s.dynamic {
+			fmt.Fprintf(&b, "\t\tsize %d\n\t\tflags dynamic,timeout\n\t\ttimeout %s\n", dynamicSetSize, nftDuration(s.timeout))
 		}
 		if texts := elementTexts(s.elems); len(texts) > 0 {
 			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(texts, ", "))

@@ -65,6 +65,51 @@ func TestBuildRulesetText(t *testing.T) {
 		type ipv6_addr . inet_service
 	}
 
+	set samebridge {
+		type ifname . ifname
+		elements = { "pn-web" . "pn-web", "pn-db" . "pn-db" }
+	}
+
+	set pods4 {
+		type ipv4_addr
+		flags interval
+	}
+
+	set pods6 {
+		type ipv6_addr
+		flags interval
+	}
+
+	map tunnel4 {
+		type ipv4_addr : ipv4_addr
+		flags interval
+	}
+
+	map tunnel6 {
+		type ipv6_addr : ipv6_addr
+		flags interval
+	}
+
+	map svc-ip4 {
+		type ipv4_addr . inet_proto . inet_service : verdict
+	}
+
+	map svc-ip6 {
+		type ipv6_addr . inet_proto . inet_service : verdict
+	}
+
+	map svc-np {
+		type inet_proto . inet_service : verdict
+	}
+
+	set svc-hairpin4 {
+		type ipv4_addr . ipv4_addr
+	}
+
+	set svc-hairpin6 {
+		type ipv6_addr . ipv6_addr
+	}
+
 	chain published {
 		dnat ip to ip daddr . meta l4proto . th dport map @pm4_ip
 		meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pm4_any
@@ -74,17 +119,20 @@ func TestBuildRulesetText(t *testing.T) {
 
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
+		jump services
 		fib daddr type local jump published
 	}
 
 	chain output {
 		type nat hook output priority -100; policy accept;
+		jump services
 		ip6 daddr ::1 return
 		fib daddr type local jump published
 	}
 
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
+		ct mark & 0x00200000 == 0x00200000 jump snat-services
 		ip saddr 127.0.0.0/8 oifname "pn-*" masquerade comment "localhost to published ports"
 		ct status dnat ip saddr 10.1.0.0/24 oifname "pn-web" masquerade comment "hairpin net 0123456789ab"
 		ct status dnat ip6 saddr fd00:1::/64 oifname "pn-web" masquerade comment "hairpin net 0123456789ab"
@@ -123,6 +171,32 @@ func TestBuildRulesetText(t *testing.T) {
 	chain localnet {
 		type filter hook prerouting priority raw; policy accept;
 		iifname "pn-*" ip daddr 127.0.0.0/8 drop comment "containers to host loopback"
+	}
+
+	chain snat-services {
+		ip saddr . ip daddr @svc-hairpin4 masquerade
+		ip6 saddr . ip6 daddr @svc-hairpin6 masquerade
+		iifname . oifname @samebridge masquerade
+		oifname "pn-*" accept
+		oifname "lo" accept
+		iifname "pn-*" ip saddr @pods4 ip daddr @pods4 accept
+		iifname "pn-*" ip6 saddr @pods6 ip6 daddr @pods6 accept
+		snat ip to ip daddr map @tunnel4
+		snat ip6 to ip6 daddr map @tunnel6
+		masquerade
+	}
+
+	chain services {
+		ip daddr . meta l4proto . th dport vmap @svc-ip4
+		ip6 daddr . meta l4proto . th dport vmap @svc-ip6
+		ip daddr 127.0.0.0/8 return
+		ip6 daddr ::1 return
+		fib daddr type local meta l4proto . th dport vmap @svc-np
+	}
+
+	chain svc-reject {
+		meta l4proto tcp reject with tcp reset
+		reject
 	}
 }
 `
@@ -180,7 +254,8 @@ func TestDiffElements(t *testing.T) {
 
 func TestIPTablesWantRules(t *testing.T) {
 	a := newIPTAccepts(nil, "PODNET-FORWARD", "pn-", "auto")
-	want := []string{"-N PODNET-FORWARD", "-A PODNET-FORWARD -i pn-+ -j ACCEPT", "-A PODNET-FORWARD -o pn-+ -j ACCEPT"}
+	want := []string{"-N PODNET-FORWARD", "-A PODNET-FORWARD -i pn-+ -j ACCEPT", "-A PODNET-FORWARD -o pn-+ -j ACCEPT",
+		"-A PODNET-FORWARD -m connmark --mark 0x200000/0x200000 -j ACCEPT"}
 	if got := a.wantRules(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("rules %q, want %q", got, want)
 	}

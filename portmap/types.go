@@ -36,6 +36,13 @@ type Network struct {
 	// Bridge and Uplink is the network talking to itself: an Internal
 	// multi-host network keeps it.
 	Uplink string
+	// TunnelAddrs are this host's own addresses in Subnets (at most one
+	// per subnet, reserved in IPAM, routed to this host by every other
+	// host): the source address of service traffic this host sends to an
+	// endpoint on another host when the client's own address could not be
+	// routed back here (host processes, NodePort and external-IP clients).
+	// See "Services across hosts" in the package doc.
+	TunnelAddrs []netip.Addr
 }
 
 // Binding is one port binding as Docker asked for it (one entry of

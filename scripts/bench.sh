@@ -19,7 +19,9 @@
 # podnet vxlan networks created on both hosts (docker network create -d
 # podnet --ipam-driver podnet -o mode=vxlan, one with -o
 # podnet.direct-routing=true). Each lab comes up only when one of its
-# benchmarks is selected. SCALE needs no lab and runs last, with none up.
+# benchmarks is selected. SCALE needs no lab and runs last, with none up,
+# as do the service benchmarks B3, B4, B5, B7, B6 and B13: they build their
+# own namespaces (scripts/bench-services.sh describes them).
 #
 #   B1   docker run --rm IMG true: podnet network vs a user-defined Docker
 #        bridge network (-d bridge) vs --net=none, interleaved triples
@@ -97,10 +99,12 @@
 #
 # Env:
 #   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B12,B9,
-#                    B9d,B9l,REACH,SCALE; B12c is part of B12); default all
+#                    B9d,B9l,REACH,SCALE,B3,B4,B5,B7,B6,B13; B12c is part of
+#                    B12; B4 runs in B3's pairs, B7 in B5's); default all
 #   BENCH_PAIRS      N (every benchmark) or ID=N,... (defaults B1=30 B1p=5
 #                    B2=10 B2c=5 B10=5 B12=5 B9=5 B9d=5 B9l=5 REACH=20
-#                    SCALE=3; quick: 3 1 2 1 1 1 1 1 1 3 1). REACH counts
+#                    SCALE=3 B3=5 B5=5 B6=3; quick: 3 1 2 1 1 1 1 1 1 3 1
+#                    1 1 1). REACH counts
 #                    samples per mode, SCALE go test -count; B9 and B9d
 #                    share their pairs when both run (B9's count wins)
 #   BENCH_QUICK=1    smoke run: few pairs, short arms (~4 minutes)
@@ -143,9 +147,14 @@ readonly VX_SUBNET=${BENCH_VX_SUBNET:-10.251.96.0/20}
 readonly DR_SUBNET=${BENCH_DR_SUBNET:-10.251.112.0/20}
 readonly MAX_LOAD=${BENCH_MAX_LOAD:-0.5}
 readonly QUICK=${BENCH_QUICK:-0}
-readonly ALL_IDS=(B1 B1p B2 B2c B10 B12 B9 B9d B9l REACH SCALE)
+readonly ALL_IDS=(B1 B1p B2 B2c B10 B12 B9 B9d B9l REACH SCALE B3 B4 B5 B7 B6 B13)
+# Benchmarks that build their own namespaces and need no lab.
+readonly NOLAB_IDS=(SCALE B3 B4 B5 B7 B6 B13)
 # Benchmarks by lab: one host (embedded etcd), two hosts (etcd cluster).
 readonly LAB1_IDS=(B1 B1p B2 B2c B10) LAB2_IDS=(B9 B9d B9l REACH)
+
+# shellcheck source=scripts/bench-services.sh
+. "$REPO/scripts/bench-services.sh"
 
 T0=$SECONDS
 WORK=
@@ -190,7 +199,7 @@ kill_registered() {
 # hand-built VXLAN path), if present.
 del_own_netns() {
 	local ns
-	for ns in "$RAW_A" "$RAW_B" "$HV_CA" "$HV_CB"; do
+	for ns in "$RAW_A" "$RAW_B" "$HV_CA" "$HV_CB" "${SVC_NS[@]}"; do
 		[[ -e /run/netns/$ns ]] && { ip netns del "$ns" 2>/dev/null || warn "cannot delete netns $ns"; }
 	done
 	return 0
@@ -1407,7 +1416,7 @@ main() {
 		say "make build"
 		make -C "$REPO" --no-print-directory build >/dev/null || die "make build failed"
 	fi
-	(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/bin/" ./bench/connrate ./bench/report ./bench/rr ./bench/reach) ||
+	(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/bin/" ./bench/connrate ./bench/report ./bench/rr ./bench/reach ./bench/svcbench) ||
 		die "building bench/ failed"
 
 	for id in "${ALL_IDS[@]}"; do
@@ -1418,7 +1427,7 @@ main() {
 			ensure_lab 1
 		elif in_list "$id" "${LAB2_IDS[@]}"; then
 			ensure_lab 2
-		elif [[ $id == SCALE ]]; then
+		elif in_list "$id" "${NOLAB_IDS[@]}"; then
 			ensure_lab 0
 		fi
 		run_bench "$id"

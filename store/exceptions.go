@@ -44,9 +44,10 @@ func ExcKey(p netip.Prefix, a netip.Addr) string { return ExcPrefix(p) + AddrNam
 // must be routed apart from its block, whose claimant is given ("" when no
 // host claims it). Gateways (every host's) and records without an owner
 // never are; container addresses (and aux addresses, which Docker requests
-// like --ip) are whenever their owner is not the claimant.
+// like --ip) and a host's tunnel address are whenever their owner is not
+// the claimant.
 func NeedsException(kind, owner, claimant string) bool {
-	return (kind == AddrContainer || kind == "") && owner != "" && owner != claimant
+	return (kind == AddrContainer || kind == AddrTunnel || kind == "") && owner != "" && owner != claimant
 }
 
 // ExcState is what is known of one address of a pool when checking its

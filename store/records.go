@@ -59,6 +59,10 @@ const (
 	AddrContainer = "container"
 	AddrGateway   = "gateway"
 	AddrAux       = "aux"
+	// AddrTunnel is a host's own address in a multi-host pool (one per
+	// host and pool): the source of service traffic it sends to endpoints
+	// on other hosts, routed back to it like its containers' addresses.
+	AddrTunnel = "tunnel"
 )
 
 // Address is an allocated address and who owns it.

@@ -95,7 +95,7 @@ func run(parent context.Context, cfg *config) error {
 	startMetrics(ctx, cfg, ipm, log)
 	ov, underlay, ovErr := newOverlay(cfg, st, k, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
-		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU}
+		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU, Tunnels: ipm}
 	if ovErr != nil {
 		log.Warn("multi-host (vxlan) networks unavailable on this host", "err", ovErr)
 		dcfg.OverlayUnavailable = ovErr.Error()

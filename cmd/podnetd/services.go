@@ -75,16 +75,11 @@ func newCatalog(cfg *config, log *slog.Logger) (*service.Catalog, error) {
 	return service.NewCatalog(cfg.HostName, rng.CIDR.Addr().Is6(), log.With("component", "services")), nil
 }
 
-// start runs the catalog and the proxy agent. The agent programs through
-// the NAT engine when it implements the services contract, else it only
-// computes what each service needs (podnetctl service agent shows it).
+// start runs the catalog and the proxy agent, which programs services
+// through the NAT engine.
 func (s *services) start(ctx context.Context, cfg *config, ports *portmap.Engine, log *slog.Logger) {
 	go s.catalog.Run(ctx, s.st)
-	prog, ok := any(ports).(service.Programmer)
-	if !ok {
-		log.Warn("this build has no service data plane: services are recorded, selected and resolved by DNS, but no VIP, NodePort or external IP is programmed")
-	}
 	s.proxy = service.NewProxy(service.ProxyConfig{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
-		Programmer: prog, Logger: log.With("component", "proxy")})
+		Programmer: ports, Logger: log.With("component", "proxy")})
 	go s.proxy.Run(ctx)
 }

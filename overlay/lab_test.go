@@ -203,7 +203,8 @@ func (h *labHost) stop() {
 }
 
 // setAlive starts or stops the host's liveness key (stopping revokes the
-// lease, as a podnetd shutting down does; a crash would let it expire).
+// lease: the host is gone at once, where a crash or a podnetd stopping
+// would let it expire).
 func (h *labHost) setAlive(alive bool) {
 	if !alive {
 		if h.stopLive != nil {
@@ -219,7 +220,8 @@ func (h *labHost) setAlive(alive bool) {
 		if err != nil {
 			h.lab.t.Fatalf("%s: claim host name: %v", h.name, err)
 		}
-		h.stopLive = goRun(h.lab.t, func(ctx context.Context) { _ = id.Hold(ctx) })
+		stop := goRun(h.lab.t, func(ctx context.Context) { _ = id.Hold(ctx) })
+		h.stopLive = func() { stop(); id.Release(context.Background()) }
 	}
 }
 

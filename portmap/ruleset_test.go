@@ -53,18 +53,6 @@ func TestBuildRulesetText(t *testing.T) {
 		elements = { sctp . 9000 comment "endpoint 3f2a1b4c5d6e" : fd00:1::2 . 9 }
 	}
 
-	set hosts4 {
-		type ipv4_addr
-	}
-
-	set etcd4 {
-		type ipv4_addr . inet_service
-	}
-
-	set etcd6 {
-		type ipv6_addr . inet_service
-	}
-
 	set samebridge {
 		type ifname . ifname
 		elements = { "pn-web" . "pn-web", "pn-db" . "pn-db" }
@@ -88,6 +76,18 @@ func TestBuildRulesetText(t *testing.T) {
 	map tunnel6 {
 		type ipv6_addr : ipv6_addr
 		flags interval
+	}
+
+	set hosts4 {
+		type ipv4_addr
+	}
+
+	set etcd4 {
+		type ipv4_addr . inet_service
+	}
+
+	set etcd6 {
+		type ipv6_addr . inet_service
 	}
 
 	map svc-ip4 {
@@ -150,6 +150,19 @@ func TestBuildRulesetText(t *testing.T) {
 		iifname "pn-db" oifname "pn-*" oifname != "pn-db" drop comment "isolate net fedcba987654"
 	}
 
+	chain snat-services {
+		ip saddr . ip daddr @svc-hairpin4 masquerade
+		ip6 saddr . ip6 daddr @svc-hairpin6 masquerade
+		iifname . oifname @samebridge masquerade
+		oifname "pn-*" accept
+		oifname "lo" accept
+		iifname "pn-*" ip saddr @pods4 ip daddr @pods4 accept
+		iifname "pn-*" ip6 saddr @pods6 ip6 daddr @pods6 accept
+		snat ip to ip daddr map @tunnel4
+		snat ip6 to ip6 daddr map @tunnel6
+		masquerade
+	}
+
 	chain guard_prerouting {
 		type filter hook prerouting priority raw; policy accept;
 		iifname != "pn-*" iifname != "lo" ip saddr @subnets4 fib saddr . iif oif missing drop comment "pod source not routed back to its interface"
@@ -171,19 +184,6 @@ func TestBuildRulesetText(t *testing.T) {
 	chain localnet {
 		type filter hook prerouting priority raw; policy accept;
 		iifname "pn-*" ip daddr 127.0.0.0/8 drop comment "containers to host loopback"
-	}
-
-	chain snat-services {
-		ip saddr . ip daddr @svc-hairpin4 masquerade
-		ip6 saddr . ip6 daddr @svc-hairpin6 masquerade
-		iifname . oifname @samebridge masquerade
-		oifname "pn-*" accept
-		oifname "lo" accept
-		iifname "pn-*" ip saddr @pods4 ip daddr @pods4 accept
-		iifname "pn-*" ip6 saddr @pods6 ip6 daddr @pods6 accept
-		snat ip to ip daddr map @tunnel4
-		snat ip6 to ip6 daddr map @tunnel6
-		masquerade
 	}
 
 	chain services {

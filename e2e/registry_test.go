@@ -219,11 +219,17 @@ func TestPluginFromRegistry(t *testing.T) {
 		}
 	})
 	hd := l.HostDir("h2")
-	l.MustExec(t, "h2", "mkdir", "-p", hd+"/plugin-state", hd+"/plugin-admin")
+	l.MustExec(t, "h2", "mkdir", "-p", hd+"/plugin-state/etcd-tls", hd+"/plugin-admin")
+	// The lab's etcd wants a client certificate: the plugin reads it from
+	// its state mount, as the README tells users to do.
+	for _, f := range []string{"ca.crt", "h2.crt", "h2.key"} {
+		l.MustExec(t, "h2", "cp", filepath.Join(l.PKI(), f), hd+"/plugin-state/etcd-tls/")
+	}
 	// --disable: the lab sets the mount sources before the first start (a
 	// real host keeps the defaults and needs no set).
 	l.MustDocker(t, "h2", "plugin", "install", "--grant-all-permissions", "--disable", name1,
-		"PODNET_ETCD_ENDPOINTS="+strings.Join(l.EtcdEndpoints(), ","), "PODNET_HOST_NAME=h2", "PODNET_DRIVER_NAME="+name1)
+		"PODNET_ETCD_ENDPOINTS="+strings.Join(l.EtcdEndpoints(), ","), "PODNET_HOST_NAME=h2", "PODNET_DRIVER_NAME="+name1,
+		"args=--etcd-cacert /var/lib/podnet/etcd-tls/ca.crt --etcd-cert /var/lib/podnet/etcd-tls/h2.crt --etcd-key /var/lib/podnet/etcd-tls/h2.key")
 	l.MustDocker(t, "h2", append([]string{"plugin", "set", name1}, pluginSettings(l, "h2")...)...)
 	l.MustDocker(t, "h2", "plugin", "enable", name1)
 	pluginVersionLogged(t, l, "h2", v1)

@@ -227,8 +227,10 @@ func fakeHosts(t *testing.T, l *Lab, pool string, n int) (stop func()) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("this test needs %s: run `make build` first", bin)
 	}
+	pki := l.PKI()
 	cmd := exec.Command(bin, "-endpoints", strings.Join(l.EtcdEndpoints(), ","), "-pool", pool, "-hosts", strconv.Itoa(n),
-		"-name", l.Name+"fake")
+		"-name", l.Name+"fake", "-etcd-cacert", filepath.Join(pki, "ca.crt"),
+		"-etcd-cert", filepath.Join(pki, "admin.crt"), "-etcd-key", filepath.Join(pki, "admin.key"))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -97,8 +97,16 @@ func (o *Overlay) step() (Changes, bool, error) {
 	p := &program{o: o, nk: nlKernel{h: o.k.NL}, names: names, ifindex: o.ifindex, lookup: true}
 	p.applyStep(sp)
 	err := p.err()
-	if err != nil {
+	switch {
+	case err != nil:
+		p.observe(false, start, nil)
 		o.applied = nil // the next pass diffs against the kernel
+	case p.changes.Total() > 0:
+		// The step kept applied current: the remote counts move with it
+		// (counting costs a walk of applied, only when the kernel changed).
+		p.observe(false, start, o.applied)
+	default:
+		observeUnchanged(start)
 	}
 	o.mu.Lock()
 	o.stats.Steps++

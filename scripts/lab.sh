@@ -826,6 +826,8 @@ common_env() {
 	if [[ $LAB_ETCD == cluster ]]; then
 		endpoints=$ETCD_ENDPOINTS
 		printf '%s\n' "ETCDCTL_CACERT=$PKI/ca.crt" "ETCDCTL_CERT=$PKI/admin.crt" "ETCDCTL_KEY=$PKI/admin.key"
+		# A podnetd started by hand on a lab host (tests do) talks TLS too.
+		printf '%s\n' "PODNET_ETCD_CACERT=$PKI/ca.crt" "PODNET_ETCD_CERT=$PKI/admin.crt" "PODNET_ETCD_KEY=$PKI/admin.key"
 	fi
 	printf '%s\n' "PATH=$PODNET_BIN:$LAB_DIR/bin:$PATH" "LAB_ETCD_ENDPOINTS=$endpoints" "LAB_DIR=$LAB_DIR" "LAB_NAME=$LAB_NAME"
 }

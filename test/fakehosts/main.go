@@ -31,19 +31,25 @@ import (
 
 type options struct {
 	endpoints string
-	pool      netip.Prefix
-	hosts     int
-	blocks    int
-	blockBits int
-	underlay  netip.Prefix
-	name      string
-	ttl       time.Duration
+	// cacert, cert and key are the etcd TLS files (the lab's etcd wants
+	// a client certificate).
+	cacert, cert, key string
+	pool              netip.Prefix
+	hosts             int
+	blocks            int
+	blockBits         int
+	underlay          netip.Prefix
+	name              string
+	ttl               time.Duration
 }
 
 func main() {
 	var o options
 	var pool, underlay string
 	flag.StringVar(&o.endpoints, "endpoints", "", "etcd endpoints, comma-separated")
+	flag.StringVar(&o.cacert, "etcd-cacert", "", "CA certificate (PEM) of the etcd servers")
+	flag.StringVar(&o.cert, "etcd-cert", "", "client certificate (PEM) for etcd")
+	flag.StringVar(&o.key, "etcd-key", "", "client key (PEM) for etcd")
 	flag.StringVar(&pool, "pool", "", "the pool (subnet of a podnet vxlan network) the fake hosts claim blocks in")
 	flag.IntVar(&o.hosts, "hosts", 100, "number of fake hosts")
 	flag.IntVar(&o.blocks, "blocks", 4, "blocks per fake host")
@@ -74,7 +80,7 @@ func fail(err error) {
 
 func run(o options) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := store.Open(store.Config{Endpoints: strings.Split(o.endpoints, ","), Logger: log})
+	st, err := store.Open(store.Config{Endpoints: strings.Split(o.endpoints, ","), CACert: o.cacert, Cert: o.cert, Key: o.key, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,13 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/podnet/podnet/internal/httpbody"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +27,13 @@ type UserError struct{ Err error }
 
 func (e UserError) Error() string { return e.Err.Error() }
 func (e UserError) Unwrap() error { return e.Err }
+
+// bodyTimeout bounds how long a request body may take to arrive, and
+// maxBody its size (service files for apply -f are the largest).
+var (
+	bodyTimeout       = 10 * time.Second
+	maxBody     int64 = 64 << 20
+)
 
 // Serve listens on path (mode 0600) and serves routes until ctx ends.
 func Serve(ctx context.Context, path string, routes Routes, log *slog.Logger) error {
@@ -46,10 +56,22 @@ func Serve(ctx context.Context, path string, routes Routes, log *slog.Logger) er
 	mux := http.NewServeMux()
 	for pattern, h := range routes {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			body, err := httpbody.Read(w, r, bodyTimeout, maxBody)
+			if err != nil {
+				status := http.StatusBadRequest
+				if errors.Is(err, httpbody.ErrTimeout) {
+					status = http.StatusRequestTimeout
+				}
+				log.Warn("admin request failed", "path", r.URL.Path, "err", err)
+				w.WriteHeader(status)
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 			defer cancel()
 			v, err := h(ctx, r)
-			w.Header().Set("Content-Type", "application/json")
 			if err != nil {
 				status := http.StatusInternalServerError
 				var ue UserError

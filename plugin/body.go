@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/podnet/podnet/internal/httpbody"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -15,30 +14,12 @@ import (
 // podnetd stopped while handling it (see readBody).
 var errNoBody = errors.New("request without a body")
 
-// errBodyTimeout marks a body that did not arrive within the deadline.
-var errBodyTimeout = errors.New("request body not received in time")
-
 // readBody reads r's body (at most maxBody bytes) under a read deadline of
-// timeout. The deadline is per request on the connection, not
-// http.Server.ReadTimeout: the server's background read that follows a
-// fully read body would hit an expired ReadTimeout while a slow handler
-// runs and cancel the request's context. So the deadline is lifted once
-// the body is in; when reading fails it stays, and the response closes
-// the connection: the server would otherwise try to drain the rest of the
-// body, without a deadline, before answering.
+// timeout (httpbody.Read); an empty one is errNoBody.
 func readBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) ([]byte, error) {
-	rc := http.NewResponseController(w)
-	deadlineSet := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	body, err := httpbody.Read(w, r, timeout, maxBody)
 	if err != nil {
-		w.Header().Set("Connection", "close")
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, fmt.Errorf("%w: %d bytes within %v", errBodyTimeout, len(body), timeout)
-		}
 		return nil, err
-	}
-	if deadlineSet {
-		_ = rc.SetReadDeadline(time.Time{})
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, errNoBody
@@ -61,7 +42,7 @@ func (s *Server) bodyError(method string, err error) (int, string) {
 	case errors.Is(err, errNoBody):
 		return http.StatusOK, fmt.Sprintf("podnet: %s arrived without its request body: dockerd sends that when it retries a call that was cut off because podnetd stopped (this podnetd started %s ago). Nothing was done: run the docker command again; anything the interrupted call left behind is reclaimed by garbage collection (podnetctl gc)",
 			method, time.Since(s.started).Round(time.Second))
-	case errors.Is(err, errBodyTimeout):
+	case errors.Is(err, httpbody.ErrTimeout):
 		return http.StatusRequestTimeout, fmt.Sprintf("podnet: %s: %v", method, err)
 	}
 	return http.StatusBadRequest, fmt.Sprintf("podnet: malformed %s request: %v", method, err)

@@ -171,8 +171,8 @@ func TestServiceScaleToZero(t *testing.T) {
 func TestServiceUDPMoves(t *testing.T) {
 	f := spreadSetup(t, "udpmove", "--port", "9001/udp")
 	send := func(msg string) string {
-		out, _ := f.l.Docker("h3", "exec", f.client, "sh", "-c",
-			fmt.Sprintf("echo %s | timeout 3 nc -u -p 40000 -w 2 %s 9001", msg, f.svc.ClusterIP))
+		// busybox's nc has no UDP mode; netcheck sends from a fixed port.
+		out, _ := f.l.Docker("h3", "exec", f.client, "netcheck", "udp-send", f.svc.ClusterIP+":9001", msg, "40000")
 		return out
 	}
 	if out := send("first"); !strings.Contains(out, "first") {

@@ -140,10 +140,10 @@ func TestServiceLocalPolicy(t *testing.T) {
 		"--external-traffic-policy", "Local")
 	endpointsAre(t, l, "local", "h1/local1/"+ipOf(t, l, "h1", "local1", svcNet)+"/true")
 	node := v.Ports[0].NodePort
-	out := l.MustClient(t, "sh", "-c", fmt.Sprintf("echo | timeout 3 nc %s %d", l.HostIP("h1"), node))
+	out := l.MustClient(t, "sh", "-c", fmt.Sprintf("echo | timeout 3 busybox nc %s %d", l.HostIP("h1"), node))
 	mustContain(t, "Local NodePort answer", out, "hello")
 	mustContain(t, "the backend sees the client's own address", l.MustDocker(t, "h1", "logs", "local1"), "from "+l.ClientIP()+":")
-	if out, err := l.Client("sh", "-c", fmt.Sprintf("echo | timeout 3 nc %s %d", l.HostIP("h2"), node)); err == nil && strings.Contains(out, "hello") {
+	if out, err := l.Client("sh", "-c", fmt.Sprintf("echo | timeout 3 busybox nc %s %d", l.HostIP("h2"), node)); err == nil && strings.Contains(out, "hello") {
 		t.Fatalf("h2 has no local endpoint but answered: %q", out)
 	}
 }

@@ -365,10 +365,14 @@ func TestServiceBadInput(t *testing.T) {
 func TestServiceCIDRRefused(t *testing.T) {
 	l := svcLab(t)
 	dir := filepath.Join(l.Dir, "x9")
-	out, err := l.Exec("h1", "sh", "-c", fmt.Sprintf(
-		`timeout 60 podnetd --host-name x9 --etcd-endpoints "$LAB_ETCD_ENDPOINTS" --service-cidr 10.97.0.0/16 --dns-addr off `+
-			`--data-dir %[1]s/data --plugin-socket %[1]s/x9.sock --admin-socket %[1]s/admin.sock --docker-host unix://%[1]s/none.sock 2>&1`, dir))
-	if err == nil || !strings.Contains(out, "--service-cidr 10.97.0.0/16 disagrees with the cluster's service CIDR 10.96.0.0/16") {
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// `timeout` bounds a podnetd that would not refuse.
+	out, err := l.Exec("h1", append(append([]string{"timeout", "60", "podnetd", "--host-name", "x9"}, l.EtcdFlags()...),
+		"--service-cidr", "10.97.0.0/16", "--dns-addr", "off", "--metrics-addr", "off",
+		"--data-dir", filepath.Join(dir, "data"), "--plugin-socket", filepath.Join(dir, "x9.sock"),
+		"--admin-socket", filepath.Join(dir, "admin.sock"), "--docker-host", "unix://"+filepath.Join(dir, "none.sock"))...)
+	if err == nil || strings.Contains(err.Error(), "exit status 124") ||
+		!strings.Contains(out+err.Error(), "--service-cidr 10.97.0.0/16 disagrees with the cluster's service CIDR 10.96.0.0/16") {
 		t.Fatalf("a disagreeing podnetd: %v\n%s", err, out)
 	}
 	out, err = l.Exec("h2", "podnetctl", "network", "create", "clash", "--subnet", "10.96.128.0/24", "--wait", "5s")

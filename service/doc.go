@@ -64,7 +64,9 @@
 //     the data plane nothing. Headless services have no rules and are not
 //     passed. The time from a change's etcd write (its record's timestamp)
 //     to the data plane having taken it is kept per host
-//     (podnetctl service agent). A service the data plane cannot program
+//     (podnetctl service agent), as is how long the last SetServices took
+//     (after a restart: the one batch replacing the previous podnetd's
+//     rules, benchmark B14). A service the data plane cannot program
 //     is reported by ServiceStatus; the agent keeps svcstatus/<host>/<name>
 //     equal to those errors, and `service get` shows them for live hosts.
 //   - etcd down: the catalog keeps its last view, so rules and DNS answers

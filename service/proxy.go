@@ -55,6 +55,7 @@ type Proxy struct {
 	failing, reported map[string]string
 	synced            bool
 	lastSync          time.Time
+	lastSyncDur       time.Duration   // how long the data plane took at lastSync
 	lags              []time.Duration // ring of the last lagRing
 	lagNext           int
 }
@@ -148,20 +149,23 @@ func (p *Proxy) desired() map[string]portmap.Service {
 // took none of it.
 func (p *Proxy) fullSync(ctx context.Context) bool {
 	want := p.desired()
+	var took time.Duration
 	if pr := p.cfg.Programmer; pr != nil {
 		list := slices.Collect(maps.Values(want))
 		slices.SortFunc(list, func(a, b portmap.Service) int { return strings.Compare(a.Name, b.Name) })
+		start := time.Now()
 		if err := pr.SetServices(ctx, list); err != nil {
 			p.log.Error("services not programmed; retrying", "services", len(list), "err", err)
 			return false
 		}
+		took = time.Since(start)
 	}
 	p.mu.Lock()
 	p.programmed = want
-	p.synced, p.lastSync = true, time.Now()
+	p.synced, p.lastSync, p.lastSyncDur = true, time.Now(), took
 	p.mu.Unlock()
 	p.refreshFailing(slices.Collect(maps.Keys(want)), true)
-	p.log.Info("services programmed", "services", len(want), "programmer", p.cfg.Programmer != nil)
+	p.log.Info("services programmed", "services", len(want), "programmer", p.cfg.Programmer != nil, "dur", took)
 	return true
 }
 
@@ -288,7 +292,7 @@ func (p *Proxy) Status() admin.ServiceAgentStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := admin.ServiceAgentStatus{Host: p.cfg.Host, Programmer: p.cfg.Programmer != nil, Synced: p.synced,
-		LastSync: p.lastSync, Services: len(p.programmed), LagCount: len(p.lags)}
+		LastSync: p.lastSync, LastSyncDuration: p.lastSyncDur, Services: len(p.programmed), LagCount: len(p.lags)}
 	st.Failing = slices.Sorted(maps.Keys(p.failing))
 	if len(p.lags) > 0 {
 		ls := slices.Clone(p.lags)

@@ -22,6 +22,8 @@ type recorder struct {
 	calls []call
 	// fail makes ServiceStatus report an error for these services.
 	fail map[string]error
+	// setDelay is how long SetServices takes.
+	setDelay time.Duration
 }
 
 type call struct {
@@ -31,6 +33,7 @@ type call struct {
 }
 
 func (r *recorder) SetServices(_ context.Context, svcs []portmap.Service) error {
+	time.Sleep(r.setDelay)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, call{op: "set", svcs: svcs})
@@ -198,4 +201,18 @@ func TestProxyReportsFailures(t *testing.T) {
 	testutil.Until(t, 10*time.Second, "the stale error cleared", func() bool { return len(keys(t, st, store.ServiceStatusKey("h1", "gone"))) == 0 })
 	del(t, st, store.ServiceKey("web"))
 	testutil.Until(t, 10*time.Second, "the error cleared with the service", func() bool { return len(keys(t, st, store.ServiceStatusPrefix(""))) == 0 })
+}
+
+// TestProxySyncDuration: the agent's status says how long the data plane
+// took to take the whole set (what a restart costs, benchmark B14).
+func TestProxySyncDuration(t *testing.T) {
+	st := storetest.New(t)
+	put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
+	put(t, st, store.ServiceKey("web"), store.Service{Name: "web", Selector: web, ClusterIP: netip.MustParseAddr("10.96.0.20"),
+		Ports: []store.ServicePort{{Protocol: "TCP", Port: 80, TargetPort: 80}}})
+	p := startProxy(t, st, &recorder{setDelay: 50 * time.Millisecond})
+	testutil.Until(t, 10*time.Second, "the agent synced", func() bool { return p.Status().Synced })
+	if st := p.Status(); st.LastSyncDuration < 50*time.Millisecond || st.LastSyncDuration > 5*time.Second || st.LastSync.IsZero() {
+		t.Fatalf("status after a 50 ms SetServices: %+v", st)
+	}
 }

@@ -8,6 +8,8 @@
 //	netcheck udp-send HOST:PORT MSG [SRCPORT]
 //	                                send MSG (from SRCPORT if given), print
 //	                                the reply (2 s timeout)
+//	netcheck id-server PORT TEXT    accept; answer TEXT and close, printing
+//	                                nothing (a benchmark's probe target)
 //	netcheck echo-server PORT       echo every line back on every connection
 //	netcheck stream HOST:PORT SECS  over ONE connection, send a line every
 //	                                100 ms for SECS seconds; fail if any
@@ -43,6 +45,12 @@ func main() {
 		err = udpServer(os.Args[2])
 	case "echo-server":
 		err = echoServer(os.Args[2])
+	case "id-server":
+		if len(os.Args) < 4 {
+			err = fmt.Errorf("usage: netcheck id-server PORT TEXT")
+			break
+		}
+		err = idServer(os.Args[2], os.Args[3])
 	case "stream":
 		secs := 10
 		if len(os.Args) > 3 {
@@ -142,6 +150,27 @@ func udpSend(addr, msg, src string) error {
 	}
 	fmt.Println(string(buf[:n]))
 	return nil
+}
+
+// idServer answers every connection with text and closes it. It logs
+// nothing: a probe may connect hundreds of times a second.
+func idServer(port, text string) error {
+	l, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		return err
+	}
+	reply := []byte(text + "\n")
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			_, _ = c.Write(reply)
+		}()
+	}
 }
 
 func echoServer(port string) error {

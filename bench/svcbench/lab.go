@@ -113,20 +113,28 @@ func fillerAddr(i, j int) netip.Addr {
 // fakeHost names fake host k.
 func fakeHost(prefix string, k int) string { return fmt.Sprintf("%s%05d", prefix, k) }
 
+// fillOptions: what fill writes (or removes).
+type fillOptions struct {
+	n, eps, hosts int
+	prefix        string
+	ttl           time.Duration
+}
+
 func fillCmd(args []string) error {
 	fs := flag.NewFlagSet("fill", flag.ContinueOnError)
 	var e etcdFlags
 	e.register(fs)
-	n := fs.Int("n", 1000, "services")
-	eps := fs.Int("eps", 10, "fake endpoints per service")
-	hosts := fs.Int("hosts", 10, "fake hosts the endpoints are spread over")
-	prefix := fs.String("host-prefix", "svcbench", "fake host names: PREFIX00000, …")
-	ttl := fs.Duration("ttl", 4*time.Hour, "lease of the fake hosts' liveness keys")
+	var o fillOptions
+	fs.IntVar(&o.n, "n", 1000, "services")
+	fs.IntVar(&o.eps, "eps", 10, "fake endpoints per service")
+	fs.IntVar(&o.hosts, "hosts", 10, "fake hosts the endpoints are spread over")
+	fs.StringVar(&o.prefix, "host-prefix", "svcbench", "fake host names: PREFIX00000, …")
+	fs.DurationVar(&o.ttl, "ttl", 4*time.Hour, "lease of the fake hosts' liveness keys")
 	remove := fs.Bool("remove", false, "delete what fill wrote instead")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *n < 1 || *n > 65536 || *eps < 1 || *eps > 100 || *hosts < 1 {
+	if o.n < 1 || o.n > 65536 || o.eps < 1 || o.eps > 100 || o.hosts < 1 {
 		return errors.New("want 1 <= -n <= 65536, 1 <= -eps <= 100, -hosts >= 1")
 	}
 	st, err := e.open("")
@@ -136,24 +144,29 @@ func fillCmd(args []string) error {
 	defer st.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	start := time.Now()
 	if *remove {
-		var ops []store.Op
-		for k := range *hosts {
-			h := fakeHost(*prefix, k)
-			ops = append(ops, store.DeletePrefix(store.EndpointMetaPrefix(h)), store.Delete(store.AliveKey(h)))
-		}
-		if err := txnBatches(ctx, st, ops); err != nil {
+		if err := unfill(ctx, st, o); err != nil {
 			return err
 		}
-		fmt.Printf("removed hosts=%d\n", *hosts)
+		fmt.Printf("removed hosts=%d\n", o.hosts)
 		return nil
 	}
-	start := time.Now()
-	now := start.UTC()
+	if err := fill(ctx, st, o); err != nil {
+		return err
+	}
+	fmt.Printf("filled services=%d endpoints=%d hosts=%d fill_ms=%.0f\n", o.n, o.n*o.eps, o.hosts, ms(time.Since(start)))
+	return nil
+}
+
+// fill writes eps fake endpoints of each of n services (service i
+// selects svcbench=s<i>) on hosts fake hosts, then their liveness keys.
+func fill(ctx context.Context, st *store.Store, o fillOptions) error {
+	now := time.Now().UTC()
 	var ops []store.Op
-	for i := range *n {
-		for j := range *eps {
-			h := fakeHost(*prefix, (i**eps+j)%*hosts)
+	for i := range o.n {
+		for j := range o.eps {
+			h := fakeHost(o.prefix, (i*o.eps+j)%o.hosts)
 			id := fmt.Sprintf("svcbench-%d-%d", i, j)
 			ops = append(ops, store.Put(store.EndpointMetaKey(h, id), store.EndpointMeta{Endpoint: id, Network: "svcbench",
 				Container: "c-" + id, Name: fmt.Sprintf("s%d-%d", i, j), Labels: map[string]string{labelKey: fmt.Sprintf("s%d", i)},
@@ -165,20 +178,26 @@ func fillCmd(args []string) error {
 	}
 	// The hosts come alive last, with every endpoint in place, as a
 	// podnetd's host does after a restart.
-	lease, err := st.Grant(ctx, *ttl)
+	lease, err := st.Grant(ctx, o.ttl)
 	if err != nil {
 		return err
 	}
 	ops = ops[:0]
-	for k := range *hosts {
-		h := fakeHost(*prefix, k)
+	for k := range o.hosts {
+		h := fakeHost(o.prefix, k)
 		ops = append(ops, store.PutLeased(store.AliveKey(h), store.HostAlive{Name: h, Started: now, Version: "svcbench"}, lease))
 	}
-	if err := txnBatches(ctx, st, ops); err != nil {
-		return err
+	return txnBatches(ctx, st, ops)
+}
+
+// unfill deletes what fill wrote.
+func unfill(ctx context.Context, st *store.Store, o fillOptions) error {
+	var ops []store.Op
+	for k := range o.hosts {
+		h := fakeHost(o.prefix, k)
+		ops = append(ops, store.DeletePrefix(store.EndpointMetaPrefix(h)), store.Delete(store.AliveKey(h)))
 	}
-	fmt.Printf("filled services=%d endpoints=%d hosts=%d fill_ms=%.0f\n", *n, *n**eps, *hosts, ms(time.Since(start)))
-	return nil
+	return txnBatches(ctx, st, ops)
 }
 
 // txnBatches runs ops in transactions of 100 (etcd's default limit is

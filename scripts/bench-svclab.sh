@@ -140,6 +140,8 @@ b8_block() {
 		return 1
 	fi
 	grep -o ' all_ms=[0-9.]*' "$out" | cut -d= -f2 >>"$d/$kind.ms"
+	# A sample not seen everywhere within flip's 10 s counts as 10 s.
+	grep ' failed:' "$out" | sed 's/.*/10000/' >>"$d/$kind.ms"
 	grep -c ' failed:' "$out" >>"$d/$kind.failed" || true
 	grep -o ' action_ms=[0-9.]*' "$out" | cut -d= -f2 >>"$d/$kind.action"
 	say "B8 $kind: $(grep '^summary' "$out")"
@@ -180,7 +182,7 @@ bench_B8() {
 	cat "$d/svc.ms" "$d/ep.ms" >"$d/all.ms"
 	fails=$(cat "$d/svc.failed" "$d/ep.failed" | awk '{ s += $1 } END { print s + 0 }')
 	note="$(grep -c . "$d/all.ms") samples ($(grep -c . "$d/svc.ms") service, $(grep -c . "$d/ep.ms") endpoint changes, ABBA blocks), $SVCLAB_N services x $SVCLAB_EPS endpoints loaded (fake endpoint records on 10 fake hosts; the probe services' endpoints are real containers on h1 and h2); from just before the etcd write (its own p50 $(fmt 1 "$(field "$d/svc.action" 2)") ms) to the last of h1..h3 connecting to the VIP and getting the new endpoint's answer (probes every 5 ms from each host's netns); medians: service $(fmt 1 "$(field "$d/svc.ms" 2)") ms, endpoint $(fmt 1 "$(field "$d/ep.ms" 2)") ms"
-	((fails == 0)) || note+="; FLAG: $fails samples not seen on every host within 10 s (not counted)"
+	((fails == 0)) || note+="; FLAG: $fails samples not seen on every host within 10 s (counted as 10 s)"
 	note+="; $PRE_NOTE"
 	row "B8 p50" "etcd write -> rule live on 3 hosts, 1000 x 10 loaded" "podnet p50 $(fmt 1 "$(field "$d/all.ms" 2)") ms" \
 		"floor $(fmt 1 "$floor") ms" "$(field "$d/all.ms" 2)" "max $(fmt 1 "$(field "$d/all.ms" 4)") ms" le 150 - "$note" ms
@@ -207,7 +209,7 @@ bench_B8() {
 	cat "$d/apply.ms" "$d/docker.ms" >"$d/conv.ms"
 	fails=$(cat "$d/apply.failed" "$d/docker.failed" | awk '{ s += $1 } END { print s + 0 }')
 	note="$(grep -c . "$d/conv.ms") samples, same lab and load as B8, timed from just before the user's command: podnetctl apply -f changing the probe service's selector (median $(fmt 1 "$(field "$d/apply.ms" 2)") ms, the command itself $(fmt 1 "$(field "$d/apply.action" 2)") ms), docker pause/unpause of its only endpoint, through dockerd and h1's Docker watcher (median $(fmt 1 "$(field "$d/docker.ms" 2)") ms; a paused endpoint's probes wait up to 30 ms for an answer, so that direction reads up to 30 ms late)"
-	((fails == 0)) || note+="; FLAG: $fails samples not seen on every host within 10 s (not counted)"
+	((fails == 0)) || note+="; FLAG: $fails samples not seen on every host within 10 s (counted as 10 s)"
 	row "B8 conv" "user's change -> live on every host (issue 9 item 5)" "podnet median $(fmt 1 "$(field "$d/conv.ms" 2)") ms" "none (absolute)" \
 		"$(field "$d/conv.ms" 2)" "max $(fmt 1 "$(field "$d/conv.ms" 4)") ms" le 1000 - "$note" ms
 	pnctl 1 service rm b8s >/dev/null && pnctl 1 service rm b8e >/dev/null

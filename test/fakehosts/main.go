@@ -6,6 +6,7 @@
 // answers at the fake underlay addresses: use addresses no traffic goes to.
 //
 //	fakehosts -endpoints http://10.0.0.1:2379 -pool 100.64.0.0/12 -hosts 1000
+//	          [-cacert CA -cert CERT -key KEY]
 //
 // It prints "ready HOSTS BLOCKS" once everything is written, keeps the
 // liveness keys on one lease while it runs, and on SIGINT or SIGTERM
@@ -38,12 +39,18 @@ type options struct {
 	underlay  netip.Prefix
 	name      string
 	ttl       time.Duration
+
+	// TLS client authentication (the lab's etcd requires a certificate).
+	cacert, cert, key string
 }
 
 func main() {
 	var o options
 	var pool, underlay string
 	flag.StringVar(&o.endpoints, "endpoints", "", "etcd endpoints, comma-separated")
+	flag.StringVar(&o.cacert, "cacert", "", "etcd CA certificate (TLS)")
+	flag.StringVar(&o.cert, "cert", "", "etcd client certificate")
+	flag.StringVar(&o.key, "key", "", "etcd client key")
 	flag.StringVar(&pool, "pool", "", "the pool (subnet of a podnet vxlan network) the fake hosts claim blocks in")
 	flag.IntVar(&o.hosts, "hosts", 100, "number of fake hosts")
 	flag.IntVar(&o.blocks, "blocks", 4, "blocks per fake host")
@@ -74,7 +81,8 @@ func fail(err error) {
 
 func run(o options) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := store.Open(store.Config{Endpoints: strings.Split(o.endpoints, ","), Logger: log})
+	st, err := store.Open(store.Config{Endpoints: strings.Split(o.endpoints, ","), CACert: o.cacert, Cert: o.cert, Key: o.key,
+		Logger: log})
 	if err != nil {
 		return err
 	}

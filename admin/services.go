@@ -126,8 +126,12 @@ type ServiceAgentStatus struct {
 	Programmer bool      `json:"programmer"`
 	Synced     bool      `json:"synced"`
 	LastSync   time.Time `json:"lastSync,omitzero"`
-	Services   int       `json:"services"`
-	Failing    []string  `json:"failing,omitempty"`
+	// LastSyncDuration is how long the data plane took to take the whole
+	// set at LastSync (SetServices: after a restart, the one batch that
+	// replaces the rules the previous podnetd left).
+	LastSyncDuration time.Duration `json:"lastSyncDuration,omitempty"`
+	Services         int           `json:"services"`
+	Failing          []string      `json:"failing,omitempty"`
 	// Lag: time from a change's etcd write (its record's timestamp) to
 	// this host having handed it to the data plane, over the last changes.
 	LagCount int           `json:"lagCount"`

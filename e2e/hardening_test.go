@@ -51,10 +51,10 @@ func TestImpostorPodnetdRefused(t *testing.T) {
 	start := time.Now()
 	// On h3's machine, with h2's name. `timeout` bounds a podnetd that
 	// would not refuse (it would run until killed).
-	out, err := l.Exec("h3", "timeout", "60", "podnetd", "--host-name", "h2",
-		"--etcd-endpoints", strings.Join(l.EtcdEndpoints(), ","), "--data-dir", dir,
+	out, err := l.Exec("h3", append(append([]string{"timeout", "60", "podnetd", "--host-name", "h2"}, l.EtcdFlags()...),
+		"--data-dir", dir, "--metrics-addr", "off",
 		"--plugin-socket", filepath.Join(dir, "plugins", "impostor.sock"), "--admin-socket", filepath.Join(dir, "admin.sock"),
-		"--docker-host", "unix://"+filepath.Join(dir, "no-docker.sock"), "--dns-addr", "off")
+		"--docker-host", "unix://"+filepath.Join(dir, "no-docker.sock"), "--dns-addr", "off")...)
 	took := time.Since(start)
 	if err == nil || strings.Contains(err.Error(), "exit status 124") {
 		t.Fatalf("a podnetd with a running host's name was not refused: %v\n%s", err, out)

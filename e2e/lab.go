@@ -496,6 +496,18 @@ func (l *Lab) EtcdEndpoints() []string {
 // hI and admin .crt/.key).
 func (l *Lab) PKI() string { return filepath.Join(l.Dir, "pki") }
 
+// EtcdFlags are the flags an extra podnetd started by a test needs to
+// reach the lab's etcd: the endpoints and, for the TLS cluster (which
+// requires a client certificate), the admin certificate.
+func (l *Lab) EtcdFlags() []string {
+	f := []string{"--etcd-endpoints", strings.Join(l.EtcdEndpoints(), ",")}
+	if l.Etcd == EtcdCluster {
+		f = append(f, "--etcd-cacert", filepath.Join(l.PKI(), "ca.crt"),
+			"--etcd-cert", filepath.Join(l.PKI(), "admin.crt"), "--etcd-key", filepath.Join(l.PKI(), "admin.key"))
+	}
+	return f
+}
+
 // HostDir is host's state directory (logs, sockets, pid files).
 func (l *Lab) HostDir(host string) string { return filepath.Join(l.Dir, host) }
 

@@ -227,10 +227,12 @@ func fakeHosts(t *testing.T, l *Lab, pool string, n int) (stop func()) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("this test needs %s: run `make build` first", bin)
 	}
-	pki := l.PKI()
-	cmd := exec.Command(bin, "-endpoints", strings.Join(l.EtcdEndpoints(), ","), "-pool", pool, "-hosts", strconv.Itoa(n),
-		"-name", l.Name+"fake", "-etcd-cacert", filepath.Join(pki, "ca.crt"),
-		"-etcd-cert", filepath.Join(pki, "admin.crt"), "-etcd-key", filepath.Join(pki, "admin.key"))
+	args := []string{"-endpoints", strings.Join(l.EtcdEndpoints(), ","), "-pool", pool, "-hosts", strconv.Itoa(n), "-name", l.Name + "fake"}
+	if l.Etcd == EtcdCluster {
+		args = append(args, "-etcd-cacert", filepath.Join(l.PKI(), "ca.crt"), "-etcd-cert", filepath.Join(l.PKI(), "admin.crt"),
+			"-etcd-key", filepath.Join(l.PKI(), "admin.key"))
+	}
+	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -19,9 +19,13 @@
 # podnet vxlan networks created on both hosts (docker network create -d
 # podnet --ipam-driver podnet -o mode=vxlan, one with -o
 # podnet.direct-routing=true). Each lab comes up only when one of its
-# benchmarks is selected. SCALE needs no lab and runs last, with none up,
-# as do the service benchmarks B3, B4, B5, B7, B6 and B13: they build their
-# own namespaces (scripts/bench-services.sh describes them).
+# benchmarks is selected. B8 and B14 need the whole system on three hosts:
+# a third lab (scripts/lab.sh up 3: h1..h3, 3 etcd members) with a podnet
+# vxlan network on every host and 1000 services x 10 endpoints loaded
+# (scripts/bench-svclab.sh describes them). SCALE needs no lab and runs
+# last, with none up, as do the service benchmarks B3, B4, B5, B7, B6 and
+# B13: they build their own namespaces (scripts/bench-services.sh
+# describes them).
 #
 #   B1   docker run --rm IMG true: podnet network vs a user-defined Docker
 #        bridge network (-d bridge) vs --net=none, interleaved triples
@@ -87,6 +91,8 @@
 #        owner's block, an exception record, a block claimed or released,
 #        a host leaving or arriving, a host moving); the view's memory.
 #        Medians over -count runs.
+#   B8, B14  etcd write -> service rule live on 3 hosts; podnetd restart
+#        with established flows: see scripts/bench-svclab.sh.
 #
 # Arms are interleaved (the first arm alternates or rotates per pair) and
 # built fresh per pair. Every loop is bounded by a pair count and a time
@@ -99,13 +105,14 @@
 #
 # Env:
 #   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B12,B9,
-#                    B9d,B9l,REACH,SCALE,B3,B4,B5,B7,B6,B13; B12c is part of
-#                    B12; B4 runs in B3's pairs, B7 in B5's); default all
+#                    B9d,B9l,REACH,B8,B14,SCALE,B3,B4,B5,B7,B6,B13; B12c is
+#                    part of B12; B4 runs in B3's pairs, B7 in B5's); default all
 #   BENCH_PAIRS      N (every benchmark) or ID=N,... (defaults B1=30 B1p=5
 #                    B2=10 B2c=5 B10=5 B12=5 B9=5 B9d=5 B9l=5 REACH=20
-#                    SCALE=3 B3=5 B5=5 B6=3; quick: 3 1 2 1 1 1 1 1 1 3 1
-#                    1 1 1). REACH counts
-#                    samples per mode, SCALE go test -count; B9 and B9d
+#                    B8=20 B14=3 SCALE=3 B3=5 B5=5 B6=3; quick: 3 1 2 1 1
+#                    1 1 1 1 3 4 1 1 1 1 1). REACH counts samples per mode,
+#                    B8 samples per kind of change (its convergence row
+#                    half as many), SCALE go test -count; B9 and B9d
 #                    share their pairs when both run (B9's count wins)
 #   BENCH_QUICK=1    smoke run: few pairs, short arms (~4 minutes)
 #   BENCH_SCALE_HOSTS  SCALE's cluster sizes (100,1000,5000)
@@ -116,6 +123,7 @@
 #                    networks inside the lab host (10.251.64.0/24, .65.0/24)
 #   BENCH_VX_SUBNET, BENCH_DR_SUBNET  subnets of the two-host lab's vxlan
 #                    and direct-routing networks (10.251.96.0/20, .112.0/20)
+#   BENCH_SVC_SUBNET the three-host lab's vxlan network (10.251.128.0/18)
 #   LAB_NAME, LAB_DIR, LAB_NET  the lab (default bench, /tmp/pnbench,
 #                    10.251.0: other labs on this machine use other names)
 #   DOCKER           docker CLI (default /usr/bin/docker when present)
@@ -147,14 +155,17 @@ readonly VX_SUBNET=${BENCH_VX_SUBNET:-10.251.96.0/20}
 readonly DR_SUBNET=${BENCH_DR_SUBNET:-10.251.112.0/20}
 readonly MAX_LOAD=${BENCH_MAX_LOAD:-0.5}
 readonly QUICK=${BENCH_QUICK:-0}
-readonly ALL_IDS=(B1 B1p B2 B2c B10 B12 B9 B9d B9l REACH SCALE B3 B4 B5 B7 B6 B13)
+readonly ALL_IDS=(B1 B1p B2 B2c B10 B12 B9 B9d B9l REACH B8 B14 SCALE B3 B4 B5 B7 B6 B13)
 # Benchmarks that build their own namespaces and need no lab.
 readonly NOLAB_IDS=(SCALE B3 B4 B5 B7 B6 B13)
-# Benchmarks by lab: one host (embedded etcd), two hosts (etcd cluster).
-readonly LAB1_IDS=(B1 B1p B2 B2c B10) LAB2_IDS=(B9 B9d B9l REACH)
+# Benchmarks by lab: one host (embedded etcd), two and three hosts (etcd
+# cluster).
+readonly LAB1_IDS=(B1 B1p B2 B2c B10) LAB2_IDS=(B9 B9d B9l REACH) LAB3_IDS=(B8 B14)
 
 # shellcheck source=scripts/bench-services.sh
 . "$REPO/scripts/bench-services.sh"
+# shellcheck source=scripts/bench-svclab.sh
+. "$REPO/scripts/bench-svclab.sh"
 
 T0=$SECONDS
 WORK=
@@ -1334,7 +1345,8 @@ in_list() {
 
 # lab_up N: bring up an N-host lab (1: embedded etcd, with the podnet and
 # bridge networks of B1..B10; 2: etcd cluster, with the vxlan and
-# direct-routing networks on both hosts).
+# direct-routing networks on both hosts; 3: etcd cluster, with the
+# services network on every host).
 lab_up() {
 	local n=$1 i args=(up "$1")
 	((n == 1)) && args+=(--etcd embedded)
@@ -1351,6 +1363,7 @@ lab_up() {
 		say "networks: $PN_NET (podnet, $PN_SUBNET), $BR_NET (Docker bridge, $BR_SUBNET)"
 		return 0
 	fi
+	((n == 3)) && { svclab_up; return 0; }
 	# The same definition on every host (docker network create does not
 	# fan out by itself).
 	for ((i = 1; i <= n; i++)); do
@@ -1396,7 +1409,7 @@ main() {
 	for tool in go make ip bridge nsenter taskset ss iperf3 awk timeout curl "$DOCKER"; do
 		command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh; iperf3: apt-get install iperf3)"
 	done
-	for id in "${LAB1_IDS[@]}" "${LAB2_IDS[@]}"; do selected "$id" && need_lab=1; done
+	for id in "${LAB1_IDS[@]}" "${LAB2_IDS[@]}" "${LAB3_IDS[@]}"; do selected "$id" && need_lab=1; done
 	if ((need_lab)); then
 		if [[ -e $LAB_DIR/lab.env ]] || ip link show "$LAB_NAME-br" >/dev/null 2>&1; then
 			die "a lab '$LAB_NAME' is already up or left over in $LAB_DIR; remove it with: LAB_NAME=$LAB_NAME LAB_DIR=$LAB_DIR LAB_NET=$LAB_NET $LAB down"
@@ -1427,6 +1440,8 @@ main() {
 			ensure_lab 1
 		elif in_list "$id" "${LAB2_IDS[@]}"; then
 			ensure_lab 2
+		elif in_list "$id" "${LAB3_IDS[@]}"; then
+			ensure_lab 3
 		elif in_list "$id" "${NOLAB_IDS[@]}"; then
 			ensure_lab 0
 		fi

@@ -61,10 +61,16 @@
 //     recomputes the marked services and calls UpsertService or
 //     DeleteService only for those whose result changed: a rewrite with a
 //     new timestamp, or a change to a container no service selects, costs
-//     the data plane nothing. Headless services have no rules and are not
+//     the data plane nothing. A burst of changes (a host with endpoints of
+//     many services dies, a resync) is handed over as one SetServices
+//     instead (batchAt): each call is a netlink batch of its own that
+//     waits for a kernel RCU grace period, so 1000 single calls took 13 s
+//     where one SetServices programming the same difference took 50 ms. Headless services have no rules and are not
 //     passed. The time from a change's etcd write (its record's timestamp)
 //     to the data plane having taken it is kept per host
-//     (podnetctl service agent). A service the data plane cannot program
+//     (podnetctl service agent), as is how long the last SetServices took
+//     (after a restart: the one batch replacing the previous podnetd's
+//     rules, benchmark B14). A service the data plane cannot program
 //     is reported by ServiceStatus; the agent keeps svcstatus/<host>/<name>
 //     equal to those errors, and `service get` shows them for live hosts.
 //   - etcd down: the catalog keeps its last view, so rules and DNS answers

@@ -2,8 +2,9 @@
 // otherwise plain shell.
 //
 //	report stats             numbers on stdin (one per line) -> "n median min max mean cv"
-//	report json PATH         JSON on stdin -> the number (or string) at the
-//	                         dotted PATH (e.g. end.sum_received.bits_per_second)
+//	report json PATH         JSON on stdin -> the number, string or boolean at
+//	                         the dotted PATH (e.g. end.sum_received.bits_per_second;
+//	                         a number indexes an array: ports.0.nodePort)
 //	report table ROWS        print the results table; exit 1 if a floor is
 //	                         missed or a benchmark could not be measured
 //	report gobench FILE NAME UNIT
@@ -148,6 +149,14 @@ func jsonNumber(r io.Reader, w io.Writer, path string) error {
 		return fmt.Errorf("json: %w", err)
 	}
 	for _, k := range strings.Split(path, ".") {
+		if a, ok := v.([]any); ok {
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(a) {
+				return fmt.Errorf("json: no element %q in the array of %d at %s", k, len(a), path)
+			}
+			v = a[i]
+			continue
+		}
 		m, ok := v.(map[string]any)
 		if !ok {
 			return fmt.Errorf("json: no object at %q of %s", k, path)
@@ -163,8 +172,11 @@ func jsonNumber(r io.Reader, w io.Writer, path string) error {
 	case string:
 		_, err := fmt.Fprintln(w, x)
 		return err
+	case bool:
+		_, err := fmt.Fprintln(w, x)
+		return err
 	}
-	return fmt.Errorf("json: %s is neither a number nor a string", path)
+	return fmt.Errorf("json: %s is not a number, a string or a boolean", path)
 }
 
 // Row is one line of the results table.

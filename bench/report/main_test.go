@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"math"
 	"os"
 	"strings"
@@ -93,5 +94,20 @@ PASS`
 	}
 	if got := GoBenchValues(out, "BenchmarkScale/hosts=1000/scratch", "ns/op"); len(got) != 0 {
 		t.Fatalf("a metric the line lacks: %v", got)
+	}
+}
+
+func TestJSONPath(t *testing.T) {
+	in := `{"synced": true, "ports": [{"port": 80, "nodePort": 30080}], "end": {"bps": 1.5e9}, "name": "web"}`
+	for path, want := range map[string]string{"synced": "true\n", "ports.0.nodePort": "30080\n", "end.bps": "1.5e9\n", "name": "web\n"} {
+		var b strings.Builder
+		if err := jsonNumber(strings.NewReader(in), &b, path); err != nil || b.String() != want {
+			t.Errorf("%s: %q %v, want %q", path, b.String(), err, want)
+		}
+	}
+	for _, path := range []string{"ports.1.port", "ports.x", "end", "missing"} {
+		if err := jsonNumber(strings.NewReader(in), io.Discard, path); err == nil {
+			t.Errorf("%s: no error", path)
+		}
 	}
 }

@@ -21,6 +21,10 @@
 //	                                   write iptables-restore input to stdout
 //	svcbench vip       -n N            print the measured service's VIP
 //
+// and, for the benchmarks that need a whole lab (B8, B14; lab.go, flip.go):
+//
+//	svcbench services-file, fill, watch, flip
+//
 // The services are the same for every subcommand: service i (0..N-1) is
 // s<i> with VIP 10.96.0.0+i+1, port 80 → 8080 (TCP), and E endpoints
 // 10.(100+j).(i>>8).(i&255); the measured one is the last, s<N-1>, whose
@@ -54,6 +58,12 @@ import (
 func main() {
 	if len(os.Args) < 2 {
 		usage()
+	}
+	if run, ok := labCommands[os.Args[1]]; ok {
+		if err := run(os.Args[2:]); err != nil {
+			fail(err)
+		}
+		return
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	n := fs.Int("n", 1000, "services")
@@ -90,7 +100,8 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: svcbench load|change|steady|kubeproxy|vip [-n N] [-eps E] [...]")
+	fmt.Fprintln(os.Stderr, "usage: svcbench load|change|restart|steady|kubeproxy|vip [-n N] [-eps E] [...]\n"+
+		"       svcbench services-file|fill|watch|flip [...] (a lab's: see lab.go)")
 	os.Exit(2)
 }
 
@@ -112,7 +123,7 @@ func endpoint(n, i, j int) netip.Addr {
 	if i == n-1 {
 		return netip.AddrFrom4([4]byte{10, 250, 0, byte(10 + j)})
 	}
-	return netip.AddrFrom4([4]byte{10, byte(100 + j), byte(i >> 8), byte(i)})
+	return fillerAddr(i, j)
 }
 
 func service(n, eps, i int) portmap.Service {

@@ -267,6 +267,9 @@ func (c *cli) serviceAgentCmd() *cobra.Command {
 				fmt.Fprintf(w, "host:\t%s\n", s.Host)
 				fmt.Fprintf(w, "data plane:\t%v\n", map[bool]string{true: "programmed", false: "none in this build (computed only)"}[s.Programmer])
 				fmt.Fprintf(w, "synced:\t%v\n", s.Synced)
+				if !s.LastSync.IsZero() {
+					fmt.Fprintf(w, "last full sync:\t%s (took %v)\n", s.LastSync.Format(time.RFC3339), s.LastSyncDuration.Round(time.Microsecond))
+				}
 				fmt.Fprintf(w, "services:\t%d\n", s.Services)
 				fmt.Fprintf(w, "failing:\t%s\n", dash(strings.Join(s.Failing, ", ")))
 				fmt.Fprintf(w, "lag (last %d changes):\tp50 %v  p99 %v  max %v\n", s.LagCount, s.LagP50, s.LagP99, s.LagMax)

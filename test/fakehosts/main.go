@@ -6,6 +6,7 @@
 // answers at the fake underlay addresses: use addresses no traffic goes to.
 //
 //	fakehosts -endpoints http://10.0.0.1:2379 -pool 100.64.0.0/12 -hosts 1000
+//	          [-cacert CA -cert CERT -key KEY]
 //
 // It prints "ready HOSTS BLOCKS" once everything is written, keeps the
 // liveness keys on one lease while it runs, and on SIGINT or SIGTERM

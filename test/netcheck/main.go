@@ -5,7 +5,11 @@
 //
 //	netcheck tcp-server PORT        accept; print "from IP:PORT"; answer "hello"
 //	netcheck udp-server PORT        print "from IP:PORT MSG" per datagram; echo it back
-//	netcheck udp-send HOST:PORT MSG send MSG, print the reply (2 s timeout)
+//	netcheck udp-send HOST:PORT MSG [SRCPORT]
+//	                                send MSG (from SRCPORT if given), print
+//	                                the reply (2 s timeout)
+//	netcheck id-server PORT TEXT    accept; answer TEXT and close, printing
+//	                                nothing (a benchmark's probe target)
 //	netcheck echo-server PORT       echo every line back on every connection
 //	netcheck stream HOST:PORT SECS  over ONE connection, send a line every
 //	                                100 ms for SECS seconds; fail if any
@@ -24,6 +28,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -40,6 +45,12 @@ func main() {
 		err = udpServer(os.Args[2])
 	case "echo-server":
 		err = echoServer(os.Args[2])
+	case "id-server":
+		if len(os.Args) < 4 {
+			err = fmt.Errorf("usage: netcheck id-server PORT TEXT")
+			break
+		}
+		err = idServer(os.Args[2], os.Args[3])
 	case "stream":
 		secs := 10
 		if len(os.Args) > 3 {
@@ -62,11 +73,14 @@ func main() {
 		a := os.Args[2:]
 		err = vxlanSend(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
 	case "udp-send":
-		msg := "ping"
+		msg, src := "ping", ""
 		if len(os.Args) > 3 {
 			msg = os.Args[3]
 		}
-		err = udpSend(os.Args[2], msg)
+		if len(os.Args) > 4 {
+			src = os.Args[4]
+		}
+		err = udpSend(os.Args[2], msg, src)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -108,8 +122,19 @@ func udpServer(port string) error {
 	}
 }
 
-func udpSend(addr, msg string) error {
-	c, err := net.Dial("udp", addr)
+// udpSend sends msg to addr, from port src when given (a client that
+// keeps its source port, as a long-lived UDP client does), and prints the
+// reply.
+func udpSend(addr, msg, src string) error {
+	d := net.Dialer{}
+	if src != "" {
+		p, err := strconv.Atoi(src)
+		if err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("source port %q: want 1-65535", src)
+		}
+		d.LocalAddr = &net.UDPAddr{Port: p}
+	}
+	c, err := d.Dial("udp", addr)
 	if err != nil {
 		return err
 	}
@@ -125,6 +150,27 @@ func udpSend(addr, msg string) error {
 	}
 	fmt.Println(string(buf[:n]))
 	return nil
+}
+
+// idServer answers every connection with text and closes it. It logs
+// nothing: a probe may connect hundreds of times a second.
+func idServer(port, text string) error {
+	l, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		return err
+	}
+	reply := []byte(text + "\n")
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			_, _ = c.Write(reply)
+		}()
+	}
 }
 
 func echoServer(port string) error {

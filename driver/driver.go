@@ -37,6 +37,9 @@ type Config struct {
 	// OverlayUnavailable says why, for the error a user sees).
 	Overlay            Overlay
 	OverlayUnavailable string
+	// HostAddresses allocates the addresses of macvlan/ipvlan host-access
+	// shims (podnet's IPAM; nil: host access is refused).
+	HostAddresses HostAddresses
 }
 
 // Driver implements the NetworkDriver side of the plugin. Its maps are a
@@ -47,6 +50,7 @@ type Driver struct {
 	log   *slog.Logger
 	k     *link.Kernel
 	modes map[string]mode
+	vlans *vlanParents
 
 	// netMu orders network-level changes (write) against endpoint-level
 	// ones (read), so an endpoint never lands on a bridge being deleted
@@ -89,6 +93,11 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.Overlay != nil {
 		d.modes[ModeVXLAN] = &vxlanMode{bridge: br, ov: cfg.Overlay}
+	}
+	d.vlans = &vlanParents{st: cfg.Store, host: cfg.Host, k: cfg.Kernel, log: cfg.Logger}
+	for _, kind := range []string{ModeMacvlan, ModeIpvlan} {
+		d.modes[kind] = &lanMode{kind: kind, k: cfg.Kernel, log: cfg.Logger, vlans: d.vlans,
+			addrs: cfg.HostAddresses, othersOn: d.othersOnParent}
 	}
 	return d, nil
 }
@@ -152,7 +161,7 @@ func (d *Driver) Endpoints() []store.Endpoint {
 }
 
 func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
-	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal}
+	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal, LAN: isLANMode(n.Mode)}
 	if n.Mode == ModeVXLAN {
 		pn.Uplink = overlay.DeviceName(n.VNI)
 	}
@@ -162,6 +171,13 @@ func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
 		}
 	}
 	return pn
+}
+
+// hasNAT reports whether the NAT engine has a part in the network: every
+// mode with a host-side interface (a macvlan/ipvlan network only with its
+// host-access shim).
+func hasNAT(n *store.Network) bool {
+	return n.Mode != ModeNone && (!isLANMode(n.Mode) || n.Bridge != "")
 }
 
 func short(id string) string {

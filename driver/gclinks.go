@@ -18,11 +18,15 @@ func (d *Driver) gcLinks() ([]string, error) {
 		if n.Bridge != "" {
 			owned[n.Bridge] = true
 		}
+		if isLANMode(n.Mode) && isolated(n) {
+			owned[isolatedName(n.ID)] = true
+		}
 	}
 	for _, ep := range d.eps {
-		if ep.HostVeth != "" {
-			owned[ep.HostVeth] = true
-			owned[ep.PeerVeth] = true
+		for _, name := range []string{ep.HostVeth, ep.PeerVeth} {
+			if name != "" {
+				owned[name] = true
+			}
 		}
 	}
 	d.mu.Unlock()
@@ -39,15 +43,22 @@ func (d *Driver) gcLinks() ([]string, error) {
 	return append(removed, more...), errors.Join(err1, err2)
 }
 
-// isPodnetLink: a bridge pn-* or a veth pnh*/pnc*.
+// isPodnetLink: a bridge pn-* or a veth pnh*/pnc*; a macvlan/ipvlan
+// host-access shim pn-*, container interface pnv* or probe pnp*; an
+// isolated parent pnd* (dummy, or a port-less bridge).
 func isPodnetLink(l netlink.Link) bool {
-	name := l.Attrs().Name
-	return strings.HasPrefix(name, bridgePrefix) && l.Type() == "bridge" ||
-		(strings.HasPrefix(name, hostVethPrefix) || strings.HasPrefix(name, peerVethPrefix)) && l.Type() == "veth"
+	name, kind := l.Attrs().Name, l.Type()
+	sub := kind == ModeMacvlan || kind == ModeIpvlan
+	return strings.HasPrefix(name, bridgePrefix) && (kind == "bridge" || sub) ||
+		(strings.HasPrefix(name, hostVethPrefix) || strings.HasPrefix(name, peerVethPrefix)) && kind == "veth" ||
+		(strings.HasPrefix(name, lanPrefix) || strings.HasPrefix(name, probePrefix)) && sub ||
+		strings.HasPrefix(name, isolatedPrefix) && (kind == "dummy" || kind == "bridge")
 }
 
 // CleanupLinks deletes every podnet link on the host (podnetd cleanup):
-// bridges pn-*, veths pnh*/pnc*.
+// bridges pn-*, veths pnh*/pnc*, macvlan/ipvlan interfaces and their
+// isolated parents. VLAN parents podnet created are left to GC, which
+// knows from etcd which ones are podnet's.
 func CleanupLinks(k *link.Kernel) ([]string, error) {
 	return k.DeleteLinksWhere(isPodnetLink)
 }

@@ -40,6 +40,9 @@ func (d *Driver) Join(_ context.Context, r *network.JoinRequest) (*network.JoinR
 	if ep.IPv6 != "" {
 		res.GatewayIPv6 = gatewayIn(n.IPv6, ep.IPv6)
 	}
+	if s, ok := d.modes[n.Mode].(joinShaper); ok {
+		s.shapeJoin(n, ep, res)
+	}
 	return res, nil
 }
 
@@ -73,12 +76,21 @@ func (d *Driver) ProgramExternalConnectivity(ctx context.Context, r *network.Pro
 	if !ok {
 		return fmt.Errorf("endpoint %s is unknown", short(r.EndpointID))
 	}
-	bindings, err := parsePortmap(r.Options[labelPortmap])
+	return d.publish(ctx, ep, r.Options)
+}
+
+// publish programs the ports of com.docker.network.portmap in opts for ep
+// and records them.
+func (d *Driver) publish(ctx context.Context, ep *store.Endpoint, opts map[string]any) error {
+	bindings, err := parsePortmap(opts[labelPortmap])
 	if err != nil {
 		return fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
 	}
 	if len(bindings) == 0 {
 		return nil
+	}
+	if n, err := d.network(ep.Network); err == nil && !hasNAT(n) {
+		return errNoHostAccess(n)
 	}
 	ip4, ip6 := addrOf(ep.IPv4), addrOf(ep.IPv6)
 	ms, err := d.cfg.Ports.Publish(ctx, ep.ID, ep.Network, ip4, ip6, bindings)

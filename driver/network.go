@@ -37,7 +37,8 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	if pool := netdef.FirstPool(n); pool.IsValid() {
 		def, created, err := netdef.Claim(ctx, d.cfg.Store, netdef.Request{
 			Pool: pool, Subnets: subnetList(n), Mode: n.Mode, MTU: o.MTU, VNI: o.VNI,
-			NeedVNI: n.Mode == ModeVXLAN, Options: podnetOptions(o.Raw), DefaultMTU: d.defaultMTU(n.Mode)})
+			NeedVNI: n.Mode == ModeVXLAN, Options: podnetOptions(o.Raw), DefaultMTU: d.defaultMTU(n.Mode),
+			Defaults: lanDefaults(n.Mode)})
 		if err != nil {
 			return err
 		}
@@ -72,7 +73,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 			_ = d.cfg.Store.Delete(context.WithoutCancel(ctx), store.NetworkKey(d.cfg.Host, n.ID))
 		}
 	}()
-	if n.Mode != ModeNone {
+	if hasNAT(n) {
 		if err := d.cfg.Ports.AddNetwork(ctx, d.portmapNetwork(n)); err != nil {
 			return fmt.Errorf("program rules for network %s: %w", short(n.ID), err)
 		}
@@ -87,8 +88,10 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 }
 
 func (d *Driver) newRecord(id string, o *netOptions) *store.Network {
+	// Containers of macvlan/ipvlan networks are on the LAN with their own
+	// addresses: nothing to masquerade.
 	n := &store.Network{ID: id, Host: d.cfg.Host, Mode: o.Mode, MTU: o.MTU, Internal: o.Internal,
-		Masquerade: o.Masquerade && !o.Internal, Options: o.Raw, Created: now()}
+		Masquerade: o.Masquerade && !o.Internal && !isLANMode(o.Mode), Options: o.Raw, Created: now()}
 	if n.Mode == ModeBridge || n.Mode == ModeVXLAN {
 		n.Bridge = bridgeName(id)
 	}
@@ -114,13 +117,21 @@ func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.Logi
 			merged[k] = v
 		}
 	}
+	// A per-host parent of a named definition, unless this host's own
+	// request named one.
+	if p, ok := def.Parents[d.cfg.Host]; ok && o.Raw[optParent] == "" {
+		merged[optParent] = p
+	}
 	n.Options = merged
 	inherited := *o
 	inherited.Raw = merged
 	if err := inherited.parseFlags(); err != nil {
 		return err
 	}
-	n.Masquerade = inherited.Masquerade && !n.Internal
+	n.Masquerade = inherited.Masquerade && !n.Internal && !isLANMode(n.Mode)
+	if err := checkLANOptions(n.Mode, merged, n.Internal); err != nil {
+		return fmt.Errorf("with the options inherited from the cluster-wide definition (%s): %w", netdef.Describe(def), err)
+	}
 	if n.Mode == ModeVXLAN && d.cfg.Overlay != nil {
 		if max := d.cfg.Overlay.DefaultMTU(); n.MTU > max {
 			return fmt.Errorf("mtu %d is too large for vxlan over this host's underlay (at most %d: the underlay MTU minus 50)", n.MTU, max)
@@ -131,6 +142,9 @@ func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.Logi
 
 // defaultMTU is the MTU of a new network whose request gave none.
 func (d *Driver) defaultMTU(mode string) int {
+	if isLANMode(mode) {
+		return 0 // the parent's, on each host
+	}
 	if mode == ModeVXLAN && d.cfg.Overlay != nil {
 		return d.cfg.Overlay.DefaultMTU()
 	}
@@ -166,11 +180,12 @@ func (d *Driver) checkLocalOverlap(id string, o *netOptions) error {
 	return nil
 }
 
-// podnetOptions keeps the options that must agree across hosts.
+// podnetOptions keeps the options that must agree across hosts: podnet's
+// own, and the macvlan/ipvlan modes (the parent may differ per host).
 func podnetOptions(raw map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range raw {
-		if strings.HasPrefix(k, "podnet.") {
+		if strings.HasPrefix(k, "podnet.") || k == optMacvlanMode || k == optIpvlanMode || k == optIpvlanFlag {
 			out[k] = v
 		}
 	}

@@ -47,6 +47,8 @@ var knownOptions = map[string][]string{
 	optParent:      {ModeMacvlan, ModeIpvlan},
 	optMacvlanMode: {ModeMacvlan},
 	optIpvlanMode:  {ModeIpvlan},
+	optIpvlanFlag:  {ModeIpvlan},
+	optHostAccess:  {ModeMacvlan, ModeIpvlan},
 	optVNI:         {ModeVXLAN},
 	optDirect:      {ModeVXLAN},
 }
@@ -120,6 +122,9 @@ func parseOptions(r *network.CreateNetworkRequest, supported []string) (*netOpti
 	}
 	o.Internal = r.Options[labelInternal] == true
 	o.IPv6 = r.Options[labelIPv6] == true
+	if err := checkLANOptions(o.Mode, o.Raw, o.Internal); err != nil {
+		return nil, err
+	}
 	var err error
 	if o.V4, err = parseIPAMData(r.IPv4Data, false); err != nil {
 		return nil, err

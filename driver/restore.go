@@ -44,7 +44,7 @@ func (d *Driver) Restore(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("restore network %s: %w", short(n.ID), err))
 		}
 		nets[n.ID] = n
-		if n.Mode != ModeNone {
+		if hasNAT(n) {
 			pnets = append(pnets, d.portmapNetwork(n))
 		}
 	}
@@ -80,6 +80,10 @@ func (d *Driver) Restore(ctx context.Context) error {
 	d.mu.Lock()
 	d.nets, d.eps = nets, eps
 	d.mu.Unlock()
+	// A kill -9 between creating a VLAN parent and recording its network.
+	if _, err := d.vlans.gc(d.parentsInUse()); err != nil {
+		errs = append(errs, err)
+	}
 	d.log.Info("state restored", "networks", len(nets), "endpoints", len(eps), "endpointsWithoutInterface", missing)
 	return errors.Join(errs...)
 }
@@ -143,6 +147,11 @@ func (d *Driver) GC(ctx context.Context, live Live, grace time.Duration) (GCResu
 	}
 	links, err := d.gcLinks()
 	res.Links = links
+	if err != nil {
+		errs = append(errs, err)
+	}
+	vlans, err := d.vlans.gc(d.parentsInUse())
+	res.Links = append(res.Links, vlans...)
 	if err != nil {
 		errs = append(errs, err)
 	}

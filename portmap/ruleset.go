@@ -89,6 +89,9 @@ func buildRuleset(in rulesetInput) *ruleset {
 
 	var sub4, sub6 []netip.Prefix
 	for _, n := range nets {
+		if n.LAN {
+			continue // not routed pod subnets (see Network.LAN)
+		}
 		for _, p := range n.Subnets {
 			if p.Addr().Is4() {
 				sub4 = append(sub4, p)
@@ -179,6 +182,10 @@ func postroutingRules(prefix string, nets []Network) []ruleDef {
 		addrIn(saddr, netip.MustParsePrefix("127.0.0.0/8")), oif(prefix+"*"), masquerade())}
 	for _, n := range nets {
 		id := shortID(n.ID)
+		if n.LAN {
+			rules = append(rules, newRule(chainPostrouting, "lan net "+id, ctStatusDNAT(), oif(n.Bridge), masquerade()))
+			continue
+		}
 		subnets := sortedPrefixes(n.Subnets)
 		for _, p := range subnets {
 			rules = append(rules, newRule(chainPostrouting, "hairpin net "+id,

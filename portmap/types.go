@@ -36,6 +36,13 @@ type Network struct {
 	// Bridge and Uplink is the network talking to itself: an Internal
 	// multi-host network keeps it.
 	Uplink string
+	// LAN marks a macvlan/ipvlan network: its containers sit on a LAN
+	// segment and Bridge is the host's shim onto it. They route through
+	// the LAN, not through this host, so every DNATed connection sent
+	// into Bridge is masqueraded (or the container's reply would bypass
+	// the host and its NAT), and Subnets are no pod subnets: traffic from
+	// other networks to them is masqueraded like any outside destination.
+	LAN bool
 }
 
 // Binding is one port binding as Docker asked for it (one entry of

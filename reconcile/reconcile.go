@@ -171,6 +171,11 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 				pools[p.Masked()] = true
 			}
 		}
+		// A macvlan/ipvlan host-access shim's address lives as long as
+		// its network.
+		if p, err := netip.ParsePrefix(n.HostAccess); err == nil {
+			ips[p.Addr()] = true
+		}
 	}
 	var aerr, perr error
 	rep.Addresses, aerr = r.cfg.IPAM.GCAddresses(ctx, ips, grace)

@@ -22,6 +22,7 @@ import (
 //	endpoints/<host>/<docker endpoint id> Endpoint      one Docker endpoint on one host
 //	epmeta/<host>/<docker endpoint id>    EndpointMeta  its container's name, labels, readiness
 //	vnis/<vni>                            VNIClaim      a VXLAN VNI taken by a logical network
+//	vlans/<host>/<link name>              VLANLink      an 802.1q parent link podnet created on a host
 //
 // <pool> and <block> are CIDRs with "/" written as "-" (10.1.0.0-16,
 // fd00::-64). Address keys are the address in fixed-width hex so that
@@ -125,3 +126,9 @@ const VNIsPrefix = "vnis/"
 
 // VNIKey is the claim of one VNI.
 func VNIKey(vni int) string { return fmt.Sprintf("%s%d", VNIsPrefix, vni) }
+
+// VLANsPrefix lists the VLAN links podnet created on one host.
+func VLANsPrefix(host string) string { return "vlans/" + host + "/" }
+
+// VLANKey is one VLAN link podnet created on host.
+func VLANKey(host, name string) string { return VLANsPrefix(host) + name }

@@ -75,7 +75,7 @@ func run(parent context.Context, cfg *config) error {
 	}
 	ov, ovErr := newOverlay(cfg, st, k, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
-		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU}
+		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU, HostAddresses: ipm}
 	if ovErr != nil {
 		log.Warn("multi-host (vxlan) networks unavailable on this host", "err", ovErr)
 		dcfg.OverlayUnavailable = ovErr.Error()

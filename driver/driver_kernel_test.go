@@ -90,6 +90,8 @@ type rig struct {
 	ports *fakePorts
 	d     *Driver
 	host  string
+	// addrs allocates host-access shim addresses (nil: none).
+	addrs HostAddresses
 }
 
 // newRig builds a driver acting on a fresh namespace. Sysctl writes go to
@@ -109,7 +111,7 @@ func newRig(t *testing.T, etcd *storetest.Etcd, host string) *rig {
 func (r *rig) newDriver() *Driver {
 	r.t.Helper()
 	k := &link.Kernel{NL: r.ns.NL, ProcSys: "/proc/sys"}
-	d, err := New(Config{Host: r.host, Store: r.st, Ports: r.ports, Kernel: k, Logger: storetest.Logger(r.t)})
+	d, err := New(Config{Host: r.host, Store: r.st, Ports: r.ports, Kernel: k, Logger: storetest.Logger(r.t), HostAddresses: r.addrs})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -45,14 +45,14 @@ func (d *Driver) gcLinks() ([]string, error) {
 
 // isPodnetLink: a bridge pn-* or a veth pnh*/pnc*; a macvlan/ipvlan
 // host-access shim pn-*, container interface pnv* or probe pnp*; an
-// isolated parent pnd* (dummy, or a port-less bridge).
+// isolated parent pnd* (dummy, or a veth whose peer pne* goes with it).
 func isPodnetLink(l netlink.Link) bool {
 	name, kind := l.Attrs().Name, l.Type()
 	sub := kind == ModeMacvlan || kind == ModeIpvlan
 	return strings.HasPrefix(name, bridgePrefix) && (kind == "bridge" || sub) ||
 		(strings.HasPrefix(name, hostVethPrefix) || strings.HasPrefix(name, peerVethPrefix)) && kind == "veth" ||
 		(strings.HasPrefix(name, lanPrefix) || strings.HasPrefix(name, probePrefix)) && sub ||
-		strings.HasPrefix(name, isolatedPrefix) && (kind == "dummy" || kind == "bridge")
+		strings.HasPrefix(name, isolatedPrefix) && (kind == "dummy" || kind == "veth")
 }
 
 // CleanupLinks deletes every podnet link on the host (podnetd cleanup):

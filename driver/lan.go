@@ -157,6 +157,7 @@ func (m *lanMode) checkParent(n *store.Network, p netlink.Link) error {
 		return fmt.Errorf("parent %s is a loopback interface: name the interface on the LAN", a.Name)
 	case strings.HasPrefix(a.Name, bridgePrefix) || strings.HasPrefix(a.Name, hostVethPrefix) ||
 		strings.HasPrefix(a.Name, peerVethPrefix) || strings.HasPrefix(a.Name, lanPrefix) ||
+		strings.HasPrefix(a.Name, isolatedPeerPrefix) ||
 		strings.HasPrefix(a.Name, isolatedPrefix) && a.Name != isolatedName(n.ID):
 		return fmt.Errorf("parent %s is an interface of another podnet network (a %s): name the interface on the LAN", a.Name, p.Type())
 	case a.EncapType != "" && a.EncapType != "ether":

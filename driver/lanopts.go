@@ -96,8 +96,18 @@ func checkLANOptions(mode string, opts map[string]string, internal bool) error {
 	if err != nil {
 		return err
 	}
-	if hostAccess && mode == ModeMacvlan && lanSetting(mode, opts, optMacvlanMode) == macvlanPassthru {
+	if !hostAccess {
+		return nil
+	}
+	// The shim is one more sub-interface of the parent: it reaches the
+	// containers only where sub-interfaces talk to each other.
+	switch {
+	case mode == ModeMacvlan && lanSetting(mode, opts, optMacvlanMode) == macvlanPassthru:
 		return fmt.Errorf("macvlan_mode=passthru gives the whole parent to one container: it cannot have a host-access shim (%s=true)", optHostAccess)
+	case mode == ModeMacvlan && lanSetting(mode, opts, optMacvlanMode) != macvlanBridge:
+		return fmt.Errorf("host access needs macvlan_mode=bridge: in %s mode the shim cannot talk to the containers", lanSetting(mode, opts, optMacvlanMode))
+	case mode == ModeIpvlan && lanSetting(mode, opts, optIpvlanFlag) != ipvlanFlagBridge:
+		return fmt.Errorf("host access needs ipvlan_flag=bridge: with %s the shim cannot talk to the containers", lanSetting(mode, opts, optIpvlanFlag))
 	}
 	return nil
 }

@@ -15,9 +15,15 @@ import (
 )
 
 // isolatedPrefix names the parent of a macvlan/ipvlan network without
-// -o parent: pnd<network id[:12]>, a dummy link (or, on a kernel without
-// dummy, a bridge with no ports). Part of the interface-name contract.
-const isolatedPrefix = "pnd"
+// -o parent: pnd<network id[:12]>, a dummy link, or on a kernel without
+// dummy a veth whose peer pne<network id[:12]> stays in the host
+// namespace carrying nothing. (Not a bridge without ports: it has no
+// carrier, and sub-interfaces of a parent without carrier send nothing,
+// not even to each other.) Part of the interface-name contract.
+const (
+	isolatedPrefix     = "pnd"
+	isolatedPeerPrefix = "pne"
+)
 
 func isolatedName(networkID string) string { return isolatedPrefix + short12(networkID) }
 
@@ -65,6 +71,9 @@ func (v *vlanParents) ensure(name, base string, vid int) (netlink.Link, error) {
 		if errors.Is(err, unix.EEXIST) {
 			// Made by someone else in the meantime: theirs, use it.
 			return v.k.ByName(name)
+		}
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			return nil, fmt.Errorf("parent %s: this host's kernel has no 802.1q VLAN support (CONFIG_VLAN_8021Q, module 8021q): load the module, or create %s yourself: %w", name, name, err)
 		}
 		return nil, fmt.Errorf("create VLAN %d on %s as %s: %w", vid, base, name, err)
 	}
@@ -129,9 +138,9 @@ func (v *vlanParents) gc(inUse map[string]bool) ([]string, error) {
 }
 
 // ensureIsolated creates the parent of a network without -o parent: a
-// dummy link, or a bridge without ports where the kernel has no dummy
-// driver. Either way frames reach nothing beyond the network's own
-// sub-interfaces (ip link add NAME type dummy; ip link set NAME up).
+// dummy link, or a veth pair where the kernel has no dummy driver. Either
+// way frames reach nothing beyond the network's own sub-interfaces (ip
+// link add NAME type dummy; ip link set NAME up).
 func ensureIsolated(k *link.Kernel, name string) (netlink.Link, error) {
 	l, err := k.ByName(name)
 	if err == nil {
@@ -142,11 +151,17 @@ func ensureIsolated(k *link.Kernel, name string) (netlink.Link, error) {
 	}
 	mac := isolatedMAC(name)
 	err = k.NL.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: name, TxQLen: -1, HardwareAddr: mac}})
+	peer := isolatedPeerPrefix + strings.TrimPrefix(name, isolatedPrefix)
 	if errors.Is(err, unix.EOPNOTSUPP) {
-		err = k.NL.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, TxQLen: -1, HardwareAddr: mac}})
+		err = k.NL.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, TxQLen: -1, HardwareAddr: mac}, PeerName: peer})
 	}
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, fmt.Errorf("create isolated parent %s: %w", name, err)
+	}
+	if p, err := k.ByName(peer); err == nil {
+		if err := k.NL.LinkSetUp(p); err != nil {
+			return nil, fmt.Errorf("set %s up: %w", peer, err)
+		}
 	}
 	if l, err = k.ByName(name); err != nil {
 		return nil, fmt.Errorf("isolated parent %s after create: %w", name, err)

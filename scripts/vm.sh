@@ -241,7 +241,7 @@ kernel_tests() {
 	trap "rm -rf '$out'" RETURN
 	(cd "$REPO" && CGO_ENABLED=0 go test -c -o "$out/driver.test" ./driver)
 	log "running the ipvlan kernel tests on Debian's kernel in a QEMU guest"
-	run "$out/driver.test" -test.v -test.count=1 -test.run 'IPVlan|VLANParent' -test.timeout 5m
+	run "$out/driver.test" -test.v -test.count=1 -test.run 'IPVlan|VLANParent|Isolated' -test.timeout 5m
 }
 
 e2e() {

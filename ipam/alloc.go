@@ -50,7 +50,12 @@ func (m *IPAM) RequestAddress(ctx context.Context, r *ipam.RequestAddressRequest
 	case gateway:
 		a, err = m.requestGateway(ctx, ps, want)
 	case want.IsValid():
-		a, err = m.requestExplicit(ctx, ps, want)
+		var aux bool
+		if aux, err = m.isAuxRequest(ctx, p); err == nil && aux {
+			a, err = m.requestAux(ctx, ps, want)
+		} else if err == nil {
+			a, err = m.requestExplicit(ctx, ps, want)
+		}
 	default:
 		a, err = m.allocate(ctx, ps)
 	}
@@ -280,6 +285,9 @@ func describe(a store.Address) string {
 	if a.Kind == store.AddrGateway {
 		return "gateway of the network, hosts " + strings.Join(a.Hosts, ",")
 	}
+	if a.Kind == store.AddrAux {
+		return "reserved with --aux-address by hosts " + strings.Join(a.Hosts, ",")
+	}
 	s := a.Kind + ", host " + a.Host
 	if a.Endpoint != "" {
 		return s + ", endpoint " + shortID(a.Endpoint)
@@ -332,9 +340,9 @@ func (m *IPAM) releaseChecked(ctx context.Context, ps *poolState, a netip.Addr) 
 			return nil
 		case err != nil:
 			return fmt.Errorf("release address %s of pool %s: %w", a, p, err)
-		case rec.Kind == store.AddrGateway:
+		case rec.Kind == store.AddrGateway || rec.Kind == store.AddrAux:
 			ps.slow.Lock()
-			deleted, err := m.removeGatewayHost(ctx, p, a, m.host)
+			deleted, err := m.removeSharedHost(ctx, p, a, m.host, rec.Kind)
 			ps.slow.Unlock()
 			if deleted {
 				ps.forget(a)

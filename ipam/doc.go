@@ -65,11 +65,12 @@
 // Explicit addresses and aux addresses. --ip may name any address of the
 // pool, outside the ip-range and in any host's block (the driver then
 // routes it as a /32). Docker sends --aux-address requests exactly like
-// --ip ({"Address":"10.1.0.5","Options":null}): they cannot be told apart,
-// so both are container addresses owned by the requesting host. Hence an
-// aux address can be reserved by one host only (a second host creating the
-// same network with it is refused, with a hint), and GCAddresses' caller
-// must count the networks' aux addresses as live.
+// --ip ({"Address":"10.1.0.5","Options":null}), but only while it creates
+// the network: an explicit request for a pool no podnet network of this
+// host uses yet is an aux address (aux.go). It is shared like the gateway:
+// every host creating the network with it reserves it, no container on
+// any host gets it, the last host releasing it deletes it, and it goes
+// with the pool (GC never collects it as a leak).
 //
 // Gateway anycast. The gateway is the same address on every host's bridge.
 // Without --gateway it is the first usable address of the subnet — of the

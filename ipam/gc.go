@@ -38,7 +38,7 @@ func (m *IPAM) GCAddresses(ctx context.Context, live map[netip.Addr]bool, grace 
 		for _, kv := range kvs {
 			var a store.Address
 			ip, ok := addrFromKey(e.prefix, kv.Key)
-			if !ok || kv.Decode(&a) != nil || a.Kind == store.AddrGateway || a.Host != m.host ||
+			if !ok || kv.Decode(&a) != nil || a.Kind == store.AddrGateway || a.Kind == store.AddrAux || a.Host != m.host ||
 				live[ip] || a.Since.After(cutoff) {
 				continue
 			}

@@ -333,9 +333,12 @@ func (m *IPAM) dropHost(ctx context.Context, p netip.Prefix, host string, mode d
 		return res, err
 	}
 	if gw, err := netip.ParseAddr(rec.Gateway); err == nil {
-		if _, err := m.removeGatewayHost(ctx, p, gw, host); err != nil {
+		if _, err := m.removeSharedHost(ctx, p, gw, host, store.AddrGateway); err != nil {
 			return res, err
 		}
+	}
+	if err := m.dropAuxHost(ctx, p, host); err != nil {
+		return res, err
 	}
 	// Runs even without a pool record: it clears leftovers under ipam/<pool>/.
 	deleted, err := m.deletePoolIfUnused(ctx, p)
@@ -360,8 +363,8 @@ func (m *IPAM) deletePoolIfUnused(ctx context.Context, p netip.Prefix) (bool, er
 	}
 	for _, kv := range addrs {
 		var a store.Address
-		if err := kv.Decode(&a); err == nil && a.Kind == store.AddrGateway {
-			continue
+		if err := kv.Decode(&a); err == nil && (a.Kind == store.AddrGateway || a.Kind == store.AddrAux) {
+			continue // shared by the hosts of the pool: they go with it
 		}
 		m.log.Info("pool kept: no host uses it but container addresses remain (GC releases them)",
 			"pool", p, "addresses", len(addrs))

@@ -63,8 +63,7 @@
 // itself, if a remote host claims the block, `A/32 dev <bridge>` keeps the
 // local container from being shadowed by that block's route (and stops
 // proxy ARP answering for it). Gateway and aux kinds are never exceptions
-// (IPAM records Docker's --aux-address like --ip, as a container address of
-// the requesting host, so such an address is routed to that host).
+// (an aux address is reserved by every host of the network, owned by none).
 //
 // Direct routing. With Network.DirectRouting, an IPv4 block of a host whose
 // underlay address is inside this host's underlay subnet is routed straight

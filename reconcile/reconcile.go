@@ -138,9 +138,8 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 				}
 			}
 		}
-		// Docker sends --aux-address requests exactly like --ip ones, so
-		// IPAM records them as container addresses: they are live as long
-		// as the network is.
+		// Aux addresses are live as long as the network is (IPAM also
+		// records them as aux, which GC never collects).
 		for _, c := range info.IPAM.Config {
 			for _, a := range c.AuxAddress {
 				if ip, err := netip.ParseAddr(a); err == nil {

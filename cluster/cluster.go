@@ -25,6 +25,10 @@ type Manager struct {
 	st   *store.Store
 	ipam HostReleaser
 	log  *slog.Logger
+	// CheckOptions validates a mode's driver options (the driver's own
+	// check, so podnetctl refuses what every host would refuse); nil
+	// checks nothing.
+	CheckOptions func(mode string, opts map[string]string, internal bool) error
 }
 
 // New returns a Manager.
@@ -46,6 +50,10 @@ type NetworkSpec struct {
 	VNI      int               `json:"vni,omitempty"`
 	Options  map[string]string `json:"options,omitempty"`
 	Internal bool              `json:"internal,omitempty"`
+	// Parent is a macvlan/ipvlan network's parent interface on every host
+	// but those Parents (host → interface) name otherwise.
+	Parent  string            `json:"parent,omitempty"`
+	Parents map[string]string `json:"parents,omitempty"`
 }
 
 // InputError is a request the operator must fix.
@@ -66,14 +74,19 @@ func (m *Manager) CreateNetwork(ctx context.Context, spec NetworkSpec) (store.Lo
 	case "":
 		spec.Mode = "bridge"
 	case "bridge", "vxlan", "none":
+	case "macvlan", "ipvlan":
+		if err := m.lanSpec(&spec); err != nil {
+			return store.LogicalNetwork{}, err
+		}
 	default:
-		return store.LogicalNetwork{}, inputf("unknown mode %q: use bridge, vxlan or none", spec.Mode)
+		return store.LogicalNetwork{}, inputf("unknown mode %q: use bridge, vxlan, macvlan, ipvlan or none", spec.Mode)
 	}
 	if len(spec.Subnets) == 0 {
 		return store.LogicalNetwork{}, inputf("give at least one --subnet: every host must create the network with the same subnet")
 	}
 	def := store.LogicalNetwork{Name: spec.Name, Mode: spec.Mode, MTU: spec.MTU, VNI: spec.VNI, Options: spec.Options,
-		Internal: spec.Internal, Gateways: map[string]string{}, IPRanges: map[string]string{}, Created: time.Now().UTC()}
+		Internal: spec.Internal, Gateways: map[string]string{}, IPRanges: map[string]string{}, Parents: spec.Parents,
+		Created: time.Now().UTC()}
 	var first netip.Prefix
 	for _, s := range spec.Subnets {
 		p, err := netip.ParsePrefix(s)
@@ -122,6 +135,49 @@ func (m *Manager) CreateNetwork(ctx context.Context, spec NetworkSpec) (store.Lo
 	}
 	m.log.Info("network defined", "name", spec.Name, "mode", spec.Mode, "subnets", def.Subnets, "vni", out.VNI)
 	return out, nil
+}
+
+// lanSpec checks a macvlan/ipvlan definition: a parent for every host
+// (an isolated segment per host is no cluster-wide network), valid names
+// and options. The parent goes into the options every host passes to
+// Docker; Parents override it per host.
+func (m *Manager) lanSpec(spec *NetworkSpec) error {
+	if spec.Parent == "" {
+		return inputf("mode %s needs --parent IFACE: the interface on the LAN on every host (--host-parent HOST=IFACE where it is named differently)", spec.Mode)
+	}
+	if _, ok := spec.Options["parent"]; ok {
+		return inputf("give the parent with --parent (and --host-parent), not --opt parent")
+	}
+	opts := map[string]string{}
+	for k, v := range spec.Options {
+		opts[k] = v
+	}
+	for _, p := range append([]string{spec.Parent}, sortedValues(spec.Parents)...) {
+		opts["parent"] = p
+		if m.CheckOptions != nil {
+			if err := m.CheckOptions(spec.Mode, opts, spec.Internal); err != nil {
+				return InputError{Msg: err.Error()}
+			}
+		}
+	}
+	if spec.Options == nil {
+		spec.Options = map[string]string{}
+	}
+	spec.Options["parent"] = spec.Parent
+	return nil
+}
+
+func sortedValues(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, 0, len(m))
+	for _, k := range keys {
+		out = append(out, m[k])
+	}
+	return out
 }
 
 func (m *Manager) checkName(ctx context.Context, name string) error {

@@ -169,3 +169,9 @@ func checkIfName(name string) error {
 	}
 	return nil
 }
+
+// CheckLANOptions is checkLANOptions for other entry points (podnetctl
+// network create through podnetd's admin API).
+func CheckLANOptions(mode string, opts map[string]string, internal bool) error {
+	return checkLANOptions(mode, opts, internal)
+}

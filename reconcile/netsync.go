@@ -27,6 +27,8 @@ type NetSyncConfig struct {
 	// Driver is the name Docker knows podnet by on this host ("podnet", or
 	// "podnet:latest" for the managed plugin).
 	Driver string
+	// Host is this host's name in etcd (for per-host parents).
+	Host string
 	Logger *slog.Logger
 	// Retry is how often unfinished work is retried (default 10 s).
 	Retry time.Duration
@@ -156,6 +158,9 @@ func (s *NetSync) ensure(ctx context.Context, d store.LogicalNetwork) error {
 	}
 	if d.VNI != 0 {
 		opts["podnet.vni"] = strconv.Itoa(d.VNI)
+	}
+	if p, ok := d.Parents[s.cfg.Host]; ok {
+		opts["parent"] = p // this host names the parent differently
 	}
 	ipam := &dnet.IPAM{Driver: s.cfg.Driver}
 	for _, sub := range d.Subnets {

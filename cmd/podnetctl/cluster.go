@@ -49,7 +49,8 @@ func (c *cli) clusterNetworks(ctx context.Context) ([]lnetView, error) {
 func (c *cli) networkCreateCmd() *cobra.Command {
 	var (
 		mode, gateway, ipRange string
-		subnets, opts          []string
+		parent                 string
+		subnets, opts, parents []string
 		mtu, vni               int
 		internal               bool
 		wait                   time.Duration
@@ -69,6 +70,20 @@ func (c *cli) networkCreateCmd() *cobra.Command {
 				o[k] = v
 			}
 			spec["options"] = o
+			if parent != "" {
+				spec["parent"] = parent
+			}
+			if len(parents) > 0 {
+				hp := map[string]string{}
+				for _, kv := range parents {
+					h, p, ok := strings.Cut(kv, "=")
+					if !ok || h == "" || p == "" {
+						return fmt.Errorf("--host-parent %q: want HOST=IFACE", kv)
+					}
+					hp[h] = p
+				}
+				spec["parents"] = hp
+			}
 			if len(subnets) > 0 && gateway != "" {
 				spec["gateways"] = map[string]string{subnets[0]: gateway}
 			}
@@ -93,13 +108,15 @@ func (c *cli) networkCreateCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&mode, "mode", "vxlan", "bridge, vxlan or none")
+	f.StringVar(&mode, "mode", "vxlan", "bridge, vxlan, macvlan, ipvlan or none")
+	f.StringVar(&parent, "parent", "", "macvlan/ipvlan: the interface on the LAN (IFACE, or IFACE.VLAN to have podnet create the VLAN), the same on every host unless --host-parent says otherwise")
+	f.StringArrayVar(&parents, "host-parent", nil, "macvlan/ipvlan: HOST=IFACE, the parent on one host (repeatable)")
 	f.StringSliceVar(&subnets, "subnet", nil, "subnet in CIDR form (repeatable)")
 	f.StringVar(&gateway, "gateway", "", "gateway of the first subnet")
 	f.StringVar(&ipRange, "ip-range", "", "dynamic-allocation range of the first subnet")
-	f.IntVar(&mtu, "mtu", 0, "MTU (default: vxlan = underlay MTU - 50, bridge = 1500)")
+	f.IntVar(&mtu, "mtu", 0, "MTU (default: vxlan = underlay MTU - 50, bridge = 1500, macvlan/ipvlan = each host's parent's)")
 	f.IntVar(&vni, "vni", 0, "VXLAN network identifier (default: allocated)")
-	f.StringArrayVar(&opts, "opt", nil, "driver option key=value (repeatable), e.g. --opt podnet.direct-routing=true")
+	f.StringArrayVar(&opts, "opt", nil, "driver option key=value (repeatable), e.g. --opt podnet.direct-routing=true, --opt macvlan_mode=bridge, --opt podnet.host-access=true")
 	f.BoolVar(&internal, "internal", false, "no traffic to or from outside the network")
 	f.DurationVar(&wait, "wait", 60*time.Second, "how long to wait for every host")
 	return cmd

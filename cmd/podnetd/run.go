@@ -115,12 +115,14 @@ func run(parent context.Context, cfg *config) error {
 		rec = reconcile.New(reconcile.Config{Docker: dc, Driver: drv, IPAM: ipm, Logger: log.With("component", "reconcile"),
 			Interval: cfg.GCInterval, Grace: cfg.GCGrace})
 		go rec.Run(ctx)
-		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName,
+		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
 			Logger: log.With("component", "netsync")}).Run(ctx)
 		go service.NewWatcher(service.WatcherConfig{Host: cfg.HostName, Store: st, Docker: dc,
 			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher")}).Run(ctx)
 	}
-	adm.setReady(&adminDeps{store: st, cluster: cluster.New(st, ipm, log.With("component", "cluster")),
+	mgr := cluster.New(st, ipm, log.With("component", "cluster"))
+	mgr.CheckOptions = driver.CheckLANOptions
+	adm.setReady(&adminDeps{store: st, cluster: mgr,
 		driver: drv, ipam: ipm, rec: rec, embedded: embedded})
 
 	select {

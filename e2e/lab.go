@@ -538,11 +538,7 @@ func tailFile(path string, n int) string {
 	if err != nil {
 		return ""
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return tailLines(string(b), n)
 }
 
 // Poll calls cond until it returns true or timeout passes, backing off from

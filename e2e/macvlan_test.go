@@ -263,7 +263,7 @@ func TestMacvlanBadInput(t *testing.T) {
 	// The same subnet on two hosts with a different mode.
 	lanNet(t, l, "mv", []string{"h1"})
 	out, err := l.Docker("h2", "network", "create", "-d", "podnet", "--ipam-driver", "podnet", "-o", "mode=bridge",
-		"--subnet", l.Net+".0/24", "bad")
+		"--subnet", l.Net+".0/24", "--ip-range", l.Net+".128/25", "bad")
 	if err == nil || !strings.Contains(out+err.Error(), "already defined in the cluster as mode macvlan") {
 		removeNetwork(l, "h2", "bad")
 		t.Fatalf("another mode on h2: %v %s", err, out)

@@ -12,6 +12,8 @@
 #                            natively with the other kernel tests)
 #   e2e                      dockerd + podnetd in a guest booted from the
 #                            Debian root: test/vm/ipvlan-e2e.sh
+#   bench                    the same guest running test/vm/ipvlan-bench.sh
+#                            (benchmark B11i; BENCH_VM_PAIRS, BENCH_VM_SECS)
 #   clean                    remove the cache
 #
 # The kernel package is `apt-get download`ed and unpacked into the cache,
@@ -39,6 +41,11 @@ readonly SUITE=bookworm
 # Network modules preloaded in every guest (others autoload through
 # busybox modprobe).
 readonly PRELOAD="ipvlan macvlan 8021q dummy veth bridge vxlan nf_tables"
+# The Docker guest's packages; the cached root is named after the list, so
+# changing it builds a new one.
+readonly ROOT_PKGS=docker.io,iptables,iproute2,nftables,ca-certificates,procps,iperf3
+ROOT_CPIO=$CACHE/root-$(echo "$ROOT_PKGS" | md5sum | cut -c1-8).cpio
+readonly ROOT_CPIO
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 log() { echo "vm: $*" >&2; }
@@ -114,22 +121,22 @@ mirror() {
 	echo "$m"
 }
 
-# root: $CACHE/root.cpio, a Debian root with dockerd and iproute2, packed
+# root: $ROOT_CPIO, a Debian root with dockerd and iproute2, packed
 # as an uncompressed initramfs (the guest runs from RAM: runc cannot
 # pivot_root out of an initramfs, hence DOCKER_RAMDISK in the guest).
 root() {
-	[[ -f $CACHE/root.cpio ]] && return 0
+	[[ -f $ROOT_CPIO ]] && return 0
 	need debootstrap busybox
 	kernel
 	lock
-	[[ -f $CACHE/root.cpio ]] && return 0
+	[[ -f $ROOT_CPIO ]] && return 0
 	local tmp r
 	tmp=$(mktemp -d "$CACHE/rbuild.XXXXXX")
 	# shellcheck disable=SC2064
 	trap "rm -rf '$tmp'" RETURN
 	r=$tmp/root
 	log "building the Docker guest root with debootstrap (once; about a minute)"
-	debootstrap --variant=minbase --include=docker.io,iptables,iproute2,nftables,ca-certificates,procps \
+	debootstrap --variant=minbase --include="$ROOT_PKGS" \
 		"$SUITE" "$r" "$(mirror)" >"$tmp/debootstrap.log" 2>&1 ||
 		{ tail -20 "$tmp/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
 	rm -rf "$r"/usr/share/{doc,man,locale,info} "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
@@ -138,8 +145,9 @@ root() {
 	ln -sf /bin/busybox "$r/sbin/modprobe"
 	(cd "$r" && zcat "$CACHE/mods.cpio.gz" | busybox cpio -id 2>/dev/null)
 	(cd "$r" && find . | busybox cpio -o -H newc 2>/dev/null) >"$tmp/root.cpio"
-	mv "$tmp/root.cpio" "$CACHE/root.cpio"
-	log "Docker guest root cached in $CACHE/root.cpio ($(du -m "$CACHE/root.cpio" | cut -f1) MiB)"
+	rm -f "$CACHE"/root*.cpio # older package lists
+	mv "$tmp/root.cpio" "$ROOT_CPIO"
+	log "Docker guest root cached in $ROOT_CPIO ($(du -m "$ROOT_CPIO" | cut -f1) MiB)"
 }
 
 # ---------------------------------------------------------------- boot
@@ -244,7 +252,11 @@ kernel_tests() {
 	run "$out/driver.test" -test.v -test.count=1 -test.run 'IPVlan|VLANParent|Isolated' -test.timeout 5m
 }
 
-e2e() {
+# guest SCRIPT: dockerd + podnetd's binaries and the test image in a guest
+# booted from the Debian root, running SCRIPT (from test/vm) as the test;
+# BENCH_VM_* variables are passed in.
+guest() {
+	local script=$1
 	need go
 	root
 	local work r
@@ -263,7 +275,8 @@ e2e() {
 	for a in sh ping ip sleep nc httpd wget cat echo; do ln -s busybox "$r/podnet/image/bin/$a"; done
 	tar -C "$r/podnet/image" -cf "$r/podnet/image.tar" .
 	rm -rf "$r/podnet/image"
-	cp "$REPO/test/vm/ipvlan-e2e.sh" "$r/podnet/scenario.sh"
+	cp "$REPO/test/vm/$script" "$r/podnet/scenario.sh"
+	env | grep '^BENCH_VM_' | sed "s/=\(.*\)/='\1'/; s/^/export /" >"$r/podnet/env" || true
 	{
 		echo '#!/bin/sh'
 		common_init
@@ -271,6 +284,7 @@ e2e() {
 mkdir -p /var/lib/docker; mount -t tmpfs docker /var/lib/docker
 hostname podnet-vm
 cd /podnet
+. /podnet/env
 sh /podnet/scenario.sh
 echo "VMTEST-EXIT=$?"
 busybox poweroff -f
@@ -279,7 +293,7 @@ EOF
 	chmod +x "$r/init" "$r/podnet/scenario.sh"
 	pack "$r" "$work/run.cpio.gz"
 	log "booting the Docker guest (dockerd + podnetd on Debian's kernel)"
-	VM_TIMEOUT=${VM_TIMEOUT:-900} boot "${VM_MEM:-2048}" 2 "$work" "$CACHE/root.cpio" "$work/run.cpio.gz"
+	VM_TIMEOUT=${VM_TIMEOUT:-900} boot "${VM_MEM:-2048}" 2 "$work" "$ROOT_CPIO" "$work/run.cpio.gz"
 }
 
 main() {
@@ -290,7 +304,8 @@ main() {
 	root) root ;;
 	run) run "$@" ;;
 	kernel-tests) kernel_tests ;;
-	e2e) e2e ;;
+	e2e) guest ipvlan-e2e.sh ;;
+	bench) guest ipvlan-bench.sh ;;
 	clean) rm -rf "$CACHE" ;;
 	-h | --help | "") usage ;;
 	*) usage >&2; exit 2 ;;

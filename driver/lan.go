@@ -97,7 +97,14 @@ func (m *lanMode) addLink(l netlink.Link, parent string) error {
 	return fmt.Errorf("create %s interface %s on %s: %w", m.kind, l.Attrs().Name, parent, err)
 }
 
-func (m *lanMode) createNetwork(n *store.Network) error {
+func (m *lanMode) createNetwork(n *store.Network) error { return m.ensureNetwork(n, true) }
+
+// restoreNetwork is createNetwork without the probe: the network was
+// accepted once, and a passthru network's running container would make
+// the probe fail.
+func (m *lanMode) restoreNetwork(n *store.Network) error { return m.ensureNetwork(n, false) }
+
+func (m *lanMode) ensureNetwork(n *store.Network, probe bool) error {
 	parent, err := m.ensureParent(n)
 	if err != nil {
 		return err
@@ -116,6 +123,9 @@ func (m *lanMode) createNetwork(n *store.Network) error {
 	hostAccess, _ := parseHostAccess(n.Options)
 	if !hostAccess {
 		n.Bridge = ""
+		if !probe {
+			return nil
+		}
 		return m.probe(n, parent)
 	}
 	n.Bridge = bridgeName(n.ID)

@@ -85,6 +85,12 @@ func publishesAtCreate(n *store.Network) bool {
 	return n.Mode == ModeIpvlan && n.Bridge != "" && l3Routed(lanSetting(n.Mode, n.Options, optIpvlanMode))
 }
 
+// networkRestorer lets a mode restore a network differently from creating
+// it (Restore calls createNetwork otherwise).
+type networkRestorer interface {
+	restoreNetwork(n *store.Network) error
+}
+
 // shapeJoin lets a mode adjust Join's gateways and routes.
 type joinShaper interface {
 	shapeJoin(n *store.Network, ep *store.Endpoint, res *network.JoinResponse)

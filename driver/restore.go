@@ -40,7 +40,11 @@ func (d *Driver) Restore(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("network %s has mode %q this podnetd does not implement", short(n.ID), n.Mode))
 			continue
 		}
-		if err := m.createNetwork(n); err != nil {
+		create := m.createNetwork
+		if r, ok := m.(networkRestorer); ok {
+			create = r.restoreNetwork
+		}
+		if err := create(n); err != nil {
 			errs = append(errs, fmt.Errorf("restore network %s: %w", short(n.ID), err))
 		}
 		nets[n.ID] = n

@@ -15,6 +15,8 @@ dump() {
 	echo "--- podnetd log"; tail -40 /tmp/podnetd.log
 	echo "--- dockerd log"; tail -20 /tmp/dockerd.log
 	echo "--- links"; ip -o -d link show | cut -c1-160
+	echo "--- routes"; ip -4 route
+	echo "--- podnet's table"; nft list table inet podnet 2>&1 | head -60
 }
 fail() {
 	echo "E2E-FAIL: $*"
@@ -97,9 +99,9 @@ refused "an l3 network on the l2 network's parent" "ipvlan_mode=l2" \
 docker run -d --name web --network ipv -p 8080:80 $IMG httpd -f -p 80 -h /etc >/dev/null || fail "run web with -p"
 shim=$(ip -4 -o addr show dev "pn-$(docker network inspect -f '{{.Id}}' ipv | cut -c1-12)" | awk '{print $4}' | cut -d/ -f1)
 [ -n "$shim" ] || fail "no host-access shim address"
-wait_until "-p: the host → 127.0.0.1:8080" 30 sh -c 'busybox wget -q -T 3 -O - http://127.0.0.1:8080/passwd | grep -q root:'
+wait_until "-p: the host → 127.0.0.1:8080" 30 sh -c 'timeout 5 busybox wget -q -O - http://127.0.0.1:8080/passwd | grep -q root:'
 wait_until "-p: the LAN → the host's shim $shim:8080" 30 \
-	sh -c "ip netns exec phys busybox wget -q -T 3 -O - http://$shim:8080/passwd | grep -q root:"
+	sh -c "ip netns exec phys timeout 5 busybox wget -q -O - http://$shim:8080/passwd | grep -q root:"
 docker rm -f c1 c2 web >/dev/null
 docker network rm ipv >/dev/null || fail "network rm ipv"
 nothing_left "ipvlan l2 network rm"

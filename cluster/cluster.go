@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -152,7 +154,11 @@ func (m *Manager) lanSpec(spec *NetworkSpec) error {
 	for k, v := range spec.Options {
 		opts[k] = v
 	}
-	for _, p := range append([]string{spec.Parent}, sortedValues(spec.Parents)...) {
+	parents := []string{spec.Parent}
+	for _, h := range slices.Sorted(maps.Keys(spec.Parents)) {
+		parents = append(parents, spec.Parents[h])
+	}
+	for _, p := range parents {
 		opts["parent"] = p
 		if m.CheckOptions != nil {
 			if err := m.CheckOptions(spec.Mode, opts, spec.Internal); err != nil {
@@ -165,19 +171,6 @@ func (m *Manager) lanSpec(spec *NetworkSpec) error {
 	}
 	spec.Options["parent"] = spec.Parent
 	return nil
-}
-
-func sortedValues(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]string, 0, len(m))
-	for _, k := range keys {
-		out = append(out, m[k])
-	}
-	return out
 }
 
 func (m *Manager) checkName(ctx context.Context, name string) error {

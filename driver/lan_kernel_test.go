@@ -554,34 +554,29 @@ func TestIPVlanParentModeConflict(t *testing.T) {
 	assertClean(t, r)
 }
 
-// TestIPVlanRefusedWithoutKernelSupport runs where the kernel lacks
-// ipvlan: creating an ipvlan network fails, naming the missing feature.
-func TestIPVlanRefusedWithoutKernelSupport(t *testing.T) {
+// refusedWithoutKernelSupport runs where the kernel lacks a link type: the
+// network create fails, naming the missing feature, and leaves nothing.
+func refusedWithoutKernelSupport(t *testing.T, probe []string, mode string, opts map[string]any, want string) {
 	r := newLANRig(t, nil, "h1")
-	if _, err := r.ns.Exec("ip", "link", "add", "probe0", "link", "lan0", "type", "ipvlan"); err == nil {
+	if _, err := r.ns.Exec(probe...); err == nil {
 		r.ns.MustExec(t, "ip", "link", "del", "probe0")
-		t.Skip("this kernel has ipvlan: the ipvlan tests run instead")
+		t.Skip("this kernel has it: the tests that need it run instead")
 	}
-	err := r.createNet(lanReq(netID, ModeIpvlan, map[string]any{"parent": "lan0"}, false))
-	if err == nil || !strings.Contains(err.Error(), "kernel has no ipvlan support (CONFIG_IPVLAN, module ipvlan)") {
-		t.Fatalf("got %v", err)
+	err := r.createNet(lanReq(netID, mode, opts, false))
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
 	}
 	assertClean(t, r)
 }
 
-// TestVLANParentRefusedWithoutKernelSupport runs where the kernel lacks
-// 802.1q: a VLAN parent fails, naming the missing feature.
+func TestIPVlanRefusedWithoutKernelSupport(t *testing.T) {
+	refusedWithoutKernelSupport(t, []string{"ip", "link", "add", "probe0", "link", "lan0", "type", "ipvlan"},
+		ModeIpvlan, map[string]any{"parent": "lan0"}, "kernel has no ipvlan support (CONFIG_IPVLAN, module ipvlan)")
+}
+
 func TestVLANParentRefusedWithoutKernelSupport(t *testing.T) {
-	r := newLANRig(t, nil, "h1")
-	if _, err := r.ns.Exec("ip", "link", "add", "link", "lan0", "name", "probe0", "type", "vlan", "id", "5"); err == nil {
-		r.ns.MustExec(t, "ip", "link", "del", "probe0")
-		t.Skip("this kernel has 802.1q VLANs: the VLAN parent tests run instead")
-	}
-	err := r.createNet(lanReq(netID, ModeMacvlan, map[string]any{"parent": "lan0.42"}, false))
-	if err == nil || !strings.Contains(err.Error(), "no 802.1q VLAN support (CONFIG_VLAN_8021Q, module 8021q)") {
-		t.Fatalf("got %v", err)
-	}
-	assertClean(t, r)
+	refusedWithoutKernelSupport(t, []string{"ip", "link", "add", "link", "lan0", "name", "probe0", "type", "vlan", "id", "5"},
+		ModeMacvlan, map[string]any{"parent": "lan0.42"}, "no 802.1q VLAN support (CONFIG_VLAN_8021Q, module 8021q)")
 }
 
 // TestLANRestoreAfterKill: a new driver (podnetd after kill -9) finds the

@@ -29,22 +29,12 @@ func lanNet(t *testing.T, l *Lab, name string, hosts []string, extra ...string) 
 }
 
 // podnetLinksOn lists podnet's macvlan/ipvlan interfaces, shims and
-// isolated parents on host (pnv*, pnp*, pn-* that are no bridge, pnd*).
+// isolated parents on host (pnv*, pnp*, pn-* of those types, pnd*).
 func podnetLinksOn(t *testing.T, l *Lab, host string) []string {
 	t.Helper()
-	out := l.MustExec(t, host, "ip", "-o", "-d", "link", "show")
-	var found []string
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
-		switch {
-		case strings.HasPrefix(name, "pnv"), strings.HasPrefix(name, "pnp"), strings.HasPrefix(name, "pnd"),
-			strings.HasPrefix(name, "pn-") && (strings.Contains(line, " macvlan ") || strings.Contains(line, " ipvlan ")):
-			found = append(found, name)
-		}
+	found := append(links(t, l, host, "pnd"), links(t, l, host, "pne")...)
+	for _, kind := range []string{"macvlan", "ipvlan"} {
+		found = append(found, links(t, l, host, "pn", "type", kind)...)
 	}
 	return found
 }

@@ -28,7 +28,7 @@ type NetSyncConfig struct {
 	// "podnet:latest" for the managed plugin).
 	Driver string
 	// Host is this host's name in etcd (for per-host parents).
-	Host string
+	Host   string
 	Logger *slog.Logger
 	// Retry is how often unfinished work is retried (default 10 s).
 	Retry time.Duration

@@ -142,19 +142,32 @@ func TestMacvlanHostAccessPublishesPorts(t *testing.T) {
 		return err == nil, "h1 → its container " + ip + " through the shim"
 	})
 	host := l.HostIP("h1")
-	for what, f := range map[string]func() (string, error){
-		"LAN client → h1:8080": func() (string, error) { return curlClient(l, "http://"+host+":8080/passwd") },
-		"h1 → 127.0.0.1:8080":  func() (string, error) { return curl(l, "h1", "http://127.0.0.1:8080/passwd") },
-		"h1 → its container":   func() (string, error) { return curl(l, "h1", "http://"+ip+"/passwd") },
-		"LAN client → container directly": func() (string, error) {
-			return curlClient(l, "http://"+ip+"/passwd")
-		},
-	} {
-		WaitFor(t, shortWait, func() (bool, string) {
-			out, err := f()
-			return err == nil && strings.Contains(out, "root:"), fmt.Sprintf("%s: %v %s", what, err, out)
-		})
+	reachable := func(when string) {
+		t.Helper()
+		for what, f := range map[string]func() (string, error){
+			"LAN client → h1:8080": func() (string, error) { return curlClient(l, "http://"+host+":8080/passwd") },
+			"h1 → 127.0.0.1:8080":  func() (string, error) { return curl(l, "h1", "http://127.0.0.1:8080/passwd") },
+			"h1 → its container":   func() (string, error) { return curl(l, "h1", "http://"+ip+"/passwd") },
+			"LAN client → container directly": func() (string, error) {
+				return curlClient(l, "http://"+ip+"/passwd")
+			},
+		} {
+			WaitFor(t, shortWait, func() (bool, string) {
+				out, err := f()
+				return err == nil && strings.Contains(out, "root:"), fmt.Sprintf("%s %s: %v %s", when, what, err, out)
+			})
+		}
 	}
+	reachable("")
+	// kill -9 and restart of podnetd keep the shim, the routes, the port.
+	if err := l.PodnetdStop("h1", true); err != nil {
+		t.Fatal(err)
+	}
+	reachable("while podnetd is down:")
+	if err := l.PodnetdStart("h1"); err != nil {
+		t.Fatal(err)
+	}
+	reachable("after podnetd's restart:")
 	id := ids["h1"][:12]
 	if out := l.MustExec(t, "h1", "nft", "list", "table", "inet", "podnet"); !strings.Contains(out, "pn-"+id) {
 		t.Fatalf("no rule for the shim in podnet's table:\n%s", out)

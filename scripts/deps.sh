@@ -6,8 +6,8 @@
 # Installs the missing ones among: docker.io iptables iproute2 nftables
 # busybox-static etcd-server etcd-client iperf3 curl ca-certificates make
 # procps util-linux qemu-system-x86 debootstrap (the QEMU guest of
-# scripts/vm.sh, for ipvlan and 802.1q tests on Debian's kernel), plus
-# shellcheck (optional: a failure to install it is
+# scripts/vm.sh, for ipvlan and 802.1q tests on Debian's kernel), and
+# also shellcheck (optional: a failure to install it is
 # only a warning). Runs apt-get update only when something is missing, so a
 # second run is quick and needs no network. Then checks that Go is at least
 # the version go.mod asks for (and never below 1.26, which the dependencies need), looking in PATH and in
@@ -24,7 +24,7 @@ readonly MIN_GO=1.26
 readonly PACKAGES=(docker.io iptables iproute2 nftables busybox-static etcd-server etcd-client
 	iperf3 curl ca-certificates make procps util-linux qemu-system-x86 debootstrap)
 
-usage() { sed -n '2,17s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
 log() { echo "deps: $*"; }
 die() {
 	echo "deps: error: $*" >&2

@@ -68,6 +68,8 @@ lock() {
 
 # ---------------------------------------------------------------- kernel
 
+kernel_package() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ && !n++ {print $2}'; }
+
 # kernel: $CACHE/vmlinux (ELF, booted through PVH: no BIOS, no real-mode
 # setup, no xz in TCG) and $CACHE/mods.cpio.gz (net, drivers/net, crypto
 # and overlayfs modules with everything they depend on).
@@ -77,8 +79,12 @@ kernel() {
 	lock
 	[[ -f $CACHE/mods.cpio.gz && -f $CACHE/vmlinux && -f $CACHE/kver ]] && return 0
 	local kpkg tmp kver off
-	kpkg=${VM_KPKG:-$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ && !n++ {print $2}')}
-	[[ -n $kpkg ]] || die "cannot tell which kernel package linux-image-amd64 depends on (apt-get update first)"
+	kpkg=${VM_KPKG:-$(kernel_package)}
+	if [[ -z $kpkg ]]; then # no package lists yet (a fresh machine)
+		apt-get update -qq >/dev/null || die "apt-get update failed: the kernel package cannot be found"
+		kpkg=$(kernel_package)
+	fi
+	[[ -n $kpkg ]] || die "cannot tell which kernel package linux-image-amd64 depends on (set VM_KPKG)"
 	log "building the kernel cache from $kpkg (once)"
 	tmp=$(mktemp -d "$CACHE/kbuild.XXXXXX")
 	# shellcheck disable=SC2064 # expand now: the path is fixed

@@ -41,6 +41,7 @@ refused() {
 	if out=$("$@" 2>&1); then fail "$desc: accepted"; fi
 	case $out in *"$want"*) say "ok: $desc refused: $want" ;; *) fail "$desc: error does not say '$want': $out" ;; esac
 }
+# shellcheck disable=SC2317 # called through wait_until
 ping_from() { docker exec "$1" ping -c1 -W2 "$2"; }
 phys() { ip netns exec phys "$@"; }
 net_create() { docker network create -d podnet --ipam-driver podnet "$@"; }
@@ -85,7 +86,7 @@ docker run -d --name c1 --network ipv $IMG sleep 1d >/dev/null || fail "run c1"
 docker run -d --name c2 --network ipv $IMG sleep 1d >/dev/null || fail "run c2"
 ip1=$(docker inspect -f '{{.NetworkSettings.Networks.ipv.IPAddress}}' c1)
 ip2=$(docker inspect -f '{{.NetworkSettings.Networks.ipv.IPAddress}}' c2)
-[ -n "$ip1" ] && [ -n "$ip2" ] && [ "$ip1" != "$ip2" ] || fail "addresses: '$ip1' '$ip2'"
+if [ -z "$ip1" ] || [ -z "$ip2" ] || [ "$ip1" = "$ip2" ]; then fail "addresses: '$ip1' '$ip2'"; fi
 [ "$(docker exec c1 cat /sys/class/net/eth0/address)" = "$(cat /sys/class/net/lan0/address)" ] ||
 	fail "an ipvlan interface must carry its parent's MAC"
 wait_until "c1 → c2 ($ip2)" 30 ping_from c1 "$ip2"

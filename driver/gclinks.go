@@ -56,9 +56,11 @@ func isPodnetLink(l netlink.Link) bool {
 }
 
 // CleanupLinks deletes every podnet link on the host (podnetd cleanup):
-// bridges pn-*, veths pnh*/pnc*, macvlan/ipvlan interfaces and their
-// isolated parents. VLAN parents podnet created are left to GC, which
-// knows from etcd which ones are podnet's.
+// bridges pn-*, veths pnh*/pnc*, macvlan/ipvlan interfaces, their isolated
+// parents and the VLAN parents podnet created (by their alias: cleanup
+// runs without etcd).
 func CleanupLinks(k *link.Kernel) ([]string, error) {
-	return k.DeleteLinksWhere(isPodnetLink)
+	return k.DeleteLinksWhere(func(l netlink.Link) bool {
+		return isPodnetLink(l) || l.Type() == "vlan" && l.Attrs().Alias == vlanAlias
+	})
 }

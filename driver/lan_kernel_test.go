@@ -388,8 +388,8 @@ func vlanParentTest(t *testing.T, mode string) {
 	r.phys.MustExec(t, "ip", "addr", "add", lanGW+"/16", "dev", "eth0.42")
 	r.mustCreateNet(t, lanReq(netID, mode, map[string]any{"parent": "lan0.42"}, false))
 	l, err := r.ns.NL.LinkByName("lan0.42")
-	if v, ok := l.(*netlink.Vlan); err != nil || !ok || v.VlanId != 42 {
-		t.Fatalf("VLAN parent not created: %v %+v", err, l)
+	if v, ok := l.(*netlink.Vlan); err != nil || !ok || v.VlanId != 42 || v.Alias != vlanAlias {
+		t.Fatalf("VLAN parent not created (or not marked for podnetd cleanup): %v %+v", err, l)
 	}
 	if _, err := r.st.Get(ctx, store.VLANKey("h1", "lan0.42"), nil); err != nil {
 		t.Fatalf("VLAN parent not recorded: %v", err)

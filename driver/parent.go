@@ -27,6 +27,11 @@ const (
 
 func isolatedName(networkID string) string { return isolatedPrefix + short12(networkID) }
 
+// vlanAlias marks the VLAN links podnet creates (ip link set NAME alias
+// ...) for `podnetd cleanup`, which runs without etcd; everything else
+// goes by the etcd record.
+const vlanAlias = "podnet: VLAN parent"
+
 // vlanParents creates the 802.1q sub-interfaces named by -o parent=IFACE.VID
 // when they are missing, and removes them with the last network using them
 // — only those podnet created. What podnet created is recorded in etcd
@@ -78,6 +83,9 @@ func (v *vlanParents) ensure(name, base string, vid int) (netlink.Link, error) {
 		return nil, fmt.Errorf("create VLAN %d on %s as %s: %w", vid, base, name, err)
 	}
 	l, err := v.k.ByName(name)
+	if err == nil {
+		err = v.k.NL.LinkSetAlias(l, vlanAlias)
+	}
 	if err == nil {
 		err = v.k.NL.LinkSetUp(l)
 	}

@@ -31,12 +31,12 @@ func TestIPVlanInQEMUGuest(t *testing.T) {
 	log := string(out)
 	var steps []string
 	for _, line := range strings.Split(log, "\n") {
-		if strings.HasPrefix(line, "E2E: ") {
-			steps = append(steps, strings.TrimPrefix(line, "E2E: "))
+		if strings.HasPrefix(line, "GUEST: ") {
+			steps = append(steps, strings.TrimPrefix(line, "GUEST: "))
 		}
 	}
 	t.Logf("guest steps:\n  %s", strings.Join(steps, "\n  "))
-	if err != nil || !strings.Contains(log, "E2E: PASS") {
+	if err != nil || !strings.Contains(log, "GUEST: PASS") {
 		t.Fatalf("scripts/vm.sh e2e: %v\n%s", err, tailLines(log, 80))
 	}
 	for _, want := range []string{"ok: c1 → c2", "ok: physical machine → c2", "ok: the host → c1 through the shim",

@@ -281,7 +281,7 @@ guest() {
 	for a in sh ping ip sleep nc httpd wget cat echo; do ln -s busybox "$r/podnet/image/bin/$a"; done
 	tar -C "$r/podnet/image" -cf "$r/podnet/image.tar" .
 	rm -rf "$r/podnet/image"
-	cp "$REPO/test/vm/$script" "$r/podnet/scenario.sh"
+	cp "$REPO"/test/vm/*.sh "$r/podnet/"
 	env | grep '^BENCH_VM_' | sed "s/=\(.*\)/='\1'/; s/^/export /" >"$r/podnet/env" || true
 	{
 		echo '#!/bin/sh'
@@ -291,12 +291,13 @@ mkdir -p /var/lib/docker; mount -t tmpfs docker /var/lib/docker
 hostname podnet-vm
 cd /podnet
 . /podnet/env
-sh /podnet/scenario.sh
+sh /podnet/SCENARIO
 echo "VMTEST-EXIT=$?"
 busybox poweroff -f
 EOF
 	} >"$r/init"
-	chmod +x "$r/init" "$r/podnet/scenario.sh"
+	sed -i "s|/podnet/SCENARIO|/podnet/$script|" "$r/init"
+	chmod +x "$r/init"
 	pack "$r" "$work/run.cpio.gz"
 	log "booting the Docker guest (dockerd + podnetd on Debian's kernel)"
 	VM_TIMEOUT=${VM_TIMEOUT:-900} boot "${VM_MEM:-2048}" 2 "$work" "$ROOT_CPIO" "$work/run.cpio.gz"

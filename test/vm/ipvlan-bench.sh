@@ -6,22 +6,10 @@
 # "B11I tput PODNET_BPS DOCKER_BPS" (iperf3, container -> lan, 1 stream).
 # Emulated CPU: the numbers are context, not a verdict.
 set -u
-export PATH=/podnet/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# shellcheck source=test/vm/lib.sh
+. /podnet/lib.sh
 PAIRS=${BENCH_VM_PAIRS:-3}
 SECS=${BENCH_VM_SECS:-5}
-fail() {
-	echo "B11I-FAIL: $*"
-	tail -20 /tmp/podnetd.log
-	exit 1
-}
-wait_until() {
-	end=$(($(date +%s) + $2))
-	shift 2
-	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$end" ] && fail "not ready: $*"
-		sleep 0.5
-	done
-}
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 start_ms() {
 	t0=$(now_ms)
@@ -44,12 +32,7 @@ ip netns add lan
 ip link add lan0 type veth peer name eth0 netns lan
 ip link set lan0 up
 ip netns exec lan sh -c 'ip link set lo up; ip link set eth0 up; ip addr add 10.99.0.1/24 dev eth0; ip addr add 10.98.0.1/24 dev eth0'
-mkdir -p /run/docker/plugins /var/lib/podnet
-podnetd --host-name vm --data-dir /var/lib/podnet --dns-addr off >/tmp/podnetd.log 2>&1 &
-DOCKER_RAMDISK=true dockerd >/tmp/dockerd.log 2>&1 &
-wait_until 120 test -S /run/docker/plugins/podnet.sock
-wait_until 180 docker info
-docker import /podnet/image.tar podnet-test/busybox >/dev/null || fail "docker import"
+start_docker
 docker network create -d podnet --ipam-driver podnet -o mode=ipvlan -o parent=lan0 --subnet 10.99.0.0/24 --gateway 10.99.0.1 pn >/dev/null ||
 	fail "podnet ipvlan network"
 docker network create -d ipvlan -o parent=lan0 -o ipvlan_mode=l2 --subnet 10.98.0.0/24 --gateway 10.98.0.1 dk >/dev/null ||

@@ -8,31 +8,15 @@
 # is eth0 of namespace "phys" (a physical machine and the router,
 # 10.99.0.1), which also carries VLAN 42 (10.98.0.1).
 set -u
-export PATH=/podnet/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# shellcheck source=test/vm/lib.sh
+. /podnet/lib.sh
 
-say() { echo "E2E: $*"; }
-dump() {
-	echo "--- podnetd log"; tail -40 /tmp/podnetd.log
-	echo "--- dockerd log"; tail -20 /tmp/dockerd.log
+say() { echo "GUEST: $*"; }
+# shellcheck disable=SC2317 # called by lib.sh's dump
+dump_more() {
 	echo "--- links"; ip -o -d link show | cut -c1-160
 	echo "--- routes"; ip -4 route
 	echo "--- podnet's table"; nft list table inet podnet 2>&1 | head -60
-}
-fail() {
-	echo "E2E-FAIL: $*"
-	dump
-	exit 1
-}
-# wait_until DESC SECONDS CMD...: poll CMD until it succeeds.
-wait_until() {
-	desc=$1 secs=$2
-	shift 2
-	end=$(($(date +%s) + secs))
-	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$end" ] && fail "$desc: not true after ${secs}s"
-		sleep 0.5
-	done
-	say "ok: $desc"
 }
 # refused DESC WANT CMD...: CMD fails and its output contains WANT.
 refused() {
@@ -69,12 +53,7 @@ phys ip link add link eth0 name eth0.42 type vlan id 42
 phys ip link set eth0.42 up
 phys ip addr add 10.98.0.1/24 dev eth0.42
 
-mkdir -p /run/docker/plugins /var/lib/podnet
-podnetd --host-name vm --data-dir /var/lib/podnet --dns-addr off >/tmp/podnetd.log 2>&1 &
-DOCKER_RAMDISK=true dockerd >/tmp/dockerd.log 2>&1 &
-wait_until "podnetd serves the plugin socket" 120 test -S /run/docker/plugins/podnet.sock
-wait_until "dockerd answers" 180 docker info
-docker import /podnet/image.tar podnet-test/busybox >/dev/null || fail "docker import"
+start_docker
 IMG=podnet-test/busybox
 
 # --- ipvlan l2 with host access: containers, the LAN, the host, -p.

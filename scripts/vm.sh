@@ -275,7 +275,10 @@ guest() {
 	for b in cmd/podnetd cmd/podnetctl test/netcheck; do
 		(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$r/podnet/bin/${b##*/}" "./$b")
 	done
-	# The test image: busybox plus netcheck, imported in the guest.
+	# The test image: busybox plus netcheck, imported in the guest, with
+	# an /etc/passwd for httpd -h /etc to serve.
+	mkdir -p "$r/podnet/image/etc"
+	echo 'root:x:0:0:root:/root:/bin/sh' >"$r/podnet/image/etc/passwd"
 	cp /bin/busybox "$r/podnet/image/bin/busybox"
 	cp "$r/podnet/bin/netcheck" "$r/podnet/image/bin/netcheck"
 	for a in sh ping ip sleep nc httpd wget cat echo; do ln -s busybox "$r/podnet/image/bin/$a"; done

@@ -40,7 +40,7 @@ func TestIPVlanInQEMUGuest(t *testing.T) {
 		t.Fatalf("scripts/vm.sh e2e: %v\n%s", err, tailLines(log, 80))
 	}
 	for _, want := range []string{"ok: c1 → c2", "ok: physical machine → c2", "ok: the host → c1 through the shim",
-		"-p: the LAN", "ok: l3: d1 → d2", "ok: l3 -p:", "ok: v1 → the LAN over VLAN 42", "ok: VLAN parent network rm leaves nothing"} {
+		"-p: the LAN", "ok: l3: d1 → web3", "ok: l3 -p:", "ok: v1 → the LAN over VLAN 42", "ok: VLAN parent network rm leaves nothing"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the guest never reported %q", want)
 		}

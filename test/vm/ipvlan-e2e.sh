@@ -91,13 +91,12 @@ nothing_left "ipvlan l2 network rm"
 net_create -o mode=ipvlan -o parent=lan0 -o ipvlan_mode=l3 -o podnet.host-access=true --subnet 10.99.0.0/24 ipv3 ||
 	fail "create l3"
 docker run -d --name d1 --network ipv3 $IMG sleep 1d >/dev/null || fail "run d1"
-docker run -d --name d2 --network ipv3 $IMG sleep 1d >/dev/null || fail "run d2"
-ip2=$(docker inspect -f '{{.NetworkSettings.Networks.ipv3.IPAddress}}' d2)
-docker exec d1 ip route | grep -q '^default dev eth0' || fail "l3: default route is not the device: $(docker exec d1 ip route)"
-wait_until "l3: d1 → d2 ($ip2)" 30 ping_from d1 "$ip2"
 docker run -d --name web3 --network ipv3 -p 8081:80 $IMG httpd -f -p 80 -h /etc >/dev/null || fail "run web3 with -p"
+ip2=$(docker inspect -f '{{.NetworkSettings.Networks.ipv3.IPAddress}}' web3)
+docker exec d1 ip route | grep -q '^default dev eth0' || fail "l3: default route is not the device: $(docker exec d1 ip route)"
+wait_until "l3: d1 → web3 ($ip2)" 30 ping_from d1 "$ip2"
 wait_until "l3 -p: the host → 127.0.0.1:8081" 30 sh -c 'timeout 5 busybox wget -q -O - http://127.0.0.1:8081/passwd | grep -q root:'
-docker rm -f d1 d2 web3 >/dev/null
+docker rm -f d1 web3 >/dev/null
 docker network rm ipv3 >/dev/null || fail "network rm ipv3"
 nothing_left "ipvlan l3 network rm"
 

@@ -160,6 +160,9 @@ root() {
 
 # boot MEM CPUS INITRD...: boot the cached kernel with the concatenated
 # initramfs archives; stream the console; exit with the guest's status.
+# Guests get one vCPU: under TCG on a busy host, two vCPU threads starve
+# each other (a vCPU spinning on a lock the other holds while descheduled:
+# soft lockups, seen here).
 boot() {
 	local mem=$1 cpus=$2
 	shift 2
@@ -303,7 +306,7 @@ EOF
 	chmod +x "$r/init"
 	pack "$r" "$work/run.cpio.gz"
 	log "booting the Docker guest (dockerd + podnetd on Debian's kernel)"
-	VM_TIMEOUT=${VM_TIMEOUT:-900} boot "${VM_MEM:-2048}" 2 "$work" "$ROOT_CPIO" "$work/run.cpio.gz"
+	VM_TIMEOUT=${VM_TIMEOUT:-900} boot "${VM_MEM:-2048}" 1 "$work" "$ROOT_CPIO" "$work/run.cpio.gz"
 }
 
 main() {

@@ -4,6 +4,9 @@
 # podnetd, containerd and dockerd and imports the test image.
 export PATH=/podnet/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
+# docker never hangs a scenario: a stuck command fails it, with the logs.
+docker() { timeout "${GUEST_DOCKER_TIMEOUT:-240}" /usr/bin/docker "$@"; }
+
 # dump is what a failure shows; scenarios may add to it (dump_more).
 dump() {
 	echo "--- podnetd log"

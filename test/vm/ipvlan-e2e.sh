@@ -36,7 +36,7 @@ nothing_left() {
 	[ -z "$links" ] || fail "$1: links left: $links"
 	routes=$(ip -4 route | grep -E '10\.9[89]\.' || true)
 	[ -z "$routes" ] || fail "$1: routes left: $routes"
-	if nft list table inet podnet 2>/dev/null | grep -q 'pn-'; then fail "$1: rules left: $(nft list table inet podnet)"; fi
+	if nft list table inet podnet 2>/dev/null | grep -q 'pn-[0-9a-f]'; then fail "$1: rules left: $(nft list table inet podnet)"; fi
 	pools=$(podnetctl pool ls 2>&1 | grep -E '10\.9[89]\.' || true)
 	[ -z "$pools" ] || fail "$1: pools left: $pools"
 	say "ok: $1 leaves nothing"

@@ -227,7 +227,7 @@ func assertClean(t *testing.T, r *lanRig) {
 		t.Fatalf("links left behind: %v", ls)
 	}
 	ctx := context.Background()
-	for _, prefix := range []string{"networks/", "endpoints/", "lnets/", "vlans/"} {
+	for _, prefix := range []string{"networks/", "endpoints/", "lnets/", "vlans/", "pools/", "ipam/"} {
 		if n, _ := r.st.Count(ctx, prefix); n != 0 {
 			t.Fatalf("%d keys left under %s", n, prefix)
 		}

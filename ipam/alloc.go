@@ -322,9 +322,13 @@ func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipam.ReleaseAddressRequest
 			return fmt.Errorf("release address %s of pool %s: %w", a, p, err)
 		}
 		ps.forget(a)
-		return nil
+	} else if err := m.releaseChecked(ctx, ps, a); err != nil {
+		return err
 	}
-	return m.releaseChecked(ctx, ps, a)
+	if ps.isReleased() {
+		return m.finishRelease(ctx, ps)
+	}
+	return nil
 }
 
 // releaseChecked releases an address this host has no memory of owning:

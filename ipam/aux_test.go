@@ -57,3 +57,29 @@ func TestAuxAddressReservedForEveryHost(t *testing.T) {
 		t.Fatal("aux address outlived its last host")
 	}
 }
+
+// TestReleaseAfterReleasePoolFinishesIt: Docker releases a network's pool
+// before DeleteNetwork, in which the driver releases its own address (a
+// macvlan host-access shim's); that release finishes the pool's cleanup.
+func TestReleaseAfterReleasePoolFinishesIt(t *testing.T) {
+	c := newCluster(t)
+	h1 := c.host("h1")
+	const pool = "10.1.0.0/16"
+	requestPool(t, h1, pool, "")
+	if _, err := gateway(h1, pool, ""); err != nil {
+		t.Fatal(err)
+	}
+	shim := alloc(t, h1, pool)
+	release(t, h1, pool, netip.MustParseAddr("10.1.0.1"))
+	releasePool(t, h1, pool)
+	if _, ok := c.pool(pool); !ok {
+		t.Fatal("the pool went while an address was still allocated")
+	}
+	release(t, h1, pool, shim)
+	if _, ok := c.pool(pool); ok {
+		t.Fatal("the pool outlived its last address")
+	}
+	if keys := c.keys("ipam/"); len(keys) != 0 {
+		t.Fatalf("keys left: %v", keys)
+	}
+}

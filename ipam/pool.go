@@ -69,6 +69,7 @@ func (m *IPAM) joinPool(ctx context.Context, req poolRequest) (netip.Prefix, err
 				return p, fmt.Errorf("reference pool %s: %w", p, err)
 			}
 			if ok {
+				m.state(p).setReleased(false)
 				m.log.Info("pool joined", "pool", p)
 				return p, nil
 			}
@@ -89,6 +90,7 @@ func (m *IPAM) joinPool(ctx context.Context, req poolRequest) (netip.Prefix, err
 			return p, err
 		}
 		if ok {
+			m.state(p).setReleased(false)
 			m.log.Info("pool created", "pool", p, "ipRange", rec.IPRange)
 			return p, nil
 		}
@@ -291,8 +293,40 @@ func (m *IPAM) ReleasePool(ctx context.Context, r *ipam.ReleasePoolRequest) erro
 	if err != nil {
 		return fmt.Errorf("release pool %s: %w", p, err)
 	}
+	ps.setReleased(!res.poolDeleted)
 	m.log.Info("pool released", "pool", p, "blocks", res.blocks, "deleted", res.poolDeleted)
 	return nil
+}
+
+func (ps *poolState) setReleased(v bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.released = v
+}
+
+func (ps *poolState) isReleased() bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.released
+}
+
+// finishRelease completes ReleasePool once an address that outlived it is
+// released: Docker releases a network's pool before DeleteNetwork, in
+// which the driver releases its own address (a macvlan host-access shim's),
+// so the block holding it and the pool stayed behind. Now the host's idle
+// blocks go, and the pool if nobody uses it.
+func (m *IPAM) finishRelease(ctx context.Context, ps *poolState) error {
+	ps.slow.Lock()
+	defer ps.slow.Unlock()
+	defer ps.drop()
+	if _, err := m.dropIdleBlocks(ctx, ps.prefix, m.host); err != nil {
+		return err
+	}
+	deleted, err := m.deletePoolIfUnused(ctx, ps.prefix)
+	if err == nil && deleted {
+		ps.setReleased(false)
+	}
+	return err
 }
 
 // dropMode says what dropHost removes besides the host's reference.

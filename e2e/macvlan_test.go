@@ -184,6 +184,10 @@ func TestMacvlanHostAccessPublishesPorts(t *testing.T) {
 	if out := l.MustExec(t, "h1", "nft", "list", "table", "inet", "podnet"); strings.Contains(out, "pn-"+id) {
 		t.Fatalf("rules for the removed shim left:\n%s", out)
 	}
+	// The shims' addresses went with the networks, and so did the pool.
+	if out := l.MustExec(t, "h1", "podnetctl", "pool", "ls"); strings.Contains(out, l.Net+".0/24") {
+		t.Fatalf("pool left after every host removed the network:\n%s", out)
+	}
 }
 
 // TestMacvlanVLANParent: -o parent=eth0.VID creates the VLAN link on

@@ -284,7 +284,7 @@ guest() {
 	echo 'root:x:0:0:root:/root:/bin/sh' >"$r/podnet/image/etc/passwd"
 	cp /bin/busybox "$r/podnet/image/bin/busybox"
 	cp "$r/podnet/bin/netcheck" "$r/podnet/image/bin/netcheck"
-	for a in sh ping ip sleep nc httpd wget cat echo; do ln -s busybox "$r/podnet/image/bin/$a"; done
+	for a in sh ping ip sleep nc httpd wget cat echo true; do ln -s busybox "$r/podnet/image/bin/$a"; done
 	tar -C "$r/podnet/image" -cf "$r/podnet/image.tar" .
 	rm -rf "$r/podnet/image"
 	cp "$REPO"/test/vm/*.sh "$r/podnet/"

@@ -12,7 +12,7 @@
 # the namespaces and the processes it started are removed on exit, also on
 # failure or Ctrl-C.
 #
-# Labs: B1, B1p, B2, B2c and B10 run on that one-host lab (B12 needs none
+# Labs: B1, B1p, B2, B2c, B10 and B11 run on that one-host lab (B12 needs none
 # and runs while it is up). B9, B9d, B9l and REACH need two hosts sharing
 # an etcd cluster: after the first lab is taken down, a second one comes up
 # (scripts/lab.sh up 2: h1 and h2, 3 etcd members, same LAB_NAME) with two

@@ -366,7 +366,10 @@ func TestServiceCIDRRefused(t *testing.T) {
 	l := svcLab(t)
 	dir := filepath.Join(l.Dir, "x9")
 	out, err := l.Exec("h1", "sh", "-c", fmt.Sprintf(
-		`timeout 60 podnetd --host-name x9 --etcd-endpoints "$LAB_ETCD_ENDPOINTS" --service-cidr 10.97.0.0/16 --dns-addr off `+
+		`timeout 60 podnetd --host-name x9 --etcd-endpoints "$LAB_ETCD_ENDPOINTS" `+
+			// The lab's etcd takes only clients with a certificate.
+			`--etcd-cacert "$ETCDCTL_CACERT" --etcd-cert "$ETCDCTL_CERT" --etcd-key "$ETCDCTL_KEY" `+
+			`--service-cidr 10.97.0.0/16 --dns-addr off `+
 			`--data-dir %[1]s/data --plugin-socket %[1]s/x9.sock --admin-socket %[1]s/admin.sock --docker-host unix://%[1]s/none.sock 2>&1`, dir))
 	if err == nil || !strings.Contains(out, "--service-cidr 10.97.0.0/16 disagrees with the cluster's service CIDR 10.96.0.0/16") {
 		t.Fatalf("a disagreeing podnetd: %v\n%s", err, out)

@@ -5,7 +5,10 @@
 //
 //	netcheck tcp-server PORT        accept; print "from IP:PORT"; answer "hello"
 //	netcheck udp-server PORT        print "from IP:PORT MSG" per datagram; echo it back
-//	netcheck udp-send HOST:PORT MSG send MSG, print the reply (2 s timeout)
+//	netcheck udp-send HOST:PORT MSG [SRCPORT]
+//	                                send MSG (from SRCPORT, so a client keeps
+//	                                its 5-tuple across calls), print the reply
+//	                                (2 s timeout)
 //	netcheck echo-server PORT       echo every line back on every connection
 //	netcheck stream HOST:PORT SECS  over ONE connection, send a line every
 //	                                100 ms for SECS seconds; fail if any
@@ -66,7 +69,11 @@ func main() {
 		if len(os.Args) > 3 {
 			msg = os.Args[3]
 		}
-		err = udpSend(os.Args[2], msg)
+		src := "0"
+		if len(os.Args) > 4 {
+			src = os.Args[4]
+		}
+		err = udpSend(os.Args[2], msg, src)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -108,8 +115,16 @@ func udpServer(port string) error {
 	}
 }
 
-func udpSend(addr, msg string) error {
-	c, err := net.Dial("udp", addr)
+func udpSend(addr, msg, srcPort string) error {
+	d := net.Dialer{}
+	if srcPort != "0" {
+		local, err := net.ResolveUDPAddr("udp", ":"+srcPort)
+		if err != nil {
+			return err
+		}
+		d.LocalAddr = local
+	}
+	c, err := d.Dial("udp", addr)
 	if err != nil {
 		return err
 	}

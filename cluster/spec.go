@@ -97,15 +97,14 @@ func checkParents(spec admin.NetworkSpec, n netspec.Network) error {
 // parent, which every host's Docker network gets unless parents (host →
 // interface) name another; mode, MTU and VNI have fields.
 func definitionOf(name string, n netspec.Network, parents map[string]string) store.LogicalNetwork {
-	opts := netspec.SharedDefaults(n.Mode)
-	if shared := n.Shared(); shared != nil {
-		if opts == nil {
-			opts = map[string]string{}
-		}
-		maps.Copy(opts, shared)
-	}
+	opts := map[string]string{}
+	maps.Copy(opts, netspec.SharedDefaults(n.Mode))
+	maps.Copy(opts, n.Shared())
 	if n.Parent != "" {
 		opts[netspec.OptParent] = n.Parent
+	}
+	if len(opts) == 0 {
+		opts = nil
 	}
 	def := store.LogicalNetwork{Name: name, Mode: n.Mode, MTU: n.MTU, VNI: n.VNI, Options: opts,
 		Internal: n.Internal, Parents: parents, Created: time.Now().UTC()}

@@ -86,8 +86,11 @@ func errNoHostAccess(n *store.Network) error {
 // for an endpoint whose Join returned a gateway): ipvlan l3/l3s. Their
 // ports are published when the endpoint is created.
 func publishesAtCreate(n *store.Network) bool {
+	if n.Mode != netspec.ModeIpvlan || n.Bridge == "" {
+		return false // the common case, without parsing the options
+	}
 	o, _ := lanOptions(n)
-	return n.Bridge != "" && o.L3Routed()
+	return o.L3Routed()
 }
 
 // networkRestorer lets a mode restore a network differently from creating

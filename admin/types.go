@@ -122,18 +122,26 @@ type NetworkSpec struct {
 	VNI      int               `json:"vni,omitempty"`
 	Options  map[string]string `json:"options,omitempty"`
 	Internal bool              `json:"internal,omitempty"`
+	// Parent is a macvlan/ipvlan network's parent interface (the same as
+	// -o parent=IFACE) on every host but those Parents (host → interface)
+	// name otherwise.
+	Parent  string            `json:"parent,omitempty"`
+	Parents map[string]string `json:"parents,omitempty"`
 }
 
 // NetworkStatus is one element of GET /v1/cluster/networks (and the answer
 // to POST): a cluster-wide network definition and where it exists.
 type NetworkStatus struct {
 	// Name is set for networks defined with podnetctl network create.
-	Name     string                        `json:"name,omitempty"`
-	Subnets  []netip.Prefix                `json:"subnets"`
-	Mode     string                        `json:"mode"`
-	MTU      int                           `json:"mtu,omitempty"`
-	VNI      int                           `json:"vni,omitempty"`
-	Options  map[string]string             `json:"options,omitempty"`
+	Name    string            `json:"name,omitempty"`
+	Subnets []netip.Prefix    `json:"subnets"`
+	Mode    string            `json:"mode"`
+	MTU     int               `json:"mtu,omitempty"`
+	VNI     int               `json:"vni,omitempty"`
+	Options map[string]string `json:"options,omitempty"`
+	// Parents are a macvlan/ipvlan network's per-host parents (host →
+	// interface), where a host's differs from Options' parent.
+	Parents  map[string]string             `json:"parents,omitempty"`
 	Gateways map[netip.Prefix]netip.Addr   `json:"gateways,omitempty"`
 	IPRanges map[netip.Prefix]netip.Prefix `json:"ipRanges,omitempty"`
 	Internal bool                          `json:"internal,omitempty"`

@@ -27,7 +27,9 @@ type Manager struct {
 	st   *store.Store
 	ipam HostReleaser
 	log  *slog.Logger
-	// hostNets reads this host's interface networks (SetHostNetworks).
+	// host is this host's name and hostNets reads its interface networks
+	// (SetHostNetworks).
+	host     string
 	hostNets func() ([]netspec.HostNetwork, error)
 }
 
@@ -67,9 +69,12 @@ func (m *Manager) CreateNetwork(ctx context.Context, spec admin.NetworkSpec) (ad
 	if err != nil {
 		return admin.NetworkStatus{}, InputError{Err: err}
 	}
-	def := definitionOf(spec.Name, n)
+	if err := checkParents(spec, n); err != nil {
+		return admin.NetworkStatus{}, InputError{Err: err}
+	}
+	def := definitionOf(spec.Name, n, spec.Parents)
 	for _, p := range def.Subnets {
-		if err := m.checkSubnetSafe(p); err != nil {
+		if err := m.checkSubnetSafe(p, m.parentHere(def)); err != nil {
 			return admin.NetworkStatus{}, err
 		}
 	}

@@ -12,9 +12,16 @@
 //     returns instead of failing the command.
 //   - A definition is validated by netspec, with the driver's own rules,
 //     before it is stored: one no host could create would leave every host's
-//     network sync retrying it. podnetctl's --mode, --mtu and --vni flags
-//     are folded into the -o options first (mode, mtu, podnet.vni), and the
-//     definition keeps only the options hosts must share.
+//     network sync retrying it. podnetctl's --mode, --mtu, --vni and
+//     --parent flags are folded into the -o options first (mode, mtu,
+//     podnet.vni, parent), and the definition keeps only the options hosts
+//     must share (with the defaults of those left out, as the driver
+//     records them) plus a macvlan/ipvlan network's parent, which
+//     --host-parent HOST=IFACE overrides per host (LogicalNetwork.Parents).
+//     Such a network needs a parent: an isolated segment on each host is no
+//     cluster-wide network. Its subnet may be the parent's own LAN: the
+//     safety check lifts the refusal for this host's parent, and every
+//     host's network sync passes its parent to IPAM as --ipam-opt parent.
 //   - The requests and answers are package admin's wire types; podnetctl
 //     decodes the same types without linking this package (or etcd).
 //   - Removing a network refuses while any container on any host is

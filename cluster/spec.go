@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -27,6 +28,7 @@ func specOf(spec admin.NetworkSpec) (netspec.Spec, error) {
 		{"--mode", netspec.OptMode, spec.Mode},
 		{"--mtu", netspec.OptMTU, itoa(spec.MTU)},
 		{"--vni", netspec.OptVNI, itoa(spec.VNI)},
+		{"--parent", netspec.OptParent, spec.Parent},
 	} {
 		if f.value == "" {
 			continue
@@ -65,11 +67,47 @@ func itoa(n int) string {
 	return strconv.Itoa(n)
 }
 
+// checkParents checks what only a named macvlan/ipvlan definition has: a
+// parent for every host (an isolated segment per host is no cluster-wide
+// network) and valid per-host parents.
+func checkParents(spec admin.NetworkSpec, n netspec.Network) error {
+	if !netspec.IsLAN(n.Mode) {
+		if len(spec.Parents) > 0 {
+			return fmt.Errorf("--host-parent applies to modes %s, %s only", netspec.ModeMacvlan, netspec.ModeIpvlan)
+		}
+		return nil
+	}
+	if n.Parent == "" {
+		return fmt.Errorf("mode %s needs --parent IFACE: the interface on the LAN on every host (--host-parent HOST=IFACE where it is named differently)", n.Mode)
+	}
+	for _, h := range slices.Sorted(maps.Keys(spec.Parents)) {
+		if h == "" {
+			return fmt.Errorf("--host-parent =%s: name the host (HOST=IFACE)", spec.Parents[h])
+		}
+		if _, _, err := netspec.ParseParent(spec.Parents[h]); err != nil {
+			return fmt.Errorf("--host-parent %s=%s: %w", h, spec.Parents[h], err)
+		}
+	}
+	return nil
+}
+
 // definitionOf is the named definition of a validated network. Options
-// keeps only what every host must agree on; mode, MTU and VNI have fields.
-func definitionOf(name string, n netspec.Network) store.LogicalNetwork {
-	def := store.LogicalNetwork{Name: name, Mode: n.Mode, MTU: n.MTU, VNI: n.VNI, Options: n.Shared(),
-		Internal: n.Internal, Created: time.Now().UTC()}
+// keeps what every host must agree on (the defaults of those left out
+// included, as the driver records them) and a macvlan/ipvlan network's
+// parent, which every host's Docker network gets unless parents (host →
+// interface) name another; mode, MTU and VNI have fields.
+func definitionOf(name string, n netspec.Network, parents map[string]string) store.LogicalNetwork {
+	opts := map[string]string{}
+	maps.Copy(opts, netspec.SharedDefaults(n.Mode))
+	maps.Copy(opts, n.Shared())
+	if n.Parent != "" {
+		opts[netspec.OptParent] = n.Parent
+	}
+	if len(opts) == 0 {
+		opts = nil
+	}
+	def := store.LogicalNetwork{Name: name, Mode: n.Mode, MTU: n.MTU, VNI: n.VNI, Options: opts,
+		Internal: n.Internal, Parents: parents, Created: time.Now().UTC()}
 	for _, s := range n.Subnets {
 		def.Subnets = append(def.Subnets, s.Pool)
 		def.IPv6 = def.IPv6 || s.Pool.Addr().Is6()
@@ -92,6 +130,6 @@ func definitionOf(name string, n netspec.Network) store.LogicalNetwork {
 // NetworkView is a definition as the admin API shows it (no hosts yet).
 func NetworkView(d store.LogicalNetwork) admin.NetworkStatus {
 	return admin.NetworkStatus{Name: d.Name, Subnets: d.Subnets, Mode: d.Mode, MTU: d.MTU, VNI: d.VNI, Options: d.Options,
-		Gateways: d.Gateways, IPRanges: d.IPRanges, Internal: d.Internal, IPv6: d.IPv6, Deleting: d.Deleting,
+		Parents: d.Parents, Gateways: d.Gateways, IPRanges: d.IPRanges, Internal: d.Internal, IPv6: d.IPv6, Deleting: d.Deleting,
 		Created: d.Created, Hosts: map[string]string{}}
 }

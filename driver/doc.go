@@ -1,7 +1,8 @@
 // Package driver is podnet's Docker NetworkDriver: networks and endpoints
-// per mode (bridge.go holds bridge and none; vxlan, macvlan and ipvlan join
-// the same mode interface), their records in etcd, restore at start and
-// garbage collection against Docker's view.
+// per mode (bridge.go holds bridge and none, vxlan.go vxlan, lan.go
+// macvlan and ipvlan with macvlan.go/ipvlan.go, parent.go their VLAN and
+// isolated parents), their records in etcd, restore at start and garbage
+// collection against Docker's view.
 //
 // # Design notes
 //
@@ -48,5 +49,37 @@
 //   - Restore reads this host's records at start, re-ensures bridges
 //     (idempotent: running containers keep their veths and traffic), and
 //     hands the whole desired NAT state to portmap for one atomic sync.
-//   - Interface names (pn-<net>, pnh<ep>, pnc<ep>) are an upgrade contract.
+//   - macvlan and ipvlan (lan.go). CreateEndpoint makes the container's
+//     sub-interface pnv<ep> on the parent in the host namespace, left down
+//     for Docker to move and configure; Join returns the LAN's gateway,
+//     none on an isolated segment or for ipvlan l3/l3s (a default route
+//     through the device, as Docker's ipvlan). Addresses come from the
+//     cluster-wide pool like every mode's. CreateNetwork creates and
+//     deletes a probe sub-interface (or the host-access shim), so a
+//     kernel without ipvlan, a busy parent or a mode conflict fails the
+//     network create, not the first docker run. The checks that need no
+//     kernel are netspec's (its options table and lan.go), shared with
+//     podnetctl's entry point; those that do read the parent's existing
+//     sub-interfaces: ipvlan's mode and flag belong to the parent, so a
+//     second network in another mode would silently switch the first one's.
+//   - The LAN's own subnet. netspec.CheckSafe refuses a subnet overlapping
+//     a network of the host's interfaces; IPAM lifts that at RequestPool
+//     for --ipam-opt parent=IFACE, but Docker never shows IPAM options to
+//     the driver, so CreateNetwork applies the rule again with the mode and
+//     parent in hand (checkSubnetsSafe): only a macvlan/ipvlan network's
+//     own parent lifts it, and a bridge network given --ipam-opt parent is
+//     still refused.
+//   - Host access. A parent never delivers its own traffic to its
+//     sub-interfaces; the shim pn-<net> (a sub-interface in the host
+//     namespace with a /32 from the pool) is the host's way in. It takes
+//     the bridge's name so the NAT engine treats it as the network's
+//     host-side interface; portmap.Network.LAN makes it masquerade
+//     published and service connections into it, whose replies would
+//     otherwise bypass the host, and keeps the LAN's subnet out of the pod
+//     subnets (reverse-path guard, outbound masquerade of other networks).
+//   - VLAN parents are podnet's only when an etcd record (vlans/<host>/)
+//     written before the link says so; restore and GC remove recorded
+//     links no network uses, so a kill -9 at any point leaves nothing.
+//   - Interface names (pn-<net>, pnh<ep>, pnc<ep>, pnv<ep>, pnp<net>,
+//     pnd<net>, pne<net>) are an upgrade contract.
 package driver

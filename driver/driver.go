@@ -42,6 +42,13 @@ type Config struct {
 	// Tunnels reserves this host's tunnel address in the pools of vxlan
 	// networks, for service traffic to other hosts (nil: none).
 	Tunnels Tunnels
+	// HostAddresses allocates the addresses of macvlan/ipvlan host-access
+	// shims (podnet's IPAM; nil: host access is refused).
+	HostAddresses HostAddresses
+	// HostNetworks reads the networks of this host's interfaces, for the
+	// subnet safety rule (netspec.CheckSafeBeside); nil: not checked here
+	// (IPAM's RequestPool checks it too).
+	HostNetworks func() ([]netspec.HostNetwork, error)
 }
 
 // Driver implements the NetworkDriver side of the plugin. Its maps are a
@@ -52,6 +59,7 @@ type Driver struct {
 	log   *slog.Logger
 	k     *link.Kernel
 	modes map[string]mode
+	vlans *vlanParents
 
 	// netMu orders network-level changes (write) against endpoint-level
 	// ones (read), so an endpoint never lands on a bridge being deleted
@@ -98,6 +106,11 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.Overlay != nil {
 		d.modes[netspec.ModeVXLAN] = &vxlanMode{bridge: br, ov: cfg.Overlay}
+	}
+	d.vlans = &vlanParents{st: cfg.Store, host: cfg.Host, k: cfg.Kernel, log: cfg.Logger}
+	for _, kind := range []string{netspec.ModeMacvlan, netspec.ModeIpvlan} {
+		d.modes[kind] = &lanMode{kind: kind, k: cfg.Kernel, log: cfg.Logger, vlans: d.vlans,
+			addrs: cfg.HostAddresses, othersOn: d.othersOnParent}
 	}
 	return d, nil
 }
@@ -162,11 +175,18 @@ func (d *Driver) Endpoints() []store.Endpoint {
 
 func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
 	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal,
-		Subnets: n.Pools(), TunnelAddrs: d.tunnelAddrs(n.ID)}
+		Subnets: n.Pools(), TunnelAddrs: d.tunnelAddrs(n.ID), LAN: netspec.IsLAN(n.Mode)}
 	if n.Mode == netspec.ModeVXLAN {
 		pn.Uplink = overlay.DeviceName(n.VNI)
 	}
 	return pn
+}
+
+// hasNAT reports whether the NAT engine has a part in the network: every
+// mode with a host-side interface (a macvlan/ipvlan network only with its
+// host-access shim).
+func hasNAT(n *store.Network) bool {
+	return n.Mode != netspec.ModeNone && (!netspec.IsLAN(n.Mode) || n.Bridge != "")
 }
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }

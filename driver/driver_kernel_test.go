@@ -13,6 +13,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/internal/testutil"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
@@ -96,6 +97,11 @@ type rig struct {
 	ports *fakePorts
 	d     *Driver
 	host  string
+	// addrs allocates host-access shim addresses (nil: none).
+	addrs HostAddresses
+	// hostNets reads the host's interface networks (nil: subnets are
+	// not checked against them).
+	hostNets func() ([]netspec.HostNetwork, error)
 }
 
 // newRig builds a driver acting on a fresh namespace. Sysctl writes go to
@@ -115,7 +121,8 @@ func newRig(t *testing.T, etcd *storetest.Etcd, host string) *rig {
 func (r *rig) newDriver() *Driver {
 	r.t.Helper()
 	k := &link.Kernel{NL: r.ns.NL, ProcSys: "/proc/sys"}
-	d, err := New(Config{Host: r.host, Store: r.st, Ports: r.ports, Kernel: k, Logger: storetest.Logger(r.t)})
+	d, err := New(Config{Host: r.host, Store: r.st, Ports: r.ports, Kernel: k, Logger: storetest.Logger(r.t), HostAddresses: r.addrs,
+		HostNetworks: r.hostNets})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -28,6 +28,9 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 		// Docker retried after a lost answer: the same endpoint is fine.
 		return d.endpointResponse(r, old), nil
 	}
+	if err := d.checkLANEndpoint(n, r); err != nil {
+		return nil, err
+	}
 	ep, err := d.newEndpoint(n, r)
 	if err != nil {
 		return nil, err
@@ -43,6 +46,10 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	d.mu.Lock()
 	d.eps[ep.ID] = ep
 	d.mu.Unlock()
+	if err := d.publishAtCreate(ctx, n, ep, r.Options); err != nil {
+		_ = d.removeEndpoint(context.WithoutCancel(ctx), n, ep)
+		return nil, err
+	}
 	d.log.Debug("endpoint created", "endpoint", dockerid.Short(ep.ID), "network", dockerid.Short(n.ID), "ipv4", ep.IPv4, "ipv6", ep.IPv6, "mac", ep.MAC, "iface", ep.HostVeth)
 	return d.endpointResponse(r, ep), nil
 }
@@ -83,12 +90,20 @@ func (d *Driver) newEndpoint(n *store.Network, r *network.CreateEndpointRequest)
 	if n.Mode == netspec.ModeNone {
 		return ep, nil
 	}
+	if netspec.IsLAN(n.Mode) {
+		ep.PeerVeth = lanIfName(ep.ID)
+		if n.Mode == netspec.ModeIpvlan {
+			return ep, nil // the parent's MAC
+		}
+	}
 	if ep.MAC == "" {
 		ep.MAC = macFor(ep.IPv4).String()
 	} else if _, err := net.ParseMAC(ep.MAC); err != nil {
 		return nil, fmt.Errorf("MAC address %q: %w", ep.MAC, err)
 	}
-	ep.HostVeth, ep.PeerVeth = hostVeth(ep.ID), peerVeth(ep.ID)
+	if !netspec.IsLAN(n.Mode) {
+		ep.HostVeth, ep.PeerVeth = hostVeth(ep.ID), peerVeth(ep.ID)
+	}
 	return ep, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/netspec"
 	"github.com/vishvananda/netlink"
 )
 
@@ -18,11 +19,15 @@ func (d *Driver) gcLinks() ([]string, error) {
 		if n.Bridge != "" {
 			owned[n.Bridge] = true
 		}
+		if netspec.IsLAN(n.Mode) && isolated(n) {
+			owned[isolatedName(n.ID)] = true
+		}
 	}
 	for _, ep := range d.eps {
-		if ep.HostVeth != "" {
-			owned[ep.HostVeth] = true
-			owned[ep.PeerVeth] = true
+		for _, name := range []string{ep.HostVeth, ep.PeerVeth} {
+			if name != "" {
+				owned[name] = true
+			}
 		}
 	}
 	d.mu.Unlock()
@@ -39,15 +44,24 @@ func (d *Driver) gcLinks() ([]string, error) {
 	return append(removed, more...), errors.Join(err1, err2)
 }
 
-// isPodnetLink: a bridge pn-* or a veth pnh*/pnc*.
+// isPodnetLink: a bridge pn-* or a veth pnh*/pnc*; a macvlan/ipvlan
+// host-access shim pn-*, container interface pnv* or probe pnp*; an
+// isolated parent pnd* (dummy, or a veth whose peer pne* goes with it).
 func isPodnetLink(l netlink.Link) bool {
-	name := l.Attrs().Name
-	return strings.HasPrefix(name, bridgePrefix) && l.Type() == "bridge" ||
-		(strings.HasPrefix(name, hostVethPrefix) || strings.HasPrefix(name, peerVethPrefix)) && l.Type() == "veth"
+	name, kind := l.Attrs().Name, l.Type()
+	sub := kind == netspec.ModeMacvlan || kind == netspec.ModeIpvlan
+	return strings.HasPrefix(name, bridgePrefix) && (kind == "bridge" || sub) ||
+		(strings.HasPrefix(name, hostVethPrefix) || strings.HasPrefix(name, peerVethPrefix)) && kind == "veth" ||
+		(strings.HasPrefix(name, lanPrefix) || strings.HasPrefix(name, probePrefix)) && sub ||
+		strings.HasPrefix(name, isolatedPrefix) && (kind == "dummy" || kind == "veth")
 }
 
 // CleanupLinks deletes every podnet link on the host (podnetd cleanup):
-// bridges pn-*, veths pnh*/pnc*.
+// bridges pn-*, veths pnh*/pnc*, macvlan/ipvlan interfaces, their isolated
+// parents and the VLAN parents podnet created (by their alias: cleanup
+// runs without etcd).
 func CleanupLinks(k *link.Kernel) ([]string, error) {
-	return k.DeleteLinksWhere(isPodnetLink)
+	return k.DeleteLinksWhere(func(l netlink.Link) bool {
+		return isPodnetLink(l) || l.Type() == "vlan" && l.Attrs().Alias == vlanAlias
+	})
 }

@@ -38,6 +38,9 @@ func (d *Driver) Join(_ context.Context, r *network.JoinRequest) (*network.JoinR
 	}
 	res.Gateway = gatewayIn(n.IPv4, ep.IPv4)
 	res.GatewayIPv6 = gatewayIn(n.IPv6, ep.IPv6)
+	if s, ok := d.modes[n.Mode].(joinShaper); ok {
+		s.shapeJoin(n, ep, res)
+	}
 	return res, nil
 }
 
@@ -69,12 +72,21 @@ func (d *Driver) ProgramExternalConnectivity(ctx context.Context, r *network.Pro
 	if !ok {
 		return fmt.Errorf("endpoint %s is unknown", dockerid.Short(r.EndpointID))
 	}
-	bindings, err := parsePortmap(r.Options[labelPortmap])
+	return d.publish(ctx, ep, r.Options)
+}
+
+// publish programs the ports of com.docker.network.portmap in opts for ep
+// and records them.
+func (d *Driver) publish(ctx context.Context, ep *store.Endpoint, opts map[string]any) error {
+	bindings, err := parsePortmap(opts[labelPortmap])
 	if err != nil {
 		return fmt.Errorf("endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	if len(bindings) == 0 {
 		return nil
+	}
+	if n, err := d.network(ep.Network); err == nil && !hasNAT(n) {
+		return errNoHostAccess(n)
 	}
 	ip4, ip6 := ep.IPv4.Addr(), ep.IPv6.Addr()
 	ms, err := d.cfg.Ports.Publish(ctx, ep.ID, ep.Network, ip4, ip6, bindings)

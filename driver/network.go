@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/netdef"
@@ -38,7 +39,8 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	if pool := netdef.FirstPool(n); pool.IsValid() {
 		def, created, err := netdef.Claim(ctx, d.cfg.Store, netdef.Request{
 			Pool: pool, Subnets: n.Pools(), Mode: n.Mode, MTU: o.MTU, VNI: o.VNI,
-			NeedVNI: n.Mode == netspec.ModeVXLAN, Options: o.Shared(), DefaultMTU: d.defaultMTU(n.Mode)})
+			NeedVNI: n.Mode == netspec.ModeVXLAN, Options: o.Shared(), DefaultMTU: d.defaultMTU(n.Mode),
+			Defaults: netspec.SharedDefaults(n.Mode)})
 		if err != nil {
 			return err
 		}
@@ -54,6 +56,9 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 		}
 	} else if n.MTU == 0 {
 		n.MTU = d.defaultMTU(n.Mode)
+	}
+	if err := d.checkSubnetsSafe(n); err != nil {
+		return err
 	}
 
 	if err := m.createNetwork(n); err != nil {
@@ -79,7 +84,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 			_ = d.releaseTunnels(context.WithoutCancel(ctx), n)
 		}
 	}()
-	if n.Mode != netspec.ModeNone {
+	if hasNAT(n) {
 		if err := d.cfg.Ports.AddNetwork(ctx, d.portmapNetwork(n)); err != nil {
 			return fmt.Errorf("program rules for network %s: %w", dockerid.Short(n.ID), err)
 		}
@@ -94,8 +99,10 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 }
 
 func (d *Driver) newRecord(id string, o *netOptions) *store.Network {
+	// Containers of macvlan/ipvlan networks are on the LAN with their own
+	// addresses: nothing to masquerade.
 	n := &store.Network{ID: id, Host: d.cfg.Host, Mode: o.Mode, MTU: o.MTU, Internal: o.Internal,
-		Masquerade: o.Masquerade && !o.Internal, Options: o.Raw, Created: now()}
+		Masquerade: o.Masquerade && !o.Internal && !netspec.IsLAN(o.Mode), Options: o.Raw, Created: now()}
 	if n.Mode == netspec.ModeBridge || n.Mode == netspec.ModeVXLAN {
 		n.Bridge = bridgeName(id)
 	}
@@ -105,7 +112,9 @@ func (d *Driver) newRecord(id string, o *netOptions) *store.Network {
 
 // applyDefinition takes MTU, VNI and the shared options (netspec's
 // Options.Shared) this host's request left out from the cluster-wide
-// definition.
+// definition, and a named definition's parent for this host (a
+// macvlan/ipvlan network's -o parent given here wins). The merged options
+// pass the same checks as the request's own.
 func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.LogicalNetwork) error {
 	n.MTU, n.VNI = def.MTU, def.VNI
 	if n.MTU == 0 {
@@ -117,12 +126,17 @@ func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.Logi
 			merged[k] = v
 		}
 	}
-	n.Options = merged
-	masquerade, err := netspec.Bool(merged, netspec.OptMasquerade, true)
-	if err != nil {
-		return fmt.Errorf("the cluster's definition of subnet %s: %w", netdef.FirstPool(n), err)
+	if p, ok := def.Parents[d.cfg.Host]; ok && o.Raw[netspec.OptParent] == "" {
+		merged[netspec.OptParent] = p
 	}
-	n.Masquerade = masquerade && !n.Internal
+	n.Options = merged
+	withMode := maps.Clone(merged)
+	withMode[netspec.OptMode] = n.Mode
+	inherited, err := netspec.CheckOptions(withMode, n.Internal, nil)
+	if err != nil {
+		return fmt.Errorf("with the options inherited from the cluster-wide definition (%s): %w", netdef.Describe(def), err)
+	}
+	n.Masquerade = inherited.Masquerade && !n.Internal && !netspec.IsLAN(n.Mode)
 	if n.Mode == netspec.ModeVXLAN && d.cfg.Overlay != nil {
 		if max := d.cfg.Overlay.DefaultMTU(); n.MTU > max {
 			return fmt.Errorf("mtu %d is too large for vxlan over this host's underlay (at most %d: the underlay MTU minus 50)", n.MTU, max)
@@ -133,10 +147,40 @@ func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.Logi
 
 // defaultMTU is the MTU of a new network whose request gave none.
 func (d *Driver) defaultMTU(mode string) int {
+	if netspec.IsLAN(mode) {
+		return 0 // the parent's, on each host
+	}
 	if mode == netspec.ModeVXLAN && d.cfg.Overlay != nil {
 		return d.cfg.Overlay.DefaultMTU()
 	}
 	return d.cfg.DefaultMTU
+}
+
+// checkSubnetsSafe applies the subnet safety rule IPAM applied at
+// RequestPool (netspec.CheckSafeBeside), now that the network's mode and
+// parent are known: only a macvlan/ipvlan network's own parent lifts the
+// refusal of a subnet overlapping one of the host's networks. Docker never
+// shows the driver --ipam-opt, so this is what keeps --ipam-opt parent=eth0
+// from putting a bridge network (or a macvlan network on another parent)
+// on eth0's LAN.
+func (d *Driver) checkSubnetsSafe(n *store.Network) error {
+	if d.cfg.HostNetworks == nil || len(n.Pools()) == 0 {
+		return nil
+	}
+	host, err := d.cfg.HostNetworks()
+	if err != nil {
+		return fmt.Errorf("network %s: read this host's interface addresses to check its subnets: %w", dockerid.Short(n.ID), err)
+	}
+	parent := ""
+	if netspec.IsLAN(n.Mode) {
+		parent = strings.TrimSpace(n.Options[netspec.OptParent])
+	}
+	for _, p := range n.Pools() {
+		if err := netspec.CheckSafeBeside(p, host, parent); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkLocalOverlap refuses a second Docker network on this host whose

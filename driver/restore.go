@@ -42,12 +42,16 @@ func (d *Driver) Restore(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("network %s has mode %q this podnetd does not implement", dockerid.Short(n.ID), n.Mode))
 			continue
 		}
-		if err := m.createNetwork(n); err != nil {
+		create := m.createNetwork
+		if r, ok := m.(networkRestorer); ok {
+			create = r.restoreNetwork
+		}
+		if err := create(n); err != nil {
 			errs = append(errs, fmt.Errorf("restore network %s: %w", dockerid.Short(n.ID), err))
 		}
 		d.ensureTunnels(ctx, n)
 		nets[n.ID] = n
-		if n.Mode != netspec.ModeNone {
+		if hasNAT(n) {
 			pnets = append(pnets, d.portmapNetwork(n))
 		}
 	}
@@ -83,6 +87,10 @@ func (d *Driver) Restore(ctx context.Context) error {
 	d.mu.Lock()
 	d.nets, d.eps = nets, eps
 	d.mu.Unlock()
+	// A kill -9 between creating a VLAN parent and recording its network.
+	if _, err := d.vlans.gc(d.parentsInUse()); err != nil {
+		errs = append(errs, err)
+	}
 	d.log.Info("state restored", "networks", len(nets), "endpoints", len(eps), "endpointsWithoutInterface", missing)
 	return errors.Join(errs...)
 }
@@ -153,13 +161,18 @@ type gcEndpoint struct {
 }
 
 // planGC picks, under the exclusive lock, the dead endpoints (taking them
-// out of the driver's map) and networks, and deletes orphan links.
+// out of the driver's map) and networks, and deletes orphan links: those
+// no record explains, and the VLAN parents podnet created that no network
+// uses any more (under the lock: a network being created may have made its
+// VLAN parent but not be in the map yet).
 func (d *Driver) planGC(live Live, grace time.Duration) (gcPlan, error) {
 	d.netMu.Lock()
 	defer d.netMu.Unlock()
 	var plan gcPlan
 	links, err := d.gcLinks()
-	plan.links = links
+	vlans, verr := d.vlans.gc(d.parentsInUse())
+	plan.links = append(links, vlans...)
+	err = errors.Join(err, verr)
 	cutoff := time.Now().Add(-grace)
 	d.mu.Lock()
 	defer d.mu.Unlock()

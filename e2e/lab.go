@@ -614,11 +614,7 @@ func tailFile(path string, n int) string {
 	if err != nil {
 		return ""
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return tailLines(string(b), n)
 }
 
 // Poll is the shared polling loop (testutil.Poll) for e2e's conditions,

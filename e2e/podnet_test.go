@@ -82,10 +82,11 @@ func endpointOf(t *testing.T, l *Lab, host, name, network string) endpointJSON {
 	return endpointJSON{}
 }
 
-// links returns the names of the links on host whose name starts with prefix.
-func links(t *testing.T, l *Lab, host, prefix string) []string {
+// links returns the names of the links on host whose name starts with
+// prefix; filter narrows `ip link show` (e.g. "type", "macvlan").
+func links(t *testing.T, l *Lab, host, prefix string, filter ...string) []string {
 	t.Helper()
-	out := l.MustExec(t, host, "ip", "-o", "link", "show")
+	out := l.MustExec(t, host, append([]string{"ip", "-o", "link", "show"}, filter...)...)
 	var names []string
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)

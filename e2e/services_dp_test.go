@@ -100,7 +100,9 @@ func TestServiceAffinity(t *testing.T) {
 }
 
 // TestServiceNodePortAndExternalIP: the NodePort answers on every host's
-// address and an external IP routed to any host reaches the backends.
+// address but loopback (README: a packet from 127.0.0.1 cannot be routed
+// to another host, as with kube-proxy's nftables mode) and an external IP
+// routed to any host reaches the backends.
 func TestServiceNodePortAndExternalIP(t *testing.T) {
 	l := multi(t)
 	ext := l.Net + ".250"
@@ -120,6 +122,9 @@ func TestServiceNodePortAndExternalIP(t *testing.T) {
 		out, err = curl(l, h, fmt.Sprintf("http://%s:%d/id", l.HostIP(h), node))
 		if err != nil || !strings.HasPrefix(out, "edge-h") {
 			t.Fatalf("NodePort on %s from the host itself: %v %q", h, err, out)
+		}
+		if out, err := curl(l, h, fmt.Sprintf("http://127.0.0.1:%d/id", node)); err == nil {
+			t.Fatalf("NodePort on %s's loopback answered %q; NodePorts are not on loopback", h, out)
 		}
 		l.MustClient(t, "ip", "route", "replace", ext+"/32", "via", l.HostIP(h))
 		out, err = curlClient(l, "http://"+ext+"/id")
@@ -174,7 +179,9 @@ func TestServiceScaleToZero(t *testing.T) {
 func TestServiceUDPMoves(t *testing.T) {
 	f := spreadSetup(t, "udpmove", "--port", "9001/udp")
 	send := func(msg string) string {
-		// busybox's nc has no UDP mode; netcheck sends from a fixed port.
+		// One source port throughout: the client keeps its 5-tuple (and
+		// conntrack entry), as a long-lived UDP client does. Debian's
+		// busybox nc has no -u: netcheck sends.
 		out, _ := f.l.Docker("h3", "exec", f.client, "netcheck", "udp-send", f.svc.ClusterIP+":9001", msg, "40000")
 		return out
 	}

@@ -294,7 +294,8 @@ func (m *IPAM) dropIdleBlocks(ctx context.Context, p netip.Prefix, host string) 
 		for _, kv := range kvs {
 			maxRev = max(maxRev, kv.ModRev)
 			var a store.Address
-			if err := kv.Decode(&a); err != nil || a.Kind != store.AddrGateway {
+			// Gateway and aux addresses belong to the pool, not the block.
+			if err := kv.Decode(&a); err != nil || a.Kind != store.AddrGateway && a.Kind != store.AddrAux {
 				busy = true
 			}
 		}

@@ -53,7 +53,12 @@ func (m *IPAM) RequestAddress(ctx context.Context, r *ipam.RequestAddressRequest
 	case gateway:
 		a, err = m.requestGateway(ctx, ps, want)
 	case want.IsValid():
-		a, err = m.requestExplicit(ctx, ps, want)
+		var aux bool
+		if aux, err = m.isAuxRequest(ctx, p); err == nil && aux {
+			a, err = m.requestAux(ctx, ps, want)
+		} else if err == nil {
+			a, err = m.requestExplicit(ctx, ps, want)
+		}
 	default:
 		a, err = m.allocate(ctx, ps, store.AddrContainer)
 	}
@@ -253,8 +258,9 @@ func (ps *poolState) exhausted() error {
 	return fmt.Errorf("%w in pool %s: all %s usable addresses are allocated", errExhausted, where, usableCount(ps.prefix, ps.rng))
 }
 
-// requestExplicit allocates exactly a (--ip, or an --aux-address: Docker
-// sends both alike). It may lie outside the ip-range and in any block.
+// requestExplicit allocates exactly a for a container (--ip; Docker sends
+// --aux-address alike, but only before the network exists: requestAux).
+// It may lie outside the ip-range and in any block.
 func (m *IPAM) requestExplicit(ctx context.Context, ps *poolState, a netip.Addr) (netip.Addr, error) {
 	if why := netspec.ReservedReason(ps.prefix, a); why != "" {
 		return netip.Addr{}, fmt.Errorf("address %s is %s of pool %s and cannot be given to a container", a, why, ps.prefix)
@@ -286,6 +292,9 @@ func (m *IPAM) requestExplicit(ctx context.Context, ps *poolState, a netip.Addr)
 func describe(a store.Address) string {
 	if a.Kind == store.AddrGateway {
 		return "gateway of the network, hosts " + strings.Join(a.Hosts, ",")
+	}
+	if a.Kind == store.AddrAux {
+		return "reserved with --aux-address by hosts " + strings.Join(a.Hosts, ",")
 	}
 	s := a.Kind + ", host " + a.Host
 	if a.Endpoint != "" {
@@ -321,9 +330,13 @@ func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipam.ReleaseAddressRequest
 			return fmt.Errorf("release address %s of pool %s: %w", a, p, err)
 		}
 		ps.forget(a)
-		return nil
+	} else if err := m.releaseChecked(ctx, ps, a); err != nil {
+		return err
 	}
-	return m.releaseChecked(ctx, ps, a)
+	if ps.isReleased() {
+		return m.finishRelease(ctx, ps)
+	}
+	return nil
 }
 
 // releaseChecked releases an address this host has no memory of owning:
@@ -339,9 +352,9 @@ func (m *IPAM) releaseChecked(ctx context.Context, ps *poolState, a netip.Addr) 
 			return nil
 		case err != nil:
 			return fmt.Errorf("release address %s of pool %s: %w", a, p, err)
-		case rec.Kind == store.AddrGateway:
+		case rec.Kind == store.AddrGateway || rec.Kind == store.AddrAux:
 			ps.slow.Lock()
-			deleted, err := m.removeGatewayHost(ctx, p, a, m.host)
+			deleted, err := m.removeSharedHost(ctx, p, a, m.host, rec.Kind)
 			ps.slow.Unlock()
 			if deleted {
 				ps.forget(a)

@@ -72,7 +72,7 @@
 // borrowing covers a pool whose blocks are all claimed.
 //
 // Exception records. An address this host creates outside its own blocks
-// (borrowed, --ip or an aux address in another host's block or an
+// (borrowed, --ip or a tunnel address in another host's block or an
 // unclaimed one) gets an exception record (ipam/<pool>/exc/<hex ip>, owner
 // only) in the same transaction, and loses it with the address (release,
 // GC, host removal). Other hosts route such an address as a /32 to its
@@ -90,11 +90,23 @@
 // Explicit addresses and aux addresses. --ip may name any address of the
 // pool, outside the ip-range and in any host's block (the driver then
 // routes it as a /32). Docker sends --aux-address requests exactly like
-// --ip ({"Address":"10.1.0.5","Options":null}): they cannot be told apart,
-// so both are container addresses owned by the requesting host. Hence an
-// aux address can be reserved by one host only (a second host creating the
-// same network with it is refused, with a hint), and GCAddresses' caller
-// must count the networks' aux addresses as live.
+// --ip ({"Address":"10.1.0.5","Options":null}), but only while it creates
+// the network: an explicit request for a pool no podnet network of this
+// host uses yet is an aux address (aux.go). It is shared like the gateway:
+// every host creating the network with it reserves it, no container on
+// any host gets it, the last host releasing it deletes it, and it goes
+// with the pool (GC never collects it as a leak, a host's ReleasePool or
+// removal drops only that host's share, and a block holding only shared
+// addresses is idle). Owned by no host, it is routed to none: it needs no
+// exception record (store.NeedsException). An aux address recorded by an
+// older podnetd, as a container address of the requesting host, keeps
+// behaving as one.
+//
+// Addresses the driver holds. The host-access shim of a macvlan/ipvlan
+// network takes a dynamic address (like a container's, owned by the host).
+// Docker releases a network's pool before the driver's DeleteNetwork,
+// which releases the shim's address afterwards: that release finishes the
+// pool's cleanup (finishRelease), so no block or pool is left behind.
 //
 // Gateway anycast. The gateway is the same address on every host's bridge.
 // Without --gateway it is the first usable address of the subnet — of the

@@ -84,11 +84,12 @@ func (m *IPAM) requestGateway(ctx context.Context, ps *poolState, want netip.Add
 	return netip.Addr{}, fmt.Errorf("gateway %s of pool %s: gave up after %d attempts: other hosts keep changing it; retry", gw, p, maxTxnRetries)
 }
 
-// removeGatewayHost removes host from the users of gateway gw. The last
-// user deletes the address and clears the pool's gateway, so the next
-// network on this subnet may choose another. It reports whether the
-// address was deleted. Callers hold the pool's slow lock.
-func (m *IPAM) removeGatewayHost(ctx context.Context, p netip.Prefix, gw netip.Addr, host string) (bool, error) {
+// removeSharedHost removes host from the users of gw, an address of kind
+// (a gateway or an aux address) that several hosts share. The last user
+// deletes the address; for a gateway it also clears the pool's gateway,
+// so the next network on this subnet may choose another. It reports
+// whether the address was deleted. Callers hold the pool's slow lock.
+func (m *IPAM) removeSharedHost(ctx context.Context, p netip.Prefix, gw netip.Addr, host, kind string) (bool, error) {
 	poolKey, key := store.PoolKey(p), store.AddrKey(p, gw)
 	for range maxTxnRetries {
 		var a store.Address
@@ -96,9 +97,9 @@ func (m *IPAM) removeGatewayHost(ctx context.Context, p netip.Prefix, gw netip.A
 		if errors.Is(err, store.ErrNotFound) {
 			return false, nil
 		} else if err != nil {
-			return false, fmt.Errorf("release gateway %s of pool %s: %w", gw, p, err)
+			return false, fmt.Errorf("release %s address %s of pool %s: %w", kind, gw, p, err)
 		}
-		if a.Kind != store.AddrGateway || !slices.Contains(a.Hosts, host) {
+		if a.Kind != kind || !slices.Contains(a.Hosts, host) {
 			return false, nil
 		}
 		a.Hosts = slices.DeleteFunc(a.Hosts, func(h string) bool { return h == host })
@@ -106,6 +107,8 @@ func (m *IPAM) removeGatewayHost(ctx context.Context, p netip.Prefix, gw netip.A
 		ops := []store.Op{store.Put(key, a)}
 		if len(a.Hosts) == 0 {
 			ops = []store.Op{store.Delete(key)}
+		}
+		if len(a.Hosts) == 0 && kind == store.AddrGateway {
 			var rec store.Pool
 			poolRev, err := m.st.Get(ctx, poolKey, &rec)
 			switch {
@@ -119,12 +122,12 @@ func (m *IPAM) removeGatewayHost(ctx context.Context, p netip.Prefix, gw netip.A
 		}
 		ok, _, err := m.st.Txn(ctx, cmps, ops)
 		if err != nil {
-			return false, fmt.Errorf("release gateway %s of pool %s: %w", gw, p, err)
+			return false, fmt.Errorf("release %s address %s of pool %s: %w", kind, gw, p, err)
 		}
 		if ok {
-			m.log.Info("gateway released", "pool", p, "gateway", gw, "host", host, "remaining", a.Hosts)
+			m.log.Info("shared address released", "kind", kind, "pool", p, "address", gw, "host", host, "remaining", a.Hosts)
 			return len(a.Hosts) == 0, nil
 		}
 	}
-	return false, fmt.Errorf("release gateway %s of pool %s: gave up after %d attempts; retry", gw, p, maxTxnRetries)
+	return false, fmt.Errorf("release %s address %s of pool %s: gave up after %d attempts; retry", kind, gw, p, maxTxnRetries)
 }

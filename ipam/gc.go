@@ -15,10 +15,11 @@ import (
 // GCAddresses releases this host's container addresses that are older
 // than grace and whose IP is not in live. live must hold every address
 // Docker holds on this host: its containers' addresses and also its
-// networks' aux addresses (inspect's IPAM.Config[].AuxiliaryAddresses),
-// because Docker requests aux addresses exactly like --ip, so podnet
-// records them as container addresses. Gateways and tunnel addresses are
-// never collected here (they go with their pool or network). An address whose record changed since it was
+// networks' aux addresses (inspect's IPAM.Config[].AuxiliaryAddresses):
+// podnet records them as aux addresses, which are never collected, but an
+// older podnetd recorded them as container addresses. Gateways, aux and
+// tunnel addresses are never collected here (they go with their pool or
+// network). An address whose record changed since it was
 // listed (the driver just recorded its endpoint) is kept. It returns what
 // it released; errors of single pools do not stop the others.
 func (m *IPAM) GCAddresses(ctx context.Context, live map[netip.Addr]bool, grace time.Duration) ([]netip.Addr, error) {
@@ -46,7 +47,7 @@ func (m *IPAM) GCAddresses(ctx context.Context, live map[netip.Addr]bool, grace 
 				m.log.Warn("undecodable address record left alone by GC", "key", kv.Key, "err", err)
 				continue
 			}
-			if a.Kind == store.AddrGateway || a.Kind == store.AddrTunnel || a.Host != m.host || live[ip] || a.Since.After(cutoff) {
+			if a.Kind == store.AddrGateway || a.Kind == store.AddrAux || a.Kind == store.AddrTunnel || a.Host != m.host || live[ip] || a.Since.After(cutoff) {
 				continue
 			}
 			ok, _, err := m.st.Txn(ctx, []store.Cmp{store.ModRevIs(kv.Key, kv.ModRev)}, addrDeleteOps(e.prefix, ip))

@@ -97,18 +97,37 @@ func requestPool(t testing.TB, m *IPAM, subnet, ipRange string) string {
 
 func releasePool(t testing.TB, m *IPAM, pool string) {
 	t.Helper()
+	_ = m.st.(*store.Store).Delete(context.Background(), testNetworkKey(m, pool))
 	if err := m.ReleasePool(context.Background(), &ipam.ReleasePoolRequest{PoolID: pool}); err != nil {
 		t.Fatalf("%s: ReleasePool %s: %v", m.host, pool, err)
 	}
 }
 
-// request asks for an address (ip "" = dynamic) and returns the CIDR.
+// request asks for an address (ip "" = dynamic) and returns the CIDR. An
+// explicit container address (--ip) comes once the host's network exists:
+// its record is written first (without one, the request is an aux
+// address of a network being created; see requestAux).
 func request(m *IPAM, pool, ip string, opts map[string]string) (string, error) {
+	if ip != "" && opts[optRequestAddressType] == "" {
+		if st, ok := m.st.(*store.Store); ok {
+			n := store.Network{ID: "net-" + pool, Host: m.host, IPv4: []store.Subnet{{Pool: netip.MustParsePrefix(pool)}}}
+			if strings.Contains(pool, ":") {
+				n.IPv4, n.IPv6 = nil, n.IPv4
+			}
+			if err := st.Put(context.Background(), testNetworkKey(m, pool), n); err != nil {
+				return "", err
+			}
+		}
+	}
 	r, err := m.RequestAddress(context.Background(), &ipam.RequestAddressRequest{PoolID: pool, Address: ip, Options: opts})
 	if err != nil {
 		return "", err
 	}
 	return r.Address, nil
+}
+
+func testNetworkKey(m *IPAM, pool string) string {
+	return store.NetworkKey(m.host, "net-"+strings.ReplaceAll(pool, "/", "-"))
 }
 
 func alloc(t testing.TB, m *IPAM, pool string) netip.Addr {

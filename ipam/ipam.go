@@ -181,6 +181,10 @@ type poolState struct {
 	// or borrowed), so their release is a single delete.
 	mine map[netip.Addr]bool
 	last netip.Addr // the last address handed out dynamically
+	// released: this host's ReleasePool dropped its reference, and an
+	// address released afterwards finishes the pool's cleanup (see
+	// finishRelease). Kept across drop().
+	released bool
 }
 
 // state returns the in-memory state of pool p, creating it (not loaded).

@@ -76,6 +76,7 @@ func (m *IPAM) joinPool(ctx context.Context, req poolRequest) (netip.Prefix, err
 				return p, fmt.Errorf("reference pool %s: %w", p, err)
 			}
 			if ok {
+				m.state(p).setReleased(false)
 				m.log.Info("pool joined", "pool", p)
 				return p, nil
 			}
@@ -93,6 +94,7 @@ func (m *IPAM) joinPool(ctx context.Context, req poolRequest) (netip.Prefix, err
 			return p, err
 		}
 		if ok {
+			m.state(p).setReleased(false)
 			m.log.Info("pool created", "pool", p, "ipRange", rec.IPRange)
 			return p, nil
 		}
@@ -295,8 +297,40 @@ func (m *IPAM) ReleasePool(ctx context.Context, r *ipam.ReleasePoolRequest) erro
 	if err != nil {
 		return fmt.Errorf("release pool %s: %w", p, err)
 	}
+	ps.setReleased(!res.poolDeleted)
 	m.log.Info("pool released", "pool", p, "blocks", res.blocks, "deleted", res.poolDeleted)
 	return nil
+}
+
+func (ps *poolState) setReleased(v bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.released = v
+}
+
+func (ps *poolState) isReleased() bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.released
+}
+
+// finishRelease completes ReleasePool once an address that outlived it is
+// released: Docker releases a network's pool before DeleteNetwork, in
+// which the driver releases its own address (a macvlan host-access shim's),
+// so the block holding it and the pool stayed behind. Now the host's idle
+// blocks go, and the pool if nobody uses it.
+func (m *IPAM) finishRelease(ctx context.Context, ps *poolState) error {
+	ps.slow.Lock()
+	defer ps.slow.Unlock()
+	defer ps.drop()
+	if _, err := m.dropIdleBlocks(ctx, ps.prefix, m.host); err != nil {
+		return err
+	}
+	deleted, err := m.deletePoolIfUnused(ctx, ps.prefix)
+	if err == nil && deleted {
+		ps.setReleased(false)
+	}
+	return err
 }
 
 // dropMode says what dropHost removes besides the host's reference.
@@ -337,9 +371,12 @@ func (m *IPAM) dropHost(ctx context.Context, p netip.Prefix, host string, mode d
 		return res, err
 	}
 	if gw := rec.Gateway; gw.IsValid() {
-		if _, err := m.removeGatewayHost(ctx, p, gw, host); err != nil {
+		if _, err := m.removeSharedHost(ctx, p, gw, host, store.AddrGateway); err != nil {
 			return res, err
 		}
+	}
+	if err := m.dropAuxHost(ctx, p, host); err != nil {
+		return res, err
 	}
 	// Runs even without a pool record: it clears leftovers under ipam/<pool>/.
 	deleted, err := m.deletePoolIfUnused(ctx, p)
@@ -364,8 +401,8 @@ func (m *IPAM) deletePoolIfUnused(ctx context.Context, p netip.Prefix) (bool, er
 	}
 	for _, kv := range addrs {
 		var a store.Address
-		if err := kv.Decode(&a); err == nil && a.Kind == store.AddrGateway {
-			continue
+		if err := kv.Decode(&a); err == nil && (a.Kind == store.AddrGateway || a.Kind == store.AddrAux) {
+			continue // shared by the hosts of the pool: they go with it
 		}
 		m.log.Info("pool kept: no host uses it but container addresses remain (GC releases them)",
 			"pool", p, "addresses", len(addrs))

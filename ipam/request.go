@@ -139,7 +139,8 @@ func parseAddress(pool netip.Prefix, s string) (netip.Addr, error) {
 
 // isGatewayRequest tells a gateway request from a container one. Docker
 // sends container and aux-address requests alike (Options null, or only a
-// MAC), so everything that is not a gateway is a container address.
+// MAC), so everything that is not a gateway is a container address, or an
+// aux address when no network of this host uses the pool yet (aux.go).
 func isGatewayRequest(opts map[string]string) (bool, error) {
 	switch t := opts[optRequestAddressType]; t {
 	case "":

@@ -26,7 +26,7 @@ func poolOptions(opts map[string]string) (poolOpts, error) {
 			unknown = append(unknown, k)
 			continue
 		}
-		if v == "" || len(v) > 15 || !validIfName(v) {
+		if netspec.CheckIfName(v) != nil {
 			return o, fmt.Errorf("ipam option %s=%q: want an interface name of this host", optParent, v)
 		}
 		o.parent = v
@@ -37,20 +37,6 @@ func poolOptions(opts map[string]string) (poolOpts, error) {
 			quoteAll(unknown), optParent)
 	}
 	return o, nil
-}
-
-// validIfName is what Linux accepts as an interface name (no '/', no
-// whitespace, not "." or "..").
-func validIfName(s string) bool {
-	if s == "." || s == ".." {
-		return false
-	}
-	for _, c := range s {
-		if c == '/' || c == ':' || c <= ' ' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // checkAddressSpace accepts the two names podnet reports to Docker (and
@@ -76,8 +62,11 @@ func (m *IPAM) checkHostNetworks(req poolRequest) error {
 	if err != nil {
 		return fmt.Errorf("subnet %s: read this host's interface addresses to check it: %w", req.subnet, err)
 	}
-	if req.parent != "" {
-		nets = slices.DeleteFunc(slices.Clone(nets), func(h netspec.HostNetwork) bool { return h.Iface == req.parent })
+	err = netspec.CheckSafeBeside(req.subnet, nets, req.parent)
+	for _, h := range nets {
+		if err != nil && h.Iface != req.parent && h.Addr.IsValid() && h.Addr.Masked().Overlaps(req.subnet) {
+			return fmt.Errorf("%w (for a macvlan or ipvlan network with -o parent=%s, add --ipam-opt %s=%s)", err, h.Iface, optParent, h.Iface)
+		}
 	}
-	return netspec.CheckSafe(req.subnet, nets)
+	return err
 }

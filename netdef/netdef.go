@@ -34,6 +34,10 @@ type Request struct {
 	Options map[string]string
 	// DefaultMTU is used when MTU is 0 and the definition is new.
 	DefaultMTU int
+	// Defaults are the values of options the request left out, recorded
+	// in a new definition so that a later host giving a default
+	// explicitly agrees with it.
+	Defaults map[string]string
 }
 
 // Claim returns the definition for r.Pool, creating it from r if it does
@@ -50,8 +54,13 @@ func Claim(ctx context.Context, st *store.Store, r Request) (store.LogicalNetwor
 		if !errors.Is(err, store.ErrNotFound) {
 			return store.LogicalNetwork{}, false, fmt.Errorf("read network definition for %s: %w", r.Pool, err)
 		}
+		opts := maps.Clone(r.Defaults)
+		if opts == nil {
+			opts = map[string]string{}
+		}
+		maps.Copy(opts, r.Options)
 		def := store.LogicalNetwork{Subnets: r.Subnets, Mode: r.Mode, MTU: r.MTU, VNI: r.VNI,
-			Options: nonEmpty(r.Options), Created: time.Now().UTC()}
+			Options: nonEmpty(opts), Created: time.Now().UTC()}
 		if def.MTU == 0 {
 			def.MTU = r.DefaultMTU
 		}

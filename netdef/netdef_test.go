@@ -153,3 +153,28 @@ func TestKeyPoolIsTheLowestOfTheFirstFamily(t *testing.T) {
 		t.Error("KeyPool(nil) is valid")
 	}
 }
+
+// TestClaimRecordsDefaults: a new definition records the defaults of the
+// options its request left out, so a later host giving a default explicitly
+// agrees with it, one giving another value is refused, and an MTU left out
+// stays 0 (each host's own, e.g. a macvlan parent's).
+func TestClaimRecordsDefaults(t *testing.T) {
+	st := storetest.New(t)
+	ctx := context.Background()
+	defaults := map[string]string{"macvlan_mode": "bridge", "podnet.host-access": "false"}
+	def, _, err := Claim(ctx, st, Request{Pool: pool, Subnets: []netip.Prefix{pool}, Mode: "macvlan", Defaults: defaults})
+	if err != nil || def.Options["macvlan_mode"] != "bridge" || def.MTU != 0 {
+		t.Fatalf("first claim: %v %+v", err, def)
+	}
+	if _, _, err := Claim(ctx, st, Request{Pool: pool, Mode: "macvlan", Options: map[string]string{"macvlan_mode": "bridge"}, Defaults: defaults}); err != nil {
+		t.Fatalf("the default given explicitly: %v", err)
+	}
+	_, _, err = Claim(ctx, st, Request{Pool: pool, Mode: "macvlan", Options: map[string]string{"podnet.host-access": "true"}, Defaults: defaults})
+	if err == nil || !strings.Contains(err.Error(), "podnet.host-access=true") {
+		t.Fatalf("another value: %v", err)
+	}
+	_, _, err = Claim(ctx, st, Request{Pool: pool, Mode: "ipvlan"})
+	if err == nil || !strings.Contains(err.Error(), "already defined in the cluster as mode macvlan") {
+		t.Fatalf("another mode: %v", err)
+	}
+}

@@ -25,11 +25,24 @@
 //     parent, ipvlan_mode, ...) is one entry plus its value checker; adding
 //     a mode is one entry in modes. Unknown keys are refused, so a typo never
 //     silently does nothing; a near miss is named ("did you mean ...").
-//   - Known and available modes differ: macvlan and ipvlan are known (their
-//     options are recognised and refused for other modes) but not
-//     implemented yet, and vxlan is implemented but unavailable on a podnetd
-//     without a multi-host setup. Validate takes the caller's available modes
-//     and answers ErrModeUnavailable for a known mode outside them.
+//   - Known and available modes differ: vxlan is implemented but
+//     unavailable on a podnetd without a multi-host setup (the modes table
+//     can also list a mode before it is implemented). Validate takes the
+//     caller's available modes and answers ErrModeUnavailable for a known
+//     mode outside them.
+//   - Shared options with a default (the macvlan/ipvlan modes, the ipvlan
+//     flag, podnet.host-access) have it recorded in a new cluster-wide
+//     definition (SharedDefaults), so a host giving the default explicitly
+//     agrees with one that left it out. Options that combine (host access
+//     needs a mode whose sub-interfaces talk to each other; --internal
+//     excludes a parent) are checked once every option is parsed
+//     (ParseOptions, CheckOptions); lan.go holds the macvlan/ipvlan rules.
+//   - Subnet safety (safety.go): CheckSafe refuses reserved ranges and, where
+//     the host is known, subnets of the host's own interfaces; the one
+//     exception, a macvlan/ipvlan network on its parent's LAN, is
+//     CheckSafeBeside, which every entry point applies for the interface
+//     the network names (IPAM: --ipam-opt parent; driver and podnetctl:
+//     the network's parent).
 //   - Subnets are checked in subnet.go (checkSubnet, called for every
 //     subnet of every entry point, and CheckSubnet for IPAM's RequestPool):
 //     rules about which address ranges a network may use belong there.

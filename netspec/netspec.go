@@ -25,7 +25,7 @@ type Network struct {
 // mode this build implements). Errors wrap ErrInvalid or
 // ErrModeUnavailable.
 func Validate(s Spec, available []string) (Network, error) {
-	o, err := ParseOptions(s.Options, available)
+	o, err := CheckOptions(s.Options, s.Internal, available)
 	if err != nil {
 		return Network{}, err
 	}

@@ -57,7 +57,7 @@ func TestValidateRefuses(t *testing.T) {
 		kind      error
 	}{
 		{"unknown mode", Spec{Options: map[string]string{"mode": "weird"}, Subnets: v4}, nil, `unknown mode "weird": use one of bridge, vxlan, macvlan, ipvlan, none`, ErrInvalid},
-		{"known mode not implemented", Spec{Options: map[string]string{"mode": "macvlan"}, Subnets: v4}, nil, `mode "macvlan" is not available in this podnetd (available: bridge, vxlan, none)`, ErrModeUnavailable},
+		{"known mode not available", Spec{Options: map[string]string{"mode": "macvlan"}, Subnets: v4}, []string{"bridge", "vxlan", "none"}, `mode "macvlan" is not available in this podnetd (available: bridge, vxlan, none)`, ErrModeUnavailable},
 		{"mode not available here", Spec{Options: map[string]string{"mode": "vxlan"}, Subnets: v4}, []string{"bridge", "none"}, `mode "vxlan" is not available in this podnetd (available: bridge, none)`, ErrModeUnavailable},
 		{"typo", Spec{Options: map[string]string{"podnet.masqurade": "false"}, Subnets: v4}, nil, `unknown option "podnet.masqurade" (did you mean "podnet.masquerade"? podnet understands: com.docker.network.driver.mtu, `, ErrInvalid},
 		{"unknown key", Spec{Options: map[string]string{"podnet.bogus": "1"}, Subnets: v4}, nil, `unknown option "podnet.bogus" (podnet understands: `, ErrInvalid},

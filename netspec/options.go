@@ -29,6 +29,8 @@ const (
 	OptParent      = "parent"
 	OptMacvlanMode = "macvlan_mode"
 	OptIpvlanMode  = "ipvlan_mode"
+	OptIpvlanFlag  = "ipvlan_flag"
+	OptHostAccess  = "podnet.host-access"
 )
 
 // Value ranges.
@@ -46,8 +48,8 @@ var modes = []struct {
 }{
 	{ModeBridge, true},
 	{ModeVXLAN, true},
-	{ModeMacvlan, false},
-	{ModeIpvlan, false},
+	{ModeMacvlan, true},
+	{ModeIpvlan, true},
 	{ModeNone, true},
 }
 
@@ -60,19 +62,28 @@ type option struct {
 	shared bool
 	// set checks the value and stores it in o.
 	set func(o *Options, key, value string) error
+	// def is the value of a shared option the request left out, for the
+	// modes it applies to; a new definition records it (SharedDefaults),
+	// so a host giving the default explicitly agrees with one that left
+	// it out. "" records nothing.
+	def string
 }
 
 // options is every -o key besides mode. Add a mode's option here: its
 // modes, whether hosts must agree on it, and its value checker.
 var options = map[string]option{
-	OptMTU:         {modes: []string{ModeBridge, ModeVXLAN, ModeMacvlan, ModeIpvlan}, set: setMTU},
-	OptDockerMTU:   {modes: []string{ModeBridge, ModeVXLAN, ModeMacvlan, ModeIpvlan}, set: setMTU},
-	OptMasquerade:  {modes: []string{ModeBridge, ModeVXLAN}, shared: true, set: setBool(func(o *Options) *bool { return &o.Masquerade })},
-	OptVNI:         {modes: []string{ModeVXLAN}, set: setVNI},
-	OptDirect:      {modes: []string{ModeVXLAN}, shared: true, set: setBool(func(o *Options) *bool { return &o.DirectRouting })},
-	OptParent:      {modes: []string{ModeMacvlan, ModeIpvlan}, set: nonEmpty},
-	OptMacvlanMode: {modes: []string{ModeMacvlan}, set: nonEmpty},
-	OptIpvlanMode:  {modes: []string{ModeIpvlan}, set: nonEmpty},
+	OptMTU:        {modes: []string{ModeBridge, ModeVXLAN, ModeMacvlan, ModeIpvlan}, set: setMTU},
+	OptDockerMTU:  {modes: []string{ModeBridge, ModeVXLAN, ModeMacvlan, ModeIpvlan}, set: setMTU},
+	OptMasquerade: {modes: []string{ModeBridge, ModeVXLAN}, shared: true, set: setBool(func(o *Options) *bool { return &o.Masquerade })},
+	OptVNI:        {modes: []string{ModeVXLAN}, set: setVNI},
+	OptDirect:     {modes: []string{ModeVXLAN}, shared: true, set: setBool(func(o *Options) *bool { return &o.DirectRouting })},
+	// macvlan and ipvlan (lan.go): the parent may be named differently on
+	// each host; the modes, the flag and host access must agree.
+	OptParent:      {modes: lanModes, set: setParent},
+	OptMacvlanMode: {modes: []string{ModeMacvlan}, shared: true, def: MacvlanBridge, set: setChoice(macvlanModes, func(o *Options) *string { return &o.MacvlanMode })},
+	OptIpvlanMode:  {modes: []string{ModeIpvlan}, shared: true, def: IpvlanL2, set: setChoice(ipvlanModes, func(o *Options) *string { return &o.IpvlanMode })},
+	OptIpvlanFlag:  {modes: []string{ModeIpvlan}, shared: true, def: IpvlanFlagBridge, set: setChoice(ipvlanFlags, func(o *Options) *string { return &o.IpvlanFlag })},
+	OptHostAccess:  {modes: lanModes, shared: true, def: "false", set: setBool(func(o *Options) *bool { return &o.HostAccess })},
 }
 
 // Options is the typed form of a network's -o options.
@@ -85,6 +96,15 @@ type Options struct {
 	VNI           int
 	Masquerade    bool // default true
 	DirectRouting bool
+	// macvlan and ipvlan: Parent is "" without one (an isolated segment);
+	// the modes and the flag hold their defaults when not given, trimmed
+	// and in lower case (MacvlanMode for macvlan, IpvlanMode and
+	// IpvlanFlag for ipvlan, "" otherwise).
+	Parent      string
+	MacvlanMode string
+	IpvlanMode  string
+	IpvlanFlag  string
+	HostAccess  bool
 	// Raw is the options as given (keys and values verbatim, mode
 	// included when given), for the records. Never nil.
 	Raw map[string]string
@@ -106,6 +126,22 @@ func (o Options) Shared() map[string]string {
 	return out
 }
 
+// SharedDefaults returns the defaults of mode's shared options that have
+// one (Options.Shared gives those that were given): a new cluster-wide
+// definition records them; nil if there are none.
+func SharedDefaults(mode string) map[string]string {
+	var out map[string]string
+	for k, opt := range options {
+		if opt.shared && opt.def != "" && slices.Contains(opt.modes, mode) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = opt.def
+		}
+	}
+	return out
+}
+
 // Implemented lists the modes this build implements.
 func Implemented() []string {
 	var out []string
@@ -118,8 +154,10 @@ func Implemented() []string {
 }
 
 // ParseOptions validates raw, the -o options of a network ("mode"
-// included), and returns their typed form. available lists the modes the
-// caller can create (nil: every mode this build implements).
+// included), each on its own and in combination, and returns their typed
+// form. available lists the modes the caller can create (nil: every mode
+// this build implements). CheckOptions adds the rules that involve
+// --internal.
 func ParseOptions(raw map[string]string, available []string) (Options, error) {
 	o := Options{Mode: ModeBridge, Masquerade: true, Raw: maps.Clone(raw)}
 	if o.Raw == nil {
@@ -152,7 +190,19 @@ func ParseOptions(raw map[string]string, available []string) (Options, error) {
 			return o, err
 		}
 	}
-	return o, nil
+	return o, checkLAN(&o)
+}
+
+// CheckOptions is ParseOptions plus the rules that combine options with
+// --internal (internal): every entry point that has the whole network in
+// hand — Validate, the driver checking options inherited from the
+// cluster's definition — uses it.
+func CheckOptions(raw map[string]string, internal bool, available []string) (Options, error) {
+	o, err := ParseOptions(raw, available)
+	if err != nil {
+		return o, err
+	}
+	return o, checkInternal(o, internal)
 }
 
 // Bool returns the boolean option key of opts (a network's recorded -o
@@ -222,15 +272,6 @@ func parseBool(key, v string) (bool, error) {
 		return false, invalidf("option %s=%q: want true or false", key, v)
 	}
 	return b, nil
-}
-
-// nonEmpty accepts any value but an empty one (the option's own mode
-// checks it further when it is implemented).
-func nonEmpty(_ *Options, key, v string) error {
-	if strings.TrimSpace(v) == "" {
-		return invalidf("option %s needs a value", key)
-	}
-	return nil
 }
 
 func known(mode string) bool {

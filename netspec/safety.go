@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // ErrUnsafeSubnet marks a subnet podnet refuses to use for containers: a
@@ -74,4 +75,17 @@ func CheckSafe(p netip.Prefix, host []HostNetwork) error {
 		}
 	}
 	return nil
+}
+
+// CheckSafeBeside is CheckSafe except for the networks of interface
+// parent: a macvlan or ipvlan network on parent's LAN shares its subnet by
+// design. Every entry point lifts the refusal this way, for the one
+// interface the network names: IPAM's RequestPool for --ipam-opt
+// parent=IFACE, the driver and podnetctl network create for the parent of
+// a macvlan/ipvlan network. parent "" lifts nothing.
+func CheckSafeBeside(p netip.Prefix, host []HostNetwork, parent string) error {
+	if parent != "" {
+		host = slices.DeleteFunc(slices.Clone(host), func(h HostNetwork) bool { return h.Iface == parent })
+	}
+	return CheckSafe(p, host)
 }

@@ -75,8 +75,7 @@
 // proxy ARP answering for it). A host's tunnel address (IPAM kind
 // "tunnel", the source of its service traffic to other hosts) is routed to
 // its owner like a container address. Gateway and aux kinds are never exceptions
-// (IPAM records Docker's --aux-address like --ip, as a container address of
-// the requesting host, so such an address is routed to that host). Hosts
+// (an aux address is reserved by every host of the network, owned by none). Hosts
 // learn of exceptions from exception records (ipam/<pool>/exc/<hex ip>,
 // store.Exception), which IPAM writes in the same transaction as an address
 // outside its host's blocks and deletes with it: the candidates. Whether a

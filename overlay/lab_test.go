@@ -135,6 +135,10 @@ func (l *lab) addHost(i, swIndex int, opts labOptions) *labHost {
 		must(t, err)
 		gws = append(gws, netip.MustParsePrefix(gw.Address))
 	}
+	// The host's network record, as the driver's CreateNetwork writes it:
+	// from now on an explicit address is a container's (--ip), not an aux.
+	must(t, h.st.Put(context.Background(), store.NetworkKey(h.name, "net"), store.Network{ID: "net", Host: h.name,
+		IPv4: []store.Subnet{{Pool: l.pool}}, IPv6: []store.Subnet{{Pool: l.pool6}}}))
 
 	// The bridge with the anycast gateway, and what the driver sets on it.
 	// A fresh bridge's IPv6 link-local address is tentative for ~1 s (DAD),

@@ -38,7 +38,9 @@ func TestFollowersReadIPAMRecords(t *testing.T) {
 		must(t, st.Put(ctx, store.HostKey(h), store.Host{Name: h, Underlay: netip.AddrFrom4([4]byte{10, 250, 0, byte(i + 1)})}))
 		must(t, st.Put(ctx, store.AliveKey(h), store.HostAlive{Name: h}))
 	}
-	// c takes an address inside b's block (docker run --ip).
+	// c takes an address inside b's block (docker run --ip, on the network
+	// the driver recorded).
+	must(t, e.Client(t, "").Put(ctx, store.NetworkKey("c", "net"), store.Network{ID: "net", Host: "c", IPv4: []store.Subnet{{Pool: pool}}}))
 	bBlock := netip.PrefixFrom(addrs["b"][0], 26).Masked()
 	inB := bBlock.Addr().Next().Next().Next().Next().Next().Next().Next()
 	_, err := ipams["c"].RequestAddress(ctx, &dipam.RequestAddressRequest{PoolID: pool.String(), Address: inB.String()})

@@ -25,7 +25,8 @@
 //	chain published                 dnat … map @pm4_ip, then @pm4_any (specific host IP wins), same for ip6
 //	chain prerouting  (nat, dstnat) fib daddr type local jump published
 //	chain output      (nat, -100)   ip6 daddr ::1 return; fib daddr type local jump published
-//	chain postrouting (nat, srcnat) masquerade: 127.0.0.0/8 to a podnet bridge,
+//	chain postrouting (nat, srcnat) masquerade: DNATed connections into a LAN
+//	                                network's shim, 127.0.0.0/8 to a podnet bridge,
 //	                                hairpin (ct status dnat, source in the bridge's
 //	                                subnet, out the same bridge), and per network
 //	                                its subnets to destinations not in @subnets4/6
@@ -160,7 +161,11 @@
 //     oif missing drop`, strict rpf, at raw priority before conntrack).
 //     Only the blocks the overlay routes directly to a known host pass;
 //     this host's own ranges, unclaimed addresses and blocks reached over
-//     VXLAN do not. Both checks are by source address: a machine on the
+//     VXLAN do not. The subnets of macvlan/ipvlan networks (Network.LAN)
+//     are not in @subnets4/6 and not checked: they are the LAN's own
+//     addresses, which its machines (and other hosts' containers) send
+//     from on the parent, whether or not this host has a route back
+//     there. Both checks are by source address: a machine on the
 //     same L2 segment that forges a known host's address (or an address
 //     inside a directly routed block) still gets through, as with any
 //     allow-list of this kind; only encryption (WireGuard, IPsec, both
@@ -263,7 +268,13 @@
 //     address routed via that device, and the reply on ours from a pod
 //     address routed via ours, so strict reverse-path filtering
 //     (rp_filter=1) passes on both hosts;
-//   - without a tunnel address, or towards a host-network endpoint: masquerade.
+//   - without a tunnel address, or towards a host-network endpoint: masquerade;
+//   - an endpoint on a macvlan/ipvlan network of this host, reached
+//     through its host-access shim: masquerade (a rule of postrouting
+//     itself, before the jump: the container's default route is the
+//     LAN's router, so its reply would bypass this host, exactly as
+//     for a published port). One on another host is an outside
+//     destination (the last rule).
 //
 // Such connections may cross no podnet bridge (a NodePort forwarded from
 // the underlay to the VXLAN device), so PODNET-FORWARD also accepts the

@@ -99,6 +99,9 @@ func buildRuleset(in rulesetInput) *ruleset {
 
 	var sub4, sub6 []netip.Prefix
 	for _, n := range nets {
+		if n.LAN {
+			continue // not routed pod subnets (see Network.LAN)
+		}
 		for _, p := range n.Subnets {
 			if p.Addr().Is4() {
 				sub4 = append(sub4, p)
@@ -183,6 +186,9 @@ func publishRules() []ruleDef {
 }
 
 // postroutingRules masquerade:
+//   - every DNATed connection into a LAN network's host-access shim
+//     (Network.LAN), before the service rules decide: its container
+//     answers through the LAN, not through this host;
 //   - the host's 127.0.0.1 connections to published ports (the container
 //     could not answer 127.0.0.1);
 //   - hairpin connections: a container reaching a published port of a
@@ -195,12 +201,24 @@ func publishRules() []ruleDef {
 //   - each masquerading network's traffic to destinations outside every
 //     podnet subnet.
 func postroutingRules(prefix string, nets []Network) []ruleDef {
-	rules := []ruleDef{
+	// LAN shims first, before services decide (see Network.LAN): the
+	// container's reply must come back through this host, published port
+	// or service alike.
+	var rules []ruleDef
+	for _, n := range nets {
+		if n.LAN {
+			rules = append(rules, newRule(chainPostrouting, "lan net "+dockerid.Short(n.ID), ctStatusDNAT(), oif(n.Bridge), masquerade()))
+		}
+	}
+	rules = append(rules,
 		newRule(chainPostrouting, "", ctMarkHasService(), jump(chainSvcSNAT)),
 		newRule(chainPostrouting, "localhost to published ports",
 			addrIn(saddr, netip.MustParsePrefix("127.0.0.0/8")), oif(prefix+"*"), masquerade()),
-	}
+	)
 	for _, n := range nets {
+		if n.LAN {
+			continue
+		}
 		id := dockerid.Short(n.ID)
 		subnets := sortedPrefixes(n.Subnets)
 		for _, p := range subnets {

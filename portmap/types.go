@@ -43,6 +43,16 @@ type Network struct {
 	// routed back here (host processes, NodePort and external-IP clients).
 	// See "Services across hosts" in the package doc.
 	TunnelAddrs []netip.Addr
+	// LAN marks a macvlan/ipvlan network: its containers sit on a LAN
+	// segment and Bridge is the host's shim onto it. They route through
+	// the LAN, not through this host, so every DNATed connection sent
+	// into Bridge — a published port's or a service's — is masqueraded
+	// (or the container's reply would bypass the host and its NAT), and
+	// Subnets are no pod subnets: traffic from other networks to them is
+	// masqueraded like any outside destination, and the guard's
+	// reverse-path check leaves their sources alone (the LAN's machines
+	// legitimately send from them, on the parent).
+	LAN bool
 }
 
 // Binding is one port binding as Docker asked for it (one entry of

@@ -31,6 +31,8 @@ type NetSyncConfig struct {
 	// Driver is the name Docker knows podnet by on this host ("podnet", or
 	// "podnet:latest" for the managed plugin).
 	Driver string
+	// Host is this host's name in etcd (for per-host parents).
+	Host   string
 	Logger *slog.Logger
 	// Retry is how often unfinished work is retried (default 10 s).
 	Retry time.Duration
@@ -197,7 +199,16 @@ func (s *NetSync) ensure(ctx context.Context, d store.LogicalNetwork) error {
 	if d.VNI != 0 {
 		opts[netspec.OptVNI] = strconv.Itoa(d.VNI)
 	}
+	if p, ok := d.Parents[s.cfg.Host]; ok {
+		opts[netspec.OptParent] = p // this host names the parent differently
+	}
 	ipam := &dnet.IPAM{Driver: s.cfg.Driver}
+	if p := opts[netspec.OptParent]; netspec.IsLAN(d.Mode) && p != "" {
+		// A macvlan/ipvlan network may sit on its parent's own subnet:
+		// IPAM lifts its refusal of that interface's network only when
+		// told (the driver checks that it is the network's parent).
+		ipam.Options = map[string]string{netspec.OptParent: p}
+	}
 	spec := netspec.Spec{Options: opts, Internal: d.Internal}
 	for _, sub := range d.Subnets {
 		c := dnet.IPAMConfig{Subnet: sub.String()}

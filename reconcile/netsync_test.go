@@ -96,3 +96,21 @@ func TestNetSyncRemovesOnlyItsOwnNetworks(t *testing.T) {
 	// Removing again is harmless (the network is already gone).
 	s.apply(ctx)
 }
+
+// A macvlan definition's Docker network gets this host's parent (its
+// per-host one when the definition names one), and the same parent as
+// --ipam-opt, so IPAM lets the network sit on that parent's LAN subnet.
+func TestNetSyncGivesThisHostsParent(t *testing.T) {
+	for host, want := range map[string]string{"h1": "eth0", "h2": "ens5"} {
+		docker := &netDocker{nets: map[string]dnet.Inspect{}}
+		s := NewNetSync(NetSyncConfig{Store: storetest.New(t), Docker: docker, Driver: "podnet", Host: host, Logger: storetest.Logger(t)})
+		lan := store.LogicalNetwork{Name: "lan", Subnets: []netip.Prefix{netip.MustParsePrefix("10.64.0.0/24")}, Mode: "macvlan",
+			Options: map[string]string{"parent": "eth0", "macvlan_mode": "bridge"}, Parents: map[string]string{"h2": "ens5"}}
+		s.Snapshot([]store.KV{defKV(t, lan)})
+		s.apply(context.Background())
+		got, ok := docker.nets["lan"]
+		if !ok || got.Options["parent"] != want || got.Options["macvlan_mode"] != "bridge" || got.IPAM.Options["parent"] != want {
+			t.Fatalf("%s: Docker network %+v (exists %v), want parent %s as option and ipam option", host, got, ok, want)
+		}
+	}
+}

@@ -156,9 +156,8 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 				ips[p.Addr()] = true
 			}
 		}
-		// Docker sends --aux-address requests exactly like --ip ones, so
-		// IPAM records them as container addresses: they are live as long
-		// as the network is.
+		// Aux addresses are live as long as the network is (IPAM also
+		// records them as aux, which GC never collects).
 		for _, c := range info.IPAM.Config {
 			for _, a := range c.AuxAddress {
 				ip, err := netip.ParseAddr(a)
@@ -186,6 +185,11 @@ func (r *Reconciler) OnceWithGrace(ctx context.Context, grace time.Duration) (Re
 	for _, n := range r.cfg.Driver.Networks() {
 		for _, p := range n.Pools() {
 			pools[p.Masked()] = true
+		}
+		// A macvlan/ipvlan host-access shim's address lives as long as
+		// its network.
+		if n.HostAccess.IsValid() {
+			ips[n.HostAccess.Addr()] = true
 		}
 	}
 	var aerr, perr error

@@ -12,7 +12,7 @@
 # the namespaces and the processes it started are removed on exit, also on
 # failure or Ctrl-C.
 #
-# Labs: B1, B1p, B2, B2c and B10 run on that one-host lab (B12 needs none
+# Labs: B1, B1p, B2, B2c, B10 and B11 run on that one-host lab (B12 needs none
 # and runs while it is up). B9, B9d, B9l and REACH need two hosts sharing
 # an etcd cluster: after the first lab is taken down, a second one comes up
 # (scripts/lab.sh up 2: h1 and h2, 3 etcd members, same LAB_NAME) with two
@@ -46,6 +46,16 @@
 #   B10  iperf3 single stream -t 10 -O 2 between two containers of the same
 #        network, run in their netns via nsenter, client CPU 0, server CPU 1:
 #        podnet vs bridge; context: raw veth between two fresh netns.
+#   B11  macvlan, on the one-host lab: a veth in h1 is the parent of both
+#        a podnet macvlan network (10.251.66.0/24) and Docker's built-in
+#        macvlan network (10.251.67.0/24); its peer is eth0 of a "LAN"
+#        netns holding both gateways. Start: docker run --rm IMG true on
+#        each, interleaved pairs, T(podnet)/T(docker macvlan). Throughput
+#        (row B11t): iperf3 -t 10 -O 2, 1 stream, client in the container's
+#        netns (CPU 0), server in the LAN netns (CPU 1): podnet/docker.
+#   B11i ipvlan l2, the same pair (start; container-to-LAN throughput) in
+#        the QEMU guest on Debian's kernel (scripts/vm.sh bench): context
+#        rows only (emulated CPU: no target). Needs no lab.
 #   B12  TMPDIR=/dev/shm go test -run '^$' -bench B12 ./ipam/ (BenchmarkB12
 #        and BenchmarkB12cChurn): affine IPAM vs the naive shared-key
 #        allocator at 3 and 16 writers; B12c: leaked keys after churn.
@@ -104,15 +114,17 @@
 # measured (verdict ERROR); the table is printed first. 2: setup failed.
 #
 # Env:
-#   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B12,B9,
-#                    B9d,B9l,REACH,B8,B14,SCALE,B3,B4,B5,B7,B6,B13; B12c is
-#                    part of B12; B4 runs in B3's pairs, B7 in B5's); default all
+#   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B11,B11i,
+#                    B12,B9,B9d,B9l,REACH,B8,B14,SCALE,B3,B4,B5,B7,B6,B13;
+#                    B12c is part of B12; B4 runs in B3's pairs, B7 in
+#                    B5's); default all
 #   BENCH_PAIRS      N (every benchmark) or ID=N,... (defaults B1=30 B1p=5
-#                    B2=10 B2c=5 B10=5 B12=5 B9=5 B9d=5 B9l=5 REACH=20
-#                    B8=20 B14=3 SCALE=3 B3=5 B5=5 B6=3; quick: 3 1 2 1 1
-#                    1 1 1 1 3 4 1 1 1 1 1). REACH counts samples per mode,
-#                    B8 samples per kind of change (its convergence row
-#                    half as many), SCALE go test -count; B9 and B9d
+#                    B2=10 B2c=5 B10=5 B11=10 B11i=3 B12=5 B9=5 B9d=5
+#                    B9l=5 REACH=20 B8=20 B14=3 SCALE=3 B3=5 B5=5 B6=3;
+#                    quick: 3 1 2 1 1 2 1 1 1 1 1 3 4 1 1 1 1 1; B11's
+#                    throughput runs every other pair). REACH counts
+#                    samples per mode, B8 samples per kind of change (its
+#                    convergence row half as many), SCALE go test -count; B9 and B9d
 #                    share their pairs when both run (B9's count wins)
 #   BENCH_QUICK=1    smoke run: few pairs, short arms (~4 minutes)
 #   BENCH_SCALE_HOSTS  SCALE's cluster sizes (100,1000,5000)
@@ -155,12 +167,14 @@ readonly VX_SUBNET=${BENCH_VX_SUBNET:-10.251.96.0/20}
 readonly DR_SUBNET=${BENCH_DR_SUBNET:-10.251.112.0/20}
 readonly MAX_LOAD=${BENCH_MAX_LOAD:-0.5}
 readonly QUICK=${BENCH_QUICK:-0}
-readonly ALL_IDS=(B1 B1p B2 B2c B10 B12 B9 B9d B9l REACH B8 B14 SCALE B3 B4 B5 B7 B6 B13)
-# Benchmarks that build their own namespaces and need no lab.
-readonly NOLAB_IDS=(SCALE B3 B4 B5 B7 B6 B13)
+readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B11i B12 B9 B9d B9l REACH B8 B14 SCALE B3 B4 B5 B7 B6 B13)
+# Benchmarks that build their own namespaces (or QEMU guest) and need no lab.
+readonly NOLAB_IDS=(SCALE B11i B3 B4 B5 B7 B6 B13)
 # Benchmarks by lab: one host (embedded etcd), two and three hosts (etcd
 # cluster).
-readonly LAB1_IDS=(B1 B1p B2 B2c B10) LAB2_IDS=(B9 B9d B9l REACH) LAB3_IDS=(B8 B14)
+readonly LAB1_IDS=(B1 B1p B2 B2c B10 B11) LAB2_IDS=(B9 B9d B9l REACH) LAB3_IDS=(B8 B14)
+# B11: the "LAN" netns, the parent veth in h1, the two macvlan networks.
+readonly B11_LAN=$LAB_NAME-b11lan B11_PARENT=b11par B11_PN=b11pn B11_DK=b11dk
 
 # shellcheck source=scripts/bench-services.sh
 . "$REPO/scripts/bench-services.sh"
@@ -210,7 +224,7 @@ kill_registered() {
 # hand-built VXLAN path), if present.
 del_own_netns() {
 	local ns
-	for ns in "$RAW_A" "$RAW_B" "$HV_CA" "$HV_CB" "${SVC_NS[@]}"; do
+	for ns in "$RAW_A" "$RAW_B" "$HV_CA" "$HV_CB" "$B11_LAN" "${SVC_NS[@]}"; do
 		[[ -e /run/netns/$ns ]] && { ip netns del "$ns" 2>/dev/null || warn "cannot delete netns $ns"; }
 	done
 	return 0
@@ -757,6 +771,108 @@ bench_B10() {
 	note="$(deadline_note "$done_" "$n")$done_ triples, iperf3 -t $((QUICK ? 3 : 10)) -O $((QUICK ? 1 : 2)), 1 stream, client CPU 0, server CPU 1; raw veth $(fmt 2 "$(field "$d/raw" 2)") Gbit/s, podnet/raw median $(fmt 3 "$(field "$d/Rraw" 2)"); retransmits median podnet $(field "$d/podnet.rtx" 2) bridge $(field "$d/bridge.rtx" 2); $(cv_note "$d/bridge" "bridge"); $PRE_NOTE"
 	row B10 "same-host container TCP throughput" "podnet $(fmt 2 "$(field "$d/podnet" 2)") Gbit/s" "bridge $(fmt 2 "$(field "$d/bridge" 2)") Gbit/s" \
 		"${rs% *}" "${rs#* }" ge 0.95 0.85 "$note"
+}
+
+# ---------------------------------------------------------------- B11
+
+# b11_up: the LAN netns, the parent veth in h1 and both macvlan networks.
+b11_up() {
+	ip netns add "$B11_LAN" || return 1
+	ip -n "$LAB_NAME-h1" link add "$B11_PARENT" type veth peer name eth0 netns "$B11_LAN" || return 1
+	ip -n "$LAB_NAME-h1" link set "$B11_PARENT" up && ip -n "$B11_LAN" link set eth0 up && ip -n "$B11_LAN" link set lo up || return 1
+	ip -n "$B11_LAN" addr add 10.251.66.1/24 dev eth0 && ip -n "$B11_LAN" addr add 10.251.67.1/24 dev eth0 || return 1
+	dk network create -d podnet --ipam-driver podnet -o mode=macvlan -o parent="$B11_PARENT" \
+		--subnet 10.251.66.0/24 --gateway 10.251.66.1 "$B11_PN" >/dev/null || return 1
+	dk network create -d macvlan -o parent="$B11_PARENT" --subnet 10.251.67.0/24 --gateway 10.251.67.1 "$B11_DK" >/dev/null
+}
+
+b11_down() {
+	rm_containers
+	dk network rm "$B11_PN" "$B11_DK" >/dev/null 2>&1
+	ip -n "$LAB_NAME-h1" link del "$B11_PARENT" 2>/dev/null
+	del_own_netns
+	return 0
+}
+
+# b11_tput NET SERVER_IP: Gbit/s and retransmits, container -> LAN.
+b11_tput() {
+	local cpid out
+	dk run -d --name b11-c --net="$1" "$IMG" sleep 3600 >/dev/null || return 1
+	cpid=$(ctr_pid b11-c) || return 1
+	out=$(iperf_run "$WORK/B11" "/proc/$cpid/ns/net" "/run/netns/$B11_LAN" "$2") || return 1
+	rm_containers || return 1
+	echo "$out"
+}
+
+bench_B11() {
+	local n budget deadline i arm us out line done_=0 tdone=0 d="$WORK/B11"
+	declare -A t=() bps=() ip=([$B11_PN]=10.251.66.1 [$B11_DK]=10.251.67.1)
+	n=$(pairs B11 10 2)
+	budget=$((90 + 40 * n))
+	mkdir -p "$d"
+	precheck B11
+	b11_up || { b11_down; return 1; }
+	for arm in "$B11_PN" "$B11_DK"; do time_us dk run --rm --net="$arm" "$IMG" true >/dev/null || { b11_down; return 1; }; done
+	deadline=$((SECONDS + budget))
+	for ((i = 0; i < n && SECONDS < deadline; i++)); do
+		line=
+		for arm in $(rotate "$i" "$B11_PN" "$B11_DK"); do
+			us=$(time_us dk run --rm --net="$arm" "$IMG" true) || { b11_down; return 1; }
+			t[$arm]=$us
+			printf '%s\n' "$(ms "$us")" >>"$d/$arm.start"
+			line+=" $arm $(ms "$us") ms"
+		done
+		calc "${t[$B11_PN]} / ${t[$B11_DK]}" >>"$d/R"
+		if ((i % 2 == 0)); then # throughput every other pair: 2 x 12 s
+			for arm in $(rotate "$((i / 2))" "$B11_PN" "$B11_DK"); do
+				out=$(b11_tput "$arm" "${ip[$arm]}") || { b11_down; return 1; }
+				bps[$arm]=${out% *}
+				calc "${bps[$arm]} / 1e9" >>"$d/$arm.gbps"
+				line+=" $arm $(fmt 2 "$(calc "${bps[$arm]} / 1e9")") Gbit/s"
+			done
+			calc "${bps[$B11_PN]} / ${bps[$B11_DK]}" >>"$d/Rt"
+			tdone=$((tdone + 1))
+		fi
+		done_=$((i + 1))
+		say "B11 pair $done_/$n:$line -> start podnet/docker $(tail -n 1 "$d/R")"
+	done
+	b11_down
+	local rs note
+	rs=$(ratio_stats "$d/R" le)
+	note="$(deadline_note "$done_" "$n")$done_ pairs; same veth parent; anchor = Docker's built-in macvlan driver; $(cv_note "$d/$B11_DK.start" "docker macvlan"); $PRE_NOTE"
+	row B11 "docker run --rm true on macvlan" "podnet $(fmt 1 "$(field "$d/$B11_PN.start" 2)") ms" \
+		"docker macvlan $(fmt 1 "$(field "$d/$B11_DK.start" 2)") ms" "${rs% *}" "${rs#* }" le 1.05 1.10 "$note"
+	rs=$(ratio_stats "$d/Rt" ge)
+	note="$tdone pairs, iperf3 -t $((QUICK ? 3 : 10)), 1 stream, container (CPU 0) -> LAN netns (CPU 1); $(cv_note "$d/$B11_DK.gbps" "docker macvlan")"
+	row B11t "container-to-LAN TCP throughput on macvlan" "podnet $(fmt 2 "$(field "$d/$B11_PN.gbps" 2)") Gbit/s" \
+		"docker macvlan $(fmt 2 "$(field "$d/$B11_DK.gbps" 2)") Gbit/s" "${rs% *}" "${rs#* }" ge 0.97 0.90 "$note"
+}
+
+# bench_B11i: the ipvlan pair in the QEMU guest (scripts/vm.sh bench); the
+# guest prints "B11I start PODNET_MS DOCKER_MS" and "B11I tput PODNET_BPS
+# DOCKER_BPS" per pair.
+bench_B11i() {
+	local n d="$WORK/B11i" line
+	n=$(pairs B11i 3 1)
+	mkdir -p "$d"
+	precheck B11i
+	BENCH_VM_PAIRS=$n BENCH_VM_SECS=$((QUICK ? 3 : 5)) "$REPO/scripts/vm.sh" bench >"$d/console.log" 2>&1 ||
+		{ tail -30 "$d/console.log" >&2; return 1; }
+	while read -r _ kind p k; do
+		case $kind in
+		start) calc "$p / $k" >>"$d/R" && echo "$p" >>"$d/pn.start" && echo "$k" >>"$d/dk.start" ;;
+		tput) calc "$p / $k" >>"$d/Rt" && calc "$p / 1e9" >>"$d/pn.gbps" && calc "$k / 1e9" >>"$d/dk.gbps" ;;
+		esac
+	done < <(grep '^B11I ' "$d/console.log")
+	[[ -s $d/R && -s $d/Rt ]] || { echo "bench: B11i: no samples from the guest" >&2; tail -30 "$d/console.log" >&2; return 1; }
+	line=$(ratio_stats "$d/R" le)
+	row B11i "docker run --rm true on ipvlan l2 (QEMU guest)" "podnet $(fmt 0 "$(field "$d/pn.start" 2)") ms" \
+		"docker ipvlan $(fmt 0 "$(field "$d/dk.start" 2)") ms" "${line% *}" "${line#* }" le - - \
+		"context (emulated CPU, no target): $(grep -c . "$d/R") pairs in the guest, Debian's kernel"
+	line=$(ratio_stats "$d/Rt" ge)
+	row "B11i t" "container-to-LAN TCP throughput on ipvlan l2 (QEMU guest)" "podnet $(fmt 2 "$(field "$d/pn.gbps" 2)") Gbit/s" \
+		"docker ipvlan $(fmt 2 "$(field "$d/dk.gbps" 2)") Gbit/s" "${line% *}" "${line#* }" ge - - \
+		"context (emulated CPU, no target): iperf3 $((QUICK ? 3 : 5)) s per arm in the guest"
 }
 
 # ---------------------------------------------------------------- B12

@@ -7,7 +7,7 @@ import (
 
 // Exception records (layout 2). An address whose owner is not the host
 // that claimed its block — a borrowed address, `docker run --ip` in another
-// host's block or in an unclaimed one, an --aux-address — is routed as a
+// host's block or in an unclaimed one, a tunnel address — is routed as a
 // /32 (/128) to its owner by every host. Those hosts learn of it from
 //
 //	ipam/<pool>/exc/<hex ip>     Exception     the owner of a routed-apart address
@@ -42,10 +42,10 @@ func ExcKey(p netip.Prefix, a netip.Addr) string { return ExcPrefix(p) + AddrNam
 
 // NeedsException reports whether an address record of this kind and owner
 // must be routed apart from its block, whose claimant is given ("" when no
-// host claims it). Gateways (every host's) and records without an owner
-// never are; container addresses (and aux addresses, which Docker requests
-// like --ip) and a host's tunnel address are whenever their owner is not
-// the claimant.
+// host claims it). Gateways and aux addresses (shared by the hosts that
+// reserved them) and records without an owner never are; container
+// addresses (aux addresses an older podnetd recorded as such included) and
+// a host's tunnel address are whenever their owner is not the claimant.
 func NeedsException(kind, owner, claimant string) bool {
 	return (kind == AddrContainer || kind == AddrTunnel || kind == "") && owner != "" && owner != claimant
 }

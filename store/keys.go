@@ -23,6 +23,7 @@ import (
 //	endpoints/<host>/<docker endpoint id> Endpoint      one Docker endpoint on one host
 //	epmeta/<host>/<docker endpoint id>    EndpointMeta  its container's name, labels, readiness
 //	vnis/<vni>                            VNIClaim      a VXLAN VNI taken by a logical network
+//	vlans/<host>/<link name>              VLANLink      an 802.1q parent link podnet created on a host
 //	schema                                SchemaRecord  the version of this layout (absent: 1; schema.go)
 //	layout/ipam                           IPAMLayoutMark exception records migrated (exceptions.go)
 //
@@ -182,3 +183,9 @@ const VNIsPrefix = "vnis/"
 
 // VNIKey is the claim of one VNI.
 func VNIKey(vni int) string { return fmt.Sprintf("%s%d", VNIsPrefix, vni) }
+
+// VLANsPrefix lists the VLAN links podnet created on one host.
+func VLANsPrefix(host string) string { return "vlans/" + host + "/" }
+
+// VLANKey is one VLAN link podnet created on host.
+func VLANKey(host, name string) string { return VLANsPrefix(host) + name }

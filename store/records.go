@@ -99,6 +99,10 @@ type LogicalNetwork struct {
 	IPRanges map[netip.Prefix]netip.Prefix `json:"ipRanges,omitempty"`
 	Internal bool                          `json:"internal,omitempty"`
 	IPv6     bool                          `json:"ipv6,omitempty"`
+	// Parents overrides the parent interface (option "parent") per host
+	// name for macvlan and ipvlan networks whose parent is named
+	// differently on some hosts.
+	Parents map[string]string `json:"parents,omitempty"`
 	// Deleting is set by `podnetctl network rm`: every podnetd removes its
 	// Docker network, and the last one deletes the definition.
 	Deleting bool      `json:"deleting,omitempty"`
@@ -120,9 +124,11 @@ type Subnet struct {
 
 // Network is one Docker network on one host.
 type Network struct {
-	ID         string            `json:"id"`
-	Host       string            `json:"host"`
-	Mode       string            `json:"mode"`
+	ID   string `json:"id"`
+	Host string `json:"host"`
+	Mode string `json:"mode"`
+	// Bridge is the host-side interface the network's containers sit
+	// behind: the bridge, or a macvlan/ipvlan network's host-access shim.
 	Bridge     string            `json:"bridge,omitempty"`
 	IPv4       []Subnet          `json:"ipv4,omitempty"`
 	IPv6       []Subnet          `json:"ipv6,omitempty"`
@@ -131,7 +137,22 @@ type Network struct {
 	Masquerade bool              `json:"masquerade"`
 	VNI        int               `json:"vni,omitempty"`
 	Options    map[string]string `json:"options,omitempty"`
-	Created    time.Time         `json:"created"`
+	// HostAccess is the address of a macvlan/ipvlan network's host-access
+	// shim on this host with the pool's mask (192.168.1.5/24), allocated
+	// from the network's pool; zero if none.
+	HostAccess netip.Prefix `json:"hostAccess,omitzero"`
+	Created    time.Time    `json:"created"`
+}
+
+// VLANLink records an 802.1q sub-interface podnet created as the parent of
+// macvlan/ipvlan networks. It is written before the link is created, so a
+// crash never leaves a link podnet made without a record saying so, and
+// podnet never deletes a VLAN link it did not create.
+type VLANLink struct {
+	Name    string    `json:"name"`
+	Parent  string    `json:"parent"`
+	VID     int       `json:"vid"`
+	Created time.Time `json:"created"`
 }
 
 // Subnets returns every subnet of the network, IPv4 first, in a new slice.

@@ -28,7 +28,8 @@ const defaultClusterMode = netspec.ModeVXLAN
 func (c *cli) networkCreateCmd() *cobra.Command {
 	var (
 		mode, gateway, ipRange string
-		subnets, opts          []string
+		parent                 string
+		subnets, opts, parents []string
 		mtu, vni               int
 		internal               bool
 		wait                   time.Duration
@@ -39,14 +40,20 @@ func (c *cli) networkCreateCmd() *cobra.Command {
 		Long: "Define a network once for the whole cluster: every podnetd creates it on its host.\n\n" +
 			"Driver options are given as with docker network create: -o/--opt KEY=VALUE, repeatable\n" +
 			"(e.g. -o podnet.direct-routing=true). podnetd checks them with the driver's own rules before\n" +
-			"storing anything, so a typo is refused here instead of failing on every host.",
+			"storing anything, so a typo is refused here instead of failing on every host.\n\n" +
+			"macvlan and ipvlan networks need --parent IFACE (the same as -o parent=IFACE): the interface\n" +
+			"on the LAN, on every host but those --host-parent HOST=IFACE names otherwise.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := parseOpts(opts)
 			if err != nil {
 				return err
 			}
-			spec := admin.NetworkSpec{Name: args[0], Mode: mode, Subnets: subnets, MTU: mtu, VNI: vni, Options: o, Internal: internal}
+			spec := admin.NetworkSpec{Name: args[0], Mode: mode, Subnets: subnets, MTU: mtu, VNI: vni, Options: o, Internal: internal,
+				Parent: parent}
+			if spec.Parents, err = parseHostParents(parents); err != nil {
+				return err
+			}
 			if _, given := o[netspec.OptMode]; given && !cmd.Flags().Changed("mode") {
 				spec.Mode = "" // -o mode=M alone decides
 			}
@@ -75,10 +82,12 @@ func (c *cli) networkCreateCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&mode, "mode", defaultClusterMode, "network mode: "+strings.Join(netspec.Implemented(), ", "))
+	f.StringVar(&parent, "parent", "", "macvlan/ipvlan: the interface on the LAN (IFACE, or IFACE.VLAN to have podnet create the VLAN), the same on every host unless --host-parent says otherwise")
+	f.StringArrayVar(&parents, "host-parent", nil, "macvlan/ipvlan: HOST=IFACE, the parent on one host (repeatable)")
 	f.StringSliceVar(&subnets, "subnet", nil, "subnet in CIDR form (repeatable)")
 	f.StringVar(&gateway, "gateway", "", "gateway of the first subnet")
 	f.StringVar(&ipRange, "ip-range", "", "dynamic-allocation range of the first subnet")
-	f.IntVar(&mtu, "mtu", 0, "MTU (default: vxlan = underlay MTU - 50, bridge = 1500)")
+	f.IntVar(&mtu, "mtu", 0, "MTU (default: vxlan = underlay MTU - 50, bridge = 1500, macvlan/ipvlan = each host's parent's)")
 	f.IntVar(&vni, "vni", 0, "VXLAN network identifier (default: allocated)")
 	f.StringArrayVarP(&opts, "opt", "o", nil, "driver option KEY=VALUE (repeatable), as with docker network create")
 	f.BoolVar(&internal, "internal", false, "no traffic to or from outside the network")
@@ -100,6 +109,25 @@ func parseOpts(opts []string) (map[string]string, error) {
 			return nil, fmt.Errorf("-o/--opt %s is given twice (%s and %s): give it once", k, prev, v)
 		}
 		out[k] = v
+	}
+	return out, nil
+}
+
+// parseHostParents reads --host-parent HOST=IFACE values.
+func parseHostParents(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range kvs {
+		h, p, ok := strings.Cut(kv, "=")
+		if !ok || h == "" || p == "" {
+			return nil, fmt.Errorf("--host-parent %q: want HOST=IFACE", kv)
+		}
+		if prev, dup := out[h]; dup && prev != p {
+			return nil, fmt.Errorf("--host-parent %s is given twice (%s and %s): give it once", h, prev, p)
+		}
+		out[h] = p
 	}
 	return out, nil
 }

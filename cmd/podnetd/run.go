@@ -95,7 +95,8 @@ func run(parent context.Context, cfg *config) error {
 	startMetrics(ctx, cfg, ipm, log)
 	ov, underlay, ovErr := newOverlay(cfg, st, k, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
-		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU, Tunnels: ipm}
+		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU, Tunnels: ipm, HostAddresses: ipm,
+		HostNetworks: hostNetworks(k)}
 	if ovErr != nil {
 		log.Warn("multi-host (vxlan) networks unavailable on this host", "err", ovErr)
 		dcfg.OverlayUnavailable = ovErr.Error()
@@ -157,13 +158,13 @@ func run(parent context.Context, cfg *config) error {
 		rec = reconcile.New(reconcile.Config{Docker: dc, Driver: drv, IPAM: ipm, Logger: log.With("component", "reconcile"),
 			Interval: cfg.GCInterval, Grace: cfg.GCGrace, Reach: up})
 		go rec.Run(ctx)
-		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName,
+		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
 			Logger: log.With("component", "netsync"), Reach: up}).Run(ctx)
 		go service.NewWatcher(service.WatcherConfig{Host: cfg.HostName, Store: st, Docker: dc,
 			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up}).Run(ctx)
 	}
 	cm := cluster.New(st, ipm, log.With("component", "cluster"))
-	cm.SetHostNetworks(hostNetworks(k))
+	cm.SetHostNetworks(cfg.HostName, hostNetworks(k))
 	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs,
 		overlay: ov})
 

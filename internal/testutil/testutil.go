@@ -47,6 +47,8 @@ func probeLink(kind string) string {
 		return "ip link add p0 type veth peer name p1 && ip link add v0 link p0 type " + kind
 	case "vxlan":
 		return "ip link add v0 type vxlan id 42 dstport 4789"
+	case "vlan":
+		return "ip link add p0 type veth peer name p1 && ip link add link p0 name v0 type vlan id 42"
 	default:
 		return "ip link add v0 type " + kind
 	}

@@ -4,13 +4,14 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 )
 
 // daemon is a server a test runs beside the lab (a registry, Prometheus)
@@ -83,12 +84,7 @@ func (d *daemon) waitReady(t *testing.T, ready func() (bool, string)) {
 // moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testutil.FreePort(t)
 }
 
 // loopbackURL is http://127.0.0.1:port.

@@ -52,7 +52,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 		initial = append(initial, cfg.Name+"="+pu.String())
 		c.members = append(c.members, &member{cfg: cfg,
-			px: &proxy{addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), target: cu.Host}})
+			px: newProxy(t, cu.Host)})
 	}
 	for _, m := range c.members {
 		m.cfg.InitialCluster = strings.Join(initial, ",")
@@ -139,11 +139,7 @@ func (c *Cluster) Restart(members ...int) {
 				errs <- fmt.Errorf("member %s not ready within 60s", m.cfg.Name)
 				return
 			}
-			if err := m.px.start(); err != nil {
-				e.Close()
-				errs <- err
-				return
-			}
+			m.px.start()
 			c.mu.Lock()
 			m.e = e
 			c.mu.Unlock()

@@ -1,30 +1,40 @@
 package storetest
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"sync"
+	"testing"
 )
 
-// proxy forwards TCP connections from addr to target until killed; kill
-// resets every connection at once, as the death of the target's process
-// would.
+// proxy forwards TCP connections from its address to target while up;
+// kill resets every connection at once, as the death of the target's
+// process would, and resets new ones until start.
+//
+// The listening socket is held from creation to the end of the test, not
+// closed on kill and bound again on start: a port given up for the seconds
+// a member is down can be taken by any outgoing connection's ephemeral
+// port (the cluster's own peer connections make many), and the restart
+// would then fail with "address already in use".
 type proxy struct {
 	addr, target string
 	mu           sync.Mutex
-	ln           net.Listener
-	conns        map[net.Conn]bool
+	conns        map[net.Conn]bool // nil while down
 }
 
-func (p *proxy) start() error {
-	ln, err := net.Listen("tcp", p.addr)
+// newProxy listens on a fresh loopback port for target; it is down until
+// start.
+func newProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("proxy %s → %s: %w", p.addr, p.target, err)
+		t.Fatalf("proxy for %s: %v", target, err)
 	}
-	p.mu.Lock()
-	p.ln, p.conns = ln, map[net.Conn]bool{}
-	p.mu.Unlock()
+	p := &proxy{addr: ln.Addr().String(), target: target}
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.kill()
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -34,13 +44,25 @@ func (p *proxy) start() error {
 			go p.serve(c)
 		}
 	}()
-	return nil
+	return p
+}
+
+func (p *proxy) start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		p.conns = map[net.Conn]bool{}
+	}
 }
 
 func (p *proxy) serve(c net.Conn) {
+	if !p.up() {
+		reset(c)
+		return
+	}
 	u, err := net.Dial("tcp", p.target)
 	if err != nil {
-		_ = c.Close()
+		reset(c)
 		return
 	}
 	if !p.track(c, u) {
@@ -51,14 +73,20 @@ func (p *proxy) serve(c net.Conn) {
 	_ = c.Close()
 }
 
-// track registers both ends, or closes them when the proxy was killed
+func (p *proxy) up() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conns != nil
+}
+
+// track registers both ends, or resets them when the proxy was killed
 // meanwhile.
 func (p *proxy) track(cs ...net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conns == nil {
 		for _, c := range cs {
-			_ = c.Close()
+			reset(c)
 		}
 		return false
 	}
@@ -71,15 +99,16 @@ func (p *proxy) track(cs ...net.Conn) bool {
 func (p *proxy) kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
 	for c := range p.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // RST, like a killed process's sockets
-		}
-		_ = c.Close()
+		reset(c)
 	}
 	p.conns = nil
+}
+
+// reset closes c with an RST, like a killed process's sockets.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
 }

@@ -7,11 +7,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 )
 
@@ -83,15 +83,11 @@ func New(t testing.TB) *store.Store {
 	return Start(t).Client(t, "")
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, outside
+// the ephemeral range (see testutil.FreePort).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testutil.FreePort(t)
 }
 
 // Logger logs to stderr at warn level unless PODNET_TEST_DEBUG is set.

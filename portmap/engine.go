@@ -78,7 +78,6 @@ func withDefaults(o Options) Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	o.Logger = o.Logger.With("component", "portmap")
 	if o.Table == "" {
 		o.Table = DefaultTable
 	}

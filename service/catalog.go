@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/podnet/podnet/store"
@@ -70,6 +71,9 @@ type Catalog struct {
 	dirty   map[string]time.Time
 	all     bool
 	changed chan struct{}
+	// gen counts updates, for readers that poll for "anything new" (the
+	// DNS records saved on disk) without taking Changed from the agent.
+	gen atomic.Uint64
 }
 
 // catalogPrefixes are what a Catalog follows.
@@ -143,6 +147,7 @@ func (f catalogFollower) Changes(evs []store.Event) {
 }
 
 func (c *Catalog) signal() {
+	c.gen.Add(1)
 	select {
 	case c.changed <- struct{}{}:
 	default:

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/podnet/podnet/internal/dockerid"
 	"maps"
 	"strings"
 	"time"
+
+	"github.com/podnet/podnet/internal/dockerid"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"

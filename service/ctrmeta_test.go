@@ -3,9 +3,10 @@ package service
 import (
 	"context"
 	"errors"
-	"github.com/podnet/podnet/internal/testutil"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/podnet/podnet/store"

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -53,6 +54,9 @@ type DNS struct {
 	recs  *records
 	fwd   *forwarder
 	cache *diskCache // nil without CacheFile
+	// savedSvcs are the services loaded from CacheFile, answered until
+	// the catalog has read etcd (nil then, and without a file).
+	savedSvcs atomic.Pointer[savedServices]
 }
 
 // NewDNS checks cfg and builds the server; Run serves it.

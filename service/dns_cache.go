@@ -37,6 +37,9 @@ type cacheFile struct {
 	Version   int              `json:"version"`
 	Saved     time.Time        `json:"saved"`
 	Endpoints []cachedEndpoint `json:"endpoints"`
+	// Services (dns_cache_services.go) is absent in files of podnetds
+	// without service DNS, and ignored by them: the version stays 1.
+	Services []cachedService `json:"services,omitempty"`
 }
 
 type cachedEndpoint struct {
@@ -56,6 +59,9 @@ type diskCache struct {
 	path                    string
 	dirty                   atomic.Bool
 	metaLoaded, aliveLoaded atomic.Bool
+	// svcGen is the catalog's update count at the last save (saveLoop's
+	// goroutine only).
+	svcGen uint64
 }
 
 // cachingFollower passes everything to the records' follower and marks
@@ -101,9 +107,17 @@ func (d *DNS) loadCache() {
 		d.log.Warn("cluster DNS: saved records unusable; starting empty", "file", d.cache.path, "err", err)
 		return
 	}
-	if n := d.recs.restore(f); n > 0 {
+	n := d.recs.restore(f)
+	var svcs int
+	if d.cfg.Services != nil && !d.cfg.Services.Loaded() {
+		if s := restoreServices(f.Services); s != nil {
+			d.savedSvcs.Store(s)
+			svcs = len(s.byName)
+		}
+	}
+	if n > 0 || svcs > 0 {
 		d.log.Info("cluster DNS: answering the records saved on disk until etcd answers",
-			"file", d.cache.path, "endpoints", n, "saved", f.Saved)
+			"file", d.cache.path, "endpoints", n, "services", svcs, "saved", f.Saved)
 	}
 }
 
@@ -149,14 +163,29 @@ func (d *DNS) saveLoop(ctx context.Context) {
 	}
 }
 
-// saveCache writes the file if the records changed since the last write
-// and etcd's view is complete.
+// saveCache writes the file if the records or the services changed since
+// the last write and etcd's view of both is complete.
 func (d *DNS) saveCache() {
 	c := d.cache
-	if !c.metaLoaded.Load() || !c.aliveLoaded.Load() || !c.dirty.Swap(false) {
+	cat := d.cfg.Services
+	if !c.metaLoaded.Load() || !c.aliveLoaded.Load() || cat != nil && !cat.Loaded() {
 		return
 	}
+	var gen uint64
+	if cat != nil {
+		gen = cat.gen.Load()
+	}
+	if !c.dirty.Swap(false) && gen == c.svcGen {
+		return
+	}
+	c.svcGen = gen
 	f := d.recs.export()
+	if cat != nil {
+		f.Services = exportServices(cat.dnsExport())
+		if len(f.Services) > maxCachedEndpoints {
+			f.Services = f.Services[:maxCachedEndpoints]
+		}
+	}
 	if len(f.Endpoints) > maxCachedEndpoints {
 		d.log.Warn("cluster DNS: too many endpoints to save them all; the rest is answered only while etcd is up",
 			"endpoints", len(f.Endpoints), "saved", maxCachedEndpoints)

@@ -3,13 +3,14 @@ package service
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/podnet/podnet/internal/testutil"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 
 	"github.com/miekg/dns"
 	"github.com/podnet/podnet/store"

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -38,6 +39,23 @@ type dnsService struct {
 func (c *Catalog) dnsLookup(name string) (dnsService, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	return c.dnsLookupLocked(name)
+}
+
+// dnsExport returns every service as DNS answers it, sorted by name.
+func (c *Catalog) dnsExport() []dnsService {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]dnsService, 0, len(c.services))
+	for _, name := range slices.Sorted(maps.Keys(c.services)) {
+		if s, ok := c.dnsLookupLocked(name); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *Catalog) dnsLookupLocked(name string) (dnsService, bool) {
 	s := c.services[name]
 	if s == nil {
 		return dnsService{}, false
@@ -68,7 +86,7 @@ func (d *DNS) serviceAnswer(req *dns.Msg) *dns.Msg {
 	q := req.Question[0]
 	zone := "svc." + d.cfg.Domain
 	if addr, ok := parseReverse(q.Name); ok {
-		name, ok := c.serviceByVIP(addr)
+		name, ok := d.serviceByVIP(c, addr)
 		if !ok {
 			return nil
 		}
@@ -90,7 +108,7 @@ func (d *DNS) serviceAnswer(req *dns.Msg) *dns.Msg {
 		rest = name
 	}
 	labels := strings.Split(rest, ".")
-	svc, ok := c.dnsLookup(labels[len(labels)-1])
+	svc, ok := d.serviceLookup(c, labels[len(labels)-1])
 	if !ok {
 		if inZone || name == zone {
 			m := d.reply(req)

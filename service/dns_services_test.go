@@ -2,11 +2,15 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -61,4 +65,85 @@ func TestDNSServices(t *testing.T) {
 	del(t, st, store.ServiceKey("web"))
 	waitAnswer(t, srv, "web.svc.podnet.local.", dns.TypeA, dns.RcodeNameError)
 	waitAnswer(t, srv, "web.", dns.TypeA, dns.RcodeSuccess, "10.244.0.4")
+}
+
+// TestDNSServesSavedServicesWithEtcdDown: service names are saved with
+// the container names; a DNS restarted while etcd is down answers the
+// VIP, a headless service's endpoints, SRV and PTR from disk, and an
+// unknown service name still gets NXDOMAIN.
+func TestDNSServesSavedServicesWithEtcdDown(t *testing.T) {
+	st := storetest.New(t)
+	put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
+	put(t, st, store.ServiceKey("web"), store.Service{Name: "web", Selector: web, ClusterIP: netip.MustParseAddr("10.96.0.20"),
+		Ports: []store.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, TargetPort: 8080}}})
+	put(t, st, store.ServiceKey("db"), store.Service{Name: "db", Selector: map[string]string{"app": "db"}, Headless: true,
+		Ports: []store.ServicePort{{Name: "pg", Protocol: "TCP", Port: 5432, TargetPort: 5433}}})
+	put(t, st, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.244.0.9", true, map[string]string{"app": "db"}))
+	file := filepath.Join(t.TempDir(), "dns-records.json")
+
+	runCatalog := func(st *store.Store) *Catalog {
+		cat := NewCatalog("h1", false, storetest.Logger(t))
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { cat.Run(ctx, st) })
+		t.Cleanup(func() { cancel(); wg.Wait() })
+		return cat
+	}
+	_, srv := startDNSWith(t, DNSConfig{Store: st, Upstreams: []string{}, Services: runCatalog(st), CacheFile: file})
+	waitAnswer(t, srv, "db.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.244.0.9")
+	testutil.Until(t, 10*time.Second, "both services on disk", func() bool {
+		f, err := readCache(file)
+		return err == nil && len(f.Services) == 2
+	})
+	// A service change alone (no endpoint record changes) is saved too.
+	put(t, st, store.ServiceKey("api"), store.Service{Name: "api", Selector: web, ClusterIP: netip.MustParseAddr("10.96.0.21"),
+		Ports: []store.ServicePort{{Protocol: "TCP", Port: 443, TargetPort: 8443}}})
+	testutil.Until(t, 10*time.Second, "the new service on disk", func() bool {
+		f, err := readCache(file)
+		return err == nil && len(f.Services) == 3
+	})
+
+	dead, err := store.Open(store.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", storetest.FreePort(t))},
+		Logger: storetest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dead.Close() })
+	_, srv = startDNSWith(t, DNSConfig{Store: dead, Upstreams: []string{}, Services: runCatalog(dead), CacheFile: file})
+	waitAnswer(t, srv, "web.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.96.0.20")
+	waitAnswer(t, srv, "api.", dns.TypeA, dns.RcodeSuccess, "10.96.0.21")
+	waitAnswer(t, srv, "db.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.244.0.9")
+	waitAnswer(t, srv, "10-244-0-9.db.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.244.0.9")
+	waitAnswer(t, srv, "nope.svc.podnet.local.", dns.TypeA, dns.RcodeNameError)
+	m := query(t, srv, "udp", "_http._tcp.web.svc.podnet.local.", dns.TypeSRV, false)
+	if len(m.Answer) != 1 || m.Answer[0].(*dns.SRV).Port != 80 {
+		t.Fatalf("SRV from disk: %v", m)
+	}
+	m = query(t, srv, "udp", "20.0.96.10.in-addr.arpa.", dns.TypePTR, false)
+	if len(m.Answer) != 1 || m.Answer[0].(*dns.PTR).Ptr != "web.svc.podnet.local." {
+		t.Fatalf("PTR from disk: %v", m)
+	}
+}
+
+// Saved services are checked as etcd's would be: a bad name, a VIP on a
+// headless service or none on a VIP service, a duplicate are dropped.
+func TestSavedServicesAreChecked(t *testing.T) {
+	vip := netip.MustParseAddr("10.96.0.5")
+	s := restoreServices([]cachedService{
+		{Name: "good", VIP: vip},
+		{Name: "Bad_Name", VIP: netip.MustParseAddr("10.96.0.6")},
+		{Name: "novip"},
+		{Name: "both", VIP: netip.MustParseAddr("10.96.0.7"), Headless: true},
+		{Name: "good", VIP: netip.MustParseAddr("10.96.0.8")},
+		{Name: "hl", Headless: true, Addrs: []netip.Addr{netip.MustParseAddr("10.244.0.1"), {}}},
+	})
+	if s == nil || len(s.byName) != 2 || s.byName["good"].vip != vip || len(s.byName["hl"].addrs) != 1 {
+		t.Fatalf("restored %+v; want good (10.96.0.5) and hl with one address", s)
+	}
+	if n, ok := s.byVIP[vip]; !ok || n != "good" || len(s.byVIP) != 1 {
+		t.Fatalf("by VIP: %v", s.byVIP)
+	}
+	if restoreServices(nil) != nil {
+		t.Fatal("no services restored as a non-nil set")
+	}
 }

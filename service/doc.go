@@ -141,7 +141,12 @@
 //     forwards everything else as usual): podnetd starts the DNS before
 //     waiting for etcd, so a podnetd restarted during an etcd outage keeps
 //     answering the names it knew instead of nothing. The first snapshot
-//     from etcd replaces what was loaded.
+//     from etcd replaces what was loaded. The same file keeps what service
+//     names answer (VIP, ports, a headless service's ready endpoints;
+//     dns_cache_services.go), saved when the catalog changes and answered
+//     until the catalog has read etcd once: the restarted podnetd's proxy
+//     rules stay in the kernel meanwhile, so a name that resolves also
+//     connects.
 //   - Forwarding: UDP first, TCP when the answer was truncated, 2 s per
 //     upstream, each upstream in turn starting with the last one that
 //     answered; SERVFAIL when none answers. Upstreams default to the

@@ -2,11 +2,12 @@ package service
 
 import (
 	"cmp"
-	"github.com/podnet/podnet/internal/dockerid"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/podnet/podnet/internal/dockerid"
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/portmap"

@@ -2,9 +2,10 @@ package service
 
 import (
 	"fmt"
-	"github.com/podnet/podnet/internal/testutil"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/miekg/dns"

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/podnet/podnet/internal/testutil"
 	"net/netip"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"

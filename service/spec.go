@@ -47,6 +47,11 @@ var (
 	hasLetter  = regexp.MustCompile(`[a-z]`)
 )
 
+// validServiceName: a DNS label (RFC 1035) of at most 63 characters.
+func validServiceName(name string) bool {
+	return len(name) <= 63 && serviceNameRE.MatchString(name)
+}
+
 // ServiceRange is the cluster's VIP range and the addresses in it that are
 // never handed out.
 type ServiceRange struct {
@@ -118,7 +123,7 @@ func (r ServiceRange) addrIndex(a netip.Addr) uint32 {
 // a file).
 func (r ServiceRange) Validate(spec admin.ServiceSpec) (store.Service, error) {
 	s := store.Service{Name: spec.Name}
-	if !serviceNameRE.MatchString(spec.Name) || len(spec.Name) > 63 {
+	if !validServiceName(spec.Name) {
 		return s, inputf("service name %q: use lower case letters, digits and '-', starting with a letter, at most 63 characters (it is a DNS name)", spec.Name)
 	}
 	fail := func(format string, args ...any) (store.Service, error) {

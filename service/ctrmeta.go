@@ -8,10 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/podnet/podnet/internal/dockerid"
-
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/store"
 )
 

@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/testutil"
-
 	"github.com/docker/docker/api/types/events"
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 )
 

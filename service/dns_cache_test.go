@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/testutil"
-
 	"github.com/miekg/dns"
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )

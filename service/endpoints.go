@@ -7,9 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/podnet/podnet/internal/dockerid"
-
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )

@@ -5,12 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/testutil"
-
 	"github.com/docker/docker/api/types/events"
 	"github.com/miekg/dns"
 	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/internal/metrics/metricstest"
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )

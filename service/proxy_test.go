@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/internal/testutil"
-
 	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"

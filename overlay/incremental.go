@@ -102,9 +102,10 @@ func (o *Overlay) step() (Changes, bool, error) {
 		p.observe(false, start, nil)
 		o.applied = nil // the next pass diffs against the kernel
 	case p.changes.Total() > 0:
-		// The step kept applied current: the remote counts move with it
-		// (counting costs a walk of applied, only when the kernel changed).
-		p.observe(false, start, o.applied)
+		// The step kept applied current: the remote counts move with it.
+		o.remote.hosts += p.remote.hosts
+		o.remote.blocks += p.remote.blocks
+		p.observe(false, start, &o.remote)
 	default:
 		observeUnchanged(start)
 	}
@@ -339,6 +340,9 @@ func (p *program) addHostEntries(applied *desired, e hostEntry) {
 			p.o.log.Debug("fdb entry added", "iface", e.dev, "mac", mac, "dst", e.want.underlay)
 		}
 	}
+	if _, ok := ds.hosts[e.host]; !ok && !applied.hostElsewhere(e.dev, e.host) {
+		p.remote.hosts++
+	}
 	ds.hosts[e.host] = e.want.underlay
 }
 
@@ -374,6 +378,9 @@ func (p *program) delHostEntries(applied *desired, e hostEntry, keep map[string]
 		}
 	}
 	if !e.wantOK {
+		if _, ok := ds.hosts[e.host]; ok && !applied.hostElsewhere(e.dev, e.host) {
+			p.remote.hosts--
+		}
 		delete(ds.hosts, e.host)
 	}
 }
@@ -385,7 +392,9 @@ func (p *program) setRoute(applied *desired, e routeEntry) {
 		return
 	}
 	if p.do(p.nk.replaceRoute(nr)) {
+		p.countRoute(applied, e.dst, -1)
 		applied.routes[e.dst] = e.want
+		p.countRoute(applied, e.dst, +1)
 		if e.had {
 			p.changes.RoutesReplaced++
 			p.logRoute("route changed", e.want)
@@ -396,14 +405,24 @@ func (p *program) setRoute(applied *desired, e routeEntry) {
 	}
 }
 
+// countRoute moves the remote block count by sign if applied's route to
+// dst leads to a remote block.
+func (p *program) countRoute(applied *desired, dst netip.Prefix, sign int) {
+	if r, ok := applied.routes[dst]; ok && remoteBlock(r) {
+		p.remote.blocks += sign
+	}
+}
+
 // delRoute removes one route: ip route del.
 func (p *program) delRoute(applied *desired, e routeEntry) {
 	nr := p.nlRoute(e.old)
 	if nr == nil {
+		p.countRoute(applied, e.dst, -1)
 		delete(applied.routes, e.dst) // its interface is gone, and the route with it
 		return
 	}
 	if p.do(p.nk.delRoute(nr)) {
+		p.countRoute(applied, e.dst, -1)
 		delete(applied.routes, e.dst)
 		p.changes.RoutesDeleted++
 		p.logRoute("route removed", e.old)

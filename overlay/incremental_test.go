@@ -174,6 +174,11 @@ func checkApplied(t *testing.T, o *Overlay, what string) {
 			what, strings.Join(routeLines(*o.applied), "; "), strings.Join(neighLines(*o.applied), "; "), o.applied.proxies,
 			strings.Join(routeLines(want), "; "), strings.Join(neighLines(want), "; "), want.proxies)
 	}
+	// The counts the metrics show, moved event by event, are what a walk
+	// of everything counts.
+	if hosts, blocks := want.remote(); o.remote != (remoteCounts{hosts: hosts, blocks: blocks}) {
+		t.Fatalf("%s: remote counts moved to %+v, a walk counts %d hosts, %d blocks", what, o.remote, hosts, blocks)
+	}
 }
 
 // collidingHosts finds two host names whose VTEP MACs collide on vni.

@@ -114,11 +114,12 @@ type Overlay struct {
 	// guards applied, the state the last passes left in the kernel (nil:
 	// unknown, the next pass reads the kernel), the model of the last full
 	// computation (incremental passes continue from it) and the interface
-	// indices it resolved.
+	// indices it resolved, and the remote counts of applied.
 	kmu     sync.Mutex
 	applied *desired
 	model   *model
 	ifindex map[string]int
+	remote  remoteCounts
 
 	mu       sync.Mutex
 	networks map[string]Network // by Docker network ID, MTU resolved

@@ -39,6 +39,8 @@ type program struct {
 	lookup  bool
 	changes Changes
 	errs    []error
+	// remote is how an incremental pass moved the remote counts.
+	remote remoteCounts
 }
 
 func (p *program) err() error { return errors.Join(p.errs...) }
@@ -80,8 +82,12 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	}
 	p.syncProxies()
 	err := p.err()
+	var remote *remoteCounts
 	if err == nil {
 		o.applied = &want
+		hosts, blocks := want.remote()
+		o.remote = remoteCounts{hosts: hosts, blocks: blocks}
+		remote = &o.remote
 	}
 	o.ifindex = p.ifindex
 	o.mu.Lock()
@@ -91,7 +97,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	o.stats.Changes.add(p.changes)
 	o.stats.Errors += len(p.errs)
 	o.mu.Unlock()
-	p.observe(opts.full, start, o.applied)
+	p.observe(opts.full, start, remote)
 	if n := p.changes.Total(); n > 0 || err != nil {
 		o.log.Debug("overlay synced", "changes", n, "errors", len(p.errs), "took", time.Since(start))
 	}

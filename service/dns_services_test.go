@@ -15,25 +15,38 @@ import (
 	"github.com/podnet/podnet/store/storetest"
 )
 
-func TestDNSServices(t *testing.T) {
-	st := storetest.New(t)
+// putWebAndDB writes host h1 alive, a VIP service web (10.96.0.20, port
+// http 80→8080), a headless service db (port pg 5432→5433) and db's one
+// ready endpoint 10.244.0.9.
+func putWebAndDB(t *testing.T, st *store.Store) {
+	t.Helper()
 	put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
 	put(t, st, store.ServiceKey("web"), store.Service{Name: "web", Selector: web, ClusterIP: netip.MustParseAddr("10.96.0.20"),
 		Ports: []store.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, TargetPort: 8080}}})
 	put(t, st, store.ServiceKey("db"), store.Service{Name: "db", Selector: map[string]string{"app": "db"}, Headless: true,
 		Ports: []store.ServicePort{{Name: "pg", Protocol: "TCP", Port: 5432, TargetPort: 5433}}})
 	put(t, st, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.244.0.9", true, map[string]string{"app": "db"}))
-	put(t, st, store.EndpointMetaKey("h1", "e2"), meta("e2", "c2", "10.244.0.7", true, map[string]string{"app": "db"}))
-	put(t, st, store.EndpointMetaKey("h1", "e3"), meta("e3", "c3", "10.244.0.8", false, map[string]string{"app": "db"}))
-	// A container called web: the service shadows it for the short name.
-	put(t, st, store.EndpointMetaKey("h1", "e4"), store.EndpointMeta{Endpoint: "e4", Container: "c4", Name: "web", IPv4: netip.MustParseAddr("10.244.0.4"), Ready: true})
+}
 
+// runCatalog follows st as host h1's catalog until the test ends.
+func runCatalog(t *testing.T, st *store.Store) *Catalog {
 	cat := NewCatalog("h1", false, storetest.Logger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { cat.Run(ctx, st) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	_, srv := startDNSWith(t, DNSConfig{Store: st, Upstreams: []string{}, Services: cat, Domain: "podnet.local."})
+	return cat
+}
+
+func TestDNSServices(t *testing.T) {
+	st := storetest.New(t)
+	putWebAndDB(t, st)
+	put(t, st, store.EndpointMetaKey("h1", "e2"), meta("e2", "c2", "10.244.0.7", true, map[string]string{"app": "db"}))
+	put(t, st, store.EndpointMetaKey("h1", "e3"), meta("e3", "c3", "10.244.0.8", false, map[string]string{"app": "db"}))
+	// A container called web: the service shadows it for the short name.
+	put(t, st, store.EndpointMetaKey("h1", "e4"), store.EndpointMeta{Endpoint: "e4", Container: "c4", Name: "web", IPv4: netip.MustParseAddr("10.244.0.4"), Ready: true})
+
+	_, srv := startDNSWith(t, DNSConfig{Store: st, Upstreams: []string{}, Services: runCatalog(t, st), Domain: "podnet.local."})
 
 	waitAnswer(t, srv, "web.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.96.0.20")
 	waitAnswer(t, srv, "WEB.Svc.Podnet.Local.", dns.TypeA, dns.RcodeSuccess, "10.96.0.20")
@@ -73,23 +86,10 @@ func TestDNSServices(t *testing.T) {
 // unknown service name still gets NXDOMAIN.
 func TestDNSServesSavedServicesWithEtcdDown(t *testing.T) {
 	st := storetest.New(t)
-	put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
-	put(t, st, store.ServiceKey("web"), store.Service{Name: "web", Selector: web, ClusterIP: netip.MustParseAddr("10.96.0.20"),
-		Ports: []store.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, TargetPort: 8080}}})
-	put(t, st, store.ServiceKey("db"), store.Service{Name: "db", Selector: map[string]string{"app": "db"}, Headless: true,
-		Ports: []store.ServicePort{{Name: "pg", Protocol: "TCP", Port: 5432, TargetPort: 5433}}})
-	put(t, st, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.244.0.9", true, map[string]string{"app": "db"}))
+	putWebAndDB(t, st)
 	file := filepath.Join(t.TempDir(), "dns-records.json")
 
-	runCatalog := func(st *store.Store) *Catalog {
-		cat := NewCatalog("h1", false, storetest.Logger(t))
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { cat.Run(ctx, st) })
-		t.Cleanup(func() { cancel(); wg.Wait() })
-		return cat
-	}
-	_, srv := startDNSWith(t, DNSConfig{Store: st, Upstreams: []string{}, Services: runCatalog(st), CacheFile: file})
+	_, srv := startDNSWith(t, DNSConfig{Store: st, Upstreams: []string{}, Services: runCatalog(t, st), CacheFile: file})
 	waitAnswer(t, srv, "db.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.244.0.9")
 	testutil.Until(t, 10*time.Second, "both services on disk", func() bool {
 		f, err := readCache(file)
@@ -109,7 +109,7 @@ func TestDNSServesSavedServicesWithEtcdDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dead.Close() })
-	_, srv = startDNSWith(t, DNSConfig{Store: dead, Upstreams: []string{}, Services: runCatalog(dead), CacheFile: file})
+	_, srv = startDNSWith(t, DNSConfig{Store: dead, Upstreams: []string{}, Services: runCatalog(t, dead), CacheFile: file})
 	waitAnswer(t, srv, "web.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.96.0.20")
 	waitAnswer(t, srv, "api.", dns.TypeA, dns.RcodeSuccess, "10.96.0.21")
 	waitAnswer(t, srv, "db.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.244.0.9")

@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/podnet/podnet/internal/testutil"
 )
 
 // daemon is a server a test runs beside the lab (a registry, Prometheus)
@@ -78,13 +76,6 @@ func (d *daemon) waitReady(t *testing.T, ready func() (bool, string)) {
 		}
 		return ready()
 	})
-}
-
-// freePort returns a port of the root namespace's loopback that was free a
-// moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	return testutil.FreePort(t)
 }
 
 // loopbackURL is http://127.0.0.1:port.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/internal/testutil"
 )
 
 // podnetMetrics is podnetd's default metrics address, on each host's own
@@ -45,7 +47,7 @@ func startPrometheus(t *testing.T, l *Lab) *prometheus {
 		go relay(ln, func() (net.Conn, error) { return dialInNetns(path, podnetMetrics) })
 		fmt.Fprintf(&targets, "      - targets: ['%s']\n        labels: {host: %s}\n", ln.Addr(), h)
 	}
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "prometheus.yml")
 	data := filepath.Join(dir, "data")

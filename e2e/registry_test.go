@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/vishvananda/netns"
 )
 
@@ -23,7 +24,7 @@ import (
 // (by PID) and removes its data when the test ends. It returns the port.
 func startRegistry(t *testing.T) int {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "config.yml")
 	data := filepath.Join(dir, "data")

@@ -39,7 +39,7 @@ func TestDNSServesSavedRecordsWithEtcdDown(t *testing.T) {
 	// A restart while etcd is down: the new server's store points at a
 	// port nobody serves. (The first server keeps running; with nothing
 	// changing in etcd it writes nothing more.)
-	dead, err := store.Open(store.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", storetest.FreePort(t))},
+	dead, err := store.Open(store.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t))},
 		Logger: storetest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -103,7 +103,7 @@ func TestDNSServesSavedServicesWithEtcdDown(t *testing.T) {
 		return err == nil && len(f.Services) == 3
 	})
 
-	dead, err := store.Open(store.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", storetest.FreePort(t))},
+	dead, err := store.Open(store.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t))},
 		Logger: storetest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

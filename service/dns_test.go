@@ -24,7 +24,7 @@ import (
 // truncated answer; every other name is NXDOMAIN.
 func fakeUpstream(t *testing.T) string {
 	t.Helper()
-	port := storetest.FreePort(t)
+	port := testutil.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
@@ -77,7 +77,7 @@ func startDNS(t *testing.T, st *store.Store, upstreams []string, tweak ...func(*
 // startDNSWith runs a cluster DNS with cfg (Listen and Logger filled in).
 func startDNSWith(t *testing.T, cfg DNSConfig) (*DNS, string) {
 	t.Helper()
-	listen := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(storetest.FreePort(t)))
+	listen := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testutil.FreePort(t)))
 	cfg.Listen, cfg.Logger = listen, storetest.Logger(t)
 	d, err := NewDNS(cfg)
 	if err != nil {
@@ -318,7 +318,7 @@ func TestDNSDeadHostLease(t *testing.T) {
 func TestDNSUpstreamDown(t *testing.T) {
 	st := storetest.New(t)
 	twoHosts(t, st)
-	dead := fmt.Sprintf("127.0.0.1:%d", storetest.FreePort(t))
+	dead := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	_, srv := startDNS(t, st, []string{dead})
 	waitAnswer(t, srv, "web.", dns.TypeA, dns.RcodeSuccess, "10.0.0.1", "10.0.1.2")
 	waitAnswer(t, srv, "example.com.", dns.TypeA, dns.RcodeServerFailure)
@@ -326,7 +326,7 @@ func TestDNSUpstreamDown(t *testing.T) {
 
 func TestDNSFallsThroughToNextUpstream(t *testing.T) {
 	st := storetest.New(t)
-	dead := fmt.Sprintf("127.0.0.1:%d", storetest.FreePort(t))
+	dead := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	_, srv := startDNS(t, st, []string{dead, fakeUpstream(t)})
 	waitAnswer(t, srv, "example.com.", dns.TypeA, dns.RcodeSuccess, "192.0.2.1")
 }

@@ -29,7 +29,7 @@ func TestDNSMetrics(t *testing.T) {
 	twoHosts(t, st)
 	_, srv := startDNS(t, st, []string{fakeUpstream(t)})
 	waitAnswer(t, srv, "web.", dns.TypeA, dns.RcodeSuccess, "10.0.0.1", "10.0.1.2")
-	dead := fmt.Sprintf("127.0.0.1:%d", storetest.FreePort(t))
+	dead := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	_, deadSrv := startDNS(t, st, []string{dead})
 	_, noneSrv := startDNS(t, st, []string{})
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -41,7 +42,7 @@ func TestEmbeddedEtcdIsRootOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	peer := fmt.Sprintf("127.0.0.1:%d", storetest.FreePort(t))
+	peer := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 
 	// As an older podnetd ran it: plain HTTP peer port.
 	old := startEmbedded(t, dir, "http://"+peer)

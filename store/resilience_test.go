@@ -28,7 +28,7 @@ func TestCancelledCallIsNotUnavailable(t *testing.T) {
 
 	// Same while etcd is down: the caller's cancellation wins over the
 	// connection wait.
-	port := storetest.FreePort(t)
+	port := testutil.FreePort(t)
 	dead, err := store.Open(store.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", port)}})
 	if err != nil {
 		t.Fatal(err)

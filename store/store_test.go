@@ -110,7 +110,7 @@ func TestListRangeFollowsAddressOrder(t *testing.T) {
 }
 
 func TestUnreachableEtcdFailsFast(t *testing.T) {
-	port := storetest.FreePort(t)
+	port := testutil.FreePort(t)
 	// The default request timeout (5 s): an unreachable etcd must be
 	// noticed, not waited out.
 	s, err := store.Open(store.Config{Endpoints: []string{"http://127.0.0.1:" + itoa(port)}})

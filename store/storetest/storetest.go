@@ -27,7 +27,7 @@ func Start(t testing.TB) *Etcd {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cp, pp := FreePort(t), FreePort(t)
+	cp, pp := testutil.FreePort(t), testutil.FreePort(t)
 	// A TCP client port (a unix socket path under t.TempDir may not fit
 	// 107 bytes); the peer port is TLS as in podnetd.
 	cfg := store.EmbeddedConfig{
@@ -81,13 +81,6 @@ func (e *Etcd) Client(t testing.TB, prefix string) *store.Store {
 func New(t testing.TB) *store.Store {
 	t.Helper()
 	return Start(t).Client(t, "")
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago, outside
-// the ephemeral range (see testutil.FreePort).
-func FreePort(t testing.TB) int {
-	t.Helper()
-	return testutil.FreePort(t)
 }
 
 // Logger logs to stderr at warn level unless PODNET_TEST_DEBUG is set.

@@ -85,7 +85,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 		}
 	}()
 	if hasNAT(n) {
-		if err := d.cfg.Ports.AddNetwork(ctx, d.portmapNetwork(n)); err != nil {
+		if err := d.cfg.Ports.AddNetwork(ctx, d.planeNetwork(n)); err != nil {
 			return fmt.Errorf("program rules for network %s: %w", dockerid.Short(n.ID), err)
 		}
 	}

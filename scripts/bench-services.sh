@@ -10,7 +10,7 @@
 # end of the veth is named like a podnet bridge (pn-svcb): the endpoints
 # are where podnet's local endpoints are, so the podnet arm does no source
 # NAT, as for a container on this host.
-# bench/svcbench programs podnet's engine (package portmap, the code
+# bench/svcbench programs podnet's engine (package dataplane, the code
 # podnetd runs) and writes the kube-proxy-shaped iptables anchors.
 #
 #   B3   connection rate through a VIP (connrate: connect + RST close from

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/dockerid"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
 
@@ -94,17 +94,17 @@ func (c *Catalog) addrOf(m *member, v6 bool) (netip.Addr, string) {
 
 // programLocked is what the data plane of this host needs for s; ok is
 // false for a headless service (no VIP: nothing to program).
-func (c *Catalog) programLocked(s *store.Service) (portmap.Service, bool) {
+func (c *Catalog) programLocked(s *store.Service) (dataplane.Service, bool) {
 	if s.Headless || !s.ClusterIP.IsValid() {
-		return portmap.Service{}, false
+		return dataplane.Service{}, false
 	}
-	ps := portmap.Service{Name: s.Name, ClusterIP: s.ClusterIP, ExternalIPs: slices.Clone(s.ExternalIPs),
+	ps := dataplane.Service{Name: s.Name, ClusterIP: s.ClusterIP, ExternalIPs: slices.Clone(s.ExternalIPs),
 		LocalOnly: s.ExternalTrafficPolicy == store.TrafficPolicyLocal}
 	if s.SessionAffinity == store.AffinityClientIP {
 		ps.Affinity = time.Duration(s.AffinityTimeout) * time.Second
 	}
 	for _, p := range s.Ports {
-		ps.Ports = append(ps.Ports, portmap.ServicePort{Name: p.Name, Proto: portmap.Proto(strings.ToLower(p.Protocol)),
+		ps.Ports = append(ps.Ports, dataplane.ServicePort{Name: p.Name, Proto: dataplane.Proto(strings.ToLower(p.Protocol)),
 			Port: p.Port, TargetPort: p.TargetPort, NodePort: p.NodePort})
 	}
 	ps.Endpoints = readyEndpoints(c.resolveLocked(s), c.self)
@@ -114,25 +114,25 @@ func (c *Catalog) programLocked(s *store.Service) (portmap.Service, bool) {
 // readyEndpoints deduplicates the ready addresses (containers sharing one
 // stack, host-mode containers of one host), sorted by address; Local is
 // set when the address is on host self.
-func readyEndpoints(rs []resolved, self string) []portmap.ServiceEndpoint {
-	var out []portmap.ServiceEndpoint
+func readyEndpoints(rs []resolved, self string) []dataplane.ServiceEndpoint {
+	var out []dataplane.ServiceEndpoint
 	for _, r := range rs {
 		if !r.ready {
 			continue
 		}
 		local := r.m.key.host == self
-		if i := slices.IndexFunc(out, func(e portmap.ServiceEndpoint) bool { return e.Addr == r.addr }); i >= 0 {
+		if i := slices.IndexFunc(out, func(e dataplane.ServiceEndpoint) bool { return e.Addr == r.addr }); i >= 0 {
 			out[i].Local = out[i].Local || local
 			continue
 		}
-		out = append(out, portmap.ServiceEndpoint{Addr: r.addr, Local: local})
+		out = append(out, dataplane.ServiceEndpoint{Addr: r.addr, Local: local})
 	}
-	slices.SortFunc(out, func(a, b portmap.ServiceEndpoint) int { return a.Addr.Compare(b.Addr) })
+	slices.SortFunc(out, func(a, b dataplane.ServiceEndpoint) int { return a.Addr.Compare(b.Addr) })
 	return out
 }
 
 // sameProgram compares two data-plane services.
-func sameProgram(a, b portmap.Service) bool {
+func sameProgram(a, b dataplane.Service) bool {
 	return a.Name == b.Name && a.ClusterIP == b.ClusterIP && slices.Equal(a.ExternalIPs, b.ExternalIPs) &&
 		slices.Equal(a.Ports, b.Ports) && slices.Equal(a.Endpoints, b.Endpoints) &&
 		a.Affinity == b.Affinity && a.LocalOnly == b.LocalOnly

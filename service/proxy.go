@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/admin"
-	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/store"
 )
 
@@ -18,8 +18,8 @@ import (
 // the whole desired set at start and on every resync, one service at a
 // time in between.
 type Programmer interface {
-	SetServices(ctx context.Context, svcs []portmap.Service) error
-	UpsertService(ctx context.Context, s portmap.Service) error
+	SetServices(ctx context.Context, svcs []dataplane.Service) error
+	UpsertService(ctx context.Context, s dataplane.Service) error
 	DeleteService(ctx context.Context, name string) error
 	// ServiceStatus is nil when the service's rules are programmed, else
 	// why not.
@@ -49,7 +49,7 @@ type Proxy struct {
 
 	mu sync.Mutex
 	// programmed is what the data plane was last given, by name.
-	programmed map[string]portmap.Service
+	programmed map[string]dataplane.Service
 	// failing maps a service to the error the data plane reports for it;
 	// reported is what etcd holds for this host (svcstatus/<host>/).
 	failing, reported map[string]string
@@ -70,7 +70,7 @@ func NewProxy(cfg ProxyConfig) *Proxy {
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = 5 * time.Minute
 	}
-	return &Proxy{cfg: cfg, log: cfg.Logger, cat: cfg.Catalog, programmed: map[string]portmap.Service{},
+	return &Proxy{cfg: cfg, log: cfg.Logger, cat: cfg.Catalog, programmed: map[string]dataplane.Service{},
 		failing: map[string]string{}, reported: map[string]string{}}
 }
 
@@ -132,11 +132,11 @@ func (p *Proxy) Run(ctx context.Context) {
 }
 
 // desired computes the data-plane view of every service with a VIP.
-func (p *Proxy) desired() map[string]portmap.Service {
+func (p *Proxy) desired() map[string]dataplane.Service {
 	c := p.cat
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	out := make(map[string]portmap.Service, len(c.services))
+	out := make(map[string]dataplane.Service, len(c.services))
 	for name, s := range c.services {
 		if ps, ok := c.programLocked(s); ok {
 			out[name] = ps
@@ -152,7 +152,7 @@ func (p *Proxy) fullSync(ctx context.Context) bool {
 	var took time.Duration
 	if pr := p.cfg.Programmer; pr != nil {
 		list := slices.Collect(maps.Values(want))
-		slices.SortFunc(list, func(a, b portmap.Service) int { return strings.Compare(a.Name, b.Name) })
+		slices.SortFunc(list, func(a, b dataplane.Service) int { return strings.Compare(a.Name, b.Name) })
 		start := time.Now()
 		if err := pr.SetServices(ctx, list); err != nil {
 			p.log.Error("services not programmed; retrying", "services", len(list), "err", err)
@@ -194,7 +194,7 @@ func (p *Proxy) applyChanges(ctx context.Context) bool {
 	var changes []change
 	for name, since := range dirty {
 		c.mu.RLock()
-		var want portmap.Service
+		var want dataplane.Service
 		have := false
 		if s := c.services[name]; s != nil {
 			want, have = c.programLocked(s)
@@ -254,7 +254,7 @@ func (p *Proxy) applyChanges(ctx context.Context) bool {
 type change struct {
 	name  string
 	since time.Time
-	want  portmap.Service
+	want  dataplane.Service
 	have  bool
 }
 
@@ -361,7 +361,7 @@ func (p *Proxy) Status() admin.ServiceAgentStatus {
 }
 
 // Programmed returns what the data plane was last given for name.
-func (p *Proxy) Programmed(name string) (portmap.Service, bool) {
+func (p *Proxy) Programmed(name string) (dataplane.Service, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.programmed[name]

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/testutil"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -28,11 +28,11 @@ type recorder struct {
 
 type call struct {
 	op   string // set, upsert, delete
-	svcs []portmap.Service
+	svcs []dataplane.Service
 	name string
 }
 
-func (r *recorder) SetServices(_ context.Context, svcs []portmap.Service) error {
+func (r *recorder) SetServices(_ context.Context, svcs []dataplane.Service) error {
 	time.Sleep(r.setDelay)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -40,10 +40,10 @@ func (r *recorder) SetServices(_ context.Context, svcs []portmap.Service) error 
 	return nil
 }
 
-func (r *recorder) UpsertService(_ context.Context, s portmap.Service) error {
+func (r *recorder) UpsertService(_ context.Context, s dataplane.Service) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls = append(r.calls, call{op: "upsert", svcs: []portmap.Service{s}, name: s.Name})
+	r.calls = append(r.calls, call{op: "upsert", svcs: []dataplane.Service{s}, name: s.Name})
 	return nil
 }
 
@@ -98,8 +98,8 @@ func startProxy(t *testing.T, st *store.Store, rec Programmer) *Proxy {
 	return p
 }
 
-func ep(addr string, local bool) portmap.ServiceEndpoint {
-	return portmap.ServiceEndpoint{Addr: netip.MustParseAddr(addr), Local: local}
+func ep(addr string, local bool) dataplane.ServiceEndpoint {
+	return dataplane.ServiceEndpoint{Addr: netip.MustParseAddr(addr), Local: local}
 }
 
 func meta(ep, ctr, ip string, ready bool, labels map[string]string) store.EndpointMeta {
@@ -138,9 +138,9 @@ func TestProxyAgent(t *testing.T) {
 	if first.op != "set" || len(first.svcs) != 1 {
 		t.Fatalf("first call %+v: want SetServices of web alone (a headless service has no rules)", first)
 	}
-	want := portmap.Service{Name: "web", ClusterIP: svc.ClusterIP, ExternalIPs: svc.ExternalIPs,
-		Ports:     []portmap.ServicePort{{Name: "http", Proto: portmap.TCP, Port: 80, TargetPort: 8080, NodePort: 30080}},
-		Endpoints: []portmap.ServiceEndpoint{ep("10.0.0.2", false), ep("10.244.0.5", true), ep("10.244.1.5", false)},
+	want := dataplane.Service{Name: "web", ClusterIP: svc.ClusterIP, ExternalIPs: svc.ExternalIPs,
+		Ports:     []dataplane.ServicePort{{Name: "http", Proto: dataplane.TCP, Port: 80, TargetPort: 8080, NodePort: 30080}},
+		Endpoints: []dataplane.ServiceEndpoint{ep("10.0.0.2", false), ep("10.244.0.5", true), ep("10.244.1.5", false)},
 		Affinity:  time.Minute, LocalOnly: true}
 	if !sameProgram(first.svcs[0], want) {
 		t.Fatalf("SetServices got\n%+v\nwant\n%+v", first.svcs[0], want)
@@ -163,7 +163,7 @@ func TestProxyAgent(t *testing.T) {
 	// h2 dies: only h1's endpoint is left.
 	del(t, st, store.AliveKey("h2"))
 	c = rec.next(t, 2)
-	if !slices.Equal(c.svcs[0].Endpoints, []portmap.ServiceEndpoint{ep("10.244.0.5", true)}) {
+	if !slices.Equal(c.svcs[0].Endpoints, []dataplane.ServiceEndpoint{ep("10.244.0.5", true)}) {
 		t.Fatalf("liveness: %+v", c.svcs[0].Endpoints)
 	}
 	// c1 stops: c6 shares its stack and goes with it; nothing is left.

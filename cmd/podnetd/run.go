@@ -15,6 +15,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/docker/docker/client"
 	"github.com/podnet/podnet/cluster"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/dockerup"
@@ -22,7 +23,6 @@ import (
 	"github.com/podnet/podnet/ipam"
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/plugin"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/reconcile"
 	"github.com/podnet/podnet/service"
 	"github.com/podnet/podnet/store"
@@ -75,7 +75,7 @@ func run(parent context.Context, cfg *config) error {
 	if err := startDNS(ctx, cfg, st, k, cat, log); err != nil {
 		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
 	}
-	ports := portmap.New(portmap.Options{Logger: log.With("component", "portmap"), IPTablesBackend: cfg.IPTables})
+	ports := dataplane.New(dataplane.Options{Logger: log.With("component", "dataplane"), IPTablesBackend: cfg.IPTables})
 	guardPorts(ctx, cfg, ports, log)
 	go guardEtcd(ctx, st, ports, log)
 	ipm, err := ipam.New(ipam.Config{
@@ -244,7 +244,7 @@ func waitForEtcd(ctx context.Context, st *store.Store, log *slog.Logger) error {
 
 // newOverlay detects the underlay and builds the multi-host data plane;
 // VXLAN is then accepted only from the hosts it follows.
-func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *portmap.Engine, log *slog.Logger) (*overlay.Overlay, netip.Addr, error) {
+func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *dataplane.Engine, log *slog.Logger) (*overlay.Overlay, netip.Addr, error) {
 	u, err := overlay.DetectUnderlay(k, cfg.AdvertiseAddr)
 	if err != nil {
 		return nil, netip.Addr{}, err
@@ -338,7 +338,7 @@ func cleanup(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	ports := portmap.New(portmap.Options{Logger: log, IPTablesBackend: cfg.IPTables})
+	ports := dataplane.New(dataplane.Options{Logger: log, IPTablesBackend: cfg.IPTables})
 	var errs []error
 	if err := ports.Cleanup(ctx); err != nil {
 		errs = append(errs, err)

@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"regexp"
 
-	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/service"
 	"github.com/podnet/podnet/store"
 )
@@ -77,7 +77,7 @@ func newCatalog(cfg *config, log *slog.Logger) (*service.Catalog, error) {
 
 // start runs the catalog and the proxy agent, which programs services
 // through the NAT engine.
-func (s *services) start(ctx context.Context, cfg *config, ports *portmap.Engine, log *slog.Logger) {
+func (s *services) start(ctx context.Context, cfg *config, ports *dataplane.Engine, log *slog.Logger) {
 	go s.catalog.Run(ctx, s.st)
 	s.proxy = service.NewProxy(service.ProxyConfig{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
 		Programmer: ports, Logger: log.With("component", "proxy")})

@@ -1,4 +1,4 @@
-package netdef
+package lnet
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-// Package netdef keeps the cluster-wide definitions of podnet networks
+// Package lnet keeps the cluster-wide definitions of podnet networks
 // (lnets/<first pool>) and the VXLAN VNIs they hold (vnis/<vni>).
 //
 // # Design notes
@@ -19,4 +19,4 @@
 //   - Definitions made by a host's Docker network go with the last such
 //     network. Named definitions (podnetctl network create) stay until an
 //     operator removes them (Deleting), and then go with the last network.
-package netdef
+package lnet

@@ -206,7 +206,7 @@ func (c *Catalog) applyLocked(prefix string, kv store.KV, deleted bool) {
 	case store.ContainerMetaPrefix(""):
 		c.applyContainerMeta(kv, deleted)
 	case store.AlivePrefix:
-		h, ok := aliveHost(kv.Key)
+		h, ok := store.AliveHost(kv.Key)
 		if ok && c.alive[h] == deleted {
 			if deleted {
 				delete(c.alive, h)
@@ -268,7 +268,7 @@ func (c *Catalog) applyService(kv store.KV, deleted bool) {
 }
 
 func (c *Catalog) applyEndpointMeta(kv store.KV, deleted bool) {
-	host, _, ok := splitHostKey(kv.Key, store.EndpointMetaPrefix(""))
+	host, _, ok := store.SplitHostKey(kv.Key, store.EndpointMetaPrefix(""))
 	if !ok {
 		return
 	}
@@ -293,7 +293,7 @@ func (c *Catalog) applyEndpointMeta(kv store.KV, deleted bool) {
 }
 
 func (c *Catalog) applyContainerMeta(kv store.KV, deleted bool) {
-	host, id, ok := splitHostKey(kv.Key, store.ContainerMetaPrefix(""))
+	host, id, ok := store.SplitHostKey(kv.Key, store.ContainerMetaPrefix(""))
 	if !ok {
 		return
 	}

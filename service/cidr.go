@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/podnet/podnet/store"
@@ -39,10 +38,10 @@ func EnsureServiceCIDR(ctx context.Context, st *store.Store, cidr netip.Prefix, 
 			return fmt.Errorf("check the service CIDR against the pools: %w", err)
 		}
 		for _, kv := range pools {
-			p, err := store.ParsePoolName(strings.TrimPrefix(kv.Key, store.PoolsPrefix))
+			p, err := store.PoolOfKey(kv.Key)
 			if err == nil && p.Overlaps(cidr) {
 				return fmt.Errorf("%w: --service-cidr %s overlaps the address pool %s of a podnet network: pick a service CIDR outside every pool",
-					ErrServiceCIDR, cidr, p.Masked())
+					ErrServiceCIDR, cidr, p)
 			}
 		}
 		if err == nil && rec.CIDR == cidr {

@@ -108,16 +108,3 @@ func parseReverse6(rest string) (netip.Addr, bool) {
 	}
 	return netip.AddrFrom16(b), true
 }
-
-// splitHostKey reads "<prefix><host>/<id>" (epmeta/<host>/<endpoint>).
-func splitHostKey(key, prefix string) (host, id string, ok bool) {
-	rest, ok := strings.CutPrefix(key, prefix)
-	if !ok {
-		return "", "", false
-	}
-	host, id, ok = strings.Cut(rest, "/")
-	if !ok || host == "" || id == "" || strings.Contains(id, "/") {
-		return "", "", false
-	}
-	return host, id, true
-}

@@ -46,17 +46,6 @@ func TestNormalizeName(t *testing.T) {
 	}
 }
 
-func TestSplitHostKey(t *testing.T) {
-	if h, id, ok := splitHostKey("epmeta/h1/abc", "epmeta/"); !ok || h != "h1" || id != "abc" {
-		t.Errorf("splitHostKey = %q %q %v", h, id, ok)
-	}
-	for _, k := range []string{"epmeta/h1", "epmeta//abc", "epmeta/h1/", "epmeta/h1/a/b", "endpoints/h1/abc"} {
-		if _, _, ok := splitHostKey(k, "epmeta/"); ok {
-			t.Errorf("splitHostKey(%q) accepted", k)
-		}
-	}
-}
-
 // FuzzParseReverse checks that whatever parseReverse accepts is exactly the
 // canonical reverse name of the address it returns (up to case and the
 // trailing dot), and that it never panics.

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/podnet/podnet/store"
@@ -40,7 +39,7 @@ func newRecords(log *slog.Logger) *records {
 
 // entryOf turns a metadata record into an entry; false if it is unusable.
 func (r *records) entryOf(kv store.KV) (*entry, bool) {
-	host, _, ok := splitHostKey(kv.Key, store.EndpointMetaPrefix(""))
+	host, _, ok := store.SplitHostKey(kv.Key, store.EndpointMetaPrefix(""))
 	if !ok {
 		return nil, false
 	}
@@ -198,7 +197,7 @@ type aliveFollower struct{ r *records }
 func (f aliveFollower) Snapshot(kvs []store.KV) {
 	alive := map[string]bool{}
 	for _, kv := range kvs {
-		if h, ok := aliveHost(kv.Key); ok {
+		if h, ok := store.AliveHost(kv.Key); ok {
 			alive[h] = true
 		}
 	}
@@ -211,7 +210,7 @@ func (f aliveFollower) Changes(evs []store.Event) {
 	f.r.mu.Lock()
 	defer f.r.mu.Unlock()
 	for _, ev := range evs {
-		h, ok := aliveHost(ev.Key)
+		h, ok := store.AliveHost(ev.Key)
 		if !ok {
 			continue
 		}
@@ -222,9 +221,4 @@ func (f aliveFollower) Changes(evs []store.Event) {
 			f.r.alive[h] = true
 		}
 	}
-}
-
-func aliveHost(key string) (string, bool) {
-	h, ok := strings.CutPrefix(key, store.AlivePrefix)
-	return h, ok && h != "" && !strings.Contains(h, "/")
 }

@@ -253,9 +253,9 @@ func (r *Registry) checkAgainstCluster(ctx context.Context, ss []store.Service) 
 	for _, s := range ss {
 		for _, a := range s.ExternalIPs {
 			for _, kv := range kvs {
-				p, err := store.ParsePoolName(strings.TrimPrefix(kv.Key, store.PoolsPrefix))
+				p, err := store.PoolOfKey(kv.Key)
 				if err == nil && p.Contains(a) {
-					return inputf("service %s: external IP %s is a pod address (podnet pool %s): use an address outside podnet's networks", s.Name, a, p.Masked())
+					return inputf("service %s: external IP %s is a pod address (podnet pool %s): use an address outside podnet's networks", s.Name, a, p)
 				}
 			}
 		}

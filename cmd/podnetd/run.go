@@ -14,8 +14,11 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/docker/docker/client"
+	"github.com/podnet/podnet/catalog"
 	"github.com/podnet/podnet/cluster"
+	"github.com/podnet/podnet/clusterdns"
 	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/dockerwatch"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/dockerup"
@@ -24,7 +27,6 @@ import (
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/plugin"
 	"github.com/podnet/podnet/reconcile"
-	"github.com/podnet/podnet/service"
 	"github.com/podnet/podnet/store"
 )
 
@@ -160,7 +162,7 @@ func run(parent context.Context, cfg *config) error {
 		go rec.Run(ctx)
 		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
 			Logger: log.With("component", "netsync"), Reach: up}).Run(ctx)
-		go service.NewWatcher(service.WatcherConfig{Host: cfg.HostName, Store: st, Docker: dc,
+		go dockerwatch.New(dockerwatch.Config{Host: cfg.HostName, Store: st, Docker: dc,
 			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up}).Run(ctx)
 	}
 	cm := cluster.New(st, ipm, log.With("component", "cluster"))
@@ -261,7 +263,7 @@ func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *dataplane.E
 }
 
 // startDNS puts the cluster DNS address on lo and serves it.
-func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel, cat *service.Catalog, log *slog.Logger) error {
+func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel, cat *catalog.Catalog, log *slog.Logger) error {
 	if cfg.DNSAddr == "off" {
 		return nil
 	}
@@ -269,7 +271,7 @@ func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel,
 	if err := k.EnsureLocalAddr("lo", addr); err != nil {
 		return err
 	}
-	d, err := service.NewDNS(service.DNSConfig{Store: st, Listen: netip.AddrPortFrom(addr, 53),
+	d, err := clusterdns.New(clusterdns.Config{Store: st, Listen: netip.AddrPortFrom(addr, 53),
 		Upstreams: cfg.DNSUpstreams, CacheFile: filepath.Join(cfg.DataDir, dnsCacheFile), Logger: log.With("component", "dns"),
 		Services: cat, Domain: cfg.ClusterDomain})
 	if err != nil {

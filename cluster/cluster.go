@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -294,6 +293,3 @@ func (m *Manager) aliveHosts(ctx context.Context) (map[string]store.HostAlive, e
 	}
 	return out, nil
 }
-
-// ErrAlive is returned when removing a host that is up.
-var ErrAlive = errors.New("host is alive")

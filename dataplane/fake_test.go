@@ -19,19 +19,18 @@ import (
 // kernel (TestKernelElementReAdd), it accepts re-adding an identical
 // element.
 type fakeNFT struct {
-	mu            sync.Mutex
-	tables        int // syncTable calls
-	updates       int // successful updateElements calls
-	elems         map[string]element
-	exists        bool
-	failUpdate    bool
-	failReplace   bool
-	lastRuleset   *ruleset
-	intactAnswers []bool
-	deltas        []*tableDelta           // successful applyDelta calls
-	failDelta     func(*tableDelta) error // makes applyDelta fail on demand
-	failSync      func(*ruleset) error    // makes syncTable fail on demand
-	rewrite       func(string) bool       // of the last syncTable
+	mu          sync.Mutex
+	tables      int // syncTable calls
+	updates     int // successful updateElements calls
+	elems       map[string]element
+	exists      bool
+	failUpdate  bool
+	failReplace bool
+	lastRuleset *ruleset
+	deltas      []*tableDelta           // successful applyDelta calls
+	failDelta   func(*tableDelta) error // makes applyDelta fail on demand
+	failSync    func(*ruleset) error    // makes syncTable fail on demand
+	rewrite     func(string) bool       // of the last syncTable
 }
 
 func newFakeNFT() *fakeNFT { return &fakeNFT{elems: map[string]element{}} }

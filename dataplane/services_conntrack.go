@@ -168,15 +168,6 @@ func (c *svcFlows) filters(local map[netip.Addr]bool) []ctFilter {
 	return out
 }
 
-func protoOf(n uint8) Proto {
-	for _, p := range []Proto{TCP, UDP, SCTP} {
-		if protoNumber(p) == n {
-			return p
-		}
-	}
-	return ""
-}
-
 // flushServiceConntrack deletes the flows c names, by in-kernel filtered
 // flushes (one netlink message each, no entry crosses to userspace) or,
 // on kernels that cannot, one dump per family matched here. Failures are

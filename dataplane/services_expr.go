@@ -24,9 +24,6 @@ import (
 // of the previous one by it.
 const ctMarkService = 0x00200000
 
-// reg32x03 is NFT_REG32_03, the fourth 4-byte slot of register 1.
-const reg32x03 = 11
-
 // anonSet is an anonymous (constant, rule-bound) set a rule uses, as
 // `{ tcp, udp, sctp }` or `vmap { 0 : goto a, 1 : goto b }`. The kernel
 // side creates it in the rule's batch and points lookup at it.

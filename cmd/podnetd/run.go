@@ -364,8 +364,8 @@ func cleanup(ctx context.Context, cfg *config) error {
 		}
 	}
 	log.Info("podnet kernel state removed", "links", removed)
-	if len(errs) > 0 {
-		return fmt.Errorf("cleanup: %v", errs)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cleanup: %w", err)
 	}
 	return nil
 }

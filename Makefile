@@ -70,7 +70,7 @@ uninstall:
 lint:
 	$(GO) vet ./... && $(GO) vet -tags e2e ./e2e/
 	$(GO) tool staticcheck ./... && $(GO) tool staticcheck -tags e2e ./e2e/
-	command -v shellcheck >/dev/null && shellcheck scripts/*.sh .ci/run || true
+	command -v shellcheck >/dev/null && shellcheck scripts/*.sh scripts/bench/*.sh .ci/run || true
 
 clean:
 	rm -rf $(BIN) build

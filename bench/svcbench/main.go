@@ -1,6 +1,6 @@
 // Command svcbench drives podnet's service engine (package dataplane) for
 // the service benchmarks B3–B7 and B13 (README.md "Benchmarks",
-// scripts/bench-services.sh) and writes the kube-proxy-shaped iptables
+// scripts/bench/services.sh) and writes the kube-proxy-shaped iptables
 // rulesets they compare against. It acts in the network namespace it runs
 // in (`ip netns exec NS svcbench …`) and leaves what it programmed there:
 // the namespace's owner deletes it.

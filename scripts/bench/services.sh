@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# bench-services.sh: the service data-plane benchmarks of scripts/bench.sh
+# services.sh: the service data-plane benchmarks of scripts/bench.sh
 # (sourced by it; uses its helpers: row, error_row, pairs, precheck,
 # summary, field, calc, fmt, kv, bg, kill_pid, deadline_note, cv_note,
 # time_us, rotate, conntrack_settle). They need no lab: every arm builds

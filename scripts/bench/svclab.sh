@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# bench-svclab.sh: the service benchmarks of scripts/bench.sh that need
+# svclab.sh: the service benchmarks of scripts/bench.sh that need
 # the whole system, control plane and data plane (sourced by it; uses its
 # helpers: row, error_row, pairs, precheck, field, pctl, calc, fmt, kv,
 # rotate, dkh, svc_cold, svc_ns_up, svc_ns_down, deadline_note,

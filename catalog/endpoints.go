@@ -11,6 +11,44 @@ import (
 	"github.com/podnet/podnet/store"
 )
 
+// term is the index form of one selector term or label.
+func term(k, v string) string { return k + "=" + v }
+
+// selects reports whether labels match every term of sel.
+func selects(sel, labels map[string]string) bool {
+	if len(sel) == 0 {
+		return false
+	}
+	for k, v := range sel {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// selectedLocked returns the containers s selects, by host then name.
+func (c *Catalog) selectedLocked(s *store.Service) []*member {
+	var smallest map[ctrKey]struct{}
+	first := true
+	for k, v := range s.Selector {
+		set := c.byLabel[term(k, v)]
+		if first || len(set) < len(smallest) {
+			smallest, first = set, false
+		}
+	}
+	var out []*member
+	for k := range smallest {
+		if m := c.members[k]; m != nil && selects(s.Selector, m.labels) {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b *member) int {
+		return strings.Compare(a.key.host+"/"+a.name+"/"+a.key.id, b.key.host+"/"+b.name+"/"+b.key.id)
+	})
+	return out
+}
+
 // resolved is one selected container with the address it is reached at.
 type resolved struct {
 	m      *member

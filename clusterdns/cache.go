@@ -37,7 +37,7 @@ type cacheFile struct {
 	Version   int              `json:"version"`
 	Saved     time.Time        `json:"saved"`
 	Endpoints []cachedEndpoint `json:"endpoints"`
-	// Services (dns_cache_services.go) is absent in files of podnetds
+	// Services (cache_services.go) is absent in files of podnetds
 	// without service DNS, and ignored by them: the version stays 1.
 	Services []cachedService `json:"services,omitempty"`
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // queryResult labels an answered query for podnet_dns_queries_total from
-// the source DNS.answer reported: "podnet", an upstream's host:port, or
+// the source Server.answer reported: "podnet", an upstream's host:port, or
 // why neither could answer.
 func queryResult(source string, rcode int) string {
 	switch source {

@@ -38,10 +38,10 @@ type Config struct {
 	TTL time.Duration
 	// CacheFile, if set, keeps the answerable records on disk (root only,
 	// replaced atomically, bounded) and serves them at start until etcd
-	// answers (dns_cache.go).
+	// answers (cache.go).
 	CacheFile string
 	Logger    *slog.Logger
-	// Services, when set, answers service names (dns_services.go) in
+	// Services, when set, answers service names (services.go) in
 	// Domain, the cluster domain (default podnet.local).
 	Services *catalog.Catalog
 	Domain   string

@@ -345,7 +345,7 @@ func TestDNSRunBindError(t *testing.T) {
 	}
 }
 
-func TestNewDNSConfig(t *testing.T) {
+func TestNewConfig(t *testing.T) {
 	st := storetest.New(t)
 	listen := netip.MustParseAddrPort("10.96.0.10:53")
 	if _, err := New(Config{Store: st}); err == nil {

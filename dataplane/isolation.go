@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"github.com/google/nftables/expr"
-
 	"github.com/podnet/podnet/internal/dockerid"
 )
 

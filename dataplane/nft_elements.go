@@ -6,9 +6,8 @@ import (
 	"net/netip"
 
 	"github.com/google/nftables/expr"
-	"golang.org/x/sys/unix"
-
 	"github.com/podnet/podnet/internal/dockerid"
+	"golang.org/x/sys/unix"
 )
 
 // Names of podnet's maps and sets. Never rename: Sync replaces the whole

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-
 	"github.com/google/nftables/expr"
 )
 

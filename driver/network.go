@@ -7,11 +7,10 @@ import (
 	"maps"
 	"strings"
 
+	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/lnet"
 	"github.com/podnet/podnet/netspec"
-
-	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/store"
 )
 

@@ -127,8 +127,8 @@ type ServiceAgentStatus struct {
 	Synced     bool      `json:"synced"`
 	LastSync   time.Time `json:"lastSync,omitzero"`
 	// LastSyncDuration is how long the data plane took to take the whole
-	// set at LastSync (SetServices: after a restart, the one batch that
-	// replaces the rules the previous podnetd left).
+	// set at LastSync (a Replace: after a restart, the one batch that
+	// brings the rules the previous podnetd left up to date).
 	LastSyncDuration time.Duration `json:"lastSyncDuration,omitempty"`
 	Services         int           `json:"services"`
 	Failing          []string      `json:"failing,omitempty"`

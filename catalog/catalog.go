@@ -138,15 +138,6 @@ func (c *Catalog) ServiceNames() []string {
 	return slices.Sorted(maps.Keys(c.services))
 }
 
-// Service returns the record of service name. It is shared: read it,
-// never change it (an update replaces the record, so it stays as read).
-func (c *Catalog) Service(name string) (*store.Service, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	s, ok := c.services[name]
-	return s, ok
-}
-
 // Alive reports whether host holds its liveness lease.
 func (c *Catalog) Alive(host string) bool {
 	c.mu.RLock()
@@ -182,32 +173,18 @@ func (f catalogFollower) Changes(evs []store.Event) {
 
 func (c *Catalog) signal() {
 	c.gen.Add(1)
+	c.notify()
+}
+
+func (c *Catalog) notify() {
 	select {
 	case c.changed <- struct{}{}:
 	default:
 	}
 }
 
-// MarkDirty marks service name to be recomputed again, keeping the time
-// of its oldest pending write (the agent's retry of a failed change).
-func (c *Catalog) MarkDirty(name string, at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.markDirty(name, at)
-}
-
 func (c *Catalog) markDirty(name string, at time.Time) {
 	if old, ok := c.dirty[name]; !ok || (!at.IsZero() && (old.IsZero() || at.Before(old))) {
 		c.dirty[name] = at
 	}
-}
-
-// TakeDirty returns the services to recompute (with the time of their
-// oldest pending change) and forgets them; all means every service.
-func (c *Catalog) TakeDirty() (map[string]time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, all := c.dirty, c.all
-	c.dirty, c.all = map[string]time.Time{}, false
-	return d, all
 }

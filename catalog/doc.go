@@ -7,8 +7,8 @@
 // copy (Load) answers `podnetctl service get` (package registry).
 //
 // It knows nothing of the data plane: it hands out service records and
-// their ready endpoints (Ready), and the agent turns them into the data
-// plane's services.
+// their ready endpoints (ServiceState), and the agent turns them into the
+// data plane's services.
 //
 // # Design notes
 //
@@ -25,8 +25,13 @@
 //     ctrmeta/, alive/, hosts/); indexes by label term, by host and by
 //     shared stack turn each event into the few services it can affect,
 //     which it marks dirty (with the write time of the oldest change) for
-//     the agent to take (TakeDirty). A rewrite with a new timestamp, or a
+//     the agent to take (TakeDelta). A rewrite with a new timestamp, or a
 //     change to a container no service selects, marks nothing.
+//   - The catalog owns its lock. Readers get copies taken under it
+//     (snapshot.go): one service's state (Lookup: its record and ready
+//     endpoints), all of them (Snapshot), or the states of the services
+//     marked since the last TakeDelta, all consistent with one instant of
+//     the view; none of them sees the maps behind it.
 //   - etcd down: the catalog keeps its last view, so the agent's rules and
 //     the DNS answers stay.
 package catalog

@@ -135,15 +135,6 @@ type Endpoint struct {
 	Local bool
 }
 
-// Ready returns s's ready endpoints: running and healthy containers on
-// live hosts, deduplicated by address (containers sharing one stack,
-// host-mode containers of one host), sorted by address.
-func (c *Catalog) Ready(s *store.Service) []Endpoint {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return readyEndpoints(c.resolveLocked(s), c.self)
-}
-
 // readyEndpoints deduplicates the ready addresses, sorted by address;
 // Local is set when the address is on host self.
 func readyEndpoints(rs []resolved, self string) []Endpoint {

@@ -7,12 +7,15 @@
 // each endpoint, services) and makes the kernel match it. The driver
 // calls AddNetwork/RemoveNetwork, Publish/Unpublish as Docker asks; at
 // start podnetd calls Restore (state from etcd), Sync, then Run. The
-// service proxy calls SetServices once it has a complete view of etcd
-// (and on its resync timer), then UpsertService/DeleteService per change;
-// ServiceStatus says why a service is not programmed. Network policy
-// will live here too, beside the concerns the files are named for:
+// service proxy hands over change sets (change.go): Apply(Change) with a
+// Replace once it has a complete view of etcd (and on its resync timer),
+// then one Apply per round of changes, whatever their number; the Result
+// says, per service, why one is not programmed. Network policy will live
+// here too, as sections of the same Change, beside the concerns the files
+// are named for:
 //
 //	engine.go, types.go       the Engine, its options and input types
+//	change.go                 Change, Result and Apply: one transaction per change set
 //	ruleset*.go               the desired table as data; isolation.go the forward rules between networks
 //	publish*.go               docker run -p: mappings, host-port choice, ephemeral range, bind probes
 //	services*.go              services: model, table, rules, expressions, conntrack cleanup
@@ -86,10 +89,13 @@
 // and Publish/Unpublish are one small netlink batch that adds or deletes
 // elements. Batches are transactions: the kernel applies all of them or
 // none. Sync sends one batch that flushes and refills every chain and
-// recreates every set it owns (never deleting the table), so packets see
-// the old or the new rules, never none, and objects it does not rewrite
-// survive: the service section until SetServices has said what it should
-// be, and the clients recorded in affinity sets. NAT of existing
+// compares every set it owns with the kernel's, element by element,
+// sending only the difference (never deleting the table; a set whose
+// type changed is recreated), so packets see the old or the new rules,
+// never none, a sync that finds the kernel right changes no element, and
+// objects it does not rewrite survive: the service section until a
+// Replace has said what it should be, and the clients recorded in
+// affinity sets. NAT of existing
 // connections lives in conntrack, which no batch touches, so established
 // connections survive a Sync. A batch travels in one sendmsg and the
 // kernel queues an ack per operation before we read any: the netlink
@@ -289,16 +295,21 @@
 // the underlay to the VXLAN device), so PODNET-FORWARD also accepts the
 // service conntrack mark in Docker's FORWARD chain.
 //
-// Service state. SetServices builds the whole desired set; the first call
-// after a start rewrites the service section in one batch (until then
-// Sync leaves the previous podnetd's service rules in place, so a restart
-// never interrupts new connections to services, and an etcd outage never
-// touches them); later calls program only the difference. UpsertService
-// and DeleteService program one service's difference, applied to memory
-// with an undo journal, so a change costs what the change touches. A
-// service that cannot be programmed (invalid, conflicting with another's
-// address and port, refused by the kernel) is left out and reported by
-// ServiceStatus; when the kernel refuses a whole set, services are
+// Service state. A change set (Apply) is one nftables transaction
+// whatever the number of services in it, with no threshold between "one
+// service" and "many": a Replace plans only the services that differ from
+// memory and syncs the table, which compares the service section with the
+// kernel's element by element (so the first Replace after a start, which
+// the previous podnetd's rules await — until then Sync leaves them in
+// place, so a restart never interrupts new connections to services, and
+// an etcd outage never touches them — changes only what changed while
+// podnetd was down, and a periodic one repairs drift); any other change
+// is one delta of the services it names, applied to memory with an undo
+// journal, so it costs what it touches. A service that cannot be
+// programmed (conflicting with another's address and port, refused by the
+// kernel) is left out and reported in the Result; one that lost a
+// conflict is tried again whenever a change frees an address or port.
+// When the kernel refuses a whole change, the services in it are
 // programmed one batch each so the culprit is named and the others work.
 //
 // Service conntrack cleanup. When an endpoint leaves, the entries of the
@@ -306,7 +317,7 @@
 // source the endpoint) are deleted, so the client's next packet picks a
 // live endpoint; when a service gains endpoints, UDP/SCTP entries to its
 // addresses that no service rule NATed (sent before it existed) are
-// deleted; after a restart, the first SetServices deletes those a service
+// deleted; after a restart, the first Replace deletes those a service
 // rule sent to an address that is no longer one of its endpoints (one
 // dump: filters cannot say "none of these"). TCP is left alone:
 // established flows to live endpoints must survive, and one to an

@@ -131,14 +131,14 @@ func (e *Engine) Restore(nets []Network, eps []EndpointPorts) {
 // (see netlinkNFT.syncTable) and ensures the iptables accepts (see
 // iptAccepts.ensure). Established connections survive: conntrack is left
 // alone, and NAT of existing flows lives in conntrack. Service rules are
-// rewritten too once SetServices has said what they are; before that
-// (right after a restart) the previous podnetd's stay as they are.
+// synced too once a Replace has said what they are; before that (right
+// after a restart) the previous podnetd's stay as they are.
 func (e *Engine) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	e.mu.Lock()
-	nftErr := e.syncTableLocked(true)
+	_, nftErr := e.syncTableLocked(true)
 	e.mu.Unlock()
 	// The iptables execs run outside mu: Publish must not wait for them.
 	iptErr := e.ipt.ensure()
@@ -155,9 +155,10 @@ func (e *Engine) Sync(ctx context.Context) error {
 
 // syncTableLocked makes the kernel's table match memory in one batch:
 // networks and published ports always, the service section too when
-// withServices is set and SetServices has run (otherwise the service
-// objects in the kernel are left alone, and only created if missing).
-func (e *Engine) syncTableLocked(withServices bool) error {
+// withServices is set and a Replace has run (otherwise the service
+// objects in the kernel are left alone, and only created if missing). It
+// returns how many kernel objects the batch changed.
+func (e *Engine) syncTableLocked(withServices bool) (int, error) {
 	in := rulesetInput{table: e.opts.Table, bridgePrefix: e.opts.BridgePrefix, nets: e.nets, eps: e.eps, guard: e.guard}
 	rewrite := func(name string) bool { return !isServiceObject(name) }
 	if withServices && e.svc.known {
@@ -165,8 +166,9 @@ func (e *Engine) syncTableLocked(withServices bool) error {
 		rewrite = func(string) bool { return true }
 	}
 	rs := buildRuleset(in)
-	if err := e.nft.syncTable(rs, rewrite); err != nil {
-		return err
+	n, err := e.nft.syncTable(rs, rewrite)
+	if err != nil {
+		return 0, err
 	}
 	e.tableLoaded = true
 	e.log.Debug("nftables table synced", "table", e.opts.Table, "networks", len(e.nets), "endpoints", len(e.eps),
@@ -177,7 +179,7 @@ func (e *Engine) syncTableLocked(withServices bool) error {
 		// system now rather than over the next minutes of scavenging.
 		debug.FreeOSMemory()
 	}
-	return nil
+	return n, nil
 }
 
 // bigSync is the number of set elements above which a sync returns its
@@ -204,7 +206,7 @@ func (e *Engine) AddNetwork(ctx context.Context, n Network) error {
 	}
 	old, had := e.nets[n.ID]
 	e.nets[n.ID] = cloneNetwork(n)
-	if err := e.syncTableLocked(false); err != nil {
+	if _, err := e.syncTableLocked(false); err != nil {
 		if had {
 			e.nets[n.ID] = old
 		} else {
@@ -259,7 +261,7 @@ func (e *Engine) RemoveNetwork(ctx context.Context, networkID string) error {
 		}
 	}
 	delete(e.nets, networkID)
-	if err := e.syncTableLocked(false); err != nil {
+	if _, err := e.syncTableLocked(false); err != nil {
 		e.nets[networkID] = n
 		for id, ep := range removed {
 			e.eps[id] = ep

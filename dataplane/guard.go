@@ -117,7 +117,7 @@ func (e *Engine) updateGuard(ctx context.Context, what string, change func(*guar
 	if !e.tableLoaded {
 		return nil
 	}
-	if err := e.syncTableLocked(false); err != nil {
+	if _, err := e.syncTableLocked(false); err != nil {
 		e.guard = old
 		return fmt.Errorf("update %s: %w", what, err)
 	}

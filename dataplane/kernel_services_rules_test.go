@@ -58,18 +58,18 @@ func TestKernelServiceTableMatchesNft(t *testing.T) {
 	l.addNetwork(web)
 	l.addNetwork(multi)
 	svcs := testServices()
-	l.do(func() error { return l.eng.SetServices(l.ctx, svcs) })
+	l.do(func() error { return setServices(l.eng, svcs) })
 	l.checkTable(l.currentRuleset())
 
 	// Incremental: one endpoint less, a new service, one deleted.
 	svcs[0].Endpoints = svcs[0].Endpoints[1:]
-	l.do(func() error { return l.eng.UpsertService(l.ctx, svcs[0]) })
+	l.do(func() error { return upsertService(l.eng, svcs[0]) })
 	l.do(func() error {
-		return l.eng.UpsertService(l.ctx, Service{Name: "new", ClusterIP: netip.MustParseAddr("10.96.0.14"),
+		return upsertService(l.eng, Service{Name: "new", ClusterIP: netip.MustParseAddr("10.96.0.14"),
 			Ports:     []ServicePort{{Proto: TCP, Port: 80, TargetPort: 80}},
 			Endpoints: svcs[0].Endpoints})
 	})
-	l.do(func() error { return l.eng.DeleteService(l.ctx, "sticky") })
+	l.do(func() error { return deleteService(l.eng, "sticky") })
 	l.checkTable(l.currentRuleset())
 }
 

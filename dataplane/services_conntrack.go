@@ -49,17 +49,6 @@ func newSvcFlows() *svcFlows {
 	return &svcFlows{gone: map[goneFlow]bool{}, fresh: map[freshFlow]bool{}, fams: map[family]bool{}}
 }
 
-// flowsOf is the cleanup for one service going from old to new (nil: not
-// programmed).
-func flowsOf(old, new *svcState) *svcFlows {
-	c := newSvcFlows()
-	if old != nil && (old.err != nil || old.headless()) {
-		old = nil
-	}
-	c.add(old, new)
-	return c
-}
-
 // conntrackChanges compares every service of prev and next.
 func conntrackChanges(prev, next *svcTable) *svcFlows {
 	c := newSvcFlows()
@@ -77,8 +66,10 @@ func conntrackChanges(prev, next *svcTable) *svcFlows {
 }
 
 // programmedState is name's state in t if it is programmed, else nil.
-func programmedState(t *svcTable, name string) *svcState {
-	st := t.svcs[name]
+func programmedState(t *svcTable, name string) *svcState { return flowState(t.svcs[name]) }
+
+// flowState is st if it has rules (programmed, not headless), else nil.
+func flowState(st *svcState) *svcState {
 	if st == nil || st.err != nil || st.headless() {
 		return nil
 	}

@@ -35,6 +35,9 @@ const maxAffinity = 24 * time.Hour
 // endpoints in the bucket maps ("slots"), which changes as little as
 // possible so that an endpoint change touches few map elements.
 type svcState struct {
+	// in is the service as given (Apply compares it with the next one);
+	// spec its normalized form.
+	in    Service
 	spec  Service
 	err   error
 	slots []netip.Addr // every endpoint of the service's family
@@ -204,7 +207,7 @@ func newSvcState(s Service, prev *svcState) (*svcState, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &svcState{spec: spec}
+	st := &svcState{in: s, spec: spec}
 	var all, local, prevAll, prevLocal []netip.Addr
 	for _, ep := range spec.Endpoints {
 		all = append(all, ep.Addr)

@@ -12,10 +12,10 @@ import (
 // service contributes to the kernel, and reference counts of the objects
 // services share. Guarded by Engine.mu.
 type svcTable struct {
-	// known is set by the first SetServices: from then on memory is the
-	// truth for the service section and a Sync rewrites it. Before that
-	// (a restarted podnetd), the kernel keeps the previous podnetd's
-	// service rules untouched.
+	// known is set by the first Replace (Apply): from then on memory is
+	// the truth for the service section and a Sync makes the kernel match
+	// it. Before that (a restarted podnetd), the kernel keeps the previous
+	// podnetd's service rules untouched.
 	known bool
 	svcs  map[string]*svcState
 	objs  map[string]*svcObjects // programmed objects, by service name
@@ -135,11 +135,18 @@ type tableDelta struct {
 
 	// reference counts before the delta, of what it touched (see finish)
 	refsBefore, elemsBefore map[string]int
+	// countsOnly: the delta is not sent (a Replace syncs the whole table
+	// instead); setObjects then only keeps the table's counts.
+	countsOnly bool
 }
 
-func (d *tableDelta) empty() bool {
-	return len(d.addSets)+len(d.addChains)+len(d.flushChains)+len(d.rules)+len(d.delElems)+
-		len(d.addElems)+len(d.delChains)+len(d.delSets) == 0
+func (d *tableDelta) empty() bool { return d.size()+len(d.rules) == 0 }
+
+// size counts the kernel objects d adds, rewrites or deletes: sets,
+// chains and elements (rules are counted with their chain).
+func (d *tableDelta) size() int {
+	return len(d.addSets) + len(d.addChains) + len(d.flushChains) + len(d.delElems) +
+		len(d.addElems) + len(d.delChains) + len(d.delSets)
 }
 
 // setObjects replaces name's programmed objects with o (nil: none),
@@ -154,11 +161,13 @@ func (t *svcTable) setObjects(d *tableDelta, name string, o *svcObjects) {
 	if o == nil {
 		o = &svcObjects{}
 	}
-	diffOwnSets(d, old.sets, o.sets)
-	diffOwnChains(d, old.chains, old.rules, o.chains, o.rules)
-	del, add := diffElements(old.elems, o.elems)
-	d.delElems = append(d.delElems, del...)
-	d.addElems = append(d.addElems, add...)
+	if !d.countsOnly {
+		diffOwnSets(d, old.sets, o.sets)
+		diffOwnChains(d, old.chains, old.rules, o.chains, o.rules)
+		del, add := diffElements(old.elems, o.elems)
+		d.delElems = append(d.delElems, del...)
+		d.addElems = append(d.addElems, add...)
+	}
 	for _, id := range o.uses {
 		d.touchRef(t, id)
 		count(t, t.refs, id, 1)

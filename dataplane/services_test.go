@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -26,7 +27,7 @@ func svcEngine(t *testing.T, svcs ...Service) *fakeEngine {
 	if err := e.AddNetwork(ctx, multi); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.SetServices(ctx, svcs); err != nil {
+	if err := setServices(e, svcs); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -66,7 +67,7 @@ func TestUpsertIsOneSmallBatch(t *testing.T) {
 	tables, ensures, deltas := e.nft.tables, e.ipt.ensures, len(e.nft.deltas)
 	s := svcs[500]
 	s.Endpoints = []ServiceEndpoint{{Addr: netip.MustParseAddr("10.200.1.2")}, {Addr: netip.MustParseAddr("10.200.1.9")}}
-	if err := e.UpsertService(ctx, s); err != nil {
+	if err := upsertService(e, s); err != nil {
 		t.Fatal(err)
 	}
 	if e.nft.tables != tables || e.ipt.ensures != ensures || len(e.nft.deltas) != deltas+1 {
@@ -141,7 +142,7 @@ func TestKernelRefusalIsolatesService(t *testing.T) {
 		}
 		return nil
 	}
-	if err := e.SetServices(ctx, svcs); err != nil {
+	if err := setServices(e, svcs); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.ServiceStatus("poison"); !errors.Is(err, ErrServiceNotProgrammed) {
@@ -165,10 +166,10 @@ func TestKernelRefusalIsolatesService(t *testing.T) {
 func TestServicesBeforeSetServices(t *testing.T) {
 	e := newFakeEngine(t)
 	s := Service{Name: "a", ClusterIP: netip.MustParseAddr("10.96.0.1"), Ports: []ServicePort{{Proto: TCP, Port: 80}}}
-	if err := e.UpsertService(ctx, s); !errors.Is(err, ErrServicesNotSet) {
+	if err := upsertService(e, s); !errors.Is(err, ErrServicesNotSet) {
 		t.Fatalf("upsert before SetServices: %v", err)
 	}
-	if err := e.DeleteService(ctx, "a"); !errors.Is(err, ErrServicesNotSet) {
+	if err := deleteService(e, "a"); !errors.Is(err, ErrServicesNotSet) {
 		t.Fatalf("delete before SetServices: %v", err)
 	}
 	if err := e.Sync(ctx); err != nil {
@@ -177,13 +178,13 @@ func TestServicesBeforeSetServices(t *testing.T) {
 	if e.nft.lastRewrite(mapSvcIP4) || e.nft.lastRewrite(chainServices) || !e.nft.lastRewrite(chainPrerouting) {
 		t.Fatal("Sync before SetServices rewrites the service section, or not the rest")
 	}
-	if err := e.SetServices(ctx, []Service{s}); err != nil {
+	if err := setServices(e, []Service{s}); err != nil {
 		t.Fatal(err)
 	}
 	if !e.nft.lastRewrite(mapSvcIP4) {
 		t.Fatal("the first SetServices did not rewrite the service section")
 	}
-	if err := e.DeleteService(ctx, "nosuch"); err != nil {
+	if err := deleteService(e, "nosuch"); err != nil {
 		t.Fatalf("deleting an unknown service: %v", err)
 	}
 }
@@ -228,7 +229,7 @@ func TestServiceConntrackCleanup(t *testing.T) {
 	e := svcEngine(t)
 	stale := flow(17, "10.96.0.10", "10.96.0.10", 0) // sent before the service existed
 	e.ct.flows = []*netlink.ConntrackFlow{stale}
-	if err := e.UpsertService(ctx, svc); err != nil {
+	if err := upsertService(e, svc); err != nil {
 		t.Fatal(err)
 	}
 	if e.ct.count() != 0 {
@@ -240,13 +241,13 @@ func TestServiceConntrackCleanup(t *testing.T) {
 	direct := flow(17, "10.200.1.3", "10.200.1.3", 0) // straight to the container
 	e.ct.flows = []*netlink.ConntrackFlow{keepTCP, keepOther, gone, direct}
 	svc.Endpoints = svc.Endpoints[:1]
-	if err := e.UpsertService(ctx, svc); err != nil {
+	if err := upsertService(e, svc); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(e.ct.flows, []*netlink.ConntrackFlow{keepTCP, keepOther, direct}) {
 		t.Fatalf("flows after 10.200.1.3 left: %d left, want the TCP one, the other endpoint's and the direct one", e.ct.count())
 	}
-	if err := e.DeleteService(ctx, "dns"); err != nil {
+	if err := deleteService(e, "dns"); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(e.ct.flows, []*netlink.ConntrackFlow{keepTCP, direct}) {
@@ -307,10 +308,36 @@ func TestServiceConntrackAfterRestart(t *testing.T) {
 	e.ct.flows = []*netlink.ConntrackFlow{left, live, tcp}
 	svc := Service{Name: "dns", ClusterIP: a("10.96.0.10"), Ports: []ServicePort{{Proto: UDP, Port: 53, TargetPort: 5353},
 		{Proto: TCP, Port: 53, TargetPort: 5353}}, Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.2")}}}
-	if err := e.SetServices(ctx, []Service{svc}); err != nil {
+	if err := setServices(e, []Service{svc}); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(e.ct.flows, []*netlink.ConntrackFlow{live, tcp}) {
 		t.Fatalf("%d flows left after the first SetServices, want the live endpoint's and the TCP one", e.ct.count())
 	}
+}
+
+// applier is an Engine (or a fake engine embedding one).
+type applier interface {
+	Apply(context.Context, Change) (Result, error)
+}
+
+// setServices is a Replace of svcs.
+func setServices(a applier, svcs []Service) error {
+	_, err := a.Apply(ctx, Change{Services: ServiceChanges{Replace: true, Upsert: svcs}})
+	return err
+}
+
+// upsertService is a change of one service; its failure is the error.
+func upsertService(a applier, s Service) error {
+	res, err := a.Apply(ctx, Change{Services: ServiceChanges{Upsert: []Service{s}}})
+	if err != nil {
+		return err
+	}
+	return res.Services[s.Name]
+}
+
+// deleteService is a change removing one service.
+func deleteService(a applier, name string) error {
+	_, err := a.Apply(ctx, Change{Services: ServiceChanges{Remove: []string{name}}})
+	return err
 }

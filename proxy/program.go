@@ -5,18 +5,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podnet/podnet/catalog"
 	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/store"
 )
 
-// program is what the data plane of this host needs for service name;
-// ok is false when there is no such service or it is headless (no VIP:
-// nothing to program).
-func (p *Agent) program(name string) (dataplane.Service, bool) {
-	s, ok := p.cat.Service(name)
-	if !ok || s.Headless || !s.ClusterIP.IsValid() {
+// dataplaneService is what the data plane of this host needs for a
+// service of the catalog (nil: gone); ok is false when there is nothing
+// to program (gone, or headless: no VIP).
+func dataplaneService(st *catalog.ServiceState) (dataplane.Service, bool) {
+	if st == nil || st.Service.Headless || !st.Service.ClusterIP.IsValid() {
 		return dataplane.Service{}, false
 	}
+	s := st.Service
 	ps := dataplane.Service{Name: s.Name, ClusterIP: s.ClusterIP, ExternalIPs: slices.Clone(s.ExternalIPs),
 		LocalOnly: s.ExternalTrafficPolicy == store.TrafficPolicyLocal}
 	if s.SessionAffinity == store.AffinityClientIP {
@@ -26,7 +27,7 @@ func (p *Agent) program(name string) (dataplane.Service, bool) {
 		ps.Ports = append(ps.Ports, dataplane.ServicePort{Name: sp.Name, Proto: dataplane.Proto(strings.ToLower(sp.Protocol)),
 			Port: sp.Port, TargetPort: sp.TargetPort, NodePort: sp.NodePort})
 	}
-	for _, e := range p.cat.Ready(s) {
+	for _, e := range st.Endpoints {
 		ps.Endpoints = append(ps.Endpoints, dataplane.ServiceEndpoint{Addr: e.Addr, Local: e.Local})
 	}
 	return ps, true

@@ -332,7 +332,8 @@ func (r *Registry) views(ctx context.Context, only string) ([]admin.ServiceView,
 	}
 	out := make([]admin.ServiceView, 0, len(names))
 	for _, n := range names {
-		s, _ := c.Service(n)
+		st, _ := c.Lookup(n)
+		s := st.Service
 		out = append(out, admin.ServiceView{ServiceSpec: SpecOf(*s), Status: &admin.ServiceStatus{
 			Created: s.Created, Updated: s.Updated, Endpoints: c.EndpointViews(s), Errors: errs[n]}})
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/podnet/podnet/catalog"
 	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/proxy"
 	"github.com/podnet/podnet/registry"
 	"github.com/podnet/podnet/store"
@@ -83,5 +84,6 @@ func (s *services) start(ctx context.Context, cfg *config, ports *dataplane.Engi
 	go s.catalog.Run(ctx, s.st)
 	s.proxy = proxy.New(proxy.Config{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
 		Programmer: ports, Logger: log.With("component", "proxy")})
+	metrics.SetProxyPending(s.proxy.Pending)
 	go s.proxy.Run(ctx)
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,25 @@ var (
 	NFTCanaryResyncs = counterVec("nft_canary_resyncs_total",
 		"Full resyncs the canary triggered, by reason (missing: podnet's table or iptables jump was gone; check_failed: the check itself failed).",
 		"reason")
+
+	// Service proxy (the agent turning the catalog into the data plane's
+	// services), kube-proxy's series under podnet's names.
+	ProxySyncs = counterVec("proxy_syncs_total",
+		"Rounds in which the service proxy handed changes to the data plane, by kind (full: the whole set, compared with the kernel, at start and every resync; incremental: the services that changed) and outcome (ok, error: the data plane took none of it and the round is retried).",
+		"kind", "outcome")
+	ProxySyncDuration = histogramVec("proxy_sync_duration_seconds",
+		"Duration of the service proxy's rounds, by kind: the change computed and programmed as one nftables transaction (kube-proxy's sync_proxy_rules_duration_seconds).",
+		"kind")
+	ProxyProgrammingDuration = histogram("proxy_network_programming_duration_seconds",
+		"Time from a change's write to etcd (a service, or a container record that changes a service's endpoints; the writer's clock) to its rules being live on this host (kube-proxy's network_programming_duration_seconds).")
+	ProxyLastSync = gauge("proxy_last_sync_timestamp_seconds",
+		"Unix time of the service proxy's last successful round; a full one runs at least every resync interval (5 min).")
+	proxyPending = newFuncGauge("proxy_pending_changes",
+		"Services changed in etcd, or refused by the data plane and waiting for a retry, that this host has not programmed yet.")
+	ProxyServices = gauge("proxy_services",
+		"Services with rules that the data plane of this host was given (headless services have none).")
+	ProxyServicesFailing = gauge("proxy_services_failing",
+		"Services this host cannot program (an address or port another service holds, the kernel refusing their rules); podnetctl service get names the host and the reason.")
 
 	// etcd.
 	EtcdRequestDuration = histogramVec("etcd_request_duration_seconds",
@@ -143,6 +163,33 @@ func gauge(name, help string) prometheus.Gauge {
 	return declare(prometheus.NewGauge(prometheus.GaugeOpts(opts(name, help))), "gauge", name, nil)
 }
 
+// funcGauge is a gauge computed at scrape time by a function set later
+// (SetProxyPending); none set: no sample.
+type funcGauge struct {
+	desc *prometheus.Desc
+	fn   atomic.Pointer[func() float64]
+}
+
+func newFuncGauge(name, help string) *funcGauge {
+	g := &funcGauge{desc: prometheus.NewDesc(Namespace+"_"+name, help, nil, nil)}
+	return declare(g, "gauge", name, nil)
+}
+
+func (g *funcGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *funcGauge) Collect(ch chan<- prometheus.Metric) {
+	if fn := g.fn.Load(); fn != nil {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, (*fn)())
+	}
+}
+
+// SetProxyPending sets where podnet_proxy_pending_changes comes from: fn
+// is called at every scrape and must answer from memory, quickly.
+func SetProxyPending(fn func() int) {
+	f := func() float64 { return float64(fn()) }
+	proxyPending.fn.Store(&f)
+}
+
 func histogram(name, help string) prometheus.Histogram {
 	return declare(prometheus.NewHistogram(histOpts(name, help)), "histogram", name, nil)
 }
@@ -180,6 +227,11 @@ func init() {
 	}
 	for _, r := range []string{"local", "forwarded", "nxdomain", "servfail", "invalid"} {
 		DNSQueries.WithLabelValues(r)
+	}
+	for _, k := range []string{"full", "incremental"} {
+		for _, o := range []string{OK, Error} {
+			ProxySyncs.WithLabelValues(k, o)
+		}
 	}
 	for _, o := range []string{OK, Error} {
 		DNSForwards.WithLabelValues(o)

@@ -176,7 +176,11 @@ func (e *Engine) changeServicesLocked(c ServiceChanges) (Result, flowCleanup, er
 		t.setObjects(d, name, objectsOf(t.svcs[name], e.opts.BridgePrefix))
 	}
 	d.finish(t)
-	kernel, err := e.nft.applyDelta(e.opts.Table, d)
+	var kernel int
+	var err error
+	if !d.empty() {
+		kernel, err = e.nft.applyDelta(e.opts.Table, d)
+	}
 	if err != nil {
 		e.log.Info("incremental service update failed, syncing the table", "services", len(names), "err", err)
 		var err2 error
@@ -234,7 +238,7 @@ func (e *Engine) changeOneByOne(want map[string]*Service) int {
 		t.begin()
 		old = t.svcs[name]
 		t.release(old)
-		put(t, t.svcs, name, &svcState{in: *s, spec: Service{Name: name},
+		put(t, t.svcs, name, &svcState{in: cloneService(*s), spec: Service{Name: name},
 			err: fmt.Errorf("%w: %s: %w", ErrServiceNotProgrammed, name, err)})
 		if n, derr := e.applyOwnDelta(name); derr != nil {
 			t.rollback()
@@ -291,7 +295,7 @@ func (e *Engine) stateFor(t *svcTable, s Service, prev *svcState) *svcState {
 	}
 	if err != nil {
 		e.log.Error("service cannot be programmed", "service", s.Name, "err", err)
-		return &svcState{in: s, spec: Service{Name: s.Name}, err: err}
+		return &svcState{in: cloneService(s), spec: Service{Name: s.Name}, err: err}
 	}
 	if len(ignored) > 0 {
 		e.log.Warn("service addresses of another family than its cluster IP ignored", "service", s.Name,

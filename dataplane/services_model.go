@@ -207,7 +207,7 @@ func newSvcState(s Service, prev *svcState) (*svcState, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &svcState{in: s, spec: spec}
+	st := &svcState{in: cloneService(s), spec: spec}
 	var all, local, prevAll, prevLocal []netip.Addr
 	for _, ep := range spec.Endpoints {
 		all = append(all, ep.Addr)
@@ -264,3 +264,10 @@ func conflictError(name string, key svcKey, owner string) error {
 
 // joinIgnored is the log form of what normalizeService dropped.
 func joinIgnored(ignored []string) string { return strings.Join(ignored, ", ") }
+
+// cloneService copies s's lists: the engine keeps its input (svcState.in)
+// to compare with the next one, and callers may reuse theirs.
+func cloneService(s Service) Service {
+	s.ExternalIPs, s.Ports, s.Endpoints = slices.Clone(s.ExternalIPs), slices.Clone(s.Ports), slices.Clone(s.Endpoints)
+	return s
+}

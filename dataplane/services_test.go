@@ -81,6 +81,82 @@ func TestUpsertIsOneSmallBatch(t *testing.T) {
 	}
 }
 
+// TestChangeSetIsOneBatch: a change set of many services (endpoint
+// changes, new services, removals) is one batch holding only their
+// elements, whatever the table's size; nothing else is rewritten.
+func TestChangeSetIsOneBatch(t *testing.T) {
+	svc := func(i int, eps ...string) Service {
+		s := Service{Name: fmt.Sprintf("s%d", i), ClusterIP: netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)}),
+			Ports: []ServicePort{{Proto: TCP, Port: 80, TargetPort: 8080}}}
+		for _, a := range eps {
+			s.Endpoints = append(s.Endpoints, ServiceEndpoint{Addr: netip.MustParseAddr(a)})
+		}
+		return s
+	}
+	var svcs []Service
+	for i := range 1000 {
+		svcs = append(svcs, svc(i, "10.200.1.2", "10.200.1.3"))
+	}
+	e := svcEngine(t, svcs...)
+	tables, ensures, deltas := e.nft.tables, e.ipt.ensures, len(e.nft.deltas)
+	var c Change
+	for i := range 100 {
+		c.Services.Upsert = append(c.Services.Upsert, svc(i, "10.200.1.2", "10.200.1.9"))
+	}
+	for i := 1000; i < 1005; i++ {
+		c.Services.Upsert = append(c.Services.Upsert, svc(i, "10.200.1.4"))
+	}
+	for i := 900; i < 910; i++ {
+		c.Services.Remove = append(c.Services.Remove, fmt.Sprintf("s%d", i))
+	}
+	res, err := e.Apply(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.nft.tables != tables || e.ipt.ensures != ensures || len(e.nft.deltas) != deltas+1 {
+		t.Fatalf("change set: %d table syncs, %d iptables ensures, %d batches; want 0, 0, 1",
+			e.nft.tables-tables, e.ipt.ensures-ensures, len(e.nft.deltas)-deltas)
+	}
+	d := e.nft.deltas[len(e.nft.deltas)-1]
+	// 100 bucket elements replaced (one out, one in); 5 new services with a
+	// dispatch and a bucket element each; 10 removed with three each.
+	if len(d.delElems) != 100+30 || len(d.addElems) != 100+10 || res.Kernel != 240 {
+		t.Fatalf("batch: %d deletes, %d adds, Result.Kernel %d; want 130, 110, 240", len(d.delElems), len(d.addElems), res.Kernel)
+	}
+	if len(res.Services) != 105 || res.Programmed != 995 || res.Failing != 0 {
+		t.Fatalf("result: %d services reported, %d programmed, %d failing", len(res.Services), res.Programmed, res.Failing)
+	}
+	// A change set that changes nothing sends nothing.
+	if res, err = e.Apply(ctx, c); err != nil || res.Kernel != 0 || len(e.nft.deltas) != deltas+1 {
+		t.Fatalf("the same change again: %v, %d kernel changes, %d batches", err, res.Kernel, len(e.nft.deltas)-deltas)
+	}
+}
+
+// TestConflictRetriedWhenFreed: a service that lost its address to
+// another is programmed by the change that frees the address, and the
+// Result says so.
+func TestConflictRetriedWhenFreed(t *testing.T) {
+	a := netip.MustParseAddr
+	first := Service{Name: "first", ClusterIP: a("10.96.0.1"), Ports: []ServicePort{{Proto: TCP, Port: 80}},
+		Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.2")}}}
+	second := Service{Name: "second", ClusterIP: a("10.96.0.1"), Ports: []ServicePort{{Proto: TCP, Port: 80}},
+		Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.3")}}}
+	e := svcEngine(t, first, second)
+	if err := e.ServiceStatus("second"); !errors.Is(err, ErrServiceConflict) {
+		t.Fatalf("second: %v, want a conflict", err)
+	}
+	res, err := e.Apply(ctx, Change{Services: ServiceChanges{Remove: []string{"first"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err, ok := res.Services["second"]; !ok || err != nil {
+		t.Fatalf("Result after first's removal: %v; want second reported programmed", res.Services)
+	}
+	if got := svcElements(e); !got["svc-ip4-b0: 10.96.0.1 . tcp . 80 : 10.200.1.3 . 80"] {
+		t.Fatalf("elements %v: want second's endpoint", got)
+	}
+}
+
 // TestServicesReportedByName: services that cannot be programmed are
 // reported by name, with a cause callers can test, and do not stop the
 // others.

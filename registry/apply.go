@@ -39,16 +39,7 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 	if err := r.checkClaims(ctx, want); err != nil {
 		return nil, err
 	}
-	out := make([]admin.ApplyResult, 0, len(want))
-	for _, s := range want {
-		action, err := r.apply(ctx, s)
-		res := admin.ApplyResult{Name: s.Name, Action: action}
-		if err != nil {
-			res.Error = err.Error()
-		}
-		out = append(out, res)
-	}
-	return out, nil
+	return r.applyAll(ctx, want)
 }
 
 // checkClaims refuses, before anything is written, VIPs and NodePorts
@@ -123,9 +114,35 @@ func (r *Registry) exists(ctx context.Context, name string) bool {
 // for the same port and protocol. done is false when old changed
 // meanwhile (retry).
 func (r *Registry) update(ctx context.Context, old store.Service, rev int64, want store.Service) (string, bool, error) {
-	switch {
-	case want.Headless != old.Headless || (want.ClusterIP.IsValid() && want.ClusterIP != old.ClusterIP):
-		return "", true, inputf("service %s: clusterIP cannot change (it is %s): remove the service and create it again", old.Name, SpecOf(old).ClusterIP)
+	taken, err := r.listClaims(ctx, []store.Service{want})
+	if err != nil {
+		return "", true, err
+	}
+	want, action, cmps, ops, err := r.planUpdate(old, rev, want, taken)
+	if err != nil || action == admin.ActionUnchanged {
+		return action, true, err
+	}
+	ok, _, err := r.st.Txn(ctx, cmps, ops)
+	if err != nil {
+		return "", true, fmt.Errorf("update service %s: %w", want.Name, err)
+	}
+	if ok {
+		r.logUpdated(want)
+		return admin.ActionConfigured, true, nil
+	}
+	if err := r.whyTaken(ctx, want, false); err != nil {
+		return "", true, err
+	}
+	return "", false, nil
+}
+
+// planUpdate is the record old (at revision rev) becomes and the
+// transaction that writes it: conditioned on the record's revision and
+// on the claims it adds being absent, it writes the record and those
+// claims and deletes the claims it gives up. Unchanged needs none.
+func (r *Registry) planUpdate(old store.Service, rev int64, want store.Service, taken claimSet) (store.Service, string, []store.Cmp, []store.Op, error) {
+	if want.Headless != old.Headless || (want.ClusterIP.IsValid() && want.ClusterIP != old.ClusterIP) {
+		return want, "", nil, nil, inputf("service %s: clusterIP cannot change (it is %s): remove the service and create it again", old.Name, SpecOf(old).ClusterIP)
 	}
 	want.ClusterIP = old.ClusterIP
 	want.Ports = slices.Clone(want.Ports)
@@ -142,11 +159,11 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 		}
 	}
 	if sameSpec(old, want) {
-		return admin.ActionUnchanged, true, nil
+		return want, admin.ActionUnchanged, nil, nil, nil
 	}
 	held := claims(old)
-	if err := r.allocate(ctx, &want, held); err != nil {
-		return "", true, err
+	if err := r.allocateFrom(&want, taken, held); err != nil {
+		return want, "", nil, nil, err
 	}
 	want.Created, want.Updated = old.Created, time.Now().UTC()
 	now := claims(want)
@@ -164,18 +181,11 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 			ops = append(ops, store.Delete(k))
 		}
 	}
-	ok, _, err := r.st.Txn(ctx, cmps, ops)
-	if err != nil {
-		return "", true, fmt.Errorf("update service %s: %w", want.Name, err)
-	}
-	if ok {
-		r.log.Info("service updated", "service", want.Name, "clusterIP", want.ClusterIP, "ports", len(want.Ports))
-		return admin.ActionConfigured, true, nil
-	}
-	if err := r.whyTaken(ctx, want, false); err != nil {
-		return "", true, err
-	}
-	return "", false, nil
+	return want, admin.ActionConfigured, cmps, ops, nil
+}
+
+func (r *Registry) logUpdated(s store.Service) {
+	r.log.Info("service updated", "service", s.Name, "clusterIP", s.ClusterIP, "ports", len(s.Ports))
 }
 
 // usesNodePort reports whether s already has NodePort n for proto.
@@ -190,22 +200,15 @@ func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte
 	if err != nil {
 		return nil, err
 	}
-	out := make([]admin.ApplyResult, 0, len(objs))
+	names := make([]string, 0, len(objs))
 	for _, o := range objs {
 		if o.Spec.Name == "" {
 			return nil, inputf("%s: line %d: a service without a name", source, o.Line)
 		}
+		names = append(names, o.Spec.Name)
 	}
-	for _, o := range objs {
-		res := admin.ApplyResult{Name: o.Spec.Name, Action: admin.ActionNotFound}
-		found, err := r.Remove(ctx, o.Spec.Name)
-		switch {
-		case err != nil:
-			res.Action, res.Error = "", err.Error()
-		case found:
-			res.Action = admin.ActionDeleted
-		}
-		out = append(out, res)
+	if err := r.probe(ctx); err != nil {
+		return nil, err
 	}
-	return out, nil
+	return r.deleteAll(ctx, names)
 }

@@ -108,25 +108,20 @@ func claimOps(s store.Service, keys []string) []store.Op {
 
 func (r *Registry) create(ctx context.Context, want store.Service) (store.Service, error) {
 	for range maxTxnAttempts {
-		s := want
-		s.Ports = slices.Clone(want.Ports)
-		if err := r.allocate(ctx, &s, nil); err != nil {
+		taken, err := r.listClaims(ctx, []store.Service{want})
+		if err != nil {
+			return want, err
+		}
+		s, cmps, ops, err := r.planCreate(want, taken)
+		if err != nil {
 			return s, err
 		}
-		s.Created = time.Now().UTC()
-		s.Updated = s.Created
-		keys := claims(s)
-		cmps := []store.Cmp{store.Absent(store.ServiceKey(s.Name))}
-		for _, k := range keys {
-			cmps = append(cmps, store.Absent(k))
-		}
-		ok, _, err := r.st.Txn(ctx, cmps, append([]store.Op{store.Put(store.ServiceKey(s.Name), s)}, claimOps(s, keys)...))
+		ok, _, err := r.st.Txn(ctx, cmps, ops)
 		if err != nil {
 			return s, fmt.Errorf("create service %s: %w", s.Name, err)
 		}
 		if ok {
-			r.log.Info("service created", "service", s.Name, "clusterIP", s.ClusterIP, "headless", s.Headless,
-				"ports", len(s.Ports), "selector", s.Selector)
+			r.logCreated(s)
 			return s, nil
 		}
 		if err := r.whyTaken(ctx, want, true); err != nil {
@@ -134,6 +129,53 @@ func (r *Registry) create(ctx context.Context, want store.Service) (store.Servic
 		}
 	}
 	return want, fmt.Errorf("create service %s: gave up after %d attempts: VIPs and NodePorts keep being taken concurrently; retry", want.Name, maxTxnAttempts)
+}
+
+// planCreate allocates want's VIP and NodePorts from taken and returns the
+// record with the transaction that creates it: conditioned on the service
+// and its claims being absent, it writes the record and the claims.
+func (r *Registry) planCreate(want store.Service, taken claimSet) (store.Service, []store.Cmp, []store.Op, error) {
+	s := want
+	s.Ports = slices.Clone(want.Ports)
+	if err := r.allocateFrom(&s, taken, nil); err != nil {
+		return s, nil, nil, err
+	}
+	s.Created = time.Now().UTC()
+	s.Updated = s.Created
+	keys := claims(s)
+	cmps := []store.Cmp{store.Absent(store.ServiceKey(s.Name))}
+	for _, k := range keys {
+		cmps = append(cmps, store.Absent(k))
+	}
+	return s, cmps, append([]store.Op{store.Put(store.ServiceKey(s.Name), s)}, claimOps(s, keys)...), nil
+}
+
+func (r *Registry) logCreated(s store.Service) {
+	r.log.Info("service created", "service", s.Name, "clusterIP", s.ClusterIP, "headless", s.Headless,
+		"ports", len(s.Ports), "selector", s.Selector)
+}
+
+// listClaims lists the claims ss may need to allocate from: VIPs when one
+// has none, NodePorts when one needs some.
+func (r *Registry) listClaims(ctx context.Context, ss []store.Service) (claimSet, error) {
+	var vips, ports bool
+	for _, s := range ss {
+		vips = vips || (!s.Headless && !s.ClusterIP.IsValid())
+		ports = ports || s.Type == store.ServiceTypeNodePort
+	}
+	taken := claimSet{vips: map[string]bool{}, nodePorts: map[string]bool{}}
+	var err error
+	if vips {
+		if taken.vips, err = r.claimed(ctx, store.ServiceIPsPrefix); err != nil {
+			return taken, err
+		}
+	}
+	if ports {
+		if taken.nodePorts, err = r.claimed(ctx, store.NodePortsPrefix); err != nil {
+			return taken, err
+		}
+	}
+	return taken, nil
 }
 
 // whyTaken explains a failed transaction: the service exists (when
@@ -163,37 +205,41 @@ func (r *Registry) whyTaken(ctx context.Context, want store.Service, creating bo
 	return nil
 }
 
-// allocate picks a VIP (unless given or headless) and the NodePorts left
-// at 0. held are claim keys the service already owns (not "taken").
-func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string) error {
-	if !s.Headless && !s.ClusterIP.IsValid() {
-		taken, err := r.claimed(ctx, store.ServiceIPsPrefix)
-		if err != nil {
-			return err
+// claimSet is the VIPs (by store.AddrName) and NodePorts (by number)
+// taken, as listed; allocateFrom adds what it hands out.
+type claimSet struct{ vips, nodePorts map[string]bool }
+
+func needsNodePort(s store.Service) bool {
+	for _, p := range s.Ports {
+		if s.Type == store.ServiceTypeNodePort && p.NodePort == 0 {
+			return true
 		}
-		a, ok := r.pickVIP(taken)
+	}
+	return false
+}
+
+// allocateFrom is allocate against claims already listed; what it picks
+// is added to them, so that one listing serves a whole file.
+func (r *Registry) allocateFrom(s *store.Service, taken claimSet, held []string) error {
+	if !s.Headless && !s.ClusterIP.IsValid() {
+		a, ok := r.pickVIP(taken.vips)
 		if !ok {
-			return inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken))
+			return inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken.vips))
 		}
 		s.ClusterIP = a
+		taken.vips[store.AddrName(a)] = true
 	}
-	need := false
-	for _, p := range s.Ports {
-		need = need || (s.Type == store.ServiceTypeNodePort && p.NodePort == 0)
-	}
-	if !need {
+	if !needsNodePort(*s) {
 		return nil
 	}
-	taken, err := r.claimed(ctx, store.NodePortsPrefix)
-	if err != nil {
-		return err
+	free := func(n int) bool {
+		k := strconv.Itoa(n)
+		return !taken.nodePorts[k] || slices.Contains(held, store.NodePortKey(uint16(n)))
 	}
-	for _, k := range held {
-		delete(taken, strings.TrimPrefix(k, store.NodePortsPrefix))
-	}
+	inUse := map[int]bool{}
 	for _, p := range s.Ports {
 		if p.NodePort != 0 {
-			taken[strconv.Itoa(int(p.NodePort))] = true
+			inUse[int(p.NodePort)] = true
 		}
 	}
 	span := NodePortMax - NodePortMin + 1
@@ -204,9 +250,10 @@ func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string
 		start := rand.IntN(span)
 		for j := range span {
 			n := NodePortMin + (start+j)%span
-			if !taken[strconv.Itoa(n)] {
+			if free(n) && !inUse[n] {
 				s.Ports[i].NodePort = uint16(n)
-				taken[strconv.Itoa(n)] = true
+				inUse[n] = true
+				taken.nodePorts[strconv.Itoa(n)] = true
 				break
 			}
 		}

@@ -261,3 +261,54 @@ func TestEnsureServiceCIDR(t *testing.T) {
 	err = EnsureServiceCIDR(ctx, st, netip.MustParsePrefix("10.97.0.0/16"), "h3")
 	mustFail(t, err, "--service-cidr 10.97.0.0/16 disagrees with the cluster's service CIDR 10.96.0.0/16 (recorded by host h1")
 }
+
+// TestRegistryApplyFileBatches: a file of many services is written in
+// few transactions (each holds whole services, within etcd's 128
+// operations), every VIP and NodePort distinct; delete -f removes them
+// the same way.
+func TestRegistryApplyFileBatches(t *testing.T) {
+	st := storetest.New(t)
+	r := newRegistry(t, st)
+	ctx := context.Background()
+	const n = 300
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "- name: s%d\n  selector: {app: s%d}\n  type: NodePort\n  ports: [{port: 80}]\n", i, i)
+	}
+	res, err := r.ApplyFile(ctx, "many.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs, vips, ports := map[int64]bool{}, map[netip.Addr]bool{}, map[uint16]bool{}
+	for i, x := range res {
+		if x.Action != admin.ActionCreated || x.Error != "" {
+			t.Fatalf("result %d: %+v", i, x)
+		}
+		var s store.Service
+		rev, err := st.Get(ctx, store.ServiceKey(x.Name), &s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs[rev], vips[s.ClusterIP], ports[s.Ports[0].NodePort] = true, true, true
+	}
+	// A created NodePort service is 3 conditions and 3 writes: 42 per
+	// transaction.
+	if len(revs) > n/42+1 || len(vips) != n || len(ports) != n {
+		t.Fatalf("%d services in %d transactions with %d VIPs and %d NodePorts; want at most %d transactions, all distinct",
+			n, len(revs), len(vips), len(ports), n/42+1)
+	}
+	if k := storetest.Keys(t, st, store.ServiceIPsPrefix); len(k) != n {
+		t.Fatalf("%d VIP claims, want %d", len(k), n)
+	}
+	res, err = r.ApplyFile(ctx, "many.yaml", []byte(b.String()))
+	if err != nil || res[n-1].Action != admin.ActionUnchanged {
+		t.Fatalf("applied again: %v %+v", err, res[n-1])
+	}
+	res, err = r.DeleteFile(ctx, "many.yaml", []byte(b.String()))
+	if err != nil || res[0].Action != admin.ActionDeleted || res[n-1].Action != admin.ActionDeleted {
+		t.Fatalf("delete -f: %v %+v %+v", err, res[0], res[n-1])
+	}
+	if k := storetest.Keys(t, st, ""); len(k) != 0 {
+		t.Fatalf("left after delete -f: %d keys, e.g. %v", len(k), k[:min(3, len(k))])
+	}
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/store"
@@ -52,6 +53,18 @@ func (r *Registry) applyAll(ctx context.Context, ss []store.Service) ([]admin.Ap
 	taken, err := r.listClaims(ctx, ss)
 	if err != nil {
 		return nil, err
+	}
+	// What the file asks for by value is nobody else's to pick, whichever
+	// object comes first.
+	for _, s := range ss {
+		if s.ClusterIP.IsValid() && taken.vips != nil {
+			taken.vips[store.AddrName(s.ClusterIP)] = true
+		}
+		for _, p := range s.Ports {
+			if p.NodePort != 0 && taken.nodePorts != nil {
+				taken.nodePorts[strconv.Itoa(int(p.NodePort))] = true
+			}
+		}
 	}
 	plans := make([]planned, len(ss))
 	for i, want := range ss {

@@ -312,3 +312,29 @@ func TestRegistryApplyFileBatches(t *testing.T) {
 		t.Fatalf("left after delete -f: %d keys, e.g. %v", len(k), k[:min(3, len(k))])
 	}
 }
+
+// TestRegistryApplyFileKeepsAskedVIPs: a VIP one object of a file asks
+// for is never handed to an earlier object of the same file (a /28 with
+// twelve free addresses, eleven to allocate and one asked for).
+func TestRegistryApplyFileKeepsAskedVIPs(t *testing.T) {
+	st := storetest.New(t)
+	rng, err := NewServiceRange(netip.MustParsePrefix("10.96.0.0/28"), netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(Config{Store: st, Range: rng, Host: "h1", Logger: storetest.Logger(t)})
+	var b strings.Builder
+	for i := range 11 {
+		fmt.Fprintf(&b, "- name: s%d\n  selector: {app: s}\n  ports: [{port: 80}]\n", i)
+	}
+	b.WriteString("- name: last\n  selector: {app: s}\n  clusterIP: 10.96.0.14\n  ports: [{port: 80}]\n")
+	res, err := r.ApplyFile(context.Background(), "f.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range res {
+		if x.Error != "" || x.Action != admin.ActionCreated {
+			t.Fatalf("%+v", res)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/podnet/podnet/admin"
@@ -36,23 +37,30 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 	if err := r.checkAgainstCluster(ctx, want); err != nil {
 		return nil, err
 	}
-	if err := r.checkClaims(ctx, want); err != nil {
+	taken, err := r.checkClaims(ctx, want)
+	if err != nil {
 		return nil, err
 	}
-	return r.applyAll(ctx, want)
+	return r.applyAll(ctx, want, taken)
 }
 
 // checkClaims refuses, before anything is written, VIPs and NodePorts
 // that another service holds or that two services of the file both ask
-// for.
-func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
+// for. It returns the claims it listed, to allocate from.
+func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) (claimSet, error) {
 	owners := map[string]string{}
+	taken := claimSet{vips: map[string]bool{}, nodePorts: map[string]bool{}}
 	for _, prefix := range []string{store.ServiceIPsPrefix, store.NodePortsPrefix} {
 		kvs, _, err := r.st.List(ctx, prefix)
 		if err != nil {
-			return fmt.Errorf("list %s: %w", prefix, err)
+			return taken, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		set := taken.vips
+		if prefix == store.NodePortsPrefix {
+			set = taken.nodePorts
 		}
 		for _, kv := range kvs {
+			set[strings.TrimPrefix(kv.Key, prefix)] = true
 			var c store.NodePortClaim // both claims are {"service": name}
 			if kv.Decode(&c) == nil {
 				owners[kv.Key] = c.Service
@@ -67,15 +75,15 @@ func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
 				what = "clusterIP " + s.ClusterIP.String()
 			}
 			if o, ok := owners[k]; ok && o != s.Name {
-				return inputf("service %s: %s is taken by service %s", s.Name, what, o)
+				return taken, inputf("service %s: %s is taken by service %s", s.Name, what, o)
 			}
 			if o, ok := asked[k]; ok && o != s.Name {
-				return inputf("services %s and %s both ask for %s", o, s.Name, what)
+				return taken, inputf("services %s and %s both ask for %s", o, s.Name, what)
 			}
 			asked[k] = s.Name
 		}
 	}
-	return nil
+	return taken, nil
 }
 
 // apply creates want, or updates the service of that name in place.

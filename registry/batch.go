@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/store"
@@ -21,6 +22,10 @@ import (
 // the claims).
 const txnOps = 128
 
+// txnsInFlight is how many of a file's transactions are sent at once: they
+// touch disjoint keys, and etcd commits concurrent proposals together.
+const txnsInFlight = 4
+
 // planned is one object's share of a batch.
 type planned struct {
 	idx    int
@@ -32,9 +37,10 @@ type planned struct {
 	err    error
 }
 
-// applyAll creates or updates ss (validated, checked against the
-// claims) and reports what became of each, in order.
-func (r *Registry) applyAll(ctx context.Context, ss []store.Service) ([]admin.ApplyResult, error) {
+// applyAll creates or updates ss (validated, checked against the claims
+// taken, which it allocates from) and reports what became of each, in
+// order.
+func (r *Registry) applyAll(ctx context.Context, ss []store.Service, taken claimSet) ([]admin.ApplyResult, error) {
 	kvs, _, err := r.st.List(ctx, store.ServicesPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
@@ -50,18 +56,14 @@ func (r *Registry) applyAll(ctx context.Context, ss []store.Service) ([]admin.Ap
 			have[s.Name] = record{s, kv.ModRev}
 		}
 	}
-	taken, err := r.listClaims(ctx, ss)
-	if err != nil {
-		return nil, err
-	}
 	// What the file asks for by value is nobody else's to pick, whichever
 	// object comes first.
 	for _, s := range ss {
-		if s.ClusterIP.IsValid() && taken.vips != nil {
+		if s.ClusterIP.IsValid() {
 			taken.vips[store.AddrName(s.ClusterIP)] = true
 		}
 		for _, p := range s.Ports {
-			if p.NodePort != 0 && taken.nodePorts != nil {
+			if p.NodePort != 0 {
 				taken.nodePorts[strconv.Itoa(int(p.NodePort))] = true
 			}
 		}
@@ -78,30 +80,52 @@ func (r *Registry) applyAll(ctx context.Context, ss []store.Service) ([]admin.Ap
 		plans[i] = p
 	}
 	out := make([]admin.ApplyResult, len(ss))
-	var batch []planned
-	flush := func() {
-		r.writeBatch(ctx, batch, out)
-		batch = batch[:0]
-	}
-	nc, no := 0, 0
+	var write []planned
 	for _, p := range plans {
 		out[p.idx] = admin.ApplyResult{Name: p.name, Action: p.action}
-		if p.err != nil {
+		switch {
+		case p.err != nil:
 			out[p.idx] = admin.ApplyResult{Name: p.name, Error: p.err.Error()}
-			continue
+		case len(p.ops) > 0: // else unchanged
+			write = append(write, p)
 		}
-		if len(p.ops) == 0 {
-			continue // unchanged
+	}
+	inParallel(chunks(write), func(batch []planned) { r.writeBatch(ctx, batch, out) })
+	return out, nil
+}
+
+// chunks splits plans into transactions of whole objects within txnOps
+// conditions and txnOps writes.
+func chunks(plans []planned) [][]planned {
+	var out [][]planned
+	var cur []planned
+	nc, no := 0, 0
+	for _, p := range plans {
+		if len(cur) > 0 && (nc+len(p.cmps) > txnOps || no+len(p.ops) > txnOps) {
+			out, cur, nc, no = append(out, cur), nil, 0, 0
 		}
-		if nc+len(p.cmps) > txnOps || no+len(p.ops) > txnOps {
-			flush()
-			nc, no = 0, 0
-		}
-		batch = append(batch, p)
+		cur = append(cur, p)
 		nc, no = nc+len(p.cmps), no+len(p.ops)
 	}
-	flush()
-	return out, nil
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// inParallel runs fn on every batch, txnsInFlight at a time. Each batch
+// writes its own objects' results.
+func inParallel(batches [][]planned, fn func([]planned)) {
+	sem := make(chan struct{}, txnsInFlight)
+	var wg sync.WaitGroup
+	for _, b := range batches {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(b)
+		})
+	}
+	wg.Wait()
 }
 
 // writeBatch writes plans in one transaction; when its conditions fail,
@@ -156,12 +180,7 @@ func (r *Registry) deleteAll(ctx context.Context, names []string) ([]admin.Apply
 		}
 	}
 	out := make([]admin.ApplyResult, len(names))
-	var batch []planned
-	nc, no := 0, 0
-	flush := func() {
-		r.removeBatch(ctx, batch, out)
-		batch, nc, no = batch[:0], 0, 0
-	}
+	var remove []planned
 	for i, name := range names {
 		out[i] = admin.ApplyResult{Name: name, Action: admin.ActionNotFound}
 		old, ok := have[name]
@@ -174,14 +193,10 @@ func (r *Registry) deleteAll(ctx context.Context, names []string) ([]admin.Apply
 		for _, k := range claims(old.s) {
 			p.ops = append(p.ops, store.Delete(k))
 		}
-		if nc+len(p.cmps) > txnOps || no+len(p.ops) > txnOps {
-			flush()
-		}
-		batch = append(batch, p)
-		nc, no = nc+len(p.cmps), no+len(p.ops)
+		remove = append(remove, p)
 		delete(have, name) // a name given twice is deleted once
 	}
-	flush()
+	inParallel(chunks(remove), func(batch []planned) { r.removeBatch(ctx, batch, out) })
 	return out, nil
 }
 

@@ -42,6 +42,15 @@
 #        probe service's selector, and `docker pause` / `docker unpause` of
 #        its only endpoint (the VIP refuses, then answers again). Includes
 #        the CLI and, for docker, dockerd and the Docker watcher.
+#   APPLY `podnetctl apply -f` on h1 of a file of 999 services (each
+#        selecting one real endpoint on h1, netcheck id-server; VIPs
+#        allocated, the last one's given in the file so the prober knows
+#        it) until that last VIP answers from h1's netns (svcbench flip
+#        -kind cmd, probes every 5 ms), and `delete -f` of the same file
+#        until it no longer answers, alternating. Runs before the 1000 x 10
+#        load of B8 and B14 (on a lab where they ran, it runs on top of it).
+#        Target: the last VIP answering within 1 s (absolute); context:
+#        the command's own time, and delete -f.
 #   B14  podnetd restart on h1 with the same load and 50 containers on h1
 #        (48 of them endpoints of loaded services, one backend and one
 #        client of the stream service): long TCP streams through a service
@@ -213,6 +222,51 @@ bench_B8() {
 	row "B8 conv" "user's change -> live on every host (issue 9 item 5)" "podnet median $(fmt 1 "$(field "$d/conv.ms" 2)") ms" "none (absolute)" \
 		"$(field "$d/conv.ms" 2)" "max $(fmt 1 "$(field "$d/conv.ms" 4)") ms" le 1000 - "$note" ms
 	pnctl 1 service rm b8s >/dev/null && pnctl 1 service rm b8e >/dev/null
+}
+
+# ---------------------------------------------------------------- APPLY
+
+readonly APPLY_N=999 APPLY_VIP=10.96.255.250
+
+# apply_file F: the file of APPLY_N services, the last one with its VIP.
+apply_file() {
+	local i
+	for ((i = 0; i < APPLY_N - 1; i++)); do
+		printf -- '- name: apply-%d\n  selector: {app: applybench}\n  ports: [{port: 80, targetPort: 8080}]\n' "$i"
+	done >"$1"
+	printf -- '- name: apply-last\n  selector: {app: applybench}\n  clusterIP: %s\n  ports: [{port: 80, targetPort: 8080}]\n' \
+		"$APPLY_VIP" >>"$1"
+}
+
+bench_APPLY() {
+	local n d="$WORK/APPLY" out ctl note fails
+	n=$(pairs APPLY 5 1)
+	mkdir -p "$d"
+	precheck APPLY
+	dkh 1 run -d --name apply-a --network "$SVCLAB_NET" -l app=applybench "$IMG" netcheck id-server 8080 apply-a >/dev/null || return 1
+	apply_file "$d/services.yaml"
+	ctl="timeout 120 $REPO/bin/podnetctl --socket $LAB_DIR/h1/podnet.sock"
+	out=$d/flip.log
+	# State a: no such services (the VIP times out); b: the file applied.
+	if ! timeout 1800 "$WORK/bin/svcbench" flip -kind cmd -probe "h1=/run/netns/$LAB_NAME-h1" -vip "$APPLY_VIP:80" \
+		-samples $((2 * n)) -gap 2s -timeout 30s -want-a timeout -want-b apply-a \
+		-cmd-a "$ctl delete -f $d/services.yaml >/dev/null" -cmd-b "$ctl apply -f $d/services.yaml >/dev/null" >"$out" 2>&1; then
+		echo "bench: APPLY: svcbench flip failed: $(tail -n 3 "$out")" >&2
+		return 1
+	fi
+	grep ' to=apply-a ' "$out" | grep -o ' all_ms=[0-9.]*' | cut -d= -f2 >"$d/apply.ms"
+	grep ' to=apply-a ' "$out" | grep -o ' action_ms=[0-9.]*' | cut -d= -f2 >"$d/apply.action"
+	grep ' to=timeout ' "$out" | grep -o ' all_ms=[0-9.]*' | cut -d= -f2 >"$d/delete.ms"
+	fails=$(grep -c ' failed:' "$out" || true)
+	# A sample not seen within 30 s counts as 30 s.
+	grep ' to=apply-a .* failed:' "$out" | sed 's/.*/30000/' >>"$d/apply.ms" || true
+	say "APPLY: $(grep '^summary' "$out")"
+	note="$(grep -c . "$d/apply.ms") samples: podnetctl apply -f of $APPLY_N services on h1 (the command itself $(fmt 0 "$(field "$d/apply.action" 2)") ms median) until the last one's VIP answers from h1's netns (probes every 5 ms), alternating with delete -f of the file (until the VIP stops answering: median $(fmt 0 "$(field "$d/delete.ms" 2)") ms, probes time out after 200 ms); 3-host lab, etcd cluster with TLS"
+	((fails == 0)) || note+="; FLAG: $fails samples not seen within 30 s"
+	note+="; $PRE_NOTE"
+	row APPLY "apply -f of $APPLY_N services -> last VIP answers" "podnet median $(fmt 0 "$(field "$d/apply.ms" 2)") ms" "none (absolute)" \
+		"$(field "$d/apply.ms" 2)" "max $(fmt 0 "$(field "$d/apply.ms" 4)") ms" le 1000 - "$note" ms
+	dkh 1 rm -f apply-a >/dev/null
 }
 
 # ---------------------------------------------------------------- B14

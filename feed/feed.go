@@ -1,0 +1,234 @@
+package feed
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/podnet/podnet/store"
+)
+
+// Source follows a prefix the way store.Store.Follow does: a snapshot,
+// then changes, until ctx ends.
+type Source interface {
+	Follow(ctx context.Context, prefix string, f store.Follower)
+}
+
+// Hub holds the feeds of one podnetd.
+type Hub struct {
+	src Source
+	log *slog.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context // set by Run: feeds follow from then on
+	feeds   map[string]*feed
+	sources map[string]Source // per prefix, instead of src
+	wg      sync.WaitGroup
+}
+
+// New returns a hub reading from src; Run starts it.
+func New(src Source, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Hub{src: src, log: log, feeds: map[string]*feed{}, sources: map[string]Source{}}
+}
+
+// SetSource makes prefix read from src instead of the hub's source; call
+// it before anyone subscribes to prefix.
+func (h *Hub) SetSource(prefix string, src Source) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sources[prefix] = src
+}
+
+// Run follows every prefix that has readers, and those that get some
+// later, until ctx ends; it returns when every Follow has.
+func (h *Hub) Run(ctx context.Context) {
+	h.mu.Lock()
+	h.ctx = ctx
+	for _, f := range h.feeds {
+		h.startLocked(f)
+	}
+	h.mu.Unlock()
+	<-ctx.Done()
+	h.wg.Wait()
+}
+
+// Subscribe adds f as a reader of prefix: it gets a snapshot as soon as
+// the prefix is listed (at once if it is), then every change. cancel
+// removes it; the prefix is no longer followed once nobody reads it.
+func (h *Hub) Subscribe(prefix string, f store.Follower) (cancel func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fd := h.feeds[prefix]
+	if fd == nil {
+		fd = &feed{prefix: prefix, kvs: map[string]store.KV{}, created: time.Now()}
+		h.feeds[prefix] = fd
+	}
+	r := &reader{f: f}
+	fd.add(r)
+	if h.ctx != nil {
+		h.startLocked(fd)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { h.unsubscribe(fd, r) }) }
+}
+
+func (h *Hub) unsubscribe(fd *feed, r *reader) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if fd.remove(r) > 0 {
+		return
+	}
+	if fd.stop != nil {
+		fd.stop()
+	}
+	if h.feeds[fd.prefix] == fd {
+		delete(h.feeds, fd.prefix)
+	}
+}
+
+// startLocked starts fd's Follow unless it runs. Called with h.mu held.
+func (h *Hub) startLocked(fd *feed) {
+	if fd.stop != nil {
+		return
+	}
+	ctx, stop := context.WithCancel(h.ctx)
+	fd.stop = stop
+	src := h.src
+	if s, ok := h.sources[fd.prefix]; ok {
+		src = s
+	}
+	h.log.Debug("following", "prefix", fd.prefix)
+	h.wg.Go(func() { src.Follow(ctx, fd.prefix, fd) })
+}
+
+// Stale lists the followed prefixes that heard nothing from etcd (no
+// listing, change or progress notification) for longer than bound,
+// sorted; a prefix never listed counts from when it was first read.
+func (h *Hub) Stale(bound time.Duration) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	now := time.Now()
+	for p, fd := range h.feeds {
+		if now.Sub(fd.lastHeard()) > bound {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Loaded reports whether prefix has readers and has been listed.
+func (h *Hub) Loaded(prefix string) bool {
+	h.mu.Lock()
+	fd := h.feeds[prefix]
+	h.mu.Unlock()
+	if fd == nil {
+		return false
+	}
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	return fd.loaded
+}
+
+// Prefixes lists the followed prefixes, sorted.
+func (h *Hub) Prefixes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Sorted(maps.Keys(h.feeds))
+}
+
+// feed is one followed prefix: its current keys and its readers. It is
+// the store.Follower of its Follow.
+type feed struct {
+	prefix  string
+	created time.Time
+	stop    context.CancelFunc // its Follow's; nil until started (guarded by Hub.mu)
+	heard   atomic.Int64       // unix nanoseconds of the last word from etcd
+
+	mu      sync.Mutex // orders deliveries and subscriptions
+	kvs     map[string]store.KV
+	loaded  bool
+	readers []*reader
+}
+
+type reader struct{ f store.Follower }
+
+var _ store.ProgressFollower = (*feed)(nil)
+
+func (fd *feed) lastHeard() time.Time {
+	if n := fd.heard.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return fd.created
+}
+
+func (fd *feed) hear() { fd.heard.Store(time.Now().UnixNano()) }
+
+// add subscribes r, with the snapshot it missed.
+func (fd *feed) add(r *reader) {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	fd.readers = append(fd.readers, r)
+	if fd.loaded {
+		r.f.Snapshot(fd.listLocked())
+	}
+}
+
+// remove unsubscribes r and returns how many readers are left.
+func (fd *feed) remove(r *reader) int {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	fd.readers = slices.DeleteFunc(fd.readers, func(x *reader) bool { return x == r })
+	return len(fd.readers)
+}
+
+// listLocked is the feed's keys as a listing, sorted by key.
+func (fd *feed) listLocked() []store.KV {
+	out := slices.Collect(maps.Values(fd.kvs))
+	slices.SortFunc(out, func(a, b store.KV) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// Snapshot replaces the feed's keys and hands the listing on.
+func (fd *feed) Snapshot(kvs []store.KV) {
+	fd.hear()
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	fd.kvs = make(map[string]store.KV, len(kvs))
+	for _, kv := range kvs {
+		fd.kvs[kv.Key] = kv
+	}
+	fd.loaded = true
+	for _, r := range fd.readers {
+		r.f.Snapshot(kvs)
+	}
+}
+
+// Changes applies evs to the feed's keys and hands them on.
+func (fd *feed) Changes(evs []store.Event) {
+	fd.hear()
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	for _, ev := range evs {
+		if ev.Type == store.EventDelete {
+			delete(fd.kvs, ev.Key)
+		} else {
+			fd.kvs[ev.Key] = store.KV{Key: ev.Key, Value: ev.Value, ModRev: ev.ModRev}
+		}
+	}
+	for _, r := range fd.readers {
+		r.f.Changes(evs)
+	}
+}
+
+// Progress notes that the watch is connected and caught up.
+func (fd *feed) Progress() { fd.hear() }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/store"
 )
 
@@ -95,13 +96,13 @@ func New(self string, v6 bool, log *slog.Logger) *Catalog {
 		changed: make(chan struct{}, 1)}
 }
 
-// Run follows etcd until ctx ends.
-func (c *Catalog) Run(ctx context.Context, st *store.Store) {
-	var wg sync.WaitGroup
+// Run reads its prefixes from feeds (shared with the overlay and the
+// cluster DNS) until ctx ends.
+func (c *Catalog) Run(ctx context.Context, feeds *feed.Hub) {
 	for _, p := range catalogPrefixes {
-		wg.Go(func() { st.Follow(ctx, p, catalogFollower{c: c, prefix: p}) })
+		defer feeds.Subscribe(p, catalogFollower{c: c, prefix: p})()
 	}
-	wg.Wait()
+	<-ctx.Done()
 }
 
 // Load builds a one-shot catalog from a listing of etcd.

@@ -13,10 +13,15 @@
 //     the prefix was listed already, so readers may come and go: the
 //     overlay subscribes to a pool's keys while a network uses the pool)
 //     and then every Changes. A feed keeps the prefix's current keys for
-//     those late readers (without KV.Lease: changes do not carry it); it follows while it has readers and stops with
-//     the last one. Deliveries and subscriptions of a feed are serialized:
-//     a reader's callbacks must be quick (they update its own view and
-//     signal its loop) and must not subscribe to or cancel that prefix.
+//     those late readers (without KV.Lease: changes do not carry it);
+//     it follows while it has readers and stops with the last one.
+//     Deliveries of a feed are serialized and a reader's callbacks must be
+//     quick (they update its own view and signal its loop). Subscribing
+//     and cancelling never call a reader nor wait for a delivery (a late
+//     reader's snapshot comes from another goroutine, before any change),
+//     so a reader may do both while holding the lock its own callbacks
+//     take, as the overlay does when a network starts or stops using a
+//     pool; a delivery under way may still reach a cancelled reader.
 //   - Sources. A Hub reads through a Source, today the store itself. A
 //     prefix whose readers will ask on demand instead of holding every
 //     key (container names looked up when asked, services selecting

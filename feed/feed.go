@@ -61,8 +61,11 @@ func (h *Hub) Run(ctx context.Context) {
 }
 
 // Subscribe adds f as a reader of prefix: it gets a snapshot as soon as
-// the prefix is listed (at once if it is), then every change. cancel
-// removes it; the prefix is no longer followed once nobody reads it.
+// the prefix is listed (at once, from another goroutine, if it is), then
+// every change. cancel removes it; the prefix is no longer followed once
+// nobody reads it. Neither calls f itself, so both may be called with
+// locks held that f's callbacks take; a delivery under way when cancel
+// returns may still reach f.
 func (h *Hub) Subscribe(prefix string, f store.Follower) (cancel func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -73,6 +76,7 @@ func (h *Hub) Subscribe(prefix string, f store.Follower) (cancel func()) {
 	}
 	r := &reader{f: f}
 	fd.add(r)
+	go fd.prime(r)
 	if h.ctx != nil {
 		h.startLocked(fd)
 	}
@@ -154,13 +158,24 @@ type feed struct {
 	stop    context.CancelFunc // its Follow's; nil until started (guarded by Hub.mu)
 	heard   atomic.Int64       // unix nanoseconds of the last word from etcd
 
-	mu      sync.Mutex // orders deliveries and subscriptions
-	kvs     map[string]store.KV
-	loaded  bool
+	// rmu guards readers only, and is never held while a reader is
+	// called: Subscribe and cancel never wait for a delivery.
+	rmu     sync.Mutex
 	readers []*reader
+
+	// mu orders deliveries: the keys, and which readers had their
+	// snapshot.
+	mu     sync.Mutex
+	kvs    map[string]store.KV
+	loaded bool
 }
 
-type reader struct{ f store.Follower }
+// reader is one subscriber; primed (guarded by feed.mu) says it had its
+// snapshot.
+type reader struct {
+	f      store.Follower
+	primed bool
+}
 
 var _ store.ProgressFollower = (*feed)(nil)
 
@@ -173,22 +188,35 @@ func (fd *feed) lastHeard() time.Time {
 
 func (fd *feed) hear() { fd.heard.Store(time.Now().UnixNano()) }
 
-// add subscribes r, with the snapshot it missed.
 func (fd *feed) add(r *reader) {
-	fd.mu.Lock()
-	defer fd.mu.Unlock()
+	fd.rmu.Lock()
+	defer fd.rmu.Unlock()
 	fd.readers = append(fd.readers, r)
-	if fd.loaded {
-		r.f.Snapshot(fd.listLocked())
-	}
 }
 
 // remove unsubscribes r and returns how many readers are left.
 func (fd *feed) remove(r *reader) int {
-	fd.mu.Lock()
-	defer fd.mu.Unlock()
+	fd.rmu.Lock()
+	defer fd.rmu.Unlock()
 	fd.readers = slices.DeleteFunc(fd.readers, func(x *reader) bool { return x == r })
 	return len(fd.readers)
+}
+
+func (fd *feed) current() []*reader {
+	fd.rmu.Lock()
+	defer fd.rmu.Unlock()
+	return slices.Clone(fd.readers)
+}
+
+// prime gives a new reader the feed's keys if they were listed already
+// (otherwise the listing will).
+func (fd *feed) prime(r *reader) {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	if fd.loaded && !r.primed {
+		r.primed = true
+		r.f.Snapshot(fd.listLocked())
+	}
 }
 
 // listLocked is the feed's keys as a listing, sorted by key.
@@ -208,12 +236,14 @@ func (fd *feed) Snapshot(kvs []store.KV) {
 		fd.kvs[kv.Key] = kv
 	}
 	fd.loaded = true
-	for _, r := range fd.readers {
+	for _, r := range fd.current() {
+		r.primed = true
 		r.f.Snapshot(kvs)
 	}
 }
 
-// Changes applies evs to the feed's keys and hands them on.
+// Changes applies evs to the feed's keys and hands them on (a reader
+// still waiting for its snapshot gets the keys as they now are instead).
 func (fd *feed) Changes(evs []store.Event) {
 	fd.hear()
 	fd.mu.Lock()
@@ -225,10 +255,27 @@ func (fd *feed) Changes(evs []store.Event) {
 			fd.kvs[ev.Key] = store.KV{Key: ev.Key, Value: ev.Value, ModRev: ev.ModRev}
 		}
 	}
-	for _, r := range fd.readers {
-		r.f.Changes(evs)
+	var list []store.KV
+	for _, r := range fd.current() {
+		if r.primed {
+			r.f.Changes(evs)
+			continue
+		}
+		if list == nil {
+			list = fd.listLocked()
+		}
+		r.primed = true
+		r.f.Snapshot(list)
 	}
 }
 
 // Progress notes that the watch is connected and caught up.
 func (fd *feed) Progress() { fd.hear() }
+
+// Start returns a hub reading from src that runs until ctx ends: for a
+// reader on its own (tests, tools).
+func Start(ctx context.Context, src Source, log *slog.Logger) *Hub {
+	h := New(src, log)
+	go h.Run(ctx)
+	return h
+}

@@ -90,8 +90,13 @@ func TestReadersShareOneFollow(t *testing.T) {
 	}
 	late := newRecorder()
 	cancelLate := h.Subscribe(store.AlivePrefix, late)
-	if got, want := late.view(), a.view(); fmt.Sprint(got) != fmt.Sprint(want) || late.snapshots != 1 {
-		t.Fatalf("late reader got %v (%d snapshots), want %v at once", got, late.snapshots, want)
+	testutil.Until(t, 10*time.Second, "the late reader's snapshot", func() bool {
+		late.mu.Lock()
+		defer late.mu.Unlock()
+		return late.snapshots == 1
+	})
+	if got, want := late.view(), a.view(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("late reader got %v, want %v", got, want)
 	}
 	if ws := st.WatchStats(); ws.Lists != 1 {
 		t.Fatalf("a late reader caused a listing (%d)", ws.Lists)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -59,8 +60,11 @@ type Agent struct {
 	lastSync    time.Time     // last successful full sync
 	lastSyncDur time.Duration // how long the data plane took at lastSync
 	lastApply   time.Time     // last successful round of any kind
-	lags        []time.Duration
-	lagNext     int
+	// pendingSince is when the oldest change not yet programmed was
+	// noticed (zero: none), kube-proxy's oldest queued update.
+	pendingSince time.Time
+	lags         []time.Duration
+	lagNext      int
 }
 
 const lagRing = 1000
@@ -122,12 +126,16 @@ func (p *Agent) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.cat.Changed():
+			p.noteQueued()
 		case <-retry.C:
 			p.requeue()
 		case <-resync.C:
 			full = true
 		}
-		if !p.round(ctx, full) {
+		if p.round(ctx, full) {
+			p.noteDone()
+		} else {
+			p.noteQueued()
 			retry.Reset(time.Second)
 		}
 		if reported = p.reportStatus(ctx, !reported); !reported {
@@ -316,6 +324,46 @@ func (p *Agent) requeue() {
 	p.retry = map[string]time.Time{}
 	p.mu.Unlock()
 	p.cat.Requeue(r)
+}
+
+// noteQueued records that a change is waiting, unless an older one is.
+func (p *Agent) noteQueued() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pendingSince.IsZero() {
+		p.pendingSince = time.Now()
+	}
+}
+
+// noteDone records a round that left nothing to retry.
+func (p *Agent) noteDone() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.retry) == 0 {
+		p.pendingSince = time.Time{}
+	}
+}
+
+// Health is nil when this host's service rules are current, as
+// kube-proxy's healthz judges it: the agent programmed the whole set once
+// since it started, no change has waited for the data plane longer than
+// bound, and a round ran within the resync interval plus bound (even a
+// quiet host runs a full one every interval). Otherwise it says what is
+// wrong.
+func (p *Agent) Health(bound time.Duration) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	switch {
+	case !p.synced:
+		return errors.New("the service proxy has not programmed the services since podnetd started")
+	case !p.pendingSince.IsZero() && now.Sub(p.pendingSince) > bound:
+		return fmt.Errorf("service changes have waited %v for the data plane (%d to retry)",
+			now.Sub(p.pendingSince).Round(time.Second), len(p.retry))
+	case now.Sub(p.lastApply) > p.cfg.ResyncInterval+bound:
+		return fmt.Errorf("the service proxy's last round was %v ago", now.Sub(p.lastApply).Round(time.Second))
+	}
+	return nil
 }
 
 // Pending counts the services changed in the catalog that the data plane

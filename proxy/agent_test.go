@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/podnet/podnet/catalog"
 	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
@@ -21,6 +23,8 @@ import (
 type recorder struct {
 	mu    sync.Mutex
 	calls []call
+	// down makes every Apply of a change (not a Replace) fail.
+	down bool
 	// fail makes the data plane report an error for these services.
 	fail map[string]error
 	// setDelay is how long a Replace takes.
@@ -40,6 +44,9 @@ func (r *recorder) Apply(_ context.Context, c dataplane.Change) (dataplane.Resul
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.down && !c.Services.Replace {
+		return dataplane.Result{}, errors.New("fake: data plane down")
+	}
 	op := "change"
 	if c.Services.Replace {
 		op = "replace"
@@ -84,7 +91,7 @@ func startProxy(t *testing.T, st *store.Store, rec Programmer) *Agent {
 	p := New(Config{Host: "h1", Store: st, Catalog: cat, Programmer: rec, Logger: storetest.Logger(t)})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { cat.Run(ctx, st) })
+	wg.Go(func() { cat.Run(ctx, feed.Start(ctx, st, storetest.Logger(t))) })
 	wg.Go(func() { p.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return p
@@ -301,4 +308,42 @@ func TestProxyOneChangePerRound(t *testing.T) {
 		t.Fatalf("one change: %+v", c)
 	}
 	rec.quiet(t, 4)
+}
+
+// TestProxyHealth: the agent is unhealthy until it programmed the
+// services once, healthy then, and unhealthy again when changes wait for a
+// failing data plane longer than the bound.
+func TestProxyHealth(t *testing.T) {
+	st := storetest.New(t)
+	storetest.Put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
+	storetest.Put(t, st, store.ServiceKey("web"), store.Service{Name: "web", Selector: web, ClusterIP: netip.MustParseAddr("10.96.0.20"),
+		Ports: []store.ServicePort{{Protocol: "TCP", Port: 80, TargetPort: 80}}})
+	cat := catalog.New("h1", false, storetest.Logger(t))
+	rec := &recorder{}
+	p := New(Config{Host: "h1", Store: st, Catalog: cat, Programmer: rec, Logger: storetest.Logger(t)})
+	const bound = 500 * time.Millisecond
+	if err := p.Health(bound); err == nil {
+		t.Fatal("healthy before the first sync")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { cat.Run(ctx, feed.Start(ctx, st, storetest.Logger(t))) })
+	wg.Go(func() { p.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	testutil.Until(t, 10*time.Second, "healthy after the first sync", func() bool { return p.Health(bound) == nil })
+	rec.mu.Lock()
+	rec.down = true
+	rec.mu.Unlock()
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.244.0.5", true, web))
+	testutil.Until(t, 10*time.Second, "unhealthy with a change waiting", func() bool {
+		err := p.Health(bound)
+		return err != nil && strings.Contains(err.Error(), "waited")
+	})
+	if p.Pending() == 0 {
+		t.Error("no change pending while the data plane refuses it")
+	}
+	rec.mu.Lock()
+	rec.down = false
+	rec.mu.Unlock()
+	testutil.Until(t, 10*time.Second, "healthy once the change is programmed", func() bool { return p.Health(bound) == nil && p.Pending() == 0 })
 }

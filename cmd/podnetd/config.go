@@ -49,6 +49,7 @@ type config struct {
 	DNSUpstreams   []string
 	ClusterDomain  string
 	MetricsAddr    string
+	HealthzTimeout time.Duration
 }
 
 func defaultConfig() *config {
@@ -75,6 +76,7 @@ func defaultConfig() *config {
 		VXLANPort:      4789,
 		ClusterDomain:  clusterdns.DefaultDomain,
 		MetricsAddr:    metrics.DefaultAddr,
+		HealthzTimeout: time.Minute,
 	}
 }
 
@@ -110,6 +112,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "DNS domain of service names (NAME.svc.DOMAIN)")
 	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names podnet does not know (default: /etc/resolv.conf's)")
 	f.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "where to serve Prometheus metrics (http://ADDR/metrics); \"off\" disables them. Any non-loopback address lets whoever reaches it, containers of this host included, read them")
+	f.DurationVar(&c.HealthzTimeout, "healthz-timeout", c.HealthzTimeout, "http://METRICS-ADDR/healthz fails when service changes wait this long for the data plane, or the etcd view heard nothing from etcd for this long")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	f.StringVar(&c.LogOutput, "log-output", c.LogOutput, "stderr or stdout (a managed plugin logs to stdout: dockerd files plugin stderr as errors)")
@@ -179,6 +182,9 @@ func (c *config) validate() error {
 		if _, err := metrics.CheckAddr(c.MetricsAddr); err != nil {
 			return err
 		}
+	}
+	if c.HealthzTimeout < 10*time.Second {
+		return fmt.Errorf("--healthz-timeout %v: want at least 10s (etcd is asked for progress every 5 s)", c.HealthzTimeout)
 	}
 	if c.HostName == "" {
 		h, err := os.Hostname()

@@ -20,6 +20,7 @@ import (
 	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/dockerwatch"
 	"github.com/podnet/podnet/driver"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/dockerup"
 	"github.com/podnet/podnet/internal/link"
@@ -66,6 +67,10 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
+	// One follower per etcd prefix, shared by the overlay, the catalog and
+	// the cluster DNS (package feed).
+	feeds := feed.New(st, log.With("component", "feed"))
+	go feeds.Run(ctx)
 	// The service catalog needs no etcd to exist (it fills from etcd once
 	// the proxy agent runs), so the cluster DNS can hold it from the start.
 	cat, err := newCatalog(cfg, log)
@@ -74,7 +79,7 @@ func run(parent context.Context, cfg *config) error {
 	}
 	// The cluster DNS before etcd answers: it serves the records saved on
 	// disk meanwhile.
-	if err := startDNS(ctx, cfg, st, k, cat, log); err != nil {
+	if err := startDNS(ctx, cfg, feeds, k, cat, log); err != nil {
 		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
 	}
 	ports := dataplane.New(dataplane.Options{Logger: log.With("component", "dataplane"), IPTablesBackend: cfg.IPTables})
@@ -94,8 +99,9 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	startMetrics(ctx, cfg, ipm, log)
-	ov, underlay, ovErr := newOverlay(cfg, st, k, ports, log)
+	hc := &health{feeds: feeds, bound: cfg.HealthzTimeout}
+	startMetrics(ctx, cfg, ipm, hc, log)
+	ov, underlay, ovErr := newOverlay(cfg, st, feeds, k, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
 		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU, Tunnels: ipm, HostAddresses: ipm,
 		HostNetworks: hostNetworks(k)}
@@ -150,7 +156,8 @@ func run(parent context.Context, cfg *config) error {
 	if ov != nil {
 		go ov.Run(ctx)
 	}
-	svcs.start(ctx, cfg, ports, log)
+	svcs.start(ctx, cfg, feeds, ports, log)
+	hc.agent.Store(svcs.proxy)
 	var rec *reconcile.Reconciler
 	if dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation()); err != nil {
 		log.Warn("no Docker API client: garbage collection, container names and network fan-out are off", "docker", cfg.DockerHost, "err", err)
@@ -246,12 +253,12 @@ func waitForEtcd(ctx context.Context, st *store.Store, log *slog.Logger) error {
 
 // newOverlay detects the underlay and builds the multi-host data plane;
 // VXLAN is then accepted only from the hosts it follows.
-func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *dataplane.Engine, log *slog.Logger) (*overlay.Overlay, netip.Addr, error) {
+func newOverlay(cfg *config, st *store.Store, feeds *feed.Hub, k *link.Kernel, ports *dataplane.Engine, log *slog.Logger) (*overlay.Overlay, netip.Addr, error) {
 	u, err := overlay.DetectUnderlay(k, cfg.AdvertiseAddr)
 	if err != nil {
 		return nil, netip.Addr{}, err
 	}
-	ov, err := overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Kernel: k, Logger: log.With("component", "overlay"),
+	ov, err := overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Feeds: feeds, Kernel: k, Logger: log.With("component", "overlay"),
 		Underlay: u, Port: cfg.VXLANPort, Peers: peersToGuard(ports, log)})
 	if err != nil {
 		return nil, netip.Addr{}, err
@@ -263,7 +270,7 @@ func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *dataplane.E
 }
 
 // startDNS puts the cluster DNS address on lo and serves it.
-func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel, cat *catalog.Catalog, log *slog.Logger) error {
+func startDNS(ctx context.Context, cfg *config, feeds *feed.Hub, k *link.Kernel, cat *catalog.Catalog, log *slog.Logger) error {
 	if cfg.DNSAddr == "off" {
 		return nil
 	}
@@ -271,7 +278,7 @@ func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel,
 	if err := k.EnsureLocalAddr("lo", addr); err != nil {
 		return err
 	}
-	d, err := clusterdns.New(clusterdns.Config{Store: st, Listen: netip.AddrPortFrom(addr, 53),
+	d, err := clusterdns.New(clusterdns.Config{Feeds: feeds, Listen: netip.AddrPortFrom(addr, 53),
 		Upstreams: cfg.DNSUpstreams, CacheFile: filepath.Join(cfg.DataDir, dnsCacheFile), Logger: log.With("component", "dns"),
 		Services: cat, Domain: cfg.ClusterDomain})
 	if err != nil {

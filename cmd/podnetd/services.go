@@ -9,6 +9,7 @@ import (
 
 	"github.com/podnet/podnet/catalog"
 	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/proxy"
 	"github.com/podnet/podnet/registry"
@@ -80,8 +81,8 @@ func newCatalog(cfg *config, log *slog.Logger) (*catalog.Catalog, error) {
 
 // start runs the catalog and the proxy agent, which programs services
 // through the NAT engine.
-func (s *services) start(ctx context.Context, cfg *config, ports *dataplane.Engine, log *slog.Logger) {
-	go s.catalog.Run(ctx, s.st)
+func (s *services) start(ctx context.Context, cfg *config, feeds *feed.Hub, ports *dataplane.Engine, log *slog.Logger) {
+	go s.catalog.Run(ctx, feeds)
 	s.proxy = proxy.New(proxy.Config{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
 		Programmer: ports, Logger: log.With("component", "proxy")})
 	metrics.SetProxyPending(s.proxy.Pending)

@@ -177,7 +177,7 @@ func TestServeRetriesTakenPort(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); Serve(ctx, addr, Handler(NewRegistry("t"), quiet), quiet) }()
+	go func() { defer close(done); Serve(ctx, addr, Handler(NewRegistry("t"), quiet, nil), quiet) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	time.Sleep(120 * time.Millisecond) // a few failed attempts
@@ -209,7 +209,7 @@ func TestServeRetriesTakenPort(t *testing.T) {
 }
 
 func TestHandlerServesTextFormat(t *testing.T) {
-	srv := httptest.NewServer(Handler(NewRegistry("t"), quiet))
+	srv := httptest.NewServer(Handler(NewRegistry("t"), quiet, nil))
 	defer srv.Close()
 	PluginRequests.WithLabelValues("NetworkDriver.Join", OK).Inc()
 	resp, err := http.Get(srv.URL + Path)
@@ -223,5 +223,29 @@ func TestHandlerServesTextFormat(t *testing.T) {
 	}
 	if !strings.Contains(string(body), `podnet_plugin_requests_total{method="NetworkDriver.Join",outcome="ok"}`) {
 		t.Errorf("series missing from\n%s", body)
+	}
+}
+
+// TestHealthz: /healthz is 200 while the check finds nothing, 503 with
+// the problems as JSON otherwise.
+func TestHealthz(t *testing.T) {
+	var problems []string
+	srv := httptest.NewServer(Handler(NewRegistry("t"), quiet, func() []string { return problems }))
+	defer srv.Close()
+	get := func() (int, string) {
+		resp, err := http.Get(srv.URL + HealthPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(); code != http.StatusOK || !strings.Contains(body, `"healthy":true`) {
+		t.Fatalf("healthy: %d %s", code, body)
+	}
+	problems = []string{"etcd view stale: alive/"}
+	if code, body := get(); code != http.StatusServiceUnavailable || !strings.Contains(body, "etcd view stale: alive/") {
+		t.Fatalf("unhealthy: %d %s", code, body)
 	}
 }

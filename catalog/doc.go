@@ -21,8 +21,10 @@
 //     container runs and passes its health check, its host is alive, and
 //     its address is known; addresses are deduplicated (X and a container
 //     sharing its stack are one endpoint).
-//   - Five store.Follow loops feed the catalog (services/, epmeta/,
-//     ctrmeta/, alive/, hosts/); indexes by label term, by host and by
+//   - Five prefixes feed the catalog (services/, epmeta/, ctrmeta/,
+//     alive/, hosts/), read from podnetd's shared feeds (package feed: the
+//     overlay and the cluster DNS read alive/, hosts/ and epmeta/ from the
+//     same follower, so a host is alive for all of them at once); indexes by label term, by host and by
 //     shared stack turn each event into the few services it can affect,
 //     which it marks dirty (with the write time of the oldest change) for
 //     the agent to take (TakeDelta). A rewrite with a new timestamp, or a

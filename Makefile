@@ -9,7 +9,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 all: build
 
-build: $(BIN)/podnetd $(BIN)/podnetctl $(BIN)/netcheck $(BIN)/fakehosts
+build: $(BIN)/podnetd $(BIN)/podnetctl $(BIN)/podnet-cni $(BIN)/netcheck $(BIN)/fakehosts
 
 $(BIN)/%: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
@@ -55,11 +55,12 @@ plugin: build
 plugin-install: plugin
 	scripts/build-plugin.sh --install build/plugin
 
-# Install podnetd, podnetctl, podnetd.service, /etc/default/podnet and
+# Install podnetd, podnetctl, the CNI plugin (as podnet in CNI_BIN_DIR,
+# default /opt/cni/bin), podnetd.service, /etc/default/podnet and
 # podnetctl's completions (PREFIX=/usr/local, DESTDIR= for staging; see
 # scripts/install.sh); uninstall removes them again.
 PREFIX ?= /usr/local
-export PREFIX DESTDIR BINDIR DATADIR SYSCONFDIR UNITDIR
+export PREFIX DESTDIR BINDIR DATADIR SYSCONFDIR UNITDIR CNI_BIN_DIR
 
 install: build
 	scripts/install.sh install

@@ -91,8 +91,8 @@ func (w *Watcher) resync(ctx context.Context) (err error) {
 		}
 	}
 	for id, cur := range current {
-		if _, ok := want[id]; ok {
-			continue
+		if _, ok := want[id]; ok || cur.Runtime != "" && exists[id] {
+			continue // another runtime's (a CNI attachment's) are not Docker's to judge
 		}
 		switch {
 		case !exists[id]:

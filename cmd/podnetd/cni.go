@@ -30,6 +30,7 @@ func startCNI(ctx context.Context, cfg *config, d cniDeps, log *slog.Logger) (*c
 	svc := cniattach.New(cniattach.Config{Driver: d.driver, IPAM: d.ipam, Records: d.store,
 		Logger: log.With("component", "cni"), DNS: cniDNS(cfg)})
 	go svc.Run(ctx, cfg.GCInterval, cfg.GCGrace)
+	followPodman(ctx, cfg, d, log)
 	names := cniattach.Names{Definitions: d.cluster.Networks, Networks: d.driver.Networks, Socket: cfg.AdminSocket}
 	if d.docker != nil {
 		names.DockerNetwork = func(ctx context.Context, name string) (string, error) {
@@ -49,4 +50,22 @@ func cniDNS(cfg *config) admin.CNIDNS {
 		return admin.CNIDNS{}
 	}
 	return admin.CNIDNS{Nameservers: []netip.Addr{netip.MustParseAddr(cfg.DNSAddr)}, Search: []string{"svc." + cfg.ClusterDomain}}
+}
+
+// followPodman follows podman's API for the labels and readiness of its
+// containers' attachments (CNI passes no labels).
+func followPodman(ctx context.Context, cfg *config, d cniDeps, log *slog.Logger) {
+	if cfg.PodmanHost == "off" {
+		return
+	}
+	pc, err := client.NewClientWithOpts(client.WithHost(cfg.PodmanHost), client.WithAPIVersionNegotiation())
+	if err != nil {
+		log.Warn("podman's API not followed: podman containers get no labels", "podman", cfg.PodmanHost, "err", err)
+		return
+	}
+	go func() {
+		defer pc.Close()
+		cniattach.NewFollower(cniattach.FollowerConfig{Host: cfg.HostName, Engine: pc, Store: d.store,
+			Attachments: d.driver.Attachments, Logger: log.With("component", "podman"), Name: "podman", Addr: cfg.PodmanHost}).Run(ctx)
+	}()
 }

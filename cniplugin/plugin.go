@@ -31,8 +31,9 @@ type Plugin struct {
 	Dial func(socket string) Podnetd
 	// Host is a netlink handle in the plugin's (the host's) namespace.
 	Host *netlink.Handle
-	// Stderr receives warnings (default os.Stderr); results go to stdout.
-	Stderr io.Writer
+	// Stdout receives results (default os.Stdout), Stderr warnings
+	// (default os.Stderr).
+	Stdout, Stderr io.Writer
 	// Timeout bounds each call to podnetd (default 2 min: an ADD waits
 	// for a starting podnetd up to 30 s, and for etcd).
 	Timeout time.Duration
@@ -147,14 +148,18 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err := cl.Post(ctx, "/v1/cni/add", req, &res); err != nil {
 		return callErr(err, "ADD", types.ErrTryAgainLater)
 	}
+	var out types.Result
 	result, err := p.configure(args, res)
+	if err == nil {
+		out, err = result.GetAsVersion(conf.CNIVersion)
+	}
 	if err != nil {
 		if derr := cl.Post(context.WithoutCancel(ctx), "/v1/cni/del", req, nil); derr != nil {
 			fmt.Fprintf(p.stderr(), "podnet: undoing the failed ADD: %v\n", derr)
 		}
 		return types.NewError(types.ErrInternal, fmt.Sprintf("podnet: ADD: %v", err), "")
 	}
-	return types.PrintResult(result, conf.CNIVersion)
+	return out.PrintTo(p.stdout())
 }
 
 // configure sets up the container end and builds the CNI result.
@@ -324,6 +329,13 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrPluginNotAvailable, "podnet: STATUS: podnetd cannot serve ADD: "+st.Reason, "")
 	}
 	return nil
+}
+
+func (p *Plugin) stdout() io.Writer {
+	if p.Stdout != nil {
+		return p.Stdout
+	}
+	return os.Stdout
 }
 
 func (p *Plugin) stderr() io.Writer {

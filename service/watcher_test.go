@@ -130,6 +130,10 @@ func TestWatcherResync(t *testing.T) {
 		putEndpoint(t, st, "h1", "ep-stale", netPod)
 		putMeta(t, st, "h1", store.EndpointMeta{Endpoint: "ep-stale", Name: "stopped", Ready: true})
 		putMeta(t, st, "h2", store.EndpointMeta{Endpoint: "ep-other-host", Name: "remote", Ready: true})
+		// A CNI runtime's container: Docker does not know it, and its
+		// metadata is not Docker's to remove.
+		putEndpoint(t, st, "h1", "ep-cni", netPod)
+		putMeta(t, st, "h1", store.EndpointMeta{Endpoint: "ep-cni", Name: "podman1", Runtime: store.RuntimeCNI, Ready: true})
 	})
 
 	m := x.waitMeta(t, "web's metadata", "ep-web", func(store.EndpointMeta) bool { return true })
@@ -143,6 +147,9 @@ func TestWatcherResync(t *testing.T) {
 	}
 	x.waitNoMeta(t, "orphaned metadata removed", "ep-orphan")
 	x.waitNoMeta(t, "stale metadata removed", "ep-stale")
+	if m, ok := x.meta(t, "ep-cni"); !ok || m.Name != "podman1" {
+		t.Errorf("a CNI attachment's metadata was removed or changed by the Docker watcher: %+v, %v", m, ok)
+	}
 	for _, ep := range []string{"ep-web-bridge", "ep-db"} {
 		if _, ok := x.meta(t, ep); ok {
 			t.Errorf("metadata written for %s", ep)

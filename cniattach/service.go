@@ -156,6 +156,7 @@ func (s *Service) network(r *admin.CNIRequest) (store.Network, error) {
 // blocks), then the driver's endpoint. Whatever fails is undone, so a
 // failed ADD leaves no address, interface, rule or record behind.
 func (s *Service) Add(ctx context.Context, r *admin.CNIRequest) (admin.CNIResult, error) {
+	start := time.Now()
 	if err := validate(r); err != nil {
 		return admin.CNIResult{}, err
 	}
@@ -197,7 +198,7 @@ func (s *Service) Add(ctx context.Context, r *admin.CNIRequest) (admin.CNIResult
 		return admin.CNIResult{}, err
 	}
 	s.log.Info("CNI attachment added", "network", r.Network, "container", dockerid.Short(r.ContainerID), "ifname", r.IfName,
-		"name", r.Name, "endpoint", dockerid.Short(id), "ipv4", ep.IPv4, "ipv6", ep.IPv6)
+		"name", r.Name, "endpoint", dockerid.Short(id), "ipv4", ep.IPv4, "ipv6", ep.IPv6, "ports", len(ep.Ports), "dur", time.Since(start).Round(time.Microsecond))
 	return s.result(n, ep), nil
 }
 

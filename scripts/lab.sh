@@ -25,10 +25,11 @@
 # Layout. A bridge ${LAB_NAME}-br (${LAB_NET}.1/24) in the root netns is the
 # underlay. Host i is netns ${LAB_NAME}-hi at ${LAB_NET}.(10+i) plus a
 # persistent mount namespace ($LAB_DIR/ns/hi.mnt) in which /sys is the
-# netns's own sysfs (cgroups kept), /run is a tmpfs of its own (nothing
-# there is shared with the machine or another lab: a directory another
-# lab's `down` removes cannot take a mount with it), /run/docker/plugins
-# is $LAB_DIR/hi/plugins and /etc/docker is $LAB_DIR/hi/etc-docker. Host
+# netns's own sysfs (cgroups kept), /run, /var/lib and /dev/shm are
+# tmpfs of its own (nothing a host's daemons, podman or cnitool keep there
+# reaches the machine or another lab, and a directory another lab's
+# `down` removes cannot take a mount with it), /run/docker/plugins is
+# $LAB_DIR/hi/plugins and /etc/docker is $LAB_DIR/hi/etc-docker. Host
 # i runs podnetd (started first) and its own dockerd (plus containerd) in
 # both namespaces. The client netns ${LAB_NAME}-client is ${LAB_NET}.2. With
 # --etcd cluster, etcd members 1..3 run in netns ${LAB_NAME}-etcdM at
@@ -57,15 +58,12 @@
 # containers.conf (CNI backend, plugins from $LAB_DIR/cni-bin, where
 # $PODNET_BIN/podnet-cni is "podnet", then /usr/lib/cni; network configs
 # in $LAB_DIR/hi/podman/net.d; the ulimits this machine's hard limits
-# allow), storage, runtime and temporary directories; and, in the host's
-# mount namespace (whose /run, holding its network namespaces' mount
-# points and runc's state, is private already), private tmpfs over what
-# podman would otherwise share with the machine: /dev/shm (its lock file)
-# and /var/lib (libcni's result cache /var/lib/cni, the image blob cache
-# /var/lib/containers; nothing else of a lab host uses /var/lib). `run` and
+# allow), storage, runtime and temporary directories (what it keeps in
+# /run, /var/lib and /dev/shm stays in the host's private tmpfs). `run` and
 # `create` get --cgroup-parent /${LAB_NAME}-hi, so `down` finds their
-# containers (and conmon) with dockerd's. The first call on a host sets
-# it up (about a second).
+# containers (and conmon) with dockerd's. The first call on a host writes
+# that configuration. $LAB_DIR/cni-bin is also where cnitool (or any CNI
+# runtime) finds podnet's plugin: CNI_PATH=$LAB_DIR/cni-bin:/usr/lib/cni.
 #
 # Env:
 #   LAB_DIR      state directory (default /tmp/podnet-lab; keep it short:
@@ -395,6 +393,8 @@ mntns_up() {
 			mount -t sysfs sysfs /sys
 			mount --move "$h/.cgroup" /sys/fs/cgroup
 			mount -t tmpfs -o mode=0755 tmpfs /run
+			mount -t tmpfs -o mode=0755 tmpfs /var/lib
+			mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 			mkdir -p /run/docker/plugins /run/containerd
 			chmod 0711 /run/containerd
 			mount --bind "$h/plugins" /run/docker/plugins
@@ -619,6 +619,8 @@ cmd_up() {
 	done >"$STATE"
 	trap 'up_failed' EXIT
 	ln -sf "$(command -v "$DOCKER")" "$LAB_DIR/bin/docker"
+	mkdir -p "$LAB_DIR/cni-bin"
+	ln -sf "$PODNET_BIN/podnet-cni" "$LAB_DIR/cni-bin/podnet"
 	ensure_dir /etc/docker
 	# The mount-ns files need a mount with private propagation to live on.
 	mount --bind "$LAB_DIR/ns" "$LAB_DIR/ns"
@@ -873,8 +875,8 @@ cmd_exec() {
 
 # ---------------------------------------------------------------- podman
 
-# podman_setup I: host I's podman configuration and private mounts (see
-# the header); once per host, under a lock (parallel calls wait).
+# podman_setup I: host I's podman configuration (see the header); once per
+# host, under a lock (parallel calls wait).
 podman_setup() {
 	local i=$1 h p
 	h=$(host_dir "$i")
@@ -888,8 +890,7 @@ podman_setup() {
 	fi
 	# No static_dir: conmon's cleanup process gets --root and then looks
 	# for the container database under it, where podman must keep it too.
-	mkdir -p "$p"/{net.d,root,runroot,tmp,volumes} "$LAB_DIR/cni-bin"
-	[[ -x $PODNET_BIN/podnet-cni ]] && ln -sf "$PODNET_BIN/podnet-cni" "$LAB_DIR/cni-bin/podnet"
+	mkdir -p "$p"/{net.d,root,runroot,tmp,volumes}
 	cat >"$p/containers.conf" <<-EOF
 		[containers]
 		default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
@@ -911,10 +912,6 @@ podman_setup() {
 		graphroot = "$p/root"
 		runroot = "$p/runroot"
 	EOF
-	nsenter --mount="$(host_mnt "$i")" -- /bin/sh -euc '
-		mount -t tmpfs -o mode=0755 tmpfs /var/lib
-		mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-	'
 	touch "$p/ready"
 	exec 9>&-
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/podnet/podnet/clusterdns"
 	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/store"
 	"github.com/spf13/cobra"
@@ -74,7 +75,7 @@ func defaultConfig() *config {
 		LogFormat:      "text",
 		LogOutput:      "stderr",
 		VXLANPort:      4789,
-		ClusterDomain:  "podnet.local",
+		ClusterDomain:  clusterdns.DefaultDomain,
 		MetricsAddr:    metrics.DefaultAddr,
 	}
 }

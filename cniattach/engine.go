@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/podnet/podnet/dockerwatch"
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/store"
 )
@@ -177,7 +178,7 @@ func (f *Follower) sync(ctx context.Context, id string) error {
 	if c.Config != nil && len(c.Config.Labels) > 0 {
 		labels = maps.Clone(c.Config.Labels)
 	}
-	rdy := ready(c.State)
+	rdy := dockerwatch.Ready(c.State)
 	var errs []error
 	for _, ep := range eps {
 		errs = append(errs, f.write(ctx, ep.ID, labels, rdy))
@@ -214,13 +215,4 @@ func (f *Follower) write(ctx context.Context, ep string, labels map[string]strin
 		}
 	}
 	return fmt.Errorf("metadata of endpoint %s keeps changing; the next resync retries", dockerid.Short(ep))
-}
-
-// ready: the container runs, is not paused or restarting, and passes its
-// health check if it has one.
-func ready(st *container.State) bool {
-	if st == nil || !st.Running || st.Paused || st.Restarting {
-		return false
-	}
-	return st.Health == nil || st.Health.Status == "" || st.Health.Status == container.NoHealthcheck || st.Health.Status == container.Healthy
 }

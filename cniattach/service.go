@@ -15,9 +15,10 @@ import (
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/dockerwatch"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/internal/dockerid"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
 
@@ -340,17 +341,17 @@ func (s *Service) Check(ctx context.Context, r *admin.CNIRequest) (admin.CNIResu
 }
 
 // bindings turns the portMappings capability into published ports.
-func bindings(ps []admin.CNIPort) ([]portmap.Binding, error) {
-	out := make([]portmap.Binding, 0, len(ps))
+func bindings(ps []admin.CNIPort) ([]dataplane.Binding, error) {
+	out := make([]dataplane.Binding, 0, len(ps))
 	for _, p := range ps {
-		b := portmap.Binding{HostPort: p.HostPort, HostPortEnd: p.HostPort, ContainerPort: p.ContainerPort}
+		b := dataplane.Binding{HostPort: p.HostPort, HostPortEnd: p.HostPort, ContainerPort: p.ContainerPort}
 		switch strings.ToLower(p.Protocol) {
 		case "", "tcp":
-			b.Proto = portmap.TCP
+			b.Proto = dataplane.TCP
 		case "udp":
-			b.Proto = portmap.UDP
+			b.Proto = dataplane.UDP
 		case "sctp":
-			b.Proto = portmap.SCTP
+			b.Proto = dataplane.SCTP
 		default:
 			return nil, fmt.Errorf("%w: port mapping %d:%d: protocol %q is not tcp, udp or sctp", ErrInvalid, p.HostPort, p.ContainerPort, p.Protocol)
 		}
@@ -365,18 +366,11 @@ func bindings(ps []admin.CNIPort) ([]portmap.Binding, error) {
 	return out, nil
 }
 
-// aliases drops empty and repeated names, the container's own name and
-// the short container ID podman adds (the cluster DNS answers names, not
-// IDs, as for Docker's containers).
+// aliases are the network aliases as the Docker watcher keeps them
+// (without the short container ID podman adds), minus the container's
+// own name: the cluster DNS answers names, not IDs.
 func aliases(containerID, name string, in []string) []string {
-	var out []string
-	for _, a := range in {
-		if a == "" || a == name || slices.Contains(out, a) || len(a) >= dockerid.ShortLen && strings.HasPrefix(containerID, a) {
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
+	return slices.DeleteFunc(dockerwatch.Aliases(containerID, in), func(a string) bool { return a == name })
 }
 
 func subnetList(n store.Network) string {

@@ -329,7 +329,7 @@ func TestReady(t *testing.T) {
 		{"exited", "healthy", false},
 	} {
 		c := ctr{state: tc.state, health: tc.health}
-		if got := ready(c.inspect().State); got != tc.want {
+		if got := Ready(c.inspect().State); got != tc.want {
 			t.Errorf("ready(%s, health %q) = %v, want %v", tc.state, tc.health, got, tc.want)
 		}
 	}
@@ -337,7 +337,7 @@ func TestReady(t *testing.T) {
 
 func TestAliases(t *testing.T) {
 	id := containerID("x")
-	got := aliases(id, []string{id[:12], "", "web", id, "web", "abc", id[:3]})
+	got := Aliases(id, []string{id[:12], "", "web", id, "web", "abc", id[:3]})
 	// A short user alias that happens to prefix the ID is kept.
 	if want := []string{"web", "abc", id[:3]}; !slices.Equal(got, want) {
 		t.Errorf("aliases = %q, want %q", got, want)

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/netspec"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
 
@@ -36,7 +36,7 @@ type AttachSpec struct {
 	Network    string // the network's ID on this host
 	IPv4, IPv6 netip.Prefix
 	MAC        string
-	Ports      []portmap.Binding
+	Ports      []dataplane.Binding
 	CNI        store.CNIAttachment
 	// Meta is written with the endpoint, in its transaction, so the
 	// container's name resolves from the moment its address exists.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/testutil"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 	"github.com/vishvananda/netlink"
 )
@@ -18,7 +18,7 @@ const cniEP = "cccccccccccc3333333333333333333333333333333333333333333333333333"
 
 func cniSpec() AttachSpec {
 	return AttachSpec{ID: cniEP, Network: netID, IPv4: netip.MustParsePrefix("10.77.0.9/16"),
-		Ports: []portmap.Binding{{Proto: portmap.TCP, HostPort: 8080, HostPortEnd: 8080, ContainerPort: 80}},
+		Ports: []dataplane.Binding{{Proto: dataplane.TCP, HostPort: 8080, HostPortEnd: 8080, ContainerPort: 80}},
 		CNI:   store.CNIAttachment{Network: "pods", ContainerID: "c0ffee", IfName: "eth0", NetNS: "/run/netns/x"},
 		Meta:  store.EndpointMeta{Container: "c0ffee", Name: "web1", Aliases: []string{"web"}, Ready: true}}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/podnet/podnet/cniconf"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -64,7 +65,7 @@ func (nm Names) resolve(ctx context.Context, name string) (netip.Prefix, error) 
 					return pools[0], nil
 				}
 			}
-			return netip.Prefix{}, admin.UserError{Err: fmt.Errorf("Docker network %s (%s) is not a podnet network", name, dockerid.Short(id))}
+			return netip.Prefix{}, admin.UserError{Err: fmt.Errorf("network %s (%s) of this host's Docker is not a podnet network", name, dockerid.Short(id))}
 		}
 		dockerErr = err
 	}
@@ -75,7 +76,7 @@ func (nm Names) resolve(ctx context.Context, name string) (netip.Prefix, error) 
 	sort.Slice(defs, func(i, j int) bool { return defs[i].Created.Before(defs[j].Created) })
 	for _, d := range defs {
 		if d.Name == name && len(d.Subnets) > 0 {
-			if d.Mode != "bridge" && d.Mode != "vxlan" {
+			if d.Mode != netspec.ModeBridge && d.Mode != netspec.ModeVXLAN {
 				return netip.Prefix{}, admin.UserError{Err: fmt.Errorf("network %s is in mode %s: %w", name, d.Mode, driver.ErrCNIMode)}
 			}
 			return d.Subnets[0], nil

@@ -361,7 +361,9 @@ func TestPodmanBesideDocker(t *testing.T) {
 	}
 	dockerReaches := func(host, from, to string) {
 		t.Helper()
-		WaitFor(t, shortWait, func() (bool, string) { return ping(l, host, from, to), fmt.Sprintf("%s on %s cannot reach %s", from, host, to) })
+		WaitFor(t, shortWait, func() (bool, string) {
+			return ping(l, host, from, to), fmt.Sprintf("%s on %s cannot reach %s", from, host, to)
+		})
 	}
 	for _, to := range []string{dk1, dk2, sleepIP, "dkone", "dktwo", "pmsleep"} {
 		podmanReaches("h1", "pmweb", to)

@@ -235,6 +235,9 @@ func TestPodmanPodnetdKilled(t *testing.T) {
 			}
 			kills++
 			t.Logf("podnetd killed right after writing %s", w.key)
+			WaitFor(t, shortWait, func() (bool, string) {
+				return !ProcessAlive(pids["h1/podnetd"]), "the killed podnetd is still alive"
+			})
 			if err := l.PodnetdStart("h1"); err != nil {
 				t.Fatal(err)
 			}

@@ -23,6 +23,12 @@ type ServiceSpec struct {
 	SessionAffinityConfig *SessionAffinityConfig `json:"sessionAffinityConfig,omitempty" yaml:"sessionAffinityConfig,omitempty"`
 	// ExternalTrafficPolicy is Cluster (default) or Local.
 	ExternalTrafficPolicy string `json:"externalTrafficPolicy,omitempty" yaml:"externalTrafficPolicy,omitempty"`
+	// HealthCheckNodePort (Local only; default allocated from 30000-32767)
+	// is where every host answers HTTP for the service: 200 with the
+	// number of its local endpoints, 503 with none (kube-proxy's
+	// healthCheckNodePort), so an outside load balancer picks hosts with
+	// endpoints.
+	HealthCheckNodePort int `json:"healthCheckNodePort,omitempty" yaml:"healthCheckNodePort,omitempty"`
 }
 
 // ServicePortSpec is one port of a ServiceSpec.

@@ -34,7 +34,13 @@ type Config struct {
 	// ResyncInterval is the period of the full sync (a Replace compared
 	// with the kernel; default 5 min).
 	ResyncInterval time.Duration
-	Logger         *slog.Logger
+	// HealthTimeout is how long changes may wait for the data plane
+	// before Health reports the agent unhealthy (default 60 s).
+	HealthTimeout time.Duration
+	// HealthCheckHost is the address health-check NodePorts listen on
+	// (healthcheck.go); "" means every address of the host.
+	HealthCheckHost string
+	Logger          *slog.Logger
 }
 
 // Agent is the service proxy agent of one host: it turns the catalog
@@ -65,6 +71,18 @@ type Agent struct {
 	pendingSince time.Time
 	lags         []time.Duration
 	lagNext      int
+	// checks holds each Local service's health-check NodePort and local
+	// endpoints, hcErrs the ports that could not be opened.
+	checks map[string]hcCheck
+	hcErrs map[string]string
+	hc     *healthChecks
+}
+
+// hcCheck is one service's health-check NodePort and how many of its
+// endpoints run on this host.
+type hcCheck struct {
+	port  uint16
+	local int
 }
 
 const lagRing = 1000
@@ -77,8 +95,14 @@ func New(cfg Config) *Agent {
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = 5 * time.Minute
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, cat: cfg.Catalog, programmed: map[string]dataplane.Service{},
-		failing: map[string]string{}, reported: map[string]string{}, retry: map[string]time.Time{}}
+	if cfg.HealthTimeout <= 0 {
+		cfg.HealthTimeout = time.Minute
+	}
+	p := &Agent{cfg: cfg, log: cfg.Logger, cat: cfg.Catalog, programmed: map[string]dataplane.Service{},
+		failing: map[string]string{}, reported: map[string]string{}, retry: map[string]time.Time{},
+		checks: map[string]hcCheck{}, hcErrs: map[string]string{}}
+	p.hc = newHealthChecks(cfg.HealthCheckHost, func() bool { return p.Health() == nil }, cfg.Logger)
+	return p
 }
 
 // Run drives the data plane until ctx ends. The catalog must be running.
@@ -89,6 +113,7 @@ func New(cfg Config) *Agent {
 // replaces the whole set again (compared with the kernel: drift is
 // repaired, nothing else is rewritten).
 func (p *Agent) Run(ctx context.Context) {
+	defer p.hc.closeAll()
 	for !p.cat.Loaded() {
 		select {
 		case <-ctx.Done():
@@ -172,6 +197,7 @@ func (p *Agent) round(ctx context.Context, full bool) bool {
 	}
 	p.mu.Unlock()
 	if len(c.Services.Upsert)+len(c.Services.Remove) == 0 {
+		p.syncChecks(d, false) // local endpoint counts may still move
 		return true
 	}
 	res, err := p.apply(ctx, c)
@@ -198,6 +224,7 @@ func (p *Agent) round(ctx context.Context, full bool) bool {
 	p.noteLags(d.Since, refused)
 	p.lastApply = time.Now()
 	p.mu.Unlock()
+	p.syncChecks(d, false)
 	observeRound(roundIncremental, start, nil)
 	p.log.Debug("services programmed", "upserts", len(c.Services.Upsert), "removals", len(c.Services.Remove),
 		"kernel_changes", res.Kernel, "took", res.Took)
@@ -244,6 +271,7 @@ func (p *Agent) replace(ctx context.Context, d catalog.Delta, start time.Time) b
 	now := time.Now()
 	p.synced, p.needFull, p.lastSync, p.lastSyncDur, p.lastApply = true, false, now, res.Took, now
 	p.mu.Unlock()
+	p.syncChecks(d, true)
 	observeRound(roundFull, start, nil)
 	p.log.Info("services programmed", "services", len(want), "programmer", p.cfg.Programmer != nil,
 		"kernel_changes", res.Kernel, "took", res.Took)
@@ -306,6 +334,55 @@ func (p *Agent) noteLags(since, refused map[string]time.Time) {
 	}
 }
 
+// syncChecks updates the health-check NodePorts from the services of d
+// (all of them when full) and records the ports that could not be
+// opened.
+func (p *Agent) syncChecks(d catalog.Delta, full bool) {
+	p.mu.Lock()
+	if full {
+		p.checks = map[string]hcCheck{}
+	}
+	for name, st := range d.Services {
+		delete(p.checks, name)
+		if st == nil || st.Service.ExternalTrafficPolicy != store.TrafficPolicyLocal || st.Service.HealthCheckNodePort == 0 {
+			continue
+		}
+		c := hcCheck{port: st.Service.HealthCheckNodePort}
+		for _, e := range st.Endpoints {
+			if e.Local {
+				c.local++
+			}
+		}
+		p.checks[name] = c
+	}
+	want := make(map[uint16]hcWant, len(p.checks))
+	for name, c := range p.checks {
+		want[c.port] = hcWant{service: name, local: c.local}
+	}
+	p.mu.Unlock()
+	failed := p.hc.sync(want)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hcErrs = map[string]string{}
+	for name, err := range failed {
+		p.hcErrs[name] = err.Error()
+	}
+}
+
+// failingLocked is every service this host cannot serve, with why: the
+// data plane's errors and the health-check ports it could not open.
+// Called with p.mu held.
+func (p *Agent) failingLocked() map[string]string {
+	out := maps.Clone(p.failing)
+	for name, msg := range p.hcErrs {
+		if prev, ok := out[name]; ok {
+			msg = prev + "; " + msg
+		}
+		out[name] = msg
+	}
+	return out
+}
+
 // queueRetry keeps changes to hand back to the catalog at the next retry.
 func (p *Agent) queueRetry(since map[string]time.Time) {
 	p.mu.Lock()
@@ -347,13 +424,13 @@ func (p *Agent) noteDone() {
 // Health is nil when this host's service rules are current, as
 // kube-proxy's healthz judges it: the agent programmed the whole set once
 // since it started, no change has waited for the data plane longer than
-// bound, and a round ran within the resync interval plus bound (even a
-// quiet host runs a full one every interval). Otherwise it says what is
-// wrong.
-func (p *Agent) Health(bound time.Duration) error {
+// HealthTimeout, and a round ran within the resync interval plus that
+// (even a quiet host runs a full one every interval). Otherwise it says
+// what is wrong.
+func (p *Agent) Health() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Now()
+	now, bound := time.Now(), p.cfg.HealthTimeout
 	switch {
 	case !p.synced:
 		return errors.New("the service proxy has not programmed the services since podnetd started")
@@ -382,7 +459,7 @@ func (p *Agent) Status() admin.ServiceAgentStatus {
 	defer p.mu.Unlock()
 	st := admin.ServiceAgentStatus{Host: p.cfg.Host, Programmer: p.cfg.Programmer != nil, Synced: p.synced,
 		LastSync: p.lastSync, LastSyncDuration: p.lastSyncDur, Services: len(p.programmed), LagCount: len(p.lags)}
-	st.Failing = slices.Sorted(maps.Keys(p.failing))
+	st.Failing = slices.Sorted(maps.Keys(p.failingLocked()))
 	if len(p.lags) > 0 {
 		ls := slices.Clone(p.lags)
 		slices.Sort(ls)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -320,9 +322,8 @@ func TestProxyHealth(t *testing.T) {
 		Ports: []store.ServicePort{{Protocol: "TCP", Port: 80, TargetPort: 80}}})
 	cat := catalog.New("h1", false, storetest.Logger(t))
 	rec := &recorder{}
-	p := New(Config{Host: "h1", Store: st, Catalog: cat, Programmer: rec, Logger: storetest.Logger(t)})
-	const bound = 500 * time.Millisecond
-	if err := p.Health(bound); err == nil {
+	p := New(Config{Host: "h1", Store: st, Catalog: cat, Programmer: rec, Logger: storetest.Logger(t), HealthTimeout: 500 * time.Millisecond})
+	if err := p.Health(); err == nil {
 		t.Fatal("healthy before the first sync")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -330,13 +331,13 @@ func TestProxyHealth(t *testing.T) {
 	wg.Go(func() { cat.Run(ctx, feed.Start(ctx, st, storetest.Logger(t))) })
 	wg.Go(func() { p.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	testutil.Until(t, 10*time.Second, "healthy after the first sync", func() bool { return p.Health(bound) == nil })
+	testutil.Until(t, 10*time.Second, "healthy after the first sync", func() bool { return p.Health() == nil })
 	rec.mu.Lock()
 	rec.down = true
 	rec.mu.Unlock()
 	storetest.Put(t, st, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.244.0.5", true, web))
 	testutil.Until(t, 10*time.Second, "unhealthy with a change waiting", func() bool {
-		err := p.Health(bound)
+		err := p.Health()
 		return err != nil && strings.Contains(err.Error(), "waited")
 	})
 	if p.Pending() == 0 {
@@ -345,5 +346,45 @@ func TestProxyHealth(t *testing.T) {
 	rec.mu.Lock()
 	rec.down = false
 	rec.mu.Unlock()
-	testutil.Until(t, 10*time.Second, "healthy once the change is programmed", func() bool { return p.Health(bound) == nil && p.Pending() == 0 })
+	testutil.Until(t, 10*time.Second, "healthy once the change is programmed", func() bool { return p.Health() == nil && p.Pending() == 0 })
+}
+
+// TestHealthCheckNodePort: a Local service's health-check NodePort
+// answers 200 with the number of its endpoints on this host, 503 with
+// none, and closes with the service (kube-proxy's healthCheckNodePort).
+func TestHealthCheckNodePort(t *testing.T) {
+	st := storetest.New(t)
+	storetest.Put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
+	storetest.Put(t, st, store.AliveKey("h2"), store.HostAlive{Name: "h2"})
+	port := testutil.FreePort(t)
+	svc := store.Service{Name: "web", Selector: web, Type: "NodePort", ClusterIP: netip.MustParseAddr("10.96.0.20"),
+		Ports:                 []store.ServicePort{{Protocol: "TCP", Port: 80, TargetPort: 80, NodePort: 30080}},
+		ExternalTrafficPolicy: "Local", HealthCheckNodePort: uint16(port)}
+	storetest.Put(t, st, store.ServiceKey("web"), svc)
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.244.0.5", true, web))
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "e2"), meta("e2", "c2", "10.244.1.5", true, web))
+	cat := catalog.New("h1", false, storetest.Logger(t))
+	p := New(Config{Host: "h1", Store: st, Catalog: cat, Programmer: &recorder{}, Logger: storetest.Logger(t), HealthCheckHost: "127.0.0.1"})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { cat.Run(ctx, feed.Start(ctx, st, storetest.Logger(t))) })
+	wg.Go(func() { p.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	check := func(wantCode int, wantBody string) func() bool {
+		return func() bool {
+			resp, err := http.Get(url)
+			if err != nil {
+				return wantCode == 0
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode == wantCode && strings.Contains(string(b), wantBody)
+		}
+	}
+	testutil.Until(t, 10*time.Second, "200 with one local endpoint", check(http.StatusOK, `"name":"web"},"localEndpoints":1`))
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.244.0.5", false, web))
+	testutil.Until(t, 10*time.Second, "503 with none local (h2's does not count)", check(http.StatusServiceUnavailable, `"localEndpoints":0`))
+	storetest.Delete(t, st, store.ServiceKey("web"))
+	testutil.Until(t, 10*time.Second, "the port closed with the service", check(0, ""))
 }

@@ -43,7 +43,7 @@ func (p *Agent) reportStatus(ctx context.Context, reread bool) bool {
 		p.mu.Unlock()
 	}
 	p.mu.Lock()
-	want, have := maps.Clone(p.failing), maps.Clone(p.reported)
+	want, have := p.failingLocked(), maps.Clone(p.reported)
 	p.mu.Unlock()
 	var ops []store.Op
 	now := time.Now().UTC()

@@ -166,6 +166,10 @@ func (r *Registry) planUpdate(old store.Service, rev int64, want store.Service, 
 			}
 		}
 	}
+	if want.ExternalTrafficPolicy == store.TrafficPolicyLocal && want.HealthCheckNodePort == 0 &&
+		!slices.ContainsFunc(want.Ports, func(p store.ServicePort) bool { return p.NodePort == old.HealthCheckNodePort }) {
+		want.HealthCheckNodePort = old.HealthCheckNodePort
+	}
 	if sameSpec(old, want) {
 		return want, admin.ActionUnchanged, nil, nil, nil
 	}

@@ -67,6 +67,9 @@ func (r *Registry) applyAll(ctx context.Context, ss []store.Service, taken claim
 				taken.nodePorts[strconv.Itoa(int(p.NodePort))] = true
 			}
 		}
+		if s.HealthCheckNodePort != 0 {
+			taken.nodePorts[strconv.Itoa(int(s.HealthCheckNodePort))] = true
+		}
 	}
 	plans := make([]planned, len(ss))
 	for i, want := range ss {

@@ -91,6 +91,9 @@ func claims(s store.Service) []string {
 			out = append(out, store.NodePortKey(p.NodePort))
 		}
 	}
+	if hc := s.HealthCheckNodePort; hc != 0 && !slices.Contains(out, store.NodePortKey(hc)) {
+		out = append(out, store.NodePortKey(hc))
+	}
 	return out
 }
 
@@ -161,7 +164,7 @@ func (r *Registry) listClaims(ctx context.Context, ss []store.Service) (claimSet
 	var vips, ports bool
 	for _, s := range ss {
 		vips = vips || (!s.Headless && !s.ClusterIP.IsValid())
-		ports = ports || s.Type == store.ServiceTypeNodePort
+		ports = ports || s.Type == store.ServiceTypeNodePort || s.ExternalTrafficPolicy == store.TrafficPolicyLocal
 	}
 	taken := claimSet{vips: map[string]bool{}, nodePorts: map[string]bool{}}
 	var err error
@@ -215,7 +218,12 @@ func needsNodePort(s store.Service) bool {
 			return true
 		}
 	}
-	return false
+	return needsHealthCheckPort(s)
+}
+
+// needsHealthCheckPort: a Local service gets a health-check NodePort.
+func needsHealthCheckPort(s store.Service) bool {
+	return s.ExternalTrafficPolicy == store.TrafficPolicyLocal && s.HealthCheckNodePort == 0
 }
 
 // allocateFrom is allocate against claims already listed; what it picks
@@ -236,30 +244,41 @@ func (r *Registry) allocateFrom(s *store.Service, taken claimSet, held []string)
 		k := strconv.Itoa(n)
 		return !taken.nodePorts[k] || slices.Contains(held, store.NodePortKey(uint16(n)))
 	}
-	inUse := map[int]bool{}
+	inUse := map[int]bool{int(s.HealthCheckNodePort): true}
 	for _, p := range s.Ports {
 		if p.NodePort != 0 {
 			inUse[int(p.NodePort)] = true
 		}
 	}
 	span := NodePortMax - NodePortMin + 1
-	for i := range s.Ports {
-		if s.Ports[i].NodePort != 0 {
-			continue
-		}
+	pick := func() (uint16, error) {
 		start := rand.IntN(span)
 		for j := range span {
 			n := NodePortMin + (start+j)%span
 			if free(n) && !inUse[n] {
-				s.Ports[i].NodePort = uint16(n)
 				inUse[n] = true
 				taken.nodePorts[strconv.Itoa(n)] = true
-				break
+				return uint16(n), nil
 			}
 		}
-		if s.Ports[i].NodePort == 0 {
-			return inputf("service %s: no free NodePort left in %d-%d", s.Name, NodePortMin, NodePortMax)
+		return 0, inputf("service %s: no free NodePort left in %d-%d", s.Name, NodePortMin, NodePortMax)
+	}
+	for i := range s.Ports {
+		if s.Type != store.ServiceTypeNodePort || s.Ports[i].NodePort != 0 {
+			continue
 		}
+		n, err := pick()
+		if err != nil {
+			return err
+		}
+		s.Ports[i].NodePort = n
+	}
+	if needsHealthCheckPort(*s) {
+		n, err := pick()
+		if err != nil {
+			return err
+		}
+		s.HealthCheckNodePort = n
 	}
 	return nil
 }

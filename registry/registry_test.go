@@ -338,3 +338,46 @@ func TestRegistryApplyFileKeepsAskedVIPs(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryHealthCheckNodePort: a Local service gets a health-check
+// NodePort (claimed like a NodePort, distinct from its own), keeps it
+// across updates and frees it when it turns Cluster; one can be asked
+// for, not without Local.
+func TestRegistryHealthCheckNodePort(t *testing.T) {
+	st := storetest.New(t)
+	r := newRegistry(t, st)
+	ctx := context.Background()
+	file := "- name: web\n  selector: {app: web}\n  type: NodePort\n  externalTrafficPolicy: Local\n  ports: [{port: 80}]\n"
+	if _, err := r.ApplyFile(ctx, "f.yaml", []byte(file)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := r.Get(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := v.HealthCheckNodePort
+	if hc < NodePortMin || hc > NodePortMax || hc == v.Ports[0].NodePort {
+		t.Fatalf("health-check NodePort %d (NodePort %d)", hc, v.Ports[0].NodePort)
+	}
+	if k := storetest.Keys(t, st, store.NodePortKey(uint16(hc))); len(k) != 1 {
+		t.Fatalf("health-check NodePort %d not claimed", hc)
+	}
+	res, _ := r.ApplyFile(ctx, "f.yaml", []byte(strings.Replace(file, "port: 80", "port: 8080", 1)))
+	wantActions(t, res, "web", admin.ActionConfigured)
+	if v2, _ := r.Get(ctx, "web"); v2.HealthCheckNodePort != hc {
+		t.Fatalf("update moved the health-check NodePort %d -> %d", hc, v2.HealthCheckNodePort)
+	}
+	res, _ = r.ApplyFile(ctx, "f.yaml", []byte(strings.Replace(file, "Local", "Cluster", 1)))
+	wantActions(t, res, "web", admin.ActionConfigured)
+	if k := storetest.Keys(t, st, store.NodePortKey(uint16(hc))); len(k) != 0 {
+		t.Fatalf("health-check NodePort %d still claimed after Cluster", hc)
+	}
+	asked := strings.Replace(file, "  ports:", "  healthCheckNodePort: 31999\n  ports:", 1)
+	res, _ = r.ApplyFile(ctx, "f.yaml", []byte(asked))
+	wantActions(t, res, "web", admin.ActionConfigured)
+	if v3, _ := r.Get(ctx, "web"); v3.HealthCheckNodePort != 31999 {
+		t.Fatalf("asked-for health-check NodePort: %d", v3.HealthCheckNodePort)
+	}
+	_, err = r.ApplyFile(ctx, "f.yaml", []byte(strings.Replace(asked, "Local", "Cluster", 1)))
+	mustFail(t, err, "healthCheckNodePort 31999 needs externalTrafficPolicy Local")
+}

@@ -170,6 +170,17 @@ func (r ServiceRange) ValidateService(spec admin.ServiceSpec) (store.Service, er
 	default:
 		return fail("externalTrafficPolicy %q: use Cluster or Local", spec.ExternalTrafficPolicy)
 	}
+	if hc := spec.HealthCheckNodePort; hc != 0 {
+		switch {
+		case s.ExternalTrafficPolicy != store.TrafficPolicyLocal:
+			return fail("healthCheckNodePort %d needs externalTrafficPolicy Local", hc)
+		case hc < NodePortMin || hc > NodePortMax:
+			return fail("healthCheckNodePort %d is outside the NodePort range %d-%d", hc, NodePortMin, NodePortMax)
+		case slices.ContainsFunc(s.Ports, func(p store.ServicePort) bool { return int(p.NodePort) == hc }):
+			return fail("healthCheckNodePort %d is also one of its NodePorts", hc)
+		}
+		s.HealthCheckNodePort = uint16(hc)
+	}
 	if s.Headless {
 		switch {
 		case s.Type == store.ServiceTypeNodePort:
@@ -334,7 +345,8 @@ func validateAffinity(s *store.Service, spec admin.ServiceSpec) error {
 // everything allocated written out (so applying it again is a no-op).
 func SpecOf(s store.Service) admin.ServiceSpec {
 	out := admin.ServiceSpec{Name: s.Name, Selector: maps.Clone(s.Selector), Type: s.Type,
-		SessionAffinity: s.SessionAffinity, ExternalTrafficPolicy: s.ExternalTrafficPolicy}
+		SessionAffinity: s.SessionAffinity, ExternalTrafficPolicy: s.ExternalTrafficPolicy,
+		HealthCheckNodePort: int(s.HealthCheckNodePort)}
 	for _, p := range s.Ports {
 		out.Ports = append(out.Ports, admin.ServicePortSpec{Name: p.Name, Protocol: p.Protocol, Port: int(p.Port),
 			TargetPort: int(p.TargetPort), NodePort: int(p.NodePort)})
@@ -359,5 +371,6 @@ func sameSpec(a, b store.Service) bool {
 	return a.Name == b.Name && maps.Equal(a.Selector, b.Selector) && a.Type == b.Type &&
 		slices.Equal(a.Ports, b.Ports) && a.ClusterIP == b.ClusterIP && a.Headless == b.Headless &&
 		slices.Equal(a.ExternalIPs, b.ExternalIPs) && a.SessionAffinity == b.SessionAffinity &&
-		a.AffinityTimeout == b.AffinityTimeout && a.ExternalTrafficPolicy == b.ExternalTrafficPolicy
+		a.AffinityTimeout == b.AffinityTimeout && a.ExternalTrafficPolicy == b.ExternalTrafficPolicy &&
+		a.HealthCheckNodePort == b.HealthCheckNodePort
 }

@@ -105,7 +105,10 @@ type Service struct {
 	SessionAffinity       string       `json:"sessionAffinity"`
 	AffinityTimeout       int          `json:"affinityTimeoutSeconds,omitempty"`
 	ExternalTrafficPolicy string       `json:"externalTrafficPolicy"`
-	Created               time.Time    `json:"created"`
+	// HealthCheckNodePort is the port every host answers health checks
+	// of a Local service on (claimed in nodeports/ like a NodePort).
+	HealthCheckNodePort uint16    `json:"healthCheckNodePort,omitempty"`
+	Created             time.Time `json:"created"`
 	// Updated moves with every change of the spec (it also dates the
 	// change for convergence measurements).
 	Updated time.Time `json:"updated"`

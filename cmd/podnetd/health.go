@@ -26,7 +26,7 @@ func (h *health) problems() []string {
 	var out []string
 	if a := h.agent.Load(); a == nil {
 		out = append(out, "the service proxy has not started")
-	} else if err := a.Health(h.bound); err != nil {
+	} else if err := a.Health(); err != nil {
 		out = append(out, err.Error())
 	}
 	if stale := h.feeds.Stale(h.bound); len(stale) > 0 {

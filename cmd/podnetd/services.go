@@ -84,7 +84,7 @@ func newCatalog(cfg *config, log *slog.Logger) (*catalog.Catalog, error) {
 func (s *services) start(ctx context.Context, cfg *config, feeds *feed.Hub, ports *dataplane.Engine, log *slog.Logger) {
 	go s.catalog.Run(ctx, feeds)
 	s.proxy = proxy.New(proxy.Config{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
-		Programmer: ports, Logger: log.With("component", "proxy")})
+		Programmer: ports, HealthTimeout: cfg.HealthzTimeout, Logger: log.With("component", "proxy")})
 	metrics.SetProxyPending(s.proxy.Pending)
 	go s.proxy.Run(ctx)
 }

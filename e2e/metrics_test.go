@@ -190,6 +190,23 @@ func TestPrometheusMetrics(t *testing.T) {
 		p.await(t, "overlay passes", `sum(podnet_overlay_syncs_total{host="h3",kind="incremental"})`, above(0))
 		p.await(t, "cross-host name answered locally by h2", localDNS, above(localDNS0))
 	})
+	t.Run("service proxy", func(t *testing.T) {
+		l.MustExec(t, "h2", "podnetctl", "service", "create", "mprom", "--selector", "app=mprom", "--port", "80")
+		t.Cleanup(func() { _, _ = l.Exec("h2", "podnetctl", "service", "rm", "mprom") })
+		run(t, l, "h1", "mprom1", sleeper("--network", "mpods", "-l", "app=mprom")...)
+		p.await(t, "h1 holds the service", `sum(podnet_proxy_services{host="h1"})`, above(0))
+		p.await(t, "h3 timed its endpoint's programming", `sum(podnet_proxy_network_programming_duration_seconds_count{host="h3"})`, above(0))
+		p.await(t, "incremental rounds", `sum(podnet_proxy_syncs_total{host="h2",kind="incremental",outcome="ok"})`, above(0))
+		p.await(t, "round durations", `sum(podnet_proxy_sync_duration_seconds_count{host="h1",kind="full"})`, above(0))
+		p.await(t, "last round recent", `time() - max(podnet_proxy_last_sync_timestamp_seconds{host="h1"})`, func(v float64) bool { return v < 600 })
+		p.await(t, "nothing pending or failing", `sum(podnet_proxy_pending_changes) + sum(podnet_proxy_services_failing)`, func(v float64) bool { return v == 0 })
+		for _, h := range l.Hosts() {
+			out, err := curl(l, h, "http://"+podnetMetrics+"/healthz")
+			if err != nil || !strings.Contains(out, `"healthy":true`) {
+				t.Fatalf("%s's /healthz: %v %s", h, err, out)
+			}
+		}
+	})
 	t.Run("not exposed", func(t *testing.T) {
 		if out, err := curlClient(l, "http://"+l.HostIP("h1")+":9477/metrics"); err == nil {
 			t.Fatalf("the client reached h1's metrics on the underlay:\n%.200s", out)

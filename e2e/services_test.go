@@ -30,7 +30,8 @@ type svcView struct {
 		TargetPort int    `json:"targetPort"`
 		NodePort   int    `json:"nodePort"`
 	} `json:"ports"`
-	ExternalIPs []string `json:"externalIPs"`
+	ExternalIPs         []string `json:"externalIPs"`
+	HealthCheckNodePort int      `json:"healthCheckNodePort"`
 	Status      struct {
 		Endpoints []svcEndpoint `json:"endpoints"`
 		Errors    []struct {

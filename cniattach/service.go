@@ -19,6 +19,7 @@ import (
 	"github.com/podnet/podnet/dockerwatch"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 )
 
@@ -74,12 +75,13 @@ func New(cfg Config) *Service {
 	return &Service{cfg: cfg, log: cfg.Logger, busy: map[string]chan struct{}{}}
 }
 
-// Errors callers (and tests) tell apart.
+// Errors callers (and tests) tell apart; both are the caller's fault
+// (errors.Is(err, fault.ErrInvalid): HTTP 400).
 var (
 	// ErrInvalid is a request the plugin should never have sent.
-	ErrInvalid = errors.New("invalid CNI request")
+	ErrInvalid = fault.New("invalid CNI request")
 	// ErrNoNetwork is a subnet no podnet network of this host has.
-	ErrNoNetwork = errors.New("no podnet network with that subnet on this host")
+	ErrNoNetwork = fault.New("no podnet network with that subnet on this host")
 )
 
 // EndpointID is the endpoint of a CNI attachment: CNI names an attachment

@@ -289,11 +289,8 @@ func (e *Engine) stateFor(t *svcTable, s Service, prev *svcState) *svcState {
 	if prev != nil && prev.err != nil {
 		prev = nil
 	}
-	st, ignored, err := newSvcState(s, prev)
-	if err == nil {
-		err = t.claim(st)
-	}
-	if err != nil {
+	st, ignored := newSvcState(s, prev)
+	if err := t.claim(st); err != nil {
 		e.log.Error("service cannot be programmed", "service", s.Name, "err", err)
 		return &svcState{in: cloneService(s), spec: Service{Name: s.Name}, err: err}
 	}

@@ -32,7 +32,7 @@ type svcView struct {
 	} `json:"ports"`
 	ExternalIPs         []string `json:"externalIPs"`
 	HealthCheckNodePort int      `json:"healthCheckNodePort"`
-	Status      struct {
+	Status              struct {
 		Endpoints []svcEndpoint `json:"endpoints"`
 		Errors    []struct {
 			Host  string `json:"host"`

@@ -13,6 +13,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	dnet "github.com/docker/docker/api/types/network"
 	"github.com/podnet/podnet/internal/dockerup"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
@@ -159,7 +160,7 @@ func (s *NetSync) apply(ctx context.Context) {
 			return
 		}
 		switch {
-		case errors.Is(err, netspec.ErrInvalid):
+		case errors.Is(err, fault.ErrInvalid):
 			// Stored before podnetctl validated definitions: no host can
 			// create it, and retrying only repeats the driver's refusal.
 			if s.invalid[d.Name] != err.Error() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 )
 
@@ -93,7 +94,7 @@ func (r *Registry) apply(ctx context.Context, want store.Service) (string, error
 		rev, err := r.st.Get(ctx, store.ServiceKey(want.Name), &old)
 		if errors.Is(err, store.ErrNotFound) {
 			_, err := r.create(ctx, want)
-			if errors.Is(err, ErrInvalid) && r.exists(ctx, want.Name) {
+			if errors.Is(err, fault.ErrInvalid) && r.exists(ctx, want.Name) {
 				continue // created concurrently: update it instead
 			}
 			if err != nil {

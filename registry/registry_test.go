@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -60,7 +61,7 @@ func TestRegistryCreateAndRemove(t *testing.T) {
 	other.Ports[0].NodePort = int(s.Ports[0].NodePort)
 	_, err = r.Create(ctx, other)
 	mustFail(t, err, fmt.Sprintf("nodePort %d is taken by service web", s.Ports[0].NodePort))
-	if !errors.Is(err, ErrInvalid) {
+	if !errors.Is(err, fault.ErrInvalid) {
 		t.Fatalf("a taken NodePort must be the caller's fault: %v", err)
 	}
 	if n := len(storetest.Keys(t, st, "")); n != before {

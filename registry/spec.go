@@ -11,20 +11,14 @@ import (
 	"strings"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 )
 
-// ErrInvalid classifies the errors an operator must fix: a bad spec, a
-// taken VIP or NodePort, a service that already exists. The admin API
-// answers them as the caller's fault.
-var ErrInvalid = errors.New("invalid service request")
-
-type inputError struct{ msg string }
-
-func (e inputError) Error() string        { return e.msg }
-func (e inputError) Is(target error) bool { return target == ErrInvalid }
-
-func inputf(format string, args ...any) error { return inputError{msg: fmt.Sprintf(format, args...)} }
+// inputf is an error the operator must fix (a bad spec, a taken VIP or
+// NodePort, a service that already exists): podnet's one kind of caller's
+// fault, which the admin API answers with HTTP 400.
+func inputf(format string, args ...any) error { return fault.Invalidf(format, args...) }
 
 // NodePort range, as Kubernetes' default.
 const (

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 )
 
@@ -111,8 +112,8 @@ func TestValidateRefuses(t *testing.T) {
 			spec := webSpec()
 			c.edit(&spec)
 			_, err := testRange(t).ValidateService(spec)
-			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrInvalid) {
-				t.Fatalf("err = %v, want one containing %q classified ErrInvalid", err, c.want)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, fault.ErrInvalid) {
+				t.Fatalf("err = %v, want one containing %q classified fault.ErrInvalid", err, c.want)
 			}
 		})
 	}

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/registry"
 )
 
@@ -24,11 +24,7 @@ func (a *adminServer) serviceRoutes() admin.Routes {
 			if err != nil {
 				return nil, err
 			}
-			v, err := h(ctx, d.services, r)
-			if errors.Is(err, registry.ErrInvalid) {
-				return nil, admin.UserError{Err: err}
-			}
-			return v, err
+			return h(ctx, d.services, r)
 		}
 	}
 	return admin.Routes{
@@ -43,7 +39,7 @@ func (a *adminServer) serviceRoutes() admin.Routes {
 			dec := json.NewDecoder(io.LimitReader(r.Body, maxServiceFile))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&spec); err != nil {
-				return nil, admin.UserError{Err: fmt.Errorf("malformed service spec: %w", err)}
+				return nil, fault.Invalid(fmt.Errorf("malformed service spec: %w", err))
 			}
 			created, err := s.registry.Create(ctx, spec)
 			if err != nil {
@@ -87,7 +83,7 @@ func (a *adminServer) serviceRoutes() admin.Routes {
 func decodeServiceFile(r *http.Request) (admin.ServiceFile, error) {
 	var f admin.ServiceFile
 	if err := json.NewDecoder(io.LimitReader(r.Body, 2*maxServiceFile)).Decode(&f); err != nil {
-		return f, admin.UserError{Err: fmt.Errorf("malformed request: %w", err)}
+		return f, fault.Invalid(fmt.Errorf("malformed request: %w", err))
 	}
 	return f, nil
 }

@@ -152,7 +152,7 @@ func TestPrometheusMetrics(t *testing.T) {
 	localDNS := `sum(podnet_dns_queries_total{host="h2",result="local"})`
 	localDNS0 := p.must(t, localDNS)
 
-	const pool = "10.245.0.0/16"
+	const pool = "10.73.0.0/16" // clear of every lab underlay (LAB_NET)
 	vxNet(t, l, "mpods", pool)
 	run(t, l, "h1", "mweb", webArgs("--network", "mpods", "-p", "18200:80")...)
 	run(t, l, "h2", "mpeer", sleeper("--network", "mpods")...)
@@ -215,7 +215,7 @@ func TestPrometheusMetrics(t *testing.T) {
 		// (route_localnet is on for podnet bridges) gets nothing either.
 		out, err := l.Docker("h1", "run", "--rm", "--cap-add", "NET_ADMIN", "--sysctl", "net.ipv4.conf.all.route_localnet=1",
 			"--network", "mpods", TestImage, "sh", "-c",
-			"ip addr del 127.0.0.1/8 dev lo && ip route add 127.0.0.1/32 via 10.245.0.1 dev eth0 && "+
+			"ip addr del 127.0.0.1/8 dev lo && ip route add 127.0.0.1/32 via 10.73.0.1 dev eth0 && "+
 				"timeout 3 wget -q -O - http://"+podnetMetrics+"/metrics; echo rc=$?")
 		if err != nil || !strings.Contains(out, "rc=") {
 			t.Fatalf("probe container: %v %s", err, out)

@@ -162,6 +162,7 @@ func TestServiceLocalPolicy(t *testing.T) {
 		WaitFor(t, shortWait, func() (bool, string) {
 			// The body, then the status code.
 			out, err := l.Client("curl", "-sS", "--max-time", "3", "-w", " %{http_code}", fmt.Sprintf("http://%s:%d/", l.HostIP(h), hc))
+			out = strings.ReplaceAll(out, "\n", "")
 			return strings.Contains(out, `"name":"local"}`) && strings.HasSuffix(out, want), fmt.Sprintf("%s's health check: %v %q", h, err, out)
 		})
 	}

@@ -46,7 +46,8 @@ type config struct {
 	AdvertiseAddr  string
 	VXLANPort      int
 	DriverName     string
-	DNSAddr        string
+	DNSAddr        string // the flag; validate parses it into dnsAddr
+	dnsAddr        netip.Addr
 	DNSUpstreams   []string
 	ClusterDomain  string
 	MetricsAddr    string
@@ -165,19 +166,11 @@ func (c *config) validate() error {
 	if c.DriverName == "" {
 		c.DriverName = driverName(c.PluginSocket)
 	}
-	if c.DNSAddr == "" {
-		p := netip.MustParsePrefix(c.ServiceCIDR).Masked()
-		a := p.Addr()
-		for range 10 {
-			a = a.Next()
-		}
-		c.DNSAddr = a.String()
+	dns, err := parseDNSAddr(c.DNSAddr, netip.MustParsePrefix(c.ServiceCIDR))
+	if err != nil {
+		return err
 	}
-	if c.DNSAddr != "off" {
-		if _, err := netip.ParseAddr(c.DNSAddr); err != nil {
-			return fmt.Errorf("--dns-addr %q: want an IP address or off", c.DNSAddr)
-		}
-	}
+	c.dnsAddr = dns
 	if err := c.validateServices(); err != nil {
 		return err
 	}
@@ -198,3 +191,30 @@ func (c *config) validate() error {
 	}
 	return nil
 }
+
+// dnsOff is the --dns-addr value that turns the cluster DNS off.
+const dnsOff = "off"
+
+// parseDNSAddr is --dns-addr, parsed once (validate): the address of the
+// cluster DNS (default the service CIDR's .10), or the invalid Addr when
+// it is off. Everything else reads config.clusterDNS.
+func parseDNSAddr(flag string, serviceCIDR netip.Prefix) (netip.Addr, error) {
+	switch flag {
+	case dnsOff:
+		return netip.Addr{}, nil
+	case "":
+		a := serviceCIDR.Masked().Addr()
+		for range 10 {
+			a = a.Next()
+		}
+		return a, nil
+	}
+	a, err := netip.ParseAddr(flag)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("--dns-addr %q: want an IP address or %s", flag, dnsOff)
+	}
+	return a.Unmap(), nil
+}
+
+// clusterDNS is the cluster DNS address; false when --dns-addr is off.
+func (c *config) clusterDNS() (netip.Addr, bool) { return c.dnsAddr, c.dnsAddr.IsValid() }

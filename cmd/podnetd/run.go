@@ -80,7 +80,7 @@ func run(parent context.Context, cfg *config) error {
 	// The cluster DNS before etcd answers: it serves the records saved on
 	// disk meanwhile.
 	if err := startDNS(ctx, cfg, feeds, k, cat, log); err != nil {
-		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
+		log.Warn("cluster DNS not started", "addr", cfg.dnsAddr, "err", err)
 	}
 	ports := dataplane.New(dataplane.Options{Logger: log.With("component", "dataplane"), IPTablesBackend: cfg.IPTables})
 	guardPorts(ctx, cfg, ports, log)
@@ -273,10 +273,10 @@ func newOverlay(cfg *config, st *store.Store, feeds *feed.Hub, k *link.Kernel, p
 
 // startDNS puts the cluster DNS address on lo and serves it.
 func startDNS(ctx context.Context, cfg *config, feeds *feed.Hub, k *link.Kernel, cat *catalog.Catalog, log *slog.Logger) error {
-	if cfg.DNSAddr == "off" {
+	addr, on := cfg.clusterDNS()
+	if !on {
 		return nil
 	}
-	addr := netip.MustParseAddr(cfg.DNSAddr)
 	if err := k.EnsureLocalAddr("lo", addr); err != nil {
 		return err
 	}
@@ -367,8 +367,10 @@ func cleanup(ctx context.Context, cfg *config) error {
 		errs = append(errs, err)
 	}
 	removed = append(removed, vx...)
-	if err := cfg.validate(); err == nil && cfg.DNSAddr != "off" {
-		if err := k.DeleteLocalAddr("lo", netip.MustParseAddr(cfg.DNSAddr)); err != nil {
+	if err := cfg.validate(); err != nil {
+		errs = append(errs, err)
+	} else if addr, on := cfg.clusterDNS(); on {
+		if err := k.DeleteLocalAddr("lo", addr); err != nil {
 			errs = append(errs, err)
 		}
 	}

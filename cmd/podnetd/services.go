@@ -43,11 +43,7 @@ func (c *config) serviceRange() (registry.ServiceRange, error) {
 	if err != nil {
 		return registry.ServiceRange{}, err
 	}
-	var dnsAddr netip.Addr
-	if c.DNSAddr != "off" {
-		dnsAddr, _ = netip.ParseAddr(c.DNSAddr)
-	}
-	return registry.NewServiceRange(p, dnsAddr)
+	return registry.NewServiceRange(p, c.dnsAddr)
 }
 
 // newServices checks this podnetd's service CIDR against the cluster's

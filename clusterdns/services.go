@@ -155,7 +155,7 @@ func (d *Server) addrAnswers(m *dns.Msg, q dns.Question, addrs []netip.Addr) {
 func (d *Server) srvAnswers(m *dns.Msg, q dns.Question, s dnsService, port, proto, zone string) bool {
 	var p *store.ServicePort
 	for i := range s.ports {
-		if s.ports[i].Name == port && strings.EqualFold(s.ports[i].Protocol, proto) {
+		if s.ports[i].Name == port && s.ports[i].Protocol.Lower() == strings.ToLower(proto) {
 			p = &s.ports[i]
 		}
 	}

@@ -347,16 +347,11 @@ func bindings(ps []admin.CNIPort) ([]dataplane.Binding, error) {
 	out := make([]dataplane.Binding, 0, len(ps))
 	for _, p := range ps {
 		b := dataplane.Binding{HostPort: p.HostPort, HostPortEnd: p.HostPort, ContainerPort: p.ContainerPort}
-		switch strings.ToLower(p.Protocol) {
-		case "", "tcp":
-			b.Proto = dataplane.TCP
-		case "udp":
-			b.Proto = dataplane.UDP
-		case "sctp":
-			b.Proto = dataplane.SCTP
-		default:
+		proto, ok := store.ParseProtocol(p.Protocol)
+		if !ok {
 			return nil, fmt.Errorf("%w: port mapping %d:%d: protocol %q is not tcp, udp or sctp", ErrInvalid, p.HostPort, p.ContainerPort, p.Protocol)
 		}
+		b.Proto = dataplane.Proto(proto.Lower())
 		if p.ContainerPort == 0 {
 			return nil, fmt.Errorf("%w: port mapping to container port 0", ErrInvalid)
 		}

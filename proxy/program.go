@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/podnet/podnet/catalog"
@@ -24,7 +23,7 @@ func dataplaneService(st *catalog.ServiceState) (dataplane.Service, bool) {
 		ps.Affinity = time.Duration(s.AffinityTimeout) * time.Second
 	}
 	for _, sp := range s.Ports {
-		ps.Ports = append(ps.Ports, dataplane.ServicePort{Name: sp.Name, Proto: dataplane.Proto(strings.ToLower(sp.Protocol)),
+		ps.Ports = append(ps.Ports, dataplane.ServicePort{Name: sp.Name, Proto: dataplane.Proto(sp.Protocol.Lower()),
 			Port: sp.Port, TargetPort: sp.TargetPort, NodePort: sp.NodePort})
 	}
 	for _, e := range st.Endpoints {

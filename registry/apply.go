@@ -202,7 +202,7 @@ func (r *Registry) logUpdated(s store.Service) {
 }
 
 // usesNodePort reports whether s already has NodePort n for proto.
-func usesNodePort(s store.Service, n uint16, proto string) bool {
+func usesNodePort(s store.Service, n uint16, proto store.Protocol) bool {
 	return slices.ContainsFunc(s.Ports, func(p store.ServicePort) bool { return p.NodePort == n && p.Protocol == proto })
 }
 

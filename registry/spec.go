@@ -196,7 +196,7 @@ func validatePorts(typ string, in []admin.ServicePortSpec) ([]store.ServicePort,
 	names := map[string]bool{}
 	type pp struct {
 		port  uint16
-		proto string
+		proto store.Protocol
 	}
 	seen, nodes := map[pp]bool{}, map[pp]bool{}
 	for _, p := range in {
@@ -205,16 +205,11 @@ func validatePorts(typ string, in []admin.ServicePortSpec) ([]store.ServicePort,
 			what = fmt.Sprintf("port %s (%d)", p.Name, p.Port)
 		}
 		sp := store.ServicePort{Name: p.Name}
-		switch strings.ToLower(p.Protocol) {
-		case "", "tcp":
-			sp.Protocol = "TCP"
-		case "udp":
-			sp.Protocol = "UDP"
-		case "sctp":
-			sp.Protocol = "SCTP"
-		default:
+		proto, ok := store.ParseProtocol(p.Protocol)
+		if !ok {
 			return nil, fmt.Errorf("%s: unknown protocol %q: use TCP, UDP or SCTP", what, p.Protocol)
 		}
+		sp.Protocol = proto
 		if p.Port < 1 || p.Port > 65535 {
 			return nil, fmt.Errorf("port %d is out of range 1-65535", p.Port)
 		}
@@ -342,7 +337,7 @@ func SpecOf(s store.Service) admin.ServiceSpec {
 		SessionAffinity: s.SessionAffinity, ExternalTrafficPolicy: s.ExternalTrafficPolicy,
 		HealthCheckNodePort: int(s.HealthCheckNodePort)}
 	for _, p := range s.Ports {
-		out.Ports = append(out.Ports, admin.ServicePortSpec{Name: p.Name, Protocol: p.Protocol, Port: int(p.Port),
+		out.Ports = append(out.Ports, admin.ServicePortSpec{Name: p.Name, Protocol: string(p.Protocol), Port: int(p.Port),
 			TargetPort: int(p.TargetPort), NodePort: int(p.NodePort)})
 	}
 	switch {

@@ -3,6 +3,7 @@ package store
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -114,10 +115,39 @@ type Service struct {
 	Updated time.Time `json:"updated"`
 }
 
+// Protocol is a service port's transport protocol, spelled as Kubernetes
+// and the records spell it.
+type Protocol string
+
+// The protocols of service ports.
+const (
+	ProtocolTCP  Protocol = "TCP"
+	ProtocolUDP  Protocol = "UDP"
+	ProtocolSCTP Protocol = "SCTP"
+)
+
+// ParseProtocol is the one reader of a protocol's name, in any case ("udp",
+// "UDP"); an empty name is TCP, Kubernetes' default.
+func ParseProtocol(s string) (Protocol, bool) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "", "TCP":
+		return ProtocolTCP, true
+	case "UDP":
+		return ProtocolUDP, true
+	case "SCTP":
+		return ProtocolSCTP, true
+	}
+	return "", false
+}
+
+// Lower is p as nftables, Docker and SRV names spell it ("tcp"): the data
+// plane's spelling.
+func (p Protocol) Lower() string { return strings.ToLower(string(p)) }
+
 // ServicePort is one port of a service.
 type ServicePort struct {
-	Name       string `json:"name,omitempty"`
-	Protocol   string `json:"protocol"` // TCP, UDP or SCTP
+	Name       string   `json:"name,omitempty"`
+	Protocol   Protocol `json:"protocol"`
 	Port       uint16 `json:"port"`
 	TargetPort uint16 `json:"targetPort"`
 	NodePort   uint16 `json:"nodePort,omitempty"`

@@ -148,9 +148,9 @@ func (p Protocol) Lower() string { return strings.ToLower(string(p)) }
 type ServicePort struct {
 	Name       string   `json:"name,omitempty"`
 	Protocol   Protocol `json:"protocol"`
-	Port       uint16 `json:"port"`
-	TargetPort uint16 `json:"targetPort"`
-	NodePort   uint16 `json:"nodePort,omitempty"`
+	Port       uint16   `json:"port"`
+	TargetPort uint16   `json:"targetPort"`
+	NodePort   uint16   `json:"nodePort,omitempty"`
 }
 
 // ServiceIPClaim reserves a VIP for one service.

@@ -47,11 +47,13 @@
 //	                                bridges dropped
 //	set hosts4                      underlay addresses of the hosts in etcd
 //	set etcd4, etcd6                etcd members' client and peer ports
-//	chain guard_prerouting (filter, raw), guard_input (filter, 0),
-//	      guard_forward (filter, 0) the guard, below
-//	chain localnet (filter, raw)    what arrives on a podnet bridge for 127.0.0.0/8
-//	                                dropped (route_localnet would deliver it to
-//	                                the host's loopback services; see localnet.go)
+//	chain guard_pre (filter, mangle), guard_input (filter, 0),
+//	      guard_forward (filter, 0) the guard, below; each starts with
+//	                                `ct state established,related accept`, and
+//	                                guard_pre also drops what arrives on a podnet
+//	                                bridge for 127.0.0.0/8 (route_localnet would
+//	                                deliver it to the host's loopback services;
+//	                                see guard_localnet.go)
 //
 // and the service section (see "Services" below):
 //
@@ -173,7 +175,8 @@
 //     on anything but a podnet bridge, a VXLAN device or lo whose source
 //     lies in a podnet subnet is dropped unless the route back to that
 //     source leaves through the interface it came in on (`fib saddr . iif
-//     oif missing drop`, strict rpf, at raw priority before conntrack).
+//     oif missing drop`, strict rpf, in guard_pre: after conntrack, so
+//     that established traffic leaves the guard at its first rule).
 //     Only the blocks the overlay routes directly to a known host pass;
 //     this host's own ranges, unclaimed addresses and blocks reached over
 //     VXLAN do not. The subnets of macvlan/ipvlan networks (Network.LAN)

@@ -1,7 +1,9 @@
 package dataplane
 
 import (
+	"fmt"
 	"net"
+	"os/exec"
 	"net/netip"
 	"strings"
 	"testing"
@@ -214,4 +216,33 @@ func udpHandle(t *testing.T, ns *testutil.NetNS, addr string, handle func(msg st
 			}
 		}
 	}()
+}
+
+// TestKernelGuardReplacesOldChains: a table an older podnetd left, with
+// the guard's raw chains guard_prerouting and localnet, is synced to
+// guard_pre alone (one prerouting guard, after conntrack).
+func TestKernelGuardReplacesOldChains(t *testing.T) {
+	l := newLab(t)
+	l.addNetwork(l.bridge(1))
+	old := "add chain inet podnet guard_prerouting { type filter hook prerouting priority raw; policy accept; }\n" +
+		"add chain inet podnet localnet { type filter hook prerouting priority raw; policy accept; }\n" +
+		`add rule inet podnet localnet iifname "pn-*" ip daddr 127.0.0.0/8 drop` + "\n"
+	l.do(func() error {
+		cmd := exec.Command("nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(old)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	l.do(func() error { return l.eng.Sync(l.ctx) })
+	listed := l.nftList()
+	for _, gone := range []string{"chain guard_prerouting", "chain localnet"} {
+		if strings.Contains(listed, gone) {
+			t.Errorf("%s left after a sync:\n%s", gone, listed)
+		}
+	}
+	if !strings.Contains(listed, "chain guard_pre {") {
+		t.Errorf("no guard_pre:\n%s", listed)
+	}
 }

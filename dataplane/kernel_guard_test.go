@@ -3,8 +3,8 @@ package dataplane
 import (
 	"fmt"
 	"net"
-	"os/exec"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"

@@ -142,6 +142,10 @@ type L2Claim struct {
 	Host    string    `json:"host"`
 	Service string    `json:"service"`
 	Since   time.Time `json:"since"`
+	// Lease is the announcer lease the claim is bound to: a host that had
+	// to take a new lease (its old one expired while etcd was out of
+	// reach) binds the claims it still holds to the new one.
+	Lease LeaseID `json:"lease"`
 }
 
 // LBSpeaker is a host's announcer record, bound to its announcer lease:

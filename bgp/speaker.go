@@ -175,8 +175,7 @@ func (s *Speaker) startLocked(asn uint32) error {
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: g}); err != nil {
 		return fmt.Errorf("start BGP (AS %d, router ID %s): %w", asn, s.cfg.RouterID, err)
 	}
-	if err := srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_IMPORT, DefaultAction: api.RouteAction_REJECT}}); err != nil {
+	if err := refuseImports(ctx, srv); err != nil {
 		_ = srv.StopBgp(ctx, &api.StopBgpRequest{})
 		return fmt.Errorf("start BGP: refuse imported routes: %w", err)
 	}
@@ -189,6 +188,30 @@ func (s *Speaker) startLocked(asn uint32) error {
 	s.running, s.asn, s.cancel = true, asn, cancel
 	s.log.Info("BGP speaker started", "asn", asn, "routerID", s.cfg.RouterID, "local", s.cfg.Local)
 	return nil
+}
+
+// importPolicy is the global import policy: only this host's own routes
+// enter its table (GoBGP runs locally originated paths through the
+// import policy too, so a plain default of reject would refuse them).
+const importPolicy = "podnet-local-only"
+
+// refuseImports makes the speaker take no route from its peers: a host
+// announces, it does not route by BGP (and a full table from a router
+// would cost memory for nothing).
+func refuseImports(ctx context.Context, srv *server.BgpServer) error {
+	var exists bool
+	_ = srv.ListPolicy(ctx, &api.ListPolicyRequest{Name: importPolicy}, func(*api.Policy) { exists = true })
+	if !exists {
+		pol := &api.Policy{Name: importPolicy, Statements: []*api.Statement{{Name: importPolicy + "-own",
+			Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+			Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT}}}}
+		if err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
+			return err
+		}
+	}
+	return srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_IMPORT, Policies: []*api.Policy{{Name: importPolicy}},
+		DefaultAction: api.RouteAction_REJECT}})
 }
 
 // onPeerEvent records a session's state change.

@@ -44,7 +44,7 @@ func startBird(t *testing.T, l *Lab) *bird {
 	fmt.Fprintf(&conf, `router id %s;
 protocol device {}
 protocol kernel { ipv4 { export all; import none; }; merge paths on; learn off; }
-template bgp hosts { local %s as %d; ipv4 { import all; export none; }; hold time 9; connect retry time 2; }
+template bgp hosts { local %s as %d; ipv4 { import all; export none; }; hold time 9; connect retry time 2; error wait time 1,5; }
 `, l.ClientIP(), l.ClientIP(), routerASN)
 	for _, h := range l.Hosts() {
 		fmt.Fprintf(&conf, "protocol bgp %s from hosts { neighbor %s as %d; }\n", h, l.HostIP(h), hostASN)

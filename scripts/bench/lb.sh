@@ -33,16 +33,18 @@ readonly LB_BGP_CIDR=${BENCH_LB_BGP_CIDR:-10.251.200.0/24}
 readonly LB_HOLD=3
 LB_RUN=0
 
-# lb_wait_route ADDR VIA SECS: until the client's route to ADDR goes via
-# VIA only.
+# lb_wait_route ADDR SECS VIA...: until the client's route to ADDR goes
+# via exactly VIA... (the router's sessions with those hosts are up).
 lb_wait_route() {
-	local end=$((SECONDS + $3)) got
+	local addr=$1 end=$((SECONDS + $2)) got want
+	shift 2
+	want=$(printf 'via %s\n' "$@" | sort | paste -sd' ')
 	while ((SECONDS < end)); do
-		got=$(ip -n "$CLIENT_NS" route show "$1/32" proto bird 2>/dev/null | grep -o 'via [0-9.]*' | sort -u | paste -sd' ')
-		[[ $got == "via $2" ]] && return 0
+		got=$(ip -n "$CLIENT_NS" route show "$addr/32" proto bird 2>/dev/null | grep -o 'via [0-9.]*' | sort -u | paste -sd' ')
+		[[ $got == "$want" ]] && return 0
 		sleep 0.2
 	done
-	echo "bench: the client's route to $1 is '${got:-none}', want via $2, after $3 s" >&2
+	echo "bench: the client's route to $addr is '${got:-none}', want '$want', after the wait" >&2
 	return 1
 }
 
@@ -54,7 +56,7 @@ lb_bird_up() {
 		echo "router id $LAB_NET.2;"
 		echo "protocol device {}"
 		echo "protocol kernel { ipv4 { export all; import none; }; merge paths on; learn off; }"
-		echo "template bgp hosts { local $LAB_NET.2 as 64513; ipv4 { import all; export none; }; hold time $LB_HOLD; connect retry time 1; }"
+		echo "template bgp hosts { local $LAB_NET.2 as 64513; ipv4 { import all; export none; }; hold time $LB_HOLD; connect retry time 1; error wait time 1,5; }"
 		for i in 1 2 3; do echo "protocol bgp h$i from hosts { neighbor $LAB_NET.$((10 + i)) as 64512; }"; done
 	} >"$d/bird.conf"
 	[[ -f $d/bird.pid ]] && return 0
@@ -83,12 +85,13 @@ EOF
 
 # lb_announcers NAME: the hosts announcing service NAME's address.
 lb_announcers() {
-	local out i hosts=()
+	local out i h hosts=()
 	out=$(pnctl 1 service get "$1" -o json) || return 1
 	for i in 0 1 2; do
-		hosts+=("$("$WORK/bin/report" json "status.loadBalancer.announcers.$i" <<<"$out" 2>/dev/null)") || break
+		h=$("$WORK/bin/report" json "status.loadBalancer.announcers.$i" <<<"$out" 2>/dev/null) || break
+		hosts+=("$h")
 	done
-	echo "${hosts[@]}"
+	echo "${hosts[*]}"
 }
 
 # lb_wait_announced NAME COUNT SECS: until NAME is announced by COUNT hosts.
@@ -148,7 +151,7 @@ bench_B18() {
 		us=$(lb_failover "$d" "$addr" "$h") || return 1
 		echo "$us" >>"$d/l2.us"
 		calc "$us / 30000000" >>"$d/R"
-		lb_wait_announced b18bgp 3 60 || return 1
+		lb_wait_route "$bgpaddr" 90 "$LAB_NET.11" "$LAB_NET.12" "$LAB_NET.13" || return 1
 		# The host the client's flow goes to: its route's choice.
 		via=$(ip -n "$CLIENT_NS" route get "$bgpaddr" | awk '{ for (i = 1; i < NF; i++) if ($i == "via") print $(i + 1) }')
 		h=h$((${via##*.} - 10))
@@ -192,7 +195,7 @@ bench_B19() {
 	l2=$("$WORK/bin/report" json loadBalancerIP <<<"$out")
 	np=$("$WORK/bin/report" json ports.0.nodePort <<<"$out")
 	bgp=${LB_BGP_CIDR%.*}.19
-	lb_wait_announced b19 1 30 && lb_wait_route "$bgp" "$LAB_NET.11" 60 || return 1
+	lb_wait_announced b19 1 30 && lb_wait_route "$bgp" 60 "$LAB_NET.11" || return 1
 	deadline=$((SECONDS + 60 + 40 * n))
 	for ((i = 0; i < n && SECONDS < deadline; i++)); do
 		line=

@@ -446,11 +446,12 @@ func (a *Announcer) setL2(want map[netip.Addr]string) {
 	if a.cfg.L2 == nil || maps.Equal(want, a.answering) {
 		return
 	}
-	if err := a.cfg.L2.Set(want); err != nil {
-		a.log.Warn("answering ARP/NDP for some addresses failed", "err", err)
-		a.wakeAt(time.Now().Add(tick))
-	}
 	a.answering = want
+	if err := a.cfg.L2.Set(want); err != nil {
+		a.log.Warn("answering ARP/NDP for some addresses failed; retrying", "err", err)
+		a.wakeAt(time.Now().Add(tick))
+		a.answering = nil // set again on the next pass
+	}
 	metrics.LBL2Addresses.Set(float64(len(want)))
 }
 

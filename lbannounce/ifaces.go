@@ -17,10 +17,9 @@ type HostInterfaces struct {
 	// Underlay is the underlay interface's name (the fallback).
 	Underlay string
 
-	mu      sync.Mutex
-	read    time.Time
-	ifaces  []hostIface
-	lastErr error
+	mu     sync.Mutex
+	read   time.Time
+	ifaces []hostIface
 }
 
 // cacheFor bounds how stale a link's state may be when read.
@@ -37,7 +36,9 @@ func (h *HostInterfaces) For(a netip.Addr) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if time.Since(h.read) > cacheFor {
-		h.ifaces, h.lastErr = readIfaces()
+		// On error (a netlink dump failing), no interface: nothing is
+		// answered until the next read works.
+		h.ifaces, _ = readIfaces()
 		h.read = time.Now()
 	}
 	fallback := ""

@@ -29,6 +29,11 @@ func pair(t *testing.T) (host, lan *testutil.NetNS, hostMAC string) {
 		ns.MustExec(t, "ip", "addr", "add", fmt.Sprintf("fd00:9::%d/64", i+1), "dev", "eth0", "nodad")
 		ns.MustExec(t, "ip", "link", "set", "eth0", "up")
 	}
+	// NDP answers from the link-local address: wait until it is usable.
+	testutil.Until(t, 5*time.Second, "the host's link-local address", func() bool {
+		out, _ := host.Exec("ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
+		return strings.Contains(out, "fe80") && !strings.Contains(out, "tentative")
+	})
 	f := strings.Fields(host.MustExec(t, "ip", "-o", "link", "show", "eth0"))
 	for i := 0; i+1 < len(f); i++ {
 		if f[i] == "link/ether" {

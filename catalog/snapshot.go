@@ -20,6 +20,9 @@ type ServiceState struct {
 	// record, so it stays as read).
 	Service   *store.Service
 	Endpoints []Endpoint
+	// LoadBalancerIPIsHost says the service's load-balancer address is
+	// a registered host's underlay address (the proxy then leaves it out).
+	LoadBalancerIPIsHost bool
 }
 
 // Delta is what changed in the catalog since the last TakeDelta.
@@ -61,7 +64,16 @@ func (c *Catalog) Snapshot() map[string]*ServiceState {
 }
 
 func (c *Catalog) stateLocked(s *store.Service) ServiceState {
-	return ServiceState{Service: s, Endpoints: readyEndpoints(c.resolveLocked(s), c.self)}
+	st := ServiceState{Service: s, Endpoints: readyEndpoints(c.resolveLocked(s), c.self)}
+	if a := s.LoadBalancerIP; a.IsValid() {
+		for _, u := range c.underlay {
+			if u == a {
+				st.LoadBalancerIPIsHost = true
+				break
+			}
+		}
+	}
+	return st
 }
 
 // TakeDelta returns the services whose state may have changed since the

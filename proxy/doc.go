@@ -1,9 +1,10 @@
 // Package proxy is the service proxy agent of one host: it turns the
 // catalog (services, endpoints, hosts) into the data plane's services
-// (dataplane.Service) and hands every round of changes to the data plane
-// as one change set (dataplane.Change) through a Programmer (the
-// dataplane Engine), and it reports what it could not program in etcd
-// (svcstatus/<host>/<name>).
+// (dataplane.Service; a LoadBalancer service's address is one more of its
+// external addresses, unless it is a host's own) and hands every round of
+// changes to the data plane as one change set (dataplane.Change) through
+// a Programmer (the dataplane Engine), and it reports what it could not
+// program in etcd (svcstatus/<host>/<name>).
 //
 // # Design notes
 //

@@ -38,9 +38,10 @@ type planned struct {
 }
 
 // applyAll creates or updates ss (validated, checked against the claims
-// taken, which it allocates from) and reports what became of each, in
+// taken and the load-balancer state lb, which it allocates from; lb nil
+// when none is a LoadBalancer) and reports what became of each, in
 // order.
-func (r *Registry) applyAll(ctx context.Context, ss []store.Service, taken claimSet) ([]admin.ApplyResult, error) {
+func (r *Registry) applyAll(ctx context.Context, ss []store.Service, taken claimSet, lb *lbState) ([]admin.ApplyResult, error) {
 	kvs, _, err := r.st.List(ctx, store.ServicesPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
@@ -70,14 +71,19 @@ func (r *Registry) applyAll(ctx context.Context, ss []store.Service, taken claim
 		if s.HealthCheckNodePort != 0 {
 			taken.nodePorts[strconv.Itoa(int(s.HealthCheckNodePort))] = true
 		}
+		if s.LoadBalancerIP.IsValid() && lb != nil {
+			if _, ok := lb.claims[s.LoadBalancerIP]; !ok {
+				lb.claims[s.LoadBalancerIP] = s.Name
+			}
+		}
 	}
 	plans := make([]planned, len(ss))
 	for i, want := range ss {
 		p := planned{idx: i, svc: want, name: want.Name}
 		if old, ok := have[want.Name]; ok {
-			_, p.action, p.cmps, p.ops, p.err = r.planUpdate(old.s, old.rev, want, taken)
+			_, p.action, p.cmps, p.ops, p.err = r.planUpdate(old.s, old.rev, want, taken, lb)
 		} else {
-			_, p.cmps, p.ops, p.err = r.planCreate(want, taken)
+			_, p.cmps, p.ops, p.err = r.planCreate(want, taken, lb)
 			p.action = admin.ActionCreated
 		}
 		plans[i] = p

@@ -74,7 +74,11 @@ func (r *Registry) Create(ctx context.Context, spec admin.ServiceSpec) (store.Se
 	if err := r.probe(ctx); err != nil {
 		return s, err
 	}
-	if err := r.checkAgainstCluster(ctx, []store.Service{s}); err != nil {
+	lb, err := r.loadLB(ctx)
+	if err != nil {
+		return s, err
+	}
+	if err := r.checkAgainstCluster(ctx, lb, []store.Service{s}); err != nil {
 		return s, err
 	}
 	return r.create(ctx, s)
@@ -85,6 +89,9 @@ func claims(s store.Service) []string {
 	var out []string
 	if s.ClusterIP.IsValid() {
 		out = append(out, store.ServiceIPKey(s.ClusterIP))
+	}
+	if s.LoadBalancerIP.IsValid() {
+		out = append(out, store.LBIPKey(s.LoadBalancerIP))
 	}
 	for _, p := range s.Ports {
 		if p.NodePort != 0 && !slices.Contains(out, store.NodePortKey(p.NodePort)) {
@@ -100,9 +107,12 @@ func claims(s store.Service) []string {
 func claimOps(s store.Service, keys []string) []store.Op {
 	ops := make([]store.Op, 0, len(keys))
 	for _, k := range keys {
-		if strings.HasPrefix(k, store.ServiceIPsPrefix) {
+		switch {
+		case strings.HasPrefix(k, store.ServiceIPsPrefix):
 			ops = append(ops, store.Put(k, store.ServiceIPClaim{Service: s.Name}))
-		} else {
+		case strings.HasPrefix(k, store.LBIPsPrefix):
+			ops = append(ops, store.Put(k, store.LBIPClaim{Service: s.Name}))
+		default:
 			ops = append(ops, store.Put(k, store.NodePortClaim{Service: s.Name}))
 		}
 	}
@@ -111,11 +121,11 @@ func claimOps(s store.Service, keys []string) []store.Op {
 
 func (r *Registry) create(ctx context.Context, want store.Service) (store.Service, error) {
 	for range maxTxnAttempts {
-		taken, err := r.listClaims(ctx, []store.Service{want})
+		taken, lb, err := r.listClaims(ctx, []store.Service{want})
 		if err != nil {
 			return want, err
 		}
-		s, cmps, ops, err := r.planCreate(want, taken)
+		s, cmps, ops, err := r.planCreate(want, taken, lb)
 		if err != nil {
 			return s, err
 		}
@@ -134,19 +144,22 @@ func (r *Registry) create(ctx context.Context, want store.Service) (store.Servic
 	return want, fmt.Errorf("create service %s: gave up after %d attempts: VIPs and NodePorts keep being taken concurrently; retry", want.Name, maxTxnAttempts)
 }
 
-// planCreate allocates want's VIP and NodePorts from taken and returns the
-// record with the transaction that creates it: conditioned on the service
-// and its claims being absent, it writes the record and the claims.
-func (r *Registry) planCreate(want store.Service, taken claimSet) (store.Service, []store.Cmp, []store.Op, error) {
+// planCreate allocates want's VIP, load-balancer address and NodePorts
+// from taken and lb and returns the record with the transaction that
+// creates it: conditioned on the service and its claims being absent (and
+// the load-balancer address's pool as read), it writes the record and the
+// claims.
+func (r *Registry) planCreate(want store.Service, taken claimSet, lb *lbState) (store.Service, []store.Cmp, []store.Op, error) {
 	s := want
 	s.Ports = slices.Clone(want.Ports)
-	if err := r.allocateFrom(&s, taken, nil); err != nil {
+	poolCmps, err := r.allocateFrom(&s, taken, lb, nil)
+	if err != nil {
 		return s, nil, nil, err
 	}
 	s.Created = time.Now().UTC()
 	s.Updated = s.Created
 	keys := claims(s)
-	cmps := []store.Cmp{store.Absent(store.ServiceKey(s.Name))}
+	cmps := append([]store.Cmp{store.Absent(store.ServiceKey(s.Name))}, poolCmps...)
 	for _, k := range keys {
 		cmps = append(cmps, store.Absent(k))
 	}
@@ -155,30 +168,38 @@ func (r *Registry) planCreate(want store.Service, taken claimSet) (store.Service
 
 func (r *Registry) logCreated(s store.Service) {
 	r.log.Info("service created", "service", s.Name, "clusterIP", s.ClusterIP, "headless", s.Headless,
-		"ports", len(s.Ports), "selector", s.Selector)
+		"loadBalancerIP", s.LoadBalancerIP, "ports", len(s.Ports), "selector", s.Selector)
 }
 
 // listClaims lists the claims ss may need to allocate from: VIPs when one
-// has none, NodePorts when one needs some.
-func (r *Registry) listClaims(ctx context.Context, ss []store.Service) (claimSet, error) {
-	var vips, ports bool
+// has none, NodePorts when one may need some, the load-balancer state
+// when one is a LoadBalancer.
+func (r *Registry) listClaims(ctx context.Context, ss []store.Service) (claimSet, *lbState, error) {
+	var vips, ports, lbs bool
 	for _, s := range ss {
 		vips = vips || (!s.Headless && !s.ClusterIP.IsValid())
-		ports = ports || s.Type == store.ServiceTypeNodePort || s.ExternalTrafficPolicy == store.TrafficPolicyLocal
+		ports = ports || hasNodePorts(s.Type) || s.ExternalTrafficPolicy == store.TrafficPolicyLocal
+		lbs = lbs || s.Type == store.ServiceTypeLoadBalancer
 	}
 	taken := claimSet{vips: map[string]bool{}, nodePorts: map[string]bool{}}
 	var err error
 	if vips {
 		if taken.vips, err = r.claimed(ctx, store.ServiceIPsPrefix); err != nil {
-			return taken, err
+			return taken, nil, err
 		}
 	}
 	if ports {
 		if taken.nodePorts, err = r.claimed(ctx, store.NodePortsPrefix); err != nil {
-			return taken, err
+			return taken, nil, err
 		}
 	}
-	return taken, nil
+	var lb *lbState
+	if lbs {
+		if lb, err = r.loadLB(ctx); err != nil {
+			return taken, nil, err
+		}
+	}
+	return taken, lb, nil
 }
 
 // whyTaken explains a failed transaction: the service exists (when
@@ -194,6 +215,12 @@ func (r *Registry) whyTaken(ctx context.Context, want store.Service, creating bo
 		var c store.ServiceIPClaim
 		if _, err := r.st.Get(ctx, store.ServiceIPKey(want.ClusterIP), &c); err == nil && c.Service != want.Name {
 			return inputf("service %s: clusterIP %s is taken by service %s", want.Name, want.ClusterIP, c.Service)
+		}
+	}
+	if want.LoadBalancerIP.IsValid() {
+		var c store.LBIPClaim
+		if _, err := r.st.Get(ctx, store.LBIPKey(want.LoadBalancerIP), &c); err == nil && c.Service != want.Name {
+			return inputf("service %s: loadBalancerIP %s is taken by service %s", want.Name, want.LoadBalancerIP, c.Service)
 		}
 	}
 	for _, p := range want.Ports {
@@ -212,37 +239,34 @@ func (r *Registry) whyTaken(ctx context.Context, want store.Service, creating bo
 // taken, as listed; allocateFrom adds what it hands out.
 type claimSet struct{ vips, nodePorts map[string]bool }
 
-func needsNodePort(s store.Service) bool {
-	for _, p := range s.Ports {
-		if s.Type == store.ServiceTypeNodePort && p.NodePort == 0 {
-			return true
-		}
-	}
-	return needsHealthCheckPort(s)
-}
-
 // needsHealthCheckPort: a Local service gets a health-check NodePort.
 func needsHealthCheckPort(s store.Service) bool {
 	return s.ExternalTrafficPolicy == store.TrafficPolicyLocal && s.HealthCheckNodePort == 0
 }
 
-// allocateFrom is allocate against claims already listed; what it picks
-// is added to them, so that one listing serves a whole file.
-func (r *Registry) allocateFrom(s *store.Service, taken claimSet, held []string) error {
+// allocateFrom picks a VIP (unless given or headless), a load-balancer
+// address (type LoadBalancer, unless given; from lb) and the NodePorts
+// left at 0, and a health-check NodePort for a Local service, against
+// claims already listed; what it picks is added to them, so that one
+// listing serves a whole file. held are claim keys the service already
+// owns (not "taken"). The conditions it returns hold the pool of the
+// load-balancer address as read, so that the service's write fails if
+// the pool changed meanwhile.
+func (r *Registry) allocateFrom(s *store.Service, taken claimSet, lb *lbState, held []string) ([]store.Cmp, error) {
 	if !s.Headless && !s.ClusterIP.IsValid() {
 		a, ok := r.pickVIP(taken.vips)
 		if !ok {
-			return inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken.vips))
+			return nil, inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken.vips))
 		}
 		s.ClusterIP = a
 		taken.vips[store.AddrName(a)] = true
 	}
-	if !needsNodePort(*s) {
-		return nil
+	cmps, err := r.allocateLBFrom(lb, s, held)
+	if err != nil {
+		return nil, err
 	}
 	free := func(n int) bool {
-		k := strconv.Itoa(n)
-		return !taken.nodePorts[k] || slices.Contains(held, store.NodePortKey(uint16(n)))
+		return !taken.nodePorts[strconv.Itoa(n)] || slices.Contains(held, store.NodePortKey(uint16(n)))
 	}
 	inUse := map[int]bool{int(s.HealthCheckNodePort): true}
 	for _, p := range s.Ports {
@@ -264,23 +288,23 @@ func (r *Registry) allocateFrom(s *store.Service, taken claimSet, held []string)
 		return 0, inputf("service %s: no free NodePort left in %d-%d", s.Name, NodePortMin, NodePortMax)
 	}
 	for i := range s.Ports {
-		if s.Type != store.ServiceTypeNodePort || s.Ports[i].NodePort != 0 {
+		if !hasNodePorts(s.Type) || s.Ports[i].NodePort != 0 {
 			continue
 		}
 		n, err := pick()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s.Ports[i].NodePort = n
 	}
 	if needsHealthCheckPort(*s) {
 		n, err := pick()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s.HealthCheckNodePort = n
 	}
-	return nil
+	return cmps, nil
 }
 
 // claimed lists the claim keys under prefix, by their last component.
@@ -311,20 +335,27 @@ func (r *Registry) pickVIP(taken map[string]bool) (netip.Addr, bool) {
 }
 
 // checkAgainstCluster refuses what the spec alone cannot show: an
-// external IP that is a pod address (inside a podnet pool).
-func (r *Registry) checkAgainstCluster(ctx context.Context, ss []store.Service) error {
-	kvs, _, err := r.st.List(ctx, store.PoolsPrefix)
+// external IP that is a pod address (inside a podnet pool) or lies in a
+// load-balancer pool, and a loadBalancerIP outside every load-balancer
+// pool (lb).
+func (r *Registry) checkAgainstCluster(ctx context.Context, lb *lbState, ss []store.Service) error {
+	pools, _, err := r.podnetPools(ctx)
 	if err != nil {
-		return fmt.Errorf("list pools: %w", err)
+		return err
 	}
 	for _, s := range ss {
 		for _, a := range s.ExternalIPs {
-			for _, kv := range kvs {
-				p, err := store.PoolOfKey(kv.Key)
-				if err == nil && p.Contains(a) {
+			for _, p := range pools {
+				if p.Contains(a) {
 					return inputf("service %s: external IP %s is a pod address (podnet pool %s): use an address outside podnet's networks", s.Name, a, p)
 				}
 			}
+			if p, ok := lb.poolOf(a); ok {
+				return inputf("service %s: external IP %s lies in load-balancer pool %s: use type LoadBalancer with loadBalancerIP %s instead", s.Name, a, p.Name, a)
+			}
+		}
+		if err := lb.checkLoadBalancerIP(s); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -392,6 +423,18 @@ func (r *Registry) views(ctx context.Context, only string) ([]admin.ServiceView,
 			errs[st.Service] = append(errs[st.Service], admin.ServiceHostError{Host: st.Host, Error: st.Error, Since: st.Since})
 		}
 	}
+	lb, err := r.loadLB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l2, err := r.l2Claims(ctx)
+	if err != nil {
+		return nil, err
+	}
+	speakers, err := r.Speakers(ctx)
+	if err != nil {
+		return nil, err
+	}
 	names := c.ServiceNames()
 	if only != "" {
 		names = slices.DeleteFunc(names, func(n string) bool { return n != only })
@@ -401,7 +444,8 @@ func (r *Registry) views(ctx context.Context, only string) ([]admin.ServiceView,
 		st, _ := c.Lookup(n)
 		s := st.Service
 		out = append(out, admin.ServiceView{ServiceSpec: SpecOf(*s), Status: &admin.ServiceStatus{
-			Created: s.Created, Updated: s.Updated, Endpoints: c.EndpointViews(s), Errors: errs[n]}})
+			Created: s.Created, Updated: s.Updated, Endpoints: c.EndpointViews(s), Errors: errs[n],
+			LoadBalancer: r.lbStatus(lb, l2, speakers, *s)}})
 	}
 	return out, nil
 }

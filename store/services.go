@@ -100,12 +100,15 @@ type Service struct {
 	Type     string            `json:"type"`
 	Ports    []ServicePort     `json:"ports"`
 	// ClusterIP is the VIP; invalid when Headless.
-	ClusterIP             netip.Addr   `json:"clusterIP,omitzero"`
-	Headless              bool         `json:"headless,omitempty"`
-	ExternalIPs           []netip.Addr `json:"externalIPs,omitempty"`
-	SessionAffinity       string       `json:"sessionAffinity"`
-	AffinityTimeout       int          `json:"affinityTimeoutSeconds,omitempty"`
-	ExternalTrafficPolicy string       `json:"externalTrafficPolicy"`
+	ClusterIP   netip.Addr   `json:"clusterIP,omitzero"`
+	Headless    bool         `json:"headless,omitempty"`
+	ExternalIPs []netip.Addr `json:"externalIPs,omitempty"`
+	// LoadBalancerIP is the address of a LoadBalancer service, from an
+	// LBPool (claimed under lbips/).
+	LoadBalancerIP        netip.Addr `json:"loadBalancerIP,omitzero"`
+	SessionAffinity       string     `json:"sessionAffinity"`
+	AffinityTimeout       int        `json:"affinityTimeoutSeconds,omitempty"`
+	ExternalTrafficPolicy string     `json:"externalTrafficPolicy"`
 	// HealthCheckNodePort is the port every host answers health checks
 	// of a Local service on (claimed in nodeports/ like a NodePort).
 	HealthCheckNodePort uint16    `json:"healthCheckNodePort,omitempty"`

@@ -158,6 +158,7 @@ func run(parent context.Context, cfg *config) error {
 	}
 	svcs.start(ctx, cfg, feeds, ports, log)
 	hc.agent.Store(svcs.proxy)
+	defer startAnnouncer(ctx, cfg, st, k, cat, log)()
 	var rec *reconcile.Reconciler
 	dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
 	if err != nil {

@@ -76,6 +76,8 @@ func TestRegistry(t *testing.T) {
 	t.Cleanup(func() { SetIPAMUsage(nil) })
 	SetProxyPending(func() int { return 3 })
 	t.Cleanup(func() { proxyPending.fn.Store(nil) })
+	SetBGPSessions(func() []BGPSession { return []BGPSession{{Peer: "tor", Up: true, Routes: 3}} })
+	t.Cleanup(func() { SetBGPSessions(nil) })
 	for _, s := range all {
 		values := make([]string, len(s.labels))
 		for i := range values {

@@ -28,8 +28,8 @@ func metasOf(c container.InspectResponse, isPodnet func(string) bool) containerM
 		return out
 	}
 	var labels map[string]string
-	if c.Config != nil && len(c.Config.Labels) > 0 {
-		labels = maps.Clone(c.Config.Labels)
+	if c.Config != nil {
+		labels = selectable(c.Config.Labels)
 	}
 	name := strings.TrimPrefix(c.Name, "/")
 	rdy := ready(c.State)
@@ -52,6 +52,25 @@ func metasOf(c container.InspectResponse, isPodnet func(string) bool) containerM
 			IPv6:      dockerAddr(es.GlobalIPv6Address),
 			Ready:     rdy,
 		}
+	}
+	return out
+}
+
+// selectable is the labels a selector can match (ValidLabel): Docker
+// takes labels of any size, a selector term none over Kubernetes' limits,
+// so longer ones are never selected and are not copied into etcd (a few
+// megabytes of label would make the record too big to write, and the
+// container would never be registered at all). nil when none is left.
+func selectable(labels map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range labels {
+		if ValidLabel(k, v) != nil {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(labels))
+		}
+		out[k] = v
 	}
 	return out
 }

@@ -47,6 +47,54 @@ var (
 	hasLetter  = regexp.MustCompile(`[a-z]`)
 )
 
+// Label limits, Kubernetes' (a selector term is matched against Docker
+// labels, which have none: a longer label is never selected).
+const (
+	// MaxLabelName bounds a key's name part (after the last '/'),
+	// MaxLabelPrefix its prefix, MaxLabelValue a value.
+	MaxLabelName   = 63
+	MaxLabelPrefix = 253
+	MaxLabelValue  = 63
+	// MaxSelectorTerms bounds the terms of one selector.
+	MaxSelectorTerms = 64
+)
+
+// ValidLabel checks a label (a selector term, or a container's label the
+// watcher keeps for selectors): Kubernetes' lengths — a key's name part
+// (after an optional "prefix/") at most 63 bytes and its prefix at most
+// 253, a value at most 63 — and the few characters a KEY=VALUE[,...] term
+// cannot carry: '=', ',' and white space in a key, ',' and new lines in a
+// value. Docker's own label keys (com.docker.compose.service) fit.
+func ValidLabel(k, v string) error {
+	prefix, name := "", k
+	if i := strings.LastIndexByte(k, '/'); i >= 0 {
+		prefix, name = k[:i], k[i+1:]
+	}
+	switch {
+	case name == "":
+		return fmt.Errorf("label key %q: the name part (after any prefix/) is empty", short(k))
+	case len(name) > MaxLabelName:
+		return fmt.Errorf("label key %q: the name part is %d bytes, at most %d", short(k), len(name), MaxLabelName)
+	case len(prefix) > MaxLabelPrefix:
+		return fmt.Errorf("label key %q: the prefix (before '/') is %d bytes, at most %d", short(k), len(prefix), MaxLabelPrefix)
+	case strings.ContainsAny(k, "=, \t\n\r"):
+		return fmt.Errorf("label key %q: no '=', ',' or white space", short(k))
+	case len(v) > MaxLabelValue:
+		return fmt.Errorf("label %q: the value is %d bytes, at most %d", short(k), len(v), MaxLabelValue)
+	case strings.ContainsAny(v, ",\n\r"):
+		return fmt.Errorf("label %q: value %q has ',' or a new line", short(k), short(v))
+	}
+	return nil
+}
+
+// short cuts s for an error message (a 3 MB key must not come back whole).
+func short(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	return s[:60] + "..."
+}
+
 // validServiceName: a DNS label (RFC 1035) of at most 63 characters.
 func validServiceName(name string) bool {
 	return len(name) <= 63 && serviceNameRE.MatchString(name)
@@ -132,9 +180,12 @@ func (r ServiceRange) Validate(spec admin.ServiceSpec) (store.Service, error) {
 	if len(spec.Selector) == 0 {
 		return fail("empty selector: give at least one KEY=VALUE label term (a service without one would select nothing)")
 	}
+	if len(spec.Selector) > MaxSelectorTerms {
+		return fail("selector has %d terms: at most %d terms", len(spec.Selector), MaxSelectorTerms)
+	}
 	for k, v := range spec.Selector {
-		if k == "" || strings.ContainsAny(k, "=, \t\n") || strings.ContainsAny(v, ",\n") {
-			return fail("selector term %q=%q: a label key must be non-empty without '=', ',' or spaces, and a value without ','", k, v)
+		if err := ValidLabel(k, v); err != nil {
+			return fail("selector: %v", err)
 		}
 	}
 	s.Selector = maps.Clone(spec.Selector)
@@ -304,25 +355,25 @@ func (r ServiceRange) validateExternalIPs(in []string) ([]netip.Addr, error) {
 }
 
 func validateAffinity(s *store.Service, spec admin.ServiceSpec) error {
-	timeout := 0
+	var timeout *int
 	if c := spec.SessionAffinityConfig; c != nil && c.ClientIP != nil {
 		timeout = c.ClientIP.TimeoutSeconds
 	}
 	switch strings.ToLower(spec.SessionAffinity) {
 	case "", "none":
 		s.SessionAffinity = store.AffinityNone
-		if timeout != 0 {
+		if timeout != nil {
 			return errors.New("an affinity timeout needs sessionAffinity ClientIP")
 		}
 	case "clientip":
 		s.SessionAffinity = store.AffinityClientIP
 		switch {
-		case timeout == 0:
+		case timeout == nil:
 			s.AffinityTimeout = defaultAffinityTimeout
-		case timeout < 1 || timeout > maxAffinityTimeout:
-			return fmt.Errorf("affinity timeout %ds: want 1s to %ds (24h)", timeout, maxAffinityTimeout)
+		case *timeout < 1 || *timeout > maxAffinityTimeout:
+			return fmt.Errorf("affinity timeout %ds: want 1s to %ds (24h)", *timeout, maxAffinityTimeout)
 		default:
-			s.AffinityTimeout = timeout
+			s.AffinityTimeout = *timeout
 		}
 	default:
 		return fmt.Errorf("sessionAffinity %q: use None or ClientIP", spec.SessionAffinity)
@@ -349,7 +400,7 @@ func SpecOf(s store.Service) admin.ServiceSpec {
 		out.ExternalIPs = append(out.ExternalIPs, a.String())
 	}
 	if s.SessionAffinity == store.AffinityClientIP {
-		out.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: s.AffinityTimeout}}
+		out.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: &s.AffinityTimeout}}
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"errors"
 	"net/netip"
 	"strings"
@@ -69,7 +70,7 @@ func TestValidateRefuses(t *testing.T) {
 	}{
 		{"bad name", func(s *admin.ServiceSpec) { s.Name = "Web_1" }, `service name "Web_1"`},
 		{"empty selector", func(s *admin.ServiceSpec) { s.Selector = nil }, "empty selector"},
-		{"selector key with =", func(s *admin.ServiceSpec) { s.Selector = map[string]string{"a=b": "c"} }, "selector term"},
+		{"selector key with =", func(s *admin.ServiceSpec) { s.Selector = map[string]string{"a=b": "c"} }, "no '='"},
 		{"no port", func(s *admin.ServiceSpec) { s.Ports = nil }, "no port"},
 		{"port 0", func(s *admin.ServiceSpec) { s.Ports[0].Port = 0 }, "port 0 is out of range 1-65535"},
 		{"port 70000", func(s *admin.ServiceSpec) { s.Ports[0].Port = 70000 }, "port 70000 is out of range"},
@@ -95,12 +96,29 @@ func TestValidateRefuses(t *testing.T) {
 		{"external IP v6", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"2001:db8::1"} }, "other address family"},
 		{"affinity unknown", func(s *admin.ServiceSpec) { s.SessionAffinity = "Cookie" }, `sessionAffinity "Cookie"`},
 		{"timeout without ClientIP", func(s *admin.ServiceSpec) {
-			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: 5}}
+			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: ptr(5)}}
 		}, "needs sessionAffinity ClientIP"},
 		{"timeout too long", func(s *admin.ServiceSpec) {
 			s.SessionAffinity = "ClientIP"
-			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: 86401}}
+			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: ptr(86401)}}
 		}, "affinity timeout 86401s"},
+		{"timeout zero", func(s *admin.ServiceSpec) {
+			s.SessionAffinity = "ClientIP"
+			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: ptr(0)}}
+		}, "affinity timeout 0s: want 1s to 86400s"},
+		{"label key too long", func(s *admin.ServiceSpec) { s.Selector = map[string]string{strings.Repeat("k", 64): "v"} }, "name part"},
+		{"label prefix too long", func(s *admin.ServiceSpec) {
+			s.Selector = map[string]string{strings.Repeat("p", 254) + "/app": "v"}
+		}, "prefix"},
+		{"label value too long", func(s *admin.ServiceSpec) { s.Selector = map[string]string{"app": strings.Repeat("v", 64)} }, "at most 63"},
+		{"selector huge", func(s *admin.ServiceSpec) {
+			s.Selector = map[string]string{"app": strings.Repeat("v", 3<<20)}
+		}, "at most 63"},
+		{"too many terms", func(s *admin.ServiceSpec) {
+			for i := range 65 {
+				s.Selector[fmt.Sprintf("k%d", i)] = "v"
+			}
+		}, "at most 64 terms"},
 		{"Local without external traffic", func(s *admin.ServiceSpec) { s.ExternalTrafficPolicy = "Local" }, "externalTrafficPolicy Local applies"},
 		{"policy unknown", func(s *admin.ServiceSpec) { s.ExternalTrafficPolicy = "Nearest" }, `externalTrafficPolicy "Nearest"`},
 		{"headless NodePort", func(s *admin.ServiceSpec) { s.ClusterIP = "None"; s.Type = "NodePort" }, "headless"},
@@ -143,3 +161,5 @@ func TestServiceRange(t *testing.T) {
 		t.Errorf("carry: %s", a)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -112,7 +112,10 @@ func (x *watcherFix) revision(t *testing.T) int64 {
 
 func TestWatcherResync(t *testing.T) {
 	f := newFakeDocker()
-	web := ctr{id: containerID("web"), name: "web", state: "running", labels: map[string]string{"app": "web"},
+	// A label no selector can match (3 MB) is not copied: the record
+	// would be too big for etcd and web would never be registered.
+	web := ctr{id: containerID("web"), name: "web", state: "running",
+		labels: map[string]string{"app": "web", "blob": strings.Repeat("x", 3<<20)},
 		nets: []netEP{
 			{net: netPod, ep: "ep-web", ip: "10.1.0.2", ip6: "fd00::2", aliases: []string{containerID("web")[:12], "www", "www"}},
 			{net: netOther, ep: "ep-web-bridge", ip: "172.17.0.2"},

@@ -96,7 +96,11 @@
 //     costs etcd nothing. It subscribes to events before listing, so no
 //     change falls between the listing and the stream; every reconnect of
 //     the stream is followed by a full resync, as is every failed event
-//     (after a backoff), plus a periodic one as a safety net.
+//     (after a backoff), plus a periodic one as a safety net. A stream
+//     lost because Docker went away is not retried with a growing backoff
+//     (which reached 30 s, keeping a restarted dockerd's containers out of
+//     their services for that long): the watcher pings Docker every 250 ms
+//     and reconnects, and resyncs, as soon as it answers.
 //   - Why a forward target of Docker's embedded DNS. Every container on a
 //     user-defined network asks 127.0.0.11, Docker's embedded DNS, which
 //     knows only the containers of its own host (a limit of Docker's resolver for

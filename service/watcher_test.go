@@ -299,6 +299,30 @@ func TestWatcherReconnectResyncs(t *testing.T) {
 	x.waitMeta(t, "resync after reconnect (new container)", "ep-n", func(m store.EndpointMeta) bool { return m.Name == "n" })
 }
 
+// TestWatcherResyncsWhenDockerReturns: Docker away for 4 s (long enough
+// for a doubling backoff to sleep 4 s more) and back: the watcher resyncs
+// within a second of Docker answering again.
+func TestWatcherResyncsWhenDockerReturns(t *testing.T) {
+	f := newFakeDocker()
+	c := ctr{id: containerID("b"), name: "b", state: "running", nets: []netEP{{net: netPod, ep: "ep-b", ip: "10.1.0.13"}}}
+	f.set(c)
+	x := startWatcher(t, f, func(st *store.Store) {
+		putEndpoint(t, st, "h1", "ep-b", netPod)
+		putEndpoint(t, st, "h1", "ep-b2", netPod)
+	})
+	x.waitMeta(t, "b's metadata", "ep-b", func(store.EndpointMeta) bool { return true })
+	const away = 4 * time.Second
+	f.setDownFor(away)
+	back := time.Now().Add(away)
+	x.f.latest(t).errs <- errDockerDown
+	// What dockerd's restart changed, with no event for it.
+	f.set(ctr{id: containerID("b2"), name: "b2", state: "running", nets: []netEP{{net: netPod, ep: "ep-b2", ip: "10.1.0.14"}}})
+	x.waitMeta(t, "resync after Docker returned", "ep-b2", func(store.EndpointMeta) bool { return true })
+	if late := time.Since(back); late > time.Second {
+		t.Fatalf("resync %v after Docker answered again, want within 1 s", late.Round(10*time.Millisecond))
+	}
+}
+
 func TestWatcherDockerDown(t *testing.T) {
 	f := newFakeDocker()
 	f.setDown(3)
@@ -345,7 +369,8 @@ func TestAliases(t *testing.T) {
 // again, not one per retry.
 func TestWatcherDockerDownLogsOnce(t *testing.T) {
 	f := newFakeDocker()
-	f.setDown(4)
+	// Longer than dockerup.Settle: an outage worth one warning.
+	f.setDownFor(2 * dockerup.Settle)
 	f.set(ctr{id: containerID("o"), name: "o", state: "running", nets: []netEP{{net: netPod, ep: "ep-o", ip: "10.1.0.13"}}})
 	var logs testutil.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -359,7 +384,7 @@ func TestWatcherDockerDownLogsOnce(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	x := &watcherFix{st: st, f: f}
 	x.waitMeta(t, "metadata once Docker answers", "ep-o", func(store.EndpointMeta) bool { return true })
-	if n := f.streamCount(); n < 4 {
+	if n := f.streamCount(); n < 2 {
 		t.Fatalf("event subscriptions = %d: the outage was not retried", n)
 	}
 	warns, back := 0, 0

@@ -32,7 +32,12 @@
 //	                                its subnets to destinations not in @subnets4/6
 //	chain forward  (filter, 0)      internal networks cut off; DNATed traffic
 //	                                accepted; other traffic between two podnet
-//	                                bridges dropped
+//	                                bridges, or a podnet bridge and Docker's
+//	                                (docker0, br-*), dropped; new connections
+//	                                from anywhere else into a single-host
+//	                                network dropped (only published ports,
+//	                                DNATed, reach its containers: Docker 28's
+//	                                rule against direct routing)
 //	set hosts4                      underlay addresses of the hosts in etcd
 //	set etcd4, etcd6                etcd members' client and peer ports
 //	chain guard_prerouting (filter, raw), guard_input (filter, 0),
@@ -184,11 +189,15 @@
 //     could not know the subnets (it learns them from etcd). The cost is
 //     that `nft flush ruleset` opens the DNS until the canary restores the
 //     table (≤ 10 s).
-//   - etcd: containers on podnet bridges cannot open connections to the
+//   - etcd: containers on podnet bridges and host-access shims, and on
+//     Docker's own bridges (docker0, br-*), cannot open connections to the
 //     client or peer ports of the etcd members podnet uses (`iifname
-//     "pn-*" ip daddr . tcp dport @etcd4 drop`, in guard_input for a
-//     member on this host and guard_forward for the others). podnetd
-//     fills etcd4/6 from its endpoints and etcd's member list.
+//     "pn-*" ip daddr . tcp dport @etcd4 drop`, the same for docker0 and
+//     br-*, in guard_input for a member on this host and guard_forward
+//     for the others). podnetd fills etcd4/6 from its endpoints and etcd's
+//     member list. macvlan/ipvlan containers without host access talk to
+//     the LAN directly, past this host's netfilter: etcd's own client
+//     certificate check is what stops them.
 //
 // The guard never rebuilds the table before this engine's first Sync (a
 // restarted podnetd must not replace the previous table, published ports

@@ -233,10 +233,16 @@ func guardRules(g guardState, bridgePrefix string) []ruleDef {
 			rules = append(rules, newRule(chainGuardInput, "cluster dns: this host and its containers only", to, port, drop))
 		}
 	}
+	// Containers of podnet's bridges and shims, and of Docker's own
+	// bridges, wherever the host sees their traffic (macvlan/ipvlan
+	// containers without host access talk to the LAN directly: the host
+	// never sees them).
 	for _, chain := range []string{chainGuardInput, chainGuardForward} {
-		rules = append(rules,
-			newRule(chain, "containers never reach etcd", iif(bridgePrefix+"*"), addrDportInSet(ipv4, unix.IPPROTO_TCP, setEtcd4), drop),
-			newRule(chain, "containers never reach etcd", iif(bridgePrefix+"*"), addrDportInSet(ipv6, unix.IPPROTO_TCP, setEtcd6), drop))
+		for _, in := range append([]string{bridgePrefix + "*"}, dockerBridges...) {
+			rules = append(rules,
+				newRule(chain, "containers never reach etcd", iif(in), addrDportInSet(ipv4, unix.IPPROTO_TCP, setEtcd4), drop),
+				newRule(chain, "containers never reach etcd", iif(in), addrDportInSet(ipv6, unix.IPPROTO_TCP, setEtcd6), drop))
+		}
 	}
 	return rules
 }

@@ -15,6 +15,9 @@ import (
 func guardLab(t *testing.T) (*lab, Network, container) {
 	l := newLab(t)
 	web := l.bridge(1)
+	// A multi-host network (its VXLAN device need not exist here): pods
+	// of other hosts may reach it over the underlay (direct routing).
+	web.Uplink = "pnx" + l.tag
 	c := l.container(web, 2)
 	l.addNetwork(web)
 	l.ipBatch(l.host, "addr add 10.96.0.10/32 dev lo")

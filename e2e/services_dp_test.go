@@ -251,3 +251,47 @@ func TestServiceModesTraffic(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceAffinityFlood: 70,000 SYNs from forged sources (more than an
+// affinity set holds) at a ClientIP-affinity NodePort of h1 do not lock
+// new clients out: the outside client and h3's own processes, arriving
+// after the flood, are served. The forged sources' replies never leave
+// the machine: they are routed to the lab's bridge, whose root-namespace
+// FORWARD rules reject anything leaving the lab (scripts/lab.sh).
+func TestServiceAffinityFlood(t *testing.T) {
+	l := svcLab(t)
+	backend(t, l, "h1", "flood1", "--network", svcNet, "-l", "app=flood")
+	v := service(t, l, "h1", "flood", "--selector", "app=flood", "--port", "9002", "--type", "NodePort",
+		"--session-affinity", "ClientIP")
+	endpointsAre(t, l, "flood", "h1/flood1/"+ipOf(t, l, "h1", "flood1", svcNet)+"/true")
+	target := fmt.Sprintf("%s:%d", l.HostIP("h1"), v.Ports[0].NodePort)
+	out := l.MustClient(t, "netcheck", "syn-flood", target, "70000", "198.18.0.0/15")
+	t.Log(out)
+	// The flood filled the endpoint's affinity set.
+	WaitFor(t, shortWait, func() (bool, string) {
+		set := l.MustExec(t, "h1", "sh", "-c", `nft list table inet podnet | grep -o "set svc-aff/flood/[^ ]*" | head -1`)
+		list := l.MustExec(t, "h1", "nft", "list", "set", "inet", "podnet", strings.TrimPrefix(set, "set "))
+		n := strings.Count(list, "198.1")
+		return n >= 65535, fmt.Sprintf("affinity set %s holds %d forged clients", set, n)
+	})
+	for _, from := range []string{"", "h3"} {
+		cmd := []string{"sh", "-c", "echo | timeout 3 busybox nc " + strings.Replace(target, ":", " ", 1)}
+		var out string
+		var err error
+		if from == "" {
+			out, err = l.Client(cmd...)
+		} else {
+			out, err = l.Exec(from, cmd...)
+		}
+		if err != nil || !strings.Contains(out, "hello") {
+			t.Errorf("a new client (%s) after the flood: %v %q, want served", or(from, "outside"), err, out)
+		}
+	}
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

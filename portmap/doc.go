@@ -234,7 +234,10 @@
 // Linux 5.9 or later. ClientIP affinity is kube-proxy's nftables scheme:
 // one timeout set of clients per endpoint, looked up in turn (only for
 // services with affinity), refreshed on each new connection; a client in
-// none picks at random and its endpoint's chain records it.
+// none picks at random and its endpoint's chain records it, in a rule of
+// its own: a set filled to its 65535 elements (a flood of forged sources
+// does that in seconds) fails the update and ends only that rule, so new
+// clients are balanced without affinity instead of refused.
 // externalTrafficPolicy Local sends external IPs and NodePorts to a chain
 // that keeps traffic from this host's containers and processes
 // cluster-wide and sends outside traffic to local endpoints only

@@ -410,7 +410,11 @@ func (b *portBuilder) localChain(k keyspace, cluster svcTarget) svcTarget {
 // per endpoint (the clients sticking to it), looked up in turn; a client
 // in none of them picks an endpoint at random, whose chain records it.
 // Like kube-proxy's nftables mode; the lookups are per endpoint of this
-// service only, and only for services with affinity.
+// service only, and only for services with affinity. Recording is a rule
+// of its own, apart from the goto: a full set (65535 clients, as a flood
+// of forged sources makes it) fails the update, which ends only that
+// rule, so a new client is still sent on, without affinity, instead of
+// falling through un-NATed (refused) until entries expire.
 func (b *portBuilder) affinity(k keyspace, eps []netip.Addr) svcTarget {
 	f := k.fam
 	name := fmt.Sprintf("%saff-%s/%s", svcPrefix, k, b.pid)
@@ -426,7 +430,8 @@ func (b *portBuilder) affinity(k keyspace, eps []netip.Addr) svcTarget {
 		b.o.chains = append(b.o.chains, chainDef{name: epChain})
 		b.o.rules = append(b.o.rules,
 			newRule(name, "", addrInSet(f, saddr, set), gotoChain(epChain)),
-			newRule(epChain, "", updateSaddr(f, set), gotoChain(bucketName(k, i))))
+			newRule(epChain, "", updateSaddr(f, set)),
+			newRule(epChain, "", gotoChain(bucketName(k, i))))
 		epChains = append(epChains, epChain)
 	}
 	b.o.rules = append(b.o.rules, pickRules(name, epChains)...)

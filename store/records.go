@@ -9,9 +9,13 @@ import (
 // lease: a host that is down is still known (its blocks stay reserved).
 type Host struct {
 	Name string `json:"name"`
-	// Underlay is the address other hosts reach this one at.
-	Underlay netip.Addr `json:"underlay,omitzero"`
-	Since    time.Time  `json:"since"`
+	// Underlay is the address other hosts reach this one at; Network
+	// is its subnet and Gateway the router of the host's default route
+	// (what no service may take as an external IP, with Underlay).
+	Underlay netip.Addr   `json:"underlay,omitzero"`
+	Network  netip.Prefix `json:"network,omitzero"`
+	Gateway  netip.Addr   `json:"gateway,omitzero"`
+	Since    time.Time    `json:"since"`
 }
 
 // HostAlive is the leased record that says a host is up.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/podnet/podnet/admin"
@@ -56,13 +57,13 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 // for.
 func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
 	owners := map[string]string{}
-	for _, prefix := range []string{store.ServiceIPsPrefix, store.NodePortsPrefix} {
+	for _, prefix := range []string{store.ServiceIPsPrefix, store.NodePortsPrefix, store.ExternalIPsPrefix} {
 		kvs, _, err := r.st.List(ctx, prefix)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", prefix, err)
 		}
 		for _, kv := range kvs {
-			var c store.NodePortClaim // both claims are {"service": name}
+			var c store.NodePortClaim // every claim is {"service": name}
 			if kv.Decode(&c) == nil {
 				owners[kv.Key] = c.Service
 			}
@@ -71,10 +72,7 @@ func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
 	asked := map[string]string{}
 	for _, s := range ss {
 		for _, k := range claims(s) {
-			what := "nodePort " + k[len(store.NodePortsPrefix):]
-			if s.ClusterIP.IsValid() && k == store.ServiceIPKey(s.ClusterIP) {
-				what = "clusterIP " + s.ClusterIP.String()
-			}
+			what := claimWhat(s, k)
 			if o, ok := owners[k]; ok && o != s.Name {
 				return inputf("service %s: %s is taken by service %s", s.Name, what, o)
 			}
@@ -147,6 +145,16 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 	held := claims(old)
 	if err := r.allocate(ctx, &want, held); err != nil {
 		return "", true, err
+	}
+	// A service from before external IPs were claimed holds none yet:
+	// claim them now, like new ones.
+	for i := 0; i < len(held); i++ {
+		if k := held[i]; strings.HasPrefix(k, store.ExternalIPsPrefix) {
+			if _, err := r.st.Get(ctx, k, nil); errors.Is(err, store.ErrNotFound) {
+				held = slices.Delete(held, i, i+1)
+				i--
+			}
+		}
 	}
 	want.Created, want.Updated = old.Created, time.Now().UTC()
 	now := claims(want)

@@ -79,26 +79,58 @@ func (r *Registry) Create(ctx context.Context, spec admin.ServiceSpec) (store.Se
 	return r.create(ctx, s)
 }
 
-// claims are the claim keys a service holds.
+// claims are the claim keys a service holds: its VIP, its NodePorts and
+// each port of each external IP, with what each is (for errors).
 func claims(s store.Service) []string {
 	var out []string
+	for _, c := range claimsOf(s) {
+		out = append(out, c.key)
+	}
+	return out
+}
+
+type claim struct{ key, what string }
+
+func claimsOf(s store.Service) []claim {
+	var out []claim
+	add := func(key, what string) {
+		if !slices.ContainsFunc(out, func(c claim) bool { return c.key == key }) {
+			out = append(out, claim{key, what})
+		}
+	}
 	if s.ClusterIP.IsValid() {
-		out = append(out, store.ServiceIPKey(s.ClusterIP))
+		add(store.ServiceIPKey(s.ClusterIP), "clusterIP "+s.ClusterIP.String())
 	}
 	for _, p := range s.Ports {
-		if p.NodePort != 0 && !slices.Contains(out, store.NodePortKey(p.NodePort)) {
-			out = append(out, store.NodePortKey(p.NodePort))
+		if p.NodePort != 0 {
+			add(store.NodePortKey(p.NodePort), "nodePort "+strconv.Itoa(int(p.NodePort)))
+		}
+		for _, a := range s.ExternalIPs {
+			add(store.ExternalIPKey(a, p.Protocol, p.Port), fmt.Sprintf("external IP %s port %s", a, portKey(p.Port, p.Protocol)))
 		}
 	}
 	return out
 }
 
+// claimWhat describes a claim key of s.
+func claimWhat(s store.Service, key string) string {
+	for _, c := range claimsOf(s) {
+		if c.key == key {
+			return c.what
+		}
+	}
+	return key
+}
+
 func claimOps(s store.Service, keys []string) []store.Op {
 	ops := make([]store.Op, 0, len(keys))
 	for _, k := range keys {
-		if strings.HasPrefix(k, store.ServiceIPsPrefix) {
+		switch {
+		case strings.HasPrefix(k, store.ServiceIPsPrefix):
 			ops = append(ops, store.Put(k, store.ServiceIPClaim{Service: s.Name}))
-		} else {
+		case strings.HasPrefix(k, store.ExternalIPsPrefix):
+			ops = append(ops, store.Put(k, store.ExternalIPClaim{Service: s.Name}))
+		default:
 			ops = append(ops, store.Put(k, store.NodePortClaim{Service: s.Name}))
 		}
 	}
@@ -144,19 +176,10 @@ func (r *Registry) whyTaken(ctx context.Context, want store.Service, creating bo
 			return inputf("service %s already exists (podnetctl service get %s shows it; podnetctl apply -f changes it)", want.Name, want.Name)
 		}
 	}
-	if want.ClusterIP.IsValid() {
-		var c store.ServiceIPClaim
-		if _, err := r.st.Get(ctx, store.ServiceIPKey(want.ClusterIP), &c); err == nil && c.Service != want.Name {
-			return inputf("service %s: clusterIP %s is taken by service %s", want.Name, want.ClusterIP, c.Service)
-		}
-	}
-	for _, p := range want.Ports {
-		if p.NodePort == 0 {
-			continue
-		}
-		var c store.NodePortClaim
-		if _, err := r.st.Get(ctx, store.NodePortKey(p.NodePort), &c); err == nil && c.Service != want.Name {
-			return inputf("service %s: nodePort %d is taken by service %s", want.Name, p.NodePort, c.Service)
+	for _, cl := range claimsOf(want) {
+		var c store.NodePortClaim // every claim is {"service": name}
+		if _, err := r.st.Get(ctx, cl.key, &c); err == nil && c.Service != want.Name {
+			return inputf("service %s: %s is taken by service %s", want.Name, cl.what, c.Service)
 		}
 	}
 	return nil
@@ -194,6 +217,14 @@ func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string
 		if p.NodePort != 0 {
 			taken[strconv.Itoa(int(p.NodePort))] = true
 		}
+	}
+	pub, err := r.publishedPorts(ctx)
+	if err != nil {
+		return err
+	}
+	for k := range pub {
+		port, _, _ := strings.Cut(k, "/")
+		taken[port] = true // a port published with any protocol: no NodePort of any
 	}
 	span := NodePortMax - NodePortMin + 1
 	for i := range s.Ports {
@@ -244,23 +275,25 @@ func (r *Registry) pickVIP(taken map[string]bool) (netip.Addr, bool) {
 }
 
 // checkAgainstCluster refuses what the spec alone cannot show: an
-// external IP that is a pod address (inside a podnet pool).
+// external IP that is an address podnet or its underlay lives on (a
+// registered host's underlay address, its network's own, broadcast and
+// gateway addresses, an etcd member, a pod address), whatever the
+// allow-list says, and a NodePort a container publishes with -p.
 func (r *Registry) checkAgainstCluster(ctx context.Context, ss []store.Service) error {
-	kvs, _, err := r.st.List(ctx, store.PoolsPrefix)
-	if err != nil {
-		return fmt.Errorf("list pools: %w", err)
-	}
-	for _, s := range ss {
-		for _, a := range s.ExternalIPs {
-			for _, kv := range kvs {
-				p, err := store.ParsePoolName(strings.TrimPrefix(kv.Key, store.PoolsPrefix))
-				if err == nil && p.Contains(a) {
-					return inputf("service %s: external IP %s is a pod address (podnet pool %s): use an address outside podnet's networks", s.Name, a, p.Masked())
+	if slices.ContainsFunc(ss, func(s store.Service) bool { return len(s.ExternalIPs) > 0 }) {
+		ctl, err := loadControlAddrs(ctx, r.st, r.log)
+		if err != nil {
+			return fmt.Errorf("check external IPs: %w", err)
+		}
+		for _, s := range ss {
+			for _, a := range s.ExternalIPs {
+				if why := ctl.why(a); why != "" {
+					return inputf("service %s: external IP %s is %s, which podnet never takes over (not even inside --external-ip-cidrs)", s.Name, a, why)
 				}
 			}
 		}
 	}
-	return nil
+	return r.checkPublished(ctx, ss)
 }
 
 // Remove deletes a service and releases its VIP and NodePorts; found is

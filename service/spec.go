@@ -107,6 +107,10 @@ type ServiceRange struct {
 	// Reserved holds the network address, .1, the cluster DNS address and
 	// (IPv4) the broadcast address.
 	Reserved map[netip.Addr]string
+	// ExternalCIDRs is the cluster's allow-list of external IPs
+	// (--external-ip-cidrs, canonical: ParseExternalIPCIDRs); empty
+	// allows none.
+	ExternalCIDRs []netip.Prefix
 }
 
 // NewServiceRange checks a service CIDR (IPv4 /12../28, IPv6 /108../124,
@@ -337,15 +341,10 @@ func (r ServiceRange) validateExternalIPs(in []string) ([]netip.Addr, error) {
 			return nil, fmt.Errorf("external IP %q is not an IP address", x)
 		}
 		a = a.Unmap()
-		switch {
-		case a.Is4() != r.CIDR.Addr().Is4():
-			return nil, fmt.Errorf("external IP %s: the service CIDR %s is of the other address family", a, r.CIDR)
-		case a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() ||
-			a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-			return nil, fmt.Errorf("external IP %s cannot receive service traffic (unspecified, loopback, multicast, link-local or broadcast)", a)
-		case r.CIDR.Contains(a):
-			return nil, fmt.Errorf("external IP %s lies in the service CIDR %s: VIPs are allocated from it", a, r.CIDR)
-		case slices.Contains(out, a):
+		if err := r.checkExternalIP(a); err != nil {
+			return nil, err
+		}
+		if slices.Contains(out, a) {
 			return nil, fmt.Errorf("external IP %s is given twice", a)
 		}
 		out = append(out, a)

@@ -17,6 +17,12 @@ func testRange(t *testing.T) ServiceRange {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The lab-like allow-list: documentation addresses and a range that
+	// holds the tests' pool, hosts and gateway.
+	r.ExternalCIDRs, err = ParseExternalIPCIDRs([]string{"192.0.2.0/24", "10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
@@ -94,6 +100,10 @@ func TestValidateRefuses(t *testing.T) {
 		{"external IP in CIDR", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"10.96.5.5"} }, "lies in the service CIDR"},
 		{"external IP twice", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"192.0.2.1", "192.0.2.1"} }, "given twice"},
 		{"external IP v6", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"2001:db8::1"} }, "other address family"},
+		{"external IP outside the allow-list", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"8.8.8.8"} },
+			"external IP 8.8.8.8 is outside the cluster's --external-ip-cidrs 10.0.0.0/8,192.0.2.0/24"},
+		{"external IP link-local", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"169.254.169.254"} }, "cannot receive"},
+		{"external IP multicast", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"224.0.0.251"} }, "cannot receive"},
 		{"affinity unknown", func(s *admin.ServiceSpec) { s.SessionAffinity = "Cookie" }, `sessionAffinity "Cookie"`},
 		{"timeout without ClientIP", func(s *admin.ServiceSpec) {
 			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: ptr(5)}}
@@ -163,3 +173,26 @@ func TestServiceRange(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestExternalIPsNoneAllowed: without --external-ip-cidrs every external
+// IP is refused, naming the flag.
+func TestExternalIPsNoneAllowed(t *testing.T) {
+	r := testRange(t)
+	r.ExternalCIDRs = nil
+	spec := webSpec()
+	spec.ExternalIPs = []string{"192.0.2.9"}
+	_, err := r.Validate(spec)
+	if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "allows no external IPs (podnetd --external-ip-cidrs is empty)") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestParseExternalIPCIDRs(t *testing.T) {
+	got, err := ParseExternalIPCIDRs([]string{"192.0.2.7/24", " 10.1.2.3 ", "", "192.0.2.0/24", "::ffff:10.9.0.0/112"})
+	if err != nil || prefixesText(got) != "10.1.2.3/32,10.9.0.0/16,192.0.2.0/24" {
+		t.Fatalf("%v %v", prefixesText(got), err)
+	}
+	if _, err := ParseExternalIPCIDRs([]string{"example.com"}); err == nil || !strings.Contains(err.Error(), "--external-ip-cidrs") {
+		t.Fatalf("garbage: %v", err)
+	}
+}

@@ -25,6 +25,9 @@ var domainRE = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([
 
 // validateServices checks the service flags.
 func (c *config) validateServices() error {
+	if _, err := service.ParseExternalIPCIDRs(c.ExternalIPs); err != nil {
+		return err
+	}
 	if _, err := c.serviceRange(); err != nil {
 		return fmt.Errorf("--service-cidr: %w", err)
 	}
@@ -43,7 +46,12 @@ func (c *config) serviceRange() (service.ServiceRange, error) {
 	if c.DNSAddr != "off" {
 		dnsAddr, _ = netip.ParseAddr(c.DNSAddr)
 	}
-	return service.NewServiceRange(p, dnsAddr)
+	r, err := service.NewServiceRange(p, dnsAddr)
+	if err != nil {
+		return r, err
+	}
+	r.ExternalCIDRs, err = service.ParseExternalIPCIDRs(c.ExternalIPs)
+	return r, err
 }
 
 // newServices checks this podnetd's service CIDR against the cluster's
@@ -55,6 +63,9 @@ func newServices(ctx context.Context, cfg *config, st *store.Store, cat *service
 		return nil, err
 	}
 	if err := service.EnsureServiceCIDR(ctx, st, rng.CIDR, cfg.HostName); err != nil {
+		return nil, err
+	}
+	if err := service.EnsureExternalIPCIDRs(ctx, st, rng.ExternalCIDRs, cfg.HostName); err != nil {
 		return nil, err
 	}
 	log = log.With("component", "services")

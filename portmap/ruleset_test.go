@@ -119,12 +119,16 @@ func TestBuildRulesetText(t *testing.T) {
 
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr . tcp dport @etcd4 return comment "podnet's control traffic is never NATed"
+		ip6 daddr . tcp dport @etcd6 return comment "podnet's control traffic is never NATed"
 		jump services
 		fib daddr type local jump published
 	}
 
 	chain output {
 		type nat hook output priority -100; policy accept;
+		ip daddr . tcp dport @etcd4 return comment "podnet's control traffic is never NATed"
+		ip6 daddr . tcp dport @etcd6 return comment "podnet's control traffic is never NATed"
 		jump services
 		ip6 daddr ::1 return
 		fib daddr type local jump published

@@ -309,6 +309,9 @@ func buildServiceObjects(s *svcState, bridgePrefix string) *svcObjects {
 		ipCluster := keyspace{fam: f}
 		cluster := b.targetFor(ipCluster, s.slots)
 		for _, a := range addrs {
+			if _, no := s.blocked[svcKey{addr: a, proto: p.Proto, port: p.Port}]; no {
+				continue
+			}
 			key, ktext := addrKey(a, p.Proto, p.Port)
 			b.buckets(ipCluster, s.slots, key, ktext)
 			t := cluster
@@ -320,7 +323,7 @@ func buildServiceObjects(s *svcState, bridgePrefix string) *svcObjects {
 				b.buckets(keyspace{fam: f, local: true}, s.local, key, ktext)
 			}
 		}
-		if p.NodePort == 0 {
+		if _, no := s.blocked[svcKey{proto: p.Proto, port: p.NodePort}]; p.NodePort == 0 || no {
 			continue
 		}
 		npCluster := keyspace{fam: f, nodePort: true}

@@ -277,6 +277,5 @@ func (s *svcState) keys() []svcKey {
 	return out
 }
 
-
 // joinIgnored is the log form of what normalizeService dropped.
 func joinIgnored(ignored []string) string { return strings.Join(ignored, ", ") }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -57,12 +58,15 @@ type Catalog struct {
 	ctrmeta  map[string]store.ContainerMeta // ctrmeta key → record
 	alive    map[string]bool
 	underlay map[string]netip.Addr
-	byLabel  map[string]map[ctrKey]struct{} // "k=v" → containers
-	byTerm   map[string]map[string]struct{} // "k=v" → services selecting it
-	byVIP    map[netip.Addr]string
-	epByCtr  map[ctrKey]map[string]struct{} // container → its epmeta keys
-	children map[ctrKey]map[ctrKey]struct{} // container → container-mode members sharing its stack
-	byHost   map[string]map[ctrKey]struct{}
+	// hostAddrs holds, per registered host, its addresses that no
+	// external IP may be (hostAddrs), with why.
+	hostAddrs map[string]map[netip.Addr]string
+	byLabel   map[string]map[ctrKey]struct{} // "k=v" → containers
+	byTerm    map[string]map[string]struct{} // "k=v" → services selecting it
+	byVIP     map[netip.Addr]string
+	epByCtr   map[ctrKey]map[string]struct{} // container → its epmeta keys
+	children  map[ctrKey]map[ctrKey]struct{} // container → container-mode members sharing its stack
+	byHost    map[string]map[ctrKey]struct{}
 	// loaded counts the prefixes whose first snapshot arrived.
 	loaded map[string]bool
 	// dirty holds services whose computed result may have changed since
@@ -74,6 +78,78 @@ type Catalog struct {
 	// gen counts updates, for readers that poll for "anything new" (the
 	// DNS records saved on disk) without taking Changed from the agent.
 	gen atomic.Uint64
+	// externalOK checks an external IP of a service record against the
+	// cluster's rules (nil: every one passes); see CheckExternalIPs.
+	externalOK func(netip.Addr) error
+}
+
+// CheckExternalIPs makes the agent program only the external IPs ok
+// accepts: a record written by hand, or by a podnetd of an older version,
+// can hold any address, and the cluster's rules (--external-ip-cidrs)
+// hold on every host whatever etcd says. Call it before Run.
+func (c *Catalog) CheckExternalIPs(ok func(netip.Addr) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.externalOK = ok
+}
+
+// hostRecordLocked keeps hostAddrs in line with host h's record; when
+// they change, every service with external IPs is marked (which of them
+// the agent programs may change).
+func (c *Catalog) hostRecordLocked(h string, rec store.Host, deleted bool) {
+	var now map[netip.Addr]string
+	if !deleted && rec.Name == h {
+		now = map[netip.Addr]string{}
+		hostAddrs(rec, func(a netip.Addr, why string) { now[a] = why })
+	}
+	if maps.Equal(now, c.hostAddrs[h]) {
+		return
+	}
+	if now == nil {
+		delete(c.hostAddrs, h)
+	} else {
+		c.hostAddrs[h] = now
+	}
+	for name, s := range c.services {
+		if len(s.ExternalIPs) > 0 {
+			c.markDirty(name, time.Time{})
+		}
+	}
+}
+
+// externalRefusedLocked says why the agent leaves external IP a out
+// (nil: it programs it): the cluster's rules, and the addresses of the
+// registered hosts.
+func (c *Catalog) externalRefusedLocked(a netip.Addr) error {
+	if c.externalOK != nil {
+		if err := c.externalOK(a); err != nil {
+			return err
+		}
+	}
+	for _, addrs := range c.hostAddrs {
+		if why, ok := addrs[a]; ok {
+			return fmt.Errorf("external IP %s is %s, which podnet never takes over", a, why)
+		}
+	}
+	return nil
+}
+
+// refusedExternalIPs says, for service name, which of its external IPs
+// the agent leaves out and why (nil: none).
+func (c *Catalog) refusedExternalIPs(name string) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s := c.services[name]
+	if s == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range s.ExternalIPs {
+		if err := c.externalRefusedLocked(a); err != nil {
+			out = append(out, err.Error()+" (left out)")
+		}
+	}
+	return out
 }
 
 // catalogPrefixes are what a Catalog follows.
@@ -89,7 +165,7 @@ func NewCatalog(self string, v6 bool, log *slog.Logger) *Catalog {
 	return &Catalog{self: self, v6: v6, log: log,
 		services: map[string]*store.Service{}, members: map[ctrKey]*member{},
 		epmeta: map[string]store.EndpointMeta{}, ctrmeta: map[string]store.ContainerMeta{},
-		alive: map[string]bool{}, underlay: map[string]netip.Addr{},
+		alive: map[string]bool{}, underlay: map[string]netip.Addr{}, hostAddrs: map[string]map[netip.Addr]string{},
 		byLabel: map[string]map[ctrKey]struct{}{}, byTerm: map[string]map[string]struct{}{},
 		byVIP: map[netip.Addr]string{}, epByCtr: map[ctrKey]map[string]struct{}{},
 		children: map[ctrKey]map[ctrKey]struct{}{}, byHost: map[string]map[ctrKey]struct{}{}, loaded: map[string]bool{}, dirty: map[string]time.Time{},
@@ -222,6 +298,7 @@ func (c *Catalog) applyLocked(prefix string, kv store.KV, deleted bool) {
 		if !deleted && kv.Decode(&rec) == nil {
 			u = rec.Underlay
 		}
+		c.hostRecordLocked(h, rec, deleted)
 		old, had := c.underlay[h]
 		if deleted || !u.IsValid() {
 			delete(c.underlay, h)

@@ -98,8 +98,12 @@ func (c *Catalog) programLocked(s *store.Service) (portmap.Service, bool) {
 	if s.Headless || !s.ClusterIP.IsValid() {
 		return portmap.Service{}, false
 	}
-	ps := portmap.Service{Name: s.Name, ClusterIP: s.ClusterIP, ExternalIPs: slices.Clone(s.ExternalIPs),
-		LocalOnly: s.ExternalTrafficPolicy == store.TrafficPolicyLocal}
+	ps := portmap.Service{Name: s.Name, ClusterIP: s.ClusterIP, LocalOnly: s.ExternalTrafficPolicy == store.TrafficPolicyLocal}
+	for _, a := range s.ExternalIPs {
+		if c.externalRefusedLocked(a) == nil {
+			ps.ExternalIPs = append(ps.ExternalIPs, a)
+		}
+	}
 	if s.SessionAffinity == store.AffinityClientIP {
 		ps.Affinity = time.Duration(s.AffinityTimeout) * time.Second
 	}

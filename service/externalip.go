@@ -99,10 +99,10 @@ func EnsureExternalIPCIDRs(ctx context.Context, st *store.Store, cidrs []netip.P
 	return fmt.Errorf("record the cluster's external IP CIDRs: etcd keeps changing under it; retry")
 }
 
-// checkExternalIP is the part of the external-IP rules that needs nothing
+// CheckExternalIP is the part of the external-IP rules that needs nothing
 // but the service range: a unicast address of the service family, inside
 // the allow-list, outside the service CIDR.
-func (r ServiceRange) checkExternalIP(a netip.Addr) error {
+func (r ServiceRange) CheckExternalIP(a netip.Addr) error {
 	switch {
 	case a.Is4() != r.CIDR.Addr().Is4():
 		return fmt.Errorf("external IP %s: the service CIDR %s is of the other address family", a, r.CIDR)
@@ -154,19 +154,11 @@ func loadControlAddrs(ctx context.Context, st *store.Store, log *slog.Logger) (C
 		if kv.Decode(&h) != nil {
 			continue
 		}
-		add := func(a netip.Addr, why string) {
-			if a = a.Unmap(); a.IsValid() {
-				if _, ok := c.Addrs[a]; !ok {
-					c.Addrs[a] = why
-				}
+		hostAddrs(h, func(a netip.Addr, why string) {
+			if _, ok := c.Addrs[a]; !ok {
+				c.Addrs[a] = why
 			}
-		}
-		add(h.Underlay, "the underlay address of host "+h.Name)
-		add(h.Gateway, "the underlay gateway of host "+h.Name)
-		if n := h.Network.Masked(); n.IsValid() && n.Addr().Is4() && n.Bits() < 31 {
-			add(n.Addr(), "the address of host "+h.Name+"'s underlay network "+n.String())
-			add(lastAddr(n), "the broadcast address of host "+h.Name+"'s underlay network "+n.String())
-		}
+		})
 	}
 	pools, _, err := st.List(ctx, store.PoolsPrefix)
 	if err != nil {
@@ -189,6 +181,23 @@ func loadControlAddrs(ctx context.Context, st *store.Store, log *slog.Logger) (C
 		}
 	}
 	return c, nil
+}
+
+// hostAddrs calls add with each address of host h that no external IP
+// may be: its underlay address and gateway, its underlay network's own
+// and broadcast addresses.
+func hostAddrs(h store.Host, add func(a netip.Addr, why string)) {
+	put := func(a netip.Addr, why string) {
+		if a = a.Unmap(); a.IsValid() {
+			add(a, why)
+		}
+	}
+	put(h.Underlay, "the underlay address of host "+h.Name)
+	put(h.Gateway, "the underlay gateway of host "+h.Name)
+	if n := h.Network.Masked(); n.IsValid() && n.Addr().Is4() && n.Bits() < 31 {
+		put(n.Addr(), "the address of host "+h.Name+"'s underlay network "+n.String())
+		put(lastAddr(n), "the broadcast address of host "+h.Name+"'s underlay network "+n.String())
+	}
 }
 
 // lastAddr is the highest address of an IPv4 prefix.

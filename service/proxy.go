@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -225,7 +226,7 @@ func (p *Proxy) applyChanges(ctx context.Context) bool {
 				err = pr.DeleteService(ctx, ch.name)
 			}
 		}
-		if err != nil {
+		if err != nil && !settled(err) {
 			p.log.Warn("service not programmed; retrying", "service", ch.name, "err", err)
 			p.remark(ch)
 			ok = false
@@ -247,6 +248,15 @@ func (p *Proxy) applyChanges(ctx context.Context) bool {
 	}
 	p.refreshFailing(touched, false)
 	return ok
+}
+
+// settled says err is the data plane's last word on a service (it
+// cannot be expressed, or conflicts with another): trying again changes
+// nothing until the service or the other one changes, so the service is
+// not retried every second; its status says why (reportStatus, which logs
+// it once per change).
+func settled(err error) bool {
+	return errors.Is(err, portmap.ErrServiceInvalid) || errors.Is(err, portmap.ErrServiceConflict)
 }
 
 // change is one service whose data-plane view changed: want (absent
@@ -339,8 +349,13 @@ func (p *Proxy) refreshFailing(names []string, all bool) {
 		if _, ok := p.programmed[n]; !ok || pr == nil {
 			continue
 		}
+		var why []string
 		if err := pr.ServiceStatus(n); err != nil {
-			p.failing[n] = err.Error()
+			why = append(why, err.Error())
+		}
+		why = append(why, p.cat.refusedExternalIPs(n)...)
+		if len(why) > 0 {
+			p.failing[n] = strings.Join(why, "; ")
 		}
 	}
 }

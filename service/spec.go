@@ -341,7 +341,7 @@ func (r ServiceRange) validateExternalIPs(in []string) ([]netip.Addr, error) {
 			return nil, fmt.Errorf("external IP %q is not an IP address", x)
 		}
 		a = a.Unmap()
-		if err := r.checkExternalIP(a); err != nil {
+		if err := r.CheckExternalIP(a); err != nil {
 			return nil, err
 		}
 		if slices.Contains(out, a) {

@@ -83,7 +83,9 @@ func newCatalog(cfg *config, log *slog.Logger) (*service.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return service.NewCatalog(cfg.HostName, rng.CIDR.Addr().Is6(), log.With("component", "services")), nil
+	c := service.NewCatalog(cfg.HostName, rng.CIDR.Addr().Is6(), log.With("component", "services"))
+	c.CheckExternalIPs(rng.CheckExternalIP)
+	return c, nil
 }
 
 // start runs the catalog and the proxy agent, which programs services

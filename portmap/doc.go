@@ -292,6 +292,26 @@
 // the underlay to the VXLAN device), so PODNET-FORWARD also accepts the
 // service conntrack mark in Docker's FORWARD chain.
 //
+// Control traffic. The nat prerouting and output chains begin with
+// returns for podnet's own control traffic — etcd's client and peer ports
+// of its members (@etcd4/6), VXLAN to the registered hosts and to this
+// host, the cluster DNS — before they jump to services or published
+// ports. Those chains are rewritten by every Sync, unlike the service
+// section, which a restarted podnetd leaves as it was until it has read
+// etcd: a bad service record that took etcd's address and port can
+// therefore never cut a host off etcd (and so off the record's removal).
+//
+// Conflicts. A service's keys (address:port, NodePort) are claimed one
+// by one: a key another service holds, or a NodePort that a -p of this
+// host or a listening process holds (Options.PortInUse on the wildcard
+// addresses), is left out and kept in the service's blocked set with why;
+// the rest of the service is programmed. ServiceStatus reports the
+// blocked elements (ErrServiceConflict). Keys a change frees go to the
+// services that were denied them, in the same batch; NodePorts held by
+// local ports are looked at again by every SetServices (the agent's
+// resync). Publish refuses a host port that is a NodePort here, naming
+// its service.
+//
 // Service state. SetServices builds the whole desired set; the first call
 // after a start rewrites the service section in one batch (until then
 // Sync leaves the previous podnetd's service rules in place, so a restart

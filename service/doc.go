@@ -36,6 +36,28 @@
 //     skips auto pools) inside it. Its network address, .1, .10 (the
 //     cluster DNS), the configured DNS address and the broadcast address
 //     are never handed out.
+//   - External IPs (externalip.go) take traffic for an address on every
+//     host, so they are a privilege: only from the cluster's allow-list
+//     (--external-ip-cidrs, a cluster fact recorded like the service CIDR),
+//     never an address podnet or the underlay lives on (hosts' underlay
+//     addresses, networks and gateways from their host records, etcd
+//     members from etcd's member list, pools). Each external IP's port and
+//     protocol is a claim (externalips/), written in the service's
+//     transaction like its VIP and NodePorts. The agent applies the rules
+//     it can check without etcd (allow-list, service CIDR, the hosts it
+//     follows) again to what it programs, so a record written by hand
+//     cannot capture them either; the data plane keeps podnet's control
+//     traffic out of every NAT (portmap's guard).
+//   - NodePorts and -p host ports are one space per host: the registry
+//     refuses (and never allocates) a NodePort that a container publishes
+//     on any host (endpoint records carry their ports), naming it; the
+//     data plane refuses -p on a NodePort and leaves a NodePort out where
+//     a -p or a host process holds the port first.
+//   - A service the data plane programs only in part (an element another
+//     service holds, a NodePort a local port holds) is reported by
+//     ServiceStatus like one it cannot program; such errors are settled
+//     (ErrServiceInvalid, ErrServiceConflict): the agent does not retry
+//     them every second, and reports and logs them once per change.
 //   - Files are parsed by podnetd (one parser and one validator whatever
 //     the client): unknown fields are refused with their line, values of
 //     the wrong type with theirs; a whole file is validated and checked

@@ -141,7 +141,7 @@ func (c *cli) serviceCreateCmd() *cobra.Command {
 	fl.StringVar(&f.typ, "type", "", "ClusterIP (default) or NodePort")
 	fl.IntSliceVar(&f.nodePorts, "node-port", nil, "NodePort of the i-th --port (30000-32767, or 0: allocated; ports past the list: allocated); implies --type NodePort when --type is not given")
 	fl.StringVar(&f.vip, "vip", "", "the VIP, from the service CIDR (default: allocated), or None for a headless service")
-	fl.StringArrayVar(&f.externalIPs, "external-ip", nil, "an address outside the pod networks whose traffic to the service's ports is the service's (repeatable)")
+	fl.StringArrayVar(&f.externalIPs, "external-ip", nil, "an address of podnetd's --external-ip-cidrs whose traffic to the service's ports is the service's, on every host (repeatable)")
 	fl.StringVar(&f.affinity, "session-affinity", "", "None (default) or ClientIP: a client keeps its endpoint")
 	fl.DurationVar(&f.affinityTimeout, "affinity-timeout", 0, "how long a ClientIP affinity lasts after the client's last new connection: 1s to 24h (default 3h)")
 	fl.StringVar(&f.policy, "external-traffic-policy", "", "Cluster (default) or Local: NodePort and external-IP traffic only to this host's endpoints, client address kept")

@@ -48,7 +48,7 @@
 //     milliseconds instead of waiting for the whole round.
 //   - Restore reads this host's records at start, re-ensures bridges
 //     (idempotent: running containers keep their veths and traffic), and
-//     hands the whole desired NAT state to portmap for one atomic sync.
+//     hands the whole desired NAT state to the data plane (package dataplane) for one atomic sync.
 //   - macvlan and ipvlan (lan.go). CreateEndpoint makes the container's
 //     sub-interface pnv<ep> on the parent in the host namespace, left down
 //     for Docker to move and configure; Join returns the LAN's gateway,
@@ -73,13 +73,20 @@
 //     sub-interfaces; the shim pn-<net> (a sub-interface in the host
 //     namespace with a /32 from the pool) is the host's way in. It takes
 //     the bridge's name so the NAT engine treats it as the network's
-//     host-side interface; portmap.Network.LAN makes it masquerade
+//     host-side interface; dataplane.Network.LAN makes it masquerade
 //     published and service connections into it, whose replies would
 //     otherwise bypass the host, and keeps the LAN's subnet out of the pod
 //     subnets (reverse-path guard, outbound masquerade of other networks).
 //   - VLAN parents are podnet's only when an etcd record (vlans/<host>/)
 //     written before the link says so; restore and GC remove recorded
 //     links no network uses, so a kill -9 at any point leaves nothing.
+//   - CNI attachments (attach.go): endpoints made for a CNI runtime's
+//     container (package cniattach) take the same steps as Docker's, with
+//     the published ports and the container's metadata in the endpoint's
+//     transaction. Docker never knew them, so GC against Docker keeps
+//     them (they go with their network, by DEL or CNI GC, or once
+//     DeadAttachments finds their container gone); only bridge and vxlan
+//     networks take them.
 //   - Interface names (pn-<net>, pnh<ep>, pnc<ep>, pnv<ep>, pnp<net>,
 //     pnd<net>, pne<net>) are an upgrade contract.
 package driver

@@ -46,11 +46,3 @@ func TestIPVlanInQEMUGuest(t *testing.T) {
 		}
 	}
 }
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

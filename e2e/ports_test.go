@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,7 +139,10 @@ func TestPortSpaceShared(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "id"), []byte("hostproc\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pid := atoi(t, l.MustExec(t, "h3", "sh", "-c", "busybox httpd -f -p 30630 -h "+dir+" >/dev/null 2>&1 </dev/null & echo $!"))
+	pid, err := strconv.Atoi(l.MustExec(t, "h3", "sh", "-c", "busybox httpd -f -p 30630 -h "+dir+" >/dev/null 2>&1 </dev/null & echo $!"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 	WaitFor(t, shortWait, func() (bool, string) {
 		out, err := curlClient(l, "http://"+l.HostIP("h3")+":30630/id")

@@ -57,7 +57,7 @@ type Config struct {
 	Sysctl func(key, value string) error
 	// Peers, if set, is called with the underlay addresses of every host
 	// registered in etcd (hosts/, alive or not) whenever they change: the
-	// addresses VXLAN may come from (portmap's guard).
+	// addresses VXLAN may come from (the data plane's guard).
 	Peers func([]netip.Addr)
 }
 

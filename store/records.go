@@ -197,8 +197,23 @@ type Endpoint struct {
 	HostVeth string       `json:"hostVeth,omitempty"`
 	PeerVeth string       `json:"peerVeth,omitempty"`
 	// Ports are the published ports (docker run -p) as programmed.
-	Ports   []PortMapping `json:"ports,omitempty"`
-	Created time.Time     `json:"created"`
+	Ports []PortMapping `json:"ports,omitempty"`
+	// CNI is set when a CNI runtime (podman, containerd, a kubelet) made
+	// the endpoint through podnet's CNI plugin instead of Docker: Docker
+	// knows nothing of it, so Docker's garbage collection and watcher leave
+	// it alone.
+	CNI     *CNIAttachment `json:"cni,omitempty"`
+	Created time.Time      `json:"created"`
+}
+
+// CNIAttachment identifies an endpoint the way CNI does: the network
+// configuration's name, the container and the interface name inside it.
+type CNIAttachment struct {
+	Network     string `json:"network"`
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifname"`
+	// NetNS is the namespace path the runtime gave (for the operator).
+	NetNS string `json:"netns,omitempty"`
 }
 
 // EndpointMeta is what Docker knows about an endpoint's container, written
@@ -218,6 +233,35 @@ type EndpointMeta struct {
 	IPv6    netip.Addr        `json:"ipv6,omitzero"`
 	// Ready is true while the container runs and is not unhealthy (a
 	// container without a health check is ready when running).
-	Ready   bool      `json:"ready"`
+	Ready bool `json:"ready"`
+	// Runtime is "" for Docker's endpoints (written by the Docker
+	// watcher) and RuntimeCNI for CNI attachments (written by podnetd at
+	// ADD and by the watcher of a CNI runtime's engine): each writer
+	// leaves the other's records alone.
+	Runtime string    `json:"runtime,omitempty"`
 	Updated time.Time `json:"updated"`
+}
+
+// RuntimeCNI marks the metadata of a CNI attachment (EndpointMeta.Runtime).
+const RuntimeCNI = "cni"
+
+// ReservedAddrs calls add with each address of host h that no service
+// may take as an external IP, and why: its underlay address and gateway,
+// its underlay network's own and broadcast addresses.
+func (h Host) ReservedAddrs(add func(a netip.Addr, why string)) {
+	put := func(a netip.Addr, why string) {
+		if a = a.Unmap(); a.IsValid() {
+			add(a, why)
+		}
+	}
+	put(h.Underlay, "the underlay address of host "+h.Name)
+	put(h.Gateway, "the underlay gateway of host "+h.Name)
+	if n := h.Network.Masked(); n.IsValid() && n.Addr().Is4() && n.Bits() < 31 {
+		b := n.Addr().As4()
+		for i := n.Bits(); i < 32; i++ {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+		put(n.Addr(), "the address of host "+h.Name+"'s underlay network "+n.String())
+		put(netip.AddrFrom4(b), "the broadcast address of host "+h.Name+"'s underlay network "+n.String())
+	}
 }

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/store"
 )
 
@@ -15,10 +15,10 @@ import (
 // rarely; a new member is covered within this interval).
 const etcdGuardInterval = 5 * time.Minute
 
-// guardEtcd keeps portmap's etcd set (containers never reach etcd) on the
+// guardEtcd keeps the data plane's etcd set (containers never reach etcd) on the
 // endpoints podnetd was given and, once etcd answers, the client and peer
 // URLs of every member of the cluster.
-func guardEtcd(ctx context.Context, st *store.Store, ports *portmap.Engine, log *slog.Logger) {
+func guardEtcd(ctx context.Context, st *store.Store, ports *dataplane.Engine, log *slog.Logger) {
 	set := func(eps []netip.AddrPort) {
 		if err := ports.SetEtcd(ctx, eps); err != nil && ctx.Err() == nil {
 			log.Warn("cannot update the rule keeping containers away from etcd", "err", err)
@@ -43,11 +43,11 @@ func guardEtcd(ctx context.Context, st *store.Store, ports *portmap.Engine, log 
 // dnsCacheFile is where the cluster DNS keeps its records, in --data-dir.
 const dnsCacheFile = "dns-records.json"
 
-// guardPorts tells portmap's guard what it protects on this host before
+// guardPorts tells the data plane's guard what it protects on this host before
 // the first Sync: the cluster DNS (answered only to this host and its
 // containers) and the VXLAN peers a previous podnetd accepted (kept until
 // the overlay has read the hosts from etcd).
-func guardPorts(ctx context.Context, cfg *config, ports *portmap.Engine, log *slog.Logger) {
+func guardPorts(ctx context.Context, cfg *config, ports *dataplane.Engine, log *slog.Logger) {
 	if err := ports.LoadPeers(); err != nil {
 		log.Warn("cannot read the VXLAN peers of the previous run; VXLAN is refused until etcd answers", "err", err)
 	}
@@ -60,7 +60,7 @@ func guardPorts(ctx context.Context, cfg *config, ports *portmap.Engine, log *sl
 
 // peersToGuard is the overlay's Peers callback: the hosts registered in
 // etcd become the addresses VXLAN is accepted from.
-func peersToGuard(ports *portmap.Engine, log *slog.Logger) func([]netip.Addr) {
+func peersToGuard(ports *dataplane.Engine, log *slog.Logger) func([]netip.Addr) {
 	return func(peers []netip.Addr) {
 		if err := ports.SetPeers(context.Background(), peers); err != nil {
 			log.Error("cannot update the VXLAN peers; tunnels from new hosts are refused until the next change", "err", err)

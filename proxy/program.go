@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/store"
+)
+
+// program is what the data plane of this host needs for service name;
+// ok is false when there is no such service or it is headless (no VIP:
+// nothing to program).
+func (p *Agent) program(name string) (dataplane.Service, bool) {
+	s, ok := p.cat.Service(name)
+	if !ok || s.Headless || !s.ClusterIP.IsValid() {
+		return dataplane.Service{}, false
+	}
+	ps := dataplane.Service{Name: s.Name, ClusterIP: s.ClusterIP, LocalOnly: s.ExternalTrafficPolicy == store.TrafficPolicyLocal}
+	for _, a := range s.ExternalIPs {
+		if p.externalRefused(a) == nil {
+			ps.ExternalIPs = append(ps.ExternalIPs, a)
+		}
+	}
+	if s.SessionAffinity == store.AffinityClientIP {
+		ps.Affinity = time.Duration(s.AffinityTimeout) * time.Second
+	}
+	for _, sp := range s.Ports {
+		ps.Ports = append(ps.Ports, dataplane.ServicePort{Name: sp.Name, Proto: dataplane.Proto(strings.ToLower(sp.Protocol)),
+			Port: sp.Port, TargetPort: sp.TargetPort, NodePort: sp.NodePort})
+	}
+	for _, e := range p.cat.Ready(s) {
+		ps.Endpoints = append(ps.Endpoints, dataplane.ServiceEndpoint{Addr: e.Addr, Local: e.Local})
+	}
+	return ps, true
+}
+
+// sameProgram compares two data-plane services.
+func sameProgram(a, b dataplane.Service) bool {
+	return a.Name == b.Name && a.ClusterIP == b.ClusterIP && slices.Equal(a.ExternalIPs, b.ExternalIPs) &&
+		slices.Equal(a.Ports, b.Ports) && slices.Equal(a.Endpoints, b.Endpoints) &&
+		a.Affinity == b.Affinity && a.LocalOnly == b.LocalOnly
+}
+
+// externalRefused says why the agent leaves external IP a out (nil: it
+// programs it): the cluster's rules, or an address of a registered host.
+func (p *Agent) externalRefused(a netip.Addr) error {
+	if ok := p.cfg.ExternalIPOK; ok != nil {
+		if err := ok(a); err != nil {
+			return err
+		}
+	}
+	if why := p.cat.Reserved(a); why != "" {
+		return fmt.Errorf("external IP %s is %s, which podnet never takes over", a, why)
+	}
+	return nil
+}
+
+// refusedExternalIPs lists, for service name, the external IPs the agent
+// leaves out and why (for its status).
+func (p *Agent) refusedExternalIPs(name string) []string {
+	s, ok := p.cat.Service(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, a := range s.ExternalIPs {
+		if err := p.externalRefused(a); err != nil {
+			out = append(out, err.Error()+" (left out)")
+		}
+	}
+	return out
+}

@@ -83,6 +83,10 @@ type ServiceEndpointView struct {
 	// Address is empty when it cannot be known (see Reason).
 	Address string `json:"address,omitempty" yaml:"address,omitempty"`
 	Ports   []int  `json:"ports" yaml:"ports"`
+	// Reach says from which hosts the endpoint can be reached when that
+	// is not every host ("only from host h1: a single-host (bridge)
+	// network"); each host programs only the endpoints it reaches.
+	Reach string `json:"reach,omitempty" yaml:"reach,omitempty"`
 	Ready   bool   `json:"ready" yaml:"ready"`
 	// Reason says why a not-ready endpoint gets no traffic.
 	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`

@@ -54,6 +54,11 @@ func (c *Catalog) keysLocked(prefix string) []string {
 		for h := range c.underlay {
 			out = append(out, store.HostKey(h))
 		}
+	case store.NetworksPrefix(""):
+		for k := range c.nets {
+			host, id, _ := strings.Cut(k, "/")
+			out = append(out, store.NetworkKey(host, id))
+		}
 	}
 	return out
 }
@@ -66,6 +71,8 @@ func (c *Catalog) applyLocked(prefix string, kv store.KV, deleted bool) {
 		c.applyEndpointMeta(kv, deleted)
 	case store.ContainerMetaPrefix(""):
 		c.applyContainerMeta(kv, deleted)
+	case store.NetworksPrefix(""):
+		c.applyNetwork(kv, deleted)
 	case store.AlivePrefix:
 		h, ok := store.AliveHost(kv.Key)
 		if ok && c.alive[h] == deleted {

@@ -56,6 +56,9 @@ type Catalog struct {
 	ctrmeta  map[string]store.ContainerMeta // ctrmeta key → record
 	alive    map[string]bool
 	underlay map[string]netip.Addr
+	// nets holds what reachability needs of every host's Docker networks
+	// (reach.go), by netKey.
+	nets map[string]netInfo
 	// reserved holds, per registered host, its addresses that no
 	// service may take as an external IP (store.Host.ReservedAddrs).
 	reserved map[string]map[netip.Addr]string
@@ -94,7 +97,7 @@ func (c *Catalog) Reserved(a netip.Addr) string {
 
 // catalogPrefixes are what a Catalog follows.
 var catalogPrefixes = []string{store.ServicesPrefix, store.EndpointMetaPrefix(""), store.ContainerMetaPrefix(""),
-	store.AlivePrefix, store.HostsPrefix}
+	store.AlivePrefix, store.HostsPrefix, store.NetworksPrefix("")}
 
 // New returns an empty catalog for host self; v6 says the service
 // CIDR is IPv6 (endpoints are then picked by their IPv6 address).
@@ -106,7 +109,7 @@ func New(self string, v6 bool, log *slog.Logger) *Catalog {
 		services: map[string]*store.Service{}, members: map[ctrKey]*member{},
 		epmeta: map[string]store.EndpointMeta{}, ctrmeta: map[string]store.ContainerMeta{},
 		alive: map[string]bool{}, underlay: map[string]netip.Addr{}, reserved: map[string]map[netip.Addr]string{},
-		byLabel: map[string]map[ctrKey]struct{}{}, byTerm: map[string]map[string]struct{}{},
+		nets: map[string]netInfo{}, byLabel: map[string]map[ctrKey]struct{}{}, byTerm: map[string]map[string]struct{}{},
 		byVIP: map[netip.Addr]string{}, epByCtr: map[ctrKey]map[string]struct{}{},
 		children: map[ctrKey]map[ctrKey]struct{}{}, byHost: map[string]map[ctrKey]struct{}{}, loaded: map[string]bool{}, dirty: map[string]time.Time{},
 		changed: make(chan struct{}, 1)}

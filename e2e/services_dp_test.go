@@ -295,3 +295,41 @@ func or(s, def string) string {
 	}
 	return s
 }
+
+// TestServiceReachableEndpoints: a NodePort whose only endpoint sits on
+// h1's single-host bridge network answers on h1, and on the hosts that
+// cannot reach that network it is refused at once instead of timing out;
+// service get says from where the endpoint is reachable (and that an
+// --internal network's endpoint is reachable from its own host only).
+func TestServiceReachableEndpoints(t *testing.T) {
+	l := svcLab(t)
+	podnetNet(t, l, "h1", "reachbr", "--subnet", "10.95.0.0/24")
+	podnetNet(t, l, "h2", "reachint", "--subnet", "10.95.1.0/24", "--internal")
+	backend(t, l, "h1", "reach1", "--network", "reachbr", "-l", "app=reach", "--hostname", "reach1")
+	backend(t, l, "h2", "reach2", "--network", "reachint", "-l", "app=reachint")
+	v := service(t, l, "h1", "reach", "--selector", "app=reach", "--port", "80:8080", "--type", "NodePort")
+	service(t, l, "h1", "reachint", "--selector", "app=reachint", "--port", "80:8080")
+	for name, want := range map[string]string{
+		"reach":    "only from host h1: a single-host (bridge) network",
+		"reachint": "only from host h2: an --internal single-host network",
+	} {
+		WaitFor(t, shortWait, func() (bool, string) {
+			eps := svcGet(t, l, "h3", name).Status.Endpoints
+			return len(eps) == 1 && eps[0].Ready && eps[0].Reach == want, fmt.Sprintf("%s's endpoints %+v, want reach %q", name, eps, want)
+		})
+	}
+	node := fmt.Sprintf(":%d/id", v.Ports[0].NodePort)
+	WaitFor(t, shortWait, func() (bool, string) {
+		out, err := curlClient(l, "http://"+l.HostIP("h1")+node)
+		return err == nil && strings.Contains(out, "reach1"), fmt.Sprint("h1's NodePort: ", err, out)
+	})
+	for _, h := range []string{"h2", "h3"} {
+		start := time.Now()
+		out, err := curlClient(l, "http://"+l.HostIP(h)+node)
+		// curl says "Connection refused" or, newer, "Couldn't connect to
+		// server" (exit 7) for a reset; a timeout is exit 28.
+		if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "exit status 7") || took > 2*time.Second {
+			t.Errorf("%s's NodePort with no endpoint it can reach: %v %q after %v, want refused at once", h, err, out, took.Round(time.Millisecond))
+		}
+	}
+}

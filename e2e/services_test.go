@@ -49,6 +49,7 @@ type svcEndpoint struct {
 	Ports     []int  `json:"ports"`
 	Ready     bool   `json:"ready"`
 	Reason    string `json:"reason"`
+	Reach     string `json:"reach"`
 }
 
 type agentView struct {

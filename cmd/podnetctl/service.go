@@ -215,6 +215,8 @@ func serviceTable(w *tabwriter.Writer, v admin.ServiceView) {
 			ready := "yes"
 			if !e.Ready {
 				ready = "no: " + e.Reason
+			} else if e.Reach != "" {
+				ready = "yes, " + e.Reach
 			}
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", e.Host, e.Container, e.Mode, endpointAddrs(e), ready)
 		}

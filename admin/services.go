@@ -87,7 +87,7 @@ type ServiceEndpointView struct {
 	// is not every host ("only from host h1: a single-host (bridge)
 	// network"); each host programs only the endpoints it reaches.
 	Reach string `json:"reach,omitempty" yaml:"reach,omitempty"`
-	Ready   bool   `json:"ready" yaml:"ready"`
+	Ready bool   `json:"ready" yaml:"ready"`
 	// Reason says why a not-ready endpoint gets no traffic.
 	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
 }

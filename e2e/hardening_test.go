@@ -55,7 +55,7 @@ func TestImpostorPodnetdRefused(t *testing.T) {
 	start := time.Now()
 	// On h3's machine, with h2's name. `timeout` bounds a podnetd that
 	// would not refuse (it would run until killed).
-	out, err := l.Exec("h3", append(append([]string{"timeout", "60", "podnetd", "--host-name", "h2"}, l.EtcdFlags()...),
+	out, err := l.Exec("h3", append(append([]string{"timeout", "60", "podnetd", "--host-name", "h2"}, l.ClusterFlags()...),
 		"--data-dir", dir, "--metrics-addr", "off",
 		"--plugin-socket", filepath.Join(dir, "plugins", "impostor.sock"), "--admin-socket", filepath.Join(dir, "admin.sock"),
 		"--docker-host", "unix://"+filepath.Join(dir, "no-docker.sock"), "--dns-addr", impostorDNS)...)
@@ -111,7 +111,7 @@ func TestDataDirPrivate(t *testing.T) {
 	if err := os.Chown(data, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	out, err := l.Exec("h3", append(append([]string{"timeout", "30", "podnetd", "--host-name", "foreign"}, l.EtcdFlags()...),
+	out, err := l.Exec("h3", append(append([]string{"timeout", "30", "podnetd", "--host-name", "foreign"}, l.ClusterFlags()...),
 		"--data-dir", data, "--metrics-addr", "off", "--dns-addr", "off",
 		"--plugin-socket", filepath.Join(dir, "plugins", "foreign.sock"), "--admin-socket", filepath.Join(dir, "admin.sock"))...)
 	if err == nil || strings.Contains(err.Error(), "exit status 124") {

@@ -279,6 +279,7 @@ func TestPluginFromRegistry(t *testing.T) {
 	// real host keeps the defaults and needs no set).
 	l.MustDocker(t, "h2", "plugin", "install", "--grant-all-permissions", "--disable", name1,
 		"PODNET_ETCD_ENDPOINTS="+strings.Join(l.EtcdEndpoints(), ","), "PODNET_HOST_NAME=h2", "PODNET_DRIVER_NAME="+name1,
+		"PODNET_EXTERNAL_IP_CIDRS="+l.ExternalIPCIDRs(),
 		"args=--etcd-cacert /var/lib/podnet-tls/ca.crt --etcd-cert /var/lib/podnet-tls/h2.crt --etcd-key /var/lib/podnet-tls/h2.key")
 	l.MustDocker(t, "h2", append([]string{"plugin", "set", name1}, pluginSettings(l, "h2")...)...)
 	l.MustDocker(t, "h2", "plugin", "enable", name1)

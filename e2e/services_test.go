@@ -326,7 +326,9 @@ func TestServiceBadInput(t *testing.T) {
 		{[]string{"--selector", "a=b", "--port", "80", "--node-port", fmt.Sprint(taken.Ports[0].NodePort)}, "is taken by service taken"},
 		{[]string{"--selector", "a=b", "--port", "80", "--vip", "10.97.0.5"}, "outside the service CIDR 10.96.0.0/16"},
 		{[]string{"--selector", "a=b", "--port", "80", "--vip", taken.ClusterIP}, "is taken by service taken"},
-		{[]string{"--selector", "a=b", "--port", "80", "--external-ip", pod}, "is a pod address"},
+		// Outside the lab's --external-ip-cidrs; inside them it would be
+		// refused as a pod address (registry's unit test).
+		{[]string{"--selector", "a=b", "--port", "80", "--external-ip", pod}, "is outside the cluster's --external-ip-cidrs"},
 		{[]string{"--selector", "a=b", "--port", "80", "--session-affinity", "ClientIP", "--affinity-timeout", "0s"}, "affinity timeout 0s: want 1s to 86400s"},
 		{[]string{"--selector", "a=b", "--port", "80", "--type", "ClusterIP", "--node-port", "30999"}, "--node-port with --type ClusterIP"},
 		{[]string{"--selector", strings.Repeat("k", 64) + "=v", "--port", "80"}, "the name part is 64 bytes, at most 63"},
@@ -401,7 +403,7 @@ func TestServiceCIDRRefused(t *testing.T) {
 	dir := filepath.Join(l.Dir, "x9")
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	// `timeout` bounds a podnetd that would not refuse.
-	out, err := l.Exec("h1", append(append([]string{"timeout", "60", "podnetd", "--host-name", "x9"}, l.EtcdFlags()...),
+	out, err := l.Exec("h1", append(append([]string{"timeout", "60", "podnetd", "--host-name", "x9"}, l.ClusterFlags()...),
 		"--service-cidr", "10.97.0.0/16", "--dns-addr", "off", "--metrics-addr", "off",
 		"--data-dir", filepath.Join(dir, "data"), "--plugin-socket", filepath.Join(dir, "x9.sock"),
 		"--admin-socket", filepath.Join(dir, "admin.sock"), "--docker-host", "unix://"+filepath.Join(dir, "none.sock"))...)

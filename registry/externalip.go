@@ -51,13 +51,6 @@ func ParseExternalIPCIDRs(in []string) ([]netip.Prefix, error) {
 	return slices.Compact(out), nil
 }
 
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
-}
-
 func prefixesText(ps []netip.Prefix) string {
 	if len(ps) == 0 {
 		return "none"

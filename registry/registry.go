@@ -74,7 +74,11 @@ func (r *Registry) Create(ctx context.Context, spec admin.ServiceSpec) (store.Se
 	if err := r.probe(ctx); err != nil {
 		return s, err
 	}
-	if err := r.checkAgainstCluster(ctx, []store.Service{s}); err != nil {
+	lb, err := r.loadLB(ctx)
+	if err != nil {
+		return s, err
+	}
+	if err := r.checkAgainstCluster(ctx, lb, []store.Service{s}); err != nil {
 		return s, err
 	}
 	return r.create(ctx, s)
@@ -101,6 +105,9 @@ func claimsOf(s store.Service) []claim {
 	}
 	if s.ClusterIP.IsValid() {
 		add(store.ServiceIPKey(s.ClusterIP), "clusterIP "+s.ClusterIP.String())
+	}
+	if s.LoadBalancerIP.IsValid() {
+		add(store.LBIPKey(s.LoadBalancerIP), "loadBalancerIP "+s.LoadBalancerIP.String())
 	}
 	for _, p := range s.Ports {
 		if p.NodePort != 0 {
@@ -131,6 +138,8 @@ func claimOps(s store.Service, keys []string) []store.Op {
 			ops = append(ops, store.Put(k, store.ServiceIPClaim{Service: s.Name}))
 		case strings.HasPrefix(k, store.ExternalIPsPrefix):
 			ops = append(ops, store.Put(k, store.ExternalIPClaim{Service: s.Name}))
+		case strings.HasPrefix(k, store.LBIPsPrefix):
+			ops = append(ops, store.Put(k, store.LBIPClaim{Service: s.Name}))
 		default:
 			ops = append(ops, store.Put(k, store.NodePortClaim{Service: s.Name}))
 		}
@@ -142,13 +151,14 @@ func (r *Registry) create(ctx context.Context, want store.Service) (store.Servic
 	for range maxTxnAttempts {
 		s := want
 		s.Ports = slices.Clone(want.Ports)
-		if err := r.allocate(ctx, &s, nil); err != nil {
+		poolCmps, err := r.allocate(ctx, &s, nil)
+		if err != nil {
 			return s, err
 		}
 		s.Created = time.Now().UTC()
 		s.Updated = s.Created
 		keys := claims(s)
-		cmps := []store.Cmp{store.Absent(store.ServiceKey(s.Name))}
+		cmps := append([]store.Cmp{store.Absent(store.ServiceKey(s.Name))}, poolCmps...)
 		for _, k := range keys {
 			cmps = append(cmps, store.Absent(k))
 		}
@@ -158,7 +168,7 @@ func (r *Registry) create(ctx context.Context, want store.Service) (store.Servic
 		}
 		if ok {
 			r.log.Info("service created", "service", s.Name, "clusterIP", s.ClusterIP, "headless", s.Headless,
-				"ports", len(s.Ports), "selector", s.Selector)
+				"loadBalancerIP", s.LoadBalancerIP, "ports", len(s.Ports), "selector", s.Selector)
 			return s, nil
 		}
 		if err := r.whyTaken(ctx, want, true); err != nil {
@@ -186,30 +196,37 @@ func (r *Registry) whyTaken(ctx context.Context, want store.Service, creating bo
 	return nil
 }
 
-// allocate picks a VIP (unless given or headless) and the NodePorts left
-// at 0. held are claim keys the service already owns (not "taken").
-func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string) error {
+// allocate picks a VIP (unless given or headless), a load-balancer
+// address (type LoadBalancer, unless given) and the NodePorts left at 0.
+// held are claim keys the service already owns (not "taken"). The
+// conditions it returns hold the pool of the load-balancer address as
+// read, so that the service's write fails if the pool changed meanwhile.
+func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string) ([]store.Cmp, error) {
 	if !s.Headless && !s.ClusterIP.IsValid() {
 		taken, err := r.claimed(ctx, store.ServiceIPsPrefix)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		a, ok := r.pickVIP(taken)
 		if !ok {
-			return inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken))
+			return nil, inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken))
 		}
 		s.ClusterIP = a
 	}
+	cmps, err := r.allocateLB(ctx, s, held)
+	if err != nil {
+		return nil, err
+	}
 	need := false
 	for _, p := range s.Ports {
-		need = need || (s.Type == store.ServiceTypeNodePort && p.NodePort == 0)
+		need = need || (hasNodePorts(s.Type) && p.NodePort == 0)
 	}
 	if !need {
-		return nil
+		return cmps, nil
 	}
 	taken, err := r.claimed(ctx, store.NodePortsPrefix)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, k := range held {
 		delete(taken, strings.TrimPrefix(k, store.NodePortsPrefix))
@@ -221,7 +238,7 @@ func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string
 	}
 	pub, err := r.publishedPorts(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for k := range pub {
 		port, _, _ := strings.Cut(k, "/")
@@ -242,10 +259,10 @@ func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string
 			}
 		}
 		if s.Ports[i].NodePort == 0 {
-			return inputf("service %s: no free NodePort left in %d-%d", s.Name, NodePortMin, NodePortMax)
+			return nil, inputf("service %s: no free NodePort left in %d-%d", s.Name, NodePortMin, NodePortMax)
 		}
 	}
-	return nil
+	return cmps, nil
 }
 
 // claimed lists the claim keys under prefix, by their last component.
@@ -279,19 +296,28 @@ func (r *Registry) pickVIP(taken map[string]bool) (netip.Addr, bool) {
 // external IP that is an address podnet or its underlay lives on (a
 // registered host's underlay address, its network's own, broadcast and
 // gateway addresses, an etcd member, a pod address), whatever the
-// allow-list says, and a NodePort a container publishes with -p.
-func (r *Registry) checkAgainstCluster(ctx context.Context, ss []store.Service) error {
+// allow-list says, or that lies in a load-balancer pool; a loadBalancerIP
+// outside every load-balancer pool (lb); and a NodePort a container
+// publishes with -p.
+func (r *Registry) checkAgainstCluster(ctx context.Context, lb *lbState, ss []store.Service) error {
+	var ctl ControlAddrs
 	if slices.ContainsFunc(ss, func(s store.Service) bool { return len(s.ExternalIPs) > 0 }) {
-		ctl, err := loadControlAddrs(ctx, r.st, r.log)
-		if err != nil {
+		var err error
+		if ctl, err = loadControlAddrs(ctx, r.st, r.log); err != nil {
 			return fmt.Errorf("check external IPs: %w", err)
 		}
-		for _, s := range ss {
-			for _, a := range s.ExternalIPs {
-				if why := ctl.why(a); why != "" {
-					return inputf("service %s: external IP %s is %s, which podnet never takes over (not even inside --external-ip-cidrs)", s.Name, a, why)
-				}
+	}
+	for _, s := range ss {
+		for _, a := range s.ExternalIPs {
+			if why := ctl.why(a); why != "" {
+				return inputf("service %s: external IP %s is %s, which podnet never takes over (not even inside --external-ip-cidrs)", s.Name, a, why)
 			}
+			if p, ok := lb.poolOf(a); ok {
+				return inputf("service %s: external IP %s lies in load-balancer pool %s: use type LoadBalancer with loadBalancerIP %s instead", s.Name, a, p.Name, a)
+			}
+		}
+		if err := lb.checkLoadBalancerIP(s); err != nil {
+			return err
 		}
 	}
 	return r.checkPublished(ctx, ss)
@@ -359,6 +385,18 @@ func (r *Registry) views(ctx context.Context, only string) ([]admin.ServiceView,
 			errs[st.Service] = append(errs[st.Service], admin.ServiceHostError{Host: st.Host, Error: st.Error, Since: st.Since})
 		}
 	}
+	lb, err := r.loadLB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l2, err := r.l2Claims(ctx)
+	if err != nil {
+		return nil, err
+	}
+	speakers, err := r.Speakers(ctx)
+	if err != nil {
+		return nil, err
+	}
 	names := c.ServiceNames()
 	if only != "" {
 		names = slices.DeleteFunc(names, func(n string) bool { return n != only })
@@ -367,7 +405,8 @@ func (r *Registry) views(ctx context.Context, only string) ([]admin.ServiceView,
 	for _, n := range names {
 		s, _ := c.Service(n)
 		out = append(out, admin.ServiceView{ServiceSpec: SpecOf(*s), Status: &admin.ServiceStatus{
-			Created: s.Created, Updated: s.Updated, Endpoints: c.EndpointViews(s), Errors: errs[n]}})
+			Created: s.Created, Updated: s.Updated, Endpoints: c.EndpointViews(s), Errors: errs[n],
+			LoadBalancer: r.lbStatus(lb, l2, speakers, *s)}})
 	}
 	return out, nil
 }

@@ -60,7 +60,7 @@ func TestServiceFlagsSpec(t *testing.T) {
 		{serviceFlags{selectors: []string{"a=1,a=2"}}, `key "a" is given twice`},
 		{serviceFlags{ports: []string{"80"}, nodePorts: []int{30001, 30002}}, "2 --node-port for 1 --port"},
 		{serviceFlags{affinityTimeout: 1500 * time.Millisecond}, "whole seconds"},
-		{serviceFlags{ports: []string{"80"}, nodePorts: []int{30001}, typ: "ClusterIP", typeSet: true}, "--node-port with --type ClusterIP"},
+		{serviceFlags{ports: []string{"80"}, nodePorts: []int{30001}, typ: "ClusterIP"}, "--node-port with --type ClusterIP"},
 	} {
 		if _, err := c.f.spec("x"); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.f, err, c.want)

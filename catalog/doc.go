@@ -24,10 +24,22 @@
 //     container runs and passes its health check, its host is alive, and
 //     its address is known; addresses are deduplicated (X and a container
 //     sharing its stack are one endpoint).
-//   - Five prefixes feed the catalog (services/, epmeta/, ctrmeta/,
-//     alive/, hosts/), read from podnetd's shared feeds (package feed: the
-//     overlay and the cluster DNS read alive/, hosts/ and epmeta/ from the
-//     same follower, so a host is alive for all of them at once); indexes by label term, by host and by
+//   - Reachable: a ready endpoint is programmed only on the hosts that can
+//     reach it (reach.go): a single-host bridge network's only on its own
+//     host, an --internal network's only there too, a macvlan/ipvlan
+//     network's on every other host and on its own only with host access.
+//     A host with no endpoint it can reach rejects at once (the data
+//     plane's reject) instead of timing out; a ServiceState answers for
+//     host self, EndpointViews says from where (Reach) when not from
+//     everywhere.
+//   - The registered hosts' reserved addresses (store.Host.ReservedAddrs)
+//     are kept for the agent: no external IP may be one (ServiceState's
+//     ReservedExternalIPs, Reserved).
+//   - Six prefixes feed the catalog (services/, epmeta/, ctrmeta/,
+//     alive/, hosts/, networks/), read from podnetd's shared feeds
+//     (package feed: the overlay and the cluster DNS read alive/, hosts/
+//     and epmeta/ from the same follower, so a host is alive for all of
+//     them at once); indexes by label term, by host and by
 //     shared stack turn each event into the few services it can affect,
 //     which it marks dirty (with the write time of the oldest change) for
 //     the agent to take (TakeDelta). A rewrite with a new timestamp, or a

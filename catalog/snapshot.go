@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/podnet/podnet/store"
@@ -23,6 +24,10 @@ type ServiceState struct {
 	// LoadBalancerIPIsHost says the service's load-balancer address is
 	// a registered host's underlay address (the proxy then leaves it out).
 	LoadBalancerIPIsHost bool
+	// ReservedExternalIPs are the service's external IPs that a
+	// registered host reserves (store.Host.ReservedAddrs), with why: the
+	// proxy leaves them out.
+	ReservedExternalIPs map[netip.Addr]string
 }
 
 // Delta is what changed in the catalog since the last TakeDelta.
@@ -71,6 +76,14 @@ func (c *Catalog) stateLocked(s *store.Service) ServiceState {
 				st.LoadBalancerIPIsHost = true
 				break
 			}
+		}
+	}
+	for _, a := range s.ExternalIPs {
+		if why := c.reservedOf(a); why != "" {
+			if st.ReservedExternalIPs == nil {
+				st.ReservedExternalIPs = map[netip.Addr]string{}
+			}
+			st.ReservedExternalIPs[a] = why
 		}
 	}
 	return st

@@ -3,8 +3,10 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/vishvananda/netlink"
 )
 
@@ -46,7 +48,7 @@ func (e *Engine) replaceServicesLocked(svcs []Service) (Result, flowCleanup, err
 	}
 	res := Result{Services: make(map[string]error, len(e.svc.svcs)), Kernel: n}
 	for name, st := range e.svc.svcs {
-		res.Services[name] = st.err
+		res.Services[name] = st.status()
 	}
 	res.Programmed, res.Failing = e.svc.counts()
 	e.log.Info("services programmed", "services", res.Programmed, "failed", res.Failing, "kernel_changes", n)
@@ -55,7 +57,8 @@ func (e *Engine) replaceServicesLocked(svcs []Service) (Result, flowCleanup, err
 
 // planReplace is prev turned into the desired set svcs: states, claims,
 // objects and reference counts, changed only for services that differ
-// (and those that failed before: their conflict may be gone). Services
+// (and those that failed or had blocked keys: a conflict, or a port of
+// this host holding a NodePort, may be gone). Services
 // that kept their keys claim first, new ones in name order.
 func (e *Engine) planReplace(prev *svcTable, svcs []Service) *svcTable {
 	next := prev.clone()
@@ -70,7 +73,7 @@ func (e *Engine) planReplace(prev *svcTable, svcs []Service) *svcTable {
 	}
 	var changed []string
 	for name, st := range prev.svcs {
-		if w, ok := want[name]; !ok || st.err != nil || !sameService(st.in, w) {
+		if w, ok := want[name]; !ok || st.err != nil || len(st.blocked) > 0 || !sameService(st.in, w) {
 			changed = append(changed, name)
 		}
 	}
@@ -157,11 +160,13 @@ func (e *Engine) changeServicesLocked(c ServiceChanges) (Result, flowCleanup, er
 		drop(t, t.svcs, name)
 	}
 	if released {
+		// Keys the change frees go to the services that were denied them.
 		for _, name := range sortedKeys(t.svcs) {
-			if st := t.svcs[name]; errors.Is(st.err, ErrServiceConflict) {
+			if st := t.svcs[name]; st.err == nil && len(st.blocked) > 0 {
 				in := st.in
 				want[name], olds[name] = &in, st
 				names = append(names, name)
+				t.release(st)
 				drop(t, t.svcs, name)
 			}
 		}
@@ -199,7 +204,7 @@ func (e *Engine) changeServicesLocked(c ServiceChanges) (Result, flowCleanup, er
 	flows := newSvcFlows()
 	for _, name := range names {
 		if st := t.svcs[name]; st != nil {
-			res.Services[name] = st.err
+			res.Services[name] = st.status()
 		}
 		flows.add(flowState(olds[name]), programmedState(t, name))
 	}
@@ -270,7 +275,34 @@ func (e *Engine) ServiceStatus(name string) error {
 	if !ok {
 		return fmt.Errorf("service %s: %w", name, ErrServiceUnknown)
 	}
-	return st.err
+	return st.status()
+}
+
+// nodePortOwnerLocked names the service whose NodePort port is on this
+// host ("" if none).
+func (e *Engine) nodePortOwnerLocked(p Proto, port uint16) string {
+	return e.svc.owners[svcKey{proto: p, port: port}]
+}
+
+// portHeldLocked says why this host keeps a NodePort from services ("":
+// it does not): a container publishes that port here with -p, or a
+// process of the host holds it. Either came first and keeps its traffic;
+// the NodePort is left out on this host and reported.
+func (e *Engine) portHeldLocked(k svcKey) string {
+	if k.addr.IsValid() {
+		return ""
+	}
+	for _, id := range sortedKeys(e.eps) {
+		for _, m := range e.eps[id].mappings {
+			if m.Proto == k.proto && m.HostPort == k.port && !(m.HostIP.IsValid() && m.HostIP.IsLoopback()) {
+				return "is published on this host by endpoint " + dockerid.Short(id) + " (docker run -p), which keeps it"
+			}
+		}
+	}
+	if in := e.opts.PortInUse; in != nil && (in(k.proto, netip.IPv4Unspecified(), k.port) || in(k.proto, netip.IPv6Unspecified(), k.port)) {
+		return "is held by a process of this host, which keeps its traffic"
+	}
+	return ""
 }
 
 func compareStrings(a, b string) int {
@@ -283,16 +315,18 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
-// stateFor normalizes s and claims its keys in t; a service that fails
-// either keeps only its name, its input and the error.
+// stateFor normalizes s and claims its keys in t, one by one: a key
+// another service holds, or a NodePort a port of this host holds, is
+// blocked (svcState.blocked) and only that element is left out.
 func (e *Engine) stateFor(t *svcTable, s Service, prev *svcState) *svcState {
 	if prev != nil && prev.err != nil {
 		prev = nil
 	}
 	st, ignored := newSvcState(s, prev)
-	if err := t.claim(st); err != nil {
-		e.log.Error("service cannot be programmed", "service", s.Name, "err", err)
-		return &svcState{in: cloneService(s), spec: Service{Name: s.Name}, err: err}
+	t.claim(st, e.portHeldLocked)
+	if err := st.status(); err != nil {
+		// Reported in the Result (the agent logs it once per change).
+		e.log.Debug("service not programmed whole", "service", s.Name, "err", err)
 	}
 	if len(ignored) > 0 {
 		e.log.Warn("service addresses of another family than its cluster IP ignored", "service", s.Name,
@@ -319,9 +353,9 @@ func (e *Engine) rewriteOneByOne(prev, next *svcTable) error {
 		st := next.svcs[name]
 		t.begin()
 		if st.err == nil {
-			if cerr := t.claim(st); cerr != nil {
-				st = &svcState{in: st.in, spec: Service{Name: name}, err: cerr}
-			}
+			cp := *st // states are never changed in place (clone shares them)
+			st = &cp
+			t.claim(st, e.portHeldLocked)
 		}
 		put(t, t.svcs, name, st)
 		if _, aerr := e.applyOwnDelta(name); aerr != nil {

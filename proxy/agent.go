@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,13 @@ type Config struct {
 	// HealthCheckHost is the address health-check NodePorts listen on
 	// (healthcheck.go); "" means every address of the host.
 	HealthCheckHost string
-	Logger          *slog.Logger
+	// ExternalIPOK checks an external IP of a service record against the
+	// cluster's rules (--external-ip-cidrs: registry.ServiceRange's
+	// CheckExternalIP); nil passes every one. With the catalog's reserved
+	// host addresses it decides which external IPs the agent programs: a
+	// record written by hand, or by an older podnetd, can hold any.
+	ExternalIPOK func(netip.Addr) error
+	Logger       *slog.Logger
 }
 
 // Agent is the service proxy agent of one host: it turns the catalog
@@ -76,6 +83,9 @@ type Agent struct {
 	checks map[string]hcCheck
 	hcErrs map[string]string
 	hc     *healthChecks
+	// extRefused holds, by service, the external IPs the agent leaves
+	// out and why.
+	extRefused map[string][]string
 }
 
 // hcCheck is one service's health-check NodePort and how many of its
@@ -100,7 +110,7 @@ func New(cfg Config) *Agent {
 	}
 	p := &Agent{cfg: cfg, log: cfg.Logger, cat: cfg.Catalog, programmed: map[string]dataplane.Service{},
 		failing: map[string]string{}, reported: map[string]string{}, retry: map[string]time.Time{},
-		checks: map[string]hcCheck{}, hcErrs: map[string]string{}}
+		checks: map[string]hcCheck{}, hcErrs: map[string]string{}, extRefused: map[string][]string{}}
 	p.hc = newHealthChecks(cfg.HealthCheckHost, func() bool { return p.Health() == nil }, cfg.Logger)
 	return p
 }
@@ -184,7 +194,7 @@ func (p *Agent) round(ctx context.Context, full bool) bool {
 	var c dataplane.Change
 	p.mu.Lock()
 	for _, name := range slices.Sorted(maps.Keys(d.Services)) {
-		want, ok := dataplaneService(d.Services[name])
+		want, ok := p.dataplaneService(d.Services[name])
 		prev, had := p.programmed[name]
 		switch {
 		case ok && (!had || !sameProgram(prev, want)):
@@ -240,7 +250,7 @@ func (p *Agent) round(ctx context.Context, full bool) bool {
 func (p *Agent) replace(ctx context.Context, d catalog.Delta, start time.Time) bool {
 	want := make(map[string]dataplane.Service, len(d.Services))
 	for name, st := range d.Services {
-		if s, ok := dataplaneService(st); ok {
+		if s, ok := p.dataplaneService(st); ok {
 			want[name] = s
 		}
 	}
@@ -341,9 +351,15 @@ func (p *Agent) syncChecks(d catalog.Delta, full bool) {
 	p.mu.Lock()
 	if full {
 		p.checks = map[string]hcCheck{}
+		p.extRefused = map[string][]string{}
 	}
 	for name, st := range d.Services {
 		delete(p.checks, name)
+		if why := p.refusedExternalIPs(st); len(why) > 0 {
+			p.extRefused[name] = why
+		} else {
+			delete(p.extRefused, name)
+		}
 		if st == nil || st.Service.ExternalTrafficPolicy != store.TrafficPolicyLocal || st.Service.HealthCheckNodePort == 0 {
 			continue
 		}
@@ -369,11 +385,19 @@ func (p *Agent) syncChecks(d catalog.Delta, full bool) {
 	}
 }
 
-// failingLocked is every service this host cannot serve, with why: the
-// data plane's errors and the health-check ports it could not open.
+// failingLocked is every service this host cannot serve whole, with why:
+// the data plane's errors, the external IPs left out, the health-check
+// ports that could not be opened.
 // Called with p.mu held.
 func (p *Agent) failingLocked() map[string]string {
 	out := maps.Clone(p.failing)
+	for name, why := range p.extRefused {
+		msg := strings.Join(why, "; ")
+		if prev, ok := out[name]; ok {
+			msg = prev + "; " + msg
+		}
+		out[name] = msg
+	}
 	for name, msg := range p.hcErrs {
 		if prev, ok := out[name]; ok {
 			msg = prev + "; " + msg

@@ -21,9 +21,11 @@
 //     one service in it. There is no threshold between the two. Headless
 //     services have no rules and are not passed.
 //   - The data plane's Result says, per service, whether it is
-//     programmed: conflicts stay with the data plane (it retries them when
-//     an address or port is freed), a service whose rules the kernel
-//     refused is handed back to the catalog and retried a second later.
+//     programmed, or only in part (an element another service holds, a
+//     NodePort a local port holds): conflicts stay with the data plane (it
+//     retries them when an address or port is freed, and at every
+//     resync), a service whose rules the kernel refused is handed back to
+//     the catalog and retried a second later.
 //     The agent keeps svcstatus/<host>/<name> equal to those errors
 //     (status.go), all of a round's writes in one etcd transaction, and
 //     `service get` shows them for live hosts.
@@ -34,4 +36,9 @@
 //     service agent`), the last successful round, pending changes, and
 //     services programmed and failing. Healthy (podnetd's /healthz) says
 //     whether changes wait longer than a bound.
+//   - External IPs of a record are programmed only where the cluster's
+//     rules allow them (Config.ExternalIPOK: --external-ip-cidrs and the
+//     service CIDR; the catalog's ReservedExternalIPs: the registered
+//     hosts' addresses): a record written by hand, or by an older podnetd,
+//     cannot take them either. Those left out are in the status.
 package proxy

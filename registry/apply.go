@@ -122,7 +122,7 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) (claimSet, error) {
 	owners := map[string]string{}
 	taken := claimSet{vips: map[string]bool{}, nodePorts: map[string]bool{}}
-	for _, prefix := range []string{store.ServiceIPsPrefix, store.LBIPsPrefix, store.NodePortsPrefix} {
+	for _, prefix := range []string{store.ServiceIPsPrefix, store.LBIPsPrefix, store.NodePortsPrefix, store.ExternalIPsPrefix} {
 		kvs, _, err := r.st.List(ctx, prefix)
 		if err != nil {
 			return taken, fmt.Errorf("list %s: %w", prefix, err)
@@ -143,13 +143,7 @@ func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) (claimSe
 	asked := map[string]string{}
 	for _, s := range ss {
 		for _, k := range claims(s) {
-			what := "nodePort " + strings.TrimPrefix(k, store.NodePortsPrefix)
-			switch {
-			case s.ClusterIP.IsValid() && k == store.ServiceIPKey(s.ClusterIP):
-				what = "clusterIP " + s.ClusterIP.String()
-			case s.LoadBalancerIP.IsValid() && k == store.LBIPKey(s.LoadBalancerIP):
-				what = "loadBalancerIP " + s.LoadBalancerIP.String()
-			}
+			what := claimWhat(s, k)
 			if o, ok := owners[k]; ok && o != s.Name {
 				return taken, inputf("service %s: %s is taken by service %s", s.Name, what, o)
 			}
@@ -213,7 +207,7 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 	if err != nil {
 		return "", true, err
 	}
-	want, action, cmps, ops, err := r.planUpdate(old, rev, want, taken, lb)
+	want, action, cmps, ops, err := r.planUpdate(ctx, old, rev, want, taken, lb)
 	if err != nil || action == admin.ActionUnchanged {
 		return action, true, err
 	}
@@ -236,7 +230,7 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 // a new load-balancer address's pool as read) and on the claims it adds
 // being absent, it writes the record and those claims and deletes the
 // claims it gives up. Unchanged needs none.
-func (r *Registry) planUpdate(old store.Service, rev int64, want store.Service, taken claimSet, lb *lbState) (store.Service, string, []store.Cmp, []store.Op, error) {
+func (r *Registry) planUpdate(ctx context.Context, old store.Service, rev int64, want store.Service, taken claimSet, lb *lbState) (store.Service, string, []store.Cmp, []store.Op, error) {
 	if want.Headless != old.Headless || (want.ClusterIP.IsValid() && want.ClusterIP != old.ClusterIP) {
 		return want, "", nil, nil, inputf("service %s: clusterIP cannot change (it is %s): remove the service and create it again", old.Name, SpecOf(old).ClusterIP)
 	}
@@ -268,6 +262,16 @@ func (r *Registry) planUpdate(old store.Service, rev int64, want store.Service, 
 	poolCmps, err := r.allocateFrom(&want, taken, lb, held)
 	if err != nil {
 		return want, "", nil, nil, err
+	}
+	// A service from before external IPs were claimed holds none yet:
+	// claim them now, like new ones.
+	for i := 0; i < len(held); i++ {
+		if k := held[i]; strings.HasPrefix(k, store.ExternalIPsPrefix) {
+			if _, err := r.st.Get(ctx, k, nil); errors.Is(err, store.ErrNotFound) {
+				held = slices.Delete(held, i, i+1)
+				i--
+			}
+		}
 	}
 	want.Created, want.Updated = old.Created, time.Now().UTC()
 	now := claims(want)

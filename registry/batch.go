@@ -81,7 +81,7 @@ func (r *Registry) applyAll(ctx context.Context, ss []store.Service, taken claim
 	for i, want := range ss {
 		p := planned{idx: i, svc: want, name: want.Name}
 		if old, ok := have[want.Name]; ok {
-			_, p.action, p.cmps, p.ops, p.err = r.planUpdate(old.s, old.rev, want, taken, lb)
+			_, p.action, p.cmps, p.ops, p.err = r.planUpdate(ctx, old.s, old.rev, want, taken, lb)
 		} else {
 			_, p.cmps, p.ops, p.err = r.planCreate(want, taken, lb)
 			p.action = admin.ActionCreated

@@ -29,6 +29,9 @@ var domainRE = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([
 
 // validateServices checks the service flags.
 func (c *config) validateServices() error {
+	if _, err := registry.ParseExternalIPCIDRs(c.ExternalIPs); err != nil {
+		return err
+	}
 	if _, err := c.serviceRange(); err != nil {
 		return fmt.Errorf("--service-cidr: %w", err)
 	}
@@ -43,7 +46,12 @@ func (c *config) serviceRange() (registry.ServiceRange, error) {
 	if err != nil {
 		return registry.ServiceRange{}, err
 	}
-	return registry.NewServiceRange(p, c.dnsAddr)
+	r, err := registry.NewServiceRange(p, c.dnsAddr)
+	if err != nil {
+		return r, err
+	}
+	r.ExternalCIDRs, err = registry.ParseExternalIPCIDRs(c.ExternalIPs)
+	return r, err
 }
 
 // newServices checks this podnetd's service CIDR against the cluster's
@@ -55,6 +63,9 @@ func newServices(ctx context.Context, cfg *config, st *store.Store, cat *catalog
 		return nil, err
 	}
 	if err := registry.EnsureServiceCIDR(ctx, st, rng.CIDR, cfg.HostName); err != nil {
+		return nil, err
+	}
+	if err := registry.EnsureExternalIPCIDRs(ctx, st, rng.ExternalCIDRs, cfg.HostName); err != nil {
 		return nil, err
 	}
 	log = log.With("component", "services")
@@ -80,7 +91,8 @@ func newCatalog(cfg *config, log *slog.Logger) (*catalog.Catalog, error) {
 func (s *services) start(ctx context.Context, cfg *config, feeds *feed.Hub, ports *dataplane.Engine, log *slog.Logger) {
 	go s.catalog.Run(ctx, feeds)
 	s.proxy = proxy.New(proxy.Config{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
-		Programmer: ports, HealthTimeout: cfg.HealthzTimeout, Logger: log.With("component", "proxy")})
+		Programmer: ports, HealthTimeout: cfg.HealthzTimeout, ExternalIPOK: s.registry.Range().CheckExternalIP,
+		Logger: log.With("component", "proxy")})
 	metrics.SetProxyPending(s.proxy.Pending)
 	go s.proxy.Run(ctx)
 }

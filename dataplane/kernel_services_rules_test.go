@@ -47,7 +47,7 @@ func many(n int) []ServiceEndpoint {
 
 // TestKernelServiceTableMatchesNft loads every shape of service rule and
 // checks the kernel's table against the ruleset's text and nft's own
-// compilation of it (see checkTable), after the first SetServices (a full
+// compilation of it (see checkTable), after the first Replace (a full
 // rewrite) and after incremental changes.
 func TestKernelServiceTableMatchesNft(t *testing.T) {
 	t.Parallel()

@@ -379,9 +379,9 @@ func TestKernelServiceUDPMovesToNewEndpoint(t *testing.T) {
 }
 
 // TestKernelServiceSurvivesSyncAndRestart: an established TCP connection
-// through a VIP survives a full Sync, a SetServices resync, other
+// through a VIP survives a full Sync, a full resync (Replace), other
 // services' changes, a podnetd restart (a new engine whose first Sync
-// leaves the service rules alone until its SetServices) and a table
+// leaves the service rules alone until its first Replace) and a table
 // deleted behind the engine's back; the VIP answers new connections all
 // along.
 func TestKernelServiceSurvivesSyncAndRestart(t *testing.T) {
@@ -416,17 +416,17 @@ func TestKernelServiceSurvivesSyncAndRestart(t *testing.T) {
 	echo("after Sync")
 	l.set(web, Service{Name: "other", ClusterIP: netip.MustParseAddr("10.96.0.40"), Ports: []ServicePort{{Proto: TCP, Port: 80}},
 		Endpoints: l.endpoints(1, false)})
-	echo("after SetServices")
+	echo("after a Replace")
 	l.do(func() error { return deleteService(l.eng, "other") })
-	echo("after DeleteService")
+	echo("after removing a service")
 
 	l.eng = New(Options{Logger: testLogger(t)}) // podnetd restarts
 	l.addNetwork(l.net1)
 	l.addNetwork(l.net2)
 	l.do(func() error { return l.eng.Sync(l.ctx) })
-	echo("after restart, before SetServices")
+	echo("after restart, before the Replace")
 	l.set(web)
-	echo("after restart and SetServices")
+	echo("after restart and the Replace")
 
 	if _, err := l.nft("delete", "table", "inet", "podnet"); err != nil {
 		t.Fatal(err)
@@ -460,12 +460,12 @@ func TestKernel1000ServicesLeaveNothing(t *testing.T) {
 	}
 	start := time.Now()
 	l.set(svcs[:900]...)
-	t.Logf("SetServices(900): %v", time.Since(start))
+	t.Logf("Replace of 900: %v", time.Since(start))
 	start = time.Now()
 	for _, s := range svcs[900:] {
 		l.do(func() error { return upsertService(l.eng, s) })
 	}
-	t.Logf("100 × UpsertService: %v", time.Since(start))
+	t.Logf("100 one-service Apply: %v", time.Since(start))
 	mid, err := l.nft("list", "table", "inet", "podnet")
 	if err != nil {
 		t.Fatal(err)
@@ -478,10 +478,10 @@ func TestKernel1000ServicesLeaveNothing(t *testing.T) {
 	for _, s := range svcs[:100] {
 		l.do(func() error { return deleteService(l.eng, s.Name) })
 	}
-	t.Logf("100 × DeleteService: %v", time.Since(start))
+	t.Logf("100 one-service removals: %v", time.Since(start))
 	start = time.Now()
 	l.set()
-	t.Logf("SetServices(none): %v", time.Since(start))
+	t.Logf("Replace with none: %v", time.Since(start))
 	after, err := l.nft("list", "table", "inet", "podnet")
 	if err != nil {
 		t.Fatal(err)

@@ -208,7 +208,7 @@ func (e *Engine) flushServiceConntrack(c *svcFlows) {
 // rule (of the previous podnetd) sent to an address that is no longer
 // one of the service's endpoints: endpoints that left while podnetd was
 // down. Per-endpoint filters cannot say "not one of these", so the first
-// SetServices pays one dump of the table.
+// full sync (Replace) pays one dump of the table.
 func restartFlows(t *svcTable) func(*netlink.ConntrackFlow) bool {
 	type key struct {
 		addr  netip.Addr // invalid: a NodePort

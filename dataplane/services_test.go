@@ -242,29 +242,29 @@ func TestKernelRefusalIsolatesService(t *testing.T) {
 	}
 }
 
-// TestServicesBeforeSetServices: until SetServices, single changes are
+// TestServicesBeforeReplace: until the first Replace, single changes are
 // refused and Sync leaves the service section (the previous podnetd's
 // rules) as it is.
-func TestServicesBeforeSetServices(t *testing.T) {
+func TestServicesBeforeReplace(t *testing.T) {
 	e := newFakeEngine(t)
 	s := Service{Name: "a", ClusterIP: netip.MustParseAddr("10.96.0.1"), Ports: []ServicePort{{Proto: TCP, Port: 80}}}
 	if err := upsertService(e, s); !errors.Is(err, ErrServicesNotSet) {
-		t.Fatalf("upsert before SetServices: %v", err)
+		t.Fatalf("upsert before the first Replace: %v", err)
 	}
 	if err := deleteService(e, "a"); !errors.Is(err, ErrServicesNotSet) {
-		t.Fatalf("delete before SetServices: %v", err)
+		t.Fatalf("delete before the first Replace: %v", err)
 	}
 	if err := e.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if e.nft.lastRewrite(mapSvcIP4) || e.nft.lastRewrite(chainServices) || !e.nft.lastRewrite(chainPrerouting) {
-		t.Fatal("Sync before SetServices rewrites the service section, or not the rest")
+		t.Fatal("Sync before the first Replace rewrites the service section, or not the rest")
 	}
 	if err := setServices(e, []Service{s}); err != nil {
 		t.Fatal(err)
 	}
 	if !e.nft.lastRewrite(mapSvcIP4) {
-		t.Fatal("the first SetServices did not rewrite the service section")
+		t.Fatal("the first Replace did not rewrite the service section")
 	}
 	if err := deleteService(e, "nosuch"); err != nil {
 		t.Fatalf("deleting an unknown service: %v", err)
@@ -361,7 +361,7 @@ func svcElements(e *fakeEngine) map[string]bool {
 	return out
 }
 
-// TestServiceConntrackAfterRestart: the first SetServices deletes the
+// TestServiceConntrackAfterRestart: the first Replace deletes the
 // UDP flows the previous podnetd's rules sent to an endpoint that has
 // left since (not TCP ones, not those to current endpoints).
 func TestServiceConntrackAfterRestart(t *testing.T) {
@@ -381,7 +381,7 @@ func TestServiceConntrackAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(e.ct.flows, []*netlink.ConntrackFlow{live, tcp}) {
-		t.Fatalf("%d flows left after the first SetServices, want the live endpoint's and the TCP one", e.ct.count())
+		t.Fatalf("%d flows left after the first Replace, want the live endpoint's and the TCP one", e.ct.count())
 	}
 }
 

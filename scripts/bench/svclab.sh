@@ -35,7 +35,7 @@
 #        floor of the same run, the etcd put -> store.Follow event latency
 #        (svcbench watch, p50 of 50) plus one incremental program with
 #        1000 x 10 loaded (svcbench change in a fresh netns: B6's arm, p50
-#        of 20 UpsertService).
+#        of 20 one-service Apply).
 #   B8 conv  the services issue's convergence figure (a change live on
 #        every host within 1 s, median): the same probes, timed from just
 #        before the user's own command: `podnetctl apply -f` changing the
@@ -58,7 +58,7 @@
 #        own processes) and its NodePort on h1 (from the lab's client
 #        netns) run across `lab.sh podnetd-stop h1` + `podnetd-start h1`
 #        (SIGTERM, as systemctl restart). Re-programming: the restarted
-#        agent's first SetServices over the rules the previous podnetd
+#        agent's first full sync (Apply, Replace) over the rules the previous podnetd
 #        left (`podnetctl service agent`: lastSyncDuration) vs B5's cold
 #        load of 1000 x 10 in a fresh netns (svcbench load), interleaved
 #        pairs. Flows: a stream fails when an echo is missing or later
@@ -176,7 +176,7 @@ bench_B8() {
 	p=$(ip netns exec "$SVC_C" "$WORK/bin/svcbench" change -n "$SVCLAB_N" -eps "$SVCLAB_EPS" -changes 20) || return 1
 	svc_ns_down
 	floor=$(calc "$(kv watch_p50_ms "$w") + $(kv change_p50_ms "$p")")
-	say "B8 floor: etcd put -> watch event p50 $(kv watch_p50_ms "$w") ms (p99 $(kv watch_p99_ms "$w")), one UpsertService with $SVCLAB_N x $SVCLAB_EPS loaded p50 $(kv change_p50_ms "$p") ms"
+	say "B8 floor: etcd put -> watch event p50 $(kv watch_p50_ms "$w") ms (p99 $(kv watch_p99_ms "$w")), one one-service Apply with $SVCLAB_N x $SVCLAB_EPS loaded p50 $(kv change_p50_ms "$p") ms"
 	: >"$d/svc.ms" && : >"$d/ep.ms"
 	for blk in 0 1; do
 		for kind in $(rotate "$blk" svc ep); do
@@ -199,7 +199,7 @@ bench_B8() {
 		"$(pctl "$d/all.ms" 99)" "max $(fmt 1 "$(field "$d/all.ms" 4)") ms" le 500 2000 "p99 by nearest rank (with fewer than 100 samples: the maximum)" ms
 	row "B8 floor" "B8 p50 over its floor" "podnet p50 $(fmt 1 "$(field "$d/all.ms" 2)") ms" "floor $(fmt 1 "$floor") ms" \
 		"$(calc "$(field "$d/all.ms" 2) / $floor" "$floor")" "-" le - - \
-		"context: floor = etcd put -> store.Follow event p50 $(kv watch_p50_ms "$w") ms (svcbench watch, 50 writes, the lab's etcd over TLS from the root netns) + one incremental program p50 $(kv change_p50_ms "$p") ms (svcbench change: UpsertService with $SVCLAB_N x $SVCLAB_EPS loaded, fresh netns, B6's arm); the rest is the agent, three hosts at once on 2 CPUs, and the probe interval. B8 can come in under its floor: the program's time is the whole call (planning, the netlink round trip, the kernel's cleanup after the commit), while packets see the change from the commit on"
+		"context: floor = etcd put -> store.Follow event p50 $(kv watch_p50_ms "$w") ms (svcbench watch, 50 writes, the lab's etcd over TLS from the root netns) + one incremental program p50 $(kv change_p50_ms "$p") ms (svcbench change: a one-service Apply with $SVCLAB_N x $SVCLAB_EPS loaded, fresh netns, B6's arm); the rest is the agent, three hosts at once on 2 CPUs, and the probe interval. B8 can come in under its floor: the program's time is the whole call (planning, the netlink round trip, the kernel's cleanup after the commit), while packets see the change from the commit on"
 	# Item 5: from the user's own command.
 	dock="timeout 60 $DOCKER -H unix://$LAB_DIR/h1/docker.sock"
 	printf -- '- name: b8s\n  selector: {b8: %s}\n  ports: [{port: 80, targetPort: 8080}]\n' a >"$d/b8s-a.yaml"
@@ -367,7 +367,7 @@ bench_B14() {
 				echo "$start" >>"$d/start"
 				echo "$stop" >>"$d/stop"
 				dropped=$((dropped + total - ok)) flows=$((flows + total))
-				line+=" restart: SetServices $reprog ms, start -> programmed $start ms, flows $ok/$total ok"
+				line+=" restart: full sync $reprog ms, start -> programmed $start ms, flows $ok/$total ok"
 				;;
 			cold)
 				t[$arm]=$(svc_cold "$SVCLAB_N") || return 1
@@ -381,7 +381,7 @@ bench_B14() {
 		say "B14 pair $done_/$np:$line"
 	done
 	rs=$(ratio_stats "$d/R" le)
-	note="$(deadline_note "$done_" "$np")$done_ pairs; restart: lab.sh podnetd-stop h1 (SIGTERM, $(fmt 0 "$(field "$d/stop" 2)") ms) + podnetd-start h1, $SVCLAB_N x $SVCLAB_EPS services loaded (+1 with real endpoints), 50 containers on h1; candidate: the restarted agent's first SetServices over the rules left in place (podnetctl service agent lastSyncDuration); anchor: B5's cold load of $SVCLAB_N x $SVCLAB_EPS (svcbench load in a fresh netns), interleaved; $PRE_NOTE"
+	note="$(deadline_note "$done_" "$np")$done_ pairs; restart: lab.sh podnetd-stop h1 (SIGTERM, $(fmt 0 "$(field "$d/stop" 2)") ms) + podnetd-start h1, $SVCLAB_N x $SVCLAB_EPS services loaded (+1 with real endpoints), 50 containers on h1; candidate: the restarted agent's first full sync (Apply with Replace, diffed against the kernel's sets) over the rules left in place (podnetctl service agent lastSyncDuration); anchor: B5's cold load of $SVCLAB_N x $SVCLAB_EPS (svcbench load in a fresh netns), interleaved; $PRE_NOTE"
 	row B14 "restart re-programming vs B5 cold sync" "podnet restart $(fmt 1 "$(field "$d/reprog" 2)") ms" \
 		"cold $(fmt 1 "$(field "$d/cold" 2)") ms" "${rs% *}" "${rs#* }" le 1.0 2.0 "$note"
 	note="$flows streams in $done_ restarts: per restart 9 from containers on h1..h3 through the VIP, 2 from h1's and h3's own processes, 2 from outside to h1's NodePort (netcheck stream: one connection, a line every 100 ms, fails when an echo is missing or later than 2 s)"

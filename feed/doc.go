@@ -1,7 +1,9 @@
 // Package feed shares etcd's prefixes among the readers of one podnetd:
 // one store.Follow per prefix, whatever the number of readers, fanned out
 // to each of them in the same order. The overlay, the service catalog and
-// the cluster DNS all read hosts/, alive/ and epmeta/; through a Hub they
+// the cluster DNS all read hosts/, alive/ and epmeta/ (the load-balancer
+// announcer and the named-network sync read prefixes of their own through
+// it too, so that /healthz covers every view); through a Hub they
 // see the same listing and the same changes, so a host is alive (its
 // alive/<host> key exists) at the same moment for all of them, and etcd
 // serves one watch per prefix instead of one per reader.

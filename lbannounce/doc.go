@@ -86,7 +86,7 @@
 // answers on, its BGP sessions and announced addresses, for `podnetctl
 // bgp` and `service get`), both on its lease, so nothing of a host that
 // is gone outlives it by more than the TTL. The pools, peers and claims
-// come from etcd (store.Follow); the services and their endpoints from
+// come from etcd (podnetd's shared feeds, package feed); the services and their endpoints from
 // the catalog, whose Subscribe wakes the loop. Each write carries a one
 // second deadline: a host whose link is down must not stall its loop.
 package lbannounce

@@ -177,7 +177,7 @@ func run(parent context.Context, cfg *config) error {
 	}
 	svcs.start(ctx, cfg, feeds, ports, log)
 	hc.agent.Store(svcs.proxy)
-	defer startAnnouncer(ctx, cfg, st, k, cat, log)()
+	defer startAnnouncer(ctx, cfg, st, feeds, k, cat, log)()
 	var rec *reconcile.Reconciler
 	dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -188,7 +188,7 @@ func run(parent context.Context, cfg *config) error {
 		rec = reconcile.New(reconcile.Config{Docker: dc, Driver: drv, IPAM: ipm, Logger: log.With("component", "reconcile"),
 			Interval: cfg.GCInterval, Grace: cfg.GCGrace, Reach: up})
 		go rec.Run(ctx)
-		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
+		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Feeds: feeds, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
 			Logger: log.With("component", "netsync"), Reach: up}).Run(ctx)
 		go dockerwatch.New(dockerwatch.Config{Host: cfg.HostName, Store: st, Docker: dc,
 			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up}).Run(ctx)

@@ -208,7 +208,9 @@ func (e *Engine) flushServiceConntrack(c *svcFlows) {
 // rule (of the previous podnetd) sent to an address that is no longer
 // one of the service's endpoints: endpoints that left while podnetd was
 // down. Per-endpoint filters cannot say "not one of these", so the first
-// full sync (Replace) pays one dump of the table.
+// full sync (Replace) pays one dump of the table, unless no service has a
+// UDP or SCTP port (nil: nothing to match). The dump walks the host's
+// whole conntrack table, every namespace's entries included.
 func restartFlows(t *svcTable) func(*netlink.ConntrackFlow) bool {
 	type key struct {
 		addr  netip.Addr // invalid: a NodePort
@@ -229,6 +231,9 @@ func restartFlows(t *svcTable) func(*netlink.ConntrackFlow) bool {
 				eps[key{k.addr, protoNumber(k.proto), k.port}] = set
 			}
 		}
+	}
+	if len(eps) == 0 {
+		return nil // no UDP or SCTP service: no dump of the conntrack table
 	}
 	return func(f *netlink.ConntrackFlow) bool {
 		if f.Mark&ctMarkService == 0 || f.Forward.Protocol == protoNumber(TCP) {

@@ -338,7 +338,12 @@
 // the previous podnetd's rules await — until then Sync leaves them in
 // place, so a restart never interrupts new connections to services, and
 // an etcd outage never touches them — changes only what changed while
-// podnetd was down, and a periodic one repairs drift); any other change
+// podnetd was down, and a periodic one repairs drift). Map svc-sums keeps,
+// in the same transactions, the sum of each service map's element hashes,
+// so that first Replace lists only the maps whose sum differs from what it
+// wants (services_sums.go): after a restart where nothing changed it reads
+// a few hundred bytes instead of every element, and costs less than a cold
+// load (benchmark B14); any other change
 // is one delta of the services it names, applied to memory with an undo
 // journal, so it costs what it touches. A service whose rules the kernel
 // refuses is left out and reported in the Result (ErrServiceNotProgrammed);

@@ -56,6 +56,8 @@ type Engine struct {
 	guard       guardState
 	tableLoaded bool
 	svc         *svcTable // services (services.go)
+	// trustSums is set during an engine's first Replace (services_sums.go).
+	trustSums bool
 	// ctDumpOnly is set once the kernel refused a filtered conntrack flush.
 	ctDumpOnly atomic.Bool
 }
@@ -163,12 +165,16 @@ func (e *Engine) syncTableLocked(withServices bool) (int, error) {
 	rewrite := func(name string) bool { return !isServiceObject(name) }
 	if withServices && e.svc.known {
 		in.services = e.svc
+		in.trustSums = e.trustSums
 		rewrite = func(string) bool { return true }
 	}
 	rs := buildRuleset(in)
 	n, err := e.nft.syncTable(rs, rewrite)
 	if err != nil {
 		return 0, err
+	}
+	if in.services != nil {
+		e.svc.sums = rs.sums
 	}
 	e.tableLoaded = true
 	e.log.Debug("nftables table synced", "table", e.opts.Table, "networks", len(e.nets), "endpoints", len(e.eps),

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // applyDelta models the kernel's element semantics: deleting a missing
@@ -29,7 +30,13 @@ func (f *fakeNFT) applyDelta(_ string, d *tableDelta) (int, error) {
 		}
 		delete(next, el.id())
 	}
-	for _, el := range d.addElems {
+	for _, el := range append(d.delElems[:0:0], d.sumDel...) {
+		if _, ok := next[el.id()]; !ok {
+			return 0, fmt.Errorf("fake: no element %s in %s", el.text, el.set)
+		}
+		delete(next, el.id())
+	}
+	for _, el := range append(slices.Clone(d.addElems), d.sumAdd...) {
 		if old, ok := next[el.id()]; ok && !sameValue(old, el) {
 			return 0, fmt.Errorf("fake: element %s exists in %s", el.text, el.set)
 		}

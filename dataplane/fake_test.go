@@ -65,14 +65,14 @@ func (f *fakeNFT) syncTable(rs *ruleset, rewrite func(string) bool) (int, error)
 			}
 		}
 	}
-	changes := 0
+	changes := 0 // as the kernel's: svc-sums is not counted
 	for k, el := range next {
-		if old, ok := f.elems[k]; !ok || !sameValue(old, el) || old.comment != el.comment {
+		if old, ok := f.elems[k]; el.set != setSvcSums && (!ok || !sameValue(old, el) || old.comment != el.comment) {
 			changes++
 		}
 	}
-	for k := range f.elems {
-		if _, ok := next[k]; !ok {
+	for k, el := range f.elems {
+		if _, ok := next[k]; !ok && el.set != setSvcSums {
 			changes++
 		}
 	}

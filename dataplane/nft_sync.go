@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -146,6 +147,14 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 	for _, sd := range rs.sets {
 		want[sd.name] = true
 	}
+	var ksums map[string]elemSum
+	if ks, ok := kSets[setSvcSums]; ok && compare && rs.trustSums {
+		els, err := c.GetSetElements(ks)
+		if err != nil {
+			return 0, fmt.Errorf("list elements of set %s: %w", setSvcSums, err)
+		}
+		ksums = kernelSums(els)
+	}
 	changes := 0
 	fill := map[string]bool{} // sets created in this batch
 	var diffs []setDiff       // sets kept, with their element changes
@@ -156,13 +165,17 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 			continue
 		case exists && sd.dynamic && ks.Dynamic && ks.Timeout == sd.timeout:
 			continue // keep the clients it recorded
+		case compare && exists && sumEligible(sd) && sameSetDefinition(ks, sd) && kernelHolds(ksums, sd.name, rs.sums[sd.name]):
+			continue // its sum says it holds what sd does
 		case compare && exists && !sd.dynamic && sameSetDefinition(ks, sd):
 			d, err := diffSet(c, ks, sd)
 			if err != nil {
 				return 0, err
 			}
 			diffs = append(diffs, d)
-			changes += d.size()
+			if sd.name != setSvcSums {
+				changes += d.size()
+			}
 			continue
 		case exists:
 			c.DelSet(&nftables.Set{Table: t, Name: sd.name})
@@ -177,7 +190,9 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 			if err := c.AddSet(created[sd.name], nil); err != nil {
 				return 0, fmt.Errorf("add set %s: %w", sd.name, err)
 			}
-			changes += 1 + len(sd.elems)
+			if sd.name != setSvcSums {
+				changes += 1 + len(sd.elems)
+			}
 		}
 	}
 	chains := map[string]*nftables.Chain{}
@@ -241,6 +256,11 @@ func nftSet(t *nftables.Table, sd setDef) *nftables.Set {
 	s := &nftables.Set{
 		Table: t, Name: sd.name, KeyType: sd.keyType, DataType: sd.dataType,
 		IsMap: sd.isMap, Interval: sd.interval, Concatenation: len(nftables.ConcatSetTypeElements(sd.keyType)) > 1,
+	}
+	if sd.keyType.GetNFTMagic() == nftables.TypeIFName.GetNFTMagic() && !s.Concatenation {
+		// A string key: nft lists it as written only when the set says
+		// host byte order (as nft's own sets of strings do).
+		s.KeyByteOrder = binaryutil.NativeEndian
 	}
 	if sd.dynamic {
 		// What nft creates for `flags dynamic,timeout; timeout T`.
@@ -326,6 +346,15 @@ func (netlinkNFT) applyDelta(table string, d *tableDelta) (int, error) {
 		if err := addElements(c, &nftables.Set{Table: t, Name: group[0].set}, group); err != nil {
 			return 0, err
 		}
+	}
+	sums := &nftables.Set{Table: t, Name: setSvcSums}
+	if len(d.sumDel) > 0 {
+		if err := c.SetDeleteElements(sums, toSetElements(d.sumDel, false)); err != nil {
+			return 0, fmt.Errorf("delete elements from %s: %w", setSvcSums, err)
+		}
+	}
+	if err := addElements(c, sums, d.sumAdd); err != nil {
+		return 0, err
 	}
 	for _, name := range d.delChains {
 		c.FlushChain(&nftables.Chain{Table: t, Name: name})

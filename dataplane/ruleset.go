@@ -30,6 +30,11 @@ type ruleset struct {
 	sets   []setDef
 	chains []chainDef
 	rules  []ruleDef
+	// sums are the element sums of the service sets (with the whole
+	// service section), and trustSums whether the sync may believe the
+	// kernel's (see services_sums.go).
+	sums      map[string]elemSum
+	trustSums bool
 }
 
 type setDef struct {
@@ -70,6 +75,9 @@ type rulesetInput struct {
 	// services, when set, puts the whole service section in the ruleset;
 	// without it only the objects the other rules refer to are included.
 	services *svcTable
+	// trustSums lets the sync skip listing the service sets whose sum in
+	// the kernel's svc-sums is the wanted one (services_sums.go).
+	trustSums bool
 }
 
 // mapDefs are the four published-port maps, without elements.
@@ -94,7 +102,7 @@ func mapDefs() []setDef {
 // buildRuleset returns the complete table for in. Output is deterministic:
 // networks and endpoints are visited in ID order.
 func buildRuleset(in rulesetInput) *ruleset {
-	rs := &ruleset{table: in.table}
+	rs := &ruleset{table: in.table, trustSums: in.trustSums && in.services != nil}
 	nets := sortedNetworks(in.nets)
 
 	var sub4, sub6 []netip.Prefix

@@ -110,6 +110,10 @@ func TestBuildRulesetText(t *testing.T) {
 		type ipv6_addr . ipv6_addr
 	}
 
+	map svc-sums {
+		type ifname : ipv6_addr
+	}
+
 	chain published {
 		dnat ip to ip daddr . meta l4proto . th dport map @pm4_ip
 		meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pm4_any

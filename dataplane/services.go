@@ -30,7 +30,11 @@ func (e *Engine) replaceServicesLocked(svcs []Service) (Result, flowCleanup, err
 	prev := e.svc
 	next := e.planReplace(prev, svcs)
 	e.svc = next
+	// An engine's first Replace (podnetd restarted) believes the kernel's
+	// element sums; later ones list every set, repairing drift.
+	e.trustSums = !prev.known
 	n, err := e.syncTableLocked(true)
+	e.trustSums = false
 	if err != nil {
 		e.log.Warn("service rules refused as a whole, programming them one by one", "err", err)
 		if err = e.rewriteOneByOne(prev, next); err != nil {

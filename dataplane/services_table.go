@@ -26,6 +26,9 @@ type svcTable struct {
 	shared map[string]int // shared element id → services holding it
 	// sharedElems remembers a shared element by id (its bytes and text).
 	sharedElems map[string]element
+	// sums are the element sums of svc-sums as the kernel holds them
+	// (see services_sums.go); nil until a full sync wrote them.
+	sums map[string]elemSum
 	// journal, while a change is open (begin), holds the undo of every
 	// mutation, so a change the kernel refused is rolled back in time
 	// proportional to the change, not to the table.
@@ -91,7 +94,7 @@ func newSvcTable() *svcTable {
 // states and objects are never mutated in place.
 func (t *svcTable) clone() *svcTable {
 	return &svcTable{known: t.known, svcs: maps.Clone(t.svcs), objs: maps.Clone(t.objs), owners: maps.Clone(t.owners),
-		refs: maps.Clone(t.refs), shared: maps.Clone(t.shared), sharedElems: maps.Clone(t.sharedElems)}
+		refs: maps.Clone(t.refs), shared: maps.Clone(t.shared), sharedElems: maps.Clone(t.sharedElems), sums: maps.Clone(t.sums)}
 }
 
 // claim gives s each of its keys that is free: a key another service
@@ -139,8 +142,11 @@ type tableDelta struct {
 	rules       []ruleDef // of added and flushed chains
 	delElems    []element
 	addElems    []element
-	delChains   []string // flushed, then deleted
-	delSets     []string
+	// sumDel and sumAdd update svc-sums for the element changes above
+	// (sumDelta); not counted by size.
+	sumDel, sumAdd []element
+	delChains      []string // flushed, then deleted
+	delSets        []string
 
 	// reference counts before the delta, of what it touched (see finish)
 	refsBefore, elemsBefore map[string]int
@@ -260,6 +266,9 @@ func (d *tableDelta) finish(t *svcTable) {
 		}
 	}
 	d.refsBefore, d.elemsBefore = nil, nil
+	if !d.countsOnly {
+		t.sumDelta(d)
+	}
 }
 
 // diffOwnSets adds a service's own sets that appear and deletes those that
@@ -323,9 +332,10 @@ func diffOwnChains(d *tableDelta, oldChains []chainDef, oldRules []ruleDef, newC
 
 // section is the whole service section as it should be in the kernel:
 // skeleton, shared buckets and pick chains, every service's objects and
-// elements. Deterministic: services in name order, shared objects in id
-// order.
-func (t *svcTable) section() (sets []setDef, chains []chainDef, rules []ruleDef) {
+// elements, and svc-sums holding the sums of those elements (also
+// returned, by set). Deterministic: services in name order, shared objects
+// in id order.
+func (t *svcTable) section() (sets []setDef, chains []chainDef, rules []ruleDef, sums map[string]elemSum) {
 	sets, chains, rules = serviceSkeleton()
 	for _, id := range sortedKeys(t.refs) {
 		s, c, r := sharedObjects(id)
@@ -349,7 +359,16 @@ func (t *svcTable) section() (sets []setDef, chains []chainDef, rules []ruleDef)
 			sets[i].elems = append(sets[i].elems, el)
 		}
 	}
-	return sets, chains, rules
+	sums = map[string]elemSum{}
+	for _, sd := range sets {
+		if sumEligible(sd) {
+			sums[sd.name] = sumOf(sd.elems)
+		}
+	}
+	if i, ok := idx[setSvcSums]; ok {
+		sets[i] = sumsSetDef(sums)
+	}
+	return sets, chains, rules, sums
 }
 
 // sameValue reports whether two elements of one key map to the same

@@ -354,7 +354,7 @@ func TestNormalizeService(t *testing.T) {
 func svcElements(e *fakeEngine) map[string]bool {
 	out := map[string]bool{}
 	for text := range e.nft.elementTexts() {
-		if strings.HasPrefix(text, svcPrefix) {
+		if strings.HasPrefix(text, svcPrefix) && !strings.HasPrefix(text, setSvcSums+":") {
 			out[text] = true
 		}
 	}

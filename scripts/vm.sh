@@ -43,7 +43,7 @@ readonly SUITE=bookworm
 readonly PRELOAD="ipvlan macvlan 8021q dummy veth bridge vxlan nf_tables"
 # The Docker guest's packages; the cached root is named after the list, so
 # changing it builds a new one.
-readonly ROOT_PKGS=docker.io,iptables,iproute2,nftables,ca-certificates,procps,iperf3
+readonly ROOT_PKGS=docker.io,iptables,iproute2,nftables,ca-certificates,procps,iperf3,etcd-server,etcd-client,tcpdump,wireguard-tools
 ROOT_CPIO=$CACHE/root-$(echo "$ROOT_PKGS" | md5sum | cut -c1-8).cpio
 readonly ROOT_CPIO
 

@@ -56,6 +56,16 @@
 #   B11i ipvlan l2, the same pair (start; container-to-LAN throughput) in
 #        the QEMU guest on Debian's kernel (scripts/vm.sh bench): context
 #        rows only (emulated CPU: no target). Needs no lab.
+#   B21  encryption between hosts, in the QEMU guest on Debian's kernel
+#        (scripts/vm.sh wireguard-bench, test/vm/wireguard-bench.sh): two
+#        podnet hosts with --encryption wireguard, a container on each on
+#        a vxlan network; anchor: a hand-built WireGuard tunnel between the
+#        same two host namespaces routing two "container" netns behind a
+#        bridge each. Rows: B21 TCP throughput (iperf3, 1 stream) and B21c
+#        connection rate (bench/connrate, connect + RST close), podnet /
+#        hand-built, target 0.95, floor 0.85; B21v: hand-built VXLAN inside
+#        WireGuard / hand-built WireGuard (context: the layering podnet did
+#        not choose). Needs no lab.
 #   B12  TMPDIR=/dev/shm go test -run '^$' -bench B12 ./ipam/ (BenchmarkB12
 #        and BenchmarkB12cChurn): affine IPAM vs the naive shared-key
 #        allocator at 3 and 16 writers; B12c: leaked keys after churn.
@@ -114,12 +124,12 @@
 # measured (verdict ERROR); the table is printed first. 2: setup failed.
 #
 # Env:
-#   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B11,B11i,
+#   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B11,B11i,B21,
 #                    B12,B9,B9d,B9l,REACH,B8,B14,SCALE,B3,B4,B5,B7,B6,B13;
 #                    B12c is part of B12; B4 runs in B3's pairs, B7 in
 #                    B5's); default all
 #   BENCH_PAIRS      N (every benchmark) or ID=N,... (defaults B1=30 B1p=5
-#                    B2=10 B2c=5 B10=5 B11=10 B11i=3 B12=5 B9=5 B9d=5
+#                    B2=10 B2c=5 B10=5 B11=10 B11i=3 B21=3 B12=5 B9=5 B9d=5
 #                    B9l=5 REACH=20 B8=20 B14=3 SCALE=3 B3=5 B5=5 B6=3;
 #                    quick: 3 1 2 1 1 2 1 1 1 1 1 3 4 1 1 1 1 1; B11's
 #                    throughput runs every other pair). REACH counts
@@ -167,9 +177,9 @@ readonly VX_SUBNET=${BENCH_VX_SUBNET:-10.251.96.0/20}
 readonly DR_SUBNET=${BENCH_DR_SUBNET:-10.251.112.0/20}
 readonly MAX_LOAD=${BENCH_MAX_LOAD:-0.5}
 readonly QUICK=${BENCH_QUICK:-0}
-readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B11i B12 B9 B9d B9l REACH B8 B14 SCALE B3 B4 B5 B7 B6 B13)
+readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B11i B21 B12 B9 B9d B9l REACH B8 B14 SCALE B3 B4 B5 B7 B6 B13)
 # Benchmarks that build their own namespaces (or QEMU guest) and need no lab.
-readonly NOLAB_IDS=(SCALE B11i B3 B4 B5 B7 B6 B13)
+readonly NOLAB_IDS=(SCALE B11i B21 B3 B4 B5 B7 B6 B13)
 # Benchmarks by lab: one host (embedded etcd), two and three hosts (etcd
 # cluster).
 readonly LAB1_IDS=(B1 B1p B2 B2c B10 B11) LAB2_IDS=(B9 B9d B9l REACH) LAB3_IDS=(B8 B14)
@@ -873,6 +883,38 @@ bench_B11i() {
 	row "B11i t" "container-to-LAN TCP throughput on ipvlan l2 (QEMU guest)" "podnet $(fmt 2 "$(field "$d/pn.gbps" 2)") Gbit/s" \
 		"docker ipvlan $(fmt 2 "$(field "$d/dk.gbps" 2)") Gbit/s" "${line% *}" "${line#* }" ge - - \
 		"context (emulated CPU, no target): iperf3 $((QUICK ? 3 : 5)) s per arm in the guest"
+}
+
+# bench_B21: encryption in the QEMU guest (scripts/vm.sh wireguard-bench);
+# per pair the guest prints "B21 tput PODNET WG VXWG" (bits/s) and "B21
+# conn PODNET WG VXWG" (connections/s).
+bench_B21() {
+	local n d="$WORK/B21" line secs=$((QUICK ? 3 : 5))
+	n=$(pairs B21 3 1)
+	mkdir -p "$d"
+	precheck B21
+	BENCH_VM_PAIRS=$n BENCH_VM_SECS=$secs "$REPO/scripts/vm.sh" wireguard-bench >"$d/console.log" 2>&1 ||
+		{ tail -30 "$d/console.log" >&2; return 1; }
+	while read -r _ kind p w v; do
+		case $kind in
+		tput) calc "$p / $w" >>"$d/Rt" && calc "$v / $w" >>"$d/Rvt" && calc "$p / 1e6" >>"$d/pn.mbps" &&
+			calc "$w / 1e6" >>"$d/wg.mbps" && calc "$v / 1e6" >>"$d/vx.mbps" ;;
+		conn) calc "$p / $w" >>"$d/Rc" && calc "$v / $w" >>"$d/Rvc" && echo "$p" >>"$d/pn.conn" && echo "$w" >>"$d/wg.conn" &&
+			echo "$v" >>"$d/vx.conn" ;;
+		esac
+	done < <(grep '^B21 ' "$d/console.log")
+	[[ -s $d/Rt && -s $d/Rc ]] || { echo "bench: B21: no samples from the guest" >&2; tail -30 "$d/console.log" >&2; return 1; }
+	local note="$(grep -c . "$d/Rt") pairs in the QEMU guest (emulated CPU: absolute figures mean nothing), Debian's kernel, arms rotated; $PRE_NOTE"
+	line=$(ratio_stats "$d/Rt" ge)
+	row B21 "encrypted cross-host TCP throughput (QEMU guest)" "podnet $(fmt 0 "$(field "$d/pn.mbps" 2)") Mbit/s" \
+		"hand-built WireGuard $(fmt 0 "$(field "$d/wg.mbps" 2)") Mbit/s" "${line% *}" "${line#* }" ge 0.95 0.85 "iperf3 $secs s, 1 stream; $note"
+	line=$(ratio_stats "$d/Rc" ge)
+	row B21c "encrypted cross-host TCP connection rate (QEMU guest)" "podnet $(fmt 0 "$(field "$d/pn.conn" 2)")/s" \
+		"hand-built WireGuard $(fmt 0 "$(field "$d/wg.conn" 2)")/s" "${line% *}" "${line#* }" ge 0.95 0.85 "connect + RST close, $secs s; $note"
+	line=$(ratio_stats "$d/Rvt" ge)
+	row B21v "VXLAN inside WireGuard, throughput (layering not chosen)" "vxlan-in-wg $(fmt 0 "$(field "$d/vx.mbps" 2)") Mbit/s" \
+		"hand-built WireGuard $(fmt 0 "$(field "$d/wg.mbps" 2)") Mbit/s" "${line% *}" "${line#* }" ge - - \
+		"context; connection rate ratio $(ratio_stats "$d/Rvc" ge | cut -d' ' -f1)"
 }
 
 # ---------------------------------------------------------------- B12

@@ -92,8 +92,10 @@ podnetd_start() {
 	fi
 	set -- $(cat "/tmp/h$i-podnetd.flags" 2>/dev/null)
 	rm -f "/tmp/h$i-plugins/podnet.sock"
-	host_exec "$i" podnetd --host-name "h$i" --data-dir "/var/lib/podnet-h$i" --etcd-endpoints "$HOSTS_ETCD" \
-		--admin-socket "/run/podnet-h$i.sock" --docker-host "unix:///run/docker-h$i.sock" \
+	# nsenter itself in the background (not host_exec: $! would be a
+	# subshell's, and killing it would leave podnetd running).
+	nsenter --mount="$HOSTS_RUN/h$i.mnt" --net="/run/netns/h$i" -- podnetd --host-name "h$i" --data-dir "/var/lib/podnet-h$i" \
+		--etcd-endpoints "$HOSTS_ETCD" --admin-socket "/run/podnet-h$i.sock" --docker-host "unix:///run/docker-h$i.sock" \
 		--dns-addr off --metrics-addr off "$@" >>"/tmp/h$i-podnetd.log" 2>&1 &
 	echo $! >"/tmp/h$i-podnetd.pid"
 	start=$(date +%s)

@@ -25,9 +25,12 @@ func TestIPVlanInQEMUGuest(t *testing.T) {
 
 // guestScenario runs `scripts/vm.sh COMMAND` (a scenario in the QEMU
 // guest), logs the steps the guest reported, and fails unless it passed
-// and reported every step in want.
+// and reported every step in want. The scenarios use no lab: they run in
+// parallel with each other (each guest has one vCPU), after the tests
+// that do.
 func guestScenario(t *testing.T, command string, want ...string) {
 	requireRoot(t)
+	t.Parallel()
 	root, err := RepoRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,8 @@ import (
 // kernel, three podnet hosts in the QEMU guest (test/vm/wireguard-e2e.sh):
 // a cluster switched from clear to WireGuard host by host (nothing passes
 // between an encrypted and a clear host; a podnetd with the old mode is
-// refused naming both), an underlay capture with WireGuard only, a forger
+// refused naming both), an underlay capture with WireGuard only between
+// hosts (a vxlan and a direct-routing network, NodePort forwarding), a forger
 // of a host's address injecting nothing (VXLAN, direct pod source,
 // unknown key), a key change picked up within 1 s, podnetd restarts
 // keeping a connection, a host that left in no peer list.
@@ -27,10 +28,12 @@ func TestWireGuardInQEMUGuest(t *testing.T) {
 		"ok: a podnetd with the old mode refused",
 		"ok: both encrypted: c1 → c2",
 		"ok: h1's peers are h2 and h3",
-		"ok: host ls:",
-		"ok: underlay capture:",
+		"ok: host ls shows every host's encryption and key fingerprint",
+		"ok: direct routing, encrypted: d1 → d2",
+		"ok: NodePort on h1 → c2 on h2",
+		"ok: underlay capture (vxlan, direct routing, NodePort forwarding): all",
 		"ok: forged VXLAN, forged direct pod source and an unknown WireGuard key injected nothing",
-		"ok: key change picked up by h1",
+		"ok: key change picked up by h1 within 1 s",
 		"ok: one TCP connection c1 → c2 kept across podnetd restarts",
 		"ok: a host that left is in no peer list")
 }

@@ -363,7 +363,6 @@ func (o *Overlay) HostRecord() store.Host {
 	return h
 }
 
-
 // kick asks Run for a sync; it never blocks.
 func (o *Overlay) kick() {
 	select {

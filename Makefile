@@ -69,7 +69,8 @@ uninstall:
 
 lint:
 	$(GO) vet ./... && $(GO) vet -tags e2e ./e2e/
-	command -v shellcheck >/dev/null && shellcheck scripts/*.sh .ci/run || true
+	$(GO) tool staticcheck ./... && $(GO) tool staticcheck -tags e2e ./e2e/
+	command -v shellcheck >/dev/null && shellcheck scripts/*.sh scripts/bench/*.sh .ci/run || true
 
 clean:
 	rm -rf $(BIN) build

@@ -16,7 +16,9 @@ import (
 	"time"
 )
 
-// Handler answers one admin call. body is the request body (POST) or nil.
+// Handler answers one admin call. The server has read r.Body already
+// (bounded in size and time) and handed it back as an in-memory reader,
+// so a handler decodes it without deadlines of its own.
 type Handler func(ctx context.Context, r *http.Request) (any, error)
 
 // Routes maps "METHOD /path" to handlers, e.g. "GET /v1/networks".

@@ -117,7 +117,7 @@ type ApplyResult struct {
 	Error string `json:"error,omitempty"`
 }
 
-// ServiceAgentStatus is GET /v1/services/agent: what this host's service
+// ServiceAgentStatus is GET /v1/service-agent: what this host's service
 // proxy agent holds and how fast changes reached it.
 type ServiceAgentStatus struct {
 	Host string `json:"host"`

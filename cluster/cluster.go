@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/internal/dockerid"
-	"github.com/podnet/podnet/netdef"
+	"github.com/podnet/podnet/lnet"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
@@ -84,7 +83,7 @@ func (m *Manager) CreateNetwork(ctx context.Context, spec admin.NetworkSpec) (ad
 	if err := m.checkOverlap(ctx, def.Subnets); err != nil {
 		return admin.NetworkStatus{}, err
 	}
-	out, err := netdef.Define(ctx, m.st, def, netdef.KeyPool(def.Subnets), n.Mode == netspec.ModeVXLAN)
+	out, err := lnet.Define(ctx, m.st, def, lnet.KeyPool(def.Subnets), n.Mode == netspec.ModeVXLAN)
 	if err != nil {
 		return admin.NetworkStatus{}, err
 	}
@@ -170,8 +169,8 @@ func (m *Manager) Networks(ctx context.Context) ([]admin.NetworkStatus, error) {
 	}
 	out := make([]admin.NetworkStatus, 0, len(defs))
 	for _, d := range defs {
-		pool := netdef.KeyPool(d.Subnets)
-		using, err := netdef.HostsUsing(ctx, m.st, pool)
+		pool := lnet.KeyPool(d.Subnets)
+		using, err := lnet.HostsUsing(ctx, m.st, pool)
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +192,7 @@ func (m *Manager) Networks(ctx context.Context) ([]admin.NetworkStatus, error) {
 		if out[i].Name != out[j].Name {
 			return out[i].Name < out[j].Name
 		}
-		return netdef.KeyPool(out[i].Subnets).Addr().Less(netdef.KeyPool(out[j].Subnets).Addr())
+		return lnet.KeyPool(out[i].Subnets).Addr().Less(lnet.KeyPool(out[j].Subnets).Addr())
 	})
 	return out, nil
 }
@@ -213,7 +212,7 @@ func (m *Manager) RemoveNetwork(ctx context.Context, name string) error {
 		if d.Name != name {
 			continue
 		}
-		pool := netdef.KeyPool(d.Subnets)
+		pool := lnet.KeyPool(d.Subnets)
 		attached, err := m.attached(ctx, pool)
 		if err != nil {
 			return err
@@ -229,7 +228,7 @@ func (m *Manager) RemoveNetwork(ctx context.Context, name string) error {
 			}
 		}
 		// Nobody may have it: then nothing else would delete the definition.
-		if err := netdef.Release(ctx, m.st, pool); err != nil {
+		if err := lnet.Release(ctx, m.st, pool); err != nil {
 			return err
 		}
 		m.log.Info("network removal requested", "name", name)
@@ -240,7 +239,7 @@ func (m *Manager) RemoveNetwork(ctx context.Context, name string) error {
 
 // attached lists "host: container (ip)" for endpoints on pool's networks.
 func (m *Manager) attached(ctx context.Context, pool netip.Prefix) ([]string, error) {
-	using, err := netdef.HostsUsing(ctx, m.st, pool)
+	using, err := lnet.HostsUsing(ctx, m.st, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -294,6 +293,3 @@ func (m *Manager) aliveHosts(ctx context.Context) (map[string]store.HostAlive, e
 	}
 	return out, nil
 }
-
-// ErrAlive is returned when removing a host that is up.
-var ErrAlive = errors.New("host is alive")

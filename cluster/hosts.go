@@ -8,7 +8,7 @@ import (
 	"sort"
 
 	"github.com/podnet/podnet/admin"
-	"github.com/podnet/podnet/netdef"
+	"github.com/podnet/podnet/lnet"
 	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
 )
@@ -135,7 +135,7 @@ func (m *Manager) RemoveHost(ctx context.Context, name string) error {
 			m.log.Warn("undecodable network record of a removed host: its definition is left for podnetctl network rm", "key", kv.Key, "err", err)
 			continue
 		}
-		if err := netdef.Release(ctx, m.st, netdef.FirstPool(&nw)); err != nil {
+		if err := lnet.Release(ctx, m.st, lnet.FirstPool(&nw)); err != nil {
 			return err
 		}
 	}

@@ -48,7 +48,7 @@
 //     milliseconds instead of waiting for the whole round.
 //   - Restore reads this host's records at start, re-ensures bridges
 //     (idempotent: running containers keep their veths and traffic), and
-//     hands the whole desired NAT state to portmap for one atomic sync.
+//     hands the whole desired NAT state to the data plane (package dataplane) for one atomic sync.
 //   - macvlan and ipvlan (lan.go). CreateEndpoint makes the container's
 //     sub-interface pnv<ep> on the parent in the host namespace, left down
 //     for Docker to move and configure; Join returns the LAN's gateway,
@@ -73,7 +73,7 @@
 //     sub-interfaces; the shim pn-<net> (a sub-interface in the host
 //     namespace with a /32 from the pool) is the host's way in. It takes
 //     the bridge's name so the NAT engine treats it as the network's
-//     host-side interface; portmap.Network.LAN makes it masquerade
+//     host-side interface; dataplane.Network.LAN makes it masquerade
 //     published and service connections into it, whose replies would
 //     otherwise bypass the host, and keeps the LAN's subnet out of the pod
 //     subnets (reverse-path guard, outbound masquerade of other networks).

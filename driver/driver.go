@@ -8,21 +8,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/overlay"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
 
 // Ports is what the driver needs from the NAT/filter engine.
 type Ports interface {
-	AddNetwork(ctx context.Context, n portmap.Network) error
+	AddNetwork(ctx context.Context, n dataplane.Network) error
 	RemoveNetwork(ctx context.Context, networkID string) error
-	Publish(ctx context.Context, endpointID, networkID string, ip4, ip6 netip.Addr, b []portmap.Binding) ([]portmap.Mapping, error)
+	Publish(ctx context.Context, endpointID, networkID string, ip4, ip6 netip.Addr, b []dataplane.Binding) ([]dataplane.Mapping, error)
 	Unpublish(ctx context.Context, endpointID string) error
-	Restore(nets []portmap.Network, eps []portmap.EndpointPorts)
+	Restore(nets []dataplane.Network, eps []dataplane.EndpointPorts)
 	Sync(ctx context.Context) error
 }
 
@@ -173,8 +173,8 @@ func (d *Driver) Endpoints() []store.Endpoint {
 	return out
 }
 
-func (d *Driver) portmapNetwork(n *store.Network) portmap.Network {
-	pn := portmap.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal,
+func (d *Driver) planeNetwork(n *store.Network) dataplane.Network {
+	pn := dataplane.Network{ID: n.ID, Bridge: n.Bridge, Masquerade: n.Masquerade, Internal: n.Internal,
 		Subnets: n.Pools(), TunnelAddrs: d.tunnelAddrs(n.ID), LAN: netspec.IsLAN(n.Mode)}
 	if n.Mode == netspec.ModeVXLAN {
 		pn.Uplink = overlay.DeviceName(n.VNI)

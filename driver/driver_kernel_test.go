@@ -11,20 +11,20 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/netspec"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
 
 // fakePorts records what the driver asks of the NAT engine; the engine
-// itself is tested for real in package portmap and end to end.
+// itself is tested for real in package dataplane and end to end.
 type fakePorts struct {
 	mu        sync.Mutex
-	nets      map[string]portmap.Network
-	published map[string][]portmap.Mapping
+	nets      map[string]dataplane.Network
+	published map[string][]dataplane.Mapping
 	syncs     int
 	failAdd   error
 	// onUnpublish, when set, runs at the start of every Unpublish (a
@@ -33,10 +33,10 @@ type fakePorts struct {
 }
 
 func newFakePorts() *fakePorts {
-	return &fakePorts{nets: map[string]portmap.Network{}, published: map[string][]portmap.Mapping{}}
+	return &fakePorts{nets: map[string]dataplane.Network{}, published: map[string][]dataplane.Mapping{}}
 }
 
-func (f *fakePorts) AddNetwork(_ context.Context, n portmap.Network) error {
+func (f *fakePorts) AddNetwork(_ context.Context, n dataplane.Network) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failAdd != nil {
@@ -51,12 +51,12 @@ func (f *fakePorts) RemoveNetwork(_ context.Context, id string) error {
 	delete(f.nets, id)
 	return nil
 }
-func (f *fakePorts) Publish(_ context.Context, ep, _ string, ip4, _ netip.Addr, bs []portmap.Binding) ([]portmap.Mapping, error) {
+func (f *fakePorts) Publish(_ context.Context, ep, _ string, ip4, _ netip.Addr, bs []dataplane.Binding) ([]dataplane.Mapping, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var ms []portmap.Mapping
+	var ms []dataplane.Mapping
 	for _, b := range bs {
-		ms = append(ms, portmap.Mapping{Proto: b.Proto, HostIP: b.HostIP, HostPort: b.HostPort, ContainerIP: ip4, ContainerPort: b.ContainerPort})
+		ms = append(ms, dataplane.Mapping{Proto: b.Proto, HostIP: b.HostIP, HostPort: b.HostPort, ContainerIP: ip4, ContainerPort: b.ContainerPort})
 	}
 	f.published[ep] = ms
 	return ms, nil
@@ -70,14 +70,14 @@ func (f *fakePorts) Unpublish(_ context.Context, ep string) error {
 	delete(f.published, ep)
 	return nil
 }
-func (f *fakePorts) Restore(nets []portmap.Network, eps []portmap.EndpointPorts) {
+func (f *fakePorts) Restore(nets []dataplane.Network, eps []dataplane.EndpointPorts) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.nets = map[string]portmap.Network{}
+	f.nets = map[string]dataplane.Network{}
 	for _, n := range nets {
 		f.nets[n.ID] = n
 	}
-	f.published = map[string][]portmap.Mapping{}
+	f.published = map[string][]dataplane.Mapping{}
 	for _, e := range eps {
 		f.published[e.EndpointID] = e.Mappings
 	}

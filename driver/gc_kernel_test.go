@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
-	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 	"github.com/vishvananda/netlink"
@@ -98,7 +98,7 @@ func TestGCOf500EndpointsBesideStarts(t *testing.T) {
 	const n, flows = 500, 3000
 	r := newRig(t, nil, "h1")
 	ctx := context.Background()
-	eng := portmap.New(portmap.Options{Logger: storetest.Logger(t)})
+	eng := dataplane.New(dataplane.Options{Logger: storetest.Logger(t)})
 	r.d.cfg.Ports = eng
 	r.mustCall(func() error { return r.d.CreateNetwork(ctx, bridgeReq(netID, map[string]any{}, false)) })
 	publish := func(id string, port int) error {

@@ -8,9 +8,9 @@ import (
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/netspec"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
 
@@ -137,7 +137,7 @@ type portBinding struct {
 
 // parsePortmap decodes com.docker.network.portmap (JSON-decoded into
 // interface{} by the mux) into bindings.
-func parsePortmap(v any) ([]portmap.Binding, error) {
+func parsePortmap(v any) ([]dataplane.Binding, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -149,16 +149,16 @@ func parsePortmap(v any) ([]portmap.Binding, error) {
 	if err := json.Unmarshal(raw, &pbs); err != nil {
 		return nil, fmt.Errorf("malformed port map %s: %w", raw, err)
 	}
-	out := make([]portmap.Binding, 0, len(pbs))
+	out := make([]dataplane.Binding, 0, len(pbs))
 	for _, pb := range pbs {
-		b := portmap.Binding{ContainerPort: pb.Port, HostPort: pb.HostPort, HostPortEnd: pb.HostPortEnd}
+		b := dataplane.Binding{ContainerPort: pb.Port, HostPort: pb.HostPort, HostPortEnd: pb.HostPortEnd}
 		switch pb.Proto {
 		case 6:
-			b.Proto = portmap.TCP
+			b.Proto = dataplane.TCP
 		case 17:
-			b.Proto = portmap.UDP
+			b.Proto = dataplane.UDP
 		case 132:
-			b.Proto = portmap.SCTP
+			b.Proto = dataplane.SCTP
 		default:
 			return nil, fmt.Errorf("cannot publish port %d: protocol number %d is not tcp, udp or sctp", pb.Port, pb.Proto)
 		}
@@ -185,7 +185,7 @@ func parsePortmap(v any) ([]portmap.Binding, error) {
 	return out, nil
 }
 
-func toStorePorts(ms []portmap.Mapping) []store.PortMapping {
+func toStorePorts(ms []dataplane.Mapping) []store.PortMapping {
 	out := make([]store.PortMapping, 0, len(ms))
 	for _, m := range ms {
 		out = append(out, store.PortMapping{Proto: string(m.Proto), HostIP: m.HostIP, HostPort: m.HostPort,
@@ -194,16 +194,16 @@ func toStorePorts(ms []portmap.Mapping) []store.PortMapping {
 	return out
 }
 
-func fromStorePorts(ps []store.PortMapping) []portmap.Mapping {
-	out := make([]portmap.Mapping, 0, len(ps))
+func fromStorePorts(ps []store.PortMapping) []dataplane.Mapping {
+	out := make([]dataplane.Mapping, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, portmap.Mapping{Proto: portmap.Proto(p.Proto), HostIP: p.HostIP, HostPort: p.HostPort,
+		out = append(out, dataplane.Mapping{Proto: dataplane.Proto(p.Proto), HostIP: p.HostIP, HostPort: p.HostPort,
 			ContainerIP: p.ContainerIP, ContainerPort: p.ContainerPort})
 	}
 	return out
 }
 
-func describePorts(ms []portmap.Mapping) string {
+func describePorts(ms []dataplane.Mapping) string {
 	parts := make([]string, 0, len(ms))
 	for _, m := range ms {
 		host := "0.0.0.0"

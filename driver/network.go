@@ -7,11 +7,10 @@ import (
 	"maps"
 	"strings"
 
-	"github.com/podnet/podnet/internal/dockerid"
-	"github.com/podnet/podnet/netdef"
-	"github.com/podnet/podnet/netspec"
-
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/lnet"
+	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
 
@@ -36,8 +35,8 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	m := d.modes[n.Mode]
 
 	success := false
-	if pool := netdef.FirstPool(n); pool.IsValid() {
-		def, created, err := netdef.Claim(ctx, d.cfg.Store, netdef.Request{
+	if pool := lnet.FirstPool(n); pool.IsValid() {
+		def, created, err := lnet.Claim(ctx, d.cfg.Store, lnet.Request{
 			Pool: pool, Subnets: n.Pools(), Mode: n.Mode, MTU: o.MTU, VNI: o.VNI,
 			NeedVNI: n.Mode == netspec.ModeVXLAN, Options: o.Shared(), DefaultMTU: d.defaultMTU(n.Mode),
 			Defaults: netspec.SharedDefaults(n.Mode)})
@@ -47,7 +46,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 		if created {
 			defer func() {
 				if !success {
-					_ = netdef.Release(context.WithoutCancel(ctx), d.cfg.Store, pool)
+					_ = lnet.Release(context.WithoutCancel(ctx), d.cfg.Store, pool)
 				}
 			}()
 		}
@@ -85,7 +84,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 		}
 	}()
 	if hasNAT(n) {
-		if err := d.cfg.Ports.AddNetwork(ctx, d.portmapNetwork(n)); err != nil {
+		if err := d.cfg.Ports.AddNetwork(ctx, d.planeNetwork(n)); err != nil {
 			return fmt.Errorf("program rules for network %s: %w", dockerid.Short(n.ID), err)
 		}
 	}
@@ -134,7 +133,7 @@ func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.Logi
 	withMode[netspec.OptMode] = n.Mode
 	inherited, err := netspec.CheckOptions(withMode, n.Internal, nil)
 	if err != nil {
-		return fmt.Errorf("with the options inherited from the cluster-wide definition (%s): %w", netdef.Describe(def), err)
+		return fmt.Errorf("with the options inherited from the cluster-wide definition (%s): %w", lnet.Describe(def), err)
 	}
 	n.Masquerade = inherited.Masquerade && !n.Internal && !netspec.IsLAN(n.Mode)
 	if n.Mode == netspec.ModeVXLAN && d.cfg.Overlay != nil {
@@ -260,9 +259,9 @@ func (d *Driver) deleteNetworkLocked(ctx context.Context, id string) error {
 // releaseLogicalNetwork deletes the cluster-wide definition when no host
 // has a Docker network on its subnet any more.
 func (d *Driver) releaseLogicalNetwork(ctx context.Context, n *store.Network) error {
-	pool := netdef.FirstPool(n)
+	pool := lnet.FirstPool(n)
 	if !pool.IsValid() {
 		return nil
 	}
-	return netdef.Release(ctx, d.cfg.Store, pool)
+	return lnet.Release(ctx, d.cfg.Store, pool)
 }

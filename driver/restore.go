@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/netspec"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 )
 
@@ -29,7 +29,7 @@ func (d *Driver) Restore(ctx context.Context) error {
 		return fmt.Errorf("restore endpoints: %w", err)
 	}
 	nets := map[string]*store.Network{}
-	var pnets []portmap.Network
+	var pnets []dataplane.Network
 	var errs []error
 	for _, kv := range netKVs {
 		n := &store.Network{}
@@ -52,11 +52,11 @@ func (d *Driver) Restore(ctx context.Context) error {
 		d.ensureTunnels(ctx, n)
 		nets[n.ID] = n
 		if hasNAT(n) {
-			pnets = append(pnets, d.portmapNetwork(n))
+			pnets = append(pnets, d.planeNetwork(n))
 		}
 	}
 	eps := map[string]*store.Endpoint{}
-	var pports []portmap.EndpointPorts
+	var pports []dataplane.EndpointPorts
 	missing := 0
 	for _, kv := range epKVs {
 		ep := &store.Endpoint{}
@@ -77,7 +77,7 @@ func (d *Driver) Restore(ctx context.Context) error {
 			missing++
 		}
 		if len(ep.Ports) > 0 {
-			pports = append(pports, portmap.EndpointPorts{EndpointID: ep.ID, NetworkID: ep.Network, Mappings: fromStorePorts(ep.Ports)})
+			pports = append(pports, dataplane.EndpointPorts{EndpointID: ep.ID, NetworkID: ep.Network, Mappings: fromStorePorts(ep.Ports)})
 		}
 	}
 	d.cfg.Ports.Restore(pnets, pports)

@@ -21,7 +21,7 @@ type Tunnels interface {
 // vxlan network (idempotent: a restored network gets the same ones) and
 // remembers them for its NAT rules. Service traffic this host sends to an
 // endpoint on another host leaves with it when the client's own address
-// would not bring the reply back (see package portmap). Without one (no
+// would not bring the reply back (see package dataplane). Without one (no
 // Tunnels configured, a full pool, etcd unreachable at restore) services
 // still work, masquerading such traffic instead: that is logged, not an
 // error of the network.

@@ -57,11 +57,3 @@ func guestScenario(t *testing.T, command string, want ...string) {
 		}
 	}
 }
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

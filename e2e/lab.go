@@ -617,6 +617,15 @@ func tailFile(path string, n int) string {
 	return tailLines(string(b), n)
 }
 
+// tailLines is the last n lines of s.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Poll is the shared polling loop (testutil.Poll) for e2e's conditions,
 // which answer whether they hold and, when not, what they saw.
 func Poll(timeout time.Duration, cond func() (bool, string)) error {

@@ -5,7 +5,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -190,15 +189,6 @@ func curl(l *Lab, host, url string) (string, error) {
 // curlClient fetches url from the outside client's namespace.
 func curlClient(l *Lab, url string) (string, error) {
 	return l.Client("curl", "-sS", "--max-time", "3", url)
-}
-
-func atoi(t *testing.T, s string) int {
-	t.Helper()
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil {
-		t.Fatalf("not a number: %q", s)
-	}
-	return n
 }
 
 const shortWait = 20 * time.Second

@@ -118,7 +118,7 @@ func TestServiceNodePortAndExternalIP(t *testing.T) {
 		}
 		// From the host's own processes, on its own address (not on
 		// 127.0.0.1: NodePorts skip loopback, as kube-proxy's nftables
-		// mode does; portmap's doc.go says why).
+		// mode does; dataplane's doc.go says why).
 		out, err = curl(l, h, fmt.Sprintf("http://%s:%d/id", l.HostIP(h), node))
 		if err != nil || !strings.HasPrefix(out, "edge-h") {
 			t.Fatalf("NodePort on %s from the host itself: %v %q", h, err, out)

@@ -217,12 +217,12 @@ func (m *IPAM) listPools(ctx context.Context) ([]poolEntry, int64, error) {
 	}
 	out := make([]poolEntry, 0, len(kvs))
 	for _, kv := range kvs {
-		p, err := store.ParsePoolName(strings.TrimPrefix(kv.Key, store.PoolsPrefix))
+		p, err := store.PoolOfKey(kv.Key)
 		if err != nil {
 			m.log.Warn("ignoring malformed pool key", "key", kv.Key, "err", err)
 			continue
 		}
-		e := poolEntry{prefix: p.Masked(), rev: kv.ModRev}
+		e := poolEntry{prefix: p, rev: kv.ModRev}
 		if err := kv.Decode(&e.rec); err != nil {
 			// Still an obstacle for overlap checks.
 			m.log.Warn("undecodable pool record", "pool", p, "err", err)

@@ -15,7 +15,7 @@ import (
 // container ever gets it. It is idempotent: a restarted podnetd finds the
 // address it reserved before. The service data plane uses it as the
 // source of service traffic this host sends to endpoints on other hosts
-// (see package portmap, "Services across hosts").
+// (see package dataplane, "Services across hosts").
 func (m *IPAM) TunnelAddress(ctx context.Context, p netip.Prefix) (netip.Addr, error) {
 	p = p.Masked()
 	m.tunnelMu.Lock()

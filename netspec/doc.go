@@ -55,8 +55,8 @@
 // podnetctl follows the docker CLI on the command that mirrors one:
 // `podnetctl network create` takes driver options as -o/--opt KEY=VALUE,
 // exactly like `docker network create`. The commands that print (status,
-// network ls, endpoint ls, pool ls, host ls, gc) take -o/--output
-// table|json, like kubectl; an unknown format is an error on every one of
+// network ls, endpoint ls, pool ls, host ls, gc, service, apply) take
+// -o/--output table|json|yaml, like kubectl; an unknown format is an error on every one of
 // them, and a value containing "=" is refused with a hint that it looks
 // like a driver option. Commands that print nothing structured (network
 // rm, host rm) have no -o at all, so a stray -o is an error there too.

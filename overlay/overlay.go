@@ -58,8 +58,8 @@ type Config struct {
 	Sysctl func(key, value string) error
 	// Peers, if set, is called with the underlay addresses of every host
 	// registered in etcd (hosts/, alive or not) whenever they change: the
-	// addresses VXLAN may come from (portmap's guard). With WireGuard it
-	// is called with none: VXLAN is then accepted from nobody.
+	// addresses VXLAN may come from (the data plane's guard). With
+	// WireGuard it is called with none: VXLAN is then accepted from nobody.
 	Peers func([]netip.Addr)
 	// WireGuard, if set, encrypts all traffic to other hosts: their blocks
 	// and addresses are routed into this device (ensured by the caller

@@ -51,9 +51,8 @@ type Config struct {
 
 // Reconciler runs GC rounds.
 type Reconciler struct {
-	cfg  Config
-	log  *slog.Logger
-	kick chan struct{}
+	cfg Config
+	log *slog.Logger
 }
 
 // New builds a Reconciler.
@@ -73,15 +72,7 @@ func New(cfg Config) *Reconciler {
 	if cfg.Reach == nil {
 		cfg.Reach = dockerup.New(cfg.Logger, "")
 	}
-	return &Reconciler{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1)}
-}
-
-// Kick asks for a round as soon as possible (podnetctl gc).
-func (r *Reconciler) Kick() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	return &Reconciler{cfg: cfg, log: cfg.Logger}
 }
 
 // Run runs rounds until ctx ends.
@@ -93,7 +84,6 @@ func (r *Reconciler) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-r.kick:
 		}
 		// A round that failed only because Docker is unreachable is the
 		// tracker's to report (once per outage).

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/internal/testutil"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -25,7 +25,7 @@ func TestRoundWithTheRealDriver(t *testing.T) {
 	ns := testutil.NewNetNS(t)
 	w := newWorld(t)
 	ctx := context.Background()
-	eng := portmap.New(portmap.Options{Logger: storetest.Logger(t)})
+	eng := dataplane.New(dataplane.Options{Logger: storetest.Logger(t)})
 	d, err := driver.New(driver.Config{Host: "h1", Store: w.raw, Ports: eng,
 		Kernel: &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}, Logger: storetest.Logger(t)})
 	if err != nil {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: every tier, in order of cost.
-#   1. vet
+#   1. vet and staticcheck
 #   2. unit tests (no root) and kernel tests (root, throwaway namespaces)
 #   3. the kernel tests this kernel cannot run (ipvlan, 802.1q VLANs), on
 #      Debian's kernel in a QEMU guest (scripts/vm.sh kernel-tests)
@@ -28,6 +28,13 @@ make --no-print-directory build
 step "vet"
 go vet ./...
 go vet -tags e2e ./e2e/
+
+# staticcheck is pinned in go.mod (a tool dependency): `go tool` builds
+# that version, so every machine checks with the same rules. Dead code
+# fails here.
+step "staticcheck"
+go tool staticcheck ./...
+go tool staticcheck -tags e2e ./e2e/
 
 step "unit and kernel tests"
 # shellcheck disable=SC2086

@@ -67,7 +67,7 @@
 //     --client-cert-auth, certificates from scripts/etcd-certs.sh;
 //     podnetd warns at start when it talks to etcd without TLS or without
 //     a client certificate. MemberURLs lets podnetd keep containers away
-//     from every member's client and peer ports (portmap's guard).
+//     from every member's client and peer ports (the data plane's guard).
 //   - Only this package imports go.etcd.io/etcd; the rest of podnet sees
 //     Store, KV, Event, Cmp and Op.
 package store

@@ -16,7 +16,7 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists is returned by Create when the key already exists.
 	ErrExists = errors.New("already exists")
-	// ErrConflict is returned by Update and DeleteIf when the key changed
+	// ErrConflict is returned by Update when the key changed
 	// since it was read.
 	ErrConflict = errors.New("changed concurrently")
 	// ErrUnavailable wraps failures to reach etcd in time: no connection

@@ -50,6 +50,20 @@ func ParsePoolName(s string) (netip.Prefix, error) {
 	return netip.ParsePrefix(s[:i] + "/" + s[i+1:])
 }
 
+// PoolOfKey is the pool a pools/<pool> key names (masked). Everything
+// that lists pools/ reads its keys with it.
+func PoolOfKey(key string) (netip.Prefix, error) {
+	name, ok := strings.CutPrefix(key, PoolsPrefix)
+	if !ok {
+		return netip.Prefix{}, fmt.Errorf("key %q is not under %s", key, PoolsPrefix)
+	}
+	p, err := ParsePoolName(name)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("key %q: %w", key, err)
+	}
+	return p.Masked(), nil
+}
+
 // AddrName is the key form of an address: fixed-width hex.
 func AddrName(a netip.Addr) string { return hex.EncodeToString(a.AsSlice()) }
 
@@ -64,6 +78,28 @@ func AliveKey(host string) string { return "alive/" + host }
 
 // AlivePrefix lists every live host.
 const AlivePrefix = "alive/"
+
+// AliveHost is the host an alive/<host> key names; false for anything
+// else under the prefix.
+func AliveHost(key string) (string, bool) {
+	h, ok := strings.CutPrefix(key, AlivePrefix)
+	return h, ok && h != "" && !strings.Contains(h, "/")
+}
+
+// SplitHostKey reads "<prefix><host>/<id>" (epmeta/<host>/<endpoint>,
+// ctrmeta/<host>/<container>); false unless both parts are present and
+// id holds no further "/".
+func SplitHostKey(key, prefix string) (host, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return "", "", false
+	}
+	host, id, ok = strings.Cut(rest, "/")
+	if !ok || host == "" || id == "" || strings.Contains(id, "/") {
+		return "", "", false
+	}
+	return host, id, true
+}
 
 // PoolsPrefix lists every pool record.
 const PoolsPrefix = "pools/"

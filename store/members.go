@@ -9,7 +9,7 @@ import (
 
 // MemberURLs returns the client and peer URLs of every member of the etcd
 // cluster (etcdctl member list), sorted, without duplicates: what podnet
-// keeps containers away from (portmap's guard), learned from the cluster
+// keeps containers away from (the data plane's guard), learned from the cluster
 // itself because the endpoints podnetd is given name client ports only.
 func (s *Store) MemberURLs(ctx context.Context) ([]string, error) {
 	var resp *clientv3.MemberListResponse

@@ -42,12 +42,12 @@ func MigrateExceptions(ctx context.Context, s *Store) (ExceptionMigration, error
 	}
 	var errs []error
 	for _, kv := range kvs {
-		p, err := ParsePoolName(strings.TrimPrefix(kv.Key, PoolsPrefix))
+		p, err := PoolOfKey(kv.Key)
 		if err != nil {
 			continue // not a pool record podnet wrote
 		}
 		res.Pools++
-		if err := migratePool(ctx, s, p.Masked(), &res); err != nil {
+		if err := migratePool(ctx, s, p, &res); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -245,18 +245,6 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return err
 }
 
-// DeleteIf removes key only if its ModRevision is still modRev.
-func (s *Store) DeleteIf(ctx context.Context, key string, modRev int64) error {
-	ok, _, err := s.Txn(ctx, []Cmp{ModRevIs(key, modRev)}, []Op{Delete(key)})
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("%q: %w", key, ErrConflict)
-	}
-	return nil
-}
-
 // DeletePrefix removes every key under prefix.
 func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 	_, _, err := s.Txn(ctx, nil, []Op{DeletePrefix(prefix)})

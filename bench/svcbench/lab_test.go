@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	svcfile "github.com/podnet/podnet/service"
+	"github.com/podnet/podnet/registry"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -19,7 +19,7 @@ func TestServicesFile(t *testing.T) {
 	if err := servicesFile(&b, 3); err != nil {
 		t.Fatal(err)
 	}
-	svcs, err := svcfile.ParseFile("services.yaml", b.Bytes())
+	svcs, err := registry.ParseFile("services.yaml", b.Bytes())
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}

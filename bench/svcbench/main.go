@@ -1,6 +1,6 @@
-// Command svcbench drives podnet's service engine (package portmap) for
+// Command svcbench drives podnet's service engine (package dataplane) for
 // the service benchmarks B3–B7 and B13 (README.md "Benchmarks",
-// scripts/bench-services.sh) and writes the kube-proxy-shaped iptables
+// scripts/bench/services.sh) and writes the kube-proxy-shaped iptables
 // rulesets they compare against. It acts in the network namespace it runs
 // in (`ip netns exec NS svcbench …`) and leaves what it programmed there:
 // the namespace's owner deletes it.
@@ -52,7 +52,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/dataplane"
 )
 
 func main() {
@@ -126,30 +126,30 @@ func endpoint(n, i, j int) netip.Addr {
 	return fillerAddr(i, j)
 }
 
-func service(n, eps, i int) portmap.Service {
-	s := portmap.Service{Name: fmt.Sprintf("s%d", i), ClusterIP: vip(i),
-		Ports: []portmap.ServicePort{{Name: "http", Proto: portmap.TCP, Port: 80, TargetPort: 8080}}}
+func service(n, eps, i int) dataplane.Service {
+	s := dataplane.Service{Name: fmt.Sprintf("s%d", i), ClusterIP: vip(i),
+		Ports: []dataplane.ServicePort{{Name: "http", Proto: dataplane.TCP, Port: 80, TargetPort: 8080}}}
 	for j := 0; j < eps; j++ {
-		s.Endpoints = append(s.Endpoints, portmap.ServiceEndpoint{Addr: endpoint(n, i, j)})
+		s.Endpoints = append(s.Endpoints, dataplane.ServiceEndpoint{Addr: endpoint(n, i, j)})
 	}
 	return s
 }
 
-func services(n, eps int) []portmap.Service {
-	out := make([]portmap.Service, n)
+func services(n, eps int) []dataplane.Service {
+	out := make([]dataplane.Service, n)
 	for i := range out {
 		out[i] = service(n, eps, i)
 	}
 	return out
 }
 
-func newEngine() *portmap.Engine {
-	return portmap.New(portmap.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+func newEngine() *dataplane.Engine {
+	return dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 
 // load programs n services into an empty table and prints how long the one
 // batch took (SetServices: building it, the kernel applying it).
-func load(n, eps int) (*portmap.Engine, error) {
+func load(n, eps int) (*dataplane.Engine, error) {
 	svcs := services(n, eps)
 	e := newEngine()
 	start := time.Now()

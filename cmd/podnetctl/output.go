@@ -18,8 +18,8 @@ const (
 	formatYAML  outputFormat = "yaml"
 )
 
-// outputFormat is the -o/--output flag: it refuses anything but table and
-// json when parsed, so a mistaken -o fails on every command, whether or not
+// outputFormat is the -o/--output flag: it refuses anything but table,
+// json and yaml when parsed, so a mistaken -o fails on every command, whether or not
 // the command gets as far as printing.
 type outputFormat string
 

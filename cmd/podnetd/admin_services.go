@@ -9,7 +9,7 @@ import (
 	"net/http"
 
 	"github.com/podnet/podnet/admin"
-	"github.com/podnet/podnet/service"
+	"github.com/podnet/podnet/registry"
 )
 
 // maxServiceFile bounds the body of apply and delete (a file of thousands
@@ -25,7 +25,7 @@ func (a *adminServer) serviceRoutes() admin.Routes {
 				return nil, err
 			}
 			v, err := h(ctx, d.services, r)
-			if errors.Is(err, service.ErrInvalid) {
+			if errors.Is(err, registry.ErrInvalid) {
 				return nil, admin.UserError{Err: err}
 			}
 			return v, err
@@ -49,7 +49,7 @@ func (a *adminServer) serviceRoutes() admin.Routes {
 			if err != nil {
 				return nil, err
 			}
-			return admin.ServiceView{ServiceSpec: service.SpecOf(created),
+			return admin.ServiceView{ServiceSpec: registry.SpecOf(created),
 				Status: &admin.ServiceStatus{Created: created.Created, Updated: created.Updated}}, nil
 		}),
 		"DELETE /v1/services/{name}": with(func(ctx context.Context, s *services, r *http.Request) (any, error) {

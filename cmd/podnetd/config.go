@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/podnet/podnet/clusterdns"
 	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
@@ -77,7 +78,7 @@ func defaultConfig() *config {
 		VXLANPort:      4789,
 		Encryption:     store.EncryptionNone,
 		WireGuardPort:  wireguard.DefaultPort,
-		ClusterDomain:  "podnet.local",
+		ClusterDomain:  clusterdns.DefaultDomain,
 		MetricsAddr:    metrics.DefaultAddr,
 	}
 }

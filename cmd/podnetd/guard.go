@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/podnet/podnet/portmap"
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/store"
 )
 
@@ -19,10 +19,10 @@ import (
 // rarely; a new member is covered within this interval).
 const etcdGuardInterval = 5 * time.Minute
 
-// guardEtcd keeps portmap's etcd set (containers never reach etcd) on the
+// guardEtcd keeps the data plane's etcd set (containers never reach etcd) on the
 // endpoints podnetd was given and, once etcd answers, the client and peer
 // URLs of every member of the cluster.
-func guardEtcd(ctx context.Context, st *store.Store, ports *portmap.Engine, log *slog.Logger) {
+func guardEtcd(ctx context.Context, st *store.Store, ports *dataplane.Engine, log *slog.Logger) {
 	set := func(urls []string) {
 		eps := etcdAddrPorts(ctx, urls, log)
 		if err := ports.SetEtcd(ctx, eps); err != nil && ctx.Err() == nil {
@@ -98,11 +98,11 @@ func etcdHostPort(raw string) (string, uint16, bool) {
 // dnsCacheFile is where the cluster DNS keeps its records, in --data-dir.
 const dnsCacheFile = "dns-records.json"
 
-// guardPorts tells portmap's guard what it protects on this host before
+// guardPorts tells the data plane's guard what it protects on this host before
 // the first Sync: the cluster DNS (answered only to this host and its
 // containers) and the VXLAN peers a previous podnetd accepted (kept until
 // the overlay has read the hosts from etcd).
-func guardPorts(ctx context.Context, cfg *config, ports *portmap.Engine, log *slog.Logger) {
+func guardPorts(ctx context.Context, cfg *config, ports *dataplane.Engine, log *slog.Logger) {
 	// Encrypted, VXLAN is accepted from nobody, from the first Sync on.
 	if cfg.Encryption != store.EncryptionWireGuard {
 		if err := ports.LoadPeers(); err != nil {
@@ -118,7 +118,7 @@ func guardPorts(ctx context.Context, cfg *config, ports *portmap.Engine, log *sl
 
 // peersToGuard is the overlay's Peers callback: the hosts registered in
 // etcd become the addresses VXLAN is accepted from.
-func peersToGuard(ports *portmap.Engine, log *slog.Logger) func([]netip.Addr) {
+func peersToGuard(ports *dataplane.Engine, log *slog.Logger) func([]netip.Addr) {
 	return func(peers []netip.Addr) {
 		if err := ports.SetPeers(context.Background(), peers); err != nil {
 			log.Error("cannot update the VXLAN peers; tunnels from new hosts are refused until the next change", "err", err)

@@ -14,7 +14,11 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/docker/docker/client"
+	"github.com/podnet/podnet/catalog"
 	"github.com/podnet/podnet/cluster"
+	"github.com/podnet/podnet/clusterdns"
+	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/dockerwatch"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/dockerup"
@@ -23,9 +27,7 @@ import (
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/plugin"
-	"github.com/podnet/podnet/portmap"
 	"github.com/podnet/podnet/reconcile"
-	"github.com/podnet/podnet/service"
 	"github.com/podnet/podnet/store"
 )
 
@@ -82,7 +84,7 @@ func run(parent context.Context, cfg *config) error {
 	if err := startDNS(ctx, cfg, st, k, cat, log); err != nil {
 		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
 	}
-	ports := portmap.New(portmap.Options{Logger: log.With("component", "portmap"), IPTablesBackend: cfg.IPTables})
+	ports := dataplane.New(dataplane.Options{Logger: log.With("component", "dataplane"), IPTablesBackend: cfg.IPTables})
 	guardPorts(ctx, cfg, ports, log)
 	go guardEtcd(ctx, st, ports, log)
 	ipm, err := ipam.New(ipam.Config{
@@ -171,7 +173,7 @@ func run(parent context.Context, cfg *config) error {
 		go rec.Run(ctx)
 		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
 			Logger: log.With("component", "netsync"), Reach: up}).Run(ctx)
-		go service.NewWatcher(service.WatcherConfig{Host: cfg.HostName, Store: st, Docker: dc,
+		go dockerwatch.New(dockerwatch.Config{Host: cfg.HostName, Store: st, Docker: dc,
 			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up}).Run(ctx)
 	}
 	cm := cluster.New(st, ipm, log.With("component", "cluster"))
@@ -256,7 +258,7 @@ func waitForEtcd(ctx context.Context, st *store.Store, log *slog.Logger) error {
 // newOverlay detects the underlay and builds the multi-host data plane
 // (encrypted when wg is set); VXLAN is then accepted only from the hosts
 // it follows (from none with encryption).
-func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *portmap.Engine, wg *wireguard.Device, log *slog.Logger) (*overlay.Overlay, error) {
+func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *dataplane.Engine, wg *wireguard.Device, log *slog.Logger) (*overlay.Overlay, error) {
 	u, err := overlay.DetectUnderlay(k, cfg.AdvertiseAddr)
 	if err != nil {
 		return nil, err
@@ -273,7 +275,7 @@ func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *portmap.Eng
 }
 
 // startDNS puts the cluster DNS address on lo and serves it.
-func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel, cat *service.Catalog, log *slog.Logger) error {
+func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel, cat *catalog.Catalog, log *slog.Logger) error {
 	if cfg.DNSAddr == "off" {
 		return nil
 	}
@@ -281,7 +283,7 @@ func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel,
 	if err := k.EnsureLocalAddr("lo", addr); err != nil {
 		return err
 	}
-	d, err := service.NewDNS(service.DNSConfig{Store: st, Listen: netip.AddrPortFrom(addr, 53),
+	d, err := clusterdns.New(clusterdns.Config{Store: st, Listen: netip.AddrPortFrom(addr, 53),
 		Upstreams: cfg.DNSUpstreams, CacheFile: filepath.Join(cfg.DataDir, dnsCacheFile), Logger: log.With("component", "dns"),
 		Services: cat, Domain: cfg.ClusterDomain})
 	if err != nil {
@@ -347,7 +349,7 @@ func cleanup(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	ports := portmap.New(portmap.Options{Logger: log, IPTablesBackend: cfg.IPTables})
+	ports := dataplane.New(dataplane.Options{Logger: log, IPTablesBackend: cfg.IPTables})
 	var errs []error
 	if err := ports.Cleanup(ctx); err != nil {
 		errs = append(errs, err)
@@ -374,8 +376,8 @@ func cleanup(ctx context.Context, cfg *config) error {
 		}
 	}
 	log.Info("podnet kernel state removed", "links", removed)
-	if len(errs) > 0 {
-		return fmt.Errorf("cleanup: %v", errs)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cleanup: %w", err)
 	}
 	return nil
 }

@@ -7,17 +7,19 @@ import (
 	"net/netip"
 	"regexp"
 
-	"github.com/podnet/podnet/portmap"
-	"github.com/podnet/podnet/service"
+	"github.com/podnet/podnet/catalog"
+	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/proxy"
+	"github.com/podnet/podnet/registry"
 	"github.com/podnet/podnet/store"
 )
 
 // services is the service layer of podnetd: the registry behind the admin
 // API, the catalog the agent and the DNS read, and the proxy agent.
 type services struct {
-	registry *service.Registry
-	catalog  *service.Catalog
-	proxy    *service.Proxy
+	registry *registry.Registry
+	catalog  *catalog.Catalog
+	proxy    *proxy.Agent
 	st       *store.Store
 }
 
@@ -34,32 +36,32 @@ func (c *config) validateServices() error {
 	return nil
 }
 
-func (c *config) serviceRange() (service.ServiceRange, error) {
+func (c *config) serviceRange() (registry.ServiceRange, error) {
 	p, err := netip.ParsePrefix(c.ServiceCIDR)
 	if err != nil {
-		return service.ServiceRange{}, err
+		return registry.ServiceRange{}, err
 	}
 	var dnsAddr netip.Addr
 	if c.DNSAddr != "off" {
 		dnsAddr, _ = netip.ParseAddr(c.DNSAddr)
 	}
-	return service.NewServiceRange(p, dnsAddr)
+	return registry.NewServiceRange(p, dnsAddr)
 }
 
 // newServices checks this podnetd's service CIDR against the cluster's
 // (refusing to run when they disagree or it overlaps a pool) and builds
 // the service layer; start runs it.
-func newServices(ctx context.Context, cfg *config, st *store.Store, cat *service.Catalog, log *slog.Logger) (*services, error) {
+func newServices(ctx context.Context, cfg *config, st *store.Store, cat *catalog.Catalog, log *slog.Logger) (*services, error) {
 	rng, err := cfg.serviceRange()
 	if err != nil {
 		return nil, err
 	}
-	if err := service.EnsureServiceCIDR(ctx, st, rng.CIDR, cfg.HostName); err != nil {
+	if err := registry.EnsureServiceCIDR(ctx, st, rng.CIDR, cfg.HostName); err != nil {
 		return nil, err
 	}
 	log = log.With("component", "services")
 	return &services{
-		registry: service.NewRegistry(service.RegistryConfig{Store: st, Range: rng, Host: cfg.HostName, Logger: log}),
+		registry: registry.New(registry.Config{Store: st, Range: rng, Host: cfg.HostName, Logger: log}),
 		catalog:  cat,
 		st:       st,
 	}, nil
@@ -67,19 +69,19 @@ func newServices(ctx context.Context, cfg *config, st *store.Store, cat *service
 
 // newCatalog is the in-memory view of services and their endpoints that
 // the proxy agent fills and the cluster DNS reads.
-func newCatalog(cfg *config, log *slog.Logger) (*service.Catalog, error) {
+func newCatalog(cfg *config, log *slog.Logger) (*catalog.Catalog, error) {
 	rng, err := cfg.serviceRange()
 	if err != nil {
 		return nil, err
 	}
-	return service.NewCatalog(cfg.HostName, rng.CIDR.Addr().Is6(), log.With("component", "services")), nil
+	return catalog.New(cfg.HostName, rng.CIDR.Addr().Is6(), log.With("component", "services")), nil
 }
 
 // start runs the catalog and the proxy agent, which programs services
 // through the NAT engine.
-func (s *services) start(ctx context.Context, cfg *config, ports *portmap.Engine, log *slog.Logger) {
+func (s *services) start(ctx context.Context, cfg *config, ports *dataplane.Engine, log *slog.Logger) {
 	go s.catalog.Run(ctx, s.st)
-	s.proxy = service.NewProxy(service.ProxyConfig{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
+	s.proxy = proxy.New(proxy.Config{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
 		Programmer: ports, Logger: log.With("component", "proxy")})
 	go s.proxy.Run(ctx)
 }

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/overlay"
-	"github.com/podnet/podnet/portmap"
 )
 
 // hostNetworks reads the networks of this host's interfaces that podnet
@@ -12,6 +12,6 @@ import (
 // VXLAN devices, which hold podnet subnets by design.
 func hostNetworks(k *link.Kernel) func() ([]netspec.HostNetwork, error) {
 	return func() ([]netspec.HostNetwork, error) {
-		return k.InterfaceNetworks(portmap.DefaultBridgePrefix, overlay.DevicePrefix)
+		return k.InterfaceNetworks(dataplane.DefaultBridgePrefix, overlay.DevicePrefix)
 	}
 }

@@ -143,10 +143,6 @@ func gauge(name, help string) prometheus.Gauge {
 	return declare(prometheus.NewGauge(prometheus.GaugeOpts(opts(name, help))), "gauge", name, nil)
 }
 
-func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	return declare(prometheus.NewGaugeVec(prometheus.GaugeOpts(opts(name, help)), labels), "gauge", name, labels)
-}
-
 func histogram(name, help string) prometheus.Histogram {
 	return declare(prometheus.NewHistogram(histOpts(name, help)), "histogram", name, nil)
 }

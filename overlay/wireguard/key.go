@@ -55,11 +55,12 @@ func LoadOrCreateKey(dir string) (priv Key, created bool, err error) {
 		return Key{}, false, fmt.Errorf("wireguard key: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
+	err = tmp.Chmod(0o600)
+	if err == nil {
 		_, err = tmp.WriteString(k.String() + "\n")
-		if err == nil {
-			err = tmp.Sync()
-		}
+	}
+	if err == nil {
+		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr

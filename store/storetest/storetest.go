@@ -91,3 +91,33 @@ func Logger(t testing.TB) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("test", t.Name())
 }
+
+// Put writes v at key, failing the test on error.
+func Put(t testing.TB, st *store.Store, key string, v any) {
+	t.Helper()
+	if err := st.Put(context.Background(), key, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Delete deletes key, failing the test on error.
+func Delete(t testing.TB, st *store.Store, key string) {
+	t.Helper()
+	if err := st.Delete(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Keys lists every key under prefix, failing the test on error.
+func Keys(t testing.TB, st *store.Store, prefix string) []string {
+	t.Helper()
+	kvs, _, err := st.List(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, kv := range kvs {
+		out = append(out, kv.Key)
+	}
+	return out
+}

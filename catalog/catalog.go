@@ -1,0 +1,213 @@
+package catalog
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/podnet/podnet/store"
+)
+
+// ctrKey names a container cluster-wide.
+type ctrKey struct{ host, id string }
+
+// Member modes: how a selected container is reached.
+const (
+	modeNetwork   = "network"           // its own address on a podnet network
+	modeHost      = store.ModeHost      // its host's address
+	modeContainer = store.ModeContainer // the address of the container whose stack it shares
+)
+
+// member is one container as services see it, built from its records:
+// one epmeta record per podnet endpoint, or one ctrmeta record.
+type member struct {
+	key    ctrKey
+	name   string
+	labels map[string]string
+	ready  bool
+	mode   string
+	parent string // container mode: the full ID of the container it shares
+	// eps holds the addresses of each of its podnet endpoints.
+	eps map[string][2]netip.Addr // epmeta key → v4, v6
+	// ctr is set for host- and container-mode containers.
+	ctr bool
+}
+
+// Catalog is the in-memory view of everything services depend on: the
+// services, the containers they may select (epmeta/ and ctrmeta/), the
+// hosts' underlay addresses and their liveness. podnetd runs one: the
+// proxy agent (package proxy) computes each host's rules from it and the
+// cluster DNS (package clusterdns) answers service names from it.
+// One-shot copies (Load) answer `podnetctl service get`.
+type Catalog struct {
+	self string
+	v6   bool
+	log  *slog.Logger
+
+	mu       sync.RWMutex
+	services map[string]*store.Service
+	members  map[ctrKey]*member
+	epmeta   map[string]store.EndpointMeta  // epmeta key → record
+	ctrmeta  map[string]store.ContainerMeta // ctrmeta key → record
+	alive    map[string]bool
+	underlay map[string]netip.Addr
+	byLabel  map[string]map[ctrKey]struct{} // "k=v" → containers
+	byTerm   map[string]map[string]struct{} // "k=v" → services selecting it
+	byVIP    map[netip.Addr]string
+	epByCtr  map[ctrKey]map[string]struct{} // container → its epmeta keys
+	children map[ctrKey]map[ctrKey]struct{} // container → container-mode members sharing its stack
+	byHost   map[string]map[ctrKey]struct{}
+	// loaded counts the prefixes whose first snapshot arrived.
+	loaded map[string]bool
+	// dirty holds services whose computed result may have changed since
+	// the agent last looked, with the write time of the oldest change (zero
+	// when unknown); all says every service is.
+	dirty   map[string]time.Time
+	all     bool
+	changed chan struct{}
+	// gen counts updates, for readers that poll for "anything new" (the
+	// DNS records saved on disk) without taking Changed from the agent.
+	gen atomic.Uint64
+}
+
+// catalogPrefixes are what a Catalog follows.
+var catalogPrefixes = []string{store.ServicesPrefix, store.EndpointMetaPrefix(""), store.ContainerMetaPrefix(""),
+	store.AlivePrefix, store.HostsPrefix}
+
+// New returns an empty catalog for host self; v6 says the service
+// CIDR is IPv6 (endpoints are then picked by their IPv6 address).
+func New(self string, v6 bool, log *slog.Logger) *Catalog {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Catalog{self: self, v6: v6, log: log,
+		services: map[string]*store.Service{}, members: map[ctrKey]*member{},
+		epmeta: map[string]store.EndpointMeta{}, ctrmeta: map[string]store.ContainerMeta{},
+		alive: map[string]bool{}, underlay: map[string]netip.Addr{},
+		byLabel: map[string]map[ctrKey]struct{}{}, byTerm: map[string]map[string]struct{}{},
+		byVIP: map[netip.Addr]string{}, epByCtr: map[ctrKey]map[string]struct{}{},
+		children: map[ctrKey]map[ctrKey]struct{}{}, byHost: map[string]map[ctrKey]struct{}{}, loaded: map[string]bool{}, dirty: map[string]time.Time{},
+		changed: make(chan struct{}, 1)}
+}
+
+// Run follows etcd until ctx ends.
+func (c *Catalog) Run(ctx context.Context, st *store.Store) {
+	var wg sync.WaitGroup
+	for _, p := range catalogPrefixes {
+		wg.Go(func() { st.Follow(ctx, p, catalogFollower{c: c, prefix: p}) })
+	}
+	wg.Wait()
+}
+
+// Load builds a one-shot catalog from a listing of etcd.
+func Load(ctx context.Context, st *store.Store, self string, v6 bool) (*Catalog, error) {
+	c := New(self, v6, slog.New(slog.DiscardHandler))
+	for _, p := range catalogPrefixes {
+		kvs, _, err := st.List(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		c.snapshot(p, kvs)
+	}
+	return c, nil
+}
+
+// Loaded reports whether every followed prefix has been read once.
+func (c *Catalog) Loaded() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.loaded) == len(catalogPrefixes)
+}
+
+// Changed is signalled (coalesced) after every update.
+func (c *Catalog) Changed() <-chan struct{} { return c.changed }
+
+// Generation counts updates, for readers that poll for "anything new"
+// (the DNS records saved on disk) without taking Changed from the agent.
+func (c *Catalog) Generation() uint64 { return c.gen.Load() }
+
+// ServiceNames lists the services, sorted.
+func (c *Catalog) ServiceNames() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Sorted(maps.Keys(c.services))
+}
+
+// Service returns the record of service name. It is shared: read it,
+// never change it (an update replaces the record, so it stays as read).
+func (c *Catalog) Service(name string) (*store.Service, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s, ok := c.services[name]
+	return s, ok
+}
+
+// Alive reports whether host holds its liveness lease.
+func (c *Catalog) Alive(host string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.alive[host]
+}
+
+// ServiceByVIP returns the service holding VIP a.
+func (c *Catalog) ServiceByVIP(a netip.Addr) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n, ok := c.byVIP[a.Unmap()]
+	return n, ok
+}
+
+type catalogFollower struct {
+	c      *Catalog
+	prefix string
+}
+
+func (f catalogFollower) Snapshot(kvs []store.KV) { f.c.snapshot(f.prefix, kvs) }
+
+func (f catalogFollower) Changes(evs []store.Event) {
+	c := f.c
+	c.mu.Lock()
+	for _, ev := range evs {
+		kv := store.KV{Key: ev.Key, Value: ev.Value, ModRev: ev.ModRev}
+		c.applyLocked(f.prefix, kv, ev.Type == store.EventDelete)
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *Catalog) signal() {
+	c.gen.Add(1)
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// MarkDirty marks service name to be recomputed again, keeping the time
+// of its oldest pending write (the agent's retry of a failed change).
+func (c *Catalog) MarkDirty(name string, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.markDirty(name, at)
+}
+
+func (c *Catalog) markDirty(name string, at time.Time) {
+	if old, ok := c.dirty[name]; !ok || (!at.IsZero() && (old.IsZero() || at.Before(old))) {
+		c.dirty[name] = at
+	}
+}
+
+// TakeDirty returns the services to recompute (with the time of their
+// oldest pending change) and forgets them; all means every service.
+func (c *Catalog) TakeDirty() (map[string]time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, all := c.dirty, c.all
+	c.dirty, c.all = map[string]time.Time{}, false
+	return d, all
+}

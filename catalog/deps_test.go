@@ -1,0 +1,33 @@
+package catalog_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/podnet/podnet/internal/testutil"
+)
+
+const mod = "github.com/podnet/podnet/"
+
+// The service layer's packages keep their floors: only the proxy agent
+// drives the data plane; the catalog sees records, not the packages that
+// read or write them; the Docker watcher only writes records.
+func TestServiceLayerFloors(t *testing.T) {
+	for pkg, banned := range map[string][]string{
+		"catalog":     {"dataplane", "proxy", "clusterdns", "registry", "dockerwatch"},
+		"registry":    {"dataplane", "proxy", "clusterdns", "dockerwatch"},
+		"clusterdns":  {"dataplane", "proxy", "dockerwatch"},
+		"dockerwatch": {"dataplane", "proxy", "clusterdns", "registry", "catalog"},
+		"proxy":       {"clusterdns", "registry", "dockerwatch"},
+	} {
+		deps := testutil.Deps(t, mod+pkg)
+		if !slices.Contains(deps, mod+"store") {
+			t.Fatalf("go list found no store package in %s's dependencies: %v", pkg, deps)
+		}
+		for _, b := range banned {
+			if slices.Contains(deps, mod+b) {
+				t.Errorf("%s links %s; it must not (see its doc.go)", pkg, b)
+			}
+		}
+	}
+}

@@ -1,0 +1,32 @@
+// Package catalog is the in-memory view of everything services depend
+// on: the service records, the containers they may select (epmeta/ and
+// ctrmeta/ records, written by package dockerwatch), the hosts' underlay
+// addresses and their liveness. podnetd runs one Catalog; the proxy agent
+// (package proxy) computes this host's rules from it, the cluster DNS
+// (package clusterdns) answers service names from it, and a one-shot
+// copy (Load) answers `podnetctl service get` (package registry).
+//
+// It knows nothing of the data plane: it hands out service records and
+// their ready endpoints (Ready), and the agent turns them into the data
+// plane's services.
+//
+// # Design notes
+//
+//   - Endpoints. A service selects the running containers, on any host,
+//     whose labels carry every selector term (so Compose's own labels
+//     work). A container on a podnet network is reached at its address
+//     (the lowest one of the service's family if it has several), a --net
+//     host container at its host's underlay address, a --net container:X
+//     one at X's address. An endpoint is ready when its record says the
+//     container runs and passes its health check, its host is alive, and
+//     its address is known; addresses are deduplicated (X and a container
+//     sharing its stack are one endpoint).
+//   - Five store.Follow loops feed the catalog (services/, epmeta/,
+//     ctrmeta/, alive/, hosts/); indexes by label term, by host and by
+//     shared stack turn each event into the few services it can affect,
+//     which it marks dirty (with the write time of the oldest change) for
+//     the agent to take (TakeDirty). A rewrite with a new timestamp, or a
+//     change to a container no service selects, marks nothing.
+//   - etcd down: the catalog keeps its last view, so the agent's rules and
+//     the DNS answers stay.
+package catalog

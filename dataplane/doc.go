@@ -1,0 +1,326 @@
+// Package dataplane owns every NAT and filter rule podnet programs: published
+// ports (docker run -p), masquerade, isolation between networks, hairpin,
+// and services (cluster VIPs, external IPs and NodePorts, load-balanced in
+// the kernel).
+//
+// An Engine holds the desired state in memory (networks, the mappings of
+// each endpoint, services) and makes the kernel match it. The driver
+// calls AddNetwork/RemoveNetwork, Publish/Unpublish as Docker asks; at
+// start podnetd calls Restore (state from etcd), Sync, then Run. The
+// service proxy calls SetServices once it has a complete view of etcd
+// (and on its resync timer), then UpsertService/DeleteService per change;
+// ServiceStatus says why a service is not programmed. Network policy
+// will live here too, beside the concerns the files are named for:
+//
+//	engine.go, types.go       the Engine, its options and input types
+//	ruleset*.go               the desired table as data; isolation.go the forward rules between networks
+//	publish*.go               docker run -p: mappings, host-port choice, ephemeral range, bind probes
+//	services*.go              services: model, table, rules, expressions, conntrack cleanup
+//	guard*.go                 the guard (who may reach etcd, VXLAN, the DNS) and localnet
+//	conntrack*.go             conntrack cleanup over netlink
+//	nft*.go                   the kernel side: whole-table syncs, deltas, elements, expressions
+//	iptables_accepts.go       the accepts in Docker's iptables chains
+//	metrics.go                the data plane's metrics
+//
+// # Design notes
+//
+// Table layout. Everything lives in one nftables table, `table inet
+// podnet` (both families in one table, so one batch changes both):
+//
+//	set subnets4, subnets6          every podnet subnet on this host (interval sets)
+//	map pm4_ip   ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
+//	map pm4_any  inet_proto . inet_service : ipv4_addr . inet_service
+//	map pm6_ip, pm6_any             the same for IPv6
+//	chain published                 dnat … map @pm4_ip, then @pm4_any (specific host IP wins), same for ip6
+//	chain prerouting  (nat, dstnat) fib daddr type local jump published
+//	chain output      (nat, -100)   ip6 daddr ::1 return; fib daddr type local jump published
+//	chain postrouting (nat, srcnat) masquerade: DNATed connections into a LAN
+//	                                network's shim, 127.0.0.0/8 to a podnet bridge,
+//	                                hairpin (ct status dnat, source in the bridge's
+//	                                subnet, out the same bridge), and per network
+//	                                its subnets to destinations not in @subnets4/6
+//	chain forward  (filter, 0)      internal networks cut off; DNATed traffic
+//	                                accepted; other traffic between two podnet
+//	                                bridges dropped
+//	set hosts4                      underlay addresses of the hosts in etcd
+//	set etcd4, etcd6                etcd members' client and peer ports
+//	chain guard_prerouting (filter, raw), guard_input (filter, 0),
+//	      guard_forward (filter, 0) the guard, below
+//	chain localnet (filter, raw)    what arrives on a podnet bridge for 127.0.0.0/8
+//	                                dropped (route_localnet would deliver it to
+//	                                the host's loopback services; see localnet.go)
+//
+// and the service section (see "Services" below):
+//
+//	map svc-ip4, svc-ip6            VIP or external IP . proto . port : verdict (goto the service's target)
+//	map svc-np                      proto . NodePort : verdict
+//	chain services                  jumped to first from prerouting and output:
+//	                                vmap @svc-ip4, vmap @svc-ip6, then (not for
+//	                                loopback) fib daddr type local: vmap @svc-np
+//	map/chain svc-<ks>-b<i>         bucket i of keyspace ks (ip4, ip6, np4, np6,
+//	                                and -local variants): key : i-th endpoint . target
+//	                                port; the chain sets the service ct mark and
+//	                                DNATs through the map
+//	chain svc-<ks>-r<lo>-<hi>       equal-probability choice of buckets lo..hi-1
+//	chain svc-reject                TCP reset, else ICMP port unreachable
+//	chain svc-local-<ks>/<svc>/<proto>/<port>     externalTrafficPolicy Local
+//	chain svc-aff-<ks>/<svc>/<proto>/<port>[/<ep>] and
+//	set svc-aff/<svc>/<proto>/<port>/<ep>         ClientIP affinity
+//	set svc-hairpin4, svc-hairpin6  local endpoint . itself
+//	chain snat-services             postrouting, for service connections (ct mark
+//	                                0x00200000): source NAT decided per path
+//	set samebridge                  each bridge . itself (routed same-bridge traffic)
+//	set pods4, pods6; map tunnel4, tunnel6        subnets of multi-host networks,
+//	                                and this host's tunnel address in each
+//
+// Rules are built as data (ruleset.go): each rule is a list of fragments
+// that carry both their nft text and their expressions, so the text is
+// what `nft list table inet podnet` prints and a kernel test checks that
+// the bytecode equals what nft itself compiles from that text (register
+// layout of concatenations included). Outside clients keep their source
+// address: only loopback, hairpin and outbound traffic is masqueraded.
+//
+// Why maps. A published port is one map element, not one rule: the
+// lookup is a hash, O(1) however many ports are published (measured
+// on this kind of machine: linear iptables chains lose ~10 ns per rule per new connection),
+// and Publish/Unpublish are one small netlink batch that adds or deletes
+// elements. Batches are transactions: the kernel applies all of them or
+// none. Sync sends one batch that flushes and refills every chain and
+// recreates every set it owns (never deleting the table), so packets see
+// the old or the new rules, never none, and objects it does not rewrite
+// survive: the service section until SetServices has said what it should
+// be, and the clients recorded in affinity sets. NAT of existing
+// connections lives in conntrack, which no batch touches, so established
+// connections survive a Sync. A batch travels in one sendmsg and the
+// kernel queues an ack per operation before we read any: the netlink
+// socket's buffers are sized for the batch (SO_SNDBUFFORCE/RCVBUFFORCE,
+// as nft does), or thousands of services would fail with EMSGSIZE, or
+// with ENOBUFS after the kernel applied the batch.
+//
+// Why the iptables accepts. dockerd sets the filter FORWARD policy to
+// DROP (in iptables, on this machine the nft backend's `table ip filter`).
+// A packet must pass every base chain at a hook, so an accept in our
+// table cannot overrule Docker's drop. podnet therefore keeps a chain
+// PODNET-FORWARD (`-i pn-+ -j ACCEPT`, `-o pn-+ -j ACCEPT`) jumped to from
+// DOCKER-USER (from FORWARD when Docker is absent), in the backend that
+// holds DOCKER-USER (iptables-nft or iptables-legacy), for IPv4 and IPv6.
+// go-iptables runs a process per call (~10 ms), so this happens only in
+// Sync, the canary and Cleanup; the isolation drops stay in nftables, where
+// a drop is final whatever iptables accepts.
+//
+// Canary resync. `nft flush ruleset`, a firewalld reload or a dockerd
+// restart can remove our table or our jump. Run checks, like kube-proxy's
+// canary, that the table's prerouting chain has rules and that the
+// iptables chain and jump are where auto mode would put them now (so the
+// jump moves into DOCKER-USER once dockerd creates it), and calls Sync
+// when not. Between checks, Publish and Unpublish heal themselves: if the
+// incremental batch fails because the kernel drifted, they rebuild the
+// whole table. If the rebuild fails too, memory is rolled back to match
+// the kernel.
+//
+// Conntrack cleanup. A UDP client keeps its 5-tuple for as long as it
+// talks, and its conntrack entry keeps the NAT decision of its first
+// packet. Unpublish therefore deletes the entries its mappings created
+// (TCP, UDP, SCTP: original destination port = host port, reply source =
+// container), and Publish of a UDP/SCTP port deletes entries to that host
+// port that do not lead to the new container (created while the port was
+// unpublished). Otherwise a re-used host port would stick to the old
+// container, or to nothing, until the entry times out. The data plane uses
+// netlink for this (the one netlink use outside nftables in the package)
+// because it owns the NAT that created those entries, and because running
+// the conntrack tool would put a process exec back on the Publish path.
+//
+// Hairpin and br_netfilter. dockerd loads br_netfilter, so frames bridged
+// between ports of a podnet bridge traverse the IP hooks. A hairpin
+// connection (container → host IP:port → container on the same bridge) is
+// then bridged after DNAT rather than routed, and its postrouting hook has
+// no input interface; the hairpin rule matches on source subnet and output
+// bridge instead of iifname. A container reaching its own published port
+// is sent back out of the bridge port it came from, which the bridge only
+// does with hairpin mode on that port (the driver sets it).
+//
+// Host ports. Ranges get their first free port; "-p 80" gets the next free
+// port of the ephemeral range, round-robin like Docker, so a released
+// port is re-used as late as possible. A port is free when no other
+// endpoint publishes it on an overlapping host address (a wildcard overlaps
+// everything of its family) and Options.PortInUse (default: try to bind
+// it) reports no other process holding it. A zero HostIP publishes IPv4
+// and, if the endpoint has one, IPv6 on the same port; 0.0.0.0 and :: mean
+// one family only, as in `docker run -p 0.0.0.0:80:80`. Published ports are
+// reachable from containers of other networks too (ct status dnat is
+// accepted before the isolation drops), as Kubernetes hostPorts are;
+// internal networks reach nothing. [::1]:port is left to local listeners:
+// IPv6 has no route_localnet, so a DNATed ::1 packet could not leave.
+//
+// The guard (guard.go). podnet's own services and its underlay trust no
+// one they need not:
+//
+//   - VXLAN: `udp dport 4789 ip saddr != @hosts4 drop` in guard_input.
+//     hosts4 holds the underlay address of every host registered in etcd
+//     (hosts/, alive or not: a host coming back must not wait for a rule);
+//     the overlay follows hosts/ and calls SetPeers on every change, as
+//     Calico keeps its VXLAN allow-list. A datagram from anywhere else —
+//     which could carry any inner source into a container — is dropped
+//     before the VXLAN socket sees it.
+//   - Direct routing carries pod sources over the underlay without
+//     encapsulation, so it is checked by reverse path: a packet arriving
+//     on anything but a podnet bridge, a VXLAN device or lo whose source
+//     lies in a podnet subnet is dropped unless the route back to that
+//     source leaves through the interface it came in on (`fib saddr . iif
+//     oif missing drop`, strict rpf, at raw priority before conntrack).
+//     Only the blocks the overlay routes directly to a known host pass;
+//     this host's own ranges, unclaimed addresses and blocks reached over
+//     VXLAN do not. The subnets of macvlan/ipvlan networks (Network.LAN)
+//     are not in @subnets4/6 and not checked: they are the LAN's own
+//     addresses, which its machines (and other hosts' containers) send
+//     from on the parent, whether or not this host has a route back
+//     there. Both checks are by source address: a machine on the
+//     same L2 segment that forges a known host's address (or an address
+//     inside a directly routed block) still gets through, as with any
+//     allow-list of this kind; only encryption (WireGuard, IPsec, both
+//     absent from this kernel) would close that.
+//   - The cluster DNS answers the host itself (`fib saddr type local`),
+//     podnet's subnets on this host (@subnets4/6, its containers) and
+//     this host's containers on Docker's own bridges (docker0, br-*: the
+//     README puts the cluster DNS in daemon.json, which all of them ask);
+//     every other query is dropped. Why here and not (also) in the
+//     server: a drop never answers, so a forged source cannot turn the
+//     resolver into a reflector (a REFUSED is still a packet to the
+//     victim); the set of podnet subnets already lives here, kept by the
+//     same engine from the same driver calls, so there is one source of
+//     truth; and the table outlives podnetd, so the rule holds while
+//     podnetd restarts and while etcd is down — exactly when the server
+//     could not know the subnets (it learns them from etcd). The cost is
+//     that `nft flush ruleset` opens the DNS until the canary restores the
+//     table (≤ 10 s).
+//   - etcd: containers on podnet bridges cannot open connections to the
+//     client or peer ports of the etcd members podnet uses (`iifname
+//     "pn-*" ip daddr . tcp dport @etcd4 drop`, in guard_input for a
+//     member on this host and guard_forward for the others). podnetd
+//     fills etcd4/6 from its endpoints and etcd's member list.
+//
+// The guard never rebuilds the table before this engine's first Sync (a
+// restarted podnetd must not replace the previous table, published ports
+// and all, before it restored them), and a restarted podnetd seeds the
+// VXLAN peers from the hosts4 set the previous one left (LoadPeers), so
+// tunnels keep flowing while etcd is down. On the very first start the
+// set is empty until the overlay has listed the hosts: VXLAN fails closed.
+//
+// Services. Dispatch is one hash lookup however many services exist: the
+// verdict map svc-ip4 (svc-ip6, svc-np) sends VIP . proto . port to the
+// service's target. A target is shared by every service with the same
+// number of endpoints: range chain svc-ip4-r0-<n> chooses bucket i with
+// equal probability in O(log n) rules (ranges of up to four buckets in
+// turn, `numgen random mod (n-i) 0`, kube-proxy's statistic scheme;
+// larger ones split after a power of two, `numgen random mod n < s`, the
+// halves shared by every size that contains them; a vmap keyed by numgen
+// would be one lookup, but google/nftables labels an anonymous map's keys
+// big-endian while numgen writes host order, so nft would print, and
+// reload, wrong keys), and bucket chain svc-ip4-b<i> DNATs through map
+// svc-ip4-b<i>, keyed like the dispatch, whose value is the service's
+// i-th endpoint. A
+// service is therefore only map elements (one dispatch element per
+// address and port, one bucket element per endpoint): a change is a batch
+// of a few elements, a cold load is linear in services, and no rule walk
+// grows with the number of services. Endpoints keep their bucket while
+// they stay (assignSlots), so an endpoint change replaces one element per
+// address and port. Shared chains and maps are reference-counted and
+// created with the first service that needs them. Costs seen on this
+// kind of machine: a batch that deletes elements waits for an RCU grace
+// period in the kernel (a few milliseconds), whatever the table size.
+//
+// A service without endpoints goes to svc-reject (TCP reset, ICMP port
+// unreachable) from the nat chain itself: reject in prerouting needs
+// Linux 5.9 or later. ClientIP affinity is kube-proxy's nftables scheme:
+// one timeout set of clients per endpoint, looked up in turn (only for
+// services with affinity), refreshed on each new connection; a client in
+// none picks at random and its endpoint's chain records it.
+// externalTrafficPolicy Local sends external IPs and NodePorts to a chain
+// that keeps traffic from this host's containers and processes
+// cluster-wide and sends outside traffic to local endpoints only
+// (separate "-local" buckets), or drops it when there are none. NodePorts
+// answer on every local address but loopback: a packet from 127.0.0.1
+// cannot be routed to another host without route_localnet on the uplink
+// (CVE-2020-8558), as with kube-proxy's nftables mode.
+//
+// Services across hosts. The endpoint should see the client's own
+// address wherever the reply passes through the host that did the DNAT
+// anyway; otherwise the reply must be sent back there. Every bucket
+// chain sets conntrack mark bit 0x00200000, and postrouting sends the
+// first packet of such connections to snat-services, which decides:
+//
+//   - local endpoint (out a podnet bridge): no source NAT; the reply goes
+//     through this host (the endpoint's gateway). Except: a container
+//     reaching itself is masqueraded (a packet from its own address would
+//     be dropped as martian; set svc-hairpin4 holds local endpoint .
+//     itself), and a container reaching another endpoint of its own
+//     bridge is masqueraded only when the packet was routed (input and
+//     output interface the same bridge, set samebridge): with
+//     br_netfilter, which dockerd loads, the frame is bridged, has no
+//     input interface at postrouting, and conntrack un-NATs the bridged
+//     reply, so the client keeps its address (kube-proxy relies on the
+//     same);
+//   - a local container (multi-host network) to a pod on another host: no
+//     source NAT, the pod network routes the reply back here;
+//   - anything else to a pod on another host — the host's own processes,
+//     NodePort and external-IP clients from outside, containers of
+//     single-host networks — gets this host's tunnel address in the
+//     endpoint's network (map tunnel4: subnet → address). The gateway is
+//     anycast (the same address on every host) and the underlay address
+//     is routed outside the pod network, so neither would bring the reply
+//     back: the tunnel address is an address of the pool reserved in IPAM
+//     for this host (Calico's tunnel address; flannel puts one on its
+//     VXLAN device), and every other host routes it here with its block
+//     or as an exception route. It need not be on any interface: the
+//     reply is un-NATed in prerouting, before routing. With it, the
+//     forward packet arrives on the other host's VXLAN device from an
+//     address routed via that device, and the reply on ours from a pod
+//     address routed via ours, so strict reverse-path filtering
+//     (rp_filter=1) passes on both hosts;
+//   - without a tunnel address, or towards a host-network endpoint: masquerade;
+//   - an endpoint on a macvlan/ipvlan network of this host, reached
+//     through its host-access shim: masquerade (a rule of postrouting
+//     itself, before the jump: the container's default route is the
+//     LAN's router, so its reply would bypass this host, exactly as
+//     for a published port). One on another host is an outside
+//     destination (the last rule).
+//
+// Such connections may cross no podnet bridge (a NodePort forwarded from
+// the underlay to the VXLAN device), so PODNET-FORWARD also accepts the
+// service conntrack mark in Docker's FORWARD chain.
+//
+// Service state. SetServices builds the whole desired set; the first call
+// after a start rewrites the service section in one batch (until then
+// Sync leaves the previous podnetd's service rules in place, so a restart
+// never interrupts new connections to services, and an etcd outage never
+// touches them); later calls program only the difference. UpsertService
+// and DeleteService program one service's difference, applied to memory
+// with an undo journal, so a change costs what the change touches. A
+// service that cannot be programmed (invalid, conflicting with another's
+// address and port, refused by the kernel) is left out and reported by
+// ServiceStatus; when the kernel refuses a whole set, services are
+// programmed one batch each so the culprit is named and the others work.
+//
+// Service conntrack cleanup. When an endpoint leaves, the entries of the
+// UDP and SCTP flows a service rule sent to it (service mark, reply
+// source the endpoint) are deleted, so the client's next packet picks a
+// live endpoint; when a service gains endpoints, UDP/SCTP entries to its
+// addresses that no service rule NATed (sent before it existed) are
+// deleted; after a restart, the first SetServices deletes those a service
+// rule sent to an address that is no longer one of its endpoints (one
+// dump: filters cannot say "none of these"). TCP is left alone:
+// established flows to live endpoints must survive, and one to an
+// endpoint that is going away may finish its work.
+// The deletes are in-kernel filtered flushes (one IPCTNL_MSG_CT_DELETE
+// with CTA_FILTER per endpoint and port: the kernel walks its table, no
+// entry crosses to userspace; measured here, 2 ms against 52 ms for a
+// dump of 6000 entries none of which matches, 12 ms against 870 ms to
+// delete 14000 of 20000); kernels without that support (before ~6.9)
+// answer EINVAL or EOPNOTSUPP once, and the engine then dumps the table
+// and matches entries itself, as for published ports.
+//
+// Namespaces. Every kernel call acts in the network namespace of the
+// calling thread (a fresh netlink socket per batch, child processes for
+// iptables), which is the host's in podnetd and the lab's in tests run
+// under ns.Do.
+package dataplane

@@ -1,0 +1,242 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// The guard: podnet's filter rules that keep strangers out of what podnet
+// runs — its VXLAN port, its cluster DNS, its etcd — and pod addresses
+// from being forged on the underlay. They live in podnet's table (so one
+// batch, one canary and one Cleanup cover them) in three chains of their
+// own. Names of sets and chains are an upgrade contract: never rename.
+const (
+	setHosts4 = "hosts4" // underlay addresses of the hosts registered in etcd
+	setEtcd4  = "etcd4"  // etcd members' client and peer ports: address . port
+	setEtcd6  = "etcd6"
+
+	chainGuardPre     = "guard_prerouting" // filter, raw: reverse-path check of pod sources
+	chainGuardInput   = "guard_input"      // filter: VXLAN, cluster DNS, local etcd
+	chainGuardForward = "guard_forward"    // filter: containers to remote etcd
+)
+
+// dockerBridges are the names of Docker's own bridges (the default one and
+// user-defined bridge networks): their containers are this host's too.
+var dockerBridges = []string{"docker0", "br-*"}
+
+// guardState is what the guard protects; the zero value protects nothing
+// but etcd (empty) and pod sources.
+type guardState struct {
+	// vxlanPort is the overlay's UDP port (0: no overlay on this host)
+	// and devPrefix the name prefix of its devices.
+	vxlanPort uint16
+	devPrefix string
+	// peers are the underlay addresses VXLAN is accepted from, sorted.
+	peers []netip.Addr
+	// dns is the cluster DNS (invalid: none).
+	dns netip.AddrPort
+	// etcd are the etcd endpoints containers must not reach, sorted.
+	etcd []netip.AddrPort
+}
+
+func (g guardState) equal(o guardState) bool {
+	return g.vxlanPort == o.vxlanPort && g.devPrefix == o.devPrefix && g.dns == o.dns &&
+		slices.Equal(g.peers, o.peers) && slices.Equal(g.etcd, o.etcd)
+}
+
+// SetOverlay enables the VXLAN rule: UDP to port is accepted only from
+// the peers (SetPeers; none until then, or those a previous podnetd left
+// in the kernel, see LoadPeers). devPrefix names the overlay's devices,
+// whose decapsulated traffic the reverse-path check leaves alone (VXLAN
+// is checked by its outer source). Port 0 removes the rule.
+func (e *Engine) SetOverlay(ctx context.Context, port uint16, devPrefix string) error {
+	return e.updateGuard(ctx, "vxlan port", func(g *guardState) { g.vxlanPort, g.devPrefix = port, devPrefix })
+}
+
+// SetPeers replaces the underlay addresses VXLAN is accepted from: the
+// hosts registered in etcd (the overlay follows hosts/ and calls this).
+// Only IPv4 addresses are kept: the underlay is IPv4.
+func (e *Engine) SetPeers(ctx context.Context, peers []netip.Addr) error {
+	var ps []netip.Addr
+	for _, p := range peers {
+		if p = p.Unmap(); p.Is4() && !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	slices.SortFunc(ps, netip.Addr.Compare)
+	return e.updateGuard(ctx, "vxlan peers", func(g *guardState) { g.peers = ps })
+}
+
+// SetClusterDNS restricts the cluster DNS at addr to this host's own
+// addresses and podnet's subnets on this host (its containers); everyone
+// else's queries are dropped. An invalid addr removes the rules.
+func (e *Engine) SetClusterDNS(ctx context.Context, addr netip.AddrPort) error {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	return e.updateGuard(ctx, "cluster dns", func(g *guardState) { g.dns = addr })
+}
+
+// SetEtcd replaces the etcd endpoints (client and peer ports of every
+// member) that containers on podnet networks must not reach.
+func (e *Engine) SetEtcd(ctx context.Context, eps []netip.AddrPort) error {
+	var out []netip.AddrPort
+	for _, ep := range eps {
+		ep = netip.AddrPortFrom(ep.Addr().Unmap(), ep.Port())
+		if ep.IsValid() && ep.Port() != 0 && !slices.Contains(out, ep) {
+			out = append(out, ep)
+		}
+	}
+	slices.SortFunc(out, netip.AddrPort.Compare)
+	return e.updateGuard(ctx, "etcd endpoints", func(g *guardState) { g.etcd = out })
+}
+
+// updateGuard applies change to the guard and rebuilds the table, unless
+// nothing changed or no Sync has loaded the table yet (a rebuild before
+// Restore and Sync would replace a previous podnetd's table with one that
+// lacks the published ports; Sync picks the guard up). On failure the
+// guard is rolled back.
+func (e *Engine) updateGuard(ctx context.Context, what string, change func(*guardState)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := e.guard
+	next := old
+	next.peers, next.etcd = slices.Clone(old.peers), slices.Clone(old.etcd)
+	change(&next)
+	if next.equal(old) {
+		return nil
+	}
+	e.guard = next
+	if !e.tableLoaded {
+		return nil
+	}
+	if err := e.syncTableLocked(false); err != nil {
+		e.guard = old
+		return fmt.Errorf("update %s: %w", what, err)
+	}
+	e.log.Debug("guard updated", "what", what)
+	return nil
+}
+
+// LoadPeers seeds the VXLAN peers from the hosts4 set a previous podnetd
+// left in the kernel, so that the first Sync of a restarted podnetd keeps
+// accepting the tunnels it accepted before, even while etcd is down. It
+// is a no-op when there is no such table.
+func (e *Engine) LoadPeers() error {
+	r, ok := e.nft.(setReader)
+	if !ok {
+		return nil
+	}
+	keys, err := r.setKeys(e.opts.Table, setHosts4)
+	if err != nil {
+		return err
+	}
+	var peers []netip.Addr
+	for _, k := range keys {
+		if a, ok := netip.AddrFromSlice(k); ok && a.Is4() {
+			peers = append(peers, a)
+		}
+	}
+	slices.SortFunc(peers, netip.Addr.Compare)
+	e.mu.Lock()
+	e.guard.peers = slices.Compact(peers)
+	e.mu.Unlock()
+	return nil
+}
+
+// guardSets are the guard's sets with their elements.
+func guardSets(g guardState) []setDef {
+	hosts := setDef{name: setHosts4, keyType: nftables.TypeIPAddr, typeText: "type ipv4_addr"}
+	for _, a := range g.peers {
+		hosts.elems = append(hosts.elems, element{set: setHosts4, key: a.AsSlice(), text: a.String()})
+	}
+	etcd4 := setDef{name: setEtcd4, keyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService),
+		typeText: "type ipv4_addr . inet_service"}
+	etcd6 := setDef{name: setEtcd6, keyType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService),
+		typeText: "type ipv6_addr . inet_service"}
+	for _, ep := range g.etcd {
+		set := &etcd4
+		if ep.Addr().Is6() {
+			set = &etcd6
+		}
+		set.elems = append(set.elems, element{set: set.name,
+			key:  append(slot(ep.Addr().AsSlice()), slot(portBytes(ep.Port()))...),
+			text: fmt.Sprintf("%s . %d", ep.Addr(), ep.Port())})
+	}
+	return []setDef{hosts, etcd4, etcd6}
+}
+
+// guardChains are the guard's base chains. Being base chains of their own,
+// their drops are final whatever other chains at the same hooks accept.
+func guardChains() []chainDef {
+	return []chainDef{
+		{name: chainGuardPre, hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityRaw,
+			kind: nftables.ChainTypeFilter, header: "type filter hook prerouting priority raw; policy accept;"},
+		{name: chainGuardInput, hook: nftables.ChainHookInput, priority: nftables.ChainPriorityFilter,
+			kind: nftables.ChainTypeFilter, header: "type filter hook input priority filter; policy accept;"},
+		{name: chainGuardForward, hook: nftables.ChainHookForward, priority: nftables.ChainPriorityFilter,
+			kind: nftables.ChainTypeFilter, header: "type filter hook forward priority filter; policy accept;"},
+	}
+}
+
+// guardRules are the guard's rules (see doc.go, "The guard").
+func guardRules(g guardState, bridgePrefix string) []ruleDef {
+	drop, accept := verdict(expr.VerdictDrop), verdict(expr.VerdictAccept)
+	var rules []ruleDef
+
+	// Pod sources from anywhere but podnet's own interfaces (the underlay:
+	// direct routing) must be routed back where they came from. Only a
+	// host's directly routed blocks are, and the overlay routes only blocks
+	// of hosts registered in etcd.
+	notOurs := []frag{iifNot(bridgePrefix + "*")}
+	if g.devPrefix != "" {
+		notOurs = append(notOurs, iifNot(g.devPrefix+"*"))
+	}
+	notOurs = append(notOurs, iifNot("lo"))
+	for _, f := range []struct {
+		fam family
+		set string
+	}{{ipv4, setSubnets4}, {ipv6, setSubnets6}} {
+		rules = append(rules, newRule(chainGuardPre, "pod source not routed back to its interface",
+			append(slices.Clone(notOurs), addrInSet(f.fam, saddr, f.set), rpfMissing(), drop)...))
+	}
+
+	if g.vxlanPort != 0 {
+		rules = append(rules, newRule(chainGuardInput, "vxlan only from podnet hosts",
+			dport(unix.IPPROTO_UDP, g.vxlanPort), addrNotInSet(ipv4, saddr, setHosts4), drop))
+	}
+	if g.dns.IsValid() {
+		f := familyOf(g.dns.Addr())
+		subnets := setSubnets4
+		if f == ipv6 {
+			subnets = setSubnets6
+		}
+		to := addrIn(daddr, netip.PrefixFrom(g.dns.Addr(), g.dns.Addr().BitLen()))
+		for _, proto := range []uint8{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+			port := dport(proto, g.dns.Port())
+			rules = append(rules,
+				newRule(chainGuardInput, "", to, port, fibSaddrLocal(), accept),
+				newRule(chainGuardInput, "", to, port, addrInSet(f, saddr, subnets), accept))
+			// Containers of this host on Docker's own networks too: the
+			// README puts the cluster DNS in daemon.json, which every
+			// container of the host then asks.
+			for _, br := range dockerBridges {
+				rules = append(rules, newRule(chainGuardInput, "", iif(br), to, port, accept))
+			}
+			rules = append(rules, newRule(chainGuardInput, "cluster dns: this host and its containers only", to, port, drop))
+		}
+	}
+	for _, chain := range []string{chainGuardInput, chainGuardForward} {
+		rules = append(rules,
+			newRule(chain, "containers never reach etcd", iif(bridgePrefix+"*"), addrDportInSet(ipv4, unix.IPPROTO_TCP, setEtcd4), drop),
+			newRule(chain, "containers never reach etcd", iif(bridgePrefix+"*"), addrDportInSet(ipv6, unix.IPPROTO_TCP, setEtcd6), drop))
+	}
+	return rules
+}

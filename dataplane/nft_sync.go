@@ -1,0 +1,297 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// newConn opens an nftables connection whose socket buffers fit a batch of
+// about ops netlink messages carrying about elems set elements. A batch
+// travels in one sendmsg (the kernel applies only what one message
+// carries as a transaction), and the kernel answers every message with an
+// ack (rules with an echo too), all queued before we read them: with
+// thousands of services the default buffers overflow (EMSGSIZE on send,
+// ENOBUFS on receive, the latter after the batch was applied). nft(8)
+// sizes its buffers the same way, with the same privileged *FORCE
+// options.
+func newConn(ops, elems int) (*nftables.Conn, error) {
+	const small = 128 << 10 // well below the default buffers
+	snd, rcv := ops*512+elems*128, ops*2048
+	c, err := nftables.New(nftables.WithSockOptions(func(nc *netlink.Conn) error {
+		if snd < small && rcv < small {
+			return nil
+		}
+		snd, rcv = snd+small, rcv+small
+		raw, err := nc.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		err = raw.Control(func(fd uintptr) {
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, snd); serr == nil {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcv)
+			}
+		})
+		return errors.Join(err, serr)
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("nftables connection: %w", err)
+	}
+	return c, nil
+}
+
+// rulesetSize estimates the netlink messages and set elements of rs.
+func rulesetSize(rs *ruleset) (ops, elems int) {
+	ops = len(rs.chains) + 2*len(rs.rules)
+	for _, s := range rs.sets {
+		ops += 2 + len(s.elems)/elementsPerMessage
+		elems += len(s.elems)
+	}
+	for _, r := range rs.rules {
+		ops += 2 * len(r.anon)
+	}
+	return ops, elems
+}
+
+// kernelObjects lists the chains and (named) sets of the table: nil maps
+// when it does not exist.
+func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool, sets map[string]*nftables.Set, err error) {
+	chains, sets = map[string]bool{}, map[string]*nftables.Set{}
+	all, err := c.ListChainsOfTableFamily(t.Family)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list chains of inet %s: %w", t.Name, err)
+	}
+	for _, ch := range all {
+		if ch.Table.Name == t.Name {
+			chains[ch.Name] = true
+		}
+	}
+	if len(chains) == 0 {
+		// No table (our table always has chains). GetSets would fail with
+		// ENOENT, which the library does not wrap.
+		return chains, sets, nil
+	}
+	ss, err := c.GetSets(t)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list sets of inet %s: %w", t.Name, err)
+	}
+	for _, s := range ss {
+		if !s.Anonymous {
+			sets[s.Name] = s
+		}
+	}
+	return chains, sets, nil
+}
+
+// syncTable is, in one batch (as `nft -f` would do it):
+//
+//	add table inet T
+//	flush chain inet T C            for every rewritten chain in the kernel
+//	delete set inet T S             for every rewritten set (static ones are recreated)
+//	add set/map …                   for rewritten and missing sets
+//	add chain …; add rule …         for rewritten and missing chains
+//	add element …                   into the sets added above
+//	delete chain/set inet T …       for rewritten ones rs no longer has
+//
+// Packets see the old or the new table, never a mix or nothing.
+// Conntrack is not touched: established (and already NATed) connections
+// keep flowing. Unlike deleting and re-adding the whole table, objects
+// outside rewrite (the previous podnetd's services, until SetServices
+// says what they should be) and the clients recorded in dynamic affinity
+// sets survive.
+func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
+	c, err := newConn(rulesetSize(rs))
+	if err != nil {
+		return err
+	}
+	t := inetTable(rs.table)
+	kChains, kSets, err := kernelObjects(c, t)
+	if err != nil {
+		return err
+	}
+	c.AddTable(t)
+	for name := range kChains {
+		if rewrite(name) {
+			c.FlushChain(&nftables.Chain{Table: t, Name: name})
+		}
+	}
+	want := map[string]bool{}
+	for _, sd := range rs.sets {
+		want[sd.name] = true
+	}
+	fill := map[string]bool{} // sets created in this batch
+	for _, sd := range rs.sets {
+		ks, exists := kSets[sd.name]
+		switch {
+		case exists && !rewrite(sd.name):
+			continue
+		case exists && sd.dynamic && ks.Dynamic && ks.Timeout == sd.timeout:
+			continue // keep the clients it recorded
+		case exists:
+			c.DelSet(&nftables.Set{Table: t, Name: sd.name})
+		}
+		fill[sd.name] = true
+	}
+	created := map[string]*nftables.Set{}
+	for _, sd := range rs.sets {
+		if fill[sd.name] {
+			created[sd.name] = nftSet(t, sd)
+			if err := c.AddSet(created[sd.name], nil); err != nil {
+				return fmt.Errorf("add set %s: %w", sd.name, err)
+			}
+		}
+	}
+	chains := map[string]*nftables.Chain{}
+	for _, cd := range rs.chains {
+		if kChains[cd.name] && !rewrite(cd.name) {
+			continue
+		}
+		chains[cd.name] = c.AddChain(nftChain(t, cd))
+	}
+	for _, r := range rs.rules {
+		if ch, ok := chains[r.chain]; ok {
+			if err := addRule(c, t, ch, r); err != nil {
+				return err
+			}
+		}
+	}
+	// Elements last: a verdict map's elements name chains created above.
+	for _, sd := range rs.sets {
+		if s := created[sd.name]; s != nil {
+			if err := addElements(c, s, sd.elems); err != nil {
+				return err
+			}
+		}
+	}
+	wantChain := map[string]bool{}
+	for _, cd := range rs.chains {
+		wantChain[cd.name] = true
+	}
+	for name := range kChains {
+		if rewrite(name) && !wantChain[name] {
+			c.DelChain(&nftables.Chain{Table: t, Name: name})
+		}
+	}
+	// Sets nothing wants any more go last: the rules that used them are
+	// flushed or gone by now.
+	for name := range kSets {
+		if rewrite(name) && !want[name] {
+			c.DelSet(&nftables.Set{Table: t, Name: name})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("sync nftables table inet %s: %w", rs.table, err)
+	}
+	return nil
+}
+
+// nftSet is the library's form of sd.
+func nftSet(t *nftables.Table, sd setDef) *nftables.Set {
+	s := &nftables.Set{
+		Table: t, Name: sd.name, KeyType: sd.keyType, DataType: sd.dataType,
+		IsMap: sd.isMap, Interval: sd.interval, Concatenation: len(nftables.ConcatSetTypeElements(sd.keyType)) > 1,
+	}
+	if sd.dynamic {
+		// What nft creates for `flags dynamic,timeout; timeout T`.
+		s.Dynamic, s.HasTimeout, s.Timeout, s.Size = true, true, sd.timeout, dynamicSetSize
+	}
+	return s
+}
+
+// dynamicSetSize is the size nft gives a dynamic set declared without one.
+const dynamicSetSize = 65535
+
+func nftChain(t *nftables.Table, cd chainDef) *nftables.Chain {
+	ch := &nftables.Chain{Table: t, Name: cd.name, Hooknum: cd.hook, Priority: cd.priority, Type: cd.kind}
+	if cd.hook != nil {
+		accept := nftables.ChainPolicyAccept
+		ch.Policy = &accept
+	}
+	return ch
+}
+
+// addRule adds r to ch, with the anonymous sets its lookups use created
+// just before it in the same batch.
+func addRule(c *nftables.Conn, t *nftables.Table, ch *nftables.Chain, r ruleDef) error {
+	for _, a := range r.anon {
+		s := nftSet(t, a.def)
+		s.Anonymous, s.Constant, s.Name, s.ID = true, true, "", 0
+		if err := c.AddSet(s, toSetElements(a.def.elems, true)); err != nil {
+			return fmt.Errorf("add anonymous set of a rule in chain %s: %w", ch.Name, err)
+		}
+		a.lookup.SetName, a.lookup.SetID = s.Name, s.ID
+	}
+	rule := &nftables.Rule{Table: t, Chain: ch, Exprs: r.exprs}
+	if r.comment != "" {
+		rule.UserData = userdata.AppendString(nil, userdata.TypeComment, r.comment)
+	}
+	c.AddRule(rule)
+	return nil
+}
+
+// applyDelta is one batch, in this order: add set (empty), add chain,
+// flush chain, add rule, delete element, add element, flush and delete
+// chain, delete set. Objects are created before anything refers to them
+// and deleted after the last reference is gone.
+func (netlinkNFT) applyDelta(table string, d *tableDelta) error {
+	if d.empty() {
+		return nil
+	}
+	c, err := newConn(len(d.addSets)+len(d.addChains)+2*len(d.rules)+2*len(d.delChains)+len(d.delSets)+
+		(len(d.delElems)+len(d.addElems))/elementsPerMessage+2, len(d.delElems)+len(d.addElems))
+	if err != nil {
+		return err
+	}
+	t := inetTable(table)
+	for _, sd := range d.addSets {
+		if err := c.AddSet(nftSet(t, sd), nil); err != nil {
+			return fmt.Errorf("add set %s: %w", sd.name, err)
+		}
+	}
+	chains := map[string]*nftables.Chain{}
+	for _, cd := range d.addChains {
+		chains[cd.name] = c.AddChain(nftChain(t, cd))
+	}
+	for _, name := range d.flushChains {
+		ch := &nftables.Chain{Table: t, Name: name}
+		c.FlushChain(ch)
+		chains[name] = ch
+	}
+	for _, r := range d.rules {
+		ch := chains[r.chain]
+		if ch == nil {
+			return fmt.Errorf("rule for chain %s that the change neither adds nor flushes", r.chain)
+		}
+		if err := addRule(c, t, ch, r); err != nil {
+			return err
+		}
+	}
+	for _, group := range groupBySet(d.delElems) {
+		if err := c.SetDeleteElements(&nftables.Set{Table: t, Name: group[0].set}, toSetElements(group, false)); err != nil {
+			return fmt.Errorf("delete elements from %s: %w", group[0].set, err)
+		}
+	}
+	for _, group := range groupBySet(d.addElems) {
+		if err := addElements(c, &nftables.Set{Table: t, Name: group[0].set}, group); err != nil {
+			return err
+		}
+	}
+	for _, name := range d.delChains {
+		c.FlushChain(&nftables.Chain{Table: t, Name: name})
+	}
+	for _, name := range d.delChains {
+		c.DelChain(&nftables.Chain{Table: t, Name: name})
+	}
+	for _, name := range d.delSets {
+		c.DelSet(&nftables.Set{Table: t, Name: name})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("update services in nftables table inet %s: %w", table, err)
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Errors ServiceStatus wraps, for callers that branch on the cause.
+var (
+	// ErrServiceInvalid: the service cannot be expressed in rules (a bad
+	// name, port or protocol); fix the service.
+	ErrServiceInvalid = errors.New("invalid service")
+	// ErrServiceConflict: another service already answers on one of its
+	// addresses and ports, or on its NodePort.
+	ErrServiceConflict = errors.New("service conflicts with another")
+	// ErrServiceNotProgrammed: the kernel refused the service's rules.
+	ErrServiceNotProgrammed = errors.New("service rules not programmed")
+	// ErrServiceUnknown: the engine was never given the service.
+	ErrServiceUnknown = errors.New("unknown service")
+)
+
+// maxServiceName keeps chain and set names (prefix, name, protocol, port
+// and an address) well below nftables' 256-byte limit.
+const maxServiceName = 128
+
+// maxAffinity is Kubernetes' limit for sessionAffinityConfig (one day).
+const maxAffinity = 24 * time.Hour
+
+// svcState is what the engine keeps of one service: the normalized spec,
+// why it is not programmed (nil when it is), and the order of its
+// endpoints in the bucket maps ("slots"), which changes as little as
+// possible so that an endpoint change touches few map elements.
+type svcState struct {
+	spec  Service
+	err   error
+	slots []netip.Addr // every endpoint of the service's family
+	local []netip.Addr // the local ones (LocalOnly external traffic)
+}
+
+// family returns the service's address family (that of its ClusterIP).
+func (s *svcState) family() family { return familyOf(s.spec.ClusterIP) }
+
+// headless services have no ClusterIP and get no rules.
+func (s *svcState) headless() bool { return !s.spec.ClusterIP.IsValid() }
+
+// normalizeService checks s and returns it in the engine's form: one
+// address family (the ClusterIP's: external IPs and endpoints of the other
+// family cannot be reached through it and are dropped), unmapped
+// addresses, sorted and deduplicated lists, target ports defaulted to the
+// port. ignored lists what was dropped, for the log.
+func normalizeService(s Service) (out Service, ignored []string, err error) {
+	if err := checkServiceName(s.Name); err != nil {
+		return Service{}, nil, err
+	}
+	// Timeouts in whole seconds, as Kubernetes gives them and nft prints
+	// them back (a sync compares the kernel's with ours).
+	out = Service{Name: s.Name, ClusterIP: s.ClusterIP.Unmap(), Affinity: s.Affinity.Truncate(time.Second), LocalOnly: s.LocalOnly}
+	if s.Affinity < 0 || s.Affinity > maxAffinity {
+		return Service{}, nil, fmt.Errorf("%w %s: affinity timeout %v outside 0..%v", ErrServiceInvalid, s.Name, s.Affinity, maxAffinity)
+	}
+	if s.Affinity > 0 && s.Affinity < time.Second {
+		return Service{}, nil, fmt.Errorf("%w %s: affinity timeout %v shorter than a second", ErrServiceInvalid, s.Name, s.Affinity)
+	}
+	if out.ClusterIP.IsValid() && (out.ClusterIP.IsUnspecified() || out.ClusterIP.IsMulticast()) {
+		return Service{}, nil, fmt.Errorf("%w %s: cluster IP %s is not a unicast address", ErrServiceInvalid, s.Name, out.ClusterIP)
+	}
+	seen := map[string]bool{}
+	seenNode := map[string]bool{}
+	for _, p := range s.Ports {
+		if protoNumber(p.Proto) == 0 {
+			return Service{}, nil, fmt.Errorf("%w %s: protocol %q (want tcp, udp or sctp)", ErrServiceInvalid, s.Name, p.Proto)
+		}
+		if p.Port == 0 {
+			return Service{}, nil, fmt.Errorf("%w %s: port 0/%s", ErrServiceInvalid, s.Name, p.Proto)
+		}
+		if p.TargetPort == 0 {
+			p.TargetPort = p.Port
+		}
+		k := fmt.Sprintf("%d/%s", p.Port, p.Proto)
+		if seen[k] {
+			return Service{}, nil, fmt.Errorf("%w %s: port %s listed twice", ErrServiceInvalid, s.Name, k)
+		}
+		seen[k] = true
+		if p.NodePort != 0 {
+			nk := fmt.Sprintf("%d/%s", p.NodePort, p.Proto)
+			if seenNode[nk] {
+				return Service{}, nil, fmt.Errorf("%w %s: node port %s listed twice", ErrServiceInvalid, s.Name, nk)
+			}
+			seenNode[nk] = true
+		}
+		out.Ports = append(out.Ports, p)
+	}
+	if !out.ClusterIP.IsValid() {
+		return out, nil, nil // headless: nothing more to check
+	}
+	f := familyOf(out.ClusterIP)
+	for _, a := range s.ExternalIPs {
+		a = a.Unmap()
+		switch {
+		case !a.IsValid() || a.IsUnspecified() || a.IsMulticast():
+			return Service{}, nil, fmt.Errorf("%w %s: external IP %q is not a unicast address", ErrServiceInvalid, s.Name, a)
+		case familyOf(a) != f:
+			ignored = append(ignored, "external IP "+a.String())
+		case a != out.ClusterIP && !slices.Contains(out.ExternalIPs, a):
+			out.ExternalIPs = append(out.ExternalIPs, a)
+		}
+	}
+	slices.SortFunc(out.ExternalIPs, netip.Addr.Compare)
+	seenEP := map[netip.Addr]bool{}
+	for _, ep := range s.Endpoints {
+		ep.Addr = ep.Addr.Unmap()
+		switch {
+		case !ep.Addr.IsValid() || ep.Addr.IsUnspecified() || ep.Addr.IsMulticast():
+			return Service{}, nil, fmt.Errorf("%w %s: endpoint address %q is not a unicast address", ErrServiceInvalid, s.Name, ep.Addr)
+		case familyOf(ep.Addr) != f:
+			ignored = append(ignored, "endpoint "+ep.Addr.String())
+		case !seenEP[ep.Addr]:
+			seenEP[ep.Addr] = true
+			out.Endpoints = append(out.Endpoints, ep)
+		}
+	}
+	slices.SortFunc(out.Endpoints, func(a, b ServiceEndpoint) int { return a.Addr.Compare(b.Addr) })
+	return out, ignored, nil
+}
+
+// checkServiceName allows what chain and set names can carry: letters,
+// digits, '.', '_' and '-', starting and ending with a letter or digit
+// (DNS labels, Compose service names).
+func checkServiceName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty service name", ErrServiceInvalid)
+	}
+	if len(name) > maxServiceName {
+		return fmt.Errorf("%w %.40s…: name longer than %d characters", ErrServiceInvalid, name, maxServiceName)
+	}
+	alnum := func(r byte) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' }
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if alnum(c) || (c == '.' || c == '_' || c == '-') && i > 0 && i < len(name)-1 {
+			continue
+		}
+		return fmt.Errorf("%w %q: names may hold letters, digits, '.', '_' and '-' (not first or last)", ErrServiceInvalid, name)
+	}
+	return nil
+}
+
+// assignSlots returns the bucket order for want (sorted addresses) given
+// the previous order: an address keeps its slot while it stays, a new one
+// takes the first free slot, and when the list shrinks the last slots move
+// into the holes. A change of one endpoint thus rewrites one element per
+// key instead of shifting every endpoint after it.
+func assignSlots(prev, want []netip.Addr) []netip.Addr {
+	keep := map[netip.Addr]bool{}
+	for _, a := range want {
+		keep[a] = true
+	}
+	out := make([]netip.Addr, len(prev))
+	placed := map[netip.Addr]bool{}
+	for i, a := range prev {
+		if keep[a] {
+			out[i] = a
+			placed[a] = true
+		}
+	}
+	var fresh []netip.Addr
+	for _, a := range want {
+		if !placed[a] {
+			fresh = append(fresh, a)
+		}
+	}
+	for i := range out {
+		if !out[i].IsValid() && len(fresh) > 0 {
+			out[i], fresh = fresh[0], fresh[1:]
+		}
+	}
+	out = append(out, fresh...)
+	// Close holes by moving the last slots into them.
+	for i := 0; i < len(out); i++ {
+		if out[i].IsValid() {
+			continue
+		}
+		last := len(out) - 1
+		for last > i && !out[last].IsValid() {
+			last--
+		}
+		if last == i {
+			out = out[:i]
+			break
+		}
+		out[i] = out[last]
+		out = out[:last]
+	}
+	return out
+}
+
+// newSvcState normalizes s and assigns its slots after prev (nil for a
+// new service).
+func newSvcState(s Service, prev *svcState) (*svcState, []string, error) {
+	spec, ignored, err := normalizeService(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &svcState{spec: spec}
+	var all, local, prevAll, prevLocal []netip.Addr
+	for _, ep := range spec.Endpoints {
+		all = append(all, ep.Addr)
+		if ep.Local {
+			local = append(local, ep.Addr)
+		}
+	}
+	if prev != nil {
+		prevAll, prevLocal = prev.slots, prev.local
+	}
+	st.slots = assignSlots(prevAll, all)
+	if spec.LocalOnly {
+		st.local = assignSlots(prevLocal, local)
+	}
+	return st, ignored, nil
+}
+
+// svcKey is one address:port (or NodePort) a service answers on; two
+// services may not share one.
+type svcKey struct {
+	addr  netip.Addr // invalid for a NodePort
+	proto Proto
+	port  uint16
+}
+
+func (k svcKey) String() string {
+	if !k.addr.IsValid() {
+		return fmt.Sprintf("node port %d/%s", k.port, k.proto)
+	}
+	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(k.addr, k.port), k.proto)
+}
+
+// keys lists every address:port and NodePort of the service.
+func (s *svcState) keys() []svcKey {
+	if s.headless() {
+		return nil
+	}
+	var out []svcKey
+	for _, p := range s.spec.Ports {
+		for _, a := range append([]netip.Addr{s.spec.ClusterIP}, s.spec.ExternalIPs...) {
+			out = append(out, svcKey{addr: a, proto: p.Proto, port: p.Port})
+		}
+		if p.NodePort != 0 {
+			out = append(out, svcKey{proto: p.Proto, port: p.NodePort})
+		}
+	}
+	return out
+}
+
+// conflictError names the service that already holds key.
+func conflictError(name string, key svcKey, owner string) error {
+	return fmt.Errorf("%w: %s of service %s is already served by service %s", ErrServiceConflict, key, name, owner)
+}
+
+// joinIgnored is the log form of what normalizeService dropped.
+func joinIgnored(ignored []string) string { return strings.Join(ignored, ", ") }

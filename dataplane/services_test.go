@@ -1,0 +1,316 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// svcEngine is a fake engine with one bridge network and one multi-host
+// network (with a tunnel address), services set to svcs.
+func svcEngine(t *testing.T, svcs ...Service) *fakeEngine {
+	t.Helper()
+	e := newFakeEngine(t)
+	if err := e.AddNetwork(ctx, testNetwork("net1", "pn-web", "10.200.1.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	multi := testNetwork("net2", "pn-pods", "10.244.0.0/16")
+	multi.Uplink, multi.TunnelAddrs = "pnx4242", []netip.Addr{netip.MustParseAddr("10.244.1.1")}
+	if err := e.AddNetwork(ctx, multi); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetServices(ctx, svcs); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestServiceSectionText compares the whole generated table with every
+// shape of service (testServices) with testdata/services.nft, reviewed by
+// hand; the kernel test checks that nft prints and compiles the same text.
+// After an intended change, review the new text and write it there.
+func TestServiceSectionText(t *testing.T) {
+	e := svcEngine(t, testServices()...)
+	want, err := os.ReadFile("testdata/services.nft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.nft.lastRuleset.String(); got != string(want) {
+		t.Fatalf("ruleset:\n%s\nwant (testdata/services.nft):\n%s", got, want)
+	}
+	for _, s := range testServices() {
+		if err := e.ServiceStatus(s.Name); err != nil {
+			t.Errorf("ServiceStatus(%s) = %v", s.Name, err)
+		}
+	}
+}
+
+// TestUpsertIsOneSmallBatch: changing one endpoint of one service among
+// 1000 is one batch of one element out and one in; nothing else is
+// rewritten and no process runs (the fake iptables counts its execs).
+func TestUpsertIsOneSmallBatch(t *testing.T) {
+	var svcs []Service
+	for i := 0; i < 1000; i++ {
+		svcs = append(svcs, Service{Name: fmt.Sprintf("s%d", i), ClusterIP: netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)}),
+			Ports:     []ServicePort{{Proto: TCP, Port: 80, TargetPort: 8080}},
+			Endpoints: []ServiceEndpoint{{Addr: netip.MustParseAddr("10.200.1.2")}, {Addr: netip.MustParseAddr("10.200.1.3")}}})
+	}
+	e := svcEngine(t, svcs...)
+	tables, ensures, deltas := e.nft.tables, e.ipt.ensures, len(e.nft.deltas)
+	s := svcs[500]
+	s.Endpoints = []ServiceEndpoint{{Addr: netip.MustParseAddr("10.200.1.2")}, {Addr: netip.MustParseAddr("10.200.1.9")}}
+	if err := e.UpsertService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if e.nft.tables != tables || e.ipt.ensures != ensures || len(e.nft.deltas) != deltas+1 {
+		t.Fatalf("upsert: %d table syncs, %d iptables ensures, %d batches; want 0, 0, 1",
+			e.nft.tables-tables, e.ipt.ensures-ensures, len(e.nft.deltas)-deltas)
+	}
+	d := e.nft.deltas[len(e.nft.deltas)-1]
+	if len(d.delElems) != 1 || len(d.addElems) != 1 || d.addElems[0].text != "10.96.1.244 . tcp . 80 : 10.200.1.9 . 8080" ||
+		len(d.addSets)+len(d.addChains)+len(d.flushChains)+len(d.rules)+len(d.delChains)+len(d.delSets) != 0 {
+		t.Fatalf("upsert batch: %+v, want the second bucket's element replaced only", d)
+	}
+}
+
+// TestServicesReportedByName: services that cannot be programmed are
+// reported by name, with a cause callers can test, and do not stop the
+// others.
+func TestServicesReportedByName(t *testing.T) {
+	a := netip.MustParseAddr
+	good := Service{Name: "good", ClusterIP: a("10.96.0.1"), Ports: []ServicePort{{Proto: TCP, Port: 80, NodePort: 30001}},
+		Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.2")}}}
+	bad := []Service{
+		{Name: "bad name!", ClusterIP: a("10.96.0.2"), Ports: []ServicePort{{Proto: TCP, Port: 80}}},
+		{Name: "proto", ClusterIP: a("10.96.0.3"), Ports: []ServicePort{{Proto: "icmp", Port: 80}}},
+		{Name: "dupport", ClusterIP: a("10.96.0.4"), Ports: []ServicePort{{Proto: TCP, Port: 80}, {Proto: TCP, Port: 80}}},
+		{Name: "samevip", ClusterIP: a("10.96.0.1"), Ports: []ServicePort{{Proto: TCP, Port: 80}}},
+		{Name: "samenodeport", ClusterIP: a("10.96.0.6"), Ports: []ServicePort{{Proto: TCP, Port: 81, NodePort: 30001}}},
+	}
+	e := svcEngine(t, append(bad, good)...)
+	if err := e.ServiceStatus("good"); err != nil {
+		t.Fatalf("good: %v", err)
+	}
+	for _, s := range bad {
+		err := e.ServiceStatus(s.Name)
+		want := ErrServiceInvalid
+		if strings.HasPrefix(s.Name, "same") {
+			want = ErrServiceConflict
+		}
+		if !errors.Is(err, want) || !strings.Contains(err.Error(), s.Name) {
+			t.Errorf("ServiceStatus(%q) = %v, want %v naming it", s.Name, err, want)
+		}
+	}
+	if err := e.ServiceStatus("nosuch"); !errors.Is(err, ErrServiceUnknown) {
+		t.Errorf("unknown service: %v", err)
+	}
+	if got := svcElements(e); !got[`svc-ip4: 10.96.0.1 . tcp . 80 : goto svc-ip4-b0`] || len(got) != 4 {
+		t.Fatalf("elements %v: want good's dispatch, node port and two buckets only", got)
+	}
+}
+
+// TestKernelRefusalIsolatesService: when the kernel refuses the whole
+// set, the engine programs services one batch each and reports only the
+// refused one.
+func TestKernelRefusalIsolatesService(t *testing.T) {
+	a := netip.MustParseAddr
+	svcs := []Service{
+		{Name: "a", ClusterIP: a("10.96.0.1"), Ports: []ServicePort{{Proto: TCP, Port: 80}}, Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.2")}}},
+		{Name: "poison", ClusterIP: a("10.96.0.2"), Ports: []ServicePort{{Proto: TCP, Port: 80}}, Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.3")}}},
+		{Name: "z", ClusterIP: a("10.96.0.3"), Ports: []ServicePort{{Proto: TCP, Port: 80}}, Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.4")}}},
+	}
+	e := svcEngine(t)
+	e.nft.failSync = func(rs *ruleset) error {
+		if strings.Contains(rs.String(), `"poison"`) {
+			return errors.New("fake: kernel refuses poison")
+		}
+		return nil
+	}
+	e.nft.failDelta = func(d *tableDelta) error {
+		for _, el := range d.addElems {
+			if el.comment == "poison" {
+				return errors.New("fake: kernel refuses poison")
+			}
+		}
+		return nil
+	}
+	if err := e.SetServices(ctx, svcs); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ServiceStatus("poison"); !errors.Is(err, ErrServiceNotProgrammed) {
+		t.Fatalf("poison: %v, want ErrServiceNotProgrammed", err)
+	}
+	for _, n := range []string{"a", "z"} {
+		if err := e.ServiceStatus(n); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
+	got := svcElements(e)
+	if !got["svc-ip4: 10.96.0.1 . tcp . 80 : goto svc-ip4-b0"] || !got["svc-ip4: 10.96.0.3 . tcp . 80 : goto svc-ip4-b0"] ||
+		got["svc-ip4: 10.96.0.2 . tcp . 80 : goto svc-ip4-b0"] {
+		t.Fatalf("elements after isolating poison: %v", got)
+	}
+}
+
+// TestServicesBeforeSetServices: until SetServices, single changes are
+// refused and Sync leaves the service section (the previous podnetd's
+// rules) as it is.
+func TestServicesBeforeSetServices(t *testing.T) {
+	e := newFakeEngine(t)
+	s := Service{Name: "a", ClusterIP: netip.MustParseAddr("10.96.0.1"), Ports: []ServicePort{{Proto: TCP, Port: 80}}}
+	if err := e.UpsertService(ctx, s); !errors.Is(err, ErrServicesNotSet) {
+		t.Fatalf("upsert before SetServices: %v", err)
+	}
+	if err := e.DeleteService(ctx, "a"); !errors.Is(err, ErrServicesNotSet) {
+		t.Fatalf("delete before SetServices: %v", err)
+	}
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.nft.lastRewrite(mapSvcIP4) || e.nft.lastRewrite(chainServices) || !e.nft.lastRewrite(chainPrerouting) {
+		t.Fatal("Sync before SetServices rewrites the service section, or not the rest")
+	}
+	if err := e.SetServices(ctx, []Service{s}); err != nil {
+		t.Fatal(err)
+	}
+	if !e.nft.lastRewrite(mapSvcIP4) {
+		t.Fatal("the first SetServices did not rewrite the service section")
+	}
+	if err := e.DeleteService(ctx, "nosuch"); err != nil {
+		t.Fatalf("deleting an unknown service: %v", err)
+	}
+}
+
+func TestAssignSlots(t *testing.T) {
+	a := func(s ...string) []netip.Addr {
+		var out []netip.Addr
+		for _, x := range s {
+			out = append(out, netip.MustParseAddr("10.0.0."+x))
+		}
+		return out
+	}
+	for _, tc := range []struct{ prev, want, got []netip.Addr }{
+		{nil, a("1", "2", "3"), a("1", "2", "3")},
+		{a("1", "2", "3"), a("1", "3"), a("1", "3")},                // last moves into the hole
+		{a("1", "2", "3", "4"), a("1", "2", "4"), a("1", "2", "4")}, // 3 gone: 4 takes slot 2
+		{a("1", "2", "3"), a("1", "2", "3", "9"), a("1", "2", "3", "9")},
+		{a("1", "2", "3"), a("1", "3", "9"), a("1", "9", "3")}, // 9 takes 2's slot
+		{a("1", "2"), nil, nil},
+	} {
+		if got := assignSlots(tc.prev, tc.want); !slices.Equal(got, tc.got) {
+			t.Errorf("assignSlots(%v, %v) = %v, want %v", tc.prev, tc.want, got, tc.got)
+		}
+	}
+}
+
+// TestServiceConntrackCleanup: when an endpoint leaves, its UDP flows
+// through the service are deleted (not its TCP flows, not other
+// endpoints', not flows that bypassed the service); when a service
+// appears, UDP flows to its address that no service rule NATed go.
+func TestServiceConntrackCleanup(t *testing.T) {
+	a := netip.MustParseAddr
+	svc := Service{Name: "dns", ClusterIP: a("10.96.0.10"),
+		Ports:     []ServicePort{{Proto: UDP, Port: 53, TargetPort: 5353}, {Proto: TCP, Port: 53, TargetPort: 5353}},
+		Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.2")}, {Addr: a("10.200.1.3")}}}
+	flow := func(proto uint8, dst, replySrc string, mark uint32) *netlink.ConntrackFlow {
+		f := &netlink.ConntrackFlow{Mark: mark}
+		f.Forward.Protocol, f.Forward.SrcIP, f.Forward.DstIP, f.Forward.SrcPort, f.Forward.DstPort = proto, ip("10.200.2.5"), ip(dst), 40000, 53
+		f.Reverse.Protocol, f.Reverse.SrcIP, f.Reverse.DstIP, f.Reverse.SrcPort, f.Reverse.DstPort = proto, ip(replySrc), ip("10.200.2.5"), 5353, 40000
+		return f
+	}
+	e := svcEngine(t)
+	stale := flow(17, "10.96.0.10", "10.96.0.10", 0) // sent before the service existed
+	e.ct.flows = []*netlink.ConntrackFlow{stale}
+	if err := e.UpsertService(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if e.ct.count() != 0 {
+		t.Fatal("UDP flow to the new service's VIP that no rule NATed was kept")
+	}
+	keepTCP := flow(6, "10.96.0.10", "10.200.1.3", ctMarkService)
+	keepOther := flow(17, "10.96.0.10", "10.200.1.2", ctMarkService)
+	gone := flow(17, "10.96.0.10", "10.200.1.3", ctMarkService)
+	direct := flow(17, "10.200.1.3", "10.200.1.3", 0) // straight to the container
+	e.ct.flows = []*netlink.ConntrackFlow{keepTCP, keepOther, gone, direct}
+	svc.Endpoints = svc.Endpoints[:1]
+	if err := e.UpsertService(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.ct.flows, []*netlink.ConntrackFlow{keepTCP, keepOther, direct}) {
+		t.Fatalf("flows after 10.200.1.3 left: %d left, want the TCP one, the other endpoint's and the direct one", e.ct.count())
+	}
+	if err := e.DeleteService(ctx, "dns"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.ct.flows, []*netlink.ConntrackFlow{keepTCP, direct}) {
+		t.Fatalf("flows after the service went: %d left", e.ct.count())
+	}
+}
+
+func TestNormalizeService(t *testing.T) {
+	a := netip.MustParseAddr
+	s, ignored, err := normalizeService(Service{Name: "x", ClusterIP: a("::ffff:10.96.0.1"),
+		ExternalIPs: []netip.Addr{a("192.0.2.9"), a("fd00::1"), a("192.0.2.9")},
+		Ports:       []ServicePort{{Proto: UDP, Port: 53}},
+		Endpoints:   []ServiceEndpoint{{Addr: a("10.1.0.3")}, {Addr: a("fd00::2")}, {Addr: a("10.1.0.2")}, {Addr: a("10.1.0.3")}},
+		Affinity:    time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ClusterIP != a("10.96.0.1") || len(s.ExternalIPs) != 1 || s.Ports[0].TargetPort != 53 ||
+		len(s.Endpoints) != 2 || s.Endpoints[0].Addr != a("10.1.0.2") || len(ignored) != 2 {
+		t.Fatalf("normalized %+v, ignored %v", s, ignored)
+	}
+	for _, bad := range []Service{
+		{Name: ""}, {Name: "-x"}, {Name: "a/b"}, {Name: strings.Repeat("a", 200)},
+		{Name: "x", Affinity: time.Millisecond}, {Name: "x", Affinity: 48 * time.Hour},
+		{Name: "x", ClusterIP: a("0.0.0.0")}, {Name: "x", Ports: []ServicePort{{Proto: TCP}}},
+		{Name: "x", ClusterIP: a("10.96.0.1"), Endpoints: []ServiceEndpoint{{}}},
+	} {
+		if _, _, err := normalizeService(bad); !errors.Is(err, ErrServiceInvalid) {
+			t.Errorf("normalizeService(%+v) = %v, want ErrServiceInvalid", bad, err)
+		}
+	}
+}
+
+// svcElements are the programmed elements of the service section.
+func svcElements(e *fakeEngine) map[string]bool {
+	out := map[string]bool{}
+	for text := range e.nft.elementTexts() {
+		if strings.HasPrefix(text, svcPrefix) {
+			out[text] = true
+		}
+	}
+	return out
+}
+
+// TestServiceConntrackAfterRestart: the first SetServices deletes the
+// UDP flows the previous podnetd's rules sent to an endpoint that has
+// left since (not TCP ones, not those to current endpoints).
+func TestServiceConntrackAfterRestart(t *testing.T) {
+	a := netip.MustParseAddr
+	flow := func(proto uint8, dport uint16, replySrc string) *netlink.ConntrackFlow {
+		f := &netlink.ConntrackFlow{Mark: ctMarkService}
+		f.Forward.Protocol, f.Forward.DstIP, f.Forward.DstPort = proto, ip("10.96.0.10"), dport
+		f.Reverse.Protocol, f.Reverse.SrcIP, f.Reverse.SrcPort = proto, ip(replySrc), 5353
+		return f
+	}
+	left, live, tcp := flow(17, 53, "10.200.1.9"), flow(17, 53, "10.200.1.2"), flow(6, 53, "10.200.1.9")
+	e := newFakeEngine(t)
+	e.ct.flows = []*netlink.ConntrackFlow{left, live, tcp}
+	svc := Service{Name: "dns", ClusterIP: a("10.96.0.10"), Ports: []ServicePort{{Proto: UDP, Port: 53, TargetPort: 5353},
+		{Proto: TCP, Port: 53, TargetPort: 5353}}, Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.2")}}}
+	if err := e.SetServices(ctx, []Service{svc}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.ct.flows, []*netlink.ConntrackFlow{live, tcp}) {
+		t.Fatalf("%d flows left after the first SetServices, want the live endpoint's and the TCP one", e.ct.count())
+	}
+}

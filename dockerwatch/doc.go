@@ -1,0 +1,29 @@
+// Package dockerwatch follows the Docker API of its host and keeps, for
+// every endpoint on a podnet network, the container's name, network
+// aliases, labels, addresses and readiness in etcd
+// (epmeta/<host>/<endpoint>), and for every --net host or --net
+// container:X container its labels, readiness and X
+// (ctrmeta/<host>/<container>). The catalog (services) and the cluster
+// DNS (names) read those records.
+//
+// # Design notes
+//
+//   - Why a separate meta key. A plugin request never sees a container's
+//     name or labels (Docker sends endpoint IDs only) and must never call
+//     the Docker API (dockerd may be waiting on the plugin: deadlock). So
+//     the watcher learns them afterwards, from Docker's events, and writes
+//     them next to the driver's endpoint record rather than into it: the
+//     driver and the watcher then never overwrite each other's writes and
+//     need no read-modify-write. Every write is a transaction conditioned on
+//     the endpoint record being present; the driver deletes the meta key in
+//     the same transaction as the endpoint, so a late watcher write can
+//     never resurrect an orphan. The watcher still deletes orphans it finds
+//     during its full resync (a podnetd that died between the two).
+//   - The watcher writes only real changes (it keeps what it last wrote,
+//     seeded from etcd at every resync), so Updated moves only when something
+//     changed and a chatty event stream (health checks every few seconds)
+//     costs etcd nothing. It subscribes to events before listing, so no
+//     change falls between the listing and the stream; every reconnect of
+//     the stream is followed by a full resync, as is every failed event
+//     (after a backoff), plus a periodic one as a safety net.
+package dockerwatch

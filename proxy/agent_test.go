@@ -1,0 +1,270 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/podnet/podnet/catalog"
+	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/internal/testutil"
+	"github.com/podnet/podnet/store"
+	"github.com/podnet/podnet/store/storetest"
+)
+
+// recorder is a Programmer that records every call.
+type recorder struct {
+	mu    sync.Mutex
+	calls []call
+	// fail makes ServiceStatus report an error for these services.
+	fail map[string]error
+	// setDelay is how long SetServices takes.
+	setDelay time.Duration
+}
+
+type call struct {
+	op   string // set, upsert, delete
+	svcs []dataplane.Service
+	name string
+}
+
+func (r *recorder) SetServices(_ context.Context, svcs []dataplane.Service) error {
+	time.Sleep(r.setDelay)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, call{op: "set", svcs: svcs})
+	return nil
+}
+
+func (r *recorder) UpsertService(_ context.Context, s dataplane.Service) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, call{op: "upsert", svcs: []dataplane.Service{s}, name: s.Name})
+	return nil
+}
+
+func (r *recorder) DeleteService(_ context.Context, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, call{op: "delete", name: name})
+	return nil
+}
+
+func (r *recorder) ServiceStatus(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fail[name]
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
+}
+
+// next waits for call number i.
+func (r *recorder) next(t *testing.T, i int) call {
+	t.Helper()
+	testutil.Until(t, 10*time.Second, fmt.Sprintf("programmer call #%d", i+1), func() bool { return r.count() > i })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls[i]
+}
+
+// quiet checks that no call beyond n arrives for a while (events were
+// processed: a later sentinel change comes first).
+func (r *recorder) quiet(t *testing.T, n int) {
+	t.Helper()
+	if c := r.count(); c != n {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		t.Fatalf("%d calls, want %d: last %+v", c, n, r.calls[len(r.calls)-1])
+	}
+}
+
+func startProxy(t *testing.T, st *store.Store, rec Programmer) *Agent {
+	t.Helper()
+	cat := catalog.New("h1", false, storetest.Logger(t))
+	p := New(Config{Host: "h1", Store: st, Catalog: cat, Programmer: rec, Logger: storetest.Logger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { cat.Run(ctx, st) })
+	wg.Go(func() { p.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return p
+}
+
+func ep(addr string, local bool) dataplane.ServiceEndpoint {
+	return dataplane.ServiceEndpoint{Addr: netip.MustParseAddr(addr), Local: local}
+}
+
+func meta(ep, ctr, ip string, ready bool, labels map[string]string) store.EndpointMeta {
+	return store.EndpointMeta{Endpoint: ep, Container: ctr, Name: ctr, IPv4: netip.MustParseAddr(ip), Ready: ready, Labels: labels,
+		Updated: time.Now().UTC()}
+}
+
+var web = map[string]string{"app": "web", "tier": "front"}
+
+func TestProxyAgent(t *testing.T) {
+	st := storetest.New(t)
+	storetest.Put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
+	storetest.Put(t, st, store.AliveKey("h2"), store.HostAlive{Name: "h2"})
+	storetest.Put(t, st, store.HostKey("h1"), store.Host{Name: "h1", Underlay: netip.MustParseAddr("10.0.0.1")})
+	storetest.Put(t, st, store.HostKey("h2"), store.Host{Name: "h2", Underlay: netip.MustParseAddr("10.0.0.2")})
+	svc := store.Service{Name: "web", Selector: map[string]string{"app": "web"}, Type: "NodePort",
+		ClusterIP: netip.MustParseAddr("10.96.0.20"), ExternalIPs: []netip.Addr{netip.MustParseAddr("192.0.2.1")},
+		Ports:           []store.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, TargetPort: 8080, NodePort: 30080}},
+		SessionAffinity: "ClientIP", AffinityTimeout: 60, ExternalTrafficPolicy: "Local"}
+	storetest.Put(t, st, store.ServiceKey("web"), svc)
+	storetest.Put(t, st, store.ServiceKey("db"), store.Service{Name: "db", Selector: map[string]string{"app": "db"}, Headless: true,
+		Ports: []store.ServicePort{{Protocol: "TCP", Port: 5432, TargetPort: 5432}}})
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.244.0.5", true, web))
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "e2"), meta("e2", "c2", "10.244.1.5", true, web))
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "e3"), meta("e3", "c3", "10.244.1.6", false, web))
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "e4"), meta("e4", "c4", "10.244.0.9", true, map[string]string{"app": "db"}))
+	// c1 on a second network: still one endpoint, at its lowest address.
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "e1b"), meta("e1b", "c1", "10.245.0.5", true, web))
+	// A host-mode member on h2 and a container-mode member sharing c1.
+	storetest.Put(t, st, store.ContainerMetaKey("h2", "c5"), store.ContainerMeta{Container: "c5", Mode: "host", Labels: web, Ready: true})
+	storetest.Put(t, st, store.ContainerMetaKey("h1", "c6"), store.ContainerMeta{Container: "c6", Mode: "container", Parent: "c1", Labels: web, Ready: true})
+
+	rec := &recorder{}
+	p := startProxy(t, st, rec)
+	first := rec.next(t, 0)
+	if first.op != "set" || len(first.svcs) != 1 {
+		t.Fatalf("first call %+v: want SetServices of web alone (a headless service has no rules)", first)
+	}
+	want := dataplane.Service{Name: "web", ClusterIP: svc.ClusterIP, ExternalIPs: svc.ExternalIPs,
+		Ports:     []dataplane.ServicePort{{Name: "http", Proto: dataplane.TCP, Port: 80, TargetPort: 8080, NodePort: 30080}},
+		Endpoints: []dataplane.ServiceEndpoint{ep("10.0.0.2", false), ep("10.244.0.5", true), ep("10.244.1.5", false)},
+		Affinity:  time.Minute, LocalOnly: true}
+	if !sameProgram(first.svcs[0], want) {
+		t.Fatalf("SetServices got\n%+v\nwant\n%+v", first.svcs[0], want)
+	}
+
+	// No-op events (a rewrite with a new timestamp, a service nobody
+	// selects changing) cause no call; the sentinel change after them
+	// proves they were processed.
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.244.0.5", true, web))
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "e4"), meta("e4", "c4", "10.244.0.9", false, map[string]string{"app": "db"}))
+	storetest.Put(t, st, store.ServiceKey("db"), store.Service{Name: "db", Selector: map[string]string{"app": "db", "v": "2"}, Headless: true,
+		Ports: []store.ServicePort{{Protocol: "TCP", Port: 5432, TargetPort: 5432}}})
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "e3"), meta("e3", "c3", "10.244.1.6", true, web))
+	c := rec.next(t, 1)
+	if c.op != "upsert" || !slices.Contains(c.svcs[0].Endpoints, ep("10.244.1.6", false)) || len(c.svcs[0].Endpoints) != 4 {
+		t.Fatalf("readiness: %+v", c)
+	}
+	rec.quiet(t, 2)
+
+	// h2 dies: only h1's endpoint is left.
+	storetest.Delete(t, st, store.AliveKey("h2"))
+	c = rec.next(t, 2)
+	if !slices.Equal(c.svcs[0].Endpoints, []dataplane.ServiceEndpoint{ep("10.244.0.5", true)}) {
+		t.Fatalf("liveness: %+v", c.svcs[0].Endpoints)
+	}
+	// c1 stops: c6 shares its stack and goes with it; nothing is left.
+	storetest.Delete(t, st, store.EndpointMetaKey("h1", "e1"))
+	storetest.Delete(t, st, store.EndpointMetaKey("h1", "e1b"))
+	testutil.Until(t, 10*time.Second, "web without endpoints", func() bool {
+		s, ok := p.Programmed("web")
+		return ok && len(s.Endpoints) == 0
+	})
+	n := rec.count()
+	if last := rec.next(t, n-1); last.op != "upsert" || len(last.svcs[0].Endpoints) != 0 {
+		t.Fatalf("scale to zero: %+v", last)
+	}
+	storetest.Delete(t, st, store.ServiceKey("web"))
+	if c := rec.next(t, n); c.op != "delete" || c.name != "web" {
+		t.Fatalf("removal: %+v", c)
+	}
+	rec.quiet(t, n+1)
+}
+
+func TestProxyReportsFailures(t *testing.T) {
+	st := storetest.New(t)
+	storetest.Put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
+	storetest.Put(t, st, store.ServiceKey("web"), store.Service{Name: "web", Selector: web, ClusterIP: netip.MustParseAddr("10.96.0.20"),
+		Ports: []store.ServicePort{{Protocol: "SCTP", Port: 80, TargetPort: 80}}})
+	// A stale error of a previous run is cleared.
+	storetest.Put(t, st, store.ServiceStatusKey("h1", "gone"), store.ServiceStatus{Host: "h1", Service: "gone", Error: "old"})
+	rec := &recorder{fail: map[string]error{"web": errors.New("no SCTP support in this kernel")}}
+	startProxy(t, st, rec)
+	testutil.Until(t, 10*time.Second, "web's error reported", func() bool {
+		var s store.ServiceStatus
+		_, err := st.Get(context.Background(), store.ServiceStatusKey("h1", "web"), &s)
+		return err == nil && s.Error == "no SCTP support in this kernel"
+	})
+	testutil.Until(t, 10*time.Second, "the stale error cleared", func() bool { return len(storetest.Keys(t, st, store.ServiceStatusKey("h1", "gone"))) == 0 })
+	storetest.Delete(t, st, store.ServiceKey("web"))
+	testutil.Until(t, 10*time.Second, "the error cleared with the service", func() bool { return len(storetest.Keys(t, st, store.ServiceStatusPrefix(""))) == 0 })
+}
+
+// TestProxySyncDuration: the agent's status says how long the data plane
+// took to take the whole set (what a restart costs, benchmark B14).
+func TestProxySyncDuration(t *testing.T) {
+	st := storetest.New(t)
+	storetest.Put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
+	storetest.Put(t, st, store.ServiceKey("web"), store.Service{Name: "web", Selector: web, ClusterIP: netip.MustParseAddr("10.96.0.20"),
+		Ports: []store.ServicePort{{Protocol: "TCP", Port: 80, TargetPort: 80}}})
+	p := startProxy(t, st, &recorder{setDelay: 50 * time.Millisecond})
+	testutil.Until(t, 10*time.Second, "the agent synced", func() bool { return p.Status().Synced })
+	if st := p.Status(); st.LastSyncDuration < 50*time.Millisecond || st.LastSyncDuration > 5*time.Second || st.LastSync.IsZero() {
+		t.Fatalf("status after a 50 ms SetServices: %+v", st)
+	}
+}
+
+// TestProxyBatchesBursts: changes that reach many services at once (a
+// host with endpoints of each dies, a transaction rewrites many records)
+// are handed over as one SetServices, not one call per service (each its
+// own netlink batch, ~10 ms: 1000 of them took 13 s).
+func TestProxyBatchesBursts(t *testing.T) {
+	st := storetest.New(t)
+	storetest.Put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
+	storetest.Put(t, st, store.AliveKey("h2"), store.HostAlive{Name: "h2"})
+	const n = 20
+	var h2 []store.Op
+	for i := range n {
+		name := fmt.Sprintf("s%d", i)
+		lbl := map[string]string{"app": name}
+		storetest.Put(t, st, store.ServiceKey(name), store.Service{Name: name, Selector: lbl,
+			ClusterIP: netip.AddrFrom4([4]byte{10, 96, 1, byte(i + 1)}), Ports: []store.ServicePort{{Protocol: "TCP", Port: 80, TargetPort: 80}}})
+		storetest.Put(t, st, store.EndpointMetaKey("h1", "a"+name), meta("a"+name, "ca"+name, fmt.Sprintf("10.244.0.%d", i+1), true, lbl))
+		storetest.Put(t, st, store.EndpointMetaKey("h2", "b"+name), meta("b"+name, "cb"+name, fmt.Sprintf("10.244.1.%d", i+1), true, lbl))
+		h2 = append(h2, store.Put(store.EndpointMetaKey("h2", "b"+name), meta("b"+name, "cb"+name, fmt.Sprintf("10.244.1.%d", i+1), false, lbl)))
+	}
+	rec := &recorder{}
+	p := startProxy(t, st, rec)
+	if c := rec.next(t, 0); c.op != "set" || len(c.svcs) != n {
+		t.Fatalf("first call: %s of %d services", c.op, len(c.svcs))
+	}
+	// Every endpoint on h2 fails its health check, in one transaction.
+	if _, _, err := st.Txn(context.Background(), nil, h2); err != nil {
+		t.Fatal(err)
+	}
+	c := rec.next(t, 1)
+	if c.op != "set" || len(c.svcs) != n {
+		t.Fatalf("%d services changed at once: got %s of %d services, want one SetServices of all", n, c.op, len(c.svcs))
+	}
+	for _, s := range c.svcs {
+		if len(s.Endpoints) != 1 || s.Endpoints[0].Addr.As4()[2] != 0 {
+			t.Fatalf("%s without h2's endpoints: %+v", s.Name, s.Endpoints)
+		}
+	}
+	testutil.Until(t, 10*time.Second, "the burst's lags recorded", func() bool { return p.Status().LagCount >= n })
+	// h1 dies: a burst again.
+	storetest.Delete(t, st, store.AliveKey("h1"))
+	if c := rec.next(t, 2); c.op != "set" || len(c.svcs) != n || len(c.svcs[0].Endpoints) != 0 {
+		t.Fatalf("h1 died: %+v", c)
+	}
+	// A single change is still one call of its own.
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "bs3"), meta("bs3", "cbs3", "10.244.1.4", true, map[string]string{"app": "s3"}))
+	if c := rec.next(t, 3); c.op != "upsert" || c.name != "s3" || len(c.svcs[0].Endpoints) != 1 {
+		t.Fatalf("one change: %+v", c)
+	}
+	rec.quiet(t, 4)
+}

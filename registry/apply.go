@@ -1,0 +1,211 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/store"
+)
+
+// ApplyFile creates or updates every service of a YAML or JSON file, like
+// kubectl apply: each object is reported created, configured or
+// unchanged. The whole file is parsed and validated first, and checked
+// against the VIPs and NodePorts other services hold, so a bad file
+// changes nothing. An error that only etcd could tell (a VIP taken by a
+// concurrent create) fails that object alone, reported in its result.
+func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte) ([]admin.ApplyResult, error) {
+	objs, err := ParseFile(source, content)
+	if err != nil {
+		return nil, err
+	}
+	want := make([]store.Service, 0, len(objs))
+	for _, o := range objs {
+		s, err := r.svcRange.ValidateService(o.Spec)
+		if err != nil {
+			return nil, inputf("%s: line %d: %v", source, o.Line, err)
+		}
+		want = append(want, s)
+	}
+	if err := r.probe(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.checkAgainstCluster(ctx, want); err != nil {
+		return nil, err
+	}
+	if err := r.checkClaims(ctx, want); err != nil {
+		return nil, err
+	}
+	out := make([]admin.ApplyResult, 0, len(want))
+	for _, s := range want {
+		action, err := r.apply(ctx, s)
+		res := admin.ApplyResult{Name: s.Name, Action: action}
+		if err != nil {
+			res.Error = err.Error()
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// checkClaims refuses, before anything is written, VIPs and NodePorts
+// that another service holds or that two services of the file both ask
+// for.
+func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
+	owners := map[string]string{}
+	for _, prefix := range []string{store.ServiceIPsPrefix, store.NodePortsPrefix} {
+		kvs, _, err := r.st.List(ctx, prefix)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		for _, kv := range kvs {
+			var c store.NodePortClaim // both claims are {"service": name}
+			if kv.Decode(&c) == nil {
+				owners[kv.Key] = c.Service
+			}
+		}
+	}
+	asked := map[string]string{}
+	for _, s := range ss {
+		for _, k := range claims(s) {
+			what := "nodePort " + k[len(store.NodePortsPrefix):]
+			if s.ClusterIP.IsValid() && k == store.ServiceIPKey(s.ClusterIP) {
+				what = "clusterIP " + s.ClusterIP.String()
+			}
+			if o, ok := owners[k]; ok && o != s.Name {
+				return inputf("service %s: %s is taken by service %s", s.Name, what, o)
+			}
+			if o, ok := asked[k]; ok && o != s.Name {
+				return inputf("services %s and %s both ask for %s", o, s.Name, what)
+			}
+			asked[k] = s.Name
+		}
+	}
+	return nil
+}
+
+// apply creates want, or updates the service of that name in place.
+func (r *Registry) apply(ctx context.Context, want store.Service) (string, error) {
+	for range maxTxnAttempts {
+		var old store.Service
+		rev, err := r.st.Get(ctx, store.ServiceKey(want.Name), &old)
+		if errors.Is(err, store.ErrNotFound) {
+			_, err := r.create(ctx, want)
+			if errors.Is(err, ErrInvalid) && r.exists(ctx, want.Name) {
+				continue // created concurrently: update it instead
+			}
+			if err != nil {
+				return "", err
+			}
+			return admin.ActionCreated, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read service %s: %w", want.Name, err)
+		}
+		action, done, err := r.update(ctx, old, rev, want)
+		if err != nil || done {
+			return action, err
+		}
+	}
+	return "", fmt.Errorf("apply service %s: it keeps changing concurrently; retry", want.Name)
+}
+
+func (r *Registry) exists(ctx context.Context, name string) bool {
+	_, err := r.st.Get(ctx, store.ServiceKey(name), nil)
+	return err == nil
+}
+
+// update changes old (at revision rev) into want. The VIP is immutable
+// (as in Kubernetes): left out, it is kept; NodePorts left out are kept
+// for the same port and protocol. done is false when old changed
+// meanwhile (retry).
+func (r *Registry) update(ctx context.Context, old store.Service, rev int64, want store.Service) (string, bool, error) {
+	switch {
+	case want.Headless != old.Headless || (want.ClusterIP.IsValid() && want.ClusterIP != old.ClusterIP):
+		return "", true, inputf("service %s: clusterIP cannot change (it is %s): remove the service and create it again", old.Name, SpecOf(old).ClusterIP)
+	}
+	want.ClusterIP = old.ClusterIP
+	want.Ports = slices.Clone(want.Ports)
+	if want.Type == store.ServiceTypeNodePort {
+		for i, p := range want.Ports {
+			if p.NodePort != 0 {
+				continue
+			}
+			for _, o := range old.Ports {
+				if o.Port == p.Port && o.Protocol == p.Protocol && o.NodePort != 0 && !usesNodePort(want, o.NodePort, p.Protocol) {
+					want.Ports[i].NodePort = o.NodePort
+				}
+			}
+		}
+	}
+	if sameSpec(old, want) {
+		return admin.ActionUnchanged, true, nil
+	}
+	held := claims(old)
+	if err := r.allocate(ctx, &want, held); err != nil {
+		return "", true, err
+	}
+	want.Created, want.Updated = old.Created, time.Now().UTC()
+	now := claims(want)
+	cmps := []store.Cmp{store.ModRevIs(store.ServiceKey(old.Name), rev)}
+	var added []string
+	for _, k := range now {
+		if !slices.Contains(held, k) {
+			cmps = append(cmps, store.Absent(k))
+			added = append(added, k)
+		}
+	}
+	ops := append([]store.Op{store.Put(store.ServiceKey(want.Name), want)}, claimOps(want, added)...)
+	for _, k := range held {
+		if !slices.Contains(now, k) {
+			ops = append(ops, store.Delete(k))
+		}
+	}
+	ok, _, err := r.st.Txn(ctx, cmps, ops)
+	if err != nil {
+		return "", true, fmt.Errorf("update service %s: %w", want.Name, err)
+	}
+	if ok {
+		r.log.Info("service updated", "service", want.Name, "clusterIP", want.ClusterIP, "ports", len(want.Ports))
+		return admin.ActionConfigured, true, nil
+	}
+	if err := r.whyTaken(ctx, want, false); err != nil {
+		return "", true, err
+	}
+	return "", false, nil
+}
+
+// usesNodePort reports whether s already has NodePort n for proto.
+func usesNodePort(s store.Service, n uint16, proto string) bool {
+	return slices.ContainsFunc(s.Ports, func(p store.ServicePort) bool { return p.NodePort == n && p.Protocol == proto })
+}
+
+// DeleteFile removes every service a file names; absent ones are reported
+// "not found", which is no error (deletes tolerate absence).
+func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte) ([]admin.ApplyResult, error) {
+	objs, err := ParseFile(source, content)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]admin.ApplyResult, 0, len(objs))
+	for _, o := range objs {
+		if o.Spec.Name == "" {
+			return nil, inputf("%s: line %d: a service without a name", source, o.Line)
+		}
+	}
+	for _, o := range objs {
+		res := admin.ApplyResult{Name: o.Spec.Name, Action: admin.ActionNotFound}
+		found, err := r.Remove(ctx, o.Spec.Name)
+		switch {
+		case err != nil:
+			res.Action, res.Error = "", err.Error()
+		case found:
+			res.Action = admin.ActionDeleted
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}

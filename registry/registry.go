@@ -1,0 +1,340 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/catalog"
+	"github.com/podnet/podnet/store"
+)
+
+// maxTxnAttempts bounds the optimistic loops: each retry means another
+// writer took a VIP or NodePort picked from the same listing.
+const maxTxnAttempts = 20
+
+// probeTimeout bounds the etcd check every write starts with, so that an
+// outage fails a command in about this long, naming etcd.
+const probeTimeout = 2 * time.Second
+
+// Config wires a Registry.
+type Config struct {
+	Store *store.Store
+	Range ServiceRange
+	// Host is this podnetd's host name (views compute Local from it).
+	Host   string
+	Logger *slog.Logger
+}
+
+// Registry creates, changes and removes service objects in etcd. A
+// service's record, its VIP claim and its NodePort claims are written in
+// one transaction conditioned on the claims being free, so VIPs and
+// NodePorts are unique cluster-wide and nothing is half-created.
+type Registry struct {
+	st       *store.Store
+	svcRange ServiceRange
+	// host names this podnetd in views.
+	host string
+	log  *slog.Logger
+}
+
+// New returns a Registry.
+func New(cfg Config) *Registry {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Registry{st: cfg.Store, svcRange: cfg.Range, host: cfg.Host, log: cfg.Logger}
+}
+
+// Range is the service range the registry allocates from.
+func (r *Registry) Range() ServiceRange { return r.svcRange }
+
+// probe fails fast, naming etcd, when etcd does not answer.
+func (r *Registry) probe(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	return r.st.Ping(pctx)
+}
+
+// Create validates spec and creates the service, allocating its VIP and
+// NodePorts. A service of that name must not exist.
+func (r *Registry) Create(ctx context.Context, spec admin.ServiceSpec) (store.Service, error) {
+	s, err := r.svcRange.ValidateService(spec)
+	if err != nil {
+		return s, err
+	}
+	if err := r.probe(ctx); err != nil {
+		return s, err
+	}
+	if err := r.checkAgainstCluster(ctx, []store.Service{s}); err != nil {
+		return s, err
+	}
+	return r.create(ctx, s)
+}
+
+// claims are the claim keys a service holds.
+func claims(s store.Service) []string {
+	var out []string
+	if s.ClusterIP.IsValid() {
+		out = append(out, store.ServiceIPKey(s.ClusterIP))
+	}
+	for _, p := range s.Ports {
+		if p.NodePort != 0 && !slices.Contains(out, store.NodePortKey(p.NodePort)) {
+			out = append(out, store.NodePortKey(p.NodePort))
+		}
+	}
+	return out
+}
+
+func claimOps(s store.Service, keys []string) []store.Op {
+	ops := make([]store.Op, 0, len(keys))
+	for _, k := range keys {
+		if strings.HasPrefix(k, store.ServiceIPsPrefix) {
+			ops = append(ops, store.Put(k, store.ServiceIPClaim{Service: s.Name}))
+		} else {
+			ops = append(ops, store.Put(k, store.NodePortClaim{Service: s.Name}))
+		}
+	}
+	return ops
+}
+
+func (r *Registry) create(ctx context.Context, want store.Service) (store.Service, error) {
+	for range maxTxnAttempts {
+		s := want
+		s.Ports = slices.Clone(want.Ports)
+		if err := r.allocate(ctx, &s, nil); err != nil {
+			return s, err
+		}
+		s.Created = time.Now().UTC()
+		s.Updated = s.Created
+		keys := claims(s)
+		cmps := []store.Cmp{store.Absent(store.ServiceKey(s.Name))}
+		for _, k := range keys {
+			cmps = append(cmps, store.Absent(k))
+		}
+		ok, _, err := r.st.Txn(ctx, cmps, append([]store.Op{store.Put(store.ServiceKey(s.Name), s)}, claimOps(s, keys)...))
+		if err != nil {
+			return s, fmt.Errorf("create service %s: %w", s.Name, err)
+		}
+		if ok {
+			r.log.Info("service created", "service", s.Name, "clusterIP", s.ClusterIP, "headless", s.Headless,
+				"ports", len(s.Ports), "selector", s.Selector)
+			return s, nil
+		}
+		if err := r.whyTaken(ctx, want, true); err != nil {
+			return s, err
+		}
+	}
+	return want, fmt.Errorf("create service %s: gave up after %d attempts: VIPs and NodePorts keep being taken concurrently; retry", want.Name, maxTxnAttempts)
+}
+
+// whyTaken explains a failed transaction: the service exists (when
+// creating), or a VIP or NodePort want asked for belongs to another
+// service. nil means a dynamic pick was taken meanwhile: retry.
+func (r *Registry) whyTaken(ctx context.Context, want store.Service, creating bool) error {
+	if creating {
+		if _, err := r.st.Get(ctx, store.ServiceKey(want.Name), nil); err == nil {
+			return inputf("service %s already exists (podnetctl service get %s shows it; podnetctl apply -f changes it)", want.Name, want.Name)
+		}
+	}
+	if want.ClusterIP.IsValid() {
+		var c store.ServiceIPClaim
+		if _, err := r.st.Get(ctx, store.ServiceIPKey(want.ClusterIP), &c); err == nil && c.Service != want.Name {
+			return inputf("service %s: clusterIP %s is taken by service %s", want.Name, want.ClusterIP, c.Service)
+		}
+	}
+	for _, p := range want.Ports {
+		if p.NodePort == 0 {
+			continue
+		}
+		var c store.NodePortClaim
+		if _, err := r.st.Get(ctx, store.NodePortKey(p.NodePort), &c); err == nil && c.Service != want.Name {
+			return inputf("service %s: nodePort %d is taken by service %s", want.Name, p.NodePort, c.Service)
+		}
+	}
+	return nil
+}
+
+// allocate picks a VIP (unless given or headless) and the NodePorts left
+// at 0. held are claim keys the service already owns (not "taken").
+func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string) error {
+	if !s.Headless && !s.ClusterIP.IsValid() {
+		taken, err := r.claimed(ctx, store.ServiceIPsPrefix)
+		if err != nil {
+			return err
+		}
+		a, ok := r.pickVIP(taken)
+		if !ok {
+			return inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken))
+		}
+		s.ClusterIP = a
+	}
+	need := false
+	for _, p := range s.Ports {
+		need = need || (s.Type == store.ServiceTypeNodePort && p.NodePort == 0)
+	}
+	if !need {
+		return nil
+	}
+	taken, err := r.claimed(ctx, store.NodePortsPrefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range held {
+		delete(taken, strings.TrimPrefix(k, store.NodePortsPrefix))
+	}
+	for _, p := range s.Ports {
+		if p.NodePort != 0 {
+			taken[strconv.Itoa(int(p.NodePort))] = true
+		}
+	}
+	span := NodePortMax - NodePortMin + 1
+	for i := range s.Ports {
+		if s.Ports[i].NodePort != 0 {
+			continue
+		}
+		start := rand.IntN(span)
+		for j := range span {
+			n := NodePortMin + (start+j)%span
+			if !taken[strconv.Itoa(n)] {
+				s.Ports[i].NodePort = uint16(n)
+				taken[strconv.Itoa(n)] = true
+				break
+			}
+		}
+		if s.Ports[i].NodePort == 0 {
+			return inputf("service %s: no free NodePort left in %d-%d", s.Name, NodePortMin, NodePortMax)
+		}
+	}
+	return nil
+}
+
+// claimed lists the claim keys under prefix, by their last component.
+func (r *Registry) claimed(ctx context.Context, prefix string) (map[string]bool, error) {
+	kvs, _, err := r.st.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	out := make(map[string]bool, len(kvs))
+	for _, kv := range kvs {
+		out[strings.TrimPrefix(kv.Key, prefix)] = true
+	}
+	return out, nil
+}
+
+// pickVIP picks a free VIP, scanning from a random offset (as Kubernetes
+// does) so that concurrent creates rarely collide.
+func (r *Registry) pickVIP(taken map[string]bool) (netip.Addr, bool) {
+	n := r.svcRange.size()
+	start := rand.Uint32N(n)
+	for i := range n {
+		a := nthAddr(r.svcRange.CIDR.Addr(), (start+i)%n)
+		if _, res := r.svcRange.Reserved[a]; !res && !taken[store.AddrName(a)] {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// checkAgainstCluster refuses what the spec alone cannot show: an
+// external IP that is a pod address (inside a podnet pool).
+func (r *Registry) checkAgainstCluster(ctx context.Context, ss []store.Service) error {
+	kvs, _, err := r.st.List(ctx, store.PoolsPrefix)
+	if err != nil {
+		return fmt.Errorf("list pools: %w", err)
+	}
+	for _, s := range ss {
+		for _, a := range s.ExternalIPs {
+			for _, kv := range kvs {
+				p, err := store.PoolOfKey(kv.Key)
+				if err == nil && p.Contains(a) {
+					return inputf("service %s: external IP %s is a pod address (podnet pool %s): use an address outside podnet's networks", s.Name, a, p)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Remove deletes a service and releases its VIP and NodePorts; found is
+// false when there was no such service (not an error).
+func (r *Registry) Remove(ctx context.Context, name string) (bool, error) {
+	if err := r.probe(ctx); err != nil {
+		return false, err
+	}
+	for range maxTxnAttempts {
+		var s store.Service
+		rev, err := r.st.Get(ctx, store.ServiceKey(name), &s)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read service %s: %w", name, err)
+		}
+		ops := []store.Op{store.Delete(store.ServiceKey(name))}
+		for _, k := range claims(s) {
+			ops = append(ops, store.Delete(k))
+		}
+		ok, _, err := r.st.Txn(ctx, []store.Cmp{store.ModRevIs(store.ServiceKey(name), rev)}, ops)
+		if err != nil {
+			return false, fmt.Errorf("remove service %s: %w", name, err)
+		}
+		if ok {
+			r.log.Info("service removed", "service", name, "clusterIP", s.ClusterIP)
+			return true, nil
+		}
+	}
+	return false, fmt.Errorf("remove service %s: it keeps changing concurrently; retry", name)
+}
+
+// Get returns one service with its endpoints and errors.
+func (r *Registry) Get(ctx context.Context, name string) (admin.ServiceView, error) {
+	vs, err := r.views(ctx, name)
+	if err != nil {
+		return admin.ServiceView{}, err
+	}
+	if len(vs) == 0 {
+		return admin.ServiceView{}, inputf("no service %s (podnetctl service ls lists them)", name)
+	}
+	return vs[0], nil
+}
+
+// List returns every service with its endpoints and errors, by name.
+func (r *Registry) List(ctx context.Context) ([]admin.ServiceView, error) { return r.views(ctx, "") }
+
+func (r *Registry) views(ctx context.Context, only string) ([]admin.ServiceView, error) {
+	c, err := catalog.Load(ctx, r.st, r.host, r.svcRange.CIDR.Addr().Is6())
+	if err != nil {
+		return nil, err
+	}
+	status, _, err := r.st.List(ctx, store.ServiceStatusPrefix(""))
+	if err != nil {
+		return nil, err
+	}
+	errs := map[string][]admin.ServiceHostError{}
+	for _, kv := range status {
+		var st store.ServiceStatus
+		if kv.Decode(&st) == nil && c.Alive(st.Host) {
+			errs[st.Service] = append(errs[st.Service], admin.ServiceHostError{Host: st.Host, Error: st.Error, Since: st.Since})
+		}
+	}
+	names := c.ServiceNames()
+	if only != "" {
+		names = slices.DeleteFunc(names, func(n string) bool { return n != only })
+	}
+	out := make([]admin.ServiceView, 0, len(names))
+	for _, n := range names {
+		s, _ := c.Service(n)
+		out = append(out, admin.ServiceView{ServiceSpec: SpecOf(*s), Status: &admin.ServiceStatus{
+			Created: s.Created, Updated: s.Updated, Endpoints: c.EndpointViews(s), Errors: errs[n]}})
+	}
+	return out, nil
+}

@@ -1,0 +1,263 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/store"
+	"github.com/podnet/podnet/store/storetest"
+)
+
+func newRegistry(t *testing.T, st *store.Store) *Registry {
+	t.Helper()
+	return New(Config{Store: st, Range: testRange(t), Host: "h1", Logger: storetest.Logger(t)})
+}
+
+func mustFail(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want one containing %q", err, want)
+	}
+}
+
+func TestRegistryCreateAndRemove(t *testing.T) {
+	st := storetest.New(t)
+	r := newRegistry(t, st)
+	ctx := context.Background()
+	spec := webSpec()
+	spec.Type = "NodePort"
+	s, err := r.Create(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !testRange(t).CIDR.Contains(s.ClusterIP) || s.Ports[0].NodePort < NodePortMin || s.Ports[0].NodePort > NodePortMax {
+		t.Fatalf("allocated %s / %d", s.ClusterIP, s.Ports[0].NodePort)
+	}
+	if _, res := testRange(t).Reserved[s.ClusterIP]; res {
+		t.Fatalf("reserved VIP %s handed out", s.ClusterIP)
+	}
+	// Each claim exists, owned by web.
+	var c store.ServiceIPClaim
+	if _, err := st.Get(ctx, store.ServiceIPKey(s.ClusterIP), &c); err != nil || c.Service != "web" {
+		t.Fatalf("VIP claim: %+v %v", c, err)
+	}
+	// Refusals: nothing created by any of them.
+	before := len(storetest.Keys(t, st, ""))
+	_, err = r.Create(ctx, webSpec())
+	mustFail(t, err, "service web already exists")
+	other := webSpec()
+	other.Name, other.ClusterIP = "other", s.ClusterIP.String()
+	_, err = r.Create(ctx, other)
+	mustFail(t, err, "clusterIP "+s.ClusterIP.String()+" is taken by service web")
+	other.ClusterIP, other.Type = "", "NodePort"
+	other.Ports[0].NodePort = int(s.Ports[0].NodePort)
+	_, err = r.Create(ctx, other)
+	mustFail(t, err, fmt.Sprintf("nodePort %d is taken by service web", s.Ports[0].NodePort))
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a taken NodePort must be the caller's fault: %v", err)
+	}
+	if n := len(storetest.Keys(t, st, "")); n != before {
+		t.Fatalf("refused creates left keys: %d before, %d after", before, n)
+	}
+	found, err := r.Remove(ctx, "web")
+	if err != nil || !found {
+		t.Fatalf("remove: %v %v", found, err)
+	}
+	for _, p := range []string{store.ServicesPrefix, store.ServiceIPsPrefix, store.NodePortsPrefix} {
+		if k := storetest.Keys(t, st, p); len(k) != 0 {
+			t.Fatalf("left after rm: %v", k)
+		}
+	}
+	if found, err := r.Remove(ctx, "web"); err != nil || found {
+		t.Fatalf("second remove: %v %v (absence is no error)", found, err)
+	}
+	// Released: another service may take the same VIP and NodePort now.
+	other.ClusterIP = s.ClusterIP.String()
+	if _, err := r.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRegistryExternalIPIsPodAddress(t *testing.T) {
+	st := storetest.New(t)
+	storetest.Put(t, st, store.PoolKey(netip.MustParsePrefix("10.244.0.0/16")), store.Pool{Subnet: netip.MustParsePrefix("10.244.0.0/16")})
+	spec := webSpec()
+	spec.ExternalIPs = []string{"10.244.3.3"}
+	_, err := newRegistry(t, st).Create(context.Background(), spec)
+	mustFail(t, err, "external IP 10.244.3.3 is a pod address (podnet pool 10.244.0.0/16)")
+	if k := storetest.Keys(t, st, store.ServicesPrefix); len(k) != 0 {
+		t.Fatalf("created: %v", k)
+	}
+}
+
+// Hosts creating services at once never get the same VIP or NodePort.
+func TestRegistryConcurrentUnique(t *testing.T) {
+	e := storetest.Start(t)
+	small, err := NewServiceRange(netip.MustParsePrefix("10.96.0.0/26"), netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 60)
+	for h := range 3 {
+		r := New(Config{Store: e.Client(t, ""), Range: small, Host: fmt.Sprint("h", h), Logger: storetest.Logger(t)})
+		wg.Go(func() {
+			for i := range 20 {
+				spec := webSpec()
+				spec.Name, spec.Type = fmt.Sprintf("s%d-%d", h, i), "NodePort"
+				if _, err := r.Create(context.Background(), spec); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := e.Client(t, "")
+	vips, ports := map[netip.Addr]string{}, map[uint16]string{}
+	kvs, _, _ := st.List(context.Background(), store.ServicesPrefix)
+	for _, kv := range kvs {
+		var s store.Service
+		if err := kv.Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		if o, dup := vips[s.ClusterIP]; dup {
+			t.Errorf("VIP %s held by %s and %s", s.ClusterIP, o, s.Name)
+		}
+		if o, dup := ports[s.Ports[0].NodePort]; dup {
+			t.Errorf("NodePort %d held by %s and %s", s.Ports[0].NodePort, o, s.Name)
+		}
+		vips[s.ClusterIP], ports[s.Ports[0].NodePort] = s.Name, s.Name
+	}
+	if len(kvs) != 60 || len(storetest.Keys(t, st, store.ServiceIPsPrefix)) != 60 || len(storetest.Keys(t, st, store.NodePortsPrefix)) != 60 {
+		t.Fatalf("%d services, claims %d/%d", len(kvs), len(storetest.Keys(t, st, store.ServiceIPsPrefix)), len(storetest.Keys(t, st, store.NodePortsPrefix)))
+	}
+	// 64 addresses minus network, .1, .10 and broadcast: exactly full.
+	spec := webSpec()
+	spec.Name = "one-too-many"
+	_, err = New(Config{Store: st, Range: small, Logger: storetest.Logger(t)}).Create(context.Background(), spec)
+	mustFail(t, err, "no free VIP left in the service CIDR 10.96.0.0/26")
+}
+
+func TestRegistryApplyFile(t *testing.T) {
+	st := storetest.New(t)
+	r := newRegistry(t, st)
+	ctx := context.Background()
+	file := `
+- name: web
+  selector: {app: web}
+  type: NodePort
+  ports: [{name: http, port: 80, targetPort: 8080}]
+- name: db
+  selector: {app: db}
+  clusterIP: None
+  ports: [{port: 5432}]
+`
+	res, err := r.ApplyFile(ctx, "f.yaml", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, res, "web", admin.ActionCreated, "db", admin.ActionCreated)
+	web, err := r.Get(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = r.ApplyFile(ctx, "f.yaml", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, res, "web", admin.ActionUnchanged, "db", admin.ActionUnchanged)
+	// A change keeps the VIP and the NodePort of the same port.
+	changed := strings.Replace(file, "targetPort: 8080", "targetPort: 9090", 1)
+	res, _ = r.ApplyFile(ctx, "f.yaml", []byte(changed))
+	wantActions(t, res, "web", admin.ActionConfigured, "db", admin.ActionUnchanged)
+	web2, _ := r.Get(ctx, "web")
+	if web2.ClusterIP != web.ClusterIP || web2.Ports[0].NodePort != web.Ports[0].NodePort || web2.Ports[0].TargetPort != 9090 {
+		t.Fatalf("update lost allocations: %+v -> %+v", web.ServiceSpec, web2.ServiceSpec)
+	}
+	// get -o yaml output applies as unchanged.
+	if res, err := r.ApplyFile(ctx, "get.json", mustJSON(t, web2)); err != nil {
+		t.Fatal(err)
+	} else {
+		wantActions(t, res, "web", admin.ActionUnchanged)
+	}
+	// Back to ClusterIP: the NodePort is released.
+	res, _ = r.ApplyFile(ctx, "f.yaml", []byte(strings.Replace(changed, "type: NodePort", "type: ClusterIP", 1)))
+	wantActions(t, res, "web", admin.ActionConfigured, "db", admin.ActionUnchanged)
+	if k := storetest.Keys(t, st, store.NodePortsPrefix); len(k) != 0 {
+		t.Fatalf("NodePort claim left: %v", k)
+	}
+	// Immutable VIP; a bad file changes nothing at all.
+	res, _ = r.ApplyFile(ctx, "f.yaml", []byte(strings.Replace(file, "clusterIP: None", "clusterIP: 10.96.9.9", 1)))
+	if res[1].Error == "" || !strings.Contains(res[1].Error, "clusterIP cannot change") {
+		t.Fatalf("immutable clusterIP: %+v", res)
+	}
+	before := len(storetest.Keys(t, st, ""))
+	bad := file + "- name: new\n  selector: {app: new}\n  ports: [{port: 99999}]\n"
+	_, err = r.ApplyFile(ctx, "f.yaml", []byte(bad))
+	mustFail(t, err, "f.yaml: line 10: service new: port 99999 is out of range")
+	if n := len(storetest.Keys(t, st, "")); n != before {
+		t.Fatalf("a refused file changed etcd: %d keys before, %d after", before, n)
+	}
+	res, err = r.DeleteFile(ctx, "f.yaml", []byte(file+"- name: ghost\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, res, "web", admin.ActionDeleted, "db", admin.ActionDeleted, "ghost", admin.ActionNotFound)
+	if k := storetest.Keys(t, st, ""); len(k) != 0 {
+		t.Fatalf("left after delete -f: %v", k)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func wantActions(t *testing.T, res []admin.ApplyResult, pairs ...string) {
+	t.Helper()
+	if len(res) != len(pairs)/2 {
+		t.Fatalf("results %+v, want %v", res, pairs)
+	}
+	for i := 0; i < len(pairs); i += 2 {
+		r := res[i/2]
+		if r.Name != pairs[i] || r.Action != pairs[i+1] || r.Error != "" {
+			t.Fatalf("result %d = %+v, want %s %s", i/2, r, pairs[i], pairs[i+1])
+		}
+	}
+}
+
+func TestEnsureServiceCIDR(t *testing.T) {
+	st := storetest.New(t)
+	ctx := context.Background()
+	cidr := netip.MustParsePrefix("10.96.0.0/16")
+	storetest.Put(t, st, store.PoolKey(netip.MustParsePrefix("10.96.128.0/24")), store.Pool{Subnet: netip.MustParsePrefix("10.96.128.0/24")})
+	err := EnsureServiceCIDR(ctx, st, cidr, "h1")
+	mustFail(t, err, "--service-cidr 10.96.0.0/16 overlaps the address pool 10.96.128.0/24")
+	if !errors.Is(err, ErrServiceCIDR) {
+		t.Fatal(err)
+	}
+	storetest.Delete(t, st, store.PoolKey(netip.MustParsePrefix("10.96.128.0/24")))
+	if err := EnsureServiceCIDR(ctx, st, cidr, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureServiceCIDR(ctx, st, cidr, "h2"); err != nil {
+		t.Fatalf("same CIDR on another host: %v", err)
+	}
+	err = EnsureServiceCIDR(ctx, st, netip.MustParsePrefix("10.97.0.0/16"), "h3")
+	mustFail(t, err, "--service-cidr 10.97.0.0/16 disagrees with the cluster's service CIDR 10.96.0.0/16 (recorded by host h1")
+}

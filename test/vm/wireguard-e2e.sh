@@ -157,7 +157,7 @@ kill "$tcpd"
 wait "$tcpd" 2>/dev/null
 # count FILTER: packets of the capture that match FILTER.
 count() { tcpdump -n -r /tmp/cap.pcap "$1" 2>/dev/null | wc -l; }
-hosts='src net 10.99.0.0/24 and dst net 10.99.0.0/24 and not host 10.99.0.1'
+hosts='ip and src net 10.99.0.0/24 and dst net 10.99.0.0/24 and not host 10.99.0.1'
 total=$(count "$hosts")
 wgp=$(count "($hosts) and udp port 51820")
 [ "$wgp" -gt 10 ] || fail "capture: only $wgp WireGuard packets of $total between hosts"

@@ -26,6 +26,15 @@ set -u
 . /podnet/lib.sh
 # shellcheck source=test/vm/hosts.sh
 . /podnet/hosts.sh
+# shellcheck disable=SC2317 # called by lib.sh's dump
+dump_more() {
+	for i in 1 2; do
+		echo "--- h$i podnetd log"
+		tail -15 "/tmp/h$i-podnetd.log" 2>/dev/null
+		host_exec "$i" ip -4 route 2>&1 | head -20
+		host_exec "$i" wg show 2>&1 | head -30
+	done
+}
 PAIRS=${BENCH_VM_PAIRS:-3}
 SECS=${BENCH_VM_SECS:-5}
 IMG=podnet-test/busybox
@@ -139,9 +148,9 @@ PNIP2=$(dk 2 inspect -f '{{.NetworkSettings.Networks.pods.IPAddress}}' b2)
 [ "$(dk 1 exec b1 cat /sys/class/net/eth0/mtu)" = 1440 ] || fail "podnet container MTU is not 1500 - 60"
 setup_wg
 setup_vxwg
-wait_until "podnet: b1 → b2" 60 nsenter --net="$(netns_of pn 1)" ping -c1 -W2 "$PNIP2"
-wait_until "hand-built WireGuard: wg1 → wg2" 60 ip netns exec wg1 ping -c1 -W2 10.77.2.2
-wait_until "hand-built VXLAN in WireGuard: vx1 → vx2" 60 ip netns exec vx1 ping -c1 -W2 10.78.2.2
+wait_until "podnet: b1 → b2" 60 nsenter --net="$(netns_of pn 1)" busybox ping -c1 -W2 "$PNIP2"
+wait_until "hand-built WireGuard: wg1 → wg2" 60 ip netns exec wg1 busybox ping -c1 -W2 10.77.2.2
+wait_until "hand-built VXLAN in WireGuard: vx1 → vx2" 60 ip netns exec vx1 busybox ping -c1 -W2 10.78.2.2
 tput pn >/dev/null # warm-up
 p=0
 while [ "$p" -lt "$PAIRS" ]; do

@@ -47,16 +47,18 @@ handbuilt() {
 	for i in 1 2; do
 		wg genkey >"/tmp/$arm$i.key"
 		ip netns add "$arm$i"
+		# Links from the guest's own mount namespace: the hosts' private
+		# ones do not see netns made after them.
+		ip -n "h$i" link add "hb-$arm" mtu "$mtu" type bridge &&
+			ip -n "h$i" addr add "$base.$i.1/24" dev "hb-$arm" &&
+			ip -n "h$i" link set "hb-$arm" up &&
+			ip -n "h$i" link add "hv-$arm" mtu "$mtu" master "hb-$arm" type veth peer name eth0 netns "$arm$i" &&
+			ip -n "h$i" link set "hv-$arm" up &&
+			ip -n "h$i" link add "$dev" type wireguard || fail "h$i: hand-built $arm links"
 		host_exec "$i" sh -ec "
-			ip link add hb-$arm mtu $mtu type bridge
-			ip addr add $base.$i.1/24 dev hb-$arm
-			ip link set hb-$arm up
-			ip link add hv-$arm mtu $mtu master hb-$arm type veth peer name eth0 netns $arm$i
-			ip link set hv-$arm up
-			ip link add $dev type wireguard
 			wg set $dev private-key /tmp/$arm$i.key listen-port $port
 			iptables -I FORWARD -i hb-$arm -j ACCEPT
-			iptables -I FORWARD -o hb-$arm -j ACCEPT"
+			iptables -I FORWARD -o hb-$arm -j ACCEPT" || fail "h$i: hand-built $arm WireGuard"
 		ip -n "$arm$i" link set lo up
 		ip -n "$arm$i" link set eth0 up
 		ip -n "$arm$i" addr add "$base.$i.2/24" dev eth0
@@ -68,7 +70,7 @@ handbuilt() {
 peer() {
 	arm=$1 dev=$2 i=$3 j=$4 port=$5 allowed=$6
 	pub=$(wg pubkey <"/tmp/$arm$j.key")
-	host_exec "$i" wg set "$dev" peer "$pub" endpoint "$(host_ip "$j"):$port" allowed-ips "$allowed"
+	host_exec "$i" wg set "$dev" peer "$pub" endpoint "$(host_ip "$j"):$port" allowed-ips "$allowed" || fail "h$i: $dev peer"
 }
 
 setup_wg() {
@@ -77,7 +79,7 @@ setup_wg() {
 	peer wg hwg0 2 1 51900 10.77.1.0/24
 	for i in 1 2; do
 		j=$((3 - i))
-		host_exec "$i" sh -ec "ip link set hwg0 mtu 1440 up; ip route add 10.77.$j.0/24 dev hwg0"
+		host_exec "$i" sh -ec "ip link set hwg0 mtu 1440 up; ip route add 10.77.$j.0/24 dev hwg0" || fail "h$i: hwg0"
 	done
 }
 
@@ -93,7 +95,7 @@ setup_vxwg() {
 			ip route add 192.168.77.$j/32 dev hwg1
 			ip link add hvx type vxlan id 77 local 192.168.77.$i remote 192.168.77.$j dstport 4790 nolearning
 			ip link set hvx mtu 1390 up
-			ip route add 10.78.$j.0/24 dev hvx"
+			ip route add 10.78.$j.0/24 dev hvx" || fail "h$i: hvx"
 	done
 }
 

@@ -13,7 +13,9 @@
 #         51901; VXLAN id 77 between the inner addresses; bridge and
 #         container MTU 1390): the other layering podnet could have used,
 #         a context row (overlay/doc.go, "Encryption", says why podnet
-#         routes into WireGuard directly).
+#         routes into WireGuard directly). The far side's addresses are
+#         routed onto the VXLAN device and answered by proxy ARP there,
+#         as podnet's bridges answer for remote blocks.
 #
 # Per pair, in rotating order, it prints
 #   "B21 tput PODNET_BPS WG_BPS VXWG_BPS"   (iperf3 -t SECS, 1 stream,
@@ -95,6 +97,7 @@ setup_vxwg() {
 			ip route add 192.168.77.$j/32 dev hwg1
 			ip link add hvx type vxlan id 77 local 192.168.77.$i remote 192.168.77.$j dstport 4790 nolearning
 			ip link set hvx mtu 1390 up
+			echo 1 >/proc/sys/net/ipv4/conf/hvx/proxy_arp
 			ip route add 10.78.$j.0/24 dev hvx" || fail "h$i: hvx"
 	done
 }

@@ -54,7 +54,7 @@ handbuilt() {
 		ip -n "h$i" link add "hb-$arm" mtu "$mtu" type bridge &&
 			ip -n "h$i" addr add "$base.$i.1/24" dev "hb-$arm" &&
 			ip -n "h$i" link set "hb-$arm" up &&
-			ip -n "h$i" link add "hv-$arm" mtu "$mtu" master "hb-$arm" type veth peer name eth0 netns "$arm$i" &&
+			ip -n "h$i" link add "hv-$arm" mtu "$mtu" master "hb-$arm" type veth peer name eth0 mtu "$mtu" netns "$arm$i" &&
 			ip -n "h$i" link set "hv-$arm" up &&
 			ip -n "h$i" link add "$dev" type wireguard || fail "h$i: hand-built $arm links"
 		host_exec "$i" sh -ec "

@@ -225,11 +225,14 @@
 // blocks: Calico's and Cilium's WireGuard), or VXLAN as it is, run inside
 // a WireGuard tunnel between per-host inner addresses. B21 measures both
 // hand-built between the same two host namespaces on Debian's kernel
-// (scripts/vm.sh wireguard-bench; numbers in the README's Benchmarks):
-// VXLAN inside WireGuard moved RATIO_TPUT of direct WireGuard's TCP
-// throughput and RATIO_CONN of its connection rate, with 50 more bytes
+// (scripts/vm.sh wireguard-bench, row B21v of make bench): VXLAN inside
+// WireGuard moved 0.78 of direct WireGuard's TCP throughput and 0.76 of
+// its connection rate (medians of 3 interleaved pairs, 8 s each, under
+// TCG on a shared machine: noisy, but below in both), with 50 more bytes
 // of headers per packet (MTU 1390 instead of 1440), a second
-// encapsulation on both ends and per-host inner addresses to allocate.
+// encapsulation on both ends and per-host inner addresses to allocate;
+// podnet's own path, routing into WireGuard, measured 1.17 and 1.28 of
+// the hand-built direct tunnel in the same pairs (B21, B21c).
 // Routing blocks directly costs nothing VXLAN does not already cost: the
 // allowed IPs are exactly the routes the overlay computes anyway (one per
 // remote block, plus exceptions), they change when those do, and

@@ -35,7 +35,7 @@ func guestScenario(t *testing.T, command string, want ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
 	defer cancel()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "vm.sh"), command)

@@ -338,8 +338,9 @@ main() {
 	kernel-tests) kernel_tests ;;
 	e2e) guest ipvlan-e2e.sh ;;
 	bench) guest ipvlan-bench.sh ;;
-	wireguard-e2e) VM_MEM=${VM_MEM:-3072} guest wireguard-e2e.sh ;;
-	wireguard-bench) VM_MEM=${VM_MEM:-3072} guest wireguard-bench.sh ;;
+	# Three hosts under emulation: 8-13 minutes on a busy 2-core machine.
+	wireguard-e2e) VM_MEM=${VM_MEM:-3072} VM_TIMEOUT=${VM_TIMEOUT:-1800} guest wireguard-e2e.sh ;;
+	wireguard-bench) VM_MEM=${VM_MEM:-3072} VM_TIMEOUT=${VM_TIMEOUT:-1800} guest wireguard-bench.sh ;;
 	clean) rm -rf "$CACHE" ;;
 	-h | --help | "") usage ;;
 	*) usage >&2; exit 2 ;;

@@ -5,48 +5,96 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/store"
 )
 
-// ApplyFile creates or updates every service of a YAML or JSON file, like
-// kubectl apply: each object is reported created, configured or
-// unchanged. The whole file is parsed and validated first, and checked
-// against the VIPs and NodePorts other services hold, so a bad file
-// changes nothing. An error that only etcd could tell (a VIP taken by a
-// concurrent create) fails that object alone, reported in its result.
+// ApplyFile creates or updates every object of a YAML or JSON file
+// (services, load-balancer pools, BGP peers), like kubectl apply: each
+// object is reported created, configured or unchanged. The whole file is
+// parsed and validated first, and checked against what the cluster holds
+// (VIPs, NodePorts and load-balancer addresses of other services, other
+// pools, podnet pools, hosts), so a bad file changes nothing. Pools and
+// peers are written before services, so a service may take its address
+// from a pool of the same file. An error that only etcd could tell (an
+// address taken by a concurrent create) fails that object alone,
+// reported in its result.
 func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte) ([]admin.ApplyResult, error) {
 	objs, err := ParseFile(source, content)
 	if err != nil {
 		return nil, err
 	}
-	want := make([]store.Service, 0, len(objs))
+	var svcs []store.Service
+	var pools []store.LBPool
+	var peers []store.BGPPeer
 	for _, o := range objs {
-		s, err := r.svcRange.ValidateService(o.Spec)
-		if err != nil {
-			return nil, inputf("%s: line %d: %v", source, o.Line, err)
+		switch o.Kind {
+		case admin.KindLoadBalancerPool:
+			p, err := ValidatePool(o.Pool)
+			if err != nil {
+				return nil, inputf("%s: line %d: %v", source, o.Line, err)
+			}
+			pools = append(pools, p)
+		case admin.KindBGPPeer:
+			p, err := ValidatePeer(o.Peer)
+			if err != nil {
+				return nil, inputf("%s: line %d: %v", source, o.Line, err)
+			}
+			peers = append(peers, p)
+		default:
+			s, err := r.svcRange.ValidateService(o.Service)
+			if err != nil {
+				return nil, inputf("%s: line %d: %v", source, o.Line, err)
+			}
+			svcs = append(svcs, s)
 		}
-		want = append(want, s)
 	}
 	if err := r.probe(ctx); err != nil {
 		return nil, err
 	}
-	if err := r.checkAgainstCluster(ctx, want); err != nil {
+	lb, err := r.loadLB(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if err := r.checkClaims(ctx, want); err != nil {
+	if err := r.checkPools(ctx, lb, pools); err != nil {
 		return nil, err
 	}
-	out := make([]admin.ApplyResult, 0, len(want))
-	for _, s := range want {
-		action, err := r.apply(ctx, s)
-		res := admin.ApplyResult{Name: s.Name, Action: action}
+	if err := r.checkPeers(ctx, lb, peers); err != nil {
+		return nil, err
+	}
+	lb = lb.with(pools)
+	if err := r.checkAgainstCluster(ctx, lb, svcs); err != nil {
+		return nil, err
+	}
+	if err := r.checkClaims(ctx, svcs); err != nil {
+		return nil, err
+	}
+	results := map[string]admin.ApplyResult{}
+	record := func(kind, name, action string, err error) {
+		res := admin.ApplyResult{Kind: kind, Name: name, Action: action}
 		if err != nil {
 			res.Error = err.Error()
 		}
-		out = append(out, res)
+		results[kind+"/"+name] = res
+	}
+	for _, p := range pools {
+		action, err := r.applyPool(ctx, p)
+		record(admin.KindLoadBalancerPool, p.Name, action, err)
+	}
+	for _, p := range peers {
+		action, err := r.applyPeer(ctx, p)
+		record(admin.KindBGPPeer, p.Name, action, err)
+	}
+	for _, s := range svcs {
+		action, err := r.apply(ctx, s)
+		record(admin.KindService, s.Name, action, err)
+	}
+	out := make([]admin.ApplyResult, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, results[o.Kind+"/"+o.Name()])
 	}
 	return out, nil
 }
@@ -56,7 +104,7 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 // for.
 func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
 	owners := map[string]string{}
-	for _, prefix := range []string{store.ServiceIPsPrefix, store.NodePortsPrefix} {
+	for _, prefix := range []string{store.ServiceIPsPrefix, store.LBIPsPrefix, store.NodePortsPrefix} {
 		kvs, _, err := r.st.List(ctx, prefix)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", prefix, err)
@@ -71,9 +119,12 @@ func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
 	asked := map[string]string{}
 	for _, s := range ss {
 		for _, k := range claims(s) {
-			what := "nodePort " + k[len(store.NodePortsPrefix):]
-			if s.ClusterIP.IsValid() && k == store.ServiceIPKey(s.ClusterIP) {
+			what := "nodePort " + strings.TrimPrefix(k, store.NodePortsPrefix)
+			switch {
+			case s.ClusterIP.IsValid() && k == store.ServiceIPKey(s.ClusterIP):
 				what = "clusterIP " + s.ClusterIP.String()
+			case s.LoadBalancerIP.IsValid() && k == store.LBIPKey(s.LoadBalancerIP):
+				what = "loadBalancerIP " + s.LoadBalancerIP.String()
 			}
 			if o, ok := owners[k]; ok && o != s.Name {
 				return inputf("service %s: %s is taken by service %s", s.Name, what, o)
@@ -128,8 +179,11 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 		return "", true, inputf("service %s: clusterIP cannot change (it is %s): remove the service and create it again", old.Name, SpecOf(old).ClusterIP)
 	}
 	want.ClusterIP = old.ClusterIP
+	if want.Type == store.ServiceTypeLoadBalancer && !want.LoadBalancerIP.IsValid() {
+		want.LoadBalancerIP = old.LoadBalancerIP // kept, as the VIP is
+	}
 	want.Ports = slices.Clone(want.Ports)
-	if want.Type == store.ServiceTypeNodePort {
+	if hasNodePorts(want.Type) {
 		for i, p := range want.Ports {
 			if p.NodePort != 0 {
 				continue
@@ -145,12 +199,13 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 		return admin.ActionUnchanged, true, nil
 	}
 	held := claims(old)
-	if err := r.allocate(ctx, &want, held); err != nil {
+	poolCmps, err := r.allocate(ctx, &want, held)
+	if err != nil {
 		return "", true, err
 	}
 	want.Created, want.Updated = old.Created, time.Now().UTC()
 	now := claims(want)
-	cmps := []store.Cmp{store.ModRevIs(store.ServiceKey(old.Name), rev)}
+	cmps := append([]store.Cmp{store.ModRevIs(store.ServiceKey(old.Name), rev)}, poolCmps...)
 	var added []string
 	for _, k := range now {
 		if !slices.Contains(held, k) {
@@ -183,29 +238,48 @@ func usesNodePort(s store.Service, n uint16, proto string) bool {
 	return slices.ContainsFunc(s.Ports, func(p store.ServicePort) bool { return p.NodePort == n && p.Protocol == proto })
 }
 
-// DeleteFile removes every service a file names; absent ones are reported
-// "not found", which is no error (deletes tolerate absence).
+// DeleteFile removes every object a file names; absent ones are reported
+// "not found", which is no error (deletes tolerate absence). Services go
+// first, so a pool of the same file is free of them when its turn comes.
 func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte) ([]admin.ApplyResult, error) {
 	objs, err := ParseFile(source, content)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]admin.ApplyResult, 0, len(objs))
 	for _, o := range objs {
-		if o.Spec.Name == "" {
-			return nil, inputf("%s: line %d: a service without a name", source, o.Line)
+		if o.Name() == "" {
+			return nil, inputf("%s: line %d: a %s without a name", source, o.Line, kindText(o.Kind))
 		}
 	}
-	for _, o := range objs {
-		res := admin.ApplyResult{Name: o.Spec.Name, Action: admin.ActionNotFound}
-		found, err := r.Remove(ctx, o.Spec.Name)
-		switch {
-		case err != nil:
-			res.Action, res.Error = "", err.Error()
-		case found:
-			res.Action = admin.ActionDeleted
+	results := map[string]admin.ApplyResult{}
+	for _, kind := range []string{admin.KindService, admin.KindLoadBalancerPool, admin.KindBGPPeer} {
+		for _, o := range objs {
+			if o.Kind != kind {
+				continue
+			}
+			res := admin.ApplyResult{Kind: kind, Name: o.Name(), Action: admin.ActionNotFound}
+			var found bool
+			var err error
+			switch kind {
+			case admin.KindLoadBalancerPool:
+				found, err = r.RemovePool(ctx, o.Name())
+			case admin.KindBGPPeer:
+				found, err = r.RemovePeer(ctx, o.Name())
+			default:
+				found, err = r.Remove(ctx, o.Name())
+			}
+			switch {
+			case err != nil:
+				res.Action, res.Error = "", err.Error()
+			case found:
+				res.Action = admin.ActionDeleted
+			}
+			results[kind+"/"+o.Name()] = res
 		}
-		out = append(out, res)
+	}
+	out := make([]admin.ApplyResult, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, results[o.Kind+"/"+o.Name()])
 	}
 	return out, nil
 }

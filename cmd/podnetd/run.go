@@ -162,6 +162,7 @@ func run(parent context.Context, cfg *config) error {
 		go ov.Run(ctx)
 	}
 	svcs.start(ctx, cfg, ports, log)
+	defer startAnnouncer(ctx, cfg, st, k, cat, log)()
 	var rec *reconcile.Reconciler
 	dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
 	if err != nil {

@@ -64,7 +64,7 @@
 #   BENCH_PAIRS      N (every benchmark) or ID=N,... (defaults B1=30 B1p=5
 #                    B2=10 B2c=5 B10=5 B11=10 B11i=3 B12=5 B9=5 B9d=5
 #                    B9l=5 REACH=20 B8=20 B14=3 B18=5 B19=5 SCALE=3 B3=5 B5=5 B6=3
-#                    B20=20 B21=3; quick: 3 1 2 1 1 2 1 1 1 1 1 3 4 1 1 1 1 1 3 1; B11's
+#                    B20=20 B21=5; quick: 3 1 2 1 1 2 1 1 1 1 1 3 4 1 1 1 1 1 3 1; B11's
 #                    throughput runs every other pair). REACH counts
 #                    samples per mode, B8 samples per kind of change (its
 #                    convergence row half as many), SCALE go test -count; B9 and B9d

@@ -17,8 +17,8 @@
 # per pair the guest prints "B21 tput PODNET WG VXWG" (bits/s) and "B21
 # conn PODNET WG VXWG" (connections/s).
 bench_B21() {
-	local n d="$WORK/B21" line secs=$((QUICK ? 3 : 5))
-	n=$(pairs B21 3 1)
+	local n d="$WORK/B21" line secs=$((QUICK ? 3 : 8))
+	n=$(pairs B21 5 1)
 	mkdir -p "$d"
 	precheck B21
 	BENCH_VM_PAIRS=$n BENCH_VM_SECS=$secs "$REPO/scripts/vm.sh" wireguard-bench >"$d/console.log" 2>&1 ||

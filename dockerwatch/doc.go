@@ -28,5 +28,13 @@
 //     costs etcd nothing. It subscribes to events before listing, so no
 //     change falls between the listing and the stream; every reconnect of
 //     the stream is followed by a full resync, as is every failed event
-//     (after a backoff), plus a periodic one as a safety net.
+//     (after a backoff), plus a periodic one as a safety net. A stream
+//     lost because Docker went away is not retried with a growing backoff
+//     (which reached 30 s, keeping a restarted dockerd's containers out of
+//     their services for that long): the watcher pings Docker every 250 ms
+//     and reconnects, and resyncs, as soon as it answers.
+//   - Labels longer than a selector term may be (store.ValidLabel,
+//     Kubernetes' limits) are not recorded: no service could select them,
+//     and a few megabytes of label would make the record too big for etcd
+//     and leave the container unregistered.
 package dockerwatch

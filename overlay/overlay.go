@@ -79,6 +79,9 @@ type Underlay struct {
 	// Dev is the interface holding Addr; MTU is its MTU.
 	Dev string
 	MTU int
+	// Gateway is the router of the default route on Dev, in Prefix
+	// (invalid if none).
+	Gateway netip.Addr
 }
 
 // Network is one vxlan-mode network on this host.
@@ -356,7 +359,7 @@ func (o *Overlay) RegisterHost(ctx context.Context) error {
 // aside): its underlay address and, with encryption, its public key and
 // WireGuard port.
 func (o *Overlay) HostRecord() store.Host {
-	h := store.Host{Name: o.host, Underlay: o.underlay.Addr}
+	h := store.Host{Name: o.host, Underlay: o.underlay.Addr, Network: o.underlay.Prefix.Masked(), Gateway: o.underlay.Gateway}
 	if o.wg != nil {
 		h.WireGuard = &store.HostWireGuard{PublicKey: o.wg.PublicKey().String(), Port: o.wg.Port()}
 	}

@@ -17,6 +17,9 @@
 //	netcheck connect HOST:PORT      TCP connect (2 s); fail if it does not
 //	netcheck dns SERVER NAME        A query over UDP (2 s): print the rcode
 //	                                and addresses; fail on no answer
+//	netcheck syn-flood ADDR:PORT COUNT SRC-CIDR
+//	                                COUNT TCP SYNs, each from the next
+//	                                address of SRC-CIDR (raw socket)
 //	netcheck vxlan-send VTEP:PORT VNI DSTMAC SRC DST DPORT MSG
 //	                                one VXLAN datagram carrying UDP SRC ->
 //	                                DST:DPORT (any inner source)
@@ -68,6 +71,12 @@ func main() {
 			break
 		}
 		err = dnsQuery(os.Args[2], os.Args[3])
+	case "syn-flood":
+		if len(os.Args) < 5 {
+			err = fmt.Errorf("usage: netcheck syn-flood ADDR:PORT COUNT SRC-CIDR")
+			break
+		}
+		err = synFlood(os.Args[2], os.Args[3], os.Args[4])
 	case "vxlan-send":
 		if len(os.Args) < 9 {
 			err = fmt.Errorf("usage: netcheck vxlan-send VTEP:PORT VNI DSTMAC SRC DST DPORT MSG")

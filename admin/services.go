@@ -91,8 +91,9 @@ type ServiceHostError struct {
 }
 
 // ServiceFile is the body of POST /v1/services/apply and
-// /v1/services/delete: a YAML or JSON file of services, parsed by podnetd
-// so that errors carry the file's line numbers.
+// /v1/services/delete: a YAML or JSON file of objects (services and
+// network policies), parsed by podnetd so that errors carry the file's
+// line numbers.
 type ServiceFile struct {
 	// Source names the file in errors ("-" for standard input).
 	Source  string `json:"source"`
@@ -108,8 +109,11 @@ const (
 	ActionNotFound   = "not found"
 )
 
-// ApplyResult is what apply or delete did to one service of a file.
+// ApplyResult is what apply or delete did to one object of a file.
 type ApplyResult struct {
+	// Kind is Service (also when empty, from an older podnetd) or
+	// NetworkPolicy.
+	Kind   string `json:"kind,omitempty"`
 	Name   string `json:"name"`
 	Action string `json:"action,omitempty"`
 	// Error is set when this object failed (the others may have been

@@ -5,44 +5,62 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/store"
 )
 
-// ApplyFile creates or updates every service of a YAML or JSON file, like
-// kubectl apply: each object is reported created, configured or
-// unchanged. The whole file is parsed and validated first, and checked
-// against the VIPs and NodePorts other services hold, so a bad file
-// changes nothing. An error that only etcd could tell (a VIP taken by a
-// concurrent create) fails that object alone, reported in its result.
+// ApplyFile creates or updates every object (services and network
+// policies) of a YAML or JSON file, like kubectl apply: each object is
+// reported created, configured or unchanged. The whole file is parsed and
+// validated first, and its services checked against the VIPs and
+// NodePorts other services hold, so a bad file changes nothing. An error
+// that only etcd could tell (a VIP taken by a concurrent create) fails
+// that object alone, reported in its result.
 func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte) ([]admin.ApplyResult, error) {
 	objs, err := ParseFile(source, content)
 	if err != nil {
 		return nil, err
 	}
-	want := make([]store.Service, 0, len(objs))
-	for _, o := range objs {
-		s, err := r.svcRange.ValidateService(o.Spec)
+	var svcs []store.Service
+	pols := map[int]store.NetworkPolicy{}
+	for i, o := range objs {
+		if o.Kind == admin.KindNetworkPolicy {
+			p, err := ValidatePolicy(o.Policy)
+			if err != nil {
+				return nil, inputf("%s: line %d: %v", source, o.Line, err)
+			}
+			pols[i] = p
+			continue
+		}
+		s, err := r.svcRange.ValidateService(o.Service)
 		if err != nil {
 			return nil, inputf("%s: line %d: %v", source, o.Line, err)
 		}
-		want = append(want, s)
+		svcs = append(svcs, s)
 	}
 	if err := r.probe(ctx); err != nil {
 		return nil, err
 	}
-	if err := r.checkAgainstCluster(ctx, want); err != nil {
+	if err := r.checkAgainstCluster(ctx, svcs); err != nil {
 		return nil, err
 	}
-	if err := r.checkClaims(ctx, want); err != nil {
+	if err := r.checkClaims(ctx, svcs); err != nil {
 		return nil, err
 	}
-	out := make([]admin.ApplyResult, 0, len(want))
-	for _, s := range want {
-		action, err := r.apply(ctx, s)
-		res := admin.ApplyResult{Name: s.Name, Action: action}
+	out := make([]admin.ApplyResult, 0, len(objs))
+	for i, o := range objs {
+		var action string
+		var err error
+		if p, ok := pols[i]; ok {
+			action, err = r.applyPolicy(ctx, p)
+		} else {
+			action, err = r.apply(ctx, svcs[0])
+			svcs = svcs[1:]
+		}
+		res := admin.ApplyResult{Kind: o.Kind, Name: o.Name(), Action: action}
 		if err != nil {
 			res.Error = err.Error()
 		}
@@ -183,7 +201,7 @@ func usesNodePort(s store.Service, n uint16, proto string) bool {
 	return slices.ContainsFunc(s.Ports, func(p store.ServicePort) bool { return p.NodePort == n && p.Protocol == proto })
 }
 
-// DeleteFile removes every service a file names; absent ones are reported
+// DeleteFile removes every object a file names; absent ones are reported
 // "not found", which is no error (deletes tolerate absence).
 func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte) ([]admin.ApplyResult, error) {
 	objs, err := ParseFile(source, content)
@@ -192,13 +210,19 @@ func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte
 	}
 	out := make([]admin.ApplyResult, 0, len(objs))
 	for _, o := range objs {
-		if o.Spec.Name == "" {
-			return nil, inputf("%s: line %d: a service without a name", source, o.Line)
+		if o.Name() == "" {
+			return nil, inputf("%s: line %d: a %s without a name", source, o.Line, strings.ToLower(o.Kind))
 		}
 	}
 	for _, o := range objs {
-		res := admin.ApplyResult{Name: o.Spec.Name, Action: admin.ActionNotFound}
-		found, err := r.Remove(ctx, o.Spec.Name)
+		res := admin.ApplyResult{Kind: o.Kind, Name: o.Name(), Action: admin.ActionNotFound}
+		var found bool
+		var err error
+		if o.Kind == admin.KindNetworkPolicy {
+			found, err = r.RemovePolicy(ctx, o.Name())
+		} else {
+			found, err = r.Remove(ctx, o.Name())
+		}
 		switch {
 		case err != nil:
 			res.Action, res.Error = "", err.Error()

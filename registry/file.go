@@ -13,28 +13,56 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// FileService is one service read from an apply/delete file, with the line
-// its object starts on (for error messages).
-type FileService struct {
-	Spec admin.ServiceSpec
-	Line int
+// FileObject is one object read from an apply/delete file: a service or
+// a network policy (by its kind; an object without one is a service), with
+// the line it starts on (for error messages).
+type FileObject struct {
+	Kind    string // admin.KindService or admin.KindNetworkPolicy
+	Line    int
+	Service admin.ServiceSpec
+	Policy  admin.PolicySpec
 }
 
-// fileObject is what one object of a file may hold: the spec, and the
-// read-only status that `podnetctl service get -o yaml` prints (ignored,
-// as kubectl ignores it, so that output can be applied again).
-type fileObject struct {
+// Name is the object's name.
+func (o FileObject) Name() string {
+	if o.Kind == admin.KindNetworkPolicy {
+		return o.Policy.Name
+	}
+	return o.Service.Name
+}
+
+// What names the object for messages: "service web", "network policy db".
+func (o FileObject) What() string {
+	if o.Kind == admin.KindNetworkPolicy {
+		return "network policy " + o.Policy.Name
+	}
+	return "service " + o.Service.Name
+}
+
+// serviceObject is what one service of a file may hold: the spec, its
+// kind, and the read-only status that `podnetctl service get -o yaml`
+// prints (ignored, as kubectl ignores it, so that output can be applied
+// again).
+type serviceObject struct {
+	Kind              string `yaml:"kind,omitempty"`
 	admin.ServiceSpec `yaml:",inline"`
 	Status            yaml.Node `yaml:"status,omitempty"`
 }
 
-// ParseFile reads a YAML or JSON file of services: each document is one
-// service or a list of them. Unknown fields, values of the wrong type, bad
-// YAML and a name given twice are refused with the line they are on;
-// source names the file in errors.
-func ParseFile(source string, content []byte) ([]FileService, error) {
+// policyObject is the same for a network policy.
+type policyObject struct {
+	admin.PolicySpec `yaml:",inline"`
+	Status           yaml.Node `yaml:"status,omitempty"`
+}
+
+// ParseFile reads a YAML or JSON file of services and network policies:
+// each document is one object or a list of them. Unknown kinds, unknown
+// fields, values of the wrong type, bad YAML and a name given twice for
+// one kind are refused with the line they are on; source names the file
+// in errors.
+func ParseFile(source string, content []byte) ([]FileObject, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(content))
-	var out []FileService
+	var out []FileObject
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
@@ -57,41 +85,70 @@ func ParseFile(source string, content []byte) ([]FileService, error) {
 			if root.Tag == "!!null" {
 				continue
 			}
-			return nil, inputf("%s: line %d: want a service (a mapping) or a list of services", source, root.Line)
+			return nil, inputf("%s: line %d: want an object (a service or a network policy) or a list of them", source, root.Line)
 		}
 		for _, n := range objs {
-			fs, err := parseObject(n)
+			o, err := parseObject(n)
 			if err != nil {
 				return nil, inputf("%s: %v", source, err)
 			}
-			out = append(out, fs)
+			out = append(out, o)
 		}
 	}
 	if len(out) == 0 {
-		return nil, inputf("%s: no service in the file", source)
+		return nil, inputf("%s: no object in the file", source)
 	}
 	lines := map[string]int{}
-	for _, fs := range out {
-		if l, ok := lines[fs.Spec.Name]; ok && fs.Spec.Name != "" {
-			return nil, inputf("%s: line %d: service %s is also defined on line %d", source, fs.Line, fs.Spec.Name, l)
+	for _, o := range out {
+		key := o.Kind + "/" + o.Name()
+		if l, ok := lines[key]; ok && o.Name() != "" {
+			return nil, inputf("%s: line %d: %s is also defined on line %d", source, o.Line, o.What(), l)
 		}
-		lines[fs.Spec.Name] = fs.Line
+		lines[key] = o.Line
 	}
 	return out, nil
 }
 
-func parseObject(n *yaml.Node) (FileService, error) {
+func parseObject(n *yaml.Node) (FileObject, error) {
 	if n.Kind != yaml.MappingNode {
-		return FileService{}, fmt.Errorf("line %d: want a service (a mapping with name, selector, ports...)", n.Line)
+		return FileObject{}, fmt.Errorf("line %d: want an object (a mapping with kind, name...)", n.Line)
 	}
-	if err := checkFields(n, reflect.TypeFor[fileObject](), ""); err != nil {
-		return FileService{}, err
+	kind := admin.KindService
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "kind" {
+			switch v := n.Content[i+1]; v.Value {
+			case admin.KindService, admin.KindNetworkPolicy:
+				kind = v.Value
+			default:
+				return FileObject{}, fmt.Errorf("line %d: unknown kind %q: podnet takes %s and %s objects", v.Line, v.Value,
+					admin.KindService, admin.KindNetworkPolicy)
+			}
+		}
 	}
-	var obj fileObject
-	if err := n.Decode(&obj); err != nil {
-		return FileService{}, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
+	o := FileObject{Kind: kind, Line: n.Line}
+	var err error
+	if kind == admin.KindNetworkPolicy {
+		var obj policyObject
+		err = decodeObject(n, &obj)
+		o.Policy = obj.PolicySpec
+		o.Policy.Kind = kind
+	} else {
+		var obj serviceObject
+		err = decodeObject(n, &obj)
+		o.Service = obj.ServiceSpec
 	}
-	return FileService{Spec: obj.ServiceSpec, Line: n.Line}, nil
+	return o, err
+}
+
+// decodeObject checks n's fields against obj's type, then decodes it.
+func decodeObject[T any](n *yaml.Node, obj *T) error {
+	if err := checkFields(n, reflect.TypeFor[T](), ""); err != nil {
+		return err
+	}
+	if err := n.Decode(obj); err != nil {
+		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
+	}
+	return nil
 }
 
 // checkFields refuses mapping keys that t (a struct, through its yaml
@@ -120,7 +177,7 @@ func checkFields(n *yaml.Node, t reflect.Type, path string) error {
 					names = append(names, f)
 				}
 				slices.Sort(names)
-				return fmt.Errorf("line %d: unknown field %q%s (known: %s)", k.Line, k.Value, at(path), strings.Join(names, ", "))
+				return fmt.Errorf("line %d: unknown field %q%s (known: %s)%s", k.Line, k.Value, at(path), strings.Join(names, ", "), fieldHint(k.Value))
 			}
 			if err := checkFields(n.Content[i+1], ft, join(path, k.Value)); err != nil {
 				return err
@@ -166,4 +223,15 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+// fieldHint explains the unknown fields a Kubernetes manifest brings.
+func fieldHint(field string) string {
+	switch field {
+	case "namespaceSelector":
+		return ": Docker has no namespaces; select a Compose project with podSelector {matchLabels: {com.docker.compose.project: NAME}}"
+	case "metadata", "spec":
+		return ": write name and the spec's fields at the top level of the object"
+	}
+	return ""
 }

@@ -32,7 +32,7 @@ status:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := got[0].Spec
+	s := got[0].Service
 	if len(got) != 1 || got[0].Line != 2 || s.Name != "web" || s.Selector["com.docker.compose.service"] != "web" ||
 		s.Ports[0].NodePort != 30080 || s.Ports[0].TargetPort != 8080 || s.ExternalIPs[0] != "192.0.2.7" ||
 		s.SessionAffinityConfig.ClientIP.TimeoutSeconds != 60 || s.ExternalTrafficPolicy != "Local" {
@@ -41,13 +41,13 @@ status:
 	list := "- name: a\n  selector: {app: a}\n  ports: [{port: 1}]\n- name: b\n  selector: {app: b}\n  ports: [{port: 2}]\n" +
 		"---\nname: c\nselector: {app: c}\nports: [{port: 3}]\n"
 	got, err = ParseFile("l.yaml", []byte(list))
-	if err != nil || len(got) != 3 || got[1].Spec.Name != "b" || got[1].Line != 4 || got[2].Line != 8 {
+	if err != nil || len(got) != 3 || got[1].Service.Name != "b" || got[1].Line != 4 || got[2].Line != 8 {
 		t.Fatalf("list: %+v %v", got, err)
 	}
 	js := `[{"name": "j", "selector": {"app": "j"},
 	"ports": [{"port": 53, "protocol": "UDP"}]}]`
 	got, err = ParseFile("s.json", []byte(js))
-	if err != nil || len(got) != 1 || got[0].Spec.Ports[0].Protocol != "UDP" {
+	if err != nil || len(got) != 1 || got[0].Service.Ports[0].Protocol != "UDP" {
 		t.Fatalf("json: %+v %v", got, err)
 	}
 }
@@ -59,8 +59,8 @@ func TestParseFileRefuses(t *testing.T) {
 		{"kubernetes metadata", "apiVersion: v1\nkind: Service\n", `line 1: unknown field "apiVersion"`},
 		{"bad yaml", "name: web\n  selector: [\n", "svc.yaml: yaml: line 2"},
 		{"wrong type", "name: web\nports:\n  - port: eighty\n", "line 3: cannot unmarshal"},
-		{"scalar", "hello\n", "line 1: want a service"},
-		{"empty", "\n", "no service in the file"},
+		{"scalar", "hello\n", "line 1: want an object"},
+		{"empty", "\n", "no object in the file"},
 		{"twice", "- name: a\n- name: a\n", "line 2: service a is also defined on line 1"},
 	}
 	for _, c := range cases {

@@ -26,7 +26,7 @@ func TestServicesFile(t *testing.T) {
 	if len(svcs) != 3 {
 		t.Fatalf("%d services", len(svcs))
 	}
-	s := svcs[2].Spec
+	s := svcs[2].Service
 	if s.Name != "s2" || len(s.Selector) != 1 || s.Selector[labelKey] != "s2" || len(s.Ports) != 1 ||
 		s.Ports[0].Port != 80 || s.Ports[0].TargetPort != 8080 {
 		t.Fatalf("s2: %+v", s)

@@ -102,7 +102,7 @@ func fixture() Input {
 			Ports: []store.PolicyPort{{Protocol: "TCP", Port: 5432}}}}}
 	shop := store.NetworkPolicy{Name: "shop-only", PodSelector: sel(map[string]string{"com.docker.compose.project": "shop"}),
 		PolicyTypes: []string{store.PolicyIngress},
-		Ingress: []store.PolicyRule{{Peers: []store.PolicyPeer{{PodSelector: &store.LabelSelector{MatchLabels: map[string]string{"com.docker.compose.project": "shop"}}}}}}}
+		Ingress:     []store.PolicyRule{{Peers: []store.PolicyPeer{{PodSelector: &store.LabelSelector{MatchLabels: map[string]string{"com.docker.compose.project": "shop"}}}}}}}
 	egress := store.NetworkPolicy{Name: "web-out", PodSelector: sel(map[string]string{"app": "web"}), PolicyTypes: []string{store.PolicyEgress},
 		Egress: []store.PolicyRule{{Peers: []store.PolicyPeer{{IPBlock: &store.IPBlock{CIDR: netip.MustParsePrefix("10.0.0.0/24"),
 			Except: []netip.Prefix{netip.MustParsePrefix("10.0.0.3/32")}}}}, Ports: []store.PolicyPort{{Protocol: "TCP", Port: 5000, EndPort: 6000}}}}}

@@ -39,12 +39,12 @@ const (
 // (policy types filled in, protocols upper case, lists in the order the
 // user gave them).
 type NetworkPolicy struct {
-	Name        string          `json:"name"`
-	PodSelector LabelSelector   `json:"podSelector"`
-	PolicyTypes []string        `json:"policyTypes"`
-	Ingress     []PolicyRule    `json:"ingress,omitempty"`
-	Egress      []PolicyRule    `json:"egress,omitempty"`
-	Created     time.Time       `json:"created"`
+	Name        string        `json:"name"`
+	PodSelector LabelSelector `json:"podSelector"`
+	PolicyTypes []string      `json:"policyTypes"`
+	Ingress     []PolicyRule  `json:"ingress,omitempty"`
+	Egress      []PolicyRule  `json:"egress,omitempty"`
+	Created     time.Time     `json:"created"`
 	// Updated moves with every change of the spec (it also dates the
 	// change for convergence measurements).
 	Updated time.Time `json:"updated"`

@@ -367,3 +367,12 @@ func (c *Catalog) Underlay(host string) (netip.Addr, bool) {
 	a, ok := c.underlay[host]
 	return a, ok
 }
+
+// EndpointMeta returns the metadata record of endpoint ep of host (the
+// policy agent's source of a local container's labels after a restart).
+func (c *Catalog) EndpointMeta(host, ep string) (store.EndpointMeta, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m, ok := c.epmeta[store.EndpointMetaKey(host, ep)]
+	return m, ok
+}

@@ -10,16 +10,16 @@ import (
 )
 
 func (c *cli) applyCmd() *cobra.Command {
-	return c.fileCmd("apply", "create or update the services of a YAML or JSON file (Kubernetes Service fields, flattened; - reads stdin)",
+	return c.fileCmd("apply", "create or update the services and network policies of a YAML or JSON file (Kubernetes' fields, flattened; - reads stdin)",
 		"/v1/services/apply")
 }
 
 func (c *cli) deleteCmd() *cobra.Command {
-	return c.fileCmd("delete", "remove the services a YAML or JSON file names (absent ones are reported, not an error)",
+	return c.fileCmd("delete", "remove the services and network policies a YAML or JSON file names (absent ones are reported, not an error)",
 		"/v1/services/delete")
 }
 
-// fileCmd is apply or delete: a file of services sent to path.
+// fileCmd is apply or delete: a file of objects sent to path.
 func (c *cli) fileCmd(verb, short, path string) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
@@ -30,12 +30,12 @@ func (c *cli) fileCmd(verb, short, path string) *cobra.Command {
 			return c.sendFile(path, file)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "filename", "f", "", "the file of services (- for standard input)")
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "the file of services and network policies (- for standard input)")
 	_ = cmd.MarkFlagRequired("filename")
 	return c.printing(cmd)
 }
 
-// sendFile posts a file of services to podnetd, which parses it (errors
+// sendFile posts a file of objects to podnetd, which parses it (errors
 // carry the file's line numbers) and applies or deletes each object.
 func (c *cli) sendFile(path, file string) error {
 	var content []byte

@@ -284,14 +284,18 @@ func (c *cli) printResults(rs []admin.ApplyResult) error {
 	failed := 0
 	err := c.print(rs, func(w *tabwriter.Writer) {
 		for _, r := range rs {
+			kind := "service"
+			if r.Kind == admin.KindNetworkPolicy {
+				kind = "networkpolicy"
+			}
 			switch {
 			case r.Error != "":
 				failed++
-				fmt.Fprintf(os.Stderr, "service/%s: %s\n", r.Name, r.Error)
+				fmt.Fprintf(os.Stderr, "%s/%s: %s\n", kind, r.Name, r.Error)
 			case r.Action == admin.ActionNotFound:
-				fmt.Fprintf(w, "service/%s not found (nothing to remove)\n", r.Name)
+				fmt.Fprintf(w, "%s/%s not found (nothing to remove)\n", kind, r.Name)
 			default:
-				fmt.Fprintf(w, "service/%s %s\n", r.Name, r.Action)
+				fmt.Fprintf(w, "%s/%s %s\n", kind, r.Name, r.Action)
 			}
 		}
 	})
@@ -299,7 +303,7 @@ func (c *cli) printResults(rs []admin.ApplyResult) error {
 		return err
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d service(s) failed", failed, len(rs))
+		return fmt.Errorf("%d of %d object(s) failed", failed, len(rs))
 	}
 	return nil
 }

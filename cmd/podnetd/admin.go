@@ -191,6 +191,7 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 		},
 	}
 	maps.Copy(routes, a.serviceRoutes())
+	maps.Copy(routes, a.policyRoutes())
 	return admin.Serve(ctx, cfg.AdminSocket, routes, log)
 }
 

@@ -96,9 +96,10 @@ func run(parent context.Context, cfg *config) error {
 	}
 	startMetrics(ctx, cfg, ipm, log)
 	ov, underlay, ovErr := newOverlay(cfg, st, k, ports, log)
+	pol := newPolicy(cfg, cat, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
 		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU, Tunnels: ipm, HostAddresses: ipm,
-		HostNetworks: hostNetworks(k)}
+		HostNetworks: hostNetworks(k), Policy: policyHook{pol}}
 	if ovErr != nil {
 		log.Warn("multi-host (vxlan) networks unavailable on this host", "err", ovErr)
 		dcfg.OverlayUnavailable = ovErr.Error()
@@ -151,6 +152,7 @@ func run(parent context.Context, cfg *config) error {
 		go ov.Run(ctx)
 	}
 	svcs.start(ctx, cfg, ports, log)
+	runPolicy(ctx, cfg, pol, log)
 	var rec *reconcile.Reconciler
 	if dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation()); err != nil {
 		log.Warn("no Docker API client: garbage collection, container names and network fan-out are off", "docker", cfg.DockerHost, "err", err)
@@ -163,7 +165,7 @@ func run(parent context.Context, cfg *config) error {
 		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
 			Logger: log.With("component", "netsync"), Reach: up}).Run(ctx)
 		go dockerwatch.New(dockerwatch.Config{Host: cfg.HostName, Store: st, Docker: dc,
-			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up}).Run(ctx)
+			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up, Hints: pol}).Run(ctx)
 	}
 	cm := cluster.New(st, ipm, log.With("component", "cluster"))
 	cm.SetHostNetworks(cfg.HostName, hostNetworks(k))

@@ -105,7 +105,7 @@ func New(self string, v6 bool, log *slog.Logger) *Catalog {
 		byLabel: map[string]map[ctrKey]struct{}{}, byTerm: map[string]map[string]struct{}{},
 		byVIP: map[netip.Addr]string{}, epByCtr: map[ctrKey]map[string]struct{}{},
 		children: map[ctrKey]map[ctrKey]struct{}{}, byHost: map[string]map[ctrKey]struct{}{}, loaded: map[string]bool{}, dirty: map[string]time.Time{},
-		changed: make(chan struct{}, 1),
+		changed:  make(chan struct{}, 1),
 		policies: map[string]*store.NetworkPolicy{}, sels: map[string]*selection{}, selByTerm: map[string]map[string]struct{}{},
 		selByKey: map[string]map[string]struct{}{}, selAll: map[string]struct{}{}, selDirty: map[string]struct{}{},
 		polSignal: make(chan struct{}, 1)}

@@ -63,7 +63,7 @@ func addr(s string) []netip.Addr { return []netip.Addr{netip.MustParseAddr(s)} }
 
 var db = store.NetworkPolicy{Name: "db", PodSelector: store.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
 	PolicyTypes: []string{store.PolicyIngress},
-	Ingress: []store.PolicyRule{{Peers: []store.PolicyPeer{{PodSelector: &store.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}}}}
+	Ingress:     []store.PolicyRule{{Peers: []store.PolicyPeer{{PodSelector: &store.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}}}}
 
 func startAgent(t *testing.T, st *store.Store, dp *fakeDP) (*Agent, context.Context) {
 	t.Helper()

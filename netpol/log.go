@@ -42,4 +42,3 @@ func endpoint(a netip.Addr, port uint16) string {
 	}
 	return netip.AddrPortFrom(a, port).String()
 }
-

@@ -70,7 +70,9 @@ func (v *policyView) enforced(m catalog.PolicyMember) (bool, []netip.Addr, strin
 }
 
 // Policies returns every network policy with the containers it selects.
-func (r *Registry) Policies(ctx context.Context) ([]admin.PolicyView, error) { return r.policyViews(ctx, "") }
+func (r *Registry) Policies(ctx context.Context) ([]admin.PolicyView, error) {
+	return r.policyViews(ctx, "")
+}
 
 // Policy returns one network policy.
 func (r *Registry) Policy(ctx context.Context, name string) (admin.PolicyView, error) {

@@ -9,7 +9,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 all: build
 
-build: $(BIN)/podnetd $(BIN)/podnetctl $(BIN)/netcheck $(BIN)/fakehosts
+build: $(BIN)/podnetd $(BIN)/podnetctl $(BIN)/podnet-cni $(BIN)/netcheck $(BIN)/fakehosts $(BIN)/cnitool
 
 $(BIN)/%: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
@@ -21,6 +21,11 @@ $(BIN)/netcheck: FORCE
 # fakehosts stands in for many podnetd hosts in etcd (e2e scale tests).
 $(BIN)/fakehosts: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./test/fakehosts
+
+# cnitool (the CNI project's own test client, from the module podnet
+# already requires) drives the CNI plugin in the e2e tests.
+$(BIN)/cnitool: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ github.com/containernetworking/cni/cnitool
 
 FORCE:
 
@@ -55,11 +60,12 @@ plugin: build
 plugin-install: plugin
 	scripts/build-plugin.sh --install build/plugin
 
-# Install podnetd, podnetctl, podnetd.service, /etc/default/podnet and
+# Install podnetd, podnetctl, the CNI plugin (as podnet in CNI_BIN_DIR,
+# default /opt/cni/bin), podnetd.service, /etc/default/podnet and
 # podnetctl's completions (PREFIX=/usr/local, DESTDIR= for staging; see
 # scripts/install.sh); uninstall removes them again.
 PREFIX ?= /usr/local
-export PREFIX DESTDIR BINDIR DATADIR SYSCONFDIR UNITDIR
+export PREFIX DESTDIR BINDIR DATADIR SYSCONFDIR UNITDIR CNI_BIN_DIR
 
 install: build
 	scripts/install.sh install

@@ -63,10 +63,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("cannot reach podnetd at %s: %w (is podnetd running? are you root?)", c.socket, err)
-		}
-		return fmt.Errorf("cannot reach podnetd at %s: %w (is podnetd running?)", c.socket, err)
+		return &UnreachableError{Socket: c.socket, Err: err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -87,3 +84,19 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	return json.Unmarshal(b, out)
 }
+
+// UnreachableError is a call that never got an answer from podnetd: no
+// socket, no permission, a refused or broken connection, a timeout.
+type UnreachableError struct {
+	Socket string
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	if errors.Is(e.Err, os.ErrNotExist) || errors.Is(e.Err, os.ErrPermission) {
+		return fmt.Sprintf("cannot reach podnetd at %s: %v (is podnetd running? are you root?)", e.Socket, e.Err)
+	}
+	return fmt.Sprintf("cannot reach podnetd at %s: %v (is podnetd running?)", e.Socket, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }

@@ -71,7 +71,17 @@ type Endpoint struct {
 	HostVeth string        `json:"hostVeth,omitempty"`
 	PeerVeth string        `json:"peerVeth,omitempty"`
 	Ports    []PortMapping `json:"ports,omitempty"`
-	Created  time.Time     `json:"created"`
+	// CNI is set for an endpoint a CNI runtime made (podman, a kubelet).
+	CNI     *CNIAttachment `json:"cni,omitempty"`
+	Created time.Time      `json:"created"`
+}
+
+// CNIAttachment names a CNI runtime's endpoint as CNI does.
+type CNIAttachment struct {
+	Network     string `json:"network"`
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifname"`
+	NetNS       string `json:"netns,omitempty"`
 }
 
 // PortMapping is one published port of an Endpoint, as programmed.

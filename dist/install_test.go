@@ -75,6 +75,7 @@ func TestInstallStaged(t *testing.T) {
 	want := map[string]string{
 		"usr/local/bin/podnetd":                                    "",
 		"usr/local/bin/podnetctl":                                  "",
+		"opt/cni/bin/podnet":                                       "",
 		"usr/local/lib/systemd/system/podnetd.service":             "ExecStart=/usr/local/bin/podnetd",
 		"etc/default/podnet":                                       "PODNET_ETCD_ENDPOINTS",
 		"usr/local/share/bash-completion/completions/podnetctl":    "__start_podnetctl",
@@ -91,7 +92,7 @@ func TestInstallStaged(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s not installed: %v", f, err)
 		}
-		if strings.HasPrefix(f, "usr/local/bin/") && st.Mode()&0o111 == 0 {
+		if (strings.HasPrefix(f, "usr/local/bin/") || strings.HasPrefix(f, "opt/cni/bin/")) && st.Mode()&0o111 == 0 {
 			t.Errorf("%s is not executable", f)
 		}
 		if content != "" && !strings.Contains(read(t, p), content) {
@@ -115,6 +116,14 @@ func TestInstallStaged(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "podnetctl") {
 			t.Errorf("bash completion does not register: %v %s", err, out)
 		}
+	}
+
+	// The CNI plugin answers as a CNI runtime asks it, under the name
+	// conflists use.
+	cmd := exec.Command(filepath.Join(dest, "opt/cni/bin/podnet"))
+	cmd.Env = []string{"CNI_COMMAND=VERSION"}
+	if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), `"1.1.0"`) {
+		t.Errorf("installed CNI plugin: VERSION answered %q, %v; want the 1.1.0 spec among its versions", out, err)
 	}
 
 	// Settings survive a reinstall (an upgrade).
@@ -142,7 +151,7 @@ func TestUnitVerifies(t *testing.T) {
 		t.Skip("systemd-analyze is not installed (scripts/deps.sh installs package systemd)")
 	}
 	root := t.TempDir()
-	makeIn(t, "install", "PREFIX="+root+"/usr", "SYSCONFDIR="+root+"/etc", "UNITDIR="+root+"/systemd")
+	makeIn(t, "install", "PREFIX="+root+"/usr", "SYSCONFDIR="+root+"/etc", "UNITDIR="+root+"/systemd", "CNI_BIN_DIR="+root+"/cni")
 	unit := filepath.Join(root, "systemd", "podnetd.service")
 	if !strings.Contains(read(t, unit), "ExecStart="+root+"/usr/bin/podnetd\n") {
 		t.Fatalf("unit does not start the installed binary:\n%s", read(t, unit))
@@ -161,7 +170,7 @@ func TestUnitVerifies(t *testing.T) {
 	if out, _ := exec.Command(sa, "verify", bad).CombinedOutput(); len(bytes.TrimSpace(out)) == 0 {
 		t.Fatal("systemd-analyze verify says nothing about Type=notfy")
 	}
-	makeIn(t, "uninstall", "PREFIX="+root+"/usr", "SYSCONFDIR="+root+"/etc", "UNITDIR="+root+"/systemd")
+	makeIn(t, "uninstall", "PREFIX="+root+"/usr", "SYSCONFDIR="+root+"/etc", "UNITDIR="+root+"/systemd", "CNI_BIN_DIR="+root+"/cni")
 	left := files(t, root)
 	if len(left) != 1 || left[0] != "systemd/typo.service" {
 		t.Fatalf("uninstall left %v", left)

@@ -45,7 +45,7 @@ func (w *Watcher) ctrMetaOf(ctx context.Context, c container.InspectResponse) (s
 	if mode == "" {
 		return store.ContainerMeta{}, false, nil
 	}
-	m := store.ContainerMeta{Container: c.ID, Name: strings.TrimPrefix(c.Name, "/"), Mode: mode, Ready: ready(c.State)}
+	m := store.ContainerMeta{Container: c.ID, Name: strings.TrimPrefix(c.Name, "/"), Mode: mode, Ready: Ready(c.State)}
 	if c.Config != nil && len(c.Config.Labels) > 0 {
 		m.Labels = maps.Clone(c.Config.Labels)
 	}

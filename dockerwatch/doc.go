@@ -19,6 +19,9 @@
 //     the same transaction as the endpoint, so a late watcher write can
 //     never resurrect an orphan. The watcher still deletes orphans it finds
 //     during its full resync (a podnetd that died between the two).
+//   - Metadata of CNI attachments (Runtime "cni": podman's, a kubelet's)
+//     is podnetd's CNI side's to write and remove: Docker does not know
+//     those containers, so the watcher leaves their records alone.
 //   - The watcher writes only real changes (it keeps what it last wrote,
 //     seeded from etcd at every resync), so Updated moves only when something
 //     changed and a chatty event stream (health checks every few seconds)

@@ -32,7 +32,7 @@ func metasOf(c container.InspectResponse, isPodnet func(string) bool) containerM
 		labels = maps.Clone(c.Config.Labels)
 	}
 	name := strings.TrimPrefix(c.Name, "/")
-	rdy := ready(c.State)
+	rdy := Ready(c.State)
 	for _, es := range c.NetworkSettings.Networks {
 		if es == nil || es.EndpointID == "" {
 			continue
@@ -46,7 +46,7 @@ func metasOf(c container.InspectResponse, isPodnet func(string) bool) containerM
 			Network:   es.NetworkID,
 			Container: c.ID,
 			Name:      name,
-			Aliases:   aliases(c.ID, es.Aliases),
+			Aliases:   Aliases(c.ID, es.Aliases),
 			Labels:    labels,
 			IPv4:      dockerAddr(es.IPAddress),
 			IPv6:      dockerAddr(es.GlobalIPv6Address),
@@ -67,9 +67,10 @@ func dockerAddr(s string) netip.Addr {
 	return a
 }
 
-// ready says whether a container should receive traffic: it runs, is not
-// paused or restarting, and its health check (if any) passes.
-func ready(st *container.State) bool {
+// Ready says whether a container should receive traffic: it runs, is not
+// paused or restarting, and its health check (if any) passes. Podman's
+// Docker-compatible API answers the same (package cniattach uses it).
+func Ready(st *container.State) bool {
 	if st == nil || !st.Running || st.Paused || st.Restarting {
 		return false
 	}
@@ -83,9 +84,10 @@ func ready(st *container.State) bool {
 	return false
 }
 
-// aliases returns the user's network aliases: without the container ID
-// prefix Docker adds, without empties and duplicates, in Docker's order.
-func aliases(containerID string, in []string) []string {
+// Aliases returns the user's network aliases: without the container ID
+// prefix Docker (and podman) adds, without empties and duplicates, in
+// their order.
+func Aliases(containerID string, in []string) []string {
 	var out []string
 	for _, a := range in {
 		if a == "" || slices.Contains(out, a) {

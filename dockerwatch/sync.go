@@ -95,8 +95,8 @@ func (w *Watcher) resync(ctx context.Context) (err error) {
 		}
 	}
 	for id, cur := range current {
-		if _, ok := want[id]; ok {
-			continue
+		if _, ok := want[id]; ok || cur.Runtime != "" && exists[id] {
+			continue // another runtime's (a CNI attachment's) are not Docker's to judge
 		}
 		switch {
 		case !exists[id]:
@@ -276,13 +276,15 @@ func (w *Watcher) deleteMeta(ctx context.Context, ep, why string) error {
 // deleteOrphan removes metadata whose endpoint record is gone, unless the
 // record came back in the meantime.
 func (w *Watcher) deleteOrphan(ctx context.Context, ep string) error {
-	_, _, err := w.cfg.Store.Txn(ctx,
+	ok, _, err := w.cfg.Store.Txn(ctx,
 		[]store.Cmp{store.Absent(store.EndpointKey(w.cfg.Host, ep))},
 		[]store.Op{store.Delete(store.EndpointMetaKey(w.cfg.Host, ep))})
 	if err != nil {
 		return fmt.Errorf("delete orphaned metadata of endpoint %s: %w", dockerid.Short(ep), err)
 	}
 	delete(w.cache, ep)
-	w.log.Info("orphaned endpoint metadata deleted", "endpoint", dockerid.Short(ep))
+	if ok {
+		w.log.Info("orphaned endpoint metadata deleted", "endpoint", dockerid.Short(ep))
+	}
 	return nil
 }

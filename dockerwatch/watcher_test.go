@@ -130,6 +130,10 @@ func TestWatcherResync(t *testing.T) {
 		putEndpoint(t, st, "h1", "ep-stale", netPod)
 		putMeta(t, st, "h1", store.EndpointMeta{Endpoint: "ep-stale", Name: "stopped", Ready: true})
 		putMeta(t, st, "h2", store.EndpointMeta{Endpoint: "ep-other-host", Name: "remote", Ready: true})
+		// A CNI runtime's container: Docker does not know it, and its
+		// metadata is not Docker's to remove.
+		putEndpoint(t, st, "h1", "ep-cni", netPod)
+		putMeta(t, st, "h1", store.EndpointMeta{Endpoint: "ep-cni", Name: "podman1", Runtime: store.RuntimeCNI, Ready: true})
 	})
 
 	m := x.waitMeta(t, "web's metadata", "ep-web", func(store.EndpointMeta) bool { return true })
@@ -143,6 +147,9 @@ func TestWatcherResync(t *testing.T) {
 	}
 	x.waitNoMeta(t, "orphaned metadata removed", "ep-orphan")
 	x.waitNoMeta(t, "stale metadata removed", "ep-stale")
+	if m, ok := x.meta(t, "ep-cni"); !ok || m.Name != "podman1" {
+		t.Errorf("a CNI attachment's metadata was removed or changed by the Docker watcher: %+v, %v", m, ok)
+	}
 	for _, ep := range []string{"ep-web-bridge", "ep-db"} {
 		if _, ok := x.meta(t, ep); ok {
 			t.Errorf("metadata written for %s", ep)
@@ -322,7 +329,7 @@ func TestReady(t *testing.T) {
 		{"exited", "healthy", false},
 	} {
 		c := ctr{state: tc.state, health: tc.health}
-		if got := ready(c.inspect().State); got != tc.want {
+		if got := Ready(c.inspect().State); got != tc.want {
 			t.Errorf("ready(%s, health %q) = %v, want %v", tc.state, tc.health, got, tc.want)
 		}
 	}
@@ -330,7 +337,7 @@ func TestReady(t *testing.T) {
 
 func TestAliases(t *testing.T) {
 	id := containerID("x")
-	got := aliases(id, []string{id[:12], "", "web", id, "web", "abc", id[:3]})
+	got := Aliases(id, []string{id[:12], "", "web", id, "web", "abc", id[:3]})
 	// A short user alias that happens to prefix the ID is kept.
 	if want := []string{"web", "abc", id[:3]}; !slices.Equal(got, want) {
 		t.Errorf("aliases = %q, want %q", got, want)

@@ -80,6 +80,13 @@
 //   - VLAN parents are podnet's only when an etcd record (vlans/<host>/)
 //     written before the link says so; restore and GC remove recorded
 //     links no network uses, so a kill -9 at any point leaves nothing.
+//   - CNI attachments (attach.go): endpoints made for a CNI runtime's
+//     container (package cniattach) take the same steps as Docker's, with
+//     the published ports and the container's metadata in the endpoint's
+//     transaction. Docker never knew them, so GC against Docker keeps
+//     them (they go with their network, by DEL or CNI GC, or once
+//     DeadAttachments finds their container gone); only bridge and vxlan
+//     networks take them.
 //   - Interface names (pn-<net>, pnh<ep>, pnc<ep>, pnv<ep>, pnp<net>,
 //     pnd<net>, pne<net>) are an upgrade contract.
 package driver

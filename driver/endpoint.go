@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/internal/dockerid"
@@ -128,13 +129,14 @@ func macFor(p netip.Prefix) net.HardwareAddr {
 	return mac
 }
 
-// recordEndpoint writes the endpoint and, in the same transaction, names it
-// as the owner of its addresses, so a leaked address can be traced. The
-// owner is written only over an existing address record: never resurrect
-// an address IPAM has released.
-func (d *Driver) recordEndpoint(ctx context.Context, n *store.Network, ep *store.Endpoint) error {
-	epOp := store.Put(store.EndpointKey(d.cfg.Host, ep.ID), ep)
-	ops := []store.Op{epOp}
+// recordEndpoint writes the endpoint (and extra, such as a CNI
+// attachment's metadata) and, in the same transaction, names it as the
+// owner of its addresses, so a leaked address can be traced. The owner is
+// written only over an existing address record: never resurrect an
+// address IPAM has released.
+func (d *Driver) recordEndpoint(ctx context.Context, n *store.Network, ep *store.Endpoint, extra ...store.Op) error {
+	epOps := append([]store.Op{store.Put(store.EndpointKey(d.cfg.Host, ep.ID), ep)}, extra...)
+	ops := slices.Clone(epOps)
 	var cmps []store.Cmp
 	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
 		if !p.IsValid() {
@@ -152,7 +154,7 @@ func (d *Driver) recordEndpoint(ctx context.Context, n *store.Network, ep *store
 	ok, _, err := d.cfg.Store.Txn(ctx, cmps, ops)
 	if err == nil && !ok {
 		d.log.Warn("endpoint address has no IPAM record; recording the endpoint only", "endpoint", dockerid.Short(ep.ID), "ipv4", ep.IPv4, "ipv6", ep.IPv6)
-		_, _, err = d.cfg.Store.Txn(ctx, nil, []store.Op{epOp})
+		_, _, err = d.cfg.Store.Txn(ctx, nil, epOps)
 	}
 	if err != nil {
 		return fmt.Errorf("record endpoint %s: %w", dockerid.Short(ep.ID), err)
@@ -180,11 +182,7 @@ func (d *Driver) DeleteEndpoint(ctx context.Context, r *network.DeleteEndpointRe
 	defer d.netMu.RUnlock()
 	ep, ok := d.endpoint(r.EndpointID)
 	if !ok {
-		_, _, err := d.cfg.Store.Txn(ctx, nil, []store.Op{
-			store.Delete(store.EndpointKey(d.cfg.Host, r.EndpointID)),
-			store.Delete(store.EndpointMetaKey(d.cfg.Host, r.EndpointID)),
-		})
-		return err
+		return d.deleteRecords(ctx, r.EndpointID)
 	}
 	n, err := d.network(ep.Network)
 	if err != nil {

@@ -118,7 +118,8 @@ type GCResult struct {
 }
 
 // GC removes what Docker no longer knows: endpoints (older than grace)
-// whose Docker endpoint is gone, networks whose Docker network is gone,
+// whose Docker endpoint is gone (not CNI attachments, which Docker never
+// knew), networks whose Docker network is gone,
 // and podnet links in the kernel that no record explains. Docker never
 // tells a plugin about endpoints it dropped while the plugin was down, so
 // this is how their addresses, veths and rules come back.
@@ -195,6 +196,11 @@ func (d *Driver) planGC(live Live, grace time.Duration) (gcPlan, error) {
 	for id, ep := range d.eps {
 		n, netOK := d.nets[ep.Network]
 		if !deadNet[ep.Network] && (live.Endpoints[id] || (!ep.Created.Before(cutoff) && netOK)) {
+			continue
+		}
+		// Docker knows nothing of CNI attachments: they go with their
+		// network, or by DEL, CNI GC and DeadAttachments.
+		if ep.CNI != nil && netOK && !deadNet[ep.Network] {
 			continue
 		}
 		if !netOK {

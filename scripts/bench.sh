@@ -12,7 +12,7 @@
 # the namespaces and the processes it started are removed on exit, also on
 # failure or Ctrl-C.
 #
-# Labs: B1, B1p, B2, B2c, B10 and B11 run on that one-host lab (B12 needs none
+# Labs: B1, B1p, B2, B2c, B10, B11 and B20 run on that one-host lab (B12 needs none
 # and runs while it is up). B9, B9d, B9l and REACH need two hosts sharing
 # an etcd cluster: after the first lab is taken down, a second one comes up
 # (scripts/lab.sh up 2: h1 and h2, 3 etcd members, same LAB_NAME) with two
@@ -39,6 +39,7 @@
 #   scale.sh       SCALE               the overlay with 100..5000 hosts
 #   services.sh    B3 B4 B5 B7 B6 B13  the service data plane
 #   svclab.sh      B8 B14              services on the 3-host lab
+#   podman.sh      B20                 podman run on the CNI plugin
 #   lib.sh         the helpers they share
 #
 # Arms are interleaved (the first arm alternates or rotates per pair) and
@@ -52,13 +53,13 @@
 #
 # Env:
 #   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B11,B11i,
-#                    B12,B9,B9d,B9l,REACH,B8,B14,SCALE,B3,B4,B5,B7,B6,B13;
+#                    B12,B9,B9d,B9l,REACH,B8,B14,SCALE,B3,B4,B5,B7,B6,B13,B20;
 #                    B12c is part of B12; B4 runs in B3's pairs, B7 in
 #                    B5's); default all
 #   BENCH_PAIRS      N (every benchmark) or ID=N,... (defaults B1=30 B1p=5
 #                    B2=10 B2c=5 B10=5 B11=10 B11i=3 B12=5 B9=5 B9d=5
-#                    B9l=5 REACH=20 B8=20 B14=3 SCALE=3 B3=5 B5=5 B6=3;
-#                    quick: 3 1 2 1 1 2 1 1 1 1 1 3 4 1 1 1 1 1; B11's
+#                    B9l=5 REACH=20 B8=20 B14=3 SCALE=3 B3=5 B5=5 B6=3
+#                    B20=20; quick: 3 1 2 1 1 2 1 1 1 1 1 3 4 1 1 1 1 1 3; B11's
 #                    throughput runs every other pair). REACH counts
 #                    samples per mode, B8 samples per kind of change (its
 #                    convergence row half as many), SCALE go test -count; B9 and B9d
@@ -104,12 +105,12 @@ readonly VX_SUBNET=${BENCH_VX_SUBNET:-10.251.96.0/20}
 readonly DR_SUBNET=${BENCH_DR_SUBNET:-10.251.112.0/20}
 readonly MAX_LOAD=${BENCH_MAX_LOAD:-0.5}
 readonly QUICK=${BENCH_QUICK:-0}
-readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B11i B12 B9 B9d B9l REACH B8 B14 SCALE B3 B4 B5 B7 B6 B13)
+readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B20 B11i B12 B9 B9d B9l REACH B8 B14 SCALE B3 B4 B5 B7 B6 B13)
 # Benchmarks that build their own namespaces (or QEMU guest) and need no lab.
 readonly NOLAB_IDS=(SCALE B11i B3 B4 B5 B7 B6 B13)
 # Benchmarks by lab: one host (embedded etcd), two and three hosts (etcd
 # cluster).
-readonly LAB1_IDS=(B1 B1p B2 B2c B10 B11) LAB2_IDS=(B9 B9d B9l REACH) LAB3_IDS=(B8 B14)
+readonly LAB1_IDS=(B1 B1p B2 B2c B10 B11 B20) LAB2_IDS=(B9 B9d B9l REACH) LAB3_IDS=(B8 B14)
 # B11: the "LAN" netns, the parent veth in h1, the two macvlan networks.
 readonly B11_LAN=$LAB_NAME-b11lan B11_PARENT=b11par B11_PN=b11pn B11_DK=b11dk
 
@@ -133,6 +134,8 @@ readonly B11_LAN=$LAB_NAME-b11lan B11_PARENT=b11par B11_PN=b11pn B11_DK=b11dk
 . "$REPO/scripts/bench/services.sh"
 # shellcheck source=scripts/bench/svclab.sh
 . "$REPO/scripts/bench/svclab.sh"
+# shellcheck source=scripts/bench/podman.sh
+. "$REPO/scripts/bench/podman.sh"
 
 T0=$SECONDS
 WORK=

@@ -12,7 +12,9 @@
 # systemd runs, the services of both packages, which would listen on every
 # address, are disabled when this script installs them) qemu-system-x86
 # debootstrap (the QEMU guest of scripts/vm.sh, for ipvlan and 802.1q tests
-# on Debian's kernel), plus shellcheck (optional: a failure to install it is
+# on Debian's kernel) podman containernetworking-plugins (the e2e tests and
+# benchmark B20 of the CNI plugin run podman 4 with its CNI backend; make
+# build builds cnitool from the Go module proxy), plus shellcheck (optional: a failure to install it is
 # only a warning). Runs apt-get update only when something is missing, so a
 # second run is quick and needs no network. Then checks that Go is at least
 # the version go.mod asks for (and never below 1.26, which the dependencies need), looking in PATH and in
@@ -28,7 +30,7 @@ readonly REPO
 readonly MIN_GO=1.26
 readonly PACKAGES=(docker.io iptables iproute2 nftables busybox-static etcd-server etcd-client
 	iperf3 curl ca-certificates openssl make procps util-linux systemd docker-registry prometheus
-	qemu-system-x86 debootstrap)
+	qemu-system-x86 debootstrap podman containernetworking-plugins)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 log() { echo "deps: $*"; }

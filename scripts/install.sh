@@ -4,7 +4,8 @@
 #
 #   scripts/install.sh install|uninstall
 #
-# Installs podnetd and podnetctl into $BINDIR, podnetd.service into $UNITDIR,
+# Installs podnetd and podnetctl into $BINDIR, the CNI plugin (bin/podnet-cni)
+# as "podnet" into $CNI_BIN_DIR, podnetd.service into $UNITDIR,
 # /etc/default/podnet (only if absent: your settings survive upgrades) and
 # podnetctl's bash, zsh and fish completions under $DATADIR. uninstall
 # removes every one of those files (the settings too) and, on a live system
@@ -19,6 +20,8 @@
 #   BINDIR      default $PREFIX/bin
 #   DATADIR     default $PREFIX/share
 #   SYSCONFDIR  default /etc
+#   CNI_BIN_DIR default /opt/cni/bin (where CNI runtimes look for plugins;
+#               podman's cni_plugin_dirs and a kubelet's --cni-bin-dir)
 #   UNITDIR     default $PREFIX/lib/systemd/system for PREFIX /usr and
 #               /usr/local (both on systemd's search path), else
 #               /etc/systemd/system
@@ -34,6 +37,7 @@ DESTDIR=${DESTDIR%/}
 BINDIR=${BINDIR:-$PREFIX/bin}
 DATADIR=${DATADIR:-$PREFIX/share}
 SYSCONFDIR=${SYSCONFDIR:-/etc}
+CNI_BIN_DIR=${CNI_BIN_DIR:-/opt/cni/bin}
 if [[ -z ${UNITDIR:-} ]]; then
 	case $PREFIX in
 	/usr | /usr/local) UNITDIR=$PREFIX/lib/systemd/system ;;
@@ -56,7 +60,8 @@ DEFAULTS=$SYSCONFDIR/default/podnet
 BASH_COMPLETION=$DATADIR/bash-completion/completions/podnetctl
 ZSH_COMPLETION=$DATADIR/zsh/site-functions/_podnetctl
 FISH_COMPLETION=$DATADIR/fish/vendor_completions.d/podnetctl.fish
-FILES=("$BINDIR/podnetd" "$BINDIR/podnetctl" "$UNIT" "$DEFAULTS"
+CNI_PLUGIN=$CNI_BIN_DIR/podnet
+FILES=("$BINDIR/podnetd" "$BINDIR/podnetctl" "$CNI_PLUGIN" "$UNIT" "$DEFAULTS"
 	"$BASH_COMPLETION" "$ZSH_COMPLETION" "$FISH_COMPLETION")
 
 # live_systemd: installing into the running system, and systemd runs it.
@@ -64,14 +69,15 @@ live_systemd() { [[ -z $DESTDIR && -d /run/systemd/system ]] && command -v syste
 
 do_install() {
 	local b
-	for b in podnetd podnetctl; do
+	for b in podnetd podnetctl podnet-cni; do
 		[[ -x $REPO/bin/$b ]] || die "bin/$b is missing: run make build first"
 	done
-	for b in BINDIR DATADIR SYSCONFDIR UNITDIR; do
+	for b in BINDIR DATADIR SYSCONFDIR UNITDIR CNI_BIN_DIR; do
 		[[ ${!b} == /* ]] || die "$b=${!b}: want an absolute path"
 	done
 	install -D -m 0755 "$REPO/bin/podnetd" "$DESTDIR$BINDIR/podnetd"
 	install -D -m 0755 "$REPO/bin/podnetctl" "$DESTDIR$BINDIR/podnetctl"
+	install -D -m 0755 "$REPO/bin/podnet-cni" "$DESTDIR$CNI_PLUGIN"
 	install -d -m 0755 "$DESTDIR$UNITDIR"
 	sed -e "s|@BINDIR@|$BINDIR|g" -e "s|@SYSCONFDIR@|$SYSCONFDIR|g" "$REPO/dist/podnetd.service.in" >"$DESTDIR$UNIT.tmp"
 	chmod 0644 "$DESTDIR$UNIT.tmp"

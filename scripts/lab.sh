@@ -17,14 +17,19 @@
 #                                   next dockerd-start, which stops them
 #                                   unless LAB_DOCKERD_ARGS has --live-restore)
 #   dockerd-start H                 (re)start H's dockerd with the same flags
+#   podman H ARGS...                run podman on host H with the host's own
+#                                   configuration and storage (see below)
 #   etcd-stop M [--kill]            stop etcd member M (1..3, cluster mode)
 #   etcd-start M                    restart etcd member M
 #
 # Layout. A bridge ${LAB_NAME}-br (${LAB_NET}.1/24) in the root netns is the
 # underlay. Host i is netns ${LAB_NAME}-hi at ${LAB_NET}.(10+i) plus a
 # persistent mount namespace ($LAB_DIR/ns/hi.mnt) in which /sys is the
-# netns's own sysfs (cgroups kept), /run/docker/plugins is $LAB_DIR/hi/plugins,
-# /etc/docker is $LAB_DIR/hi/etc-docker and /run/containerd is a tmpfs. Host
+# netns's own sysfs (cgroups kept), /run, /var/lib and /dev/shm are
+# tmpfs of its own (nothing a host's daemons, podman or cnitool keep there
+# reaches the machine or another lab, and a directory another lab's
+# `down` removes cannot take a mount with it), /run/docker/plugins is
+# $LAB_DIR/hi/plugins and /etc/docker is $LAB_DIR/hi/etc-docker. Host
 # i runs podnetd (started first) and its own dockerd (plus containerd) in
 # both namespaces. The client netns ${LAB_NAME}-client is ${LAB_NET}.2. With
 # --etcd cluster, etcd members 1..3 run in netns ${LAB_NAME}-etcdM at
@@ -48,6 +53,17 @@
 # and $PODNET_BIN plus a `docker` for $DOCKER first on PATH. client runs
 # CMD in the client netns (root mount namespace), same PATH and etcdctl
 # settings.
+#
+# podman runs on a host with everything under $LAB_DIR/hi/podman: its
+# containers.conf (CNI backend, plugins from $LAB_DIR/cni-bin, where
+# $PODNET_BIN/podnet-cni is "podnet", then /usr/lib/cni; network configs
+# in $LAB_DIR/hi/podman/net.d; the ulimits this machine's hard limits
+# allow), storage, runtime and temporary directories (what it keeps in
+# /run, /var/lib and /dev/shm stays in the host's private tmpfs). `run` and
+# `create` get --cgroup-parent /${LAB_NAME}-hi, so `down` finds their
+# containers (and conmon) with dockerd's. The first call on a host writes
+# that configuration. $LAB_DIR/cni-bin is also where cnitool (or any CNI
+# runtime) finds podnet's plugin: CNI_PATH=$LAB_DIR/cni-bin:/usr/lib/cni.
 #
 # Env:
 #   LAB_DIR      state directory (default /tmp/podnet-lab; keep it short:
@@ -376,9 +392,13 @@ mntns_up() {
 			mount --rbind /sys/fs/cgroup "$h/.cgroup"
 			mount -t sysfs sysfs /sys
 			mount --move "$h/.cgroup" /sys/fs/cgroup
+			mount -t tmpfs -o mode=0755 tmpfs /run
+			mount -t tmpfs -o mode=0755 tmpfs /var/lib
+			mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+			mkdir -p /run/docker/plugins /run/containerd
+			chmod 0711 /run/containerd
 			mount --bind "$h/plugins" /run/docker/plugins
 			mount --bind "$h/etc-docker" /etc/docker
-			mount -t tmpfs -o mode=0711 tmpfs /run/containerd
 		' sh "$h"
 }
 
@@ -599,9 +619,9 @@ cmd_up() {
 	done >"$STATE"
 	trap 'up_failed' EXIT
 	ln -sf "$(command -v "$DOCKER")" "$LAB_DIR/bin/docker"
-	ensure_dir /run/docker/plugins
+	mkdir -p "$LAB_DIR/cni-bin"
+	ln -sf "$PODNET_BIN/podnet-cni" "$LAB_DIR/cni-bin/podnet"
 	ensure_dir /etc/docker
-	ensure_dir /run/containerd
 	# The mount-ns files need a mount with private propagation to live on.
 	mount --bind "$LAB_DIR/ns" "$LAB_DIR/ns"
 	mount --make-private "$LAB_DIR/ns"
@@ -739,6 +759,11 @@ unmount_all() {
 	done < <(findmnt -rn -o TARGET | grep -E "^$LAB_DIR(/|$)" | sort -r)
 }
 
+# other_labs_up: a host netns of another lab (any LAB_NAME) exists.
+other_labs_up() {
+	ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^[a-z][a-z0-9]{0,7}-h[0-9]+$' | grep -qv "^$LAB_NAME-"
+}
+
 cmd_down() {
 	need_root
 	local t0=$SECONDS i m pid pids=() ns link d
@@ -764,8 +789,10 @@ cmd_down() {
 		ip link del "$link" 2>/dev/null || true
 	done < <(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^$LAB_NAME-(br|h[0-9]+|etcd[0-9]+|client)$")
 	fw_del
-	if [[ -f $LAB_DIR/created-dirs ]]; then
-		# Only the directories `up` had to create, and only when empty.
+	if [[ -f $LAB_DIR/created-dirs ]] && ! other_labs_up; then
+		# Only the directories `up` had to create, and only when empty:
+		# and never while another lab is up, whose hosts may have them as
+		# mount points (removing one detaches their mounts).
 		while read -r d; do rmdir "$d" 2>/dev/null || true; done < <(sort -r "$LAB_DIR/created-dirs")
 	fi
 	if [[ -d $LAB_DIR ]]; then
@@ -846,6 +873,70 @@ cmd_exec() {
 		LAB_HOST="h$i" LAB_HOST_IP="$(host_ip "$i")" "$@"
 }
 
+# ---------------------------------------------------------------- podman
+
+# podman_setup I: host I's podman configuration (see the header); once per
+# host, under a lock (parallel calls wait).
+podman_setup() {
+	local i=$1 h p
+	h=$(host_dir "$i")
+	p=$h/podman
+	mkdir -p "$p"
+	exec 9>"$p/.setup.lock"
+	flock 9
+	if [[ -f $p/ready ]]; then
+		exec 9>&-
+		return 0
+	fi
+	# No static_dir: conmon's cleanup process gets --root and then looks
+	# for the container database under it, where podman must keep it too.
+	mkdir -p "$p"/{net.d,root,runroot,tmp,volumes}
+	cat >"$p/containers.conf" <<-EOF
+		[containers]
+		default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+		[network]
+		network_backend = "cni"
+		cni_plugin_dirs = ["$LAB_DIR/cni-bin", "/usr/lib/cni"]
+		network_config_dir = "$p/net.d"
+		[engine]
+		cgroup_manager = "cgroupfs"
+		events_logger = "file"
+		events_logfile_path = "$p/events.log"
+		tmp_dir = "$p/tmp"
+		volume_path = "$p/volumes"
+		image_copy_tmp_dir = "$p/tmp"
+	EOF
+	cat >"$p/storage.conf" <<-EOF
+		[storage]
+		driver = "overlay"
+		graphroot = "$p/root"
+		runroot = "$p/runroot"
+	EOF
+	touch "$p/ready"
+	exec 9>&-
+}
+
+cmd_podman() {
+	need_root
+	need_up
+	(($# >= 1)) || die "usage: scripts/lab.sh podman H ARGS..."
+	local i envs h p
+	i=$(host_index "$1")
+	shift
+	h=$(host_dir "$i")
+	p=$h/podman
+	podman_setup "$i"
+	if [[ ${1:-} == run || ${1:-} == create ]]; then
+		set -- "$1" --cgroup-parent "/$(host_ns "$i")" "${@:2}"
+	fi
+	mapfile -t envs < <(common_env "$i")
+	exec nsenter --mount="$(host_mnt "$i")" --net="/run/netns/$(host_ns "$i")" --wd="$PWD" -- \
+		env "${envs[@]}" DOCKER_HOST="unix://$h/docker.sock" PODNET_SOCKET="$h/podnet.sock" \
+		LAB_HOST="h$i" LAB_HOST_IP="$(host_ip "$i")" \
+		CONTAINERS_CONF="$p/containers.conf" CONTAINERS_STORAGE_CONF="$p/storage.conf" \
+		TMPDIR="$p/tmp" podman "$@"
+}
+
 cmd_client() {
 	need_root
 	need_up
@@ -880,6 +971,7 @@ main() {
 	status) cmd_status ;;
 	exec) cmd_exec "$@" ;;
 	client) cmd_client "$@" ;;
+	podman) cmd_podman "$@" ;;
 	podnetd-stop | podnetd-start | dockerd-stop | dockerd-start)
 		need_root
 		need_up

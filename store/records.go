@@ -193,8 +193,23 @@ type Endpoint struct {
 	HostVeth string       `json:"hostVeth,omitempty"`
 	PeerVeth string       `json:"peerVeth,omitempty"`
 	// Ports are the published ports (docker run -p) as programmed.
-	Ports   []PortMapping `json:"ports,omitempty"`
-	Created time.Time     `json:"created"`
+	Ports []PortMapping `json:"ports,omitempty"`
+	// CNI is set when a CNI runtime (podman, containerd, a kubelet) made
+	// the endpoint through podnet's CNI plugin instead of Docker: Docker
+	// knows nothing of it, so Docker's garbage collection and watcher leave
+	// it alone.
+	CNI     *CNIAttachment `json:"cni,omitempty"`
+	Created time.Time      `json:"created"`
+}
+
+// CNIAttachment identifies an endpoint the way CNI does: the network
+// configuration's name, the container and the interface name inside it.
+type CNIAttachment struct {
+	Network     string `json:"network"`
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifname"`
+	// NetNS is the namespace path the runtime gave (for the operator).
+	NetNS string `json:"netns,omitempty"`
 }
 
 // EndpointMeta is what Docker knows about an endpoint's container, written
@@ -214,6 +229,14 @@ type EndpointMeta struct {
 	IPv6    netip.Addr        `json:"ipv6,omitzero"`
 	// Ready is true while the container runs and is not unhealthy (a
 	// container without a health check is ready when running).
-	Ready   bool      `json:"ready"`
+	Ready bool `json:"ready"`
+	// Runtime is "" for Docker's endpoints (written by the Docker
+	// watcher) and RuntimeCNI for CNI attachments (written by podnetd at
+	// ADD and by the watcher of a CNI runtime's engine): each writer
+	// leaves the other's records alone.
+	Runtime string    `json:"runtime,omitempty"`
 	Updated time.Time `json:"updated"`
 }
+
+// RuntimeCNI marks the metadata of a CNI attachment (EndpointMeta.Runtime).
+const RuntimeCNI = "cni"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/cluster"
+	"github.com/podnet/podnet/cniattach"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/ipam"
 	"github.com/podnet/podnet/overlay"
@@ -32,6 +33,8 @@ type adminDeps struct {
 	embedded bool
 	services *services
 	overlay  *overlay.Overlay // nil when multi-host networking is unavailable
+	cni      *cniattach.Service
+	cniNames cniattach.Names
 }
 
 type adminServer struct {
@@ -176,22 +179,26 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 			if err != nil {
 				return nil, err
 			}
-			if d.rec == nil {
-				return nil, admin.UserError{Err: errNoDocker}
-			}
 			grace := cfg.GCGrace
 			if g := r.URL.Query().Get("grace"); g != "" {
 				if grace, err = time.ParseDuration(g); err != nil {
 					return nil, admin.UserError{Err: fmt.Errorf("grace %q: %w", g, err)}
 				}
 			}
+			// CNI attachments first: their addresses are then free for
+			// the reconciler's address round.
+			dead, cniErr := d.cni.Sweep(ctx, grace)
+			if d.rec == nil {
+				return nil, admin.UserError{Err: errors.Join(errNoDocker, cniErr)}
+			}
 			rep, err := d.rec.OnceWithGrace(ctx, grace)
-			return admin.GCReport{Endpoints: rep.Endpoints, Networks: rep.Networks, Links: rep.Links,
-				Addresses: rep.Addresses, Pools: rep.Pools}, err
+			return admin.GCReport{Endpoints: append(dead, rep.Endpoints...), Networks: rep.Networks, Links: rep.Links,
+				Addresses: rep.Addresses, Pools: rep.Pools}, errors.Join(cniErr, err)
 		},
 	}
 	maps.Copy(routes, a.serviceRoutes())
 	maps.Copy(routes, a.policyRoutes())
+	maps.Copy(routes, a.cniRoutes())
 	return admin.Serve(ctx, cfg.AdminSocket, routes, log)
 }
 

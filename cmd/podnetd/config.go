@@ -27,6 +27,7 @@ type config struct {
 	PluginSocket   string
 	AdminSocket    string
 	DockerHost     string
+	PodmanHost     string
 	ProcSys        string
 	ServiceCIDR    string
 	BlockSize      int
@@ -58,6 +59,7 @@ func defaultConfig() *config {
 		PluginSocket:   "/run/docker/plugins/podnet.sock",
 		AdminSocket:    "/run/podnet/podnet.sock",
 		DockerHost:     "unix:///var/run/docker.sock",
+		PodmanHost:     "unix:///run/podman/podman.sock",
 		ProcSys:        "/proc/sys",
 		ServiceCIDR:    "10.96.0.0/16",
 		BlockSize:      26,
@@ -92,6 +94,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.StringVar(&c.PluginSocket, "plugin-socket", c.PluginSocket, "Docker plugin socket; its file name is the driver name")
 	f.StringVar(&c.AdminSocket, "admin-socket", c.AdminSocket, "admin API socket (podnetctl)")
 	f.StringVar(&c.DockerHost, "docker-host", c.DockerHost, "Docker API, used only by background reconciliation")
+	f.StringVar(&c.PodmanHost, "podman-host", c.PodmanHost, "podman's Docker-compatible API (podman system service), followed for the labels and readiness of podman containers attached through the CNI plugin; \"off\" disables it")
 	f.StringVar(&c.ProcSys, "proc-sys", c.ProcSys, "where the host's /proc/sys is mounted")
 	f.StringVar(&c.ServiceCIDR, "service-cidr", c.ServiceCIDR, "service virtual IP range (cluster DNS at its .10)")
 	f.IntVar(&c.BlockSize, "block-size", c.BlockSize, "prefix length of the IPv4 address blocks a host claims")

@@ -154,7 +154,8 @@ func run(parent context.Context, cfg *config) error {
 	svcs.start(ctx, cfg, ports, log)
 	runPolicy(ctx, cfg, pol, log)
 	var rec *reconcile.Reconciler
-	if dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation()); err != nil {
+	dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
+	if err != nil {
 		log.Warn("no Docker API client: garbage collection, container names and network fan-out are off", "docker", cfg.DockerHost, "err", err)
 	} else {
 		defer dc.Close()
@@ -169,8 +170,9 @@ func run(parent context.Context, cfg *config) error {
 	}
 	cm := cluster.New(st, ipm, log.With("component", "cluster"))
 	cm.SetHostNetworks(cfg.HostName, hostNetworks(k))
+	cni, cniNames := startCNI(ctx, cfg, cniDeps{driver: drv, ipam: ipm, store: st, cluster: cm, docker: dc}, log)
 	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs,
-		overlay: ov})
+		overlay: ov, cni: cni, cniNames: cniNames})
 
 	select {
 	case <-ctx.Done():

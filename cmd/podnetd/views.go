@@ -28,6 +28,9 @@ func subnetViews(subs []store.Subnet) []admin.Subnet {
 func endpointView(e store.Endpoint) admin.Endpoint {
 	v := admin.Endpoint{ID: e.ID, Network: e.Network, Host: e.Host, IPv4: e.IPv4, IPv6: e.IPv6, MAC: e.MAC,
 		HostVeth: e.HostVeth, PeerVeth: e.PeerVeth, Created: e.Created}
+	if c := e.CNI; c != nil {
+		v.CNI = &admin.CNIAttachment{Network: c.Network, ContainerID: c.ContainerID, IfName: c.IfName, NetNS: c.NetNS}
+	}
 	for _, p := range e.Ports {
 		v.Ports = append(v.Ports, admin.PortMapping{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort,
 			ContainerIP: p.ContainerIP, ContainerPort: p.ContainerPort})

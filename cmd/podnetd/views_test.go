@@ -32,6 +32,12 @@ func TestViewsKeepTheRecordsJSON(t *testing.T) {
 				err := json.Unmarshal(b, &e)
 				return endpointView(e), err
 			}},
+		{`{"id":"e3","network":"n1","host":"h1","ipv4":"10.1.0.8/16","mac":"02:70:0a:01:00:08","hostVeth":"pnhe3","peerVeth":"pnce3","cni":{"network":"pods","containerID":"c0ffee","ifname":"eth0","netns":"/run/netns/x"},"created":"2025-03-04T05:06:07Z"}`,
+			func(b []byte) (any, error) {
+				var e store.Endpoint
+				err := json.Unmarshal(b, &e)
+				return endpointView(e), err
+			}},
 		{`{"id":"e2","network":"n2","host":"h1","created":"2025-03-04T05:06:07Z"}`,
 			func(b []byte) (any, error) {
 				var e store.Endpoint

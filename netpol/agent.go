@@ -79,6 +79,10 @@ type localEP struct {
 	// container, or its record says so) or inferred from connect events
 	// (shortcut.go), which any policy change withdraws.
 	known, exact bool
+	// fromRecord: what is known came from the endpoint's etcd record,
+	// which is read again at every pass (a restarted podnetd's
+	// endpoints; CNI attachments, whose labels podman's follower adds).
+	fromRecord bool
 }
 
 // New returns an Agent; Run follows the catalog.
@@ -162,7 +166,7 @@ func (a *Agent) Observe(ctx context.Context, m store.EndpointMeta) {
 		e.name = m.Name
 		return
 	}
-	e.container, e.name, e.labels, e.known, e.exact = m.Container, m.Name, maps.Clone(m.Labels), true, true
+	e.container, e.name, e.labels, e.known, e.exact, e.fromRecord = m.Container, m.Name, maps.Clone(m.Labels), true, true, false
 	if a.synced && e.Enforced {
 		if err := a.programLocked(ctx, m.Updated); err != nil {
 			a.log.Warn("policy rules of a started container not programmed yet; retrying", "endpoint", dockerid.Short(m.Endpoint), "err", err)
@@ -321,15 +325,21 @@ func (a *Agent) programLocked(ctx context.Context, since time.Time) error {
 }
 
 // fillFromRecords takes the labels of local endpoints the watcher has not
-// reported (a restarted podnetd) from their etcd records.
+// reported (a restarted podnetd's, CNI attachments) from their etcd
+// records. A CNI attachment's record is written without labels, which
+// podman's follower adds later: until it carries some, the attachment
+// stays pending (a container podman knows without labels stays isolated
+// wherever a policy could isolate it: fail closed).
 func (a *Agent) fillFromRecords() {
 	for id, e := range a.eps {
-		if e.exact {
+		if e.exact && !e.fromRecord {
 			continue
 		}
-		if m, ok := a.cfg.Catalog.EndpointMeta(a.cfg.Host, id); ok && m.Container != "" {
-			e.container, e.name, e.labels, e.known, e.exact = m.Container, m.Name, maps.Clone(m.Labels), true, true
+		m, ok := a.cfg.Catalog.EndpointMeta(a.cfg.Host, id)
+		if !ok || m.Container == "" || (m.Runtime == store.RuntimeCNI && len(m.Labels) == 0) {
+			continue
 		}
+		e.container, e.name, e.labels, e.known, e.exact, e.fromRecord = m.Container, m.Name, maps.Clone(m.Labels), true, true, true
 	}
 }
 

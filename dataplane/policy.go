@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"slices"
 
 	"github.com/google/nftables"
 )
@@ -20,6 +19,15 @@ type polState struct {
 	known    bool
 	sec      policySection
 	counters map[string]polCounter
+}
+
+// names maps each counter's meaning to its name.
+func (s polState) names() map[polCounter]string {
+	out := make(map[polCounter]string, len(s.counters))
+	for name, c := range s.counters {
+		out[c] = name
+	}
+	return out
 }
 
 var groupIDRE = regexp.MustCompile(`^[a-z0-9][-a-z0-9]{0,63}$`)
@@ -84,9 +92,9 @@ func (e *Engine) SetPolicy(ctx context.Context, p Policy) error {
 	if err := validatePolicy(&p); err != nil {
 		return fmt.Errorf("set policy: %w", err)
 	}
-	next, counters := buildPolicySection(&p)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	next, counters := buildPolicySection(&p, e.pol.names())
 	if e.pol.known {
 		d := policyDelta(e.pol.sec, next)
 		err := e.nft.applyDelta(e.opts.Table, d)
@@ -136,13 +144,14 @@ func policyDelta(old, new policySection) *tableDelta {
 	del, add := diffElements(oldElems, newElems)
 	d.delElems = append(d.delElems, del...)
 	d.addElems = append(d.addElems, add...)
+	had, has := setOf(old.counters), setOf(new.counters)
 	for _, c := range new.counters {
-		if !slices.Contains(old.counters, c) {
+		if !had[c] {
 			d.addCounters = append(d.addCounters, c)
 		}
 	}
 	for _, c := range old.counters {
-		if !slices.Contains(new.counters, c) {
+		if !has[c] {
 			d.delCounters = append(d.delCounters, c)
 		}
 	}
@@ -244,4 +253,12 @@ func (e *Engine) IsolatePending(ctx context.Context, addrs []netip.Addr) error {
 		return fmt.Errorf("isolate %v: %w", addrs, err)
 	}
 	return nil
+}
+
+func setOf(ss []string) map[string]bool {
+	out := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		out[s] = true
+	}
+	return out
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -77,14 +76,17 @@ func counterName(policy string, egress bool) string {
 	return polPrefix + "c-" + hashName(policy) + "-" + dirWord(egress)
 }
 
-var safeID = regexp.MustCompile(`^[a-z0-9][-a-z0-9]*$`)
-
 // objectID is id when it is short and plain, else a hash of it.
 func objectID(id string) string {
-	if len(id) <= maxPolicyObjectName-8 && safeID.MatchString(id) {
-		return id
+	if len(id) == 0 || len(id) > maxPolicyObjectName-8 || id[0] == '-' {
+		return hashName(id)
 	}
-	return hashName(id)
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return hashName(id)
+		}
+	}
+	return id
 }
 
 func hashName(s string) string {
@@ -170,13 +172,19 @@ func policySkeleton(log bool) policySection {
 // dispatch and self elements, a chain per group and family in use, the
 // peer sets those chains name, and a counter per policy and direction.
 // Deterministic: groups, sets and policies in ID order.
-func buildPolicySection(p *Policy) (policySection, map[string]polCounter) {
+// known holds the counter names of an earlier section (hashing a name per
+// policy and pass would cost more than the rest of a pass).
+func buildPolicySection(p *Policy, known map[polCounter]string) (policySection, map[string]polCounter) {
 	s := policySkeleton(p.Log)
 	counters := map[string]polCounter{counterPendingIn: {}, counterPendingOut: {egress: true}}
 	for _, name := range uniqueSorted(slices.Clone(p.Policies)) {
 		for _, eg := range []bool{false, true} {
-			c := counterName(name, eg)
-			counters[c] = polCounter{policy: name, egress: eg}
+			k := polCounter{policy: name, egress: eg}
+			c, ok := known[k]
+			if !ok {
+				c = counterName(name, eg)
+			}
+			counters[c] = k
 			s.counters = append(s.counters, c)
 		}
 	}
@@ -246,6 +254,9 @@ func buildPolicySection(p *Policy) (policySection, map[string]polCounter) {
 	}
 	for _, id := range sortedKeys(p.AddrSets) {
 		for _, f := range []family{ipv4, ipv6} {
+			if len(setsUsed) == 0 {
+				break
+			}
 			name := addrSetName(id, f)
 			if !setsUsed[name] {
 				continue

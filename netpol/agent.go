@@ -59,6 +59,7 @@ type Agent struct {
 	mu        sync.Mutex
 	synced    bool // the data plane took the first whole state
 	policies  []store.NetworkPolicy
+	index     *policy.Index                  // policies prepared for compiling
 	selectors map[string]store.LabelSelector // policy.Key → selector, of every policy
 	sels      map[string][]netip.Addr        // the catalog's selections
 	eps       map[string]*localEP            // local endpoints by ID
@@ -262,6 +263,7 @@ func (a *Agent) takeDelta(d catalog.PolicyDelta) {
 		return
 	}
 	a.policies = d.Policies
+	a.index = policy.NewIndex(a.policies)
 	a.selectors = map[string]store.LabelSelector{}
 	for _, p := range a.policies {
 		for _, s := range selectorsOf(p) {
@@ -296,7 +298,7 @@ func selectorsOf(p store.NetworkPolicy) []store.LabelSelector {
 func (a *Agent) programLocked(ctx context.Context, since time.Time) error {
 	start := time.Now()
 	a.fillFromRecords()
-	m := policy.Compile(policy.Input{Policies: a.policies, Targets: a.targets(), Selected: a.selected})
+	m := policy.Compile(policy.Input{Policies: a.policies, Index: a.index, Targets: a.targets(), Selected: a.selected})
 	err := a.cfg.Programmer.SetPolicy(ctx, toDataplane(m, a.cfg.Log))
 	metrics.PolicySyncs.WithLabelValues(metrics.Outcome(err)).Inc()
 	metrics.Since(metrics.PolicySyncDuration, start)

@@ -30,8 +30,10 @@ type Target struct {
 
 // Input is everything a model is compiled from.
 type Input struct {
-	// Policies are the validated policies (any order).
+	// Policies are the validated policies (any order); or Index, the
+	// same prepared once for many compiles (it wins when set).
 	Policies []store.NetworkPolicy
+	Index    *Index
 	// Targets are the endpoints to enforce on.
 	Targets []Target
 	// Selected returns the addresses of the containers the selector with
@@ -140,16 +142,12 @@ func (m *Model) Target(a netip.Addr) (TargetRules, bool) {
 // Compile builds the model. Policies apply in name order; a group's rules
 // are its policies' rules in that order.
 func Compile(in Input) *Model {
-	m := &Model{Groups: map[string]*Group{}, Peers: map[string]*PeerSet{}, Blocks: map[string]*Block{},
-		byAddr: map[netip.Addr]int{}}
-	pols := slices.Clone(in.Policies)
-	slices.SortFunc(pols, func(a, b store.NetworkPolicy) int { return strings.Compare(a.Name, b.Name) })
-	for _, p := range pols {
-		m.Policies = append(m.Policies, p.Name)
-		m.Ingress = m.Ingress || p.Has(store.PolicyIngress)
-		m.Egress = m.Egress || p.Has(store.PolicyEgress)
+	idx := in.Index
+	if idx == nil {
+		idx = NewIndex(in.Policies)
 	}
-	idx := indexPolicies(pols)
+	m := &Model{Groups: map[string]*Group{}, Peers: map[string]*PeerSet{}, Blocks: map[string]*Block{},
+		byAddr: map[netip.Addr]int{}, Policies: idx.names, Ingress: idx.ingress, Egress: idx.egress}
 	c := compiler{m: m, in: in}
 	for _, t := range in.Targets {
 		tr := TargetRules{Target: t}
@@ -179,18 +177,37 @@ func Compile(in Input) *Model {
 	return m
 }
 
-// policyIndex finds the policies whose podSelector a label set may match
-// without trying every policy: each policy sits under its selector's
-// anchor (see Anchor).
-type policyIndex struct {
-	order     map[string]int // policy name → position in name order
-	byTerm    map[string][]*store.NetworkPolicy
-	byKey     map[string][]*store.NetworkPolicy
-	universal []*store.NetworkPolicy
+// Index is a set of policies prepared for compiling: in name order, each
+// under its podSelector's anchor (see Anchor), so that the policies a
+// label set may match are found without trying every policy. Build it
+// once per change of the policies; compile any number of models from it.
+type Index struct {
+	pols            []store.NetworkPolicy
+	names           []string
+	ingress, egress bool
+	order           map[string]int // policy name → position in name order
+	byTerm          map[string][]*store.NetworkPolicy
+	byKey           map[string][]*store.NetworkPolicy
+	universal       []*store.NetworkPolicy
 }
 
-func indexPolicies(pols []store.NetworkPolicy) policyIndex {
-	x := policyIndex{order: map[string]int{}, byTerm: map[string][]*store.NetworkPolicy{}, byKey: map[string][]*store.NetworkPolicy{}}
+// NewIndex prepares pols (any order; not changed).
+func NewIndex(in []store.NetworkPolicy) *Index {
+	pols := make([]store.NetworkPolicy, len(in))
+	order := make([]int, len(in))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(in[a].Name, in[b].Name) })
+	for i, j := range order {
+		pols[i] = in[j]
+	}
+	x := &Index{pols: pols, order: map[string]int{}, byTerm: map[string][]*store.NetworkPolicy{}, byKey: map[string][]*store.NetworkPolicy{}}
+	for _, p := range pols {
+		x.names = append(x.names, p.Name)
+		x.ingress = x.ingress || p.Has(store.PolicyIngress)
+		x.egress = x.egress || p.Has(store.PolicyEgress)
+	}
 	for i := range pols {
 		p := &pols[i]
 		x.order[p.Name] = i
@@ -210,7 +227,7 @@ func indexPolicies(pols []store.NetworkPolicy) policyIndex {
 }
 
 // candidates are the policies labels may match, in name order, each once.
-func (x policyIndex) candidates(labels map[string]string) []*store.NetworkPolicy {
+func (x *Index) candidates(labels map[string]string) []*store.NetworkPolicy {
 	out := slices.Clone(x.universal)
 	for k, v := range labels {
 		out = append(out, x.byTerm[Term(k, v)]...)

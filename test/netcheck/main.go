@@ -15,6 +15,10 @@
 //	                                100 ms for SECS seconds; fail if any
 //	                                echo is missing or late (> 2 s)
 //	netcheck connect HOST:PORT      TCP connect (2 s); fail if it does not
+//	netcheck probe MS ADDR...       TCP connect to every ADDR at once (MS ms
+//	                                each); print "ADDR ok|refused|timeout"
+//	netcheck keep-trying ADDR SECS  TCP connect (200 ms) every 50 ms for
+//	                                SECS seconds; print how many connected
 //	netcheck dns SERVER NAME        A query over UDP (2 s): print the rcode
 //	                                and addresses; fail on no answer
 //	netcheck vxlan-send VTEP:PORT VNI DSTMAC SRC DST DPORT MSG
@@ -59,6 +63,14 @@ func main() {
 		err = stream(os.Args[2], time.Duration(secs)*time.Second)
 	case "connect":
 		err = connect(os.Args[2])
+	case "probe":
+		err = probe(os.Args[2], os.Args[3:])
+	case "keep-trying":
+		secs := 3
+		if len(os.Args) > 3 {
+			_, _ = fmt.Sscanf(os.Args[3], "%d", &secs)
+		}
+		keepTrying(os.Args[2], time.Duration(secs)*time.Second)
 	case "dns":
 		if len(os.Args) < 4 {
 			err = fmt.Errorf("usage: netcheck dns SERVER NAME")

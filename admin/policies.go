@@ -203,3 +203,21 @@ type PolicySide struct {
 	// Reason says in words why the side allows or denies.
 	Reason string `json:"reason"`
 }
+
+// PolicyAgentStatus is GET /v1/policy-agent: what this host's network
+// policy agent holds.
+type PolicyAgentStatus struct {
+	Host     string `json:"host"`
+	Synced   bool   `json:"synced"`
+	Policies int    `json:"policies"`
+	// Endpoints counts this host's endpoints by state: isolated (some
+	// policy selects it), open (none does), pending (labels not known
+	// yet: isolated both ways), unenforced (macvlan/ipvlan).
+	Endpoints map[string]int `json:"endpoints"`
+	// LastProgram is when the data plane last took the policy state, and
+	// how long compiling and programming it took.
+	LastProgram         time.Time     `json:"lastProgram,omitzero"`
+	LastProgramDuration time.Duration `json:"lastProgramDuration,omitempty"`
+	// Pending lists the endpoints still waiting for their labels.
+	Pending []string `json:"pending,omitempty"`
+}

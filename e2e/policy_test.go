@@ -436,7 +436,7 @@ func TestNetworkPolicyBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := l.Exec("h1", "podnetctl", "apply", "-f", file)
-		if err == nil || !strings.Contains(out, c.want) {
+		if err == nil || !strings.Contains(out+err.Error(), c.want) {
 			t.Errorf("apply of bad file %d: err %v, output %q; want a refusal naming %q", i, err, out, c.want)
 		}
 	}

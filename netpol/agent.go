@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/catalog"
 	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/dockerid"
@@ -69,6 +70,9 @@ type Agent struct {
 	lastLoss map[string]time.Time
 	model    *policy.Model
 	kick     chan struct{}
+	// last is when the last pass was programmed and how long it took.
+	last    time.Time
+	lastDur time.Duration
 }
 
 // localEP is a local endpoint and what is known of its container.
@@ -299,13 +303,14 @@ func (a *Agent) programLocked(ctx context.Context, since time.Time) error {
 	start := time.Now()
 	a.fillFromRecords()
 	m := policy.Compile(policy.Input{Policies: a.policies, Index: a.index, Targets: a.targets(), Selected: a.selected})
-	err := a.cfg.Programmer.SetPolicy(ctx, toDataplane(m, a.cfg.Log))
+	err := a.cfg.Programmer.SetPolicy(ctx, ToDataplane(m, a.cfg.Log))
 	metrics.PolicySyncs.WithLabelValues(metrics.Outcome(err)).Inc()
 	metrics.Since(metrics.PolicySyncDuration, start)
 	if err != nil {
 		return err
 	}
 	a.model = m
+	a.last, a.lastDur = time.Now(), time.Since(start)
 	var isolated, open, pending int
 	for _, t := range m.Targets {
 		switch {
@@ -374,8 +379,8 @@ func (a *Agent) selected(key string) []netip.Addr {
 	return out
 }
 
-// toDataplane is the data plane's form of a compiled model.
-func toDataplane(m *policy.Model, log bool) dataplane.Policy {
+// ToDataplane is the data plane's form of a compiled model.
+func ToDataplane(m *policy.Model, log bool) dataplane.Policy {
 	p := dataplane.Policy{Policies: m.Policies, Log: log, AddrSets: map[string][]netip.Addr{}, RangeSets: map[string][]dataplane.AddrRange{}}
 	for _, t := range m.Targets {
 		ep := dataplane.PolicyEndpoint{Addrs: t.Addrs}
@@ -429,6 +434,31 @@ func protoOf(p string) dataplane.Proto {
 		return dataplane.SCTP
 	}
 	return dataplane.TCP
+}
+
+// Status is what the agent holds, for podnetctl policy agent.
+func (a *Agent) Status() admin.PolicyAgentStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := admin.PolicyAgentStatus{Host: a.cfg.Host, Synced: a.synced, Policies: len(a.policies), Endpoints: map[string]int{},
+		LastProgram: a.last, LastProgramDuration: a.lastDur}
+	for _, id := range slices.Sorted(maps.Keys(a.eps)) {
+		e := a.eps[id]
+		state := "open"
+		switch {
+		case !e.Enforced:
+			state = "unenforced"
+		case !e.known:
+			state = "pending"
+			st.Pending = append(st.Pending, dockerid.Short(id))
+		case a.model != nil:
+			if t, ok := a.model.Target(e.Addrs[0]); ok && (t.Ingress != nil || t.Egress != nil) {
+				state = "isolated"
+			}
+		}
+		st.Endpoints[state]++
+	}
+	return st
 }
 
 // Model returns the model last programmed (nil before the first pass).

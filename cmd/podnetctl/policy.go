@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/podnet/podnet/admin"
 	"github.com/spf13/cobra"
@@ -14,7 +15,7 @@ func (c *cli) policyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Aliases: []string{"policies", "netpol"},
 		Short: "network policies: which containers may talk to which, by Docker label (create them with apply -f)"}
 	cmd.AddCommand(c.printing(c.policyLsCmd()), c.printing(c.policyGetCmd()), c.printing(c.policyRmCmd()),
-		c.printing(c.policyCheckCmd()))
+		c.printing(c.policyCheckCmd()), c.printing(c.policyAgentCmd()))
 	return cmd
 }
 
@@ -228,4 +229,34 @@ func (c *cli) policyCheckCmd() *cobra.Command {
 		_ = cmd.MarkFlagRequired(f)
 	}
 	return cmd
+}
+
+func (c *cli) policyAgentCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "agent",
+		Short: "show this host's network policy agent: policies held, endpoints isolated, open or pending, last programming",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			ctx, cancel := c.ctx()
+			defer cancel()
+			var s admin.PolicyAgentStatus
+			if err := c.client().Get(ctx, "/v1/policy-agent", &s); err != nil {
+				return err
+			}
+			return c.print(s, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "host:\t%s\n", s.Host)
+				fmt.Fprintf(w, "synced:\t%v\n", s.Synced)
+				fmt.Fprintf(w, "policies:\t%d\n", s.Policies)
+				for _, st := range []string{"isolated", "open", "pending", "unenforced"} {
+					fmt.Fprintf(w, "endpoints %s:\t%d\n", st, s.Endpoints[st])
+				}
+				if len(s.Pending) > 0 {
+					fmt.Fprintf(w, "pending:\t%s\n", bounded(s.Pending, func(s string) string { return s }))
+				}
+				if !s.LastProgram.IsZero() {
+					fmt.Fprintf(w, "last programmed:\t%s (took %v)\n", s.LastProgram.Format(time.RFC3339), s.LastProgramDuration.Round(time.Microsecond))
+				}
+			})
+		},
+	}
 }

@@ -110,6 +110,13 @@ func (a *adminServer) policyRoutes() admin.Routes {
 			}
 			return res, nil
 		}),
+		"GET /v1/policy-agent": func(ctx context.Context, _ *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return d.policy.Status(), nil
+		},
 		"POST /v1/policies/check": with(func(ctx context.Context, r *registry.Registry, req *http.Request) (any, error) {
 			var q admin.PolicyCheck
 			if err := json.NewDecoder(io.LimitReader(req.Body, 1<<16)).Decode(&q); err != nil {

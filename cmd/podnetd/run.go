@@ -171,7 +171,7 @@ func run(parent context.Context, cfg *config) error {
 	cm := cluster.New(st, ipm, log.With("component", "cluster"))
 	cm.SetHostNetworks(cfg.HostName, hostNetworks(k))
 	cni, cniNames := startCNI(ctx, cfg, cniDeps{driver: drv, ipam: ipm, store: st, cluster: cm, docker: dc}, log)
-	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs,
+	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs, policy: pol,
 		overlay: ov, cni: cni, cniNames: cniNames})
 
 	select {

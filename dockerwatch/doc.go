@@ -29,4 +29,13 @@
 //     change falls between the listing and the stream; every reconnect of
 //     the stream is followed by a full resync, as is every failed event
 //     (after a backoff), plus a periodic one as a safety net.
+//   - Hints (hints.go) for the network policy agent, in process: the
+//     labels of every container (from create events, whose attributes
+//     carry them, and from a listing of all containers at each resync), a
+//     container's announced connection to a network (a connect event,
+//     which Docker sends before the container's process starts, handed
+//     over before the watcher's inspect, which blocks until the start is
+//     over) and the metadata of each inspect, before it goes to etcd. The
+//     agent uses them to give a new endpoint its rules without an etcd
+//     round trip.
 package dockerwatch

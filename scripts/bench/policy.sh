@@ -79,12 +79,12 @@ b15_arm() {
 	secs=$((QUICK ? 1 : 3))
 	[[ $arm == policy ]] && n=$POL_N
 	pol_ns_up || return 1
-	bg "$d/server.log" ip netns exec "$POL_S" taskset -c 1 "$WORK/bin/connrate" -serve 0.0.0.0:8080 -lifetime 120s
+	bg "$d/server.log" ip netns exec "$POL_S" taskset -c 1 "$WORK/bin/connrate" -serve 0.0.0.0:80 -lifetime 120s
 	sp=$BG_PID
-	wait_listen "/run/netns/$POL_S" 8080 10 || return 1
+	wait_listen "/run/netns/$POL_S" 80 10 || return 1
 	ip netns exec "$POL_H" "$WORK/bin/polbench" load -n "$n" -server 10.252.2.2 -client 10.252.1.2 >>"$d/load.log" 2>&1 ||
 		{ echo "bench: B15 $arm: polbench load failed (see $d/load.log)" >&2; return 1; }
-	out=$(timeout $((secs + 30)) ip netns exec "$POL_C" taskset -c 0 "$WORK/bin/connrate" -addr 10.252.2.2:8080 -d "${secs}s" -max 150000 2>>"$d/errors") ||
+	out=$(timeout $((secs + 30)) ip netns exec "$POL_C" taskset -c 0 "$WORK/bin/connrate" -addr 10.252.2.2:80 -d "${secs}s" -max 150000 2>>"$d/errors") ||
 		{ echo "bench: B15 $arm: connrate failed" >&2; return 1; }
 	kill_pid "$sp"
 	wait "$sp" 2>/dev/null || true

@@ -23,6 +23,12 @@
 #        of a policy allowing the probers in (or `podnetctl delete -f` of
 #        it), timed from just before the command to the last host's
 #        probe flipping. p50 and p99 (target p99 <= 1 s, floor 3 s).
+#        B16 peer: a new container's address reaching the other hosts'
+#        allow lists: with the allow policy in place, a new prober on h1
+#        (docker run -d) connects to the target on h2 every 10 ms (50 ms
+#        connect timeout) from its first instant; the time to its first
+#        connection (netcheck keep-trying) is how long its address took
+#        to reach h2's rules (target p99 <= 1 s); denied until then.
 #   B17  docker run --rm of a container a policy selects on h1 of the
 #        3-host lab with 1000 policies present (filler policies plus the
 #        one selecting it) vs with no policy: per pair, 5 runs of each arm
@@ -181,9 +187,33 @@ bench_B16() {
 		"$(field "$d/all.ms" 2)" "max $(fmt 1 "$(field "$d/all.ms" 4)") ms" le - - "$note" ms
 	row "B16 p99" "apply -f of one policy -> enforced on 3 hosts, p99" "podnet p99 $(fmt 1 "$(pctl "$d/all.ms" 99)") ms" "-" \
 		"$(pctl "$d/all.ms" 99)" "max $(fmt 1 "$(field "$d/all.ms" 4)") ms" le 1000 3000 "p99 by nearest rank (with fewer than 100 samples: the maximum)" ms
+	b16_peer "$d" "$n" || return 1
 	pol_delete 1 "$d/deny.yaml"
 	pol_delete 1 "$fill"
 	for i in 1 2 3; do dkh "$i" rm -f "b16-t$i" "b16-p$i" >/dev/null; done
+}
+
+# b16_peer D N: N new probers on h1 (the allow policy applied), each
+# timing its first connection to h2's target from its own first instant.
+b16_peer() {
+	local d=$1 n=$2 k t2 out ms
+	t2=$(ctr_ip_on 2 b16-t2) || return 1
+	pol_apply 2 "$d/allow.yaml" || return 1
+	: >"$d/peer.ms"
+	for ((k = 0; k < n; k++)); do
+		dkh 1 run -d --name "b16-n$k" --network "$SVCLAB_NET" -l role=b16p "$IMG" netcheck keep-trying "$t2:80" 4 50 >/dev/null || return 1
+		dkh 1 wait "b16-n$k" >/dev/null || return 1
+		out=$(dkh 1 logs "b16-n$k" 2>&1)
+		dkh 1 rm -f "b16-n$k" >/dev/null
+		ms=$(awk '{ for (i = 1; i < NF; i++) if ($i == "first") print $(i + 1) }' <<<"$out")
+		[[ $ms =~ ^[0-9]+$ ]] || ms=10000 # never connected within 4 s
+		echo "$ms" >>"$d/peer.ms"
+	done
+	say "B16 peer: first connection after $(paste -sd' ' "$d/peer.ms") ms"
+	row "B16 peer" "new container's address -> other hosts' allow lists, p99" \
+		"podnet p99 $(fmt 0 "$(pctl "$d/peer.ms" 99)") ms" "-" "$(pctl "$d/peer.ms" 99)" "median $(fmt 0 "$(field "$d/peer.ms" 2)") ms" \
+		le 1000 3000 "$n new containers on h1 allowed into a container on h2 by a policy in place: from the new container's first instant to its first connection (netcheck keep-trying: every 10 ms, 50 ms connect timeout; denied until h2's rules hold its address: the watcher's etcd write, h2's watch, h2's agent); p99 by nearest rank" ms
+	pol_delete 2 "$d/allow.yaml"
 }
 
 # b17_runs ARM D K: K docker run --rm of the selected container on h1;

@@ -17,8 +17,10 @@
 //	netcheck connect HOST:PORT      TCP connect (2 s); fail if it does not
 //	netcheck probe MS ADDR...       TCP connect to every ADDR at once (MS ms
 //	                                each); print "ADDR ok|refused|timeout"
-//	netcheck keep-trying ADDR SECS  TCP connect (200 ms) every 50 ms for
-//	                                SECS seconds; print how many connected
+//	netcheck keep-trying ADDR SECS [MS]
+//	                                TCP connect (MS ms, default 200) every
+//	                                50 ms for SECS seconds; print how many
+//	                                connected and when the first did
 //	netcheck dns SERVER NAME        A query over UDP (2 s): print the rcode
 //	                                and addresses; fail on no answer
 //	netcheck vxlan-send VTEP:PORT VNI DSTMAC SRC DST DPORT MSG
@@ -70,7 +72,11 @@ func main() {
 		if len(os.Args) > 3 {
 			_, _ = fmt.Sscanf(os.Args[3], "%d", &secs)
 		}
-		keepTrying(os.Args[2], time.Duration(secs)*time.Second)
+		dial := 200
+		if len(os.Args) > 4 {
+			_, _ = fmt.Sscanf(os.Args[4], "%d", &dial)
+		}
+		keepTrying(os.Args[2], time.Duration(secs)*time.Second, time.Duration(dial)*time.Millisecond)
 	case "dns":
 		if len(os.Args) < 4 {
 			err = fmt.Errorf("usage: netcheck dns SERVER NAME")

@@ -157,8 +157,6 @@ func parseHeaders(p *loggedPacket, b []byte) bool {
 	return true
 }
 
-var errClosed = errors.New("closed")
-
 // RunLog logs the packets the data plane denies (podnetd --policy-log)
 // until ctx ends: at most dataplane.PolicyLogRate a second per direction
 // (the kernel drops the rest before they reach the log), each line naming

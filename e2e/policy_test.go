@@ -236,6 +236,7 @@ podSelector: {}
 			}
 			return false, "no denied ingress packets counted for deny-all on h3"
 		})
+		npKeepsEnforcing(t, l, pods, byName)
 	})
 
 	step("allow-from-label", `kind: NetworkPolicy
@@ -317,6 +318,40 @@ ingress:
 	t.Run("service-vip", func(t *testing.T) { npServiceVIP(t, l, byName) })
 	t.Run("started-later", func(t *testing.T) { npStartedLater(t, l, byName) })
 	waitMatrix(t, l, pods, "every policy removed: full reachability", allowAll)
+}
+
+// npKeepsEnforcing (under deny-all): with etcd down every host keeps
+// its rules; a podnetd killed and restarted leaves no window in which a
+// connection gets through.
+func npKeepsEnforcing(t *testing.T, l *Lab, pods []npPod, byName map[string]npPod) {
+	restore := l.EtcdOutage(t)
+	got := probeMatrix(l, pods)
+	for _, from := range pods {
+		for _, to := range pods {
+			if from.name != to.name && got[cell(from, to, 80)] {
+				t.Errorf("etcd down: %s reached %s through deny-all", from.name, to.name)
+			}
+		}
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	prober, target := byName["blog-db"], byName["shop-db"] // h1 -> h3
+	l.MustDocker(t, prober.host, "exec", "-d", prober.name, "sh", "-c", "netcheck keep-trying "+target.ip+":80 10 > /tmp/restart")
+	if err := l.PodnetdStop(target.host, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.PodnetdStart(target.host); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	WaitFor(t, 40*time.Second, func() (bool, string) {
+		out, _ = l.Docker(prober.host, "exec", prober.name, "cat", "/tmp/restart")
+		return strings.HasPrefix(out, "connected"), "prober across the restart: " + out
+	})
+	if !strings.HasPrefix(out, "connected 0 of") {
+		t.Errorf("a connection got through deny-all while podnetd restarted on %s: %s", target.host, out)
+	}
 }
 
 // npServiceVIP: a connection through a service's VIP is judged by the

@@ -2,18 +2,9 @@ package admin
 
 import (
 	"encoding/json"
-	"fmt"
+	"errors"
 	"strconv"
 	"time"
-
-	"go.yaml.in/yaml/v3"
-)
-
-// Kinds of the objects `podnetctl apply -f` takes. An object without a
-// kind is a service.
-const (
-	KindService       = "Service"
-	KindNetworkPolicy = "NetworkPolicy"
 )
 
 // PolicySpec is a network policy as the operator writes it in a file for
@@ -100,19 +91,18 @@ func (p PortValue) String() string {
 	return strconv.Itoa(p.Number)
 }
 
-// UnmarshalYAML takes an int or a string.
-func (p *PortValue) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: port: want a number", n.Line)
-	}
-	if n.Tag == "!!int" {
-		return n.Decode(&p.Number)
-	}
-	if v, err := strconv.Atoi(n.Value); err == nil && n.Tag != "!!str" {
-		p.Number = v
+// UnmarshalYAML takes an int or a string. (The yaml package's older
+// Unmarshaler form, which needs no import of it: the CNI plugin links this
+// package and nothing of YAML.)
+func (p *PortValue) UnmarshalYAML(unmarshal func(any) error) error {
+	if err := unmarshal(&p.Number); err == nil {
 		return nil
 	}
-	p.Name = n.Value
+	var name string
+	if err := unmarshal(&name); err != nil {
+		return errors.New("port: want a number")
+	}
+	p.Number, p.Name = 0, name
 	return nil
 }
 

@@ -11,13 +11,16 @@ import "time"
 type ServiceSpec struct {
 	Name     string            `json:"name" yaml:"name"`
 	Selector map[string]string `json:"selector" yaml:"selector"`
-	// Type is ClusterIP (default) or NodePort.
+	// Type is ClusterIP (default), NodePort or LoadBalancer.
 	Type  string            `json:"type,omitempty" yaml:"type,omitempty"`
 	Ports []ServicePortSpec `json:"ports" yaml:"ports"`
 	// ClusterIP is the VIP: empty to have one allocated, "None" for a
 	// headless service (DNS answers the endpoints' addresses).
 	ClusterIP   string   `json:"clusterIP,omitempty" yaml:"clusterIP,omitempty"`
 	ExternalIPs []string `json:"externalIPs,omitempty" yaml:"externalIPs,omitempty"`
+	// LoadBalancerIP (type LoadBalancer) asks for this address of a
+	// LoadBalancerPool; empty to have one allocated.
+	LoadBalancerIP string `json:"loadBalancerIP,omitempty" yaml:"loadBalancerIP,omitempty"`
 	// SessionAffinity is None (default) or ClientIP.
 	SessionAffinity       string                 `json:"sessionAffinity,omitempty" yaml:"sessionAffinity,omitempty"`
 	SessionAffinityConfig *SessionAffinityConfig `json:"sessionAffinityConfig,omitempty" yaml:"sessionAffinityConfig,omitempty"`
@@ -33,7 +36,8 @@ type ServicePortSpec struct {
 	Port     int    `json:"port" yaml:"port"`
 	// TargetPort is the port on the endpoints (default: Port).
 	TargetPort int `json:"targetPort,omitempty" yaml:"targetPort,omitempty"`
-	// NodePort (type NodePort only): default allocated from 30000-32767.
+	// NodePort (types NodePort and LoadBalancer): default allocated
+	// from 30000-32767.
 	NodePort int `json:"nodePort,omitempty" yaml:"nodePort,omitempty"`
 }
 
@@ -65,6 +69,8 @@ type ServiceStatus struct {
 	Endpoints []ServiceEndpointView `json:"endpoints" yaml:"endpoints"`
 	// Errors are the live hosts that could not program the service, and why.
 	Errors []ServiceHostError `json:"errors,omitempty" yaml:"errors,omitempty"`
+	// LoadBalancer is how a LoadBalancer service's address is announced.
+	LoadBalancer *LoadBalancerStatus `json:"loadBalancer,omitempty" yaml:"loadBalancer,omitempty"`
 }
 
 // ServiceEndpointView is one selected container.
@@ -91,9 +97,9 @@ type ServiceHostError struct {
 }
 
 // ServiceFile is the body of POST /v1/services/apply and
-// /v1/services/delete: a YAML or JSON file of objects (services and
-// network policies), parsed by podnetd so that errors carry the file's
-// line numbers.
+// /v1/services/delete: a YAML or JSON file of objects (services, network
+// policies, load-balancer pools, BGP peers), parsed by podnetd so that
+// errors carry the file's line numbers.
 type ServiceFile struct {
 	// Source names the file in errors ("-" for standard input).
 	Source  string `json:"source"`
@@ -111,8 +117,8 @@ const (
 
 // ApplyResult is what apply or delete did to one object of a file.
 type ApplyResult struct {
-	// Kind is Service (also when empty, from an older podnetd) or
-	// NetworkPolicy.
+	// Kind is Service (also when empty, from an older podnetd),
+	// NetworkPolicy, LoadBalancerPool or BGPPeer.
 	Kind   string `json:"kind,omitempty"`
 	Name   string `json:"name"`
 	Action string `json:"action,omitempty"`

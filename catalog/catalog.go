@@ -70,6 +70,8 @@ type Catalog struct {
 	dirty   map[string]time.Time
 	all     bool
 	changed chan struct{}
+	// subs are the other readers' channels (Subscribe).
+	subs []chan struct{}
 	// gen counts updates, for readers that poll for "anything new" (the
 	// DNS records saved on disk) without taking Changed from the agent.
 	gen atomic.Uint64
@@ -198,6 +200,7 @@ func (f catalogFollower) Changes(evs []store.Event) {
 
 func (c *Catalog) signal() {
 	c.gen.Add(1)
+	c.notifySubs()
 	select {
 	case c.changed <- struct{}{}:
 	default:

@@ -8,7 +8,10 @@
 //
 // It knows nothing of the data plane: it hands out service records and
 // their ready endpoints (Ready), and the agent turns them into the data
-// plane's services.
+// plane's services. The LoadBalancer announcers (package lbannounce)
+// read LoadBalancers (each address, its policy, the hosts with a ready
+// endpoint) and wake on Subscribe, a channel of their own beside the
+// agent's Changed.
 //
 // # Design notes
 //

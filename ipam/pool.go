@@ -88,8 +88,18 @@ func (m *IPAM) joinPool(ctx context.Context, req poolRequest) (netip.Prefix, err
 					p, e.prefix, e.prefix)
 			}
 		}
+		lbs, lbRev, err := m.lbPools(ctx)
+		if err != nil {
+			return p, err
+		}
+		for c, name := range lbs {
+			if c.Overlaps(p) {
+				return p, fmt.Errorf("subnet %s overlaps %s of load-balancer pool %s: LoadBalancer services' addresses come from it; pick a subnet outside it",
+					p, c, name)
+			}
+		}
 		rec := store.Pool{Subnet: p, IPRange: req.ipRange, V6: req.fam == ipv6, BlockBits: m.blockBitsFor(p), Created: m.now()}
-		ok, err := m.createPool(ctx, p, rec, rev, ref)
+		ok, err := m.createPool(ctx, p, rec, rev, lbRev, ref)
 		if err != nil {
 			return p, err
 		}
@@ -126,9 +136,16 @@ func (m *IPAM) createAutoPool(ctx context.Context, fam family) (netip.Prefix, er
 		if err != nil {
 			return netip.Prefix{}, err
 		}
+		lbs, lbRev, err := m.lbPools(ctx)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
 		taken := append([]netip.Prefix{}, routes...)
 		if m.svcCIDR.IsValid() {
 			taken = append(taken, m.svcCIDR)
+		}
+		for c := range lbs {
+			taken = append(taken, c)
 		}
 		for _, e := range pools {
 			taken = append(taken, e.prefix)
@@ -151,7 +168,7 @@ func (m *IPAM) createAutoPool(ctx context.Context, fam family) (netip.Prefix, er
 		}
 		rec := store.Pool{Subnet: p, V6: fam == ipv6, BlockBits: m.blockBitsFor(p), Auto: true, Created: m.now()}
 		ref := store.Put(store.PoolRefKey(p, m.host), store.PoolRef{Host: m.host, Since: m.now()})
-		ok, err := m.createPool(ctx, p, rec, rev, ref)
+		ok, err := m.createPool(ctx, p, rec, rev, lbRev, ref)
 		if err != nil {
 			return p, err
 		}
@@ -164,12 +181,14 @@ func (m *IPAM) createAutoPool(ctx context.Context, fam family) (netip.Prefix, er
 }
 
 // createPool writes the pool record and this host's reference in one
-// transaction, only if no pool record changed since the listing the
-// overlap check used (rev) and the pool does not exist: two hosts picking
-// overlapping subnets at once cannot both win.
-func (m *IPAM) createPool(ctx context.Context, p netip.Prefix, rec store.Pool, rev int64, ref store.Op) (bool, error) {
+// transaction, only if no pool record (rev) and no load-balancer pool
+// (lbRev) changed since the listings the overlap check used and the pool
+// does not exist: two hosts picking overlapping subnets at once cannot
+// both win, nor a pool and a load-balancer pool.
+func (m *IPAM) createPool(ctx context.Context, p netip.Prefix, rec store.Pool, rev, lbRev int64, ref store.Op) (bool, error) {
 	ok, _, err := m.st.Txn(ctx,
-		[]store.Cmp{store.PrefixUnchangedSince(store.PoolsPrefix, rev), store.Absent(store.PoolKey(p))},
+		[]store.Cmp{store.PrefixUnchangedSince(store.PoolsPrefix, rev), store.PrefixUnchangedSince(store.LBPoolsPrefix, lbRev),
+			store.Absent(store.PoolKey(p))},
 		[]store.Op{store.Put(store.PoolKey(p), rec), ref})
 	if err != nil {
 		return false, fmt.Errorf("create pool %s: %w", p, err)

@@ -1,6 +1,7 @@
 // Package proxy is the service proxy agent of one host: it turns the
 // catalog (services, endpoints, hosts) into the data plane's services
-// (dataplane.Service) and hands every change to the data plane through a
+// (dataplane.Service; a LoadBalancer service's address is one more of
+// its external addresses, unless it is a host's own) and hands every change to the data plane through a
 // Programmer (the dataplane Engine), and it reports what it could not
 // program in etcd (svcstatus/<host>/<name>).
 //

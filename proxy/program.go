@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,16 @@ func (p *Agent) program(name string) (dataplane.Service, bool) {
 	}
 	ps := dataplane.Service{Name: s.Name, ClusterIP: s.ClusterIP, ExternalIPs: slices.Clone(s.ExternalIPs),
 		LocalOnly: s.ExternalTrafficPolicy == store.TrafficPolicyLocal}
+	// A load-balancer address is one more external address of the
+	// service: it arrives at the host that announces it (ARP/NDP or BGP)
+	// and every host DNATs its own traffic to it. Never a host's own
+	// address (pools cannot hold one, but a host may register later).
+	if a := s.LoadBalancerIP; a.IsValid() && !slices.Contains(ps.ExternalIPs, a) {
+		if _, isHost := p.cat.UnderlayHost(a); !isHost {
+			ps.ExternalIPs = append(ps.ExternalIPs, a)
+			slices.SortFunc(ps.ExternalIPs, netip.Addr.Compare)
+		}
+	}
 	if s.SessionAffinity == store.AffinityClientIP {
 		ps.Affinity = time.Duration(s.AffinityTimeout) * time.Second
 	}

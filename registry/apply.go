@@ -12,59 +12,101 @@ import (
 	"github.com/podnet/podnet/store"
 )
 
-// ApplyFile creates or updates every object (services and network
-// policies) of a YAML or JSON file, like kubectl apply: each object is
-// reported created, configured or unchanged. The whole file is parsed and
-// validated first, and its services checked against the VIPs and
-// NodePorts other services hold, so a bad file changes nothing. An error
-// that only etcd could tell (a VIP taken by a concurrent create) fails
-// that object alone, reported in its result.
+// ApplyFile creates or updates every object of a YAML or JSON file
+// (services, network policies, load-balancer pools, BGP peers), like
+// kubectl apply: each
+// object is reported created, configured or unchanged. The whole file is
+// parsed and validated first, and checked against what the cluster holds
+// (VIPs, NodePorts and load-balancer addresses of other services, other
+// pools, podnet pools, hosts), so a bad file changes nothing. Pools and
+// peers are written before services, so a service may take its address
+// from a pool of the same file. An error that only etcd could tell (an
+// address taken by a concurrent create) fails that object alone,
+// reported in its result.
 func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte) ([]admin.ApplyResult, error) {
 	objs, err := ParseFile(source, content)
 	if err != nil {
 		return nil, err
 	}
 	var svcs []store.Service
-	pols := map[int]store.NetworkPolicy{}
-	for i, o := range objs {
-		if o.Kind == admin.KindNetworkPolicy {
+	var pools []store.LBPool
+	var peers []store.BGPPeer
+	var pols []store.NetworkPolicy
+	for _, o := range objs {
+		switch o.Kind {
+		case admin.KindNetworkPolicy:
 			p, err := ValidatePolicy(o.Policy)
 			if err != nil {
 				return nil, inputf("%s: line %d: %v", source, o.Line, err)
 			}
-			pols[i] = p
-			continue
+			pols = append(pols, p)
+		case admin.KindLoadBalancerPool:
+			p, err := ValidatePool(o.Pool)
+			if err != nil {
+				return nil, inputf("%s: line %d: %v", source, o.Line, err)
+			}
+			pools = append(pools, p)
+		case admin.KindBGPPeer:
+			p, err := ValidatePeer(o.Peer)
+			if err != nil {
+				return nil, inputf("%s: line %d: %v", source, o.Line, err)
+			}
+			peers = append(peers, p)
+		default:
+			s, err := r.svcRange.ValidateService(o.Service)
+			if err != nil {
+				return nil, inputf("%s: line %d: %v", source, o.Line, err)
+			}
+			svcs = append(svcs, s)
 		}
-		s, err := r.svcRange.ValidateService(o.Service)
-		if err != nil {
-			return nil, inputf("%s: line %d: %v", source, o.Line, err)
-		}
-		svcs = append(svcs, s)
 	}
 	if err := r.probe(ctx); err != nil {
 		return nil, err
 	}
-	if err := r.checkAgainstCluster(ctx, svcs); err != nil {
+	lb, err := r.loadLB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkPools(ctx, lb, pools); err != nil {
+		return nil, err
+	}
+	if err := r.checkPeers(ctx, lb, peers); err != nil {
+		return nil, err
+	}
+	lb = lb.with(pools)
+	if err := r.checkAgainstCluster(ctx, lb, svcs); err != nil {
 		return nil, err
 	}
 	if err := r.checkClaims(ctx, svcs); err != nil {
 		return nil, err
 	}
-	out := make([]admin.ApplyResult, 0, len(objs))
-	for i, o := range objs {
-		var action string
-		var err error
-		if p, ok := pols[i]; ok {
-			action, err = r.applyPolicy(ctx, p)
-		} else {
-			action, err = r.apply(ctx, svcs[0])
-			svcs = svcs[1:]
-		}
-		res := admin.ApplyResult{Kind: o.Kind, Name: o.Name(), Action: action}
+	results := map[string]admin.ApplyResult{}
+	record := func(kind, name, action string, err error) {
+		res := admin.ApplyResult{Kind: kind, Name: name, Action: action}
 		if err != nil {
 			res.Error = err.Error()
 		}
-		out = append(out, res)
+		results[kind+"/"+name] = res
+	}
+	for _, p := range pools {
+		action, err := r.applyPool(ctx, p)
+		record(admin.KindLoadBalancerPool, p.Name, action, err)
+	}
+	for _, p := range peers {
+		action, err := r.applyPeer(ctx, p)
+		record(admin.KindBGPPeer, p.Name, action, err)
+	}
+	for _, s := range svcs {
+		action, err := r.apply(ctx, s)
+		record(admin.KindService, s.Name, action, err)
+	}
+	for _, p := range pols {
+		action, err := r.applyPolicy(ctx, p)
+		record(admin.KindNetworkPolicy, p.Name, action, err)
+	}
+	out := make([]admin.ApplyResult, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, results[o.Kind+"/"+o.Name()])
 	}
 	return out, nil
 }
@@ -74,7 +116,7 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 // for.
 func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
 	owners := map[string]string{}
-	for _, prefix := range []string{store.ServiceIPsPrefix, store.NodePortsPrefix} {
+	for _, prefix := range []string{store.ServiceIPsPrefix, store.LBIPsPrefix, store.NodePortsPrefix} {
 		kvs, _, err := r.st.List(ctx, prefix)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", prefix, err)
@@ -89,9 +131,12 @@ func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
 	asked := map[string]string{}
 	for _, s := range ss {
 		for _, k := range claims(s) {
-			what := "nodePort " + k[len(store.NodePortsPrefix):]
-			if s.ClusterIP.IsValid() && k == store.ServiceIPKey(s.ClusterIP) {
+			what := "nodePort " + strings.TrimPrefix(k, store.NodePortsPrefix)
+			switch {
+			case s.ClusterIP.IsValid() && k == store.ServiceIPKey(s.ClusterIP):
 				what = "clusterIP " + s.ClusterIP.String()
+			case s.LoadBalancerIP.IsValid() && k == store.LBIPKey(s.LoadBalancerIP):
+				what = "loadBalancerIP " + s.LoadBalancerIP.String()
 			}
 			if o, ok := owners[k]; ok && o != s.Name {
 				return inputf("service %s: %s is taken by service %s", s.Name, what, o)
@@ -146,8 +191,11 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 		return "", true, inputf("service %s: clusterIP cannot change (it is %s): remove the service and create it again", old.Name, SpecOf(old).ClusterIP)
 	}
 	want.ClusterIP = old.ClusterIP
+	if want.Type == store.ServiceTypeLoadBalancer && !want.LoadBalancerIP.IsValid() {
+		want.LoadBalancerIP = old.LoadBalancerIP // kept, as the VIP is
+	}
 	want.Ports = slices.Clone(want.Ports)
-	if want.Type == store.ServiceTypeNodePort {
+	if hasNodePorts(want.Type) {
 		for i, p := range want.Ports {
 			if p.NodePort != 0 {
 				continue
@@ -163,12 +211,13 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 		return admin.ActionUnchanged, true, nil
 	}
 	held := claims(old)
-	if err := r.allocate(ctx, &want, held); err != nil {
+	poolCmps, err := r.allocate(ctx, &want, held)
+	if err != nil {
 		return "", true, err
 	}
 	want.Created, want.Updated = old.Created, time.Now().UTC()
 	now := claims(want)
-	cmps := []store.Cmp{store.ModRevIs(store.ServiceKey(old.Name), rev)}
+	cmps := append([]store.Cmp{store.ModRevIs(store.ServiceKey(old.Name), rev)}, poolCmps...)
 	var added []string
 	for _, k := range now {
 		if !slices.Contains(held, k) {
@@ -202,34 +251,49 @@ func usesNodePort(s store.Service, n uint16, proto string) bool {
 }
 
 // DeleteFile removes every object a file names; absent ones are reported
-// "not found", which is no error (deletes tolerate absence).
+// "not found", which is no error (deletes tolerate absence). Services go
+// first, so a pool of the same file is free of them when its turn comes.
 func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte) ([]admin.ApplyResult, error) {
 	objs, err := ParseFile(source, content)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]admin.ApplyResult, 0, len(objs))
 	for _, o := range objs {
 		if o.Name() == "" {
-			return nil, inputf("%s: line %d: a %s without a name", source, o.Line, strings.ToLower(o.Kind))
+			return nil, inputf("%s: line %d: a %s without a name", source, o.Line, kindText(o.Kind))
 		}
 	}
+	results := map[string]admin.ApplyResult{}
+	for _, kind := range []string{admin.KindService, admin.KindNetworkPolicy, admin.KindLoadBalancerPool, admin.KindBGPPeer} {
+		for _, o := range objs {
+			if o.Kind != kind {
+				continue
+			}
+			res := admin.ApplyResult{Kind: kind, Name: o.Name(), Action: admin.ActionNotFound}
+			var found bool
+			var err error
+			switch kind {
+			case admin.KindNetworkPolicy:
+				found, err = r.RemovePolicy(ctx, o.Name())
+			case admin.KindLoadBalancerPool:
+				found, err = r.RemovePool(ctx, o.Name())
+			case admin.KindBGPPeer:
+				found, err = r.RemovePeer(ctx, o.Name())
+			default:
+				found, err = r.Remove(ctx, o.Name())
+			}
+			switch {
+			case err != nil:
+				res.Action, res.Error = "", err.Error()
+			case found:
+				res.Action = admin.ActionDeleted
+			}
+			results[kind+"/"+o.Name()] = res
+		}
+	}
+	out := make([]admin.ApplyResult, 0, len(objs))
 	for _, o := range objs {
-		res := admin.ApplyResult{Kind: o.Kind, Name: o.Name(), Action: admin.ActionNotFound}
-		var found bool
-		var err error
-		if o.Kind == admin.KindNetworkPolicy {
-			found, err = r.RemovePolicy(ctx, o.Name())
-		} else {
-			found, err = r.Remove(ctx, o.Name())
-		}
-		switch {
-		case err != nil:
-			res.Action, res.Error = "", err.Error()
-		case found:
-			res.Action = admin.ActionDeleted
-		}
-		out = append(out, res)
+		out = append(out, results[o.Kind+"/"+o.Name()])
 	}
 	return out, nil
 }

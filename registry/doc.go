@@ -9,10 +9,12 @@
 // (ServiceRange.ValidateService) for flags and files (file.go parses
 // them), VIPs from the service CIDR and NodePorts from 30000-32767
 // claimed by compare-and-swap (registry.go, apply.go), and the cluster's
-// service CIDR itself (cidr.go). Objects of other kinds that `apply -f`
-// will take (load-balancer pools, BGP peers) belong here too. A file may
-// mix kinds (an object without kind is a service); it is validated whole
-// before anything is written.
+// service CIDR itself (cidr.go). It also keeps the LoadBalancer objects
+// `apply -f` takes beside services (kind: LoadBalancerPool, kind:
+// BGPPeer: one validator each in lb_spec.go, written in lbpools.go) and
+// hands type LoadBalancer services their address (lb_alloc.go). A file
+// may mix kinds (an object without kind is a service); it is validated
+// whole before anything is written.
 //
 // It imports the catalog only to show a service's endpoints (a one-shot
 // catalog.Load per `service get`), never the data plane.
@@ -44,6 +46,26 @@
 //     Kubernetes) and the NodePort of each unchanged port. The status that
 //     `service get -o yaml` prints is ignored by apply, so the output can
 //     be applied again.
+//   - LoadBalancer addresses. A pool's CIDRs never overlap another pool,
+//     the service CIDR or a podnet pool, and never hold a host's
+//     underlay address or an etcd member's (an L2 pool may lie on the
+//     hosts' LAN: the LAN's subnet is allowed, its hosts' addresses are
+//     not); a pool is written conditioned on the pools and podnet pools
+//     it was checked against, so two overlapping pools cannot both land.
+//     A service's address (loadBalancerIP, or the lowest free one of the
+//     first pool by name of the service's family; the first and last
+//     address of an IPv4 CIDR of /30 or larger are never handed out) is
+//     claimed under lbips/ in the service's own transaction, like its
+//     VIP, conditioned on its pool's revision, so a pool being changed
+//     or removed meanwhile fails the write. A pool holding an address a
+//     service uses cannot be removed, or changed so that the address
+//     falls out. The address is kept on update (left out of the file,
+//     it stays) and released with the service or its type. An external
+//     IP inside a pool is refused (the address is the pool's to give).
+//     Peers at a host's own address, and two peers with the same address
+//     for a common host, are refused. Pools and peers of a file are
+//     written before its services, so a service may use a pool of the
+//     same file; delete -f removes services first.
 //   - etcd down: every write starts with a 2 s probe and fails naming
 //     etcd, instead of waiting on a client that cannot answer.
 package registry

@@ -13,53 +13,75 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// FileObject is one object read from an apply/delete file: a service or
-// a network policy (by its kind; an object without one is a service), with
-// the line it starts on (for error messages).
+// FileObject is one object read from an apply/delete file: a service
+// (also when it has no kind), a network policy, a load-balancer pool or a
+// BGP peer, with the line it starts on (for error messages).
 type FileObject struct {
-	Kind    string // admin.KindService or admin.KindNetworkPolicy
+	Kind    string // admin.KindService, KindNetworkPolicy, KindLoadBalancerPool or KindBGPPeer
 	Line    int
 	Service admin.ServiceSpec
 	Policy  admin.PolicySpec
+	Pool    admin.LBPoolSpec
+	Peer    admin.BGPPeerSpec
 }
 
 // Name is the object's name.
 func (o FileObject) Name() string {
-	if o.Kind == admin.KindNetworkPolicy {
+	switch o.Kind {
+	case admin.KindNetworkPolicy:
 		return o.Policy.Name
+	case admin.KindLoadBalancerPool:
+		return o.Pool.Name
+	case admin.KindBGPPeer:
+		return o.Peer.Name
 	}
 	return o.Service.Name
 }
 
-// What names the object for messages: "service web", "network policy db".
-func (o FileObject) What() string {
-	if o.Kind == admin.KindNetworkPolicy {
-		return "network policy " + o.Policy.Name
+// What names the object for messages: "service web", "BGP peer tor1".
+func (o FileObject) What() string { return kindText(o.Kind) + " " + o.Name() }
+
+// kindText is a kind in words.
+func kindText(kind string) string {
+	switch kind {
+	case admin.KindNetworkPolicy:
+		return "network policy"
+	case admin.KindLoadBalancerPool:
+		return "load-balancer pool"
+	case admin.KindBGPPeer:
+		return "BGP peer"
 	}
-	return "service " + o.Service.Name
+	return "service"
 }
 
-// serviceObject is what one service of a file may hold: the spec, its
-// kind, and the read-only status that `podnetctl service get -o yaml`
-// prints (ignored, as kubectl ignores it, so that output can be applied
-// again).
+// The objects of a file: each spec, its kind, and the read-only status
+// that `podnetctl ... get -o yaml` prints (ignored, as kubectl ignores
+// it, so that output can be applied again).
 type serviceObject struct {
 	Kind              string `yaml:"kind,omitempty"`
 	admin.ServiceSpec `yaml:",inline"`
 	Status            yaml.Node `yaml:"status,omitempty"`
 }
 
-// policyObject is the same for a network policy.
 type policyObject struct {
 	admin.PolicySpec `yaml:",inline"`
 	Status           yaml.Node `yaml:"status,omitempty"`
 }
 
-// ParseFile reads a YAML or JSON file of services and network policies:
-// each document is one object or a list of them. Unknown kinds, unknown
-// fields, values of the wrong type, bad YAML and a name given twice for
-// one kind are refused with the line they are on; source names the file
-// in errors.
+type poolObject struct {
+	admin.LBPoolSpec `yaml:",inline"`
+	Status           yaml.Node `yaml:"status,omitempty"`
+}
+
+type peerObject struct {
+	admin.BGPPeerSpec `yaml:",inline"`
+	Status            yaml.Node `yaml:"status,omitempty"`
+}
+
+// ParseFile reads a YAML or JSON file of objects: each document is one
+// object or a list of them. Unknown kinds, unknown fields, values of the
+// wrong type, bad YAML and a name given twice for one kind are refused
+// with the line they are on; source names the file in errors.
 func ParseFile(source string, content []byte) ([]FileObject, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(content))
 	var out []FileObject
@@ -85,7 +107,7 @@ func ParseFile(source string, content []byte) ([]FileObject, error) {
 			if root.Tag == "!!null" {
 				continue
 			}
-			return nil, inputf("%s: line %d: want an object (a service or a network policy) or a list of them", source, root.Line)
+			return nil, inputf("%s: line %d: want an object (a service, a network policy, a load-balancer pool or a BGP peer) or a list of them", source, root.Line)
 		}
 		for _, n := range objs {
 			o, err := parseObject(n)
@@ -117,22 +139,33 @@ func parseObject(n *yaml.Node) (FileObject, error) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == "kind" {
 			switch v := n.Content[i+1]; v.Value {
-			case admin.KindService, admin.KindNetworkPolicy:
+			case admin.KindService, admin.KindNetworkPolicy, admin.KindLoadBalancerPool, admin.KindBGPPeer:
 				kind = v.Value
 			default:
-				return FileObject{}, fmt.Errorf("line %d: unknown kind %q: podnet takes %s and %s objects", v.Line, v.Value,
-					admin.KindService, admin.KindNetworkPolicy)
+				return FileObject{}, fmt.Errorf("line %d: unknown kind %q: podnet takes %s, %s, %s and %s objects", v.Line, v.Value,
+					admin.KindService, admin.KindNetworkPolicy, admin.KindLoadBalancerPool, admin.KindBGPPeer)
 			}
 		}
 	}
 	o := FileObject{Kind: kind, Line: n.Line}
 	var err error
-	if kind == admin.KindNetworkPolicy {
+	switch kind {
+	case admin.KindNetworkPolicy:
 		var obj policyObject
 		err = decodeObject(n, &obj)
 		o.Policy = obj.PolicySpec
 		o.Policy.Kind = kind
-	} else {
+	case admin.KindLoadBalancerPool:
+		var obj poolObject
+		err = decodeObject(n, &obj)
+		o.Pool = obj.LBPoolSpec
+		o.Pool.Kind = kind
+	case admin.KindBGPPeer:
+		var obj peerObject
+		err = decodeObject(n, &obj)
+		o.Peer = obj.BGPPeerSpec
+		o.Peer.Kind = kind
+	default:
 		var obj serviceObject
 		err = decodeObject(n, &obj)
 		o.Service = obj.ServiceSpec

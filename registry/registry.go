@@ -74,7 +74,11 @@ func (r *Registry) Create(ctx context.Context, spec admin.ServiceSpec) (store.Se
 	if err := r.probe(ctx); err != nil {
 		return s, err
 	}
-	if err := r.checkAgainstCluster(ctx, []store.Service{s}); err != nil {
+	lb, err := r.loadLB(ctx)
+	if err != nil {
+		return s, err
+	}
+	if err := r.checkAgainstCluster(ctx, lb, []store.Service{s}); err != nil {
 		return s, err
 	}
 	return r.create(ctx, s)
@@ -85,6 +89,9 @@ func claims(s store.Service) []string {
 	var out []string
 	if s.ClusterIP.IsValid() {
 		out = append(out, store.ServiceIPKey(s.ClusterIP))
+	}
+	if s.LoadBalancerIP.IsValid() {
+		out = append(out, store.LBIPKey(s.LoadBalancerIP))
 	}
 	for _, p := range s.Ports {
 		if p.NodePort != 0 && !slices.Contains(out, store.NodePortKey(p.NodePort)) {
@@ -97,9 +104,12 @@ func claims(s store.Service) []string {
 func claimOps(s store.Service, keys []string) []store.Op {
 	ops := make([]store.Op, 0, len(keys))
 	for _, k := range keys {
-		if strings.HasPrefix(k, store.ServiceIPsPrefix) {
+		switch {
+		case strings.HasPrefix(k, store.ServiceIPsPrefix):
 			ops = append(ops, store.Put(k, store.ServiceIPClaim{Service: s.Name}))
-		} else {
+		case strings.HasPrefix(k, store.LBIPsPrefix):
+			ops = append(ops, store.Put(k, store.LBIPClaim{Service: s.Name}))
+		default:
 			ops = append(ops, store.Put(k, store.NodePortClaim{Service: s.Name}))
 		}
 	}
@@ -110,13 +120,14 @@ func (r *Registry) create(ctx context.Context, want store.Service) (store.Servic
 	for range maxTxnAttempts {
 		s := want
 		s.Ports = slices.Clone(want.Ports)
-		if err := r.allocate(ctx, &s, nil); err != nil {
+		poolCmps, err := r.allocate(ctx, &s, nil)
+		if err != nil {
 			return s, err
 		}
 		s.Created = time.Now().UTC()
 		s.Updated = s.Created
 		keys := claims(s)
-		cmps := []store.Cmp{store.Absent(store.ServiceKey(s.Name))}
+		cmps := append([]store.Cmp{store.Absent(store.ServiceKey(s.Name))}, poolCmps...)
 		for _, k := range keys {
 			cmps = append(cmps, store.Absent(k))
 		}
@@ -126,7 +137,7 @@ func (r *Registry) create(ctx context.Context, want store.Service) (store.Servic
 		}
 		if ok {
 			r.log.Info("service created", "service", s.Name, "clusterIP", s.ClusterIP, "headless", s.Headless,
-				"ports", len(s.Ports), "selector", s.Selector)
+				"loadBalancerIP", s.LoadBalancerIP, "ports", len(s.Ports), "selector", s.Selector)
 			return s, nil
 		}
 		if err := r.whyTaken(ctx, want, true); err != nil {
@@ -151,6 +162,12 @@ func (r *Registry) whyTaken(ctx context.Context, want store.Service, creating bo
 			return inputf("service %s: clusterIP %s is taken by service %s", want.Name, want.ClusterIP, c.Service)
 		}
 	}
+	if want.LoadBalancerIP.IsValid() {
+		var c store.LBIPClaim
+		if _, err := r.st.Get(ctx, store.LBIPKey(want.LoadBalancerIP), &c); err == nil && c.Service != want.Name {
+			return inputf("service %s: loadBalancerIP %s is taken by service %s", want.Name, want.LoadBalancerIP, c.Service)
+		}
+	}
 	for _, p := range want.Ports {
 		if p.NodePort == 0 {
 			continue
@@ -163,30 +180,37 @@ func (r *Registry) whyTaken(ctx context.Context, want store.Service, creating bo
 	return nil
 }
 
-// allocate picks a VIP (unless given or headless) and the NodePorts left
-// at 0. held are claim keys the service already owns (not "taken").
-func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string) error {
+// allocate picks a VIP (unless given or headless), a load-balancer
+// address (type LoadBalancer, unless given) and the NodePorts left at 0.
+// held are claim keys the service already owns (not "taken"). The
+// conditions it returns hold the pool of the load-balancer address as
+// read, so that the service's write fails if the pool changed meanwhile.
+func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string) ([]store.Cmp, error) {
 	if !s.Headless && !s.ClusterIP.IsValid() {
 		taken, err := r.claimed(ctx, store.ServiceIPsPrefix)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		a, ok := r.pickVIP(taken)
 		if !ok {
-			return inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken))
+			return nil, inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken))
 		}
 		s.ClusterIP = a
 	}
+	cmps, err := r.allocateLB(ctx, s, held)
+	if err != nil {
+		return nil, err
+	}
 	need := false
 	for _, p := range s.Ports {
-		need = need || (s.Type == store.ServiceTypeNodePort && p.NodePort == 0)
+		need = need || (hasNodePorts(s.Type) && p.NodePort == 0)
 	}
 	if !need {
-		return nil
+		return cmps, nil
 	}
 	taken, err := r.claimed(ctx, store.NodePortsPrefix)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, k := range held {
 		delete(taken, strings.TrimPrefix(k, store.NodePortsPrefix))
@@ -211,10 +235,10 @@ func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string
 			}
 		}
 		if s.Ports[i].NodePort == 0 {
-			return inputf("service %s: no free NodePort left in %d-%d", s.Name, NodePortMin, NodePortMax)
+			return nil, inputf("service %s: no free NodePort left in %d-%d", s.Name, NodePortMin, NodePortMax)
 		}
 	}
-	return nil
+	return cmps, nil
 }
 
 // claimed lists the claim keys under prefix, by their last component.
@@ -245,20 +269,27 @@ func (r *Registry) pickVIP(taken map[string]bool) (netip.Addr, bool) {
 }
 
 // checkAgainstCluster refuses what the spec alone cannot show: an
-// external IP that is a pod address (inside a podnet pool).
-func (r *Registry) checkAgainstCluster(ctx context.Context, ss []store.Service) error {
-	kvs, _, err := r.st.List(ctx, store.PoolsPrefix)
+// external IP that is a pod address (inside a podnet pool) or lies in a
+// load-balancer pool, and a loadBalancerIP outside every load-balancer
+// pool (lb).
+func (r *Registry) checkAgainstCluster(ctx context.Context, lb *lbState, ss []store.Service) error {
+	pools, _, err := r.podnetPools(ctx)
 	if err != nil {
-		return fmt.Errorf("list pools: %w", err)
+		return err
 	}
 	for _, s := range ss {
 		for _, a := range s.ExternalIPs {
-			for _, kv := range kvs {
-				p, err := store.PoolOfKey(kv.Key)
-				if err == nil && p.Contains(a) {
+			for _, p := range pools {
+				if p.Contains(a) {
 					return inputf("service %s: external IP %s is a pod address (podnet pool %s): use an address outside podnet's networks", s.Name, a, p)
 				}
 			}
+			if p, ok := lb.poolOf(a); ok {
+				return inputf("service %s: external IP %s lies in load-balancer pool %s: use type LoadBalancer with loadBalancerIP %s instead", s.Name, a, p.Name, a)
+			}
+		}
+		if err := lb.checkLoadBalancerIP(s); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -326,6 +357,18 @@ func (r *Registry) views(ctx context.Context, only string) ([]admin.ServiceView,
 			errs[st.Service] = append(errs[st.Service], admin.ServiceHostError{Host: st.Host, Error: st.Error, Since: st.Since})
 		}
 	}
+	lb, err := r.loadLB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l2, err := r.l2Claims(ctx)
+	if err != nil {
+		return nil, err
+	}
+	speakers, err := r.Speakers(ctx)
+	if err != nil {
+		return nil, err
+	}
 	names := c.ServiceNames()
 	if only != "" {
 		names = slices.DeleteFunc(names, func(n string) bool { return n != only })
@@ -334,7 +377,8 @@ func (r *Registry) views(ctx context.Context, only string) ([]admin.ServiceView,
 	for _, n := range names {
 		s, _ := c.Service(n)
 		out = append(out, admin.ServiceView{ServiceSpec: SpecOf(*s), Status: &admin.ServiceStatus{
-			Created: s.Created, Updated: s.Updated, Endpoints: c.EndpointViews(s), Errors: errs[n]}})
+			Created: s.Created, Updated: s.Updated, Endpoints: c.EndpointViews(s), Errors: errs[n],
+			LoadBalancer: r.lbStatus(lb, l2, speakers, *s)}})
 	}
 	return out, nil
 }

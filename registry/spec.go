@@ -143,8 +143,10 @@ func (r ServiceRange) ValidateService(spec admin.ServiceSpec) (store.Service, er
 		s.Type = store.ServiceTypeClusterIP
 	case "nodeport":
 		s.Type = store.ServiceTypeNodePort
+	case "loadbalancer":
+		s.Type = store.ServiceTypeLoadBalancer
 	default:
-		return fail("type %q is not supported: use ClusterIP or NodePort", spec.Type)
+		return fail("type %q is not supported: use ClusterIP, NodePort or LoadBalancer", spec.Type)
 	}
 	var err error
 	if s.Ports, err = validatePorts(s.Type, spec.Ports); err != nil {
@@ -156,6 +158,9 @@ func (r ServiceRange) ValidateService(spec admin.ServiceSpec) (store.Service, er
 	if s.ExternalIPs, err = r.validateExternalIPs(spec.ExternalIPs); err != nil {
 		return fail("%v", err)
 	}
+	if s.LoadBalancerIP, err = r.validateLoadBalancerIP(s.Type, spec.LoadBalancerIP); err != nil {
+		return fail("%v", err)
+	}
 	if err := validateAffinity(&s, spec); err != nil {
 		return fail("%v", err)
 	}
@@ -164,16 +169,16 @@ func (r ServiceRange) ValidateService(spec admin.ServiceSpec) (store.Service, er
 		s.ExternalTrafficPolicy = store.TrafficPolicyCluster
 	case "local":
 		s.ExternalTrafficPolicy = store.TrafficPolicyLocal
-		if s.Type != store.ServiceTypeNodePort && len(s.ExternalIPs) == 0 {
-			return fail("externalTrafficPolicy Local applies to NodePort and external-IP traffic: use type NodePort or give an external IP")
+		if !hasNodePorts(s.Type) && len(s.ExternalIPs) == 0 {
+			return fail("externalTrafficPolicy Local applies to NodePort, LoadBalancer and external-IP traffic: use type NodePort or LoadBalancer, or give an external IP")
 		}
 	default:
 		return fail("externalTrafficPolicy %q: use Cluster or Local", spec.ExternalTrafficPolicy)
 	}
 	if s.Headless {
 		switch {
-		case s.Type == store.ServiceTypeNodePort:
-			return fail("a headless service (clusterIP None) has no VIP to forward NodePorts to: use type ClusterIP")
+		case hasNodePorts(s.Type):
+			return fail("a headless service (clusterIP None) has no VIP to forward NodePorts or a load-balancer address to: use type ClusterIP")
 		case len(s.ExternalIPs) > 0:
 			return fail("a headless service (clusterIP None) has no VIP to forward external IPs to")
 		case s.SessionAffinity == store.AffinityClientIP:
@@ -237,8 +242,8 @@ func validatePorts(typ string, in []admin.ServicePortSpec) ([]store.ServicePort,
 		}
 		seen[key] = true
 		if p.NodePort != 0 {
-			if typ != store.ServiceTypeNodePort {
-				return nil, fmt.Errorf("%s: nodePort %d needs type NodePort", what, p.NodePort)
+			if !hasNodePorts(typ) {
+				return nil, fmt.Errorf("%s: nodePort %d needs type NodePort or LoadBalancer", what, p.NodePort)
 			}
 			if p.NodePort < NodePortMin || p.NodePort > NodePortMax {
 				return nil, fmt.Errorf("%s: nodePort %d is outside the NodePort range %d-%d", what, p.NodePort, NodePortMin, NodePortMax)
@@ -303,6 +308,36 @@ func (r ServiceRange) validateExternalIPs(in []string) ([]netip.Addr, error) {
 	return out, nil
 }
 
+// hasNodePorts: NodePort and LoadBalancer services get NodePorts (as in
+// Kubernetes, whose default allocateLoadBalancerNodePorts is true).
+func hasNodePorts(typ string) bool {
+	return typ == store.ServiceTypeNodePort || typ == store.ServiceTypeLoadBalancer
+}
+
+// validateLoadBalancerIP checks what the spec alone can tell of a
+// requested load-balancer address; which pool holds it is the
+// registry's to check.
+func (r ServiceRange) validateLoadBalancerIP(typ, in string) (netip.Addr, error) {
+	if in == "" {
+		return netip.Addr{}, nil
+	}
+	if typ != store.ServiceTypeLoadBalancer {
+		return netip.Addr{}, fmt.Errorf("loadBalancerIP %s needs type LoadBalancer", in)
+	}
+	a, err := netip.ParseAddr(in)
+	if err != nil {
+		return a, fmt.Errorf("loadBalancerIP %q is not an IP address", in)
+	}
+	a = a.Unmap()
+	switch {
+	case a.Is4() != r.CIDR.Addr().Is4():
+		return a, fmt.Errorf("loadBalancerIP %s: the service CIDR %s is of the other address family", a, r.CIDR)
+	case r.CIDR.Contains(a):
+		return a, fmt.Errorf("loadBalancerIP %s lies in the service CIDR %s: give an address of a LoadBalancerPool", a, r.CIDR)
+	}
+	return a, nil
+}
+
 func validateAffinity(s *store.Service, spec admin.ServiceSpec) error {
 	timeout := 0
 	if c := spec.SessionAffinityConfig; c != nil && c.ClientIP != nil {
@@ -348,6 +383,9 @@ func SpecOf(s store.Service) admin.ServiceSpec {
 	for _, a := range s.ExternalIPs {
 		out.ExternalIPs = append(out.ExternalIPs, a.String())
 	}
+	if s.LoadBalancerIP.IsValid() {
+		out.LoadBalancerIP = s.LoadBalancerIP.String()
+	}
 	if s.SessionAffinity == store.AffinityClientIP {
 		out.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: s.AffinityTimeout}}
 	}
@@ -358,6 +396,6 @@ func SpecOf(s store.Service) admin.ServiceSpec {
 func sameSpec(a, b store.Service) bool {
 	return a.Name == b.Name && maps.Equal(a.Selector, b.Selector) && a.Type == b.Type &&
 		slices.Equal(a.Ports, b.Ports) && a.ClusterIP == b.ClusterIP && a.Headless == b.Headless &&
-		slices.Equal(a.ExternalIPs, b.ExternalIPs) && a.SessionAffinity == b.SessionAffinity &&
+		slices.Equal(a.ExternalIPs, b.ExternalIPs) && a.LoadBalancerIP == b.LoadBalancerIP && a.SessionAffinity == b.SessionAffinity &&
 		a.AffinityTimeout == b.AffinityTimeout && a.ExternalTrafficPolicy == b.ExternalTrafficPolicy
 }

@@ -84,7 +84,7 @@ func TestValidateRefuses(t *testing.T) {
 		{"bad port name", func(s *admin.ServiceSpec) { s.Ports[0].Name = "HTTP" }, `port name "HTTP"`},
 		{"nodePort without NodePort type", func(s *admin.ServiceSpec) { s.Ports[0].NodePort = 30001 }, "needs type NodePort"},
 		{"nodePort out of range", func(s *admin.ServiceSpec) { s.Type = "NodePort"; s.Ports[0].NodePort = 8080 }, "outside the NodePort range 30000-32767"},
-		{"unknown type", func(s *admin.ServiceSpec) { s.Type = "LoadBalancer" }, `type "LoadBalancer" is not supported`},
+		{"unknown type", func(s *admin.ServiceSpec) { s.Type = "ExternalName" }, `type "ExternalName" is not supported`},
 		{"VIP outside", func(s *admin.ServiceSpec) { s.ClusterIP = "10.97.0.1" }, "outside the service CIDR 10.96.0.0/16"},
 		{"VIP .1", func(s *admin.ServiceSpec) { s.ClusterIP = "10.96.0.1" }, "reserved"},
 		{"VIP DNS", func(s *admin.ServiceSpec) { s.ClusterIP = "10.96.0.10" }, "cluster DNS address"},

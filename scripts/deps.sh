@@ -14,7 +14,9 @@
 # debootstrap (the QEMU guest of scripts/vm.sh, for ipvlan and 802.1q tests
 # on Debian's kernel) podman containernetworking-plugins (the e2e tests and
 # benchmark B20 of the CNI plugin run podman 4 with its CNI backend; make
-# build builds cnitool from the Go module proxy), plus shellcheck (optional: a failure to install it is
+# build builds cnitool from the Go module proxy) bird2 (the router the
+# LoadBalancer e2e tests and benchmark B18 peer with; its service, where
+# systemd runs, is disabled as above), plus shellcheck (optional: a failure to install it is
 # only a warning). Runs apt-get update only when something is missing, so a
 # second run is quick and needs no network. Then checks that Go is at least
 # the version go.mod asks for (and never below 1.26, which the dependencies need), looking in PATH and in
@@ -30,7 +32,7 @@ readonly REPO
 readonly MIN_GO=1.26
 readonly PACKAGES=(docker.io iptables iproute2 nftables busybox-static etcd-server etcd-client
 	iperf3 curl ca-certificates openssl make procps util-linux systemd docker-registry prometheus
-	qemu-system-x86 debootstrap podman containernetworking-plugins)
+	qemu-system-x86 debootstrap podman containernetworking-plugins bird2)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 log() { echo "deps: $*"; }
@@ -70,9 +72,10 @@ install_packages() {
 	if ((${#todo[@]} > 0)); then
 		apt_install "${todo[@]}" || die "apt-get install ${todo[*]} failed"
 		local svc
-		for svc in docker-registry prometheus; do
+		local -A unit=([docker-registry]=docker-registry [prometheus]=prometheus [bird2]=bird)
+		for svc in docker-registry prometheus bird2; do
 			if [[ " ${todo[*]} " == *" $svc "* && -d /run/systemd/system ]]; then
-				systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+				systemctl disable --now "${unit[$svc]}.service" >/dev/null 2>&1 || true
 			fi
 		done
 	fi

@@ -99,13 +99,16 @@ type Service struct {
 	Type     string            `json:"type"`
 	Ports    []ServicePort     `json:"ports"`
 	// ClusterIP is the VIP; invalid when Headless.
-	ClusterIP             netip.Addr   `json:"clusterIP,omitzero"`
-	Headless              bool         `json:"headless,omitempty"`
-	ExternalIPs           []netip.Addr `json:"externalIPs,omitempty"`
-	SessionAffinity       string       `json:"sessionAffinity"`
-	AffinityTimeout       int          `json:"affinityTimeoutSeconds,omitempty"`
-	ExternalTrafficPolicy string       `json:"externalTrafficPolicy"`
-	Created               time.Time    `json:"created"`
+	ClusterIP   netip.Addr   `json:"clusterIP,omitzero"`
+	Headless    bool         `json:"headless,omitempty"`
+	ExternalIPs []netip.Addr `json:"externalIPs,omitempty"`
+	// LoadBalancerIP is the address of a LoadBalancer service, from an
+	// LBPool (claimed under lbips/).
+	LoadBalancerIP        netip.Addr `json:"loadBalancerIP,omitzero"`
+	SessionAffinity       string     `json:"sessionAffinity"`
+	AffinityTimeout       int        `json:"affinityTimeoutSeconds,omitempty"`
+	ExternalTrafficPolicy string     `json:"externalTrafficPolicy"`
+	Created               time.Time  `json:"created"`
 	// Updated moves with every change of the spec (it also dates the
 	// change for convergence measurements).
 	Updated time.Time `json:"updated"`

@@ -10,12 +10,12 @@ import (
 )
 
 func (c *cli) applyCmd() *cobra.Command {
-	return c.fileCmd("apply", "create or update the services and network policies of a YAML or JSON file (Kubernetes' fields, flattened; - reads stdin)",
+	return c.fileCmd("apply", "create or update the objects of a YAML or JSON file: services (Kubernetes Service fields, flattened), kind: NetworkPolicy, kind: LoadBalancerPool, kind: BGPPeer (- reads stdin)",
 		"/v1/services/apply")
 }
 
 func (c *cli) deleteCmd() *cobra.Command {
-	return c.fileCmd("delete", "remove the services and network policies a YAML or JSON file names (absent ones are reported, not an error)",
+	return c.fileCmd("delete", "remove the objects a YAML or JSON file names (absent ones are reported, not an error)",
 		"/v1/services/delete")
 }
 
@@ -30,7 +30,7 @@ func (c *cli) fileCmd(verb, short, path string) *cobra.Command {
 			return c.sendFile(path, file)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "filename", "f", "", "the file of services and network policies (- for standard input)")
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "the file of objects (- for standard input)")
 	_ = cmd.MarkFlagRequired("filename")
 	return c.printing(cmd)
 }

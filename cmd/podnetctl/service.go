@@ -29,12 +29,13 @@ type serviceFlags struct {
 	selectors, ports, externalIPs []string
 	nodePorts                     []int
 	typ, vip, affinity, policy    string
+	lbIP                          string
 	affinityTimeout               time.Duration
 }
 
 func (f *serviceFlags) spec(name string) (admin.ServiceSpec, error) {
 	s := admin.ServiceSpec{Name: name, Selector: map[string]string{}, Type: f.typ, ClusterIP: f.vip,
-		ExternalIPs: f.externalIPs, SessionAffinity: f.affinity, ExternalTrafficPolicy: f.policy}
+		ExternalIPs: f.externalIPs, SessionAffinity: f.affinity, ExternalTrafficPolicy: f.policy, LoadBalancerIP: f.lbIP}
 	for _, sel := range f.selectors {
 		for _, t := range strings.Split(sel, ",") {
 			k, v, ok := strings.Cut(t, "=")
@@ -59,6 +60,9 @@ func (f *serviceFlags) spec(name string) (admin.ServiceSpec, error) {
 	}
 	for i, n := range f.nodePorts {
 		s.Ports[i].NodePort = n
+	}
+	if f.lbIP != "" && s.Type == "" {
+		s.Type = "LoadBalancer"
 	}
 	if len(f.nodePorts) > 0 && s.Type == "" {
 		s.Type = "NodePort"
@@ -121,15 +125,20 @@ func (c *cli) serviceCreateCmd() *cobra.Command {
 				return err
 			}
 			return c.print(v, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "service/%s created\tclusterIP %s\tports %s\n", v.Name, dash(v.ClusterIP), portsText(v.Ports))
+				fmt.Fprintf(w, "service/%s created\tclusterIP %s\tports %s", v.Name, dash(v.ClusterIP), portsText(v.Ports))
+				if v.LoadBalancerIP != "" {
+					fmt.Fprintf(w, "\tloadBalancerIP %s", v.LoadBalancerIP)
+				}
+				fmt.Fprintln(w)
 			})
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.selectors, "selector", nil, "label terms a container must all carry, KEY=VALUE[,KEY=VALUE...] (repeatable)")
 	fl.StringArrayVar(&f.ports, "port", nil, "[NAME:]PORT[:TARGET][/tcp|/udp|/sctp] (repeatable; TARGET defaults to PORT)")
-	fl.StringVar(&f.typ, "type", "", "ClusterIP (default) or NodePort")
-	fl.IntSliceVar(&f.nodePorts, "node-port", nil, "NodePort of the i-th --port (30000-32767; default: allocated); implies --type NodePort")
+	fl.StringVar(&f.typ, "type", "", "ClusterIP (default), NodePort or LoadBalancer (an address from a LoadBalancerPool, announced by ARP/NDP or BGP)")
+	fl.IntSliceVar(&f.nodePorts, "node-port", nil, "NodePort of the i-th --port (30000-32767; default: allocated); implies --type NodePort unless --type LoadBalancer")
+	fl.StringVar(&f.lbIP, "load-balancer-ip", "", "the address of a LoadBalancerPool the service asks for (default: allocated); implies --type LoadBalancer")
 	fl.StringVar(&f.vip, "vip", "", "the VIP, from the service CIDR (default: allocated), or None for a headless service")
 	fl.StringArrayVar(&f.externalIPs, "external-ip", nil, "an address outside the pod networks whose traffic to the service's ports is the service's (repeatable)")
 	fl.StringVar(&f.affinity, "session-affinity", "", "None (default) or ClientIP: a client keeps its endpoint")
@@ -154,8 +163,12 @@ func (c *cli) serviceLsCmd() *cobra.Command {
 			return c.print(vs, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "NAME\tTYPE\tCLUSTER-IP\tEXTERNAL-IP\tPORT(S)\tENDPOINTS\tSELECTOR")
 				for _, v := range vs {
+					ext := v.ExternalIPs
+					if v.LoadBalancerIP != "" {
+						ext = append([]string{v.LoadBalancerIP}, ext...)
+					}
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.Type, dash(v.ClusterIP),
-						dash(strings.Join(v.ExternalIPs, ",")), portsText(v.Ports), readyText(v.Status), selectorText(v.Selector))
+						dash(strings.Join(ext, ",")), portsText(v.Ports), readyText(v.Status), selectorText(v.Selector))
 				}
 			})
 		},
@@ -186,6 +199,9 @@ func serviceTable(w *tabwriter.Writer, v admin.ServiceView) {
 	if len(v.ExternalIPs) > 0 {
 		fmt.Fprintf(w, "externalIPs:\t%s\n", strings.Join(v.ExternalIPs, ", "))
 	}
+	if v.LoadBalancerIP != "" {
+		fmt.Fprintf(w, "loadBalancerIP:\t%s%s\n", v.LoadBalancerIP, lbText(v.Status))
+	}
 	fmt.Fprintf(w, "ports:\t%s\n", portsText(v.Ports))
 	fmt.Fprintf(w, "selector:\t%s\n", selectorText(v.Selector))
 	aff := v.SessionAffinity
@@ -212,6 +228,25 @@ func serviceTable(w *tabwriter.Writer, v admin.ServiceView) {
 	for _, e := range v.Status.Errors {
 		fmt.Fprintf(w, "error on %s:\t%s (since %s)\n", e.Host, e.Error, e.Since.Format(time.RFC3339))
 	}
+}
+
+// lbText says where a load-balancer address is announced.
+func lbText(st *admin.ServiceStatus) string {
+	if st == nil || st.LoadBalancer == nil {
+		return ""
+	}
+	lb := st.LoadBalancer
+	if lb.Pool == "" {
+		return " (in no pool)"
+	}
+	who := "announced by nobody yet"
+	switch {
+	case len(lb.Announcers) > 0 && lb.Mode == "L2":
+		who = "answered for by " + strings.Join(lb.Announcers, ", ")
+	case len(lb.Announcers) > 0:
+		who = "announced by " + strings.Join(lb.Announcers, ", ")
+	}
+	return fmt.Sprintf(" (pool %s, %s: %s)", lb.Pool, lb.Mode, who)
 }
 
 func endpointAddrs(e admin.ServiceEndpointView) string {
@@ -284,18 +319,14 @@ func (c *cli) printResults(rs []admin.ApplyResult) error {
 	failed := 0
 	err := c.print(rs, func(w *tabwriter.Writer) {
 		for _, r := range rs {
-			kind := "service"
-			if r.Kind == admin.KindNetworkPolicy {
-				kind = "networkpolicy"
-			}
 			switch {
 			case r.Error != "":
 				failed++
-				fmt.Fprintf(os.Stderr, "%s/%s: %s\n", kind, r.Name, r.Error)
+				fmt.Fprintf(os.Stderr, "%s/%s: %s\n", kindWord(r.Kind), r.Name, r.Error)
 			case r.Action == admin.ActionNotFound:
-				fmt.Fprintf(w, "%s/%s not found (nothing to remove)\n", kind, r.Name)
+				fmt.Fprintf(w, "%s/%s not found (nothing to remove)\n", kindWord(r.Kind), r.Name)
 			default:
-				fmt.Fprintf(w, "%s/%s %s\n", kind, r.Name, r.Action)
+				fmt.Fprintf(w, "%s/%s %s\n", kindWord(r.Kind), r.Name, r.Action)
 			}
 		}
 	})
@@ -306,6 +337,19 @@ func (c *cli) printResults(rs []admin.ApplyResult) error {
 		return fmt.Errorf("%d of %d object(s) failed", failed, len(rs))
 	}
 	return nil
+}
+
+// kindWord names a kind as podnetctl's commands do.
+func kindWord(kind string) string {
+	switch kind {
+	case admin.KindNetworkPolicy:
+		return "networkpolicy"
+	case admin.KindLoadBalancerPool:
+		return "lbpool"
+	case admin.KindBGPPeer:
+		return "bgppeer"
+	}
+	return "service"
 }
 
 // printYAML writes v's JSON form (the API's field names) as YAML, so

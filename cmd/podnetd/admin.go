@@ -200,6 +200,7 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 	}
 	maps.Copy(routes, a.serviceRoutes())
 	maps.Copy(routes, a.policyRoutes())
+	maps.Copy(routes, a.lbRoutes())
 	maps.Copy(routes, a.cniRoutes())
 	return admin.Serve(ctx, cfg.AdminSocket, routes, log)
 }

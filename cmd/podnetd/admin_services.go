@@ -18,19 +18,7 @@ const maxServiceFile = 16 << 20
 
 // serviceRoutes are the admin API of services.
 func (a *adminServer) serviceRoutes() admin.Routes {
-	with := func(h func(ctx context.Context, s *services, r *http.Request) (any, error)) admin.Handler {
-		return func(ctx context.Context, r *http.Request) (any, error) {
-			d, err := a.ready(ctx)
-			if err != nil {
-				return nil, err
-			}
-			v, err := h(ctx, d.services, r)
-			if errors.Is(err, registry.ErrInvalid) {
-				return nil, admin.UserError{Err: err}
-			}
-			return v, err
-		}
-	}
+	with := a.withServices
 	return admin.Routes{
 		"GET /v1/services": with(func(ctx context.Context, s *services, _ *http.Request) (any, error) {
 			return s.registry.List(ctx)
@@ -81,6 +69,23 @@ func (a *adminServer) serviceRoutes() admin.Routes {
 		"GET /v1/service-agent": with(func(_ context.Context, s *services, _ *http.Request) (any, error) {
 			return s.proxy.Status(), nil
 		}),
+	}
+}
+
+// withServices adapts a handler of the service layer: it waits for
+// podnetd to be ready and answers the registry's refusals as the
+// caller's fault.
+func (a *adminServer) withServices(h func(ctx context.Context, s *services, r *http.Request) (any, error)) admin.Handler {
+	return func(ctx context.Context, r *http.Request) (any, error) {
+		d, err := a.ready(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v, err := h(ctx, d.services, r)
+		if errors.Is(err, registry.ErrInvalid) {
+			return nil, admin.UserError{Err: err}
+		}
+		return v, err
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/podnet/podnet/clusterdns"
 	"github.com/podnet/podnet/internal/metrics"
+	"github.com/podnet/podnet/lbannounce"
 	"github.com/podnet/podnet/store"
 	"github.com/spf13/cobra"
 )
@@ -38,6 +39,7 @@ type config struct {
 	GCInterval     time.Duration
 	GCGrace        time.Duration
 	LivenessTTL    time.Duration
+	LBLeaseTTL     time.Duration
 	IPTables       string
 	MTU            int
 	LogLevel       string
@@ -70,6 +72,7 @@ func defaultConfig() *config {
 		GCInterval:     60 * time.Second,
 		GCGrace:        60 * time.Second,
 		LivenessTTL:    30 * time.Second,
+		LBLeaseTTL:     lbannounce.DefaultTTL,
 		IPTables:       "auto",
 		MTU:            1500,
 		LogLevel:       "info",
@@ -105,6 +108,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.DurationVar(&c.GCInterval, "gc-interval", c.GCInterval, "how often to reconcile with Docker")
 	f.DurationVar(&c.GCGrace, "gc-grace", c.GCGrace, "minimum age of anything garbage-collected")
 	f.DurationVar(&c.LivenessTTL, "liveness-ttl", c.LivenessTTL, "how long after this host dies other hosts notice")
+	f.DurationVar(&c.LBLeaseTTL, "lb-lease-ttl", c.LBLeaseTTL, "how long after this host (or its LAN link) dies another host answers for its L2 LoadBalancer addresses (shorter than --liveness-ttl)")
 	f.StringVar(&c.IPTables, "iptables-backend", c.IPTables, "iptables backend for podnet's accepts in Docker's chains: auto, nft or legacy")
 	f.IntVar(&c.MTU, "default-mtu", c.MTU, "MTU of bridge networks created without an mtu option")
 	f.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "underlay address (or interface) other hosts reach this one at; default: the primary address of the interface holding the default route")
@@ -178,6 +182,9 @@ func (c *config) validate() error {
 		}
 	}
 	if err := c.validateServices(); err != nil {
+		return err
+	}
+	if err := c.validateLB(); err != nil {
 		return err
 	}
 	if c.MetricsAddr != metrics.Off {

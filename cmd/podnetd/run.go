@@ -153,6 +153,7 @@ func run(parent context.Context, cfg *config) error {
 	}
 	svcs.start(ctx, cfg, ports, log)
 	runPolicy(ctx, cfg, pol, log)
+	defer startAnnouncer(ctx, cfg, st, k, cat, log)()
 	var rec *reconcile.Reconciler
 	dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
 	if err != nil {

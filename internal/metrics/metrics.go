@@ -100,6 +100,20 @@ var (
 	DockerWatcherResyncs = counterVec("docker_watcher_resyncs_total",
 		"Full resyncs of container metadata with Docker (at start, after a lost event stream, periodically, after failures), by outcome.",
 		"outcome")
+
+	// LoadBalancer addresses (L2: ARP/NDP; BGP: routes to routers).
+	LBL2Addresses = gauge("lb_l2_addresses",
+		"Load-balancer addresses of L2 pools this host answers ARP/NDP for.")
+	LBL2Takeovers = counter("lb_l2_takeovers_total",
+		"Load-balancer addresses this host started answering ARP/NDP for (its election won).")
+	LBReplies = counterVec("lb_replies_total",
+		"ARP replies and neighbor advertisements this host sent for load-balancer addresses, by protocol (arp, ndp).",
+		"protocol")
+	LBAnnouncements = counter("lb_announcements_total",
+		"Gratuitous ARP replies and unsolicited neighbor advertisements sent for load-balancer addresses this host took over.")
+	BGPAnnounced = gauge("bgp_announced_addresses",
+		"Load-balancer addresses this host announces over BGP (one /32 or /128 route each, to every established peer).")
+	bgpSessions = newBGPCollector()
 )
 
 // durationBuckets suit every latency podnet measures: sub-millisecond
@@ -184,6 +198,9 @@ func init() {
 	for _, o := range []string{OK, Error} {
 		DNSForwards.WithLabelValues(o)
 		DockerWatcherResyncs.WithLabelValues(o)
+	}
+	for _, p := range []string{"arp", "ndp"} {
+		LBReplies.WithLabelValues(p)
 	}
 	DockerReachable.Set(1)
 }

@@ -78,6 +78,8 @@ func TestRegistry(t *testing.T) {
 		return []PolicyDenial{{Policy: "db", Direction: "ingress", Packets: 3}, {Direction: "egress", Packets: 1}}
 	})
 	t.Cleanup(func() { SetPolicyDenials(nil) })
+	SetBGPSessions(func() []BGPSession { return []BGPSession{{Peer: "tor", Up: true, Routes: 3}} })
+	t.Cleanup(func() { SetBGPSessions(nil) })
 	for _, s := range all {
 		values := make([]string, len(s.labels))
 		for i := range values {

@@ -26,6 +26,9 @@
 //	netcheck vxlan-send VTEP:PORT VNI DSTMAC SRC DST DPORT MSG
 //	                                one VXLAN datagram carrying UDP SRC ->
 //	                                DST:DPORT (any inner source)
+//	netcheck arp IFACE IP           broadcast an ARP request for IP on
+//	                                IFACE; print the MAC of every reply
+//	                                seen within a second (one per line)
 package main
 
 import (
@@ -90,6 +93,12 @@ func main() {
 		}
 		a := os.Args[2:]
 		err = vxlanSend(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+	case "arp":
+		if len(os.Args) < 4 {
+			err = fmt.Errorf("usage: netcheck arp IFACE IP")
+			break
+		}
+		err = arpWhoHas(os.Args[2], os.Args[3])
 	case "udp-send":
 		msg, src := "ping", ""
 		if len(os.Args) > 3 {

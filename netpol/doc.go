@@ -73,7 +73,7 @@
 //     lo) only where a rule allows it, as with Calico and Cilium. Traffic
 //     from other hosts is judged by the address it arrives with: through a
 //     service VIP a container's own address (no source NAT between
-//     containers), for NodePort and external-IP traffic forwarded to
-//     another host that host's tunnel address (see dataplane's "Services
+//     containers), for NodePort, external-IP and LoadBalancer traffic
+//     forwarded to another host that host's tunnel address (see dataplane's "Services
 //     across hosts").
 package netpol

@@ -55,7 +55,7 @@ func (c *Catalog) applyPolicy(kv store.KV, deleted bool) {
 		}
 	}
 	if old := c.policies[name]; old != nil {
-		for _, s := range policySelectors(old) {
+		for _, s := range policy.Selectors(*old) {
 			c.unselect(s)
 		}
 		delete(c.policies, name)
@@ -63,28 +63,13 @@ func (c *Catalog) applyPolicy(kv store.KV, deleted bool) {
 	var at time.Time
 	if p != nil {
 		c.policies[name] = p
-		for _, s := range policySelectors(p) {
+		for _, s := range policy.Selectors(*p) {
 			c.selectBy(s)
 		}
 		at = p.Updated
 	}
 	c.polChanged = true
 	c.markPolicyDirty(at)
-}
-
-// policySelectors are the selectors a policy uses.
-func policySelectors(p *store.NetworkPolicy) []store.LabelSelector {
-	out := []store.LabelSelector{p.PodSelector}
-	for _, rs := range [][]store.PolicyRule{p.Ingress, p.Egress} {
-		for _, r := range rs {
-			for _, peer := range r.Peers {
-				if peer.PodSelector != nil {
-					out = append(out, *peer.PodSelector)
-				}
-			}
-		}
-	}
-	return out
 }
 
 // selectBy registers one more use of sel.

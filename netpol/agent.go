@@ -270,7 +270,7 @@ func (a *Agent) takeDelta(d catalog.PolicyDelta) {
 	a.index = policy.NewIndex(a.policies)
 	a.selectors = map[string]store.LabelSelector{}
 	for _, p := range a.policies {
-		for _, s := range selectorsOf(p) {
+		for _, s := range policy.Selectors(p) {
 			a.selectors[policy.Key(s)] = s
 		}
 	}
@@ -281,20 +281,6 @@ func (a *Agent) takeDelta(d catalog.PolicyDelta) {
 			e.known, e.labels = false, nil
 		}
 	}
-}
-
-func selectorsOf(p store.NetworkPolicy) []store.LabelSelector {
-	out := []store.LabelSelector{p.PodSelector}
-	for _, rs := range [][]store.PolicyRule{p.Ingress, p.Egress} {
-		for _, r := range rs {
-			for _, peer := range r.Peers {
-				if peer.PodSelector != nil {
-					out = append(out, *peer.PodSelector)
-				}
-			}
-		}
-	}
-	return out
 }
 
 // programLocked compiles the model for this host's endpoints and hands

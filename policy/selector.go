@@ -132,3 +132,19 @@ func References(sel store.LabelSelector, k string) bool {
 	}
 	return slices.ContainsFunc(sel.MatchExpressions, func(r store.LabelRequirement) bool { return r.Key == k })
 }
+
+// Selectors are the label selectors p uses: its podSelector, then its
+// peers' podSelectors.
+func Selectors(p store.NetworkPolicy) []store.LabelSelector {
+	out := []store.LabelSelector{p.PodSelector}
+	for _, rs := range [][]store.PolicyRule{p.Ingress, p.Egress} {
+		for _, r := range rs {
+			for _, peer := range r.Peers {
+				if peer.PodSelector != nil {
+					out = append(out, *peer.PodSelector)
+				}
+			}
+		}
+	}
+	return out
+}

@@ -64,12 +64,30 @@ func TestRegistryPolicies(t *testing.T) {
 	storetest.Put(t, st, store.NetworkKey("h1", "n1"), store.Network{ID: "n1", Host: "h1", Mode: "bridge"})
 	storetest.Put(t, st, store.EndpointMetaKey("h1", "e1"), store.EndpointMeta{Endpoint: "e1", Network: "n1", Container: "c1",
 		Name: "db-1", Labels: map[string]string{"app": "db"}, IPv4: netip.MustParseAddr("10.0.0.2"), Updated: time.Now()})
+	// A macvlan container is listed as not enforced, saying why.
+	storetest.Put(t, st, store.NetworkKey("h2", "n2"), store.Network{ID: "n2", Host: "h2", Mode: "macvlan"})
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "e2"), store.EndpointMeta{Endpoint: "e2", Network: "n2", Container: "c2",
+		Name: "db-2", Labels: map[string]string{"app": "db"}, IPv4: netip.MustParseAddr("192.168.1.9"), Updated: time.Now()})
 	v, err := r.Policy(ctx, "db")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(v.Status.Selected) != 1 || !v.Status.Selected[0].Enforced || v.Status.Selected[0].Addresses[0] != "10.0.0.2" {
+	sel := v.Status.Selected
+	if len(sel) != 2 || !sel[0].Enforced || sel[0].Addresses[0] != "10.0.0.2" || sel[1].Enforced ||
+		!strings.Contains(sel[1].Reason, "macvlan") {
 		t.Fatalf("view: %+v", v.Status)
+	}
+	// policy check, on the same model the data plane is built from.
+	vd, err := r.CheckPolicy(ctx, admin.PolicyCheck{From: "192.0.2.1", To: "db-1", Port: "5433/tcp"})
+	if err != nil || vd.Allowed || !strings.Contains(vd.Ingress.Reason, "isolated for ingress by db") {
+		t.Fatalf("check from outside: %+v %v", vd, err)
+	}
+	vd, err = r.CheckPolicy(ctx, admin.PolicyCheck{From: "db-1", To: "db-2", Port: "1"})
+	if err != nil || !vd.Allowed || !strings.Contains(vd.To, "not enforced") {
+		t.Fatalf("check to a macvlan container: %+v %v", vd, err)
+	}
+	if _, err := r.CheckPolicy(ctx, admin.PolicyCheck{From: "nope", To: "db-1", Port: "80"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("check from an unknown container: %v", err)
 	}
 	res, err = r.DeleteFile(ctx, "f.yaml", []byte(file))
 	if err != nil || res[0].Action != admin.ActionDeleted || res[1].Action != admin.ActionDeleted {

@@ -154,7 +154,7 @@ func (r *Registry) CheckPolicy(ctx context.Context, q admin.PolicyCheck) (admin.
 	pols := v.cat.Policies()
 	sels := map[string]store.LabelSelector{}
 	for _, p := range pols {
-		for _, s := range selectorsOf(p) {
+		for _, s := range policy.Selectors(p) {
 			sels[policy.Key(s)] = s
 		}
 	}
@@ -179,20 +179,6 @@ func (r *Registry) CheckPolicy(ctx context.Context, q admin.PolicyCheck) (admin.
 	d := m.Decide(policy.Conn{Src: from.addr, Dst: to.addr, Proto: proto, Port: port, FromHost: fromHost})
 	return admin.PolicyVerdict{Allowed: d.Allowed, From: from.desc, To: to.desc,
 		Egress: sideView(d.Egress, "egress"), Ingress: sideView(d.Ingress, "ingress")}, nil
-}
-
-func selectorsOf(p store.NetworkPolicy) []store.LabelSelector {
-	out := []store.LabelSelector{p.PodSelector}
-	for _, rs := range [][]store.PolicyRule{p.Ingress, p.Egress} {
-		for _, r := range rs {
-			for _, peer := range r.Peers {
-				if peer.PodSelector != nil {
-					out = append(out, *peer.PodSelector)
-				}
-			}
-		}
-	}
-	return out
 }
 
 func sideView(s policy.Side, dir string) admin.PolicySide {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 
 	"github.com/google/nftables"
 )
@@ -16,18 +17,9 @@ type polState struct {
 	// truth for the policy section and a Sync rewrites it. Before that (a
 	// restarted podnetd), the kernel keeps the previous podnetd's rules
 	// untouched, and only the skeleton is created if it is missing.
-	known    bool
-	sec      policySection
-	counters map[string]polCounter
-}
-
-// names maps each counter's meaning to its name.
-func (s polState) names() map[polCounter]string {
-	out := make(map[polCounter]string, len(s.counters))
-	for name, c := range s.counters {
-		out[c] = name
-	}
-	return out
+	known bool
+	sec   policySection
+	ctr   *policyCounters
 }
 
 var groupIDRE = regexp.MustCompile(`^[a-z0-9][-a-z0-9]{0,63}$`)
@@ -94,18 +86,19 @@ func (e *Engine) SetPolicy(ctx context.Context, p Policy) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	next, counters := buildPolicySection(&p, e.pol.names())
+	ctr := countersFor(p.Policies, e.pol.ctr)
+	next := buildPolicySection(&p, ctr)
 	if e.pol.known {
 		d := policyDelta(e.pol.sec, next)
 		err := e.nft.applyDelta(e.opts.Table, d)
 		if err == nil {
-			e.pol.sec, e.pol.counters = next, counters
+			e.pol.sec, e.pol.ctr = next, ctr
 			return nil
 		}
 		e.log.Info("incremental policy update failed, rewriting the section", "err", err)
 	}
 	prev := e.pol
-	e.pol = polState{known: true, sec: next, counters: counters}
+	e.pol = polState{known: true, sec: next, ctr: ctr}
 	if err := e.syncSectionsLocked(false, true); err != nil {
 		e.pol = prev
 		return fmt.Errorf("set policy: %w", err)
@@ -144,6 +137,9 @@ func policyDelta(old, new policySection) *tableDelta {
 	del, add := diffElements(oldElems, newElems)
 	d.delElems = append(d.delElems, del...)
 	d.addElems = append(d.addElems, add...)
+	if slices.Equal(old.counters, new.counters) {
+		return d
+	}
 	had, has := setOf(old.counters), setOf(new.counters)
 	for _, c := range new.counters {
 		if !had[c] {
@@ -171,9 +167,9 @@ type PolicyDenied struct {
 // which survives podnetd restarts.
 func (e *Engine) PolicyDenials() ([]PolicyDenied, error) {
 	e.mu.Lock()
-	counters := e.pol.counters
+	ctr := e.pol.ctr
 	e.mu.Unlock()
-	if len(counters) == 0 {
+	if ctr == nil {
 		return nil, nil
 	}
 	got, err := e.nft.counters(e.opts.Table)
@@ -181,7 +177,7 @@ func (e *Engine) PolicyDenials() ([]PolicyDenied, error) {
 		return nil, err
 	}
 	var out []PolicyDenied
-	for name, c := range counters {
+	for name, c := range ctr.byName {
 		if n, ok := got[name]; ok {
 			out = append(out, PolicyDenied{Policy: c.policy, Egress: c.egress, Packets: n})
 		}

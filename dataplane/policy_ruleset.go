@@ -172,22 +172,9 @@ func policySkeleton(log bool) policySection {
 // dispatch and self elements, a chain per group and family in use, the
 // peer sets those chains name, and a counter per policy and direction.
 // Deterministic: groups, sets and policies in ID order.
-// known holds the counter names of an earlier section (hashing a name per
-// policy and pass would cost more than the rest of a pass).
-func buildPolicySection(p *Policy, known map[polCounter]string) (policySection, map[string]polCounter) {
+func buildPolicySection(p *Policy, ctr *policyCounters) policySection {
 	s := policySkeleton(p.Log)
-	counters := map[string]polCounter{counterPendingIn: {}, counterPendingOut: {egress: true}}
-	for _, name := range uniqueSorted(slices.Clone(p.Policies)) {
-		for _, eg := range []bool{false, true} {
-			k := polCounter{policy: name, egress: eg}
-			c, ok := known[k]
-			if !ok {
-				c = counterName(name, eg)
-			}
-			counters[c] = k
-			s.counters = append(s.counters, c)
-		}
-	}
+	s.counters = append(s.counters, ctr.names...)
 	groups := map[string]PolicyGroup{}
 	for _, g := range p.Groups {
 		groups[g.ID] = g
@@ -288,7 +275,45 @@ func buildPolicySection(p *Policy, known map[polCounter]string) (policySection, 
 			s.sets[i].elems = e
 		}
 	}
-	return s, counters
+	return s
+}
+
+// policyCounters are the denied-packet counters of a list of policies.
+type policyCounters struct {
+	policies []string              // sorted, each once
+	names    []string              // two per policy: ingress, egress
+	byName   map[string]polCounter // every counter, the pending ones too
+}
+
+// countersFor returns prev when policies are the same ones (a container
+// start changes no policy: hashing 2000 names and building their map per
+// pass would cost more than the rest of it), else the counters of
+// policies, reusing prev's names.
+func countersFor(policies []string, prev *policyCounters) *policyCounters {
+	sorted := uniqueSorted(slices.Clone(policies))
+	if prev != nil && slices.Equal(sorted, prev.policies) {
+		return prev
+	}
+	known := map[polCounter]string{}
+	if prev != nil {
+		for name, c := range prev.byName {
+			known[c] = name
+		}
+	}
+	out := &policyCounters{policies: sorted,
+		byName: map[string]polCounter{counterPendingIn: {}, counterPendingOut: {egress: true}}}
+	for _, name := range sorted {
+		for _, eg := range []bool{false, true} {
+			k := polCounter{policy: name, egress: eg}
+			c, ok := known[k]
+			if !ok {
+				c = counterName(name, eg)
+			}
+			out.byName[c] = k
+			out.names = append(out.names, c)
+		}
+	}
+	return out
 }
 
 // groupRules are the rules of g's chain for family f, and the peer sets

@@ -221,34 +221,20 @@ func (a *Agent) Run(ctx context.Context) {
 			a.log.Error("network policy not programmed; retrying", "err", err)
 			full, retry = true, time.Second
 		}
-		if !a.wait(ctx, resync.C, retry) {
-			return
+		var after <-chan time.Time
+		if retry > 0 {
+			after = time.After(retry)
 		}
 		select {
+		case <-ctx.Done():
+			return
+		case <-cat.PolicyChanged():
+		case <-a.kick:
 		case <-resync.C:
 			full = true
-		default:
+		case <-after:
 		}
 	}
-}
-
-// wait blocks until something changed, the resync is due or retry (if
-// set) passed; false when ctx ended.
-func (a *Agent) wait(ctx context.Context, resync <-chan time.Time, retry time.Duration) bool {
-	var after <-chan time.Time
-	if retry > 0 {
-		after = time.After(retry)
-	}
-	select {
-	case <-ctx.Done():
-		return false
-	case <-a.cfg.Catalog.PolicyChanged():
-	case <-a.kick:
-	case <-resync:
-		a.poke() // run the full pass now
-	case <-after:
-	}
-	return true
 }
 
 // takeDelta folds the catalog's changes in.

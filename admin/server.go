@@ -31,10 +31,11 @@ func (e UserError) Error() string { return e.Err.Error() }
 func (e UserError) Unwrap() error { return e.Err }
 
 // bodyTimeout bounds how long a request body may take to arrive, and
-// maxBody its size (service files for apply -f are the largest).
+// maxBody its size: service files for apply -f are the largest, and
+// travel base64-encoded in JSON (4/3 of the file, plus the envelope).
 var (
 	bodyTimeout       = 10 * time.Second
-	maxBody     int64 = 64 << 20
+	maxBody     int64 = MaxServiceFile*4/3 + 64<<10
 )
 
 // Serve listens on path (mode 0600) and serves routes until ctx ends.
@@ -62,8 +63,11 @@ func Serve(ctx context.Context, path string, routes Routes, log *slog.Logger) er
 			body, err := httpbody.Read(w, r, bodyTimeout, maxBody)
 			if err != nil {
 				status := http.StatusBadRequest
-				if errors.Is(err, httpbody.ErrTimeout) {
+				switch {
+				case errors.Is(err, httpbody.ErrTimeout):
 					status = http.StatusRequestTimeout
+				case errors.Is(err, httpbody.ErrTooLarge):
+					status = http.StatusRequestEntityTooLarge
 				}
 				log.Warn("admin request failed", "path", r.URL.Path, "err", err)
 				w.WriteHeader(status)

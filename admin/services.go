@@ -1,6 +1,10 @@
 package admin
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // ServiceSpec is a service as the operator writes it: `podnetctl service
 // create` builds one from its flags, and `podnetctl apply -f` files hold
@@ -49,8 +53,9 @@ type SessionAffinityConfig struct {
 // ClientIPConfig is Kubernetes' sessionAffinityConfig.clientIP.
 type ClientIPConfig struct {
 	// TimeoutSeconds is how long a client keeps its endpoint after its
-	// last new connection: 1..86400, default 10800 (3h).
-	TimeoutSeconds int `json:"timeoutSeconds,omitempty" yaml:"timeoutSeconds,omitempty"`
+	// last new connection: 1..86400, default (nil) 10800 (3h). A pointer,
+	// as in Kubernetes, so that an explicit 0 is refused, not defaulted.
+	TimeoutSeconds *int `json:"timeoutSeconds,omitempty" yaml:"timeoutSeconds,omitempty"`
 }
 
 // ServiceView is a service as podnetctl shows it: the spec with every
@@ -84,7 +89,11 @@ type ServiceEndpointView struct {
 	// Address is empty when it cannot be known (see Reason).
 	Address string `json:"address,omitempty" yaml:"address,omitempty"`
 	Ports   []int  `json:"ports" yaml:"ports"`
-	Ready   bool   `json:"ready" yaml:"ready"`
+	// Reach says from which hosts the endpoint can be reached when that
+	// is not every host ("only from host h1: a single-host (bridge)
+	// network"); each host programs only the endpoints it reaches.
+	Reach string `json:"reach,omitempty" yaml:"reach,omitempty"`
+	Ready bool   `json:"ready" yaml:"ready"`
 	// Reason says why a not-ready endpoint gets no traffic.
 	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
 }
@@ -94,6 +103,20 @@ type ServiceHostError struct {
 	Host  string    `json:"host" yaml:"host"`
 	Error string    `json:"error" yaml:"error"`
 	Since time.Time `json:"since" yaml:"since"`
+}
+
+// MaxServiceFile is the largest file apply -f and delete -f take (a
+// file of a thousand services is a few hundred KiB): podnetctl refuses a
+// larger one before reading more of it, podnetd refuses a larger Content.
+const MaxServiceFile = 4 << 20
+
+// ErrFileTooLarge marks a service file over MaxServiceFile.
+var ErrFileTooLarge = errors.New("service file too large")
+
+// FileTooLarge is the error for a service file over MaxServiceFile: the
+// same words from podnetctl and podnetd.
+func FileTooLarge(source string) error {
+	return fmt.Errorf("%s: %w: over %d MiB; split it into several files", source, ErrFileTooLarge, MaxServiceFile>>20)
 }
 
 // ServiceFile is the body of POST /v1/services/apply and

@@ -60,6 +60,11 @@ func (c *Catalog) keysLocked(prefix string) []string {
 		for n := range c.policies {
 			out = append(out, store.PolicyKey(n))
 		}
+	case store.NetworksPrefix(""):
+		for k := range c.nets {
+			host, id, _ := strings.Cut(k, "/")
+			out = append(out, store.NetworkKey(host, id))
+		}
 	}
 	return out
 }
@@ -74,6 +79,8 @@ func (c *Catalog) applyLocked(prefix string, kv store.KV, deleted bool) {
 		c.applyEndpointMeta(kv, deleted)
 	case store.ContainerMetaPrefix(""):
 		c.applyContainerMeta(kv, deleted)
+	case store.NetworksPrefix(""):
+		c.applyNetwork(kv, deleted)
 	case store.AlivePrefix:
 		h, ok := store.AliveHost(kv.Key)
 		if ok && c.alive[h] == deleted {
@@ -91,6 +98,7 @@ func (c *Catalog) applyLocked(prefix string, kv store.KV, deleted bool) {
 		if !deleted && kv.Decode(&rec) == nil {
 			u = rec.Underlay
 		}
+		c.reservedLocked(h, rec, deleted)
 		old, had := c.underlay[h]
 		if deleted || !u.IsValid() {
 			delete(c.underlay, h)
@@ -269,5 +277,29 @@ func (c *Catalog) touchHost(host string) {
 	}
 	for k := range c.byHost[host] {
 		c.touchLabels(c.members[k].labels, time.Time{})
+	}
+}
+
+// reservedLocked keeps reserved in line with host h's record; when it
+// changes, every service with external IPs is marked (which of them the
+// agent programs may change).
+func (c *Catalog) reservedLocked(h string, rec store.Host, deleted bool) {
+	var now map[netip.Addr]string
+	if !deleted && rec.Name == h {
+		now = map[netip.Addr]string{}
+		rec.ReservedAddrs(func(a netip.Addr, why string) { now[a] = why })
+	}
+	if maps.Equal(now, c.reserved[h]) {
+		return
+	}
+	if now == nil {
+		delete(c.reserved, h)
+	} else {
+		c.reserved[h] = now
+	}
+	for name, s := range c.services {
+		if len(s.ExternalIPs) > 0 {
+			c.markDirty(name, time.Time{})
+		}
 	}
 }

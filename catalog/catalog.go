@@ -56,6 +56,12 @@ type Catalog struct {
 	ctrmeta  map[string]store.ContainerMeta // ctrmeta key → record
 	alive    map[string]bool
 	underlay map[string]netip.Addr
+	// nets holds what reachability needs of every host's Docker networks
+	// (reach.go), by netKey.
+	nets map[string]netInfo
+	// reserved holds, per registered host, its addresses that no
+	// service may take as an external IP (store.Host.ReservedAddrs).
+	reserved map[string]map[netip.Addr]string
 	byLabel  map[string]map[ctrKey]struct{} // "k=v" → containers
 	byTerm   map[string]map[string]struct{} // "k=v" → services selecting it
 	byVIP    map[netip.Addr]string
@@ -90,9 +96,23 @@ type Catalog struct {
 	polSignal          chan struct{}
 }
 
+// Reserved says why no service may take a as an external IP ("" when it
+// may, as far as the registered hosts go): it is an address of a host or
+// of its underlay network (store.Host.ReservedAddrs).
+func (c *Catalog) Reserved(a netip.Addr) string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, addrs := range c.reserved {
+		if why, ok := addrs[a]; ok {
+			return why
+		}
+	}
+	return ""
+}
+
 // catalogPrefixes are what a Catalog follows.
 var catalogPrefixes = []string{store.ServicesPrefix, store.EndpointMetaPrefix(""), store.ContainerMetaPrefix(""),
-	store.AlivePrefix, store.HostsPrefix, store.PoliciesPrefix}
+	store.AlivePrefix, store.HostsPrefix, store.NetworksPrefix(""), store.PoliciesPrefix}
 
 // New returns an empty catalog for host self; v6 says the service
 // CIDR is IPv6 (endpoints are then picked by their IPv6 address).
@@ -103,8 +123,8 @@ func New(self string, v6 bool, log *slog.Logger) *Catalog {
 	return &Catalog{self: self, v6: v6, log: log,
 		services: map[string]*store.Service{}, members: map[ctrKey]*member{},
 		epmeta: map[string]store.EndpointMeta{}, ctrmeta: map[string]store.ContainerMeta{},
-		alive: map[string]bool{}, underlay: map[string]netip.Addr{},
-		byLabel: map[string]map[ctrKey]struct{}{}, byTerm: map[string]map[string]struct{}{},
+		alive: map[string]bool{}, underlay: map[string]netip.Addr{}, reserved: map[string]map[netip.Addr]string{},
+		nets: map[string]netInfo{}, byLabel: map[string]map[ctrKey]struct{}{}, byTerm: map[string]map[string]struct{}{},
 		byVIP: map[netip.Addr]string{}, epByCtr: map[ctrKey]map[string]struct{}{},
 		children: map[ctrKey]map[ctrKey]struct{}{}, byHost: map[string]map[ctrKey]struct{}{}, loaded: map[string]bool{}, dirty: map[string]time.Time{},
 		changed:  make(chan struct{}, 1),

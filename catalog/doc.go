@@ -24,8 +24,17 @@
 //     container runs and passes its health check, its host is alive, and
 //     its address is known; addresses are deduplicated (X and a container
 //     sharing its stack are one endpoint).
-//   - Five store.Follow loops feed the catalog (services/, epmeta/,
-//     ctrmeta/, alive/, hosts/); indexes by label term, by host and by
+//   - Reachable: a ready endpoint is programmed only on the hosts that can
+//     reach it (reach.go): a single-host bridge network's only on its own
+//     host, an --internal network's only there too, a macvlan/ipvlan
+//     network's on every other host and on its own only with host access.
+//     A host with no endpoint it can reach rejects at once (the data
+//     plane's reject) instead of timing out; Ready answers for host self,
+//     EndpointViews says from where (Reach) when not from everywhere.
+//   - The registered hosts' reserved addresses (store.Host.ReservedAddrs)
+//     are kept for the agent: no external IP may be one (Reserved).
+//   - Six store.Follow loops feed the catalog (services/, epmeta/,
+//     ctrmeta/, alive/, hosts/, networks/); indexes by label term, by host and by
 //     shared stack turn each event into the few services it can affect,
 //     which it marks dirty (with the write time of the oldest change) for
 //     the agent to take (TakeDirty). A rewrite with a new timestamp, or a

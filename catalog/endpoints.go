@@ -55,6 +55,10 @@ type resolved struct {
 	addr   netip.Addr
 	ready  bool
 	reason string // why not ready
+	// reach is from which hosts the address can be reached, and why
+	// not from every host (reach.go).
+	reach    reach
+	reachWhy string
 }
 
 // familyV6 is the address family of s's endpoints: its VIP's, else the
@@ -76,6 +80,7 @@ func (c *Catalog) resolveLocked(s *store.Service) []resolved {
 	for _, m := range sel {
 		r := resolved{m: m}
 		r.addr, r.reason = c.addrOf(m, v6)
+		r.reach, r.reachWhy = c.reachLocked(m, v6)
 		switch {
 		case !c.alive[m.key.host]:
 			r.reason = "host " + m.key.host + " is down"
@@ -89,22 +94,29 @@ func (c *Catalog) resolveLocked(s *store.Service) []resolved {
 	return out
 }
 
+// bestEndpoint is the endpoint (epmeta key) and address a container on
+// podnet networks is reached at: the lowest address of the family, so a
+// container on several networks is one endpoint, at a stable address.
+func bestEndpoint(m *member, v6 bool) (string, netip.Addr) {
+	var key string
+	var best netip.Addr
+	for k, a := range m.eps {
+		x := a[0]
+		if v6 {
+			x = a[1]
+		}
+		if x.IsValid() && (!best.IsValid() || x.Less(best) || x == best && k < key) {
+			key, best = k, x
+		}
+	}
+	return key, best
+}
+
 // addrOf is where m is reached, or why that is unknown.
 func (c *Catalog) addrOf(m *member, v6 bool) (netip.Addr, string) {
 	switch m.mode {
 	case modeNetwork:
-		var best netip.Addr
-		for _, a := range m.eps {
-			x := a[0]
-			if v6 {
-				x = a[1]
-			}
-			// The lowest address: a container on several podnet networks
-			// is one endpoint, at a stable address.
-			if x.IsValid() && (!best.IsValid() || x.Less(best)) {
-				best = x
-			}
-		}
+		_, best := bestEndpoint(m, v6)
 		if !best.IsValid() {
 			return best, "no address of the service's family"
 		}
@@ -135,21 +147,23 @@ type Endpoint struct {
 	Local bool
 }
 
-// Ready returns s's ready endpoints: running and healthy containers on
-// live hosts, deduplicated by address (containers sharing one stack,
-// host-mode containers of one host), sorted by address.
+// Ready returns s's ready endpoints that host self can reach: running
+// and healthy containers on live hosts, on networks that carry self's
+// traffic to them (reach.go), deduplicated by address (containers
+// sharing one stack, host-mode containers of one host), sorted by
+// address.
 func (c *Catalog) Ready(s *store.Service) []Endpoint {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return readyEndpoints(c.resolveLocked(s), c.self)
 }
 
-// readyEndpoints deduplicates the ready addresses, sorted by address;
-// Local is set when the address is on host self.
+// readyEndpoints deduplicates the ready addresses self reaches, sorted by
+// address; Local is set when the address is on host self.
 func readyEndpoints(rs []resolved, self string) []Endpoint {
 	var out []Endpoint
 	for _, r := range rs {
-		if !r.ready {
+		if !r.ready || !r.reach.from(self, r.m.key.host) {
 			continue
 		}
 		local := r.m.key.host == self
@@ -171,7 +185,7 @@ func (c *Catalog) EndpointViews(s *store.Service) []admin.ServiceEndpointView {
 	out := make([]admin.ServiceEndpointView, 0, len(rs))
 	for _, r := range rs {
 		v := admin.ServiceEndpointView{Host: r.m.key.host, Container: r.m.name, Mode: r.m.mode, Ready: r.ready,
-			Reason: r.reason}
+			Reason: r.reason, Reach: r.reach.text(r.m.key.host, r.reachWhy)}
 		if v.Container == "" {
 			v.Container = dockerid.Short(r.m.key.id)
 		}

@@ -233,9 +233,12 @@ func (r *records) restore(f cacheFile) int {
 		}
 		e := &entry{host: c.Host, ptr: c.PTR, ready: true}
 		for _, name := range c.Names {
-			if k, ok := normalizeName(name); ok && !slices.Contains(e.names, k) {
+			if k, ok := containerLabel(name); ok && !slices.Contains(e.names, k) {
 				e.names = append(e.names, k)
 			}
+		}
+		if _, ok := containerLabel(e.ptr); !ok {
+			e.ptr = ""
 		}
 		if c.V4.Unmap().Is4() {
 			e.v4 = c.V4.Unmap()

@@ -16,6 +16,21 @@ func normalizeName(name string) (string, bool) {
 	return asciiLower(name), true
 }
 
+// containerLabel is the index form of a container name or network alias
+// the cluster DNS answers: a single label. A dotted one (a container
+// named github.com, --network-alias www.example.org) is never answered,
+// since it would shadow that name of the outside world for every
+// container that uses the cluster DNS; queries for it go upstream like
+// any name podnet does not know. Service names, answered first, are DNS
+// labels and NAME.svc.DOMAIN.
+func containerLabel(name string) (string, bool) {
+	n, ok := normalizeName(name)
+	if !ok || strings.Contains(n, ".") {
+		return "", false
+	}
+	return n, true
+}
+
 func asciiLower(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c >= 'A' && c <= 'Z' {

@@ -49,14 +49,18 @@ func (r *records) entryOf(kv store.KV) (*entry, bool) {
 		r.log.Warn("endpoint metadata ignored", "err", err)
 		return nil, false
 	}
-	e := &entry{host: host, ptr: m.Name, ready: m.Ready}
+	e := &entry{host: host, ready: m.Ready}
 	for _, n := range append([]string{m.Name}, m.Aliases...) {
-		if k, ok := normalizeName(n); ok && !slices.Contains(e.names, k) {
+		k, ok := containerLabel(n)
+		if !ok {
+			continue
+		}
+		if e.ptr == "" {
+			e.ptr = n // PTR answers the name as written, and only one that resolves back
+		}
+		if !slices.Contains(e.names, k) {
 			e.names = append(e.names, k)
 		}
-	}
-	if e.ptr == "" && len(m.Aliases) > 0 {
-		e.ptr = m.Aliases[0]
 	}
 	if a := m.IPv4.Unmap(); a.Is4() {
 		e.v4 = a

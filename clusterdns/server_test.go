@@ -277,6 +277,30 @@ func TestDNSAnswers(t *testing.T) {
 	})
 }
 
+// TestDNSDottedNamesGoUpstream: a container named like an outside name
+// (github.com) or with such an alias (www.example.org) does not shadow it:
+// the query goes upstream; its single-label alias still answers, and PTR
+// names only that. Service names keep their priority over containers.
+func TestDNSDottedNamesGoUpstream(t *testing.T) {
+	st := storetest.New(t)
+	storetest.Put(t, st, store.AliveKey("h1"), store.HostAlive{Name: "h1"})
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "e1"), store.EndpointMeta{Endpoint: "e1", Name: "example.com",
+		Aliases: []string{"www.example.org", "shop"}, IPv4: netip.MustParseAddr("10.0.0.66"), Ready: true})
+	d, srv := startDNS(t, st, []string{fakeUpstream(t)})
+	waitAnswer(t, srv, "shop.", dns.TypeA, dns.RcodeSuccess, "10.0.0.66")
+	// The fake upstream's own answer for example.com, and NXDOMAIN for
+	// the alias it does not know.
+	waitAnswer(t, srv, "example.com.", dns.TypeA, dns.RcodeSuccess, "192.0.2.1")
+	waitAnswer(t, srv, "www.example.org.", dns.TypeA, dns.RcodeNameError)
+	if got := d.Lookup("example.com"); len(got) != 0 {
+		t.Errorf("Lookup(example.com) = %v, want nothing", got)
+	}
+	rev, _ := dns.ReverseAddr("10.0.0.66")
+	if m := query(t, srv, "udp", rev, dns.TypePTR, false); len(m.Answer) != 1 || m.Answer[0].(*dns.PTR).Ptr != "shop." {
+		t.Errorf("PTR of the container = %v, want shop.", m)
+	}
+}
+
 func TestDNSDeadHostLease(t *testing.T) {
 	e := storetest.Start(t)
 	st := e.Client(t, "")

@@ -44,7 +44,12 @@
 //	                                its subnets to destinations not in @subnets4/6
 //	chain forward  (filter, 0)      internal networks cut off; DNATed traffic
 //	                                accepted; other traffic between two podnet
-//	                                bridges dropped
+//	                                bridges, or a podnet bridge and Docker's
+//	                                (docker0, br-*), dropped; new connections
+//	                                from anywhere else into a single-host
+//	                                network dropped (only published ports,
+//	                                DNATed, reach its containers: Docker 28's
+//	                                rule against direct routing)
 //	set hosts4                      underlay addresses of the hosts in etcd
 //	set etcd4, etcd6                etcd members' client and peer ports
 //	chain guard_prerouting (filter, raw), guard_input (filter, 0),
@@ -196,11 +201,15 @@
 //     could not know the subnets (it learns them from etcd). The cost is
 //     that `nft flush ruleset` opens the DNS until the canary restores the
 //     table (≤ 10 s).
-//   - etcd: containers on podnet bridges cannot open connections to the
+//   - etcd: containers on podnet bridges and host-access shims, and on
+//     Docker's own bridges (docker0, br-*), cannot open connections to the
 //     client or peer ports of the etcd members podnet uses (`iifname
-//     "pn-*" ip daddr . tcp dport @etcd4 drop`, in guard_input for a
-//     member on this host and guard_forward for the others). podnetd
-//     fills etcd4/6 from its endpoints and etcd's member list.
+//     "pn-*" ip daddr . tcp dport @etcd4 drop`, the same for docker0 and
+//     br-*, in guard_input for a member on this host and guard_forward
+//     for the others). podnetd fills etcd4/6 from its endpoints and etcd's
+//     member list. macvlan/ipvlan containers without host access talk to
+//     the LAN directly, past this host's netfilter: etcd's own client
+//     certificate check is what stops them.
 //
 // The guard never rebuilds the table before this engine's first Sync (a
 // restarted podnetd must not replace the previous table, published ports
@@ -237,7 +246,10 @@
 // Linux 5.9 or later. ClientIP affinity is kube-proxy's nftables scheme:
 // one timeout set of clients per endpoint, looked up in turn (only for
 // services with affinity), refreshed on each new connection; a client in
-// none picks at random and its endpoint's chain records it.
+// none picks at random and its endpoint's chain records it, in a rule of
+// its own: a set filled to its 65535 elements (a flood of forged sources
+// does that in seconds) fails the update and ends only that rule, so new
+// clients are balanced without affinity instead of refused.
 // externalTrafficPolicy Local sends external IPs and NodePorts to a chain
 // that keeps traffic from this host's containers and processes
 // cluster-wide and sends outside traffic to local endpoints only
@@ -291,6 +303,26 @@
 // Such connections may cross no podnet bridge (a NodePort forwarded from
 // the underlay to the VXLAN device), so PODNET-FORWARD also accepts the
 // service conntrack mark in Docker's FORWARD chain.
+//
+// Control traffic. The nat prerouting and output chains begin with
+// returns for podnet's own control traffic — etcd's client and peer ports
+// of its members (@etcd4/6), VXLAN to the registered hosts and to this
+// host, the cluster DNS — before they jump to services or published
+// ports. Those chains are rewritten by every Sync, unlike the service
+// section, which a restarted podnetd leaves as it was until it has read
+// etcd: a bad service record that took etcd's address and port can
+// therefore never cut a host off etcd (and so off the record's removal).
+//
+// Conflicts. A service's keys (address:port, NodePort) are claimed one
+// by one: a key another service holds, or a NodePort that a -p of this
+// host or a listening process holds (Options.PortInUse on the wildcard
+// addresses), is left out and kept in the service's blocked set with why;
+// the rest of the service is programmed. ServiceStatus reports the
+// blocked elements (ErrServiceConflict). Keys a change frees go to the
+// services that were denied them, in the same batch; NodePorts held by
+// local ports are looked at again by every SetServices (the agent's
+// resync). Publish refuses a host port that is a NodePort here, naming
+// its service.
 //
 // Service state. SetServices builds the whole desired set; the first call
 // after a start rewrites the service section in one batch (until then

@@ -233,10 +233,46 @@ func guardRules(g guardState, bridgePrefix string) []ruleDef {
 			rules = append(rules, newRule(chainGuardInput, "cluster dns: this host and its containers only", to, port, drop))
 		}
 	}
+	// Containers of podnet's bridges and shims, and of Docker's own
+	// bridges, wherever the host sees their traffic (macvlan/ipvlan
+	// containers without host access talk to the LAN directly: the host
+	// never sees them).
 	for _, chain := range []string{chainGuardInput, chainGuardForward} {
+		for _, in := range append([]string{bridgePrefix + "*"}, dockerBridges...) {
+			rules = append(rules,
+				newRule(chain, "containers never reach etcd", iif(in), addrDportInSet(ipv4, unix.IPPROTO_TCP, setEtcd4), drop),
+				newRule(chain, "containers never reach etcd", iif(in), addrDportInSet(ipv6, unix.IPPROTO_TCP, setEtcd6), drop))
+		}
+	}
+	return rules
+}
+
+// controlRules keep podnet's own control traffic out of every DNAT podnet
+// programs (service VIPs, external IPs, NodePorts, published ports): etcd's
+// client and peer ports of the members podnet uses, VXLAN between the
+// hosts, and the cluster DNS. They lead chain, the nat prerouting or
+// output chain, before its jumps; that chain is rewritten by every Sync,
+// whereas a restarted podnetd keeps the previous service rules until it
+// has read etcd: a bad service record (written by hand, or by an older
+// podnetd) that took etcd's address and port could otherwise cut this
+// host off etcd for good.
+func controlRules(chain string, g guardState) []ruleDef {
+	ret := verdict(expr.VerdictReturn)
+	const why = "podnet's control traffic is never NATed"
+	rules := []ruleDef{
+		newRule(chain, why, addrDportInSet(ipv4, unix.IPPROTO_TCP, setEtcd4), ret),
+		newRule(chain, why, addrDportInSet(ipv6, unix.IPPROTO_TCP, setEtcd6), ret),
+	}
+	if g.vxlanPort != 0 {
 		rules = append(rules,
-			newRule(chain, "containers never reach etcd", iif(bridgePrefix+"*"), addrDportInSet(ipv4, unix.IPPROTO_TCP, setEtcd4), drop),
-			newRule(chain, "containers never reach etcd", iif(bridgePrefix+"*"), addrDportInSet(ipv6, unix.IPPROTO_TCP, setEtcd6), drop))
+			newRule(chain, why, dport(unix.IPPROTO_UDP, g.vxlanPort), addrInSet(ipv4, daddr, setHosts4), ret),
+			newRule(chain, why, dport(unix.IPPROTO_UDP, g.vxlanPort), fibDaddrLocal(), ret))
+	}
+	if g.dns.IsValid() {
+		to := addrIn(daddr, netip.PrefixFrom(g.dns.Addr(), g.dns.Addr().BitLen()))
+		for _, proto := range []uint8{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+			rules = append(rules, newRule(chain, why, to, dport(proto, g.dns.Port()), ret))
+		}
 	}
 	return rules
 }

@@ -6,9 +6,15 @@ import (
 )
 
 // forwardRules isolate networks: an Internal network talks to nothing
-// beyond its bridge; other networks do not talk to each other, except
-// through published ports (DNATed connections), which are meant to be
-// reachable from everywhere, as Kubernetes hostPorts are.
+// beyond its bridge; other networks do not talk to each other, nor to
+// Docker's own bridges (docker0, user-defined bridge networks: Docker
+// keeps its bridge networks apart, podnet keeps its own apart from them),
+// except through published ports and services (DNATed connections),
+// which are meant to be reachable from everywhere, as Kubernetes
+// hostPorts are. Nothing outside opens a connection straight to a
+// container of a single-host network either (Docker 28 drops such
+// "direct routing" too): only its published ports answer. Multi-host
+// (vxlan) networks stay routed between hosts.
 func forwardRules(prefix string, nets []Network) []ruleDef {
 	var rules []ruleDef
 	for _, n := range nets {
@@ -25,10 +31,25 @@ func forwardRules(prefix string, nets []Network) []ruleDef {
 				newRule(chainForward, "internal net "+id, append(in, verdict(expr.VerdictDrop))...))
 		}
 	}
+	drop := verdict(expr.VerdictDrop)
 	rules = append(rules, newRule(chainForward, "published ports", ctStatusDNAT(), verdict(expr.VerdictAccept)))
 	for _, n := range nets {
 		rules = append(rules, newRule(chainForward, "isolate net "+dockerid.Short(n.ID),
-			iif(n.Bridge), oif(prefix+"*"), oifNot(n.Bridge), verdict(expr.VerdictDrop)))
+			iif(n.Bridge), oif(prefix+"*"), oifNot(n.Bridge), drop))
+	}
+	for _, br := range dockerBridges {
+		rules = append(rules,
+			newRule(chainForward, "podnet and Docker bridges apart", iif(prefix+"*"), oif(br), drop),
+			newRule(chainForward, "podnet and Docker bridges apart", iif(br), oif(prefix+"*"), drop))
+	}
+	for _, n := range nets {
+		if n.Uplink != "" || n.LAN || n.Internal {
+			continue
+		}
+		// Replies to the containers' own connections are established;
+		// their neighbours are bridged (in = out = the bridge).
+		rules = append(rules, newRule(chainForward, "no direct access net "+dockerid.Short(n.ID),
+			oif(n.Bridge), iifNot(n.Bridge), ctStateNew(), drop))
 	}
 	return rules
 }

@@ -15,6 +15,9 @@ import (
 func guardLab(t *testing.T) (*lab, Network, container) {
 	l := newLab(t)
 	web := l.bridge(1)
+	// A multi-host network (its VXLAN device need not exist here): pods
+	// of other hosts may reach it over the underlay (direct routing).
+	web.Uplink = "pnx" + l.tag
 	c := l.container(web, 2)
 	l.addNetwork(web)
 	l.ipBatch(l.host, "addr add 10.96.0.10/32 dev lo")
@@ -214,4 +217,37 @@ func udpHandle(t *testing.T, ns *testutil.NetNS, addr string, handle func(msg st
 			}
 		}
 	}()
+}
+
+// TestKernelControlTrafficNeverNATed: services a bad record could hold —
+// an external IP on an etcd member's client port, the cluster DNS address
+// as a VIP, a host's VXLAN port, a NodePort on etcd's port — capture none
+// of podnet's control traffic: the host still reaches the real etcd and
+// its own DNS; the services' other ports work.
+func TestKernelControlTrafficNeverNATed(t *testing.T) {
+	t.Parallel()
+	l, _, c := guardLab(t)
+	serve(t, l.client, 2379, "etcd")
+	serve(t, c.ns, 2379, "captured")
+	serve(t, c.ns, 80, "web")
+	serve(t, l.host, 53, "dns") // stands in for the cluster DNS on 10.96.0.10
+	ep := []ServiceEndpoint{{Addr: c.ip4, Local: true}}
+	l.do(func() error {
+		return l.eng.SetServices(l.ctx, []Service{
+			{Name: "evil", ClusterIP: netip.MustParseAddr("10.96.0.30"), ExternalIPs: []netip.Addr{netip.MustParseAddr(clientIP4)},
+				Ports: []ServicePort{{Proto: TCP, Port: 2379}, {Proto: TCP, Port: 80}}, Endpoints: ep},
+			{Name: "dnsgrab", ClusterIP: netip.MustParseAddr("10.96.0.10"), Ports: []ServicePort{{Proto: TCP, Port: 53, TargetPort: 2379}}, Endpoints: ep},
+			{Name: "etcdport", ClusterIP: netip.MustParseAddr("10.96.0.31"), Ports: []ServicePort{{Proto: TCP, Port: 81, TargetPort: 2379, NodePort: 2380}}, Endpoints: ep},
+		})
+	})
+	mustHello(t, l.host, "tcp", clientIP4+":2379", "etcd "+hostIP4)
+	mustHello(t, l.host, "tcp", "10.96.0.10:53", "dns 10.96.0.10")
+	mustHello(t, l.host, "tcp", clientIP4+":80", "web "+hostIP4) // the service's other port is its own
+	// The member on this host (input): a NodePort on its peer port does
+	// not take the host's own etcd traffic from outside.
+	serve(t, l.host, 2380, "local etcd")
+	l.do(func() error {
+		return l.eng.SetEtcd(l.ctx, []netip.AddrPort{netip.MustParseAddrPort(clientIP4 + ":2379"), netip.MustParseAddrPort(hostIP4 + ":2380")})
+	})
+	mustHello(t, l.client, "tcp", hostIP4+":2380", "local etcd "+clientIP4)
 }

@@ -248,6 +248,47 @@ func TestKernelServiceRejectAndAffinity(t *testing.T) {
 	}
 }
 
+// TestKernelServiceAffinitySetFull: an affinity set filled to its size
+// (65535 forged clients) does not refuse new clients: they are balanced
+// without affinity; clients already in the set keep their endpoint.
+func TestKernelServiceAffinitySetFull(t *testing.T) {
+	t.Parallel()
+	l := newSvcLab(t)
+	sticky := Service{Name: "full", ClusterIP: netip.MustParseAddr("10.96.0.22"), Affinity: time.Hour,
+		Ports: []ServicePort{{Proto: TCP, Port: 80, TargetPort: 8080}}, Endpoints: l.endpoints(2, false)}
+	l.set(sticky)
+	// Fill both endpoints' sets: 10.10.0.0 up, never the client.
+	var b strings.Builder
+	for i, ep := range l.eps[:2] {
+		set := affinitySetName("full/tcp/80", ep.ip4)
+		for n := range dynamicSetSize {
+			a := netip.AddrFrom4([4]byte{10, byte(10 + i), byte(n >> 8), byte(n)})
+			if n%4096 == 0 {
+				fmt.Fprintf(&b, "\nadd element inet podnet %s { %s", set, a)
+			} else {
+				fmt.Fprintf(&b, ", %s", a)
+			}
+			if n%4096 == 4095 || n == dynamicSetSize-1 {
+				b.WriteString(" }")
+			}
+		}
+	}
+	f := l.t.TempDir() + "/fill.nft"
+	if err := os.WriteFile(f, []byte(b.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.nft("-f", f); err != nil {
+		t.Fatalf("fill the affinity sets: %v\n%s", err, out)
+	}
+	if _, err := l.nft("add", "element", "inet", "podnet", affinitySetName("full/tcp/80", l.eps[0].ip4), "{ 10.99.0.1 }"); err == nil {
+		t.Fatal("the affinity set took one more element than its size")
+	}
+	got := tally(t, l.cl.ns, "tcp", "10.96.0.22:80", 40)
+	if len(got) != 2 {
+		t.Fatalf("40 connections of a new client with both affinity sets full went to %v, want both endpoints (no affinity left to keep)", got)
+	}
+}
+
 // TestKernelServiceLocalOnly: with externalTrafficPolicy Local, NodePort
 // and external-IP traffic from outside reaches only local endpoints, with
 // the client's address; without a local endpoint it is dropped; ClusterIP

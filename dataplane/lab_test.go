@@ -66,8 +66,11 @@ func newLab(t *testing.T) *lab {
 
 // bridge creates pn-<n><tag> with 10.200.<n>.1/24 and fd00:<n>::1/64 and
 // returns its Network (masquerading, not internal).
-func (l *lab) bridge(n int) Network {
-	name := fmt.Sprintf("pn-%d%s", n, l.tag)
+func (l *lab) bridge(n int) Network { return l.namedBridge(fmt.Sprintf("pn-%d%s", n, l.tag), n) }
+
+// namedBridge is bridge with another name (Docker's docker0 or br-*,
+// which the engine is not told about).
+func (l *lab) namedBridge(name string, n int) Network {
 	l.ipBatch(l.host,
 		"link add "+name+" type bridge",
 		fmt.Sprintf("addr add 10.200.%d.1/24 dev %s", n, name),

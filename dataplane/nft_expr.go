@@ -33,6 +33,7 @@ const (
 // Kernel constants nft encodes (not all are exported by x/sys/unix).
 const (
 	ipsDstNAT = 0x20 // IPS_DST_NAT in ct status
+	ctNew     = 0x08 // NF_CT_STATE_BIT(IP_CT_NEW) in ct state
 	rtnLocal  = 2    // RTN_LOCAL from fib daddr type
 	ifNameLen = 16   // IFNAMSIZ
 )
@@ -251,6 +252,17 @@ func ctStatusDNAT() frag {
 		&expr.Ct{Key: expr.CtKeySTATUS, Register: reg1},
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
+	}}
+}
+
+// ctStateNew is `ct state new`: the packet opens a connection (the
+// first packet conntrack sees of it).
+func ctStateNew() frag {
+	return frag{text: "ct state new", exprs: []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATE, Register: reg1},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(ctNew), Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
 	}}
 }

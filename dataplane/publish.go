@@ -43,6 +43,7 @@ func (e *Engine) Publish(ctx context.Context, endpointID, networkID string, ip4,
 	old, had := e.eps[endpointID]
 	cursor := e.cursor
 	chooser := newPortChooser(e.eps, endpointID, e.opts.PortInUse, e.ephemeralLocked(), &e.cursor)
+	chooser.nodePort = e.nodePortOwnerLocked
 	ms, err := chooser.choose(endpointID, ip4, ip6, bindings, old.mappings)
 	if err != nil {
 		e.cursor = cursor

@@ -17,12 +17,19 @@ type PortConflictError struct {
 	// EndpointID is the endpoint that published the port; empty when a
 	// process outside podnet holds it.
 	EndpointID string
+	// Service is the service whose NodePort the port is (NodePorts and
+	// published ports share the host's ports).
+	Service string
 }
 
 func (e *PortConflictError) Error() string {
 	on := ""
 	if e.HostIP.IsValid() && (!e.HostIP.IsUnspecified() || e.EndpointID == "") {
 		on = " on " + e.HostIP.String()
+	}
+	if e.Service != "" {
+		return fmt.Sprintf("host port %d/%s is NodePort %d of service %s (NodePorts and published ports share the host's ports): publish another port",
+			e.Port, e.Proto, e.Port, e.Service)
 	}
 	if e.EndpointID != "" {
 		return fmt.Sprintf("host port %d/%s%s is already published by endpoint %s", e.Port, e.Proto, on, dockerid.Short(e.EndpointID))
@@ -49,6 +56,8 @@ type portHolder struct {
 type portChooser struct {
 	published map[portKey][]portHolder
 	inUse     func(Proto, netip.Addr, uint16) bool
+	// nodePort names the service whose NodePort a port is ("" if none).
+	nodePort  func(Proto, uint16) string
 	ephemeral [2]uint16
 	// cursor is where the next ephemeral search starts. Handing out ports
 	// round-robin, as Docker does, keeps a just-released port (whose
@@ -209,6 +218,15 @@ func (c *portChooser) pickPort(b Binding, ts []target, previous []Mapping) (uint
 // conflict: a mapping of another endpoint (or an earlier binding of this
 // call) on an overlapping host address, or a socket of another process.
 func (c *portChooser) free(b Binding, ts []target, port uint16) error {
+	for _, t := range ts {
+		// NodePorts answer on every address but loopback.
+		if c.nodePort == nil || t.hostIP.IsValid() && t.hostIP.IsLoopback() {
+			continue
+		}
+		if svc := c.nodePort(b.Proto, port); svc != "" {
+			return &PortConflictError{Proto: b.Proto, HostIP: displayHostIP(t), Port: port, Service: svc}
+		}
+	}
 	for _, t := range ts {
 		k := portKey{b.Proto, familyOf(t.containerIP), port}
 		for _, h := range c.published[k] {

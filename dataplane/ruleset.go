@@ -154,6 +154,8 @@ func buildRuleset(in rulesetInput) *ruleset {
 			kind: nftables.ChainTypeFilter, header: "type filter hook forward priority filter; policy accept;"},
 	}
 	rs.chains = append(rs.chains, chainDef{name: chainSvcSNAT})
+	rs.rules = append(rs.rules, controlRules(chainPrerouting, in.guard)...)
+	rs.rules = append(rs.rules, controlRules(chainOutput, in.guard)...)
 	rs.rules = append(rs.rules, publishRules()...)
 	rs.rules = append(rs.rules, postroutingRules(in.bridgePrefix, nets)...)
 	rs.rules = append(rs.rules, forwardRules(in.bridgePrefix, nets)...)

@@ -119,12 +119,16 @@ func TestBuildRulesetText(t *testing.T) {
 
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr . tcp dport @etcd4 return comment "podnet's control traffic is never NATed"
+		ip6 daddr . tcp dport @etcd6 return comment "podnet's control traffic is never NATed"
 		jump services
 		fib daddr type local jump published
 	}
 
 	chain output {
 		type nat hook output priority -100; policy accept;
+		ip daddr . tcp dport @etcd4 return comment "podnet's control traffic is never NATed"
+		ip6 daddr . tcp dport @etcd6 return comment "podnet's control traffic is never NATed"
 		jump services
 		ip6 daddr ::1 return
 		fib daddr type local jump published
@@ -148,6 +152,11 @@ func TestBuildRulesetText(t *testing.T) {
 		ct status dnat accept comment "published ports"
 		iifname "pn-web" oifname "pn-*" oifname != "pn-web" drop comment "isolate net 0123456789ab"
 		iifname "pn-db" oifname "pn-*" oifname != "pn-db" drop comment "isolate net fedcba987654"
+		iifname "pn-*" oifname "docker0" drop comment "podnet and Docker bridges apart"
+		iifname "docker0" oifname "pn-*" drop comment "podnet and Docker bridges apart"
+		iifname "pn-*" oifname "br-*" drop comment "podnet and Docker bridges apart"
+		iifname "br-*" oifname "pn-*" drop comment "podnet and Docker bridges apart"
+		oifname "pn-web" iifname != "pn-web" ct state new drop comment "no direct access net 0123456789ab"
 	}
 
 	chain snat-services {
@@ -173,12 +182,20 @@ func TestBuildRulesetText(t *testing.T) {
 		type filter hook input priority filter; policy accept;
 		iifname "pn-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
 		iifname "pn-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
+		iifname "docker0" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
+		iifname "docker0" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
+		iifname "br-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
+		iifname "br-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
 	}
 
 	chain guard_forward {
 		type filter hook forward priority filter; policy accept;
 		iifname "pn-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
 		iifname "pn-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
+		iifname "docker0" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
+		iifname "docker0" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
+		iifname "br-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
+		iifname "br-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
 	}
 
 	chain localnet {

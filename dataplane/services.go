@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 
+	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/vishvananda/netlink"
 )
 
@@ -115,7 +117,9 @@ func (e *Engine) changeService(ctx context.Context, verb, name string, mutate fu
 		e.mu.Unlock()
 		return nil
 	}
-	err := e.changeLocked(name)
+	// Keys the change freed go to services that were denied them.
+	names := append([]string{name}, e.reclaimLocked(t, old)...)
+	err := e.changeLocked(names...)
 	cleanup := flowsOf(old, programmedState(e.svc, name))
 	e.mu.Unlock()
 	if err != nil {
@@ -134,7 +138,64 @@ func (e *Engine) ServiceStatus(name string) error {
 	if !ok {
 		return fmt.Errorf("service %s: %w", name, ErrServiceUnknown)
 	}
-	return st.err
+	return st.status()
+}
+
+// nodePortOwnerLocked names the service whose NodePort port is on this
+// host ("" if none).
+func (e *Engine) nodePortOwnerLocked(p Proto, port uint16) string {
+	return e.svc.owners[svcKey{proto: p, port: port}]
+}
+
+// reclaimLocked gives the keys old held and the open change released
+// to the services that were denied them (blocked because old had them),
+// and returns their names, for the same delta.
+func (e *Engine) reclaimLocked(t *svcTable, old *svcState) []string {
+	if old == nil {
+		return nil
+	}
+	var out []string
+	for _, name := range sortedKeys(t.svcs) {
+		st := t.svcs[name]
+		if st.err != nil || name == old.spec.Name {
+			continue
+		}
+		freed := false
+		for k := range st.blocked {
+			if _, taken := t.owners[k]; !taken && slices.Contains(old.keys(), k) {
+				freed = true
+			}
+		}
+		if !freed {
+			continue
+		}
+		cp := *st
+		t.claim(&cp, e.portHeldLocked)
+		put(t, t.svcs, name, &cp)
+		out = append(out, name)
+	}
+	return out
+}
+
+// portHeldLocked says why this host keeps a NodePort from services ("":
+// it does not): a container publishes that port here with -p, or a
+// process of the host holds it. Either came first and keeps its traffic;
+// the NodePort is left out on this host and reported.
+func (e *Engine) portHeldLocked(k svcKey) string {
+	if k.addr.IsValid() {
+		return ""
+	}
+	for _, id := range sortedKeys(e.eps) {
+		for _, m := range e.eps[id].mappings {
+			if m.Proto == k.proto && m.HostPort == k.port && !(m.HostIP.IsValid() && m.HostIP.IsLoopback()) {
+				return "is published on this host by endpoint " + dockerid.Short(id) + " (docker run -p), which keeps it"
+			}
+		}
+	}
+	if in := e.opts.PortInUse; in != nil && (in(k.proto, netip.IPv4Unspecified(), k.port) || in(k.proto, netip.IPv6Unspecified(), k.port)) {
+		return "is held by a process of this host, which keeps its traffic"
+	}
+	return ""
 }
 
 // planServices is the new service table for svcs: states with their
@@ -188,13 +249,12 @@ func (e *Engine) stateFor(t *svcTable, s Service, prev *svcState) *svcState {
 		prev = nil
 	}
 	st, ignored, err := newSvcState(s, prev)
-	if err == nil {
-		err = t.claim(st)
-	}
 	if err != nil {
-		e.log.Error("service cannot be programmed", "service", s.Name, "err", err)
+		// Reported by ServiceStatus (the agent logs it once per change).
+		e.log.Debug("service cannot be programmed", "service", s.Name, "err", err)
 		return &svcState{spec: Service{Name: s.Name}, err: err}
 	}
+	t.claim(st, e.portHeldLocked)
 	if len(ignored) > 0 {
 		e.log.Warn("service addresses of another family than its cluster IP ignored", "service", s.Name,
 			"family", st.family().keyword(), "ignored", joinIgnored(ignored))
@@ -206,21 +266,23 @@ func (e *Engine) stateFor(t *svcTable, s Service, prev *svcState) *svcState {
 // updated, inside an open change) as one delta and commits it. If the
 // kernel refuses the delta (it drifted from memory), the whole table is
 // rewritten instead; if that fails too, the change is rolled back.
-func (e *Engine) changeLocked(name string) error {
+func (e *Engine) changeLocked(names ...string) error {
 	t := e.svc
 	d := &tableDelta{}
-	var o *svcObjects
-	if st, ok := t.svcs[name]; ok {
-		o = buildServiceObjects(st, e.opts.BridgePrefix)
+	for _, name := range names {
+		var o *svcObjects
+		if st, ok := t.svcs[name]; ok {
+			o = buildServiceObjects(st, e.opts.BridgePrefix)
+		}
+		t.setObjects(d, name, o)
 	}
-	t.setObjects(d, name, o)
 	d.finish(t)
 	err := e.nft.applyDelta(e.opts.Table, d)
 	if err == nil {
 		t.commit()
 		return nil
 	}
-	e.log.Info("incremental service update failed, rewriting the table", "service", name, "err", err)
+	e.log.Info("incremental service update failed, rewriting the table", "service", names[0], "err", err)
 	if err2 := e.syncTableLocked(true); err2 != nil {
 		t.rollback()
 		return fmt.Errorf("%w: %w", ErrServiceNotProgrammed, errors.Join(err, err2))
@@ -283,9 +345,9 @@ func (e *Engine) rewriteServicesLocked(prev, next *svcTable) error {
 		st := next.svcs[name]
 		t.begin()
 		if st.err == nil {
-			if cerr := t.claim(st); cerr != nil {
-				st = &svcState{spec: Service{Name: name}, err: cerr}
-			}
+			cp := *st // states are never changed in place (clone shares them)
+			st = &cp
+			t.claim(st, e.portHeldLocked)
 		}
 		put(t, t.svcs, name, st)
 		d := &tableDelta{}

@@ -39,6 +39,29 @@ type svcState struct {
 	err   error
 	slots []netip.Addr // every endpoint of the service's family
 	local []netip.Addr // the local ones (LocalOnly external traffic)
+	// blocked are the addresses:ports and NodePorts this host does not
+	// program for the service, with why (another service answers there,
+	// a port of this host holds it): a conflict costs only the
+	// conflicting element, never the rest of the service.
+	blocked map[svcKey]string
+}
+
+// status is nil when every element of the service is programmed, else
+// why not: the service's error, or its blocked elements.
+func (s *svcState) status() error {
+	if s.err != nil || len(s.blocked) == 0 {
+		return s.err
+	}
+	keys := make([]svcKey, 0, len(s.blocked))
+	for k := range s.blocked {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b svcKey) int { return strings.Compare(a.String(), b.String()) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k.String() + " " + s.blocked[k]
+	}
+	return fmt.Errorf("%w: not programmed on this host: %s", ErrServiceConflict, strings.Join(parts, "; "))
 }
 
 // family returns the service's address family (that of its ClusterIP).
@@ -252,11 +275,6 @@ func (s *svcState) keys() []svcKey {
 		}
 	}
 	return out
-}
-
-// conflictError names the service that already holds key.
-func conflictError(name string, key svcKey, owner string) error {
-	return fmt.Errorf("%w: %s of service %s is already served by service %s", ErrServiceConflict, key, name, owner)
 }
 
 // joinIgnored is the log form of what normalizeService dropped.

@@ -309,6 +309,9 @@ func buildServiceObjects(s *svcState, bridgePrefix string) *svcObjects {
 		ipCluster := keyspace{fam: f}
 		cluster := b.targetFor(ipCluster, s.slots)
 		for _, a := range addrs {
+			if _, no := s.blocked[svcKey{addr: a, proto: p.Proto, port: p.Port}]; no {
+				continue
+			}
 			key, ktext := addrKey(a, p.Proto, p.Port)
 			b.buckets(ipCluster, s.slots, key, ktext)
 			t := cluster
@@ -320,7 +323,7 @@ func buildServiceObjects(s *svcState, bridgePrefix string) *svcObjects {
 				b.buckets(keyspace{fam: f, local: true}, s.local, key, ktext)
 			}
 		}
-		if p.NodePort == 0 {
+		if _, no := s.blocked[svcKey{proto: p.Proto, port: p.NodePort}]; p.NodePort == 0 || no {
 			continue
 		}
 		npCluster := keyspace{fam: f, nodePort: true}
@@ -410,7 +413,11 @@ func (b *portBuilder) localChain(k keyspace, cluster svcTarget) svcTarget {
 // per endpoint (the clients sticking to it), looked up in turn; a client
 // in none of them picks an endpoint at random, whose chain records it.
 // Like kube-proxy's nftables mode; the lookups are per endpoint of this
-// service only, and only for services with affinity.
+// service only, and only for services with affinity. Recording is a rule
+// of its own, apart from the goto: a full set (65535 clients, as a flood
+// of forged sources makes it) fails the update, which ends only that
+// rule, so a new client is still sent on, without affinity, instead of
+// falling through un-NATed (refused) until entries expire.
 func (b *portBuilder) affinity(k keyspace, eps []netip.Addr) svcTarget {
 	f := k.fam
 	name := fmt.Sprintf("%saff-%s/%s", svcPrefix, k, b.pid)
@@ -426,7 +433,8 @@ func (b *portBuilder) affinity(k keyspace, eps []netip.Addr) svcTarget {
 		b.o.chains = append(b.o.chains, chainDef{name: epChain})
 		b.o.rules = append(b.o.rules,
 			newRule(name, "", addrInSet(f, saddr, set), gotoChain(epChain)),
-			newRule(epChain, "", updateSaddr(f, set), gotoChain(bucketName(k, i))))
+			newRule(epChain, "", updateSaddr(f, set)),
+			newRule(epChain, "", gotoChain(bucketName(k, i))))
 		epChains = append(epChains, epChain)
 	}
 	b.o.rules = append(b.o.rules, pickRules(name, epChains)...)

@@ -94,19 +94,28 @@ func (t *svcTable) clone() *svcTable {
 		refs: maps.Clone(t.refs), shared: maps.Clone(t.shared), sharedElems: maps.Clone(t.sharedElems)}
 }
 
-// claim gives s's keys to s, or returns the conflict with the service
-// that holds one of them.
-func (t *svcTable) claim(s *svcState) error {
-	keys := s.keys()
-	for _, k := range keys {
+// claim gives s each of its keys that is free: a key another service
+// holds, or that held says a port of this host holds (a NodePort a
+// process listens on, or a container publishes with -p), is blocked with
+// the reason instead, and only that element is left out.
+func (t *svcTable) claim(s *svcState, held func(svcKey) string) {
+	s.blocked = nil
+	for _, k := range s.keys() {
+		why := ""
 		if o, ok := t.owners[k]; ok && o != s.spec.Name {
-			return conflictError(s.spec.Name, k, o)
+			why = "is already served by service " + o
+		} else if held != nil {
+			why = held(k)
 		}
-	}
-	for _, k := range keys {
+		if why != "" {
+			if s.blocked == nil {
+				s.blocked = map[svcKey]string{}
+			}
+			s.blocked[k] = why
+			continue
+		}
 		put(t, t.owners, k, s.spec.Name)
 	}
-	return nil
 }
 
 // release frees the keys st holds.

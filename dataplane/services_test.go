@@ -82,7 +82,8 @@ func TestUpsertIsOneSmallBatch(t *testing.T) {
 
 // TestServicesReportedByName: services that cannot be programmed are
 // reported by name, with a cause callers can test, and do not stop the
-// others.
+// others; a conflict costs only the conflicting element (samenodeport
+// keeps its VIP).
 func TestServicesReportedByName(t *testing.T) {
 	a := netip.MustParseAddr
 	good := Service{Name: "good", ClusterIP: a("10.96.0.1"), Ports: []ServicePort{{Proto: TCP, Port: 80, NodePort: 30001}},
@@ -100,19 +101,32 @@ func TestServicesReportedByName(t *testing.T) {
 	}
 	for _, s := range bad {
 		err := e.ServiceStatus(s.Name)
-		want := ErrServiceInvalid
+		want, naming := ErrServiceInvalid, s.Name
 		if strings.HasPrefix(s.Name, "same") {
-			want = ErrServiceConflict
+			want, naming = ErrServiceConflict, "is already served by service good"
 		}
-		if !errors.Is(err, want) || !strings.Contains(err.Error(), s.Name) {
-			t.Errorf("ServiceStatus(%q) = %v, want %v naming it", s.Name, err, want)
+		if !errors.Is(err, want) || !strings.Contains(err.Error(), naming) {
+			t.Errorf("ServiceStatus(%q) = %v, want %v naming %q", s.Name, err, want, naming)
 		}
 	}
 	if err := e.ServiceStatus("nosuch"); !errors.Is(err, ErrServiceUnknown) {
 		t.Errorf("unknown service: %v", err)
 	}
-	if got := svcElements(e); !got[`svc-ip4: 10.96.0.1 . tcp . 80 : goto svc-ip4-b0`] || len(got) != 4 {
-		t.Fatalf("elements %v: want good's dispatch, node port and two buckets only", got)
+	got := svcElements(e)
+	if !got[`svc-ip4: 10.96.0.1 . tcp . 80 : goto svc-ip4-b0`] || !got[`svc-ip4: 10.96.0.6 . tcp . 81 : goto svc-reject`] || len(got) != 5 {
+		t.Fatalf("elements %v: want good's dispatch, node port and two buckets, and samenodeport's VIP", got)
+	}
+	// good goes: samenodeport takes its NodePort, samevip its VIP port.
+	if err := e.DeleteService(ctx, "good"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"samevip", "samenodeport"} {
+		if err := e.ServiceStatus(n); err != nil {
+			t.Errorf("%s after good was deleted: %v", n, err)
+		}
+	}
+	if got := svcElements(e); !got[`svc-np: tcp . 30001 : goto svc-reject`] || !got[`svc-ip4: 10.96.0.1 . tcp . 80 : goto svc-reject`] {
+		t.Fatalf("elements after good was deleted: %v", got)
 	}
 }
 
@@ -312,5 +326,60 @@ func TestServiceConntrackAfterRestart(t *testing.T) {
 	}
 	if !slices.Equal(e.ct.flows, []*netlink.ConntrackFlow{live, tcp}) {
 		t.Fatalf("%d flows left after the first SetServices, want the live endpoint's and the TCP one", e.ct.count())
+	}
+}
+
+// TestNodePortsAndPublishedPortsShareThePorts: a port a container
+// publishes here, or a process of the host holds, keeps its traffic: the
+// NodePort on it is left out on this host (and reported), the rest of the
+// service is programmed; a new -p on a NodePort is refused naming the
+// service; once the -p is gone, the next full set takes the NodePort.
+func TestNodePortsAndPublishedPortsShareThePorts(t *testing.T) {
+	a := netip.MustParseAddr
+	e := svcEngine(t)
+	if _, err := e.Publish(ctx, ep1, "net1", c1IP4, noAddr, []Binding{tcp(30600, 0, 80)}); err != nil {
+		t.Fatal(err)
+	}
+	e.inUse["tcp/30700"] = true
+	np := func(name, vip string, port uint16) Service {
+		return Service{Name: name, ClusterIP: a(vip), Ports: []ServicePort{{Proto: TCP, Port: 80, NodePort: port}},
+			Endpoints: []ServiceEndpoint{{Addr: a("10.200.1.2")}}}
+	}
+	svcs := []Service{np("pub", "10.96.0.11", 30600), np("listen", "10.96.0.12", 30700), np("free", "10.96.0.13", 30800)}
+	if err := e.SetServices(ctx, svcs); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"pub":    "node port 30600/tcp is published on this host by endpoint " + ep1[:12] + " (docker run -p), which keeps it",
+		"listen": "node port 30700/tcp is held by a process of this host, which keeps its traffic",
+	} {
+		if err := e.ServiceStatus(name); !errors.Is(err, ErrServiceConflict) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
+	}
+	got := svcElements(e)
+	if got["svc-np: tcp . 30600 : goto svc-np4-b0"] || got["svc-np: tcp . 30700 : goto svc-np4-b0"] ||
+		!got["svc-np: tcp . 30800 : goto svc-np4-b0"] || !got["svc-ip4: 10.96.0.11 . tcp . 80 : goto svc-ip4-b0"] {
+		t.Fatalf("elements %v: want only free's NodePort, and every VIP", got)
+	}
+	_, err := e.Publish(ctx, "ep-new", "net1", c1IP4, noAddr, []Binding{tcp(30800, 0, 80)})
+	var pc *PortConflictError
+	if !errors.As(err, &pc) || pc.Service != "free" || !strings.Contains(err.Error(), "host port 30800/tcp is NodePort 30800 of service free") {
+		t.Fatalf("publishing a NodePort: %v", err)
+	}
+	if _, err := e.Publish(ctx, "ep-lo", "net1", c1IP4, noAddr, []Binding{{Proto: TCP, HostIP: a("127.0.0.1"), HostPort: 30800, ContainerPort: 80}}); err != nil {
+		t.Fatalf("on loopback, where NodePorts do not answer: %v", err)
+	}
+	if err := e.Unpublish(ctx, ep1); err != nil {
+		t.Fatal(err)
+	}
+	delete(e.inUse, "tcp/30700")
+	if err := e.SetServices(ctx, svcs); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"pub", "listen"} {
+		if err := e.ServiceStatus(n); err != nil {
+			t.Errorf("%s once its port is free: %v", n, err)
+		}
 	}
 }

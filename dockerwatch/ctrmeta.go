@@ -46,8 +46,8 @@ func (w *Watcher) ctrMetaOf(ctx context.Context, c container.InspectResponse) (s
 		return store.ContainerMeta{}, false, nil
 	}
 	m := store.ContainerMeta{Container: c.ID, Name: strings.TrimPrefix(c.Name, "/"), Mode: mode, Ready: Ready(c.State)}
-	if c.Config != nil && len(c.Config.Labels) > 0 {
-		m.Labels = maps.Clone(c.Config.Labels)
+	if c.Config != nil {
+		m.Labels = store.SelectableLabels(c.Config.Labels)
 	}
 	if mode == store.ModeContainer {
 		// Docker may keep X's name or short ID here: the record needs X's

@@ -28,7 +28,15 @@
 //     costs etcd nothing. It subscribes to events before listing, so no
 //     change falls between the listing and the stream; every reconnect of
 //     the stream is followed by a full resync, as is every failed event
-//     (after a backoff), plus a periodic one as a safety net.
+//     (after a backoff), plus a periodic one as a safety net. A stream
+//     lost because Docker went away is not retried with a growing backoff
+//     (which reached 30 s, keeping a restarted dockerd's containers out of
+//     their services for that long): the watcher pings Docker every 250 ms
+//     and reconnects, and resyncs, as soon as it answers.
+//   - Labels longer than a selector term may be (store.ValidLabel,
+//     Kubernetes' limits) are not recorded: no service could select them,
+//     and a few megabytes of label would make the record too big for etcd
+//     and leave the container unregistered.
 //   - Hints (hints.go) for the network policy agent, in process: the
 //     labels of every container (from create events, whose attributes
 //     carry them, and from a listing of all containers at each resync), a

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
@@ -23,9 +24,29 @@ type fakeDocker struct {
 	mu         sync.Mutex
 	containers map[string]ctr
 	streams    []*fakeStream
-	// down makes the next calls fail as if dockerd were unreachable.
-	down     int
-	inspects int
+	// down makes the next calls fail as if dockerd were unreachable;
+	// downUntil, every call until then.
+	down      int
+	downUntil time.Time
+	inspects  int
+}
+
+// setDownFor makes Docker unreachable for d from now.
+func (f *fakeDocker) setDownFor(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.downUntil = time.Now().Add(d)
+}
+
+func (f *fakeDocker) gone() bool { return time.Now().Before(f.downUntil) }
+
+func (f *fakeDocker) Ping(context.Context) (types.Ping, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gone() {
+		return types.Ping{}, errDockerDown
+	}
+	return types.Ping{APIVersion: "1.41"}, nil
 }
 
 type fakeStream struct {
@@ -145,7 +166,7 @@ func (f *fakeDocker) Events(ctx context.Context, _ events.ListOptions) (<-chan e
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := &fakeStream{msgs: make(chan events.Message), errs: make(chan error, 1), ctx: ctx}
-	if f.down > 0 {
+	if f.down > 0 || f.gone() {
 		s.errs <- errDockerDown
 	}
 	f.streams = append(f.streams, s)
@@ -155,6 +176,9 @@ func (f *fakeDocker) Events(ctx context.Context, _ events.ListOptions) (<-chan e
 func (f *fakeDocker) ContainerList(_ context.Context, _ container.ListOptions) ([]container.Summary, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.gone() {
+		return nil, errDockerDown
+	}
 	if f.down > 0 {
 		f.down--
 		return nil, errDockerDown

@@ -2,7 +2,6 @@ package dockerwatch
 
 import (
 	"context"
-	"maps"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -39,7 +38,8 @@ func (w *Watcher) hint(ctx context.Context, m events.Message) {
 	id := m.Actor.Attributes["container"]
 	switch {
 	case m.Type == events.ContainerEventType && m.Action == events.ActionCreate:
-		w.labels[m.Actor.ID] = maps.Clone(m.Actor.Attributes)
+		// The labels selectors can see, as the records will hold them.
+		w.labels[m.Actor.ID] = selectable(m.Actor.Attributes)
 	case m.Type == events.ContainerEventType && m.Action == events.ActionDestroy:
 		delete(w.labels, m.Actor.ID)
 	case m.Type == events.NetworkEventType && m.Action == events.ActionConnect && id != "":
@@ -66,10 +66,7 @@ func (w *Watcher) seedLabels(ctx context.Context) error {
 	}
 	w.labels = make(map[string]map[string]string, len(list))
 	for _, s := range list {
-		w.labels[s.ID] = maps.Clone(s.Labels)
-		if w.labels[s.ID] == nil {
-			w.labels[s.ID] = map[string]string{}
-		}
+		w.labels[s.ID] = selectable(s.Labels)
 	}
 	return nil
 }
@@ -82,4 +79,12 @@ func (w *Watcher) observe(ctx context.Context, want map[string]store.EndpointMet
 	for _, m := range want {
 		w.cfg.Hints.Observe(ctx, m)
 	}
+}
+
+// selectable is store.SelectableLabels, never nil (known: no label).
+func selectable(labels map[string]string) map[string]string {
+	if out := store.SelectableLabels(labels); out != nil {
+		return out
+	}
+	return map[string]string{}
 }

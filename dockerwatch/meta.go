@@ -28,8 +28,8 @@ func metasOf(c container.InspectResponse, isPodnet func(string) bool) containerM
 		return out
 	}
 	var labels map[string]string
-	if c.Config != nil && len(c.Config.Labels) > 0 {
-		labels = maps.Clone(c.Config.Labels)
+	if c.Config != nil {
+		labels = store.SelectableLabels(c.Config.Labels)
 	}
 	name := strings.TrimPrefix(c.Name, "/")
 	rdy := Ready(c.State)

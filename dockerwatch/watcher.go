@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -18,6 +19,7 @@ import (
 // Docker is the part of the Docker API client (*client.Client) the watcher
 // uses.
 type Docker interface {
+	Ping(ctx context.Context) (types.Ping, error)
 	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
@@ -66,6 +68,11 @@ const (
 	maxBackoff    = 30 * time.Second
 	listTimeout   = 30 * time.Second
 	maxEventBatch = 256
+	// pingEvery is how often an unreachable Docker is asked whether it
+	// answers again: a ping of the local socket costs next to nothing,
+	// and the watcher must resync within a second of dockerd's return
+	// (its containers with restart policies are running by then).
+	pingEvery = 250 * time.Millisecond
 )
 
 // New builds a Watcher.
@@ -101,9 +108,34 @@ func (w *Watcher) Run(ctx context.Context) {
 		if time.Since(started) > time.Minute {
 			backoff = minBackoff
 		}
+		if dockerup.Unreachable(ctx, err) {
+			// Docker is gone (stopped, restarting): no growing backoff,
+			// which would leave a returned dockerd's containers out of
+			// their services for as long as the last sleep; reconnect as
+			// soon as it answers.
+			w.report(ctx, err, "Docker event stream lost; reconnecting when Docker answers")
+			w.awaitDocker(ctx)
+			backoff = minBackoff
+			continue
+		}
 		w.report(ctx, err, "Docker event stream lost; reconnecting", "in", backoff)
 		sleepCtx(ctx, backoff)
 		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// awaitDocker returns once Docker answers a ping (or ctx ends), asking
+// every pingEvery.
+func (w *Watcher) awaitDocker(ctx context.Context) {
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, pingEvery*4)
+		_, err := w.cfg.Docker.Ping(pctx)
+		cancel()
+		if err == nil || !dockerup.Unreachable(ctx, err) {
+			return
+		}
+		w.report(ctx, err, "Docker does not answer yet")
+		sleepCtx(ctx, pingEvery)
 	}
 }
 

@@ -112,7 +112,10 @@ func (x *watcherFix) revision(t *testing.T) int64 {
 
 func TestWatcherResync(t *testing.T) {
 	f := newFakeDocker()
-	web := ctr{id: containerID("web"), name: "web", state: "running", labels: map[string]string{"app": "web"},
+	// A label no selector can match (3 MB) is not copied: the record
+	// would be too big for etcd and web would never be registered.
+	web := ctr{id: containerID("web"), name: "web", state: "running",
+		labels: map[string]string{"app": "web", "blob": strings.Repeat("x", 3<<20)},
 		nets: []netEP{
 			{net: netPod, ep: "ep-web", ip: "10.1.0.2", ip6: "fd00::2", aliases: []string{containerID("web")[:12], "www", "www"}},
 			{net: netOther, ep: "ep-web-bridge", ip: "172.17.0.2"},
@@ -303,6 +306,30 @@ func TestWatcherReconnectResyncs(t *testing.T) {
 	x.waitMeta(t, "resync after reconnect (new container)", "ep-n", func(m store.EndpointMeta) bool { return m.Name == "n" })
 }
 
+// TestWatcherResyncsWhenDockerReturns: Docker away for 4 s (long enough
+// for a doubling backoff to sleep 4 s more) and back: the watcher resyncs
+// within a second of Docker answering again.
+func TestWatcherResyncsWhenDockerReturns(t *testing.T) {
+	f := newFakeDocker()
+	c := ctr{id: containerID("b"), name: "b", state: "running", nets: []netEP{{net: netPod, ep: "ep-b", ip: "10.1.0.13"}}}
+	f.set(c)
+	x := startWatcher(t, f, func(st *store.Store) {
+		putEndpoint(t, st, "h1", "ep-b", netPod)
+		putEndpoint(t, st, "h1", "ep-b2", netPod)
+	})
+	x.waitMeta(t, "b's metadata", "ep-b", func(store.EndpointMeta) bool { return true })
+	const away = 4 * time.Second
+	f.setDownFor(away)
+	back := time.Now().Add(away)
+	x.f.latest(t).errs <- errDockerDown
+	// What dockerd's restart changed, with no event for it.
+	f.set(ctr{id: containerID("b2"), name: "b2", state: "running", nets: []netEP{{net: netPod, ep: "ep-b2", ip: "10.1.0.14"}}})
+	x.waitMeta(t, "resync after Docker returned", "ep-b2", func(store.EndpointMeta) bool { return true })
+	if late := time.Since(back); late > time.Second {
+		t.Fatalf("resync %v after Docker answered again, want within 1 s", late.Round(10*time.Millisecond))
+	}
+}
+
 func TestWatcherDockerDown(t *testing.T) {
 	f := newFakeDocker()
 	f.setDown(3)
@@ -349,7 +376,8 @@ func TestAliases(t *testing.T) {
 // again, not one per retry.
 func TestWatcherDockerDownLogsOnce(t *testing.T) {
 	f := newFakeDocker()
-	f.setDown(4)
+	// Longer than dockerup.Settle: an outage worth one warning.
+	f.setDownFor(2 * dockerup.Settle)
 	f.set(ctr{id: containerID("o"), name: "o", state: "running", nets: []netEP{{net: netPod, ep: "ep-o", ip: "10.1.0.13"}}})
 	var logs testutil.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -363,7 +391,7 @@ func TestWatcherDockerDownLogsOnce(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	x := &watcherFix{st: st, f: f}
 	x.waitMeta(t, "metadata once Docker answers", "ep-o", func(store.EndpointMeta) bool { return true })
-	if n := f.streamCount(); n < 4 {
+	if n := f.streamCount(); n < 2 {
 		t.Fatalf("event subscriptions = %d: the outage was not retried", n)
 	}
 	warns, back := 0, 0

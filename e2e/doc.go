@@ -39,6 +39,8 @@
 //	LAB_NAME          prefix of the lab's netns, links and rules (default lab)
 //	LAB_NET           underlay /24 as three octets (default 10.250.0)
 //	LAB_TIMEOUT       seconds lab.sh waits for each daemon (default 60)
+//	LAB_EXTERNAL_IPS  the lab podnetds' --external-ip-cidrs (default the
+//	                  lab's /24; the external-IP tests need it)
 //	PODNETD_ARGS      extra podnetd flags for every host (e.g. --log-level=debug)
 //	LAB_DOCKERD_ARGS  extra dockerd flags for every host (e.g. --live-restore)
 //	DOCKER, DOCKERD   docker CLI and daemon binaries (default /usr/bin/docker, dockerd)

@@ -48,13 +48,17 @@ func TestImpostorPodnetdRefused(t *testing.T) {
 
 	dir := filepath.Join(l.HostDir("h3"), "impostor")
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// The impostor's cluster DNS address is one h3 does not carry: a
+	// refused podnetd must not have put it on lo (nor anything else in
+	// the kernel) before it learned the name is taken.
+	const impostorDNS = "10.96.0.11"
 	start := time.Now()
 	// On h3's machine, with h2's name. `timeout` bounds a podnetd that
 	// would not refuse (it would run until killed).
-	out, err := l.Exec("h3", append(append([]string{"timeout", "60", "podnetd", "--host-name", "h2"}, l.EtcdFlags()...),
+	out, err := l.Exec("h3", append(append([]string{"timeout", "60", "podnetd", "--host-name", "h2"}, l.ClusterFlags()...),
 		"--data-dir", dir, "--metrics-addr", "off",
 		"--plugin-socket", filepath.Join(dir, "plugins", "impostor.sock"), "--admin-socket", filepath.Join(dir, "admin.sock"),
-		"--docker-host", "unix://"+filepath.Join(dir, "no-docker.sock"), "--dns-addr", "off")...)
+		"--docker-host", "unix://"+filepath.Join(dir, "no-docker.sock"), "--dns-addr", impostorDNS)...)
 	took := time.Since(start)
 	if err == nil || strings.Contains(err.Error(), "exit status 124") {
 		t.Fatalf("a podnetd with a running host's name was not refused: %v\n%s", err, out)
@@ -65,6 +69,9 @@ func TestImpostorPodnetdRefused(t *testing.T) {
 		}
 	}
 	t.Logf("impostor refused after %v: %s", took.Round(10*time.Millisecond), lastLine(err.Error()))
+	if lo := l.MustExec(t, "h3", "ip", "-o", "addr", "show", "dev", "lo"); strings.Contains(lo, impostorDNS+"/") {
+		t.Fatalf("the refused impostor left its cluster DNS address on h3's lo:\n%s", lo)
+	}
 
 	var h hostRecord
 	if !etcdGet(t, l, "h1", "hosts/h2", &h) || h.Underlay != l.HostIP("h2") {
@@ -80,6 +87,46 @@ func TestImpostorPodnetdRefused(t *testing.T) {
 	}
 	if !ping(l, "h1", "imp1", ip2) {
 		t.Fatal("h2's container unreachable after the impostor")
+	}
+}
+
+// TestDataDirPrivate: with an external etcd too, a host's data dir (the
+// cluster DNS's records, often etcd's client keys) is root's alone — the
+// lab makes it 0755 before podnetd starts — and a podnetd whose data dir
+// belongs to another user refuses to start, naming the owner, before it
+// touches anything.
+func TestDataDirPrivate(t *testing.T) {
+	l := multi(t)
+	for _, h := range l.Hosts() {
+		if mode := l.MustExec(t, h, "stat", "-c", "%a", filepath.Join(l.HostDir(h), "podnet")); mode != "700" {
+			t.Errorf("%s: data dir mode %s, want 700", h, mode)
+		}
+	}
+	dir := filepath.Join(l.HostDir("h3"), "foreign")
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(data, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.Exec("h3", append(append([]string{"timeout", "30", "podnetd", "--host-name", "foreign"}, l.ClusterFlags()...),
+		"--data-dir", data, "--metrics-addr", "off", "--dns-addr", "off",
+		"--plugin-socket", filepath.Join(dir, "plugins", "foreign.sock"), "--admin-socket", filepath.Join(dir, "admin.sock"))...)
+	if err == nil || strings.Contains(err.Error(), "exit status 124") {
+		t.Fatalf("a podnetd with a data dir owned by another user started: %v\n%s", err, out)
+	}
+	for _, want := range []string{data, "owned by uid 65534"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("refusal does not say %q: %v", want, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "plugins", "foreign.sock")); err == nil {
+		t.Fatal("the refused podnetd opened its plugin socket")
+	}
+	if keys := etcdKeys(t, l, "h1", "hosts/foreign"); len(keys) != 0 {
+		t.Fatalf("the refused podnetd registered: %v", keys)
 	}
 }
 

@@ -508,6 +508,22 @@ func (l *Lab) EtcdFlags() []string {
 	return f
 }
 
+// ClusterFlags are EtcdFlags plus the cluster facts every podnetd of the
+// lab must agree on besides the defaults (--external-ip-cidrs, as
+// scripts/lab.sh gives it): for a podnetd a test starts by hand, which
+// must get as far as the check it is about.
+func (l *Lab) ClusterFlags() []string {
+	return append(l.EtcdFlags(), "--external-ip-cidrs", l.ExternalIPCIDRs())
+}
+
+// ExternalIPCIDRs is the lab podnetds' --external-ip-cidrs.
+func (l *Lab) ExternalIPCIDRs() string {
+	if ext, ok := os.LookupEnv("LAB_EXTERNAL_IPS"); ok {
+		return ext
+	}
+	return l.Net + ".0/24"
+}
+
 // HostDir is host's state directory (logs, sockets, pid files).
 func (l *Lab) HostDir(host string) string { return filepath.Join(l.Dir, host) }
 

@@ -35,15 +35,11 @@ func TestManagedPlugin(t *testing.T) {
 			t.Errorf("restart h1's podnetd: %v", err)
 		}
 	})
-	hd := l.HostDir("h1")
-	l.MustExec(t, "h1", "mkdir", "-p", hd+"/plugin-state", hd+"/plugin-admin")
 	l.MustDocker(t, "h1", "plugin", "create", "podnet:latest", dir)
 	// Keep the plugin's state, admin socket and Docker API inside the lab
-	// host instead of the machine's real /var/lib/podnet, /run/podnet and
-	// docker.sock.
-	l.MustDocker(t, "h1", "plugin", "set", "podnet:latest",
-		"state.source="+hd+"/plugin-state", "admin.source="+hd+"/plugin-admin",
-		"docker-sock.source="+l.DockerSocket("h1"), "PODNET_HOST_NAME=h1")
+	// host instead of the machine's real /var/lib, /run and docker.sock.
+	freshPluginHost(t, l, "h1")
+	l.MustDocker(t, "h1", append([]string{"plugin", "set", "podnet:latest", "PODNET_HOST_NAME=h1"}, pluginSettings(l, "h1")...)...)
 	l.MustDocker(t, "h1", "plugin", "enable", "podnet:latest")
 	if out := l.MustDocker(t, "h1", "plugin", "ls", "--format", "{{.Name}} {{.Enabled}}"); !strings.Contains(out, "podnet:latest true") {
 		t.Fatalf("plugin not enabled: %s", out)
@@ -60,7 +56,8 @@ func TestManagedPlugin(t *testing.T) {
 		out, err := curlClient(l, "http://"+l.HostIP("h1")+":8480/passwd")
 		return err == nil && strings.Contains(out, "root:"), fmt.Sprint(err, out)
 	})
-	st := l.MustExec(t, "h1", "podnetctl", "--socket", hd+"/plugin-admin/podnet.sock", "status")
+	pluginDirsMade(t, l, "h1")
+	st := l.MustExec(t, "h1", "podnetctl", "--socket", pluginAdminSocket(l, "h1"), "status")
 	mustContain(t, "podnetctl reaches the plugin", st, "etcd:           healthy")
 	mustContain(t, "plugin serves two endpoints", st, "endpoints:      2")
 

@@ -4,7 +4,11 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -100,4 +104,64 @@ func TestPublishedPorts(t *testing.T) {
 	// And a new container can take the port at once.
 	run(t, l, "h1", "web2", webArgs("--network", "pub", "-p", "8080:80")...)
 	get("port re-published", func() (string, error) { return curlClient(l, "http://"+host+":8080/passwd") })
+}
+
+// TestPortSpaceShared: NodePorts and docker run -p host ports are one
+// space per host. -p on a NodePort is refused naming the service; a
+// NodePort on a port a container publishes (on any host) is refused
+// naming the container; a host process already listening on a NodePort's
+// port keeps its traffic on that host, which reports the conflict, while
+// the other hosts serve the NodePort.
+func TestPortSpaceShared(t *testing.T) {
+	l := svcLab(t)
+	backend(t, l, "h1", "ports1", "--network", svcNet, "-l", "app=ports", "--hostname", "ports1")
+	service(t, l, "h1", "portnp", "--selector", "app=ports", "--port", "80:8080", "--node-port", "30610")
+	out, err := l.Docker("h2", "run", "-d", "--name", "pshadow", "--network", svcNet, "-p", "30610:80", TestImage, "sleep", "1d")
+	t.Cleanup(func() { _, _ = l.Docker("h2", "rm", "-f", "pshadow") })
+	if err == nil || !strings.Contains(out+err.Error(), "host port 30610/tcp is NodePort 30610 of service portnp") {
+		t.Fatalf("docker run -p on a NodePort: %v %s", err, out)
+	}
+	run(t, l, "h2", "ppub", webArgs("--network", svcNet, "-p", "30620:80")...)
+	WaitFor(t, shortWait, func() (bool, string) {
+		out, err := l.Exec("h3", "podnetctl", "service", "create", "portpub", "--selector", "app=ports", "--port", "80:8080", "--node-port", "30620")
+		if err == nil {
+			_, _ = l.Exec("h3", "podnetctl", "service", "rm", "portpub")
+		}
+		return err != nil && strings.Contains(err.Error(), "nodePort 30620/TCP is published by container ppub on host h2"),
+			fmt.Sprint("a NodePort on a published port: ", err, out)
+	})
+
+	// A web server of h3 itself on 30630, then a NodePort 30630.
+	dir := filepath.Join(l.HostDir("h3"), "hostweb")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "id"), []byte("hostproc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(l.MustExec(t, "h3", "sh", "-c", "busybox httpd -f -p 30630 -h "+dir+" >/dev/null 2>&1 </dev/null & echo $!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	WaitFor(t, shortWait, func() (bool, string) {
+		out, err := curlClient(l, "http://"+l.HostIP("h3")+":30630/id")
+		return err == nil && strings.Contains(out, "hostproc"), fmt.Sprint("h3's own web server: ", err, out)
+	})
+	service(t, l, "h1", "portlisten", "--selector", "app=ports", "--port", "80:8080", "--node-port", "30630")
+	WaitFor(t, shortWait, func() (bool, string) {
+		v := svcGet(t, l, "h1", "portlisten")
+		for _, e := range v.Status.Errors {
+			if e.Host == "h3" && strings.Contains(e.Error, "node port 30630/tcp is held by a process of this host") {
+				return len(v.Status.Errors) == 1, fmt.Sprintf("errors %+v", v.Status.Errors)
+			}
+		}
+		return false, fmt.Sprintf("portlisten's errors %+v, want h3's listener", v.Status.Errors)
+	})
+	for h, want := range map[string]string{"h3": "hostproc", "h1": "ports1", "h2": "ports1"} {
+		out, err := curlClient(l, "http://"+l.HostIP(h)+":30630/id")
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("NodePort 30630 on %s: %v %q, want %s", h, err, out, want)
+		}
+	}
 }

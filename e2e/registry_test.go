@@ -163,13 +163,58 @@ func pushPlugin(t *testing.T, l *Lab, host, bin, name string) {
 }
 
 // pluginSettings keeps a lab plugin's state, admin socket and Docker API
-// inside the lab host. Docker keeps env settings across an upgrade but
-// takes mount sources from the new version's config: they are set again
-// after each upgrade.
+// inside the lab host: its stand-ins for the host's /var/lib and /run
+// (pluginDirs). Docker keeps env settings across an upgrade but takes
+// mount sources from the new version's config: they are set again after
+// each upgrade.
 func pluginSettings(l *Lab, host string) []string {
+	lib, run := pluginDirs(l, host)
+	return []string{"lib.source=" + lib, "run.source=" + run, "docker-sock.source=" + l.DockerSocket(host)}
+}
+
+// pluginDirs are a lab host's stand-ins for the host's /var/lib and /run,
+// made if missing (on a real host both always exist).
+func pluginDirs(l *Lab, host string) (lib, run string) {
 	hd := l.HostDir(host)
-	return []string{"state.source=" + hd + "/plugin-state", "admin.source=" + hd + "/plugin-admin",
-		"docker-sock.source=" + l.DockerSocket(host)}
+	lib, run = filepath.Join(hd, "plugin-lib"), filepath.Join(hd, "plugin-run")
+	for _, d := range []string{lib, run} {
+		_ = os.MkdirAll(d, 0o755)
+	}
+	return lib, run
+}
+
+// freshPluginHost removes podnet's own directories under a host's /var/lib
+// and /run stand-ins, as on a host where podnet never ran (or, for /run,
+// after a reboot): the plugin must start without them.
+func freshPluginHost(t *testing.T, l *Lab, host string) {
+	t.Helper()
+	lib, run := pluginDirs(l, host)
+	for _, d := range []string{filepath.Join(lib, "podnet"), filepath.Join(run, "podnet")} {
+		if err := os.RemoveAll(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// pluginAdminSocket is where a lab plugin serves podnetctl: podnet/podnet.sock
+// under its /run stand-in.
+func pluginAdminSocket(l *Lab, host string) string {
+	_, run := pluginDirs(l, host)
+	return filepath.Join(run, "podnet", "podnet.sock")
+}
+
+// pluginDirsMade checks that the plugin made podnet's directories on the
+// host: the state directory root's alone, the admin socket root's alone.
+func pluginDirsMade(t *testing.T, l *Lab, host string) {
+	t.Helper()
+	lib, _ := pluginDirs(l, host)
+	WaitFor(t, shortWait, func() (bool, string) {
+		st, err := os.Stat(pluginAdminSocket(l, host))
+		return err == nil && st.Mode().Perm() == 0o600, fmt.Sprintf("admin socket: %v %v", st, err)
+	})
+	if mode := l.MustExec(t, host, "stat", "-c", "%a %U", filepath.Join(lib, "podnet")); mode != "700 root" {
+		t.Fatalf("the plugin's state directory is %q, want 700 root", mode)
+	}
 }
 
 // pluginVersionLogged waits until host's dockerd log shows the plugin's
@@ -219,21 +264,27 @@ func TestPluginFromRegistry(t *testing.T) {
 			t.Errorf("restart h2's podnetd: %v", err)
 		}
 	})
-	hd := l.HostDir("h2")
-	l.MustExec(t, "h2", "mkdir", "-p", hd+"/plugin-state/etcd-tls", hd+"/plugin-admin")
 	// The lab's etcd wants a client certificate: the plugin reads it from
-	// its state mount, as the README tells users to do.
+	// the host's /var/lib, as the README tells users to do; here beside
+	// podnet's state directory, which the test removes: a host where
+	// podnet never ran has neither /var/lib/podnet nor /run/podnet.
+	lib, _ := pluginDirs(l, "h2")
+	tls := filepath.Join(lib, "podnet-tls")
+	l.MustExec(t, "h2", "mkdir", "-p", tls)
 	for _, f := range []string{"ca.crt", "h2.crt", "h2.key"} {
-		l.MustExec(t, "h2", "cp", filepath.Join(l.PKI(), f), hd+"/plugin-state/etcd-tls/")
+		l.MustExec(t, "h2", "cp", filepath.Join(l.PKI(), f), tls)
 	}
+	freshPluginHost(t, l, "h2")
 	// --disable: the lab sets the mount sources before the first start (a
 	// real host keeps the defaults and needs no set).
 	l.MustDocker(t, "h2", "plugin", "install", "--grant-all-permissions", "--disable", name1,
 		"PODNET_ETCD_ENDPOINTS="+strings.Join(l.EtcdEndpoints(), ","), "PODNET_HOST_NAME=h2", "PODNET_DRIVER_NAME="+name1,
-		"args=--etcd-cacert /var/lib/podnet/etcd-tls/ca.crt --etcd-cert /var/lib/podnet/etcd-tls/h2.crt --etcd-key /var/lib/podnet/etcd-tls/h2.key")
+		"PODNET_EXTERNAL_IP_CIDRS="+l.ExternalIPCIDRs(),
+		"args=--etcd-cacert /var/lib/podnet-tls/ca.crt --etcd-cert /var/lib/podnet-tls/h2.crt --etcd-key /var/lib/podnet-tls/h2.key")
 	l.MustDocker(t, "h2", append([]string{"plugin", "set", name1}, pluginSettings(l, "h2")...)...)
 	l.MustDocker(t, "h2", "plugin", "enable", name1)
 	pluginVersionLogged(t, l, "h2", v1)
+	pluginDirsMade(t, l, "h2")
 
 	const subnet = "10.228.0.0/16"
 	for _, h := range []string{"h1", "h3"} {
@@ -270,9 +321,13 @@ func TestPluginFromRegistry(t *testing.T) {
 	l.MustDocker(t, "h2", "plugin", "disable", "-f", name1)
 	l.MustDocker(t, "h2", "plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", name1, name2)
 	l.MustDocker(t, "h2", append([]string{"plugin", "set", name1}, pluginSettings(l, "h2")...)...)
+	// As after a reboot (an empty /run) and a lost state directory: the
+	// plugin enables all the same.
+	freshPluginHost(t, l, "h2")
 	l.MustDocker(t, "h2", "plugin", "enable", name1)
 	t.Logf("plugin upgraded (disable, upgrade, set, enable) in %v", time.Since(start).Round(100*time.Millisecond))
 	pluginVersionLogged(t, l, "h2", v2)
+	pluginDirsMade(t, l, "h2")
 	if ref := l.MustDocker(t, "h2", "plugin", "inspect", "-f", "{{.PluginReference}}", name1); ref != name2 {
 		t.Fatalf("plugin reference after upgrade: %s, want %s", ref, name2)
 	}
@@ -292,6 +347,6 @@ func TestPluginFromRegistry(t *testing.T) {
 	WaitFor(t, shortWait, func() (bool, string) {
 		return ping(l, "h1", "rfar", late), "h1 cannot reach a container started after the upgrade"
 	})
-	st := l.MustExec(t, "h2", "podnetctl", "--socket", hd+"/plugin-admin/podnet.sock", "status")
+	st := l.MustExec(t, "h2", "podnetctl", "--socket", pluginAdminSocket(l, "h2"), "status")
 	mustContain(t, "podnetctl reaches the upgraded plugin", st, "etcd:           healthy")
 }

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -164,4 +165,82 @@ func TestDockerdRestart(t *testing.T) {
 			t.Fatalf("kill=%v: %d host veths, want 2: %v", kill, len(vs), vs)
 		}
 	}
+}
+
+// TestDockerRestartBackInServices: dockerd stopped for 12 s (a doubling
+// backoff from 250 ms would then sleep 8 s more) and started again: the
+// watcher resyncs within a second of dockerd answering, and a
+// --restart=always container that selects into a service is back among
+// its ready endpoints within two seconds of running again.
+func TestDockerRestartBackInServices(t *testing.T) {
+	l := svcLab(t)
+	run(t, l, "h1", "rsvc", sleeper("--network", svcNet, "--restart", "always", "-l", "app=rsvc")...)
+	service(t, l, "h1", "rsvc", "--selector", "app=rsvc", "--port", "80")
+	endpointsAre(t, l, "rsvc", "h1/rsvc/"+ipOf(t, l, "h1", "rsvc", svcNet)+"/true")
+
+	if err := l.DockerdStop("h1", false); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(t, shortWait, func() (bool, string) {
+		n := readyOn(t, l, "h1", "rsvc")
+		return n == 0, fmt.Sprintf("rsvc still has %d ready endpoints with dockerd stopped", n)
+	})
+	time.Sleep(12 * time.Second) // the outage itself: nothing to poll for
+	started := make(chan error, 1)
+	go func() { started <- l.DockerdStart("h1") }()
+	// When dockerd first answers, and when h1 shows the container ready
+	// in the service again (at its new or old address).
+	var answered, back time.Time
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && back.IsZero() {
+		if answered.IsZero() {
+			if _, err := l.Docker("h1", "version", "--format", "{{.Server.Version}}"); err == nil {
+				answered = time.Now()
+			}
+		} else if ready := readyOn(t, l, "h1", "rsvc"); ready == 1 {
+			back = time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if back.IsZero() {
+		t.Fatalf("rsvc not back in its service 2 minutes after dockerd started (answered: %v)", !answered.IsZero())
+	}
+	out := l.MustDocker(t, "h1", "inspect", "-f", "{{.State.StartedAt}}", "rsvc")
+	running, err := time.Parse(time.RFC3339Nano, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := answered
+	if running.After(from) {
+		from = running
+	}
+	t.Logf("dockerd answered %v after the container ran; back in the service %v after both",
+		answered.Sub(running).Round(10*time.Millisecond), back.Sub(from).Round(10*time.Millisecond))
+	// The poll itself takes up to a few hundred milliseconds a round.
+	if d := back.Sub(from); d > 2*time.Second+500*time.Millisecond {
+		t.Fatalf("back in the service %v after dockerd answered and the container ran, want within 2 s", d)
+	}
+}
+
+// readyOn counts the ready endpoints of service name as host sees them.
+func readyOn(t *testing.T, l *Lab, host, name string) int {
+	t.Helper()
+	out, err := l.Exec(host, "podnetctl", "service", "get", name, "-o", "json")
+	if err != nil {
+		return -1
+	}
+	var v svcView
+	if json.Unmarshal([]byte(out), &v) != nil {
+		return -1
+	}
+	n := 0
+	for _, e := range v.Status.Endpoints {
+		if e.Ready {
+			n++
+		}
+	}
+	return n
 }

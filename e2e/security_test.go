@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,34 @@ func TestClusterDNSNotOpen(t *testing.T) {
 	for _, name := range []string{"named1", "example.com"} {
 		if out, err := l.Client("netcheck", "dns", "10.96.0.10", name); err == nil {
 			t.Fatalf("the outside client got an answer for %s: %s", name, out)
+		}
+	}
+}
+
+// TestClusterDNSNoShadowing: a container named github.com with the alias
+// www.example.org does not make the cluster DNS answer those names with
+// its address, on its host or any other (they go upstream, which the lab
+// cannot reach); its single-label alias answers everywhere, and a service
+// keeps its name over a container of the same name.
+func TestClusterDNSNoShadowing(t *testing.T) {
+	l := svcLab(t)
+	run(t, l, "h1", "github.com", sleeper("--network", svcNet, "--network-alias", "www.example.org",
+		"--network-alias", "gh")...)
+	ip := ipOf(t, l, "h1", "github.com", svcNet)
+	run(t, l, "h1", "spoofsvc", sleeper("--network", svcNet)...)
+	svc := service(t, l, "h1", "spoofsvc", "--selector", "app=nobody", "--port", "80")
+	for _, h := range l.Hosts() {
+		WaitFor(t, shortWait, func() (bool, string) {
+			out, err := l.Exec(h, "netcheck", "dns", dnsAddr, "gh")
+			return err == nil && strings.Contains(out, ip), h + ": gh: " + out + errString(err)
+		})
+		for _, name := range []string{"github.com", "www.example.org"} {
+			if out, _ := l.Exec(h, "netcheck", "dns", dnsAddr, name); strings.Contains(out, ip) {
+				t.Errorf("%s: the cluster DNS answers %s with the container's address: %s", h, name, out)
+			}
+		}
+		if got, out := lookup(l, h, "spoofsvc", "a"); !slices.Equal(got, []string{svc.ClusterIP}) {
+			t.Errorf("%s: spoofsvc resolves to %v, want the service's VIP %s:\n%s", h, got, svc.ClusterIP, out)
 		}
 	}
 }

@@ -251,3 +251,85 @@ func TestServiceModesTraffic(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceAffinityFlood: 70,000 SYNs from forged sources (more than an
+// affinity set holds) at a ClientIP-affinity NodePort of h1 do not lock
+// new clients out: the outside client and h3's own processes, arriving
+// after the flood, are served. The forged sources' replies never leave
+// the machine: they are routed to the lab's bridge, whose root-namespace
+// FORWARD rules reject anything leaving the lab (scripts/lab.sh).
+func TestServiceAffinityFlood(t *testing.T) {
+	l := svcLab(t)
+	backend(t, l, "h1", "flood1", "--network", svcNet, "-l", "app=flood")
+	v := service(t, l, "h1", "flood", "--selector", "app=flood", "--port", "9002", "--type", "NodePort",
+		"--session-affinity", "ClientIP")
+	endpointsAre(t, l, "flood", "h1/flood1/"+ipOf(t, l, "h1", "flood1", svcNet)+"/true")
+	target := fmt.Sprintf("%s:%d", l.HostIP("h1"), v.Ports[0].NodePort)
+	out := l.MustClient(t, "netcheck", "syn-flood", target, "70000", "198.18.0.0/15")
+	t.Log(out)
+	// The flood filled the endpoint's affinity set.
+	WaitFor(t, shortWait, func() (bool, string) {
+		set := l.MustExec(t, "h1", "sh", "-c", `nft list table inet podnet | grep -o "set svc-aff/flood/[^ ]*" | head -1`)
+		list := l.MustExec(t, "h1", "nft", "list", "set", "inet", "podnet", strings.TrimPrefix(set, "set "))
+		n := strings.Count(list, "198.1")
+		return n >= 65535, fmt.Sprintf("affinity set %s holds %d forged clients", set, n)
+	})
+	for _, from := range []string{"", "h3"} {
+		cmd := []string{"sh", "-c", "echo | timeout 3 busybox nc " + strings.Replace(target, ":", " ", 1)}
+		var out string
+		var err error
+		if from == "" {
+			out, err = l.Client(cmd...)
+		} else {
+			out, err = l.Exec(from, cmd...)
+		}
+		if err != nil || !strings.Contains(out, "hello") {
+			t.Errorf("a new client (%s) after the flood: %v %q, want served", or(from, "outside"), err, out)
+		}
+	}
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// TestServiceReachableEndpoints: a NodePort whose only endpoint sits on
+// h1's single-host bridge network answers on h1, and on the hosts that
+// cannot reach that network it is refused at once instead of timing out;
+// service get says from where the endpoint is reachable (and that an
+// --internal network's endpoint is reachable from its own host only).
+func TestServiceReachableEndpoints(t *testing.T) {
+	l := svcLab(t)
+	podnetNet(t, l, "h1", "reachbr", "--subnet", "10.95.0.0/24")
+	podnetNet(t, l, "h2", "reachint", "--subnet", "10.95.1.0/24", "--internal")
+	backend(t, l, "h1", "reach1", "--network", "reachbr", "-l", "app=reach", "--hostname", "reach1")
+	backend(t, l, "h2", "reach2", "--network", "reachint", "-l", "app=reachint")
+	v := service(t, l, "h1", "reach", "--selector", "app=reach", "--port", "80:8080", "--type", "NodePort")
+	service(t, l, "h1", "reachint", "--selector", "app=reachint", "--port", "80:8080")
+	for name, want := range map[string]string{
+		"reach":    "only from host h1: a single-host (bridge) network",
+		"reachint": "only from host h2: an --internal single-host network",
+	} {
+		WaitFor(t, shortWait, func() (bool, string) {
+			eps := svcGet(t, l, "h3", name).Status.Endpoints
+			return len(eps) == 1 && eps[0].Ready && eps[0].Reach == want, fmt.Sprintf("%s's endpoints %+v, want reach %q", name, eps, want)
+		})
+	}
+	node := fmt.Sprintf(":%d/id", v.Ports[0].NodePort)
+	WaitFor(t, shortWait, func() (bool, string) {
+		out, err := curlClient(l, "http://"+l.HostIP("h1")+node)
+		return err == nil && strings.Contains(out, "reach1"), fmt.Sprint("h1's NodePort: ", err, out)
+	})
+	for _, h := range []string{"h2", "h3"} {
+		start := time.Now()
+		out, err := curlClient(l, "http://"+l.HostIP(h)+node)
+		// curl says "Connection refused" or, newer, "Couldn't connect to
+		// server" (exit 7) for a reset; a timeout is exit 28.
+		if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "exit status 7") || took > 2*time.Second {
+			t.Errorf("%s's NodePort with no endpoint it can reach: %v %q after %v, want refused at once", h, err, out, took.Round(time.Millisecond))
+		}
+	}
+}

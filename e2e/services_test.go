@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -48,6 +49,7 @@ type svcEndpoint struct {
 	Ports     []int  `json:"ports"`
 	Ready     bool   `json:"ready"`
 	Reason    string `json:"reason"`
+	Reach     string `json:"reach"`
 }
 
 type agentView struct {
@@ -324,7 +326,12 @@ func TestServiceBadInput(t *testing.T) {
 		{[]string{"--selector", "a=b", "--port", "80", "--node-port", fmt.Sprint(taken.Ports[0].NodePort)}, "is taken by service taken"},
 		{[]string{"--selector", "a=b", "--port", "80", "--vip", "10.97.0.5"}, "outside the service CIDR 10.96.0.0/16"},
 		{[]string{"--selector", "a=b", "--port", "80", "--vip", taken.ClusterIP}, "is taken by service taken"},
-		{[]string{"--selector", "a=b", "--port", "80", "--external-ip", pod}, "is a pod address"},
+		// Outside the lab's --external-ip-cidrs; inside them it would be
+		// refused as a pod address (registry's unit test).
+		{[]string{"--selector", "a=b", "--port", "80", "--external-ip", pod}, "is outside the cluster's --external-ip-cidrs"},
+		{[]string{"--selector", "a=b", "--port", "80", "--session-affinity", "ClientIP", "--affinity-timeout", "0s"}, "affinity timeout 0s: want 1s to 86400s"},
+		{[]string{"--selector", "a=b", "--port", "80", "--type", "ClusterIP", "--node-port", "30999"}, "--node-port with --type ClusterIP"},
+		{[]string{"--selector", strings.Repeat("k", 64) + "=v", "--port", "80"}, "the name part is 64 bytes, at most 63"},
 	}
 	for _, c := range cases {
 		out, err := l.Exec("h2", append([]string{"podnetctl", "service", "create", "bad"}, c.args...)...)
@@ -339,12 +346,16 @@ func TestServiceBadInput(t *testing.T) {
 	dir := filepath.Join(l.Dir, "apply")
 	_ = os.MkdirAll(dir, 0o755)
 	for file, want := range map[string]string{
-		"unknown.yaml": "line 4: unknown field \"prots\"",
-		"bad.yaml":     "yaml: line",
+		"unknown.yaml":  "line 4: unknown field \"prots\"",
+		"bad.yaml":      "yaml: line",
+		"selector.yaml": "the value is 3145728 bytes, at most 63",
 	} {
 		content := "name: x\nselector: {a: b}\nports: [{port: 80}]\nprots: []\n"
-		if file == "bad.yaml" {
+		switch file {
+		case "bad.yaml":
 			content = "name: x\nselector: {a: b\nports:\n"
+		case "selector.yaml":
+			content = "name: x\nselector: {a: " + strings.Repeat("v", 3<<20) + "}\nports: [{port: 80}]\n"
 		}
 		p := filepath.Join(dir, file)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -354,6 +365,31 @@ func TestServiceBadInput(t *testing.T) {
 			t.Errorf("apply %s: %v %s, want %q", file, err, out, want)
 		}
 	}
+	// A 50 MB file: podnetctl refuses it by its size, without reading it
+	// (its peak RSS stays small), and podnetd refuses one sent by a client
+	// that does not check.
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 50<<20); err != nil {
+		t.Fatal(err)
+	}
+	out, err = l.Exec("h1", "/usr/bin/time", "-f", "maxrss-kb=%M", "podnetctl", "apply", "-f", big)
+	if err == nil || !strings.Contains(err.Error(), big+": service file too large: over 4 MiB") {
+		t.Errorf("apply -f of a 50 MB file: %v %s", err, out)
+	}
+	var rss int
+	if _, err := fmt.Sscanf(lastLine(errString(err)), "maxrss-kb=%d", &rss); err != nil || rss > 64<<10 {
+		t.Errorf("podnetctl's peak RSS for a 50 MB file: %d KiB (%v), want well under 64 MiB", rss, err)
+	}
+	raw := fmt.Sprintf(`{"source":"raw.yaml","content":"%s"}`, base64.StdEncoding.EncodeToString(make([]byte, 4<<20+1)))
+	rawFile := filepath.Join(dir, "raw.json")
+	if err := os.WriteFile(rawFile, []byte(raw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = l.MustExec(t, "h1", "curl", "-sS", "--unix-socket", l.AdminSocket("h1"), "-d", "@"+rawFile, "http://podnetd/v1/services/apply")
+	mustContain(t, "podnetd's answer to a file of 4 MiB + 1 byte", out, "raw.yaml: service file too large: over 4 MiB")
 	if after := svcKeys(t, l); !slices.Equal(after, before) {
 		t.Fatalf("refused requests changed etcd:\nbefore %v\nafter  %v", before, after)
 	}
@@ -367,7 +403,7 @@ func TestServiceCIDRRefused(t *testing.T) {
 	dir := filepath.Join(l.Dir, "x9")
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	// `timeout` bounds a podnetd that would not refuse.
-	out, err := l.Exec("h1", append(append([]string{"timeout", "60", "podnetd", "--host-name", "x9"}, l.EtcdFlags()...),
+	out, err := l.Exec("h1", append(append([]string{"timeout", "60", "podnetd", "--host-name", "x9"}, l.ClusterFlags()...),
 		"--service-cidr", "10.97.0.0/16", "--dns-addr", "off", "--metrics-addr", "off",
 		"--data-dir", filepath.Join(dir, "data"), "--plugin-socket", filepath.Join(dir, "x9.sock"),
 		"--admin-socket", filepath.Join(dir, "admin.sock"), "--docker-host", "unix://"+filepath.Join(dir, "none.sock"))...)

@@ -71,6 +71,9 @@ type Underlay struct {
 	// Dev is the interface holding Addr; MTU is its MTU.
 	Dev string
 	MTU int
+	// Gateway is the router of the default route on Dev, in Prefix
+	// (invalid if none).
+	Gateway netip.Addr
 }
 
 // Network is one vxlan-mode network on this host.
@@ -296,8 +299,10 @@ func (o *Overlay) RegisterHost(ctx context.Context) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("read host record of %s: %w", o.host, err)
 	}
-	want := store.Host{Name: o.host, Underlay: o.underlay.Addr, Since: cur.Since}
-	if rev != 0 && cur.Name == want.Name && cur.Underlay == want.Underlay && !cur.Since.IsZero() {
+	want := store.Host{Name: o.host, Underlay: o.underlay.Addr, Network: o.underlay.Prefix.Masked(),
+		Gateway: o.underlay.Gateway, Since: cur.Since}
+	if rev != 0 && cur.Name == want.Name && cur.Underlay == want.Underlay && cur.Network == want.Network &&
+		cur.Gateway == want.Gateway && !cur.Since.IsZero() {
 		return nil
 	}
 	if want.Since.IsZero() {

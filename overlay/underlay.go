@@ -200,7 +200,14 @@ func (hn hostNet) usable() []addrInfo {
 
 func (hn hostNet) underlay(a addrInfo) Underlay {
 	ifc := hn.ifaces[a.ifindex]
-	return Underlay{Addr: a.prefix.Addr(), Prefix: a.prefix.Masked(), Dev: ifc.name, MTU: ifc.mtu}
+	u := Underlay{Addr: a.prefix.Addr(), Prefix: a.prefix.Masked(), Dev: ifc.name, MTU: ifc.mtu}
+	for _, d := range hn.defaults {
+		if d.ifindex == a.ifindex && d.gw.IsValid() && u.Prefix.Contains(d.gw) {
+			u.Gateway = d.gw
+			break
+		}
+	}
+	return u
 }
 
 func (hn hostNet) name(idx int) string {

@@ -26,18 +26,18 @@ func TestChooseUnderlay(t *testing.T) {
 		name      string
 		edit      func(*hostNet)
 		advertise string
-		want      string // "addr prefix dev mtu", or "error: substrings|…"
+		want      string // "addr prefix dev mtu [gateway]", or "error: substrings|…"
 	}{
 		{"default route", func(h *hostNet) { h.defaults = []defaultRoute{{ifindex: 2, gw: gw}} }, "",
-			"10.0.0.5 10.0.0.0/24 eth0 9000"},
+			"10.0.0.5 10.0.0.0/24 eth0 9000 10.0.0.1"},
 		{"default route source wins", func(h *hostNet) {
 			h.addrs = append(h.addrs, addrInfo{ifindex: 2, prefix: netip.MustParsePrefix("10.0.1.7/24")})
 			h.defaults = []defaultRoute{{ifindex: 2, gw: gw, src: netip.MustParseAddr("10.0.1.7")}}
-		}, "", "10.0.1.7 10.0.1.0/24 eth0 9000"},
+		}, "", "10.0.1.7 10.0.1.0/24 eth0 9000"}, // the gateway is not in 10.0.1.0/24
 		{"gateway picks among primaries", func(h *hostNet) {
 			h.addrs = append(h.addrs, addrInfo{ifindex: 2, prefix: netip.MustParsePrefix("192.168.9.2/24")})
 			h.defaults = []defaultRoute{{ifindex: 2, gw: gw}}
-		}, "", "10.0.0.5 10.0.0.0/24 eth0 9000"},
+		}, "", "10.0.0.5 10.0.0.0/24 eth0 9000 10.0.0.1"},
 		{"no default route", nil, "",
 			"error: no IPv4 default route|--advertise-addr"},
 		{"default routes on two interfaces", func(h *hostNet) {
@@ -82,6 +82,9 @@ func TestChooseUnderlay(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := strings.Join([]string{u.Addr.String(), u.Prefix.String(), u.Dev, strconv.Itoa(u.MTU)}, " ")
+			if u.Gateway.IsValid() {
+				got += " " + u.Gateway.String()
+			}
 			if got != c.want {
 				t.Fatalf("got %s, want %s", got, c.want)
 			}

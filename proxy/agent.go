@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -38,7 +40,13 @@ type Config struct {
 	Programmer Programmer
 	// ResyncInterval is the period of the full SetServices (default 5 min).
 	ResyncInterval time.Duration
-	Logger         *slog.Logger
+	// ExternalIPOK checks an external IP of a service record against the
+	// cluster's rules (--external-ip-cidrs: registry.ServiceRange's
+	// CheckExternalIP); nil passes every one. With the catalog's reserved
+	// host addresses it decides which external IPs the agent programs: a
+	// record written by hand, or by an older podnetd, can hold any.
+	ExternalIPOK func(netip.Addr) error
+	Logger       *slog.Logger
 }
 
 // Agent is the service proxy agent of one host: it turns the catalog
@@ -210,7 +218,7 @@ func (p *Agent) applyChanges(ctx context.Context) bool {
 				err = pr.DeleteService(ctx, ch.name)
 			}
 		}
-		if err != nil {
+		if err != nil && !settled(err) {
 			p.log.Warn("service not programmed; retrying", "service", ch.name, "err", err)
 			p.cat.MarkDirty(ch.name, ch.since)
 			ok = false
@@ -232,6 +240,15 @@ func (p *Agent) applyChanges(ctx context.Context) bool {
 	}
 	p.refreshFailing(touched, false)
 	return ok
+}
+
+// settled says err is the data plane's last word on a service (it
+// cannot be expressed, or conflicts with another): trying again changes
+// nothing until the service or the other one changes, so the service is
+// not retried every second; its status says why (reportStatus, which logs
+// it once per change).
+func settled(err error) bool {
+	return errors.Is(err, dataplane.ErrServiceInvalid) || errors.Is(err, dataplane.ErrServiceConflict)
 }
 
 // change is one service whose data-plane view changed: want (absent
@@ -315,8 +332,13 @@ func (p *Agent) refreshFailing(names []string, all bool) {
 		if _, ok := p.programmed[n]; !ok || pr == nil {
 			continue
 		}
+		var why []string
 		if err := pr.ServiceStatus(n); err != nil {
-			p.failing[n] = err.Error()
+			why = append(why, err.Error())
+		}
+		why = append(why, p.refusedExternalIPs(n)...)
+		if len(why) > 0 {
+			p.failing[n] = strings.Join(why, "; ")
 		}
 	}
 }

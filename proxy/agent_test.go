@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -267,4 +268,64 @@ func TestProxyBatchesBursts(t *testing.T) {
 		t.Fatalf("one change: %+v", c)
 	}
 	rec.quiet(t, 4)
+}
+
+// TestProxyProgramsReachableEndpoints: h1 programs the endpoints it can
+// reach: its own bridge network's, other hosts' on a vxlan network and on
+// a macvlan network; not h2's bridge or --internal network's, nor its own
+// macvlan endpoint without host access. A service with nothing reachable
+// gets no endpoints (the data plane rejects at once); the catalog's view
+// says from where each endpoint is reachable.
+func TestProxyProgramsReachableEndpoints(t *testing.T) {
+	st := storetest.New(t)
+	for _, h := range []string{"h1", "h2"} {
+		storetest.Put(t, st, store.AliveKey(h), store.HostAlive{Name: h})
+	}
+	nets := map[string]store.Network{
+		"h1/br": {Mode: "bridge"}, "h2/br": {Mode: "bridge"}, "h2/vx": {Mode: "vxlan"},
+		"h2/vxint": {Mode: "vxlan", Internal: true}, "h1/mv": {Mode: "macvlan"}, "h2/mv": {Mode: "macvlan"},
+	}
+	for k, n := range nets {
+		host, id, _ := strings.Cut(k, "/")
+		n.ID, n.Host = id, host
+		storetest.Put(t, st, store.NetworkKey(host, id), n)
+	}
+	m := func(ep, net, ip string) store.EndpointMeta {
+		rec := meta(ep, "c-"+ep, ip, true, web)
+		rec.Network = net
+		return rec
+	}
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "a"), m("a", "br", "10.1.0.2"))
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "b"), m("b", "br", "10.2.0.2"))
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "c"), m("c", "vx", "10.244.1.2"))
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "d"), m("d", "vxint", "10.245.1.2"))
+	storetest.Put(t, st, store.EndpointMetaKey("h1", "e"), m("e", "mv", "192.168.1.10"))
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "f"), m("f", "mv", "192.168.1.11"))
+	storetest.Put(t, st, store.ServiceKey("web"), store.Service{Name: "web", Selector: map[string]string{"app": "web"},
+		ClusterIP: netip.MustParseAddr("10.96.0.20"), Ports: []store.ServicePort{{Protocol: "TCP", Port: 80, TargetPort: 80}}})
+	rec := &recorder{}
+	startProxy(t, st, rec)
+	first := rec.next(t, 0)
+	want := []dataplane.ServiceEndpoint{ep("10.1.0.2", true), ep("10.244.1.2", false), ep("192.168.1.11", false)}
+	if len(first.svcs) != 1 || !slices.Equal(first.svcs[0].Endpoints, want) {
+		t.Fatalf("h1 programs %+v, want %v", first.svcs, want)
+	}
+	cat, err := catalog.Load(context.Background(), st, "h1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := cat.Service("web")
+	reach := map[string]string{}
+	for _, v := range cat.EndpointViews(s) {
+		reach[v.Container] = v.Reach
+	}
+	for ctr, want := range map[string]string{
+		"c-a": "only from host h1: a single-host (bridge) network", "c-c": "",
+		"c-d": "only from host h2: an --internal network",
+		"c-e": "not from host h1: a macvlan network without podnet.host-access (its host cannot reach it)",
+	} {
+		if reach[ctr] != want {
+			t.Errorf("%s: reach %q, want %q", ctr, reach[ctr], want)
+		}
+	}
 }

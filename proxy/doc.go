@@ -23,9 +23,17 @@
 //     agent), as is how long the last SetServices took (after a restart:
 //     the one batch replacing the previous podnetd's rules, benchmark
 //     B14).
-//   - A service the data plane cannot program is reported by
-//     ServiceStatus; the agent keeps svcstatus/<host>/<name> equal to
-//     those errors (status.go), and `service get` shows them for live
-//     hosts. A failed change is marked dirty again in the catalog and
-//     retried a second later.
+//   - A service the data plane cannot program, or programs only in part
+//     (an element another service holds, a NodePort a local port holds),
+//     is reported by ServiceStatus; the agent keeps svcstatus/<host>/<name>
+//     equal to those errors (status.go), and `service get` shows them for
+//     live hosts. A failed change is marked dirty again in the catalog and
+//     retried a second later; a settled one (ErrServiceInvalid,
+//     ErrServiceConflict: nothing changes until a service does) is not, so
+//     it is logged once per change, not every second.
+//   - External IPs of a record are programmed only where the cluster's
+//     rules allow them (Config.ExternalIPOK: --external-ip-cidrs and the
+//     service CIDR; the catalog's Reserved: the registered hosts'
+//     addresses): a record written by hand, or by an older podnetd,
+//     cannot take them either. Those left out are in the status.
 package proxy

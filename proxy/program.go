@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -18,8 +19,12 @@ func (p *Agent) program(name string) (dataplane.Service, bool) {
 	if !ok || s.Headless || !s.ClusterIP.IsValid() {
 		return dataplane.Service{}, false
 	}
-	ps := dataplane.Service{Name: s.Name, ClusterIP: s.ClusterIP, ExternalIPs: slices.Clone(s.ExternalIPs),
-		LocalOnly: s.ExternalTrafficPolicy == store.TrafficPolicyLocal}
+	ps := dataplane.Service{Name: s.Name, ClusterIP: s.ClusterIP, LocalOnly: s.ExternalTrafficPolicy == store.TrafficPolicyLocal}
+	for _, a := range s.ExternalIPs {
+		if p.externalRefused(a) == nil {
+			ps.ExternalIPs = append(ps.ExternalIPs, a)
+		}
+	}
 	// A load-balancer address is one more external address of the
 	// service: it arrives at the host that announces it (ARP/NDP or BGP)
 	// and every host DNATs its own traffic to it. Never a host's own
@@ -48,4 +53,34 @@ func sameProgram(a, b dataplane.Service) bool {
 	return a.Name == b.Name && a.ClusterIP == b.ClusterIP && slices.Equal(a.ExternalIPs, b.ExternalIPs) &&
 		slices.Equal(a.Ports, b.Ports) && slices.Equal(a.Endpoints, b.Endpoints) &&
 		a.Affinity == b.Affinity && a.LocalOnly == b.LocalOnly
+}
+
+// externalRefused says why the agent leaves external IP a out (nil: it
+// programs it): the cluster's rules, or an address of a registered host.
+func (p *Agent) externalRefused(a netip.Addr) error {
+	if ok := p.cfg.ExternalIPOK; ok != nil {
+		if err := ok(a); err != nil {
+			return err
+		}
+	}
+	if why := p.cat.Reserved(a); why != "" {
+		return fmt.Errorf("external IP %s is %s, which podnet never takes over", a, why)
+	}
+	return nil
+}
+
+// refusedExternalIPs lists, for service name, the external IPs the agent
+// leaves out and why (for its status).
+func (p *Agent) refusedExternalIPs(name string) []string {
+	s, ok := p.cat.Service(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, a := range s.ExternalIPs {
+		if err := p.externalRefused(a); err != nil {
+			out = append(out, err.Error()+" (left out)")
+		}
+	}
+	return out
 }

@@ -116,13 +116,13 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 // for.
 func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
 	owners := map[string]string{}
-	for _, prefix := range []string{store.ServiceIPsPrefix, store.LBIPsPrefix, store.NodePortsPrefix} {
+	for _, prefix := range []string{store.ServiceIPsPrefix, store.LBIPsPrefix, store.NodePortsPrefix, store.ExternalIPsPrefix} {
 		kvs, _, err := r.st.List(ctx, prefix)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", prefix, err)
 		}
 		for _, kv := range kvs {
-			var c store.NodePortClaim // both claims are {"service": name}
+			var c store.NodePortClaim // every claim is {"service": name}
 			if kv.Decode(&c) == nil {
 				owners[kv.Key] = c.Service
 			}
@@ -131,13 +131,7 @@ func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
 	asked := map[string]string{}
 	for _, s := range ss {
 		for _, k := range claims(s) {
-			what := "nodePort " + strings.TrimPrefix(k, store.NodePortsPrefix)
-			switch {
-			case s.ClusterIP.IsValid() && k == store.ServiceIPKey(s.ClusterIP):
-				what = "clusterIP " + s.ClusterIP.String()
-			case s.LoadBalancerIP.IsValid() && k == store.LBIPKey(s.LoadBalancerIP):
-				what = "loadBalancerIP " + s.LoadBalancerIP.String()
-			}
+			what := claimWhat(s, k)
 			if o, ok := owners[k]; ok && o != s.Name {
 				return inputf("service %s: %s is taken by service %s", s.Name, what, o)
 			}
@@ -214,6 +208,16 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 	poolCmps, err := r.allocate(ctx, &want, held)
 	if err != nil {
 		return "", true, err
+	}
+	// A service from before external IPs were claimed holds none yet:
+	// claim them now, like new ones.
+	for i := 0; i < len(held); i++ {
+		if k := held[i]; strings.HasPrefix(k, store.ExternalIPsPrefix) {
+			if _, err := r.st.Get(ctx, k, nil); errors.Is(err, store.ErrNotFound) {
+				held = slices.Delete(held, i, i+1)
+				i--
+			}
+		}
 	}
 	want.Created, want.Updated = old.Created, time.Now().UTC()
 	now := claims(want)

@@ -38,6 +38,22 @@
 //     skips auto pools) inside it. Its network address, .1, .10 (the
 //     cluster DNS), the configured DNS address and the broadcast address
 //     are never handed out.
+//   - External IPs (externalip.go) take traffic for an address on every
+//     host, so they are a privilege: only from the cluster's allow-list
+//     (--external-ip-cidrs, a cluster fact recorded like the service CIDR;
+//     empty by default), never an address podnet or the underlay lives on
+//     (hosts' underlay addresses, networks and gateways from their host
+//     records, etcd members from etcd's member list, pools). Each external
+//     IP's port and protocol is a claim (externalips/), written in the
+//     service's transaction like its VIP and NodePorts; a service from
+//     before the claims takes them at its next update.
+//   - NodePorts and -p host ports are one space per host (published.go):
+//     a NodePort that a container publishes on any host (endpoint records
+//     carry their ports) is refused naming the container, and never
+//     allocated. The data plane refuses -p on a NodePort, and leaves a
+//     NodePort out on a host where a -p or a process holds the port first.
+//   - Sizes: selector terms and labels have Kubernetes' limits
+//     (store.ValidLabel); files for apply -f at most admin.MaxServiceFile.
 //   - Files are parsed by podnetd (one parser and one validator whatever
 //     the client): unknown fields are refused with their line, values of
 //     the wrong type with theirs; a whole file is validated and checked

@@ -35,7 +35,7 @@ status:
 	s := got[0].Service
 	if len(got) != 1 || got[0].Line != 2 || s.Name != "web" || s.Selector["com.docker.compose.service"] != "web" ||
 		s.Ports[0].NodePort != 30080 || s.Ports[0].TargetPort != 8080 || s.ExternalIPs[0] != "192.0.2.7" ||
-		s.SessionAffinityConfig.ClientIP.TimeoutSeconds != 60 || s.ExternalTrafficPolicy != "Local" {
+		*s.SessionAffinityConfig.ClientIP.TimeoutSeconds != 60 || s.ExternalTrafficPolicy != "Local" {
 		t.Fatalf("parsed %+v", got)
 	}
 	list := "- name: a\n  selector: {app: a}\n  ports: [{port: 1}]\n- name: b\n  selector: {app: b}\n  ports: [{port: 2}]\n" +

@@ -19,10 +19,6 @@ const (
 	maxPolicyPeers   = 128 // per rule
 	maxPolicyPorts   = 128 // per rule
 	maxPolicyExcepts = 128 // per ipBlock
-	maxSelectorTerms = 64  // matchLabels terms plus matchExpressions
-	maxLabelName     = 63  // Kubernetes' bounds of a label key's name part,
-	maxLabelPrefix   = 253 // its prefix (before '/'),
-	maxLabelValue    = 63  // and a value
 )
 
 // ValidatePolicy checks spec and returns the canonical policy: policy
@@ -225,15 +221,16 @@ func validatePolicyPort(in admin.PolicyPortSpec) (store.PolicyPort, error) {
 	return p, nil
 }
 
-// validateSelector checks a label selector (the service rules for keys
-// and values, Kubernetes' operators) and returns its canonical form.
+// validateSelector checks a label selector (keys and values as a
+// service's selector terms, store.ValidLabel; Kubernetes' operators) and
+// returns its canonical form.
 func validateSelector(in admin.LabelSelector) (store.LabelSelector, error) {
 	var s store.LabelSelector
-	if n := len(in.MatchLabels) + len(in.MatchExpressions); n > maxSelectorTerms {
-		return s, fmt.Errorf("%d terms: at most %d", n, maxSelectorTerms)
+	if n := len(in.MatchLabels) + len(in.MatchExpressions); n > store.MaxSelectorTerms {
+		return s, fmt.Errorf("%d terms: at most %d", n, store.MaxSelectorTerms)
 	}
 	for _, k := range slices.Sorted(maps.Keys(in.MatchLabels)) {
-		if err := validLabelTerm(k, in.MatchLabels[k]); err != nil {
+		if err := store.ValidLabel(k, in.MatchLabels[k]); err != nil {
 			return s, fmt.Errorf("matchLabels: %v", err)
 		}
 	}
@@ -254,7 +251,7 @@ func validateSelector(in admin.LabelSelector) (store.LabelSelector, error) {
 		default:
 			return s, fmt.Errorf("matchExpressions[%d]: operator %q: use In, NotIn, Exists or DoesNotExist", i, r.Operator)
 		}
-		if err := validLabelTerm(r.Key, ""); err != nil {
+		if err := store.ValidLabel(r.Key, ""); err != nil {
 			return s, fmt.Errorf("matchExpressions[%d]: %v", i, err)
 		}
 		withValues := op == store.OpIn || op == store.OpNotIn
@@ -263,11 +260,11 @@ func validateSelector(in admin.LabelSelector) (store.LabelSelector, error) {
 			return s, fmt.Errorf("matchExpressions[%d]: %s needs at least one value", i, op)
 		case !withValues && len(r.Values) > 0:
 			return s, fmt.Errorf("matchExpressions[%d]: %s takes no values", i, op)
-		case len(r.Values) > maxSelectorTerms:
-			return s, fmt.Errorf("matchExpressions[%d]: %d values: at most %d", i, len(r.Values), maxSelectorTerms)
+		case len(r.Values) > store.MaxSelectorTerms:
+			return s, fmt.Errorf("matchExpressions[%d]: %d values: at most %d", i, len(r.Values), store.MaxSelectorTerms)
 		}
 		for _, v := range r.Values {
-			if err := validLabelTerm(r.Key, v); err != nil {
+			if err := store.ValidLabel(r.Key, v); err != nil {
 				return s, fmt.Errorf("matchExpressions[%d]: %v", i, err)
 			}
 		}
@@ -276,39 +273,6 @@ func validateSelector(in admin.LabelSelector) (store.LabelSelector, error) {
 		s.MatchExpressions = append(s.MatchExpressions, store.LabelRequirement{Key: r.Key, Operator: op, Values: slices.Compact(vals)})
 	}
 	return s, nil
-}
-
-// validLabelTerm is the service rule for a selector term, with
-// Kubernetes' lengths: a key is non-empty, without '=', ',' or white
-// space, its name part (after an optional "prefix/") at most 63 bytes and
-// its prefix at most 253; a value has no ',' or new line and at most 63
-// bytes.
-func validLabelTerm(k, v string) error {
-	prefix, name := "", k
-	if i := strings.LastIndexByte(k, '/'); i >= 0 {
-		prefix, name = k[:i], k[i+1:]
-	}
-	switch {
-	case name == "":
-		return fmt.Errorf("label key %q: the name part (after any prefix/) is empty", cut(k))
-	case strings.ContainsAny(k, "=, \t\n\r"):
-		return fmt.Errorf("label key %q: no '=', ',' or white space", cut(k))
-	case len(name) > maxLabelName || len(prefix) > maxLabelPrefix:
-		return fmt.Errorf("label key %q is too long (name part at most %d bytes, prefix at most %d)", cut(k), maxLabelName, maxLabelPrefix)
-	case strings.ContainsAny(v, ",\n\r"):
-		return fmt.Errorf("label %s: value %q has ',' or a new line", cut(k), cut(v))
-	case len(v) > maxLabelValue:
-		return fmt.Errorf("label %s: the value is %d bytes, at most %d", cut(k), len(v), maxLabelValue)
-	}
-	return nil
-}
-
-// cut shortens s for an error message.
-func cut(s string) string {
-	if len(s) <= 80 {
-		return s
-	}
-	return s[:60] + "..."
 }
 
 // SpecOfPolicy is the inverse of ValidatePolicy: the spec of a stored

@@ -84,21 +84,50 @@ func (r *Registry) Create(ctx context.Context, spec admin.ServiceSpec) (store.Se
 	return r.create(ctx, s)
 }
 
-// claims are the claim keys a service holds.
+// claims are the claim keys a service holds: its VIP, its NodePorts and
+// each port of each external IP, with what each is (for errors).
 func claims(s store.Service) []string {
 	var out []string
+	for _, c := range claimsOf(s) {
+		out = append(out, c.key)
+	}
+	return out
+}
+
+type claim struct{ key, what string }
+
+func claimsOf(s store.Service) []claim {
+	var out []claim
+	add := func(key, what string) {
+		if !slices.ContainsFunc(out, func(c claim) bool { return c.key == key }) {
+			out = append(out, claim{key, what})
+		}
+	}
 	if s.ClusterIP.IsValid() {
-		out = append(out, store.ServiceIPKey(s.ClusterIP))
+		add(store.ServiceIPKey(s.ClusterIP), "clusterIP "+s.ClusterIP.String())
 	}
 	if s.LoadBalancerIP.IsValid() {
-		out = append(out, store.LBIPKey(s.LoadBalancerIP))
+		add(store.LBIPKey(s.LoadBalancerIP), "loadBalancerIP "+s.LoadBalancerIP.String())
 	}
 	for _, p := range s.Ports {
-		if p.NodePort != 0 && !slices.Contains(out, store.NodePortKey(p.NodePort)) {
-			out = append(out, store.NodePortKey(p.NodePort))
+		if p.NodePort != 0 {
+			add(store.NodePortKey(p.NodePort), "nodePort "+strconv.Itoa(int(p.NodePort)))
+		}
+		for _, a := range s.ExternalIPs {
+			add(store.ExternalIPKey(a, p.Protocol, p.Port), fmt.Sprintf("external IP %s port %s", a, portKey(p.Port, p.Protocol)))
 		}
 	}
 	return out
+}
+
+// claimWhat describes a claim key of s.
+func claimWhat(s store.Service, key string) string {
+	for _, c := range claimsOf(s) {
+		if c.key == key {
+			return c.what
+		}
+	}
+	return key
 }
 
 func claimOps(s store.Service, keys []string) []store.Op {
@@ -107,6 +136,8 @@ func claimOps(s store.Service, keys []string) []store.Op {
 		switch {
 		case strings.HasPrefix(k, store.ServiceIPsPrefix):
 			ops = append(ops, store.Put(k, store.ServiceIPClaim{Service: s.Name}))
+		case strings.HasPrefix(k, store.ExternalIPsPrefix):
+			ops = append(ops, store.Put(k, store.ExternalIPClaim{Service: s.Name}))
 		case strings.HasPrefix(k, store.LBIPsPrefix):
 			ops = append(ops, store.Put(k, store.LBIPClaim{Service: s.Name}))
 		default:
@@ -156,25 +187,10 @@ func (r *Registry) whyTaken(ctx context.Context, want store.Service, creating bo
 			return inputf("service %s already exists (podnetctl service get %s shows it; podnetctl apply -f changes it)", want.Name, want.Name)
 		}
 	}
-	if want.ClusterIP.IsValid() {
-		var c store.ServiceIPClaim
-		if _, err := r.st.Get(ctx, store.ServiceIPKey(want.ClusterIP), &c); err == nil && c.Service != want.Name {
-			return inputf("service %s: clusterIP %s is taken by service %s", want.Name, want.ClusterIP, c.Service)
-		}
-	}
-	if want.LoadBalancerIP.IsValid() {
-		var c store.LBIPClaim
-		if _, err := r.st.Get(ctx, store.LBIPKey(want.LoadBalancerIP), &c); err == nil && c.Service != want.Name {
-			return inputf("service %s: loadBalancerIP %s is taken by service %s", want.Name, want.LoadBalancerIP, c.Service)
-		}
-	}
-	for _, p := range want.Ports {
-		if p.NodePort == 0 {
-			continue
-		}
-		var c store.NodePortClaim
-		if _, err := r.st.Get(ctx, store.NodePortKey(p.NodePort), &c); err == nil && c.Service != want.Name {
-			return inputf("service %s: nodePort %d is taken by service %s", want.Name, p.NodePort, c.Service)
+	for _, cl := range claimsOf(want) {
+		var c store.NodePortClaim // every claim is {"service": name}
+		if _, err := r.st.Get(ctx, cl.key, &c); err == nil && c.Service != want.Name {
+			return inputf("service %s: %s is taken by service %s", want.Name, cl.what, c.Service)
 		}
 	}
 	return nil
@@ -219,6 +235,14 @@ func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string
 		if p.NodePort != 0 {
 			taken[strconv.Itoa(int(p.NodePort))] = true
 		}
+	}
+	pub, err := r.publishedPorts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for k := range pub {
+		port, _, _ := strings.Cut(k, "/")
+		taken[port] = true // a port published with any protocol: no NodePort of any
 	}
 	span := NodePortMax - NodePortMin + 1
 	for i := range s.Ports {
@@ -269,20 +293,24 @@ func (r *Registry) pickVIP(taken map[string]bool) (netip.Addr, bool) {
 }
 
 // checkAgainstCluster refuses what the spec alone cannot show: an
-// external IP that is a pod address (inside a podnet pool) or lies in a
-// load-balancer pool, and a loadBalancerIP outside every load-balancer
-// pool (lb).
+// external IP that is an address podnet or its underlay lives on (a
+// registered host's underlay address, its network's own, broadcast and
+// gateway addresses, an etcd member, a pod address), whatever the
+// allow-list says, or that lies in a load-balancer pool; a loadBalancerIP
+// outside every load-balancer pool (lb); and a NodePort a container
+// publishes with -p.
 func (r *Registry) checkAgainstCluster(ctx context.Context, lb *lbState, ss []store.Service) error {
-	pools, _, err := r.podnetPools(ctx)
-	if err != nil {
-		return err
+	var ctl ControlAddrs
+	if slices.ContainsFunc(ss, func(s store.Service) bool { return len(s.ExternalIPs) > 0 }) {
+		var err error
+		if ctl, err = loadControlAddrs(ctx, r.st, r.log); err != nil {
+			return fmt.Errorf("check external IPs: %w", err)
+		}
 	}
 	for _, s := range ss {
 		for _, a := range s.ExternalIPs {
-			for _, p := range pools {
-				if p.Contains(a) {
-					return inputf("service %s: external IP %s is a pod address (podnet pool %s): use an address outside podnet's networks", s.Name, a, p)
-				}
+			if why := ctl.why(a); why != "" {
+				return inputf("service %s: external IP %s is %s, which podnet never takes over (not even inside --external-ip-cidrs)", s.Name, a, why)
 			}
 			if p, ok := lb.poolOf(a); ok {
 				return inputf("service %s: external IP %s lies in load-balancer pool %s: use type LoadBalancer with loadBalancerIP %s instead", s.Name, a, p.Name, a)
@@ -292,7 +320,7 @@ func (r *Registry) checkAgainstCluster(ctx context.Context, lb *lbState, ss []st
 			return err
 		}
 	}
-	return nil
+	return r.checkPublished(ctx, ss)
 }
 
 // Remove deletes a service and releases its VIP and NodePorts; found is

@@ -97,6 +97,67 @@ func TestRegistryExternalIPIsPodAddress(t *testing.T) {
 	}
 }
 
+// TestRegistryExternalIPNeverList: inside the allow-list still, a host's
+// underlay address, its network's own and broadcast addresses and its
+// gateway are refused, naming what they are; nothing is created.
+func TestRegistryExternalIPNeverList(t *testing.T) {
+	st := storetest.New(t)
+	storetest.Put(t, st, store.HostKey("h2"), store.Host{Name: "h2", Underlay: netip.MustParseAddr("10.250.0.12"),
+		Network: netip.MustParsePrefix("10.250.0.0/24"), Gateway: netip.MustParseAddr("10.250.0.1")})
+	r := newRegistry(t, st)
+	for addr, want := range map[string]string{
+		"10.250.0.12":  "the underlay address of host h2",
+		"10.250.0.1":   "the underlay gateway of host h2",
+		"10.250.0.0":   "the address of host h2's underlay network 10.250.0.0/24",
+		"10.250.0.255": "the broadcast address of host h2's underlay network",
+	} {
+		spec := webSpec()
+		spec.ExternalIPs = []string{addr}
+		_, err := r.Create(context.Background(), spec)
+		mustFail(t, err, "external IP "+addr+" is "+want)
+	}
+	spec := webSpec()
+	spec.ExternalIPs = []string{"10.250.0.250"}
+	if _, err := r.Create(context.Background(), spec); err != nil {
+		t.Fatalf("an address of the underlay that is no host's: %v", err)
+	}
+}
+
+// TestRegistryExternalIPClaims: an external IP's port and protocol belong
+// to one service cluster-wide; another port of the same address, or
+// another protocol, is free. Removing the owner frees it.
+func TestRegistryExternalIPClaims(t *testing.T) {
+	st := storetest.New(t)
+	r := newRegistry(t, st)
+	ctx := context.Background()
+	a := webSpec()
+	a.ExternalIPs = []string{"192.0.2.50"}
+	if _, err := r.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	b := webSpec()
+	b.Name, b.ExternalIPs = "other", []string{"192.0.2.50"}
+	_, err := r.Create(ctx, b)
+	mustFail(t, err, "service other: external IP 192.0.2.50 port 80/TCP is taken by service web")
+	_, err = r.ApplyFile(ctx, "f.yaml", []byte("name: other\nselector: {a: b}\nports: [{port: 80}]\nexternalIPs: [192.0.2.50]\n"))
+	mustFail(t, err, "external IP 192.0.2.50 port 80/TCP is taken by service web")
+	b.Ports = []admin.ServicePortSpec{{Port: 80, Protocol: "UDP"}, {Port: 81}}
+	if _, err := r.Create(ctx, b); err != nil {
+		t.Fatalf("another protocol and port of the same address: %v", err)
+	}
+	if k := storetest.Keys(t, st, store.ExternalIPsPrefix); len(k) != 3 {
+		t.Fatalf("claims %v, want web's 80/tcp and other's 80/udp and 81/tcp", k)
+	}
+	if _, err := r.Remove(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	c := webSpec()
+	c.Name, c.ExternalIPs = "third", []string{"192.0.2.50"}
+	if _, err := r.Create(ctx, c); err != nil {
+		t.Fatalf("after the owner was removed: %v", err)
+	}
+}
+
 // Hosts creating services at once never get the same VIP or NodePort.
 func TestRegistryConcurrentUnique(t *testing.T) {
 	e := storetest.Start(t)
@@ -260,4 +321,40 @@ func TestEnsureServiceCIDR(t *testing.T) {
 	}
 	err = EnsureServiceCIDR(ctx, st, netip.MustParsePrefix("10.97.0.0/16"), "h3")
 	mustFail(t, err, "--service-cidr 10.97.0.0/16 disagrees with the cluster's service CIDR 10.96.0.0/16 (recorded by host h1")
+}
+
+func TestEnsureExternalIPCIDRs(t *testing.T) {
+	st := storetest.New(t)
+	ctx := context.Background()
+	lab, _ := ParseExternalIPCIDRs([]string{"192.0.2.0/24"})
+	if err := EnsureExternalIPCIDRs(ctx, st, lab, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureExternalIPCIDRs(ctx, st, lab, "h2"); err != nil {
+		t.Fatalf("the same list on another host: %v", err)
+	}
+	err := EnsureExternalIPCIDRs(ctx, st, nil, "h3")
+	mustFail(t, err, "--external-ip-cidrs none disagrees with the cluster's 192.0.2.0/24 (recorded by host h1")
+	if !errors.Is(err, ErrExternalIPCIDRs) {
+		t.Fatal(err)
+	}
+}
+
+// TestRegistryNodePortVsPublished: a NodePort a container publishes with
+// -p (on any host) is refused naming the container and host, and never
+// allocated.
+func TestRegistryNodePortVsPublished(t *testing.T) {
+	st := storetest.New(t)
+	storetest.Put(t, st, store.EndpointKey("h2", "ep1"), store.Endpoint{ID: "ep1", Host: "h2",
+		Ports: []store.PortMapping{{Proto: "tcp", HostPort: 30600, ContainerPort: 80}, {Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 30601}}})
+	storetest.Put(t, st, store.EndpointMetaKey("h2", "ep1"), store.EndpointMeta{Endpoint: "ep1", Name: "web1"})
+	r := newRegistry(t, st)
+	spec := webSpec()
+	spec.Type, spec.Ports[0].NodePort = "NodePort", 30600
+	_, err := r.Create(context.Background(), spec)
+	mustFail(t, err, "service web: nodePort 30600/TCP is published by container web1 on host h2 (docker run -p)")
+	spec.Ports[0].NodePort = 30601 // published on loopback only: NodePorts do not answer there
+	if _, err := r.Create(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
 }

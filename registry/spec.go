@@ -59,6 +59,10 @@ type ServiceRange struct {
 	// Reserved holds the network address, .1, the cluster DNS address and
 	// (IPv4) the broadcast address.
 	Reserved map[netip.Addr]string
+	// ExternalCIDRs is the cluster's allow-list of external IPs
+	// (--external-ip-cidrs, canonical: ParseExternalIPCIDRs); empty
+	// allows none.
+	ExternalCIDRs []netip.Prefix
 }
 
 // NewServiceRange checks a service CIDR (IPv4 /12../28, IPv6 /108../124,
@@ -132,9 +136,12 @@ func (r ServiceRange) ValidateService(spec admin.ServiceSpec) (store.Service, er
 	if len(spec.Selector) == 0 {
 		return fail("empty selector: give at least one KEY=VALUE label term (a service without one would select nothing)")
 	}
+	if len(spec.Selector) > store.MaxSelectorTerms {
+		return fail("selector has %d terms: at most %d terms", len(spec.Selector), store.MaxSelectorTerms)
+	}
 	for k, v := range spec.Selector {
-		if k == "" || strings.ContainsAny(k, "=, \t\n") || strings.ContainsAny(v, ",\n") {
-			return fail("selector term %q=%q: a label key must be non-empty without '=', ',' or spaces, and a value without ','", k, v)
+		if err := store.ValidLabel(k, v); err != nil {
+			return fail("selector: %v", err)
 		}
 	}
 	s.Selector = maps.Clone(spec.Selector)
@@ -291,15 +298,10 @@ func (r ServiceRange) validateExternalIPs(in []string) ([]netip.Addr, error) {
 			return nil, fmt.Errorf("external IP %q is not an IP address", x)
 		}
 		a = a.Unmap()
-		switch {
-		case a.Is4() != r.CIDR.Addr().Is4():
-			return nil, fmt.Errorf("external IP %s: the service CIDR %s is of the other address family", a, r.CIDR)
-		case a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() ||
-			a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-			return nil, fmt.Errorf("external IP %s cannot receive service traffic (unspecified, loopback, multicast, link-local or broadcast)", a)
-		case r.CIDR.Contains(a):
-			return nil, fmt.Errorf("external IP %s lies in the service CIDR %s: VIPs are allocated from it", a, r.CIDR)
-		case slices.Contains(out, a):
+		if err := r.CheckExternalIP(a); err != nil {
+			return nil, err
+		}
+		if slices.Contains(out, a) {
 			return nil, fmt.Errorf("external IP %s is given twice", a)
 		}
 		out = append(out, a)
@@ -339,25 +341,25 @@ func (r ServiceRange) validateLoadBalancerIP(typ, in string) (netip.Addr, error)
 }
 
 func validateAffinity(s *store.Service, spec admin.ServiceSpec) error {
-	timeout := 0
+	var timeout *int
 	if c := spec.SessionAffinityConfig; c != nil && c.ClientIP != nil {
 		timeout = c.ClientIP.TimeoutSeconds
 	}
 	switch strings.ToLower(spec.SessionAffinity) {
 	case "", "none":
 		s.SessionAffinity = store.AffinityNone
-		if timeout != 0 {
+		if timeout != nil {
 			return errors.New("an affinity timeout needs sessionAffinity ClientIP")
 		}
 	case "clientip":
 		s.SessionAffinity = store.AffinityClientIP
 		switch {
-		case timeout == 0:
+		case timeout == nil:
 			s.AffinityTimeout = defaultAffinityTimeout
-		case timeout < 1 || timeout > maxAffinityTimeout:
-			return fmt.Errorf("affinity timeout %ds: want 1s to %ds (24h)", timeout, maxAffinityTimeout)
+		case *timeout < 1 || *timeout > maxAffinityTimeout:
+			return fmt.Errorf("affinity timeout %ds: want 1s to %ds (24h)", *timeout, maxAffinityTimeout)
 		default:
-			s.AffinityTimeout = timeout
+			s.AffinityTimeout = *timeout
 		}
 	default:
 		return fmt.Errorf("sessionAffinity %q: use None or ClientIP", spec.SessionAffinity)
@@ -387,7 +389,7 @@ func SpecOf(s store.Service) admin.ServiceSpec {
 		out.LoadBalancerIP = s.LoadBalancerIP.String()
 	}
 	if s.SessionAffinity == store.AffinityClientIP {
-		out.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: s.AffinityTimeout}}
+		out.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: &s.AffinityTimeout}}
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -13,6 +14,12 @@ import (
 func testRange(t *testing.T) ServiceRange {
 	t.Helper()
 	r, err := NewServiceRange(netip.MustParsePrefix("10.96.0.0/16"), netip.MustParseAddr("10.96.0.10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lab-like allow-list: documentation addresses and a range that
+	// holds the tests' pool, hosts and gateway.
+	r.ExternalCIDRs, err = ParseExternalIPCIDRs([]string{"192.0.2.0/24", "10.0.0.0/8"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +76,7 @@ func TestValidateRefuses(t *testing.T) {
 	}{
 		{"bad name", func(s *admin.ServiceSpec) { s.Name = "Web_1" }, `service name "Web_1"`},
 		{"empty selector", func(s *admin.ServiceSpec) { s.Selector = nil }, "empty selector"},
-		{"selector key with =", func(s *admin.ServiceSpec) { s.Selector = map[string]string{"a=b": "c"} }, "selector term"},
+		{"selector key with =", func(s *admin.ServiceSpec) { s.Selector = map[string]string{"a=b": "c"} }, "no '='"},
 		{"no port", func(s *admin.ServiceSpec) { s.Ports = nil }, "no port"},
 		{"port 0", func(s *admin.ServiceSpec) { s.Ports[0].Port = 0 }, "port 0 is out of range 1-65535"},
 		{"port 70000", func(s *admin.ServiceSpec) { s.Ports[0].Port = 70000 }, "port 70000 is out of range"},
@@ -93,14 +100,35 @@ func TestValidateRefuses(t *testing.T) {
 		{"external IP in CIDR", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"10.96.5.5"} }, "lies in the service CIDR"},
 		{"external IP twice", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"192.0.2.1", "192.0.2.1"} }, "given twice"},
 		{"external IP v6", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"2001:db8::1"} }, "other address family"},
+		{"external IP outside the allow-list", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"8.8.8.8"} },
+			"external IP 8.8.8.8 is outside the cluster's --external-ip-cidrs 10.0.0.0/8,192.0.2.0/24"},
+		{"external IP link-local", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"169.254.169.254"} }, "cannot receive"},
+		{"external IP multicast", func(s *admin.ServiceSpec) { s.ExternalIPs = []string{"224.0.0.251"} }, "cannot receive"},
 		{"affinity unknown", func(s *admin.ServiceSpec) { s.SessionAffinity = "Cookie" }, `sessionAffinity "Cookie"`},
 		{"timeout without ClientIP", func(s *admin.ServiceSpec) {
-			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: 5}}
+			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: ptr(5)}}
 		}, "needs sessionAffinity ClientIP"},
 		{"timeout too long", func(s *admin.ServiceSpec) {
 			s.SessionAffinity = "ClientIP"
-			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: 86401}}
+			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: ptr(86401)}}
 		}, "affinity timeout 86401s"},
+		{"timeout zero", func(s *admin.ServiceSpec) {
+			s.SessionAffinity = "ClientIP"
+			s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: ptr(0)}}
+		}, "affinity timeout 0s: want 1s to 86400s"},
+		{"label key too long", func(s *admin.ServiceSpec) { s.Selector = map[string]string{strings.Repeat("k", 64): "v"} }, "name part"},
+		{"label prefix too long", func(s *admin.ServiceSpec) {
+			s.Selector = map[string]string{strings.Repeat("p", 254) + "/app": "v"}
+		}, "prefix"},
+		{"label value too long", func(s *admin.ServiceSpec) { s.Selector = map[string]string{"app": strings.Repeat("v", 64)} }, "at most 63"},
+		{"selector huge", func(s *admin.ServiceSpec) {
+			s.Selector = map[string]string{"app": strings.Repeat("v", 3<<20)}
+		}, "at most 63"},
+		{"too many terms", func(s *admin.ServiceSpec) {
+			for i := range 65 {
+				s.Selector[fmt.Sprintf("k%d", i)] = "v"
+			}
+		}, "at most 64 terms"},
 		{"Local without external traffic", func(s *admin.ServiceSpec) { s.ExternalTrafficPolicy = "Local" }, "externalTrafficPolicy Local applies"},
 		{"policy unknown", func(s *admin.ServiceSpec) { s.ExternalTrafficPolicy = "Nearest" }, `externalTrafficPolicy "Nearest"`},
 		{"headless NodePort", func(s *admin.ServiceSpec) { s.ClusterIP = "None"; s.Type = "NodePort" }, "headless"},
@@ -141,5 +169,30 @@ func TestServiceRange(t *testing.T) {
 	}
 	if a := nthAddr(netip.MustParseAddr("10.96.255.255"), 1); a != netip.MustParseAddr("10.97.0.0") {
 		t.Errorf("carry: %s", a)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestExternalIPsNoneAllowed: without --external-ip-cidrs every external
+// IP is refused, naming the flag.
+func TestExternalIPsNoneAllowed(t *testing.T) {
+	r := testRange(t)
+	r.ExternalCIDRs = nil
+	spec := webSpec()
+	spec.ExternalIPs = []string{"192.0.2.9"}
+	_, err := r.ValidateService(spec)
+	if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "allows no external IPs (podnetd --external-ip-cidrs is empty)") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestParseExternalIPCIDRs(t *testing.T) {
+	got, err := ParseExternalIPCIDRs([]string{"192.0.2.7/24", " 10.1.2.3 ", "", "192.0.2.0/24", "::ffff:10.9.0.0/112"})
+	if err != nil || prefixesText(got) != "10.1.2.3/32,10.9.0.0/16,192.0.2.0/24" {
+		t.Fatalf("%v %v", prefixesText(got), err)
+	}
+	if _, err := ParseExternalIPCIDRs([]string{"example.com"}); err == nil || !strings.Contains(err.Error(), "--external-ip-cidrs") {
+		t.Fatalf("garbage: %v", err)
 	}
 }

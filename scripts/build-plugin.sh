@@ -41,7 +41,11 @@ copy_with_libs() {
 
 rm -rf "$dir"
 rootfs=$dir/rootfs
-mkdir -p "$rootfs"/{usr/bin,usr/sbin,run/docker/plugins,run/podnet,var/lib/podnet,host/proc/sys,tmp,etc,proc,sys,dev}
+# The host's /var/lib and /run are mounted (config.json: lib, run) rather
+# than /var/lib/podnet and /run/podnet: a bind source must exist, and on a
+# fresh host, or after a reboot empties /run, podnet's own do not. podnetd
+# makes them itself.
+mkdir -p "$rootfs"/{usr/bin,usr/sbin,run/docker/plugins,var/lib,host/run,host/proc/sys,tmp,etc,proc,sys,dev}
 install -m 0755 "$bin/podnetd" "$rootfs/usr/bin/podnetd"
 install -m 0755 "$bin/podnetctl" "$rootfs/usr/bin/podnetctl"
 
@@ -69,7 +73,6 @@ cp "$repo/plugin/config.json" "$dir/config.json"
 echo "plugin directory ready: $dir ($(du -sh "$rootfs" | cut -f1))"
 
 if $install; then
-	mkdir -p /var/lib/podnet /run/podnet
 	if "$docker" plugin inspect "$name" >/dev/null 2>&1; then
 		"$docker" plugin disable -f "$name" >/dev/null 2>&1 || true
 		"$docker" plugin rm -f "$name" >/dev/null

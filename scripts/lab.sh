@@ -78,6 +78,8 @@
 #   DOCKER       docker CLI (default /usr/bin/docker when present)
 #   DOCKERD      dockerd binary (default /usr/sbin/dockerd)
 #   LAB_TIMEOUT  seconds to wait for each daemon to get ready (default 60)
+#   LAB_EXTERNAL_IPS podnetd's --external-ip-cidrs (default the lab's /24;
+#                empty: none)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -139,6 +141,7 @@ load_config() {
 	FW_TAG=podnet-lab:$LAB_NAME
 	PKI=$LAB_DIR/pki
 	ETCD_ENDPOINTS=$(etcd_endpoints)
+	LAB_EXTERNAL_IPS=${LAB_EXTERNAL_IPS-$LAB_NET.0/24}
 }
 
 etcd_endpoints() {
@@ -456,12 +459,18 @@ etcd_stop() {
 # ---------------------------------------------------------------- podnetd
 
 podnetd_args() {
-	local i=$1 h
+	local i=$1 bin=$2 h
 	h=$(host_dir "$i")
 	local args=(--host-name "h$i" --data-dir "$h/podnet" --plugin-socket "$h/plugins/podnet.sock"
 		--admin-socket "$h/podnet.sock" --docker-host "unix://$h/docker.sock")
 	[[ $LAB_ETCD == cluster ]] && args+=(--etcd-endpoints "$ETCD_ENDPOINTS" --etcd-cacert "$PKI/ca.crt"
 		--etcd-cert "$PKI/h$i.crt" --etcd-key "$PKI/h$i.key")
+	# Services may take external IPs of the lab's /24 (never a host's,
+	# etcd's or the bridge's), where podnetd knows the flag (an old
+	# release in an upgrade test does not).
+	if [[ -n $LAB_EXTERNAL_IPS ]] && "$bin" --help 2>&1 | grep -q -- --external-ip-cidrs; then
+		args+=(--external-ip-cidrs "$LAB_EXTERNAL_IPS")
+	fi
 	# shellcheck disable=SC2206 # PODNETD_ARGS is documented as space-separated
 	[[ -n $PODNETD_ARGS ]] && args+=($PODNETD_ARGS)
 	printf '%s\n' "${args[@]}"
@@ -475,7 +484,7 @@ podnetd_start() {
 		return 0
 	fi
 	pidfile_pid "$h/podnetd.pid" >/dev/null && die "h$i: podnetd is already running (pid $(<"$h/podnetd.pid"))"
-	[[ -f $h/podnetd.args ]] || podnetd_args "$i" >"$h/podnetd.args"
+	[[ -f $h/podnetd.args ]] || podnetd_args "$i" "$bin" >"$h/podnetd.args"
 	mapfile -t args <"$h/podnetd.args"
 	mapfile -t envargs < <(scrubbed_env PODNET_)
 	mkdir -p "$h/podnet"

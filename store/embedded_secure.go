@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
 
+	"github.com/podnet/podnet/internal/fsutil"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -21,22 +21,16 @@ const DefaultEmbeddedPeerURL = "https://127.0.0.1:23800"
 // maxSocketPath is what fits in sockaddr_un.sun_path on Linux.
 const maxSocketPath = 107
 
-// privateDir makes dir (and its parents) and makes dir itself 0700: the
-// embedded member's socket, data and keys live in it, and a directory
-// others may enter would open the socket to them.
+// privateDir makes dir private (fsutil.PrivateDir): the embedded
+// member's socket, data and keys live in it, and a directory others may
+// enter would open the socket to them.
 func privateDir(dir string, log *slog.Logger) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("embedded etcd data dir %s: %w", dir, err)
-	}
-	st, err := os.Stat(dir)
+	was, err := fsutil.PrivateDir(dir)
 	if err != nil {
-		return fmt.Errorf("embedded etcd data dir %s: %w", dir, err)
+		return fmt.Errorf("embedded etcd: %w", err)
 	}
-	if st.Mode().Perm() != 0o700 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("embedded etcd data dir %s: make it private (0700): %w", dir, err)
-		}
-		log.Warn("embedded etcd data dir was open to other users; made it 0700", "dir", dir, "was", st.Mode().Perm())
+	if was != 0o700 {
+		log.Warn("state directory was open to other users; made it 0700", "dir", dir, "was", was)
 	}
 	return nil
 }

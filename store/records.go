@@ -9,9 +9,13 @@ import (
 // lease: a host that is down is still known (its blocks stay reserved).
 type Host struct {
 	Name string `json:"name"`
-	// Underlay is the address other hosts reach this one at.
-	Underlay netip.Addr `json:"underlay,omitzero"`
-	Since    time.Time  `json:"since"`
+	// Underlay is the address other hosts reach this one at; Network
+	// is its subnet and Gateway the router of the host's default route
+	// (what no service may take as an external IP, with Underlay).
+	Underlay netip.Addr   `json:"underlay,omitzero"`
+	Network  netip.Prefix `json:"network,omitzero"`
+	Gateway  netip.Addr   `json:"gateway,omitzero"`
+	Since    time.Time    `json:"since"`
 }
 
 // HostAlive is the leased record that says a host is up.
@@ -240,3 +244,24 @@ type EndpointMeta struct {
 
 // RuntimeCNI marks the metadata of a CNI attachment (EndpointMeta.Runtime).
 const RuntimeCNI = "cni"
+
+// ReservedAddrs calls add with each address of host h that no service
+// may take as an external IP, and why: its underlay address and gateway,
+// its underlay network's own and broadcast addresses.
+func (h Host) ReservedAddrs(add func(a netip.Addr, why string)) {
+	put := func(a netip.Addr, why string) {
+		if a = a.Unmap(); a.IsValid() {
+			add(a, why)
+		}
+	}
+	put(h.Underlay, "the underlay address of host "+h.Name)
+	put(h.Gateway, "the underlay gateway of host "+h.Name)
+	if n := h.Network.Masked(); n.IsValid() && n.Addr().Is4() && n.Bits() < 31 {
+		b := n.Addr().As4()
+		for i := n.Bits(); i < 32; i++ {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+		put(n.Addr(), "the address of host "+h.Name+"'s underlay network "+n.String())
+		put(netip.AddrFrom4(b), "the broadcast address of host "+h.Name+"'s underlay network "+n.String())
+	}
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -11,15 +12,17 @@ import (
 // every host: never rename one without a migration.
 //
 //	servicecidr                          ServiceCIDR     the cluster's service CIDR, written by the first podnetd
+//	externalipcidrs                      ExternalIPCIDRs the cluster's allow-list of external IPs, likewise
 //	services/<name>                      Service         a service object (spec, VIP and NodePorts)
 //	svcips/<hex ip>                      ServiceIPClaim  a VIP taken by a service
 //	nodeports/<port>                     NodePortClaim   a NodePort taken by a service
+//	externalips/<hex ip>/<proto>/<port>  ExternalIPClaim an external IP's port taken by a service
 //	ctrmeta/<host>/<container id>        ContainerMeta   a --net host or --net container:X container
 //	svcstatus/<host>/<name>              ServiceStatus   why a host could not program a service
 //
 // A service's record and its claims are created, changed and deleted in
 // one transaction each, so a claim never outlives its service and two
-// services never hold the same VIP or NodePort. ctrmeta follows the rules
+// services never hold the same VIP, NodePort or external IP port. ctrmeta follows the rules
 // of epmeta (the Docker watcher of the host writes it and deletes it when
 // the container stops or is gone; readers filter by the host's liveness).
 // svcstatus exists only while a host fails to program a service.
@@ -45,6 +48,18 @@ const NodePortsPrefix = "nodeports/"
 // NodePortKey is the claim of one NodePort (all protocols: a NodePort
 // number belongs to one service, as in Kubernetes).
 func NodePortKey(port uint16) string { return NodePortsPrefix + strconv.Itoa(int(port)) }
+
+// ExternalIPCIDRsKey holds the cluster's allow-list of external IPs.
+const ExternalIPCIDRsKey = "externalipcidrs"
+
+// ExternalIPsPrefix lists every taken external IP port.
+const ExternalIPsPrefix = "externalips/"
+
+// ExternalIPKey is the claim of one external IP's port and protocol (proto
+// TCP, UDP or SCTP, any case).
+func ExternalIPKey(a netip.Addr, proto string, port uint16) string {
+	return ExternalIPsPrefix + AddrName(a) + "/" + strings.ToLower(proto) + "/" + strconv.Itoa(int(port))
+}
 
 // ContainerMetaPrefix lists the host- and container-mode containers of
 // one host ("" for all hosts).
@@ -74,6 +89,16 @@ func ServiceStatusKey(host, service string) string { return ServiceStatusPrefix(
 // --service-cidr against it at start and refuses to run when they differ.
 type ServiceCIDR struct {
 	CIDR netip.Prefix `json:"cidr"`
+	// Host is the podnetd that recorded it first.
+	Host  string    `json:"host"`
+	Since time.Time `json:"since"`
+}
+
+// ExternalIPCIDRs is the cluster-wide allow-list of external IPs
+// (--external-ip-cidrs). Every podnetd checks its own against it at start
+// and refuses to run when they differ; empty refuses every external IP.
+type ExternalIPCIDRs struct {
+	CIDRs []netip.Prefix `json:"cidrs"`
 	// Host is the podnetd that recorded it first.
 	Host  string    `json:"host"`
 	Since time.Time `json:"since"`
@@ -130,6 +155,12 @@ type ServiceIPClaim struct {
 
 // NodePortClaim reserves a NodePort for one service.
 type NodePortClaim struct {
+	Service string `json:"service"`
+}
+
+// ExternalIPClaim reserves one port and protocol of an external IP for
+// one service.
+type ExternalIPClaim struct {
 	Service string `json:"service"`
 }
 

@@ -38,15 +38,9 @@ func (c *cli) fileCmd(verb, short, path string) *cobra.Command {
 // sendFile posts a file of objects to podnetd, which parses it (errors
 // carry the file's line numbers) and applies or deletes each object.
 func (c *cli) sendFile(path, file string) error {
-	var content []byte
-	var err error
-	if file == "-" {
-		content, err = io.ReadAll(os.Stdin)
-	} else {
-		content, err = os.ReadFile(file)
-	}
+	content, err := readServiceFile(file)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", file, err)
+		return err
 	}
 	ctx, cancel := c.ctx()
 	defer cancel()
@@ -55,4 +49,31 @@ func (c *cli) sendFile(path, file string) error {
 		return err
 	}
 	return c.printResults(rs)
+}
+
+// readServiceFile reads a file of services (- for standard input), at
+// most admin.MaxServiceFile bytes: a larger one is refused after reading
+// one byte past the limit, whatever it is (a pipe, /dev/zero), so a huge
+// file costs no memory.
+func readServiceFile(file string) ([]byte, error) {
+	var r io.Reader = os.Stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", file, err)
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > admin.MaxServiceFile {
+			return nil, admin.FileTooLarge(file)
+		}
+		r = f
+	}
+	content, err := io.ReadAll(io.LimitReader(r, admin.MaxServiceFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	if len(content) > admin.MaxServiceFile {
+		return nil, admin.FileTooLarge(file)
+	}
+	return content, nil
 }

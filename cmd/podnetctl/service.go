@@ -31,6 +31,9 @@ type serviceFlags struct {
 	typ, vip, affinity, policy    string
 	lbIP                          string
 	affinityTimeout               time.Duration
+	// affinityTimeoutSet: the flag was given (an explicit
+	// --affinity-timeout 0s is refused, not taken for the default).
+	affinityTimeoutSet bool
 }
 
 func (f *serviceFlags) spec(name string) (admin.ServiceSpec, error) {
@@ -64,15 +67,24 @@ func (f *serviceFlags) spec(name string) (admin.ServiceSpec, error) {
 	if f.lbIP != "" && s.Type == "" {
 		s.Type = "LoadBalancer"
 	}
+	if len(f.nodePorts) > 0 {
+		// --node-port implies NodePort (a LoadBalancer service has
+		// NodePorts too); an explicit ClusterIP says the opposite, and
+		// which one was meant is the user's to say.
+		if s.Type != "" && !strings.EqualFold(s.Type, "NodePort") && !strings.EqualFold(s.Type, "LoadBalancer") {
+			return s, fmt.Errorf("--node-port with --type %s: NodePorts belong to types NodePort and LoadBalancer (leave --type out, or give one of them)", s.Type)
+		}
+	}
 	if len(f.nodePorts) > 0 && s.Type == "" {
 		s.Type = "NodePort"
 	}
-	if f.affinityTimeout != 0 {
+	if f.affinityTimeoutSet || f.affinityTimeout != 0 {
 		secs := int(f.affinityTimeout / time.Second)
-		if f.affinityTimeout%time.Second != 0 || secs == 0 {
-			return s, fmt.Errorf("--affinity-timeout %v: want whole seconds, at least 1s", f.affinityTimeout)
+		if f.affinityTimeout%time.Second != 0 {
+			return s, fmt.Errorf("--affinity-timeout %v: want whole seconds, 1s to 24h", f.affinityTimeout)
 		}
-		s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: secs}}
+		// The range (1s..24h) is podnetd's to check, as for files.
+		s.SessionAffinityConfig = &admin.SessionAffinityConfig{ClientIP: &admin.ClientIPConfig{TimeoutSeconds: &secs}}
 	}
 	return s, nil
 }
@@ -113,7 +125,8 @@ func (c *cli) serviceCreateCmd() *cobra.Command {
 		Use:   "create NAME --selector KEY=VALUE[,...] --port [NAME:]PORT[:TARGET][/tcp|/udp|/sctp] [flags]",
 		Short: "create a service: a VIP (and DNS name) load-balanced over the containers the selector picks",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.affinityTimeoutSet = cmd.Flags().Changed("affinity-timeout")
 			spec, err := f.spec(args[0])
 			if err != nil {
 				return err
@@ -137,12 +150,12 @@ func (c *cli) serviceCreateCmd() *cobra.Command {
 	fl.StringArrayVar(&f.selectors, "selector", nil, "label terms a container must all carry, KEY=VALUE[,KEY=VALUE...] (repeatable)")
 	fl.StringArrayVar(&f.ports, "port", nil, "[NAME:]PORT[:TARGET][/tcp|/udp|/sctp] (repeatable; TARGET defaults to PORT)")
 	fl.StringVar(&f.typ, "type", "", "ClusterIP (default), NodePort or LoadBalancer (an address from a LoadBalancerPool, announced by ARP/NDP or BGP)")
-	fl.IntSliceVar(&f.nodePorts, "node-port", nil, "NodePort of the i-th --port (30000-32767; default: allocated); implies --type NodePort unless --type LoadBalancer")
+	fl.IntSliceVar(&f.nodePorts, "node-port", nil, "NodePort of the i-th --port (30000-32767, or 0: allocated; ports past the list: allocated); implies --type NodePort unless --type LoadBalancer")
 	fl.StringVar(&f.lbIP, "load-balancer-ip", "", "the address of a LoadBalancerPool the service asks for (default: allocated); implies --type LoadBalancer")
 	fl.StringVar(&f.vip, "vip", "", "the VIP, from the service CIDR (default: allocated), or None for a headless service")
-	fl.StringArrayVar(&f.externalIPs, "external-ip", nil, "an address outside the pod networks whose traffic to the service's ports is the service's (repeatable)")
+	fl.StringArrayVar(&f.externalIPs, "external-ip", nil, "an address of podnetd's --external-ip-cidrs whose traffic to the service's ports is the service's, on every host (repeatable)")
 	fl.StringVar(&f.affinity, "session-affinity", "", "None (default) or ClientIP: a client keeps its endpoint")
-	fl.DurationVar(&f.affinityTimeout, "affinity-timeout", 0, "how long a ClientIP affinity lasts after the client's last new connection (default 3h)")
+	fl.DurationVar(&f.affinityTimeout, "affinity-timeout", 0, "how long a ClientIP affinity lasts after the client's last new connection: 1s to 24h (default 3h)")
 	fl.StringVar(&f.policy, "external-traffic-policy", "", "Cluster (default) or Local: NodePort and external-IP traffic only to this host's endpoints, client address kept")
 	return cmd
 }
@@ -205,8 +218,8 @@ func serviceTable(w *tabwriter.Writer, v admin.ServiceView) {
 	fmt.Fprintf(w, "ports:\t%s\n", portsText(v.Ports))
 	fmt.Fprintf(w, "selector:\t%s\n", selectorText(v.Selector))
 	aff := v.SessionAffinity
-	if c := v.SessionAffinityConfig; c != nil && c.ClientIP != nil {
-		aff += fmt.Sprintf(" (%v)", time.Duration(c.ClientIP.TimeoutSeconds)*time.Second)
+	if c := v.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+		aff += fmt.Sprintf(" (%v)", time.Duration(*c.ClientIP.TimeoutSeconds)*time.Second)
 	}
 	fmt.Fprintf(w, "sessionAffinity:\t%s\n", aff)
 	fmt.Fprintf(w, "externalTrafficPolicy:\t%s\n", v.ExternalTrafficPolicy)
@@ -221,6 +234,8 @@ func serviceTable(w *tabwriter.Writer, v admin.ServiceView) {
 			ready := "yes"
 			if !e.Ready {
 				ready = "no: " + e.Reason
+			} else if e.Reach != "" {
+				ready = "yes, " + e.Reach
 			}
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", e.Host, e.Container, e.Mode, endpointAddrs(e), ready)
 		}

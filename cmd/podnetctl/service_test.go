@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +49,7 @@ func TestServiceFlagsSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(s.Selector) != 3 || s.Type != "NodePort" || s.Ports[0].NodePort != 30080 || s.Ports[1].NodePort != 0 ||
-		s.SessionAffinityConfig.ClientIP.TimeoutSeconds != 3600 {
+		*s.SessionAffinityConfig.ClientIP.TimeoutSeconds != 3600 {
 		t.Fatalf("spec %+v", s)
 	}
 	for _, c := range []struct {
@@ -57,9 +60,52 @@ func TestServiceFlagsSpec(t *testing.T) {
 		{serviceFlags{selectors: []string{"a=1,a=2"}}, `key "a" is given twice`},
 		{serviceFlags{ports: []string{"80"}, nodePorts: []int{30001, 30002}}, "2 --node-port for 1 --port"},
 		{serviceFlags{affinityTimeout: 1500 * time.Millisecond}, "whole seconds"},
+		{serviceFlags{ports: []string{"80"}, nodePorts: []int{30001}, typ: "ClusterIP"}, "--node-port with --type ClusterIP"},
 	} {
 		if _, err := c.f.spec("x"); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.f, err, c.want)
 		}
+	}
+}
+
+// TestServiceFlagsExplicitZeroTimeout: --affinity-timeout 0s reaches
+// podnetd as an explicit 0 (which it refuses), not as "use the default".
+func TestServiceFlagsExplicitZeroTimeout(t *testing.T) {
+	f := serviceFlags{ports: []string{"80"}, affinity: "ClientIP", affinityTimeoutSet: true}
+	s, err := f.spec("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.SessionAffinityConfig; c == nil || c.ClientIP == nil || c.ClientIP.TimeoutSeconds == nil || *c.ClientIP.TimeoutSeconds != 0 {
+		t.Fatalf("explicit 0s became %+v", c)
+	}
+	f = serviceFlags{ports: []string{"80"}, nodePorts: []int{30001}}
+	if s, err := f.spec("x"); err != nil || s.Type != "NodePort" {
+		t.Fatalf("--node-port without --type: %+v %v, want type NodePort", s, err)
+	}
+}
+
+// TestReadServiceFileCapped: a 50 MB file is refused by its size before
+// it is read, a stream (here /dev/zero, endless) after one byte past the
+// limit; a file at the limit is read whole.
+func TestReadServiceFileCapped(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 50<<20); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{big, "/dev/zero"} {
+		_, err := readServiceFile(f)
+		if !errors.Is(err, admin.ErrFileTooLarge) || !strings.Contains(err.Error(), "over 4 MiB") || !strings.Contains(err.Error(), f) {
+			t.Errorf("%s: %v, want the file named as over 4 MiB", f, err)
+		}
+	}
+	if err := os.Truncate(big, admin.MaxServiceFile); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readServiceFile(big); err != nil || len(b) != admin.MaxServiceFile {
+		t.Fatalf("a file at the limit: %d bytes, %v", len(b), err)
 	}
 }

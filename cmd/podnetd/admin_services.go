@@ -5,16 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/registry"
 )
-
-// maxServiceFile bounds the body of apply and delete (a file of thousands
-// of services is well under it).
-const maxServiceFile = 16 << 20
 
 // serviceRoutes are the admin API of services.
 func (a *adminServer) serviceRoutes() admin.Routes {
@@ -28,7 +23,7 @@ func (a *adminServer) serviceRoutes() admin.Routes {
 		}),
 		"POST /v1/services": with(func(ctx context.Context, s *services, r *http.Request) (any, error) {
 			var spec admin.ServiceSpec
-			dec := json.NewDecoder(io.LimitReader(r.Body, maxServiceFile))
+			dec := json.NewDecoder(r.Body)
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&spec); err != nil {
 				return nil, admin.UserError{Err: fmt.Errorf("malformed service spec: %w", err)}
@@ -89,10 +84,16 @@ func (a *adminServer) withServices(h func(ctx context.Context, s *services, r *h
 	}
 }
 
+// decodeServiceFile reads the body of apply and delete (the admin server
+// has bounded its size already) and refuses a file over the limit
+// podnetctl keeps to, for clients that do not.
 func decodeServiceFile(r *http.Request) (admin.ServiceFile, error) {
 	var f admin.ServiceFile
-	if err := json.NewDecoder(io.LimitReader(r.Body, 2*maxServiceFile)).Decode(&f); err != nil {
+	if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
 		return f, admin.UserError{Err: fmt.Errorf("malformed request: %w", err)}
+	}
+	if len(f.Content) > admin.MaxServiceFile {
+		return f, admin.UserError{Err: admin.FileTooLarge(f.Source)}
 	}
 	return f, nil
 }

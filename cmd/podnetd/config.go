@@ -31,6 +31,7 @@ type config struct {
 	PodmanHost     string
 	ProcSys        string
 	ServiceCIDR    string
+	ExternalIPs    []string
 	BlockSize      int
 	BlockSize6     int
 	DefaultPool    string
@@ -100,6 +101,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.StringVar(&c.PodmanHost, "podman-host", c.PodmanHost, "podman's Docker-compatible API (podman system service), followed for the labels and readiness of podman containers attached through the CNI plugin; \"off\" disables it")
 	f.StringVar(&c.ProcSys, "proc-sys", c.ProcSys, "where the host's /proc/sys is mounted")
 	f.StringVar(&c.ServiceCIDR, "service-cidr", c.ServiceCIDR, "service virtual IP range (cluster DNS at its .10)")
+	f.StringSliceVar(&c.ExternalIPs, "external-ip-cidrs", nil, "CIDRs services may take external IPs from (the same on every host; none by default: no external IPs). Hosts, their underlay network, etcd and pods are never allowed")
 	f.IntVar(&c.BlockSize, "block-size", c.BlockSize, "prefix length of the IPv4 address blocks a host claims")
 	f.IntVar(&c.BlockSize6, "block-size-v6", c.BlockSize6, "prefix length of the IPv6 address blocks a host claims")
 	f.StringVar(&c.DefaultPool, "default-pool", c.DefaultPool, "range podnet picks IPv4 subnets from when docker network create has no --subnet")

@@ -3,11 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/netip"
-	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/podnet/podnet/dataplane"
@@ -23,19 +19,18 @@ const etcdGuardInterval = 5 * time.Minute
 // endpoints podnetd was given and, once etcd answers, the client and peer
 // URLs of every member of the cluster.
 func guardEtcd(ctx context.Context, st *store.Store, ports *dataplane.Engine, log *slog.Logger) {
-	set := func(urls []string) {
-		eps := etcdAddrPorts(ctx, urls, log)
+	set := func(eps []netip.AddrPort) {
 		if err := ports.SetEtcd(ctx, eps); err != nil && ctx.Err() == nil {
 			log.Warn("cannot update the rule keeping containers away from etcd", "err", err)
 		}
 	}
-	set(st.Endpoints())
+	set(store.URLAddrPorts(ctx, st.Endpoints(), log))
 	for {
 		wait := etcdGuardInterval
-		if urls, err := st.MemberURLs(ctx); err != nil {
+		if eps, err := st.ControlAddrPorts(ctx, log); err != nil {
 			wait = 10 * time.Second
 		} else {
-			set(append(urls, st.Endpoints()...))
+			set(eps)
 		}
 		select {
 		case <-ctx.Done():
@@ -43,56 +38,6 @@ func guardEtcd(ctx context.Context, st *store.Store, ports *dataplane.Engine, lo
 		case <-time.After(wait):
 		}
 	}
-}
-
-// etcdAddrPorts turns etcd URLs (http://10.0.0.5:2379, https://etcd1:2380,
-// 10.0.0.5:2379) into addresses and ports; unix sockets have none, names
-// are resolved (a name that does not resolve is logged and skipped).
-func etcdAddrPorts(ctx context.Context, urls []string, log *slog.Logger) []netip.AddrPort {
-	var out []netip.AddrPort
-	for _, raw := range urls {
-		host, port, ok := etcdHostPort(raw)
-		if !ok {
-			continue
-		}
-		if a, err := netip.ParseAddr(host); err == nil {
-			out = append(out, netip.AddrPortFrom(a.Unmap(), port))
-			continue
-		}
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
-		cancel()
-		if err != nil {
-			log.Warn("etcd endpoint name does not resolve; containers are not kept away from it", "url", raw, "err", err)
-			continue
-		}
-		for _, a := range addrs {
-			out = append(out, netip.AddrPortFrom(a.Unmap(), port))
-		}
-	}
-	return out
-}
-
-// etcdHostPort splits an etcd URL into host and port; false for unix
-// sockets and anything unparsable.
-func etcdHostPort(raw string) (string, uint16, bool) {
-	hostport := raw
-	if strings.Contains(raw, "://") {
-		u, err := url.Parse(raw)
-		if err != nil || strings.HasPrefix(u.Scheme, "unix") {
-			return "", 0, false
-		}
-		hostport = u.Host
-	}
-	host, p, err := net.SplitHostPort(hostport)
-	if err != nil || host == "" {
-		return "", 0, false
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil || port == 0 {
-		return "", 0, false
-	}
-	return host, uint16(port), true
 }
 
 // dnsCacheFile is where the cluster DNS keeps its records, in --data-dir.

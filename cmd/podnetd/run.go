@@ -22,6 +22,7 @@ import (
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/dockerup"
+	"github.com/podnet/podnet/internal/fsutil"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/ipam"
 	"github.com/podnet/podnet/overlay"
@@ -43,6 +44,13 @@ func run(parent context.Context, cfg *config) error {
 	log = log.With("host", cfg.HostName)
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Whatever etcd is used, the data dir holds the cluster DNS's records
+	// and often etcd's client keys: root's alone, before anything is in it.
+	if was, err := fsutil.PrivateDir(cfg.DataDir); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	} else if was != 0o700 {
+		log.Warn("data dir was open to other users; made it 0700", "dir", cfg.DataDir, "was", was)
+	}
 
 	l, err := plugin.Listen(cfg.PluginSocket)
 	if err != nil {
@@ -72,10 +80,16 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	// The cluster DNS before etcd answers: it serves the records saved on
-	// disk meanwhile.
-	if err := startDNS(ctx, cfg, st, k, cat, log); err != nil {
-		log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
+	// The cluster DNS before etcd answers (it serves the records saved on
+	// disk meanwhile), but only where a previous podnetd of this machine
+	// left its address on lo: nothing in the kernel changes before the
+	// host name is claimed (a podnetd refused for a taken name leaves the
+	// host as it found it).
+	dnsEarly := dnsKept(cfg, k)
+	if dnsEarly {
+		if err := startDNS(ctx, cfg, st, k, cat, log); err != nil {
+			log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
+		}
 	}
 	ports := dataplane.New(dataplane.Options{Logger: log.With("component", "dataplane"), IPTablesBackend: cfg.IPTables})
 	guardPorts(ctx, cfg, ports, log)
@@ -136,6 +150,11 @@ func run(parent context.Context, cfg *config) error {
 	holdErr, holdDone := make(chan error, 1), make(chan struct{})
 	go func() { defer close(holdDone); holdErr <- ident.Hold(hctx) }()
 	defer func() { stopHold(); <-holdDone }()
+	if !dnsEarly && cfg.DNSAddr != "off" {
+		if err := startDNS(ctx, cfg, st, k, cat, log); err != nil {
+			log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
+		}
+	}
 	if err := drv.Restore(ctx); err != nil {
 		// Keep serving: one broken network must not take every other
 		// network on the host down with it.
@@ -265,6 +284,17 @@ func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *dataplane.E
 		return nil, netip.Addr{}, err
 	}
 	return ov, u.Addr, nil
+}
+
+// dnsKept says whether the cluster DNS address is on lo already (a
+// previous podnetd of this machine put it there and left it, as it
+// leaves all kernel state when it stops).
+func dnsKept(cfg *config, k *link.Kernel) bool {
+	if cfg.DNSAddr == "off" {
+		return false
+	}
+	has, err := k.HasLocalAddr("lo", netip.MustParseAddr(cfg.DNSAddr))
+	return err == nil && has
 }
 
 // startDNS puts the cluster DNS address on lo and serves it.

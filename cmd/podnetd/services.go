@@ -27,6 +27,9 @@ var domainRE = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([
 
 // validateServices checks the service flags.
 func (c *config) validateServices() error {
+	if _, err := registry.ParseExternalIPCIDRs(c.ExternalIPs); err != nil {
+		return err
+	}
 	if _, err := c.serviceRange(); err != nil {
 		return fmt.Errorf("--service-cidr: %w", err)
 	}
@@ -45,7 +48,12 @@ func (c *config) serviceRange() (registry.ServiceRange, error) {
 	if c.DNSAddr != "off" {
 		dnsAddr, _ = netip.ParseAddr(c.DNSAddr)
 	}
-	return registry.NewServiceRange(p, dnsAddr)
+	r, err := registry.NewServiceRange(p, dnsAddr)
+	if err != nil {
+		return r, err
+	}
+	r.ExternalCIDRs, err = registry.ParseExternalIPCIDRs(c.ExternalIPs)
+	return r, err
 }
 
 // newServices checks this podnetd's service CIDR against the cluster's
@@ -57,6 +65,9 @@ func newServices(ctx context.Context, cfg *config, st *store.Store, cat *catalog
 		return nil, err
 	}
 	if err := registry.EnsureServiceCIDR(ctx, st, rng.CIDR, cfg.HostName); err != nil {
+		return nil, err
+	}
+	if err := registry.EnsureExternalIPCIDRs(ctx, st, rng.ExternalCIDRs, cfg.HostName); err != nil {
 		return nil, err
 	}
 	log = log.With("component", "services")
@@ -82,6 +93,6 @@ func newCatalog(cfg *config, log *slog.Logger) (*catalog.Catalog, error) {
 func (s *services) start(ctx context.Context, cfg *config, ports *dataplane.Engine, log *slog.Logger) {
 	go s.catalog.Run(ctx, s.st)
 	s.proxy = proxy.New(proxy.Config{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
-		Programmer: ports, Logger: log.With("component", "proxy")})
+		Programmer: ports, ExternalIPOK: s.registry.Range().CheckExternalIP, Logger: log.With("component", "proxy")})
 	go s.proxy.Run(ctx)
 }

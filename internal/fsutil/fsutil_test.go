@@ -1,8 +1,10 @@
 package fsutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +37,52 @@ func TestWriteFileAtomicReplacesAndLeavesNoTemporaryFile(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(dir)); len(entries) != 1 {
 		t.Fatalf("a failed write left %d entries", len(entries))
+	}
+}
+
+func TestPrivateDirMakesAndTightens(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "podnet")
+	if was, err := PrivateDir(dir); err != nil || was != 0o700 {
+		t.Fatalf("fresh: %v %v", was, err)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("fresh directory mode %v, %v; want 0700", st.Mode(), err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if was, err := PrivateDir(dir); err != nil || was != 0o755 {
+		t.Fatalf("open directory: was %v, %v; want 0755 reported", was, err)
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Fatalf("open directory left at %v", st.Mode().Perm())
+	}
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PrivateDir(file); err == nil {
+		t.Fatal("a file was accepted as a state directory")
+	}
+}
+
+func TestPrivateDirRefusesAnotherOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory to another user")
+	}
+	dir := filepath.Join(t.TempDir(), "podnet")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	_, err := PrivateDir(dir)
+	var fe *ForeignOwnerError
+	if !errors.As(err, &fe) || !errors.Is(err, ErrForeignOwner) || fe.Owner != 65534 {
+		t.Fatalf("foreign owner: %v", err)
+	}
+	if !strings.Contains(err.Error(), "uid 65534") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("error does not name the owner and directory: %v", err)
 	}
 }

@@ -260,6 +260,29 @@ func (k *Kernel) EnsureLocalAddr(name string, addr netip.Addr) error {
 	return nil
 }
 
+// HasLocalAddr says whether link name carries addr (/32 or /128), as
+// ip addr show dev NAME to ADDR/32 would.
+func (k *Kernel) HasLocalAddr(name string, addr netip.Addr) (bool, error) {
+	l, err := k.NL.LinkByName(name)
+	if err != nil {
+		return false, fmt.Errorf("look up %s: %w", name, err)
+	}
+	family := netlink.FAMILY_V4
+	if addr.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	as, err := k.NL.AddrList(l, family)
+	if err != nil {
+		return false, fmt.Errorf("addresses of %s: %w", name, err)
+	}
+	for _, a := range as {
+		if p, ok := ipNetToPrefix(a.IPNet); ok && p.Bits() == addr.BitLen() && p.Addr() == addr {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // DeleteLocalAddr removes addr (/32 or /128) from link name (ip addr del
 // ADDR/32 dev lo); absence is fine.
 func (k *Kernel) DeleteLocalAddr(name string, addr netip.Addr) error {

@@ -106,3 +106,25 @@ func TestEnsureBridgeNetfilter(t *testing.T) {
 		t.Fatalf("ip -d link show br0: %s", out)
 	}
 }
+
+func TestHasLocalAddrSeesOnlyTheHostAddress(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	ns := testutil.NewNetNS(t)
+	k := &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}
+	dns := netip.MustParseAddr("10.96.0.10")
+	if has, err := k.HasLocalAddr("lo", dns); err != nil || has {
+		t.Fatalf("fresh lo: %v %v", has, err)
+	}
+	// The same address inside a wider prefix is not the cluster DNS's /32.
+	ns.MustExec(t, "ip", "addr", "add", "10.96.0.10/8", "dev", "lo")
+	if has, _ := k.HasLocalAddr("lo", dns); has {
+		t.Fatal("10.96.0.10/8 counted as the /32")
+	}
+	ns.MustExec(t, "ip", "addr", "del", "10.96.0.10/8", "dev", "lo")
+	if err := k.EnsureLocalAddr("lo", dns); err != nil {
+		t.Fatal(err)
+	}
+	if has, err := k.HasLocalAddr("lo", dns); err != nil || !has {
+		t.Fatalf("after EnsureLocalAddr: %v %v", has, err)
+	}
+}

@@ -23,6 +23,9 @@
 //	                                connected and when the first did
 //	netcheck dns SERVER NAME        A query over UDP (2 s): print the rcode
 //	                                and addresses; fail on no answer
+//	netcheck syn-flood ADDR:PORT COUNT SRC-CIDR
+//	                                COUNT TCP SYNs, each from the next
+//	                                address of SRC-CIDR (raw socket)
 //	netcheck vxlan-send VTEP:PORT VNI DSTMAC SRC DST DPORT MSG
 //	                                one VXLAN datagram carrying UDP SRC ->
 //	                                DST:DPORT (any inner source)
@@ -86,6 +89,12 @@ func main() {
 			break
 		}
 		err = dnsQuery(os.Args[2], os.Args[3])
+	case "syn-flood":
+		if len(os.Args) < 5 {
+			err = fmt.Errorf("usage: netcheck syn-flood ADDR:PORT COUNT SRC-CIDR")
+			break
+		}
+		err = synFlood(os.Args[2], os.Args[3], os.Args[4])
 	case "vxlan-send":
 		if len(os.Args) < 9 {
 			err = fmt.Errorf("usage: netcheck vxlan-send VTEP:PORT VNI DSTMAC SRC DST DPORT MSG")

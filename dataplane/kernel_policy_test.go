@@ -82,6 +82,10 @@ func TestKernelPolicyTraffic(t *testing.T) {
 	t.Parallel()
 	l := newLab(t)
 	br := l.bridge(1)
+	// A multi-host network (its uplink the client's side): routed from
+	// outside (a single-host network's containers answer the outside only
+	// on published ports).
+	br.Uplink = "vcl"
 	c1, c2, c3 := l.container(br, 2), l.container(br, 3), l.container(br, 4)
 	l.addNetwork(br)
 	for _, c := range []container{c1, c2, c3} {

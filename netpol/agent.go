@@ -265,4 +265,3 @@ func (a *Agent) takeDelta(d catalog.PolicyDelta) {
 		}
 	}
 }
-

@@ -131,8 +131,14 @@ func (a *Agent) EndpointCreated(ctx context.Context, ep LocalEndpoint) error {
 	return a.programLocked(ctx, time.Time{})
 }
 
-// EndpointDeleted forgets an endpoint (its rules go with the next pass).
-func (a *Agent) EndpointDeleted(ctx context.Context, id string) {
+// EndpointDeleted forgets an endpoint. Its rules go with the next pass,
+// run by Run at once but outside the driver's request: Docker waits for
+// DeleteEndpoint (docker run --rm, docker stop), and a batch deleting
+// elements waits for an RCU grace period in the kernel. The rules of a
+// gone endpoint meanwhile apply to an address nobody holds; should this
+// host hand it out again first, that endpoint's EndpointCreated
+// programs the whole state, the stale rules gone with it.
+func (a *Agent) EndpointDeleted(_ context.Context, id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e, ok := a.eps[id]
@@ -144,10 +150,7 @@ func (a *Agent) EndpointDeleted(ctx context.Context, id string) {
 		a.lastLoss[e.Network] = time.Now()
 	}
 	if a.synced && e.Enforced {
-		if err := a.programLocked(ctx, time.Time{}); err != nil {
-			a.log.Warn("policy rules of a removed endpoint not removed yet; retrying", "endpoint", dockerid.Short(id), "err", err)
-			a.poke()
-		}
+		a.poke()
 	}
 }
 

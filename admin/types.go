@@ -174,4 +174,20 @@ type HostStatus struct {
 	Version   string         `json:"version,omitempty"`
 	Blocks    []netip.Prefix `json:"blocks"`
 	Endpoints int            `json:"endpoints"`
+	// Encryption is what the host's record says it runs: "wireguard"
+	// (with its public key, the key's fingerprint and its WireGuard
+	// port) or "none".
+	Encryption     string `json:"encryption"`
+	PublicKey      string `json:"publicKey,omitempty"`
+	KeyFingerprint string `json:"keyFingerprint,omitempty"`
+	WireGuardPort  int    `json:"wireguardPort,omitempty"`
+}
+
+// Encryption is GET /v1/cluster/encryption, and the body of POST (Mode
+// only): the cluster's encryption between hosts and, for GET, each host's.
+type Encryption struct {
+	Mode       string            `json:"mode"`
+	RecordedBy string            `json:"recordedBy,omitempty"`
+	Since      time.Time         `json:"since,omitzero"`
+	Hosts      map[string]string `json:"hosts,omitempty"` // host → the mode its record says it runs
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/lnet"
+	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
 )
 
@@ -28,12 +29,12 @@ func (m *Manager) Hosts(ctx context.Context) ([]admin.HostStatus, error) {
 		if err := kv.Decode(&h); err != nil {
 			return nil, err
 		}
-		byName[h.Name] = &admin.HostStatus{Name: h.Name, Underlay: h.Underlay}
+		byName[h.Name] = hostStatus(h)
 	}
 	for name, a := range alive {
 		hs, ok := byName[name]
 		if !ok {
-			hs = &admin.HostStatus{Name: name}
+			hs = hostStatus(store.Host{Name: name})
 			byName[name] = hs
 		}
 		hs.Alive, hs.Started, hs.Version = true, a.Started, a.Version
@@ -78,6 +79,20 @@ func (m *Manager) Hosts(ctx context.Context) ([]admin.HostStatus, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// hostStatus is what a host record says of a host.
+func hostStatus(h store.Host) *admin.HostStatus {
+	hs := &admin.HostStatus{Name: h.Name, Underlay: h.Underlay, Encryption: store.EncryptionNone}
+	if wg := h.WireGuard; wg != nil {
+		hs.Encryption, hs.PublicKey, hs.WireGuardPort = store.EncryptionWireGuard, wg.PublicKey, wg.Port
+		if k, err := wireguard.ParseKey(wg.PublicKey); err == nil {
+			hs.KeyFingerprint = wireguard.Fingerprint(k)
+		} else {
+			hs.KeyFingerprint = "invalid"
+		}
+	}
+	return hs
 }
 
 // RemoveHost forgets a host that is gone for good: its blocks and

@@ -137,7 +137,7 @@ func (d *Driver) applyDefinition(n *store.Network, o *netOptions, def store.Logi
 	}
 	n.Masquerade = inherited.Masquerade && !n.Internal && !netspec.IsLAN(n.Mode)
 	if n.Mode == netspec.ModeVXLAN && d.cfg.Overlay != nil {
-		if max := d.cfg.Overlay.DefaultMTU(); n.MTU > max {
+		if max := d.cfg.Overlay.MaxMTU(); n.MTU > max {
 			return fmt.Errorf("mtu %d is too large for vxlan over this host's underlay (at most %d: the underlay MTU minus 50)", n.MTU, max)
 		}
 	}

@@ -20,6 +20,7 @@ func (fakeOverlay) EnsureNetwork(n overlay.Network) (string, error) {
 }
 func (fakeOverlay) RemoveNetwork(string) error { return nil }
 func (fakeOverlay) DefaultMTU() int            { return 1450 }
+func (fakeOverlay) MaxMTU() int                { return 1450 }
 
 type fakeTunnels struct{ held map[netip.Prefix]netip.Addr }
 

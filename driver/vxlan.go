@@ -13,7 +13,10 @@ import (
 type Overlay interface {
 	EnsureNetwork(n overlay.Network) (string, error)
 	RemoveNetwork(id string) error
+	// DefaultMTU is a new network's MTU, MaxMTU the largest one allowed
+	// (they differ with encryption: see package overlay).
 	DefaultMTU() int
+	MaxMTU() int
 }
 
 // vxlanMode is bridge mode plus the overlay: the same bridge, veths and

@@ -18,7 +18,8 @@
 // Up(t, n, etcd) runs `scripts/lab.sh up n --etcd etcd` and registers
 // `scripts/lab.sh down` in t.Cleanup; Shared(t, n, etcd) reuses one lab across
 // tests of the binary (TestMain takes it down at the end). Only one lab exists
-// at a time, so tests that use one must not call t.Parallel. Host names are
+// at a time, so tests that use one must not call t.Parallel (the QEMU guest
+// scenarios, which use none, run in parallel with each other). Host names are
 // h1..hN; a host's commands run through Lab.Exec (its netns and mount
 // namespace, with DOCKER_HOST and PODNET_SOCKET pointing at its own dockerd
 // and podnetd); Lab.Client runs commands in the "outside client" netns. The

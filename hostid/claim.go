@@ -43,7 +43,7 @@ type Config struct {
 	// Name, and its Holder with Self when nil.
 	Alive store.HostAlive
 	// Record is this host's persistent record as podnetd registers it
-	// (Name and Underlay are compared); Reassert writes it again. Hold
+	// (compared with store.Host.Same); Reassert writes it again. Hold
 	// watches hosts/<host> only when Reassert is set.
 	Record   store.Host
 	Reassert func(context.Context) error

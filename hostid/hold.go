@@ -133,7 +133,8 @@ func (id *Identity) reassertAlive(ctx context.Context) {
 
 // reassertRecord writes hosts/<host> back when it is gone or no longer
 // says what this podnetd registered (another process's underlay address
-// would route this host's blocks there).
+// would route this host's blocks there, another WireGuard key would
+// encrypt them for someone else).
 func (id *Identity) reassertRecord(ctx context.Context) {
 	if id.cfg.Reassert == nil {
 		return
@@ -146,7 +147,7 @@ func (id *Identity) reassertRecord(ctx context.Context) {
 		found = "deleted"
 	case err != nil:
 		return
-	case cur.Name == id.cfg.Record.Name && cur.Underlay == id.cfg.Record.Underlay:
+	case cur.Same(id.cfg.Record):
 		return
 	default:
 		found = "changed (underlay " + cur.Underlay.String() + ", want " + id.cfg.Record.Underlay.String() + ")"

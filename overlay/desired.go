@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+
+	"github.com/podnet/podnet/overlay/wireguard"
 )
 
 // local is this host's side of the computation.
@@ -13,6 +15,15 @@ type local struct {
 	host     string
 	underlay Underlay
 	networks []Network // MTU resolved; any order
+	// wg is this host's WireGuard device when traffic between hosts is
+	// encrypted (nil: it is not).
+	wg *wgLocal
+}
+
+// wgLocal is what the computation needs of this host's WireGuard device.
+type wgLocal struct {
+	dev string
+	key wireguard.Key // public
 }
 
 // desired is the kernel state the overlay wants, computed from a view.
@@ -20,6 +31,8 @@ type desired struct {
 	devices map[string]*devState           // by device name
 	routes  map[netip.Prefix]route         // by destination
 	proxies map[string]map[netip.Addr]bool // bridge → IPv6 addresses it answers NDP for
+	// peers are the WireGuard peers by remote host (encryption only).
+	peers map[string]wireguard.Peer
 }
 
 // devState is what one VXLAN device holds: a permanent neighbor per remote
@@ -47,10 +60,12 @@ type route struct {
 	exception bool
 }
 
-// target is how a remote host is reached on one network.
+// target is how a remote host is reached on one network: through its
+// VTEP (underlay and MAC), or with encryption through WireGuard device wg.
 type target struct {
 	underlay netip.Addr
 	mac      net.HardwareAddr
+	wg       string
 }
 
 // computeDesired turns the view into the kernel state this host wants. It
@@ -83,6 +98,10 @@ type model struct {
 	// the address each host is listed under.
 	byUnderlay map[netip.Addr][]string
 	indexed    map[string]netip.Addr
+	// byKey and keyed do the same for WireGuard public keys (encryption):
+	// two hosts with one key (a copied data dir) cannot both be peers.
+	byKey map[wireguard.Key][]string
+	keyed map[string]wireguard.Key
 }
 
 func newModel(l local, v *view, warn func(msg string, args ...any)) *model {
@@ -90,7 +109,8 @@ func newModel(l local, v *view, warn func(msg string, args ...any)) *model {
 		warn = func(string, ...any) {}
 	}
 	m := &model{l: l, v: v, warn: warn, macs: map[int]map[macKey][]string{},
-		byUnderlay: map[netip.Addr][]string{}, indexed: map[string]netip.Addr{}}
+		byUnderlay: map[netip.Addr][]string{}, indexed: map[string]netip.Addr{},
+		byKey: map[wireguard.Key][]string{}, keyed: map[string]wireguard.Key{}}
 	nets := slices.Clone(l.networks)
 	sort.Slice(nets, func(i, j int) bool { return nets[i].ID < nets[j].ID })
 	for _, n := range nets {
@@ -112,6 +132,10 @@ func newModel(l local, v *view, warn func(msg string, args ...any)) *model {
 		u := v.hosts[h]
 		m.byUnderlay[u] = append(m.byUnderlay[u], h)
 		m.indexed[h] = u
+		if k := v.keys[h]; l.wg != nil && k.valid {
+			m.byKey[k.key] = append(m.byKey[k.key], h)
+			m.keyed[h] = k.key
+		}
 	}
 	for vni, byMAC := range m.macs {
 		for _, h := range names {
@@ -122,8 +146,15 @@ func newModel(l local, v *view, warn func(msg string, args ...any)) *model {
 	return m
 }
 
+// encrypted reports whether traffic to other hosts goes through WireGuard.
+func (m *model) encrypted() bool { return m.l.wg != nil }
+
 // eligible reports whether a remote host may be programmed at all: alive,
-// registered with a usable IPv4 underlay address that is not this host's.
+// registered with a usable IPv4 underlay address that is not this host's,
+// and encrypted exactly when this host is (fail closed: an encrypted host
+// sends nothing in clear to a host without a key, and a host without
+// encryption sends nothing to one that takes only WireGuard). With
+// encryption its key must be valid and not this host's own.
 func (m *model) eligible(h string) bool {
 	u, ok := m.v.hosts[h]
 	if h == m.l.host || !m.v.alive[h] || !ok || !u.Is4() {
@@ -131,6 +162,17 @@ func (m *model) eligible(h string) bool {
 	}
 	if u == m.l.underlay.Addr {
 		m.warn("remote host claims this host's underlay address; ignoring it", "host", h, "underlay", u)
+		return false
+	}
+	k := m.v.keys[h]
+	switch {
+	case !m.encrypted():
+		return !k.set
+	case !k.valid:
+		return false
+	case k.key == m.l.wg.key:
+		m.warn("remote host has this host's WireGuard key (a copied data dir?); ignoring it", "host", h,
+			"fingerprint", wireguard.Fingerprint(k.key))
 		return false
 	}
 	return true
@@ -142,6 +184,9 @@ func (m *model) eligible(h string) bool {
 // an eligible host's that sorts before it (a collision would send one
 // host's traffic to both).
 func (m *model) target(vni int, h string) (target, bool) {
+	if m.encrypted() {
+		return m.wgTarget(h)
+	}
 	mac := VTEPMAC(h, vni)
 	hosts := m.macs[vni][macKey(mac)]
 	i := slices.Index(hosts, h)
@@ -194,6 +239,7 @@ func (m *model) updateHost(h string) []string {
 		relist(u, true)
 		m.indexed[h] = u
 	}
+	partners = append(partners, m.updateKey(h, ok)...)
 	for vni, byMAC := range m.macs {
 		k := macKey(VTEPMAC(h, vni))
 		hosts := slices.DeleteFunc(byMAC[k], func(x string) bool { return x == h })
@@ -217,7 +263,8 @@ func (m *model) updateHost(h string) []string {
 
 // full computes the whole desired state.
 func (m *model) full() desired {
-	d := desired{devices: map[string]*devState{}, routes: map[netip.Prefix]route{}, proxies: map[string]map[netip.Addr]bool{}}
+	d := desired{devices: map[string]*devState{}, routes: map[netip.Prefix]route{}, proxies: map[string]map[netip.Addr]bool{},
+		peers: map[string]wireguard.Peer{}}
 	self := m.l.host
 	for _, n := range m.nets {
 		ds := &devState{vni: n.VNI, neigh: map[netip.Addr]string{}, fdb: map[string]netip.Addr{}, hosts: map[string]netip.Addr{}}
@@ -252,13 +299,17 @@ func (m *model) full() desired {
 				}
 			}
 		}
-		// Neighbors and FDB for every remote alive host using the network.
+		// Neighbors and FDB for every remote alive host using the network
+		// (none with encryption: nothing goes out a VXLAN device).
 		v6 := m.hasV6(n)
 		for h := range users {
-			if t, ok := m.target(n.VNI, h); ok {
+			if t, ok := m.target(n.VNI, h); ok && !m.encrypted() {
 				ds.add(h, t, v6)
 			}
 		}
+	}
+	if m.encrypted() {
+		m.fullPeers(&d)
 	}
 	return d
 }
@@ -342,6 +393,11 @@ func (ds *devState) add(h string, t target, v6 bool) {
 func via(l local, n Network, dst netip.Prefix, h string, t target) route {
 	r := route{dst: dst, host: h, vni: n.VNI, exception: dst.IsSingleIP()}
 	switch {
+	case t.wg != "":
+		// Encryption: every block and address of another host goes into
+		// WireGuard, which picks the peer by its allowed IPs (direct
+		// routing too: nothing leaves in clear).
+		r.dev = t.wg
 	case dst.Addr().Is6():
 		// IPv6 routes cannot have an IPv4 next hop (RTA_VIA is refused
 		// for IPv6): the next hop is the host's VTEP link-local address,
@@ -372,7 +428,8 @@ func (d *desired) addProxy(bridge string, a netip.Addr) {
 
 // equal reports whether d and e want the same kernel state.
 func (d desired) equal(e desired) bool {
-	if !maps.Equal(d.routes, e.routes) || len(d.devices) != len(e.devices) || len(d.proxies) != len(e.proxies) {
+	if !maps.Equal(d.routes, e.routes) || len(d.devices) != len(e.devices) || len(d.proxies) != len(e.proxies) ||
+		!maps.EqualFunc(d.peers, e.peers, wireguard.Peer.Equal) {
 		return false
 	}
 	for dev, a := range d.devices {
@@ -392,7 +449,11 @@ func (d desired) equal(e desired) bool {
 // clone copies d deeply enough that later edits of d do not show.
 func (d desired) clone() desired {
 	c := desired{devices: make(map[string]*devState, len(d.devices)), routes: maps.Clone(d.routes),
-		proxies: make(map[string]map[netip.Addr]bool, len(d.proxies))}
+		proxies: make(map[string]map[netip.Addr]bool, len(d.proxies)), peers: make(map[string]wireguard.Peer, len(d.peers))}
+	for h, p := range d.peers {
+		p.AllowedIPs = slices.Clone(p.AllowedIPs)
+		c.peers[h] = p
+	}
 	for dev, ds := range d.devices {
 		c.devices[dev] = &devState{vni: ds.vni, neigh: maps.Clone(ds.neigh), fdb: maps.Clone(ds.fdb), hosts: maps.Clone(ds.hosts)}
 	}

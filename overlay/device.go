@@ -118,9 +118,9 @@ func (o *Overlay) validate(n Network) (Network, error) {
 	if err := netspec.CheckMTU(n.MTU); err != nil {
 		return n, fmt.Errorf("network %s: %w", dockerid.Short(n.ID), err)
 	}
-	if n.MTU > o.DefaultMTU() {
+	if n.MTU > o.MaxMTU() {
 		return n, fmt.Errorf("network %s: MTU %d does not fit VXLAN over underlay %s (MTU %d): use at most %d",
-			dockerid.Short(n.ID), n.MTU, o.underlay.Dev, o.underlay.MTU, o.DefaultMTU())
+			dockerid.Short(n.ID), n.MTU, o.underlay.Dev, o.underlay.MTU, o.MaxMTU())
 	}
 	pools := make([]netip.Prefix, 0, len(n.Pools))
 	for _, p := range n.Pools {

@@ -16,7 +16,8 @@
 // after events: only the entries they touch), nl.go (every netlink call,
 // each named after its iproute2 equivalent), watch.go (Run and the etcd
 // followers), repair.go (exception records after a rolling upgrade),
-// underlay.go (DetectUnderlay). Stats reports passes, kernel changes (a
+// underlay.go (DetectUnderlay), encrypt.go (encryption: routes into
+// WireGuard and its peers). Stats reports passes, kernel changes (a
 // restart that changed nothing shows zero) and what the watches read.
 //
 // # Design notes
@@ -202,4 +203,72 @@
 // MTU. The VXLAN device's MTU is the network MTU, by default the underlay
 // MTU minus 50 (outer IPv4, UDP, VXLAN and inner Ethernet headers); a
 // larger MTU is refused because the encapsulated frame would not fit.
+// With encryption new networks default to the underlay MTU minus 60
+// (outer IPv4 20, UDP 8, WireGuard's data header 16 and tag 16), the
+// WireGuard device's own MTU; a network made before encryption keeps its
+// larger MTU and relies on path MTU discovery (the host answers
+// "fragmentation needed" for what does not fit pnwg).
+//
+// # Encryption
+//
+// With Config.WireGuard (podnetd --encryption wireguard) all traffic to
+// other hosts' blocks and addresses — pods of vxlan and direct-routing
+// networks alike, tunnel addresses, and so cross-host service and
+// NodePort forwarding, which leaves with a tunnel address towards a pod
+// address — is routed into one WireGuard device, pnwg:
+//
+//	ip route replace 10.1.0.64/26 dev pnwg proto 152
+//	wg set pnwg peer <key of H> endpoint <U_H>:51820 allowed-ips 10.1.0.64/26,…
+//
+// Layering, by measurement. Two ways were possible: WireGuard routing the
+// pod blocks itself (each remote host a peer whose allowed IPs are its
+// blocks: Calico's and Cilium's WireGuard), or VXLAN as it is, run inside
+// a WireGuard tunnel between per-host inner addresses. B21 measures both
+// hand-built between the same two host namespaces on Debian's kernel
+// (scripts/vm.sh wireguard-bench, row B21v of make bench): VXLAN inside
+// WireGuard moved 0.78 of direct WireGuard's TCP throughput and 0.76 of
+// its connection rate (medians of 3 interleaved pairs, 8 s each, under
+// TCG on a shared machine: noisy, but below in both), with 50 more bytes
+// of headers per packet (MTU 1390 instead of 1440), a second
+// encapsulation on both ends and per-host inner addresses to allocate;
+// podnet's own path, routing into WireGuard, measured 1.17 and 1.28 of
+// the hand-built direct tunnel in the same pairs (B21, B21c).
+// Routing blocks directly costs nothing VXLAN does not already cost: the
+// allowed IPs are exactly the routes the overlay computes anyway (one per
+// remote block, plus exceptions), they change when those do, and
+// WireGuard's cryptokey routing then also checks every decrypted
+// packet's source against the sending peer's blocks — a host can only
+// send from its own pods.
+//
+// Peers. Every live host whose record carries a valid key is a peer,
+// whether or not it shares a network with this one (a full mesh, as
+// Calico's); its endpoint is its underlay address and advertised port.
+// Its allowed IPs are the destinations routed to it: full passes derive
+// them from the routes, incremental passes from the host's own blocks and
+// candidates (poolView.users), so a block changing hands sets two peers
+// (setting a prefix on one peer moves it off another in the kernel) and a
+// host's key change sets its new key and removes the old. A host whose
+// lease expires, or that is removed, loses its routes and its peer; a
+// key seen twice (a copied data dir) is programmed for the first host by
+// name only, and one equal to this host's own for none, with a warning.
+//
+// Fail closed, both ways. An encrypted host programs nothing for a host
+// without a key, and a host in clear programs nothing for one whose
+// record carries a key (hostKey.set): between the two no packet passes,
+// in either direction, rather than cross the underlay in clear. No VXLAN
+// device holds neighbor or FDB entries with encryption (the devices stay,
+// attached to the bridges, and drop what the bridge floods to them), and
+// Config.Peers is given no host: portmap's guard then accepts VXLAN from
+// nobody, and its reverse-path check drops pod sources arriving from the
+// underlay (their routes lead into pnwg). A cluster is switched host by
+// host (podnetctl encryption set, then a restart of each podnetd): the
+// hosts already switched talk among themselves encrypted, the others
+// among themselves in clear, and nothing passes between the two groups.
+//
+// Restart. pnwg, its key and its peers stay in the kernel when podnetd
+// stops; the next one finds the device with its key and port (Ensure
+// changes nothing) and the peers as wanted, so sessions and connections
+// carry on. The private key lives in the data dir (wireguard.key, 0600);
+// a new one (a wiped data dir) reaches the other hosts through the host
+// record within a watch round trip.
 package overlay

@@ -49,6 +49,7 @@ type stepPlan struct {
 	hosts   []hostEntry
 	routes  []routeEntry
 	proxies []proxyEntry
+	peers   []peerEntry
 	keys    int // entries recomputed
 }
 
@@ -166,6 +167,7 @@ func (m *model) plan(dirty *dirtySet, applied *desired) stepPlan {
 			sp.routes = append(sp.routes, e)
 		}
 	}
+	m.planPeers(&sp, all, applied)
 	for a := range addrs {
 		n, pv, ok := m.netOf(netip.PrefixFrom(a, a.BitLen()))
 		if !ok || n.Bridge == "" {
@@ -201,7 +203,7 @@ func (m *model) hostEntry(n Network, h string, applied *desired) hostEntry {
 			break
 		}
 	}
-	if used {
+	if used && !m.encrypted() { // with encryption no VXLAN device holds entries
 		e.want, e.wantOK = m.target(n.VNI, h)
 	}
 	return e
@@ -253,6 +255,11 @@ func (m *model) routeFor(dst netip.Prefix) (route, bool) {
 // follows every change that succeeded.
 func (p *program) applyStep(sp stepPlan) {
 	applied := p.o.applied
+	for _, e := range sp.peers {
+		if e.ok {
+			p.setPeer(applied, e)
+		}
+	}
 	for _, e := range sp.hosts {
 		if e.wantOK && !e.unchanged() {
 			p.addHostEntries(applied, e)
@@ -267,6 +274,9 @@ func (p *program) applyStep(sp stepPlan) {
 		if !e.ok && e.had {
 			p.delRoute(applied, e)
 		}
+	}
+	for _, e := range sp.peers {
+		p.delPeer(applied, e)
 	}
 	// What hosts wanted in this pass hold is kept even if a host leaving
 	// it had the same entry (two hosts with one MAC or one underlay

@@ -41,6 +41,7 @@ func (p *program) observe(full bool, start time.Time, remote *remoteCounts) {
 		{"neighbor", "add", c.NeighAdded}, {"neighbor", "delete", c.NeighDeleted},
 		{"fdb", "add", c.FDBAdded}, {"fdb", "delete", c.FDBDeleted},
 		{"proxy", "add", c.ProxyAdded}, {"proxy", "delete", c.ProxyDeleted},
+		{"wireguard_peer", "set", c.PeersSet}, {"wireguard_peer", "delete", c.PeersRemoved},
 	} {
 		if ch.n > 0 {
 			metrics.OverlayChanges.WithLabelValues(ch.object, ch.op).Add(float64(ch.n))
@@ -82,6 +83,9 @@ func (d *desired) remote() (hosts, blocks int) {
 		for h := range ds.hosts {
 			seen[h] = true
 		}
+	}
+	for h := range d.peers {
+		seen[h] = true
 	}
 	for _, r := range d.routes {
 		if remoteBlock(r) {

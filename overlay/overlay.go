@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
 	"github.com/vishvananda/netlink"
 )
@@ -57,8 +58,15 @@ type Config struct {
 	Sysctl func(key, value string) error
 	// Peers, if set, is called with the underlay addresses of every host
 	// registered in etcd (hosts/, alive or not) whenever they change: the
-	// addresses VXLAN may come from (the data plane's guard).
+	// addresses VXLAN may come from (the data plane's guard). With
+	// WireGuard it is called with none: VXLAN is then accepted from nobody.
 	Peers func([]netip.Addr)
+	// WireGuard, if set, encrypts all traffic to other hosts: their blocks
+	// and addresses are routed into this device (ensured by the caller
+	// before New; recreated by Run if it disappears), each live host with
+	// a key is a peer, and no VXLAN leaves or is accepted. See doc.go,
+	// "Encryption".
+	WireGuard *wireguard.Device
 }
 
 // Underlay is the host interface and address VXLAN packets use.
@@ -108,6 +116,7 @@ type Overlay struct {
 	resync   time.Duration
 	sysctl   func(key, value string) error
 	peersFn  func([]netip.Addr)
+	wg       *wireguard.Device
 	// lastPeers is what peersFn was last given, if peersSent (guarded
 	// by mu).
 	lastPeers []netip.Addr
@@ -186,12 +195,14 @@ type Changes struct {
 	FDBDeleted     int `json:"fdbDeleted"`
 	ProxyAdded     int `json:"proxyAdded"`
 	ProxyDeleted   int `json:"proxyDeleted"`
+	PeersSet       int `json:"wireguardPeersSet,omitempty"`
+	PeersRemoved   int `json:"wireguardPeersRemoved,omitempty"`
 }
 
 // Total is the number of changes of any kind.
 func (c Changes) Total() int {
 	return c.RoutesAdded + c.RoutesReplaced + c.RoutesDeleted + c.NeighAdded + c.NeighDeleted +
-		c.FDBAdded + c.FDBDeleted + c.ProxyAdded + c.ProxyDeleted
+		c.FDBAdded + c.FDBDeleted + c.ProxyAdded + c.ProxyDeleted + c.PeersSet + c.PeersRemoved
 }
 
 func (c *Changes) add(d Changes) {
@@ -204,6 +215,8 @@ func (c *Changes) add(d Changes) {
 	c.FDBDeleted += d.FDBDeleted
 	c.ProxyAdded += d.ProxyAdded
 	c.ProxyDeleted += d.ProxyDeleted
+	c.PeersSet += d.PeersSet
+	c.PeersRemoved += d.PeersRemoved
 }
 
 // New validates cfg and returns an Overlay. It touches neither etcd nor
@@ -238,7 +251,7 @@ func New(cfg Config) (*Overlay, error) {
 	}
 	o := &Overlay{
 		host: cfg.Host, st: cfg.Store, k: cfg.Kernel, log: cfg.Logger,
-		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl, peersFn: cfg.Peers,
+		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl, peersFn: cfg.Peers, wg: cfg.WireGuard,
 		networks: map[string]Network{},
 		view:     newView(),
 		watch:    map[string]*WatchStats{},
@@ -250,13 +263,31 @@ func New(cfg Config) (*Overlay, error) {
 	return o, nil
 }
 
-// DefaultMTU is the underlay MTU minus 50 (VXLAN over IPv4).
+// DefaultMTU is the MTU of a new network: the underlay MTU minus 50
+// (VXLAN over IPv4), or minus 60 with encryption (WireGuard over IPv4).
 func (o *Overlay) DefaultMTU() int {
-	if o.underlay.MTU <= 0 {
-		return 1500 - vxlanOverhead
+	if o.wg != nil {
+		return o.underlayMTU() - wireguard.Overhead
 	}
-	return o.underlay.MTU - vxlanOverhead
+	return o.MaxMTU()
 }
+
+// MaxMTU is the largest MTU a network may have: the underlay MTU minus
+// 50, what fits VXLAN. With encryption a network above DefaultMTU (made
+// before encryption was turned on) still works: packets larger than the
+// WireGuard device's MTU are answered with "fragmentation needed" and
+// path MTU discovery shrinks them.
+func (o *Overlay) MaxMTU() int { return o.underlayMTU() - vxlanOverhead }
+
+func (o *Overlay) underlayMTU() int {
+	if o.underlay.MTU <= 0 {
+		return 1500
+	}
+	return o.underlay.MTU
+}
+
+// Encrypted reports whether traffic to other hosts goes through WireGuard.
+func (o *Overlay) Encrypted() bool { return o.wg != nil }
 
 // Stats returns the overlay's counters.
 func (o *Overlay) Stats() Stats {
@@ -299,10 +330,9 @@ func (o *Overlay) RegisterHost(ctx context.Context) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("read host record of %s: %w", o.host, err)
 	}
-	want := store.Host{Name: o.host, Underlay: o.underlay.Addr, Network: o.underlay.Prefix.Masked(),
-		Gateway: o.underlay.Gateway, Since: cur.Since}
-	if rev != 0 && cur.Name == want.Name && cur.Underlay == want.Underlay && cur.Network == want.Network &&
-		cur.Gateway == want.Gateway && !cur.Since.IsZero() {
+	want := o.HostRecord()
+	want.Since = cur.Since
+	if rev != 0 && cur.Same(want) && !cur.Since.IsZero() {
 		return nil
 	}
 	if want.Since.IsZero() {
@@ -316,8 +346,24 @@ func (o *Overlay) RegisterHost(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("write host record of %s: %w", o.host, err)
 	}
-	o.log.Info("host registered", "host", o.host, "underlay", want.Underlay)
+	if want.WireGuard != nil {
+		o.log.Info("host registered", "host", o.host, "underlay", want.Underlay, "wireguardPort", want.WireGuard.Port,
+			"fingerprint", wireguard.Fingerprint(o.wg.PublicKey()))
+	} else {
+		o.log.Info("host registered", "host", o.host, "underlay", want.Underlay)
+	}
 	return nil
+}
+
+// HostRecord is this host's record as RegisterHost writes it (Since
+// aside): its underlay address and, with encryption, its public key and
+// WireGuard port.
+func (o *Overlay) HostRecord() store.Host {
+	h := store.Host{Name: o.host, Underlay: o.underlay.Addr, Network: o.underlay.Prefix.Masked(), Gateway: o.underlay.Gateway}
+	if o.wg != nil {
+		h.WireGuard = &store.HostWireGuard{PublicKey: o.wg.PublicKey().String(), Port: o.wg.Port()}
+	}
+	return h
 }
 
 // kick asks Run for a sync; it never blocks.

@@ -7,7 +7,8 @@ import (
 
 // publishPeers hands Config.Peers the underlay addresses of every host in
 // the view (hosts/ as followed), sorted, if they changed since the last
-// call. It runs in the hosts/ follower, after the view is updated, with
+// call; with encryption none (VXLAN is then not accepted from the
+// underlay at all). It runs in the hosts/ follower, after the view is updated, with
 // no lock held.
 func (o *Overlay) publishPeers() {
 	if o.peersFn == nil {
@@ -16,7 +17,7 @@ func (o *Overlay) publishPeers() {
 	o.mu.Lock()
 	peers := make([]netip.Addr, 0, len(o.view.hosts))
 	for _, u := range o.view.hosts {
-		if u.IsValid() && !slices.Contains(peers, u) {
+		if u.IsValid() && !slices.Contains(peers, u) && o.wg == nil { // with encryption, VXLAN from nobody
 			peers = append(peers, u)
 		}
 	}

@@ -73,6 +73,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	}
 	p.ensureDevices()
 	p.resolve()
+	peers := p.addPeers()
 	for _, dev := range sortedKeys(p.want.devices) {
 		p.addDeviceEntries(dev, p.want.devices[dev])
 	}
@@ -80,6 +81,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	for _, dev := range sortedKeys(p.want.devices) {
 		p.deleteDeviceEntries(dev, p.want.devices[dev])
 	}
+	p.deletePeers(peers)
 	p.syncProxies()
 	err := p.err()
 	var remote *remoteCounts
@@ -115,7 +117,7 @@ func (o *Overlay) plan() *program {
 	}
 	sort.Slice(nets, func(i, j int) bool { return nets[i].ID < nets[j].ID })
 	var warns [][]any
-	m := newModel(local{host: o.host, underlay: o.underlay, networks: nets}, o.view, func(msg string, args ...any) {
+	m := newModel(o.local(nets), o.view, func(msg string, args ...any) {
 		warns = append(warns, append([]any{msg}, args...))
 	})
 	want := m.full()
@@ -156,6 +158,14 @@ func dedupe(warns [][]any) [][]any {
 // ensureDevices re-checks every device: one deleted or changed behind our
 // back is recreated, and this pass then refills it.
 func (p *program) ensureDevices() {
+	if p.o.wg != nil {
+		created, err := p.o.wg.Ensure()
+		if err != nil {
+			p.errs = append(p.errs, err)
+		} else if created {
+			p.o.log.Warn("WireGuard device was missing and has been recreated", "iface", p.o.wg.Name())
+		}
+	}
 	for _, n := range p.nets {
 		created, err := p.o.ensureDevice(n)
 		if err != nil {

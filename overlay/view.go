@@ -15,6 +15,8 @@ import (
 // only full passes (computeDesired) read such a view.
 type view struct {
 	hosts map[string]netip.Addr // host → underlay (invalid if unusable)
+	// keys are the hosts' WireGuard parts (absent: the record has none).
+	keys  map[string]hostKey
 	alive map[string]bool
 	// old holds the alive hosts whose podnetd does not keep exception
 	// records (HostAlive.IPAMLayout < store.IPAMLayoutExceptions): while
@@ -54,15 +56,22 @@ func (d *dirtySet) addr(a netip.Addr) {
 }
 
 func newView() *view {
-	return &view{hosts: map[string]netip.Addr{}, alive: map[string]bool{}, old: map[string]bool{},
+	return &view{hosts: map[string]netip.Addr{}, keys: map[string]hostKey{}, alive: map[string]bool{}, old: map[string]bool{},
 		pools: map[netip.Prefix]*poolView{}, dirty: newDirtySet()}
 }
 
-func (v *view) setHost(name string, u netip.Addr) {
-	if old, ok := v.hosts[name]; ok && old == u {
+// setHost records a host's underlay address and WireGuard part (a zero
+// hostKey: none).
+func (v *view) setHost(name string, u netip.Addr, k hostKey) {
+	if old, ok := v.hosts[name]; ok && old == u && v.keys[name] == k {
 		return
 	}
 	v.hosts[name] = u
+	if k.set {
+		v.keys[name] = k
+	} else {
+		delete(v.keys, name)
+	}
 	v.dirty.hosts[name] = true
 }
 
@@ -71,6 +80,7 @@ func (v *view) delHost(name string) {
 		return
 	}
 	delete(v.hosts, name)
+	delete(v.keys, name)
 	v.dirty.hosts[name] = true
 }
 

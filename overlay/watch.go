@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
 )
 
@@ -266,6 +267,9 @@ func (o *Overlay) devicesIntact() bool {
 		vnis = append(vnis, n.VNI)
 	}
 	o.mu.Unlock()
+	if o.wg != nil && !o.wg.Exists() {
+		return false
+	}
 	for _, v := range vnis {
 		if _, err := o.k.NL.LinkByName(DeviceName(v)); err != nil {
 			return false
@@ -302,16 +306,20 @@ func (o *Overlay) count(kind string, snapshot bool, kvs []store.KV, evs []store.
 type hostsFollower struct{ o *Overlay }
 
 func (f hostsFollower) Snapshot(kvs []store.KV) {
-	hosts := make(map[string]netip.Addr, len(kvs))
+	hosts := make(map[string]hostRec, len(kvs))
 	for _, kv := range kvs {
-		if name, u, ok := f.parse(kv.Key, kv.Value); ok {
-			hosts[name] = u
+		if name, h, ok := f.parse(kv.Key, kv.Value); ok {
+			hosts[name] = h
 		}
 	}
 	f.o.mu.Lock()
 	f.o.count("hosts", true, kvs, nil)
 	v := f.o.view
-	replaceAll(v.hosts, hosts, v.setHost, v.delHost)
+	cur := make(map[string]hostRec, len(v.hosts))
+	for name, u := range v.hosts {
+		cur[name] = hostRec{u, v.keys[name]}
+	}
+	replaceAll(cur, hosts, func(name string, h hostRec) { v.setHost(name, h.underlay, h.key) }, v.delHost)
 	v.hostsLoaded = true
 	f.o.mu.Unlock()
 	f.o.kick()
@@ -326,8 +334,8 @@ func (f hostsFollower) Changes(evs []store.Event) {
 			f.o.view.delHost(strings.TrimPrefix(e.Key, store.HostsPrefix))
 			continue
 		}
-		if name, u, ok := f.parse(e.Key, e.Value); ok {
-			f.o.view.setHost(name, u)
+		if name, h, ok := f.parse(e.Key, e.Value); ok {
+			f.o.view.setHost(name, h.underlay, h.key)
 		}
 	}
 	f.o.mu.Unlock()
@@ -335,21 +343,41 @@ func (f hostsFollower) Changes(evs []store.Event) {
 	f.o.publishPeers()
 }
 
-func (f hostsFollower) parse(key string, value []byte) (string, netip.Addr, bool) {
+// hostRec is what the overlay reads of a host record.
+type hostRec struct {
+	underlay netip.Addr
+	key      hostKey
+}
+
+func (f hostsFollower) parse(key string, value []byte) (string, hostRec, bool) {
 	var h store.Host
 	if err := (store.KV{Key: key, Value: value}).Decode(&h); err != nil {
 		f.o.log.Warn("ignoring undecodable host record", "key", key, "err", err)
-		return "", netip.Addr{}, false
+		return "", hostRec{}, false
 	}
 	name := strings.TrimPrefix(key, store.HostsPrefix)
+	var k hostKey
+	if h.WireGuard != nil {
+		k = hostKey{set: true, port: h.WireGuard.Port}
+		pub, err := wireguard.ParseKey(h.WireGuard.PublicKey)
+		switch {
+		case err != nil:
+			f.o.log.Warn("host record has an unusable WireGuard key; the host gets no encrypted traffic", "host", name, "err", err)
+		case h.WireGuard.Port < 1 || h.WireGuard.Port > 65535:
+			f.o.log.Warn("host record has an unusable WireGuard port; the host gets no encrypted traffic", "host", name,
+				"port", h.WireGuard.Port)
+		default:
+			k.key, k.valid = pub, true
+		}
+	}
 	if !h.Underlay.IsValid() {
-		return name, netip.Addr{}, true // a host without an overlay
+		return name, hostRec{key: k}, true // a host without an overlay
 	}
 	if !h.Underlay.Is4() {
 		f.o.log.Warn("ignoring host with an unusable underlay address", "host", name, "underlay", h.Underlay)
-		return name, netip.Addr{}, true
+		return name, hostRec{key: k}, true
 	}
-	return name, h.Underlay, true
+	return name, hostRec{h.Underlay, k}, true
 }
 
 // aliveFollower keeps view.alive: the hosts whose liveness key exists, and

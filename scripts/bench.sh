@@ -34,6 +34,8 @@
 #                                      -p start, connection rate through -p
 #   throughput.sh  B10 B11 B11i        iperf3 between containers; macvlan;
 #                                      ipvlan in the QEMU guest
+#   encryption.sh  B21 B21c B21v       WireGuard between two hosts in the
+#                                      QEMU guest
 #   ipam.sh        B12 B12c            IPAM allocations/s; leaked keys
 #   overlay.sh     B9 B9d B9l          cross-host throughput and latency
 #   reach.sh       REACH               docker run on h1 until it answers h2
@@ -59,14 +61,14 @@
 # Env:
 #   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B11,B11i,
 #                    B12,B9,B9d,B9l,REACH,B8,B14,B16,B17,B18,B19,SCALE,B3,B4,
-#                    B5,B7,B6,B13,B15,B20;
-#                    B12c is part of B12; B4 runs in B3's pairs, B7 in
+#                    B5,B7,B6,B13,B15,B20,B21; B12c is part of B12; B4 runs
+#                    in B3's pairs, B7 in
 #                    B5's); default all
 #   BENCH_PAIRS      N (every benchmark) or ID=N,... (defaults B1=30 B1p=5
 #                    B2=10 B2c=5 B10=5 B11=10 B11i=3 B12=5 B9=5 B9d=5
 #                    B9l=5 REACH=20 B8=20 B14=3 B18=5 B19=5 SCALE=3 B3=5 B5=5 B6=3
-#                    B20=20 B15=5 B16=20 B17=5; quick: 3 1 2 1 1 2 1 1 1 1 1 3 4 1 1
-#                    1 1 1 3 1 4 1 (B18, B19: see lb.sh); B11's
+#                    B20=20 B21=5 B15=5 B16=20 B17=5; quick: 3 1 2 1 1 2 1 1 1
+#                    1 1 3 4 1 1 1 1 1 3 1 1 4 1 (B18, B19: see lb.sh); B11's
 #                    throughput runs every other pair). REACH counts
 #                    samples per mode, B8 samples per kind of change (its
 #                    convergence row half as many), SCALE go test -count; B9 and B9d
@@ -114,9 +116,9 @@ readonly VX_SUBNET=${BENCH_VX_SUBNET:-10.251.96.0/20}
 readonly DR_SUBNET=${BENCH_DR_SUBNET:-10.251.112.0/20}
 readonly MAX_LOAD=${BENCH_MAX_LOAD:-0.5}
 readonly QUICK=${BENCH_QUICK:-0}
-readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B20 B11i B12 B9 B9d B9l REACH B8 B14 B16 B17 B18 B19 SCALE B3 B4 B5 B7 B6 B13 B15)
+readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B20 B11i B21 B12 B9 B9d B9l REACH B8 B14 B16 B17 B18 B19 SCALE B3 B4 B5 B7 B6 B13 B15)
 # Benchmarks that build their own namespaces (or QEMU guest) and need no lab.
-readonly NOLAB_IDS=(SCALE B11i B3 B4 B5 B7 B6 B13 B15)
+readonly NOLAB_IDS=(SCALE B11i B21 B3 B4 B5 B7 B6 B13 B15)
 # Benchmarks by lab: one host (embedded etcd), two and three hosts (etcd
 # cluster).
 readonly LAB1_IDS=(B1 B1p B2 B2c B10 B11 B20) LAB2_IDS=(B9 B9d B9l REACH) LAB3_IDS=(B8 B14 B16 B17 B18 B19)
@@ -131,6 +133,8 @@ readonly B11_LAN=$LAB_NAME-b11lan B11_PARENT=b11par B11_PN=b11pn B11_DK=b11dk
 . "$REPO/scripts/bench/local.sh"
 # shellcheck source=scripts/bench/throughput.sh
 . "$REPO/scripts/bench/throughput.sh"
+# shellcheck source=scripts/bench/encryption.sh
+. "$REPO/scripts/bench/encryption.sh"
 # shellcheck source=scripts/bench/ipam.sh
 . "$REPO/scripts/bench/ipam.sh"
 # shellcheck source=scripts/bench/overlay.sh

@@ -2,11 +2,14 @@
 # `make test`: every tier, in order of cost.
 #   1. vet and staticcheck
 #   2. unit tests (no root) and kernel tests (root, throwaway namespaces)
-#   3. the kernel tests this kernel cannot run (ipvlan, 802.1q VLANs), on
-#      Debian's kernel in a QEMU guest (scripts/vm.sh kernel-tests)
+#   3. the kernel tests this kernel cannot run (ipvlan, 802.1q VLANs,
+#      WireGuard), on Debian's kernel in a QEMU guest (scripts/vm.sh
+#      kernel-tests)
 #   4. end-to-end and multi-host tests against real dockerd + etcd on
 #      namespace hosts (scripts/lab.sh), build tag e2e, which include
 #      dockerd + podnetd with ipvlan in the QEMU guest (scripts/vm.sh e2e)
+#      and, at the same time in a second guest, three podnet hosts with
+#      WireGuard encryption (scripts/vm.sh wireguard-e2e)
 # Env: GO_TEST_FLAGS (extra flags for go test), E2E_RUN (-run filter for e2e).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +43,7 @@ step "unit and kernel tests"
 # shellcheck disable=SC2086
 go test -count=1 -timeout 20m ${GO_TEST_FLAGS:-} ./...
 
-step "ipvlan and VLAN kernel tests on Debian's kernel (QEMU guest)"
+step "ipvlan, VLAN and WireGuard kernel tests on Debian's kernel (QEMU guest)"
 scripts/vm.sh kernel-tests
 
 step "end-to-end and multi-host tests (real dockerd, etcd, namespace hosts)"

@@ -7,13 +7,18 @@
 #   root                     build the cached Debian root with dockerd (once)
 #   run BINARY [ARGS...]     run a static binary as root in a busybox guest;
 #                            exit with its status (125: the guest gave none)
-#   kernel-tests             the driver's ipvlan kernel tests, in the guest
-#                            (skipped when this kernel has ipvlan: they ran
-#                            natively with the other kernel tests)
+#   kernel-tests             the driver's ipvlan and the WireGuard device's
+#                            kernel tests, in the guest (each skipped when
+#                            this kernel has the feature: they ran natively
+#                            with the other kernel tests)
 #   e2e                      dockerd + podnetd in a guest booted from the
 #                            Debian root: test/vm/ipvlan-e2e.sh
 #   bench                    the same guest running test/vm/ipvlan-bench.sh
 #                            (benchmark B11i; BENCH_VM_PAIRS, BENCH_VM_SECS)
+#   wireguard-e2e            three podnet hosts (namespaces, one etcd) in the
+#                            Docker guest: test/vm/wireguard-e2e.sh
+#   wireguard-bench          two of them running test/vm/wireguard-bench.sh
+#                            (benchmark B21; BENCH_VM_PAIRS, BENCH_VM_SECS)
 #   clean                    remove the cache
 #
 # The kernel package is `apt-get download`ed and unpacked into the cache,
@@ -40,10 +45,10 @@ readonly CACHE
 readonly SUITE=bookworm
 # Network modules preloaded in every guest (others autoload through
 # busybox modprobe).
-readonly PRELOAD="ipvlan macvlan 8021q dummy veth bridge vxlan nf_tables"
+readonly PRELOAD="ipvlan macvlan 8021q dummy veth bridge vxlan nf_tables wireguard"
 # The Docker guest's packages; the cached root is named after the list, so
 # changing it builds a new one.
-readonly ROOT_PKGS=docker.io,iptables,iproute2,nftables,ca-certificates,procps,iperf3
+readonly ROOT_PKGS=docker.io,iptables,iproute2,nftables,ca-certificates,procps,iperf3,etcd-server,etcd-client,tcpdump,wireguard-tools
 ROOT_CPIO=$CACHE/root-$(echo "$ROOT_PKGS" | md5sum | cut -c1-8).cpio
 readonly ROOT_CPIO
 
@@ -237,28 +242,42 @@ EOF
 
 # ---------------------------------------------------------------- tests
 
-host_has_ipvlan() {
-	local ns=podnet-vmprobe-$$ ok=1
+# host_has KIND: this kernel creates links of KIND (ipvlan on a veth).
+host_has() {
+	local ns=podnet-vmprobe-$$ ok=1 kind=$1
 	ip netns add "$ns" 2>/dev/null || return 1
-	if ip -n "$ns" link add p0 type veth peer name p1 2>/dev/null &&
-		ip -n "$ns" link add v0 link p0 type ipvlan mode l2 2>/dev/null; then ok=0; fi
+	if [[ $kind == ipvlan ]]; then
+		ip -n "$ns" link add p0 type veth peer name p1 2>/dev/null &&
+			ip -n "$ns" link add v0 link p0 type ipvlan mode l2 2>/dev/null && ok=0
+	elif ip -n "$ns" link add v0 type "$kind" 2>/dev/null; then
+		ok=0
+	fi
 	ip netns del "$ns"
 	return $ok
 }
 
+# kernel_tests: the kernel tests this kernel cannot run natively (each
+# skipped, naming the missing feature, in the native run), on Debian's.
 kernel_tests() {
 	need go
-	if host_has_ipvlan; then
-		log "this kernel has ipvlan: the ipvlan kernel tests ran natively with the other kernel tests"
-		return 0
-	fi
 	local out
 	out=$(mktemp -d)
 	# shellcheck disable=SC2064
 	trap "rm -rf '$out'" RETURN
-	(cd "$REPO" && CGO_ENABLED=0 go test -c -o "$out/driver.test" ./driver)
-	log "running the ipvlan kernel tests on Debian's kernel in a QEMU guest"
-	run "$out/driver.test" -test.v -test.count=1 -test.run 'IPVlan|VLANParent|Isolated' -test.timeout 5m
+	if host_has ipvlan; then
+		log "this kernel has ipvlan: the ipvlan kernel tests ran natively with the other kernel tests"
+	else
+		(cd "$REPO" && CGO_ENABLED=0 go test -c -o "$out/driver.test" ./driver)
+		log "running the ipvlan kernel tests on Debian's kernel in a QEMU guest"
+		(run "$out/driver.test" -test.v -test.count=1 -test.run 'IPVlan|VLANParent|Isolated' -test.timeout 5m)
+	fi
+	if host_has wireguard; then
+		log "this kernel has WireGuard: the WireGuard kernel tests ran natively with the other kernel tests"
+	else
+		(cd "$REPO" && CGO_ENABLED=0 go test -c -o "$out/wireguard.test" ./overlay/wireguard)
+		log "running the WireGuard kernel tests on Debian's kernel in a QEMU guest"
+		(run "$out/wireguard.test" -test.v -test.count=1 -test.run 'WireGuard' -test.timeout 5m)
+	fi
 }
 
 # guest SCRIPT: dockerd + podnetd's binaries and the test image in a guest
@@ -275,7 +294,7 @@ guest() {
 	r=$work/root
 	mkdir -p "$r/podnet/bin" "$r/podnet/image/bin"
 	local b
-	for b in cmd/podnetd cmd/podnetctl test/netcheck; do
+	for b in cmd/podnetd cmd/podnetctl test/netcheck bench/connrate; do
 		(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$r/podnet/bin/${b##*/}" "./$b")
 	done
 	# The test image: busybox plus netcheck, imported in the guest, with
@@ -319,6 +338,9 @@ main() {
 	kernel-tests) kernel_tests ;;
 	e2e) guest ipvlan-e2e.sh ;;
 	bench) guest ipvlan-bench.sh ;;
+	# Three hosts under emulation: 8-13 minutes on a busy 2-core machine.
+	wireguard-e2e) VM_MEM=${VM_MEM:-3072} VM_TIMEOUT=${VM_TIMEOUT:-1800} guest wireguard-e2e.sh ;;
+	wireguard-bench) VM_MEM=${VM_MEM:-3072} VM_TIMEOUT=${VM_TIMEOUT:-1800} guest wireguard-bench.sh ;;
 	clean) rm -rf "$CACHE" ;;
 	-h | --help | "") usage ;;
 	*) usage >&2; exit 2 ;;

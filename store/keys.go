@@ -26,10 +26,14 @@ import (
 //	vlans/<host>/<link name>              VLANLink      an 802.1q parent link podnet created on a host
 //	schema                                SchemaRecord  the version of this layout (absent: 1; schema.go)
 //	layout/ipam                           IPAMLayoutMark exception records migrated (exceptions.go)
+//	encryption                            Encryption    the cluster's encryption between hosts (--encryption)
 //
 // <pool> and <block> are CIDRs with "/" written as "-" (10.1.0.0-16,
 // fd00::-64). Address keys are the address in fixed-width hex so that
 // a block's addresses are one contiguous key range.
+
+// EncryptionKey holds the cluster's encryption mode (Encryption).
+const EncryptionKey = "encryption"
 
 // SchemaKey holds the schema version of everything under the prefix.
 const SchemaKey = "schema"

@@ -16,6 +16,46 @@ type Host struct {
 	Network  netip.Prefix `json:"network,omitzero"`
 	Gateway  netip.Addr   `json:"gateway,omitzero"`
 	Since    time.Time    `json:"since"`
+	// WireGuard is set by a host running with --encryption wireguard: its
+	// public key and listening port (the endpoint is Underlay:Port). A
+	// new field: podnetds before it ignore it, and write records without
+	// it only for themselves.
+	WireGuard *HostWireGuard `json:"wireguard,omitempty"`
+}
+
+// Same reports whether h and o say the same (Since aside): what a host
+// checks of its own record, writing it back when someone changed it.
+func (h Host) Same(o Host) bool {
+	if h.Name != o.Name || h.Underlay != o.Underlay || h.Network != o.Network || h.Gateway != o.Gateway ||
+		(h.WireGuard == nil) != (o.WireGuard == nil) {
+		return false
+	}
+	return h.WireGuard == nil || *h.WireGuard == *o.WireGuard
+}
+
+// HostWireGuard is a host's WireGuard identity. The private key never
+// leaves the host.
+type HostWireGuard struct {
+	// PublicKey is the base64 public key (as `wg show` prints it).
+	PublicKey string `json:"publicKey"`
+	Port      int    `json:"port"`
+}
+
+// Encryption modes of a cluster (podnetd --encryption).
+const (
+	EncryptionNone      = "none"
+	EncryptionWireGuard = "wireguard"
+)
+
+// Encryption is the cluster's encryption between hosts. The first podnetd
+// records its --encryption; every later one must agree or refuse to start.
+// `podnetctl encryption set` changes it for a rolling switch (each podnetd
+// is then restarted with the new mode).
+type Encryption struct {
+	Mode string `json:"mode"`
+	// Host is the podnetd (or "podnetctl") that recorded it.
+	Host  string    `json:"host"`
+	Since time.Time `json:"since"`
 }
 
 // HostAlive is the leased record that says a host is up.

@@ -213,7 +213,7 @@ func (c *cli) hostCmd() *cobra.Command {
 	cmd.AddCommand(c.printing(&cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
-		Short:   "list hosts: underlay address, liveness, blocks, endpoints",
+		Short:   "list hosts: underlay address, liveness, encryption and key fingerprint, blocks, endpoints",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			ctx, cancel := c.ctx()
@@ -223,14 +223,14 @@ func (c *cli) hostCmd() *cobra.Command {
 				return err
 			}
 			return c.print(hs, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "HOST\tUNDERLAY\tSTATE\tVERSION\tBLOCKS\tENDPOINTS")
+				fmt.Fprintln(w, "HOST\tUNDERLAY\tSTATE\tVERSION\tENCRYPTION\tKEY\tBLOCKS\tENDPOINTS")
 				for _, h := range hs {
 					state := "DOWN"
 					if h.Alive {
 						state = "up " + time.Since(h.Started).Round(time.Second).String()
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", h.Name, dashIP(h.Underlay), state, dash(h.Version),
-						dash(netspec.JoinPrefixes(h.Blocks, " ")), h.Endpoints)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", h.Name, dashIP(h.Underlay), state, dash(h.Version),
+						dash(h.Encryption), dash(h.KeyFingerprint), dash(netspec.JoinPrefixes(h.Blocks, " ")), h.Endpoints)
 				}
 			})
 		},

@@ -176,6 +176,24 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 			}
 			return userErr(struct{}{}, d.cluster.RemoveHost(ctx, r.PathValue("name")))
 		},
+		"GET /v1/cluster/encryption": func(ctx context.Context, _ *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return d.cluster.Encryption(ctx)
+		},
+		"POST /v1/cluster/encryption": func(ctx context.Context, r *http.Request) (any, error) {
+			d, err := a.ready(ctx)
+			if err != nil {
+				return nil, err
+			}
+			var e admin.Encryption
+			if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+				return nil, admin.UserError{Err: fmt.Errorf("malformed encryption request: %w", err)}
+			}
+			return userErr(d.cluster.SetEncryption(ctx, e.Mode, "podnetctl on "+cfg.HostName))
+		},
 		"POST /v1/gc": func(ctx context.Context, r *http.Request) (any, error) {
 			d, err := a.ready(ctx)
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/podnet/podnet/clusterdns"
 	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/lbannounce"
+	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
 	"github.com/spf13/cobra"
 )
@@ -48,6 +49,8 @@ type config struct {
 	LogOutput      string
 	AdvertiseAddr  string
 	VXLANPort      int
+	Encryption     string
+	WireGuardPort  int
 	DriverName     string
 	DNSAddr        string
 	DNSUpstreams   []string
@@ -80,6 +83,8 @@ func defaultConfig() *config {
 		LogFormat:      "text",
 		LogOutput:      "stderr",
 		VXLANPort:      4789,
+		Encryption:     store.EncryptionNone,
+		WireGuardPort:  wireguard.DefaultPort,
 		ClusterDomain:  clusterdns.DefaultDomain,
 		MetricsAddr:    metrics.DefaultAddr,
 	}
@@ -115,6 +120,8 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.IntVar(&c.MTU, "default-mtu", c.MTU, "MTU of bridge networks created without an mtu option")
 	f.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "underlay address (or interface) other hosts reach this one at; default: the primary address of the interface holding the default route")
 	f.IntVar(&c.VXLANPort, "vxlan-port", c.VXLANPort, "UDP port of VXLAN tunnels (the same on every host)")
+	f.StringVar(&c.Encryption, "encryption", c.Encryption, "traffic between hosts: none, or wireguard (every pod and service packet to another host inside WireGuard; the same on every host)")
+	f.IntVar(&c.WireGuardPort, "wireguard-port", c.WireGuardPort, "UDP port WireGuard listens on with --encryption wireguard")
 	f.StringVar(&c.DriverName, "driver-name", "", "name Docker knows this plugin by, for networks podnetd creates itself (default: the plugin socket's file name)")
 	f.StringVar(&c.DNSAddr, "dns-addr", "", "address of podnet's cluster DNS, put on lo (default: the service CIDR's .10); \"off\" disables it")
 	f.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "DNS domain of service names (NAME.svc.DOMAIN)")
@@ -166,6 +173,15 @@ func (c *config) validate() error {
 	}
 	if c.VXLANPort < 1 || c.VXLANPort > 65535 {
 		return fmt.Errorf("--vxlan-port %d: want 1..65535", c.VXLANPort)
+	}
+	if !store.ValidEncryption(c.Encryption) {
+		return fmt.Errorf("--encryption %q: want %s or %s", c.Encryption, store.EncryptionNone, store.EncryptionWireGuard)
+	}
+	if c.WireGuardPort < 1 || c.WireGuardPort > 65535 {
+		return fmt.Errorf("--wireguard-port %d: want 1..65535", c.WireGuardPort)
+	}
+	if c.Encryption == store.EncryptionWireGuard && c.WireGuardPort == c.VXLANPort {
+		return fmt.Errorf("--wireguard-port %d is the --vxlan-port: give them different ports", c.WireGuardPort)
 	}
 	if c.DriverName == "" {
 		c.DriverName = driverName(c.PluginSocket)

@@ -48,8 +48,11 @@ const dnsCacheFile = "dns-records.json"
 // containers) and the VXLAN peers a previous podnetd accepted (kept until
 // the overlay has read the hosts from etcd).
 func guardPorts(ctx context.Context, cfg *config, ports *dataplane.Engine, log *slog.Logger) {
-	if err := ports.LoadPeers(); err != nil {
-		log.Warn("cannot read the VXLAN peers of the previous run; VXLAN is refused until etcd answers", "err", err)
+	// Encrypted, VXLAN is accepted from nobody, from the first Sync on.
+	if cfg.Encryption != store.EncryptionWireGuard {
+		if err := ports.LoadPeers(); err != nil {
+			log.Warn("cannot read the VXLAN peers of the previous run; VXLAN is refused until etcd answers", "err", err)
+		}
 	}
 	if cfg.DNSAddr != "off" {
 		if err := ports.SetClusterDNS(ctx, netip.AddrPortFrom(netip.MustParseAddr(cfg.DNSAddr), 53)); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/ipam"
 	"github.com/podnet/podnet/overlay"
+	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/plugin"
 	"github.com/podnet/podnet/reconcile"
 	"github.com/podnet/podnet/store"
@@ -51,6 +52,16 @@ func run(parent context.Context, cfg *config) error {
 	} else if was != 0o700 {
 		log.Warn("data dir was open to other users; made it 0700", "dir", cfg.DataDir, "was", was)
 	}
+	k, err := link.New(nil, cfg.ProcSys)
+	if err != nil {
+		return err
+	}
+	wg, closeWG, err := setupEncryption(cfg, k, log)
+	if err != nil {
+		return err
+	}
+	started := false
+	defer func() { closeWG(!started) }()
 
 	l, err := plugin.Listen(cfg.PluginSocket)
 	if err != nil {
@@ -70,10 +81,6 @@ func run(parent context.Context, cfg *config) error {
 	}
 	defer closeStore()
 
-	k, err := link.New(nil, cfg.ProcSys)
-	if err != nil {
-		return err
-	}
 	// The service catalog needs no etcd to exist (it fills from etcd once
 	// the proxy agent runs), so the cluster DNS can hold it from the start.
 	cat, err := newCatalog(cfg, log)
@@ -109,7 +116,7 @@ func run(parent context.Context, cfg *config) error {
 		return err
 	}
 	startMetrics(ctx, cfg, ipm, log)
-	ov, underlay, ovErr := newOverlay(cfg, st, k, ports, log)
+	ov, ovErr := newOverlay(cfg, st, k, ports, wg, log)
 	pol := newPolicy(cfg, cat, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
 		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU, Tunnels: ipm, HostAddresses: ipm,
@@ -137,9 +144,12 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
+	if err := ensureEncryption(ctx, st, cfg, log); err != nil {
+		return err
+	}
 	// The host name first: a podnetd started with the name of a running
 	// host must stop before it touches that host's state.
-	ident, err := registerHost(ctx, st, cfg, ov, underlay, log)
+	ident, err := registerHost(ctx, st, cfg, ov, log)
 	if err != nil {
 		return err
 	}
@@ -162,6 +172,7 @@ func run(parent context.Context, cfg *config) error {
 	}
 	go ipm.Preload(ctx, networkPools(drv.Networks()))
 	srv.SetDrivers(drv, ipm)
+	started = true
 	log.Info("podnetd ready", "networks", len(drv.Networks()), "endpoints", len(drv.Endpoints()))
 	notify(log, daemon.SdNotifyReady)
 	defer notify(log, daemon.SdNotifyStopping)
@@ -268,22 +279,23 @@ func waitForEtcd(ctx context.Context, st *store.Store, log *slog.Logger) error {
 	}
 }
 
-// newOverlay detects the underlay and builds the multi-host data plane;
-// VXLAN is then accepted only from the hosts it follows.
-func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *dataplane.Engine, log *slog.Logger) (*overlay.Overlay, netip.Addr, error) {
+// newOverlay detects the underlay and builds the multi-host data plane
+// (encrypted when wg is set); VXLAN is then accepted only from the hosts
+// it follows (from none with encryption).
+func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *dataplane.Engine, wg *wireguard.Device, log *slog.Logger) (*overlay.Overlay, error) {
 	u, err := overlay.DetectUnderlay(k, cfg.AdvertiseAddr)
 	if err != nil {
-		return nil, netip.Addr{}, err
+		return nil, err
 	}
 	ov, err := overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Kernel: k, Logger: log.With("component", "overlay"),
-		Underlay: u, Port: cfg.VXLANPort, Peers: peersToGuard(ports, log)})
+		Underlay: u, Port: cfg.VXLANPort, Peers: peersToGuard(ports, log), WireGuard: wg})
 	if err != nil {
-		return nil, netip.Addr{}, err
+		return nil, err
 	}
 	if err := ports.SetOverlay(context.Background(), uint16(cfg.VXLANPort), overlay.DevicePrefix); err != nil {
-		return nil, netip.Addr{}, err
+		return nil, err
 	}
-	return ov, u.Addr, nil
+	return ov, nil
 }
 
 // dnsKept says whether the cluster DNS address is on lo already (a
@@ -328,11 +340,8 @@ func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel,
 // networking is on). The returned identity must be held (Hold) for as long
 // as podnetd runs: it keeps the liveness lease and writes back records
 // someone else changed.
-func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay.Overlay, underlay netip.Addr, log *slog.Logger) (*hostid.Identity, error) {
-	rec := store.Host{Name: cfg.HostName}
-	if ov != nil {
-		rec.Underlay = underlay
-	}
+func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay.Overlay, log *slog.Logger) (*hostid.Identity, error) {
+	rec := hostRecord(cfg.HostName, ov)
 	write := func(ctx context.Context) error { return writeHostRecord(ctx, st, cfg.HostName, ov) }
 	id, err := hostid.Claim(ctx, hostid.Config{Store: st, Host: cfg.HostName, TTL: cfg.LivenessTTL,
 		Alive:  store.HostAlive{Started: time.Now().UTC(), Version: version, IPAMLayout: store.IPAMLayoutExceptions},
@@ -393,6 +402,9 @@ func cleanup(ctx context.Context, cfg *config) error {
 		errs = append(errs, err)
 	}
 	removed = append(removed, vx...)
+	if err := wireguard.Delete(k); err != nil {
+		errs = append(errs, err)
+	}
 	if err := cfg.validate(); err == nil && cfg.DNSAddr != "off" {
 		if err := k.DeleteLocalAddr("lo", netip.MustParseAddr(cfg.DNSAddr)); err != nil {
 			errs = append(errs, err)

@@ -55,8 +55,9 @@ type Result struct {
 	// change (headless ones among the programmed).
 	Programmed, Failing int
 	// Kernel counts the kernel objects the transaction added, replaced or
-	// deleted (map and set elements, chains, sets): 0 when the change
-	// left the rules as they were.
+	// deleted (map and set elements, chains, sets; not the element sums
+	// of svc-sums that go with them): 0 when the change left the rules as
+	// they were.
 	Kernel int
 	// Took is how long programming the change took, conntrack cleanup
 	// included.

@@ -202,7 +202,7 @@ func guardRules(g guardState, bridgePrefix string) []ruleDef {
 	drop, accept := verdict(expr.VerdictDrop), verdict(expr.VerdictAccept)
 	var rules []ruleDef
 	for _, chain := range []string{chainGuardPre, chainGuardInput, chainGuardForward} {
-		rules = append(rules, newRule(chain, "", ctStateEstablished(), accept))
+		rules = append(rules, newRule(chain, "", ctStateEstRel(), accept))
 	}
 
 	// Pod sources from anywhere but podnet's own interfaces (the underlay:

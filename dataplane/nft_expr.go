@@ -247,24 +247,6 @@ func addrNotInSet(f family, a addrField, set string) frag {
 
 // ctStatusDNAT is `ct status dnat`: the connection's destination was
 // rewritten (by our published-port maps or anyone's DNAT).
-// ctStateEstablished is `ct state established,related`: a packet of a
-// connection conntrack has seen both ways (or one a connection opened,
-// as ICMP errors and FTP data are).
-func ctStateEstablished() frag {
-	return frag{text: "ct state established,related", exprs: []expr.Any{
-		&expr.Ct{Key: expr.CtKeySTATE, Register: reg1},
-		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(ctStateEstablishedBit | ctStateRelatedBit), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
-	}}
-}
-
-// Conntrack state bits as `ct state` reads them.
-const (
-	ctStateEstablishedBit = 1 << 1
-	ctStateRelatedBit     = 1 << 2
-)
-
 func ctStatusDNAT() frag {
 	return frag{text: "ct status dnat", exprs: []expr.Any{
 		&expr.Ct{Key: expr.CtKeySTATUS, Register: reg1},

@@ -35,6 +35,8 @@ type ruleset struct {
 	// kernel's (see services_sums.go).
 	sums      map[string]elemSum
 	trustSums bool
+	// counters are named counter objects (the policy section's).
+	counters []string
 }
 
 type setDef struct {
@@ -78,6 +80,9 @@ type rulesetInput struct {
 	// trustSums lets the sync skip listing the service sets whose sum in
 	// the kernel's svc-sums is the wanted one (services_sums.go).
 	trustSums bool
+	// policy, when set, is the whole network policy section; without it,
+	// its skeleton.
+	policy *policySection
 }
 
 // mapDefs are the four published-port maps, without elements.
@@ -168,6 +173,15 @@ func buildRuleset(in rulesetInput) *ruleset {
 	guardLocalnet(rs, in.bridgePrefix)
 	rs.rules = append(rs.rules, serviceSNATRules(in.bridgePrefix)...)
 	addServiceSection(rs, in.services)
+	pol := in.policy
+	if pol == nil {
+		sk := policySkeleton(false)
+		pol = &sk
+	}
+	rs.sets = append(rs.sets, pol.sets...)
+	rs.chains = append(rs.chains, pol.chains...)
+	rs.rules = append(rs.rules, pol.rules...)
+	rs.counters = append(rs.counters, pol.counters...)
 	return rs
 }
 
@@ -256,6 +270,10 @@ func (rs *ruleset) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", rs.table)
 	blank := ""
+	for _, c := range rs.counters {
+		fmt.Fprintf(&b, "%s\tcounter %s {\n\t\tpackets 0 bytes 0\n\t}\n", blank, c)
+		blank = "\n"
+	}
 	for _, s := range rs.sets {
 		kind := "set"
 		if s.isMap {

@@ -147,6 +147,8 @@ type tableDelta struct {
 	sumDel, sumAdd []element
 	delChains      []string // flushed, then deleted
 	delSets        []string
+	// named counters, added first and deleted last (network policy)
+	addCounters, delCounters []string
 
 	// reference counts before the delta, of what it touched (see finish)
 	refsBefore, elemsBefore map[string]int
@@ -158,10 +160,10 @@ type tableDelta struct {
 func (d *tableDelta) empty() bool { return d.size()+len(d.rules) == 0 }
 
 // size counts the kernel objects d adds, rewrites or deletes: sets,
-// chains and elements (rules are counted with their chain).
+// chains, elements and counters (rules are counted with their chain).
 func (d *tableDelta) size() int {
 	return len(d.addSets) + len(d.addChains) + len(d.flushChains) + len(d.delElems) +
-		len(d.addElems) + len(d.delChains) + len(d.delSets)
+		len(d.addElems) + len(d.delChains) + len(d.delSets) + len(d.addCounters) + len(d.delCounters)
 }
 
 // setObjects replaces name's programmed objects with o (nil: none),

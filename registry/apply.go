@@ -14,7 +14,8 @@ import (
 )
 
 // ApplyFile creates or updates every object of a YAML or JSON file
-// (services, load-balancer pools, BGP peers), like kubectl apply: each
+// (services, network policies, load-balancer pools, BGP peers), like
+// kubectl apply: each
 // object is reported created, configured or unchanged. The whole file is
 // parsed and validated first, and checked against what the cluster holds
 // (VIPs, NodePorts and load-balancer addresses of other services, other
@@ -31,8 +32,15 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 	var svcs []store.Service
 	var pools []store.LBPool
 	var peers []store.BGPPeer
+	var pols []store.NetworkPolicy
 	for _, o := range objs {
 		switch o.Kind {
+		case admin.KindNetworkPolicy:
+			p, err := ValidatePolicy(o.Policy)
+			if err != nil {
+				return nil, inputf("%s: line %d: %v", source, o.Line, err)
+			}
+			pols = append(pols, p)
 		case admin.KindLoadBalancerPool:
 			p, err := ValidatePool(o.Pool)
 			if err != nil {
@@ -107,6 +115,10 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 				results[admin.KindService+"/"+s.Name] = res[i]
 			}
 		}
+	}
+	for _, p := range pols {
+		action, err := r.applyPolicy(ctx, p)
+		record(admin.KindNetworkPolicy, p.Name, action, err)
 	}
 	out := make([]admin.ApplyResult, 0, len(objs))
 	for _, o := range objs {
@@ -334,7 +346,7 @@ func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte
 			results[admin.KindService+"/"+x.Name] = x
 		}
 	}
-	for _, kind := range []string{admin.KindLoadBalancerPool, admin.KindBGPPeer} {
+	for _, kind := range []string{admin.KindNetworkPolicy, admin.KindLoadBalancerPool, admin.KindBGPPeer} {
 		for _, o := range objs {
 			if o.Kind != kind {
 				continue
@@ -343,6 +355,8 @@ func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte
 			var found bool
 			var err error
 			switch kind {
+			case admin.KindNetworkPolicy:
+				found, err = r.RemovePolicy(ctx, o.Name())
 			case admin.KindLoadBalancerPool:
 				found, err = r.RemovePool(ctx, o.Name())
 			case admin.KindBGPPeer:

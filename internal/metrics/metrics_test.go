@@ -83,6 +83,10 @@ func TestRegistry(t *testing.T) {
 	t.Cleanup(func() { SetHosts(nil) })
 	SetWireGuardPeers(2)
 	t.Cleanup(func() { wireGuardPeers.fn.Store(nil) })
+	SetPolicyDenials(func() []PolicyDenial {
+		return []PolicyDenial{{Policy: "db", Direction: "ingress", Packets: 3}, {Direction: "egress", Packets: 1}}
+	})
+	t.Cleanup(func() { SetPolicyDenials(nil) })
 	SetBGPSessions(func() []BGPSession { return []BGPSession{{Peer: "tor", Up: true, Routes: 3}} })
 	t.Cleanup(func() { SetBGPSessions(nil) })
 	for _, s := range all {

@@ -5,17 +5,20 @@
 # h1 and h2. Exit status 0 = every step passed. In order:
 #
 #   1. a cluster in clear (--encryption none): containers c1 (h1) and c2
-#      (h2) on one vxlan network reach each other;
+#      (h2) on one vxlan network reach each other, and h1's own processes
+#      reach c2;
 #   2. switched on host by host (podnetctl encryption set wireguard, then
 #      each podnetd restarted with --encryption wireguard): between an
 #      encrypted and a clear host nothing passes (fail closed), a podnetd
 #      started with the old mode is refused naming both, and once both
 #      are encrypted traffic flows again; the key file is 0600; h3 joins;
 #      podnetctl host ls shows every host's mode and key fingerprint;
-#   3. a capture on the underlay while containers talk over a vxlan and a
-#      direct-routing network and a NodePort on h1 forwards to c2 on h2:
-#      between hosts WireGuard only (no VXLAN, no pod address, no payload
-#      in clear);
+#   3. h1's own processes (not a container) reach c2 over the vxlan
+#      network and d2 over a dual-stack direct-routing network (IPv4 and
+#      IPv6), from h1's tunnel addresses; a capture on the underlay while
+#      containers and h1 itself talk over both networks and a NodePort on
+#      h1 forwards to c2 on h2: between hosts WireGuard only (no VXLAN, no
+#      pod address, no payload in clear);
 #   4. a machine on the underlay forging h2's address injects nothing:
 #      not as VXLAN, not as a pod source routed directly, not through
 #      WireGuard with a key nobody knows;
@@ -64,6 +67,13 @@ log_ms() {
 }
 # shellcheck disable=SC2317
 logs_have() { dk "$1" logs "$2" 2>&1 | grep -q "$3"; }
+# host_echo I ADDR TEXT: a process of host I itself (not a container)
+# sends TEXT to the echo server at ADDR:9000 and gets it back.
+# shellcheck disable=SC2317
+host_echo() { echo "$3" | host_exec "$1" busybox nc -w 3 "$2" 9000 | grep -q "$3"; }
+# tunnel_src I NET: the source of host I's routes into NET (its tunnel
+# address there), as ip route shows it.
+tunnel_src() { host_exec "$1" ip route show proto 152 | grep "^$2" | sed -n 's/.* src \([0-9a-f.:]*\).*/\1/p' | head -1; }
 
 say "start at $(cut -d' ' -f1 /proc/uptime)s"
 hosts_up 3
@@ -83,6 +93,7 @@ ip1=$(dk 1 inspect -f '{{.NetworkSettings.Networks.pods.IPAddress}}' c1)
 ip2=$(dk 2 inspect -f '{{.NetworkSettings.Networks.pods.IPAddress}}' c2)
 [ -n "$ip1" ] && [ -n "$ip2" ] || fail "container addresses '$ip1' '$ip2'"
 wait_until "in clear: c1 → c2 ($ip2)" 60 ping_c 1 c1 "$ip2"
+wait_until "in clear: h1 itself → c2" 60 host_echo 1 "$ip2" host-in-clear
 host_exec 1 ip link show pnwg >/dev/null 2>&1 && fail "a WireGuard device without encryption"
 
 # --- 2. Switched on host by host.
@@ -131,14 +142,30 @@ host_exec 1 ip -4 route show proto 152 | grep -q "pnx" && fail "h1 still routes 
 # vxlan network, a direct-routing network and NodePort forwarding.
 for i in 1 2; do
 	dk "$i" network create -d podnet --ipam-driver podnet -o mode=vxlan -o podnet.direct-routing=true \
-		--subnet 10.245.0.0/16 direct >/dev/null || fail "h$i: create the direct-routing network"
+		--ipv6 --subnet 10.245.0.0/16 --subnet fd00:245::/64 direct >/dev/null || fail "h$i: create the direct-routing network"
 done
 dk 1 run -d --name d1 --network direct $IMG sleep 1d >/dev/null || fail "run d1"
 dk 2 run -d --name d2 --network direct $IMG sh -c "$SERVE" >/dev/null || fail "run d2"
 dip2=$(dk 2 inspect -f '{{.NetworkSettings.Networks.direct.IPAddress}}' d2)
+dip6=$(dk 2 inspect -f '{{.NetworkSettings.Networks.direct.GlobalIPv6Address}}' d2)
+[ -n "$dip6" ] || fail "d2 has no IPv6 address"
 wait_until "direct routing, encrypted: d1 → d2 ($dip2)" 60 ping_c 1 d1 "$dip2"
 host_exec 1 ip -4 route show proto 152 | grep "^10.245" | grep -q "dev pnwg" ||
 	fail "h1 routes the direct-routing network outside pnwg: $(host_exec 1 ip -4 route show proto 152)"
+# h1's own processes: from its tunnel address in each pool, on pnwg.
+wait_until "encrypted: h1 itself → c2 (vxlan)" 60 host_echo 1 "$ip2" host-encrypted
+wait_until "encrypted: h1 itself → d2 (direct routing)" 60 host_echo 1 "$dip2" host-encrypted-direct
+wait_until "encrypted: h1 itself → d2 over IPv6 ($dip6)" 60 host_echo 1 "$dip6" host-encrypted-v6
+t1=$(tunnel_src 1 10.244.) t1d=$(tunnel_src 1 10.245.) t1v6=$(host_exec 1 ip -6 route show proto 152 | grep '^fd00:245:' |
+	sed -n 's/.* src \([0-9a-f:]*\).*/\1/p' | head -1)
+[ -n "$t1" ] && [ -n "$t1d" ] && [ -n "$t1v6" ] || fail "h1's routes into pnwg without a source: $(host_exec 1 ip route show proto 152; host_exec 1 ip -6 route show proto 152)"
+for a in "$t1" "$t1d" "$t1v6"; do
+	host_exec 1 ip addr show dev pnwg | grep -q " $a/" || fail "tunnel address $a not on pnwg: $(host_exec 1 ip addr show dev pnwg)"
+done
+logs_have 2 c2 "from $t1:" || fail "c2 did not see h1 as its tunnel address $t1: $(dk 2 logs c2 2>&1 | tail -3)"
+logs_have 2 d2 "from $t1d:" || fail "d2 did not see h1 as its tunnel address $t1d: $(dk 2 logs d2 2>&1 | tail -3)"
+logs_have 2 d2 "from \[$t1v6\]:" || fail "d2 did not see h1 as its tunnel address $t1v6: $(dk 2 logs d2 2>&1 | tail -3)"
+say "ok: h1's own processes reach pods on h2 from its tunnel addresses $t1, $t1d, $t1v6 (on pnwg)"
 pctl 1 service create echo --selector app=echo --port 9000 --type NodePort --node-port 30090 >/dev/null ||
 	fail "service create"
 # shellcheck disable=SC2317
@@ -151,6 +178,9 @@ dk 1 exec c1 netcheck udp-send "$ip2:9001" PODNET-SECRET-UDP >/dev/null || fail 
 dk 2 exec c2 sh -c "echo PODNET-SECRET-TCP | nc -w 5 $ip1 9000" | grep -q PODNET-SECRET-TCP || fail "tcp c2 → c1"
 dk 1 exec c1 ping -c3 -W2 "$ip2" >/dev/null || fail "ping c1 → c2"
 dk 1 exec d1 netcheck udp-send "$dip2:9001" PODNET-SECRET-DIRECT >/dev/null || fail "udp d1 → d2 (direct routing)"
+host_echo 1 "$ip2" PODNET-SECRET-HOST || fail "h1 itself → c2"
+host_echo 1 "$dip2" PODNET-SECRET-HOST-DIRECT || fail "h1 itself → d2 (direct routing)"
+host_echo 1 "$dip6" PODNET-SECRET-HOST-V6 || fail "h1 itself → d2 over IPv6"
 nodeport || fail "NodePort on h1 → c2 on h2"
 sleep 1
 kill "$tcpd"
@@ -163,9 +193,9 @@ wgp=$(count "($hosts) and udp port 51820")
 [ "$wgp" -gt 10 ] || fail "capture: only $wgp WireGuard packets of $total between hosts"
 [ "$wgp" = "$total" ] || fail "capture: $((total - wgp)) packets between hosts outside WireGuard: $(tcpdump -n -r /tmp/cap.pcap "($hosts) and not udp port 51820" 2>/dev/null | head -5)"
 [ "$(count 'udp port 4789')" = 0 ] || fail "capture: VXLAN on the underlay"
-[ "$(count 'net 10.244.0.0/16 or net 10.245.0.0/16')" = 0 ] || fail "capture: pod addresses in clear on the underlay"
+[ "$(count 'net 10.244.0.0/16 or net 10.245.0.0/16 or net fd00:245::/64')" = 0 ] || fail "capture: pod addresses in clear on the underlay"
 grep -aq PODNET-SECRET /tmp/cap.pcap && fail "capture: pod payload crossed the underlay in clear"
-say "ok: underlay capture (vxlan, direct routing, NodePort forwarding): all $total packets between hosts are WireGuard, no VXLAN, no pod address, no payload in clear"
+say "ok: underlay capture (vxlan, direct routing, NodePort forwarding, h1's own processes): all $total packets between hosts are WireGuard, no VXLAN, no pod address, no payload in clear"
 
 # --- 4. A machine forging h2's address, without a key.
 ip netns add evil

@@ -2,7 +2,8 @@
 # Encryption between hosts end to end on Debian's stock kernel (which has
 # WireGuard): three podnet hosts in namespaces of the QEMU guest of
 # `scripts/vm.sh wireguard-e2e` (test/vm/hosts.sh), one etcd, dockerd on
-# h1 and h2. Exit status 0 = every step passed. In order:
+# h1 and h2, strict reverse-path filtering (rp_filter=1) on every host.
+# Exit status 0 = every step passed. In order:
 #
 #   1. a cluster in clear (--encryption none): containers c1 (h1) and c2
 #      (h2) on one vxlan network reach each other, and h1's own processes
@@ -77,6 +78,11 @@ tunnel_src() { host_exec "$1" ip route show proto 152 | grep "^$2" | sed -n 's/.
 
 say "start at $(cut -d' ' -f1 /proc/uptime)s"
 hosts_up 3
+# Strict reverse-path filtering on every host, as hardened hosts run it:
+# every path below (pods, the hosts' own processes, NodePort) must pass.
+for i in 1 2 3; do
+	host_exec "$i" sysctl -qw net.ipv4.conf.all.rp_filter=1 || fail "h$i: rp_filter"
+done
 
 # --- 1. In clear.
 podnetd_start 1 $CLEAR

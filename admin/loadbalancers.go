@@ -6,6 +6,7 @@ import "time"
 // kind is a service.
 const (
 	KindService          = "Service"
+	KindNetworkPolicy    = "NetworkPolicy"
 	KindLoadBalancerPool = "LoadBalancerPool"
 	KindBGPPeer          = "BGPPeer"
 )

@@ -120,9 +120,9 @@ func FileTooLarge(source string) error {
 }
 
 // ServiceFile is the body of POST /v1/services/apply and
-// /v1/services/delete: a YAML or JSON file of objects (services,
-// load-balancer pools, BGP peers), parsed by podnetd
-// so that errors carry the file's line numbers.
+// /v1/services/delete: a YAML or JSON file of objects (services, network
+// policies, load-balancer pools, BGP peers), parsed by podnetd so that
+// errors carry the file's line numbers.
 type ServiceFile struct {
 	// Source names the file in errors ("-" for standard input).
 	Source  string `json:"source"`
@@ -141,7 +141,7 @@ const (
 // ApplyResult is what apply or delete did to one object of a file.
 type ApplyResult struct {
 	// Kind is Service (also when empty, from an older podnetd),
-	// LoadBalancerPool or BGPPeer.
+	// NetworkPolicy, LoadBalancerPool or BGPPeer.
 	Kind   string `json:"kind,omitempty"`
 	Name   string `json:"name"`
 	Action string `json:"action,omitempty"`

@@ -30,6 +30,8 @@ func (c *Catalog) snapshot(prefix string, kvs []store.KV) {
 	}
 	c.loaded[prefix] = true
 	c.all = true
+	c.polAll = true
+	c.markPolicyDirty(time.Time{})
 	c.mu.Unlock()
 	c.signal()
 }
@@ -54,6 +56,10 @@ func (c *Catalog) keysLocked(prefix string) []string {
 		for h := range c.underlay {
 			out = append(out, store.HostKey(h))
 		}
+	case store.PoliciesPrefix:
+		for n := range c.policies {
+			out = append(out, store.PolicyKey(n))
+		}
 	case store.NetworksPrefix(""):
 		for k := range c.nets {
 			host, id, _ := strings.Cut(k, "/")
@@ -67,6 +73,8 @@ func (c *Catalog) applyLocked(prefix string, kv store.KV, deleted bool) {
 	switch prefix {
 	case store.ServicesPrefix:
 		c.applyService(kv, deleted)
+	case store.PoliciesPrefix:
+		c.applyPolicy(kv, deleted)
 	case store.EndpointMetaPrefix(""):
 		c.applyEndpointMeta(kv, deleted)
 	case store.ContainerMetaPrefix(""):
@@ -186,6 +194,7 @@ func (c *Catalog) memberChanged(k ctrKey, at time.Time) {
 	m := c.buildMember(k)
 	if old != nil {
 		c.touchLabels(old.labels, at)
+		c.touchSelections(old.labels, at)
 		for l, v := range old.labels {
 			index.Remove(c.byLabel, term(l, v), k)
 		}
@@ -204,6 +213,7 @@ func (c *Catalog) memberChanged(k ctrKey, at time.Time) {
 		}
 		index.Add(c.byHost, k.host, k)
 		c.touchLabels(m.labels, at)
+		c.touchSelections(m.labels, at)
 	} else {
 		delete(c.members, k)
 	}

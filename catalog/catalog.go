@@ -81,6 +81,19 @@ type Catalog struct {
 	// gen counts updates, for readers that poll for "anything new" (the
 	// DNS records saved on disk) without taking Changed from the agent.
 	gen atomic.Uint64
+
+	// Network policies and their selections (selections.go).
+	policies  map[string]*store.NetworkPolicy
+	sels      map[string]*selection          // policy.Key → selection
+	selByTerm map[string]map[string]struct{} // anchor term → selections
+	selByKey  map[string]map[string]struct{} // anchor label key → selections
+	selAll    map[string]struct{}            // selections without an anchor
+	selDirty  map[string]struct{}
+	// polChanged says a policy record changed, polAll that everything is
+	// to be taken again (a listing), polSince the oldest write not taken.
+	polChanged, polAll bool
+	polSince           time.Time
+	polSignal          chan struct{}
 }
 
 // Reserved says why no service may take a as an external IP ("" when it
@@ -99,7 +112,7 @@ func (c *Catalog) Reserved(a netip.Addr) string {
 
 // catalogPrefixes are what a Catalog follows.
 var catalogPrefixes = []string{store.ServicesPrefix, store.EndpointMetaPrefix(""), store.ContainerMetaPrefix(""),
-	store.AlivePrefix, store.HostsPrefix, store.NetworksPrefix("")}
+	store.AlivePrefix, store.HostsPrefix, store.NetworksPrefix(""), store.PoliciesPrefix}
 
 // New returns an empty catalog for host self; v6 says the service
 // CIDR is IPv6 (endpoints are then picked by their IPv6 address).
@@ -114,7 +127,10 @@ func New(self string, v6 bool, log *slog.Logger) *Catalog {
 		nets: map[string]netInfo{}, byLabel: map[string]map[ctrKey]struct{}{}, byTerm: map[string]map[string]struct{}{},
 		byVIP: map[netip.Addr]string{}, epByCtr: map[ctrKey]map[string]struct{}{},
 		children: map[ctrKey]map[ctrKey]struct{}{}, byHost: map[string]map[ctrKey]struct{}{}, loaded: map[string]bool{}, dirty: map[string]time.Time{},
-		changed: make(chan struct{}, 1)}
+		changed:  make(chan struct{}, 1),
+		policies: map[string]*store.NetworkPolicy{}, sels: map[string]*selection{}, selByTerm: map[string]map[string]struct{}{},
+		selByKey: map[string]map[string]struct{}{}, selAll: map[string]struct{}{}, selDirty: map[string]struct{}{},
+		polSignal: make(chan struct{}, 1)}
 }
 
 // Run follows etcd until ctx ends.

@@ -9,9 +9,10 @@ import (
 
 const mod = "github.com/podnet/podnet/"
 
-// The service layer's packages keep their floors: only the proxy agent
-// drives the data plane; the catalog sees records, not the packages that
-// read or write them; the Docker watcher only writes records.
+// The service and policy layers' packages keep their floors: only the
+// proxy and policy agents drive the data plane; the catalog sees records,
+// not the packages that read or write them; the Docker watcher only writes
+// records; the compiled policy model is pure.
 func TestServiceLayerFloors(t *testing.T) {
 	for pkg, banned := range map[string][]string{
 		"catalog":     {"dataplane", "proxy", "clusterdns", "registry", "dockerwatch"},
@@ -19,6 +20,9 @@ func TestServiceLayerFloors(t *testing.T) {
 		"clusterdns":  {"dataplane", "proxy", "dockerwatch"},
 		"dockerwatch": {"dataplane", "proxy", "clusterdns", "registry", "catalog"},
 		"proxy":       {"clusterdns", "registry", "dockerwatch"},
+		// The compiled model is pure: records in, rules out.
+		"policy": {"dataplane", "catalog", "proxy", "clusterdns", "registry", "dockerwatch", "netpol", "driver"},
+		"netpol": {"proxy", "clusterdns", "registry", "dockerwatch", "driver"},
 	} {
 		deps := testutil.Deps(t, mod+pkg)
 		if !slices.Contains(deps, mod+"store") {

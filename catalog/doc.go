@@ -39,6 +39,17 @@
 //     which it marks dirty (with the write time of the oldest change) for
 //     the agent to take (TakeDirty). A rewrite with a new timestamp, or a
 //     change to a container no service selects, marks nothing.
+//   - Network policies (selections.go). The catalog also follows
+//     policies/ and registers every label selector a policy uses (its
+//     podSelector and its peers') as a selection, under the selector's
+//     anchor (policy.Anchor) in the same label-term index services use: a
+//     container change marks dirty only the selections its old or new
+//     labels anchor (and those without an anchor), and the policy agent
+//     takes them with their addresses (TakePolicyDelta; PolicyChanged is
+//     its own signal, apart from the proxy agent's). Selections hold every
+//     container on a podnet network, ready or not, on any host, alive or
+//     not (a host that stops renewing its lease may still run its
+//     containers).
 //   - etcd down: the catalog keeps its last view, so the agent's rules and
 //     the DNS answers stay.
 package catalog

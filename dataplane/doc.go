@@ -9,14 +9,17 @@
 // start podnetd calls Restore (state from etcd), Sync, then Run. The
 // service proxy calls SetServices once it has a complete view of etcd
 // (and on its resync timer), then UpsertService/DeleteService per change;
-// ServiceStatus says why a service is not programmed. Network policy
-// will live here too, beside the concerns the files are named for:
+// ServiceStatus says why a service is not programmed. The policy agent
+// (package netpol) calls SetPolicy with this host's whole network policy
+// state, and IsolatePending for endpoints created before its first
+// SetPolicy. The files are named for their concerns:
 //
 //	engine.go, types.go       the Engine, its options and input types
 //	ruleset*.go               the desired table as data; isolation.go the forward rules between networks
 //	publish*.go               docker run -p: mappings, host-port choice, ephemeral range, bind probes
 //	services*.go              services: model, table, rules, expressions, conntrack cleanup
 //	guard*.go                 the guard (who may reach etcd, VXLAN, the DNS) and localnet
+//	policy*.go                network policy: types, section, expressions, SetPolicy, counters
 //	conntrack*.go             conntrack cleanup over netlink
 //	nft*.go                   the kernel side: whole-table syncs, deltas, elements, expressions
 //	iptables_accepts.go       the accepts in Docker's iptables chains
@@ -353,6 +356,65 @@
 // delete 14000 of 20000); kernels without that support (before ~6.9)
 // answer EINVAL or EOPNOTSUPP once, and the engine then dumps the table
 // and matches entries itself, as for published ports.
+//
+// Network policy (policy*.go). The section's objects all start with
+// "np-" and, like the service section, are left alone by a Sync until
+// the first SetPolicy has said what they should be (a restarted podnetd
+// keeps enforcing the previous one's rules); only the skeleton is
+// created when missing:
+//
+//	chain np-forward (filter, forward, filter + 10)
+//	                                ct state established,related accept;
+//	                                IPv6 neighbor discovery accept;
+//	                                ip saddr vmap @np-out4 (egress of local
+//	                                endpoints: jump, a pass returns here);
+//	                                ip daddr vmap @np-in4 (ingress); ip6 alike
+//	chain np-input (filter, input, filter + 10)
+//	                                the same egress dispatch, for what a
+//	                                container sends to its own host
+//	map np-in4, np-out4, np-in6, np-out6   local endpoint address : its
+//	                                group chain, or np-pending-in/out
+//	chain np-i4-<group>, np-e4-<group>, np-i6-…, np-e6-…
+//	                                one per group (the policies isolating
+//	                                an endpoint in one direction) and
+//	                                family in use: self traffic passes
+//	                                (set np-self4: address . itself), then
+//	                                one rule per peer set and protocol
+//	                                (`ip saddr @np-a4-<set> tcp dport {
+//	                                80, 8000-8080 } accept`; egress:
+//	                                daddr, return), then the packet is
+//	                                counted against each of the group's
+//	                                policies and goes to np-deny-in/out
+//	set np-a4-<set>, np-a6-<set>    addresses a pod selector selects
+//	set np-r4-<set>, np-r6-<set>    an ipBlock: interval set of its ranges
+//	chain np-pending-in/out         labels not known yet: count, drop
+//	chain np-deny-in/out            (--policy-log: rate-limited NFLOG
+//	                                group 1742) drop
+//	counter np-c-<policy>-in/-out   denied packets per policy (named
+//	                                counters survive restarts and chain
+//	                                rewrites; /metrics reads them)
+//
+// The per-packet cost does not grow with policies or containers: a new
+// connection's first packet costs four hash lookups (a miss for an
+// endpoint no policy selects), then, for an isolated endpoint, its own
+// group's few rules, each one hash lookup; every later packet only the
+// established check. Why filter+10 in separate base chains: a drop in any
+// base chain of a hook is final, so policy needs no place in the other
+// chains (Docker's FORWARD accepts, podnet's isolation) and they need
+// none in it. Same-bridge traffic reaches the forward hook through
+// br_netfilter (the driver sets the bridge's nf_call_iptables and loads
+// the module); ingress of a connection a container opens to a service VIP
+// sees the client's own address (DNAT happens in prerouting, before the
+// forward hook, and containers' service traffic is not source-NATed
+// between hosts), and egress sees the chosen endpoint. The host's own
+// connections to its containers never cross the forward hook: allowed
+// whatever the policy, as Kubernetes does for a pod's node.
+//
+// SetPolicy builds the whole section for the state it is given (pure:
+// buildPolicySection) and programs the difference with the section last
+// programmed in one transaction (applyDelta: sets and chains that appear
+// or go, chains whose rules changed, elements, counters); a refused delta
+// falls back to rewriting the section. The first call rewrites it.
 //
 // Namespaces. Every kernel call acts in the network namespace of the
 // calling thread (a fresh netlink socket per batch, child processes for

@@ -56,6 +56,7 @@ type Engine struct {
 	guard       guardState
 	tableLoaded bool
 	svc         *svcTable // services (services.go)
+	pol         polState  // network policy (policy.go)
 	// ctDumpOnly is set once the kernel refused a filtered conntrack flush.
 	ctDumpOnly atomic.Bool
 }
@@ -154,15 +155,34 @@ func (e *Engine) Sync(ctx context.Context) error {
 }
 
 // syncTableLocked makes the kernel's table match memory in one batch:
-// networks and published ports always, the service section too when
-// withServices is set and SetServices has run (otherwise the service
-// objects in the kernel are left alone, and only created if missing).
-func (e *Engine) syncTableLocked(withServices bool) error {
+// networks and published ports always, the service and network policy
+// sections too when full is set and SetServices (SetPolicy) has run
+// (otherwise their objects in the kernel are left alone, and only created
+// if missing).
+func (e *Engine) syncTableLocked(full bool) error {
+	return e.syncSectionsLocked(full, full)
+}
+
+// syncSectionsLocked is syncTableLocked with the service and policy
+// sections chosen apart (the first SetPolicy rewrites only its own).
+func (e *Engine) syncSectionsLocked(withServices, withPolicy bool) error {
 	in := rulesetInput{table: e.opts.Table, bridgePrefix: e.opts.BridgePrefix, nets: e.nets, eps: e.eps, guard: e.guard}
-	rewrite := func(name string) bool { return !isServiceObject(name) }
-	if withServices && e.svc.known {
+	svcs := withServices && e.svc.known
+	pols := withPolicy && e.pol.known
+	if svcs {
 		in.services = e.svc
-		rewrite = func(string) bool { return true }
+	}
+	if pols {
+		in.policy = &e.pol.sec
+	}
+	rewrite := func(name string) bool {
+		switch {
+		case isServiceObject(name):
+			return svcs
+		case isPolicyObject(name):
+			return pols
+		}
+		return true
 	}
 	rs := buildRuleset(in)
 	if err := e.nft.syncTable(rs, rewrite); err != nil {
@@ -170,7 +190,7 @@ func (e *Engine) syncTableLocked(withServices bool) error {
 	}
 	e.tableLoaded = true
 	e.log.Debug("nftables table synced", "table", e.opts.Table, "networks", len(e.nets), "endpoints", len(e.eps),
-		"services", in.services != nil)
+		"services", svcs, "policy", pols)
 	if _, elems := rulesetSize(rs); elems > bigSync {
 		// Building and sending 5000 services x 10 endpoints allocates
 		// ~200 MB that is garbage a moment later; give it back to the

@@ -103,6 +103,20 @@ func (f *fakeNFT) deleteTable(string) error {
 	return nil
 }
 
+func (f *fakeNFT) counters(string) (map[string]uint64, error) { return map[string]uint64{}, nil }
+
+func (f *fakeNFT) mapKeys(_ string, elems []element) ([]element, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []element
+	for _, el := range elems {
+		if _, ok := f.elems[el.id()]; ok {
+			out = append(out, el)
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeNFT) tableIntact(string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -25,6 +25,10 @@ type nftBackend interface {
 	deleteTable(table string) error
 	// tableIntact reports whether the table and its rules are in place.
 	tableIntact(table string) (bool, error)
+	// counters reads the packets of the table's named counters.
+	counters(table string) (map[string]uint64, error)
+	// mapKeys returns those of elems whose key is in their set now.
+	mapKeys(table string, elems []element) ([]element, error)
 }
 
 // elementsPerMessage bounds one NEWSETELEM message; a batch may hold many.
@@ -165,4 +169,35 @@ func diffElements(old, new []element) (del, add []element) {
 		}
 	}
 	return del, add
+}
+
+// mapKeys lists the sets elems belong to and returns the elems whose key
+// is there (with whatever value), for a delete that must not fail.
+func (netlinkNFT) mapKeys(table string, elems []element) ([]element, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("nftables connection: %w", err)
+	}
+	t := inetTable(table)
+	var out []element
+	for _, group := range groupBySet(elems) {
+		s, err := c.GetSetByName(t, group[0].set)
+		if err != nil {
+			return nil, fmt.Errorf("look up set %s: %w", group[0].set, err)
+		}
+		have, err := c.GetSetElements(s)
+		if err != nil {
+			return nil, fmt.Errorf("list set %s: %w", group[0].set, err)
+		}
+		keys := map[string]bool{}
+		for _, h := range have {
+			keys[string(h.Key)] = true
+		}
+		for _, el := range group {
+			if keys[string(el.key)] {
+				out = append(out, el)
+			}
+		}
+	}
+	return out, nil
 }

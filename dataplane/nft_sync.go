@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
@@ -47,7 +48,7 @@ func newConn(ops, elems int) (*nftables.Conn, error) {
 
 // rulesetSize estimates the netlink messages and set elements of rs.
 func rulesetSize(rs *ruleset) (ops, elems int) {
-	ops = len(rs.chains) + 2*len(rs.rules)
+	ops = len(rs.chains) + 2*len(rs.rules) + len(rs.counters)
 	for _, s := range rs.sets {
 		ops += 2 + len(s.elems)/elementsPerMessage
 		elems += len(s.elems)
@@ -58,13 +59,13 @@ func rulesetSize(rs *ruleset) (ops, elems int) {
 	return ops, elems
 }
 
-// kernelObjects lists the chains and (named) sets of the table: nil maps
-// when it does not exist.
-func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool, sets map[string]*nftables.Set, err error) {
-	chains, sets = map[string]bool{}, map[string]*nftables.Set{}
+// kernelObjects lists the chains, (named) sets and counters of the
+// table: empty maps when it does not exist.
+func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool, sets map[string]*nftables.Set, counters map[string]uint64, err error) {
+	chains, sets, counters = map[string]bool{}, map[string]*nftables.Set{}, map[string]uint64{}
 	all, err := c.ListChainsOfTableFamily(t.Family)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list chains of inet %s: %w", t.Name, err)
+		return nil, nil, nil, fmt.Errorf("list chains of inet %s: %w", t.Name, err)
 	}
 	for _, ch := range all {
 		if ch.Table.Name == t.Name {
@@ -74,18 +75,27 @@ func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool,
 	if len(chains) == 0 {
 		// No table (our table always has chains). GetSets would fail with
 		// ENOENT, which the library does not wrap.
-		return chains, sets, nil
+		return chains, sets, counters, nil
 	}
 	ss, err := c.GetSets(t)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list sets of inet %s: %w", t.Name, err)
+		return nil, nil, nil, fmt.Errorf("list sets of inet %s: %w", t.Name, err)
 	}
 	for _, s := range ss {
 		if !s.Anonymous {
 			sets[s.Name] = s
 		}
 	}
-	return chains, sets, nil
+	objs, err := c.GetObjects(t)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("list objects of inet %s: %w", t.Name, err)
+	}
+	for _, o := range objs {
+		if co, ok := o.(*nftables.CounterObj); ok {
+			counters[co.Name] = co.Packets
+		}
+	}
+	return chains, sets, counters, nil
 }
 
 // syncTable is, in one batch (as `nft -f` would do it):
@@ -110,11 +120,17 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 		return err
 	}
 	t := inetTable(rs.table)
-	kChains, kSets, err := kernelObjects(c, t)
+	kChains, kSets, kCounters, err := kernelObjects(c, t)
 	if err != nil {
 		return err
 	}
 	c.AddTable(t)
+	// Counters are never recreated: they keep counting across syncs.
+	for _, name := range rs.counters {
+		if _, ok := kCounters[name]; !ok {
+			c.AddObj(&nftables.CounterObj{Table: t, Name: name})
+		}
+	}
 	for name := range kChains {
 		if rewrite(name) {
 			c.FlushChain(&nftables.Chain{Table: t, Name: name})
@@ -184,6 +200,11 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 			c.DelSet(&nftables.Set{Table: t, Name: name})
 		}
 	}
+	for name := range kCounters {
+		if rewrite(name) && !slices.Contains(rs.counters, name) {
+			c.DeleteObject(&nftables.CounterObj{Table: t, Name: name})
+		}
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("sync nftables table inet %s: %w", rs.table, err)
 	}
@@ -242,7 +263,7 @@ func (netlinkNFT) applyDelta(table string, d *tableDelta) error {
 	if d.empty() {
 		return nil
 	}
-	c, err := newConn(len(d.addSets)+len(d.addChains)+2*len(d.rules)+2*len(d.delChains)+len(d.delSets)+
+	c, err := newConn(len(d.addSets)+len(d.addCounters)+len(d.delCounters)+len(d.addChains)+2*len(d.rules)+2*len(d.delChains)+len(d.delSets)+
 		(len(d.delElems)+len(d.addElems))/elementsPerMessage+2, len(d.delElems)+len(d.addElems))
 	if err != nil {
 		return err
@@ -252,6 +273,9 @@ func (netlinkNFT) applyDelta(table string, d *tableDelta) error {
 		if err := c.AddSet(nftSet(t, sd), nil); err != nil {
 			return fmt.Errorf("add set %s: %w", sd.name, err)
 		}
+	}
+	for _, name := range d.addCounters {
+		c.AddObj(&nftables.CounterObj{Table: t, Name: name})
 	}
 	chains := map[string]*nftables.Chain{}
 	for _, cd := range d.addChains {
@@ -290,8 +314,11 @@ func (netlinkNFT) applyDelta(table string, d *tableDelta) error {
 	for _, name := range d.delSets {
 		c.DelSet(&nftables.Set{Table: t, Name: name})
 	}
+	for _, name := range d.delCounters {
+		c.DeleteObject(&nftables.CounterObj{Table: t, Name: name})
+	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("update services in nftables table inet %s: %w", table, err)
+		return fmt.Errorf("update nftables table inet %s: %w", table, err)
 	}
 	return nil
 }

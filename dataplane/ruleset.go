@@ -30,6 +30,8 @@ type ruleset struct {
 	sets   []setDef
 	chains []chainDef
 	rules  []ruleDef
+	// counters are named counter objects (the policy section's).
+	counters []string
 }
 
 type setDef struct {
@@ -70,6 +72,9 @@ type rulesetInput struct {
 	// services, when set, puts the whole service section in the ruleset;
 	// without it only the objects the other rules refer to are included.
 	services *svcTable
+	// policy, when set, is the whole network policy section; without it,
+	// its skeleton.
+	policy *policySection
 }
 
 // mapDefs are the four published-port maps, without elements.
@@ -160,6 +165,15 @@ func buildRuleset(in rulesetInput) *ruleset {
 	guardLocalnet(rs, in.bridgePrefix)
 	rs.rules = append(rs.rules, serviceSNATRules(in.bridgePrefix)...)
 	addServiceSection(rs, in.services)
+	pol := in.policy
+	if pol == nil {
+		sk := policySkeleton(false)
+		pol = &sk
+	}
+	rs.sets = append(rs.sets, pol.sets...)
+	rs.chains = append(rs.chains, pol.chains...)
+	rs.rules = append(rs.rules, pol.rules...)
+	rs.counters = append(rs.counters, pol.counters...)
 	return rs
 }
 
@@ -248,6 +262,10 @@ func (rs *ruleset) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", rs.table)
 	blank := ""
+	for _, c := range rs.counters {
+		fmt.Fprintf(&b, "%s\tcounter %s {\n\t\tpackets 0 bytes 0\n\t}\n", blank, c)
+		blank = "\n"
+	}
 	for _, s := range rs.sets {
 		kind := "set"
 		if s.isMap {

@@ -217,7 +217,7 @@ func TestBuildRulesetText(t *testing.T) {
 	}
 }
 `
-	if got := rs.String(); got != want {
+	if got := withoutPolicy(rs).String(); got != want {
 		t.Fatalf("ruleset:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -141,6 +141,8 @@ type tableDelta struct {
 	addElems    []element
 	delChains   []string // flushed, then deleted
 	delSets     []string
+	// named counters, added first and deleted last (network policy)
+	addCounters, delCounters []string
 
 	// reference counts before the delta, of what it touched (see finish)
 	refsBefore, elemsBefore map[string]int
@@ -148,7 +150,7 @@ type tableDelta struct {
 
 func (d *tableDelta) empty() bool {
 	return len(d.addSets)+len(d.addChains)+len(d.flushChains)+len(d.rules)+len(d.delElems)+
-		len(d.addElems)+len(d.delChains)+len(d.delSets) == 0
+		len(d.addElems)+len(d.delChains)+len(d.delSets)+len(d.addCounters)+len(d.delCounters) == 0
 }
 
 // setObjects replaces name's programmed objects with o (nil: none),

@@ -37,4 +37,13 @@
 //     Kubernetes' limits) are not recorded: no service could select them,
 //     and a few megabytes of label would make the record too big for etcd
 //     and leave the container unregistered.
+//   - Hints (hints.go) for the network policy agent, in process: the
+//     labels of every container (from create events, whose attributes
+//     carry them, and from a listing of all containers at each resync), a
+//     container's announced connection to a network (a connect event,
+//     which Docker sends before the container's process starts, handed
+//     over before the watcher's inspect, which blocks until the start is
+//     over) and the metadata of each inspect, before it goes to etcd. The
+//     agent uses them to give a new endpoint its rules without an etcd
+//     round trip.
 package dockerwatch

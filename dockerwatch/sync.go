@@ -21,6 +21,9 @@ import (
 // etcd. An error means the round was incomplete; what could be done was.
 func (w *Watcher) resync(ctx context.Context) (err error) {
 	defer func() { metrics.DockerWatcherResyncs.WithLabelValues(metrics.Outcome(err)).Inc() }()
+	if err := w.seedLabels(ctx); err != nil {
+		return fmt.Errorf("list Docker containers: %w", err)
+	}
 	lctx, cancel := context.WithTimeout(ctx, listTimeout)
 	list, err := w.cfg.Docker.ContainerList(lctx, container.ListOptions{})
 	cancel()
@@ -65,6 +68,7 @@ func (w *Watcher) resync(ctx context.Context) (err error) {
 		}
 	}
 
+	w.observe(ctx, want)
 	if err := w.resyncCtrMetas(ctx, ctrWant, ctrKeep); err != nil {
 		errs = append(errs, err)
 	}
@@ -216,6 +220,7 @@ func (w *Watcher) syncContainer(ctx context.Context, id string) error {
 			errs = append(errs, err)
 		}
 	}
+	w.observe(ctx, cm.want)
 	for _, m := range cm.want {
 		if _, err := w.write(ctx, m); err != nil {
 			errs = append(errs, err)

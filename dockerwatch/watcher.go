@@ -45,6 +45,8 @@ type Config struct {
 	// Reach is podnetd's shared view of whether Docker answers (one log
 	// line per outage instead of one per retry); nil: the watcher's own.
 	Reach *dockerup.Tracker
+	// Hints receives what the watcher learns in process (nil: nobody).
+	Hints Hints
 }
 
 // Watcher keeps epmeta/<host>/ in line with what Docker says about the
@@ -57,6 +59,8 @@ type Watcher struct {
 	// goroutine touches them.
 	cache    map[string]store.EndpointMeta
 	ctrCache map[string]store.ContainerMeta
+	// labels are the labels of the host's containers (for Hints).
+	labels map[string]map[string]string
 }
 
 const (
@@ -86,7 +90,7 @@ func New(cfg Config) *Watcher {
 		cfg.Reach = dockerup.New(cfg.Logger, "")
 	}
 	return &Watcher{cfg: cfg, log: cfg.Logger, cache: map[string]store.EndpointMeta{},
-		ctrCache: map[string]store.ContainerMeta{}}
+		ctrCache: map[string]store.ContainerMeta{}, labels: map[string]map[string]string{}}
 }
 
 // Run follows Docker until ctx ends. It never gives up: an unreachable
@@ -182,7 +186,7 @@ func (w *Watcher) follow(ctx context.Context, msgs <-chan events.Message, errs <
 			if !ok {
 				return errors.New("Docker event stream closed")
 			}
-			ids := w.collect(m, msgs)
+			ids := w.collect(ctx, m, msgs)
 			err := w.syncContainers(ctx, ids)
 			observeLag(m, err)
 			w.report(ctx, err, "container metadata not updated; resync scheduled", "in", retryIn)
@@ -216,10 +220,11 @@ func (w *Watcher) report(ctx context.Context, err error, msg string, args ...any
 
 // collect turns m and whatever else is already queued (up to a bound) into
 // the list of containers to re-inspect, each once, in order of arrival.
-func (w *Watcher) collect(m events.Message, msgs <-chan events.Message) []string {
+func (w *Watcher) collect(ctx context.Context, m events.Message, msgs <-chan events.Message) []string {
 	var ids []string
 	seen := map[string]bool{}
 	add := func(m events.Message) {
+		w.hint(ctx, m)
 		id := w.relevant(m)
 		if id != "" && !seen[id] {
 			seen[id] = true

@@ -124,6 +124,11 @@ func (d *Driver) Attach(ctx context.Context, s AttachSpec) (*store.Endpoint, err
 	d.mu.Lock()
 	d.eps[ep.ID] = ep
 	d.mu.Unlock()
+	// Before the runtime moves the interface into the container.
+	if err := d.isolate(ctx, n, ep); err != nil {
+		_ = d.removeEndpoint(context.WithoutCancel(ctx), n, ep)
+		return nil, err
+	}
 	d.log.Debug("CNI endpoint created", "endpoint", dockerid.Short(ep.ID), "network", dockerid.Short(n.ID),
 		"container", dockerid.Short(cni.ContainerID), "ifname", cni.IfName, "ipv4", ep.IPv4, "ipv6", ep.IPv6, "iface", ep.HostVeth)
 	return ep, nil

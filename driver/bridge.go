@@ -80,6 +80,12 @@ func (b *bridgeMode) createNetwork(n *store.Network) error {
 			return fmt.Errorf("bridge %s: %w", n.Bridge, err)
 		}
 	}
+	// Network policy filters traffic between containers of one bridge at
+	// the IP forward hook, which bridged frames reach only through
+	// br_netfilter (dockerd does not always load it).
+	if err := b.k.EnsureBridgeNetfilter(n.Bridge); err != nil {
+		b.log.Error("network policy cannot filter traffic between containers of this network", "network", n.ID, "err", err)
+	}
 	return nil
 }
 

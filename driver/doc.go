@@ -87,6 +87,16 @@
 //     them (they go with their network, by DEL or CNI GC, or once
 //     DeadAttachments finds their container gone); only bridge and vxlan
 //     networks take them.
+//   - Network policy (policy.go). CreateEndpoint (and a CNI Attach)
+//     hands the new endpoint to the policy agent before answering, so it
+//     is isolated before Docker can start the container; an endpoint the
+//     agent could not isolate fails the start. Bridges get
+//     nf_call_iptables and nf_call_ip6tables (ip link set … type bridge),
+//     with br_netfilter loaded if the kernel lacks it: traffic between
+//     containers of one bridge is bridged, and only br_netfilter passes it
+//     through the forward hook where policies filter it. The bridge's own
+//     option, not the namespace's bridge-nf-call-* sysctls, which would
+//     send every other bridge's traffic through iptables too.
 //   - Interface names (pn-<net>, pnh<ep>, pnc<ep>, pnv<ep>, pnp<net>,
 //     pnd<net>, pne<net>) are an upgrade contract.
 package driver

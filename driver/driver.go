@@ -49,6 +49,8 @@ type Config struct {
 	// subnet safety rule (netspec.CheckSafeBeside); nil: not checked here
 	// (IPAM's RequestPool checks it too).
 	HostNetworks func() ([]netspec.HostNetwork, error)
+	// Policy is the network policy agent (nil: none).
+	Policy Policy
 }
 
 // Driver implements the NetworkDriver side of the plugin. Its maps are a

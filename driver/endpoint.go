@@ -47,6 +47,12 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	d.mu.Lock()
 	d.eps[ep.ID] = ep
 	d.mu.Unlock()
+	// Before Docker can start the container (after Join): isolated
+	// before it runs.
+	if err := d.isolate(ctx, n, ep); err != nil {
+		_ = d.removeEndpoint(context.WithoutCancel(ctx), n, ep)
+		return nil, err
+	}
 	if err := d.publishAtCreate(ctx, n, ep, r.Options); err != nil {
 		_ = d.removeEndpoint(context.WithoutCancel(ctx), n, ep)
 		return nil, err
@@ -206,6 +212,9 @@ func (d *Driver) removeEndpoint(ctx context.Context, n *store.Network, ep *store
 	d.mu.Lock()
 	delete(d.eps, ep.ID)
 	d.mu.Unlock()
+	if d.cfg.Policy != nil {
+		d.cfg.Policy.EndpointDeleted(ctx, ep.ID)
+	}
 	d.log.Debug("endpoint deleted", "endpoint", dockerid.Short(ep.ID), "network", dockerid.Short(n.ID))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("delete endpoint %s: %w", dockerid.Short(ep.ID), err)

@@ -87,6 +87,15 @@ func (d *Driver) Restore(ctx context.Context) error {
 	d.mu.Lock()
 	d.nets, d.eps = nets, eps
 	d.mu.Unlock()
+	if d.cfg.Policy != nil {
+		var peps []PolicyEndpoint
+		for _, ep := range eps {
+			if n, ok := nets[ep.Network]; ok {
+				peps = append(peps, policyEndpoint(n, ep))
+			}
+		}
+		d.cfg.Policy.Restore(peps)
+	}
 	// A kill -9 between creating a VLAN parent and recording its network.
 	if _, err := d.vlans.gc(d.parentsInUse()); err != nil {
 		errs = append(errs, err)

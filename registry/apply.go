@@ -13,7 +13,8 @@ import (
 )
 
 // ApplyFile creates or updates every object of a YAML or JSON file
-// (services, load-balancer pools, BGP peers), like kubectl apply: each
+// (services, network policies, load-balancer pools, BGP peers), like
+// kubectl apply: each
 // object is reported created, configured or unchanged. The whole file is
 // parsed and validated first, and checked against what the cluster holds
 // (VIPs, NodePorts and load-balancer addresses of other services, other
@@ -30,8 +31,15 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 	var svcs []store.Service
 	var pools []store.LBPool
 	var peers []store.BGPPeer
+	var pols []store.NetworkPolicy
 	for _, o := range objs {
 		switch o.Kind {
+		case admin.KindNetworkPolicy:
+			p, err := ValidatePolicy(o.Policy)
+			if err != nil {
+				return nil, inputf("%s: line %d: %v", source, o.Line, err)
+			}
+			pols = append(pols, p)
 		case admin.KindLoadBalancerPool:
 			p, err := ValidatePool(o.Pool)
 			if err != nil {
@@ -91,6 +99,10 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 	for _, s := range svcs {
 		action, err := r.apply(ctx, s)
 		record(admin.KindService, s.Name, action, err)
+	}
+	for _, p := range pols {
+		action, err := r.applyPolicy(ctx, p)
+		record(admin.KindNetworkPolicy, p.Name, action, err)
 	}
 	out := make([]admin.ApplyResult, 0, len(objs))
 	for _, o := range objs {
@@ -256,7 +268,7 @@ func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte
 		}
 	}
 	results := map[string]admin.ApplyResult{}
-	for _, kind := range []string{admin.KindService, admin.KindLoadBalancerPool, admin.KindBGPPeer} {
+	for _, kind := range []string{admin.KindService, admin.KindNetworkPolicy, admin.KindLoadBalancerPool, admin.KindBGPPeer} {
 		for _, o := range objs {
 			if o.Kind != kind {
 				continue
@@ -265,6 +277,8 @@ func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte
 			var found bool
 			var err error
 			switch kind {
+			case admin.KindNetworkPolicy:
+				found, err = r.RemovePolicy(ctx, o.Name())
 			case admin.KindLoadBalancerPool:
 				found, err = r.RemovePool(ctx, o.Name())
 			case admin.KindBGPPeer:

@@ -1,14 +1,20 @@
 // Package registry keeps podnet's objects in etcd: it creates, updates and
 // removes them for podnetctl (service create/rm, apply -f, delete -f)
 // through the admin API, and reads them back with their status for
-// `podnetctl service get`. Today its objects are services: one validator
+// `podnetctl service get`. Network policies (kind: NetworkPolicy in a
+// file: ValidatePolicy, policy_spec.go; stored as one record each under
+// policies/, policies.go; shown and checked with `podnetctl policy
+// get|check` on a one-shot view, policy_views.go) sit beside services,
+// which have: one validator
 // (ServiceRange.ValidateService) for flags and files (file.go parses
 // them), VIPs from the service CIDR and NodePorts from 30000-32767
 // claimed by compare-and-swap (registry.go, apply.go), and the cluster's
 // service CIDR itself (cidr.go). It also keeps the LoadBalancer objects
 // `apply -f` takes beside services (kind: LoadBalancerPool, kind:
 // BGPPeer: one validator each in lb_spec.go, written in lbpools.go) and
-// hands type LoadBalancer services their address (lb_alloc.go).
+// hands type LoadBalancer services their address (lb_alloc.go). A file
+// may mix kinds (an object without kind is a service); it is validated
+// whole before anything is written.
 //
 // It imports the catalog only to show a service's endpoints (a one-shot
 // catalog.Load per `service get`), never the data plane.

@@ -14,12 +14,13 @@ import (
 )
 
 // FileObject is one object read from an apply/delete file: a service
-// (also when it has no kind), a load-balancer pool or a BGP peer, with
-// the line it starts on (for error messages).
+// (also when it has no kind), a network policy, a load-balancer pool or a
+// BGP peer, with the line it starts on (for error messages).
 type FileObject struct {
-	Kind    string // admin.KindService, KindLoadBalancerPool or KindBGPPeer
+	Kind    string // admin.KindService, KindNetworkPolicy, KindLoadBalancerPool or KindBGPPeer
 	Line    int
 	Service admin.ServiceSpec
+	Policy  admin.PolicySpec
 	Pool    admin.LBPoolSpec
 	Peer    admin.BGPPeerSpec
 }
@@ -27,6 +28,8 @@ type FileObject struct {
 // Name is the object's name.
 func (o FileObject) Name() string {
 	switch o.Kind {
+	case admin.KindNetworkPolicy:
+		return o.Policy.Name
 	case admin.KindLoadBalancerPool:
 		return o.Pool.Name
 	case admin.KindBGPPeer:
@@ -41,6 +44,8 @@ func (o FileObject) What() string { return kindText(o.Kind) + " " + o.Name() }
 // kindText is a kind in words.
 func kindText(kind string) string {
 	switch kind {
+	case admin.KindNetworkPolicy:
+		return "network policy"
 	case admin.KindLoadBalancerPool:
 		return "load-balancer pool"
 	case admin.KindBGPPeer:
@@ -56,6 +61,11 @@ type serviceObject struct {
 	Kind              string `yaml:"kind,omitempty"`
 	admin.ServiceSpec `yaml:",inline"`
 	Status            yaml.Node `yaml:"status,omitempty"`
+}
+
+type policyObject struct {
+	admin.PolicySpec `yaml:",inline"`
+	Status           yaml.Node `yaml:"status,omitempty"`
 }
 
 type poolObject struct {
@@ -97,7 +107,7 @@ func ParseFile(source string, content []byte) ([]FileObject, error) {
 			if root.Tag == "!!null" {
 				continue
 			}
-			return nil, inputf("%s: line %d: want an object (a service, a load-balancer pool or a BGP peer) or a list of them", source, root.Line)
+			return nil, inputf("%s: line %d: want an object (a service, a network policy, a load-balancer pool or a BGP peer) or a list of them", source, root.Line)
 		}
 		for _, n := range objs {
 			o, err := parseObject(n)
@@ -129,17 +139,22 @@ func parseObject(n *yaml.Node) (FileObject, error) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == "kind" {
 			switch v := n.Content[i+1]; v.Value {
-			case admin.KindService, admin.KindLoadBalancerPool, admin.KindBGPPeer:
+			case admin.KindService, admin.KindNetworkPolicy, admin.KindLoadBalancerPool, admin.KindBGPPeer:
 				kind = v.Value
 			default:
-				return FileObject{}, fmt.Errorf("line %d: unknown kind %q: podnet takes %s, %s and %s objects", v.Line, v.Value,
-					admin.KindService, admin.KindLoadBalancerPool, admin.KindBGPPeer)
+				return FileObject{}, fmt.Errorf("line %d: unknown kind %q: podnet takes %s, %s, %s and %s objects", v.Line, v.Value,
+					admin.KindService, admin.KindNetworkPolicy, admin.KindLoadBalancerPool, admin.KindBGPPeer)
 			}
 		}
 	}
 	o := FileObject{Kind: kind, Line: n.Line}
 	var err error
 	switch kind {
+	case admin.KindNetworkPolicy:
+		var obj policyObject
+		err = decodeObject(n, &obj)
+		o.Policy = obj.PolicySpec
+		o.Policy.Kind = kind
 	case admin.KindLoadBalancerPool:
 		var obj poolObject
 		err = decodeObject(n, &obj)
@@ -195,7 +210,7 @@ func checkFields(n *yaml.Node, t reflect.Type, path string) error {
 					names = append(names, f)
 				}
 				slices.Sort(names)
-				return fmt.Errorf("line %d: unknown field %q%s (known: %s)", k.Line, k.Value, at(path), strings.Join(names, ", "))
+				return fmt.Errorf("line %d: unknown field %q%s (known: %s)%s", k.Line, k.Value, at(path), strings.Join(names, ", "), fieldHint(k.Value))
 			}
 			if err := checkFields(n.Content[i+1], ft, join(path, k.Value)); err != nil {
 				return err
@@ -241,4 +256,15 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+// fieldHint explains the unknown fields a Kubernetes manifest brings.
+func fieldHint(field string) string {
+	switch field {
+	case "namespaceSelector":
+		return ": Docker has no namespaces; select a Compose project with podSelector {matchLabels: {com.docker.compose.project: NAME}}"
+	case "metadata", "spec":
+		return ": write name and the spec's fields at the top level of the object"
+	}
+	return ""
 }

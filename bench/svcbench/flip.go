@@ -60,7 +60,7 @@ func flipCmd(args []string) error {
 	fs.StringVar(&o.kind, "kind", "svc", "svc, ep or cmd")
 	fs.StringVar(&o.service, "service", "", "the probe service (svc, ep)")
 	fs.StringVar(&o.vip, "vip", "", "VIP:PORT the probers connect to")
-	fs.StringVar(&probes, "probe", "", "NAME=NETNS_PATH,… : where the probers run")
+	fs.StringVar(&probes, "probe", "", "NAME=NETNS_PATH[@ADDR:PORT],… : where the probers run (and what each probes instead of -vip)")
 	fs.StringVar(&o.selA, "sel-a", "", "svc: the selector term of state a (KEY=VALUE)")
 	fs.StringVar(&o.selB, "sel-b", "", "svc: the selector term of state b")
 	fs.StringVar(&o.ctrA, "ctr-a", "", "ep: the container ready in state a")
@@ -73,6 +73,7 @@ func flipCmd(args []string) error {
 	fs.DurationVar(&o.interval, "interval", 5*time.Millisecond, "pause between two probes of one prober")
 	fs.DurationVar(&o.gap, "gap", 300*time.Millisecond, "pause between samples (plus up to 100 ms at random)")
 	fs.DurationVar(&o.within, "timeout", 10*time.Second, "a sample not seen everywhere by then fails")
+	fs.DurationVar(&dialTimeout, "dial", dialTimeout, "connect timeout of one probe (a dropped SYN reads \"timeout\" after it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -227,11 +228,15 @@ func startProbers(spec, vip string) ([]prober, error) {
 	for _, item := range strings.Split(spec, ",") {
 		name, path, ok := strings.Cut(item, "=")
 		if !ok || name == "" || path == "" {
-			return nil, fmt.Errorf("-probe %q: want NAME=NETNS_PATH,…", spec)
+			return nil, fmt.Errorf("-probe %q: want NAME=NETNS_PATH[@ADDR:PORT],…", spec)
+		}
+		target := vip
+		if p, addr, ok := strings.Cut(path, "@"); ok {
+			path, target = p, addr
 		}
 		p := prober{name: name, reqs: make(chan probeReq)}
 		ready := make(chan error, 1)
-		go p.run(filepath.Clean(path), vip, ready)
+		go p.run(filepath.Clean(path), target, ready)
 		if err := <-ready; err != nil {
 			return nil, fmt.Errorf("prober %s: %w", name, err)
 		}
@@ -276,10 +281,13 @@ func (p prober) run(path, vip string, ready chan<- error) {
 	}
 }
 
+// dialTimeout is a probe's connect timeout (-dial).
+var dialTimeout = 200 * time.Millisecond
+
 // probe connects to addr and reads the answer: the first line, or
 // "refused" (a TCP reset to the SYN), "timeout" or "error: …".
 func probe(addr string) string {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	c, err := net.DialTimeout("tcp", addr, dialTimeout)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return "refused"

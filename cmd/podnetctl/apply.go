@@ -10,7 +10,7 @@ import (
 )
 
 func (c *cli) applyCmd() *cobra.Command {
-	return c.fileCmd("apply", "create or update the objects of a YAML or JSON file: services (Kubernetes Service fields, flattened), kind: LoadBalancerPool, kind: BGPPeer (- reads stdin)",
+	return c.fileCmd("apply", "create or update the objects of a YAML or JSON file: services (Kubernetes Service fields, flattened), kind: NetworkPolicy, kind: LoadBalancerPool, kind: BGPPeer (- reads stdin)",
 		"/v1/services/apply")
 }
 
@@ -19,7 +19,7 @@ func (c *cli) deleteCmd() *cobra.Command {
 		"/v1/services/delete")
 }
 
-// fileCmd is apply or delete: a file of services sent to path.
+// fileCmd is apply or delete: a file of objects sent to path.
 func (c *cli) fileCmd(verb, short, path string) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
@@ -35,7 +35,7 @@ func (c *cli) fileCmd(verb, short, path string) *cobra.Command {
 	return c.printing(cmd)
 }
 
-// sendFile posts a file of services to podnetd, which parses it (errors
+// sendFile posts a file of objects to podnetd, which parses it (errors
 // carry the file's line numbers) and applies or deletes each object.
 func (c *cli) sendFile(path, file string) error {
 	content, err := readServiceFile(file)

@@ -49,7 +49,7 @@ func newRootCmd(out io.Writer) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&c.socket, "socket", def, "podnetd admin socket (env PODNET_SOCKET)")
 	root.AddCommand(c.statusCmd(), c.networkCmd(), c.endpointCmd(), c.poolCmd(), c.hostCmd(), c.gcCmd(),
-		c.serviceCmd(), c.applyCmd(), c.deleteCmd(), c.cniConfigCmd(), c.lbPoolCmd(), c.bgpPeerCmd(), c.bgpCmd(), c.encryptionCmd())
+		c.serviceCmd(), c.policyCmd(), c.applyCmd(), c.deleteCmd(), c.cniConfigCmd(), c.lbPoolCmd(), c.bgpPeerCmd(), c.bgpCmd(), c.encryptionCmd())
 	return root
 }
 

@@ -357,6 +357,8 @@ func (c *cli) printResults(rs []admin.ApplyResult) error {
 // kindWord names a kind as podnetctl's commands do.
 func kindWord(kind string) string {
 	switch kind {
+	case admin.KindNetworkPolicy:
+		return "networkpolicy"
 	case admin.KindLoadBalancerPool:
 		return "lbpool"
 	case admin.KindBGPPeer:

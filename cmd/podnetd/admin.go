@@ -17,6 +17,7 @@ import (
 	"github.com/podnet/podnet/cniattach"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/ipam"
+	"github.com/podnet/podnet/netpol"
 	"github.com/podnet/podnet/overlay"
 	"github.com/podnet/podnet/reconcile"
 	"github.com/podnet/podnet/store"
@@ -32,6 +33,7 @@ type adminDeps struct {
 	rec      *reconcile.Reconciler
 	embedded bool
 	services *services
+	policy   *netpol.Agent
 	overlay  *overlay.Overlay // nil when multi-host networking is unavailable
 	cni      *cniattach.Service
 	cniNames cniattach.Names
@@ -215,6 +217,7 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 		},
 	}
 	maps.Copy(routes, a.serviceRoutes())
+	maps.Copy(routes, a.policyRoutes())
 	maps.Copy(routes, a.lbRoutes())
 	maps.Copy(routes, a.cniRoutes())
 	return admin.Serve(ctx, cfg.AdminSocket, routes, log)

@@ -56,6 +56,7 @@ type config struct {
 	DNSUpstreams   []string
 	ClusterDomain  string
 	MetricsAddr    string
+	PolicyLog      bool
 }
 
 func defaultConfig() *config {
@@ -126,6 +127,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "DNS domain of service names (NAME.svc.DOMAIN)")
 	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names podnet does not know (default: /etc/resolv.conf's)")
 	f.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "where to serve Prometheus metrics (http://ADDR/metrics); \"off\" disables them. Any non-loopback address lets whoever reaches it, containers of this host included, read them")
+	f.BoolVar(&c.PolicyLog, "policy-log", false, "log the packets network policies deny (at most 10 a second per direction; they are counted in the metrics either way)")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	f.StringVar(&c.LogOutput, "log-output", c.LogOutput, "stderr or stdout (a managed plugin logs to stdout: dockerd files plugin stderr as errors)")

@@ -117,9 +117,10 @@ func run(parent context.Context, cfg *config) error {
 	}
 	startMetrics(ctx, cfg, ipm, log)
 	ov, ovErr := newOverlay(cfg, st, k, ports, wg, log)
+	pol := newPolicy(cfg, cat, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
 		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU, Tunnels: ipm, HostAddresses: ipm,
-		HostNetworks: hostNetworks(k)}
+		HostNetworks: hostNetworks(k), Policy: policyHook{pol}}
 	if ovErr != nil {
 		log.Warn("multi-host (vxlan) networks unavailable on this host", "err", ovErr)
 		dcfg.OverlayUnavailable = ovErr.Error()
@@ -181,6 +182,7 @@ func run(parent context.Context, cfg *config) error {
 		go ov.Run(ctx)
 	}
 	svcs.start(ctx, cfg, ports, log)
+	runPolicy(ctx, cfg, pol, log)
 	defer startAnnouncer(ctx, cfg, st, k, cat, log)()
 	var rec *reconcile.Reconciler
 	dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
@@ -195,12 +197,12 @@ func run(parent context.Context, cfg *config) error {
 		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
 			Logger: log.With("component", "netsync"), Reach: up}).Run(ctx)
 		go dockerwatch.New(dockerwatch.Config{Host: cfg.HostName, Store: st, Docker: dc,
-			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up}).Run(ctx)
+			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up, Hints: pol}).Run(ctx)
 	}
 	cm := cluster.New(st, ipm, log.With("component", "cluster"))
 	cm.SetHostNetworks(cfg.HostName, hostNetworks(k))
 	cni, cniNames := startCNI(ctx, cfg, cniDeps{driver: drv, ipam: ipm, store: st, cluster: cm, docker: dc}, log)
-	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs,
+	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs, policy: pol,
 		overlay: ov, cni: cni, cniNames: cniNames})
 
 	select {

@@ -90,6 +90,23 @@ func TestInterfaceNetworksSkipsPodnetLinks(t *testing.T) {
 	}
 }
 
+func TestEnsureBridgeNetfilter(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	ns := testutil.NewNetNS(t)
+	k := &link.Kernel{NL: ns.NL, ProcSys: "/proc/sys"}
+	ns.MustExec(t, "ip", "link", "add", "br0", "type", "bridge")
+	if out := ns.MustExec(t, "ip", "-d", "link", "show", "br0"); !strings.Contains(out, "nf_call_iptables 0") {
+		t.Skipf("a new bridge already has nf_call_iptables set, nothing to show: %s", out)
+	}
+	if err := ns.Do(func() error { return k.EnsureBridgeNetfilter("br0") }); err != nil {
+		t.Fatal(err)
+	}
+	out := ns.MustExec(t, "ip", "-d", "link", "show", "br0")
+	if !strings.Contains(out, "nf_call_iptables 1") || !strings.Contains(out, "nf_call_ip6tables 1") {
+		t.Fatalf("ip -d link show br0: %s", out)
+	}
+}
+
 func TestHasLocalAddrSeesOnlyTheHostAddress(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	ns := testutil.NewNetNS(t)

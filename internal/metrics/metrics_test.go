@@ -74,6 +74,10 @@ func TestRegistry(t *testing.T) {
 	reg := NewRegistry("v1.2.3")
 	SetIPAMUsage(func() []PoolUsage { return []PoolUsage{{Pool: "10.1.0.0/16", Blocks: 2, Addresses: 5}} })
 	t.Cleanup(func() { SetIPAMUsage(nil) })
+	SetPolicyDenials(func() []PolicyDenial {
+		return []PolicyDenial{{Policy: "db", Direction: "ingress", Packets: 3}, {Direction: "egress", Packets: 1}}
+	})
+	t.Cleanup(func() { SetPolicyDenials(nil) })
 	SetBGPSessions(func() []BGPSession { return []BGPSession{{Peer: "tor", Up: true, Routes: 3}} })
 	t.Cleanup(func() { SetBGPSessions(nil) })
 	for _, s := range all {

@@ -43,7 +43,7 @@ kill_registered() {
 # hand-built VXLAN path), if present.
 del_own_netns() {
 	local ns
-	for ns in "$RAW_A" "$RAW_B" "$HV_CA" "$HV_CB" "$B11_LAN" "${SVC_NS[@]}"; do
+	for ns in "$RAW_A" "$RAW_B" "$HV_CA" "$HV_CB" "$B11_LAN" "${SVC_NS[@]}" "${POL_NS[@]}"; do
 		[[ -e /run/netns/$ns ]] && { ip netns del "$ns" 2>/dev/null || warn "cannot delete netns $ns"; }
 	done
 	return 0

@@ -15,6 +15,12 @@
 //	                                100 ms for SECS seconds; fail if any
 //	                                echo is missing or late (> 2 s)
 //	netcheck connect HOST:PORT      TCP connect (2 s); fail if it does not
+//	netcheck probe MS ADDR...       TCP connect to every ADDR at once (MS ms
+//	                                each); print "ADDR ok|refused|timeout"
+//	netcheck keep-trying ADDR SECS [MS]
+//	                                TCP connect (MS ms, default 200) every
+//	                                50 ms for SECS seconds; print how many
+//	                                connected and when the first did
 //	netcheck dns SERVER NAME        A query over UDP (2 s): print the rcode
 //	                                and addresses; fail on no answer
 //	netcheck syn-flood ADDR:PORT COUNT SRC-CIDR
@@ -65,6 +71,18 @@ func main() {
 		err = stream(os.Args[2], time.Duration(secs)*time.Second)
 	case "connect":
 		err = connect(os.Args[2])
+	case "probe":
+		err = probe(os.Args[2], os.Args[3:])
+	case "keep-trying":
+		secs := 3
+		if len(os.Args) > 3 {
+			_, _ = fmt.Sscanf(os.Args[3], "%d", &secs)
+		}
+		dial := 200
+		if len(os.Args) > 4 {
+			_, _ = fmt.Sscanf(os.Args[4], "%d", &dial)
+		}
+		keepTrying(os.Args[2], time.Duration(secs)*time.Second, time.Duration(dial)*time.Millisecond)
 	case "dns":
 		if len(os.Args) < 4 {
 			err = fmt.Errorf("usage: netcheck dns SERVER NAME")

@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -20,6 +22,71 @@ func connect(addr string) error {
 	c.Close()
 	fmt.Printf("connected to %s\n", addr)
 	return nil
+}
+
+// probe connects to every addr at once, each with a timeout of ms
+// milliseconds, and prints one line per addr in the order given: ok,
+// refused (a reset: something answered) or timeout (no answer: dropped).
+func probe(ms string, addrs []string) error {
+	n, err := strconv.Atoi(ms)
+	if err != nil || n < 1 {
+		return fmt.Errorf("probe timeout %q: want milliseconds", ms)
+	}
+	res := make([]string, len(addrs))
+	done := make(chan struct{})
+	for i, a := range addrs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c, err := net.DialTimeout("tcp", a, time.Duration(n)*time.Millisecond)
+			switch {
+			case err == nil:
+				c.Close()
+				res[i] = "ok"
+			case isRefused(err):
+				res[i] = "refused"
+			default:
+				res[i] = "timeout"
+			}
+		}()
+	}
+	for range addrs {
+		<-done
+	}
+	for i, a := range addrs {
+		fmt.Printf("%s %s\n", a, res[i])
+	}
+	return nil
+}
+
+func isRefused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && errors.Is(op.Err, syscall.ECONNREFUSED)
+}
+
+// keepTrying connects to addr every 50 ms (dial each) for d and prints
+// how many attempts connected and when the first did: a container that
+// must be isolated from its first packet runs it first thing, and one
+// whose address must reach other hosts' allow lists measures how soon it
+// did.
+func keepTrying(addr string, d, dial time.Duration) {
+	ok, tries := 0, 0
+	start := time.Now()
+	first := time.Duration(-1)
+	for end := start.Add(d); time.Now().Before(end); tries++ {
+		if c, err := net.DialTimeout("tcp", addr, dial); err == nil {
+			c.Close()
+			if ok == 0 {
+				first = time.Since(start)
+			}
+			ok++
+		}
+		if ok == 0 {
+			time.Sleep(10 * time.Millisecond) // until the first: fine-grained
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	fmt.Printf("connected %d of %d first %d ms\n", ok, tries, first.Milliseconds())
 }
 
 // dnsQuery asks server (ip or ip:port) for name's A records over UDP, one

@@ -51,9 +51,10 @@ func (o *Overlay) EnsureNetwork(n Network) (string, error) {
 }
 
 // RemoveNetwork forgets the network and deletes its VXLAN device, which
-// takes the device's routes, neighbors and FDB entries along; its other
-// routes (direct routing over the underlay, addresses routed to the bridge)
-// and proxy entries are deleted too. An unknown network is not an error.
+// takes the device's routes, neighbors, FDB entries and addresses along;
+// its other routes (direct routing over the underlay, addresses routed to
+// the bridge, routes into WireGuard), proxy entries and tunnel addresses
+// on devices that stay are deleted too. An unknown network is not an error.
 func (o *Overlay) RemoveNetwork(id string) error {
 	o.kmu.Lock()
 	defer o.kmu.Unlock()
@@ -89,6 +90,17 @@ func (o *Overlay) RemoveNetwork(id string) error {
 			}
 		}
 	}
+	// The tunnel addresses go now, not with the next pass: on a device
+	// that stays (a VNI another network shares, pnwg) they would
+	// otherwise outlive the network until then.
+	var tunnelDevs []string
+	if shared {
+		tunnelDevs = append(tunnelDevs, DeviceName(n.VNI))
+	}
+	if o.wg != nil {
+		tunnelDevs = append(tunnelDevs, o.wg.Name())
+	}
+	errs = append(errs, removeTunnels(nk, n.Tunnels, tunnelDevs)...)
 	if br, err := o.k.NL.LinkByName(n.Bridge); err == nil && n.Bridge != "" {
 		proxies, err := nk.listProxy(br.Attrs().Index)
 		if err != nil {

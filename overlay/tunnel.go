@@ -1,8 +1,11 @@
 package overlay
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/podnet/podnet/internal/link"
 )
 
 // This host's tunnel addresses on podnet's devices (see "This host's own
@@ -84,4 +87,27 @@ func (p *program) deleteAddrs() {
 			}
 		}
 	}
+}
+
+// removeTunnels takes a removed network's tunnel addresses off the
+// devices that stay (RemoveNetwork): ip addr del T/LEN dev DEV. A
+// missing device or address is no error (a delete tolerates absence).
+func removeTunnels(nk nlKernel, tunnels []netip.Addr, devs []string) []error {
+	var errs []error
+	for _, dev := range devs {
+		l, err := nk.h.LinkByName(dev)
+		if link.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove tunnel addresses from %s: %w", dev, err))
+			continue
+		}
+		for _, a := range tunnels {
+			if err := nk.delAddr(l.Attrs().Index, netip.PrefixFrom(a, a.BitLen())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
 }

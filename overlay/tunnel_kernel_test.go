@@ -140,3 +140,59 @@ func TestHostReachesRemotePods(t *testing.T) {
 		t.Logf("host1 → %s from %s in %v", c2.addr, tunnel, took)
 	}
 }
+
+// A restarted podnetd finds the tunnel addresses and the routes naming
+// them in place and changes nothing; removing the network takes both
+// away, a second removal is no error, and a device that stays (pnwg, a
+// shared VNI) loses the removed network's tunnel addresses at once.
+func TestTunnelAddressesRestartAndRemove(t *testing.T) {
+	o, ns, k := offlineOverlay(t)
+	f := tunnelFixture()
+	f.v.keys = map[string]hostKey{}
+	n := tunnelNet(false)
+	_, err := o.EnsureNetwork(n)
+	must(t, err)
+	o.view = f.v
+	_, err = o.sync(syncOptions{full: true})
+	must(t, err)
+
+	restarted, err := New(Config{Host: "a", Store: o.st, Kernel: k, Logger: o.log, Underlay: o.underlay,
+		Sysctl: func(string, string) error { return nil }})
+	must(t, err)
+	_, err = restarted.EnsureNetwork(n)
+	must(t, err)
+	restarted.view = f.v
+	if ch, err := restarted.sync(syncOptions{full: true}); err != nil || ch.Total() != 0 {
+		t.Fatalf("first pass after a restart changed %+v (%v), want nothing", ch, err)
+	}
+	if got, want := deviceAddrs(t, ns, "pnx42"), []string{"10.1.0.5/32", "fd00:1::5/128"}; !slices.Equal(got, want) {
+		t.Fatalf("after the restart pnx42 holds %v, want %v", got, want)
+	}
+
+	must(t, restarted.RemoveNetwork(n.ID))
+	routes, err := nlKernel{h: ns.NL}.listRoutes()
+	must(t, err)
+	for _, r := range routes {
+		if dst, ok := ipNetToPrefix(r.Dst); ok && inPools(dst, n.Pools) || r.Src != nil {
+			t.Errorf("route %s (src %v) survived the network", r.Dst, r.Src)
+		}
+	}
+	must(t, restarted.RemoveNetwork(n.ID))
+
+	// A device that stays: the addresses go, absent ones and devices are
+	// no error.
+	eth1, err := ns.NL.LinkByName("eth1")
+	must(t, err)
+	for _, a := range []string{"10.1.0.5/32", "fd00:1::5/128", "10.9.9.9/32"} {
+		must(t, ns.NL.AddrAdd(eth1, mustAddr(a)))
+	}
+	nk := nlKernel{h: ns.NL}
+	for range 2 {
+		if errs := removeTunnels(nk, n.Tunnels, []string{"eth1", "pnwg"}); len(errs) != 0 {
+			t.Fatalf("removeTunnels: %v", errs)
+		}
+	}
+	if got := deviceAddrs(t, ns, "eth1"); !slices.Equal(got, []string{"10.9.9.9/32"}) {
+		t.Fatalf("eth1 holds %v after its tunnel addresses were removed, want only 10.9.9.9/32", got)
+	}
+}

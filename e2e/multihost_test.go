@@ -119,6 +119,9 @@ func TestVXLANAcrossHosts(t *testing.T) {
 			// from its tunnel address in the network: routed back to a
 			// through the overlay, where the reply is accepted.
 			tunnel := routeSource(t, l, a, dst)
+			if out := l.MustExec(t, a, "ip", "-o", "addr", "show", "to", tunnel+"/32"); !strings.Contains(out, " pnx") {
+				t.Fatalf("%s: its tunnel address %s is not on the VXLAN device: %q", a, tunnel, out)
+			}
 			out, err = l.Exec(a, "netcheck", "stream", dst+":9000", "1")
 			if err != nil || !strings.Contains(out, "stream ok") {
 				t.Fatalf("TCP from host %s itself -> %s: %v %s", a, b, err, out)
@@ -165,6 +168,9 @@ func TestVXLANAcrossHosts(t *testing.T) {
 		}
 		if rs := overlayRoutes(t, l, h); len(rs) != 0 {
 			t.Fatalf("%s: routes left: %v", h, rs)
+		}
+		if out := l.MustExec(t, h, "ip", "-o", "addr", "show"); strings.Contains(out, " 10.244.") {
+			t.Fatalf("%s: addresses of the removed network left (tunnel address?):\n%s", h, out)
 		}
 	}
 	for _, p := range []string{"pools/", "ipam/", "lnets/", "vnis/", "networks/", "endpoints/", "epmeta/"} {

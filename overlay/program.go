@@ -96,6 +96,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	}
 	o.ifindex = p.ifindex
 	o.mu.Lock()
+	first := o.stats.Syncs == 0
 	o.stats.Syncs++
 	o.stats.LastSync = time.Now()
 	o.stats.LastSyncDuration = time.Since(start)
@@ -103,7 +104,12 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	o.stats.Errors += len(p.errs)
 	o.mu.Unlock()
 	p.observe(opts.full, start, remote)
-	if n := p.changes.Total(); n > 0 || err != nil {
+	switch n := p.changes.Total(); {
+	case first:
+		// What a restart found out of place (0: nothing): an operator's,
+		// and a test's, proof that a restart is idempotent.
+		o.log.Info("first overlay pass", "changes", n, "errors", len(p.errs), "took", time.Since(start))
+	case n > 0 || err != nil:
 		o.log.Debug("overlay synced", "changes", n, "errors", len(p.errs), "took", time.Since(start))
 	}
 	return p.changes, err

@@ -25,8 +25,12 @@
 #      WireGuard with a key nobody knows;
 #   5. h2's key changes (data dir key removed): h1 has the new key as a
 #      peer within 1 s of h2 registering it, the old one is gone;
-#   6. podnetd restarts on both ends keep an established connection;
-#   7. h3 stops: once its lease expires it is in no peer list.
+#   6. podnetd restarts on both ends keep an established connection; h1's
+#      restart changes nothing in its kernel (its first pass reports zero
+#      changes, the tunnel addresses on pnwg stay);
+#   7. h3 stops: once its lease expires it is in no peer list;
+#   8. removing the direct-routing network on h1 takes its tunnel
+#      addresses off pnwg and its routes away; the other network's stay.
 set -u
 # shellcheck source=test/vm/lib.sh
 . /podnet/lib.sh
@@ -74,6 +78,8 @@ logs_have() { dk "$1" logs "$2" 2>&1 | grep -q "$3"; }
 host_echo() { echo "$3" | host_exec "$1" busybox nc -w 3 "$2" 9000 | grep -q "$3"; }
 # tunnel_src I NET: the source of host I's routes into NET (its tunnel
 # address there), as ip route shows it.
+# pnwg_addrs I: the addresses on host I's pnwg, sorted, one a line.
+pnwg_addrs() { host_exec "$1" ip -o addr show dev pnwg | awk '{print $4}' | grep -v '^fe80' | sort; }
 tunnel_src() { host_exec "$1" ip route show proto 152 | grep "^$2" | sed -n 's/.* src \([0-9a-f.:]*\).*/\1/p' | head -1; }
 
 say "start at $(cut -d' ' -f1 /proc/uptime)s"
@@ -263,13 +269,22 @@ dk 1 exec -d c1 sh -c "busybox tail -f /in | nc $ip2 9000 >/out" || fail "c1: nc
 echoed() { dk 1 exec c1 busybox grep -q "$1" /out; }
 dk 1 exec c1 sh -c 'echo before-the-restarts >>/in'
 wait_until "one TCP connection c1 → c2 carries a line" 30 echoed before-the-restarts
+addrs_before=$(pnwg_addrs 1)
+logged=$(wc -l </tmp/h1-podnetd.log)
 podnetd_stop 1
 podnetd_start 1
+# shellcheck disable=SC2317
+first_pass() { tail -n "+$((logged + 1))" /tmp/h1-podnetd.log | grep "first overlay pass"; }
+wait_until "h1's first overlay pass after its restart" 60 first_pass
+first_pass | grep -q " changes=0 errors=0 " || fail "h1's restart changed its kernel state: $(first_pass)
+$(tail -n "+$((logged + 1))" /tmp/h1-podnetd.log | grep -E 'address (added|removed)|route (added|replaced|removed)' | head -5)"
+[ "$(pnwg_addrs 1)" = "$addrs_before" ] || fail "h1's pnwg addresses changed across its restart: '$addrs_before' → '$(pnwg_addrs 1)'"
 podnetd_stop 2 KILL
 podnetd_start 2
 dk 1 exec c1 sh -c 'echo after-the-restarts >>/in'
 wait_until "the same connection carries a line after the restarts" 30 echoed after-the-restarts
-say "ok: one TCP connection c1 → c2 kept across podnetd restarts on h1 (TERM) and h2 (KILL)"
+wait_until "h1 itself → c2 after the restarts" 30 host_echo 1 "$ip2" host-after-restarts
+say "ok: one TCP connection c1 → c2 kept across podnetd restarts on h1 (TERM) and h2 (KILL); h1's restart changed nothing in its kernel (tunnel addresses $(echo "$addrs_before" | tr "\n" " ")kept)"
 
 # --- 7. h3 leaves.
 podnetd_stop 3 KILL
@@ -279,6 +294,21 @@ pctl 1 host rm h3 >/dev/null || fail "host rm h3"
 pctl 1 host ls | grep -q '^h3 ' && fail "h3 still listed after host rm"
 wait_until "c1 → c2 after h3 left" 30 ping_c 1 c1 "$ip2"
 say "ok: a host that left is in no peer list"
+
+# --- 8. Removing a network on h1 takes its tunnel addresses off pnwg
+# (which stays, for the other network) and its routes away.
+dk 1 rm -f d1 >/dev/null || fail "rm d1"
+dk 1 network rm direct >/dev/null || fail "h1: network rm direct"
+left=$(pnwg_addrs 1)
+case " $(echo "$left" | tr "\n" " ") " in
+*" $t1d/"* | *" $t1v6/"*) fail "the removed network's tunnel addresses remain on h1's pnwg: $left" ;;
+*" $t1/"*) ;;
+*) fail "the remaining network's tunnel address $t1 left h1's pnwg: $left" ;;
+esac
+host_exec 1 ip route show proto 152 | grep -q '^10\.245\.' && fail "h1 still routes the removed network: $(host_exec 1 ip route show proto 152)"
+host_exec 1 ip -6 route show proto 152 | grep -q '^fd00:245:' && fail "h1 still routes the removed network over IPv6: $(host_exec 1 ip -6 route show proto 152)"
+wait_until "h1 itself → c2 after the other network went" 30 host_echo 1 "$ip2" host-after-removal
+say "ok: removing a network took its tunnel addresses ($t1d, $t1v6) off pnwg and its routes away; $t1 stays"
 
 say "PASS: WireGuard encryption end to end in the guest ($(cut -d' ' -f1 /proc/uptime)s)"
 exit 0

@@ -125,7 +125,11 @@
 // source. A full pass adds missing addresses before routes and removes
 // the ones nobody wants after them (addresses of pnx<VNI> and pnwg other
 // than IPv6 link-local ones are podnet's): a network removed, a tunnel
-// address released, encryption switched on or off. A side effect: pods
+// address released, encryption switched on or off. RemoveNetwork does
+// not wait for that pass: it takes the network's tunnel addresses off
+// the devices that stay (pnwg) along with its routes. A restart finds
+// addresses and routes in place and changes nothing (the first pass
+// logs its count of changes). A side effect: pods
 // on other hosts reach this host at its tunnel address, as local pods
 // reach it at the gateway.
 //

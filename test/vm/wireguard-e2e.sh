@@ -168,16 +168,16 @@ host_exec 1 ip -4 route show proto 152 | grep "^10.245" | grep -q "dev pnwg" ||
 wait_until "encrypted: h1 itself → c2 (vxlan)" 60 host_echo 1 "$ip2" host-encrypted
 wait_until "encrypted: h1 itself → d2 (direct routing)" 60 host_echo 1 "$dip2" host-encrypted-direct
 wait_until "encrypted: h1 itself → d2 over IPv6 ($dip6)" 60 host_echo 1 "$dip6" host-encrypted-v6
-t1=$(tunnel_src 1 10.244.) t1d=$(tunnel_src 1 10.245.) t1v6=$(host_exec 1 ip -6 route show proto 152 | grep '^fd00:245:' |
+tun1=$(tunnel_src 1 10.244.) tun1d=$(tunnel_src 1 10.245.) tun1v6=$(host_exec 1 ip -6 route show proto 152 | grep '^fd00:245:' |
 	sed -n 's/.* src \([0-9a-f:]*\).*/\1/p' | head -1)
-[ -n "$t1" ] && [ -n "$t1d" ] && [ -n "$t1v6" ] || fail "h1's routes into pnwg without a source: $(host_exec 1 ip route show proto 152; host_exec 1 ip -6 route show proto 152)"
-for a in "$t1" "$t1d" "$t1v6"; do
+[ -n "$tun1" ] && [ -n "$tun1d" ] && [ -n "$tun1v6" ] || fail "h1's routes into pnwg without a source: $(host_exec 1 ip route show proto 152; host_exec 1 ip -6 route show proto 152)"
+for a in "$tun1" "$tun1d" "$tun1v6"; do
 	host_exec 1 ip addr show dev pnwg | grep -q " $a/" || fail "tunnel address $a not on pnwg: $(host_exec 1 ip addr show dev pnwg)"
 done
-logs_have 2 c2 "from $t1:" || fail "c2 did not see h1 as its tunnel address $t1: $(dk 2 logs c2 2>&1 | tail -3)"
-logs_have 2 d2 "from $t1d:" || fail "d2 did not see h1 as its tunnel address $t1d: $(dk 2 logs d2 2>&1 | tail -3)"
-logs_have 2 d2 "from \[$t1v6\]:" || fail "d2 did not see h1 as its tunnel address $t1v6: $(dk 2 logs d2 2>&1 | tail -3)"
-say "ok: h1's own processes reach pods on h2 from its tunnel addresses $t1, $t1d, $t1v6 (on pnwg)"
+logs_have 2 c2 "from $tun1:" || fail "c2 did not see h1 as its tunnel address $tun1: $(dk 2 logs c2 2>&1 | tail -3)"
+logs_have 2 d2 "from $tun1d:" || fail "d2 did not see h1 as its tunnel address $tun1d: $(dk 2 logs d2 2>&1 | tail -3)"
+logs_have 2 d2 "from \[$tun1v6\]:" || fail "d2 did not see h1 as its tunnel address $tun1v6: $(dk 2 logs d2 2>&1 | tail -3)"
+say "ok: h1's own processes reach pods on h2 from its tunnel addresses $tun1, $tun1d, $tun1v6 (on pnwg)"
 pctl 1 service create echo --selector app=echo --port 9000 --type NodePort --node-port 30090 >/dev/null ||
 	fail "service create"
 # shellcheck disable=SC2317
@@ -301,14 +301,14 @@ dk 1 rm -f d1 >/dev/null || fail "rm d1"
 dk 1 network rm direct >/dev/null || fail "h1: network rm direct"
 left=$(pnwg_addrs 1)
 case " $(echo "$left" | tr "\n" " ") " in
-*" $t1d/"* | *" $t1v6/"*) fail "the removed network's tunnel addresses remain on h1's pnwg: $left" ;;
-*" $t1/"*) ;;
-*) fail "the remaining network's tunnel address $t1 left h1's pnwg: $left" ;;
+*" $tun1d/"* | *" $tun1v6/"*) fail "the removed network's tunnel addresses remain on h1's pnwg: $left" ;;
+*" $tun1/"*) ;;
+*) fail "the remaining network's tunnel address $tun1 left h1's pnwg: $left" ;;
 esac
 host_exec 1 ip route show proto 152 | grep -q '^10\.245\.' && fail "h1 still routes the removed network: $(host_exec 1 ip route show proto 152)"
 host_exec 1 ip -6 route show proto 152 | grep -q '^fd00:245:' && fail "h1 still routes the removed network over IPv6: $(host_exec 1 ip -6 route show proto 152)"
 wait_until "h1 itself → c2 after the other network went" 30 host_echo 1 "$ip2" host-after-removal
-say "ok: removing a network took its tunnel addresses ($t1d, $t1v6) off pnwg and its routes away; $t1 stays"
+say "ok: removing a network took its tunnel addresses ($tun1d, $tun1v6) off pnwg and its routes away; $tun1 stays"
 
 say "PASS: WireGuard encryption end to end in the guest ($(cut -d' ' -f1 /proc/uptime)s)"
 exit 0

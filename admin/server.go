@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/podnet/podnet/internal/httpbody"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/podnet/podnet/internal/fault"
+	"github.com/podnet/podnet/internal/httpbody"
 )
 
 // Handler answers one admin call. The server has read r.Body already
@@ -23,12 +25,6 @@ type Handler func(ctx context.Context, r *http.Request) (any, error)
 
 // Routes maps "METHOD /path" to handlers, e.g. "GET /v1/networks".
 type Routes map[string]Handler
-
-// UserError marks an error caused by the request (HTTP 400), not podnetd.
-type UserError struct{ Err error }
-
-func (e UserError) Error() string { return e.Err.Error() }
-func (e UserError) Unwrap() error { return e.Err }
 
 // bodyTimeout bounds how long a request body may take to arrive, and
 // maxBody its size: service files for apply -f are the largest, and
@@ -80,9 +76,8 @@ func Serve(ctx context.Context, path string, routes Routes, log *slog.Logger) er
 			v, err := h(ctx, r)
 			if err != nil {
 				status := http.StatusInternalServerError
-				var ue UserError
-				if errors.As(err, &ue) {
-					status = http.StatusBadRequest
+				if errors.Is(err, fault.ErrInvalid) {
+					status = http.StatusBadRequest // the caller's fault (package fault)
 				}
 				log.Warn("admin request failed", "path", r.URL.Path, "err", err)
 				w.WriteHeader(status)

@@ -30,6 +30,12 @@ type ServiceSpec struct {
 	SessionAffinityConfig *SessionAffinityConfig `json:"sessionAffinityConfig,omitempty" yaml:"sessionAffinityConfig,omitempty"`
 	// ExternalTrafficPolicy is Cluster (default) or Local.
 	ExternalTrafficPolicy string `json:"externalTrafficPolicy,omitempty" yaml:"externalTrafficPolicy,omitempty"`
+	// HealthCheckNodePort (Local only; default allocated from 30000-32767)
+	// is where every host answers HTTP for the service: 200 with the
+	// number of its local endpoints, 503 with none (kube-proxy's
+	// healthCheckNodePort), so an outside load balancer picks hosts with
+	// endpoints.
+	HealthCheckNodePort int `json:"healthCheckNodePort,omitempty" yaml:"healthCheckNodePort,omitempty"`
 }
 
 // ServicePortSpec is one port of a ServiceSpec.
@@ -160,8 +166,8 @@ type ServiceAgentStatus struct {
 	Synced     bool      `json:"synced"`
 	LastSync   time.Time `json:"lastSync,omitzero"`
 	// LastSyncDuration is how long the data plane took to take the whole
-	// set at LastSync (SetServices: after a restart, the one batch that
-	// replaces the rules the previous podnetd left).
+	// set at LastSync (a Replace: after a restart, the one batch that
+	// brings the rules the previous podnetd left up to date).
 	LastSyncDuration time.Duration `json:"lastSyncDuration,omitempty"`
 	Services         int           `json:"services"`
 	Failing          []string      `json:"failing,omitempty"`

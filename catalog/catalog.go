@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/store"
 )
 
@@ -102,6 +103,10 @@ type Catalog struct {
 func (c *Catalog) Reserved(a netip.Addr) string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	return c.reservedOf(a)
+}
+
+func (c *Catalog) reservedOf(a netip.Addr) string {
 	for _, addrs := range c.reserved {
 		if why, ok := addrs[a]; ok {
 			return why
@@ -133,13 +138,13 @@ func New(self string, v6 bool, log *slog.Logger) *Catalog {
 		polSignal: make(chan struct{}, 1)}
 }
 
-// Run follows etcd until ctx ends.
-func (c *Catalog) Run(ctx context.Context, st *store.Store) {
-	var wg sync.WaitGroup
+// Run reads its prefixes from feeds (shared with the overlay and the
+// cluster DNS) until ctx ends.
+func (c *Catalog) Run(ctx context.Context, feeds *feed.Hub) {
 	for _, p := range catalogPrefixes {
-		wg.Go(func() { st.Follow(ctx, p, catalogFollower{c: c, prefix: p}) })
+		defer feeds.Subscribe(p, catalogFollower{c: c, prefix: p})()
 	}
-	wg.Wait()
+	<-ctx.Done()
 }
 
 // Load builds a one-shot catalog from a listing of etcd.
@@ -176,20 +181,30 @@ func (c *Catalog) ServiceNames() []string {
 	return slices.Sorted(maps.Keys(c.services))
 }
 
-// Service returns the record of service name. It is shared: read it,
-// never change it (an update replaces the record, so it stays as read).
-func (c *Catalog) Service(name string) (*store.Service, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	s, ok := c.services[name]
-	return s, ok
-}
-
 // Alive reports whether host holds its liveness lease.
 func (c *Catalog) Alive(host string) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.alive[host]
+}
+
+// HostCounts counts the registered hosts (a hosts/ record with an
+// underlay address) that hold their liveness lease and those that do not;
+// loaded is false until both prefixes have been read once (an empty view
+// would count nobody). podnetd exports it as podnet_hosts: from the
+// metrics of any host, a host that stopped renewing its lease shows as
+// down, even when it is the one Prometheus cannot reach.
+func (c *Catalog) HostCounts() (alive, down int, loaded bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for h := range c.underlay {
+		if c.alive[h] {
+			alive++
+		} else {
+			down++
+		}
+	}
+	return alive, down, c.loaded[store.HostsPrefix] && c.loaded[store.AlivePrefix]
 }
 
 // ServiceByVIP returns the service holding VIP a.
@@ -221,32 +236,18 @@ func (f catalogFollower) Changes(evs []store.Event) {
 func (c *Catalog) signal() {
 	c.gen.Add(1)
 	c.notifySubs()
+	c.notify()
+}
+
+func (c *Catalog) notify() {
 	select {
 	case c.changed <- struct{}{}:
 	default:
 	}
 }
 
-// MarkDirty marks service name to be recomputed again, keeping the time
-// of its oldest pending write (the agent's retry of a failed change).
-func (c *Catalog) MarkDirty(name string, at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.markDirty(name, at)
-}
-
 func (c *Catalog) markDirty(name string, at time.Time) {
 	if old, ok := c.dirty[name]; !ok || (!at.IsZero() && (old.IsZero() || at.Before(old))) {
 		c.dirty[name] = at
 	}
-}
-
-// TakeDirty returns the services to recompute (with the time of their
-// oldest pending change) and forgets them; all means every service.
-func (c *Catalog) TakeDirty() (map[string]time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, all := c.dirty, c.all
-	c.dirty, c.all = map[string]time.Time{}, false
-	return d, all
 }

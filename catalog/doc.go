@@ -7,8 +7,8 @@
 // copy (Load) answers `podnetctl service get` (package registry).
 //
 // It knows nothing of the data plane: it hands out service records and
-// their ready endpoints (Ready), and the agent turns them into the data
-// plane's services. The LoadBalancer announcers (package lbannounce)
+// their ready endpoints (ServiceState), and the agent turns them into the
+// data plane's services. The LoadBalancer announcers (package lbannounce)
 // read LoadBalancers (each address, its policy, the hosts with a ready
 // endpoint) and wake on Subscribe, a channel of their own beside the
 // agent's Changed.
@@ -29,16 +29,26 @@
 //     host, an --internal network's only there too, a macvlan/ipvlan
 //     network's on every other host and on its own only with host access.
 //     A host with no endpoint it can reach rejects at once (the data
-//     plane's reject) instead of timing out; Ready answers for host self,
-//     EndpointViews says from where (Reach) when not from everywhere.
+//     plane's reject) instead of timing out; a ServiceState answers for
+//     host self, EndpointViews says from where (Reach) when not from
+//     everywhere.
 //   - The registered hosts' reserved addresses (store.Host.ReservedAddrs)
-//     are kept for the agent: no external IP may be one (Reserved).
-//   - Six store.Follow loops feed the catalog (services/, epmeta/,
-//     ctrmeta/, alive/, hosts/, networks/); indexes by label term, by host and by
+//     are kept for the agent: no external IP may be one (ServiceState's
+//     ReservedExternalIPs, Reserved).
+//   - Six prefixes feed the catalog (services/, epmeta/, ctrmeta/,
+//     alive/, hosts/, networks/), read from podnetd's shared feeds
+//     (package feed: the overlay and the cluster DNS read alive/, hosts/
+//     and epmeta/ from the same follower, so a host is alive for all of
+//     them at once); indexes by label term, by host and by
 //     shared stack turn each event into the few services it can affect,
 //     which it marks dirty (with the write time of the oldest change) for
-//     the agent to take (TakeDirty). A rewrite with a new timestamp, or a
+//     the agent to take (TakeDelta). A rewrite with a new timestamp, or a
 //     change to a container no service selects, marks nothing.
+//   - The catalog owns its lock. Readers get copies taken under it
+//     (snapshot.go): one service's state (Lookup: its record and ready
+//     endpoints), all of them (Snapshot), or the states of the services
+//     marked since the last TakeDelta, all consistent with one instant of
+//     the view; none of them sees the maps behind it.
 //   - Network policies (selections.go). The catalog also follows
 //     policies/ and registers every label selector a policy uses (its
 //     podSelector and its peers') as a selection, under the selector's

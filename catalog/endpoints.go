@@ -147,19 +147,10 @@ type Endpoint struct {
 	Local bool
 }
 
-// Ready returns s's ready endpoints that host self can reach: running
+// readyEndpoints deduplicates the ready addresses self reaches (running
 // and healthy containers on live hosts, on networks that carry self's
-// traffic to them (reach.go), deduplicated by address (containers
-// sharing one stack, host-mode containers of one host), sorted by
-// address.
-func (c *Catalog) Ready(s *store.Service) []Endpoint {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return readyEndpoints(c.resolveLocked(s), c.self)
-}
-
-// readyEndpoints deduplicates the ready addresses self reaches, sorted by
-// address; Local is set when the address is on host self.
+// traffic to them: reach.go), sorted by address; Local is set when the
+// address is on host self.
 func readyEndpoints(rs []resolved, self string) []Endpoint {
 	var out []Endpoint
 	for _, r := range rs {

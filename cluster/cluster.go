@@ -11,6 +11,7 @@ import (
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/lnet"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
@@ -40,13 +41,9 @@ func New(st *store.Store, ipam HostReleaser, log *slog.Logger) *Manager {
 	return &Manager{st: st, ipam: ipam, log: log}
 }
 
-// InputError is a request the operator must fix (HTTP 400).
-type InputError struct{ Err error }
-
-func (e InputError) Error() string { return e.Err.Error() }
-func (e InputError) Unwrap() error { return e.Err }
-
-func inputf(format string, args ...any) error { return InputError{Err: fmt.Errorf(format, args...)} }
+// inputf is a request the operator must fix (podnet's one kind of
+// caller's fault: HTTP 400).
+func inputf(format string, args ...any) error { return fault.Invalidf(format, args...) }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
@@ -62,14 +59,14 @@ func (m *Manager) CreateNetwork(ctx context.Context, spec admin.NetworkSpec) (ad
 	}
 	ns, err := specOf(spec)
 	if err != nil {
-		return admin.NetworkStatus{}, InputError{Err: err}
+		return admin.NetworkStatus{}, fault.Invalid(err)
 	}
 	n, err := netspec.Validate(ns, nil)
 	if err != nil {
-		return admin.NetworkStatus{}, InputError{Err: err}
+		return admin.NetworkStatus{}, fault.Invalid(err)
 	}
 	if err := checkParents(spec, n); err != nil {
-		return admin.NetworkStatus{}, InputError{Err: err}
+		return admin.NetworkStatus{}, fault.Invalid(err)
 	}
 	def := definitionOf(spec.Name, n, spec.Parents)
 	for _, p := range def.Subnets {

@@ -6,8 +6,10 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -36,8 +38,7 @@ func TestCreateNetworkValidatesAndDefines(t *testing.T) {
 		{admin.NetworkSpec{Name: "n", Mode: "bridge", Subnets: []string{"10.1.0.0/16"}, VNI: 9}, "vxlan only"},
 	} {
 		_, err := m.CreateNetwork(ctx, c.spec)
-		var ie InputError
-		if !errors.As(err, &ie) || !strings.Contains(err.Error(), c.want) {
+		if !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
 			t.Fatalf("%+v: got %v, want an input error containing %q", c.spec, err, c.want)
 		}
 	}
@@ -82,7 +83,8 @@ func TestRemoveNetworkRefusesWithContainersAndThenMarks(t *testing.T) {
 }
 
 func TestRemoveHost(t *testing.T) {
-	st := storetest.New(t)
+	e := storetest.Start(t)
+	st := e.Client(t, "")
 	ip := &fakeIPAM{}
 	m := New(st, ip, nil)
 	ctx := context.Background()
@@ -104,6 +106,16 @@ func TestRemoveHost(t *testing.T) {
 	if n, _ := st.Count(ctx, ""); n != 0 {
 		kvs, _, _ := st.List(ctx, "")
 		t.Fatalf("keys left: %+v", kvs)
+	}
+	if err := m.RemoveHost(ctx, "h3"); !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), "no host h3 is known") {
+		t.Fatalf("removing it again: %v, want the caller's fault naming it", err)
+	}
+	// etcd down: its trouble, never "no such host" (HTTP 400).
+	e.Stop()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := m.RemoveHost(cctx, "h3"); err == nil || errors.Is(err, fault.ErrInvalid) {
+		t.Fatalf("with etcd down: %v, want an error that is not the caller's fault", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -106,8 +107,10 @@ func (m *Manager) RemoveHost(ctx context.Context, name string) error {
 	if _, ok := alive[name]; ok {
 		return inputf("host %s is alive (its podnetd holds a liveness lease): stop its podnetd first, or wait for the lease to expire", name)
 	}
-	if _, err := m.st.Get(ctx, store.HostKey(name), nil); err != nil {
+	if _, err := m.st.Get(ctx, store.HostKey(name), nil); errors.Is(err, store.ErrNotFound) {
 		return inputf("no host %s is known (podnetctl host ls lists them)", name)
+	} else if err != nil {
+		return fmt.Errorf("read host %s: %w", name, err) // etcd's trouble, not the caller's
 	}
 	nets, _, err := m.st.List(ctx, store.NetworksPrefix(name))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
@@ -24,8 +25,7 @@ func TestCreateNetworkStoresNothingTheDriverWouldRefuse(t *testing.T) {
 	typo := admin.NetworkSpec{Name: "typo2", Mode: "vxlan", Subnets: []string{"10.71.0.0/16"},
 		Options: map[string]string{"podnet.masqurade": "false"}}
 	_, err := m.CreateNetwork(ctx, typo)
-	var ie InputError
-	if !errors.As(err, &ie) || !errors.Is(err, netspec.ErrInvalid) {
+	if !errors.Is(err, fault.ErrInvalid) {
 		t.Fatalf("got %v, want an input error", err)
 	}
 	_, driverErr := netspec.Validate(netspec.Spec{Options: map[string]string{"mode": "vxlan", "podnet.masqurade": "false"},
@@ -47,7 +47,7 @@ func TestCreateNetworkStoresNothingTheDriverWouldRefuse(t *testing.T) {
 		{Name: "mtus", Subnets: []string{"10.71.0.0/16"}, MTU: 1400, Options: map[string]string{"mtu": "1300"}},
 		{Name: "gwparse", Subnets: []string{"10.71.0.0/16"}, Gateways: map[string]string{"10.71.0.0/16": "ten"}},
 	} {
-		if _, err := m.CreateNetwork(ctx, spec); !errors.As(err, &ie) {
+		if _, err := m.CreateNetwork(ctx, spec); !errors.Is(err, fault.ErrInvalid) {
 			t.Errorf("%+v: got %v, want an input error", spec, err)
 		}
 	}

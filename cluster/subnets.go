@@ -3,6 +3,7 @@ package cluster
 import (
 	"net/netip"
 
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
@@ -44,7 +45,7 @@ func (m *Manager) checkSubnetSafe(p netip.Prefix, parent string) error {
 		host = nets
 	}
 	if err := netspec.CheckSafeBeside(p, host, parent); err != nil {
-		return InputError{Err: err}
+		return fault.Invalid(err)
 	}
 	return nil
 }

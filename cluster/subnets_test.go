@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -26,8 +27,7 @@ func TestCreateNetworkRefusesUnsafeSubnets(t *testing.T) {
 		"10.253.0.0/24": "interface eth0",
 	} {
 		_, err := m.CreateNetwork(ctx, admin.NetworkSpec{Name: "n", Mode: "vxlan", Subnets: []string{subnet}})
-		var ie InputError
-		if !errors.As(err, &ie) || !strings.Contains(err.Error(), want) {
+		if !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want an input error naming %s", subnet, err, want)
 		}
 	}
@@ -62,8 +62,7 @@ func TestCreateLANNetworkOnItsParentsSubnet(t *testing.T) {
 		{admin.NetworkSpec{Name: "a", Mode: "macvlan", Parent: "eth0", Options: map[string]string{"macvlan_mode": "loud"}, Subnets: []string{"10.9.0.0/24"}}, `option macvlan_mode="loud" is unknown: use one of bridge, private, vepa, passthru`},
 	} {
 		_, err := m.CreateNetwork(ctx, tc.spec)
-		var ie InputError
-		if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) {
+		if !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: got %v, want an input error saying %q", tc.spec, err, tc.want)
 		}
 	}

@@ -34,9 +34,10 @@
 //     costing only a local query every few seconds. A known name without a
 //     record of the asked type (AAAA of a v4-only container) is NOERROR with
 //     no answer, never NXDOMAIN, which would make resolvers give up on A.
-//   - The DNS server keeps everything in memory, fed by two store.Follow
-//     loops (epmeta/ and alive/): a query never waits on etcd, and when etcd
-//     is unreachable the last known state keeps being served.
+//   - The DNS server keeps everything in memory, fed by two prefixes
+//     (epmeta/ and alive/) read from podnetd's shared feeds (package feed,
+//     the catalog's and the overlay's too): a query never waits on etcd,
+//     and when etcd is unreachable the last known state keeps being served.
 //   - Who may ask: the host itself and its containers (podnet's networks,
 //     and Docker's own bridges), nobody else — neither the names nor forwarding
 //     are for outsiders. That rule is enforced in nftables, by the data

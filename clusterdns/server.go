@@ -16,13 +16,16 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/podnet/podnet/catalog"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/store"
 )
 
 // Config wires the cluster DNS server.
 type Config struct {
-	Store *store.Store
+	// Feeds are the etcd prefixes it reads (epmeta/, alive/), shared with
+	// the other readers of this podnetd.
+	Feeds *feed.Hub
 	// Listen is where to serve UDP and TCP, e.g. 10.96.0.10:53 (the
 	// caller puts the address on a local interface first).
 	Listen netip.AddrPort
@@ -62,8 +65,8 @@ type Server struct {
 
 // New checks cfg and builds the server; Run serves it.
 func New(cfg Config) (*Server, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("cluster DNS: no store")
+	if cfg.Feeds == nil {
+		return nil, errors.New("cluster DNS: no feeds of etcd")
 	}
 	if !cfg.Listen.IsValid() || cfg.Listen.Port() == 0 {
 		return nil, fmt.Errorf("cluster DNS: invalid listen address %q (want ip:port)", cfg.Listen)
@@ -142,10 +145,12 @@ func (d *Server) Run(ctx context.Context) error {
 	fctx, stopFollow := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	meta, alive := d.followers()
-	wg.Go(func() { d.cfg.Store.Follow(fctx, store.EndpointMetaPrefix(""), meta) })
-	wg.Go(func() { d.cfg.Store.Follow(fctx, store.AlivePrefix, alive) })
+	stopMeta := d.cfg.Feeds.Subscribe(store.EndpointMetaPrefix(""), meta)
+	stopAlive := d.cfg.Feeds.Subscribe(store.AlivePrefix, alive)
 	wg.Go(func() { d.saveLoop(fctx) })
 	defer func() {
+		stopMeta()
+		stopAlive()
 		stopFollow()
 		wg.Wait()
 	}()

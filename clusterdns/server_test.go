@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
@@ -67,7 +68,7 @@ func fakeUpstream(t *testing.T) string {
 // startDNS runs a cluster DNS for the test and returns its address.
 func startDNS(t *testing.T, st *store.Store, upstreams []string, tweak ...func(*Config)) (*Server, string) {
 	t.Helper()
-	cfg := Config{Store: st, Upstreams: upstreams}
+	cfg := Config{Feeds: feeds(t, st), Upstreams: upstreams}
 	for _, f := range tweak {
 		f(&cfg)
 	}
@@ -353,7 +354,7 @@ func TestDNSNoUpstreams(t *testing.T) {
 func TestDNSRunBindError(t *testing.T) {
 	st := storetest.New(t)
 	_, srv := startDNS(t, st, []string{})
-	d, err := New(Config{Store: st, Listen: netip.MustParseAddrPort(srv), Upstreams: []string{}, Logger: storetest.Logger(t)})
+	d, err := New(Config{Feeds: feeds(t, st), Listen: netip.MustParseAddrPort(srv), Upstreams: []string{}, Logger: storetest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,16 +373,16 @@ func TestDNSRunBindError(t *testing.T) {
 func TestNewConfig(t *testing.T) {
 	st := storetest.New(t)
 	listen := netip.MustParseAddrPort("10.96.0.10:53")
-	if _, err := New(Config{Store: st}); err == nil {
+	if _, err := New(Config{Feeds: feeds(t, st)}); err == nil {
 		t.Error("no listen address accepted")
 	}
-	if _, err := New(Config{Store: st, Listen: listen, Upstreams: []string{"10.96.0.10:53"}}); err == nil {
+	if _, err := New(Config{Feeds: feeds(t, st), Listen: listen, Upstreams: []string{"10.96.0.10:53"}}); err == nil {
 		t.Error("upstream = listen address accepted (a forwarding loop)")
 	}
-	if _, err := New(Config{Store: st, Listen: listen, Upstreams: []string{"1.1.1.1:dns"}}); err == nil {
+	if _, err := New(Config{Feeds: feeds(t, st), Listen: listen, Upstreams: []string{"1.1.1.1:dns"}}); err == nil {
 		t.Error("bad upstream port accepted")
 	}
-	d, err := New(Config{Store: st, Listen: listen, Upstreams: []string{"1.1.1.1", "[2606:4700::1111]:5353"}})
+	d, err := New(Config{Feeds: feeds(t, st), Listen: listen, Upstreams: []string{"1.1.1.1", "[2606:4700::1111]:5353"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,18 +395,25 @@ func TestNewConfig(t *testing.T) {
 	if err := os.WriteFile(rc, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, err = New(Config{Store: st, Listen: listen, ResolvConf: rc})
+	d, err = New(Config{Feeds: feeds(t, st), Listen: listen, ResolvConf: rc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := d.Upstreams(); !slices.Equal(got, []string{"192.0.2.53:53", "[fd00::53]:53"}) {
 		t.Errorf("upstreams from resolv.conf = %q, want without our own address and 127.0.0.11", got)
 	}
-	d, err = New(Config{Store: st, Listen: listen, ResolvConf: filepath.Join(t.TempDir(), "missing")})
+	d, err = New(Config{Feeds: feeds(t, st), Listen: listen, ResolvConf: filepath.Join(t.TempDir(), "missing")})
 	if err != nil {
 		t.Fatalf("missing resolv.conf: %v", err)
 	}
 	if len(d.Upstreams()) != 0 {
 		t.Errorf("missing resolv.conf: upstreams %q", d.Upstreams())
 	}
+}
+
+// feeds is a hub of st's prefixes for one server, until the test ends.
+func feeds(t *testing.T, st *store.Store) *feed.Hub {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return feed.Start(ctx, st, storetest.Logger(t))
 }

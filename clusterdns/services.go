@@ -1,6 +1,7 @@
 package clusterdns
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -37,28 +38,31 @@ type dnsService struct {
 
 // lookupService returns service name of c as DNS answers it.
 func lookupService(c *catalog.Catalog, name string) (dnsService, bool) {
-	s, ok := c.Service(name)
+	st, ok := c.Lookup(name)
 	if !ok {
 		return dnsService{}, false
 	}
+	return dnsServiceOf(st), true
+}
+
+func dnsServiceOf(st catalog.ServiceState) dnsService {
+	s := st.Service
 	out := dnsService{name: s.Name, vip: s.ClusterIP, headless: s.Headless, ports: s.Ports}
 	if s.Headless {
-		for _, e := range c.Ready(s) {
+		for _, e := range st.Endpoints {
 			out.addrs = append(out.addrs, e.Addr)
 		}
 	}
-	return out, true
+	return out
 }
 
 // exportServices returns every service of c as DNS answers it, sorted by
-// name.
+// name (one snapshot of the catalog).
 func exportServices(c *catalog.Catalog) []dnsService {
-	names := c.ServiceNames()
-	out := make([]dnsService, 0, len(names))
-	for _, name := range names {
-		if s, ok := lookupService(c, name); ok {
-			out = append(out, s)
-		}
+	all := c.Snapshot()
+	out := make([]dnsService, 0, len(all))
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		out = append(out, dnsServiceOf(*all[name]))
 	}
 	return out
 }
@@ -151,7 +155,7 @@ func (d *Server) addrAnswers(m *dns.Msg, q dns.Question, addrs []netip.Addr) {
 func (d *Server) srvAnswers(m *dns.Msg, q dns.Question, s dnsService, port, proto, zone string) bool {
 	var p *store.ServicePort
 	for i := range s.ports {
-		if s.ports[i].Name == port && strings.EqualFold(s.ports[i].Protocol, proto) {
+		if s.ports[i].Name == port && s.ports[i].Protocol.Lower() == strings.ToLower(proto) {
 			p = &s.ports[i]
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/podnet/podnet/catalog"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
@@ -43,7 +44,7 @@ func runCatalog(t *testing.T, st *store.Store) *catalog.Catalog {
 	cat := catalog.New("h1", false, storetest.Logger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { cat.Run(ctx, st) })
+	wg.Go(func() { cat.Run(ctx, feed.Start(ctx, st, storetest.Logger(t))) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return cat
 }
@@ -56,7 +57,7 @@ func TestDNSServices(t *testing.T) {
 	// A container called web: the service shadows it for the short name.
 	storetest.Put(t, st, store.EndpointMetaKey("h1", "e4"), store.EndpointMeta{Endpoint: "e4", Container: "c4", Name: "web", IPv4: netip.MustParseAddr("10.244.0.4"), Ready: true})
 
-	_, srv := startDNSWith(t, Config{Store: st, Upstreams: []string{}, Services: runCatalog(t, st), Domain: "podnet.local."})
+	_, srv := startDNSWith(t, Config{Feeds: feeds(t, st), Upstreams: []string{}, Services: runCatalog(t, st), Domain: "podnet.local."})
 
 	waitAnswer(t, srv, "web.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.96.0.20")
 	waitAnswer(t, srv, "WEB.Svc.Podnet.Local.", dns.TypeA, dns.RcodeSuccess, "10.96.0.20")
@@ -99,7 +100,7 @@ func TestDNSServesSavedServicesWithEtcdDown(t *testing.T) {
 	putWebAndDB(t, st)
 	file := filepath.Join(t.TempDir(), "dns-records.json")
 
-	_, srv := startDNSWith(t, Config{Store: st, Upstreams: []string{}, Services: runCatalog(t, st), CacheFile: file})
+	_, srv := startDNSWith(t, Config{Feeds: feeds(t, st), Upstreams: []string{}, Services: runCatalog(t, st), CacheFile: file})
 	waitAnswer(t, srv, "db.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.244.0.9")
 	testutil.Until(t, 10*time.Second, "both services on disk", func() bool {
 		f, err := readCache(file)
@@ -119,7 +120,7 @@ func TestDNSServesSavedServicesWithEtcdDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dead.Close() })
-	_, srv = startDNSWith(t, Config{Store: dead, Upstreams: []string{}, Services: runCatalog(t, dead), CacheFile: file})
+	_, srv = startDNSWith(t, Config{Feeds: feeds(t, dead), Upstreams: []string{}, Services: runCatalog(t, dead), CacheFile: file})
 	waitAnswer(t, srv, "web.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.96.0.20")
 	waitAnswer(t, srv, "api.", dns.TypeA, dns.RcodeSuccess, "10.96.0.21")
 	waitAnswer(t, srv, "db.svc.podnet.local.", dns.TypeA, dns.RcodeSuccess, "10.244.0.9")

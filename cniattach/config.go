@@ -2,7 +2,6 @@ package cniattach
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -11,6 +10,7 @@ import (
 	"github.com/podnet/podnet/cniconf"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
@@ -44,7 +44,7 @@ func (nm Names) ConfList(ctx context.Context, name, version string) (cniconf.Con
 	}
 	cl, err := cniconf.NewConfList(name, subnet, version, socket)
 	if err != nil {
-		return cl, admin.UserError{Err: err}
+		return cl, fault.Invalid(err)
 	}
 	return cl, nil
 }
@@ -59,13 +59,13 @@ func (nm Names) resolve(ctx context.Context, name string) (netip.Prefix, error) 
 					continue
 				}
 				if err := driver.CanAttach(n); err != nil {
-					return netip.Prefix{}, admin.UserError{Err: err}
+					return netip.Prefix{}, fault.Invalid(err)
 				}
 				if pools := n.Pools(); len(pools) > 0 {
 					return pools[0], nil
 				}
 			}
-			return netip.Prefix{}, admin.UserError{Err: fmt.Errorf("network %s (%s) of this host's Docker is not a podnet network", name, dockerid.Short(id))}
+			return netip.Prefix{}, fault.Invalid(fmt.Errorf("network %s (%s) of this host's Docker is not a podnet network", name, dockerid.Short(id)))
 		}
 		dockerErr = err
 	}
@@ -77,7 +77,7 @@ func (nm Names) resolve(ctx context.Context, name string) (netip.Prefix, error) 
 	for _, d := range defs {
 		if d.Name == name && len(d.Subnets) > 0 {
 			if d.Mode != netspec.ModeBridge && d.Mode != netspec.ModeVXLAN {
-				return netip.Prefix{}, admin.UserError{Err: fmt.Errorf("network %s is in mode %s: %w", name, d.Mode, driver.ErrCNIMode)}
+				return netip.Prefix{}, fault.Invalid(fmt.Errorf("network %s is in mode %s: %w", name, d.Mode, driver.ErrCNIMode))
 			}
 			return d.Subnets[0], nil
 		}
@@ -86,7 +86,7 @@ func (nm Names) resolve(ctx context.Context, name string) (netip.Prefix, error) 
 	if dockerErr != nil {
 		err = fmt.Errorf("%w (Docker: %w)", err, dockerErr)
 	}
-	return netip.Prefix{}, admin.UserError{Err: err}
+	return netip.Prefix{}, fault.Invalid(err)
 }
 
 // Status answers CNI STATUS for r's network: ready when etcd answers (an
@@ -102,9 +102,4 @@ func (s *Service) Status(ctx context.Context, r *admin.CNIRequest, ping func(con
 		return admin.CNIStatus{Reason: err.Error()}
 	}
 	return admin.CNIStatus{Ready: true}
-}
-
-// IsUserError says whether err is the request's fault (HTTP 400).
-func IsUserError(err error) bool {
-	return errors.Is(err, ErrInvalid) || errors.Is(err, ErrNoNetwork) || errors.Is(err, driver.ErrCNIMode) || errors.Is(err, cniconf.ErrInvalid)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/podnet/podnet/dockerwatch"
 	"github.com/podnet/podnet/driver"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 )
 
@@ -74,12 +75,13 @@ func New(cfg Config) *Service {
 	return &Service{cfg: cfg, log: cfg.Logger, busy: map[string]chan struct{}{}}
 }
 
-// Errors callers (and tests) tell apart.
+// Errors callers (and tests) tell apart; both are the caller's fault
+// (errors.Is(err, fault.ErrInvalid): HTTP 400).
 var (
 	// ErrInvalid is a request the plugin should never have sent.
-	ErrInvalid = errors.New("invalid CNI request")
+	ErrInvalid = fault.New("invalid CNI request")
 	// ErrNoNetwork is a subnet no podnet network of this host has.
-	ErrNoNetwork = errors.New("no podnet network with that subnet on this host")
+	ErrNoNetwork = fault.New("no podnet network with that subnet on this host")
 )
 
 // EndpointID is the endpoint of a CNI attachment: CNI names an attachment
@@ -345,16 +347,11 @@ func bindings(ps []admin.CNIPort) ([]dataplane.Binding, error) {
 	out := make([]dataplane.Binding, 0, len(ps))
 	for _, p := range ps {
 		b := dataplane.Binding{HostPort: p.HostPort, HostPortEnd: p.HostPort, ContainerPort: p.ContainerPort}
-		switch strings.ToLower(p.Protocol) {
-		case "", "tcp":
-			b.Proto = dataplane.TCP
-		case "udp":
-			b.Proto = dataplane.UDP
-		case "sctp":
-			b.Proto = dataplane.SCTP
-		default:
+		proto, ok := store.ParseProtocol(p.Protocol)
+		if !ok {
 			return nil, fmt.Errorf("%w: port mapping %d:%d: protocol %q is not tcp, udp or sctp", ErrInvalid, p.HostPort, p.ContainerPort, p.Protocol)
 		}
+		b.Proto = dataplane.Proto(proto.Lower())
 		if p.ContainerPort == 0 {
 			return nil, fmt.Errorf("%w: port mapping to container port 0", ErrInvalid)
 		}

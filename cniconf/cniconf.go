@@ -2,12 +2,13 @@ package cniconf
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/podnet/podnet/internal/fault"
 )
 
 // Type is the plugin's "type" in a network configuration: the name of its
@@ -24,8 +25,9 @@ var Versions = []string{"0.3.1", "0.4.0", "1.0.0", "1.1.0"}
 // Capabilities the plugin honours, as a conflist declares them.
 var Capabilities = map[string]bool{"portMappings": true, "ips": true, "mac": true, "aliases": true}
 
-// ErrInvalid marks a configuration or argument the plugin refuses.
-var ErrInvalid = errors.New("invalid podnet CNI configuration")
+// ErrInvalid marks a configuration or argument the plugin refuses: the
+// caller's fault (errors.Is(err, fault.ErrInvalid) holds too).
+var ErrInvalid = fault.New("invalid podnet CNI configuration")
 
 // NetConf is the plugin's configuration, as a runtime passes it on stdin.
 type NetConf struct {

@@ -7,14 +7,16 @@
 // each endpoint, services) and makes the kernel match it. The driver
 // calls AddNetwork/RemoveNetwork, Publish/Unpublish as Docker asks; at
 // start podnetd calls Restore (state from etcd), Sync, then Run. The
-// service proxy calls SetServices once it has a complete view of etcd
-// (and on its resync timer), then UpsertService/DeleteService per change;
-// ServiceStatus says why a service is not programmed. The policy agent
-// (package netpol) calls SetPolicy with this host's whole network policy
-// state, and IsolatePending for endpoints created before its first
-// SetPolicy. The files are named for their concerns:
+// service proxy hands over change sets (change.go): Apply(Change) with a
+// Replace once it has a complete view of etcd (and on its resync timer),
+// then one Apply per round of changes, whatever their number; the Result
+// says, per service, why one is not programmed. The policy agent (package
+// netpol) calls SetPolicy with this host's whole network policy state, and
+// IsolatePending for endpoints created before its first SetPolicy. The
+// files are named for their concerns:
 //
 //	engine.go, types.go       the Engine, its options and input types
+//	change.go                 Change, Result and Apply: one transaction per change set
 //	ruleset*.go               the desired table as data; isolation.go the forward rules between networks
 //	publish*.go               docker run -p: mappings, host-port choice, ephemeral range, bind probes
 //	services*.go              services: model, table, rules, expressions, conntrack cleanup
@@ -52,11 +54,13 @@
 //	                                rule against direct routing)
 //	set hosts4                      underlay addresses of the hosts in etcd
 //	set etcd4, etcd6                etcd members' client and peer ports
-//	chain guard_prerouting (filter, raw), guard_input (filter, 0),
-//	      guard_forward (filter, 0) the guard, below
-//	chain localnet (filter, raw)    what arrives on a podnet bridge for 127.0.0.0/8
-//	                                dropped (route_localnet would deliver it to
-//	                                the host's loopback services; see localnet.go)
+//	chain guard_pre (filter, mangle), guard_input (filter, 0),
+//	      guard_forward (filter, 0) the guard, below; each starts with
+//	                                `ct state established,related accept`, and
+//	                                guard_pre also drops what arrives on a podnet
+//	                                bridge for 127.0.0.0/8 (route_localnet would
+//	                                deliver it to the host's loopback services;
+//	                                see guard_localnet.go)
 //
 // and the service section (see "Services" below):
 //
@@ -94,10 +98,13 @@
 // and Publish/Unpublish are one small netlink batch that adds or deletes
 // elements. Batches are transactions: the kernel applies all of them or
 // none. Sync sends one batch that flushes and refills every chain and
-// recreates every set it owns (never deleting the table), so packets see
-// the old or the new rules, never none, and objects it does not rewrite
-// survive: the service section until SetServices has said what it should
-// be, and the clients recorded in affinity sets. NAT of existing
+// compares every set it owns with the kernel's, element by element,
+// sending only the difference (never deleting the table; a set whose
+// type changed is recreated), so packets see the old or the new rules,
+// never none, a sync that finds the kernel right changes no element, and
+// objects it does not rewrite survive: the service section until a
+// Replace has said what it should be, and the clients recorded in
+// affinity sets. NAT of existing
 // connections lives in conntrack, which no batch touches, so established
 // connections survive a Sync. A batch travels in one sendmsg and the
 // kernel queues an ack per operation before we read any: the netlink
@@ -175,7 +182,8 @@
 //     on anything but a podnet bridge, a VXLAN device or lo whose source
 //     lies in a podnet subnet is dropped unless the route back to that
 //     source leaves through the interface it came in on (`fib saddr . iif
-//     oif missing drop`, strict rpf, at raw priority before conntrack).
+//     oif missing drop`, strict rpf, in guard_pre: after conntrack, so
+//     that established traffic leaves the guard at its first rule).
 //     Only the blocks the overlay routes directly to a known host pass;
 //     this host's own ranges, unclaimed addresses and blocks reached over
 //     VXLAN do not. The subnets of macvlan/ipvlan networks (Network.LAN)
@@ -323,20 +331,31 @@
 // the rest of the service is programmed. ServiceStatus reports the
 // blocked elements (ErrServiceConflict). Keys a change frees go to the
 // services that were denied them, in the same batch; NodePorts held by
-// local ports are looked at again by every SetServices (the agent's
+// local ports are looked at again by every Replace (the agent's
 // resync). Publish refuses a host port that is a NodePort here, naming
 // its service.
 //
-// Service state. SetServices builds the whole desired set; the first call
-// after a start rewrites the service section in one batch (until then
-// Sync leaves the previous podnetd's service rules in place, so a restart
-// never interrupts new connections to services, and an etcd outage never
-// touches them); later calls program only the difference. UpsertService
-// and DeleteService program one service's difference, applied to memory
-// with an undo journal, so a change costs what the change touches. A
-// service that cannot be programmed (invalid, conflicting with another's
-// address and port, refused by the kernel) is left out and reported by
-// ServiceStatus; when the kernel refuses a whole set, services are
+// Service state. A change set (Apply) is one nftables transaction
+// whatever the number of services in it, with no threshold between "one
+// service" and "many": a Replace plans only the services that differ from
+// memory and syncs the table, which compares the service section with the
+// kernel's element by element (so the first Replace after a start, which
+// the previous podnetd's rules await — until then Sync leaves them in
+// place, so a restart never interrupts new connections to services, and
+// an etcd outage never touches them — changes only what changed while
+// podnetd was down, and a periodic one repairs drift). Map svc-sums keeps,
+// in the same transactions, the sum of each service map's element hashes,
+// so that first Replace lists only the maps whose sum differs from what it
+// wants (services_sums.go): after a restart where nothing changed it reads
+// a few hundred bytes instead of every element, and costs less than a cold
+// load (benchmark B14); any other change
+// is one delta of the services it names, applied to memory with an undo
+// journal, so it costs what it touches. A service whose rules the kernel
+// refuses is left out and reported in the Result (ErrServiceNotProgrammed);
+// one with blocked keys (Conflicts, above) is programmed without them and
+// reported (ErrServiceConflict), and is tried again whenever a change
+// frees an address or port.
+// When the kernel refuses a whole change, the services in it are
 // programmed one batch each so the culprit is named and the others work.
 //
 // Service conntrack cleanup. When an endpoint leaves, the entries of the
@@ -344,7 +363,7 @@
 // source the endpoint) are deleted, so the client's next packet picks a
 // live endpoint; when a service gains endpoints, UDP/SCTP entries to its
 // addresses that no service rule NATed (sent before it existed) are
-// deleted; after a restart, the first SetServices deletes those a service
+// deleted; after a restart, the first Replace deletes those a service
 // rule sent to an address that is no longer one of its endpoints (one
 // dump: filters cannot say "none of these"). TCP is left alone:
 // established flows to live endpoints must survive, and one to an

@@ -56,7 +56,9 @@ type Engine struct {
 	guard       guardState
 	tableLoaded bool
 	svc         *svcTable // services (services.go)
-	pol         polState  // network policy (policy.go)
+	// trustSums is set during an engine's first Replace (services_sums.go).
+	trustSums bool
+	pol       polState // network policy (policy.go)
 	// ctDumpOnly is set once the kernel refused a filtered conntrack flush.
 	ctDumpOnly atomic.Bool
 }
@@ -132,14 +134,14 @@ func (e *Engine) Restore(nets []Network, eps []EndpointPorts) {
 // (see netlinkNFT.syncTable) and ensures the iptables accepts (see
 // iptAccepts.ensure). Established connections survive: conntrack is left
 // alone, and NAT of existing flows lives in conntrack. Service rules are
-// rewritten too once SetServices has said what they are; before that
-// (right after a restart) the previous podnetd's stay as they are.
+// synced too once a Replace has said what they are; before that (right
+// after a restart) the previous podnetd's stay as they are.
 func (e *Engine) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	e.mu.Lock()
-	nftErr := e.syncTableLocked(true)
+	_, nftErr := e.syncTableLocked(true)
 	e.mu.Unlock()
 	// The iptables execs run outside mu: Publish must not wait for them.
 	iptErr := e.ipt.ensure()
@@ -156,21 +158,22 @@ func (e *Engine) Sync(ctx context.Context) error {
 
 // syncTableLocked makes the kernel's table match memory in one batch:
 // networks and published ports always, the service and network policy
-// sections too when full is set and SetServices (SetPolicy) has run
+// sections too when full is set and a Replace (SetPolicy) has run
 // (otherwise their objects in the kernel are left alone, and only created
-// if missing).
-func (e *Engine) syncTableLocked(full bool) error {
+// if missing). It returns how many kernel objects the batch changed.
+func (e *Engine) syncTableLocked(full bool) (int, error) {
 	return e.syncSectionsLocked(full, full)
 }
 
 // syncSectionsLocked is syncTableLocked with the service and policy
 // sections chosen apart (the first SetPolicy rewrites only its own).
-func (e *Engine) syncSectionsLocked(withServices, withPolicy bool) error {
+func (e *Engine) syncSectionsLocked(withServices, withPolicy bool) (int, error) {
 	in := rulesetInput{table: e.opts.Table, bridgePrefix: e.opts.BridgePrefix, nets: e.nets, eps: e.eps, guard: e.guard}
 	svcs := withServices && e.svc.known
 	pols := withPolicy && e.pol.known
 	if svcs {
 		in.services = e.svc
+		in.trustSums = e.trustSums
 	}
 	if pols {
 		in.policy = &e.pol.sec
@@ -185,8 +188,12 @@ func (e *Engine) syncSectionsLocked(withServices, withPolicy bool) error {
 		return true
 	}
 	rs := buildRuleset(in)
-	if err := e.nft.syncTable(rs, rewrite); err != nil {
-		return err
+	n, err := e.nft.syncTable(rs, rewrite)
+	if err != nil {
+		return 0, err
+	}
+	if in.services != nil {
+		e.svc.sums = rs.sums
 	}
 	e.tableLoaded = true
 	e.log.Debug("nftables table synced", "table", e.opts.Table, "networks", len(e.nets), "endpoints", len(e.eps),
@@ -197,7 +204,7 @@ func (e *Engine) syncSectionsLocked(withServices, withPolicy bool) error {
 		// system now rather than over the next minutes of scavenging.
 		debug.FreeOSMemory()
 	}
-	return nil
+	return n, nil
 }
 
 // bigSync is the number of set elements above which a sync returns its
@@ -224,7 +231,7 @@ func (e *Engine) AddNetwork(ctx context.Context, n Network) error {
 	}
 	old, had := e.nets[n.ID]
 	e.nets[n.ID] = cloneNetwork(n)
-	if err := e.syncTableLocked(false); err != nil {
+	if _, err := e.syncTableLocked(false); err != nil {
 		if had {
 			e.nets[n.ID] = old
 		} else {
@@ -279,7 +286,7 @@ func (e *Engine) RemoveNetwork(ctx context.Context, networkID string) error {
 		}
 	}
 	delete(e.nets, networkID)
-	if err := e.syncTableLocked(false); err != nil {
+	if _, err := e.syncTableLocked(false); err != nil {
 		e.nets[networkID] = n
 		for id, ep := range removed {
 			e.eps[id] = ep

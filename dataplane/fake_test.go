@@ -31,19 +31,20 @@ type fakeNFT struct {
 	failDelta   func(*tableDelta) error // makes applyDelta fail on demand
 	failSync    func(*ruleset) error    // makes syncTable fail on demand
 	rewrite     func(string) bool       // of the last syncTable
+	changes     []int                   // elements each syncTable changed
 }
 
 func newFakeNFT() *fakeNFT { return &fakeNFT{elems: map[string]element{}} }
 
-func (f *fakeNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
+func (f *fakeNFT) syncTable(rs *ruleset, rewrite func(string) bool) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failReplace {
-		return errors.New("fake: replace refused")
+		return 0, errors.New("fake: replace refused")
 	}
 	if f.failSync != nil {
 		if err := f.failSync(rs); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	f.tables++
@@ -64,8 +65,20 @@ func (f *fakeNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 			}
 		}
 	}
+	changes := 0 // as the kernel's: svc-sums is not counted
+	for k, el := range next {
+		if old, ok := f.elems[k]; el.set != setSvcSums && (!ok || !sameValue(old, el) || old.comment != el.comment) {
+			changes++
+		}
+	}
+	for k, el := range f.elems {
+		if _, ok := next[k]; !ok && el.set != setSvcSums {
+			changes++
+		}
+	}
 	f.elems = next
-	return nil
+	f.changes = append(f.changes, changes)
+	return changes, nil
 }
 
 func (f *fakeNFT) updateElements(table string, del, add []element) error {

@@ -21,10 +21,14 @@ const (
 	setEtcd4  = "etcd4"  // etcd members' client and peer ports: address . port
 	setEtcd6  = "etcd6"
 
-	chainGuardPre     = "guard_prerouting" // filter, raw: reverse-path check of pod sources
-	chainGuardInput   = "guard_input"      // filter: VXLAN, cluster DNS, local etcd
-	chainGuardForward = "guard_forward"    // filter: containers to remote etcd
+	chainGuardPre     = "guard_pre"     // filter, mangle: reverse-path check of pod sources, localnet
+	chainGuardInput   = "guard_input"   // filter: VXLAN, cluster DNS, local etcd
+	chainGuardForward = "guard_forward" // filter: containers to remote etcd
 )
+
+// Chains of older podnetds that a sync removes: guard_prerouting (raw) and
+// localnet (raw) became guard_pre, after conntrack, where established
+// traffic can leave at its first rule.
 
 // dockerBridges are the names of Docker's own bridges (the default one and
 // user-defined bridge networks): their containers are this host's too.
@@ -117,7 +121,7 @@ func (e *Engine) updateGuard(ctx context.Context, what string, change func(*guar
 	if !e.tableLoaded {
 		return nil
 	}
-	if err := e.syncTableLocked(false); err != nil {
+	if _, err := e.syncTableLocked(false); err != nil {
 		e.guard = old
 		return fmt.Errorf("update %s: %w", what, err)
 	}
@@ -175,10 +179,17 @@ func guardSets(g guardState) []setDef {
 
 // guardChains are the guard's base chains. Being base chains of their own,
 // their drops are final whatever other chains at the same hooks accept.
+// Each starts with `ct state established,related accept`: every guard
+// rule is about what may start a connection (a forged source, a stranger
+// reaching etcd, VXLAN or the DNS), whose first packet is checked, so
+// the packets of connections past that leave the guard at its first rule,
+// which is most of the traffic every host carries. guard_pre therefore
+// sits after conntrack (mangle, before dstnat), not at raw: a forged
+// packet it drops never confirms a conntrack entry.
 func guardChains() []chainDef {
 	return []chainDef{
-		{name: chainGuardPre, hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityRaw,
-			kind: nftables.ChainTypeFilter, header: "type filter hook prerouting priority raw; policy accept;"},
+		{name: chainGuardPre, hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityMangle,
+			kind: nftables.ChainTypeFilter, header: "type filter hook prerouting priority mangle; policy accept;"},
 		{name: chainGuardInput, hook: nftables.ChainHookInput, priority: nftables.ChainPriorityFilter,
 			kind: nftables.ChainTypeFilter, header: "type filter hook input priority filter; policy accept;"},
 		{name: chainGuardForward, hook: nftables.ChainHookForward, priority: nftables.ChainPriorityFilter,
@@ -190,6 +201,9 @@ func guardChains() []chainDef {
 func guardRules(g guardState, bridgePrefix string) []ruleDef {
 	drop, accept := verdict(expr.VerdictDrop), verdict(expr.VerdictAccept)
 	var rules []ruleDef
+	for _, chain := range []string{chainGuardPre, chainGuardInput, chainGuardForward} {
+		rules = append(rules, newRule(chain, "", ctStateEstRel(), accept))
+	}
 
 	// Pod sources from anywhere but podnet's own interfaces (the underlay:
 	// direct routing) must be routed back where they came from. Only a

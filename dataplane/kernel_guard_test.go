@@ -1,8 +1,10 @@
 package dataplane
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -219,6 +221,35 @@ func udpHandle(t *testing.T, ns *testutil.NetNS, addr string, handle func(msg st
 	}()
 }
 
+// TestKernelGuardReplacesOldChains: a table an older podnetd left, with
+// the guard's raw chains guard_prerouting and localnet, is synced to
+// guard_pre alone (one prerouting guard, after conntrack).
+func TestKernelGuardReplacesOldChains(t *testing.T) {
+	l := newLab(t)
+	l.addNetwork(l.bridge(1))
+	old := "add chain inet podnet guard_prerouting { type filter hook prerouting priority raw; policy accept; }\n" +
+		"add chain inet podnet localnet { type filter hook prerouting priority raw; policy accept; }\n" +
+		`add rule inet podnet localnet iifname "pn-*" ip daddr 127.0.0.0/8 drop` + "\n"
+	l.do(func() error {
+		cmd := exec.Command("nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(old)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	l.do(func() error { return l.eng.Sync(l.ctx) })
+	listed := l.nftList()
+	for _, gone := range []string{"chain guard_prerouting", "chain localnet"} {
+		if strings.Contains(listed, gone) {
+			t.Errorf("%s left after a sync:\n%s", gone, listed)
+		}
+	}
+	if !strings.Contains(listed, "chain guard_pre {") {
+		t.Errorf("no guard_pre:\n%s", listed)
+	}
+}
+
 // TestKernelControlTrafficNeverNATed: services a bad record could hold —
 // an external IP on an etcd member's client port, the cluster DNS address
 // as a VIP, a host's VXLAN port, a NodePort on etcd's port — capture none
@@ -233,7 +264,7 @@ func TestKernelControlTrafficNeverNATed(t *testing.T) {
 	serve(t, l.host, 53, "dns") // stands in for the cluster DNS on 10.96.0.10
 	ep := []ServiceEndpoint{{Addr: c.ip4, Local: true}}
 	l.do(func() error {
-		return l.eng.SetServices(l.ctx, []Service{
+		return setServices(l.eng, []Service{
 			{Name: "evil", ClusterIP: netip.MustParseAddr("10.96.0.30"), ExternalIPs: []netip.Addr{netip.MustParseAddr(clientIP4)},
 				Ports: []ServicePort{{Proto: TCP, Port: 2379}, {Proto: TCP, Port: 80}}, Endpoints: ep},
 			{Name: "dnsgrab", ClusterIP: netip.MustParseAddr("10.96.0.10"), Ports: []ServicePort{{Proto: TCP, Port: 53, TargetPort: 2379}}, Endpoints: ep},

@@ -49,7 +49,7 @@ func TestKernelLANShimMasqueradesPortsAndServices(t *testing.T) {
 	l.publish("4a5b6c7d8e9f00000000", n, container{ns: ctr, ip4: netip.MustParseAddr("10.210.0.5")},
 		Binding{Proto: TCP, HostPort: 8081, ContainerPort: 8080})
 	l.do(func() error {
-		return l.eng.SetServices(l.ctx, []Service{{Name: "lanweb", ClusterIP: netip.MustParseAddr(vip4),
+		return setServices(l.eng, []Service{{Name: "lanweb", ClusterIP: netip.MustParseAddr(vip4),
 			Ports:     []ServicePort{{Proto: TCP, Port: 80, TargetPort: 8080, NodePort: nodePort}},
 			Endpoints: []ServiceEndpoint{{Addr: netip.MustParseAddr("10.210.0.5"), Local: true}}}})
 	})

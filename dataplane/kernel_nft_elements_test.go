@@ -60,7 +60,7 @@ func TestFakeMatchesKernelOnReAdd(t *testing.T) {
 	f := newFakeNFT()
 	m := Mapping{Proto: TCP, HostPort: 8080, ContainerIP: netip.MustParseAddr("10.1.0.2"), ContainerPort: 80}
 	el := mappingElement(m, "ep")
-	if err := f.syncTable(&ruleset{}, func(string) bool { return true }); err != nil {
+	if _, err := f.syncTable(&ruleset{}, func(string) bool { return true }); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.updateElements("podnet", nil, []element{el}); err != nil {

@@ -2,6 +2,8 @@ package dataplane
 
 import (
 	"net/netip"
+	"os/exec"
+	"slices"
 	"testing"
 	"time"
 )
@@ -45,7 +47,7 @@ func many(n int) []ServiceEndpoint {
 
 // TestKernelServiceTableMatchesNft loads every shape of service rule and
 // checks the kernel's table against the ruleset's text and nft's own
-// compilation of it (see checkTable), after the first SetServices (a full
+// compilation of it (see checkTable), after the first Replace (a full
 // rewrite) and after incremental changes.
 func TestKernelServiceTableMatchesNft(t *testing.T) {
 	t.Parallel()
@@ -58,18 +60,18 @@ func TestKernelServiceTableMatchesNft(t *testing.T) {
 	l.addNetwork(web)
 	l.addNetwork(multi)
 	svcs := testServices()
-	l.do(func() error { return l.eng.SetServices(l.ctx, svcs) })
+	l.do(func() error { return setServices(l.eng, svcs) })
 	l.checkTable(l.currentRuleset())
 
 	// Incremental: one endpoint less, a new service, one deleted.
 	svcs[0].Endpoints = svcs[0].Endpoints[1:]
-	l.do(func() error { return l.eng.UpsertService(l.ctx, svcs[0]) })
+	l.do(func() error { return upsertService(l.eng, svcs[0]) })
 	l.do(func() error {
-		return l.eng.UpsertService(l.ctx, Service{Name: "new", ClusterIP: netip.MustParseAddr("10.96.0.14"),
+		return upsertService(l.eng, Service{Name: "new", ClusterIP: netip.MustParseAddr("10.96.0.14"),
 			Ports:     []ServicePort{{Proto: TCP, Port: 80, TargetPort: 80}},
 			Endpoints: svcs[0].Endpoints})
 	})
-	l.do(func() error { return l.eng.DeleteService(l.ctx, "sticky") })
+	l.do(func() error { return deleteService(l.eng, "sticky") })
 	l.checkTable(l.currentRuleset())
 }
 
@@ -84,4 +86,71 @@ func (l *lab) currentRuleset() *ruleset {
 		return nil
 	})
 	return rs
+}
+
+// TestKernelRestartReplaceKeepsRules: a new engine's first Replace over
+// the rules a previous one left (podnetd restarting) compares them with
+// the kernel's and changes nothing when they are right; a Replace that
+// differs in one endpoint changes exactly that endpoint's elements; the
+// table then matches nft's compilation of its text as after a cold load.
+func TestKernelRestartReplaceKeepsRules(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	web := l.bridge(1)
+	multi := l.bridge(2)
+	multi.Uplink = "pnx4242"
+	multi.Subnets = append(multi.Subnets, netip.MustParsePrefix("10.244.0.0/16"))
+	multi.TunnelAddrs = []netip.Addr{netip.MustParseAddr("10.244.1.1")}
+	l.addNetwork(web)
+	l.addNetwork(multi)
+	svcs := testServices()
+	l.do(func() error { return setServices(l.eng, svcs) })
+	before := l.nftList()
+
+	// The restart: a new engine with the same networks, its Sync, its
+	// first Replace.
+	old := l.eng
+	l.eng = New(Options{Logger: old.log})
+	l.eng.Restore([]Network{web, multi}, nil)
+	l.do(func() error { return l.eng.Sync(l.ctx) })
+	var res Result
+	l.do(func() (err error) {
+		res, err = l.eng.Apply(l.ctx, Change{Services: ServiceChanges{Replace: true, Upsert: svcs}})
+		return err
+	})
+	if res.Kernel != 0 {
+		t.Errorf("first Replace after a restart changed %d kernel objects, want 0", res.Kernel)
+	}
+	for name, err := range res.Services {
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if after := l.nftList(); after != before {
+		t.Errorf("table changed by the restart:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	l.checkTable(l.currentRuleset())
+
+	// One endpoint of service many (one port, no external IP or NodePort)
+	// replaced: its bucket element is deleted and added with the new value.
+	i := slices.IndexFunc(svcs, func(s Service) bool { return s.Name == "many" })
+	svcs[i].Endpoints[3].Addr = netip.MustParseAddr("10.244.9.9")
+	l.do(func() (err error) {
+		res, err = l.eng.Apply(l.ctx, Change{Services: ServiceChanges{Replace: true, Upsert: svcs}})
+		return err
+	})
+	if res.Kernel != 2 {
+		t.Errorf("a Replace changing one endpoint of many changed %d kernel objects, want 2", res.Kernel)
+	}
+	l.checkTable(l.currentRuleset())
+}
+
+// nftList is `nft list table inet podnet`.
+func (l *lab) nftList() string {
+	var out []byte
+	l.do(func() (err error) {
+		out, err = exec.Command("nft", "list", "table", "inet", "podnet").CombinedOutput()
+		return err
+	})
+	return string(out)
 }

@@ -72,7 +72,7 @@ func (l *svcLab) web(n int) Service {
 
 func (l *svcLab) set(svcs ...Service) {
 	l.t.Helper()
-	l.do(func() error { return l.eng.SetServices(l.ctx, svcs) })
+	l.do(func() error { return setServices(l.eng, svcs) })
 	for _, s := range svcs {
 		if err := l.eng.ServiceStatus(s.Name); err != nil {
 			l.t.Fatalf("service %s: %v", s.Name, err)
@@ -343,17 +343,17 @@ func TestKernelServiceUDPMovesToNewEndpoint(t *testing.T) {
 	if got, err := uc.ask(200 * time.Millisecond); err == nil {
 		t.Fatalf("udp before the service exists: answered %q", got)
 	}
-	l.do(func() error { return l.eng.UpsertService(l.ctx, web) })
+	l.do(func() error { return upsertService(l.eng, web) })
 	uc.askUntil("c1 " + l.cl.ip4.String())
 
 	web.Endpoints = []ServiceEndpoint{{Addr: l.eps[1].ip4, Local: true}}
-	l.do(func() error { return l.eng.UpsertService(l.ctx, web) })
+	l.do(func() error { return upsertService(l.eng, web) })
 	uc.askUntil("c2 " + l.cl.ip4.String())
 
 	// Only the flows of the endpoint that left move: 12 clients spread
 	// over c1..c3, then c3 leaves.
 	web.Endpoints = l.endpoints(3, false)
-	l.do(func() error { return l.eng.UpsertService(l.ctx, web) })
+	l.do(func() error { return upsertService(l.eng, web) })
 	var clients []*udpClient
 	before := map[*udpClient]string{}
 	for i := 0; i < 12; i++ {
@@ -365,7 +365,7 @@ func TestKernelServiceUDPMovesToNewEndpoint(t *testing.T) {
 		clients, before[c] = append(clients, c), strings.Fields(got)[0]
 	}
 	web.Endpoints = l.endpoints(2, false)
-	l.do(func() error { return l.eng.UpsertService(l.ctx, web) })
+	l.do(func() error { return upsertService(l.eng, web) })
 	for i, c := range clients {
 		got, err := c.ask(time.Second)
 		if err != nil {
@@ -379,9 +379,9 @@ func TestKernelServiceUDPMovesToNewEndpoint(t *testing.T) {
 }
 
 // TestKernelServiceSurvivesSyncAndRestart: an established TCP connection
-// through a VIP survives a full Sync, a SetServices resync, other
+// through a VIP survives a full Sync, a full resync (Replace), other
 // services' changes, a podnetd restart (a new engine whose first Sync
-// leaves the service rules alone until its SetServices) and a table
+// leaves the service rules alone until its first Replace) and a table
 // deleted behind the engine's back; the VIP answers new connections all
 // along.
 func TestKernelServiceSurvivesSyncAndRestart(t *testing.T) {
@@ -416,17 +416,17 @@ func TestKernelServiceSurvivesSyncAndRestart(t *testing.T) {
 	echo("after Sync")
 	l.set(web, Service{Name: "other", ClusterIP: netip.MustParseAddr("10.96.0.40"), Ports: []ServicePort{{Proto: TCP, Port: 80}},
 		Endpoints: l.endpoints(1, false)})
-	echo("after SetServices")
-	l.do(func() error { return l.eng.DeleteService(l.ctx, "other") })
-	echo("after DeleteService")
+	echo("after a Replace")
+	l.do(func() error { return deleteService(l.eng, "other") })
+	echo("after removing a service")
 
 	l.eng = New(Options{Logger: testLogger(t)}) // podnetd restarts
 	l.addNetwork(l.net1)
 	l.addNetwork(l.net2)
 	l.do(func() error { return l.eng.Sync(l.ctx) })
-	echo("after restart, before SetServices")
+	echo("after restart, before the Replace")
 	l.set(web)
-	echo("after restart and SetServices")
+	echo("after restart and the Replace")
 
 	if _, err := l.nft("delete", "table", "inet", "podnet"); err != nil {
 		t.Fatal(err)
@@ -460,12 +460,12 @@ func TestKernel1000ServicesLeaveNothing(t *testing.T) {
 	}
 	start := time.Now()
 	l.set(svcs[:900]...)
-	t.Logf("SetServices(900): %v", time.Since(start))
+	t.Logf("Replace of 900: %v", time.Since(start))
 	start = time.Now()
 	for _, s := range svcs[900:] {
-		l.do(func() error { return l.eng.UpsertService(l.ctx, s) })
+		l.do(func() error { return upsertService(l.eng, s) })
 	}
-	t.Logf("100 × UpsertService: %v", time.Since(start))
+	t.Logf("100 one-service Apply: %v", time.Since(start))
 	mid, err := l.nft("list", "table", "inet", "podnet")
 	if err != nil {
 		t.Fatal(err)
@@ -476,12 +476,12 @@ func TestKernel1000ServicesLeaveNothing(t *testing.T) {
 	mustHello(t, l.cl.ns, "tcp", "10.96.3.231:80", "c1 "+l.cl.ip4.String()) // s999
 	start = time.Now()
 	for _, s := range svcs[:100] {
-		l.do(func() error { return l.eng.DeleteService(l.ctx, s.Name) })
+		l.do(func() error { return deleteService(l.eng, s.Name) })
 	}
-	t.Logf("100 × DeleteService: %v", time.Since(start))
+	t.Logf("100 one-service removals: %v", time.Since(start))
 	start = time.Now()
 	l.set()
-	t.Logf("SetServices(none): %v", time.Since(start))
+	t.Logf("Replace with none: %v", time.Since(start))
 	after, err := l.nft("list", "table", "inet", "podnet")
 	if err != nil {
 		t.Fatal(err)

@@ -118,7 +118,7 @@ func (l *hostsLab) setServices(svcs ...Service) {
 			}
 			mine = append(mine, s)
 		}
-		if err := h.ns.Do(func() error { return h.eng.SetServices(l.ctx, mine) }); err != nil {
+		if err := h.ns.Do(func() error { return setServices(h.eng, mine) }); err != nil {
 			l.t.Fatal(err)
 		}
 	}

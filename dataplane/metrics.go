@@ -20,27 +20,27 @@ type measuredNFT struct{ nftBackend }
 
 func measured(b nftBackend) nftBackend { return measuredNFT{b} }
 
-func (m measuredNFT) syncTable(rs *ruleset, rewrite func(name string) bool) error {
+func (m measuredNFT) syncTable(rs *ruleset, rewrite func(name string) bool) (int, error) {
 	start := time.Now()
-	err := m.nftBackend.syncTable(rs, rewrite)
+	n, err := m.nftBackend.syncTable(rs, rewrite)
 	observeNFT(syncFull, start, err)
 	if err == nil {
 		metrics.NFTMapElements.Set(float64(mapElements(rs)))
 	}
-	return err
+	return n, err
 }
 
 // applyDelta is an incremental change of the service section; the element
 // count follows what it added and deleted (exact again at the next full
 // sync: the elements of a deleted set are counted as they are deleted).
-func (m measuredNFT) applyDelta(table string, d *tableDelta) error {
+func (m measuredNFT) applyDelta(table string, d *tableDelta) (int, error) {
 	start := time.Now()
-	err := m.nftBackend.applyDelta(table, d)
+	n, err := m.nftBackend.applyDelta(table, d)
 	observeNFT(syncIncremental, start, err)
 	if err == nil {
 		metrics.NFTMapElements.Add(float64(len(d.addElems) - len(d.delElems)))
 	}
-	return err
+	return n, err
 }
 
 func (m measuredNFT) updateElements(table string, del, add []element) error {

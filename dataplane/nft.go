@@ -14,13 +14,14 @@ import (
 type nftBackend interface {
 	// syncTable makes the table hold rs, in one transaction (see
 	// netlinkNFT.syncTable): chains and sets for which rewrite is true end
-	// up exactly as in rs; the others are only created when missing.
-	syncTable(rs *ruleset, rewrite func(name string) bool) error
+	// up exactly as in rs; the others are only created when missing. It
+	// returns how many sets, chains and elements it added or deleted.
+	syncTable(rs *ruleset, rewrite func(name string) bool) (int, error)
 	// updateElements deletes then adds map elements in one transaction.
 	updateElements(table string, del, add []element) error
 	// applyDelta applies an incremental change of the service section in
-	// one transaction.
-	applyDelta(table string, d *tableDelta) error
+	// one transaction; it returns d.size().
+	applyDelta(table string, d *tableDelta) (int, error)
 	// deleteTable removes the table; absence is not an error.
 	deleteTable(table string) error
 	// tableIntact reports whether the table and its rules are in place.

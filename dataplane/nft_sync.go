@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -102,27 +103,49 @@ func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool,
 //
 //	add table inet T
 //	flush chain inet T C            for every rewritten chain in the kernel
-//	delete set inet T S             for every rewritten set (static ones are recreated)
-//	add set/map …                   for rewritten and missing sets
+//	delete set inet T S             for every rewritten set whose definition changed
+//	add set/map …                   for those and the missing ones
 //	add chain …; add rule …         for rewritten and missing chains
-//	add element …                   into the sets added above
+//	delete element …; add element … the difference between each rewritten set
+//	                                in the kernel and rs (see setDiff), and the
+//	                                elements of the sets added above
 //	delete chain/set inet T …       for rewritten ones rs no longer has
 //
 // Packets see the old or the new table, never a mix or nothing.
 // Conntrack is not touched: established (and already NATed) connections
-// keep flowing. Unlike deleting and re-adding the whole table, objects
-// outside rewrite (the previous podnetd's services, until SetServices
-// says what they should be) and the clients recorded in dynamic affinity
-// sets survive.
-func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
+// keep flowing. Sets are compared element by element rather than
+// recreated, so a sync that finds the kernel right (a restarted podnetd's
+// first, a periodic one) sends a handful of chains and no element, however
+// many services and ports are programmed: reading the elements back is
+// cheaper than writing them. Objects outside rewrite (the previous
+// podnetd's services, until a Replace says what they should be) and the
+// clients recorded in dynamic affinity sets survive. If the kernel refuses
+// the batch, it is built again with every rewritten set recreated, as
+// before sets were compared (a set whose type cannot be read back, see
+// sameSetDefinition, must not block every later sync).
+func (n netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) (int, error) {
+	changes, err := n.sync(rs, rewrite, true)
+	if err == nil {
+		return changes, nil
+	}
+	changes, err2 := n.sync(rs, rewrite, false)
+	if err2 != nil {
+		return 0, errors.Join(err, err2)
+	}
+	return changes, nil
+}
+
+// sync is one attempt of syncTable: with compare, sets of the same
+// definition keep their elements and get the difference.
+func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (int, error) {
 	c, err := newConn(rulesetSize(rs))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	t := inetTable(rs.table)
 	kChains, kSets, kCounters, err := kernelObjects(c, t)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	c.AddTable(t)
 	// Counters are never recreated: they keep counting across syncs.
@@ -140,7 +163,17 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 	for _, sd := range rs.sets {
 		want[sd.name] = true
 	}
+	var ksums map[string]elemSum
+	if ks, ok := kSets[setSvcSums]; ok && compare && rs.trustSums {
+		els, err := c.GetSetElements(ks)
+		if err != nil {
+			return 0, fmt.Errorf("list elements of set %s: %w", setSvcSums, err)
+		}
+		ksums = kernelSums(els)
+	}
+	changes := 0
 	fill := map[string]bool{} // sets created in this batch
+	var diffs []setDiff       // sets kept, with their element changes
 	for _, sd := range rs.sets {
 		ks, exists := kSets[sd.name]
 		switch {
@@ -148,8 +181,21 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 			continue
 		case exists && sd.dynamic && ks.Dynamic && ks.Timeout == sd.timeout:
 			continue // keep the clients it recorded
+		case compare && exists && sumEligible(sd) && sameSetDefinition(ks, sd) && kernelHolds(ksums, sd.name, rs.sums[sd.name]):
+			continue // its sum says it holds what sd does
+		case compare && exists && !sd.dynamic && sameSetDefinition(ks, sd):
+			d, err := diffSet(c, ks, sd)
+			if err != nil {
+				return 0, err
+			}
+			diffs = append(diffs, d)
+			if sd.name != setSvcSums {
+				changes += d.size()
+			}
+			continue
 		case exists:
 			c.DelSet(&nftables.Set{Table: t, Name: sd.name})
+			changes++
 		}
 		fill[sd.name] = true
 	}
@@ -158,7 +204,10 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 		if fill[sd.name] {
 			created[sd.name] = nftSet(t, sd)
 			if err := c.AddSet(created[sd.name], nil); err != nil {
-				return fmt.Errorf("add set %s: %w", sd.name, err)
+				return 0, fmt.Errorf("add set %s: %w", sd.name, err)
+			}
+			if sd.name != setSvcSums {
+				changes += 1 + len(sd.elems)
 			}
 		}
 	}
@@ -168,19 +217,29 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 			continue
 		}
 		chains[cd.name] = c.AddChain(nftChain(t, cd))
+		if !kChains[cd.name] {
+			changes++
+		}
 	}
 	for _, r := range rs.rules {
 		if ch, ok := chains[r.chain]; ok {
 			if err := addRule(c, t, ch, r); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
-	// Elements last: a verdict map's elements name chains created above.
+	// Elements after the chains: a verdict map's elements name chains
+	// created above. Deletions first: a replaced element is deleted and
+	// added again.
+	for _, d := range diffs {
+		if err := d.apply(c, t); err != nil {
+			return 0, err
+		}
+	}
 	for _, sd := range rs.sets {
 		if s := created[sd.name]; s != nil {
 			if err := addElements(c, s, sd.elems); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
@@ -191,6 +250,7 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 	for name := range kChains {
 		if rewrite(name) && !wantChain[name] {
 			c.DelChain(&nftables.Chain{Table: t, Name: name})
+			changes++
 		}
 	}
 	// Sets nothing wants any more go last: the rules that used them are
@@ -198,6 +258,7 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 	for name := range kSets {
 		if rewrite(name) && !want[name] {
 			c.DelSet(&nftables.Set{Table: t, Name: name})
+			changes++
 		}
 	}
 	for name := range kCounters {
@@ -206,9 +267,9 @@ func (netlinkNFT) syncTable(rs *ruleset, rewrite func(string) bool) error {
 		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("sync nftables table inet %s: %w", rs.table, err)
+		return 0, fmt.Errorf("sync nftables table inet %s: %w", rs.table, err)
 	}
-	return nil
+	return changes, nil
 }
 
 // nftSet is the library's form of sd.
@@ -216,6 +277,11 @@ func nftSet(t *nftables.Table, sd setDef) *nftables.Set {
 	s := &nftables.Set{
 		Table: t, Name: sd.name, KeyType: sd.keyType, DataType: sd.dataType,
 		IsMap: sd.isMap, Interval: sd.interval, Concatenation: len(nftables.ConcatSetTypeElements(sd.keyType)) > 1,
+	}
+	if sd.keyType.GetNFTMagic() == nftables.TypeIFName.GetNFTMagic() && !s.Concatenation {
+		// A string key: nft lists it as written only when the set says
+		// host byte order (as nft's own sets of strings do).
+		s.KeyByteOrder = binaryutil.NativeEndian
 	}
 	if sd.dynamic {
 		// What nft creates for `flags dynamic,timeout; timeout T`.
@@ -259,19 +325,19 @@ func addRule(c *nftables.Conn, t *nftables.Table, ch *nftables.Chain, r ruleDef)
 // flush chain, add rule, delete element, add element, flush and delete
 // chain, delete set. Objects are created before anything refers to them
 // and deleted after the last reference is gone.
-func (netlinkNFT) applyDelta(table string, d *tableDelta) error {
+func (netlinkNFT) applyDelta(table string, d *tableDelta) (int, error) {
 	if d.empty() {
-		return nil
+		return 0, nil
 	}
 	c, err := newConn(len(d.addSets)+len(d.addCounters)+len(d.delCounters)+len(d.addChains)+2*len(d.rules)+2*len(d.delChains)+len(d.delSets)+
 		(len(d.delElems)+len(d.addElems))/elementsPerMessage+2, len(d.delElems)+len(d.addElems))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	t := inetTable(table)
 	for _, sd := range d.addSets {
 		if err := c.AddSet(nftSet(t, sd), nil); err != nil {
-			return fmt.Errorf("add set %s: %w", sd.name, err)
+			return 0, fmt.Errorf("add set %s: %w", sd.name, err)
 		}
 	}
 	for _, name := range d.addCounters {
@@ -289,21 +355,30 @@ func (netlinkNFT) applyDelta(table string, d *tableDelta) error {
 	for _, r := range d.rules {
 		ch := chains[r.chain]
 		if ch == nil {
-			return fmt.Errorf("rule for chain %s that the change neither adds nor flushes", r.chain)
+			return 0, fmt.Errorf("rule for chain %s that the change neither adds nor flushes", r.chain)
 		}
 		if err := addRule(c, t, ch, r); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	for _, group := range groupBySet(d.delElems) {
 		if err := c.SetDeleteElements(&nftables.Set{Table: t, Name: group[0].set}, toSetElements(group, false)); err != nil {
-			return fmt.Errorf("delete elements from %s: %w", group[0].set, err)
+			return 0, fmt.Errorf("delete elements from %s: %w", group[0].set, err)
 		}
 	}
 	for _, group := range groupBySet(d.addElems) {
 		if err := addElements(c, &nftables.Set{Table: t, Name: group[0].set}, group); err != nil {
-			return err
+			return 0, err
 		}
+	}
+	sums := &nftables.Set{Table: t, Name: setSvcSums}
+	if len(d.sumDel) > 0 {
+		if err := c.SetDeleteElements(sums, toSetElements(d.sumDel, false)); err != nil {
+			return 0, fmt.Errorf("delete elements from %s: %w", setSvcSums, err)
+		}
+	}
+	if err := addElements(c, sums, d.sumAdd); err != nil {
+		return 0, err
 	}
 	for _, name := range d.delChains {
 		c.FlushChain(&nftables.Chain{Table: t, Name: name})
@@ -318,7 +393,7 @@ func (netlinkNFT) applyDelta(table string, d *tableDelta) error {
 		c.DeleteObject(&nftables.CounterObj{Table: t, Name: name})
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("update nftables table inet %s: %w", table, err)
+		return 0, fmt.Errorf("update nftables table inet %s: %w", table, err)
 	}
-	return nil
+	return d.size(), nil
 }

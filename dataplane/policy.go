@@ -90,7 +90,7 @@ func (e *Engine) SetPolicy(ctx context.Context, p Policy) error {
 	next := buildPolicySection(&p, ctr)
 	if e.pol.known {
 		d := policyDelta(e.pol.sec, next)
-		err := e.nft.applyDelta(e.opts.Table, d)
+		_, err := e.nft.applyDelta(e.opts.Table, d)
 		if err == nil {
 			e.pol.sec, e.pol.ctr = next, ctr
 			return nil
@@ -99,7 +99,7 @@ func (e *Engine) SetPolicy(ctx context.Context, p Policy) error {
 	}
 	prev := e.pol
 	e.pol = polState{known: true, sec: next, ctr: ctr}
-	if err := e.syncSectionsLocked(false, true); err != nil {
+	if _, err := e.syncSectionsLocked(false, true); err != nil {
 		e.pol = prev
 		return fmt.Errorf("set policy: %w", err)
 	}
@@ -224,7 +224,7 @@ func (e *Engine) IsolatePending(ctx context.Context, addrs []netip.Addr) error {
 	}
 	if !e.tableLoaded {
 		// The skeleton (maps, pending chains) exists from the first sync on.
-		if err := e.syncSectionsLocked(false, false); err != nil {
+		if _, err := e.syncSectionsLocked(false, false); err != nil {
 			return fmt.Errorf("isolate %v: %w", addrs, err)
 		}
 	}

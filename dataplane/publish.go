@@ -116,7 +116,7 @@ func (e *Engine) applyEndpointLocked(endpointID string, old, new []Mapping) erro
 		return nil
 	}
 	e.log.Info("incremental map update failed, rebuilding table", "endpoint", endpointID, "err", err)
-	if err2 := e.syncTableLocked(true); err2 != nil {
+	if _, err2 := e.syncTableLocked(true); err2 != nil {
 		return errors.Join(err, err2)
 	}
 	return nil

@@ -30,6 +30,11 @@ type ruleset struct {
 	sets   []setDef
 	chains []chainDef
 	rules  []ruleDef
+	// sums are the element sums of the service sets (with the whole
+	// service section), and trustSums whether the sync may believe the
+	// kernel's (see services_sums.go).
+	sums      map[string]elemSum
+	trustSums bool
 	// counters are named counter objects (the policy section's).
 	counters []string
 }
@@ -72,6 +77,9 @@ type rulesetInput struct {
 	// services, when set, puts the whole service section in the ruleset;
 	// without it only the objects the other rules refer to are included.
 	services *svcTable
+	// trustSums lets the sync skip listing the service sets whose sum in
+	// the kernel's svc-sums is the wanted one (services_sums.go).
+	trustSums bool
 	// policy, when set, is the whole network policy section; without it,
 	// its skeleton.
 	policy *policySection
@@ -99,7 +107,7 @@ func mapDefs() []setDef {
 // buildRuleset returns the complete table for in. Output is deterministic:
 // networks and endpoints are visited in ID order.
 func buildRuleset(in rulesetInput) *ruleset {
-	rs := &ruleset{table: in.table}
+	rs := &ruleset{table: in.table, trustSums: in.trustSums && in.services != nil}
 	nets := sortedNetworks(in.nets)
 
 	var sub4, sub6 []netip.Prefix

@@ -110,6 +110,10 @@ func TestBuildRulesetText(t *testing.T) {
 		type ipv6_addr . ipv6_addr
 	}
 
+	map svc-sums {
+		type ifname : ipv6_addr
+	}
+
 	chain published {
 		dnat ip to ip daddr . meta l4proto . th dport map @pm4_ip
 		meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pm4_any
@@ -172,14 +176,17 @@ func TestBuildRulesetText(t *testing.T) {
 		masquerade
 	}
 
-	chain guard_prerouting {
-		type filter hook prerouting priority raw; policy accept;
+	chain guard_pre {
+		type filter hook prerouting priority mangle; policy accept;
+		ct state established,related accept
 		iifname != "pn-*" iifname != "lo" ip saddr @subnets4 fib saddr . iif oif missing drop comment "pod source not routed back to its interface"
 		iifname != "pn-*" iifname != "lo" ip6 saddr @subnets6 fib saddr . iif oif missing drop comment "pod source not routed back to its interface"
+		iifname "pn-*" ip daddr 127.0.0.0/8 drop comment "containers to host loopback"
 	}
 
 	chain guard_input {
 		type filter hook input priority filter; policy accept;
+		ct state established,related accept
 		iifname "pn-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
 		iifname "pn-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
 		iifname "docker0" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
@@ -190,17 +197,13 @@ func TestBuildRulesetText(t *testing.T) {
 
 	chain guard_forward {
 		type filter hook forward priority filter; policy accept;
+		ct state established,related accept
 		iifname "pn-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
 		iifname "pn-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
 		iifname "docker0" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
 		iifname "docker0" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
 		iifname "br-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
 		iifname "br-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
-	}
-
-	chain localnet {
-		type filter hook prerouting priority raw; policy accept;
-		iifname "pn-*" ip daddr 127.0.0.0/8 drop comment "containers to host loopback"
 	}
 
 	chain services {

@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -11,126 +10,268 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// ErrServicesNotSet: UpsertService or DeleteService before the first
-// SetServices. Until then the kernel holds the previous podnetd's service
-// rules, which one SetServices replaces atomically; a single change
-// cannot be merged into rules the engine does not know.
-var ErrServicesNotSet = errors.New("services not set yet: call SetServices first")
+// flowCleanup is the conntrack work a change leaves for after the
+// engine's lock: the flows services calls for, and after a restart's
+// first Replace the matcher of flows to endpoints that left meanwhile.
+type flowCleanup struct {
+	services *svcFlows
+	restart  func(*netlink.ConntrackFlow) bool
+}
 
-// SetServices replaces the whole desired set (podnetd start, full resync)
-// and programs it. A service that cannot be programmed does not fail the
-// others: it is left out, logged by name and reported by ServiceStatus;
-// SetServices returns an error only when nothing could be applied.
-//
-// The first call after a start rewrites the service section in one batch
-// (the previous podnetd's rules stay until then); later calls apply only
-// what changed. Conntrack entries of UDP and SCTP flows to endpoints that
-// left are deleted afterwards; after the first call, those of flows
-// through a service to an address that is not one of its endpoints any
-// more (endpoints that left while podnetd was down).
-func (e *Engine) SetServices(ctx context.Context, svcs []Service) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	e.mu.Lock()
+// replaceServicesLocked makes svcs the whole desired set. Only services
+// that differ from what the engine holds are planned and built again; the
+// table is then synced against the kernel, which compares the service
+// section element by element (see netlinkNFT.syncTable), so the
+// transaction holds only what differs from the kernel. The first Replace
+// after a start thereby keeps every rule of the previous podnetd that is
+// still right, and a later one repairs drift. When the kernel refuses the
+// whole table, services are programmed one batch each (rewriteOneByOne).
+func (e *Engine) replaceServicesLocked(svcs []Service) (Result, flowCleanup, error) {
 	prev := e.svc
-	next := e.planServices(prev, svcs)
-	var err error
-	if prev.known {
-		err = e.applyDeltaLocked(prev, next)
-	} else {
-		err = errors.New("first SetServices")
-	}
+	next := e.planReplace(prev, svcs)
+	e.svc = next
+	// An engine's first Replace (podnetd restarted) believes the kernel's
+	// element sums; later ones list every set, repairing drift.
+	e.trustSums = !prev.known
+	n, err := e.syncTableLocked(true)
+	e.trustSums = false
 	if err != nil {
-		err = e.rewriteServicesLocked(prev, next)
+		e.log.Warn("service rules refused as a whole, programming them one by one", "err", err)
+		if err = e.rewriteOneByOne(prev, next); err != nil {
+			e.svc = prev
+			return Result{}, flowCleanup{}, fmt.Errorf("replace services: %w", err)
+		}
 	}
-	var cleanup *svcFlows
-	var restart func(*netlink.ConntrackFlow) bool
+	var flows flowCleanup
 	if prev.known {
-		cleanup = conntrackChanges(prev, e.svc)
+		flows.services = conntrackChanges(prev, e.svc)
 	} else {
 		// After a restart the previous podnetd's rules were in place (no
 		// flow went around them), but endpoints may have left meanwhile.
-		restart = restartFlows(e.svc)
+		flows.restart = restartFlows(e.svc)
 	}
-	programmed, failed := e.svc.counts()
-	e.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("set services: %w", err)
+	res := Result{Services: make(map[string]error, len(e.svc.svcs)), Kernel: n}
+	for name, st := range e.svc.svcs {
+		res.Services[name] = st.status()
 	}
-	e.log.Info("services programmed", "services", programmed, "failed", failed)
-	e.flushServiceConntrack(cleanup)
-	if restart != nil {
-		n, err := e.ct.deleteFlows([]family{ipv4, ipv6}, restart)
-		e.logFlush("service restart", n, err)
-	}
-	return nil
+	res.Programmed, res.Failing = e.svc.counts()
+	e.log.Info("services programmed", "services", res.Programmed, "failed", res.Failing, "kernel_changes", n)
+	return res, flows, nil
 }
 
-// UpsertService adds or replaces one service incrementally: one small
-// netlink batch (its map elements, its own chains and sets, shared
-// objects it is the first or last to use), no process exec, a cost
-// independent of how many other services exist.
-func (e *Engine) UpsertService(ctx context.Context, s Service) error {
-	var st *svcState
-	err := e.changeService(ctx, "upsert", s.Name, func(t *svcTable, old *svcState) bool {
-		st = e.stateFor(t, s, old)
-		put(t, t.svcs, s.Name, st)
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	return st.err
-}
-
-// DeleteService removes one service's rules and deletes the conntrack
-// entries of its UDP/SCTP flows. An unknown name is not an error.
-func (e *Engine) DeleteService(ctx context.Context, name string) error {
-	return e.changeService(ctx, "delete", name, func(t *svcTable, old *svcState) bool {
-		if old == nil {
-			return false
+// planReplace is prev turned into the desired set svcs: states, claims,
+// objects and reference counts, changed only for services that differ
+// (and those that failed or had blocked keys: a conflict, or a port of
+// this host holding a NodePort, may be gone). Services
+// that kept their keys claim first, new ones in name order.
+func (e *Engine) planReplace(prev *svcTable, svcs []Service) *svcTable {
+	next := prev.clone()
+	next.known = true
+	want := map[string]Service{}
+	for _, s := range svcs {
+		if _, dup := want[s.Name]; dup {
+			e.log.Error("service given twice, keeping the first", "service", s.Name)
+			continue
 		}
-		drop(t, t.svcs, name)
-		return true
-	})
+		want[s.Name] = s
+	}
+	var changed []string
+	for name, st := range prev.svcs {
+		if w, ok := want[name]; !ok || st.err != nil || len(st.blocked) > 0 || !sameService(st.in, w) {
+			changed = append(changed, name)
+		}
+	}
+	for name := range want {
+		if _, ok := prev.svcs[name]; !ok {
+			changed = append(changed, name)
+		}
+	}
+	for _, name := range changed {
+		next.release(next.svcs[name])
+		delete(next.svcs, name)
+	}
+	for _, name := range claimOrder(prev, changed) {
+		if s, ok := want[name]; ok {
+			next.svcs[name] = e.stateFor(next, s, prev.svcs[name])
+		}
+	}
+	d := &tableDelta{countsOnly: true}
+	for _, name := range changed {
+		next.setObjects(d, name, objectsOf(next.svcs[name], e.opts.BridgePrefix))
+	}
+	d.finish(next)
+	return next
 }
 
-// changeService runs one service's change: mutate updates the table (its
-// old keys already released, inside an open change; false: nothing to
-// do), changeLocked programs it, the conntrack cleanup follows.
-func (e *Engine) changeService(ctx context.Context, verb, name string, mutate func(t *svcTable, old *svcState) bool) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	e.mu.Lock()
-	if !e.svc.known {
-		e.mu.Unlock()
-		return fmt.Errorf("%s service %s: %w", verb, name, ErrServicesNotSet)
-	}
-	t := e.svc
-	old := t.svcs[name]
-	t.begin()
-	t.release(old)
-	if !mutate(t, old) {
-		t.rollback()
-		e.mu.Unlock()
+// claimOrder sorts names so that services that held keys in prev claim
+// first (a service never loses its address to a newcomer), then by name.
+func claimOrder(prev *svcTable, names []string) []string {
+	out := slices.Clone(names)
+	slices.SortFunc(out, func(a, b string) int {
+		_, ha := prev.objs[a]
+		_, hb := prev.objs[b]
+		switch {
+		case ha && !hb:
+			return -1
+		case hb && !ha:
+			return 1
+		}
+		return compareStrings(a, b)
+	})
+	return out
+}
+
+// objectsOf builds the objects of st (nil st: none).
+func objectsOf(st *svcState, prefix string) *svcObjects {
+	if st == nil {
 		return nil
 	}
-	// Keys the change freed go to services that were denied them.
-	names := append([]string{name}, e.reclaimLocked(t, old)...)
-	err := e.changeLocked(names...)
-	cleanup := flowsOf(old, programmedState(e.svc, name))
-	e.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("%s service %s: %w", verb, name, err)
+	return buildServiceObjects(st, prefix)
+}
+
+// changeServicesLocked programs the upserts and removals of c as one delta
+// (journaled, so a refusal rolls memory back in time proportional to the
+// change). Services failing with a conflict are tried again when the
+// change releases addresses or ports. If the kernel refuses the delta (it
+// drifted from memory), the table is synced as a whole instead; if that
+// fails too, the change is programmed one service at a time.
+func (e *Engine) changeServicesLocked(c ServiceChanges) (Result, flowCleanup, error) {
+	t := e.svc
+	want := map[string]*Service{}
+	var names []string
+	for i, s := range c.Upsert {
+		if _, dup := want[s.Name]; dup {
+			e.log.Error("service given twice, keeping the first", "service", s.Name)
+			continue
+		}
+		want[s.Name] = &c.Upsert[i]
+		names = append(names, s.Name)
 	}
-	e.flushServiceConntrack(cleanup)
-	return nil
+	for _, name := range c.Remove {
+		if _, ok := want[name]; !ok && !slices.Contains(names, name) {
+			want[name] = nil
+			names = append(names, name)
+		}
+	}
+	olds := map[string]*svcState{}
+	t.begin()
+	released := false
+	for _, name := range names {
+		old := t.svcs[name]
+		olds[name] = old
+		released = released || (old != nil && old.err == nil && !old.headless())
+		t.release(old)
+		drop(t, t.svcs, name)
+	}
+	if released {
+		// Keys the change frees go to the services that were denied them.
+		for _, name := range sortedKeys(t.svcs) {
+			if st := t.svcs[name]; st.err == nil && len(st.blocked) > 0 {
+				in := st.in
+				want[name], olds[name] = &in, st
+				names = append(names, name)
+				t.release(st)
+				drop(t, t.svcs, name)
+			}
+		}
+	}
+	for _, name := range claimOrder(t, names) {
+		if s := want[name]; s != nil {
+			put(t, t.svcs, name, e.stateFor(t, *s, olds[name]))
+		}
+	}
+	d := &tableDelta{}
+	for _, name := range names {
+		t.setObjects(d, name, objectsOf(t.svcs[name], e.opts.BridgePrefix))
+	}
+	d.finish(t)
+	var kernel int
+	var err error
+	if !d.empty() {
+		kernel, err = e.nft.applyDelta(e.opts.Table, d)
+	}
+	if err != nil {
+		e.log.Info("incremental service update failed, syncing the table", "services", len(names), "err", err)
+		var err2 error
+		if kernel, err2 = e.syncTableLocked(true); err2 != nil {
+			t.rollback()
+			e.log.Warn("service change refused, programming it one service at a time", "services", len(names),
+				"err", errors.Join(err, err2))
+			kernel = e.changeOneByOne(want)
+		} else {
+			t.commit()
+		}
+	} else {
+		t.commit()
+	}
+	res := Result{Services: map[string]error{}, Kernel: kernel}
+	flows := newSvcFlows()
+	for _, name := range names {
+		if st := t.svcs[name]; st != nil {
+			res.Services[name] = st.status()
+		}
+		flows.add(flowState(olds[name]), programmedState(t, name))
+	}
+	res.Programmed, res.Failing = t.counts()
+	return res, flowCleanup{services: flows}, nil
+}
+
+// changeOneByOne programs each named service's change as a delta of its
+// own, after the change as a whole was refused; a service the kernel
+// refuses is left out (its rules removed) and reported. It returns the
+// kernel objects changed.
+func (e *Engine) changeOneByOne(want map[string]*Service) int {
+	t := e.svc
+	total := 0
+	for _, name := range sortedKeys(want) {
+		s := want[name]
+		t.begin()
+		old := t.svcs[name]
+		t.release(old)
+		drop(t, t.svcs, name)
+		if s != nil {
+			put(t, t.svcs, name, e.stateFor(t, *s, old))
+		}
+		n, err := e.applyOwnDelta(name)
+		if err == nil {
+			t.commit()
+			total += n
+			continue
+		}
+		t.rollback()
+		e.log.Error("service rules refused by the kernel", "service", name, "err", err)
+		if s == nil {
+			continue // its old rules stay; a later change retries
+		}
+		// Leave it out: its rules go, its record says why.
+		t.begin()
+		old = t.svcs[name]
+		t.release(old)
+		put(t, t.svcs, name, &svcState{in: cloneService(*s), spec: Service{Name: name},
+			err: fmt.Errorf("%w: %s: %w", ErrServiceNotProgrammed, name, err)})
+		if n, derr := e.applyOwnDelta(name); derr != nil {
+			t.rollback()
+		} else {
+			t.commit()
+			total += n
+		}
+	}
+	return total
+}
+
+// applyOwnDelta programs name's state in e.svc (inside an open change) as
+// a delta of its own.
+func (e *Engine) applyOwnDelta(name string) (int, error) {
+	t := e.svc
+	d := &tableDelta{}
+	t.setObjects(d, name, objectsOf(t.svcs[name], e.opts.BridgePrefix))
+	d.finish(t)
+	return e.nft.applyDelta(e.opts.Table, d)
 }
 
 // ServiceStatus is nil when the service's rules are programmed (or it is
-// headless and needs none), else why not.
+// headless and needs none), else why not. Apply reports the same in its
+// Result for the services a change names.
 func (e *Engine) ServiceStatus(name string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -145,36 +286,6 @@ func (e *Engine) ServiceStatus(name string) error {
 // host ("" if none).
 func (e *Engine) nodePortOwnerLocked(p Proto, port uint16) string {
 	return e.svc.owners[svcKey{proto: p, port: port}]
-}
-
-// reclaimLocked gives the keys old held and the open change released
-// to the services that were denied them (blocked because old had them),
-// and returns their names, for the same delta.
-func (e *Engine) reclaimLocked(t *svcTable, old *svcState) []string {
-	if old == nil {
-		return nil
-	}
-	var out []string
-	for _, name := range sortedKeys(t.svcs) {
-		st := t.svcs[name]
-		if st.err != nil || name == old.spec.Name {
-			continue
-		}
-		freed := false
-		for k := range st.blocked {
-			if _, taken := t.owners[k]; !taken && slices.Contains(old.keys(), k) {
-				freed = true
-			}
-		}
-		if !freed {
-			continue
-		}
-		cp := *st
-		t.claim(&cp, e.portHeldLocked)
-		put(t, t.svcs, name, &cp)
-		out = append(out, name)
-	}
-	return out
 }
 
 // portHeldLocked says why this host keeps a NodePort from services ("":
@@ -198,40 +309,6 @@ func (e *Engine) portHeldLocked(k svcKey) string {
 	return ""
 }
 
-// planServices is the new service table for svcs: states with their
-// slots carried over from prev, keys claimed (services prev already had
-// keep theirs; new ones claim in name order), errors recorded per service.
-// Objects are not built yet.
-func (e *Engine) planServices(prev *svcTable, svcs []Service) *svcTable {
-	next := newSvcTable()
-	next.known = true
-	byName := map[string]Service{}
-	var names []string
-	for _, s := range svcs {
-		if _, dup := byName[s.Name]; dup {
-			e.log.Error("service given twice, keeping the first", "service", s.Name)
-			continue
-		}
-		byName[s.Name] = s
-		names = append(names, s.Name)
-	}
-	slices.SortFunc(names, func(a, b string) int {
-		_, ha := prev.objs[a]
-		_, hb := prev.objs[b]
-		switch {
-		case ha && !hb:
-			return -1
-		case hb && !ha:
-			return 1
-		}
-		return compareStrings(a, b)
-	})
-	for _, name := range names {
-		next.svcs[name] = e.stateFor(next, byName[name], prev.svcs[name])
-	}
-	return next
-}
-
 func compareStrings(a, b string) int {
 	switch {
 	case a < b:
@@ -242,19 +319,19 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
-// stateFor normalizes s and claims its keys in t; a service that fails
-// either keeps only its name and the error.
+// stateFor normalizes s and claims its keys in t, one by one: a key
+// another service holds, or a NodePort a port of this host holds, is
+// blocked (svcState.blocked) and only that element is left out.
 func (e *Engine) stateFor(t *svcTable, s Service, prev *svcState) *svcState {
 	if prev != nil && prev.err != nil {
 		prev = nil
 	}
-	st, ignored, err := newSvcState(s, prev)
-	if err != nil {
-		// Reported by ServiceStatus (the agent logs it once per change).
-		e.log.Debug("service cannot be programmed", "service", s.Name, "err", err)
-		return &svcState{spec: Service{Name: s.Name}, err: err}
-	}
+	st, ignored := newSvcState(s, prev)
 	t.claim(st, e.portHeldLocked)
+	if err := st.status(); err != nil {
+		// Reported in the Result (the agent logs it once per change).
+		e.log.Debug("service not programmed whole", "service", s.Name, "err", err)
+	}
 	if len(ignored) > 0 {
 		e.log.Warn("service addresses of another family than its cluster IP ignored", "service", s.Name,
 			"family", st.family().keyword(), "ignored", joinIgnored(ignored))
@@ -262,83 +339,18 @@ func (e *Engine) stateFor(t *svcTable, s Service, prev *svcState) *svcState {
 	return st
 }
 
-// changeLocked programs the change of one service (e.svc.svcs already
-// updated, inside an open change) as one delta and commits it. If the
-// kernel refuses the delta (it drifted from memory), the whole table is
-// rewritten instead; if that fails too, the change is rolled back.
-func (e *Engine) changeLocked(names ...string) error {
-	t := e.svc
-	d := &tableDelta{}
-	for _, name := range names {
-		var o *svcObjects
-		if st, ok := t.svcs[name]; ok {
-			o = buildServiceObjects(st, e.opts.BridgePrefix)
-		}
-		t.setObjects(d, name, o)
-	}
-	d.finish(t)
-	err := e.nft.applyDelta(e.opts.Table, d)
-	if err == nil {
-		t.commit()
-		return nil
-	}
-	e.log.Info("incremental service update failed, rewriting the table", "service", names[0], "err", err)
-	if err2 := e.syncTableLocked(true); err2 != nil {
-		t.rollback()
-		return fmt.Errorf("%w: %w", ErrServiceNotProgrammed, errors.Join(err, err2))
-	}
-	t.commit()
-	return nil
-}
-
-// applyDeltaLocked programs the difference between prev and next (a whole
-// desired set) as one delta.
-func (e *Engine) applyDeltaLocked(prev, next *svcTable) error {
-	work := prev.clone()
-	work.svcs, work.owners = next.svcs, next.owners
-	d := &tableDelta{}
-	names := map[string]bool{}
-	for n := range prev.objs {
-		names[n] = true
-	}
-	for n := range next.svcs {
-		names[n] = true
-	}
-	for _, n := range sortedKeys(names) {
-		var o *svcObjects
-		if st, ok := next.svcs[n]; ok {
-			o = buildServiceObjects(st, e.opts.BridgePrefix)
-		}
-		work.setObjects(d, n, o)
-	}
-	d.finish(work)
-	if err := e.nft.applyDelta(e.opts.Table, d); err != nil {
-		e.log.Info("incremental service update failed, rewriting the table", "err", err)
-		return err
-	}
-	e.svc = work
-	return nil
-}
-
-// rewriteServicesLocked programs next by rewriting the whole table in one
-// batch. If the kernel refuses that, it rewrites the table without
-// services and then adds them one batch each, so that a service the
-// kernel refuses is reported by name and the others still work. It fails
-// only when not even the table without services could be written; e.svc
-// is then prev again.
-func (e *Engine) rewriteServicesLocked(prev, next *svcTable) error {
-	e.svc = rebuildObjects(next, e.opts.BridgePrefix)
-	err := e.syncTableLocked(true)
-	if err == nil {
-		return nil
-	}
-	e.log.Warn("service rules refused as a whole, programming them one by one", "err", err)
+// rewriteOneByOne programs next after the kernel refused it as a whole:
+// it syncs the table without services, then adds them one batch each, so
+// that a service the kernel refuses is reported by name and the others
+// still work. It fails only when not even the table without services
+// could be written; e.svc is then prev again.
+func (e *Engine) rewriteOneByOne(prev, next *svcTable) error {
 	empty := newSvcTable()
 	empty.known = true
 	e.svc = empty
-	if err2 := e.syncTableLocked(true); err2 != nil {
+	if _, err := e.syncTableLocked(true); err != nil {
 		e.svc = prev
-		return errors.Join(err, err2)
+		return err
 	}
 	t := e.svc
 	for _, name := range sortedKeys(next.svcs) {
@@ -350,39 +362,16 @@ func (e *Engine) rewriteServicesLocked(prev, next *svcTable) error {
 			t.claim(st, e.portHeldLocked)
 		}
 		put(t, t.svcs, name, st)
-		d := &tableDelta{}
-		if st.err == nil {
-			t.setObjects(d, name, buildServiceObjects(st, e.opts.BridgePrefix))
-			d.finish(t)
-		}
-		if aerr := e.nft.applyDelta(e.opts.Table, d); aerr != nil {
+		if _, aerr := e.applyOwnDelta(name); aerr != nil {
 			t.rollback()
-			t.svcs[name] = &svcState{spec: Service{Name: name}, err: fmt.Errorf("%w: %s: %w", ErrServiceNotProgrammed, name, aerr)}
+			t.svcs[name] = &svcState{in: st.in, spec: Service{Name: name},
+				err: fmt.Errorf("%w: %s: %w", ErrServiceNotProgrammed, name, aerr)}
 			e.log.Error("service rules refused by the kernel", "service", name, "err", aerr)
 			continue
 		}
 		t.commit()
 	}
 	return nil
-}
-
-// rebuildObjects returns t with every service's objects and the reference
-// counts built from scratch.
-func rebuildObjects(t *svcTable, prefix string) *svcTable {
-	out := newSvcTable()
-	out.known = t.known
-	for k, v := range t.svcs {
-		out.svcs[k] = v
-	}
-	for k, v := range t.owners {
-		out.owners[k] = v
-	}
-	d := &tableDelta{}
-	for _, name := range sortedKeys(t.svcs) {
-		out.setObjects(d, name, buildServiceObjects(t.svcs[name], prefix))
-	}
-	d.finish(out)
-	return out
 }
 
 // counts returns how many services are programmed and how many failed.
@@ -395,4 +384,11 @@ func (t *svcTable) counts() (ok, failed int) {
 		}
 	}
 	return ok, failed
+}
+
+// sameService reports whether two inputs are the same service.
+func sameService(a, b Service) bool {
+	return a.Name == b.Name && a.ClusterIP == b.ClusterIP && slices.Equal(a.ExternalIPs, b.ExternalIPs) &&
+		slices.Equal(a.Ports, b.Ports) && slices.Equal(a.Endpoints, b.Endpoints) &&
+		a.Affinity == b.Affinity && a.LocalOnly == b.LocalOnly
 }

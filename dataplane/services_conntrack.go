@@ -49,17 +49,6 @@ func newSvcFlows() *svcFlows {
 	return &svcFlows{gone: map[goneFlow]bool{}, fresh: map[freshFlow]bool{}, fams: map[family]bool{}}
 }
 
-// flowsOf is the cleanup for one service going from old to new (nil: not
-// programmed).
-func flowsOf(old, new *svcState) *svcFlows {
-	c := newSvcFlows()
-	if old != nil && (old.err != nil || old.headless()) {
-		old = nil
-	}
-	c.add(old, new)
-	return c
-}
-
 // conntrackChanges compares every service of prev and next.
 func conntrackChanges(prev, next *svcTable) *svcFlows {
 	c := newSvcFlows()
@@ -77,8 +66,10 @@ func conntrackChanges(prev, next *svcTable) *svcFlows {
 }
 
 // programmedState is name's state in t if it is programmed, else nil.
-func programmedState(t *svcTable, name string) *svcState {
-	st := t.svcs[name]
+func programmedState(t *svcTable, name string) *svcState { return flowState(t.svcs[name]) }
+
+// flowState is st if it has rules (programmed, not headless), else nil.
+func flowState(st *svcState) *svcState {
 	if st == nil || st.err != nil || st.headless() {
 		return nil
 	}
@@ -217,7 +208,9 @@ func (e *Engine) flushServiceConntrack(c *svcFlows) {
 // rule (of the previous podnetd) sent to an address that is no longer
 // one of the service's endpoints: endpoints that left while podnetd was
 // down. Per-endpoint filters cannot say "not one of these", so the first
-// SetServices pays one dump of the table.
+// full sync (Replace) pays one dump of the table, unless no service has a
+// UDP or SCTP port (nil: nothing to match). The dump walks the host's
+// whole conntrack table, every namespace's entries included.
 func restartFlows(t *svcTable) func(*netlink.ConntrackFlow) bool {
 	type key struct {
 		addr  netip.Addr // invalid: a NodePort
@@ -238,6 +231,9 @@ func restartFlows(t *svcTable) func(*netlink.ConntrackFlow) bool {
 				eps[key{k.addr, protoNumber(k.proto), k.port}] = set
 			}
 		}
+	}
+	if len(eps) == 0 {
+		return nil // no UDP or SCTP service: no dump of the conntrack table
 	}
 	return func(f *netlink.ConntrackFlow) bool {
 		if f.Mark&ctMarkService == 0 || f.Forward.Protocol == protoNumber(TCP) {

@@ -9,11 +9,12 @@ import (
 	"time"
 )
 
-// Errors ServiceStatus wraps, for callers that branch on the cause.
+// Errors the engine reports per service (Result.Services, ServiceStatus),
+// for callers that branch on the cause. The engine trusts its input: a
+// service reaches it validated by the registry (package registry, the one
+// validator), so none of them says "invalid"; a service the kernel cannot
+// take anyway is refused by the kernel and reported as such.
 var (
-	// ErrServiceInvalid: the service cannot be expressed in rules (a bad
-	// name, port or protocol); fix the service.
-	ErrServiceInvalid = errors.New("invalid service")
 	// ErrServiceConflict: another service already answers on one of its
 	// addresses and ports, or on its NodePort.
 	ErrServiceConflict = errors.New("service conflicts with another")
@@ -23,18 +24,14 @@ var (
 	ErrServiceUnknown = errors.New("unknown service")
 )
 
-// maxServiceName keeps chain and set names (prefix, name, protocol, port
-// and an address) well below nftables' 256-byte limit.
-const maxServiceName = 128
-
-// maxAffinity is Kubernetes' limit for sessionAffinityConfig (one day).
-const maxAffinity = 24 * time.Hour
-
 // svcState is what the engine keeps of one service: the normalized spec,
 // why it is not programmed (nil when it is), and the order of its
 // endpoints in the bucket maps ("slots"), which changes as little as
 // possible so that an endpoint change touches few map elements.
 type svcState struct {
+	// in is the service as given (Apply compares it with the next one);
+	// spec its normalized form.
+	in    Service
 	spec  Service
 	err   error
 	slots []netip.Addr // every endpoint of the service's family
@@ -70,62 +67,28 @@ func (s *svcState) family() family { return familyOf(s.spec.ClusterIP) }
 // headless services have no ClusterIP and get no rules.
 func (s *svcState) headless() bool { return !s.spec.ClusterIP.IsValid() }
 
-// normalizeService checks s and returns it in the engine's form: one
-// address family (the ClusterIP's: external IPs and endpoints of the other
-// family cannot be reached through it and are dropped), unmapped
-// addresses, sorted and deduplicated lists, target ports defaulted to the
-// port. ignored lists what was dropped, for the log.
-func normalizeService(s Service) (out Service, ignored []string, err error) {
-	if err := checkServiceName(s.Name); err != nil {
-		return Service{}, nil, err
-	}
-	// Timeouts in whole seconds, as Kubernetes gives them and nft prints
-	// them back (a sync compares the kernel's with ours).
+// normalizeService returns s in the engine's form: one address family
+// (the ClusterIP's: external IPs and endpoints of the other family cannot
+// be reached through it and are dropped), unmapped addresses, sorted and
+// deduplicated lists, target ports defaulted to the port, the affinity
+// timeout in whole seconds (as nft prints it back, so a sync compares
+// equal). ignored lists what was dropped, for the log. s is trusted: the
+// registry validated the service it comes from.
+func normalizeService(s Service) (out Service, ignored []string) {
 	out = Service{Name: s.Name, ClusterIP: s.ClusterIP.Unmap(), Affinity: s.Affinity.Truncate(time.Second), LocalOnly: s.LocalOnly}
-	if s.Affinity < 0 || s.Affinity > maxAffinity {
-		return Service{}, nil, fmt.Errorf("%w %s: affinity timeout %v outside 0..%v", ErrServiceInvalid, s.Name, s.Affinity, maxAffinity)
-	}
-	if s.Affinity > 0 && s.Affinity < time.Second {
-		return Service{}, nil, fmt.Errorf("%w %s: affinity timeout %v shorter than a second", ErrServiceInvalid, s.Name, s.Affinity)
-	}
-	if out.ClusterIP.IsValid() && (out.ClusterIP.IsUnspecified() || out.ClusterIP.IsMulticast()) {
-		return Service{}, nil, fmt.Errorf("%w %s: cluster IP %s is not a unicast address", ErrServiceInvalid, s.Name, out.ClusterIP)
-	}
-	seen := map[string]bool{}
-	seenNode := map[string]bool{}
 	for _, p := range s.Ports {
-		if protoNumber(p.Proto) == 0 {
-			return Service{}, nil, fmt.Errorf("%w %s: protocol %q (want tcp, udp or sctp)", ErrServiceInvalid, s.Name, p.Proto)
-		}
-		if p.Port == 0 {
-			return Service{}, nil, fmt.Errorf("%w %s: port 0/%s", ErrServiceInvalid, s.Name, p.Proto)
-		}
 		if p.TargetPort == 0 {
 			p.TargetPort = p.Port
-		}
-		k := fmt.Sprintf("%d/%s", p.Port, p.Proto)
-		if seen[k] {
-			return Service{}, nil, fmt.Errorf("%w %s: port %s listed twice", ErrServiceInvalid, s.Name, k)
-		}
-		seen[k] = true
-		if p.NodePort != 0 {
-			nk := fmt.Sprintf("%d/%s", p.NodePort, p.Proto)
-			if seenNode[nk] {
-				return Service{}, nil, fmt.Errorf("%w %s: node port %s listed twice", ErrServiceInvalid, s.Name, nk)
-			}
-			seenNode[nk] = true
 		}
 		out.Ports = append(out.Ports, p)
 	}
 	if !out.ClusterIP.IsValid() {
-		return out, nil, nil // headless: nothing more to check
+		return out, nil // headless: no rules
 	}
 	f := familyOf(out.ClusterIP)
 	for _, a := range s.ExternalIPs {
 		a = a.Unmap()
 		switch {
-		case !a.IsValid() || a.IsUnspecified() || a.IsMulticast():
-			return Service{}, nil, fmt.Errorf("%w %s: external IP %q is not a unicast address", ErrServiceInvalid, s.Name, a)
 		case familyOf(a) != f:
 			ignored = append(ignored, "external IP "+a.String())
 		case a != out.ClusterIP && !slices.Contains(out.ExternalIPs, a):
@@ -137,8 +100,6 @@ func normalizeService(s Service) (out Service, ignored []string, err error) {
 	for _, ep := range s.Endpoints {
 		ep.Addr = ep.Addr.Unmap()
 		switch {
-		case !ep.Addr.IsValid() || ep.Addr.IsUnspecified() || ep.Addr.IsMulticast():
-			return Service{}, nil, fmt.Errorf("%w %s: endpoint address %q is not a unicast address", ErrServiceInvalid, s.Name, ep.Addr)
 		case familyOf(ep.Addr) != f:
 			ignored = append(ignored, "endpoint "+ep.Addr.String())
 		case !seenEP[ep.Addr]:
@@ -147,28 +108,7 @@ func normalizeService(s Service) (out Service, ignored []string, err error) {
 		}
 	}
 	slices.SortFunc(out.Endpoints, func(a, b ServiceEndpoint) int { return a.Addr.Compare(b.Addr) })
-	return out, ignored, nil
-}
-
-// checkServiceName allows what chain and set names can carry: letters,
-// digits, '.', '_' and '-', starting and ending with a letter or digit
-// (DNS labels, Compose service names).
-func checkServiceName(name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: empty service name", ErrServiceInvalid)
-	}
-	if len(name) > maxServiceName {
-		return fmt.Errorf("%w %.40s…: name longer than %d characters", ErrServiceInvalid, name, maxServiceName)
-	}
-	alnum := func(r byte) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' }
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if alnum(c) || (c == '.' || c == '_' || c == '-') && i > 0 && i < len(name)-1 {
-			continue
-		}
-		return fmt.Errorf("%w %q: names may hold letters, digits, '.', '_' and '-' (not first or last)", ErrServiceInvalid, name)
-	}
-	return nil
+	return out, ignored
 }
 
 // assignSlots returns the bucket order for want (sorted addresses) given
@@ -222,12 +162,9 @@ func assignSlots(prev, want []netip.Addr) []netip.Addr {
 
 // newSvcState normalizes s and assigns its slots after prev (nil for a
 // new service).
-func newSvcState(s Service, prev *svcState) (*svcState, []string, error) {
-	spec, ignored, err := normalizeService(s)
-	if err != nil {
-		return nil, nil, err
-	}
-	st := &svcState{spec: spec}
+func newSvcState(s Service, prev *svcState) (*svcState, []string) {
+	spec, ignored := normalizeService(s)
+	st := &svcState{in: cloneService(s), spec: spec}
 	var all, local, prevAll, prevLocal []netip.Addr
 	for _, ep := range spec.Endpoints {
 		all = append(all, ep.Addr)
@@ -242,7 +179,7 @@ func newSvcState(s Service, prev *svcState) (*svcState, []string, error) {
 	if spec.LocalOnly {
 		st.local = assignSlots(prevLocal, local)
 	}
-	return st, ignored, nil
+	return st, ignored
 }
 
 // svcKey is one address:port (or NodePort) a service answers on; two
@@ -279,3 +216,10 @@ func (s *svcState) keys() []svcKey {
 
 // joinIgnored is the log form of what normalizeService dropped.
 func joinIgnored(ignored []string) string { return strings.Join(ignored, ", ") }
+
+// cloneService copies s's lists: the engine keeps its input (svcState.in)
+// to compare with the next one, and callers may reuse theirs.
+func cloneService(s Service) Service {
+	s.ExternalIPs, s.Ports, s.Endpoints = slices.Clone(s.ExternalIPs), slices.Clone(s.Ports), slices.Clone(s.Endpoints)
+	return s
+}

@@ -32,6 +32,8 @@ const (
 	mapTunnel4      = "tunnel4"    // pod subnet : this host's tunnel address in it
 	mapTunnel6      = "tunnel6"
 	svcPrefix       = "svc-"
+	// setSvcSums ("svc-sums", services_sums.go) holds the element sums
+	// of the other service maps.
 )
 
 // isServiceObject tells the service section's chains and sets from the
@@ -220,6 +222,7 @@ func serviceSkeleton() ([]setDef, []chainDef, []ruleDef) {
 			keyType:  nftables.MustConcatSetType(addrType(f), addrType(f)),
 			typeText: fmt.Sprintf("type %s . %s", addrTypeText(f), addrTypeText(f))})
 	}
+	sets = append(sets, sumsSetDef(nil))
 	chains := []chainDef{{name: chainServices}, {name: chainSvcReject}}
 	rules := []ruleDef{
 		newRule(chainServices, "", dispatchVmap(ipv4, true, mapSvcIP4)),

@@ -140,7 +140,7 @@ func addServiceSection(rs *ruleset, t *svcTable) {
 	if t == nil {
 		sets, chains, rules = serviceSkeleton()
 	} else {
-		sets, chains, rules = t.section()
+		sets, chains, rules, rs.sums = t.section()
 	}
 	rs.sets = append(rs.sets, sets...)
 	rs.chains = append(rs.chains, chains...)

@@ -12,10 +12,10 @@ import (
 // service contributes to the kernel, and reference counts of the objects
 // services share. Guarded by Engine.mu.
 type svcTable struct {
-	// known is set by the first SetServices: from then on memory is the
-	// truth for the service section and a Sync rewrites it. Before that
-	// (a restarted podnetd), the kernel keeps the previous podnetd's
-	// service rules untouched.
+	// known is set by the first Replace (Apply): from then on memory is
+	// the truth for the service section and a Sync makes the kernel match
+	// it. Before that (a restarted podnetd), the kernel keeps the previous
+	// podnetd's service rules untouched.
 	known bool
 	svcs  map[string]*svcState
 	objs  map[string]*svcObjects // programmed objects, by service name
@@ -26,6 +26,9 @@ type svcTable struct {
 	shared map[string]int // shared element id → services holding it
 	// sharedElems remembers a shared element by id (its bytes and text).
 	sharedElems map[string]element
+	// sums are the element sums of svc-sums as the kernel holds them
+	// (see services_sums.go); nil until a full sync wrote them.
+	sums map[string]elemSum
 	// journal, while a change is open (begin), holds the undo of every
 	// mutation, so a change the kernel refused is rolled back in time
 	// proportional to the change, not to the table.
@@ -91,7 +94,7 @@ func newSvcTable() *svcTable {
 // states and objects are never mutated in place.
 func (t *svcTable) clone() *svcTable {
 	return &svcTable{known: t.known, svcs: maps.Clone(t.svcs), objs: maps.Clone(t.objs), owners: maps.Clone(t.owners),
-		refs: maps.Clone(t.refs), shared: maps.Clone(t.shared), sharedElems: maps.Clone(t.sharedElems)}
+		refs: maps.Clone(t.refs), shared: maps.Clone(t.shared), sharedElems: maps.Clone(t.sharedElems), sums: maps.Clone(t.sums)}
 }
 
 // claim gives s each of its keys that is free: a key another service
@@ -139,18 +142,28 @@ type tableDelta struct {
 	rules       []ruleDef // of added and flushed chains
 	delElems    []element
 	addElems    []element
-	delChains   []string // flushed, then deleted
-	delSets     []string
+	// sumDel and sumAdd update svc-sums for the element changes above
+	// (sumDelta); not counted by size.
+	sumDel, sumAdd []element
+	delChains      []string // flushed, then deleted
+	delSets        []string
 	// named counters, added first and deleted last (network policy)
 	addCounters, delCounters []string
 
 	// reference counts before the delta, of what it touched (see finish)
 	refsBefore, elemsBefore map[string]int
+	// countsOnly: the delta is not sent (a Replace syncs the whole table
+	// instead); setObjects then only keeps the table's counts.
+	countsOnly bool
 }
 
-func (d *tableDelta) empty() bool {
-	return len(d.addSets)+len(d.addChains)+len(d.flushChains)+len(d.rules)+len(d.delElems)+
-		len(d.addElems)+len(d.delChains)+len(d.delSets)+len(d.addCounters)+len(d.delCounters) == 0
+func (d *tableDelta) empty() bool { return d.size()+len(d.rules) == 0 }
+
+// size counts the kernel objects d adds, rewrites or deletes: sets,
+// chains, elements and counters (rules are counted with their chain).
+func (d *tableDelta) size() int {
+	return len(d.addSets) + len(d.addChains) + len(d.flushChains) + len(d.delElems) +
+		len(d.addElems) + len(d.delChains) + len(d.delSets) + len(d.addCounters) + len(d.delCounters)
 }
 
 // setObjects replaces name's programmed objects with o (nil: none),
@@ -165,11 +178,13 @@ func (t *svcTable) setObjects(d *tableDelta, name string, o *svcObjects) {
 	if o == nil {
 		o = &svcObjects{}
 	}
-	diffOwnSets(d, old.sets, o.sets)
-	diffOwnChains(d, old.chains, old.rules, o.chains, o.rules)
-	del, add := diffElements(old.elems, o.elems)
-	d.delElems = append(d.delElems, del...)
-	d.addElems = append(d.addElems, add...)
+	if !d.countsOnly {
+		diffOwnSets(d, old.sets, o.sets)
+		diffOwnChains(d, old.chains, old.rules, o.chains, o.rules)
+		del, add := diffElements(old.elems, o.elems)
+		d.delElems = append(d.delElems, del...)
+		d.addElems = append(d.addElems, add...)
+	}
 	for _, id := range o.uses {
 		d.touchRef(t, id)
 		count(t, t.refs, id, 1)
@@ -253,6 +268,9 @@ func (d *tableDelta) finish(t *svcTable) {
 		}
 	}
 	d.refsBefore, d.elemsBefore = nil, nil
+	if !d.countsOnly {
+		t.sumDelta(d)
+	}
 }
 
 // diffOwnSets adds a service's own sets that appear and deletes those that
@@ -316,9 +334,10 @@ func diffOwnChains(d *tableDelta, oldChains []chainDef, oldRules []ruleDef, newC
 
 // section is the whole service section as it should be in the kernel:
 // skeleton, shared buckets and pick chains, every service's objects and
-// elements. Deterministic: services in name order, shared objects in id
-// order.
-func (t *svcTable) section() (sets []setDef, chains []chainDef, rules []ruleDef) {
+// elements, and svc-sums holding the sums of those elements (also
+// returned, by set). Deterministic: services in name order, shared objects
+// in id order.
+func (t *svcTable) section() (sets []setDef, chains []chainDef, rules []ruleDef, sums map[string]elemSum) {
 	sets, chains, rules = serviceSkeleton()
 	for _, id := range sortedKeys(t.refs) {
 		s, c, r := sharedObjects(id)
@@ -342,7 +361,16 @@ func (t *svcTable) section() (sets []setDef, chains []chainDef, rules []ruleDef)
 			sets[i].elems = append(sets[i].elems, el)
 		}
 	}
-	return sets, chains, rules
+	sums = map[string]elemSum{}
+	for _, sd := range sets {
+		if sumEligible(sd) {
+			sums[sd.name] = sumOf(sd.elems)
+		}
+	}
+	if i, ok := idx[setSvcSums]; ok {
+		sets[i] = sumsSetDef(sums)
+	}
+	return sets, chains, rules, sums
 }
 
 // sameValue reports whether two elements of one key map to the same

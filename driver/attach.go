@@ -11,6 +11,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/internal/dockerid"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
@@ -24,8 +25,9 @@ import (
 // dockerd's plugin calls. The runtime (the plugin binary) moves the peer
 // into the container, as dockerd does for Docker's endpoints.
 
-// ErrCNIMode marks a network whose mode CNI attachments do not support.
-var ErrCNIMode = errors.New("CNI attachments need a bridge or vxlan network")
+// ErrCNIMode marks a network whose mode CNI attachments do not support:
+// the caller's fault (errors.Is(err, fault.ErrInvalid) holds too).
+var ErrCNIMode = fault.New("CNI attachments need a bridge or vxlan network")
 
 // AttachSpec is a CNI attachment to create: its addresses are allocated
 // already (by the caller, from podnet's IPAM).

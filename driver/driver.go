@@ -69,9 +69,12 @@ type Driver struct {
 	netMu sync.RWMutex
 	// gcMu lets one GC round run at a time (it works partly outside
 	// netMu).
-	gcMu    sync.Mutex
-	mu      sync.Mutex // guards nets, eps and tunnels
-	nets    map[string]*store.Network
+	gcMu sync.Mutex
+	mu   sync.Mutex // guards nets, eps and tunnels
+	nets map[string]*store.Network
+	// lan holds the parsed options of macvlan/ipvlan networks, by ID:
+	// parsed once from the record (lan.go, lanOptions), never again.
+	lan     map[string]netspec.Options
 	eps     map[string]*store.Endpoint
 	tunnels map[string][]netip.Addr // tunnel addresses by network
 }
@@ -100,7 +103,8 @@ func New(cfg Config) (*Driver, error) {
 		cfg.DefaultMTU = 1500
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, k: cfg.Kernel,
-		nets: map[string]*store.Network{}, eps: map[string]*store.Endpoint{}, tunnels: map[string][]netip.Addr{}}
+		nets: map[string]*store.Network{}, eps: map[string]*store.Endpoint{}, tunnels: map[string][]netip.Addr{},
+		lan: map[string]netspec.Options{}}
 	br := &bridgeMode{k: cfg.Kernel, log: cfg.Logger}
 	d.modes = map[string]mode{
 		netspec.ModeBridge: br,
@@ -112,7 +116,7 @@ func New(cfg Config) (*Driver, error) {
 	d.vlans = &vlanParents{st: cfg.Store, host: cfg.Host, k: cfg.Kernel, log: cfg.Logger}
 	for _, kind := range []string{netspec.ModeMacvlan, netspec.ModeIpvlan} {
 		d.modes[kind] = &lanMode{kind: kind, k: cfg.Kernel, log: cfg.Logger, vlans: d.vlans,
-			addrs: cfg.HostAddresses, othersOn: d.othersOnParent}
+			addrs: cfg.HostAddresses, othersOn: d.othersOnParent, options: d.lanOptions}
 	}
 	return d, nil
 }

@@ -57,13 +57,22 @@ type lanMode struct {
 	// othersOn reports whether a network of this host other than exceptID
 	// has parent as its parent (VLAN parents go with the last user).
 	othersOn func(parent, exceptID string) bool
+	// options are the network's parsed settings (Driver.lanOptions).
+	options func(n *store.Network) (netspec.Options, error)
 }
 
 // lanOptions are the macvlan/ipvlan settings of n's record, with the
-// defaults of those it leaves out (its options were validated before the
-// record was written; callers without an error path use the defaults an
-// unreadable record would leave).
-func lanOptions(n *store.Network) (netspec.Options, error) {
+// defaults of those it leaves out, parsed the first time they are asked
+// for (when the network is created or restored) and kept: later uses
+// never parse again, and a record that cannot be parsed fails the network
+// there, naming it, instead of being read as defaults.
+func (d *Driver) lanOptions(n *store.Network) (netspec.Options, error) {
+	d.mu.Lock()
+	o, ok := d.lan[n.ID]
+	d.mu.Unlock()
+	if ok {
+		return o, nil
+	}
 	raw := maps.Clone(n.Options)
 	if raw == nil {
 		raw = map[string]string{}
@@ -73,6 +82,9 @@ func lanOptions(n *store.Network) (netspec.Options, error) {
 	if err != nil {
 		return o, fmt.Errorf("options of network %s: %w", dockerid.Short(n.ID), err)
 	}
+	d.mu.Lock()
+	d.lan[n.ID] = o
+	d.mu.Unlock()
 	return o, nil
 }
 
@@ -89,7 +101,7 @@ func isolated(n *store.Network) bool { return strings.TrimSpace(n.Options[netspe
 
 // newLink describes a sub-interface of this network on parent.
 func (m *lanMode) newLink(n *store.Network, name string, parent netlink.Link, mac net.HardwareAddr) (netlink.Link, error) {
-	o, err := lanOptions(n)
+	o, err := m.options(n)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +161,7 @@ func (m *lanMode) ensureNetwork(n *store.Network, probe bool) error {
 	} else if n.MTU > pmtu {
 		return fmt.Errorf("mtu %d is larger than the MTU %d of parent %s: a %s interface cannot exceed its parent", n.MTU, pmtu, parent.Attrs().Name, m.kind)
 	}
-	o, err := lanOptions(n)
+	o, err := m.options(n)
 	if err != nil {
 		return err
 	}
@@ -240,7 +252,9 @@ func (m *lanMode) conflict(n *store.Network, parent string, c netlink.Link) erro
 		if l.Mode == netlink.MACVLAN_MODE_PASSTHRU {
 			return fmt.Errorf("parent %s is given whole to macvlan passthru interface %s: it takes no other macvlan interface", parent, name)
 		}
-		if o, _ := lanOptions(n); o.MacvlanMode == netspec.MacvlanPassthru {
+		if o, err := m.options(n); err != nil {
+			return err
+		} else if o.MacvlanMode == netspec.MacvlanPassthru {
 			return fmt.Errorf("macvlan_mode=passthru needs parent %s to itself, but it already carries macvlan interface %s (%s)", parent, name, macvlanModeName(l.Mode))
 		}
 	case *netlink.IPVlan:
@@ -248,7 +262,11 @@ func (m *lanMode) conflict(n *store.Network, parent string, c netlink.Link) erro
 			return fmt.Errorf("parent %s already carries ipvlan interface %s: a parent takes macvlan or ipvlan interfaces, not both; use another parent (or a VLAN of it: -o parent=%s.VLAN)", parent, name, parent)
 		}
 		mode, flag := ipvlanSettings(l)
-		if o, _ := lanOptions(n); mode != o.IpvlanMode || flag != o.IpvlanFlag {
+		o, err := m.options(n)
+		if err != nil {
+			return err
+		}
+		if mode != o.IpvlanMode || flag != o.IpvlanFlag {
 			return fmt.Errorf("parent %s already carries ipvlan interface %s in ipvlan_mode=%s ipvlan_flag=%s; the mode and flag belong to the parent, so every ipvlan network on it must use the same",
 				parent, name, mode, flag)
 		}
@@ -439,7 +457,10 @@ func (m *lanMode) shapeJoin(n *store.Network, ep *store.Endpoint, res *network.J
 		res.Gateway, res.GatewayIPv6 = "", ""
 		return
 	}
-	if o, _ := lanOptions(n); !o.L3Routed() {
+	if o, err := m.options(n); err != nil {
+		m.log.Error("join on a network whose options cannot be read", "network", dockerid.Short(n.ID), "err", err)
+		return
+	} else if !o.L3Routed() {
 		return
 	}
 	res.Gateway, res.GatewayIPv6 = "", ""

@@ -51,7 +51,7 @@ func (d *Driver) checkLANEndpoint(n *store.Network, r *network.CreateEndpointReq
 	if n.Mode == netspec.ModeIpvlan && r.Interface != nil && r.Interface.MacAddress != "" {
 		return fmt.Errorf("ipvlan network %s: interfaces share their parent's MAC address; drop --mac-address", dockerid.Short(n.ID))
 	}
-	if o, err := lanOptions(n); err != nil {
+	if o, err := d.lanOptions(n); err != nil {
 		return err
 	} else if o.MacvlanMode == netspec.MacvlanPassthru {
 		d.mu.Lock()
@@ -85,12 +85,12 @@ func errNoHostAccess(n *store.Network) error {
 // ProgramExternalConnectivity for the network's endpoints (it does only
 // for an endpoint whose Join returned a gateway): ipvlan l3/l3s. Their
 // ports are published when the endpoint is created.
-func publishesAtCreate(n *store.Network) bool {
+func (d *Driver) publishesAtCreate(n *store.Network) (bool, error) {
 	if n.Mode != netspec.ModeIpvlan || n.Bridge == "" {
-		return false // the common case, without parsing the options
+		return false, nil
 	}
-	o, _ := lanOptions(n)
-	return o.L3Routed()
+	o, err := d.lanOptions(n)
+	return o.L3Routed(), err
 }
 
 // networkRestorer lets a mode restore a network differently from creating
@@ -106,8 +106,8 @@ type joinShaper interface {
 
 // publishAtCreate publishes an l3 ipvlan endpoint's ports at CreateEndpoint.
 func (d *Driver) publishAtCreate(ctx context.Context, n *store.Network, ep *store.Endpoint, opts map[string]any) error {
-	if !publishesAtCreate(n) {
-		return nil
+	if at, err := d.publishesAtCreate(n); err != nil || !at {
+		return err
 	}
 	return d.publish(ctx, ep, opts)
 }

@@ -35,6 +35,13 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	m := d.modes[n.Mode]
 
 	success := false
+	defer func() {
+		if !success { // the options parsed from this attempt's record go with it
+			d.mu.Lock()
+			delete(d.lan, n.ID)
+			d.mu.Unlock()
+		}
+	}()
 	if pool := lnet.FirstPool(n); pool.IsValid() {
 		def, created, err := lnet.Claim(ctx, d.cfg.Store, lnet.Request{
 			Pool: pool, Subnets: n.Pools(), Mode: n.Mode, MTU: o.MTU, VNI: o.VNI,
@@ -250,6 +257,7 @@ func (d *Driver) deleteNetworkLocked(ctx context.Context, id string) error {
 	}
 	d.mu.Lock()
 	delete(d.nets, id)
+	delete(d.lan, id)
 	d.mu.Unlock()
 	if err := d.releaseLogicalNetwork(ctx, n); err != nil {
 		errs = append(errs, err)

@@ -137,7 +137,9 @@ func TestServiceNodePortAndExternalIP(t *testing.T) {
 
 // TestServiceLocalPolicy: externalTrafficPolicy Local sends NodePort
 // traffic only to the receiving host's endpoints, with the client's own
-// address; a host without one drops it.
+// address; a host without one drops it. Its health-check NodePort tells
+// an outside load balancer which: 200 with one local endpoint on h1, 503
+// with none on h2.
 func TestServiceLocalPolicy(t *testing.T) {
 	l := svcLab(t)
 	backend(t, l, "h1", "local1", "--network", svcNet, "-l", "app=local")
@@ -150,6 +152,19 @@ func TestServiceLocalPolicy(t *testing.T) {
 	mustContain(t, "the backend sees the client's own address", l.MustDocker(t, "h1", "logs", "local1"), "from "+l.ClientIP()+":")
 	if out, err := l.Client("sh", "-c", fmt.Sprintf("echo | timeout 3 busybox nc %s %d", l.HostIP("h2"), node)); err == nil && strings.Contains(out, "hello") {
 		t.Fatalf("h2 has no local endpoint but answered: %q", out)
+	}
+	hc := v.HealthCheckNodePort
+	if hc < 30000 || hc == node {
+		t.Fatalf("health-check NodePort %d (NodePort %d)", hc, node)
+	}
+	for h, want := range map[string]string{"h1": `"localEndpoints":1,"serviceProxyHealthy":true} 200`,
+		"h2": `"localEndpoints":0,"serviceProxyHealthy":true} 503`} {
+		WaitFor(t, shortWait, func() (bool, string) {
+			// The body, then the status code.
+			out, err := l.Client("curl", "-sS", "--max-time", "3", "-w", " %{http_code}", fmt.Sprintf("http://%s:%d/", l.HostIP(h), hc))
+			out = strings.ReplaceAll(out, "\n", "")
+			return strings.Contains(out, `"name":"local"}`) && strings.HasSuffix(out, want), fmt.Sprintf("%s's health check: %v %q", h, err, out)
+		})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/catalog"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/store"
 )
@@ -60,8 +61,11 @@ type Interfaces interface {
 
 // Config wires an Announcer.
 type Config struct {
-	Host    string
-	Store   *store.Store
+	Host  string
+	Store *store.Store
+	// Feeds are the etcd prefixes it reads, shared with podnetd's other
+	// readers (nil: its own, from Store).
+	Feeds   *feed.Hub
 	Catalog Catalog
 	// L2 answers ARP/NDP; nil: this host takes no L2 address.
 	L2 L2
@@ -124,8 +128,12 @@ func New(cfg Config) *Announcer {
 // when the lease runs out).
 func (a *Announcer) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	feeds := a.cfg.Feeds
+	if feeds == nil {
+		feeds = feed.Start(ctx, a.cfg.Store, a.log)
+	}
 	for _, p := range followed {
-		wg.Go(func() { a.cfg.Store.Follow(ctx, p, follower{v: a.v, prefix: p}) })
+		defer feeds.Subscribe(p, follower{v: a.v, prefix: p})()
 	}
 	wg.Go(func() { a.holdLease(ctx) })
 	sub := a.cfg.Catalog.Subscribe()
@@ -239,7 +247,8 @@ func (a *Announcer) reconcile(ctx context.Context) {
 	l2 := map[netip.Addr]bool{}
 	var bgp []netip.Addr
 	myPeers := a.myPeers(snap)
-	for _, lb := range a.cfg.Catalog.LoadBalancers() {
+	lbs := a.cfg.Catalog.LoadBalancers()
+	for _, lb := range lbs {
 		p, ok := snap.poolOf(lb.IP)
 		if !ok {
 			continue
@@ -265,6 +274,7 @@ func (a *Announcer) reconcile(ctx context.Context) {
 	a.setL2(want)
 	a.setBGP(myPeers, bgp)
 	a.writeRecord(ctx)
+	observeCoverage(lbs, snap, want)
 }
 
 // electL2 takes part in the election of one L2 address: keeps, releases

@@ -10,7 +10,8 @@
 // Files: announcer.go (Config, Run, one reconcile pass, the L2 claims),
 // election.go (the order of candidates), view.go (what it follows in
 // etcd), responder.go (ARP/NDP from user space), ifaces.go (which
-// interface answers for an address, and whether it is up).
+// interface answers for an address, and whether it is up), coverage.go
+// (the addresses no host announces, for podnet_lb_unannounced_addresses).
 //
 // # Design notes
 //
@@ -86,7 +87,7 @@
 // answers on, its BGP sessions and announced addresses, for `podnetctl
 // bgp` and `service get`), both on its lease, so nothing of a host that
 // is gone outlives it by more than the TTL. The pools, peers and claims
-// come from etcd (store.Follow); the services and their endpoints from
+// come from etcd (podnetd's shared feeds, package feed); the services and their endpoints from
 // the catalog, whose Subscribe wakes the loop. Each write carries a one
 // second deadline: a host whose link is down must not stall its loop.
 package lbannounce

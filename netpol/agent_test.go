@@ -10,6 +10,7 @@ import (
 
 	"github.com/podnet/podnet/catalog"
 	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/testutil"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
@@ -80,7 +81,7 @@ func startAgent(t *testing.T, st *store.Store, dp *fakeDP) (*Agent, context.Cont
 	if len(dp.isolated) != 1 {
 		t.Fatalf("endpoint created before the first pass: isolated %v", dp.isolated)
 	}
-	wg.Go(func() { cat.Run(ctx, st) })
+	wg.Go(func() { cat.Run(ctx, feed.Start(ctx, st, storetest.Logger(t))) })
 	wg.Go(func() { a.Run(ctx) })
 	testutil.Until(t, 10*time.Second, "first pass", func() bool { return dp.calls() > 0 })
 	return a, ctx

@@ -46,7 +46,7 @@
 //   - Subnets are checked in subnet.go (checkSubnet, called for every
 //     subnet of every entry point, and CheckSubnet for IPAM's RequestPool):
 //     rules about which address ranges a network may use belong there.
-//   - Errors wrap ErrInvalid (or ErrModeUnavailable) so callers classify
+//   - Errors wrap fault.ErrInvalid (or ErrModeUnavailable) so callers classify
 //     them by identity; their text is the message a user sees, naming the
 //     option or subnet and what to do.
 //

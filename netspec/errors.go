@@ -3,16 +3,15 @@ package netspec
 import (
 	"errors"
 	"fmt"
+
+	"github.com/podnet/podnet/internal/fault"
 )
 
-var (
-	// ErrInvalid marks a spec the user must fix: an unknown mode or
-	// option, a malformed value, a subnet podnet cannot use.
-	ErrInvalid = errors.New("invalid network spec")
-	// ErrModeUnavailable marks a known mode this podnetd cannot create
-	// (not implemented, or vxlan without a multi-host setup).
-	ErrModeUnavailable = errors.New("network mode not available")
-)
+// ErrModeUnavailable marks a known mode this podnetd cannot create (not
+// implemented, or vxlan without a multi-host setup). A spec the user must
+// fix (an unknown mode or option, a malformed value, a subnet podnet
+// cannot use) is of podnet's one kind of caller's fault, fault.ErrInvalid.
+var ErrModeUnavailable = errors.New("network mode not available")
 
 // specError carries the user's message; it matches its kind (and its
 // cause, if any) with errors.Is but does not repeat the kind's text.
@@ -31,7 +30,7 @@ func (e *specError) Unwrap() []error {
 }
 
 func invalidf(format string, args ...any) error {
-	return &specError{kind: ErrInvalid, msg: fmt.Sprintf(format, args...)}
+	return &specError{kind: fault.ErrInvalid, msg: fmt.Sprintf(format, args...)}
 }
 
 func unavailablef(format string, args ...any) error {

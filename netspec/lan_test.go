@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/podnet/podnet/internal/fault"
 )
 
 func TestLANOptionValidation(t *testing.T) {
@@ -58,7 +60,7 @@ func TestLANOptionsRefused(t *testing.T) {
 		{map[string]string{"mode": "bridge", "podnet.host-access": "true"}, false, "it is for macvlan, ipvlan only"},
 	} {
 		_, err := Validate(Spec{Options: tc.opts, Subnets: v4, Internal: tc.internal}, nil)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalid) {
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, fault.ErrInvalid) {
 			t.Errorf("%v internal=%v: got %v, want an invalid spec saying %q", tc.opts, tc.internal, err, tc.want)
 		}
 	}

@@ -22,7 +22,7 @@ type Network struct {
 // Validate checks everything about a network spec that can be checked
 // without etcd or the kernel: mode, every option and its value, the
 // subnets. available lists the modes the caller can create (nil: every
-// mode this build implements). Errors wrap ErrInvalid or
+// mode this build implements). Errors wrap fault.ErrInvalid or
 // ErrModeUnavailable.
 func Validate(s Spec, available []string) (Network, error) {
 	o, err := CheckOptions(s.Options, s.Internal, available)

@@ -3,6 +3,8 @@ package netspec
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/podnet/podnet/internal/fault"
 )
 
 // Subnet is one subnet of a network spec.
@@ -49,7 +51,7 @@ func CheckSubnet(p netip.Prefix) error {
 	if err := CheckSafe(p, nil); err != nil {
 		// Reserved ranges are refused wherever a spec is checked; the
 		// host's own networks only where the host is known (IPAM).
-		return &specError{kind: ErrInvalid, msg: err.Error(), cause: err}
+		return &specError{kind: fault.ErrInvalid, msg: err.Error(), cause: err}
 	}
 	return nil
 }

@@ -177,10 +177,12 @@
 // entries it touches, whatever the size of the cluster (bench_test.go,
 // BenchmarkScale). A kernel error makes the next pass a full one.
 //
-// Watching. store.Follow (list, then watch from the listing's revision)
-// feeds the view: hosts/ (underlay addresses), alive/ (liveness keys on a
-// lease, and which podnetds keep exception records), and per pool of a
-// registered network its refs/, blocks/ and exc/ keys — three Follows, so
+// Watching. podnetd's shared feeds (package feed: one store.Follow per
+// prefix, list then watch from the listing's revision, the catalog and the
+// cluster DNS reading hosts/ and alive/ from the same one) feed the view:
+// hosts/ (underlay addresses), alive/ (liveness keys on a lease, and which
+// podnetds keep exception records), and per pool of a registered network
+// its refs/, blocks/ and exc/ keys — three subscriptions, so
 // that the address records (addrs/), which every container start and stop
 // writes, reach no host (IPv4 pools). A listing after a watch had to be
 // restarted is diffed against the view, so it costs what changed meanwhile,

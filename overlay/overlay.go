@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
@@ -41,8 +42,12 @@ const vxlanOverhead = 50
 // Config wires an Overlay.
 type Config struct {
 	// Host is this host's name, as in hosts/<host> and alive/<host>.
-	Host   string
-	Store  *store.Store
+	Host  string
+	Store *store.Store
+	// Feeds are the etcd prefixes it reads, shared with the other readers
+	// of this podnetd (package feed); nil: a hub of its own over Store,
+	// running while Run does.
+	Feeds  *feed.Hub
 	Kernel *link.Kernel
 	Logger *slog.Logger
 	// Underlay is where this host's VXLAN packets leave (DetectUnderlay).
@@ -117,6 +122,7 @@ type Network struct {
 type Overlay struct {
 	host     string
 	st       *store.Store
+	feeds    *feed.Hub
 	k        *link.Kernel
 	log      *slog.Logger
 	underlay Underlay
@@ -263,7 +269,7 @@ func New(cfg Config) (*Overlay, error) {
 		cfg.Underlay.Prefix = netip.PrefixFrom(cfg.Underlay.Addr, 32)
 	}
 	o := &Overlay{
-		host: cfg.Host, st: cfg.Store, k: cfg.Kernel, log: cfg.Logger,
+		host: cfg.Host, st: cfg.Store, feeds: cfg.Feeds, k: cfg.Kernel, log: cfg.Logger,
 		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl, peersFn: cfg.Peers, wg: cfg.WireGuard,
 		networks: map[string]Network{},
 		view:     newView(),

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
 )
@@ -38,10 +39,10 @@ type followKey struct {
 	kind string
 }
 
-// Run follows hosts/ and alive/, and for each pool of the registered
+// Run reads hosts/ and alive/, and for each pool of the registered
 // networks its refs/, blocks/ and exc/ keys (and addrs/ for IPv6 pools and
-// while a podnetd older than exception records is alive), with
-// store.Follow; it programs the kernel after every batch of changes
+// while a podnetd older than exception records is alive), from the
+// feeds shared with the rest of podnetd (Config.Feeds); it programs the kernel after every batch of changes
 // (incremental passes), and fully at start, every Resync and when the
 // registered networks change. Nothing is programmed until every followed
 // prefix has been listed once, so a restart never acts on a partial view.
@@ -69,9 +70,14 @@ func (o *Overlay) Run(ctx context.Context) {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(2)
-	go func() { defer wg.Done(); o.st.Follow(ctx, store.HostsPrefix, hostsFollower{o}) }()
-	go func() { defer wg.Done(); o.st.Follow(ctx, store.AlivePrefix, aliveFollower{o}) }()
+	if o.feeds == nil {
+		h := feed.New(o.st, o.log)
+		wg.Go(func() { h.Run(ctx) })
+		o.feeds = h
+		defer func() { o.feeds = nil }()
+	}
+	defer o.feeds.Subscribe(store.HostsPrefix, hostsFollower{o})()
+	defer o.feeds.Subscribe(store.AlivePrefix, aliveFollower{o})()
 	fs := &follows{running: map[followKey]*poolFollower{}, repairs: map[netip.Prefix]context.CancelFunc{}}
 
 	started := time.Now()
@@ -219,11 +225,8 @@ func (o *Overlay) followPools(ctx context.Context, wg *sync.WaitGroup, fs *follo
 		pv := o.view.pools[k.pool]
 		pv.scopes[k.kind] = false
 		f := &poolFollower{o: o, pool: k.pool, pv: pv, kind: k.kind}
-		fctx, stop := context.WithCancel(ctx)
-		f.cancel = stop
+		f.cancel = o.feeds.Subscribe(store.IPAMPrefix(k.pool)+k.kind+"/", f)
 		fs.running[k] = f
-		wg.Add(1)
-		go func() { defer wg.Done(); o.st.Follow(fctx, store.IPAMPrefix(k.pool)+k.kind+"/", f) }()
 	}
 }
 
@@ -433,11 +436,12 @@ type poolFollower struct {
 	pool   netip.Prefix
 	pv     *poolView
 	kind   string
-	cancel context.CancelFunc
+	cancel func() // its subscription's
 	dead   bool
 }
 
-// stop ends the Follow; called with o.mu held.
+// stop ends the subscription; called with o.mu held (cancelling a
+// subscription never waits for a delivery, see package feed).
 func (f *poolFollower) stop() {
 	f.dead = true
 	if f.cancel != nil {

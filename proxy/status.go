@@ -13,9 +13,14 @@ import (
 // delays the agent's loop by at most this much.
 const statusTimeout = 2 * time.Second
 
+// statusOpsPerTxn keeps each status transaction within etcd's default
+// --max-txn-ops (128).
+const statusOpsPerTxn = 128
+
 // reportStatus makes svcstatus/<host>/ hold exactly the services the data
 // plane of this host fails to program, with the reason; `podnetctl service
-// get` shows them. reread reloads what etcd holds first (at start, and
+// get` shows them. Every round's writes and deletes go in one transaction
+// (one per 128 keys). reread reloads what etcd holds first (at start, and
 // after a failed round). It reports whether etcd is now up to date.
 func (p *Agent) reportStatus(ctx context.Context, reread bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
@@ -38,40 +43,36 @@ func (p *Agent) reportStatus(ctx context.Context, reread bool) bool {
 		p.mu.Unlock()
 	}
 	p.mu.Lock()
-	want, have := maps.Clone(p.failing), maps.Clone(p.reported)
+	want, have := p.failingLocked(), maps.Clone(p.reported)
 	p.mu.Unlock()
-	ok := true
+	var ops []store.Op
+	now := time.Now().UTC()
 	for name, msg := range want {
-		if have[name] == msg {
-			continue
+		if have[name] != msg {
+			ops = append(ops, store.Put(store.ServiceStatusKey(host, name),
+				store.ServiceStatus{Host: host, Service: name, Error: msg, Since: now}))
 		}
-		rec := store.ServiceStatus{Host: host, Service: name, Error: msg, Since: time.Now().UTC()}
-		if err := st.Put(ctx, store.ServiceStatusKey(host, name), rec); err != nil {
-			ok = false
-			continue
-		}
-		p.log.Warn("service cannot be programmed on this host", "service", name, "err", msg)
-		p.setReported(name, msg, true)
 	}
 	for name := range have {
-		if _, bad := want[name]; bad {
-			continue
+		if _, bad := want[name]; !bad {
+			ops = append(ops, store.Delete(store.ServiceStatusKey(host, name)))
 		}
-		if err := st.Delete(ctx, store.ServiceStatusKey(host, name)); err != nil {
-			ok = false
-			continue
-		}
-		p.setReported(name, "", false)
 	}
-	return ok
-}
-
-func (p *Agent) setReported(name, msg string, present bool) {
+	for len(ops) > 0 {
+		n := min(len(ops), statusOpsPerTxn)
+		if _, _, err := st.Txn(ctx, nil, ops[:n]); err != nil {
+			p.log.Debug("service status not reported; retrying", "err", err)
+			return false
+		}
+		ops = ops[n:]
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if present {
-		p.reported[name] = msg
-	} else {
-		delete(p.reported, name)
+	for name, msg := range want {
+		if p.reported[name] != msg {
+			p.log.Warn("service cannot be programmed on this host", "service", name, "err", msg)
+		}
 	}
+	p.reported = want
+	return true
 }

@@ -12,7 +12,9 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	dnet "github.com/docker/docker/api/types/network"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/dockerup"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/netspec"
 	"github.com/podnet/podnet/store"
 )
@@ -39,6 +41,9 @@ type NetSyncConfig struct {
 	// Reach is podnetd's shared view of whether Docker answers; nil:
 	// NetSync's own.
 	Reach *dockerup.Tracker
+	// Feeds are the etcd prefixes it reads, shared with podnetd's other
+	// readers (nil: its own, from Store).
+	Feeds *feed.Hub
 }
 
 // NetSync makes this host's Docker networks follow the named network
@@ -118,7 +123,11 @@ func (s *NetSync) poke() {
 
 // Run follows the definitions and applies them until ctx ends.
 func (s *NetSync) Run(ctx context.Context) {
-	go s.cfg.Store.Follow(ctx, store.LNetsPrefix, s)
+	feeds := s.cfg.Feeds
+	if feeds == nil {
+		feeds = feed.Start(ctx, s.cfg.Store, s.log)
+	}
+	defer feeds.Subscribe(store.LNetsPrefix, s)()
 	t := time.NewTicker(s.cfg.Retry)
 	defer t.Stop()
 	for {
@@ -159,7 +168,7 @@ func (s *NetSync) apply(ctx context.Context) {
 			return
 		}
 		switch {
-		case errors.Is(err, netspec.ErrInvalid):
+		case errors.Is(err, fault.ErrInvalid):
 			// Stored before podnetctl validated definitions: no host can
 			// create it, and retrying only repeats the driver's refusal.
 			if s.invalid[d.Name] != err.Error() {

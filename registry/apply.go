@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 )
 
@@ -77,7 +78,8 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 	if err := r.checkAgainstCluster(ctx, lb, svcs); err != nil {
 		return nil, err
 	}
-	if err := r.checkClaims(ctx, svcs); err != nil {
+	taken, err := r.checkClaims(ctx, svcs)
+	if err != nil {
 		return nil, err
 	}
 	results := map[string]admin.ApplyResult{}
@@ -96,9 +98,23 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 		action, err := r.applyPeer(ctx, p)
 		record(admin.KindBGPPeer, p.Name, action, err)
 	}
-	for _, s := range svcs {
-		action, err := r.apply(ctx, s)
-		record(admin.KindService, s.Name, action, err)
+	if len(svcs) > 0 {
+		// The pools and peers above are written: the addresses are
+		// allocated against them, as they now are.
+		lbNow, err := r.loadLBFor(ctx, svcs)
+		if err != nil {
+			return nil, err
+		}
+		res, err := r.applyAll(ctx, svcs, taken, lbNow)
+		if err != nil {
+			return nil, err
+		}
+		for i, s := range svcs {
+			record(admin.KindService, s.Name, res[i].Action, nil)
+			if res[i].Error != "" {
+				results[admin.KindService+"/"+s.Name] = res[i]
+			}
+		}
 	}
 	for _, p := range pols {
 		action, err := r.applyPolicy(ctx, p)
@@ -111,17 +127,25 @@ func (r *Registry) ApplyFile(ctx context.Context, source string, content []byte)
 	return out, nil
 }
 
-// checkClaims refuses, before anything is written, VIPs and NodePorts
-// that another service holds or that two services of the file both ask
-// for.
-func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
+// checkClaims refuses, before anything is written, VIPs, load-balancer
+// addresses and NodePorts that another service holds or that two services
+// of the file both ask for. It returns the VIPs and NodePorts it listed,
+// to allocate from.
+func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) (claimSet, error) {
 	owners := map[string]string{}
+	taken := claimSet{vips: map[string]bool{}, nodePorts: map[string]bool{}}
 	for _, prefix := range []string{store.ServiceIPsPrefix, store.LBIPsPrefix, store.NodePortsPrefix, store.ExternalIPsPrefix} {
 		kvs, _, err := r.st.List(ctx, prefix)
 		if err != nil {
-			return fmt.Errorf("list %s: %w", prefix, err)
+			return taken, fmt.Errorf("list %s: %w", prefix, err)
 		}
 		for _, kv := range kvs {
+			switch prefix {
+			case store.ServiceIPsPrefix:
+				taken.vips[strings.TrimPrefix(kv.Key, prefix)] = true
+			case store.NodePortsPrefix:
+				taken.nodePorts[strings.TrimPrefix(kv.Key, prefix)] = true
+			}
 			var c store.NodePortClaim // every claim is {"service": name}
 			if kv.Decode(&c) == nil {
 				owners[kv.Key] = c.Service
@@ -133,15 +157,26 @@ func (r *Registry) checkClaims(ctx context.Context, ss []store.Service) error {
 		for _, k := range claims(s) {
 			what := claimWhat(s, k)
 			if o, ok := owners[k]; ok && o != s.Name {
-				return inputf("service %s: %s is taken by service %s", s.Name, what, o)
+				return taken, inputf("service %s: %s is taken by service %s", s.Name, what, o)
 			}
 			if o, ok := asked[k]; ok && o != s.Name {
-				return inputf("services %s and %s both ask for %s", o, s.Name, what)
+				return taken, inputf("services %s and %s both ask for %s", o, s.Name, what)
 			}
 			asked[k] = s.Name
 		}
 	}
-	return nil
+	return taken, nil
+}
+
+// loadLBFor reads the load-balancer state when one of ss is a
+// LoadBalancer (nil otherwise).
+func (r *Registry) loadLBFor(ctx context.Context, ss []store.Service) (*lbState, error) {
+	for _, s := range ss {
+		if s.Type == store.ServiceTypeLoadBalancer {
+			return r.loadLB(ctx)
+		}
+	}
+	return nil, nil
 }
 
 // apply creates want, or updates the service of that name in place.
@@ -151,7 +186,7 @@ func (r *Registry) apply(ctx context.Context, want store.Service) (string, error
 		rev, err := r.st.Get(ctx, store.ServiceKey(want.Name), &old)
 		if errors.Is(err, store.ErrNotFound) {
 			_, err := r.create(ctx, want)
-			if errors.Is(err, ErrInvalid) && r.exists(ctx, want.Name) {
+			if errors.Is(err, fault.ErrInvalid) && r.exists(ctx, want.Name) {
 				continue // created concurrently: update it instead
 			}
 			if err != nil {
@@ -176,13 +211,40 @@ func (r *Registry) exists(ctx context.Context, name string) bool {
 }
 
 // update changes old (at revision rev) into want. The VIP is immutable
-// (as in Kubernetes): left out, it is kept; NodePorts left out are kept
-// for the same port and protocol. done is false when old changed
-// meanwhile (retry).
+// (as in Kubernetes): left out, it is kept; so are the load-balancer
+// address and the NodePorts left out (for the same port and protocol).
+// done is false when old changed meanwhile (retry).
 func (r *Registry) update(ctx context.Context, old store.Service, rev int64, want store.Service) (string, bool, error) {
-	switch {
-	case want.Headless != old.Headless || (want.ClusterIP.IsValid() && want.ClusterIP != old.ClusterIP):
-		return "", true, inputf("service %s: clusterIP cannot change (it is %s): remove the service and create it again", old.Name, SpecOf(old).ClusterIP)
+	taken, lb, err := r.listClaims(ctx, []store.Service{want})
+	if err != nil {
+		return "", true, err
+	}
+	want, action, cmps, ops, err := r.planUpdate(ctx, old, rev, want, taken, lb)
+	if err != nil || action == admin.ActionUnchanged {
+		return action, true, err
+	}
+	ok, _, err := r.st.Txn(ctx, cmps, ops)
+	if err != nil {
+		return "", true, fmt.Errorf("update service %s: %w", want.Name, err)
+	}
+	if ok {
+		r.logUpdated(want)
+		return admin.ActionConfigured, true, nil
+	}
+	if err := r.whyTaken(ctx, want, false); err != nil {
+		return "", true, err
+	}
+	return "", false, nil
+}
+
+// planUpdate is the record old (at revision rev) becomes and the
+// transaction that writes it: conditioned on the record's revision (and
+// a new load-balancer address's pool as read) and on the claims it adds
+// being absent, it writes the record and those claims and deletes the
+// claims it gives up. Unchanged needs none.
+func (r *Registry) planUpdate(ctx context.Context, old store.Service, rev int64, want store.Service, taken claimSet, lb *lbState) (store.Service, string, []store.Cmp, []store.Op, error) {
+	if want.Headless != old.Headless || (want.ClusterIP.IsValid() && want.ClusterIP != old.ClusterIP) {
+		return want, "", nil, nil, inputf("service %s: clusterIP cannot change (it is %s): remove the service and create it again", old.Name, SpecOf(old).ClusterIP)
 	}
 	want.ClusterIP = old.ClusterIP
 	if want.Type == store.ServiceTypeLoadBalancer && !want.LoadBalancerIP.IsValid() {
@@ -201,13 +263,17 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 			}
 		}
 	}
+	if want.ExternalTrafficPolicy == store.TrafficPolicyLocal && want.HealthCheckNodePort == 0 &&
+		!slices.ContainsFunc(want.Ports, func(p store.ServicePort) bool { return p.NodePort == old.HealthCheckNodePort }) {
+		want.HealthCheckNodePort = old.HealthCheckNodePort
+	}
 	if sameSpec(old, want) {
-		return admin.ActionUnchanged, true, nil
+		return want, admin.ActionUnchanged, nil, nil, nil
 	}
 	held := claims(old)
-	poolCmps, err := r.allocate(ctx, &want, held)
+	poolCmps, err := r.allocateFrom(&want, taken, lb, held)
 	if err != nil {
-		return "", true, err
+		return want, "", nil, nil, err
 	}
 	// A service from before external IPs were claimed holds none yet:
 	// claim them now, like new ones.
@@ -235,22 +301,15 @@ func (r *Registry) update(ctx context.Context, old store.Service, rev int64, wan
 			ops = append(ops, store.Delete(k))
 		}
 	}
-	ok, _, err := r.st.Txn(ctx, cmps, ops)
-	if err != nil {
-		return "", true, fmt.Errorf("update service %s: %w", want.Name, err)
-	}
-	if ok {
-		r.log.Info("service updated", "service", want.Name, "clusterIP", want.ClusterIP, "ports", len(want.Ports))
-		return admin.ActionConfigured, true, nil
-	}
-	if err := r.whyTaken(ctx, want, false); err != nil {
-		return "", true, err
-	}
-	return "", false, nil
+	return want, admin.ActionConfigured, cmps, ops, nil
+}
+
+func (r *Registry) logUpdated(s store.Service) {
+	r.log.Info("service updated", "service", s.Name, "clusterIP", s.ClusterIP, "ports", len(s.Ports))
 }
 
 // usesNodePort reports whether s already has NodePort n for proto.
-func usesNodePort(s store.Service, n uint16, proto string) bool {
+func usesNodePort(s store.Service, n uint16, proto store.Protocol) bool {
 	return slices.ContainsFunc(s.Ports, func(p store.ServicePort) bool { return p.NodePort == n && p.Protocol == proto })
 }
 
@@ -267,8 +326,27 @@ func (r *Registry) DeleteFile(ctx context.Context, source string, content []byte
 			return nil, inputf("%s: line %d: a %s without a name", source, o.Line, kindText(o.Kind))
 		}
 	}
+	if err := r.probe(ctx); err != nil {
+		return nil, err
+	}
 	results := map[string]admin.ApplyResult{}
-	for _, kind := range []string{admin.KindService, admin.KindNetworkPolicy, admin.KindLoadBalancerPool, admin.KindBGPPeer} {
+	var names []string
+	for _, o := range objs {
+		if o.Kind == admin.KindService {
+			names = append(names, o.Name())
+		}
+	}
+	if len(names) > 0 {
+		res, err := r.deleteAll(ctx, names)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range res {
+			x.Kind = admin.KindService
+			results[admin.KindService+"/"+x.Name] = x
+		}
+	}
+	for _, kind := range []string{admin.KindNetworkPolicy, admin.KindLoadBalancerPool, admin.KindBGPPeer} {
 		for _, o := range objs {
 			if o.Kind != kind {
 				continue

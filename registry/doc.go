@@ -26,7 +26,15 @@
 //     written, changed and deleted together, conditioned on the claims
 //     being absent (and, for an update, on the record's revision). Two
 //     hosts can therefore never hand out the same VIP or NodePort, a failed
-//     create leaves nothing, and rm frees everything at once. VIPs are
+//     create leaves nothing, and rm frees everything at once.
+//   - Files in few transactions (batch.go). apply -f and delete -f list
+//     the services and the claims once, plan every object against that
+//     listing in memory (allocations included) and write whole objects in
+//     transactions of up to 128 conditions and writes (etcd's default
+//     --max-txn-ops): 1000 services are about 20 transactions, which every
+//     host's agent then programs as a few change sets. A transaction whose
+//     conditions fail (another writer was faster) is redone one object at
+//     a time, with the single-object path's retries and explanations. VIPs are
 //     picked from a random offset (as Kubernetes does) so concurrent
 //     creates rarely collide; a collision is retried, a VIP or NodePort the
 //     request asked for is refused naming its owner.

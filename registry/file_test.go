@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/podnet/podnet/internal/fault"
 )
 
 func TestParseFile(t *testing.T) {
@@ -66,7 +68,7 @@ func TestParseFileRefuses(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ParseFile("svc.yaml", []byte(c.in))
-			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrInvalid) {
+			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, fault.ErrInvalid) {
 				t.Fatalf("err = %v, want %q", err, c.want)
 			}
 		})

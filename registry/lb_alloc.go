@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"context"
 	"net/netip"
 	"slices"
 	"strings"
@@ -29,23 +28,20 @@ func (lb *lbState) checkLoadBalancerIP(s store.Service) error {
 	return nil
 }
 
-// allocateLB gives a LoadBalancer service its address: the one it asked
-// for, checked against the pools, or the lowest free one of the first
-// pool (by name) of the service's address family that has one. held are
-// claim keys the service already owns. The condition returned holds the
+// allocateLBFrom gives a LoadBalancer service its address from lb (read
+// with listClaims): the one it asked for, checked against the pools, or
+// the lowest free one of the first pool (by name) of the service's
+// address family that has one, which is then taken in lb. held are claim
+// keys the service already owns. The condition returned holds the
 // address's pool as read.
-func (r *Registry) allocateLB(ctx context.Context, s *store.Service, held []string) ([]store.Cmp, error) {
+func (r *Registry) allocateLBFrom(lb *lbState, s *store.Service, held []string) ([]store.Cmp, error) {
 	if s.Type != store.ServiceTypeLoadBalancer {
 		s.LoadBalancerIP = netip.Addr{}
 		return nil, nil
 	}
-	lb, err := r.loadLB(ctx)
-	if err != nil {
-		return nil, err
-	}
 	taken := func(a netip.Addr) bool {
-		_, ok := lb.claims[a]
-		return ok && !slices.Contains(held, store.LBIPKey(a))
+		owner, ok := lb.claims[a]
+		return ok && owner != s.Name && !slices.Contains(held, store.LBIPKey(a))
 	}
 	if a := s.LoadBalancerIP; a.IsValid() {
 		if err := lb.checkLoadBalancerIP(*s); err != nil {
@@ -69,6 +65,7 @@ func (r *Registry) allocateLB(ctx context.Context, s *store.Service, held []stri
 			family = true
 			if a, ok := firstFreeLB(c, taken, len(lb.claims)); ok {
 				s.LoadBalancerIP = a
+				lb.claims[a] = s.Name
 				return []store.Cmp{store.ModRevIs(store.LBPoolKey(p.Name), lb.poolRevs[p.Name])}, nil
 			}
 		}

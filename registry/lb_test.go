@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -37,8 +38,8 @@ func TestValidatePoolRefuses(t *testing.T) {
 			spec := good
 			tc.change(&spec)
 			_, err := ValidatePool(spec)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalid) {
-				t.Fatalf("err = %v, want one containing %q classified ErrInvalid", err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, fault.ErrInvalid) {
+				t.Fatalf("err = %v, want one containing %q classified fault.ErrInvalid", err, tc.want)
 			}
 		})
 	}
@@ -75,8 +76,8 @@ func TestValidatePeerRefuses(t *testing.T) {
 			spec := good
 			tc.change(&spec)
 			_, err := ValidatePeer(spec)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalid) {
-				t.Fatalf("err = %v, want one containing %q classified ErrInvalid", err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, fault.ErrInvalid) {
+				t.Fatalf("err = %v, want one containing %q classified fault.ErrInvalid", err, tc.want)
 			}
 		})
 	}
@@ -191,8 +192,8 @@ func TestRegistryLoadBalancer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := r.ApplyFile(ctx, "bad.yaml", []byte(tc.file))
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalid) {
-				t.Fatalf("err = %v, want one containing %q classified ErrInvalid", err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, fault.ErrInvalid) {
+				t.Fatalf("err = %v, want one containing %q classified fault.ErrInvalid", err, tc.want)
 			}
 			if after := storetest.Keys(t, st, ""); len(after) != len(before) {
 				t.Fatalf("a refused file stored something: %d keys before, %d after", len(before), len(after))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -54,7 +55,7 @@ func TestRegistryPolicies(t *testing.T) {
 	}
 	// A bad policy: nothing of the file is written.
 	bad := file + "- kind: NetworkPolicy\n  name: other\n  podSelector: {}\n  ingress: [{ports: [{port: 0}]}]\n"
-	if _, err := r.ApplyFile(ctx, "f.yaml", []byte(bad)); err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "line 9") {
+	if _, err := r.ApplyFile(ctx, "f.yaml", []byte(bad)); err == nil || !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), "line 9") {
 		t.Fatalf("bad file: %v", err)
 	}
 	if _, err := st.Get(ctx, store.PolicyKey("other"), nil); !errors.Is(err, store.ErrNotFound) {
@@ -86,14 +87,14 @@ func TestRegistryPolicies(t *testing.T) {
 	if err != nil || !vd.Allowed || !strings.Contains(vd.To, "not enforced") {
 		t.Fatalf("check to a macvlan container: %+v %v", vd, err)
 	}
-	if _, err := r.CheckPolicy(ctx, admin.PolicyCheck{From: "nope", To: "db-1", Port: "80"}); !errors.Is(err, ErrInvalid) {
+	if _, err := r.CheckPolicy(ctx, admin.PolicyCheck{From: "nope", To: "db-1", Port: "80"}); !errors.Is(err, fault.ErrInvalid) {
 		t.Fatalf("check from an unknown container: %v", err)
 	}
 	res, err = r.DeleteFile(ctx, "f.yaml", []byte(file))
 	if err != nil || res[0].Action != admin.ActionDeleted || res[1].Action != admin.ActionDeleted {
 		t.Fatalf("delete: %+v %v", res, err)
 	}
-	if _, err := r.Policy(ctx, "db"); !errors.Is(err, ErrInvalid) {
+	if _, err := r.Policy(ctx, "db"); !errors.Is(err, fault.ErrInvalid) {
 		t.Fatalf("get after delete: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 	"go.yaml.in/yaml/v3"
 )
@@ -144,7 +145,7 @@ func TestValidatePolicyRefuses(t *testing.T) {
 					}
 				}
 			}
-			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrInvalid) {
+			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, fault.ErrInvalid) {
 				t.Fatalf("err = %v, want %q", err, c.want)
 			}
 		})

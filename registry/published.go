@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/store"
@@ -17,8 +16,8 @@ import (
 // reporting the conflict).
 
 // portKey is "30080/TCP", the key of publishedPorts.
-func portKey(port uint16, proto string) string {
-	return strconv.Itoa(int(port)) + "/" + strings.ToUpper(proto)
+func portKey(port uint16, proto store.Protocol) string {
+	return strconv.Itoa(int(port)) + "/" + string(proto)
 }
 
 // publishedPorts maps every port a container publishes (on an address
@@ -49,7 +48,11 @@ func (r *Registry) publishedPorts(ctx context.Context) (map[string]string, error
 			if m.HostIP.IsValid() && m.HostIP.IsLoopback() {
 				continue
 			}
-			out[portKey(m.HostPort, m.Proto)] = fmt.Sprintf("%s on host %s", who, ep.Host)
+			proto, ok := store.ParseProtocol(m.Proto)
+			if !ok {
+				continue
+			}
+			out[portKey(m.HostPort, proto)] = fmt.Sprintf("%s on host %s", who, ep.Host)
 		}
 	}
 	return out, nil

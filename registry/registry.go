@@ -117,6 +117,9 @@ func claimsOf(s store.Service) []claim {
 			add(store.ExternalIPKey(a, p.Protocol, p.Port), fmt.Sprintf("external IP %s port %s", a, portKey(p.Port, p.Protocol)))
 		}
 	}
+	if hc := s.HealthCheckNodePort; hc != 0 {
+		add(store.NodePortKey(hc), "healthCheckNodePort "+strconv.Itoa(int(hc)))
+	}
 	return out
 }
 
@@ -149,26 +152,20 @@ func claimOps(s store.Service, keys []string) []store.Op {
 
 func (r *Registry) create(ctx context.Context, want store.Service) (store.Service, error) {
 	for range maxTxnAttempts {
-		s := want
-		s.Ports = slices.Clone(want.Ports)
-		poolCmps, err := r.allocate(ctx, &s, nil)
+		taken, lb, err := r.listClaims(ctx, []store.Service{want})
+		if err != nil {
+			return want, err
+		}
+		s, cmps, ops, err := r.planCreate(want, taken, lb)
 		if err != nil {
 			return s, err
 		}
-		s.Created = time.Now().UTC()
-		s.Updated = s.Created
-		keys := claims(s)
-		cmps := append([]store.Cmp{store.Absent(store.ServiceKey(s.Name))}, poolCmps...)
-		for _, k := range keys {
-			cmps = append(cmps, store.Absent(k))
-		}
-		ok, _, err := r.st.Txn(ctx, cmps, append([]store.Op{store.Put(store.ServiceKey(s.Name), s)}, claimOps(s, keys)...))
+		ok, _, err := r.st.Txn(ctx, cmps, ops)
 		if err != nil {
 			return s, fmt.Errorf("create service %s: %w", s.Name, err)
 		}
 		if ok {
-			r.log.Info("service created", "service", s.Name, "clusterIP", s.ClusterIP, "headless", s.Headless,
-				"loadBalancerIP", s.LoadBalancerIP, "ports", len(s.Ports), "selector", s.Selector)
+			r.logCreated(s)
 			return s, nil
 		}
 		if err := r.whyTaken(ctx, want, true); err != nil {
@@ -176,6 +173,72 @@ func (r *Registry) create(ctx context.Context, want store.Service) (store.Servic
 		}
 	}
 	return want, fmt.Errorf("create service %s: gave up after %d attempts: VIPs and NodePorts keep being taken concurrently; retry", want.Name, maxTxnAttempts)
+}
+
+// planCreate allocates want's VIP, load-balancer address and NodePorts
+// from taken and lb and returns the record with the transaction that
+// creates it: conditioned on the service and its claims being absent (and
+// the load-balancer address's pool as read), it writes the record and the
+// claims.
+func (r *Registry) planCreate(want store.Service, taken claimSet, lb *lbState) (store.Service, []store.Cmp, []store.Op, error) {
+	s := want
+	s.Ports = slices.Clone(want.Ports)
+	poolCmps, err := r.allocateFrom(&s, taken, lb, nil)
+	if err != nil {
+		return s, nil, nil, err
+	}
+	s.Created = time.Now().UTC()
+	s.Updated = s.Created
+	keys := claims(s)
+	cmps := append([]store.Cmp{store.Absent(store.ServiceKey(s.Name))}, poolCmps...)
+	for _, k := range keys {
+		cmps = append(cmps, store.Absent(k))
+	}
+	return s, cmps, append([]store.Op{store.Put(store.ServiceKey(s.Name), s)}, claimOps(s, keys)...), nil
+}
+
+func (r *Registry) logCreated(s store.Service) {
+	r.log.Info("service created", "service", s.Name, "clusterIP", s.ClusterIP, "headless", s.Headless,
+		"loadBalancerIP", s.LoadBalancerIP, "ports", len(s.Ports), "selector", s.Selector)
+}
+
+// listClaims lists the claims ss may need to allocate from: VIPs when one
+// has none, NodePorts (and ports containers publish) when one may need
+// some, the load-balancer state when one is a LoadBalancer.
+func (r *Registry) listClaims(ctx context.Context, ss []store.Service) (claimSet, *lbState, error) {
+	var vips, ports, lbs bool
+	for _, s := range ss {
+		vips = vips || (!s.Headless && !s.ClusterIP.IsValid())
+		ports = ports || hasNodePorts(s.Type) || s.ExternalTrafficPolicy == store.TrafficPolicyLocal
+		lbs = lbs || s.Type == store.ServiceTypeLoadBalancer
+	}
+	taken := claimSet{vips: map[string]bool{}, nodePorts: map[string]bool{}}
+	var err error
+	if vips {
+		if taken.vips, err = r.claimed(ctx, store.ServiceIPsPrefix); err != nil {
+			return taken, nil, err
+		}
+	}
+	if ports {
+		if taken.nodePorts, err = r.claimed(ctx, store.NodePortsPrefix); err != nil {
+			return taken, nil, err
+		}
+		pub, err := r.publishedPorts(ctx)
+		if err != nil {
+			return taken, nil, err
+		}
+		for k := range pub {
+			port, _, _ := strings.Cut(k, "/")
+			taken.nodePorts[port] = true // a port published with any protocol: no NodePort of any
+		}
+	}
+	var lb *lbState
+	if lbs {
+		if lb, err = r.loadLB(ctx); err != nil {
+			return taken, nil, err
+		}
+	}
+	return taken, lb, nil
 }
 
 // whyTaken explains a failed transaction: the service exists (when
@@ -196,71 +259,74 @@ func (r *Registry) whyTaken(ctx context.Context, want store.Service, creating bo
 	return nil
 }
 
-// allocate picks a VIP (unless given or headless), a load-balancer
-// address (type LoadBalancer, unless given) and the NodePorts left at 0.
-// held are claim keys the service already owns (not "taken"). The
-// conditions it returns hold the pool of the load-balancer address as
-// read, so that the service's write fails if the pool changed meanwhile.
-func (r *Registry) allocate(ctx context.Context, s *store.Service, held []string) ([]store.Cmp, error) {
+// claimSet is the VIPs (by store.AddrName) and NodePorts (by number)
+// taken, as listed; allocateFrom adds what it hands out.
+type claimSet struct{ vips, nodePorts map[string]bool }
+
+// needsHealthCheckPort: a Local service gets a health-check NodePort.
+func needsHealthCheckPort(s store.Service) bool {
+	return s.ExternalTrafficPolicy == store.TrafficPolicyLocal && s.HealthCheckNodePort == 0
+}
+
+// allocateFrom picks a VIP (unless given or headless), a load-balancer
+// address (type LoadBalancer, unless given; from lb) and the NodePorts
+// left at 0, and a health-check NodePort for a Local service, against
+// claims already listed; what it picks is added to them, so that one
+// listing serves a whole file. held are claim keys the service already
+// owns (not "taken"). The conditions it returns hold the pool of the
+// load-balancer address as read, so that the service's write fails if
+// the pool changed meanwhile.
+func (r *Registry) allocateFrom(s *store.Service, taken claimSet, lb *lbState, held []string) ([]store.Cmp, error) {
 	if !s.Headless && !s.ClusterIP.IsValid() {
-		taken, err := r.claimed(ctx, store.ServiceIPsPrefix)
-		if err != nil {
-			return nil, err
-		}
-		a, ok := r.pickVIP(taken)
+		a, ok := r.pickVIP(taken.vips)
 		if !ok {
-			return nil, inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken))
+			return nil, inputf("service %s: no free VIP left in the service CIDR %s (%d taken)", s.Name, r.svcRange.CIDR, len(taken.vips))
 		}
 		s.ClusterIP = a
+		taken.vips[store.AddrName(a)] = true
 	}
-	cmps, err := r.allocateLB(ctx, s, held)
+	cmps, err := r.allocateLBFrom(lb, s, held)
 	if err != nil {
 		return nil, err
 	}
-	need := false
-	for _, p := range s.Ports {
-		need = need || (hasNodePorts(s.Type) && p.NodePort == 0)
+	free := func(n int) bool {
+		return !taken.nodePorts[strconv.Itoa(n)] || slices.Contains(held, store.NodePortKey(uint16(n)))
 	}
-	if !need {
-		return cmps, nil
-	}
-	taken, err := r.claimed(ctx, store.NodePortsPrefix)
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range held {
-		delete(taken, strings.TrimPrefix(k, store.NodePortsPrefix))
-	}
+	inUse := map[int]bool{int(s.HealthCheckNodePort): true}
 	for _, p := range s.Ports {
 		if p.NodePort != 0 {
-			taken[strconv.Itoa(int(p.NodePort))] = true
+			inUse[int(p.NodePort)] = true
 		}
-	}
-	pub, err := r.publishedPorts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for k := range pub {
-		port, _, _ := strings.Cut(k, "/")
-		taken[port] = true // a port published with any protocol: no NodePort of any
 	}
 	span := NodePortMax - NodePortMin + 1
-	for i := range s.Ports {
-		if s.Ports[i].NodePort != 0 {
-			continue
-		}
+	pick := func() (uint16, error) {
 		start := rand.IntN(span)
 		for j := range span {
 			n := NodePortMin + (start+j)%span
-			if !taken[strconv.Itoa(n)] {
-				s.Ports[i].NodePort = uint16(n)
-				taken[strconv.Itoa(n)] = true
-				break
+			if free(n) && !inUse[n] {
+				inUse[n] = true
+				taken.nodePorts[strconv.Itoa(n)] = true
+				return uint16(n), nil
 			}
 		}
-		if s.Ports[i].NodePort == 0 {
-			return nil, inputf("service %s: no free NodePort left in %d-%d", s.Name, NodePortMin, NodePortMax)
+		return 0, inputf("service %s: no free NodePort left in %d-%d", s.Name, NodePortMin, NodePortMax)
+	}
+	for i := range s.Ports {
+		if !hasNodePorts(s.Type) || s.Ports[i].NodePort != 0 {
+			continue
 		}
+		n, err := pick()
+		if err != nil {
+			return nil, err
+		}
+		s.Ports[i].NodePort = n
+	}
+	if needsHealthCheckPort(*s) {
+		n, err := pick()
+		if err != nil {
+			return nil, err
+		}
+		s.HealthCheckNodePort = n
 	}
 	return cmps, nil
 }
@@ -403,7 +469,8 @@ func (r *Registry) views(ctx context.Context, only string) ([]admin.ServiceView,
 	}
 	out := make([]admin.ServiceView, 0, len(names))
 	for _, n := range names {
-		s, _ := c.Service(n)
+		st, _ := c.Lookup(n)
+		s := st.Service
 		out = append(out, admin.ServiceView{ServiceSpec: SpecOf(*s), Status: &admin.ServiceStatus{
 			Created: s.Created, Updated: s.Updated, Endpoints: c.EndpointViews(s), Errors: errs[n],
 			LoadBalancer: r.lbStatus(lb, l2, speakers, *s)}})

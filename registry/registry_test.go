@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 )
@@ -60,7 +61,7 @@ func TestRegistryCreateAndRemove(t *testing.T) {
 	other.Ports[0].NodePort = int(s.Ports[0].NodePort)
 	_, err = r.Create(ctx, other)
 	mustFail(t, err, fmt.Sprintf("nodePort %d is taken by service web", s.Ports[0].NodePort))
-	if !errors.Is(err, ErrInvalid) {
+	if !errors.Is(err, fault.ErrInvalid) {
 		t.Fatalf("a taken NodePort must be the caller's fault: %v", err)
 	}
 	if n := len(storetest.Keys(t, st, "")); n != before {
@@ -321,6 +322,126 @@ func TestEnsureServiceCIDR(t *testing.T) {
 	}
 	err = EnsureServiceCIDR(ctx, st, netip.MustParsePrefix("10.97.0.0/16"), "h3")
 	mustFail(t, err, "--service-cidr 10.97.0.0/16 disagrees with the cluster's service CIDR 10.96.0.0/16 (recorded by host h1")
+}
+
+// TestRegistryApplyFileBatches: a file of many services is written in
+// few transactions (each holds whole services, within etcd's 128
+// operations), every VIP and NodePort distinct; delete -f removes them
+// the same way.
+func TestRegistryApplyFileBatches(t *testing.T) {
+	st := storetest.New(t)
+	r := newRegistry(t, st)
+	ctx := context.Background()
+	const n = 300
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "- name: s%d\n  selector: {app: s%d}\n  type: NodePort\n  ports: [{port: 80}]\n", i, i)
+	}
+	res, err := r.ApplyFile(ctx, "many.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs, vips, ports := map[int64]bool{}, map[netip.Addr]bool{}, map[uint16]bool{}
+	for i, x := range res {
+		if x.Action != admin.ActionCreated || x.Error != "" {
+			t.Fatalf("result %d: %+v", i, x)
+		}
+		var s store.Service
+		rev, err := st.Get(ctx, store.ServiceKey(x.Name), &s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs[rev], vips[s.ClusterIP], ports[s.Ports[0].NodePort] = true, true, true
+	}
+	// A created NodePort service is 3 conditions and 3 writes: 42 per
+	// transaction.
+	if len(revs) > n/42+1 || len(vips) != n || len(ports) != n {
+		t.Fatalf("%d services in %d transactions with %d VIPs and %d NodePorts; want at most %d transactions, all distinct",
+			n, len(revs), len(vips), len(ports), n/42+1)
+	}
+	if k := storetest.Keys(t, st, store.ServiceIPsPrefix); len(k) != n {
+		t.Fatalf("%d VIP claims, want %d", len(k), n)
+	}
+	res, err = r.ApplyFile(ctx, "many.yaml", []byte(b.String()))
+	if err != nil || res[n-1].Action != admin.ActionUnchanged {
+		t.Fatalf("applied again: %v %+v", err, res[n-1])
+	}
+	res, err = r.DeleteFile(ctx, "many.yaml", []byte(b.String()))
+	if err != nil || res[0].Action != admin.ActionDeleted || res[n-1].Action != admin.ActionDeleted {
+		t.Fatalf("delete -f: %v %+v %+v", err, res[0], res[n-1])
+	}
+	if k := storetest.Keys(t, st, ""); len(k) != 0 {
+		t.Fatalf("left after delete -f: %d keys, e.g. %v", len(k), k[:min(3, len(k))])
+	}
+}
+
+// TestRegistryApplyFileKeepsAskedVIPs: a VIP one object of a file asks
+// for is never handed to an earlier object of the same file (a /28 with
+// twelve free addresses, eleven to allocate and one asked for).
+func TestRegistryApplyFileKeepsAskedVIPs(t *testing.T) {
+	st := storetest.New(t)
+	rng, err := NewServiceRange(netip.MustParsePrefix("10.96.0.0/28"), netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(Config{Store: st, Range: rng, Host: "h1", Logger: storetest.Logger(t)})
+	var b strings.Builder
+	for i := range 11 {
+		fmt.Fprintf(&b, "- name: s%d\n  selector: {app: s}\n  ports: [{port: 80}]\n", i)
+	}
+	b.WriteString("- name: last\n  selector: {app: s}\n  clusterIP: 10.96.0.14\n  ports: [{port: 80}]\n")
+	res, err := r.ApplyFile(context.Background(), "f.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range res {
+		if x.Error != "" || x.Action != admin.ActionCreated {
+			t.Fatalf("%+v", res)
+		}
+	}
+}
+
+// TestRegistryHealthCheckNodePort: a Local service gets a health-check
+// NodePort (claimed like a NodePort, distinct from its own), keeps it
+// across updates and frees it when it turns Cluster; one can be asked
+// for, not without Local.
+func TestRegistryHealthCheckNodePort(t *testing.T) {
+	st := storetest.New(t)
+	r := newRegistry(t, st)
+	ctx := context.Background()
+	file := "- name: web\n  selector: {app: web}\n  type: NodePort\n  externalTrafficPolicy: Local\n  ports: [{port: 80}]\n"
+	if _, err := r.ApplyFile(ctx, "f.yaml", []byte(file)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := r.Get(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := v.HealthCheckNodePort
+	if hc < NodePortMin || hc > NodePortMax || hc == v.Ports[0].NodePort {
+		t.Fatalf("health-check NodePort %d (NodePort %d)", hc, v.Ports[0].NodePort)
+	}
+	if k := storetest.Keys(t, st, store.NodePortKey(uint16(hc))); len(k) != 1 {
+		t.Fatalf("health-check NodePort %d not claimed", hc)
+	}
+	res, _ := r.ApplyFile(ctx, "f.yaml", []byte(strings.Replace(file, "port: 80", "port: 8080", 1)))
+	wantActions(t, res, "web", admin.ActionConfigured)
+	if v2, _ := r.Get(ctx, "web"); v2.HealthCheckNodePort != hc {
+		t.Fatalf("update moved the health-check NodePort %d -> %d", hc, v2.HealthCheckNodePort)
+	}
+	res, _ = r.ApplyFile(ctx, "f.yaml", []byte(strings.Replace(file, "Local", "Cluster", 1)))
+	wantActions(t, res, "web", admin.ActionConfigured)
+	if k := storetest.Keys(t, st, store.NodePortKey(uint16(hc))); len(k) != 0 {
+		t.Fatalf("health-check NodePort %d still claimed after Cluster", hc)
+	}
+	asked := strings.Replace(file, "  ports:", "  healthCheckNodePort: 31999\n  ports:", 1)
+	res, _ = r.ApplyFile(ctx, "f.yaml", []byte(asked))
+	wantActions(t, res, "web", admin.ActionConfigured)
+	if v3, _ := r.Get(ctx, "web"); v3.HealthCheckNodePort != 31999 {
+		t.Fatalf("asked-for health-check NodePort: %d", v3.HealthCheckNodePort)
+	}
+	_, err = r.ApplyFile(ctx, "f.yaml", []byte(strings.Replace(asked, "Local", "Cluster", 1)))
+	mustFail(t, err, "healthCheckNodePort 31999 needs externalTrafficPolicy Local")
 }
 
 func TestEnsureExternalIPCIDRs(t *testing.T) {

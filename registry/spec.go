@@ -11,20 +11,14 @@ import (
 	"strings"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 )
 
-// ErrInvalid classifies the errors an operator must fix: a bad spec, a
-// taken VIP or NodePort, a service that already exists. The admin API
-// answers them as the caller's fault.
-var ErrInvalid = errors.New("invalid service request")
-
-type inputError struct{ msg string }
-
-func (e inputError) Error() string        { return e.msg }
-func (e inputError) Is(target error) bool { return target == ErrInvalid }
-
-func inputf(format string, args ...any) error { return inputError{msg: fmt.Sprintf(format, args...)} }
+// inputf is an error the operator must fix (a bad spec, a taken VIP or
+// NodePort, a service that already exists): podnet's one kind of caller's
+// fault, which the admin API answers with HTTP 400.
+func inputf(format string, args ...any) error { return fault.Invalidf(format, args...) }
 
 // NodePort range, as Kubernetes' default.
 const (
@@ -182,6 +176,17 @@ func (r ServiceRange) ValidateService(spec admin.ServiceSpec) (store.Service, er
 	default:
 		return fail("externalTrafficPolicy %q: use Cluster or Local", spec.ExternalTrafficPolicy)
 	}
+	if hc := spec.HealthCheckNodePort; hc != 0 {
+		switch {
+		case s.ExternalTrafficPolicy != store.TrafficPolicyLocal:
+			return fail("healthCheckNodePort %d needs externalTrafficPolicy Local", hc)
+		case hc < NodePortMin || hc > NodePortMax:
+			return fail("healthCheckNodePort %d is outside the NodePort range %d-%d", hc, NodePortMin, NodePortMax)
+		case slices.ContainsFunc(s.Ports, func(p store.ServicePort) bool { return int(p.NodePort) == hc }):
+			return fail("healthCheckNodePort %d is also one of its NodePorts", hc)
+		}
+		s.HealthCheckNodePort = uint16(hc)
+	}
 	if s.Headless {
 		switch {
 		case hasNodePorts(s.Type):
@@ -203,7 +208,7 @@ func validatePorts(typ string, in []admin.ServicePortSpec) ([]store.ServicePort,
 	names := map[string]bool{}
 	type pp struct {
 		port  uint16
-		proto string
+		proto store.Protocol
 	}
 	seen, nodes := map[pp]bool{}, map[pp]bool{}
 	for _, p := range in {
@@ -212,16 +217,11 @@ func validatePorts(typ string, in []admin.ServicePortSpec) ([]store.ServicePort,
 			what = fmt.Sprintf("port %s (%d)", p.Name, p.Port)
 		}
 		sp := store.ServicePort{Name: p.Name}
-		switch strings.ToLower(p.Protocol) {
-		case "", "tcp":
-			sp.Protocol = "TCP"
-		case "udp":
-			sp.Protocol = "UDP"
-		case "sctp":
-			sp.Protocol = "SCTP"
-		default:
+		proto, ok := store.ParseProtocol(p.Protocol)
+		if !ok {
 			return nil, fmt.Errorf("%s: unknown protocol %q: use TCP, UDP or SCTP", what, p.Protocol)
 		}
+		sp.Protocol = proto
 		if p.Port < 1 || p.Port > 65535 {
 			return nil, fmt.Errorf("port %d is out of range 1-65535", p.Port)
 		}
@@ -371,9 +371,10 @@ func validateAffinity(s *store.Service, spec admin.ServiceSpec) error {
 // everything allocated written out (so applying it again is a no-op).
 func SpecOf(s store.Service) admin.ServiceSpec {
 	out := admin.ServiceSpec{Name: s.Name, Selector: maps.Clone(s.Selector), Type: s.Type,
-		SessionAffinity: s.SessionAffinity, ExternalTrafficPolicy: s.ExternalTrafficPolicy}
+		SessionAffinity: s.SessionAffinity, ExternalTrafficPolicy: s.ExternalTrafficPolicy,
+		HealthCheckNodePort: int(s.HealthCheckNodePort)}
 	for _, p := range s.Ports {
-		out.Ports = append(out.Ports, admin.ServicePortSpec{Name: p.Name, Protocol: p.Protocol, Port: int(p.Port),
+		out.Ports = append(out.Ports, admin.ServicePortSpec{Name: p.Name, Protocol: string(p.Protocol), Port: int(p.Port),
 			TargetPort: int(p.TargetPort), NodePort: int(p.NodePort)})
 	}
 	switch {
@@ -399,5 +400,6 @@ func sameSpec(a, b store.Service) bool {
 	return a.Name == b.Name && maps.Equal(a.Selector, b.Selector) && a.Type == b.Type &&
 		slices.Equal(a.Ports, b.Ports) && a.ClusterIP == b.ClusterIP && a.Headless == b.Headless &&
 		slices.Equal(a.ExternalIPs, b.ExternalIPs) && a.LoadBalancerIP == b.LoadBalancerIP && a.SessionAffinity == b.SessionAffinity &&
-		a.AffinityTimeout == b.AffinityTimeout && a.ExternalTrafficPolicy == b.ExternalTrafficPolicy
+		a.AffinityTimeout == b.AffinityTimeout && a.ExternalTrafficPolicy == b.ExternalTrafficPolicy &&
+		a.HealthCheckNodePort == b.HealthCheckNodePort
 }

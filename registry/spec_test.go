@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/store"
 )
 
@@ -139,8 +140,8 @@ func TestValidateRefuses(t *testing.T) {
 			spec := webSpec()
 			c.edit(&spec)
 			_, err := testRange(t).ValidateService(spec)
-			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrInvalid) {
-				t.Fatalf("err = %v, want one containing %q classified ErrInvalid", err, c.want)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, fault.ErrInvalid) {
+				t.Fatalf("err = %v, want one containing %q classified fault.ErrInvalid", err, c.want)
 			}
 		})
 	}
@@ -182,7 +183,7 @@ func TestExternalIPsNoneAllowed(t *testing.T) {
 	spec := webSpec()
 	spec.ExternalIPs = []string{"192.0.2.9"}
 	_, err := r.ValidateService(spec)
-	if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "allows no external IPs (podnetd --external-ip-cidrs is empty)") {
+	if err == nil || !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), "allows no external IPs (podnetd --external-ip-cidrs is empty)") {
 		t.Fatalf("err = %v", err)
 	}
 }

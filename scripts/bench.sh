@@ -19,11 +19,12 @@
 # podnet vxlan networks created on both hosts (docker network create -d
 # podnet --ipam-driver podnet -o mode=vxlan, one with -o
 # podnet.direct-routing=true). Each lab comes up only when one of its
-# benchmarks is selected. B8, B14, B16 and B17 need the whole system on three hosts:
-# a third lab (scripts/lab.sh up 3: h1..h3, 3 etcd members) with a podnet
-# vxlan network on every host and 1000 services x 10 endpoints loaded
-# (scripts/bench/svclab.sh describes them); B18 and B19 run on that lab
-# too, with BIRD in its client namespace (scripts/bench/lb.sh). SCALE needs no lab and runs
+# benchmarks is selected. APPLY, B8, B14, B16 and B17 need the whole
+# system on three hosts: a third lab (scripts/lab.sh up 3: h1..h3, 3 etcd
+# members) with a podnet vxlan network on every host (and, but for APPLY,
+# 1000 services x 10 endpoints loaded; scripts/bench/svclab.sh describes
+# them); B18 and B19 run on that lab too, with BIRD in its client
+# namespace (scripts/bench/lb.sh). SCALE needs no lab and runs
 # last, with none up, as do the service benchmarks B3, B4, B5, B7, B6 and
 # B13: they build their own namespaces (scripts/bench/services.sh
 # describes them).
@@ -41,7 +42,7 @@
 #   reach.sh       REACH               docker run on h1 until it answers h2
 #   scale.sh       SCALE               the overlay with 100..5000 hosts
 #   services.sh    B3 B4 B5 B7 B6 B13  the service data plane
-#   svclab.sh      B8 B14              services on the 3-host lab
+#   svclab.sh      APPLY B8 B14        services on the 3-host lab
 #   policy.sh      B15 B16 B17         network policy: data path, programming
 #                                      latency on 3 hosts, container start
 #   podman.sh      B20                 podman run on the CNI plugin
@@ -60,17 +61,17 @@
 #
 # Env:
 #   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B11,B11i,
-#                    B12,B9,B9d,B9l,REACH,B8,B14,B16,B17,B18,B19,SCALE,B3,B4,
+#                    B12,B9,B9d,B9l,REACH,APPLY,B8,B14,B16,B17,B18,B19,SCALE,B3,B4,
 #                    B5,B7,B6,B13,B15,B20,B21; B12c is part of B12; B4 runs
 #                    in B3's pairs, B7 in
 #                    B5's); default all
 #   BENCH_PAIRS      N (every benchmark) or ID=N,... (defaults B1=30 B1p=5
 #                    B2=10 B2c=5 B10=5 B11=10 B11i=3 B12=5 B9=5 B9d=5
-#                    B9l=5 REACH=20 B8=20 B14=3 B18=5 B19=5 SCALE=3 B3=5 B5=5 B6=3
+#                    B9l=5 REACH=20 APPLY=5 B8=20 B14=3 B18=5 B19=5 SCALE=3 B3=5 B5=5 B6=3
 #                    B20=20 B21=5 B15=5 B16=20 B17=5; quick: 3 1 2 1 1 2 1 1 1
-#                    1 1 3 4 1 1 1 1 1 3 1 1 4 1 (B18, B19: see lb.sh); B11's
+#                    1 1 3 1 4 1 1 1 1 1 3 1 1 4 1 (B18, B19: see lb.sh); B11's
 #                    throughput runs every other pair). REACH counts
-#                    samples per mode, B8 samples per kind of change (its
+#                    samples per mode, APPLY apply -f samples, B8 samples per kind of change (its
 #                    convergence row half as many), SCALE go test -count; B9 and B9d
 #                    share their pairs when both run (B9's count wins)
 #   BENCH_QUICK=1    smoke run: few pairs, short arms (~4 minutes)
@@ -116,12 +117,12 @@ readonly VX_SUBNET=${BENCH_VX_SUBNET:-10.251.96.0/20}
 readonly DR_SUBNET=${BENCH_DR_SUBNET:-10.251.112.0/20}
 readonly MAX_LOAD=${BENCH_MAX_LOAD:-0.5}
 readonly QUICK=${BENCH_QUICK:-0}
-readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B20 B11i B21 B12 B9 B9d B9l REACH B8 B14 B16 B17 B18 B19 SCALE B3 B4 B5 B7 B6 B13 B15)
+readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B20 B11i B21 B12 B9 B9d B9l REACH APPLY B8 B14 B16 B17 B18 B19 SCALE B3 B4 B5 B7 B6 B13 B15)
 # Benchmarks that build their own namespaces (or QEMU guest) and need no lab.
 readonly NOLAB_IDS=(SCALE B11i B21 B3 B4 B5 B7 B6 B13 B15)
 # Benchmarks by lab: one host (embedded etcd), two and three hosts (etcd
 # cluster).
-readonly LAB1_IDS=(B1 B1p B2 B2c B10 B11 B20) LAB2_IDS=(B9 B9d B9l REACH) LAB3_IDS=(B8 B14 B16 B17 B18 B19)
+readonly LAB1_IDS=(B1 B1p B2 B2c B10 B11 B20) LAB2_IDS=(B9 B9d B9l REACH) LAB3_IDS=(APPLY B8 B14 B16 B17 B18 B19)
 # B11: the "LAN" netns, the parent veth in h1, the two macvlan networks.
 readonly B11_LAN=$LAB_NAME-b11lan B11_PARENT=b11par B11_PN=b11pn B11_DK=b11dk
 

@@ -38,6 +38,16 @@
 //     interrupted (member restart, leader change, outage), as flannel's
 //     do; only a revision etcd compacted away leads to a new listing and a
 //     fresh Snapshot. WatchStats counts listings and resumes.
+//   - Freshness. Every 5 s (Config.ProgressInterval) the store asks etcd
+//     for a progress notification on its watches; a ProgressFollower hears
+//     it, so a quiet prefix is told from one that stopped hearing from
+//     etcd (package feed's Stale, podnetd's /healthz). etcd answers only
+//     when every watch of the stream starts at or below its current
+//     revision: a watch therefore starts at the revision its follower
+//     already has (dropping that revision's changes, which it has), and
+//     one that hears nothing for three intervals is started again from
+//     there (the client's own resume after a broken stream starts one
+//     above, and would stay silent until the next write).
 //   - Persistent facts (pools, blocks, addresses, networks, endpoints) are
 //     plain keys. Liveness facts (a host being up) are bound to a lease that
 //     its holder renews (KeepLease; package hostid holds a host's); they

@@ -257,3 +257,38 @@ func TestFollowRelistsAfterCompaction(t *testing.T) {
 		t.Fatalf("stats %+v, want 2 listings", st)
 	}
 }
+
+// progressCounter is a ProgressFollower that counts progress
+// notifications and changes.
+type progressCounter struct{ progress, changes atomic.Int32 }
+
+func (p *progressCounter) Snapshot([]store.KV)   {}
+func (p *progressCounter) Changes([]store.Event) { p.changes.Add(1) }
+func (p *progressCounter) Progress()             { p.progress.Add(1) }
+
+// TestFollowHearsProgress: a watch of a quiet prefix gets progress
+// notifications (it is connected and caught up), also after etcd
+// restarted and nothing was written since, and no change of the listing
+// is handed over twice.
+func TestFollowHearsProgress(t *testing.T) {
+	e := storetest.Start(t)
+	st, err := store.Open(store.Config{Endpoints: e.Endpoints, Logger: storetest.Logger(t), ProgressInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	storetest.Put(t, st, "quiet/a", 1)
+	f := &progressCounter{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); st.Follow(ctx, "quiet/", f) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testutil.Until(t, 10*time.Second, "a progress notification", func() bool { return f.progress.Load() > 0 })
+	e.Stop()
+	e.Restart(t)
+	n := f.progress.Load()
+	testutil.Until(t, 30*time.Second, "progress after etcd restarted", func() bool { return f.progress.Load() > n })
+	if c := f.changes.Load(); c != 0 {
+		t.Fatalf("%d changes handed over for a prefix nobody wrote after its listing", c)
+	}
+}

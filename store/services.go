@@ -57,8 +57,8 @@ const ExternalIPsPrefix = "externalips/"
 
 // ExternalIPKey is the claim of one external IP's port and protocol (proto
 // TCP, UDP or SCTP, any case).
-func ExternalIPKey(a netip.Addr, proto string, port uint16) string {
-	return ExternalIPsPrefix + AddrName(a) + "/" + strings.ToLower(proto) + "/" + strconv.Itoa(int(port))
+func ExternalIPKey(a netip.Addr, proto Protocol, port uint16) string {
+	return ExternalIPsPrefix + AddrName(a) + "/" + proto.Lower() + "/" + strconv.Itoa(int(port))
 }
 
 // ContainerMetaPrefix lists the host- and container-mode containers of
@@ -133,19 +133,51 @@ type Service struct {
 	SessionAffinity       string     `json:"sessionAffinity"`
 	AffinityTimeout       int        `json:"affinityTimeoutSeconds,omitempty"`
 	ExternalTrafficPolicy string     `json:"externalTrafficPolicy"`
-	Created               time.Time  `json:"created"`
+	// HealthCheckNodePort is the port every host answers health checks
+	// of a Local service on (claimed in nodeports/ like a NodePort).
+	HealthCheckNodePort uint16    `json:"healthCheckNodePort,omitempty"`
+	Created             time.Time `json:"created"`
 	// Updated moves with every change of the spec (it also dates the
 	// change for convergence measurements).
 	Updated time.Time `json:"updated"`
 }
 
+// Protocol is a service port's transport protocol, spelled as Kubernetes
+// and the records spell it.
+type Protocol string
+
+// The protocols of service ports.
+const (
+	ProtocolTCP  Protocol = "TCP"
+	ProtocolUDP  Protocol = "UDP"
+	ProtocolSCTP Protocol = "SCTP"
+)
+
+// ParseProtocol is the one reader of a protocol's name, in any case ("udp",
+// "UDP"); an empty name is TCP, Kubernetes' default.
+func ParseProtocol(s string) (Protocol, bool) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "", "TCP":
+		return ProtocolTCP, true
+	case "UDP":
+		return ProtocolUDP, true
+	case "SCTP":
+		return ProtocolSCTP, true
+	}
+	return "", false
+}
+
+// Lower is p as nftables, Docker and SRV names spell it ("tcp"): the data
+// plane's spelling.
+func (p Protocol) Lower() string { return strings.ToLower(string(p)) }
+
 // ServicePort is one port of a service.
 type ServicePort struct {
-	Name       string `json:"name,omitempty"`
-	Protocol   string `json:"protocol"` // TCP, UDP or SCTP
-	Port       uint16 `json:"port"`
-	TargetPort uint16 `json:"targetPort"`
-	NodePort   uint16 `json:"nodePort,omitempty"`
+	Name       string   `json:"name,omitempty"`
+	Protocol   Protocol `json:"protocol"`
+	Port       uint16   `json:"port"`
+	TargetPort uint16   `json:"targetPort"`
+	NodePort   uint16   `json:"nodePort,omitempty"`
 }
 
 // ServiceIPClaim reserves a VIP for one service.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -33,7 +34,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Prefix is prepended to every key (default DefaultPrefix).
 	Prefix string
-	Logger *slog.Logger
+	// ProgressInterval is how often the watches of Follow ask etcd for a
+	// progress notification (default DefaultProgressInterval).
+	ProgressInterval time.Duration
+	Logger           *slog.Logger
 }
 
 // Store is a thin, deadline-carrying JSON layer over an etcd v3 client.
@@ -44,6 +48,8 @@ type Store struct {
 	endpoints []string
 	log       *slog.Logger
 	stats     watchCounters
+	progress  sync.Once // starts requestProgress with the first Follow
+	every     time.Duration
 }
 
 // KV is one key read from etcd. Key is relative to the store prefix.
@@ -84,6 +90,9 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = DefaultProgressInterval
+	}
 	tlsCfg, err := tlsConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -108,7 +117,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	return &Store{cli: cli, prefix: cfg.Prefix, timeout: cfg.RequestTimeout,
-		endpoints: cfg.Endpoints, log: cfg.Logger}, nil
+		endpoints: cfg.Endpoints, log: cfg.Logger, every: cfg.ProgressInterval}, nil
 }
 
 func tlsConfig(cfg Config) (*tls.Config, error) {

@@ -38,6 +38,21 @@ type Follower interface {
 	Changes(evs []Event)
 }
 
+// ProgressFollower is a Follower that also hears etcd's progress
+// notifications: the watch is connected and caught up, though nothing
+// changed. Follow asks every watch of the store for one every
+// Config.ProgressInterval, so a follower can tell a quiet prefix from a
+// stale one (a watch that stopped hearing from etcd).
+type ProgressFollower interface {
+	Follower
+	Progress()
+}
+
+// DefaultProgressInterval is how often the store asks etcd to confirm
+// that its watches are caught up (etcd's own notifications come every 10
+// minutes).
+const DefaultProgressInterval = 5 * time.Second
+
 // WatchStats counts how Follow kept up with etcd, for all prefixes of one
 // Store.
 type WatchStats struct {
@@ -65,6 +80,7 @@ func (s *Store) WatchStats() WatchStats {
 // lease-watcher pattern. After an etcd leader change every host resumes
 // its watches this way, instead of re-reading every address record at once.
 func (s *Store) Follow(ctx context.Context, prefix string, f Follower) {
+	s.progress.Do(s.requestProgress)
 	var rev int64 // last revision whose changes f has; 0: f needs a snapshot
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -95,7 +111,12 @@ func (s *Store) Follow(ctx context.Context, prefix string, f Follower) {
 			rev = 0
 			continue
 		}
-		s.log.Info("etcd watch interrupted; resuming", "prefix", prefix, "from", rev+1, "reason", err)
+		if errors.Is(err, errWatchQuiet) {
+			// Every few seconds while etcd is away: not worth a line each.
+			s.log.Debug("etcd watch quiet; resuming", "prefix", prefix, "from", rev)
+		} else {
+			s.log.Info("etcd watch interrupted; resuming", "prefix", prefix, "from", rev, "reason", err)
+		}
 		sleepCtx(ctx, backoff)
 		backoff = min(backoff*2, 5*time.Second)
 		s.stats.resumes.Add(1)
@@ -111,15 +132,46 @@ func (s *Store) watchFrom(ctx context.Context, prefix string, rev int64, f Follo
 	// watch (instead of going silent), so it resumes on one that is not.
 	// Progress notifications move rev forward on quiet prefixes, so a
 	// resume rarely lands on a compacted revision.
+	//
+	// The watch starts at rev itself, not rev+1, and drops the changes of
+	// rev (f has them): etcd answers a progress request only when every
+	// watch of the stream starts at or below its current revision, and
+	// rev+1 is above it until the next write anywhere in etcd, which on a
+	// quiet cluster can be long.
+	//
+	// A watch that hears nothing for quietRestarts progress intervals is
+	// started again from rev: the client resumes a broken stream on its
+	// own, from the last revision plus one, which silences progress again
+	// (above); and a watch that stalled for any other reason recovers.
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	ch := s.cli.Watch(wctx, s.abs(prefix), clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
-	for resp := range ch {
+	ch := s.cli.Watch(wctx, s.abs(prefix), clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithProgressNotify())
+	quiet := time.NewTicker(s.every)
+	defer quiet.Stop()
+	heard := time.Now()
+	for {
+		var resp clientv3.WatchResponse
+		var ok bool
+		select {
+		case resp, ok = <-ch:
+		case <-quiet.C:
+			if time.Since(heard) > quietRestarts*s.every {
+				return rev, errWatchQuiet
+			}
+			continue
+		}
+		if !ok {
+			break
+		}
+		heard = time.Now()
 		if err := resp.Err(); err != nil {
 			return rev, err
 		}
 		if resp.IsProgressNotify() {
 			rev = max(rev, resp.Header.Revision)
+			if p, ok := f.(ProgressFollower); ok {
+				p.Progress()
+			}
 			continue
 		}
 		if len(resp.Events) == 0 {
@@ -127,14 +179,19 @@ func (s *Store) watchFrom(ctx context.Context, prefix string, rev int64, f Follo
 		}
 		evs := make([]Event, 0, len(resp.Events))
 		for _, e := range resp.Events {
+			if e.Kv.ModRevision <= rev {
+				continue
+			}
 			ev := Event{Key: s.rel(e.Kv.Key), Value: e.Kv.Value, ModRev: e.Kv.ModRevision}
 			if e.Type == clientv3.EventTypeDelete {
 				ev.Type = EventDelete
 			}
 			evs = append(evs, ev)
 		}
-		f.Changes(evs)
-		rev = resp.Events[len(resp.Events)-1].Kv.ModRevision
+		if len(evs) > 0 {
+			f.Changes(evs)
+		}
+		rev = max(rev, resp.Events[len(resp.Events)-1].Kv.ModRevision)
 	}
 	if err := ctx.Err(); err != nil {
 		return rev, err
@@ -142,7 +199,14 @@ func (s *Store) watchFrom(ctx context.Context, prefix string, rev int64, f Follo
 	return rev, errWatchClosed
 }
 
-var errWatchClosed = errors.New("watch closed by the etcd client")
+var (
+	errWatchClosed = errors.New("watch closed by the etcd client")
+	errWatchQuiet  = errors.New("no word from etcd on this watch, not even a progress notification")
+)
+
+// quietRestarts is how many progress intervals a watch may go without a
+// word before it is started again.
+const quietRestarts = 3
 
 func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
@@ -151,4 +215,31 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// requestProgress asks, every s.every until the client closes,
+// for a progress notification on the watches Follow opens (they share one
+// stream: the same require-leader metadata). A watch that is cut off from
+// etcd gets none, which is how its followers see that they are stale.
+func (s *Store) requestProgress() {
+	// The stream is found by the context's metadata: exactly what Follow
+	// gives its watches (the client's own context carries more).
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+	context.AfterFunc(s.cli.Ctx(), cancel)
+	go func() {
+		t := time.NewTicker(s.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				// Bounded: while etcd is away the request waits for a
+				// stream that is not there.
+				rctx, cancel := context.WithTimeout(ctx, s.every)
+				_ = s.cli.RequestProgress(rctx)
+				cancel()
+			}
+		}
+	}()
 }

@@ -5,13 +5,15 @@
 // in (`ip netns exec NS svcbench …`) and leaves what it programmed there:
 // the namespace's owner deletes it.
 //
-//	svcbench load      -n N [-eps E]   program N services cold (SetServices into an
-//	                                   empty table); prints cold_ms and the measured VIP
+//	svcbench load      -n N [-eps E]   program N services cold (one Apply replacing the
+//	                                   set, into an empty table); prints cold_ms and the
+//	                                   measured VIP
 //	svcbench change    -n N [-eps E] [-changes K]
 //	                                   load, then K single-endpoint changes
-//	                                   (UpsertService); prints per-change times and CPU
-//	svcbench restart   -n N [-eps E]   load, then time a new engine's first SetServices
-//	                                   over the table the first one left (podnetd restarting:
+//	                                   (an Apply of one service each); prints per-change
+//	                                   times and CPU
+//	svcbench restart   -n N [-eps E]   load, then time a new engine's first Replace over
+//	                                   the table the first one left (podnetd restarting:
 //	                                   B14's re-programming, without the control plane)
 //	svcbench steady    -n N [-eps E] [-rate R] [-d D] [-idle I]
 //	                                   load, run the canary as podnetd does, stay idle
@@ -143,21 +145,36 @@ func services(n, eps int) []dataplane.Service {
 	return out
 }
 
+// replace is the Change that makes svcs the whole set.
+func replace(svcs []dataplane.Service) dataplane.Change {
+	return dataplane.Change{Services: dataplane.ServiceChanges{Replace: true, Upsert: svcs}}
+}
+
+// upsert applies one service; its failure is the error.
+func upsert(ctx context.Context, e *dataplane.Engine, s dataplane.Service) error {
+	res, err := e.Apply(ctx, dataplane.Change{Services: dataplane.ServiceChanges{Upsert: []dataplane.Service{s}}})
+	if err != nil {
+		return err
+	}
+	return res.Services[s.Name]
+}
+
 func newEngine() *dataplane.Engine {
 	return dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 
 // load programs n services into an empty table and prints how long the one
-// batch took (SetServices: building it, the kernel applying it).
+// batch took (a Replace: building it, the kernel applying it).
 func load(n, eps int) (*dataplane.Engine, error) {
 	svcs := services(n, eps)
 	e := newEngine()
 	start := time.Now()
-	if err := e.SetServices(context.Background(), svcs); err != nil {
+	res, err := e.Apply(context.Background(), replace(svcs))
+	if err != nil {
 		return nil, err
 	}
 	cold := time.Since(start)
-	if err := e.ServiceStatus(svcs[n-1].Name); err != nil {
+	if err := res.Services[svcs[n-1].Name]; err != nil {
 		return nil, err
 	}
 	fmt.Printf("cold_ms=%.1f vip=%s services=%d endpoints=%d\n", ms(cold), vip(n-1), n, eps)
@@ -176,7 +193,7 @@ func cpuTime() (self, children time.Duration) {
 }
 
 // change loads n services, then changes one endpoint of the middle one k
-// times (back and forth between two addresses), each an UpsertService.
+// times (back and forth between two addresses), each an Apply of it.
 func change(n, eps, k int) error {
 	e, err := load(n, eps)
 	if err != nil {
@@ -189,7 +206,7 @@ func change(n, eps, k int) error {
 	for i := 0; i < k; i++ {
 		s.Endpoints[0].Addr = alt[(i+1)%2]
 		start := time.Now()
-		if err := e.UpsertService(context.Background(), s); err != nil {
+		if err := upsert(context.Background(), e, s); err != nil {
 			return err
 		}
 		times = append(times, ms(time.Since(start)))
@@ -203,7 +220,8 @@ func change(n, eps, k int) error {
 
 // restart loads n services, then times what a restarted podnetd does:
 // a new engine, whose first Sync leaves the service rules in place, and
-// whose first SetServices rewrites them in one batch.
+// whose first Replace compares them with the kernel's and changes
+// what differs (nothing, here) in one batch.
 func restart(n, eps int) error {
 	if _, err := load(n, eps); err != nil {
 		return err
@@ -215,10 +233,11 @@ func restart(n, eps int) error {
 		return err
 	}
 	synced := time.Since(start)
-	if err := e.SetServices(ctx, services(n, eps)); err != nil {
+	res, err := e.Apply(ctx, replace(services(n, eps)))
+	if err != nil {
 		return err
 	}
-	fmt.Printf("restart_sync_ms=%.1f restart_ms=%.1f\n", ms(synced), ms(time.Since(start)))
+	fmt.Printf("restart_sync_ms=%.1f restart_ms=%.1f kernel_changes=%d\n", ms(synced), ms(time.Since(start)), res.Kernel)
 	return nil
 }
 
@@ -250,7 +269,7 @@ func steady(n, eps int, rate float64, d, idle time.Duration) error {
 	for time.Since(t1) < d {
 		<-tick.C
 		s.Endpoints[0].Addr = alt[(changes+1)%2]
-		if err := e.UpsertService(ctx, s); err != nil {
+		if err := upsert(ctx, e, s); err != nil {
 			return err
 		}
 		changes++

@@ -26,4 +26,4 @@ func TestPluginLinksOnlyTheAdminAPI(t *testing.T) {
 }
 
 var pluginPure = map[string]bool{"cmd/podnet-cni": true, "cniplugin": true, "cniconf": true, "admin": true,
-	"internal/httpbody": true, "internal/link": true, "netspec": true}
+	"internal/httpbody": true, "internal/fault": true, "internal/link": true, "netspec": true}

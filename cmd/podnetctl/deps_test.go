@@ -33,6 +33,6 @@ var pure = []string{
 	"github.com/podnet/podnet/admin",
 	"github.com/podnet/podnet/netspec",
 	"github.com/podnet/podnet/internal/dockerid",
-	"github.com/podnet/podnet/internal/httpbody",
+	"github.com/podnet/podnet/internal/httpbody", "github.com/podnet/podnet/internal/fault",
 	"github.com/podnet/podnet/cmd/podnetctl",
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 )
 
 // fakePodnetd serves the admin API on a socket in a temporary directory,
@@ -42,12 +43,12 @@ func startFake(t *testing.T) *fakePodnetd {
 			record(r)
 			var s admin.NetworkSpec
 			if err := json.NewDecoder(r.Body).Decode(&s); err != nil {
-				return nil, admin.UserError{Err: err}
+				return nil, fault.Invalid(err)
 			}
 			f.mu.Lock()
 			f.specs = append(f.specs, s)
 			f.mu.Unlock()
-			return nil, admin.UserError{Err: errors.New("refused by the fake podnetd")}
+			return nil, fault.Invalid(errors.New("refused by the fake podnetd"))
 		},
 		"GET /v1/cluster/hosts": func(_ context.Context, r *http.Request) (any, error) {
 			record(r)

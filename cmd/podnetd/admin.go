@@ -16,6 +16,7 @@ import (
 	"github.com/podnet/podnet/cluster"
 	"github.com/podnet/podnet/cniattach"
 	"github.com/podnet/podnet/driver"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/ipam"
 	"github.com/podnet/podnet/netpol"
 	"github.com/podnet/podnet/overlay"
@@ -151,7 +152,7 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 			}
 			var spec admin.NetworkSpec
 			if err := json.NewDecoder(r.Body).Decode(&spec); err != nil {
-				return nil, admin.UserError{Err: fmt.Errorf("malformed network spec: %w", err)}
+				return nil, fault.Invalid(fmt.Errorf("malformed network spec: %w", err))
 			}
 			return userErr(d.cluster.CreateNetwork(ctx, spec))
 		},
@@ -190,7 +191,7 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 			}
 			var e admin.Encryption
 			if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
-				return nil, admin.UserError{Err: fmt.Errorf("malformed encryption request: %w", err)}
+				return nil, fault.Invalid(fmt.Errorf("malformed encryption request: %w", err))
 			}
 			return userErr(d.cluster.SetEncryption(ctx, e.Mode, "podnetctl on "+cfg.HostName))
 		},
@@ -202,14 +203,14 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 			grace := cfg.GCGrace
 			if g := r.URL.Query().Get("grace"); g != "" {
 				if grace, err = time.ParseDuration(g); err != nil {
-					return nil, admin.UserError{Err: fmt.Errorf("grace %q: %w", g, err)}
+					return nil, fault.Invalid(fmt.Errorf("grace %q: %w", g, err))
 				}
 			}
 			// CNI attachments first: their addresses are then free for
 			// the reconciler's address round.
 			dead, cniErr := d.cni.Sweep(ctx, grace)
 			if d.rec == nil {
-				return nil, admin.UserError{Err: errors.Join(errNoDocker, cniErr)}
+				return nil, fault.Invalid(errors.Join(errNoDocker, cniErr))
 			}
 			rep, err := d.rec.OnceWithGrace(ctx, grace)
 			return admin.GCReport{Endpoints: append(dead, rep.Endpoints...), Networks: rep.Networks, Links: rep.Links,
@@ -223,12 +224,9 @@ func (a *adminServer) serve(ctx context.Context, log *slog.Logger) error {
 	return admin.Serve(ctx, cfg.AdminSocket, routes, log)
 }
 
-// userErr marks the cluster package's input errors as the caller's fault.
+// userErr returns v, or err (the caller's fault when the cluster package
+// says so: fault.ErrInvalid).
 func userErr[T any](v T, err error) (any, error) {
-	var ie cluster.InputError
-	if errors.As(err, &ie) {
-		return nil, admin.UserError{Err: err}
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/podnet/podnet/admin"
 	"github.com/podnet/podnet/cniattach"
+	"github.com/podnet/podnet/internal/fault"
 )
 
 // cniRoutes are the admin API of podnet's CNI plugin (admin/cni.go).
@@ -19,8 +21,8 @@ func (a *adminServer) cniRoutes() admin.Routes {
 				return nil, err
 			}
 			v, err := h(ctx, d, r)
-			if err != nil && cniattach.IsUserError(err) {
-				return nil, admin.UserError{Err: err}
+			if err != nil && errors.Is(err, fault.ErrInvalid) {
+				return nil, fault.Invalid(err)
 			}
 			return v, err
 		}
@@ -29,7 +31,7 @@ func (a *adminServer) cniRoutes() admin.Routes {
 		return with(func(ctx context.Context, d *adminDeps, r *http.Request) (any, error) {
 			var req admin.CNIRequest
 			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-				return nil, admin.UserError{Err: fmt.Errorf("malformed CNI request: %w", err)}
+				return nil, fault.Invalid(fmt.Errorf("malformed CNI request: %w", err))
 			}
 			return h(ctx, d.cni, &req)
 		})
@@ -47,7 +49,7 @@ func (a *adminServer) cniRoutes() admin.Routes {
 		"POST /v1/cni/gc": with(func(ctx context.Context, d *adminDeps, r *http.Request) (any, error) {
 			var req admin.CNIGCRequest
 			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-				return nil, admin.UserError{Err: fmt.Errorf("malformed CNI GC request: %w", err)}
+				return nil, fault.Invalid(fmt.Errorf("malformed CNI GC request: %w", err))
 			}
 			return d.cni.GC(ctx, &req)
 		}),
@@ -55,7 +57,7 @@ func (a *adminServer) cniRoutes() admin.Routes {
 		"POST /v1/cni/status": func(ctx context.Context, r *http.Request) (any, error) {
 			var req admin.CNIRequest
 			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-				return nil, admin.UserError{Err: fmt.Errorf("malformed CNI status request: %w", err)}
+				return nil, fault.Invalid(fmt.Errorf("malformed CNI status request: %w", err))
 			}
 			d := a.deps.Load()
 			if d == nil {

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/podnet/podnet/admin"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/registry"
 )
 
@@ -26,7 +26,7 @@ func (a *adminServer) serviceRoutes() admin.Routes {
 			dec := json.NewDecoder(r.Body)
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&spec); err != nil {
-				return nil, admin.UserError{Err: fmt.Errorf("malformed service spec: %w", err)}
+				return nil, fault.Invalid(fmt.Errorf("malformed service spec: %w", err))
 			}
 			created, err := s.registry.Create(ctx, spec)
 			if err != nil {
@@ -76,11 +76,7 @@ func (a *adminServer) withServices(h func(ctx context.Context, s *services, r *h
 		if err != nil {
 			return nil, err
 		}
-		v, err := h(ctx, d.services, r)
-		if errors.Is(err, registry.ErrInvalid) {
-			return nil, admin.UserError{Err: err}
-		}
-		return v, err
+		return h(ctx, d.services, r)
 	}
 }
 
@@ -90,10 +86,10 @@ func (a *adminServer) withServices(h func(ctx context.Context, s *services, r *h
 func decodeServiceFile(r *http.Request) (admin.ServiceFile, error) {
 	var f admin.ServiceFile
 	if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
-		return f, admin.UserError{Err: fmt.Errorf("malformed request: %w", err)}
+		return f, fault.Invalid(fmt.Errorf("malformed request: %w", err))
 	}
 	if len(f.Content) > admin.MaxServiceFile {
-		return f, admin.UserError{Err: admin.FileTooLarge(f.Source)}
+		return f, fault.Invalid(admin.FileTooLarge(f.Source))
 	}
 	return f, nil
 }

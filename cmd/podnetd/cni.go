@@ -46,10 +46,11 @@ func startCNI(ctx context.Context, cfg *config, d cniDeps, log *slog.Logger) (*c
 // resolves in one query; the cluster DNS answers NXDOMAIN for its own
 // zone at once, so container names cost no upstream round trip).
 func cniDNS(cfg *config) admin.CNIDNS {
-	if cfg.DNSAddr == "off" {
+	addr, on := cfg.clusterDNS()
+	if !on {
 		return admin.CNIDNS{}
 	}
-	return admin.CNIDNS{Nameservers: []netip.Addr{netip.MustParseAddr(cfg.DNSAddr)}, Search: []string{"svc." + cfg.ClusterDomain}}
+	return admin.CNIDNS{Nameservers: []netip.Addr{addr}, Search: []string{"svc." + cfg.ClusterDomain}}
 }
 
 // followPodman follows podman's API for the labels and readiness of its

@@ -52,10 +52,12 @@ type config struct {
 	Encryption     string
 	WireGuardPort  int
 	DriverName     string
-	DNSAddr        string
+	DNSAddr        string // the flag; validate parses it into dnsAddr
+	dnsAddr        netip.Addr
 	DNSUpstreams   []string
 	ClusterDomain  string
 	MetricsAddr    string
+	HealthzTimeout time.Duration
 	PolicyLog      bool
 }
 
@@ -87,6 +89,7 @@ func defaultConfig() *config {
 		WireGuardPort:  wireguard.DefaultPort,
 		ClusterDomain:  clusterdns.DefaultDomain,
 		MetricsAddr:    metrics.DefaultAddr,
+		HealthzTimeout: time.Minute,
 	}
 }
 
@@ -127,6 +130,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "DNS domain of service names (NAME.svc.DOMAIN)")
 	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names podnet does not know (default: /etc/resolv.conf's)")
 	f.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "where to serve Prometheus metrics (http://ADDR/metrics); \"off\" disables them. Any non-loopback address lets whoever reaches it, containers of this host included, read them")
+	f.DurationVar(&c.HealthzTimeout, "healthz-timeout", c.HealthzTimeout, "http://METRICS-ADDR/healthz fails when service changes wait this long for the data plane, or the etcd view heard nothing from etcd for this long")
 	f.BoolVar(&c.PolicyLog, "policy-log", false, "log the packets network policies deny (at most 10 a second per direction; they are counted in the metrics either way)")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
@@ -186,19 +190,11 @@ func (c *config) validate() error {
 	if c.DriverName == "" {
 		c.DriverName = driverName(c.PluginSocket)
 	}
-	if c.DNSAddr == "" {
-		p := netip.MustParsePrefix(c.ServiceCIDR).Masked()
-		a := p.Addr()
-		for range 10 {
-			a = a.Next()
-		}
-		c.DNSAddr = a.String()
+	dns, err := parseDNSAddr(c.DNSAddr, netip.MustParsePrefix(c.ServiceCIDR))
+	if err != nil {
+		return err
 	}
-	if c.DNSAddr != "off" {
-		if _, err := netip.ParseAddr(c.DNSAddr); err != nil {
-			return fmt.Errorf("--dns-addr %q: want an IP address or off", c.DNSAddr)
-		}
-	}
+	c.dnsAddr = dns
 	if err := c.validateServices(); err != nil {
 		return err
 	}
@@ -210,6 +206,9 @@ func (c *config) validate() error {
 			return err
 		}
 	}
+	if c.HealthzTimeout < 10*time.Second {
+		return fmt.Errorf("--healthz-timeout %v: want at least 10s (etcd is asked for progress every 5 s)", c.HealthzTimeout)
+	}
 	if c.HostName == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -219,3 +218,30 @@ func (c *config) validate() error {
 	}
 	return nil
 }
+
+// dnsOff is the --dns-addr value that turns the cluster DNS off.
+const dnsOff = "off"
+
+// parseDNSAddr is --dns-addr, parsed once (validate): the address of the
+// cluster DNS (default the service CIDR's .10), or the invalid Addr when
+// it is off. Everything else reads config.clusterDNS.
+func parseDNSAddr(flag string, serviceCIDR netip.Prefix) (netip.Addr, error) {
+	switch flag {
+	case dnsOff:
+		return netip.Addr{}, nil
+	case "":
+		a := serviceCIDR.Masked().Addr()
+		for range 10 {
+			a = a.Next()
+		}
+		return a, nil
+	}
+	a, err := netip.ParseAddr(flag)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("--dns-addr %q: want an IP address or %s", flag, dnsOff)
+	}
+	return a.Unmap(), nil
+}
+
+// clusterDNS is the cluster DNS address; false when --dns-addr is off.
+func (c *config) clusterDNS() (netip.Addr, bool) { return c.dnsAddr, c.dnsAddr.IsValid() }

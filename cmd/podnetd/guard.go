@@ -54,8 +54,8 @@ func guardPorts(ctx context.Context, cfg *config, ports *dataplane.Engine, log *
 			log.Warn("cannot read the VXLAN peers of the previous run; VXLAN is refused until etcd answers", "err", err)
 		}
 	}
-	if cfg.DNSAddr != "off" {
-		if err := ports.SetClusterDNS(ctx, netip.AddrPortFrom(netip.MustParseAddr(cfg.DNSAddr), 53)); err != nil {
+	if addr, on := cfg.clusterDNS(); on {
+		if err := ports.SetClusterDNS(ctx, netip.AddrPortFrom(addr, 53)); err != nil {
 			log.Warn("cannot restrict the cluster DNS to this host and its containers", "err", err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/podnet/podnet/bgp"
 	"github.com/podnet/podnet/catalog"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/lbannounce"
 	"github.com/podnet/podnet/overlay"
@@ -33,7 +34,7 @@ func (c *config) validateLB() error {
 // startAnnouncer runs this host's LoadBalancer announcer (L2 election and
 // ARP/NDP responder, BGP speaker) until ctx ends or stop is called; stop
 // returns once it has handed its addresses over.
-func startAnnouncer(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel, cat *catalog.Catalog, log *slog.Logger) (stop func()) {
+func startAnnouncer(ctx context.Context, cfg *config, st *store.Store, feeds *feed.Hub, k *link.Kernel, cat *catalog.Catalog, log *slog.Logger) (stop func()) {
 	log = log.With("component", "lb")
 	var underlay overlay.Underlay
 	if u, err := overlay.DetectUnderlay(k, cfg.AdvertiseAddr); err == nil {
@@ -43,7 +44,7 @@ func startAnnouncer(ctx context.Context, cfg *config, st *store.Store, k *link.K
 	}
 	speaker := bgp.New(bgp.Config{Local: underlay.Addr, RouterID: routerID(underlay.Addr, cfg.HostName),
 		Logger: log.With("component", "bgp")})
-	a := lbannounce.New(lbannounce.Config{Host: cfg.HostName, Store: st, Catalog: cat,
+	a := lbannounce.New(lbannounce.Config{Host: cfg.HostName, Store: st, Feeds: feeds, Catalog: cat,
 		L2: lbannounce.NewResponder(log), Router: speaker, Interfaces: &lbannounce.HostInterfaces{Underlay: underlay.Dev},
 		TTL: cfg.LBLeaseTTL, Logger: log})
 	ctx, cancel := context.WithCancel(ctx)

@@ -12,7 +12,7 @@ import (
 
 // startMetrics serves Prometheus metrics on --metrics-addr in the
 // background (see metrics.Serve: a taken port is retried, never fatal).
-func startMetrics(ctx context.Context, cfg *config, ipm *ipam.IPAM, log *slog.Logger) {
+func startMetrics(ctx context.Context, cfg *config, ipm *ipam.IPAM, h *health, log *slog.Logger) {
 	if cfg.MetricsAddr == metrics.Off {
 		log.Info("metrics disabled (--metrics-addr off)")
 		return
@@ -22,8 +22,9 @@ func startMetrics(ctx context.Context, cfg *config, ipm *ipam.IPAM, log *slog.Lo
 			"addr", cfg.MetricsAddr)
 	}
 	metrics.SetIPAMUsage(ipm.Usage)
+	metrics.SetEtcdLastHeard(h.feeds.LastHeard)
 	reg := metrics.NewRegistry(version)
-	go metrics.Serve(ctx, cfg.MetricsAddr, metrics.Handler(reg, log.With("component", "metrics")), log.With("component", "metrics"))
+	go metrics.Serve(ctx, cfg.MetricsAddr, metrics.Handler(reg, log.With("component", "metrics"), h.problems), log.With("component", "metrics"))
 }
 
 // networkPools lists the IPAM pools of networks, for ipam.Preload.

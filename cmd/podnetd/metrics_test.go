@@ -37,3 +37,24 @@ func TestNetworkPools(t *testing.T) {
 		t.Errorf("networkPools = %v, want %v", got, want)
 	}
 }
+
+// TestDNSAddr: --dns-addr is parsed once, by validate: off, the service
+// CIDR's .10 by default, or an address; anything else is refused naming
+// the flag.
+func TestDNSAddr(t *testing.T) {
+	for flag, want := range map[string]string{"off": "", "": "10.96.0.10", "10.96.0.53": "10.96.0.53", "bogus": "error"} {
+		cfg := defaultConfig()
+		cfg.HostName, cfg.DNSAddr = "h1", flag
+		err := cfg.validate()
+		if want == "error" {
+			if err == nil || !strings.Contains(err.Error(), "--dns-addr") {
+				t.Errorf("--dns-addr %q: %v", flag, err)
+			}
+			continue
+		}
+		a, on := cfg.clusterDNS()
+		if err != nil || on != (want != "") || (on && a.String() != want) {
+			t.Errorf("--dns-addr %q: %v %v %v, want %q", flag, err, a, on, want)
+		}
+	}
+}

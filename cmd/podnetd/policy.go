@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"github.com/podnet/podnet/catalog"
 	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/driver"
+	"github.com/podnet/podnet/internal/fault"
 	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/netpol"
 	"github.com/podnet/podnet/registry"
@@ -84,11 +84,7 @@ func (a *adminServer) policyRoutes() admin.Routes {
 			if err != nil {
 				return nil, err
 			}
-			v, err := h(ctx, d.services.registry, req)
-			if errors.Is(err, registry.ErrInvalid) {
-				return nil, admin.UserError{Err: err}
-			}
-			return v, err
+			return h(ctx, d.services.registry, req)
 		}
 	}
 	return admin.Routes{
@@ -120,7 +116,7 @@ func (a *adminServer) policyRoutes() admin.Routes {
 		"POST /v1/policies/check": with(func(ctx context.Context, r *registry.Registry, req *http.Request) (any, error) {
 			var q admin.PolicyCheck
 			if err := json.NewDecoder(io.LimitReader(req.Body, 1<<16)).Decode(&q); err != nil {
-				return nil, admin.UserError{Err: fmt.Errorf("malformed request: %w", err)}
+				return nil, fault.Invalid(fmt.Errorf("malformed request: %w", err))
 			}
 			return r.CheckPolicy(ctx, q)
 		}),

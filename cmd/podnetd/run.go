@@ -20,6 +20,7 @@ import (
 	"github.com/podnet/podnet/dataplane"
 	"github.com/podnet/podnet/dockerwatch"
 	"github.com/podnet/podnet/driver"
+	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/hostid"
 	"github.com/podnet/podnet/internal/dockerup"
 	"github.com/podnet/podnet/internal/fsutil"
@@ -81,6 +82,10 @@ func run(parent context.Context, cfg *config) error {
 	}
 	defer closeStore()
 
+	// One follower per etcd prefix, shared by the overlay, the catalog and
+	// the cluster DNS (package feed).
+	feeds := feed.New(st, log.With("component", "feed"))
+	go feeds.Run(ctx)
 	// The service catalog needs no etcd to exist (it fills from etcd once
 	// the proxy agent runs), so the cluster DNS can hold it from the start.
 	cat, err := newCatalog(cfg, log)
@@ -94,8 +99,8 @@ func run(parent context.Context, cfg *config) error {
 	// host as it found it).
 	dnsEarly := dnsKept(cfg, k)
 	if dnsEarly {
-		if err := startDNS(ctx, cfg, st, k, cat, log); err != nil {
-			log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
+		if err := startDNS(ctx, cfg, feeds, k, cat, log); err != nil {
+			log.Warn("cluster DNS not started", "addr", cfg.dnsAddr, "err", err)
 		}
 	}
 	ports := dataplane.New(dataplane.Options{Logger: log.With("component", "dataplane"), IPTablesBackend: cfg.IPTables})
@@ -115,8 +120,9 @@ func run(parent context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	startMetrics(ctx, cfg, ipm, log)
-	ov, ovErr := newOverlay(cfg, st, k, ports, wg, log)
+	hc := &health{feeds: feeds, bound: cfg.HealthzTimeout}
+	startMetrics(ctx, cfg, ipm, hc, log)
+	ov, ovErr := newOverlay(cfg, st, feeds, k, ports, wg, log)
 	pol := newPolicy(cfg, cat, ports, log)
 	dcfg := driver.Config{Host: cfg.HostName, Store: st, Ports: ports, Kernel: k,
 		Logger: log.With("component", "driver"), DefaultMTU: cfg.MTU, Tunnels: ipm, HostAddresses: ipm,
@@ -160,9 +166,9 @@ func run(parent context.Context, cfg *config) error {
 	holdErr, holdDone := make(chan error, 1), make(chan struct{})
 	go func() { defer close(holdDone); holdErr <- ident.Hold(hctx) }()
 	defer func() { stopHold(); <-holdDone }()
-	if !dnsEarly && cfg.DNSAddr != "off" {
-		if err := startDNS(ctx, cfg, st, k, cat, log); err != nil {
-			log.Warn("cluster DNS not started", "addr", cfg.DNSAddr, "err", err)
+	if _, on := cfg.clusterDNS(); on && !dnsEarly {
+		if err := startDNS(ctx, cfg, feeds, k, cat, log); err != nil {
+			log.Warn("cluster DNS not started", "addr", cfg.dnsAddr, "err", err)
 		}
 	}
 	if err := drv.Restore(ctx); err != nil {
@@ -181,9 +187,10 @@ func run(parent context.Context, cfg *config) error {
 	if ov != nil {
 		go ov.Run(ctx)
 	}
-	svcs.start(ctx, cfg, ports, log)
+	svcs.start(ctx, cfg, feeds, ports, log)
+	hc.agent.Store(svcs.proxy)
 	runPolicy(ctx, cfg, pol, log)
-	defer startAnnouncer(ctx, cfg, st, k, cat, log)()
+	defer startAnnouncer(ctx, cfg, st, feeds, k, cat, log)()
 	var rec *reconcile.Reconciler
 	dc, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -194,7 +201,7 @@ func run(parent context.Context, cfg *config) error {
 		rec = reconcile.New(reconcile.Config{Docker: dc, Driver: drv, IPAM: ipm, Logger: log.With("component", "reconcile"),
 			Interval: cfg.GCInterval, Grace: cfg.GCGrace, Reach: up})
 		go rec.Run(ctx)
-		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
+		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Feeds: feeds, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
 			Logger: log.With("component", "netsync"), Reach: up}).Run(ctx)
 		go dockerwatch.New(dockerwatch.Config{Host: cfg.HostName, Store: st, Docker: dc,
 			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up, Hints: pol}).Run(ctx)
@@ -282,12 +289,12 @@ func waitForEtcd(ctx context.Context, st *store.Store, log *slog.Logger) error {
 // newOverlay detects the underlay and builds the multi-host data plane
 // (encrypted when wg is set); VXLAN is then accepted only from the hosts
 // it follows (from none with encryption).
-func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *dataplane.Engine, wg *wireguard.Device, log *slog.Logger) (*overlay.Overlay, error) {
+func newOverlay(cfg *config, st *store.Store, feeds *feed.Hub, k *link.Kernel, ports *dataplane.Engine, wg *wireguard.Device, log *slog.Logger) (*overlay.Overlay, error) {
 	u, err := overlay.DetectUnderlay(k, cfg.AdvertiseAddr)
 	if err != nil {
 		return nil, err
 	}
-	ov, err := overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Kernel: k, Logger: log.With("component", "overlay"),
+	ov, err := overlay.New(overlay.Config{Host: cfg.HostName, Store: st, Feeds: feeds, Kernel: k, Logger: log.With("component", "overlay"),
 		Underlay: u, Port: cfg.VXLANPort, Peers: peersToGuard(ports, log), WireGuard: wg})
 	if err != nil {
 		return nil, err
@@ -302,23 +309,24 @@ func newOverlay(cfg *config, st *store.Store, k *link.Kernel, ports *dataplane.E
 // previous podnetd of this machine put it there and left it, as it
 // leaves all kernel state when it stops).
 func dnsKept(cfg *config, k *link.Kernel) bool {
-	if cfg.DNSAddr == "off" {
+	addr, on := cfg.clusterDNS()
+	if !on {
 		return false
 	}
-	has, err := k.HasLocalAddr("lo", netip.MustParseAddr(cfg.DNSAddr))
+	has, err := k.HasLocalAddr("lo", addr)
 	return err == nil && has
 }
 
 // startDNS puts the cluster DNS address on lo and serves it.
-func startDNS(ctx context.Context, cfg *config, st *store.Store, k *link.Kernel, cat *catalog.Catalog, log *slog.Logger) error {
-	if cfg.DNSAddr == "off" {
+func startDNS(ctx context.Context, cfg *config, feeds *feed.Hub, k *link.Kernel, cat *catalog.Catalog, log *slog.Logger) error {
+	addr, on := cfg.clusterDNS()
+	if !on {
 		return nil
 	}
-	addr := netip.MustParseAddr(cfg.DNSAddr)
 	if err := k.EnsureLocalAddr("lo", addr); err != nil {
 		return err
 	}
-	d, err := clusterdns.New(clusterdns.Config{Store: st, Listen: netip.AddrPortFrom(addr, 53),
+	d, err := clusterdns.New(clusterdns.Config{Feeds: feeds, Listen: netip.AddrPortFrom(addr, 53),
 		Upstreams: cfg.DNSUpstreams, CacheFile: filepath.Join(cfg.DataDir, dnsCacheFile), Logger: log.With("component", "dns"),
 		Services: cat, Domain: cfg.ClusterDomain})
 	if err != nil {
@@ -405,8 +413,10 @@ func cleanup(ctx context.Context, cfg *config) error {
 	if err := wireguard.Delete(k); err != nil {
 		errs = append(errs, err)
 	}
-	if err := cfg.validate(); err == nil && cfg.DNSAddr != "off" {
-		if err := k.DeleteLocalAddr("lo", netip.MustParseAddr(cfg.DNSAddr)); err != nil {
+	if err := cfg.validate(); err != nil {
+		errs = append(errs, err)
+	} else if addr, on := cfg.clusterDNS(); on {
+		if err := k.DeleteLocalAddr("lo", addr); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/podnet/podnet/catalog"
 	"github.com/podnet/podnet/dataplane"
+	"github.com/podnet/podnet/feed"
+	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/proxy"
 	"github.com/podnet/podnet/registry"
 	"github.com/podnet/podnet/store"
@@ -44,11 +46,7 @@ func (c *config) serviceRange() (registry.ServiceRange, error) {
 	if err != nil {
 		return registry.ServiceRange{}, err
 	}
-	var dnsAddr netip.Addr
-	if c.DNSAddr != "off" {
-		dnsAddr, _ = netip.ParseAddr(c.DNSAddr)
-	}
-	r, err := registry.NewServiceRange(p, dnsAddr)
+	r, err := registry.NewServiceRange(p, c.dnsAddr)
 	if err != nil {
 		return r, err
 	}
@@ -90,9 +88,15 @@ func newCatalog(cfg *config, log *slog.Logger) (*catalog.Catalog, error) {
 
 // start runs the catalog and the proxy agent, which programs services
 // through the NAT engine.
-func (s *services) start(ctx context.Context, cfg *config, ports *dataplane.Engine, log *slog.Logger) {
-	go s.catalog.Run(ctx, s.st)
+func (s *services) start(ctx context.Context, cfg *config, feeds *feed.Hub, ports *dataplane.Engine, log *slog.Logger) {
+	go s.catalog.Run(ctx, feeds)
 	s.proxy = proxy.New(proxy.Config{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
-		Programmer: ports, ExternalIPOK: s.registry.Range().CheckExternalIP, Logger: log.With("component", "proxy")})
+		Programmer: ports, HealthTimeout: cfg.HealthzTimeout, ExternalIPOK: s.registry.Range().CheckExternalIP,
+		Logger: log.With("component", "proxy")})
+	metrics.SetProxyPending(s.proxy.Pending)
+	metrics.SetHosts(func() (metrics.HostCounts, bool) {
+		alive, down, loaded := s.catalog.HostCounts()
+		return metrics.HostCounts{Alive: alive, Down: down}, loaded
+	})
 	go s.proxy.Run(ctx)
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +72,25 @@ var (
 		"Full resyncs the canary triggered, by reason (missing: podnet's table or iptables jump was gone; check_failed: the check itself failed).",
 		"reason")
 
+	// Service proxy (the agent turning the catalog into the data plane's
+	// services), kube-proxy's series under podnet's names.
+	ProxySyncs = counterVec("proxy_syncs_total",
+		"Rounds in which the service proxy handed changes to the data plane, by kind (full: the whole set, compared with the kernel, at start and every resync; incremental: the services that changed) and outcome (ok, error: the data plane took none of it and the round is retried).",
+		"kind", "outcome")
+	ProxySyncDuration = histogramVec("proxy_sync_duration_seconds",
+		"Duration of the service proxy's rounds, by kind: the change computed and programmed as one nftables transaction (kube-proxy's sync_proxy_rules_duration_seconds).",
+		"kind")
+	ProxyProgrammingDuration = histogram("proxy_network_programming_duration_seconds",
+		"Time from a change's write to etcd (a service, or a container record that changes a service's endpoints; the writer's clock) to its rules being live on this host (kube-proxy's network_programming_duration_seconds).")
+	ProxyLastSync = gauge("proxy_last_sync_timestamp_seconds",
+		"Unix time of the service proxy's last successful round; a full one runs at least every resync interval (5 min).")
+	proxyPending = newFuncGauge("proxy_pending_changes",
+		"Services changed in etcd, or refused by the data plane and waiting for a retry, that this host has not programmed yet.")
+	ProxyServices = gauge("proxy_services",
+		"Services with rules that the data plane of this host was given (headless services have none).")
+	ProxyServicesFailing = gauge("proxy_services_failing",
+		"Services this host cannot program (an address or port another service holds, the kernel refusing their rules); podnetctl service get names the host and the reason.")
+
 	// etcd.
 	EtcdRequestDuration = histogramVec("etcd_request_duration_seconds",
 		"Duration of etcd requests (each attempt of the client's retries), by gRPC method (Range, Txn, LeaseGrant, ...).",
@@ -81,6 +101,17 @@ var (
 	EtcdWatchRestarts = counterVec("etcd_watch_restarts_total",
 		"Watches that ended and were started again (connection lost, leader lost, compaction), by key prefix (hosts, alive, ipam, epmeta, ...).",
 		"prefix")
+	etcdLastHeard = newFuncGauge("etcd_view_last_heard_timestamp_seconds",
+		"Unix time when the followed etcd prefix that heard from etcd least recently last did (a listing, a change, or a progress notification, asked for every 5 s): close to now while the watches are connected, still while etcd is out of reach (/healthz fails after --healthz-timeout).")
+
+	// Hosts, as this host's view of etcd shows them.
+	hosts = newStateGauge("hosts",
+		"Hosts registered in etcd, by state (alive: its liveness lease holds; down: registered without one: its podnetd stopped longer than --liveness-ttl ago, cannot reach etcd, or the host is gone for good and awaits podnetctl host rm), as this host's view shows them.",
+		"state")
+
+	// WireGuard (podnetd --encryption wireguard).
+	wireGuardPeers = newFuncGauge("wireguard_peers",
+		"Other hosts this host has as WireGuard peers after the last clean overlay pass: with encryption every other live host with a valid key (traffic to any other is dropped); absent without encryption.")
 
 	// Cluster DNS.
 	DNSQueries = counterVec("dns_queries_total",
@@ -111,6 +142,9 @@ var (
 		"protocol")
 	LBAnnouncements = counter("lb_announcements_total",
 		"Gratuitous ARP replies and unsolicited neighbor advertisements sent for load-balancer addresses this host took over.")
+	LBUnannounced = gaugeVecOf("lb_unannounced_addresses",
+		"Load-balancer addresses some host could announce (a Cluster service's, or a Local one's with a ready endpoint) that none does, by mode (l2: no host holds its claim; bgp: no host with an established session announces it), as this host's view shows them.",
+		"mode")
 	BGPAnnounced = gauge("bgp_announced_addresses",
 		"Load-balancer addresses this host announces over BGP (one /32 or /128 route each, to every established peer).")
 	bgpSessions = newBGPCollector()
@@ -157,6 +191,52 @@ func gauge(name, help string) prometheus.Gauge {
 	return declare(prometheus.NewGauge(prometheus.GaugeOpts(opts(name, help))), "gauge", name, nil)
 }
 
+// funcGauge is a gauge computed at scrape time by a function set later
+// (SetProxyPending); none set: no sample.
+type funcGauge struct {
+	desc *prometheus.Desc
+	fn   atomic.Pointer[func() float64]
+}
+
+func newFuncGauge(name, help string) *funcGauge {
+	g := &funcGauge{desc: prometheus.NewDesc(Namespace+"_"+name, help, nil, nil)}
+	return declare(g, "gauge", name, nil)
+}
+
+func (g *funcGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *funcGauge) Collect(ch chan<- prometheus.Metric) {
+	if fn := g.fn.Load(); fn != nil {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, (*fn)())
+	}
+}
+
+// SetEtcdLastHeard sets where podnet_etcd_view_last_heard_timestamp_seconds
+// comes from (feed.Hub.LastHeard): fn is called at every scrape.
+func SetEtcdLastHeard(fn func() time.Time) {
+	f := func() float64 { return float64(fn().UnixNano()) / 1e9 }
+	etcdLastHeard.fn.Store(&f)
+}
+
+// SetWireGuardPeers sets podnet_wireguard_peers; until it is called (a
+// host without encryption) the series is absent.
+func SetWireGuardPeers(n int) {
+	v := float64(n)
+	f := func() float64 { return v }
+	wireGuardPeers.fn.Store(&f)
+}
+
+// SetProxyPending sets where podnet_proxy_pending_changes comes from: fn
+// is called at every scrape and must answer from memory, quickly.
+func SetProxyPending(fn func() int) {
+	f := func() float64 { return float64(fn()) }
+	proxyPending.fn.Store(&f)
+}
+
+func gaugeVecOf(name, help string, labels ...string) *prometheus.GaugeVec {
+	return declare(prometheus.NewGaugeVec(prometheus.GaugeOpts(opts(name, help)), labels), "gauge", name, labels)
+}
+
 func histogram(name, help string) prometheus.Histogram {
 	return declare(prometheus.NewHistogram(histOpts(name, help)), "histogram", name, nil)
 }
@@ -195,12 +275,23 @@ func init() {
 	for _, r := range []string{"local", "forwarded", "nxdomain", "servfail", "invalid"} {
 		DNSQueries.WithLabelValues(r)
 	}
+	for _, k := range []string{"full", "incremental"} {
+		for _, o := range []string{OK, Error} {
+			ProxySyncs.WithLabelValues(k, o)
+		}
+	}
 	for _, o := range []string{OK, Error} {
 		DNSForwards.WithLabelValues(o)
 		DockerWatcherResyncs.WithLabelValues(o)
 	}
 	for _, p := range []string{"arp", "ndp"} {
 		LBReplies.WithLabelValues(p)
+	}
+	for _, r := range []string{"exhausted", "etcd", "unknown_pool", Other} {
+		IPAMAllocationFailures.WithLabelValues(r)
+	}
+	for _, m := range []string{"l2", "bgp"} {
+		LBUnannounced.WithLabelValues(m)
 	}
 	DockerReachable.Set(1)
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,10 +54,34 @@ func CheckAddr(addr string) (loopback bool, err error) {
 	return ip.IsLoopback(), nil
 }
 
-// Handler serves reg in Prometheus's text format; a collector that fails
-// is logged and the rest is served.
-func Handler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
+// HealthPath is where Handler answers health checks.
+const HealthPath = "/healthz"
+
+// HealthCheck lists what makes podnetd unhealthy now (none: healthy).
+type HealthCheck func() []string
+
+// healthReply is the body of HealthPath.
+type healthReply struct {
+	Healthy  bool      `json:"healthy"`
+	Problems []string  `json:"problems,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// Handler serves reg in Prometheus's text format (a collector that fails
+// is logged and the rest is served) and, when health is set, HealthPath:
+// 200 when it finds no problem, 503 with the problems otherwise, as JSON.
+func Handler(reg *prometheus.Registry, log *slog.Logger, health HealthCheck) http.Handler {
 	mux := http.NewServeMux()
+	if health != nil {
+		mux.HandleFunc(HealthPath, func(w http.ResponseWriter, _ *http.Request) {
+			problems := health()
+			w.Header().Set("Content-Type", "application/json")
+			if len(problems) > 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			_ = json.NewEncoder(w).Encode(healthReply{Healthy: len(problems) == 0, Problems: problems, Time: time.Now().UTC()})
+		})
+	}
 	mux.Handle(Path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            slogPrinter{log},
 		ErrorHandling:       promhttp.ContinueOnError,

@@ -26,13 +26,13 @@
 #   B4   connect p50 and p99 through podnet minus through the anchor, per
 #        pair of B3 at N = 5000 (runs B3 at 5000 only when B3 is not
 #        selected).
-#   B5   cold programming of 1000 x 10: svcbench load (one SetServices into
+#   B5   cold programming of 1000 x 10: svcbench load (one Apply (Replace) into
 #        an empty table, as podnetd's first) vs one `iptables-restore` of
 #        kube-proxy's ruleset for the same services (10 endpoints) with the
 #        default binary, each in a fresh netns; legacy's time is a context
 #        row (one run).
 #   B7   podnet cold 5000 x 10 / cold 1000 x 10, in B5's pairs.
-#   B6   one endpoint change (UpsertService, p50 of 20) with 1000 x 10 and
+#   B6   one endpoint change (Apply of one service, p50 of 20) with 1000 x 10 and
 #        5000 x 10 loaded vs kube-proxy's partial `iptables-restore
 #        --noflush` (KUBE-SERVICES and the changed service) with its 1000 x
 #        10 ruleset loaded.
@@ -221,7 +221,7 @@ bench_B5() {
 		row B5 "cold programming 1000 x 10 vs kube-proxy restore" "podnet $(field "$d/podnet1000" 2) ms" \
 			"iptables-restore $(fmt 0 "$(field "$d/restore" 2)") ms" "${rs% *}" "${rs#* }" le 1.0 1.5 "$note"
 		row "B5 abs" "cold programming 1000 x 10, absolute" "podnet $(field "$d/podnet1000" 2) ms" "none (absolute)" \
-			"$(field "$d/podnet1000" 2)" "max $(field "$d/podnet1000" 4) ms" le 1000 - "one SetServices into an empty table (build + one netlink batch)" ms
+			"$(field "$d/podnet1000" 2)" "max $(field "$d/podnet1000" 4) ms" le 1000 - "one Apply (Replace) into an empty table (build + one netlink batch)" ms
 	fi
 	if ((want7)); then
 		rs=$(ratio_stats "$d/R7" le)
@@ -269,7 +269,7 @@ bench_B6() {
 	local rs gs note
 	rs=$(ratio_stats "$d/R" le)
 	gs=$(ratio_stats "$d/G" le)
-	note="$(deadline_note "$done_" "$np")$done_ pairs; per arm the median of 20 UpsertService calls (one endpoint replaced: one netlink batch, no process exec), $(fmt 3 "$(field "$d/p1000.cpu" 2)") ms CPU each; $PRE_NOTE"
+	note="$(deadline_note "$done_" "$np")$done_ pairs; per arm the median of 20 Apply calls of one service (one endpoint replaced: one nftables transaction, no process exec), $(fmt 3 "$(field "$d/p1000.cpu" 2)") ms CPU each; $PRE_NOTE"
 	row "B6 1000" "one change with 1000 x 10 loaded" "podnet $(field "$d/p1000" 2) ms" "none (absolute)" \
 		"$(field "$d/p1000" 2)" "max $(field "$d/p1000" 4) ms" le 100 - "$note" ms
 	row "B6 vs kp" "one change vs kube-proxy partial restore (1000)" "podnet $(field "$d/p1000" 2) ms" \

@@ -14,10 +14,11 @@
 #     addresses). They are written first, so each service arrives with its
 #     endpoints.
 #   - the services go through `podnetctl apply -f` (a file of 1000, as a
-#     user keeps them): the registry validates each, allocates its VIP and
-#     claims it by compare-and-swap in one transaction per service, so the
-#     load is exactly what users create (about 6-8 s here). Every host's
-#     agent then holds all of them before anything is measured.
+#     user keeps them): the registry validates each, allocates its VIP in
+#     memory and writes the file in a few etcd transactions, each checking
+#     its claims by compare-and-swap, so the load is exactly what users
+#     create. Every host's agent then holds all of them before anything is
+#     measured.
 # Probes are real: the probe services' endpoints are real containers
 # (netcheck id-server answering their name, or echo-server), probed from
 # every host's network namespace (bench/svcbench flip) or through long TCP
@@ -35,13 +36,22 @@
 #        floor of the same run, the etcd put -> store.Follow event latency
 #        (svcbench watch, p50 of 50) plus one incremental program with
 #        1000 x 10 loaded (svcbench change in a fresh netns: B6's arm, p50
-#        of 20 UpsertService).
+#        of 20 one-service Apply).
 #   B8 conv  the services issue's convergence figure (a change live on
 #        every host within 1 s, median): the same probes, timed from just
 #        before the user's own command: `podnetctl apply -f` changing the
 #        probe service's selector, and `docker pause` / `docker unpause` of
 #        its only endpoint (the VIP refuses, then answers again). Includes
 #        the CLI and, for docker, dockerd and the Docker watcher.
+#   APPLY `podnetctl apply -f` on h1 of a file of 999 services (each
+#        selecting one real endpoint on h1, netcheck id-server; VIPs
+#        allocated, the last one's given in the file so the prober knows
+#        it) until that last VIP answers from h1's netns (svcbench flip
+#        -kind cmd, probes every 5 ms), and `delete -f` of the same file
+#        until it no longer answers, alternating. Runs before the 1000 x 10
+#        load of B8 and B14 (on a lab where they ran, it runs on top of it).
+#        Target: the last VIP answering within 1 s (absolute); context:
+#        the command's own time, and delete -f.
 #   B14  podnetd restart on h1 with the same load and 50 containers on h1
 #        (48 of them endpoints of loaded services, one backend and one
 #        client of the stream service): long TCP streams through a service
@@ -49,7 +59,7 @@
 #        own processes) and its NodePort on h1 (from the lab's client
 #        netns) run across `lab.sh podnetd-stop h1` + `podnetd-start h1`
 #        (SIGTERM, as systemctl restart). Re-programming: the restarted
-#        agent's first SetServices over the rules the previous podnetd
+#        agent's first full sync (Apply, Replace) over the rules the previous podnetd
 #        left (`podnetctl service agent`: lastSyncDuration) vs B5's cold
 #        load of 1000 x 10 in a fresh netns (svcbench load), interleaved
 #        pairs. Flows: a stream fails when an echo is missing or later
@@ -167,7 +177,7 @@ bench_B8() {
 	p=$(ip netns exec "$SVC_C" "$WORK/bin/svcbench" change -n "$SVCLAB_N" -eps "$SVCLAB_EPS" -changes 20) || return 1
 	svc_ns_down
 	floor=$(calc "$(kv watch_p50_ms "$w") + $(kv change_p50_ms "$p")")
-	say "B8 floor: etcd put -> watch event p50 $(kv watch_p50_ms "$w") ms (p99 $(kv watch_p99_ms "$w")), one UpsertService with $SVCLAB_N x $SVCLAB_EPS loaded p50 $(kv change_p50_ms "$p") ms"
+	say "B8 floor: etcd put -> watch event p50 $(kv watch_p50_ms "$w") ms (p99 $(kv watch_p99_ms "$w")), one one-service Apply with $SVCLAB_N x $SVCLAB_EPS loaded p50 $(kv change_p50_ms "$p") ms"
 	: >"$d/svc.ms" && : >"$d/ep.ms"
 	for blk in 0 1; do
 		for kind in $(rotate "$blk" svc ep); do
@@ -190,7 +200,7 @@ bench_B8() {
 		"$(pctl "$d/all.ms" 99)" "max $(fmt 1 "$(field "$d/all.ms" 4)") ms" le 500 2000 "p99 by nearest rank (with fewer than 100 samples: the maximum)" ms
 	row "B8 floor" "B8 p50 over its floor" "podnet p50 $(fmt 1 "$(field "$d/all.ms" 2)") ms" "floor $(fmt 1 "$floor") ms" \
 		"$(calc "$(field "$d/all.ms" 2) / $floor" "$floor")" "-" le - - \
-		"context: floor = etcd put -> store.Follow event p50 $(kv watch_p50_ms "$w") ms (svcbench watch, 50 writes, the lab's etcd over TLS from the root netns) + one incremental program p50 $(kv change_p50_ms "$p") ms (svcbench change: UpsertService with $SVCLAB_N x $SVCLAB_EPS loaded, fresh netns, B6's arm); the rest is the agent, three hosts at once on 2 CPUs, and the probe interval. B8 can come in under its floor: the program's time is the whole call (planning, the netlink round trip, the kernel's cleanup after the commit), while packets see the change from the commit on"
+		"context: floor = etcd put -> store.Follow event p50 $(kv watch_p50_ms "$w") ms (svcbench watch, 50 writes, the lab's etcd over TLS from the root netns) + one incremental program p50 $(kv change_p50_ms "$p") ms (svcbench change: a one-service Apply with $SVCLAB_N x $SVCLAB_EPS loaded, fresh netns, B6's arm); the rest is the agent, three hosts at once on 2 CPUs, and the probe interval. B8 can come in under its floor: the program's time is the whole call (planning, the netlink round trip, the kernel's cleanup after the commit), while packets see the change from the commit on"
 	# Item 5: from the user's own command.
 	dock="timeout 60 $DOCKER -H unix://$LAB_DIR/h1/docker.sock"
 	printf -- '- name: b8s\n  selector: {b8: %s}\n  ports: [{port: 80, targetPort: 8080}]\n' a >"$d/b8s-a.yaml"
@@ -213,6 +223,51 @@ bench_B8() {
 	row "B8 conv" "user's change -> live on every host (issue 9 item 5)" "podnet median $(fmt 1 "$(field "$d/conv.ms" 2)") ms" "none (absolute)" \
 		"$(field "$d/conv.ms" 2)" "max $(fmt 1 "$(field "$d/conv.ms" 4)") ms" le 1000 - "$note" ms
 	pnctl 1 service rm b8s >/dev/null && pnctl 1 service rm b8e >/dev/null
+}
+
+# ---------------------------------------------------------------- APPLY
+
+readonly APPLY_N=999 APPLY_VIP=10.96.255.250
+
+# apply_file F: the file of APPLY_N services, the last one with its VIP.
+apply_file() {
+	local i
+	for ((i = 0; i < APPLY_N - 1; i++)); do
+		printf -- '- name: apply-%d\n  selector: {app: applybench}\n  ports: [{port: 80, targetPort: 8080}]\n' "$i"
+	done >"$1"
+	printf -- '- name: apply-last\n  selector: {app: applybench}\n  clusterIP: %s\n  ports: [{port: 80, targetPort: 8080}]\n' \
+		"$APPLY_VIP" >>"$1"
+}
+
+bench_APPLY() {
+	local n d="$WORK/APPLY" out ctl note fails
+	n=$(pairs APPLY 5 1)
+	mkdir -p "$d"
+	precheck APPLY
+	dkh 1 run -d --name apply-a --network "$SVCLAB_NET" -l app=applybench "$IMG" netcheck id-server 8080 apply-a >/dev/null || return 1
+	apply_file "$d/services.yaml"
+	ctl="timeout 120 $REPO/bin/podnetctl --socket $LAB_DIR/h1/podnet.sock"
+	out=$d/flip.log
+	# State a: no such services (the VIP times out); b: the file applied.
+	if ! timeout 1800 "$WORK/bin/svcbench" flip -kind cmd -probe "h1=/run/netns/$LAB_NAME-h1" -vip "$APPLY_VIP:80" \
+		-samples $((2 * n)) -gap 2s -timeout 30s -want-a timeout -want-b apply-a \
+		-cmd-a "$ctl delete -f $d/services.yaml >/dev/null" -cmd-b "$ctl apply -f $d/services.yaml >/dev/null" >"$out" 2>&1; then
+		echo "bench: APPLY: svcbench flip failed: $(tail -n 3 "$out")" >&2
+		return 1
+	fi
+	grep ' to=apply-a ' "$out" | grep -o ' all_ms=[0-9.]*' | cut -d= -f2 >"$d/apply.ms"
+	grep ' to=apply-a ' "$out" | grep -o ' action_ms=[0-9.]*' | cut -d= -f2 >"$d/apply.action"
+	grep ' to=timeout ' "$out" | grep -o ' all_ms=[0-9.]*' | cut -d= -f2 >"$d/delete.ms"
+	fails=$(grep -c ' failed:' "$out" || true)
+	# A sample not seen within 30 s counts as 30 s.
+	grep ' to=apply-a .* failed:' "$out" | sed 's/.*/30000/' >>"$d/apply.ms" || true
+	say "APPLY: $(grep '^summary' "$out")"
+	note="$(grep -c . "$d/apply.ms") samples: podnetctl apply -f of $APPLY_N services on h1 (the command itself $(fmt 0 "$(field "$d/apply.action" 2)") ms median) until the last one's VIP answers from h1's netns (probes every 5 ms), alternating with delete -f of the file (until the VIP stops answering: median $(fmt 0 "$(field "$d/delete.ms" 2)") ms, probes time out after 200 ms); 3-host lab, etcd cluster with TLS"
+	((fails == 0)) || note+="; FLAG: $fails samples not seen within 30 s"
+	note+="; $PRE_NOTE"
+	row APPLY "apply -f of $APPLY_N services -> last VIP answers" "podnet median $(fmt 0 "$(field "$d/apply.ms" 2)") ms" "none (absolute)" \
+		"$(field "$d/apply.ms" 2)" "max $(fmt 0 "$(field "$d/apply.ms" 4)") ms" le 1000 - "$note" ms
+	dkh 1 rm -f apply-a >/dev/null
 }
 
 # ---------------------------------------------------------------- B14
@@ -313,7 +368,7 @@ bench_B14() {
 				echo "$start" >>"$d/start"
 				echo "$stop" >>"$d/stop"
 				dropped=$((dropped + total - ok)) flows=$((flows + total))
-				line+=" restart: SetServices $reprog ms, start -> programmed $start ms, flows $ok/$total ok"
+				line+=" restart: full sync $reprog ms, start -> programmed $start ms, flows $ok/$total ok"
 				;;
 			cold)
 				t[$arm]=$(svc_cold "$SVCLAB_N") || return 1
@@ -327,7 +382,7 @@ bench_B14() {
 		say "B14 pair $done_/$np:$line"
 	done
 	rs=$(ratio_stats "$d/R" le)
-	note="$(deadline_note "$done_" "$np")$done_ pairs; restart: lab.sh podnetd-stop h1 (SIGTERM, $(fmt 0 "$(field "$d/stop" 2)") ms) + podnetd-start h1, $SVCLAB_N x $SVCLAB_EPS services loaded (+1 with real endpoints), 50 containers on h1; candidate: the restarted agent's first SetServices over the rules left in place (podnetctl service agent lastSyncDuration); anchor: B5's cold load of $SVCLAB_N x $SVCLAB_EPS (svcbench load in a fresh netns), interleaved; $PRE_NOTE"
+	note="$(deadline_note "$done_" "$np")$done_ pairs; restart: lab.sh podnetd-stop h1 (SIGTERM, $(fmt 0 "$(field "$d/stop" 2)") ms) + podnetd-start h1, $SVCLAB_N x $SVCLAB_EPS services loaded (+1 with real endpoints), 50 containers on h1; candidate: the restarted agent's first full sync (Apply with Replace, diffed against the kernel's sets) over the rules left in place (podnetctl service agent lastSyncDuration); anchor: B5's cold load of $SVCLAB_N x $SVCLAB_EPS (svcbench load in a fresh netns), interleaved; $PRE_NOTE"
 	row B14 "restart re-programming vs B5 cold sync" "podnet restart $(fmt 1 "$(field "$d/reprog" 2)") ms" \
 		"cold $(fmt 1 "$(field "$d/cold" 2)") ms" "${rs% *}" "${rs#* }" le 1.0 2.0 "$note"
 	note="$flows streams in $done_ restarts: per restart 9 from containers on h1..h3 through the VIP, 2 from h1's and h3's own processes, 2 from outside to h1's NodePort (netcheck stream: one connection, a line every 100 ms, fails when an echo is missing or later than 2 s)"

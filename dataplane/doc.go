@@ -300,8 +300,11 @@
 //     back: the tunnel address is an address of the pool reserved in IPAM
 //     for this host (Calico's tunnel address; flannel puts one on its
 //     VXLAN device), and every other host routes it here with its block
-//     or as an exception route. It need not be on any interface: the
-//     reply is un-NATed in prerouting, before routing. With it, the
+//     or as an exception route. The overlay also puts it on its device
+//     (pnx<VNI> or pnwg) as the source of the host's own traffic to other
+//     hosts' pods (package overlay, "This host's own traffic"); NAT does
+//     not need that: the reply is un-NATed in prerouting, before
+//     routing. With it, the
 //     forward packet arrives on the other host's VXLAN device from an
 //     address routed via that device, and the reply on ours from a pod
 //     address routed via ours, so strict reverse-path filtering

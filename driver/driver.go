@@ -111,7 +111,7 @@ func New(cfg Config) (*Driver, error) {
 		netspec.ModeNone:   noneMode{},
 	}
 	if cfg.Overlay != nil {
-		d.modes[netspec.ModeVXLAN] = &vxlanMode{bridge: br, ov: cfg.Overlay}
+		d.modes[netspec.ModeVXLAN] = &vxlanMode{bridge: br, ov: cfg.Overlay, tunnels: d.tunnelAddrs}
 	}
 	d.vlans = &vlanParents{st: cfg.Store, host: cfg.Host, k: cfg.Kernel, log: cfg.Logger}
 	for _, kind := range []string{netspec.ModeMacvlan, netspec.ModeIpvlan} {

@@ -67,6 +67,14 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 		return err
 	}
 
+	// Tunnel addresses first: the overlay puts them on its device and
+	// makes them the source of this host's routes to other hosts.
+	d.ensureTunnels(ctx, n)
+	defer func() {
+		if !success {
+			_ = d.releaseTunnels(context.WithoutCancel(ctx), n)
+		}
+	}()
 	if err := m.createNetwork(n); err != nil {
 		_ = m.deleteNetwork(n)
 		return err
@@ -82,12 +90,6 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	defer func() {
 		if !success {
 			_ = d.cfg.Store.Delete(context.WithoutCancel(ctx), store.NetworkKey(d.cfg.Host, n.ID))
-		}
-	}()
-	d.ensureTunnels(ctx, n)
-	defer func() {
-		if !success {
-			_ = d.releaseTunnels(context.WithoutCancel(ctx), n)
 		}
 	}()
 	if hasNAT(n) {

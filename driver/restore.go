@@ -46,10 +46,10 @@ func (d *Driver) Restore(ctx context.Context) error {
 		if r, ok := m.(networkRestorer); ok {
 			create = r.restoreNetwork
 		}
+		d.ensureTunnels(ctx, n) // before the overlay registers the network: it uses them
 		if err := create(n); err != nil {
 			errs = append(errs, fmt.Errorf("restore network %s: %w", dockerid.Short(n.ID), err))
 		}
-		d.ensureTunnels(ctx, n)
 		nets[n.ID] = n
 		if hasNAT(n) {
 			pnets = append(pnets, d.planeNetwork(n))

@@ -19,12 +19,15 @@ type Tunnels interface {
 
 // ensureTunnels reserves this host's tunnel address in each pool of a
 // vxlan network (idempotent: a restored network gets the same ones) and
-// remembers them for its NAT rules. Service traffic this host sends to an
-// endpoint on another host leaves with it when the client's own address
-// would not bring the reply back (see package dataplane). Without one (no
-// Tunnels configured, a full pool, etcd unreachable at restore) services
-// still work, masquerading such traffic instead: that is logged, not an
-// error of the network.
+// remembers them for the overlay and the NAT rules. This host's own
+// traffic to pods on other hosts leaves from it (the overlay's routes
+// carry it as source, see package overlay), and so does service traffic
+// this host sends to an endpoint on another host when the client's own
+// address would not bring the reply back (see package dataplane). Without
+// one (no Tunnels configured, a full pool, etcd unreachable at restore)
+// services still work, masquerading such traffic instead, but this
+// host's own processes reach pods on other hosts only over direct
+// routing: that is logged, not an error of the network.
 func (d *Driver) ensureTunnels(ctx context.Context, n *store.Network) {
 	if n.Mode != netspec.ModeVXLAN || d.cfg.Tunnels == nil {
 		return
@@ -33,7 +36,8 @@ func (d *Driver) ensureTunnels(ctx context.Context, n *store.Network) {
 	for _, p := range n.Pools() {
 		a, err := d.cfg.Tunnels.TunnelAddress(ctx, p)
 		if err != nil {
-			d.log.Warn("no tunnel address: service traffic from this host to endpoints on other hosts is masqueraded",
+			d.log.Warn("no tunnel address: service traffic from this host to endpoints on other hosts is masqueraded, "+
+				"and this host's own processes reach pods on other hosts only over direct routing",
 				"network", dockerid.Short(n.ID), "pool", p, "err", err)
 			continue
 		}

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/podnet/podnet/internal/dockerid"
 	"github.com/podnet/podnet/netspec"
@@ -26,6 +27,9 @@ type Overlay interface {
 type vxlanMode struct {
 	bridge *bridgeMode
 	ov     Overlay
+	// tunnels are this host's tunnel addresses in a network's pools
+	// (Driver.ensureTunnels reserves them before the network is made).
+	tunnels func(networkID string) []netip.Addr
 }
 
 func (v *vxlanMode) createNetwork(n *store.Network) error {
@@ -53,7 +57,7 @@ func (v *vxlanMode) createNetwork(n *store.Network) error {
 		return fmt.Errorf("network %s: %w", dockerid.Short(n.ID), err)
 	}
 	if _, err := v.ov.EnsureNetwork(overlay.Network{ID: n.ID, VNI: n.VNI, Bridge: n.Bridge, Pools: pools,
-		MTU: n.MTU, DirectRouting: direct}); err != nil {
+		MTU: n.MTU, DirectRouting: direct, Tunnels: v.tunnels(n.ID)}); err != nil {
 		return fmt.Errorf("vxlan device for VNI %d: %w", n.VNI, err)
 	}
 	return nil

@@ -45,6 +45,8 @@ func guestScenario(t *testing.T, command string, want ...string) {
 	for _, line := range strings.Split(log, "\n") {
 		if strings.HasPrefix(line, "GUEST: ") {
 			steps = append(steps, strings.TrimPrefix(line, "GUEST: "))
+		} else if strings.HasPrefix(line, "GUEST-FAIL: ") { // the dump after it can push it out of the tail
+			steps = append(steps, line)
 		}
 	}
 	t.Logf("guest steps (%s in all):\n  %s", time.Since(start).Round(time.Second), strings.Join(steps, "\n  "))

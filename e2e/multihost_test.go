@@ -115,6 +115,18 @@ func TestVXLANAcrossHosts(t *testing.T) {
 			}
 			logs := l.MustDocker(t, b, "logs", "s"+b)
 			mustContain(t, b+" sees "+a+"'s pod address (TCP)", logs, "from "+ips[a]+":")
+			// Host a itself (not a container) reaches the container on b,
+			// from its tunnel address in the network: routed back to a
+			// through the overlay, where the reply is accepted.
+			tunnel := routeSource(t, l, a, dst)
+			if out := l.MustExec(t, a, "ip", "-o", "addr", "show", "to", tunnel+"/32"); !strings.Contains(out, " pnx") {
+				t.Fatalf("%s: its tunnel address %s is not on the VXLAN device: %q", a, tunnel, out)
+			}
+			out, err = l.Exec(a, "netcheck", "stream", dst+":9000", "1")
+			if err != nil || !strings.Contains(out, "stream ok") {
+				t.Fatalf("TCP from host %s itself -> %s: %v %s", a, b, err, out)
+			}
+			mustContain(t, b+" sees host "+a+" at its tunnel address", l.MustDocker(t, b, "logs", "s"+b), "from "+tunnel+":")
 		}
 	}
 	// Traffic leaving the pod network is masqueraded (pod-to-pod never is).
@@ -157,6 +169,9 @@ func TestVXLANAcrossHosts(t *testing.T) {
 		if rs := overlayRoutes(t, l, h); len(rs) != 0 {
 			t.Fatalf("%s: routes left: %v", h, rs)
 		}
+		if out := l.MustExec(t, h, "ip", "-o", "addr", "show"); strings.Contains(out, " 10.244.") {
+			t.Fatalf("%s: addresses of the removed network left (tunnel address?):\n%s", h, out)
+		}
 	}
 	for _, p := range []string{"pools/", "ipam/", "lnets/", "vnis/", "networks/", "endpoints/", "epmeta/"} {
 		if ks := etcdKeys(t, l, "h1", p); len(ks) != 0 {
@@ -170,9 +185,25 @@ func TestVXLANAcrossHosts(t *testing.T) {
 	}
 }
 
+// routeSource is the source address of host's route to dst (ip route
+// get), which the overlay sets to the host's tunnel address in dst's
+// network; it fails the test when there is none.
+func routeSource(t *testing.T, l *Lab, host, dst string) string {
+	t.Helper()
+	f := strings.Fields(l.MustExec(t, host, "ip", "route", "get", dst))
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "src" {
+			return f[i+1]
+		}
+	}
+	t.Fatalf("%s: no source in the route to %s: %v", host, dst, f)
+	return ""
+}
+
 // TestDirectRouting: with podnet.direct-routing, blocks of hosts on the
 // same underlay subnet are routed over the underlay itself, and traffic
-// (with pod source addresses) still flows.
+// (with pod source addresses) still flows; the host itself reaches a
+// container on the other host from its underlay address.
 func TestDirectRouting(t *testing.T) {
 	l := multi(t)
 	vxNet(t, l, "direct", "10.236.0.0/16", "-o", "podnet.direct-routing=true")
@@ -187,6 +218,10 @@ func TestDirectRouting(t *testing.T) {
 		t.Fatalf("TCP over direct routing: %v %s", err, out)
 	}
 	mustContain(t, "h2 sees h1's pod address", l.MustDocker(t, "h2", "logs", "dr2"), "from "+ip1+":")
+	if out, err := l.Exec("h1", "netcheck", "stream", ip2+":9000", "1"); err != nil || !strings.Contains(out, "stream ok") {
+		t.Fatalf("TCP from host h1 itself over direct routing: %v %s", err, out)
+	}
+	mustContain(t, "h2 sees host h1 at its underlay address", l.MustDocker(t, "h2", "logs", "dr2"), "from "+l.HostIP("h1")+":")
 }
 
 // clientSees opens a TCP connection from container name on host to the

@@ -14,24 +14,32 @@ import (
 
 // TestWireGuardInQEMUGuest: encryption between hosts on Debian's stock
 // kernel, three podnet hosts in the QEMU guest (test/vm/wireguard-e2e.sh):
-// a cluster switched from clear to WireGuard host by host (nothing passes
-// between an encrypted and a clear host; a podnetd with the old mode is
-// refused naming both), an underlay capture with WireGuard only between
-// hosts (a vxlan and a direct-routing network, NodePort forwarding), a forger
+// strict reverse-path filtering on every host, a cluster switched from
+// clear to WireGuard host by host (nothing passes between an encrypted and
+// a clear host; a podnetd with the old mode is refused naming both), a
+// host's own processes reaching containers on another host (in clear; and
+// encrypted over a vxlan and a dual-stack direct-routing network, from its
+// tunnel addresses), an underlay capture with WireGuard only between hosts
+// (both networks, the host's own processes, NodePort forwarding), a forger
 // of a host's address injecting nothing (VXLAN, direct pod source,
 // unknown key), a key change picked up within 1 s, podnetd restarts
 // keeping a connection, a host that left in no peer list.
 func TestWireGuardInQEMUGuest(t *testing.T) {
 	guestScenario(t, "wireguard-e2e",
 		"ok: in clear: c1 → c2",
+		"ok: in clear: h1 itself → c2",
 		"ok: nothing passes between an encrypted and a clear host",
 		"ok: a podnetd with the old mode refused",
 		"ok: both encrypted: c1 → c2",
 		"ok: h1's peers are h2 and h3",
 		"ok: host ls shows every host's encryption and key fingerprint",
 		"ok: direct routing, encrypted: d1 → d2",
+		"ok: encrypted: h1 itself → c2 (vxlan)",
+		"ok: encrypted: h1 itself → d2 (direct routing)",
+		"ok: encrypted: h1 itself → d2 over IPv6",
+		"ok: h1's own processes reach pods on h2 from its tunnel addresses",
 		"ok: NodePort on h1 → c2 on h2",
-		"ok: underlay capture (vxlan, direct routing, NodePort forwarding): all",
+		"ok: underlay capture (vxlan, direct routing, NodePort forwarding, h1's own processes): all",
 		"ok: forged VXLAN, forged direct pod source and an unknown WireGuard key injected nothing",
 		"ok: key change picked up by h1 within 1 s",
 		"ok: one TCP connection c1 → c2 kept across podnetd restarts",

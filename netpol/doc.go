@@ -75,5 +75,7 @@
 //     service VIP a container's own address (no source NAT between
 //     containers), for NodePort, external-IP and LoadBalancer traffic
 //     forwarded to another host that host's tunnel address (see dataplane's "Services
-//     across hosts").
+//     across hosts"), and so for the other host's own processes (see
+//     overlay's "This host's own traffic"; over direct routing in clear
+//     they arrive with its underlay address).
 package netpol

@@ -33,6 +33,10 @@ type desired struct {
 	proxies map[string]map[netip.Addr]bool // bridge → IPv6 addresses it answers NDP for
 	// peers are the WireGuard peers by remote host (encryption only).
 	peers map[string]wireguard.Peer
+	// addrs are the addresses podnet puts on its devices: this host's
+	// tunnel addresses, each on the device its pool's routes leave by
+	// (device → address; one prefix each, /32 or /128).
+	addrs map[string]map[netip.Addr]bool
 }
 
 // devState is what one VXLAN device holds: a permanent neighbor per remote
@@ -53,6 +57,10 @@ type route struct {
 	via    netip.Addr
 	dev    string
 	onlink bool
+	// src is the preferred source of this host's own packets (ip route
+	// … src): its tunnel address in the pool, on routes to other hosts
+	// that leave by a podnet device; invalid otherwise.
+	src netip.Addr
 	// host is where the route leads ("" = this host's bridge); vni and
 	// exception (a /32 or /128 for one address) are for logs.
 	host      string
@@ -264,11 +272,14 @@ func (m *model) updateHost(h string) []string {
 // full computes the whole desired state.
 func (m *model) full() desired {
 	d := desired{devices: map[string]*devState{}, routes: map[netip.Prefix]route{}, proxies: map[string]map[netip.Addr]bool{},
-		peers: map[string]wireguard.Peer{}}
+		peers: map[string]wireguard.Peer{}, addrs: map[string]map[netip.Addr]bool{}}
 	self := m.l.host
 	for _, n := range m.nets {
 		ds := &devState{vni: n.VNI, neigh: map[netip.Addr]string{}, fdb: map[string]netip.Addr{}, hosts: map[string]netip.Addr{}}
 		d.devices[DeviceName(n.VNI)] = ds
+		for _, a := range n.Tunnels {
+			d.addAddr(m.tunnelDevice(n), a)
+		}
 		users := map[string]bool{}
 		for _, p := range n.Pools {
 			pv := m.v.pools[p.Masked()]
@@ -389,9 +400,11 @@ func (ds *devState) add(h string, t target, v6 bool) {
 	}
 }
 
-// via is the route to dst (a block, or one address) on host h.
+// via is the route to dst (a block, or one address) on host h. A route
+// that leaves by a podnet device carries this host's tunnel address in
+// the pool as its source (see "This host's own traffic" in doc.go).
 func via(l local, n Network, dst netip.Prefix, h string, t target) route {
-	r := route{dst: dst, host: h, vni: n.VNI, exception: dst.IsSingleIP()}
+	r := route{dst: dst, host: h, vni: n.VNI, exception: dst.IsSingleIP(), src: n.tunnel(dst)}
 	switch {
 	case t.wg != "":
 		// Encryption: every block and address of another host goes into
@@ -404,11 +417,45 @@ func via(l local, n Network, dst netip.Prefix, h string, t target) route {
 		// a permanent neighbor resolving to its VTEP MAC.
 		r.via, r.dev, r.onlink = linkLocal(t.mac), DeviceName(n.VNI), true
 	case n.DirectRouting && l.underlay.Prefix.Contains(t.underlay):
-		r.via, r.dev = t.underlay, l.underlay.Dev
+		// The underlay address is the source, as for any neighbor on
+		// the underlay; the other host routes it back directly.
+		r.via, r.dev, r.src = t.underlay, l.underlay.Dev, netip.Addr{}
 	default:
 		r.via, r.dev, r.onlink = t.underlay, DeviceName(n.VNI), true
 	}
 	return r
+}
+
+// tunnel is this host's tunnel address in the pool of n holding dst
+// (invalid if it has none there).
+func (n Network) tunnel(dst netip.Prefix) netip.Addr {
+	for _, p := range n.Pools {
+		if p.Bits() > dst.Bits() || !p.Contains(dst.Addr()) {
+			continue
+		}
+		for _, a := range n.Tunnels {
+			if p.Contains(a) {
+				return a
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// tunnelDevice is the device n's tunnel addresses go on: the one its
+// routes to other hosts leave by.
+func (m *model) tunnelDevice(n Network) string {
+	if m.encrypted() {
+		return m.l.wg.dev
+	}
+	return DeviceName(n.VNI)
+}
+
+func (d *desired) addAddr(dev string, a netip.Addr) {
+	if d.addrs[dev] == nil {
+		d.addrs[dev] = map[netip.Addr]bool{}
+	}
+	d.addrs[dev][a] = true
 }
 
 func (d *desired) addRoute(r route, warn func(string, ...any)) {
@@ -429,7 +476,8 @@ func (d *desired) addProxy(bridge string, a netip.Addr) {
 // equal reports whether d and e want the same kernel state.
 func (d desired) equal(e desired) bool {
 	if !maps.Equal(d.routes, e.routes) || len(d.devices) != len(e.devices) || len(d.proxies) != len(e.proxies) ||
-		!maps.EqualFunc(d.peers, e.peers, wireguard.Peer.Equal) {
+		!maps.EqualFunc(d.peers, e.peers, wireguard.Peer.Equal) ||
+		!maps.EqualFunc(d.addrs, e.addrs, maps.Equal[map[netip.Addr]bool]) {
 		return false
 	}
 	for dev, a := range d.devices {
@@ -449,7 +497,11 @@ func (d desired) equal(e desired) bool {
 // clone copies d deeply enough that later edits of d do not show.
 func (d desired) clone() desired {
 	c := desired{devices: make(map[string]*devState, len(d.devices)), routes: maps.Clone(d.routes),
-		proxies: make(map[string]map[netip.Addr]bool, len(d.proxies)), peers: make(map[string]wireguard.Peer, len(d.peers))}
+		proxies: make(map[string]map[netip.Addr]bool, len(d.proxies)), peers: make(map[string]wireguard.Peer, len(d.peers)),
+		addrs: make(map[string]map[netip.Addr]bool, len(d.addrs))}
+	for dev, as := range d.addrs {
+		c.addrs[dev] = maps.Clone(as)
+	}
 	for h, p := range d.peers {
 		p.AllowedIPs = slices.Clone(p.AllowedIPs)
 		c.peers[h] = p

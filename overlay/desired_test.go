@@ -72,6 +72,9 @@ func routeLines(d desired) []string {
 		if r.onlink {
 			s += " onlink"
 		}
+		if r.src.IsValid() {
+			s += " src " + r.src.String()
+		}
 		out = append(out, s)
 	}
 	sort.Strings(out)

@@ -42,16 +42,19 @@ func (o *Overlay) EnsureNetwork(n Network) (string, error) {
 	}
 	if !had {
 		o.log.Info("network registered", "network", dockerid.Short(n.ID), "vni", n.VNI, "iface", DeviceName(n.VNI),
-			"pools", n.Pools, "directRouting", n.DirectRouting)
+			"pools", n.Pools, "directRouting", n.DirectRouting, "tunnels", n.Tunnels)
+	} else if !slices.Equal(prev.Tunnels, n.Tunnels) {
+		o.log.Info("tunnel addresses changed", "network", dockerid.Short(n.ID), "tunnels", n.Tunnels, "was", prev.Tunnels)
 	}
 	o.kick()
 	return DeviceName(n.VNI), nil
 }
 
 // RemoveNetwork forgets the network and deletes its VXLAN device, which
-// takes the device's routes, neighbors and FDB entries along; its other
-// routes (direct routing over the underlay, addresses routed to the bridge)
-// and proxy entries are deleted too. An unknown network is not an error.
+// takes the device's routes, neighbors, FDB entries and addresses along;
+// its other routes (direct routing over the underlay, addresses routed to
+// the bridge, routes into WireGuard), proxy entries and tunnel addresses
+// on devices that stay are deleted too. An unknown network is not an error.
 func (o *Overlay) RemoveNetwork(id string) error {
 	o.kmu.Lock()
 	defer o.kmu.Unlock()
@@ -87,6 +90,17 @@ func (o *Overlay) RemoveNetwork(id string) error {
 			}
 		}
 	}
+	// The tunnel addresses go now, not with the next pass: on a device
+	// that stays (a VNI another network shares, pnwg) they would
+	// otherwise outlive the network until then.
+	var tunnelDevs []string
+	if shared {
+		tunnelDevs = append(tunnelDevs, DeviceName(n.VNI))
+	}
+	if o.wg != nil {
+		tunnelDevs = append(tunnelDevs, o.wg.Name())
+	}
+	errs = append(errs, removeTunnels(nk, n.Tunnels, tunnelDevs)...)
 	if br, err := o.k.NL.LinkByName(n.Bridge); err == nil && n.Bridge != "" {
 		proxies, err := nk.listProxy(br.Attrs().Index)
 		if err != nil {
@@ -130,6 +144,16 @@ func (o *Overlay) validate(n Network) (Network, error) {
 		pools = append(pools, p.Masked())
 	}
 	n.Pools = pools
+	tunnels := make([]netip.Addr, 0, len(n.Tunnels))
+	for _, a := range n.Tunnels {
+		a = a.Unmap()
+		if !a.IsValid() || !inPools(netip.PrefixFrom(a, a.BitLen()), pools) {
+			return n, fmt.Errorf("network %s: tunnel address %v is in none of its pools %v", dockerid.Short(n.ID), a, pools)
+		}
+		tunnels = append(tunnels, a)
+	}
+	slices.SortFunc(tunnels, netip.Addr.Compare)
+	n.Tunnels = tunnels
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, m := range o.networks {
@@ -256,7 +280,7 @@ func incompatible(l netlink.Link, want *netlink.Vxlan) string {
 // sameNetwork reports whether a re-registration changes nothing.
 func sameNetwork(a, b Network) bool {
 	return a.ID == b.ID && a.VNI == b.VNI && a.Bridge == b.Bridge && a.MTU == b.MTU &&
-		a.DirectRouting == b.DirectRouting && slices.Equal(a.Pools, b.Pools)
+		a.DirectRouting == b.DirectRouting && slices.Equal(a.Pools, b.Pools) && slices.Equal(a.Tunnels, b.Tunnels)
 }
 
 func hasV6(pools []netip.Prefix) bool {

@@ -17,8 +17,9 @@
 // each named after its iproute2 equivalent), watch.go (Run and the etcd
 // followers), repair.go (exception records after a rolling upgrade),
 // underlay.go (DetectUnderlay), encrypt.go (encryption: routes into
-// WireGuard and its peers). Stats reports passes, kernel changes (a
-// restart that changed nothing shows zero) and what the watches read.
+// WireGuard and its peers), tunnel.go (this host's tunnel addresses on
+// its devices). Stats reports passes, kernel changes (a restart that
+// changed nothing shows zero) and what the watches read.
 //
 // # Design notes
 //
@@ -88,6 +89,49 @@
 // underlay address is inside this host's underlay subnet is routed straight
 // to it (`via <U_H> dev <underlay>`, flannel's host-gw), others still over
 // VXLAN; neighbors and FDB entries stay in place for every host.
+//
+// This host's own traffic. A process of the host itself (curl to a pod
+// on another host, a health check) has no pod address: the kernel picks
+// a source for it from the route. Left to itself it picks the underlay
+// address (or whatever global address comes first: the cluster DNS
+// address on lo, and for IPv6 the anycast gateway), and the reply to it
+// goes wrong: a reply to the underlay address comes back over the
+// underlay from a pod address whose route leads into pnx<VNI>, which the
+// guard's reverse-path check drops (and with strict rp_filter the other
+// host drops the request already: the underlay address is not routed
+// through the VXLAN device there); a reply to the anycast gateway stays
+// on the other host. So each registered network carries this
+// host's tunnel addresses (Network.Tunnels: IPAM kind "tunnel", one per
+// pool, the address service traffic between hosts is NATed to; see
+// package dataplane, "Services across hosts"), and, as Calico does with
+// its tunnel address and flannel with the address of flannel.1:
+//
+//	ip addr replace 10.1.0.5/32 dev pnx42 noprefixroute
+//	ip route replace 10.1.0.64/26 via <U_H> dev pnx42 onlink src 10.1.0.5 proto 152
+//
+// The address goes on the device the pool's routes to other hosts leave
+// by (pnx<VNI>; pnwg with encryption), as a host address without a
+// prefix route (IPv6: nodad, since a tentative address cannot be a
+// source), and each such route names the tunnel address of its pool as
+// source, so a network with several pools, or pnwg holding the tunnel
+// addresses of every network, still picks the right one. Every other
+// host routes the tunnel address here (with its block, or as an
+// exception when borrowed) through the overlay, so the reply arrives on
+// the device the request left by: the guard passes it, strict rp_filter
+// passes on both hosts, and the address is local here, so the reply is
+// delivered. Routes over the underlay (direct routing) keep the
+// underlay address as source: the other host routes it back directly.
+// Without tunnel addresses (IPAM could not reserve them) routes carry no
+// source. A full pass adds missing addresses before routes and removes
+// the ones nobody wants after them (addresses of pnx<VNI> and pnwg other
+// than IPv6 link-local ones are podnet's): a network removed, a tunnel
+// address released, encryption switched on or off. RemoveNetwork does
+// not wait for that pass: it takes the network's tunnel addresses off
+// the devices that stay (pnwg) along with its routes. A restart finds
+// addresses and routes in place and changes nothing (the first pass
+// logs its count of changes). A side effect: pods
+// on other hosts reach this host at its tunnel address, as local pods
+// reach it at the gateway.
 //
 // IPv6. The kernel refuses RTA_VIA on IPv6 routes ("IPv6 does not support
 // RTA_VIA attribute", checked on 6.18), so IPv6 blocks cannot use the IPv4
@@ -219,8 +263,18 @@
 // NodePort forwarding, which leaves with a tunnel address towards a pod
 // address — is routed into one WireGuard device, pnwg:
 //
-//	ip route replace 10.1.0.64/26 dev pnwg proto 152
+//	ip route replace 10.1.0.64/26 dev pnwg src 10.1.0.5 proto 152
 //	wg set pnwg peer <key of H> endpoint <U_H>:51820 allowed-ips 10.1.0.64/26,…
+//
+// This host's own traffic needs its tunnel addresses more here than in
+// clear (see "This host's own traffic"): from the underlay address a
+// packet into pnwg would be dropped by the receiving peer (not among
+// this host's allowed IPs there) and the reply to it would leave that
+// host in clear. So the tunnel addresses of every network sit on pnwg
+// and are the source of every route into it, direct routing included;
+// each is inside this host's allowed IPs on every peer (its block's, or
+// its own /32 when borrowed: it is routed here like a container
+// address), and every peer routes it back into WireGuard.
 //
 // Layering, by measurement. Two ways were possible: WireGuard routing the
 // pod blocks itself (each remote host a peer whose allowed IPs are its

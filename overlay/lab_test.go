@@ -43,6 +43,9 @@ var labGatewayMAC = net.HardwareAddr{0x02, 0x70, 0, 0, 0, 1}
 type labOptions struct {
 	hosts int
 	v6    bool
+	// tunnels gives each host its tunnel address in every pool, as the
+	// driver does (routes to other hosts then carry it as source).
+	tunnels bool
 }
 
 type lab struct {
@@ -171,6 +174,13 @@ func (l *lab) addHost(i, swIndex int, opts labOptions) *labHost {
 		must(t, h.ns.NL.AddrReplace(br, a))
 	}
 	h.net = Network{ID: labNetID, VNI: labVNI, Bridge: labBridge, Pools: pools}
+	if opts.tunnels {
+		for _, p := range pools {
+			a, err := h.ipam.TunnelAddress(context.Background(), p)
+			must(t, err)
+			h.net.Tunnels = append(h.net.Tunnels, a)
+		}
+	}
 	return h
 }
 
@@ -342,6 +352,9 @@ func (h *labHost) routes() []string {
 		}
 		if r.Flags&int(netlink.FLAG_ONLINK) != 0 {
 			s += " onlink"
+		}
+		if r.Src != nil {
+			s += " src " + r.Src.String()
 		}
 		out = append(out, s)
 	}

@@ -42,6 +42,7 @@ func (p *program) observe(full bool, start time.Time, remote *remoteCounts) {
 		{"fdb", "add", c.FDBAdded}, {"fdb", "delete", c.FDBDeleted},
 		{"proxy", "add", c.ProxyAdded}, {"proxy", "delete", c.ProxyDeleted},
 		{"wireguard_peer", "set", c.PeersSet}, {"wireguard_peer", "delete", c.PeersRemoved},
+		{"address", "add", c.AddrsAdded}, {"address", "delete", c.AddrsDeleted},
 	} {
 		if ch.n > 0 {
 			metrics.OverlayChanges.WithLabelValues(ch.object, ch.op).Add(float64(ch.n))

@@ -178,6 +178,53 @@ func (k nlKernel) delProxy(ifindex int, ip netip.Addr) error {
 	return nil
 }
 
+// listAddrs returns a device's addresses other than IPv6 link-local ones
+// (the kernel's own): ip addr show dev DEV.
+func (k nlKernel) listAddrs(ifindex int) ([]netip.Prefix, error) {
+	dev := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}
+	as, err := dump(func() ([]netlink.Addr, error) { return k.h.AddrList(dev, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of link %d: %w", ifindex, err)
+	}
+	out := make([]netip.Prefix, 0, len(as))
+	for _, a := range as {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || a.IPNet == nil {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		if ip = ip.Unmap(); !ip.IsLinkLocalUnicast() {
+			out = append(out, netip.PrefixFrom(ip, ones))
+		}
+	}
+	return out, nil
+}
+
+// addAddr puts a on the device as a host address, without a prefix route
+// and, for IPv6, without duplicate address detection (a tentative address
+// cannot be a route's source):
+// ip addr replace A/32 dev DEV noprefixroute nodad.
+func (k nlKernel) addAddr(ifindex int, a netip.Addr) error {
+	na := &netlink.Addr{IPNet: prefixToIPNet(netip.PrefixFrom(a, a.BitLen())), LinkIndex: ifindex,
+		Flags: unix.IFA_F_NOPREFIXROUTE}
+	if a.Is6() {
+		na.Flags |= unix.IFA_F_NODAD
+	}
+	if err := k.h.AddrReplace(nil, na); err != nil {
+		return fmt.Errorf("ip addr replace %s dev %d: %w", na.IPNet, ifindex, err)
+	}
+	return nil
+}
+
+// delAddr removes an address from the device: ip addr del A/LEN dev DEV.
+func (k nlKernel) delAddr(ifindex int, p netip.Prefix) error {
+	na := &netlink.Addr{IPNet: prefixToIPNet(p), LinkIndex: ifindex}
+	if err := k.h.AddrDel(nil, na); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("ip addr del %s dev %d: %w", p, ifindex, err)
+	}
+	return nil
+}
+
 func family(a netip.Addr) int {
 	if a.Is4() {
 		return netlink.FAMILY_V4

@@ -107,6 +107,14 @@ type Network struct {
 	// DirectRouting routes IPv4 blocks of hosts inside this host's underlay
 	// subnet straight over the underlay (host-gw), without encapsulation.
 	DirectRouting bool
+	// Tunnels are this host's tunnel addresses in Pools (package ipam: at
+	// most one per pool; none if IPAM could not reserve them). Each is put
+	// on the device the pool's routes to other hosts leave by (pnx<VNI>,
+	// or pnwg with encryption) and is those routes' source, so that this
+	// host's own traffic to a remote pod leaves from an address of the
+	// pod network that every host routes back here (see doc.go, "This
+	// host's own traffic").
+	Tunnels []netip.Addr
 }
 
 // Overlay programs this host's kernel so that other hosts' blocks of the
@@ -167,7 +175,8 @@ type Stats struct {
 	StepKeys         int           `json:"stepKeys"`
 	LastStepDuration time.Duration `json:"lastStepDuration"`
 	// Changes counts kernel changes made by passes (not by EnsureNetwork
-	// or RemoveNetwork): routes, neighbors, FDB and proxy entries.
+	// or RemoveNetwork): routes, neighbors, FDB and proxy entries,
+	// WireGuard peers, tunnel addresses.
 	Changes Changes `json:"changes"`
 	// Errors counts failed kernel operations.
 	Errors int `json:"errors"`
@@ -203,12 +212,14 @@ type Changes struct {
 	ProxyDeleted   int `json:"proxyDeleted"`
 	PeersSet       int `json:"wireguardPeersSet,omitempty"`
 	PeersRemoved   int `json:"wireguardPeersRemoved,omitempty"`
+	AddrsAdded     int `json:"addrsAdded,omitempty"`
+	AddrsDeleted   int `json:"addrsDeleted,omitempty"`
 }
 
 // Total is the number of changes of any kind.
 func (c Changes) Total() int {
 	return c.RoutesAdded + c.RoutesReplaced + c.RoutesDeleted + c.NeighAdded + c.NeighDeleted +
-		c.FDBAdded + c.FDBDeleted + c.ProxyAdded + c.ProxyDeleted + c.PeersSet + c.PeersRemoved
+		c.FDBAdded + c.FDBDeleted + c.ProxyAdded + c.ProxyDeleted + c.PeersSet + c.PeersRemoved + c.AddrsAdded + c.AddrsDeleted
 }
 
 func (c *Changes) add(d Changes) {
@@ -223,6 +234,8 @@ func (c *Changes) add(d Changes) {
 	c.ProxyDeleted += d.ProxyDeleted
 	c.PeersSet += d.PeersSet
 	c.PeersRemoved += d.PeersRemoved
+	c.AddrsAdded += d.AddrsAdded
+	c.AddrsDeleted += d.AddrsDeleted
 }
 
 // New validates cfg and returns an Overlay. It touches neither etcd nor

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -73,6 +74,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	}
 	p.ensureDevices()
 	p.resolve()
+	p.addAddrs()
 	peers := p.addPeers()
 	for _, dev := range sortedKeys(p.want.devices) {
 		p.addDeviceEntries(dev, p.want.devices[dev])
@@ -82,6 +84,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 		p.deleteDeviceEntries(dev, p.want.devices[dev])
 	}
 	p.deletePeers(peers)
+	p.deleteAddrs()
 	p.syncProxies()
 	err := p.err()
 	var remote *remoteCounts
@@ -93,6 +96,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	}
 	o.ifindex = p.ifindex
 	o.mu.Lock()
+	first := o.stats.Syncs == 0
 	o.stats.Syncs++
 	o.stats.LastSync = time.Now()
 	o.stats.LastSyncDuration = time.Since(start)
@@ -100,7 +104,12 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	o.stats.Errors += len(p.errs)
 	o.mu.Unlock()
 	p.observe(opts.full, start, remote)
-	if n := p.changes.Total(); n > 0 || err != nil {
+	switch n := p.changes.Total(); {
+	case first:
+		// What a restart found out of place (0: nothing): an operator's,
+		// and a test's, proof that a restart is idempotent.
+		o.log.Info("first overlay pass", "changes", n, "errors", len(p.errs), "took", time.Since(start))
+	case n > 0 || err != nil:
 		o.log.Debug("overlay synced", "changes", n, "errors", len(p.errs), "took", time.Since(start))
 	}
 	return p.changes, err
@@ -165,6 +174,13 @@ func (p *program) ensureDevices() {
 		} else if created {
 			p.o.log.Warn("WireGuard device was missing and has been recreated", "iface", p.o.wg.Name())
 		}
+		// IPv6 pods are routed into it too: IPv6 forwarding out of a
+		// device needs IPv6 enabled on it.
+		if slices.ContainsFunc(p.nets, func(n Network) bool { return hasV6(n.Pools) }) {
+			if err := p.o.sysctl("net/ipv6/conf/"+p.o.wg.Name()+"/disable_ipv6", "0"); err != nil {
+				p.errs = append(p.errs, err)
+			}
+		}
 	}
 	for _, n := range p.nets {
 		created, err := p.o.ensureDevice(n)
@@ -183,6 +199,9 @@ func (p *program) ensureDevices() {
 // (ip link show NAME).
 func (p *program) resolve() {
 	names := []string{p.o.underlay.Dev}
+	if p.o.wg != nil {
+		names = append(names, p.o.wg.Name())
+	}
 	for dev := range p.want.devices {
 		names = append(names, dev)
 	}
@@ -191,6 +210,9 @@ func (p *program) resolve() {
 	}
 	for br := range p.want.proxies {
 		names = append(names, br)
+	}
+	for dev := range p.want.addrs {
+		names = append(names, dev)
 	}
 	for _, name := range names {
 		if _, done := p.ifindex[name]; done {
@@ -381,6 +403,9 @@ func (p *program) logRoute(msg string, r route) {
 	if r.via.IsValid() {
 		via = r.via.String() + " dev " + r.dev
 	}
+	if r.src.IsValid() {
+		via += " src " + r.src.String()
+	}
 	host := r.host
 	if host == "" {
 		host = p.o.host
@@ -423,6 +448,9 @@ func (p *program) nlRoute(r route) *netlink.Route {
 		Family:    family(r.dst.Addr()),
 		Scope:     netlink.SCOPE_UNIVERSE,
 	}
+	if r.src.IsValid() {
+		nr.Src = r.src.AsSlice()
+	}
 	if !r.via.IsValid() {
 		if r.dst.Addr().Is4() { // IPv6 routes have no scope (always universe)
 			nr.Scope = netlink.SCOPE_LINK
@@ -440,6 +468,7 @@ func (p *program) nlRoute(r route) *netlink.Route {
 func sameRoute(have netlink.Route, want *netlink.Route) bool {
 	return have.LinkIndex == want.LinkIndex &&
 		have.Gw.Equal(want.Gw) &&
+		have.Src.Equal(want.Src) &&
 		have.Flags&int(netlink.FLAG_ONLINK) == want.Flags&int(netlink.FLAG_ONLINK) &&
 		have.Scope == want.Scope &&
 		len(have.MultiPath) == 0 &&

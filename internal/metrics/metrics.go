@@ -52,7 +52,7 @@ var (
 	OverlaySyncErrors = counter("overlay_sync_errors_total",
 		"Kernel operations that failed during overlay programming passes (each failed pass is retried).")
 	OverlayChanges = counterVec("overlay_kernel_changes_total",
-		"Kernel changes overlay passes made, by object (route, neighbor, fdb, proxy, wireguard_peer) and operation (add, replace, delete, set).",
+		"Kernel changes overlay passes made, by object (route, neighbor, fdb, proxy, wireguard_peer, address) and operation (add, replace, delete, set).",
 		"object", "op")
 	OverlayRemoteHosts = gauge("overlay_remote_hosts",
 		"Remote hosts the last clean overlay pass programmed (neighbor and FDB entries), counted once across networks.")

@@ -2,27 +2,35 @@
 # Encryption between hosts end to end on Debian's stock kernel (which has
 # WireGuard): three podnet hosts in namespaces of the QEMU guest of
 # `scripts/vm.sh wireguard-e2e` (test/vm/hosts.sh), one etcd, dockerd on
-# h1 and h2. Exit status 0 = every step passed. In order:
+# h1 and h2, strict reverse-path filtering (rp_filter=1) on every host.
+# Exit status 0 = every step passed. In order:
 #
 #   1. a cluster in clear (--encryption none): containers c1 (h1) and c2
-#      (h2) on one vxlan network reach each other;
+#      (h2) on one vxlan network reach each other, and h1's own processes
+#      reach c2;
 #   2. switched on host by host (podnetctl encryption set wireguard, then
 #      each podnetd restarted with --encryption wireguard): between an
 #      encrypted and a clear host nothing passes (fail closed), a podnetd
 #      started with the old mode is refused naming both, and once both
 #      are encrypted traffic flows again; the key file is 0600; h3 joins;
 #      podnetctl host ls shows every host's mode and key fingerprint;
-#   3. a capture on the underlay while containers talk over a vxlan and a
-#      direct-routing network and a NodePort on h1 forwards to c2 on h2:
-#      between hosts WireGuard only (no VXLAN, no pod address, no payload
-#      in clear);
+#   3. h1's own processes (not a container) reach c2 over the vxlan
+#      network and d2 over a dual-stack direct-routing network (IPv4 and
+#      IPv6), from h1's tunnel addresses; a capture on the underlay while
+#      containers and h1 itself talk over both networks and a NodePort on
+#      h1 forwards to c2 on h2: between hosts WireGuard only (no VXLAN, no
+#      pod address, no payload in clear);
 #   4. a machine on the underlay forging h2's address injects nothing:
 #      not as VXLAN, not as a pod source routed directly, not through
 #      WireGuard with a key nobody knows;
 #   5. h2's key changes (data dir key removed): h1 has the new key as a
 #      peer within 1 s of h2 registering it, the old one is gone;
-#   6. podnetd restarts on both ends keep an established connection;
-#   7. h3 stops: once its lease expires it is in no peer list.
+#   6. podnetd restarts on both ends keep an established connection; h1's
+#      restart changes nothing in its kernel (its first pass reports zero
+#      changes, the tunnel addresses on pnwg stay);
+#   7. h3 stops: once its lease expires it is in no peer list;
+#   8. removing the direct-routing network on h1 takes its tunnel
+#      addresses off pnwg and its routes away; the other network's stay.
 set -u
 # shellcheck source=test/vm/lib.sh
 . /podnet/lib.sh
@@ -64,9 +72,23 @@ log_ms() {
 }
 # shellcheck disable=SC2317
 logs_have() { dk "$1" logs "$2" 2>&1 | grep -q "$3"; }
+# host_echo I ADDR TEXT: a process of host I itself (not a container)
+# sends TEXT to the echo server at ADDR:9000 and gets it back.
+# shellcheck disable=SC2317
+host_echo() { echo "$3" | host_exec "$1" busybox nc -w 3 "$2" 9000 | grep -q "$3"; }
+# tunnel_src I NET: the source of host I's routes into NET (its tunnel
+# address there), as ip route shows it.
+# pnwg_addrs I: the addresses on host I's pnwg, sorted, one a line.
+pnwg_addrs() { host_exec "$1" ip -o addr show dev pnwg | awk '{print $4}' | grep -v '^fe80' | sort; }
+tunnel_src() { host_exec "$1" ip route show proto 152 | grep "^$2" | sed -n 's/.* src \([0-9a-f.:]*\).*/\1/p' | head -1; }
 
 say "start at $(cut -d' ' -f1 /proc/uptime)s"
 hosts_up 3
+# Strict reverse-path filtering on every host, as hardened hosts run it:
+# every path below (pods, the hosts' own processes, NodePort) must pass.
+for i in 1 2 3; do
+	host_exec "$i" sysctl -qw net.ipv4.conf.all.rp_filter=1 || fail "h$i: rp_filter"
+done
 
 # --- 1. In clear.
 podnetd_start 1 $CLEAR
@@ -83,6 +105,7 @@ ip1=$(dk 1 inspect -f '{{.NetworkSettings.Networks.pods.IPAddress}}' c1)
 ip2=$(dk 2 inspect -f '{{.NetworkSettings.Networks.pods.IPAddress}}' c2)
 [ -n "$ip1" ] && [ -n "$ip2" ] || fail "container addresses '$ip1' '$ip2'"
 wait_until "in clear: c1 → c2 ($ip2)" 60 ping_c 1 c1 "$ip2"
+wait_until "in clear: h1 itself → c2" 60 host_echo 1 "$ip2" host-in-clear
 host_exec 1 ip link show pnwg >/dev/null 2>&1 && fail "a WireGuard device without encryption"
 
 # --- 2. Switched on host by host.
@@ -131,14 +154,30 @@ host_exec 1 ip -4 route show proto 152 | grep -q "pnx" && fail "h1 still routes 
 # vxlan network, a direct-routing network and NodePort forwarding.
 for i in 1 2; do
 	dk "$i" network create -d podnet --ipam-driver podnet -o mode=vxlan -o podnet.direct-routing=true \
-		--subnet 10.245.0.0/16 direct >/dev/null || fail "h$i: create the direct-routing network"
+		--ipv6 --subnet 10.245.0.0/16 --subnet fd00:245::/64 direct >/dev/null || fail "h$i: create the direct-routing network"
 done
 dk 1 run -d --name d1 --network direct $IMG sleep 1d >/dev/null || fail "run d1"
 dk 2 run -d --name d2 --network direct $IMG sh -c "$SERVE" >/dev/null || fail "run d2"
 dip2=$(dk 2 inspect -f '{{.NetworkSettings.Networks.direct.IPAddress}}' d2)
+dip6=$(dk 2 inspect -f '{{.NetworkSettings.Networks.direct.GlobalIPv6Address}}' d2)
+[ -n "$dip6" ] || fail "d2 has no IPv6 address"
 wait_until "direct routing, encrypted: d1 → d2 ($dip2)" 60 ping_c 1 d1 "$dip2"
 host_exec 1 ip -4 route show proto 152 | grep "^10.245" | grep -q "dev pnwg" ||
 	fail "h1 routes the direct-routing network outside pnwg: $(host_exec 1 ip -4 route show proto 152)"
+# h1's own processes: from its tunnel address in each pool, on pnwg.
+wait_until "encrypted: h1 itself → c2 (vxlan)" 60 host_echo 1 "$ip2" host-encrypted
+wait_until "encrypted: h1 itself → d2 (direct routing)" 60 host_echo 1 "$dip2" host-encrypted-direct
+wait_until "encrypted: h1 itself → d2 over IPv6 ($dip6)" 60 host_echo 1 "$dip6" host-encrypted-v6
+tun1=$(tunnel_src 1 10.244.) tun1d=$(tunnel_src 1 10.245.) tun1v6=$(host_exec 1 ip -6 route show proto 152 | grep '^fd00:245:' |
+	sed -n 's/.* src \([0-9a-f:]*\).*/\1/p' | head -1)
+[ -n "$tun1" ] && [ -n "$tun1d" ] && [ -n "$tun1v6" ] || fail "h1's routes into pnwg without a source: $(host_exec 1 ip route show proto 152; host_exec 1 ip -6 route show proto 152)"
+for a in "$tun1" "$tun1d" "$tun1v6"; do
+	host_exec 1 ip addr show dev pnwg | grep -q " $a/" || fail "tunnel address $a not on pnwg: $(host_exec 1 ip addr show dev pnwg)"
+done
+logs_have 2 c2 "from $tun1:" || fail "c2 did not see h1 as its tunnel address $tun1: $(dk 2 logs c2 2>&1 | tail -3)"
+logs_have 2 d2 "from $tun1d:" || fail "d2 did not see h1 as its tunnel address $tun1d: $(dk 2 logs d2 2>&1 | tail -3)"
+logs_have 2 d2 "from \[$tun1v6\]:" || fail "d2 did not see h1 as its tunnel address $tun1v6: $(dk 2 logs d2 2>&1 | tail -3)"
+say "ok: h1's own processes reach pods on h2 from its tunnel addresses $tun1, $tun1d, $tun1v6 (on pnwg)"
 pctl 1 service create echo --selector app=echo --port 9000 --type NodePort --node-port 30090 >/dev/null ||
 	fail "service create"
 # shellcheck disable=SC2317
@@ -151,6 +190,9 @@ dk 1 exec c1 netcheck udp-send "$ip2:9001" PODNET-SECRET-UDP >/dev/null || fail 
 dk 2 exec c2 sh -c "echo PODNET-SECRET-TCP | nc -w 5 $ip1 9000" | grep -q PODNET-SECRET-TCP || fail "tcp c2 → c1"
 dk 1 exec c1 ping -c3 -W2 "$ip2" >/dev/null || fail "ping c1 → c2"
 dk 1 exec d1 netcheck udp-send "$dip2:9001" PODNET-SECRET-DIRECT >/dev/null || fail "udp d1 → d2 (direct routing)"
+host_echo 1 "$ip2" PODNET-SECRET-HOST || fail "h1 itself → c2"
+host_echo 1 "$dip2" PODNET-SECRET-HOST-DIRECT || fail "h1 itself → d2 (direct routing)"
+host_echo 1 "$dip6" PODNET-SECRET-HOST-V6 || fail "h1 itself → d2 over IPv6"
 nodeport || fail "NodePort on h1 → c2 on h2"
 sleep 1
 kill "$tcpd"
@@ -163,9 +205,9 @@ wgp=$(count "($hosts) and udp port 51820")
 [ "$wgp" -gt 10 ] || fail "capture: only $wgp WireGuard packets of $total between hosts"
 [ "$wgp" = "$total" ] || fail "capture: $((total - wgp)) packets between hosts outside WireGuard: $(tcpdump -n -r /tmp/cap.pcap "($hosts) and not udp port 51820" 2>/dev/null | head -5)"
 [ "$(count 'udp port 4789')" = 0 ] || fail "capture: VXLAN on the underlay"
-[ "$(count 'net 10.244.0.0/16 or net 10.245.0.0/16')" = 0 ] || fail "capture: pod addresses in clear on the underlay"
+[ "$(count 'net 10.244.0.0/16 or net 10.245.0.0/16 or net fd00:245::/64')" = 0 ] || fail "capture: pod addresses in clear on the underlay"
 grep -aq PODNET-SECRET /tmp/cap.pcap && fail "capture: pod payload crossed the underlay in clear"
-say "ok: underlay capture (vxlan, direct routing, NodePort forwarding): all $total packets between hosts are WireGuard, no VXLAN, no pod address, no payload in clear"
+say "ok: underlay capture (vxlan, direct routing, NodePort forwarding, h1's own processes): all $total packets between hosts are WireGuard, no VXLAN, no pod address, no payload in clear"
 
 # --- 4. A machine forging h2's address, without a key.
 ip netns add evil
@@ -227,13 +269,22 @@ dk 1 exec -d c1 sh -c "busybox tail -f /in | nc $ip2 9000 >/out" || fail "c1: nc
 echoed() { dk 1 exec c1 busybox grep -q "$1" /out; }
 dk 1 exec c1 sh -c 'echo before-the-restarts >>/in'
 wait_until "one TCP connection c1 → c2 carries a line" 30 echoed before-the-restarts
+addrs_before=$(pnwg_addrs 1)
+logged=$(wc -l </tmp/h1-podnetd.log)
 podnetd_stop 1
 podnetd_start 1
+# shellcheck disable=SC2317
+first_pass() { tail -n "+$((logged + 1))" /tmp/h1-podnetd.log | grep "first overlay pass"; }
+wait_until "h1's first overlay pass after its restart" 60 first_pass
+first_pass | grep -q " changes=0 errors=0 " || fail "h1's restart changed its kernel state: $(first_pass)
+$(tail -n "+$((logged + 1))" /tmp/h1-podnetd.log | grep -E 'address (added|removed)|route (added|replaced|removed)' | head -5)"
+[ "$(pnwg_addrs 1)" = "$addrs_before" ] || fail "h1's pnwg addresses changed across its restart: '$addrs_before' → '$(pnwg_addrs 1)'"
 podnetd_stop 2 KILL
 podnetd_start 2
 dk 1 exec c1 sh -c 'echo after-the-restarts >>/in'
 wait_until "the same connection carries a line after the restarts" 30 echoed after-the-restarts
-say "ok: one TCP connection c1 → c2 kept across podnetd restarts on h1 (TERM) and h2 (KILL)"
+wait_until "h1 itself → c2 after the restarts" 30 host_echo 1 "$ip2" host-after-restarts
+say "ok: one TCP connection c1 → c2 kept across podnetd restarts on h1 (TERM) and h2 (KILL); h1's restart changed nothing in its kernel (tunnel addresses $(echo "$addrs_before" | tr "\n" " ")kept)"
 
 # --- 7. h3 leaves.
 podnetd_stop 3 KILL
@@ -243,6 +294,21 @@ pctl 1 host rm h3 >/dev/null || fail "host rm h3"
 pctl 1 host ls | grep -q '^h3 ' && fail "h3 still listed after host rm"
 wait_until "c1 → c2 after h3 left" 30 ping_c 1 c1 "$ip2"
 say "ok: a host that left is in no peer list"
+
+# --- 8. Removing a network on h1 takes its tunnel addresses off pnwg
+# (which stays, for the other network) and its routes away.
+dk 1 rm -f d1 >/dev/null || fail "rm d1"
+dk 1 network rm direct >/dev/null || fail "h1: network rm direct"
+left=$(pnwg_addrs 1)
+case " $(echo "$left" | tr "\n" " ") " in
+*" $tun1d/"* | *" $tun1v6/"*) fail "the removed network's tunnel addresses remain on h1's pnwg: $left" ;;
+*" $tun1/"*) ;;
+*) fail "the remaining network's tunnel address $tun1 left h1's pnwg: $left" ;;
+esac
+host_exec 1 ip route show proto 152 | grep -q '^10\.245\.' && fail "h1 still routes the removed network: $(host_exec 1 ip route show proto 152)"
+host_exec 1 ip -6 route show proto 152 | grep -q '^fd00:245:' && fail "h1 still routes the removed network over IPv6: $(host_exec 1 ip -6 route show proto 152)"
+wait_until "h1 itself → c2 after the other network went" 30 host_echo 1 "$ip2" host-after-removal
+say "ok: removing a network took its tunnel addresses ($tun1d, $tun1v6) off pnwg and its routes away; $tun1 stays"
 
 say "PASS: WireGuard encryption end to end in the guest ($(cut -d' ' -f1 /proc/uptime)s)"
 exit 0

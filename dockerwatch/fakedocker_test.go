@@ -28,6 +28,9 @@ type fakeDocker struct {
 	// downUntil, every call until then.
 	down      int
 	downUntil time.Time
+	// downFirst is an outage that starts at the first call after it is
+	// set, so a slow test setup cannot eat it before the watcher runs.
+	downFirst time.Duration
 	inspects  int
 }
 
@@ -38,7 +41,21 @@ func (f *fakeDocker) setDownFor(d time.Duration) {
 	f.downUntil = time.Now().Add(d)
 }
 
-func (f *fakeDocker) gone() bool { return time.Now().Before(f.downUntil) }
+// setDownFromFirstCall makes Docker unreachable for d from the next call.
+func (f *fakeDocker) setDownFromFirstCall(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.downFirst = d
+}
+
+// gone reports an outage; f.mu is held.
+func (f *fakeDocker) gone() bool {
+	if f.downFirst > 0 {
+		f.downUntil = time.Now().Add(f.downFirst)
+		f.downFirst = 0
+	}
+	return time.Now().Before(f.downUntil)
+}
 
 func (f *fakeDocker) Ping(context.Context) (types.Ping, error) {
 	f.mu.Lock()

@@ -376,8 +376,9 @@ func TestAliases(t *testing.T) {
 // again, not one per retry.
 func TestWatcherDockerDownLogsOnce(t *testing.T) {
 	f := newFakeDocker()
-	// Longer than dockerup.Settle: an outage worth one warning.
-	f.setDownFor(2 * dockerup.Settle)
+	// Longer than dockerup.Settle: an outage worth one warning, counted
+	// from the watcher's first call (not from here: setup may be slow).
+	f.setDownFromFirstCall(2 * dockerup.Settle)
 	f.set(ctr{id: containerID("o"), name: "o", state: "running", nets: []netEP{{net: netPod, ep: "ep-o", ip: "10.1.0.13"}}})
 	var logs testutil.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))

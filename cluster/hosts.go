@@ -120,6 +120,9 @@ func (m *Manager) RemoveHost(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("release the blocks of host %s: %w", name, err)
 	}
+	if err := store.DeleteHostNames(ctx, m.st, name); err != nil {
+		return err
+	}
 	_, _, err = m.st.Txn(ctx, nil, []store.Op{
 		store.DeletePrefix(store.NetworksPrefix(name)),
 		store.DeletePrefix(store.EndpointsPrefix(name)),

@@ -203,9 +203,10 @@ func (f *Follower) write(ctx context.Context, ep string, labels map[string]strin
 		if maps.Equal(m.Labels, labels) && m.Ready == rdy {
 			return nil
 		}
+		old := m
 		m.Labels, m.Ready, m.Updated = labels, rdy, time.Now().UTC()
 		ok, _, err := f.cfg.Store.Txn(ctx, []store.Cmp{store.Present(store.EndpointKey(f.cfg.Host, ep)), store.ModRevIs(key, rev)},
-			[]store.Op{store.Put(key, m)})
+			append([]store.Op{store.Put(key, m)}, store.DNSIndexOps(f.cfg.Host, ep, &old, &m)...))
 		if err != nil {
 			return fmt.Errorf("write metadata of endpoint %s: %w", dockerid.Short(ep), err)
 		}

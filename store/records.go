@@ -68,6 +68,9 @@ type HostAlive struct {
 	// IPAMLayout is the IPAM key layout this host's podnetd keeps
 	// (IPAMLayoutExceptions); older podnetds leave it 0.
 	IPAMLayout int `json:"ipamLayout,omitempty"`
+	// DNSLayout is DNSLayoutIndex when this host's podnetd keeps the name
+	// index of its endpoints (dnsindex.go); older podnetds leave it 0.
+	DNSLayout int `json:"dnsLayout,omitempty"`
 }
 
 // Pool is an address pool. Its identity is its subnet.

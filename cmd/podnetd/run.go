@@ -155,7 +155,8 @@ func run(parent context.Context, cfg *config) error {
 	}
 	// The host name first: a podnetd started with the name of a running
 	// host must stop before it touches that host's state.
-	ident, err := registerHost(ctx, st, cfg, ov, log)
+	dnsLayout := indexHostNames(ctx, st, cfg.HostName, log)
+	ident, err := registerHost(ctx, st, cfg, ov, dnsLayout, log)
 	if err != nil {
 		return err
 	}
@@ -348,11 +349,12 @@ func startDNS(ctx context.Context, cfg *config, feeds *feed.Hub, k *link.Kernel,
 // networking is on). The returned identity must be held (Hold) for as long
 // as podnetd runs: it keeps the liveness lease and writes back records
 // someone else changed.
-func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay.Overlay, log *slog.Logger) (*hostid.Identity, error) {
+func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay.Overlay, dnsLayout int, log *slog.Logger) (*hostid.Identity, error) {
 	rec := hostRecord(cfg.HostName, ov)
 	write := func(ctx context.Context) error { return writeHostRecord(ctx, st, cfg.HostName, ov) }
 	id, err := hostid.Claim(ctx, hostid.Config{Store: st, Host: cfg.HostName, TTL: cfg.LivenessTTL,
-		Alive:  store.HostAlive{Started: time.Now().UTC(), Version: version, IPAMLayout: store.IPAMLayoutExceptions},
+		Alive:  store.HostAlive{Started: time.Now().UTC(), Version: version, IPAMLayout: store.IPAMLayoutExceptions,
+			DNSLayout: dnsLayout},
 		Record: rec, Reassert: write, Logger: log.With("component", "hostid")})
 	if err != nil {
 		return nil, fmt.Errorf("register host %s: %w", cfg.HostName, err)

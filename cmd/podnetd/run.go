@@ -353,7 +353,7 @@ func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay
 	rec := hostRecord(cfg.HostName, ov)
 	write := func(ctx context.Context) error { return writeHostRecord(ctx, st, cfg.HostName, ov) }
 	id, err := hostid.Claim(ctx, hostid.Config{Store: st, Host: cfg.HostName, TTL: cfg.LivenessTTL,
-		Alive:  store.HostAlive{Started: time.Now().UTC(), Version: version, IPAMLayout: store.IPAMLayoutExceptions,
+		Alive: store.HostAlive{Started: time.Now().UTC(), Version: version, IPAMLayout: store.IPAMLayoutExceptions,
 			DNSLayout: dnsLayout},
 		Record: rec, Reassert: write, Logger: log.With("component", "hostid")})
 	if err != nil {

@@ -128,6 +128,8 @@ func (m *Manager) RemoveHost(ctx context.Context, name string) error {
 		store.DeletePrefix(store.EndpointsPrefix(name)),
 		store.DeletePrefix(store.EndpointMetaPrefix(name)),
 		store.DeletePrefix(store.ContainerMetaPrefix(name)),
+		store.DeletePrefix(store.SelectedEndpointsOf(name)),
+		store.DeletePrefix(store.SelectedContainersOf(name)),
 		store.DeletePrefix(store.ServiceStatusPrefix(name)),
 		store.Delete(store.HostKey(name)),
 	})

@@ -53,7 +53,7 @@
 //     Host liveness (alive/, one key per host) is still followed whole.
 //   - Rolling upgrade. A podnetd writes the index of its own endpoints
 //     (store.IndexHostNames, for what an older version wrote) before it
-//     announces DNSLayout 1 in its liveness record. Hosts whose record
+//     announces MetaLayout 1 in its liveness record. Hosts whose record
 //     says 0 (older podnetds, or one whose indexing failed) are followed
 //     whole (epmeta/<host>/) while they are alive; index entries count
 //     only for hosts that announce the index, metadata entries only for

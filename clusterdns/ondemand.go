@@ -218,7 +218,7 @@ func layoutOf(v []byte) int {
 	if (store.KV{Value: v}).Decode(&a) != nil {
 		return 0
 	}
-	return a.DNSLayout
+	return a.MetaLayout
 }
 
 func (f aliveFollower) Snapshot(kvs []store.KV) {
@@ -261,7 +261,7 @@ func (f aliveFollower) Changes(evs []store.Event) {
 func (r *records) legacyHostsLocked() map[string]bool {
 	out := map[string]bool{}
 	for h, layout := range r.alive {
-		if layout < store.DNSLayoutIndex {
+		if layout < store.MetaLayoutNames {
 			out[h] = true
 		}
 	}

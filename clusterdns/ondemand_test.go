@@ -24,7 +24,7 @@ func putMeta(t *testing.T, st *store.Store, host, ep string, m *store.EndpointMe
 	if m != nil {
 		m.Endpoint = ep
 	}
-	if _, err := store.WriteEndpointMeta(context.Background(), st, host, ep, nil, m); err != nil {
+	if _, err := store.WriteEndpointMeta(context.Background(), st, host, ep, nil, m, true); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -33,7 +33,7 @@ func putMeta(t *testing.T, st *store.Store, host, ep string, m *store.EndpointMe
 // the name index do.
 func twoIndexedHosts(t *testing.T, st *store.Store) {
 	for _, h := range []string{"h1", "h2"} {
-		storetest.Put(t, st, store.AliveKey(h), store.HostAlive{Name: h, DNSLayout: store.DNSLayoutIndex})
+		storetest.Put(t, st, store.AliveKey(h), store.HostAlive{Name: h, MetaLayout: store.MetaLayoutNames})
 	}
 	putMeta(t, st, "h1", "e1", &store.EndpointMeta{Name: "web", IPv4: netip.MustParseAddr("10.0.0.1"), Ready: true})
 	putMeta(t, st, "h1", "e4", &store.EndpointMeta{Name: "slow", IPv4: netip.MustParseAddr("10.0.0.4"), Ready: false})
@@ -107,7 +107,7 @@ func TestDNSRollingUpgrade(t *testing.T) {
 	st := storetest.New(t)
 	storetest.Put(t, st, store.AliveKey("old"), store.HostAlive{Name: "old"})
 	storetest.Put(t, st, store.EndpointMetaKey("old", "o1"), store.EndpointMeta{Endpoint: "o1", Name: "web", IPv4: netip.MustParseAddr("10.0.0.1"), Ready: true})
-	storetest.Put(t, st, store.AliveKey("new"), store.HostAlive{Name: "new", DNSLayout: store.DNSLayoutIndex})
+	storetest.Put(t, st, store.AliveKey("new"), store.HostAlive{Name: "new", MetaLayout: store.MetaLayoutNames})
 	putMeta(t, st, "new", "n1", &store.EndpointMeta{Name: "web", IPv4: netip.MustParseAddr("10.0.1.1"), Ready: true})
 	hub := feeds(t, st)
 	_, srv := startDNSWith(t, Config{Feeds: hub, Upstreams: []string{}})
@@ -129,7 +129,7 @@ func TestDNSRollingUpgrade(t *testing.T) {
 	if n, err := store.IndexHostNames(context.Background(), st, "old"); err != nil || n != 4 {
 		t.Fatalf("IndexHostNames again = %d, %v; want the same 4 keys rewritten", n, err)
 	}
-	storetest.Put(t, st, store.AliveKey("old"), store.HostAlive{Name: "old", DNSLayout: store.DNSLayoutIndex})
+	storetest.Put(t, st, store.AliveKey("old"), store.HostAlive{Name: "old", MetaLayout: store.MetaLayoutNames})
 	testutil.Until(t, 10*time.Second, "epmeta/old/ no longer followed", func() bool { return !followsAny(hub, store.EndpointMetaPrefix("")) })
 	waitAnswer(t, srv, "web.", dns.TypeA, dns.RcodeSuccess, "10.0.0.1", "10.0.1.1")
 	waitAnswer(t, srv, "db.", dns.TypeA, dns.RcodeSuccess, "10.0.0.2")

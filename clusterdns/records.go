@@ -52,7 +52,7 @@ type records struct {
 	byName  map[string]map[string]struct{} // index name → keys
 	byAddr  map[netip.Addr]map[string]struct{}
 	byHost  map[string]map[string]struct{} // host → its fromMeta keys
-	// alive maps each live host to its DNS layout (HostAlive.DNSLayout).
+	// alive maps each live host to its DNS layout (HostAlive.MetaLayout).
 	alive map[string]int
 	// settled are the names and addresses etcd has answered for (their
 	// index watch has its listing): disk entries no longer count there.
@@ -183,9 +183,9 @@ func (r *records) answerable(e *entry) bool {
 	case !e.ready || !alive:
 		return false
 	case e.src == fromIndex:
-		return layout >= store.DNSLayoutIndex
+		return layout >= store.MetaLayoutNames
 	case e.src == fromMeta:
-		return layout < store.DNSLayoutIndex
+		return layout < store.MetaLayoutNames
 	}
 	return true
 }

@@ -93,7 +93,7 @@ func (w *Watcher) writeCtrMeta(ctx context.Context, m store.ContainerMeta) error
 		return nil
 	}
 	m.Updated = time.Now().UTC()
-	if err := w.cfg.Store.Put(ctx, store.ContainerMetaKey(w.cfg.Host, m.Container), m); err != nil {
+	if err := store.WriteContainerMeta(ctx, w.cfg.Store, w.cfg.Host, m.Container, &m, w.selects(m.Labels)); err != nil {
 		return fmt.Errorf("write metadata of %s-mode container %s: %w", m.Mode, m.Name, err)
 	}
 	w.ctrCache[m.Container] = m
@@ -102,7 +102,7 @@ func (w *Watcher) writeCtrMeta(ctx context.Context, m store.ContainerMeta) error
 }
 
 func (w *Watcher) deleteCtrMeta(ctx context.Context, id string) error {
-	if err := w.cfg.Store.Delete(ctx, store.ContainerMetaKey(w.cfg.Host, id)); err != nil {
+	if err := store.WriteContainerMeta(ctx, w.cfg.Store, w.cfg.Host, id, nil, false); err != nil {
 		return fmt.Errorf("delete metadata of container %s: %w", dockerid.Short(id), err)
 	}
 	delete(w.ctrCache, id)

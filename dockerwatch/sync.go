@@ -247,7 +247,7 @@ func (w *Watcher) write(ctx context.Context, m store.EndpointMeta) (bool, error)
 	}
 	m.Updated = time.Now().UTC()
 	ok, err := store.WriteEndpointMeta(ctx, w.cfg.Store, w.cfg.Host, m.Endpoint,
-		[]store.Cmp{store.Present(store.EndpointKey(w.cfg.Host, m.Endpoint))}, &m)
+		[]store.Cmp{store.Present(store.EndpointKey(w.cfg.Host, m.Endpoint))}, &m, w.selects(m.Labels))
 	if err != nil {
 		return false, fmt.Errorf("write metadata of endpoint %s (container %s): %w", dockerid.Short(m.Endpoint), m.Name, err)
 	}
@@ -264,7 +264,7 @@ func (w *Watcher) write(ctx context.Context, m store.EndpointMeta) (bool, error)
 
 // deleteMeta removes the metadata of an endpoint Docker no longer shows.
 func (w *Watcher) deleteMeta(ctx context.Context, ep, why string) error {
-	if _, err := store.WriteEndpointMeta(ctx, w.cfg.Store, w.cfg.Host, ep, nil, nil); err != nil {
+	if _, err := store.WriteEndpointMeta(ctx, w.cfg.Store, w.cfg.Host, ep, nil, nil, false); err != nil {
 		return fmt.Errorf("delete metadata of endpoint %s: %w", dockerid.Short(ep), err)
 	}
 	delete(w.cache, ep)
@@ -276,7 +276,7 @@ func (w *Watcher) deleteMeta(ctx context.Context, ep, why string) error {
 // record came back in the meantime.
 func (w *Watcher) deleteOrphan(ctx context.Context, ep string) error {
 	ok, err := store.WriteEndpointMeta(ctx, w.cfg.Store, w.cfg.Host, ep,
-		[]store.Cmp{store.Absent(store.EndpointKey(w.cfg.Host, ep))}, nil)
+		[]store.Cmp{store.Absent(store.EndpointKey(w.cfg.Host, ep))}, nil, false)
 	if err != nil {
 		return fmt.Errorf("delete orphaned metadata of endpoint %s: %w", dockerid.Short(ep), err)
 	}

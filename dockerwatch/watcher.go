@@ -47,6 +47,15 @@ type Config struct {
 	Reach *dockerup.Tracker
 	// Hints receives what the watcher learns in process (nil: nobody).
 	Hints Hints
+	// Selects says whether a service or policy selects a container with
+	// these labels (its metadata then goes to the selection index,
+	// store's selindex.go); nil selects every container.
+	Selects store.Selection
+}
+
+// selects applies Config.Selects.
+func (w *Watcher) selects(labels map[string]string) bool {
+	return w.cfg.Selects == nil || w.cfg.Selects(labels)
 }
 
 // Watcher keeps epmeta/<host>/ in line with what Docker says about the

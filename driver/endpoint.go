@@ -203,7 +203,7 @@ func (d *Driver) removeEndpoint(ctx context.Context, n *store.Network, ep *store
 			errs = append(errs, err)
 		}
 	}
-	if _, err := store.WriteEndpointMeta(ctx, d.cfg.Store, d.cfg.Host, ep.ID, nil, nil,
+	if _, err := store.WriteEndpointMeta(ctx, d.cfg.Store, d.cfg.Host, ep.ID, nil, nil, false,
 		store.Delete(store.EndpointKey(d.cfg.Host, ep.ID))); err != nil {
 		errs = append(errs, err)
 	}

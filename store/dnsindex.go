@@ -22,11 +22,15 @@ const (
 	DNSAddrsPrefix = "dns/addrs/"
 )
 
-// DNSLayoutIndex is HostAlive.DNSLayout of a podnetd that keeps the name
-// index of its host's endpoints. Older podnetds leave it 0: their
+// MetaLayoutNames is HostAlive.MetaLayout of a podnetd that keeps the name
+// index of its host's endpoints (MetaLayoutSelected: that and the
+// selection index, selindex.go). Older podnetds leave it 0: their
 // endpoints are found only in epmeta/<host>/, which resolvers follow
 // for such hosts while they live (a rolling upgrade).
-const DNSLayoutIndex = 1
+const (
+	MetaLayoutNames    = 1
+	MetaLayoutSelected = 2
+)
 
 // DNSName is the value of a name index key: what a DNS answer needs.
 type DNSName struct {
@@ -141,24 +145,26 @@ func DNSIndexOps(host, ep string, old, m *EndpointMeta) []Op {
 var ErrMetaBusy = errors.New("endpoint metadata keeps changing")
 
 // WriteEndpointMeta writes (m) or deletes (nil) the metadata of endpoint
-// ep of host, with its name index in the same transaction, together with
-// extra, if every cmp holds. It reads the current metadata first (the
+// ep of host, with its name index and its selection index key (selindex.go:
+// written when selected, deleted otherwise) in the same transaction,
+// together with extra, if every cmp holds. It reads the current metadata first (the
 // index keys to delete follow from it) and the write holds only if that
 // record is still as read; a concurrent writer makes it read again. It
 // reports whether cmps held.
-func WriteEndpointMeta(ctx context.Context, s *Store, host, ep string, cmps []Cmp, m *EndpointMeta, extra ...Op) (bool, error) {
+func WriteEndpointMeta(ctx context.Context, s *Store, host, ep string, cmps []Cmp, m *EndpointMeta, selected bool, extra ...Op) (bool, error) {
 	key := EndpointMetaKey(host, ep)
 	for range 5 {
 		old, rev, err := readMeta(ctx, s, key)
 		if err != nil {
 			return false, err
 		}
-		ops := make([]Op, 0, 4+len(extra))
+		ops := make([]Op, 0, 5+len(extra))
 		if m != nil {
 			ops = append(ops, Put(key, m))
 		} else {
 			ops = append(ops, Delete(key))
 		}
+		ops = append(ops, selectedOps(SelectedEndpointKey(host, ep), m, selected))
 		ops = append(append(ops, DNSIndexOps(host, ep, old, m)...), extra...)
 		ok, _, err := s.Txn(ctx, append(append([]Cmp{}, cmps...), ModRevIs(key, rev)), ops)
 		if err != nil || ok {
@@ -197,7 +203,7 @@ const maxIndexOps = 100
 // holds only if its record is unchanged (a batch that does not is done
 // again record by record, from what is there then). It returns how many
 // index keys it wrote. A podnetd calls it before it announces
-// DNSLayoutIndex.
+// MetaLayoutNames.
 func IndexHostNames(ctx context.Context, s *Store, host string) (int, error) {
 	kvs, _, err := s.List(ctx, EndpointMetaPrefix(host))
 	if err != nil {

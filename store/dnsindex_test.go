@@ -24,7 +24,7 @@ func TestWriteEndpointMetaKeepsTheNameIndex(t *testing.T) {
 	ctx := context.Background()
 	write := func(cmps []store.Cmp, m *store.EndpointMeta) bool {
 		t.Helper()
-		ok, err := store.WriteEndpointMeta(ctx, st, "h1", "e1", cmps, m)
+		ok, err := store.WriteEndpointMeta(ctx, st, "h1", "e1", cmps, m, true)
 		if err != nil {
 			t.Fatal(err)
 		}

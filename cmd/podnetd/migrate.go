@@ -41,21 +41,3 @@ func migrateIPAMLayout(ctx context.Context, st *store.Store, host string, log *s
 	}
 	return nil
 }
-
-// indexHostNames writes the cluster DNS's name index of this host's
-// endpoints (an older podnetd kept only their metadata) and returns the
-// DNS layout the host then announces: DNSLayoutIndex, or 0 when the index
-// could not be written, so that other hosts keep reading this host's
-// metadata until a later start succeeds.
-func indexHostNames(ctx context.Context, st *store.Store, host string, log *slog.Logger) int {
-	start := time.Now()
-	n, err := store.IndexHostNames(ctx, st, host)
-	if err != nil {
-		log.Warn("cluster DNS name index not written; other hosts read this host's endpoint metadata until the next start", "err", err)
-		return 0
-	}
-	if n > 0 {
-		log.Info("cluster DNS name index written", "keys", n, "took", time.Since(start))
-	}
-	return store.DNSLayoutIndex
-}

@@ -98,6 +98,12 @@ func (w *Watcher) writeCtrMeta(ctx context.Context, m store.ContainerMeta) error
 	}
 	w.ctrCache[m.Container] = m
 	w.log.Debug("container metadata written", "container", m.Name, "mode", m.Mode, "ready", m.Ready)
+	if m.Parent != "" && w.selects(m.Labels) {
+		// The container whose stack it shares is selected with it.
+		if _, err := store.ReselectHost(ctx, w.cfg.Store, w.cfg.Host, w.selects); err != nil {
+			return fmt.Errorf("select the container %s shares its stack with: %w", dockerid.Short(m.Parent), err)
+		}
+	}
 	return nil
 }
 

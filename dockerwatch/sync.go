@@ -247,7 +247,7 @@ func (w *Watcher) write(ctx context.Context, m store.EndpointMeta) (bool, error)
 	}
 	m.Updated = time.Now().UTC()
 	ok, err := store.WriteEndpointMeta(ctx, w.cfg.Store, w.cfg.Host, m.Endpoint,
-		[]store.Cmp{store.Present(store.EndpointKey(w.cfg.Host, m.Endpoint))}, &m, w.selects(m.Labels))
+		[]store.Cmp{store.Present(store.EndpointKey(w.cfg.Host, m.Endpoint))}, &m, w.selectsEndpoint(m))
 	if err != nil {
 		return false, fmt.Errorf("write metadata of endpoint %s (container %s): %w", dockerid.Short(m.Endpoint), m.Name, err)
 	}

@@ -58,6 +58,21 @@ func (w *Watcher) selects(labels map[string]string) bool {
 	return w.cfg.Selects == nil || w.cfg.Selects(labels)
 }
 
+// selectsEndpoint says whether an endpoint's metadata goes to the
+// selection index: its container is selected, or a selected --net
+// container:X container shares its stack (reached at its address).
+func (w *Watcher) selectsEndpoint(m store.EndpointMeta) bool {
+	if w.selects(m.Labels) {
+		return true
+	}
+	for _, c := range w.ctrCache {
+		if c.Parent == m.Container && w.selects(c.Labels) {
+			return true
+		}
+	}
+	return false
+}
+
 // Watcher keeps epmeta/<host>/ in line with what Docker says about the
 // containers of this host.
 type Watcher struct {

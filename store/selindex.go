@@ -85,86 +85,109 @@ type ReselectResult struct {
 }
 
 // ReselectHost brings host's selection index in line with its metadata
-// and selects: a key for every record selects takes, none for the others
+// and selects: a key for every record selects takes (and for the
+// endpoints of a container whose stack a selected --net container:X
+// container shares: it is reached at X's address), none for the others
 // and none without a record. Each fix holds only if the record is still
 // as read (a writer in between wrote the key itself). Run it at start and
 // whenever the services' and policies' selectors change.
 func ReselectHost(ctx context.Context, s *Store, host string, selects Selection) (ReselectResult, error) {
 	var res ReselectResult
-	for _, kind := range []struct{ meta, sel string }{
-		{EndpointMetaPrefix(host), SelectedEndpointsOf(host)},
-		{ContainerMetaPrefix(host), SelectedContainersOf(host)},
+	eps, _, err := s.List(ctx, EndpointMetaPrefix(host))
+	if err != nil {
+		return res, fmt.Errorf("reselect the containers of host %s: %w", host, err)
+	}
+	ctrs, _, err := s.List(ctx, ContainerMetaPrefix(host))
+	if err != nil {
+		return res, fmt.Errorf("reselect the containers of host %s: %w", host, err)
+	}
+	parents := map[string]bool{}
+	for _, kv := range ctrs {
+		var m ContainerMeta
+		if kv.Decode(&m) == nil && m.Parent != "" && selects(m.Labels) {
+			parents[m.Parent] = true
+		}
+	}
+	for _, kind := range []struct {
+		meta, sel string
+		kvs       []KV
+	}{
+		{EndpointMetaPrefix(host), SelectedEndpointsOf(host), eps},
+		{ContainerMetaPrefix(host), SelectedContainersOf(host), ctrs},
 	} {
-		metas, _, err := s.List(ctx, kind.meta)
-		if err != nil {
-			return res, fmt.Errorf("reselect the containers of host %s: %w", host, err)
-		}
-		sels, _, err := s.List(ctx, kind.sel)
-		if err != nil {
-			return res, fmt.Errorf("reselect the containers of host %s: %w", host, err)
-		}
-		have := make(map[string]KV, len(sels))
-		for _, kv := range sels {
-			have[strings.TrimPrefix(kv.Key, kind.sel)] = kv
-		}
-		var cmps []Cmp
-		var ops []Op
-		var written, deleted int
-		flush := func() error {
-			if len(ops) == 0 {
-				return nil
-			}
-			// Each fix is conditioned on its record; a batch that does
-			// not hold is left to the next run (a writer changed a
-			// record, and wrote its key with it).
-			ok, _, err := s.Txn(ctx, cmps, ops)
-			if ok {
-				res.Written += written
-				res.Deleted += deleted
-			}
-			cmps, ops, written, deleted = nil, nil, 0, 0
-			return err
-		}
-		for _, kv := range metas {
-			id := strings.TrimPrefix(kv.Key, kind.meta)
-			res.Checked++
-			var labels struct {
-				Labels map[string]string `json:"labels"`
-			}
-			want := json.Unmarshal(kv.Value, &labels) == nil && selects(labels.Labels)
-			cur, had := have[id]
-			delete(have, id)
-			switch {
-			case want && (!had || !bytes.Equal(cur.Value, kv.Value)):
-				cmps = append(cmps, ModRevIs(kv.Key, kv.ModRev))
-				ops = append(ops, PutRaw(kind.sel+id, kv.Value))
-				written++
-			case !want && had:
-				cmps = append(cmps, ModRevIs(kv.Key, kv.ModRev))
-				ops = append(ops, Delete(kind.sel+id))
-				deleted++
-			default:
-				continue
-			}
-			if len(ops) >= maxIndexOps {
-				if err := flush(); err != nil {
-					return res, fmt.Errorf("reselect the containers of host %s: %w", host, err)
-				}
-			}
-		}
-		for id := range have { // keys without a record
-			cmps = append(cmps, Absent(kind.meta+id))
-			ops = append(ops, Delete(kind.sel+id))
-			deleted++
-			if len(ops) >= maxIndexOps {
-				if err := flush(); err != nil {
-					return res, fmt.Errorf("reselect the containers of host %s: %w", host, err)
-				}
-			}
-		}
-		if err := flush(); err != nil {
+		if err := reselect(ctx, s, kind.meta, kind.sel, kind.kvs, selects, parents, &res); err != nil {
 			return res, fmt.Errorf("reselect the containers of host %s: %w", host, err)
 		}
 	}
 	return res, nil
+}
+
+// reselect fixes the selection keys under sel of the records metas
+// (listed under meta).
+func reselect(ctx context.Context, s *Store, meta, sel string, metas []KV, selects Selection, parents map[string]bool, res *ReselectResult) error {
+	sels, _, err := s.List(ctx, sel)
+	if err != nil {
+		return err
+	}
+	have := make(map[string]KV, len(sels))
+	for _, kv := range sels {
+		have[strings.TrimPrefix(kv.Key, sel)] = kv
+	}
+	var cmps []Cmp
+	var ops []Op
+	var written, deleted int
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		// Each fix is conditioned on its record; a batch that does not
+		// hold is left to the next run (a writer changed a record, and
+		// wrote its key with it).
+		ok, _, err := s.Txn(ctx, cmps, ops)
+		if ok {
+			res.Written += written
+			res.Deleted += deleted
+		}
+		cmps, ops, written, deleted = nil, nil, 0, 0
+		return err
+	}
+	for _, kv := range metas {
+		id := strings.TrimPrefix(kv.Key, meta)
+		res.Checked++
+		var rec struct {
+			Container string            `json:"container"`
+			Labels    map[string]string `json:"labels"`
+		}
+		want := json.Unmarshal(kv.Value, &rec) == nil && (selects(rec.Labels) || parents[rec.Container])
+		cur, had := have[id]
+		delete(have, id)
+		switch {
+		case want && (!had || !bytes.Equal(cur.Value, kv.Value)):
+			cmps = append(cmps, ModRevIs(kv.Key, kv.ModRev))
+			ops = append(ops, PutRaw(sel+id, kv.Value))
+			written++
+		case !want && had:
+			cmps = append(cmps, ModRevIs(kv.Key, kv.ModRev))
+			ops = append(ops, Delete(sel+id))
+			deleted++
+		default:
+			continue
+		}
+		if len(ops) >= maxIndexOps {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	for id := range have { // keys without a record
+		cmps = append(cmps, Absent(meta+id))
+		ops = append(ops, Delete(sel+id))
+		deleted++
+		if len(ops) >= maxIndexOps {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }

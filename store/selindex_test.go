@@ -23,7 +23,7 @@ func TestReselectHost(t *testing.T) {
 	storetest.Put(t, st, store.EndpointMetaKey("h1", "e3"), store.EndpointMeta{Endpoint: "e3", Container: "pod"})
 	storetest.Put(t, st, store.ContainerMetaKey("h1", "c4"), store.ContainerMeta{Container: "c4", Mode: store.ModeContainer, Parent: "pod", Labels: web})
 	storetest.Put(t, st, store.EndpointMetaKey("h2", "x"), store.EndpointMeta{Endpoint: "x", Container: "cx", Labels: web})
-	storetest.Put(t, st, store.SelectedEndpointKey("h1", "e2"), store.EndpointMeta{Endpoint: "e2"})   // no longer selected
+	storetest.Put(t, st, store.SelectedEndpointKey("h1", "e2"), store.EndpointMeta{Endpoint: "e2"})     // no longer selected
 	storetest.Put(t, st, store.SelectedEndpointKey("h1", "gone"), store.EndpointMeta{Endpoint: "gone"}) // no record
 	res, err := store.ReselectHost(ctx, st, "h1", selects)
 	if err != nil || res.Written != 3 || res.Deleted != 2 {

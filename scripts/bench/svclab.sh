@@ -14,10 +14,11 @@
 #     addresses). They are written first, so each service arrives with its
 #     endpoints.
 #   - the services go through `podnetctl apply -f` (a file of 1000, as a
-#     user keeps them): the registry validates each, allocates its VIP and
-#     claims it by compare-and-swap in one transaction per service, so the
-#     load is exactly what users create (about 6-8 s here). Every host's
-#     agent then holds all of them before anything is measured.
+#     user keeps them): the registry validates each, allocates its VIP in
+#     memory and writes the file in a few etcd transactions, each checking
+#     its claims by compare-and-swap, so the load is exactly what users
+#     create. Every host's agent then holds all of them before anything is
+#     measured.
 # Probes are real: the probe services' endpoints are real containers
 # (netcheck id-server answering their name, or echo-server), probed from
 # every host's network namespace (bench/svcbench flip) or through long TCP

@@ -139,48 +139,43 @@ func run(o options) error {
 		fmt.Printf("containers %d selected %d services %d took %s\n", n, sel, o.services, time.Since(start).Round(time.Millisecond))
 	}
 	// The liveness keys last: a host appears with its blocks in place, as
-	// a restarted podnetd does.
-	alive := make(chan struct{})
-	var wg sync.WaitGroup
-	defer wg.Wait() // every lease revoked before the other keys go
-	for i := range o.hosts {
-		name := fmt.Sprintf("%s%05d", o.name, i)
-		rec := store.HostAlive{Name: name, Started: time.Now().UTC(), Version: "fakehosts", IPAMLayout: store.IPAMLayoutExceptions,
-			MetaLayout: store.MetaLayoutSelected}
-		wg.Go(func() { keepAlive(ctx, st, name, rec, o.ttl, alive) })
+	// a restarted podnetd does. One lease holds them all (a lease per
+	// stand-in makes thousands of grants and renewals etcd must agree on,
+	// which at 5000 hosts with a large data set starves it).
+	recs := make([]store.HostAlive, o.hosts)
+	for i := range recs {
+		recs[i] = store.HostAlive{Name: fmt.Sprintf("%s%05d", o.name, i), Started: time.Now().UTC(), Version: "fakehosts",
+			IPAMLayout: store.IPAMLayoutExceptions, MetaLayout: store.MetaLayoutSelected}
 	}
-	for range o.hosts {
-		select {
-		case <-alive:
-		case <-ctx.Done():
-			return nil
-		}
+	alive := make(chan struct{}, 1)
+	done := make(chan struct{})
+	defer func() { <-done }() // the lease revoked before the other keys go
+	go func() { defer close(done); keepAlive(ctx, st, recs, o.ttl, alive) }()
+	select {
+	case <-alive:
+	case <-ctx.Done():
+		return nil
 	}
-	go func() { // lease renewals after a loss
-		for {
-			select {
-			case <-alive:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	fmt.Printf("ready %d %d\n", o.hosts, blocks)
 	<-ctx.Done()
 	return nil
 }
 
-// keepAlive keeps a fake host's liveness key on a lease of ttl until ctx
-// ends (then revokes it), writing it again when the lease is lost, and
-// says so on alive each time the key is written.
-func keepAlive(ctx context.Context, st *store.Store, name string, rec store.HostAlive, ttl time.Duration, alive chan<- struct{}) {
+// keepAlive keeps the fake hosts' liveness keys on one lease of ttl until
+// ctx ends (then revokes it), writing them again when the lease is lost,
+// and says so on alive each time they are all written.
+func keepAlive(ctx context.Context, st *store.Store, recs []store.HostAlive, ttl time.Duration, alive chan<- struct{}) {
 	for ctx.Err() == nil {
 		id, err := st.Grant(ctx, ttl)
-		if err == nil {
-			_, _, err = st.Txn(ctx, nil, []store.Op{store.PutLeased(store.AliveKey(name), rec, id)})
+		for i := 0; err == nil && i < len(recs); i += 100 {
+			var ops []store.Op
+			for _, rec := range recs[i:min(i+100, len(recs))] {
+				ops = append(ops, store.PutLeased(store.AliveKey(rec.Name), rec, id))
+			}
+			_, _, err = st.Txn(ctx, nil, ops)
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "fakehosts: liveness of %s: %v; retrying\n", name, err)
+			fmt.Fprintf(os.Stderr, "fakehosts: liveness: %v; retrying\n", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
@@ -189,7 +184,7 @@ func keepAlive(ctx context.Context, st *store.Store, name string, rec store.Host
 		}
 		select {
 		case alive <- struct{}{}:
-		case <-ctx.Done():
+		default:
 		}
 		_ = st.KeepLease(ctx, id)
 		if ctx.Err() != nil {

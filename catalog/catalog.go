@@ -75,7 +75,7 @@ type Catalog struct {
 	// that gave it (sources.go); layout is each live host's
 	// HostAlive.MetaLayout; legacy follows the hosts without the
 	// selection index.
-	metaSrc map[string]map[string]store.KV
+	metaSrc map[string][]metaCopy
 	layout  map[string]int
 	legacy  legacyFeeds
 	// legacyWant are the live hosts without the selection index.
@@ -150,7 +150,7 @@ func New(self string, v6 bool, log *slog.Logger) *Catalog {
 		changed:  make(chan struct{}, 1),
 		policies: map[string]*store.NetworkPolicy{}, sels: map[string]*selection{}, selByTerm: map[string]map[string]struct{}{},
 		selByKey: map[string]map[string]struct{}{}, selAll: map[string]struct{}{}, selDirty: map[string]struct{}{},
-		polSignal: make(chan struct{}, 1), metaSrc: map[string]map[string]store.KV{}, layout: map[string]int{}, legacyWant: map[string]bool{},
+		polSignal: make(chan struct{}, 1), metaSrc: map[string][]metaCopy{}, layout: map[string]int{}, legacyWant: map[string]bool{},
 		selSignal: make(chan struct{}, 1)}
 }
 

@@ -22,6 +22,12 @@ import (
 // metaSrc keeps each source's copy, and the container's record is any
 // copy left (they are the same record), gone with the last one.
 
+// metaCopy is one source's copy of a container record.
+type metaCopy struct {
+	prefix string
+	kv     store.KV
+}
+
 // isMetaSource says whether prefix feeds container records.
 func isMetaSource(prefix string) bool {
 	return prefix == store.SelectedEndpoints || prefix == store.SelectedContainers ||
@@ -48,29 +54,29 @@ func (c *Catalog) applyMetaSource(prefix string, kv store.KV, deleted bool) {
 		}
 	}
 	srcs := c.metaSrc[key]
-	if deleted {
-		if _, had := srcs[prefix]; !had {
-			return
-		}
-		delete(srcs, prefix)
-		if len(srcs) == 0 {
-			delete(c.metaSrc, key)
-		}
+	i := slices.IndexFunc(srcs, func(m metaCopy) bool { return m.prefix == prefix })
+	switch {
+	case deleted && i < 0:
+		return
+	case deleted:
+		srcs = slices.Delete(srcs, i, i+1)
+	case i >= 0 && string(srcs[i].kv.Value) == string(kv.Value):
+		srcs[i].kv = kv
+		return // the same record again (a reselection, a second source)
+	case i >= 0:
+		srcs[i].kv = kv
+	default:
+		srcs = append(srcs, metaCopy{prefix, kv})
+	}
+	if len(srcs) == 0 {
+		delete(c.metaSrc, key)
 	} else {
-		if srcs == nil {
-			srcs = map[string]store.KV{}
-			c.metaSrc[key] = srcs
-		}
-		if old, ok := srcs[prefix]; ok && string(old.Value) == string(kv.Value) {
-			srcs[prefix] = kv
-			return // the same record again (a reselection, a second source)
-		}
-		srcs[prefix] = kv
+		c.metaSrc[key] = srcs
 	}
 	eff, gone := store.KV{Key: key}, true
-	for _, p := range slices.Sorted(maps.Keys(srcs)) {
-		if s := srcs[p]; gone || s.ModRev > eff.ModRev {
-			eff, gone = store.KV{Key: key, Value: s.Value, ModRev: s.ModRev}, false
+	for _, s := range srcs {
+		if gone || s.kv.ModRev > eff.ModRev {
+			eff, gone = store.KV{Key: key, Value: s.kv.Value, ModRev: s.kv.ModRev}, false
 		}
 	}
 	if strings.HasPrefix(key, store.EndpointMetaPrefix("")) {
@@ -92,8 +98,10 @@ func metaPrefixOf(key string) string {
 func (c *Catalog) metaSourceKeysLocked(prefix string) []string {
 	var out []string
 	for _, srcs := range c.metaSrc {
-		if kv, ok := srcs[prefix]; ok {
-			out = append(out, kv.Key)
+		for _, m := range srcs {
+			if m.prefix == prefix {
+				out = append(out, m.kv.Key)
+			}
 		}
 	}
 	return out

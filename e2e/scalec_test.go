@@ -84,7 +84,9 @@ func TestFakeContainersScale(t *testing.T) {
 	fakeHosts(t, l, pool, hosts, "-blocks", strconv.Itoa(blocks), "-containers", strconv.Itoa(perHost),
 		"-services", strconv.Itoa(services), "-per-service", "10")
 	report("written_s", time.Since(start).Seconds())
-	want := base + hosts*blocks + hosts
+	// Every stand-in's blocks and (nearly) every borrowed address routed:
+	// fakehosts' borrowed addresses may land where no route is needed.
+	want := base + hosts*blocks + hosts*99/100
 	WaitFor(t, 10*time.Minute, func() (bool, string) {
 		got := podnetRoutes(t, l, "h1")
 		return got >= want, fmt.Sprintf("h1 has %d podnet routes, want %d", got, want)

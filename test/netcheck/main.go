@@ -91,7 +91,7 @@ func main() {
 		err = dnsQuery(os.Args[2], os.Args[3])
 	case "dns-times":
 		if len(os.Args) < 5 {
-			err = fmt.Errorf("usage: netcheck dns-times SERVER REPEAT NAME...")
+			err = fmt.Errorf("usage: netcheck dns-times SERVER REPEAT NAME [NAME ...]")
 			break
 		}
 		var repeat int

@@ -47,6 +47,10 @@ func canonical(key string) string {
 // container's record now is.
 func (c *Catalog) applyMetaSource(prefix string, kv store.KV, deleted bool) {
 	key := canonical(kv.Key)
+	if host, _, ok := store.SplitHostKey(key, metaPrefixOf(key)); ok && !deleted && host != c.self &&
+		(prefix == store.EndpointMetaPrefix(host) || prefix == store.ContainerMetaPrefix(host)) && !c.legacyWant[host] {
+		return // a delivery after the host's feed was cancelled
+	}
 	if prefix == store.SelectedEndpoints || prefix == store.SelectedContainers {
 		// This host's records come from its own prefixes, whole.
 		if host, _, ok := store.SplitHostKey(key, metaPrefixOf(key)); !ok || host == c.self {

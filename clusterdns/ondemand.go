@@ -44,8 +44,11 @@ type watch struct {
 	loaded     chan struct{}
 	loadedOnce sync.Once
 	used       atomic.Int64 // unix nanoseconds of the last query
-	// keys are the index keys it put into records (guarded by records.mu).
-	keys map[string]struct{}
+	// keys are the index keys it put into records, dropped that it is no
+	// longer followed (a delivery may still arrive after its cancel): both
+	// guarded by records.mu.
+	keys    map[string]struct{}
+	dropped bool
 }
 
 // lookups follows what the DNS was asked for, and the hosts without the

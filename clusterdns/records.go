@@ -245,6 +245,9 @@ func (f hostMetaFollower) Snapshot(kvs []store.KV) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.followedWholeLocked(f.host) {
+		return // a delivery after its feed was cancelled
+	}
 	r.removeHostMetaLocked(f.host)
 	for k, e := range fresh {
 		r.putLocked(k, e)
@@ -256,6 +259,9 @@ func (f hostMetaFollower) Changes(evs []store.Event) {
 	r := f.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.followedWholeLocked(f.host) {
+		return
+	}
 	for _, ev := range evs {
 		if ev.Type == store.EventDelete {
 			r.removeLocked(ev.Key)
@@ -269,6 +275,13 @@ func (f hostMetaFollower) Changes(evs []store.Event) {
 	}
 }
 
+// followedWholeLocked says whether host is one whose metadata is
+// followed whole: alive, without the name index.
+func (r *records) followedWholeLocked(host string) bool {
+	layout, alive := r.alive[host]
+	return alive && layout < store.MetaLayoutNames
+}
+
 // indexFollower feeds one name's (or one address's) index prefix into
 // records: the endpoints etcd lists there replace what the prefix held.
 type indexFollower struct {
@@ -279,6 +292,10 @@ type indexFollower struct {
 func (f indexFollower) Snapshot(kvs []store.KV) {
 	r, w := f.r, f.w
 	r.mu.Lock()
+	if w.dropped {
+		r.mu.Unlock()
+		return
+	}
 	for key := range w.keys {
 		r.removeLocked(key)
 	}
@@ -298,6 +315,9 @@ func (f indexFollower) Changes(evs []store.Event) {
 	r, w := f.r, f.w
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if w.dropped {
+		return
+	}
 	for _, ev := range evs {
 		if !strings.HasPrefix(ev.Key, w.prefix) {
 			continue
@@ -334,6 +354,7 @@ func (r *records) settleLocked(w *watch, on bool) {
 
 // dropWatchLocked forgets what w read (it is no longer followed).
 func (r *records) dropWatchLocked(w *watch) {
+	w.dropped = true
 	for key := range w.keys {
 		r.removeLocked(key)
 	}

@@ -61,9 +61,10 @@ plugin-install: plugin
 	scripts/build-plugin.sh --install build/plugin
 
 # Install podnetd, podnetctl, the CNI plugin (as podnet in CNI_BIN_DIR,
-# default /opt/cni/bin), podnetd.service, /etc/default/podnet and
-# podnetctl's completions (PREFIX=/usr/local, DESTDIR= for staging; see
-# scripts/install.sh); uninstall removes them again.
+# default /opt/cni/bin), podnetd.service, /etc/default/podnet,
+# podnetctl's completions and the Prometheus rules in share/podnet
+# (PREFIX=/usr/local, DESTDIR= for staging; see scripts/install.sh);
+# uninstall removes them again.
 PREFIX ?= /usr/local
 export PREFIX DESTDIR BINDIR DATADIR SYSCONFDIR UNITDIR CNI_BIN_DIR
 

@@ -219,6 +219,25 @@ func (c *Catalog) Alive(host string) bool {
 	return c.alive[host]
 }
 
+// HostCounts counts the registered hosts (a hosts/ record with an
+// underlay address) that hold their liveness lease and those that do not;
+// loaded is false until both prefixes have been read once (an empty view
+// would count nobody). podnetd exports it as podnet_hosts: from the
+// metrics of any host, a host that stopped renewing its lease shows as
+// down, even when it is the one Prometheus cannot reach.
+func (c *Catalog) HostCounts() (alive, down int, loaded bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for h := range c.underlay {
+		if c.alive[h] {
+			alive++
+		} else {
+			down++
+		}
+	}
+	return alive, down, c.loaded[store.HostsPrefix] && c.loaded[store.AlivePrefix]
+}
+
 // ServiceByVIP returns the service holding VIP a.
 func (c *Catalog) ServiceByVIP(a netip.Addr) (string, bool) {
 	c.mu.RLock()

@@ -81,6 +81,7 @@ func TestInstallStaged(t *testing.T) {
 		"usr/local/share/bash-completion/completions/podnetctl":    "__start_podnetctl",
 		"usr/local/share/zsh/site-functions/_podnetctl":            "#compdef podnetctl",
 		"usr/local/share/fish/vendor_completions.d/podnetctl.fish": "complete -c podnetctl",
+		"usr/local/share/podnet/podnet-rules.yml":                  "alert: PodnetdDown",
 	}
 	got := files(t, dest)
 	if len(got) != len(want) {
@@ -136,9 +137,18 @@ func TestInstallStaged(t *testing.T) {
 		t.Fatalf("reinstall overwrote the settings: %q", s)
 	}
 
+	// The installed rules are the repository's, byte for byte.
+	if got, want := read(t, filepath.Join(dest, "usr/local/share/podnet/podnet-rules.yml")),
+		read(t, filepath.Join(repoRoot(t), "dist/prometheus/podnet-rules.yml")); got != want {
+		t.Error("the installed podnet-rules.yml differs from dist/prometheus/podnet-rules.yml")
+	}
+
 	makeIn(t, "uninstall", "DESTDIR="+dest)
 	if left := files(t, dest); len(left) != 0 {
 		t.Fatalf("uninstall left %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "usr/local/share/podnet")); !os.IsNotExist(err) {
+		t.Errorf("uninstall left share/podnet behind: %v", err)
 	}
 }
 

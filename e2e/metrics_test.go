@@ -22,6 +22,9 @@ import (
 // loopback.
 const podnetMetrics = "127.0.0.1:9477"
 
+// podnetRules are the Prometheus rules podnet ships, in the repository.
+const podnetRules = "dist/prometheus/podnet-rules.yml"
+
 // prometheus is a real Prometheus server scraping the lab's podnetds.
 type prometheus struct {
 	base string // http://127.0.0.1:port
@@ -29,11 +32,13 @@ type prometheus struct {
 
 // startPrometheus runs Debian's prometheus on a free port of the root
 // namespace's loopback, scraping every lab host's podnetd each second
-// (labelled host="h1", ...), with its own data directory. podnetd serves
-// metrics on its host's loopback only, so each host gets a relay from a
-// root-namespace loopback port into its namespace, as a node-local agent
-// would scrape it. Prometheus is stopped by PID, and its data removed,
-// when the test ends. It returns once every target is up.
+// (labelled host="h1", ...) and evaluating podnet's rules
+// (dist/prometheus/podnet-rules.yml, as shipped) every 2 s, with its own
+// data directory. podnetd serves metrics on its host's loopback only, so
+// each host gets a relay from a root-namespace loopback port into its
+// namespace, as a node-local agent would scrape it. Prometheus is stopped
+// by PID, and its data removed, when the test ends. It returns once every
+// target is up.
 func startPrometheus(t *testing.T, l *Lab) *prometheus {
 	t.Helper()
 	var targets strings.Builder
@@ -51,13 +56,20 @@ func startPrometheus(t *testing.T, l *Lab) *prometheus {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "prometheus.yml")
 	data := filepath.Join(dir, "data")
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
+  evaluation_interval: 2s
+rule_files:
+  - %s
 scrape_configs:
   - job_name: podnet
     static_configs:
-%s`, targets.String())
+%s`, filepath.Join(root, podnetRules), targets.String())
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +189,8 @@ func TestPrometheusMetrics(t *testing.T) {
 		p.await(t, "etcd requests timed", `sum(podnet_etcd_request_duration_seconds_count{host="h1",method="Txn"})`, above(0))
 		p.await(t, "Docker reachable", `min(podnet_docker_reachable)`, func(v float64) bool { return v == 1 })
 		p.await(t, "Docker events followed", `sum(podnet_docker_watcher_lag_seconds_count{host="h2"})`, above(0))
+		p.await(t, "the pool's size on h1", fmt.Sprintf(`sum(podnet_ipam_pool_usable_addresses{host="h1",pool=%q})`, pool),
+			func(v float64) bool { return v == 65534 })
 	})
 	t.Run("published port", func(t *testing.T) {
 		p.await(t, "map elements on h1", `sum(podnet_nft_map_elements{host="h1"})`, above(0))
@@ -189,6 +203,14 @@ func TestPrometheusMetrics(t *testing.T) {
 		p.await(t, "h2 routes h1's block", `sum(podnet_overlay_remote_blocks{host="h2"})`, above(0))
 		p.await(t, "overlay passes", `sum(podnet_overlay_syncs_total{host="h3",kind="incremental"})`, above(0))
 		p.await(t, "cross-host name answered locally by h2", localDNS, above(localDNS0))
+		p.await(t, "every host sees 3 hosts alive", `count(podnet_hosts{state="alive"} == 3)`, func(v float64) bool { return v == 3 })
+		p.await(t, "and none down", `sum(podnet_hosts{state="down"})`, func(v float64) bool { return v == 0 })
+		p.await(t, "every host hears from etcd", `count(time() - podnet_etcd_view_last_heard_timestamp_seconds < 15)`,
+			func(v float64) bool { return v == 3 })
+		p.await(t, "no load-balancer address unannounced", `sum(podnet_lb_unannounced_addresses)`, func(v float64) bool { return v == 0 })
+		if n := p.must(t, `count(podnet_wireguard_peers)`); n != 0 {
+			t.Fatalf("podnet_wireguard_peers on %v hosts of a lab without encryption", n)
+		}
 	})
 	t.Run("service proxy", func(t *testing.T) {
 		l.MustExec(t, "h2", "podnetctl", "service", "create", "mprom", "--selector", "app=mprom", "--port", "80")

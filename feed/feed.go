@@ -21,8 +21,9 @@ type Source interface {
 
 // Hub holds the feeds of one podnetd.
 type Hub struct {
-	src Source
-	log *slog.Logger
+	src     Source
+	log     *slog.Logger
+	created time.Time
 
 	mu      sync.Mutex
 	ctx     context.Context // set by Run: feeds follow from then on
@@ -36,7 +37,7 @@ func New(src Source, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hub{src: src, log: log, feeds: map[string]*feed{}, sources: map[string]Source{}}
+	return &Hub{src: src, log: log, created: time.Now(), feeds: map[string]*feed{}, sources: map[string]Source{}}
 }
 
 // SetSource makes prefix read from src instead of the hub's source; call
@@ -128,6 +129,27 @@ func (h *Hub) Stale(bound time.Duration) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// LastHeard is when the followed prefix that heard from etcd least
+// recently last did (as Stale judges each one): while every watch is
+// connected it stays within a few seconds of now, and it stops moving
+// when etcd is out of reach. With nothing followed yet (podnetd waiting
+// for etcd at start) it is when the hub was made. podnetd exports it as
+// podnet_etcd_view_last_heard_timestamp_seconds.
+func (h *Hub) LastHeard() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.feeds) == 0 {
+		return h.created
+	}
+	var oldest time.Time
+	for _, fd := range h.feeds {
+		if t := fd.lastHeard(); oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	return oldest
 }
 
 // Loaded reports whether prefix has readers and has been listed.

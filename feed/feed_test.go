@@ -134,10 +134,31 @@ func TestStale(t *testing.T) {
 	if s := h.Stale(bound); len(s) != 0 {
 		t.Fatalf("a quiet, connected prefix reported stale: %v", s)
 	}
+	if age := time.Since(h.LastHeard()); age > bound {
+		t.Fatalf("LastHeard %v ago on a connected prefix", age)
+	}
 	e.Stop()
 	testutil.Until(t, 15*time.Second, "hosts/ stale with etcd down", func() bool {
 		return slices.Equal(h.Stale(bound), []string{store.HostsPrefix})
 	})
+	// LastHeard stops moving with etcd down, and so tells the outage too.
+	down := h.LastHeard()
+	if age := time.Since(down); age <= bound {
+		t.Fatalf("LastHeard %v ago while hosts/ is stale", age)
+	}
 	e.Restart(t)
 	testutil.Until(t, 30*time.Second, "hosts/ fresh with etcd back", func() bool { return len(h.Stale(bound)) == 0 })
+	if back := h.LastHeard(); !back.After(down) || time.Since(back) > bound {
+		t.Fatalf("LastHeard %v with etcd back (was %v)", back, down)
+	}
+}
+
+// TestLastHeardBeforeFollowing: with nothing followed, LastHeard is the
+// hub's start, so a podnetd that never reached etcd ages too.
+func TestLastHeardBeforeFollowing(t *testing.T) {
+	before := time.Now()
+	h := New(storetest.New(t), storetest.Logger(t))
+	if lh := h.LastHeard(); lh.Before(before) || lh.After(time.Now()) {
+		t.Fatalf("LastHeard %v, want the hub's creation (after %v)", lh, before)
+	}
 }

@@ -3,6 +3,7 @@ package ipam
 import (
 	"context"
 	"errors"
+	"math/big"
 	"net/netip"
 
 	"github.com/docker/go-plugins-helpers/ipam"
@@ -53,8 +54,8 @@ func failureReason(err error) string {
 }
 
 // Usage reports, for every pool this process has loaded, the blocks this
-// host claimed and the container addresses it holds, from memory (it is
-// called at every metrics scrape).
+// host claimed, the container addresses it holds and the pool's usable
+// addresses, from memory (it is called at every metrics scrape).
 func (m *IPAM) Usage() []metrics.PoolUsage {
 	m.mu.Lock()
 	states := make([]*poolState, 0, len(m.pools))
@@ -66,7 +67,8 @@ func (m *IPAM) Usage() []metrics.PoolUsage {
 	for _, ps := range states {
 		ps.mu.Lock()
 		if ps.loaded {
-			out = append(out, metrics.PoolUsage{Pool: ps.prefix.String(), Blocks: len(ps.blocks), Addresses: len(ps.mine)})
+			usable, _ := new(big.Float).SetInt(usableCount(ps.prefix, ps.rng)).Float64()
+			out = append(out, metrics.PoolUsage{Pool: ps.prefix.String(), Blocks: len(ps.blocks), Addresses: len(ps.mine), Usable: usable})
 		}
 		ps.mu.Unlock()
 	}

@@ -56,8 +56,9 @@ func TestAllocationMetrics(t *testing.T) {
 }
 
 // TestUsageAndPreload: Usage reports this host's blocks and addresses per
-// pool from memory; a restarted IPAM reports them after Preload, before
-// any request.
+// pool from memory, with the pool's usable addresses (its dynamic range
+// less the network and broadcast addresses); a restarted IPAM reports them
+// after Preload, before any request.
 func TestUsageAndPreload(t *testing.T) {
 	c := newCluster(t)
 	m := c.host("h1")
@@ -71,9 +72,23 @@ func TestUsageAndPreload(t *testing.T) {
 		addrs = append(addrs, alloc(t, m, pool))
 	}
 	release(t, m, pool, addrs[0])
-	want := []metrics.PoolUsage{{Pool: pool, Blocks: 1, Addresses: 2}}
+	want := []metrics.PoolUsage{{Pool: pool, Blocks: 1, Addresses: 2, Usable: 65534}}
 	if got := m.Usage(); !slices.Equal(got, want) {
 		t.Fatalf("Usage() = %v, want %v", got, want)
+	}
+
+	// An ip-range holding the broadcast address; an IPv6 pool's 2^64.
+	other := c.host("h2")
+	requestPool(t, other, "10.81.0.0/24", "10.81.0.128/25")
+	alloc(t, other, "10.81.0.0/24")
+	requestPool(t, other, "fd00:81::/64", "")
+	alloc(t, other, "fd00:81::/64")
+	usable := map[string]float64{}
+	for _, u := range other.Usage() {
+		usable[u.Pool] = u.Usable
+	}
+	if usable["10.81.0.0/24"] != 127 || usable["fd00:81::/64"] < 1.8e19 {
+		t.Fatalf("usable addresses %v, want 127 for 10.81.0.0/24 (10.81.0.128/25 less its broadcast), ~1.8e19 for fd00:81::/64", usable)
 	}
 
 	restarted := c.host("h1")

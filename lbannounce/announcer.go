@@ -247,7 +247,8 @@ func (a *Announcer) reconcile(ctx context.Context) {
 	l2 := map[netip.Addr]bool{}
 	var bgp []netip.Addr
 	myPeers := a.myPeers(snap)
-	for _, lb := range a.cfg.Catalog.LoadBalancers() {
+	lbs := a.cfg.Catalog.LoadBalancers()
+	for _, lb := range lbs {
 		p, ok := snap.poolOf(lb.IP)
 		if !ok {
 			continue
@@ -273,6 +274,7 @@ func (a *Announcer) reconcile(ctx context.Context) {
 	a.setL2(want)
 	a.setBGP(myPeers, bgp)
 	a.writeRecord(ctx)
+	observeCoverage(lbs, snap, want)
 }
 
 // electL2 takes part in the election of one L2 address: keeps, releases

@@ -10,7 +10,8 @@
 // Files: announcer.go (Config, Run, one reconcile pass, the L2 claims),
 // election.go (the order of candidates), view.go (what it follows in
 // etcd), responder.go (ARP/NDP from user space), ifaces.go (which
-// interface answers for an address, and whether it is up).
+// interface answers for an address, and whether it is up), coverage.go
+// (the addresses no host announces, for podnet_lb_unannounced_addresses).
 //
 // # Design notes
 //

@@ -23,7 +23,7 @@ func observeUnchanged(start time.Time) {
 // observe records a pass that diffed against the kernel: its kind,
 // duration, failed operations and changes, and, when it was clean
 // (remote counts what it left in the kernel), how many remote hosts and
-// blocks are programmed.
+// blocks are programmed, and with encryption how many WireGuard peers.
 func (p *program) observe(full bool, start time.Time, remote *remoteCounts) {
 	kind := passIncremental
 	if full {
@@ -50,6 +50,12 @@ func (p *program) observe(full bool, start time.Time, remote *remoteCounts) {
 	if remote != nil {
 		metrics.OverlayRemoteHosts.Set(float64(remote.hosts))
 		metrics.OverlayRemoteBlocks.Set(float64(remote.blocks))
+		if p.o.wg != nil {
+			// Encrypted, the remote hosts are exactly the peers (no VXLAN
+			// device holds any): the alert on missing peers compares them
+			// with the live hosts.
+			metrics.SetWireGuardPeers(remote.hosts)
+		}
 	}
 }
 

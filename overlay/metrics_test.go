@@ -2,11 +2,13 @@ package overlay
 
 import (
 	"testing"
+	"time"
 
 	"github.com/podnet/podnet/internal/link"
 	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/internal/metrics/metricstest"
 	"github.com/podnet/podnet/internal/testutil"
+	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
 	"github.com/podnet/podnet/store/storetest"
 	"github.com/vishvananda/netlink"
@@ -25,6 +27,39 @@ func TestDesiredRemoteCounts(t *testing.T) {
 	if hosts != 2 || blocks != 3 {
 		t.Fatalf("remote() = %d hosts, %d blocks; want 2 hosts (b, c), 3 blocks", hosts, blocks)
 	}
+}
+
+// TestWireGuardPeersMetric: with encryption, a clean pass sets
+// podnet_wireguard_peers to the remote hosts it left programmed (each one
+// a peer), and a failed pass (no counts) leaves it alone.
+func TestWireGuardPeersMetric(t *testing.T) {
+	// The pass only asks whether there is a device: this kernel may have
+	// no WireGuard (the guest's tests program a real one).
+	p := &program{o: &Overlay{wg: new(wireguard.Device)}}
+	p.observe(true, time.Now(), &remoteCounts{hosts: 2, blocks: 5})
+	if v := peersMetric(t); v != 2 {
+		t.Fatalf("podnet_wireguard_peers = %v after a clean pass with 2 peers", v)
+	}
+	p.observe(false, time.Now(), nil)
+	if v := peersMetric(t); v != 2 {
+		t.Fatalf("podnet_wireguard_peers = %v after a failed pass, want 2 still", v)
+	}
+}
+
+// peersMetric reads podnet_wireguard_peers as a scrape would.
+func peersMetric(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := metrics.NewRegistry("t").Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "podnet_wireguard_peers" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("podnet_wireguard_peers not exported")
+	return 0
 }
 
 // TestSyncMetrics programs a namespace and checks that passes are counted

@@ -6,8 +6,9 @@
 #
 # Installs podnetd and podnetctl into $BINDIR, the CNI plugin (bin/podnet-cni)
 # as "podnet" into $CNI_BIN_DIR, podnetd.service into $UNITDIR,
-# /etc/default/podnet (only if absent: your settings survive upgrades) and
-# podnetctl's bash, zsh and fish completions under $DATADIR. uninstall
+# /etc/default/podnet (only if absent: your settings survive upgrades),
+# podnetctl's bash, zsh and fish completions under $DATADIR and the
+# Prometheus rules as $DATADIR/podnet/podnet-rules.yml. uninstall
 # removes every one of those files (the settings too) and, on a live system
 # run by systemd, disables and stops podnetd first. Neither touches
 # podnet's state: the kernel objects of running containers (`podnetd
@@ -61,8 +62,9 @@ BASH_COMPLETION=$DATADIR/bash-completion/completions/podnetctl
 ZSH_COMPLETION=$DATADIR/zsh/site-functions/_podnetctl
 FISH_COMPLETION=$DATADIR/fish/vendor_completions.d/podnetctl.fish
 CNI_PLUGIN=$CNI_BIN_DIR/podnet
+PROMETHEUS_RULES=$DATADIR/podnet/podnet-rules.yml
 FILES=("$BINDIR/podnetd" "$BINDIR/podnetctl" "$CNI_PLUGIN" "$UNIT" "$DEFAULTS"
-	"$BASH_COMPLETION" "$ZSH_COMPLETION" "$FISH_COMPLETION")
+	"$BASH_COMPLETION" "$ZSH_COMPLETION" "$FISH_COMPLETION" "$PROMETHEUS_RULES")
 
 # live_systemd: installing into the running system, and systemd runs it.
 live_systemd() { [[ -z $DESTDIR && -d /run/systemd/system ]] && command -v systemctl >/dev/null; }
@@ -99,6 +101,7 @@ do_install() {
 		chmod 0644 "$DESTDIR$f.tmp"
 		mv -f "$DESTDIR$f.tmp" "$DESTDIR$f"
 	done
+	install -D -m 0644 "$REPO/dist/prometheus/podnet-rules.yml" "$DESTDIR$PROMETHEUS_RULES"
 	for f in "${FILES[@]}"; do log "installed $DESTDIR$f"; done
 	if live_systemd; then
 		systemctl daemon-reload
@@ -118,6 +121,7 @@ do_uninstall() {
 			log "removed $DESTDIR$f"
 		fi
 	done
+	rmdir "$DESTDIR$(dirname "$PROMETHEUS_RULES")" 2>/dev/null || true
 	if live_systemd; then systemctl daemon-reload; fi
 	log "left alone: kernel state of running containers (podnetd cleanup, before uninstalling, removes it) and /var/lib/podnet"
 }

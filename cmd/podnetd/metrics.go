@@ -22,6 +22,7 @@ func startMetrics(ctx context.Context, cfg *config, ipm *ipam.IPAM, h *health, l
 			"addr", cfg.MetricsAddr)
 	}
 	metrics.SetIPAMUsage(ipm.Usage)
+	metrics.SetEtcdLastHeard(h.feeds.LastHeard)
 	reg := metrics.NewRegistry(version)
 	go metrics.Serve(ctx, cfg.MetricsAddr, metrics.Handler(reg, log.With("component", "metrics"), h.problems), log.With("component", "metrics"))
 }

@@ -95,5 +95,9 @@ func (s *services) start(ctx context.Context, cfg *config, feeds *feed.Hub, port
 		Programmer: ports, HealthTimeout: cfg.HealthzTimeout, ExternalIPOK: s.registry.Range().CheckExternalIP,
 		Logger: log.With("component", "proxy")})
 	metrics.SetProxyPending(s.proxy.Pending)
+	metrics.SetHosts(func() (metrics.HostCounts, bool) {
+		alive, down, loaded := s.catalog.HostCounts()
+		return metrics.HostCounts{Alive: alive, Down: down}, loaded
+	})
 	go s.proxy.Run(ctx)
 }

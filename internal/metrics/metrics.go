@@ -107,6 +107,17 @@ var (
 	EtcdWatchRestarts = counterVec("etcd_watch_restarts_total",
 		"Watches that ended and were started again (connection lost, leader lost, compaction), by key prefix (hosts, alive, ipam, epmeta, ...).",
 		"prefix")
+	etcdLastHeard = newFuncGauge("etcd_view_last_heard_timestamp_seconds",
+		"Unix time when the followed etcd prefix that heard from etcd least recently last did (a listing, a change, or a progress notification, asked for every 5 s): close to now while the watches are connected, still while etcd is out of reach (/healthz fails after --healthz-timeout).")
+
+	// Hosts, as this host's view of etcd shows them.
+	hosts = newStateGauge("hosts",
+		"Hosts registered in etcd, by state (alive: its liveness lease holds; down: registered without one: its podnetd stopped longer than --liveness-ttl ago, cannot reach etcd, or the host is gone for good and awaits podnetctl host rm), as this host's view shows them.",
+		"state")
+
+	// WireGuard (podnetd --encryption wireguard).
+	wireGuardPeers = newFuncGauge("wireguard_peers",
+		"Other hosts this host has as WireGuard peers after the last clean overlay pass: with encryption every other live host with a valid key (traffic to any other is dropped); absent without encryption.")
 
 	// Cluster DNS.
 	DNSQueries = counterVec("dns_queries_total",
@@ -137,6 +148,9 @@ var (
 		"protocol")
 	LBAnnouncements = counter("lb_announcements_total",
 		"Gratuitous ARP replies and unsolicited neighbor advertisements sent for load-balancer addresses this host took over.")
+	LBUnannounced = gaugeVecOf("lb_unannounced_addresses",
+		"Load-balancer addresses some host could announce (a Cluster service's, or a Local one's with a ready endpoint) that none does, by mode (l2: no host holds its claim; bgp: no host with an established session announces it), as this host's view shows them.",
+		"mode")
 	BGPAnnounced = gauge("bgp_announced_addresses",
 		"Load-balancer addresses this host announces over BGP (one /32 or /128 route each, to every established peer).")
 	bgpSessions = newBGPCollector()
@@ -203,11 +217,30 @@ func (g *funcGauge) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// SetEtcdLastHeard sets where podnet_etcd_view_last_heard_timestamp_seconds
+// comes from (feed.Hub.LastHeard): fn is called at every scrape.
+func SetEtcdLastHeard(fn func() time.Time) {
+	f := func() float64 { return float64(fn().UnixNano()) / 1e9 }
+	etcdLastHeard.fn.Store(&f)
+}
+
+// SetWireGuardPeers sets podnet_wireguard_peers; until it is called (a
+// host without encryption) the series is absent.
+func SetWireGuardPeers(n int) {
+	v := float64(n)
+	f := func() float64 { return v }
+	wireGuardPeers.fn.Store(&f)
+}
+
 // SetProxyPending sets where podnet_proxy_pending_changes comes from: fn
 // is called at every scrape and must answer from memory, quickly.
 func SetProxyPending(fn func() int) {
 	f := func() float64 { return float64(fn()) }
 	proxyPending.fn.Store(&f)
+}
+
+func gaugeVecOf(name, help string, labels ...string) *prometheus.GaugeVec {
+	return declare(prometheus.NewGaugeVec(prometheus.GaugeOpts(opts(name, help)), labels), "gauge", name, labels)
 }
 
 func histogram(name, help string) prometheus.Histogram {
@@ -259,6 +292,12 @@ func init() {
 	}
 	for _, p := range []string{"arp", "ndp"} {
 		LBReplies.WithLabelValues(p)
+	}
+	for _, r := range []string{"exhausted", "etcd", "unknown_pool", Other} {
+		IPAMAllocationFailures.WithLabelValues(r)
+	}
+	for _, m := range []string{"l2", "bgp"} {
+		LBUnannounced.WithLabelValues(m)
 	}
 	DockerReachable.Set(1)
 }

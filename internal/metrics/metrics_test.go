@@ -72,10 +72,17 @@ func TestSeriesDeclarations(t *testing.T) {
 func TestRegistry(t *testing.T) {
 	_ = NewRegistry("test")
 	reg := NewRegistry("v1.2.3")
-	SetIPAMUsage(func() []PoolUsage { return []PoolUsage{{Pool: "10.1.0.0/16", Blocks: 2, Addresses: 5}} })
+	SetIPAMUsage(func() []PoolUsage { return []PoolUsage{{Pool: "10.1.0.0/16", Blocks: 2, Addresses: 5, Usable: 65534}} })
 	t.Cleanup(func() { SetIPAMUsage(nil) })
 	SetProxyPending(func() int { return 3 })
 	t.Cleanup(func() { proxyPending.fn.Store(nil) })
+	heard := time.Unix(1700000000, 500000000)
+	SetEtcdLastHeard(func() time.Time { return heard })
+	t.Cleanup(func() { etcdLastHeard.fn.Store(nil) })
+	SetHosts(func() (HostCounts, bool) { return HostCounts{Alive: 3, Down: 1}, true })
+	t.Cleanup(func() { SetHosts(nil) })
+	SetWireGuardPeers(2)
+	t.Cleanup(func() { wireGuardPeers.fn.Store(nil) })
 	SetPolicyDenials(func() []PolicyDenial {
 		return []PolicyDenial{{Policy: "db", Direction: "ingress", Packets: 3}, {Direction: "egress", Packets: 1}}
 	})
@@ -137,6 +144,63 @@ func TestRegistry(t *testing.T) {
 	}
 	if v := got["podnet_ipam_addresses_in_use"]; v == nil || v.Metric[0].GetGauge().GetValue() != 5 {
 		t.Errorf("podnet_ipam_addresses_in_use = %v, want 5 for 10.1.0.0/16", v)
+	}
+	if v := got["podnet_ipam_pool_usable_addresses"]; v == nil || v.Metric[0].GetGauge().GetValue() != 65534 {
+		t.Errorf("podnet_ipam_pool_usable_addresses = %v, want 65534 for 10.1.0.0/16", v)
+	}
+	if v := got["podnet_etcd_view_last_heard_timestamp_seconds"]; v == nil || v.Metric[0].GetGauge().GetValue() != 1700000000.5 {
+		t.Errorf("podnet_etcd_view_last_heard_timestamp_seconds = %v, want 1700000000.5", v)
+	}
+	if v := got["podnet_wireguard_peers"]; v == nil || v.Metric[0].GetGauge().GetValue() != 2 {
+		t.Errorf("podnet_wireguard_peers = %v, want 2", v)
+	}
+	states := map[string]float64{}
+	for _, m := range got["podnet_hosts"].GetMetric() {
+		states[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+	}
+	if states["alive"] != 3 || states["down"] != 1 || len(states) != 2 {
+		t.Errorf("podnet_hosts = %v, want alive 3, down 1", states)
+	}
+}
+
+// TestSeriesAbsentUntilKnown: the series that only mean something once
+// their source has an answer are absent before: the hosts while the view
+// is not loaded (an empty view would count every host gone), the
+// WireGuard peers on a host without encryption.
+func TestSeriesAbsentUntilKnown(t *testing.T) {
+	reg := NewRegistry("t")
+	loaded := false
+	SetHosts(func() (HostCounts, bool) { return HostCounts{Alive: 1}, loaded })
+	t.Cleanup(func() { SetHosts(nil) })
+	names := func() map[string]bool {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, mf := range mfs {
+			out[mf.GetName()] = true
+		}
+		return out
+	}
+	got := names()
+	for _, n := range []string{"podnet_hosts", "podnet_wireguard_peers"} {
+		if got[n] {
+			t.Errorf("%s gathered before its source knows", n)
+		}
+	}
+	loaded = true
+	if !names()["podnet_hosts"] {
+		t.Error("podnet_hosts missing once the view is loaded")
+	}
+}
+
+// TestNames: every declared series is named, under the namespace.
+func TestNames(t *testing.T) {
+	n := Names()
+	if len(n) != len(all)+1 || !slices.Contains(n, "podnet_build_info") || !slices.Contains(n, "podnet_hosts") ||
+		!slices.Contains(n, "podnet_ipam_pool_usable_addresses") {
+		t.Fatalf("Names() = %v", n)
 	}
 }
 

@@ -41,6 +41,11 @@ type PoolUsage struct {
 	// Addresses is how many container addresses this host holds in the
 	// pool (in its own blocks or borrowed from others').
 	Addresses int
+	// Usable is how many addresses the pool's dynamic range holds (its
+	// ip-range, or the whole subnet) less the network and broadcast
+	// addresses: what every host's containers, the gateway and the
+	// tunnel addresses share. A float: an IPv6 pool holds 2^64 and more.
+	Usable float64
 }
 
 // SetIPAMUsage sets where podnet_ipam_blocks_owned and
@@ -51,7 +56,7 @@ func SetIPAMUsage(fn func() []PoolUsage) { ipamUsage.set(fn) }
 // usageCollector turns PoolUsage into per-pool gauges at scrape time, so a
 // pool that is gone leaves no series behind.
 type usageCollector struct {
-	blocks, addrs *prometheus.Desc
+	blocks, addrs, usable *prometheus.Desc
 
 	mu  sync.Mutex
 	src func() []PoolUsage
@@ -63,10 +68,13 @@ func newUsageCollector() *usageCollector {
 			"Address blocks of the pool this host has claimed.", []string{"pool"}, nil),
 		addrs: prometheus.NewDesc(Namespace+"_ipam_addresses_in_use",
 			"Addresses this host holds in the pool for containers and --aux-address (gateways excluded).", []string{"pool"}, nil),
+		usable: prometheus.NewDesc(Namespace+"_ipam_pool_usable_addresses",
+			"Addresses of the pool's dynamic range (its ip-range, or the whole subnet) less the network and broadcast addresses, shared by every host: sum(podnet_ipam_addresses_in_use) by pool over it says how full the pool is.", []string{"pool"}, nil),
 	}
-	// One collector, two series: the second entry only names it.
+	// One collector, three series: the other entries only name them.
 	all = append(all, series{name: "ipam_blocks_owned", kind: "gauge", labels: []string{"pool"}, c: c},
-		series{name: "ipam_addresses_in_use", kind: "gauge", labels: []string{"pool"}})
+		series{name: "ipam_addresses_in_use", kind: "gauge", labels: []string{"pool"}},
+		series{name: "ipam_pool_usable_addresses", kind: "gauge", labels: []string{"pool"}})
 	return c
 }
 
@@ -79,6 +87,7 @@ func (c *usageCollector) set(fn func() []PoolUsage) {
 func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.blocks
 	ch <- c.addrs
+	ch <- c.usable
 }
 
 func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
@@ -91,5 +100,6 @@ func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, u := range src() {
 		ch <- prometheus.MustNewConstMetric(c.blocks, prometheus.GaugeValue, float64(u.Blocks), u.Pool)
 		ch <- prometheus.MustNewConstMetric(c.addrs, prometheus.GaugeValue, float64(u.Addresses), u.Pool)
+		ch <- prometheus.MustNewConstMetric(c.usable, prometheus.GaugeValue, u.Usable, u.Pool)
 	}
 }

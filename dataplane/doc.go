@@ -74,6 +74,7 @@
 //	                                port; the chain sets the service ct mark and
 //	                                DNATs through the map
 //	chain svc-<ks>-r<lo>-<hi>       equal-probability choice of buckets lo..hi-1
+//	                                (`numgen random mod n vmap { … }`)
 //	chain svc-reject                TCP reset, else ICMP port unreachable
 //	chain svc-local-<ks>/<svc>/<proto>/<port>     externalTrafficPolicy Local
 //	chain svc-aff-<ks>/<svc>/<proto>/<port>[/<ep>] and
@@ -230,16 +231,21 @@
 // verdict map svc-ip4 (svc-ip6, svc-np) sends VIP . proto . port to the
 // service's target. A target is shared by every service with the same
 // number of endpoints: range chain svc-ip4-r0-<n> chooses bucket i with
-// equal probability in O(log n) rules (ranges of up to four buckets in
-// turn, `numgen random mod (n-i) 0`, kube-proxy's statistic scheme;
-// larger ones split after a power of two, `numgen random mod n < s`, the
-// halves shared by every size that contains them; a vmap keyed by numgen
-// would be one lookup, but google/nftables labels an anonymous map's keys
-// big-endian while numgen writes host order, so nft would print, and
-// reload, wrong keys), and bucket chain svc-ip4-b<i> DNATs through map
-// svc-ip4-b<i>, keyed like the dispatch, whose value is the service's
-// i-th endpoint. A
-// service is therefore only map elements (one dispatch element per
+// equal probability in one rule, `numgen random mod n vmap { 0 : goto
+// svc-ip4-b0, … }` (one random number, one lookup in a constant map), so a
+// new connection crosses three chains and three lookups (dispatch, pick,
+// DNAT) for services of up to 256 endpoints. The pick map's keys are one byte:
+// google/nftables labels an anonymous map's keys big-endian while numgen
+// writes host order, so a 4-byte key 1 would be listed (and reloaded by
+// `nft -f`) as 16777216; a 1-byte key is the number's low byte on a
+// little-endian host and has no byte order to get wrong. Ranges of more
+// than 256 buckets (or any on a big-endian host) split after a power of
+// two, `numgen random mod n < s`, into parts picked that way (on
+// big-endian, into ranges of up to four buckets picked in turn,
+// `numgen random mod (n-i) 0`, kube-proxy's statistic scheme), the parts
+// shared by every size that contains them. Bucket chain svc-ip4-b<i>
+// DNATs through map svc-ip4-b<i>, keyed like the dispatch, whose value is
+// the service's i-th endpoint. A service is therefore only map elements (one dispatch element per
 // address and port, one bucket element per endpoint): a change is a batch
 // of a few elements, a cold load is linear in services, and no rule walk
 // grows with the number of services. Endpoints keep their bucket while

@@ -121,8 +121,8 @@ func TestKernelServiceSpreadAndSources(t *testing.T) {
 	}
 	t.Logf("spread over 300 connections: %v, chi-square %.2f", got, chi2)
 
-	// Six endpoints, two addresses per container: more than pickLeaf, so
-	// the pick splits the range (4 of 6 on the left): still a third each.
+	// Six endpoints, two addresses per container: six buckets in one
+	// numgen map: still a third each.
 	var six4 []ServiceEndpoint
 	for i, c := range l.eps {
 		extra := netip.AddrFrom4([4]byte{10, 200, 1, byte(12 + i)})

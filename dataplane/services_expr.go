@@ -1,7 +1,9 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/google/nftables"
@@ -98,6 +100,53 @@ func pickRules(chain string, targets []string) []ruleDef {
 		rules = append(rules, newRule(chain, "", numgenIsZero(len(targets)-i), gotoChain(t)))
 	}
 	return append(rules, newRule(chain, "", gotoChain(targets[len(targets)-1])))
+}
+
+// pick is the rules of chain choosing one of targets with equal
+// probability: a goto for one, pickVmap's single rule when it can (see
+// flatPick), else pickRules.
+func pick(chain string, targets []string) []ruleDef {
+	switch {
+	case len(targets) == 1:
+		return []ruleDef{newRule(chain, "", gotoChain(targets[0]))}
+	case flatPick(len(targets)):
+		return []ruleDef{newRule(chain, "", pickVmap(targets))}
+	}
+	return pickRules(chain, targets)
+}
+
+// maxPickVmap is the most targets pickVmap chooses among.
+const maxPickVmap = 256
+
+// littleEndian: numgen's low byte comes first in its register.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// flatPick tells whether n targets are chosen by pickVmap's one rule.
+func flatPick(n int) bool { return littleEndian && n <= maxPickVmap }
+
+// pickVmap chooses one of at most maxPickVmap targets with equal
+// probability in one rule: `numgen random mod n vmap { 0 : goto t0, … }`,
+// one random number and one lookup in a constant map however many
+// targets. numgen writes a 32-bit number in host byte order, and the
+// library marks every anonymous set's keys big-endian (nft would list a
+// 4-byte key 1 as 16777216); a 1-byte key has no byte order, and on a
+// little-endian host it is the number's low byte, so the map's keys are
+// one byte and nft lists them as written. nft itself compiles the same
+// rule with 4-byte keys: the same lookup, the same element bytes.
+func pickVmap(targets []string) frag {
+	l := &expr.Lookup{SourceRegister: reg1, IsDestRegSet: true, DestRegister: 0}
+	key := nftables.TypeInteger
+	key.Bytes = 1
+	def := setDef{keyType: key, dataType: nftables.TypeVerdict, isMap: true}
+	texts := make([]string, len(targets))
+	for i, t := range targets {
+		def.elems = append(def.elems, element{key: []byte{byte(i)},
+			verdict: &expr.Verdict{Kind: expr.VerdictGoto, Chain: t}})
+		texts[i] = strconv.Itoa(i) + " : goto " + t
+	}
+	return frag{text: fmt.Sprintf("numgen random mod %d vmap { %s }", len(targets), strings.Join(texts, ", ")),
+		exprs: []expr.Any{&expr.Numgen{Register: reg1, Modulus: uint32(len(targets)), Type: unix.NFT_NG_RANDOM}, l},
+		anon:  []anonSet{{def: def, lookup: l}}}
 }
 
 // numgenLess is `numgen random mod n < s`: numgen writes host byte order,

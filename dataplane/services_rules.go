@@ -116,13 +116,16 @@ func bucketObjects(k keyspace, i int) (setDef, chainDef, ruleDef) {
 	return set, chainDef{name: name}, newRule(name, "", frags...)
 }
 
-// Picking one of n buckets with equal probability takes O(log n) rules:
-// a range of at most pickLeaf buckets is picked in turn (pickRules);
-// a larger one is split after its largest power of two below n, the left
-// part chosen with probability s/n (`numgen random mod n < s`). Ranges
-// are named by their buckets, not by the service, so [0,8) serves every
-// service with 9 to 16 endpoints: with 10, a connection evaluates about
-// 6 rules (5.5 in turn), with 1000 about 20 (500).
+// Picking one of n buckets with equal probability is one rule for up to
+// maxPickVmap buckets: a random number mod n looked up in a constant
+// verdict map (pickVmap). A larger range is split after its largest power
+// of two below n, the left part chosen with probability s/n (`numgen
+// random mod n < s`), until the parts are small enough (on a big-endian
+// host, until they have at most pickLeaf buckets, picked in turn by
+// pickRules). Ranges are named by their buckets, not by the service, so
+// [0,10) serves every service with 10 endpoints: a new connection to one
+// of them crosses the dispatch map, this chain and the bucket's, one
+// lookup in each.
 const pickLeaf = 4
 
 func rangeSplit(n int) int {
@@ -149,7 +152,7 @@ func rangeIDs(k keyspace, lo, hi int) []string {
 		return nil
 	}
 	ids := []string{rangeID(k, lo, hi)}
-	if n > pickLeaf {
+	if !flatPick(n) && n > pickLeaf {
 		s := rangeSplit(n)
 		ids = append(ids, rangeIDs(k, lo, lo+s)...)
 		ids = append(ids, rangeIDs(k, lo+s, hi)...)
@@ -160,12 +163,12 @@ func rangeIDs(k keyspace, lo, hi int) []string {
 // rangeObjects is the chain choosing among buckets lo..hi-1 of k.
 func rangeObjects(k keyspace, lo, hi int) (chainDef, []ruleDef) {
 	name, n := rangeName(k, lo, hi), hi-lo
-	if n <= pickLeaf {
+	if flatPick(n) || n <= pickLeaf {
 		targets := make([]string, 0, n)
 		for i := lo; i < hi; i++ {
 			targets = append(targets, bucketName(k, i))
 		}
-		return chainDef{name: name}, pickRules(name, targets)
+		return chainDef{name: name}, pick(name, targets)
 	}
 	s := rangeSplit(n)
 	return chainDef{name: name}, []ruleDef{
@@ -440,7 +443,7 @@ func (b *portBuilder) affinity(k keyspace, eps []netip.Addr) svcTarget {
 			newRule(epChain, "", gotoChain(bucketName(k, i))))
 		epChains = append(epChains, epChain)
 	}
-	b.o.rules = append(b.o.rules, pickRules(name, epChains)...)
+	b.o.rules = append(b.o.rules, pick(name, epChains)...)
 	return svcTarget{chain: name}
 }
 

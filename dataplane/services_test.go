@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -462,6 +463,48 @@ func TestNodePortsAndPublishedPortsShareThePorts(t *testing.T) {
 	for _, n := range []string{"pub", "listen"} {
 		if err := e.ServiceStatus(n); err != nil {
 			t.Errorf("%s once its port is free: %v", n, err)
+		}
+	}
+}
+
+// TestPickChainsReachEveryBucketOnce: the range chains of a service with
+// n endpoints lead to each of its n buckets by exactly one path, with one
+// rule per chain while a constant map can hold the choice (n ≤
+// maxPickVmap) and a split into such chains beyond.
+func TestPickChainsReachEveryBucketOnce(t *testing.T) {
+	k := keyspace{fam: ipv4}
+	gotoRE := regexp.MustCompile(`goto (\S+?)[,}]?(\s|$)`)
+	for _, n := range []int{2, 10, maxPickVmap, maxPickVmap + 1, 1000} {
+		chains := map[string][]ruleDef{}
+		for _, id := range rangeIDs(k, 0, n) {
+			_, cs, rules := sharedObjects(id)
+			chains[cs[0].name] = rules
+		}
+		reached := map[string]int{}
+		var walk func(chain string)
+		walk = func(chain string) {
+			rules, ok := chains[chain]
+			if !ok {
+				reached[chain]++
+				return
+			}
+			if flatPick(n) && len(rules) != 1 {
+				t.Errorf("n=%d: chain %s has %d rules, want one numgen vmap", n, chain, len(rules))
+			}
+			for _, r := range rules {
+				for _, m := range gotoRE.FindAllStringSubmatch(r.text, -1) {
+					walk(m[1])
+				}
+			}
+		}
+		walk(rangeName(k, 0, n))
+		if len(reached) != n {
+			t.Errorf("n=%d: %d buckets reached, want %d", n, len(reached), n)
+		}
+		for i := 0; i < n; i++ {
+			if b := bucketName(k, i); reached[b] != 1 {
+				t.Errorf("n=%d: bucket %s reached by %d paths, want 1", n, b, reached[b])
+			}
 		}
 	}
 }

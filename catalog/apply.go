@@ -3,7 +3,6 @@ package catalog
 import (
 	"maps"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +28,9 @@ func (c *Catalog) snapshot(prefix string, kvs []store.KV) {
 		}
 	}
 	c.loaded[prefix] = true
+	if prefix == store.ServicesPrefix || prefix == store.PoliciesPrefix {
+		c.selectorsChanged() // Selects answers from the records now
+	}
 	c.all = true
 	c.polAll = true
 	c.markPolicyDirty(time.Time{})
@@ -44,10 +46,6 @@ func (c *Catalog) keysLocked(prefix string) []string {
 		for n := range c.services {
 			out = append(out, store.ServiceKey(n))
 		}
-	case store.EndpointMetaPrefix(""):
-		out = slices.Collect(maps.Keys(c.epmeta))
-	case store.ContainerMetaPrefix(""):
-		out = slices.Collect(maps.Keys(c.ctrmeta))
 	case store.AlivePrefix:
 		for h := range c.alive {
 			out = append(out, store.AliveKey(h))
@@ -65,6 +63,10 @@ func (c *Catalog) keysLocked(prefix string) []string {
 			host, id, _ := strings.Cut(k, "/")
 			out = append(out, store.NetworkKey(host, id))
 		}
+	default:
+		if isMetaSource(prefix) {
+			out = c.metaSourceKeysLocked(prefix)
+		}
 	}
 	return out
 }
@@ -75,15 +77,21 @@ func (c *Catalog) applyLocked(prefix string, kv store.KV, deleted bool) {
 		c.applyService(kv, deleted)
 	case store.PoliciesPrefix:
 		c.applyPolicy(kv, deleted)
-	case store.EndpointMetaPrefix(""):
-		c.applyEndpointMeta(kv, deleted)
-	case store.ContainerMetaPrefix(""):
-		c.applyContainerMeta(kv, deleted)
 	case store.NetworksPrefix(""):
 		c.applyNetwork(kv, deleted)
 	case store.AlivePrefix:
 		h, ok := store.AliveHost(kv.Key)
-		if ok && c.alive[h] == deleted {
+		if !ok {
+			return
+		}
+		if deleted {
+			delete(c.layout, h)
+		} else {
+			var a store.HostAlive
+			_ = kv.Decode(&a) // unreadable: layout 0, followed whole
+			c.layout[h] = a.MetaLayout
+		}
+		if c.alive[h] == deleted {
 			if deleted {
 				delete(c.alive, h)
 			} else {
@@ -91,6 +99,7 @@ func (c *Catalog) applyLocked(prefix string, kv store.KV, deleted bool) {
 			}
 			c.touchHost(h)
 		}
+		c.legacyWantLocked()
 	case store.HostsPrefix:
 		h := strings.TrimPrefix(kv.Key, store.HostsPrefix)
 		var rec store.Host
@@ -108,6 +117,10 @@ func (c *Catalog) applyLocked(prefix string, kv store.KV, deleted bool) {
 		if had != (u.IsValid() && !deleted) || old != u.Unmap() {
 			c.touchHost(h)
 		}
+	default:
+		if isMetaSource(prefix) {
+			c.applyMetaSource(prefix, kv, deleted)
+		}
 	}
 }
 
@@ -120,6 +133,9 @@ func (c *Catalog) applyService(kv store.KV, deleted bool) {
 			c.log.Warn("service record ignored", "key", kv.Key, "err", err)
 			s = nil
 		}
+	}
+	if old := c.services[name]; (old == nil) != (s == nil) || old != nil && !maps.Equal(old.Selector, s.Selector) {
+		c.selectorsChanged()
 	}
 	if old := c.services[name]; old != nil {
 		for k, v := range old.Selector {

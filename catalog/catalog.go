@@ -71,6 +71,17 @@ type Catalog struct {
 	byHost   map[string]map[ctrKey]struct{}
 	// loaded counts the prefixes whose first snapshot arrived.
 	loaded map[string]bool
+	// metaSrc holds, per container record key, the copy of each source
+	// that gave it (sources.go); layout is each live host's
+	// HostAlive.MetaLayout; legacy follows the hosts without the
+	// selection index.
+	metaSrc map[string][]metaCopy
+	layout  map[string]int
+	legacy  legacyFeeds
+	// legacyWant are the live hosts without the selection index.
+	legacyWant map[string]bool
+	// selSignal: the selectors changed (SelectorsChanged).
+	selSignal chan struct{}
 	// dirty holds services whose computed result may have changed since
 	// the agent last looked, with the write time of the oldest change (zero
 	// when unknown); all says every service is.
@@ -115,9 +126,13 @@ func (c *Catalog) reservedOf(a netip.Addr) string {
 	return ""
 }
 
-// catalogPrefixes are what a Catalog follows.
-var catalogPrefixes = []string{store.ServicesPrefix, store.EndpointMetaPrefix(""), store.ContainerMetaPrefix(""),
-	store.AlivePrefix, store.HostsPrefix, store.NetworksPrefix(""), store.PoliciesPrefix}
+// prefixes are what a Catalog always follows (sources.go: and the
+// records of hosts without the selection index).
+func (c *Catalog) prefixes() []string {
+	return []string{store.ServicesPrefix, store.SelectedEndpoints, store.SelectedContainers,
+		store.EndpointMetaPrefix(c.self), store.ContainerMetaPrefix(c.self),
+		store.AlivePrefix, store.HostsPrefix, store.NetworksPrefix(""), store.PoliciesPrefix}
+}
 
 // New returns an empty catalog for host self; v6 says the service
 // CIDR is IPv6 (endpoints are then picked by their IPv6 address).
@@ -135,27 +150,38 @@ func New(self string, v6 bool, log *slog.Logger) *Catalog {
 		changed:  make(chan struct{}, 1),
 		policies: map[string]*store.NetworkPolicy{}, sels: map[string]*selection{}, selByTerm: map[string]map[string]struct{}{},
 		selByKey: map[string]map[string]struct{}{}, selAll: map[string]struct{}{}, selDirty: map[string]struct{}{},
-		polSignal: make(chan struct{}, 1)}
+		polSignal: make(chan struct{}, 1), metaSrc: map[string][]metaCopy{}, layout: map[string]int{}, legacyWant: map[string]bool{},
+		selSignal: make(chan struct{}, 1)}
 }
 
 // Run reads its prefixes from feeds (shared with the overlay and the
 // cluster DNS) until ctx ends.
 func (c *Catalog) Run(ctx context.Context, feeds *feed.Hub) {
-	for _, p := range catalogPrefixes {
+	for _, p := range c.prefixes() {
 		defer feeds.Subscribe(p, catalogFollower{c: c, prefix: p})()
 	}
-	<-ctx.Done()
+	c.runLegacy(ctx, feeds)
 }
 
 // Load builds a one-shot catalog from a listing of etcd.
 func Load(ctx context.Context, st *store.Store, self string, v6 bool) (*Catalog, error) {
 	c := New(self, v6, slog.New(slog.DiscardHandler))
-	for _, p := range catalogPrefixes {
+	for _, p := range c.prefixes() {
 		kvs, _, err := st.List(ctx, p)
 		if err != nil {
 			return nil, err
 		}
 		c.snapshot(p, kvs)
+	}
+	// Hosts without the selection index: their records, whole.
+	for h := range c.legacyWant {
+		for _, p := range []string{store.EndpointMetaPrefix(h), store.ContainerMetaPrefix(h)} {
+			kvs, _, err := st.List(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			c.snapshot(p, kvs)
+		}
 	}
 	return c, nil
 }
@@ -164,7 +190,12 @@ func Load(ctx context.Context, st *store.Store, self string, v6 bool) (*Catalog,
 func (c *Catalog) Loaded() bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return len(c.loaded) == len(catalogPrefixes)
+	for _, p := range c.prefixes() {
+		if !c.loaded[p] {
+			return false
+		}
+	}
+	return c.legacyLoadedLocked()
 }
 
 // Changed is signalled (coalesced) after every update.
@@ -220,7 +251,12 @@ type catalogFollower struct {
 	prefix string
 }
 
-func (f catalogFollower) Snapshot(kvs []store.KV) { f.c.snapshot(f.prefix, kvs) }
+func (f catalogFollower) Snapshot(kvs []store.KV) {
+	f.c.snapshot(f.prefix, kvs)
+	if f.prefix == store.AlivePrefix {
+		f.c.syncLegacy()
+	}
+}
 
 func (f catalogFollower) Changes(evs []store.Event) {
 	c := f.c
@@ -231,6 +267,9 @@ func (f catalogFollower) Changes(evs []store.Event) {
 	}
 	c.mu.Unlock()
 	c.signal()
+	if f.prefix == store.AlivePrefix {
+		c.syncLegacy()
+	}
 }
 
 func (c *Catalog) signal() {

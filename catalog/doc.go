@@ -1,6 +1,6 @@
 // Package catalog is the in-memory view of everything services depend
-// on: the service records, the containers they may select (epmeta/ and
-// ctrmeta/ records, written by package dockerwatch), the hosts' underlay
+// on: the service records, the containers they select (the selection
+// index of the epmeta/ and ctrmeta/ records package dockerwatch writes), the hosts' underlay
 // addresses and their liveness. podnetd runs one Catalog; the proxy agent
 // (package proxy) computes this host's rules from it, the cluster DNS
 // (package clusterdns) answers service names from it, and a one-shot
@@ -35,11 +35,24 @@
 //   - The registered hosts' reserved addresses (store.Host.ReservedAddrs)
 //     are kept for the agent: no external IP may be one (ServiceState's
 //     ReservedExternalIPs, Reserved).
-//   - Six prefixes feed the catalog (services/, epmeta/, ctrmeta/,
-//     alive/, hosts/, networks/), read from podnetd's shared feeds
-//     (package feed: the overlay and the cluster DNS read alive/, hosts/
-//     and epmeta/ from the same follower, so a host is alive for all of
-//     them at once); indexes by label term, by host and by
+//   - What feeds the catalog: services/, policies/, alive/, hosts/,
+//     networks/, and containers through the selection index (sel/ep/,
+//     sel/ctr/: a copy of the metadata of every container some service or
+//     policy selects, written by its own host in the same transaction as
+//     the metadata; store's selindex.go), plus this host's own records
+//     whole (epmeta/<self>/, ctrmeta/<self>/). A container start that
+//     nothing selects sends this host nothing. Its host decides with
+//     Selects (this catalog's services and policies, on that host) and
+//     brings its keys in line when SelectorsChanged fires (podnetd's
+//     reselection). Live hosts whose podnetd keeps no selection index
+//     (HostAlive.MetaLayout < 2: an older version during a rolling
+//     upgrade) are followed whole (epmeta/<host>/, ctrmeta/<host>/,
+//     sources.go), and Loaded waits for them; a dead host of an older
+//     version is not (its containers leave the selections until it
+//     returns). All prefixes come from podnetd's shared feeds (package
+//     feed: the overlay and the cluster DNS read alive/ and hosts/ from
+//     the same follower, so a host is alive for all of them at once);
+//     indexes by label term, by host and by
 //     shared stack turn each event into the few services it can affect,
 //     which it marks dirty (with the write time of the oldest change) for
 //     the agent to take (TakeDelta). A rewrite with a new timestamp, or a

@@ -80,6 +80,7 @@ func (c *Catalog) selectBy(sel store.LabelSelector) {
 		return
 	}
 	c.sels[key] = &selection{sel: sel, refs: 1}
+	c.selectorsChanged()
 	a := policy.AnchorOf(sel)
 	switch {
 	case a.Universal:
@@ -105,6 +106,7 @@ func (c *Catalog) unselect(sel store.LabelSelector) {
 		return
 	}
 	delete(c.sels, key)
+	c.selectorsChanged()
 	a := policy.AnchorOf(sel)
 	delete(c.selAll, key)
 	index.Remove(c.selByKey, a.Key, key)
@@ -186,7 +188,8 @@ func (c *Catalog) TakePolicyDelta(full bool) PolicyDelta {
 func (c *Catalog) PoliciesLoaded() bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.loaded[store.PoliciesPrefix] && c.loaded[store.EndpointMetaPrefix("")] && c.loaded[store.ContainerMetaPrefix("")]
+	return c.loaded[store.PoliciesPrefix] && c.loaded[store.SelectedEndpoints] && c.loaded[store.SelectedContainers] &&
+		c.loaded[store.EndpointMetaPrefix(c.self)] && c.loaded[store.ContainerMetaPrefix(c.self)] && c.legacyLoadedLocked()
 }
 
 // selectionAddrsLocked is every address of the containers sel selects:

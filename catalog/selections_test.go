@@ -40,11 +40,15 @@ func TestPolicySelections(t *testing.T) {
 		return store.EndpointMeta{Endpoint: ep, Container: ctr, Name: ctr, IPv4: netip.MustParseAddr(ip), Labels: labels}
 	}
 	c.snapshot(store.PoliciesPrefix, []store.KV{kv(t, store.PolicyKey("db"), db), kv(t, store.PolicyKey("all"), all)})
-	c.snapshot(store.EndpointMetaPrefix(""), []store.KV{
-		kv(t, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.0.0.1", map[string]string{"app": "web"})),
-		kv(t, store.EndpointMetaKey("h2", "e2"), meta("e2", "c2", "10.0.0.2", map[string]string{"app": "db"})),
+	// Its own host's records whole, the others' through the selection
+	// index.
+	c.snapshot(store.EndpointMetaPrefix("h1"), []store.KV{
+		kv(t, store.EndpointMetaKey("h1", "e1"), meta("e1", "c1", "10.0.0.1", map[string]string{"app": "web"}))})
+	c.snapshot(store.ContainerMetaPrefix("h1"), nil)
+	c.snapshot(store.SelectedEndpoints, []store.KV{
+		kv(t, store.SelectedEndpointKey("h2", "e2"), meta("e2", "c2", "10.0.0.2", map[string]string{"app": "db"})),
 	})
-	c.snapshot(store.ContainerMetaPrefix(""), []store.KV{kv(t, store.ContainerMetaKey("h2", "c5"),
+	c.snapshot(store.SelectedContainers, []store.KV{kv(t, store.SelectedContainerKey("h2", "c5"),
 		store.ContainerMeta{Container: "c5", Mode: store.ModeHost, Labels: map[string]string{"app": "web"}})})
 	if !c.PoliciesLoaded() {
 		t.Fatal("not loaded after the three listings")
@@ -64,7 +68,7 @@ func TestPolicySelections(t *testing.T) {
 	}
 
 	// A new web container: app=web and the universal selection, not app=db.
-	c.applyLocked(store.EndpointMetaPrefix(""), kv(t, store.EndpointMetaKey("h3", "e3"), meta("e3", "c3", "10.0.0.3", map[string]string{"app": "web"})), false)
+	c.applyLocked(store.SelectedEndpoints, kv(t, store.SelectedEndpointKey("h3", "e3"), meta("e3", "c3", "10.0.0.3", map[string]string{"app": "web"})), false)
 	d = c.TakePolicyDelta(false)
 	if len(d.Selections) != 2 || !slices.Equal(d.Selections["app=web"], addrs("10.0.0.1", "10.0.0.3")) || d.Policies != nil {
 		t.Fatalf("after a web container: %+v", d)

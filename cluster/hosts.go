@@ -120,11 +120,16 @@ func (m *Manager) RemoveHost(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("release the blocks of host %s: %w", name, err)
 	}
+	if err := store.DeleteHostNames(ctx, m.st, name); err != nil {
+		return err
+	}
 	_, _, err = m.st.Txn(ctx, nil, []store.Op{
 		store.DeletePrefix(store.NetworksPrefix(name)),
 		store.DeletePrefix(store.EndpointsPrefix(name)),
 		store.DeletePrefix(store.EndpointMetaPrefix(name)),
 		store.DeletePrefix(store.ContainerMetaPrefix(name)),
+		store.DeletePrefix(store.SelectedEndpointsOf(name)),
+		store.DeletePrefix(store.SelectedContainersOf(name)),
 		store.DeletePrefix(store.ServiceStatusPrefix(name)),
 		store.Delete(store.HostKey(name)),
 	})

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/internal/fsutil"
-	"github.com/podnet/podnet/store"
 )
 
 // The records on disk: what the cluster DNS answers is saved, so that a
@@ -52,45 +51,15 @@ type cachedEndpoint struct {
 }
 
 // diskCache tracks whether the records changed since they were saved and
-// whether both followers delivered a first snapshot (before that, memory
-// may hold only what was loaded from disk, or half of etcd's view, and
-// must not overwrite the file).
+// whether alive/ delivered a first snapshot (before that, memory may hold
+// only what was loaded from disk and must not overwrite the file).
 type diskCache struct {
-	path                    string
-	dirty                   atomic.Bool
-	metaLoaded, aliveLoaded atomic.Bool
-	// svcGen is the catalog's update count at the last save (saveLoop's
-	// goroutine only).
-	svcGen uint64
-}
-
-// cachingFollower passes everything to the records' follower and marks
-// the cache dirty.
-type cachingFollower struct {
-	store.Follower
-	c      *diskCache
-	loaded *atomic.Bool
-}
-
-func (f cachingFollower) Snapshot(kvs []store.KV) {
-	f.Follower.Snapshot(kvs)
-	f.loaded.Store(true)
-	f.c.dirty.Store(true)
-}
-
-func (f cachingFollower) Changes(evs []store.Event) {
-	f.Follower.Changes(evs)
-	f.c.dirty.Store(true)
-}
-
-// followers returns the endpoint-metadata and liveness followers of the
-// records, wrapped to keep the disk cache in step when it is on.
-func (d *Server) followers() (meta, alive store.Follower) {
-	meta, alive = metaFollower{d.recs}, aliveFollower{d.recs}
-	if d.cache == nil {
-		return meta, alive
-	}
-	return cachingFollower{meta, d.cache, &d.cache.metaLoaded}, cachingFollower{alive, d.cache, &d.cache.aliveLoaded}
+	path        string
+	aliveLoaded atomic.Bool
+	// recGen and svcGen are the records' change count and the catalog's
+	// update count at the last save (saveLoop's goroutine only).
+	recGen, svcGen uint64
+	saved          bool
 }
 
 // loadCache fills the records from the file, if there is one and etcd has
@@ -168,17 +137,18 @@ func (d *Server) saveLoop(ctx context.Context) {
 func (d *Server) saveCache() {
 	c := d.cache
 	cat := d.cfg.Services
-	if !c.metaLoaded.Load() || !c.aliveLoaded.Load() || cat != nil && !cat.Loaded() {
+	if !c.aliveLoaded.Load() || cat != nil && !cat.Loaded() {
 		return
 	}
 	var gen uint64
 	if cat != nil {
 		gen = cat.Generation()
 	}
-	if !c.dirty.Swap(false) && gen == c.svcGen {
+	recGen := d.recs.gen.Load()
+	if c.saved && recGen == c.recGen && gen == c.svcGen {
 		return
 	}
-	c.svcGen = gen
+	c.recGen, c.svcGen = recGen, gen
 	f := d.recs.export()
 	if cat != nil {
 		f.Services = cachedServices(exportServices(cat))
@@ -196,18 +166,22 @@ func (d *Server) saveCache() {
 		err = fsutil.WriteFileAtomic(c.path, b, 0o600)
 	}
 	if err != nil {
-		c.dirty.Store(true) // retried at the next tick
+		c.saved = false // retried at the next tick
 		d.log.Warn("cluster DNS: cannot save the records to disk", "file", c.path, "err", err)
+		return
 	}
+	c.saved = true
 }
 
-// export returns the answerable endpoints, sorted by key.
+// export returns what the DNS answers (the names and addresses asked
+// for, every endpoint of hosts followed whole, and what it still answers
+// from the previous file), sorted by key.
 func (r *records) export() cacheFile {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	f := cacheFile{Version: cacheVersion, Saved: time.Now().UTC()}
 	for key, e := range r.entries {
-		if !r.answerable(e) {
+		if !r.answerable(e) || e.src == fromDisk && r.settledAnyLocked(e) {
 			continue
 		}
 		f.Endpoints = append(f.Endpoints, cachedEndpoint{Key: key, Host: e.host, Names: slices.Clone(e.names),
@@ -226,12 +200,13 @@ func (r *records) restore(f cacheFile) int {
 	if len(r.entries) > 0 || len(r.alive) > 0 {
 		return 0
 	}
+	defer r.gen.Store(0) // nothing new to save
 	n := 0
 	for _, c := range f.Endpoints {
 		if n == maxCachedEndpoints {
 			break
 		}
-		e := &entry{host: c.Host, ptr: c.PTR, ready: true}
+		e := &entry{host: c.Host, ptr: c.PTR, ready: true, src: fromDisk}
 		for _, name := range c.Names {
 			if k, ok := containerLabel(name); ok && !slices.Contains(e.names, k) {
 				e.names = append(e.names, k)
@@ -250,8 +225,18 @@ func (r *records) restore(f cacheFile) int {
 			continue
 		}
 		r.putLocked(c.Key, e)
-		r.alive[c.Host] = true
+		r.alive[c.Host] = 0
 		n++
 	}
 	return n
+}
+
+// settledAnyLocked says whether etcd answered for one of e's names.
+func (r *records) settledAnyLocked(e *entry) bool {
+	for _, n := range e.names {
+		if r.settledNames[n] {
+			return true
+		}
+	}
+	return false
 }

@@ -86,15 +86,13 @@ func TestDNSCacheIsBoundedAndChecked(t *testing.T) {
 		}
 	}
 	big := newRecords(storetest.Logger(t))
-	big.alive["h1"] = true
+	big.alive["h1"] = 0
 	for i := range maxCachedEndpoints + 10 {
 		big.putLocked(fmt.Sprintf("epmeta/h1/%06d", i), &entry{host: "h1", names: []string{fmt.Sprintf("c%d", i)},
 			v4: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), ready: true})
 	}
 	d := &Server{log: storetest.Logger(t), recs: big, cache: &diskCache{path: filepath.Join(dir, "big.json")}}
-	d.cache.metaLoaded.Store(true)
 	d.cache.aliveLoaded.Store(true)
-	d.cache.dirty.Store(true)
 	d.saveCache()
 	b, err := os.ReadFile(d.cache.path)
 	if err != nil {

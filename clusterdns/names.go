@@ -3,6 +3,8 @@ package clusterdns
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/podnet/podnet/store"
 )
 
 // normalizeName is the index form of a DNS name: ASCII lower case (DNS
@@ -13,7 +15,7 @@ func normalizeName(name string) (string, bool) {
 	if name == "" || strings.HasSuffix(name, ".") {
 		return "", false
 	}
-	return asciiLower(name), true
+	return store.ASCIILower(name), true
 }
 
 // containerLabel is the index form of a container name or network alias
@@ -24,26 +26,7 @@ func normalizeName(name string) (string, bool) {
 // any name podnet does not know. Service names, answered first, are DNS
 // labels and NAME.svc.DOMAIN.
 func containerLabel(name string) (string, bool) {
-	n, ok := normalizeName(name)
-	if !ok || strings.Contains(n, ".") {
-		return "", false
-	}
-	return n, true
-}
-
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; c >= 'A' && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
+	return store.DNSLabel(name)
 }
 
 const (

@@ -56,6 +56,7 @@ type Server struct {
 	log   *slog.Logger
 	ttl   uint32
 	recs  *records
+	lk    *lookups
 	fwd   *forwarder
 	cache *diskCache // nil without CacheFile
 	// savedSvcs are the services loaded from CacheFile, answered until
@@ -97,11 +98,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("cluster DNS: %w", err)
 	}
 	cfg.Upstreams = ups
+	recs := newRecords(cfg.Logger)
 	d := &Server{
 		cfg:  cfg,
 		log:  cfg.Logger,
 		ttl:  uint32(max(cfg.TTL/time.Second, 1)),
-		recs: newRecords(cfg.Logger),
+		recs: recs,
+		lk:   newLookups(cfg.Feeds, recs),
 		fwd:  &forwarder{upstreams: ups},
 	}
 	if cfg.CacheFile != "" {
@@ -115,11 +118,15 @@ func (d *Server) Upstreams() []string { return slices.Clone(d.cfg.Upstreams) }
 
 // Lookup returns the addresses podnet answers for name (IPv4 first, each
 // family sorted): ready containers on live hosts. It is empty until Run has
-// loaded the records.
+// loaded the records; a name not asked before is read from etcd first
+// (waiting at most firstLookupWait).
 func (d *Server) Lookup(name string) []netip.Addr {
 	n, ok := normalizeName(name)
 	if !ok {
 		return nil
+	}
+	if l, ok := containerLabel(n); ok {
+		d.lk.name(context.Background(), l)
 	}
 	v4, v6 := d.recs.lookup(n)
 	slices.SortFunc(v4, netip.Addr.Compare)
@@ -144,13 +151,16 @@ func (d *Server) Run(ctx context.Context) error {
 	d.loadCache()
 	fctx, stopFollow := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	meta, alive := d.followers()
-	stopMeta := d.cfg.Feeds.Subscribe(store.EndpointMetaPrefix(""), meta)
-	stopAlive := d.cfg.Feeds.Subscribe(store.AlivePrefix, alive)
+	af := aliveFollower{r: d.recs, l: d.lk, loaded: new(atomic.Bool)}
+	if d.cache != nil {
+		af.loaded = &d.cache.aliveLoaded
+	}
+	stopAlive := d.cfg.Feeds.Subscribe(store.AlivePrefix, af)
 	wg.Go(func() { d.saveLoop(fctx) })
+	wg.Go(func() { d.lk.expireLoop(fctx) })
 	defer func() {
-		stopMeta()
 		stopAlive()
+		d.lk.stop()
 		stopFollow()
 		wg.Wait()
 	}()
@@ -236,7 +246,7 @@ func (d *Server) answer(ctx context.Context, req *dns.Msg) (*dns.Msg, string) {
 	if len(req.Question) != 1 {
 		return m.SetRcode(req, dns.RcodeFormatError), "podnet"
 	}
-	if local := d.local(req); local != nil {
+	if local := d.local(ctx, req); local != nil {
 		return local, "podnet"
 	}
 	return d.forward(ctx, req)
@@ -244,7 +254,7 @@ func (d *Server) answer(ctx context.Context, req *dns.Msg) (*dns.Msg, string) {
 
 // local answers from the records, or returns nil for names podnet does not
 // know (no ready container on a live host).
-func (d *Server) local(req *dns.Msg) *dns.Msg {
+func (d *Server) local(ctx context.Context, req *dns.Msg) *dns.Msg {
 	q := req.Question[0]
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		return nil
@@ -254,6 +264,7 @@ func (d *Server) local(req *dns.Msg) *dns.Msg {
 	}
 	anyType := q.Qtype == dns.TypeANY
 	if addr, ok := parseReverse(q.Name); ok {
+		d.lk.address(ctx, addr)
 		names := d.recs.ptr(addr)
 		if len(names) == 0 {
 			return nil
@@ -266,10 +277,11 @@ func (d *Server) local(req *dns.Msg) *dns.Msg {
 		}
 		return m
 	}
-	name, ok := normalizeName(q.Name)
+	name, ok := containerLabel(q.Name)
 	if !ok {
-		return nil
+		return nil // dotted names are never containers'
 	}
+	d.lk.name(ctx, name)
 	v4, v6 := d.recs.lookup(name)
 	if len(v4)+len(v6) == 0 {
 		return nil

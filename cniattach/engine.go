@@ -32,11 +32,23 @@ type MetaStore interface {
 	Txn(ctx context.Context, cmps []store.Cmp, ops []store.Op) (bool, int64, error)
 }
 
+// selectedOp writes or deletes the attachment's selection index key
+// (store's selindex.go) as Selects says (every one without it).
+func (f *Follower) selectedOp(ep string, m store.EndpointMeta) store.Op {
+	if f.cfg.Selects == nil || f.cfg.Selects(m.Labels) {
+		return store.Put(store.SelectedEndpointKey(f.cfg.Host, ep), m)
+	}
+	return store.Delete(store.SelectedEndpointKey(f.cfg.Host, ep))
+}
+
 // FollowerConfig wires a Follower.
 type FollowerConfig struct {
-	Host   string
-	Engine Engine
-	Store  MetaStore
+	// Selects says whether a service or policy selects a container with
+	// these labels; nil selects every one.
+	Selects store.Selection
+	Host    string
+	Engine  Engine
+	Store   MetaStore
 	// Attachments lists this host's CNI endpoints (the driver's).
 	Attachments func() []store.Endpoint
 	Logger      *slog.Logger
@@ -203,9 +215,10 @@ func (f *Follower) write(ctx context.Context, ep string, labels map[string]strin
 		if maps.Equal(m.Labels, labels) && m.Ready == rdy {
 			return nil
 		}
+		old := m
 		m.Labels, m.Ready, m.Updated = labels, rdy, time.Now().UTC()
 		ok, _, err := f.cfg.Store.Txn(ctx, []store.Cmp{store.Present(store.EndpointKey(f.cfg.Host, ep)), store.ModRevIs(key, rev)},
-			[]store.Op{store.Put(key, m)})
+			append([]store.Op{store.Put(key, m), f.selectedOp(ep, m)}, store.DNSIndexOps(f.cfg.Host, ep, &old, &m)...))
 		if err != nil {
 			return fmt.Errorf("write metadata of endpoint %s: %w", dockerid.Short(ep), err)
 		}

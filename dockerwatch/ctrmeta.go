@@ -93,16 +93,22 @@ func (w *Watcher) writeCtrMeta(ctx context.Context, m store.ContainerMeta) error
 		return nil
 	}
 	m.Updated = time.Now().UTC()
-	if err := w.cfg.Store.Put(ctx, store.ContainerMetaKey(w.cfg.Host, m.Container), m); err != nil {
+	if err := store.WriteContainerMeta(ctx, w.cfg.Store, w.cfg.Host, m.Container, &m, w.selects(m.Labels)); err != nil {
 		return fmt.Errorf("write metadata of %s-mode container %s: %w", m.Mode, m.Name, err)
 	}
 	w.ctrCache[m.Container] = m
 	w.log.Debug("container metadata written", "container", m.Name, "mode", m.Mode, "ready", m.Ready)
+	if m.Parent != "" && w.selects(m.Labels) {
+		// The container whose stack it shares is selected with it.
+		if _, err := store.ReselectHost(ctx, w.cfg.Store, w.cfg.Host, w.selects); err != nil {
+			return fmt.Errorf("select the container %s shares its stack with: %w", dockerid.Short(m.Parent), err)
+		}
+	}
 	return nil
 }
 
 func (w *Watcher) deleteCtrMeta(ctx context.Context, id string) error {
-	if err := w.cfg.Store.Delete(ctx, store.ContainerMetaKey(w.cfg.Host, id)); err != nil {
+	if err := store.WriteContainerMeta(ctx, w.cfg.Store, w.cfg.Host, id, nil, false); err != nil {
 		return fmt.Errorf("delete metadata of container %s: %w", dockerid.Short(id), err)
 	}
 	delete(w.ctrCache, id)

@@ -3,8 +3,13 @@
 // aliases, labels, addresses and readiness in etcd
 // (epmeta/<host>/<endpoint>), and for every --net host or --net
 // container:X container its labels, readiness and X
-// (ctrmeta/<host>/<container>). The catalog (services) and the cluster
-// DNS (names) read those records.
+// (ctrmeta/<host>/<container>). Other hosts never read those records
+// whole: every write carries, in the same transaction, the cluster DNS's
+// name index (dns/names/, read by a host when it is asked a name) and the
+// selection index (sel/: a copy for the catalogs of every host, written
+// only when Config.Selects says a service or policy selects the
+// container, or a selected --net container:X container shares its
+// stack); store's dnsindex.go and selindex.go.
 //
 // # Design notes
 //

@@ -246,9 +246,8 @@ func (w *Watcher) write(ctx context.Context, m store.EndpointMeta) (bool, error)
 		return false, nil
 	}
 	m.Updated = time.Now().UTC()
-	ok, _, err := w.cfg.Store.Txn(ctx,
-		[]store.Cmp{store.Present(store.EndpointKey(w.cfg.Host, m.Endpoint))},
-		[]store.Op{store.Put(store.EndpointMetaKey(w.cfg.Host, m.Endpoint), m)})
+	ok, err := store.WriteEndpointMeta(ctx, w.cfg.Store, w.cfg.Host, m.Endpoint,
+		[]store.Cmp{store.Present(store.EndpointKey(w.cfg.Host, m.Endpoint))}, &m, w.selectsEndpoint(m))
 	if err != nil {
 		return false, fmt.Errorf("write metadata of endpoint %s (container %s): %w", dockerid.Short(m.Endpoint), m.Name, err)
 	}
@@ -265,7 +264,7 @@ func (w *Watcher) write(ctx context.Context, m store.EndpointMeta) (bool, error)
 
 // deleteMeta removes the metadata of an endpoint Docker no longer shows.
 func (w *Watcher) deleteMeta(ctx context.Context, ep, why string) error {
-	if err := w.cfg.Store.Delete(ctx, store.EndpointMetaKey(w.cfg.Host, ep)); err != nil {
+	if _, err := store.WriteEndpointMeta(ctx, w.cfg.Store, w.cfg.Host, ep, nil, nil, false); err != nil {
 		return fmt.Errorf("delete metadata of endpoint %s: %w", dockerid.Short(ep), err)
 	}
 	delete(w.cache, ep)
@@ -276,9 +275,8 @@ func (w *Watcher) deleteMeta(ctx context.Context, ep, why string) error {
 // deleteOrphan removes metadata whose endpoint record is gone, unless the
 // record came back in the meantime.
 func (w *Watcher) deleteOrphan(ctx context.Context, ep string) error {
-	ok, _, err := w.cfg.Store.Txn(ctx,
-		[]store.Cmp{store.Absent(store.EndpointKey(w.cfg.Host, ep))},
-		[]store.Op{store.Delete(store.EndpointMetaKey(w.cfg.Host, ep))})
+	ok, err := store.WriteEndpointMeta(ctx, w.cfg.Store, w.cfg.Host, ep,
+		[]store.Cmp{store.Absent(store.EndpointKey(w.cfg.Host, ep))}, nil, false)
 	if err != nil {
 		return fmt.Errorf("delete orphaned metadata of endpoint %s: %w", dockerid.Short(ep), err)
 	}

@@ -47,6 +47,30 @@ type Config struct {
 	Reach *dockerup.Tracker
 	// Hints receives what the watcher learns in process (nil: nobody).
 	Hints Hints
+	// Selects says whether a service or policy selects a container with
+	// these labels (its metadata then goes to the selection index,
+	// store's selindex.go); nil selects every container.
+	Selects store.Selection
+}
+
+// selects applies Config.Selects.
+func (w *Watcher) selects(labels map[string]string) bool {
+	return w.cfg.Selects == nil || w.cfg.Selects(labels)
+}
+
+// selectsEndpoint says whether an endpoint's metadata goes to the
+// selection index: its container is selected, or a selected --net
+// container:X container shares its stack (reached at its address).
+func (w *Watcher) selectsEndpoint(m store.EndpointMeta) bool {
+	if w.selects(m.Labels) {
+		return true
+	}
+	for _, c := range w.ctrCache {
+		if c.Parent == m.Container && w.selects(c.Labels) {
+			return true
+		}
+	}
+	return false
 }
 
 // Watcher keeps epmeta/<host>/ in line with what Docker says about the

@@ -119,7 +119,12 @@ func (d *Driver) Attach(ctx context.Context, s AttachSpec) (*store.Endpoint, err
 	meta.Endpoint, meta.Network, meta.Runtime = ep.ID, n.ID, store.RuntimeCNI
 	meta.IPv4, meta.IPv6 = ep.IPv4.Addr(), ep.IPv6.Addr()
 	meta.Updated = time.Now().UTC()
-	if err := d.recordEndpoint(ctx, n, ep, store.Put(store.EndpointMetaKey(d.cfg.Host, ep.ID), meta)); err != nil {
+	// Selected until the host's next reselection says otherwise (the
+	// driver does not know the selectors: too much costs only fan-out).
+	metaOps := append([]store.Op{store.Put(store.EndpointMetaKey(d.cfg.Host, ep.ID), meta),
+		store.Put(store.SelectedEndpointKey(d.cfg.Host, ep.ID), meta)},
+		store.DNSIndexOps(d.cfg.Host, ep.ID, nil, &meta)...)
+	if err := d.recordEndpoint(ctx, n, ep, metaOps...); err != nil {
 		undo()
 		return nil, err
 	}
@@ -257,9 +262,6 @@ func (d *Driver) linkGone(name string) (bool, error) {
 
 // deleteRecords removes an endpoint's record and metadata (absent is fine).
 func (d *Driver) deleteRecords(ctx context.Context, id string) error {
-	_, _, err := d.cfg.Store.Txn(ctx, nil, []store.Op{
-		store.Delete(store.EndpointKey(d.cfg.Host, id)),
-		store.Delete(store.EndpointMetaKey(d.cfg.Host, id)),
-	})
+	_, err := store.WriteEndpointMeta(ctx, d.cfg.Store, d.cfg.Host, id, nil, nil, false, store.Delete(store.EndpointKey(d.cfg.Host, id)))
 	return err
 }

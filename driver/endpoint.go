@@ -203,10 +203,8 @@ func (d *Driver) removeEndpoint(ctx context.Context, n *store.Network, ep *store
 			errs = append(errs, err)
 		}
 	}
-	if _, _, err := d.cfg.Store.Txn(ctx, nil, []store.Op{
-		store.Delete(store.EndpointKey(d.cfg.Host, ep.ID)),
-		store.Delete(store.EndpointMetaKey(d.cfg.Host, ep.ID)),
-	}); err != nil {
+	if _, err := store.WriteEndpointMeta(ctx, d.cfg.Store, d.cfg.Host, ep.ID, nil, nil, false,
+		store.Delete(store.EndpointKey(d.cfg.Host, ep.ID))); err != nil {
 		errs = append(errs, err)
 	}
 	d.mu.Lock()

@@ -221,13 +221,13 @@ func TestWatchReadBackAfterStartsAndLeaderChange(t *testing.T) {
 // fakeHosts runs bin/fakehosts against the lab's etcd with n hosts in
 // pool and waits until it has written everything. The returned stop (also
 // run when the test ends) makes it remove its records and waits for that.
-func fakeHosts(t *testing.T, l *Lab, pool string, n int) (stop func()) {
+func fakeHosts(t *testing.T, l *Lab, pool string, n int, extra ...string) (stop func()) {
 	t.Helper()
 	bin := filepath.Join(PodnetBin(), "fakehosts")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("this test needs %s: run `make build` first", bin)
 	}
-	args := []string{"-endpoints", strings.Join(l.EtcdEndpoints(), ","), "-pool", pool, "-hosts", strconv.Itoa(n), "-name", l.Name + "fake"}
+	args := append([]string{"-endpoints", strings.Join(l.EtcdEndpoints(), ","), "-pool", pool, "-hosts", strconv.Itoa(n), "-name", l.Name + "fake"}, extra...)
 	if l.Etcd == EtcdCluster {
 		args = append(args, "-etcd-cacert", filepath.Join(l.PKI(), "ca.crt"), "-etcd-cert", filepath.Join(l.PKI(), "admin.crt"),
 			"-etcd-key", filepath.Join(l.PKI(), "admin.key"))
@@ -262,6 +262,8 @@ func fakeHosts(t *testing.T, l *Lab, pool string, n int) (stop func()) {
 		for lines.Scan() {
 			if strings.HasPrefix(lines.Text(), "ready") {
 				ready <- lines.Text()
+			} else if strings.HasPrefix(lines.Text(), "containers") {
+				t.Logf("fakehosts: %s", lines.Text())
 			}
 		}
 	}()
@@ -270,8 +272,8 @@ func fakeHosts(t *testing.T, l *Lab, pool string, n int) (stop func()) {
 		t.Logf("fakehosts: %s", r)
 	case <-done:
 		t.Fatal("fakehosts exited before it was ready")
-	case <-time.After(5 * time.Minute):
-		t.Fatal("fakehosts not ready after 5 minutes")
+	case <-time.After(30 * time.Minute):
+		t.Fatal("fakehosts not ready after 30 minutes")
 	}
 	return stop
 }

@@ -63,11 +63,11 @@ func TestRegistryPolicies(t *testing.T) {
 	}
 	// Views: the view lists what the policy selects.
 	storetest.Put(t, st, store.NetworkKey("h1", "n1"), store.Network{ID: "n1", Host: "h1", Mode: "bridge"})
-	storetest.Put(t, st, store.EndpointMetaKey("h1", "e1"), store.EndpointMeta{Endpoint: "e1", Network: "n1", Container: "c1",
+	putMeta(t, st, "h1", store.EndpointMeta{Endpoint: "e1", Network: "n1", Container: "c1",
 		Name: "db-1", Labels: map[string]string{"app": "db"}, IPv4: netip.MustParseAddr("10.0.0.2"), Updated: time.Now()})
 	// A macvlan container is listed as not enforced, saying why.
 	storetest.Put(t, st, store.NetworkKey("h2", "n2"), store.Network{ID: "n2", Host: "h2", Mode: "macvlan"})
-	storetest.Put(t, st, store.EndpointMetaKey("h2", "e2"), store.EndpointMeta{Endpoint: "e2", Network: "n2", Container: "c2",
+	putMeta(t, st, "h2", store.EndpointMeta{Endpoint: "e2", Network: "n2", Container: "c2",
 		Name: "db-2", Labels: map[string]string{"app": "db"}, IPv4: netip.MustParseAddr("192.168.1.9"), Updated: time.Now()})
 	v, err := r.Policy(ctx, "db")
 	if err != nil {
@@ -96,5 +96,14 @@ func TestRegistryPolicies(t *testing.T) {
 	}
 	if _, err := r.Policy(ctx, "db"); !errors.Is(err, fault.ErrInvalid) {
 		t.Fatalf("get after delete: %v", err)
+	}
+}
+
+// putMeta writes an endpoint's metadata as its podnetd does (selected:
+// the selection index too).
+func putMeta(t *testing.T, st *store.Store, host string, m store.EndpointMeta) {
+	t.Helper()
+	if _, err := store.WriteEndpointMeta(context.Background(), st, host, m.Endpoint, nil, &m, true); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -41,6 +41,8 @@
 #   overlay.sh     B9 B9d B9l          cross-host throughput and latency
 #   reach.sh       REACH               docker run on h1 until it answers h2
 #   scale.sh       SCALE               the overlay with 100..5000 hosts
+#   scalec.sh      SCALEC              5000 hosts x 100 containers: fan-out,
+#                                      memory, DNS (its own lab, e2e test)
 #   services.sh    B3 B4 B5 B7 B6 B13  the service data plane
 #   svclab.sh      APPLY B8 B14        services on the 3-host lab
 #   policy.sh      B15 B16 B17         network policy: data path, programming
@@ -61,7 +63,7 @@
 #
 # Env:
 #   BENCH_ONLY       comma-separated IDs to run (B1,B1p,B2,B2c,B10,B11,B11i,
-#                    B12,B9,B9d,B9l,REACH,APPLY,B8,B14,B16,B17,B18,B19,SCALE,B3,B4,
+#                    B12,B9,B9d,B9l,REACH,APPLY,B8,B14,B16,B17,B18,B19,SCALE,SCALEC,B3,B4,
 #                    B5,B7,B6,B13,B15,B20,B21; B12c is part of B12; B4 runs
 #                    in B3's pairs, B7 in
 #                    B5's); default all
@@ -76,6 +78,8 @@
 #                    share their pairs when both run (B9's count wins)
 #   BENCH_QUICK=1    smoke run: few pairs, short arms (~4 minutes)
 #   BENCH_SCALE_HOSTS  SCALE's cluster sizes (100,1000,5000)
+#   BENCH_SCALEC_HOSTS, BENCH_SCALEC_CONTAINERS  SCALEC's stand-in hosts and
+#                    containers per host (5000, 100)
 #   BENCH_MAX_LOAD   load average above which a row is flagged (0.5)
 #   BENCH_BUILD=0    skip `make build` (bench/ tools are always built)
 #   BENCH_KEEP=DIR   copy the raw samples and logs to DIR at the end
@@ -117,9 +121,9 @@ readonly VX_SUBNET=${BENCH_VX_SUBNET:-10.251.96.0/20}
 readonly DR_SUBNET=${BENCH_DR_SUBNET:-10.251.112.0/20}
 readonly MAX_LOAD=${BENCH_MAX_LOAD:-0.5}
 readonly QUICK=${BENCH_QUICK:-0}
-readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B20 B11i B21 B12 B9 B9d B9l REACH APPLY B8 B14 B16 B17 B18 B19 SCALE B3 B4 B5 B7 B6 B13 B15)
+readonly ALL_IDS=(B1 B1p B2 B2c B10 B11 B20 B11i B21 B12 B9 B9d B9l REACH APPLY B8 B14 B16 B17 B18 B19 SCALE SCALEC B3 B4 B5 B7 B6 B13 B15)
 # Benchmarks that build their own namespaces (or QEMU guest) and need no lab.
-readonly NOLAB_IDS=(SCALE B11i B21 B3 B4 B5 B7 B6 B13 B15)
+readonly NOLAB_IDS=(SCALE SCALEC B11i B21 B3 B4 B5 B7 B6 B13 B15)
 # Benchmarks by lab: one host (embedded etcd), two and three hosts (etcd
 # cluster).
 readonly LAB1_IDS=(B1 B1p B2 B2c B10 B11 B20) LAB2_IDS=(B9 B9d B9l REACH) LAB3_IDS=(APPLY B8 B14 B16 B17 B18 B19)
@@ -144,6 +148,8 @@ readonly B11_LAN=$LAB_NAME-b11lan B11_PARENT=b11par B11_PN=b11pn B11_DK=b11dk
 . "$REPO/scripts/bench/reach.sh"
 # shellcheck source=scripts/bench/scale.sh
 . "$REPO/scripts/bench/scale.sh"
+# shellcheck source=scripts/bench/scalec.sh
+. "$REPO/scripts/bench/scalec.sh"
 # shellcheck source=scripts/bench/services.sh
 . "$REPO/scripts/bench/services.sh"
 # shellcheck source=scripts/bench/svclab.sh

@@ -67,6 +67,15 @@
 //     field a caller would silently skip. Zero values are omitted where the
 //     string was (omitzero for omitempty). Keys under ipam/<pool>/ are
 //     parsed by one function, ParseIPAMKey.
+//   - Indexes of the container metadata (dnsindex.go, selindex.go): a
+//     name index for the cluster DNS and a selection index for the
+//     service catalogs, written by the container's own host in the same
+//     transaction as its metadata (WriteEndpointMeta, WriteContainerMeta),
+//     so that other hosts read only what they need (a name they were
+//     asked, the containers a service or policy selects) instead of
+//     every container of the cluster. HostAlive.MetaLayout says which
+//     indexes a host keeps; readers follow a host's metadata whole while
+//     it says none (an older podnetd).
 //   - Only podnet writes podnet's etcd. The embedded member serves clients
 //     on a unix socket in its data directory (made 0700, the socket 0600),
 //     so a local user who is not root cannot connect at all; its peer

@@ -22,6 +22,10 @@ import (
 //	networks/<host>/<docker network id>   Network       one Docker network on one host
 //	endpoints/<host>/<docker endpoint id> Endpoint      one Docker endpoint on one host
 //	epmeta/<host>/<docker endpoint id>    EndpointMeta  its container's name, labels, readiness
+//	dns/names/<label>/<host>/<endpoint>  DNSName      a ready endpoint answering to <label> (dnsindex.go)
+//	dns/addrs/<hex ip>/<host>/<endpoint> DNSName      the same, by address (PTR)
+//	sel/ep/<host>/<endpoint>             EndpointMeta a selected endpoint's metadata, a copy (selindex.go)
+//	sel/ctr/<host>/<container>           ContainerMeta a selected host- or container-mode container's
 //	vnis/<vni>                            VNIClaim      a VXLAN VNI taken by a logical network
 //	vlans/<host>/<link name>              VLANLink      an 802.1q parent link podnet created on a host
 //	schema                                SchemaRecord  the version of this layout (absent: 1; schema.go)

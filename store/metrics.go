@@ -40,6 +40,13 @@ func rpcName(full string) string {
 	return full
 }
 
+// countWatch counts keys and bytes a watch of prefix received.
+func countWatch(prefix string, keys, bytes int) {
+	l := prefixLabel(prefix)
+	metrics.EtcdWatchKeys.WithLabelValues(l).Add(float64(keys))
+	metrics.EtcdWatchBytes.WithLabelValues(l).Add(float64(bytes))
+}
+
 // prefixLabel is the first segment of a followed prefix ("ipam/10.1.0.0-16/"
 // → "ipam"): the key layout's top level, never a pool or a host.
 func prefixLabel(prefix string) string {

@@ -68,6 +68,11 @@ type HostAlive struct {
 	// IPAMLayout is the IPAM key layout this host's podnetd keeps
 	// (IPAMLayoutExceptions); older podnetds leave it 0.
 	IPAMLayout int `json:"ipamLayout,omitempty"`
+	// MetaLayout says which indexes of its containers' metadata this
+	// host's podnetd keeps: MetaLayoutNames (the cluster DNS's,
+	// dnsindex.go), MetaLayoutSelected (that and the selection index,
+	// selindex.go); older podnetds leave it 0.
+	MetaLayout int `json:"metaLayout,omitempty"`
 }
 
 // Pool is an address pool. Its identity is its subnet.

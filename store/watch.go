@@ -94,6 +94,11 @@ func (s *Store) Follow(ctx context.Context, prefix string, f Follower) {
 			}
 			s.stats.lists.Add(1)
 			s.stats.keys.Add(int64(len(kvs)))
+			var n int
+			for _, kv := range kvs {
+				n += len(kv.Key) + len(kv.Value)
+			}
+			countWatch(prefix, len(kvs), n)
 			f.Snapshot(kvs)
 			rev = lrev
 		}
@@ -178,10 +183,12 @@ func (s *Store) watchFrom(ctx context.Context, prefix string, rev int64, f Follo
 			continue
 		}
 		evs := make([]Event, 0, len(resp.Events))
+		n := 0
 		for _, e := range resp.Events {
 			if e.Kv.ModRevision <= rev {
 				continue
 			}
+			n += len(e.Kv.Key) + len(e.Kv.Value)
 			ev := Event{Key: s.rel(e.Kv.Key), Value: e.Kv.Value, ModRev: e.Kv.ModRevision}
 			if e.Type == clientv3.EventTypeDelete {
 				ev.Type = EventDelete
@@ -189,6 +196,7 @@ func (s *Store) watchFrom(ctx context.Context, prefix string, rev int64, f Follo
 			evs = append(evs, ev)
 		}
 		if len(evs) > 0 {
+			countWatch(prefix, len(evs), n)
 			f.Changes(evs)
 		}
 		rev = max(rev, resp.Events[len(resp.Events)-1].Kv.ModRevision)

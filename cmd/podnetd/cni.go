@@ -22,6 +22,8 @@ type cniDeps struct {
 	store   *store.Store
 	cluster *cluster.Manager
 	docker  *client.Client // nil without a Docker API client
+	// selects says which containers go to the selection index.
+	selects store.Selection
 }
 
 // startCNI builds the service behind podnet's CNI plugin and runs its
@@ -66,7 +68,7 @@ func followPodman(ctx context.Context, cfg *config, d cniDeps, log *slog.Logger)
 	}
 	go func() {
 		defer pc.Close()
-		cniattach.NewFollower(cniattach.FollowerConfig{Host: cfg.HostName, Engine: pc, Store: d.store,
+		cniattach.NewFollower(cniattach.FollowerConfig{Host: cfg.HostName, Engine: pc, Store: d.store, Selects: d.selects,
 			Attachments: d.driver.Attachments, Logger: log.With("component", "podman"), Name: "podman", Addr: cfg.PodmanHost}).Run(ctx)
 	}()
 }

@@ -22,6 +22,9 @@ type health struct {
 	agent atomic.Pointer[proxy.Agent]
 }
 
+// maxStaleNamed bounds the stale prefixes /healthz names.
+const maxStaleNamed = 8
+
 func (h *health) problems() []string {
 	var out []string
 	if a := h.agent.Load(); a == nil {
@@ -30,7 +33,11 @@ func (h *health) problems() []string {
 		out = append(out, err.Error())
 	}
 	if stale := h.feeds.Stale(h.bound); len(stale) > 0 {
-		out = append(out, fmt.Sprintf("the etcd view is stale: no word from etcd for over %v on %s", h.bound, strings.Join(stale, ", ")))
+		more := ""
+		if len(stale) > maxStaleNamed { // one prefix per name the DNS was asked for
+			stale, more = stale[:maxStaleNamed], fmt.Sprintf(" and %d more", len(stale)-maxStaleNamed)
+		}
+		out = append(out, fmt.Sprintf("the etcd view is stale: no word from etcd for over %v on %s%s", h.bound, strings.Join(stale, ", "), more))
 	}
 	return out
 }

@@ -155,7 +155,8 @@ func run(parent context.Context, cfg *config) error {
 	}
 	// The host name first: a podnetd started with the name of a running
 	// host must stop before it touches that host's state.
-	ident, err := registerHost(ctx, st, cfg, ov, log)
+	metaLayout := indexHostMeta(ctx, st, cfg.HostName, log)
+	ident, err := registerHost(ctx, st, cfg, ov, metaLayout, log)
 	if err != nil {
 		return err
 	}
@@ -204,11 +205,11 @@ func run(parent context.Context, cfg *config) error {
 		go reconcile.NewNetSync(reconcile.NetSyncConfig{Store: st, Feeds: feeds, Docker: dc, Driver: cfg.DriverName, Host: cfg.HostName,
 			Logger: log.With("component", "netsync"), Reach: up}).Run(ctx)
 		go dockerwatch.New(dockerwatch.Config{Host: cfg.HostName, Store: st, Docker: dc,
-			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up, Hints: pol}).Run(ctx)
+			IsPodnet: drv.HasNetwork, Logger: log.With("component", "watcher"), Reach: up, Hints: pol, Selects: cat.Selects}).Run(ctx)
 	}
 	cm := cluster.New(st, ipm, log.With("component", "cluster"))
 	cm.SetHostNetworks(cfg.HostName, hostNetworks(k))
-	cni, cniNames := startCNI(ctx, cfg, cniDeps{driver: drv, ipam: ipm, store: st, cluster: cm, docker: dc}, log)
+	cni, cniNames := startCNI(ctx, cfg, cniDeps{driver: drv, ipam: ipm, store: st, cluster: cm, docker: dc, selects: cat.Selects}, log)
 	adm.setReady(&adminDeps{store: st, cluster: cm, driver: drv, ipam: ipm, rec: rec, embedded: embedded, services: svcs, policy: pol,
 		overlay: ov, cni: cni, cniNames: cniNames})
 
@@ -348,11 +349,12 @@ func startDNS(ctx context.Context, cfg *config, feeds *feed.Hub, k *link.Kernel,
 // networking is on). The returned identity must be held (Hold) for as long
 // as podnetd runs: it keeps the liveness lease and writes back records
 // someone else changed.
-func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay.Overlay, log *slog.Logger) (*hostid.Identity, error) {
+func registerHost(ctx context.Context, st *store.Store, cfg *config, ov *overlay.Overlay, metaLayout int, log *slog.Logger) (*hostid.Identity, error) {
 	rec := hostRecord(cfg.HostName, ov)
 	write := func(ctx context.Context) error { return writeHostRecord(ctx, st, cfg.HostName, ov) }
 	id, err := hostid.Claim(ctx, hostid.Config{Store: st, Host: cfg.HostName, TTL: cfg.LivenessTTL,
-		Alive:  store.HostAlive{Started: time.Now().UTC(), Version: version, IPAMLayout: store.IPAMLayoutExceptions},
+		Alive: store.HostAlive{Started: time.Now().UTC(), Version: version, IPAMLayout: store.IPAMLayoutExceptions,
+			MetaLayout: metaLayout},
 		Record: rec, Reassert: write, Logger: log.With("component", "hostid")})
 	if err != nil {
 		return nil, fmt.Errorf("register host %s: %w", cfg.HostName, err)

@@ -90,6 +90,7 @@ func newCatalog(cfg *config, log *slog.Logger) (*catalog.Catalog, error) {
 // through the NAT engine.
 func (s *services) start(ctx context.Context, cfg *config, feeds *feed.Hub, ports *dataplane.Engine, log *slog.Logger) {
 	go s.catalog.Run(ctx, feeds)
+	go reselectLoop(ctx, s.st, cfg.HostName, s.catalog, log.With("component", "selection"))
 	s.proxy = proxy.New(proxy.Config{Host: cfg.HostName, Store: s.st, Catalog: s.catalog,
 		Programmer: ports, HealthTimeout: cfg.HealthzTimeout, ExternalIPOK: s.registry.Range().CheckExternalIP,
 		Logger: log.With("component", "proxy")})

@@ -98,6 +98,12 @@ var (
 	EtcdRequestErrors = counterVec("etcd_request_errors_total",
 		"etcd requests that failed, by gRPC method and status code (Unavailable, DeadlineExceeded, Canceled, ...).",
 		"method", "code")
+	EtcdWatchKeys = counterVec("etcd_watch_keys_total",
+		"Keys received by the watches of this podnetd (listed, or changed), by key prefix (hosts, alive, ipam, epmeta, sel, dns, ...).",
+		"prefix")
+	EtcdWatchBytes = counterVec("etcd_watch_bytes_total",
+		"Key and value bytes received by the watches of this podnetd (listings and changes), by key prefix.",
+		"prefix")
 	EtcdWatchRestarts = counterVec("etcd_watch_restarts_total",
 		"Watches that ended and were started again (connection lost, leader lost, compaction), by key prefix (hosts, alive, ipam, epmeta, ...).",
 		"prefix")

@@ -8,7 +8,10 @@
 //	fakehosts -endpoints http://10.0.0.1:2379 -pool 100.64.0.0/12 -hosts 1000
 //	          [-cacert CA -cert CERT -key KEY]
 //
-// It prints "ready HOSTS BLOCKS" once everything is written, keeps the
+// With -containers M (and -services S), each fake host also has M
+// running containers' records (containers.go). It prints "containers N
+// selected K services S took D" once those are written and "ready HOSTS
+// BLOCKS" once everything is, keeps the
 // liveness keys on one lease while it runs, and on SIGINT or SIGTERM
 // deletes what it wrote (revoking the lease) and prints "removed".
 package main
@@ -42,6 +45,9 @@ type options struct {
 	underlay          netip.Prefix
 	name              string
 	ttl               time.Duration
+	// containers per host, services and containers per service
+	// (containers.go).
+	containers, services, perService int
 }
 
 func main() {
@@ -58,6 +64,9 @@ func main() {
 	flag.StringVar(&underlay, "underlay", "10.199.0.0/16", "where the fake underlay addresses come from")
 	flag.StringVar(&o.name, "name", "fake", "prefix of the fake host names")
 	flag.DurationVar(&o.ttl, "ttl", 30*time.Second, "liveness lease TTL")
+	flag.IntVar(&o.containers, "containers", 0, "fake containers per host (endpoint metadata with the name and selection indexes)")
+	flag.IntVar(&o.services, "services", 0, "fake services, each selecting -per-service of the containers")
+	flag.IntVar(&o.perService, "per-service", 10, "containers each fake service selects")
 	flag.Parse()
 	var err error
 	if o.pool, err = netip.ParsePrefix(pool); err != nil || !o.pool.Addr().Is4() {
@@ -68,6 +77,9 @@ func main() {
 	}
 	if o.endpoints == "" || o.hosts < 1 || o.blocks < 1 {
 		fail(errors.New("want -endpoints, -hosts ≥ 1 and -blocks ≥ 1"))
+	}
+	if per := (1 << (32 - o.blockBits)) - 4; o.containers > per*o.blocks || o.services*o.perService > o.hosts*o.containers {
+		fail(fmt.Errorf("-containers %d does not fit %d blocks of /%d, or -services × -per-service exceeds the containers", o.containers, o.blocks, o.blockBits))
 	}
 	if err := run(o); err != nil {
 		fail(err)
@@ -107,52 +119,63 @@ func run(o options) error {
 		}
 		fmt.Println("removed")
 	}()
-	blocks, err := claim(ctx, st, o, &keys)
+	blocks, hostBlocks, err := claim(ctx, st, o, &keys)
 	if err != nil {
 		return err
 	}
-	// The liveness keys last: a host appears with its blocks in place, as
-	// a restarted podnetd does.
-	alive := make(chan struct{})
-	var wg sync.WaitGroup
-	defer wg.Wait() // every lease revoked before the other keys go
-	for i := range o.hosts {
-		name := fmt.Sprintf("%s%05d", o.name, i)
-		rec := store.HostAlive{Name: name, Started: time.Now().UTC(), Version: "fakehosts", IPAMLayout: store.IPAMLayoutExceptions}
-		wg.Go(func() { keepAlive(ctx, st, name, rec, o.ttl, alive) })
-	}
-	for range o.hosts {
-		select {
-		case <-alive:
-		case <-ctx.Done():
-			return nil
-		}
-	}
-	go func() { // lease renewals after a loss
-		for {
-			select {
-			case <-alive:
-			case <-ctx.Done():
-				return
+	if o.containers > 0 {
+		start := time.Now()
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			if _, _, err := containersOp(dctx, st, o, hostBlocks, true); err != nil {
+				fmt.Fprintln(os.Stderr, "fakehosts: cleanup of the containers:", err)
 			}
+		}()
+		n, sel, err := containersOp(ctx, st, o, hostBlocks, false)
+		if err != nil {
+			return fmt.Errorf("write the fake containers: %w", err)
 		}
-	}()
+		fmt.Printf("containers %d selected %d services %d took %s\n", n, sel, o.services, time.Since(start).Round(time.Millisecond))
+	}
+	// The liveness keys last: a host appears with its blocks in place, as
+	// a restarted podnetd does. One lease holds them all (a lease per
+	// stand-in makes thousands of grants and renewals etcd must agree on,
+	// which at 5000 hosts with a large data set starves it).
+	recs := make([]store.HostAlive, o.hosts)
+	for i := range recs {
+		recs[i] = store.HostAlive{Name: fmt.Sprintf("%s%05d", o.name, i), Started: time.Now().UTC(), Version: "fakehosts",
+			IPAMLayout: store.IPAMLayoutExceptions, MetaLayout: store.MetaLayoutSelected}
+	}
+	alive := make(chan struct{}, 1)
+	done := make(chan struct{})
+	defer func() { <-done }() // the lease revoked before the other keys go
+	go func() { defer close(done); keepAlive(ctx, st, recs, o.ttl, alive) }()
+	select {
+	case <-alive:
+	case <-ctx.Done():
+		return nil
+	}
 	fmt.Printf("ready %d %d\n", o.hosts, blocks)
 	<-ctx.Done()
 	return nil
 }
 
-// keepAlive keeps a fake host's liveness key on a lease of ttl until ctx
-// ends (then revokes it), writing it again when the lease is lost, and
-// says so on alive each time the key is written.
-func keepAlive(ctx context.Context, st *store.Store, name string, rec store.HostAlive, ttl time.Duration, alive chan<- struct{}) {
+// keepAlive keeps the fake hosts' liveness keys on one lease of ttl until
+// ctx ends (then revokes it), writing them again when the lease is lost,
+// and says so on alive each time they are all written.
+func keepAlive(ctx context.Context, st *store.Store, recs []store.HostAlive, ttl time.Duration, alive chan<- struct{}) {
 	for ctx.Err() == nil {
 		id, err := st.Grant(ctx, ttl)
-		if err == nil {
-			_, _, err = st.Txn(ctx, nil, []store.Op{store.PutLeased(store.AliveKey(name), rec, id)})
+		for i := 0; err == nil && i < len(recs); i += 100 {
+			var ops []store.Op
+			for _, rec := range recs[i:min(i+100, len(recs))] {
+				ops = append(ops, store.PutLeased(store.AliveKey(rec.Name), rec, id))
+			}
+			_, _, err = st.Txn(ctx, nil, ops)
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "fakehosts: liveness of %s: %v; retrying\n", name, err)
+			fmt.Fprintf(os.Stderr, "fakehosts: liveness: %v; retrying\n", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
@@ -161,7 +184,7 @@ func keepAlive(ctx context.Context, st *store.Store, name string, rec store.Host
 		}
 		select {
 		case alive <- struct{}{}:
-		case <-ctx.Done():
+		default:
 		}
 		_ = st.KeepLease(ctx, id)
 		if ctx.Err() != nil {
@@ -176,11 +199,11 @@ func keepAlive(ctx context.Context, st *store.Store, name string, rec store.Host
 // writers at once: blocks are taken from the top of the pool downwards,
 // skipping those already claimed (real hosts start at offsets spread over
 // the pool).
-func claim(ctx context.Context, st *store.Store, o options, keys *[]string) (int, error) {
+func claim(ctx context.Context, st *store.Store, o options, keys *[]string) (int, [][]netip.Prefix, error) {
 	now := time.Now().UTC()
 	existing, _, err := st.List(ctx, store.BlocksPrefix(o.pool))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	taken := map[string]bool{}
 	for _, kv := range existing {
@@ -194,6 +217,7 @@ func claim(ctx context.Context, st *store.Store, o options, keys *[]string) (int
 	var writes []write
 	next := lastBlock(o.pool, o.blockBits)
 	first := make([]netip.Prefix, o.hosts)
+	hostBlocks := make([][]netip.Prefix, o.hosts)
 	total := 0
 	for i := range o.hosts {
 		name := fmt.Sprintf("%s%05d", o.name, i)
@@ -202,7 +226,7 @@ func claim(ctx context.Context, st *store.Store, o options, keys *[]string) (int
 			write{store.PoolRefKey(o.pool, name), store.PoolRef{Host: name, Since: now}, false})
 		for claimed := 0; claimed < o.blocks; {
 			if !next.IsValid() || !o.pool.Contains(next.Addr()) {
-				return 0, fmt.Errorf("pool %s has no free block left for %s", o.pool, name)
+				return 0, nil, fmt.Errorf("pool %s has no free block left for %s", o.pool, name)
 			}
 			b := next
 			next = prevBlock(next)
@@ -211,6 +235,7 @@ func claim(ctx context.Context, st *store.Store, o options, keys *[]string) (int
 				continue
 			}
 			writes = append(writes, write{key, store.Block{Host: name, Claimed: now}, true})
+			hostBlocks[i] = append(hostBlocks[i], b)
 			if claimed == 0 {
 				first[i] = b
 			}
@@ -260,7 +285,7 @@ feed:
 	if werr == nil && len(errs) > 0 {
 		werr = <-errs
 	}
-	return total, werr
+	return total, hostBlocks, werr
 }
 
 func nthAddr(p netip.Prefix, n int) netip.Addr {

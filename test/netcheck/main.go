@@ -89,6 +89,21 @@ func main() {
 			break
 		}
 		err = dnsQuery(os.Args[2], os.Args[3])
+	case "dns-times":
+		if len(os.Args) < 5 {
+			err = fmt.Errorf("usage: netcheck dns-times SERVER REPEAT NAME [NAME ...]")
+			break
+		}
+		var repeat int
+		if repeat, err = strconv.Atoi(os.Args[3]); err == nil {
+			err = dnsTimes(os.Args[2], repeat, os.Args[4:])
+		}
+	case "dns-gone":
+		if len(os.Args) < 5 {
+			err = fmt.Errorf("usage: netcheck dns-gone SERVER NAME TIMEOUT-MS")
+			break
+		}
+		err = dnsGone(os.Args[2], os.Args[3], os.Args[4])
 	case "syn-flood":
 		if len(os.Args) < 5 {
 			err = fmt.Errorf("usage: netcheck syn-flood ADDR:PORT COUNT SRC-CIDR")

@@ -120,8 +120,8 @@ func New(cfg Config) *Watcher {
 // Run follows Docker until ctx ends. It never gives up: an unreachable
 // Docker or etcd is logged and retried with backoff.
 func (w *Watcher) Run(ctx context.Context) {
-	w.log.Info("Docker watcher started", "host", w.cfg.Host)
-	defer w.log.Info("Docker watcher stopped", "host", w.cfg.Host)
+	w.log.Info("Docker watcher started") // podnetd's logger names the host
+	defer w.log.Info("Docker watcher stopped")
 	backoff := minBackoff
 	for ctx.Err() == nil {
 		started := time.Now()

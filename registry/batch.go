@@ -42,20 +42,9 @@ type planned struct {
 // when none is a LoadBalancer) and reports what became of each, in
 // order.
 func (r *Registry) applyAll(ctx context.Context, ss []store.Service, taken claimSet, lb *lbState) ([]admin.ApplyResult, error) {
-	kvs, _, err := r.st.List(ctx, store.ServicesPrefix)
+	have, err := r.listServices(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list services: %w", err)
-	}
-	type record struct {
-		s   store.Service
-		rev int64
-	}
-	have := map[string]record{}
-	for _, kv := range kvs {
-		var s store.Service
-		if kv.Decode(&s) == nil {
-			have[s.Name] = record{s, kv.ModRev}
-		}
+		return nil, err
 	}
 	// What the file asks for by value is nobody else's to pick, whichever
 	// object comes first.
@@ -173,20 +162,9 @@ func (r *Registry) writeBatch(ctx context.Context, plans []planned, out []admin.
 // conditioned on the record as listed, with its claims; absent ones are
 // "not found".
 func (r *Registry) deleteAll(ctx context.Context, names []string) ([]admin.ApplyResult, error) {
-	kvs, _, err := r.st.List(ctx, store.ServicesPrefix)
+	have, err := r.listServices(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list services: %w", err)
-	}
-	type record struct {
-		s   store.Service
-		rev int64
-	}
-	have := map[string]record{}
-	for _, kv := range kvs {
-		var s store.Service
-		if kv.Decode(&s) == nil {
-			have[s.Name] = record{s, kv.ModRev}
-		}
+		return nil, err
 	}
 	out := make([]admin.ApplyResult, len(names))
 	var remove []planned
@@ -239,4 +217,28 @@ func (r *Registry) removeBatch(ctx context.Context, plans []planned, out []admin
 			out[p.idx].Action = admin.ActionNotFound
 		}
 	}
+}
+
+// serviceRecord is a service as listed, with the revision its write is
+// conditioned on.
+type serviceRecord struct {
+	s   store.Service
+	rev int64
+}
+
+// listServices reads every service record once, by name, for a file's
+// batch (records that do not decode are left to the per-object paths).
+func (r *Registry) listServices(ctx context.Context) (map[string]serviceRecord, error) {
+	kvs, _, err := r.st.List(ctx, store.ServicesPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	have := make(map[string]serviceRecord, len(kvs))
+	for _, kv := range kvs {
+		var s store.Service
+		if kv.Decode(&s) == nil {
+			have[s.Name] = serviceRecord{s, kv.ModRev}
+		}
+	}
+	return have, nil
 }

@@ -167,25 +167,7 @@ func policyPortsText(ps []admin.PolicyPortSpec) string {
 }
 
 func (c *cli) policyRmCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "rm NAME...",
-		Aliases: []string{"remove", "delete"},
-		Short:   "remove network policies; an absent one is not an error",
-		Args:    cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			ctx, cancel := c.ctx()
-			defer cancel()
-			var rs []admin.ApplyResult
-			for _, n := range args {
-				var r admin.ApplyResult
-				if err := c.client().Delete(ctx, "/v1/policies/"+url.PathEscape(n), &r); err != nil {
-					return err
-				}
-				rs = append(rs, r)
-			}
-			return c.printResults(rs)
-		},
-	}
+	return c.rmCmd("remove network policies; an absent one is not an error", "/v1/policies/")
 }
 
 func (c *cli) policyCheckCmd() *cobra.Command {

@@ -280,25 +280,7 @@ func endpointAddrs(e admin.ServiceEndpointView) string {
 }
 
 func (c *cli) serviceRmCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "rm NAME...",
-		Aliases: []string{"remove", "delete"},
-		Short:   "remove services (their VIP and NodePorts are free again); an absent one is not an error",
-		Args:    cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			ctx, cancel := c.ctx()
-			defer cancel()
-			var rs []admin.ApplyResult
-			for _, n := range args {
-				var r admin.ApplyResult
-				if err := c.client().Delete(ctx, "/v1/services/"+url.PathEscape(n), &r); err != nil {
-					return err
-				}
-				rs = append(rs, r)
-			}
-			return c.printResults(rs)
-		},
-	}
+	return c.rmCmd("remove services (their VIP and NodePorts are free again); an absent one is not an error", "/v1/services/")
 }
 
 func (c *cli) serviceAgentCmd() *cobra.Command {
@@ -441,4 +423,29 @@ func readyText(st *admin.ServiceStatus) string {
 		s += fmt.Sprintf(", %d host error(s)", len(st.Errors))
 	}
 	return s
+}
+
+// rmCmd is `rm NAME...` for the objects of apply -f under route (a path
+// ending in "/"): each name deleted in turn, an absent one not an error,
+// the results printed as apply -f prints them.
+func (c *cli) rmCmd(short, route string) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NAME...",
+		Aliases: []string{"remove", "delete"},
+		Short:   short,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			ctx, cancel := c.ctx()
+			defer cancel()
+			var rs []admin.ApplyResult
+			for _, n := range args {
+				var r admin.ApplyResult
+				if err := c.client().Delete(ctx, route+url.PathEscape(n), &r); err != nil {
+					return err
+				}
+				rs = append(rs, r)
+			}
+			return c.printResults(rs)
+		},
+	}
 }

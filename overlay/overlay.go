@@ -61,6 +61,10 @@ type Config struct {
 	// overlay programs. Nil means Kernel.Sysctl; tests that program another
 	// namespace than their own pass a writer that enters it.
 	Sysctl func(key, value string) error
+	// InNetNS runs f with the calling thread in the namespace the overlay
+	// programs, for the sockets of the bridges' NDP responders. Nil runs f
+	// as it is (podnetd programs its own namespace).
+	InNetNS func(f func() error) error
 	// Peers, if set, is called with the underlay addresses of every host
 	// registered in etcd (hosts/, alive or not) whenever they change: the
 	// addresses VXLAN may come from (the data plane's guard). With
@@ -129,6 +133,7 @@ type Overlay struct {
 	port     int
 	resync   time.Duration
 	sysctl   func(key, value string) error
+	inNetNS  func(f func() error) error
 	peersFn  func([]netip.Addr)
 	wg       *wireguard.Device
 	// lastPeers is what peersFn was last given, if peersSent (guarded
@@ -146,6 +151,10 @@ type Overlay struct {
 	model   *model
 	ifindex map[string]int
 	remote  remoteCounts
+
+	// responders answer neighbor solicitations on the bridges of IPv6
+	// pools (ndp.go); run by Run.
+	responders responders
 
 	mu       sync.Mutex
 	networks map[string]Network // by Docker network ID, MTU resolved
@@ -208,18 +217,19 @@ type Changes struct {
 	NeighDeleted   int `json:"neighDeleted"`
 	FDBAdded       int `json:"fdbAdded"`
 	FDBDeleted     int `json:"fdbDeleted"`
-	ProxyAdded     int `json:"proxyAdded"`
-	ProxyDeleted   int `json:"proxyDeleted"`
-	PeersSet       int `json:"wireguardPeersSet,omitempty"`
-	PeersRemoved   int `json:"wireguardPeersRemoved,omitempty"`
-	AddrsAdded     int `json:"addrsAdded,omitempty"`
-	AddrsDeleted   int `json:"addrsDeleted,omitempty"`
+	// ProxyDeleted counts proxy neighbor entries of older podnetds
+	// removed (IPv6 bridges now have an NDP responder instead).
+	ProxyDeleted int `json:"proxyDeleted"`
+	PeersSet     int `json:"wireguardPeersSet,omitempty"`
+	PeersRemoved int `json:"wireguardPeersRemoved,omitempty"`
+	AddrsAdded   int `json:"addrsAdded,omitempty"`
+	AddrsDeleted int `json:"addrsDeleted,omitempty"`
 }
 
 // Total is the number of changes of any kind.
 func (c Changes) Total() int {
 	return c.RoutesAdded + c.RoutesReplaced + c.RoutesDeleted + c.NeighAdded + c.NeighDeleted +
-		c.FDBAdded + c.FDBDeleted + c.ProxyAdded + c.ProxyDeleted + c.PeersSet + c.PeersRemoved + c.AddrsAdded + c.AddrsDeleted
+		c.FDBAdded + c.FDBDeleted + c.ProxyDeleted + c.PeersSet + c.PeersRemoved + c.AddrsAdded + c.AddrsDeleted
 }
 
 func (c *Changes) add(d Changes) {
@@ -230,7 +240,6 @@ func (c *Changes) add(d Changes) {
 	c.NeighDeleted += d.NeighDeleted
 	c.FDBAdded += d.FDBAdded
 	c.FDBDeleted += d.FDBDeleted
-	c.ProxyAdded += d.ProxyAdded
 	c.ProxyDeleted += d.ProxyDeleted
 	c.PeersSet += d.PeersSet
 	c.PeersRemoved += d.PeersRemoved
@@ -270,7 +279,7 @@ func New(cfg Config) (*Overlay, error) {
 	}
 	o := &Overlay{
 		host: cfg.Host, st: cfg.Store, feeds: cfg.Feeds, k: cfg.Kernel, log: cfg.Logger,
-		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl, peersFn: cfg.Peers, wg: cfg.WireGuard,
+		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl, inNetNS: cfg.InNetNS, peersFn: cfg.Peers, wg: cfg.WireGuard,
 		networks: map[string]Network{},
 		view:     newView(),
 		watch:    map[string]*WatchStats{},
@@ -278,6 +287,9 @@ func New(cfg Config) (*Overlay, error) {
 	}
 	if o.sysctl == nil {
 		o.sysctl = cfg.Kernel.Sysctl
+	}
+	if o.inNetNS == nil {
+		o.inNetNS = func(f func() error) error { return f() }
 	}
 	return o, nil
 }

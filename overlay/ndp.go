@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/podnet/podnet/internal/metrics"
 	"github.com/podnet/podnet/internal/nd"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -93,7 +94,8 @@ func (o *Overlay) openResponder(bridge string, pools []netip.Prefix) (*responder
 		if err != nil {
 			return err
 		}
-		p, err := nd.Listen(bridge, func(t netip.Addr) bool { return answers(h, idx, pools, t) }, o.log)
+		p, err := nd.Listen(bridge, func(t netip.Addr) bool { return answers(h, idx, pools, t) },
+			func(outcome string) { metrics.OverlayNDP.WithLabelValues(outcome).Inc() }, o.log)
 		if err != nil {
 			h.Close()
 			return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/internal/nd"
 	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
 	"github.com/vishvananda/netlink"
@@ -195,6 +196,9 @@ type Stats struct {
 	// Legacy is true while a podnetd older than exception records is
 	// alive: address records are then followed too.
 	Legacy bool `json:"legacy"`
+	// NDP counts what the NDP responder of each IPv6 bridge did with the
+	// neighbor solicitations it received, by bridge.
+	NDP map[string]nd.Stats `json:"ndp,omitempty"`
 }
 
 // WatchStats counts what one kind of followed key brought: full listings
@@ -323,13 +327,14 @@ func (o *Overlay) Encrypted() bool { return o.wg != nil }
 // Stats returns the overlay's counters.
 func (o *Overlay) Stats() Stats {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	s := o.stats
 	s.Watch = make(map[string]WatchStats, len(o.watch))
 	for k, w := range o.watch {
 		s.Watch[k] = *w
 	}
 	s.Legacy = o.view.legacy()
+	o.mu.Unlock()
+	s.NDP = o.ResponderStats() // takes the responders' lock, never held with mu
 	return s
 }
 

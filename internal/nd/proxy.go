@@ -46,6 +46,7 @@ type Proxy struct {
 	ifi    *net.Interface
 	src    netip.Addr // the interface's address answers come from
 	answer func(netip.Addr) bool
+	count  func(outcome string)
 	conn   *packet.Conn
 	lim    *rate.Limiter
 	log    *slog.Logger
@@ -62,14 +63,27 @@ type Stats struct {
 	// Answered were answered; Declined were refused by the callback;
 	// Ignored were malformed, duplicate address detection, or for targets
 	// never answered (see doc.go); Limited were dropped over the rate.
-	Answered, Declined, Ignored, Limited uint64
+	Answered uint64 `json:"answered"`
+	Declined uint64 `json:"declined"`
+	Ignored  uint64 `json:"ignored"`
+	Limited  uint64 `json:"limited"`
 }
+
+// Outcomes of a solicitation, as counted by Stats and passed to the
+// count function of Listen.
+const (
+	Answered = "answered"
+	Declined = "declined"
+	Ignored  = "ignored"
+	Limited  = "limited"
+)
 
 // Listen starts answering on the interface named ifname, in the network
 // namespace of the calling thread, for the targets answer accepts. answer
 // is called from the Proxy's own goroutine, at most DefaultRate times a
-// second; it must not block for long.
-func Listen(ifname string, answer func(netip.Addr) bool, log *slog.Logger) (*Proxy, error) {
+// second; it must not block for long. count, if not nil, is called with
+// the outcome of every solicitation (for metrics).
+func Listen(ifname string, answer func(netip.Addr) bool, count func(outcome string), log *slog.Logger) (*Proxy, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -92,7 +106,10 @@ func Listen(ifname string, answer func(netip.Addr) bool, log *slog.Logger) (*Pro
 	if err != nil {
 		return nil, fmt.Errorf("answer NDP on %s: packet socket: %w", ifname, err)
 	}
-	p := &Proxy{ifi: ifi, src: src, answer: answer, conn: conn, lim: rate.NewLimiter(DefaultRate, DefaultBurst),
+	if count == nil {
+		count = func(string) {}
+	}
+	p := &Proxy{ifi: ifi, src: src, answer: answer, count: count, conn: conn, lim: rate.NewLimiter(DefaultRate, DefaultBurst),
 		log: log.With("iface", ifname), done: make(chan struct{})}
 	p.wg.Go(p.serve)
 	return p, nil
@@ -194,14 +211,17 @@ func (p *Proxy) handle(frame []byte) {
 	s, ok := p.parse(frame)
 	if !ok {
 		p.ignored.Add(1)
+		p.count(Ignored)
 		return
 	}
 	if !p.lim.Allow() {
 		p.limited.Add(1)
+		p.count(Limited)
 		return
 	}
 	if !p.answer(s.target) {
 		p.declined.Add(1)
+		p.count(Declined)
 		return
 	}
 	if err := p.reply(s); err != nil {
@@ -209,6 +229,7 @@ func (p *Proxy) handle(frame []byte) {
 		return
 	}
 	p.answered.Add(1)
+	p.count(Answered)
 }
 
 // solicitation is what an answer needs of a neighbor solicitation.

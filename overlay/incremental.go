@@ -233,8 +233,8 @@ func (m *model) routeFor(dst netip.Prefix) (route, bool) {
 
 // applyStep makes the changes of sp in the order a full pass uses: new
 // neighbors and FDB entries, then routes, then route deletions, then the
-// neighbors and FDB entries nobody wants, then proxy entries. applied
-// follows every change that succeeded.
+// neighbors and FDB entries nobody wants. applied follows every change
+// that succeeded.
 func (p *program) applyStep(sp stepPlan) {
 	applied := p.o.applied
 	for _, e := range sp.peers {

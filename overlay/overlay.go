@@ -185,8 +185,8 @@ type Stats struct {
 	StepKeys         int           `json:"stepKeys"`
 	LastStepDuration time.Duration `json:"lastStepDuration"`
 	// Changes counts kernel changes made by passes (not by EnsureNetwork
-	// or RemoveNetwork): routes, neighbors, FDB and proxy entries,
-	// WireGuard peers, tunnel addresses.
+	// or RemoveNetwork): routes, neighbors, FDB entries, WireGuard peers,
+	// tunnel addresses, and proxy entries of older podnetds removed.
 	Changes Changes `json:"changes"`
 	// Errors counts failed kernel operations.
 	Errors int `json:"errors"`

@@ -40,12 +40,15 @@ type followKey struct {
 }
 
 // Run reads hosts/ and alive/, and for each pool of the registered
-// networks its refs/, blocks/ and exc/ keys (and addrs/ for IPv6 pools and
-// while a podnetd older than exception records is alive), from the
+// networks its refs/, blocks/ and exc/ keys (and addrs/ while a podnetd
+// older than exception records is alive, or its writes are not repaired
+// yet), from the
 // feeds shared with the rest of podnetd (Config.Feeds); it programs the kernel after every batch of changes
 // (incremental passes), and fully at start, every Resync and when the
 // registered networks change. Nothing is programmed until every followed
 // prefix has been listed once, so a restart never acts on a partial view.
+// While it runs, the bridges of IPv6 pools answer neighbor solicitations
+// (ndp.go); they stop when it returns.
 // Run returns when ctx ends and leaves the kernel state in place:
 // established cross-host connections survive a podnetd restart, and the
 // next Run finds every correct entry already there and touches none of

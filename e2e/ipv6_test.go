@@ -64,6 +64,9 @@ func TestIPv6AcrossHostsFollowsNoAddresses(t *testing.T) {
 	if p := proxyEntries(t, l, "h1", br); p != "" {
 		t.Errorf("proxy neighbor entries on h1's bridge %s: %s", br, p)
 	}
+	if n := overlayOf(t, l, "h1").NDP[br]; n.Answered == 0 {
+		t.Errorf("h1's overlay shows no answer of the NDP responder on %s: %+v", br, n)
+	}
 
 	// Containers starting on h2 cost h1 no address record.
 	time.Sleep(2 * time.Second) // the first claims settle

@@ -164,8 +164,9 @@
 // by the blocks and exceptions, so IPv6 pools are followed exactly like
 // IPv4 ones (refs/, blocks/, exc/; addrs/ only in the upgrade cases
 // below): nothing on this host changes when a remote IPv6 container
-// starts or stops. Solicitations are handled at most nd.DefaultRate a
-// second per bridge, with no state per sender or target, so a flood costs
+// starts or stops. At most nd.DefaultRate solicitations a second per
+// bridge reach the routing lookup, with no state per sender or target; the
+// rest are parsed (about a microsecond each) and dropped, so a flood costs
 // a bounded share of a core and no memory.
 //
 // Alternatives weighed: routed /128s (IPAM returning /128 addresses and
@@ -185,9 +186,10 @@
 // connection's progress keeps its entry reachable), but an entry that
 // needs re-confirmation (about 35 s after it was last confirmed, for
 // traffic without upper-layer confirmation) or a first contact gets no
-// answer until podnetd is back; the first full pass of the new instance
-// starts the responders at once (Run starts them before listing etcd,
-// since the routes they answer from are still in the kernel).
+// answer until podnetd is back. The new instance starts a bridge's
+// responder as soon as its network is registered again and a pass has
+// run (Run also tries once before listing etcd): the routes it answers
+// from are still in the kernel.
 //
 // Upgrade. Older podnetds still follow IPv6 address records and add
 // proxy entries on their own bridges; the new ones still write the

@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/mdlayher/ndp"
+	"golang.org/x/time/rate"
 )
 
 var (
@@ -81,4 +83,26 @@ func TestParse(t *testing.T) {
 			t.Fatalf("random frame accepted: %x", f)
 		}
 	}
+}
+
+// TestFloodIsBounded feeds a burst of valid solicitations far over the
+// rate: the callback (a routing lookup in podnetd) runs at most the burst
+// plus the rate for the time taken, the rest is counted as limited, and
+// nothing is kept per frame.
+func TestFloodIsBounded(t *testing.T) {
+	calls := 0
+	p := &Proxy{ifi: &net.Interface{Name: "pn-test", HardwareAddr: bridgeMAC}, lim: rate.NewLimiter(DefaultRate, DefaultBurst),
+		answer: func(netip.Addr) bool { calls++; return false }, count: func(string) {}}
+	f := frame(t, netip.MustParseAddr("fd00:1::5"), netip.MustParseAddr("ff02::1:ff00:41"), netip.MustParseAddr("fd00:1::41"), 255)
+	const n = 50000
+	start := time.Now()
+	for range n {
+		p.handle(f)
+	}
+	max := DefaultBurst + int(time.Since(start).Seconds()*DefaultRate) + 1
+	s := p.Stats()
+	if calls > max || s.Declined != uint64(calls) || s.Limited != uint64(n-calls) {
+		t.Fatalf("%d solicitations: callback ran %d times (at most %d), stats %+v", n, calls, max, s)
+	}
+	t.Logf("%d solicitations in %v: %d asked, %d limited", n, time.Since(start), calls, s.Limited)
 }

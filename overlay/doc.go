@@ -197,7 +197,11 @@
 // routed apart (IPAM has written them for both families since layout 2),
 // so old and new hosts route each other's containers side by side. While
 // a podnetd older than exception records is alive, IPv6 pools, like IPv4
-// ones, follow addrs/ (see "Key layout and upgrades"). A full pass removes
+// ones, follow addrs/ and are repaired when it goes (see "Key layout and
+// upgrades"). IPv6 records that such podnetds wrote before this change
+// were never repaired (overlays then read IPv6 exceptions from the address
+// records), so the first podnetd of this version checks the IPv6 pools'
+// exception records once (store.IPv6ExceptionsKey). A full pass removes
 // every proxy entry on the bridges of registered IPv6 networks (an older
 // podnetd's, left in place when it stopped), so an upgrade leaves none.
 //

@@ -61,6 +61,11 @@ func (o *Overlay) syncResponders() {
 		delete(rs.by, name)
 		o.log.Info("no longer answering neighbor solicitations for the IPv6 pools", "iface", name)
 	}
+	for name := range rs.failed {
+		if want[name] == nil {
+			delete(rs.failed, name)
+		}
+	}
 	for name, pools := range want {
 		if rs.by[name] != nil {
 			continue

@@ -34,25 +34,21 @@ type dirtySet struct {
 	hosts map[string]bool       // liveness or underlay: every entry of the host
 	neigh map[string]bool       // use of a network: the host's neighbor and FDB entries
 	dsts  map[netip.Prefix]bool // a block or one address: its route
-	addrs map[netip.Addr]bool   // an IPv6 container address: its proxy entry
 }
 
 func newDirtySet() *dirtySet {
-	return &dirtySet{hosts: map[string]bool{}, neigh: map[string]bool{}, dsts: map[netip.Prefix]bool{}, addrs: map[netip.Addr]bool{}}
+	return &dirtySet{hosts: map[string]bool{}, neigh: map[string]bool{}, dsts: map[netip.Prefix]bool{}}
 }
 
 func (d *dirtySet) empty() bool {
-	return len(d.hosts)+len(d.neigh)+len(d.dsts)+len(d.addrs) == 0
+	return len(d.hosts)+len(d.neigh)+len(d.dsts) == 0
 }
 
 // addr marks the entries a change of the candidate at a may affect: its
-// route, and for IPv6 its proxy entry. (Its owners' neighbors are marked
+// route. (Its owners' neighbors are marked
 // by poolView.user when their use of the pool starts or ends.)
 func (d *dirtySet) addr(a netip.Addr) {
 	d.dsts[netip.PrefixFrom(a, a.BitLen())] = true
-	if a.Is6() {
-		d.addrs[a] = true
-	}
 }
 
 func newView() *view {
@@ -121,9 +117,8 @@ type poolView struct {
 	refs   map[string]bool         // hosts using the pool
 	blocks map[netip.Prefix]string // block → claiming host
 	bits   map[int]int             // prefix lengths of the blocks → count
-	// addrs are address records (followed for IPv6 pools, whose bridges
-	// need a proxy entry per remote container, and while an old podnetd
-	// is alive); exc are exception records. fromAddrs says which of the
+	// addrs are address records (followed only while an old podnetd is
+	// alive or its writes are not repaired); exc are exception records. fromAddrs says which of the
 	// two holds the exception candidates.
 	addrs     map[netip.Addr]addrOwner
 	exc       map[netip.Addr]addrOwner

@@ -15,6 +15,11 @@ func (o *Overlay) publishPeers() {
 		return
 	}
 	o.mu.Lock()
+	if o.peersSent && !o.view.underlaysChanged {
+		o.mu.Unlock()
+		return
+	}
+	o.view.underlaysChanged = false
 	peers := make([]netip.Addr, 0, len(o.view.hosts))
 	for _, u := range o.view.hosts {
 		if u.IsValid() && o.wg == nil { // with encryption, VXLAN from nobody

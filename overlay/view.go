@@ -25,6 +25,10 @@ type view struct {
 	pools map[netip.Prefix]*poolView
 	// hostsLoaded and aliveLoaded are set by the first snapshot of each.
 	hostsLoaded, aliveLoaded bool
+	// underlaysChanged is set when a host's underlay address appears,
+	// changes or goes: the VXLAN peers are recomputed only then
+	// (publishPeers clears it), not after every batch of host records.
+	underlaysChanged bool
 	dirty                    *dirtySet
 }
 
@@ -62,6 +66,9 @@ func (v *view) setHost(name string, u netip.Addr, k hostKey) {
 	if old, ok := v.hosts[name]; ok && old == u && v.keys[name] == k {
 		return
 	}
+	if old, ok := v.hosts[name]; !ok || old != u {
+		v.underlaysChanged = true
+	}
 	v.hosts[name] = u
 	if k.set {
 		v.keys[name] = k
@@ -77,6 +84,7 @@ func (v *view) delHost(name string) {
 	}
 	delete(v.hosts, name)
 	delete(v.keys, name)
+	v.underlaysChanged = true
 	v.dirty.hosts[name] = true
 }
 

@@ -18,13 +18,14 @@ import (
 // live data: at 5000 hosts with 1000 services the resident size drops
 // by about a sixth (docs/scale.md) while the collector's extra work is
 // spread over changes that are rare. GOGC in podnetd's environment
-// (systemd's Environment=, the managed plugin's settings) overrides it,
-// and GOMEMLIMIT works as Go documents.
+// (systemd's Environment=) overrides it, and GOMEMLIMIT works as Go
+// documents.
 const gcPercent = 50
 
-// tuneGC applies gcPercent unless GOGC is set.
+// tuneGC applies gcPercent unless GOGC is set (empty counts as unset, as
+// it does for Go's runtime).
 func tuneGC(log *slog.Logger) {
-	if v, set := os.LookupEnv("GOGC"); set {
+	if v := os.Getenv("GOGC"); v != "" {
 		log.Info("garbage collector tuned by the environment", "GOGC", v)
 		return
 	}

@@ -12,7 +12,7 @@ func TestTuneGC(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 
-	t.Setenv("GOGC", "")
+	t.Setenv("GOGC", "200")
 	debug.SetGCPercent(100)
 	tuneGC(quiet)
 	if got := debug.SetGCPercent(100); got != 100 {

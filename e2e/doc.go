@@ -40,7 +40,8 @@
 //	                  (ready binaries, or a commit to build; default the last
 //	                  release before schema versions)
 //	PODNET_PRE_NDP_BIN, PODNET_PRE_NDP_REV  the same for TestIPv6RollingUpgrade
-//	                  (default the last commit with IPv6 proxy entries)
+//	                  (default the last commit with IPv6 proxy entries and
+//	                  without the DNS and selection indexes)
 //	LAB_DIR           lab state directory (default /tmp/podnet-lab)
 //	LAB_NAME          prefix of the lab's netns, links and rules (default lab)
 //	LAB_NET           underlay /24 as three octets (default 10.250.0)

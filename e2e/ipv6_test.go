@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +13,11 @@ import (
 
 // preNDPRev is the last commit whose podnetd put a proxy neighbor entry
 // per remote IPv6 container on its bridges and followed every IPv6 address
-// record, instead of answering neighbor solicitations itself.
-const preNDPRev = "87acc166c345e9de5266a8cfe6b454a100482ba3"
+// record, instead of answering neighbor solicitations itself, and whose
+// cluster DNS and service catalog followed every container's metadata
+// instead of the name and selection indexes: one old release for both
+// changes of layout.
+const preNDPRev = "e4d1d6697fef5812cedcaab915c829a39366ee23"
 
 // ping6 waits until container name on host pings dst over IPv6.
 func ping6(t *testing.T, l *Lab, host, name, dst string) {
@@ -93,7 +97,11 @@ func TestIPv6AcrossHostsFollowsNoAddresses(t *testing.T) {
 // a time: an upgraded host removes the entries its predecessor left on
 // its bridge, and containers of upgraded and old hosts, old and new
 // containers, keep reaching each other over IPv6 (an old host still
-// follows the address records the new one still writes).
+// follows the address records the new one still writes). While the hosts
+// differ, the upgraded host resolves the old host's containers by name
+// and selects them into a service (it follows an older host's metadata
+// whole while that host is alive), and the old host resolves the new
+// host's containers (every podnetd still writes the metadata it reads).
 func TestIPv6RollingUpgrade(t *testing.T) {
 	RequirePodnetd(t)
 	old, rev := oldBinariesAt(t, "PODNET_PRE_NDP_BIN", "PODNET_PRE_NDP_REV", preNDPRev)
@@ -101,8 +109,8 @@ func TestIPv6RollingUpgrade(t *testing.T) {
 	l := UpWith(t, Options{N: 2, Etcd: EtcdCluster, Bin: old})
 	t.Logf("cluster on podnetd %s", rev)
 	vxNet(t, l, "up6", "10.48.0.0/16", "--ipv6", "--subnet", "fd00:48::/64")
-	run(t, l, "h1", "a1", sleeper("--network", "up6")...)
-	run(t, l, "h2", "b1", sleeper("--network", "up6")...)
+	run(t, l, "h1", "a1", sleeper("--network", "up6", "--label", "app=up6")...)
+	run(t, l, "h2", "b1", sleeper("--network", "up6", "--label", "app=up6")...)
 	a1, b1 := ip6Of(t, l, "h1", "a1", "up6"), ip6Of(t, l, "h2", "b1", "up6")
 	ping6(t, l, "h1", "a1", b1)
 	ping6(t, l, "h2", "b1", a1)
@@ -126,18 +134,39 @@ func TestIPv6RollingUpgrade(t *testing.T) {
 	}
 	// h1 new, h2 old: old and new containers on both sides.
 	upgrade("h1", br1)
-	run(t, l, "h1", "a2", sleeper("--network", "up6")...)
-	run(t, l, "h2", "b2", sleeper("--network", "up6")...)
+	run(t, l, "h1", "a2", sleeper("--network", "up6", "--label", "app=up6")...)
+	run(t, l, "h2", "b2", sleeper("--network", "up6", "--label", "app=up6")...)
 	a2, b2 := ip6Of(t, l, "h1", "a2", "up6"), ip6Of(t, l, "h2", "b2", "up6")
 	ping6(t, l, "h1", "a2", b1)
 	ping6(t, l, "h1", "a2", b2)
 	ping6(t, l, "h2", "b2", a1)
 	ping6(t, l, "h2", "b2", a2)
 	ping6(t, l, "h1", "a1", b2)
+	// Names and selections across the two layouts.
+	names := func(host, from, name string, want string) {
+		t.Helper()
+		WaitFor(t, shortWait, func() (bool, string) {
+			got, out := lookupIn(l, host, from, name)
+			return slices.Contains(got, want), fmt.Sprintf("%s/%s: %s resolves to %v, want %s:\n%s", host, from, name, got, want, out)
+		})
+	}
+	names("h1", "a2", "b1", ipOf(t, l, "h2", "b1", "up6"))
+	names("h1", "a2", "b2", ipOf(t, l, "h2", "b2", "up6"))
+	names("h2", "b2", "a2", ipOf(t, l, "h1", "a2", "up6"))
+	service(t, l, "h1", "up6svc", "--selector", "app=up6", "--port", "80")
+	WaitFor(t, shortWait, func() (bool, string) {
+		var got []string
+		for _, e := range svcGet(t, l, "h1", "up6svc").Status.Endpoints {
+			got = append(got, e.Host+"/"+e.Container)
+		}
+		slices.Sort(got)
+		want := []string{"h1/a1", "h1/a2", "h2/b1", "h2/b2"}
+		return slices.Equal(got, want), fmt.Sprintf("the upgraded h1 sees endpoints %v of up6svc, want %v", got, want)
+	})
 
 	// Both new.
 	upgrade("h2", br2)
-	run(t, l, "h2", "b3", sleeper("--network", "up6")...)
+	run(t, l, "h2", "b3", sleeper("--network", "up6", "--label", "app=up6")...)
 	b3 := ip6Of(t, l, "h2", "b3", "up6")
 	ping6(t, l, "h1", "a1", b3)
 	ping6(t, l, "h2", "b3", a2)

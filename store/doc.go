@@ -48,6 +48,19 @@
 //     one that hears nothing for three intervals is started again from
 //     there (the client's own resume after a broken stream starts one
 //     above, and would stay silent until the next write).
+//     A progress notification is a sign of life, never a position: etcd
+//     before 3.4.25 and 3.5.8 (Debian 12 ships 3.4.23) answers a requested
+//     progress on every watch of the stream with the store's current
+//     revision, also on a watch still being sent older changes
+//     (etcd-io/etcd#15220). Taking it as the follower's revision dropped
+//     those changes as already seen (found at 5000 hosts: a tenth of the
+//     liveness keys never reached a host; TestFollowLosesNothingToProgress
+//     runs against this machine's etcd binary). So only changes move a
+//     watch's revision, and a resume of a prefix quiet for longer than
+//     etcd keeps history lists it again. What podnet cannot fix: etcd's
+//     client resumes a broken stream on its own from such a notification's
+//     revision, so with an affected etcd a member failing while a watch is
+//     behind can still lose changes; use etcd 3.4.25, 3.5.8 or newer.
 //   - Persistent facts (pools, blocks, addresses, networks, endpoints) are
 //     plain keys. Liveness facts (a host being up) are bound to a lease that
 //     its holder renews (KeepLease; package hostid holds a host's); they

@@ -135,8 +135,10 @@ func (s *Store) Follow(ctx context.Context, prefix string, f Follower) {
 func (s *Store) watchFrom(ctx context.Context, prefix string, rev int64, f Follower) (int64, error) {
 	// WithRequireLeader: a member cut off from its leader cancels the
 	// watch (instead of going silent), so it resumes on one that is not.
-	// Progress notifications move rev forward on quiet prefixes, so a
-	// resume rarely lands on a compacted revision.
+	// Only changes move rev forward, never progress notifications (see
+	// below), so a resume of a prefix that has been quiet for longer than
+	// etcd keeps its history lists it again (ErrCompacted): a listing
+	// after an interruption, rather than changes lost.
 	//
 	// The watch starts at rev itself, not rev+1, and drops the changes of
 	// rev (f has them): etcd answers a progress request only when every
@@ -173,7 +175,12 @@ func (s *Store) watchFrom(ctx context.Context, prefix string, rev int64, f Follo
 			return rev, err
 		}
 		if resp.IsProgressNotify() {
-			rev = max(rev, resp.Header.Revision)
+			// Heard from, but the revision is not a position: etcd before
+			// 3.4.25 and 3.5.8 (Debian 12 ships 3.4.23) answers a
+			// requested progress on every watch of the stream with the
+			// store's current revision, also on a watch still being sent
+			// older changes (etcd-io/etcd#15220); taken as f's position,
+			// it made the changes that followed look already seen.
 			if p, ok := f.(ProgressFollower); ok {
 				p.Progress()
 			}

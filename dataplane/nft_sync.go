@@ -60,8 +60,8 @@ func rulesetSize(rs *ruleset) (ops, elems int) {
 	return ops, elems
 }
 
-// kernelObjects lists the chains, (named) sets and counters of the
-// table: empty maps when it does not exist.
+// kernelObjects lists the chains (true for a base chain), (named) sets
+// and counters of the table: empty maps when it does not exist.
 func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool, sets map[string]*nftables.Set, counters map[string]uint64, err error) {
 	chains, sets, counters = map[string]bool{}, map[string]*nftables.Set{}, map[string]uint64{}
 	all, err := c.ListChainsOfTableFamily(t.Family)
@@ -70,7 +70,7 @@ func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool,
 	}
 	for _, ch := range all {
 		if ch.Table.Name == t.Name {
-			chains[ch.Name] = true
+			chains[ch.Name] = ch.Hooknum != nil
 		}
 	}
 	if len(chains) == 0 {
@@ -143,7 +143,7 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 		return 0, err
 	}
 	t := inetTable(rs.table)
-	kChains, kSets, kCounters, err := kernelObjects(c, t)
+	kBase, kSets, kCounters, err := kernelObjects(c, t)
 	if err != nil {
 		return 0, err
 	}
@@ -154,9 +154,27 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 			c.AddObj(&nftables.CounterObj{Table: t, Name: name})
 		}
 	}
-	for name := range kChains {
+	kChains := map[string]bool{}
+	for name := range kBase {
+		kChains[name] = true
 		if rewrite(name) {
 			c.FlushChain(&nftables.Chain{Table: t, Name: name})
+		}
+	}
+	// A chain cannot become a base chain or stop being one: one whose kind
+	// changed (a base chain of an older podnetd that is now a section of
+	// a base chain, filter_hooks.go) is deleted and added again in this
+	// batch, rules and all, whether or not its section is rewritten now.
+	// The section's other objects (maps, the chains it jumps to) stay, so
+	// nothing it enforced is ever missing.
+	for _, cd := range rs.chains {
+		if base, ok := kBase[cd.name]; ok && base != (cd.hook != nil) {
+			ch := &nftables.Chain{Table: t, Name: cd.name}
+			if !rewrite(cd.name) {
+				c.FlushChain(ch)
+			}
+			c.DelChain(ch)
+			kChains[cd.name] = false
 		}
 	}
 	want := map[string]bool{}

@@ -154,10 +154,28 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 			c.AddObj(&nftables.CounterObj{Table: t, Name: name})
 		}
 	}
+	var ksums map[string]elemSum
+	if ks, ok := kSets[setSvcSums]; ok && compare && rs.trustSums {
+		els, err := c.GetSetElements(ks)
+		if err != nil {
+			return 0, fmt.Errorf("list elements of set %s: %w", setSvcSums, err)
+		}
+		ksums = kernelSums(els)
+	}
+	// Chains whose content the kernel already holds are left alone: a
+	// batch that rewrites a chain makes the commit wait for an RCU grace
+	// period (chain_sums.go).
+	trustChains := kernelHolds(ksums, chainsSumKey, rs.sums[chainsSumKey])
+	rewriteChain := func(name string) bool {
+		if compare && (rs.keep[name] || trustChains && isServiceObject(name)) {
+			return false
+		}
+		return rewrite(name)
+	}
 	kChains := map[string]bool{}
 	for name := range kBase {
 		kChains[name] = true
-		if rewrite(name) {
+		if rewriteChain(name) {
 			c.FlushChain(&nftables.Chain{Table: t, Name: name})
 		}
 	}
@@ -170,7 +188,7 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 	for _, cd := range rs.chains {
 		if base, ok := kBase[cd.name]; ok && base != (cd.hook != nil) {
 			ch := &nftables.Chain{Table: t, Name: cd.name}
-			if !rewrite(cd.name) {
+			if !rewriteChain(cd.name) {
 				c.FlushChain(ch)
 			}
 			c.DelChain(ch)
@@ -180,14 +198,6 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 	want := map[string]bool{}
 	for _, sd := range rs.sets {
 		want[sd.name] = true
-	}
-	var ksums map[string]elemSum
-	if ks, ok := kSets[setSvcSums]; ok && compare && rs.trustSums {
-		els, err := c.GetSetElements(ks)
-		if err != nil {
-			return 0, fmt.Errorf("list elements of set %s: %w", setSvcSums, err)
-		}
-		ksums = kernelSums(els)
 	}
 	changes := 0
 	fill := map[string]bool{} // sets created in this batch
@@ -231,7 +241,7 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 	}
 	chains := map[string]*nftables.Chain{}
 	for _, cd := range rs.chains {
-		if kChains[cd.name] && !rewrite(cd.name) {
+		if kChains[cd.name] && !rewriteChain(cd.name) {
 			continue
 		}
 		chains[cd.name] = c.AddChain(nftChain(t, cd))

@@ -37,6 +37,9 @@ type ruleset struct {
 	// kernel's (see services_sums.go).
 	sums      map[string]elemSum
 	trustSums bool
+	// keep are chains outside the service section that the sync may leave
+	// as the kernel has them (an engine's first Replace: chain_sums.go).
+	keep map[string]bool
 	// counters are named counter objects (the policy section's).
 	counters []string
 }

@@ -50,7 +50,12 @@ func dirWord(egress bool) string {
 // polSelf is the set of local endpoint . itself (traffic to itself).
 func polSelf(f family) string { return polPrefix + "self" + map[family]string{ipv4: "4", ipv6: "6"}[f] }
 
-func famDigit(f family) string { return map[family]string{ipv4: "4", ipv6: "6"}[f] }
+func famDigit(f family) string {
+	if f == ipv6 {
+		return "6"
+	}
+	return "4"
+}
 
 // groupChain is the chain of a group's rules for one family:
 // np-i4-<id> (ingress), np-e6-<id> (egress).

@@ -169,7 +169,7 @@ func (c *Catalog) applyEndpointMeta(kv store.KV, deleted bool) {
 	if old, had := c.epmeta[kv.Key]; had {
 		delete(c.epmeta, kv.Key)
 		k := ctrKey{host, old.Container}
-		index.Remove(c.epByCtr, k, kv.Key)
+		index.RemoveSmall(c.epByCtr, k, kv.Key)
 		c.memberChanged(k, time.Time{})
 	}
 	if !deleted {
@@ -180,7 +180,7 @@ func (c *Catalog) applyEndpointMeta(kv store.KV, deleted bool) {
 		c.epmeta[kv.Key] = m
 		at = m.Updated
 		k := ctrKey{host, m.Container}
-		index.Add(c.epByCtr, k, kv.Key)
+		index.AddSmall(c.epByCtr, k, kv.Key)
 		c.memberChanged(k, at)
 	}
 }
@@ -215,9 +215,9 @@ func (c *Catalog) memberChanged(k ctrKey, at time.Time) {
 			index.Remove(c.byLabel, term(l, v), k)
 		}
 		if old.mode == modeContainer {
-			index.Remove(c.children, ctrKey{k.host, old.parent}, k)
+			index.RemoveSmall(c.children, ctrKey{k.host, old.parent}, k)
 		}
-		index.Remove(c.byHost, k.host, k)
+		index.RemoveSmall(c.byHost, k.host, k)
 	}
 	if m != nil {
 		c.members[k] = m
@@ -225,16 +225,16 @@ func (c *Catalog) memberChanged(k ctrKey, at time.Time) {
 			index.Add(c.byLabel, term(l, v), k)
 		}
 		if m.mode == modeContainer {
-			index.Add(c.children, ctrKey{k.host, m.parent}, k)
+			index.AddSmall(c.children, ctrKey{k.host, m.parent}, k)
 		}
-		index.Add(c.byHost, k.host, k)
+		index.AddSmall(c.byHost, k.host, k)
 		c.touchLabels(m.labels, at)
 		c.touchSelections(m.labels, at)
 	} else {
 		delete(c.members, k)
 	}
 	// Container-mode members reached through this one.
-	for ck := range c.children[k] {
+	for _, ck := range c.children[k] {
 		if o := c.members[ck]; o != nil {
 			c.touchLabels(o.labels, at)
 		}
@@ -245,10 +245,10 @@ func (c *Catalog) memberChanged(k ctrKey, at time.Time) {
 func (c *Catalog) buildMember(k ctrKey) *member {
 	var m *member
 	var newest time.Time
-	for key := range c.epByCtr[k] {
+	for _, key := range c.epByCtr[k] {
 		rec := c.epmeta[key]
 		if m == nil {
-			m = &member{key: k, mode: modeNetwork, eps: map[string][2]netip.Addr{}}
+			m = &member{key: k, mode: modeNetwork, eps: make([]memberEP, 0, len(c.epByCtr[k]))}
 		}
 		var a [2]netip.Addr
 		if rec.IPv4.IsValid() {
@@ -257,7 +257,7 @@ func (c *Catalog) buildMember(k ctrKey) *member {
 		if rec.IPv6.IsValid() {
 			a[1] = rec.IPv6
 		}
-		m.eps[key] = a
+		m.eps = append(m.eps, memberEP{key, a})
 		if rec.Updated.After(newest) || m.labels == nil {
 			newest = rec.Updated
 			m.name, m.labels, m.ready = rec.Name, rec.Labels, rec.Ready
@@ -291,7 +291,7 @@ func (c *Catalog) touchHost(host string) {
 	if c.all {
 		return // everything is recomputed anyway
 	}
-	for k := range c.byHost[host] {
+	for _, k := range c.byHost[host] {
 		c.touchLabels(c.members[k].labels, time.Time{})
 	}
 }

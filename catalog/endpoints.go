@@ -100,7 +100,8 @@ func (c *Catalog) resolveLocked(s *store.Service) []resolved {
 func bestEndpoint(m *member, v6 bool) (string, netip.Addr) {
 	var key string
 	var best netip.Addr
-	for k, a := range m.eps {
+	for _, e := range m.eps {
+		k, a := e.key, e.addrs
 		x := a[0]
 		if v6 {
 			x = a[1]

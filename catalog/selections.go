@@ -199,8 +199,8 @@ func (c *Catalog) PoliciesLoaded() bool {
 func (c *Catalog) selectionAddrsLocked(sel store.LabelSelector) []netip.Addr {
 	var out []netip.Addr
 	for _, m := range c.policyMembersLocked(sel) {
-		for _, a := range m.eps {
-			for _, x := range a {
+		for _, e := range m.eps {
+			for _, x := range e.addrs {
 				if x.IsValid() {
 					out = append(out, x)
 				}
@@ -306,8 +306,8 @@ func (c *Catalog) MemberByAddr(a netip.Addr) (PolicyMember, bool) {
 	defer c.mu.RUnlock()
 	a = a.Unmap()
 	for _, m := range c.members {
-		for _, x := range m.eps {
-			if x[0] == a || x[1] == a {
+		for _, e := range m.eps {
+			if e.addrs[0] == a || e.addrs[1] == a {
 				return c.viewLocked(m), true
 			}
 		}
@@ -332,7 +332,8 @@ func (c *Catalog) MemberByName(name string) []PolicyMember {
 
 func (c *Catalog) viewLocked(m *member) PolicyMember {
 	pm := PolicyMember{Host: m.key.host, ID: m.key.id, Name: m.name, Mode: m.mode, Parent: m.parent, Labels: m.labels}
-	for key, a := range m.eps {
+	for _, me := range m.eps {
+		key, a := me.key, me.addrs
 		_, ep, _ := store.SplitHostKey(key, store.EndpointMetaPrefix(""))
 		if pm.Endpoints == nil {
 			pm.Endpoints = map[string]PolicyEndpoint{}

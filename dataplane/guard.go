@@ -65,20 +65,6 @@ func (e *Engine) SetOverlay(ctx context.Context, port uint16, devPrefix string) 
 	return e.updateGuard(ctx, "vxlan port", func(g *guardState) { g.vxlanPort, g.devPrefix = port, devPrefix })
 }
 
-// SetPeers replaces the underlay addresses VXLAN is accepted from: the
-// hosts registered in etcd (the overlay follows hosts/ and calls this).
-// Only IPv4 addresses are kept: the underlay is IPv4.
-func (e *Engine) SetPeers(ctx context.Context, peers []netip.Addr) error {
-	var ps []netip.Addr
-	for _, p := range peers {
-		if p = p.Unmap(); p.Is4() && !slices.Contains(ps, p) {
-			ps = append(ps, p)
-		}
-	}
-	slices.SortFunc(ps, netip.Addr.Compare)
-	return e.updateGuard(ctx, "vxlan peers", func(g *guardState) { g.peers = ps })
-}
-
 // SetClusterDNS restricts the cluster DNS at addr to this host's own
 // addresses and podnet's subnets on this host (its containers); everyone
 // else's queries are dropped. An invalid addr removes the rules.
@@ -161,7 +147,7 @@ func (e *Engine) LoadPeers() error {
 func guardSets(g guardState) []setDef {
 	hosts := setDef{name: setHosts4, keyType: nftables.TypeIPAddr, typeText: "type ipv4_addr"}
 	for _, a := range g.peers {
-		hosts.elems = append(hosts.elems, element{set: setHosts4, key: a.AsSlice(), text: a.String()})
+		hosts.elems = append(hosts.elems, peerElement(a))
 	}
 	etcd4 := setDef{name: setEtcd4, keyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService),
 		typeText: "type ipv4_addr . inet_service"}

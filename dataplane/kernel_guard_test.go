@@ -125,6 +125,19 @@ func TestKernelGuardVXLANPeers(t *testing.T) {
 	if got := fresh.guard.peers; len(got) != 2 || got[0].String() != clientIP4 {
 		t.Fatalf("peers loaded from the kernel: %v", got)
 	}
+	// A peer removed (and one added) is refused at once: the change goes
+	// to the kernel as elements of hosts4, not as a rebuilt table.
+	l.do(func() error {
+		return l.eng.SetPeers(l.ctx, []netip.Addr{netip.MustParseAddr("10.200.9.51"), netip.MustParseAddr("10.200.9.50")})
+	})
+	if got, err := hello(l.client, "udp", hostIP4+":4789", 500*time.Millisecond); err == nil {
+		t.Fatalf("a removed peer still reaches the VXLAN port: %q", got)
+	}
+	again := New(Options{Logger: testLogger(t)})
+	l.do(again.LoadPeers)
+	if got := fmt.Sprint(again.guard.peers); got != "[10.200.9.50 10.200.9.51]" {
+		t.Fatalf("peers in the kernel after the change: %v, want [10.200.9.50 10.200.9.51]", got)
+	}
 }
 
 // TestKernelGuardEtcd: containers cannot open connections to the etcd

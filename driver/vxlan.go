@@ -41,13 +41,8 @@ func (v *vxlanMode) createNetwork(n *store.Network) error {
 	if err := v.bridge.k.Sysctl("net/ipv4/conf/"+n.Bridge+"/proxy_arp", "1"); err != nil {
 		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
 	}
-	// IPv6 has no proxy ARP: the overlay adds a proxy neighbor entry per
-	// remote container address, which the bridge answers with proxy_ndp.
-	if len(n.IPv6) > 0 {
-		if err := v.bridge.k.Sysctl("net/ipv6/conf/"+n.Bridge+"/proxy_ndp", "1"); err != nil {
-			return fmt.Errorf("bridge %s: %w", n.Bridge, err)
-		}
-	}
+	// IPv6 has no proxy ARP: the overlay's NDP responder answers for
+	// other hosts' addresses of the IPv6 pools (package overlay, "IPv6").
 	pools := n.Pools()
 	for i, p := range pools {
 		pools[i] = p.Masked()

@@ -36,6 +36,12 @@
 //	PODNET_E2E_FAKE_HOSTS  stand-in hosts TestThousandHosts adds (default 1000;
 //	                  its RSS bound applies up to 1000)
 //	PODNET_LAB_SH     the lab script (default <repo>/scripts/lab.sh)
+//	PODNET_OLD_BIN, PODNET_OLD_REV  the podnetd TestRollingUpgrade starts from
+//	                  (ready binaries, or a commit to build; default the last
+//	                  release before schema versions)
+//	PODNET_PRE_NDP_BIN, PODNET_PRE_NDP_REV  the same for TestIPv6RollingUpgrade
+//	                  (default the last commit with IPv6 proxy entries and
+//	                  without the DNS and selection indexes)
 //	LAB_DIR           lab state directory (default /tmp/podnet-lab)
 //	LAB_NAME          prefix of the lab's netns, links and rules (default lab)
 //	LAB_NET           underlay /24 as three octets (default 10.250.0)

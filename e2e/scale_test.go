@@ -36,6 +36,11 @@ type overlayStats struct {
 	Errors int                   `json:"errors"`
 	Legacy bool                  `json:"legacy"`
 	Watch  map[string]watchStats `json:"watch"`
+	// NDP is what each IPv6 bridge's NDP responder did, by bridge.
+	NDP map[string]struct {
+		Answered int `json:"answered"`
+		Declined int `json:"declined"`
+	} `json:"ndp"`
 }
 
 // overlayOf reads host's overlay counters from its podnetd admin socket.

@@ -24,17 +24,24 @@ const preSchemaRev = "cfb6841fa8468ad4cd5f0a1fb72173addcc5c5b0"
 // a temporary directory, or $PODNET_OLD_BIN.
 func oldBinaries(t *testing.T) (dir, rev string) {
 	t.Helper()
-	if d := os.Getenv("PODNET_OLD_BIN"); d != "" {
-		return d, "PODNET_OLD_BIN"
+	return oldBinariesAt(t, "PODNET_OLD_BIN", "PODNET_OLD_REV", preSchemaRev)
+}
+
+// oldBinariesAt is oldBinaries of the commit $revEnv (default defRev),
+// or the ready binaries in $binEnv.
+func oldBinariesAt(t *testing.T, binEnv, revEnv, defRev string) (dir, rev string) {
+	t.Helper()
+	if d := os.Getenv(binEnv); d != "" {
+		return d, binEnv
 	}
 	repo, err := RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev = envOr("PODNET_OLD_REV", preSchemaRev)
+	rev = envOr(revEnv, defRev)
 	full, err := exec.Command("git", "-C", repo, "rev-parse", "--verify", "--quiet", rev+"^{commit}").Output()
 	if err != nil {
-		t.Skipf("commit %s is not in this clone (a shallow clone?): set PODNET_OLD_BIN to a directory holding an older podnetd and podnetctl", rev)
+		t.Skipf("commit %s is not in this clone (a shallow clone?): set %s to a directory holding an older podnetd and podnetctl", rev, binEnv)
 	}
 	rev = strings.TrimSpace(string(full))
 	src := t.TempDir()

@@ -29,8 +29,9 @@
 // addresses apart from the LAN's. The cost is that the host does not
 // answer ICMP on the address, and a packet to a port the service does not
 // have is routed like any packet not for this host (MetalLB in L2 mode
-// behaves the same). mdlayher/arp and mdlayher/ndp do the wire formats;
-// the responder joins each IPv6 address's solicited-node group so that
+// behaves the same). mdlayher/arp and mdlayher/ndp do the wire formats
+// (the advertisement itself is package nd's, shared with the overlay's
+// NDP responders of IPv6 bridges); the responder joins each IPv6 address's solicited-node group so that
 // neighbor solicitations reach it.
 //
 // The election. Each host keeps an announcer lease (--lb-lease-ttl,

@@ -15,6 +15,7 @@ import (
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
 	"github.com/podnet/podnet/internal/metrics"
+	"github.com/podnet/podnet/internal/nd"
 	"golang.org/x/net/ipv6"
 )
 
@@ -250,9 +251,7 @@ func (ir *ifaceResponder) announce(a netip.Addr) {
 			err = ir.arp.WriteTo(p, broadcastMAC)
 		}
 	case a.Is6() && ir.nd != nil:
-		na := &ndp.NeighborAdvertisement{Override: true, TargetAddress: a,
-			Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: ir.ifi.HardwareAddr}}}
-		err = ir.nd.WriteTo(na, nil, netip.IPv6LinkLocalAllNodes())
+		err = ir.nd.WriteTo(nd.Advert(a, ir.ifi.HardwareAddr, false, true), nil, netip.IPv6LinkLocalAllNodes())
 	default:
 		return
 	}
@@ -313,8 +312,7 @@ func (ir *ifaceResponder) serveNDP() {
 		if !ok || !(*ir.addrs.Load())[ns.TargetAddress] {
 			continue
 		}
-		na := &ndp.NeighborAdvertisement{Solicited: true, Override: true, TargetAddress: ns.TargetAddress,
-			Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: ir.ifi.HardwareAddr}}}
+		na := nd.Advert(ns.TargetAddress, ir.ifi.HardwareAddr, true, true)
 		dst := src
 		if src.IsUnspecified() { // duplicate address detection: tell everyone
 			na.Solicited = false

@@ -28,9 +28,8 @@ type wgLocal struct {
 
 // desired is the kernel state the overlay wants, computed from a view.
 type desired struct {
-	devices map[string]*devState           // by device name
-	routes  map[netip.Prefix]route         // by destination
-	proxies map[string]map[netip.Addr]bool // bridge → IPv6 addresses it answers NDP for
+	devices map[string]*devState   // by device name
+	routes  map[netip.Prefix]route // by destination
 	// peers are the WireGuard peers by remote host (encryption only).
 	peers map[string]wireguard.Peer
 	// addrs are the addresses podnet puts on its devices: this host's
@@ -271,7 +270,7 @@ func (m *model) updateHost(h string) []string {
 
 // full computes the whole desired state.
 func (m *model) full() desired {
-	d := desired{devices: map[string]*devState{}, routes: map[netip.Prefix]route{}, proxies: map[string]map[netip.Addr]bool{},
+	d := desired{devices: map[string]*devState{}, routes: map[netip.Prefix]route{},
 		peers: map[string]wireguard.Peer{}, addrs: map[string]map[netip.Addr]bool{}}
 	self := m.l.host
 	for _, n := range m.nets {
@@ -301,9 +300,6 @@ func (m *model) full() desired {
 				}
 				if o.host != self {
 					users[o.host] = true
-					if m.proxied(n, a, o) {
-						d.addProxy(n.Bridge, a)
-					}
 				}
 				if r, ok := m.exceptionRoute(n, pv, a, o); ok {
 					d.addRoute(r, m.warn)
@@ -363,17 +359,6 @@ func (m *model) exceptionRoute(n Network, pv *poolView, a netip.Addr, o addrOwne
 		return route{}, false
 	}
 	return via(m.l, n, dst, o.host, t), true
-}
-
-// proxied reports whether this host's bridge answers neighbor
-// solicitations for a: IPv6 has no proxy ARP, so every remote container
-// address of an IPv6 pool whose owner is reachable gets a proxy entry.
-func (m *model) proxied(n Network, a netip.Addr, o addrOwner) bool {
-	if !a.Is6() || n.Bridge == "" || !o.container || o.host == "" || o.host == m.l.host {
-		return false
-	}
-	_, ok := m.target(n.VNI, o.host)
-	return ok
 }
 
 // hasV6 reports whether n has an IPv6 pool in the view: its remote hosts
@@ -466,16 +451,9 @@ func (d *desired) addRoute(r route, warn func(string, ...any)) {
 	d.routes[r.dst] = r
 }
 
-func (d *desired) addProxy(bridge string, a netip.Addr) {
-	if d.proxies[bridge] == nil {
-		d.proxies[bridge] = map[netip.Addr]bool{}
-	}
-	d.proxies[bridge][a] = true
-}
-
 // equal reports whether d and e want the same kernel state.
 func (d desired) equal(e desired) bool {
-	if !maps.Equal(d.routes, e.routes) || len(d.devices) != len(e.devices) || len(d.proxies) != len(e.proxies) ||
+	if !maps.Equal(d.routes, e.routes) || len(d.devices) != len(e.devices) ||
 		!maps.EqualFunc(d.peers, e.peers, wireguard.Peer.Equal) ||
 		!maps.EqualFunc(d.addrs, e.addrs, maps.Equal[map[netip.Addr]bool]) {
 		return false
@@ -486,18 +464,12 @@ func (d desired) equal(e desired) bool {
 			return false
 		}
 	}
-	for br, a := range d.proxies {
-		if b, ok := e.proxies[br]; !ok || !maps.Equal(a, b) {
-			return false
-		}
-	}
 	return true
 }
 
 // clone copies d deeply enough that later edits of d do not show.
 func (d desired) clone() desired {
-	c := desired{devices: make(map[string]*devState, len(d.devices)), routes: maps.Clone(d.routes),
-		proxies: make(map[string]map[netip.Addr]bool, len(d.proxies)), peers: make(map[string]wireguard.Peer, len(d.peers)),
+	c := desired{devices: make(map[string]*devState, len(d.devices)), routes: maps.Clone(d.routes), peers: make(map[string]wireguard.Peer, len(d.peers)),
 		addrs: make(map[string]map[netip.Addr]bool, len(d.addrs))}
 	for dev, as := range d.addrs {
 		c.addrs[dev] = maps.Clone(as)
@@ -508,9 +480,6 @@ func (d desired) clone() desired {
 	}
 	for dev, ds := range d.devices {
 		c.devices[dev] = &devState{vni: ds.vni, neigh: maps.Clone(ds.neigh), fdb: maps.Clone(ds.fdb), hosts: maps.Clone(ds.hosts)}
-	}
-	for br, m := range d.proxies {
-		c.proxies[br] = maps.Clone(m)
 	}
 	return c
 }

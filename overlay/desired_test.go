@@ -246,12 +246,6 @@ func TestDesiredIPv6(t *testing.T) {
 		"pnx42 " + ll + " " + mac,
 		"pnx42 fdb " + mac + " 10.250.0.2",
 	})
-	var proxies []string
-	for a := range d.proxies["pn-net1"] {
-		proxies = append(proxies, a.String())
-	}
-	sort.Strings(proxies)
-	assertLines(t, "proxies", proxies, []string{"fd00:1::1000", "fd00:1::41", "fd00:1::42"})
 }
 
 func TestVTEPMAC(t *testing.T) {

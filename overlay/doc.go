@@ -18,7 +18,7 @@
 // followers), repair.go (exception records after a rolling upgrade),
 // underlay.go (DetectUnderlay), encrypt.go (encryption: routes into
 // WireGuard and its peers), tunnel.go (this host's tunnel addresses on
-// its devices). Stats reports passes, kernel changes (a restart that
+// its devices), ndp.go (the NDP responders of IPv6 bridges). Stats reports passes, kernel changes (a restart that
 // changed nothing shows zero) and what the watches read.
 //
 // # Design notes
@@ -138,24 +138,79 @@
 // underlay address as next hop. Instead the next hop is the remote VTEP's
 // EUI-64 link-local address (fe80::71:…), made resolvable by a second
 // permanent neighbor entry to the same VTEP MAC, and the same FDB entry
-// carries the frame over the IPv4 underlay. IPv6 has no proxy ARP, so each
-// bridge gets a proxy neighbor entry (`ip -6 neigh replace proxy A dev
-// <bridge>`) per remote container address of its IPv6 pools: the one place
-// where state grows with containers, and why IPv6 pools are followed
-// address by address (addrs/): every host needs every IPv6 container
-// address (docs/scale.md has the plan that would end this). The driver
-// sets proxy_ndp=1 and net.ipv6.neigh.<bridge>.proxy_delay=0 on IPv6
-// bridges, and should skip DAD on them (accept_dad=0): a fresh bridge's
-// link-local address is tentative for about a second, and until then the
-// kernel sends no neighbor solicitations from it, so forwarding to local
-// containers stalls.
+// carries the frame over the IPv4 underlay. The driver skips DAD on IPv6
+// bridges (accept_dad=0): a fresh bridge's link-local address is
+// tentative for about a second, and until then the kernel sends no
+// neighbor solicitations from it, so forwarding to local containers
+// stalls.
+//
+// IPv6 neighbor discovery: a responder per bridge (ndp.go). IPv6 has no
+// proxy ARP, and the kernel's proxy NDP needs an entry per address (`ip -6
+// neigh add proxy A dev <bridge>`). podnet used to add one per remote
+// container address, so every host followed every IPv6 address record
+// (addrs/): state and etcd traffic grew with containers cluster-wide.
+// Instead, each bridge of a network with an IPv6 pool has a small NDP
+// responder in podnetd (package nd: a packet socket with a kernel filter
+// passing only neighbor solicitations) that answers, with the bridge's
+// MAC and the override flag clear, a solicitation whose target is in one
+// of the network's IPv6 pools and which this host routes out of another
+// device than the bridge (a lookup in the kernel's routing table, as
+// proxy_arp does for IPv4): another host's container, by its block route
+// or exception route. A local container (the pool's on-link route, or its
+// /128 exception route to the bridge, leads back to the bridge), the
+// gateway (a local address), an address nobody routes, a target outside
+// the pools, and duplicate address detection (source ::) are never
+// answered. The container then sends to the bridge and the kernel routes
+// by the blocks and exceptions, so IPv6 pools are followed exactly like
+// IPv4 ones (refs/, blocks/, exc/; addrs/ only in the upgrade cases
+// below): nothing on this host changes when a remote IPv6 container
+// starts or stops. At most nd.DefaultRate solicitations a second per
+// bridge reach the routing lookup, with no state per sender or target; the
+// rest are parsed (about a microsecond each) and dropped, so a flood costs
+// a bounded share of a core and no memory.
+//
+// Alternatives weighed: routed /128s (IPAM returning /128 addresses and
+// the driver an on-link gateway route through Join's static routes) need
+// no responder, but change what containers see (no on-link subnet, so
+// local traffic also goes through the host) and rely on how dockerd
+// orders the interface address, static routes and the gateway route when
+// it programs the sandbox; existing containers would keep their /64s for
+// their lifetime. An nftables rule cannot answer NDP (it can only
+// forward or drop), and an eBPF program at tc ingress could, but needs
+// the pools and the local addresses mirrored into maps — the per-address
+// state this replaces. The responder decides from the routes the overlay
+// programs anyway.
+//
+// The cost: answers come from podnetd, not the kernel. While podnetd is
+// stopped, containers keep the neighbor entries they have (a TCP
+// connection's progress keeps its entry reachable), but an entry that
+// needs re-confirmation (about 35 s after it was last confirmed, for
+// traffic without upper-layer confirmation) or a first contact gets no
+// answer until podnetd is back. The new instance starts a bridge's
+// responder as soon as its network is registered again and a pass has
+// run (Run also tries once before listing etcd): the routes it answers
+// from are still in the kernel.
+//
+// Upgrade. Older podnetds still follow IPv6 address records and add
+// proxy entries on their own bridges; the new ones still write the
+// records (IPAM is unchanged) and exception records for IPv6 addresses
+// routed apart (IPAM has written them for both families since layout 2),
+// so old and new hosts route each other's containers side by side. While
+// a podnetd older than exception records is alive, IPv6 pools, like IPv4
+// ones, follow addrs/ and are repaired when it goes (see "Key layout and
+// upgrades"). IPv6 records that such podnetds wrote before this change
+// were never repaired (overlays then read IPv6 exceptions from the address
+// records), so the first podnetd of this version checks the IPv6 pools'
+// exception records once (store.IPv6ExceptionsKey). A full pass removes
+// every proxy entry on the bridges of registered IPv6 networks (an older
+// podnetd's, left in place when it stopped), so an upgrade leaves none.
 //
 // Full passes. At start, every Resync (60 s), when a device had to be
 // recreated and when the registered networks change, a pass computes the
 // whole wanted state from the view (a pure function, unit-tested without
 // root) and diffs it against what the kernel has: podnet-protocol routes,
-// permanent neighbors and FDB entries on pnx devices, proxy entries on the
-// bridges. It adds what is missing, replaces what is wrong and deletes
+// permanent neighbors and FDB entries on pnx devices (and removes the proxy
+// entries older podnetds left on IPv6 bridges). It adds what is missing, replaces what is wrong and deletes
 // what is extra, adds before deletes so that no route points at a missing
 // neighbor, and never touches a correct entry; drift made behind podnet's
 // back is repaired by the periodic one. The state it leaves is kept
@@ -165,7 +220,7 @@
 // (view.go): a host's liveness or underlay — its neighbor and FDB entries,
 // its blocks' routes, its exceptions'; a block claimed or released — its
 // route and the candidates inside it (their claimant changed); a
-// candidate — its /32 and, for IPv6, its proxy entry; a host starting or
+// candidate — its /32 (/128); a host starting or
 // ending its use of a pool — its neighbor and FDB entries. After each batch
 // of watch events Run recomputes exactly those entries with the same
 // per-entry rules the full computation uses (model in desired.go: the
@@ -184,7 +239,7 @@
 // podnetds keep exception records), and per pool of a registered network
 // its refs/, blocks/ and exc/ keys — three subscriptions, so
 // that the address records (addrs/), which every container start and stop
-// writes, reach no host (IPv4 pools). A listing after a watch had to be
+// writes, reach no host (IPv4 and IPv6 pools alike). A listing after a watch had to be
 // restarted is diffed against the view, so it costs what changed meanwhile,
 // not a full pass. Nothing is programmed until every followed prefix has
 // been listed once. Every 10 s the devices are checked: a deleted or
@@ -239,7 +294,8 @@
 // Restart. Run programs nothing until every followed prefix has been
 // listed once, so a partial view never deletes anything. Returning from
 // Run leaves the kernel as it is: containers keep talking across hosts
-// while podnetd restarts, and the next instance's first pass finds every
+// while podnetd restarts (IPv6 with the limit of the responders, under
+// "IPv6 neighbor discovery"), and the next instance's first pass finds every
 // correct entry in place and changes nothing (no delete-and-re-add, which
 // would reset neighbor state and drop packets). Routes of networks not yet
 // registered again are left alone by that first pass; routes outside every

@@ -38,19 +38,12 @@ type routeEntry struct {
 	had, ok   bool
 }
 
-type proxyEntry struct {
-	bridge string
-	addr   netip.Addr
-	want   bool
-}
-
 // stepPlan is the work of one incremental pass.
 type stepPlan struct {
-	hosts   []hostEntry
-	routes  []routeEntry
-	proxies []proxyEntry
-	peers   []peerEntry
-	keys    int // entries recomputed
+	hosts  []hostEntry
+	routes []routeEntry
+	peers  []peerEntry
+	keys   int // entries recomputed
 }
 
 // step runs an incremental pass. It reports done=false, having done
@@ -134,7 +127,7 @@ func (m *model) plan(dirty *dirtySet, applied *desired) stepPlan {
 			all[x] = true
 		}
 	}
-	neigh, dsts, addrs := dirty.neigh, dirty.dsts, dirty.addrs
+	neigh, dsts := dirty.neigh, dirty.dsts
 	for h := range all {
 		neigh[h] = true
 		for _, n := range m.nets {
@@ -168,18 +161,7 @@ func (m *model) plan(dirty *dirtySet, applied *desired) stepPlan {
 		}
 	}
 	m.planPeers(&sp, all, applied)
-	for a := range addrs {
-		n, pv, ok := m.netOf(netip.PrefixFrom(a, a.BitLen()))
-		if !ok || n.Bridge == "" {
-			continue
-		}
-		o, ok := pv.candidates()[a]
-		want := ok && m.proxied(n, a, o)
-		if applied.proxies[n.Bridge][a] != want {
-			sp.proxies = append(sp.proxies, proxyEntry{bridge: n.Bridge, addr: a, want: want})
-		}
-	}
-	sp.keys = len(neigh)*len(m.nets) + len(dsts) + len(addrs)
+	sp.keys = len(neigh)*len(m.nets) + len(dsts)
 	return sp
 }
 
@@ -251,8 +233,8 @@ func (m *model) routeFor(dst netip.Prefix) (route, bool) {
 
 // applyStep makes the changes of sp in the order a full pass uses: new
 // neighbors and FDB entries, then routes, then route deletions, then the
-// neighbors and FDB entries nobody wants, then proxy entries. applied
-// follows every change that succeeded.
+// neighbors and FDB entries nobody wants. applied follows every change
+// that succeeded.
 func (p *program) applyStep(sp stepPlan) {
 	applied := p.o.applied
 	for _, e := range sp.peers {
@@ -295,9 +277,6 @@ func (p *program) applyStep(sp stepPlan) {
 		if !e.unchanged() {
 			p.delHostEntries(applied, e, keep)
 		}
-	}
-	for _, e := range sp.proxies {
-		p.setProxy(applied, e)
 	}
 }
 
@@ -436,29 +415,5 @@ func (p *program) delRoute(applied *desired, e routeEntry) {
 		delete(applied.routes, e.dst)
 		p.changes.RoutesDeleted++
 		p.logRoute("route removed", e.old)
-	}
-}
-
-// setProxy adds or removes one proxy neighbor entry on a bridge.
-func (p *program) setProxy(applied *desired, e proxyEntry) {
-	idx := p.index(e.bridge)
-	if idx == 0 {
-		return
-	}
-	if e.want {
-		if p.do(p.nk.addProxy(idx, e.addr)) {
-			applied.addProxy(e.bridge, e.addr)
-			p.changes.ProxyAdded++
-			p.o.log.Debug("proxy neighbor added", "iface", e.bridge, "addr", e.addr)
-		}
-		return
-	}
-	if p.do(p.nk.delProxy(idx, e.addr)) {
-		delete(applied.proxies[e.bridge], e.addr)
-		if len(applied.proxies[e.bridge]) == 0 {
-			delete(applied.proxies, e.bridge)
-		}
-		p.changes.ProxyDeleted++
-		p.o.log.Debug("proxy neighbor removed", "iface", e.bridge, "addr", e.addr)
 	}
 }

@@ -364,8 +364,9 @@ func watchKernel(t *testing.T, h *labHost) func() []string {
 }
 
 // TestOverlayIPv6 carries IPv6 pods between two hosts over the IPv4
-// underlay: routes via the remote VTEP's link-local address, proxy NDP on
-// the bridge.
+// underlay: routes via the remote VTEP's link-local address, the bridge's
+// NDP responder answering for the remote pod with the bridge's MAC — no
+// proxy entry, and no address record followed.
 func TestOverlayIPv6(t *testing.T) {
 	l := newLab(t, labOptions{hosts: 2, v6: true})
 	h1, h2 := l.hosts[0], l.hosts[1]
@@ -376,16 +377,9 @@ func TestOverlayIPv6(t *testing.T) {
 	}{{h1, c2}, {h2, c1}} {
 		ll := linkLocal(VTEPMAC(c.other.host.name, labVNI))
 		want := fmt.Sprintf("%s via %s dev %s onlink", l.blocksOf(l.pool6)[c.other.host.name][0], ll, DeviceName(labVNI))
-		testutil.Eventually(t, 3*time.Second, c.h.name+" IPv6 route and proxy entry", func() error {
+		testutil.Eventually(t, 3*time.Second, c.h.name+" IPv6 route", func() error {
 			if !contains(c.h.routes(), want) {
 				return fmt.Errorf("no %q in %v", want, c.h.routes())
-			}
-			br, err := c.h.ns.NL.LinkByName(labBridge)
-			must(t, err)
-			proxies, err := nlKernel{h: c.h.ns.NL}.listProxy(br.Attrs().Index)
-			must(t, err)
-			if len(proxies) != 1 || proxies[0] != c.other.addr {
-				return fmt.Errorf("proxy entries %v, want %s", proxies, c.other.addr)
 			}
 			return nil
 		})
@@ -393,6 +387,31 @@ func TestOverlayIPv6(t *testing.T) {
 	took := testutil.Eventually(t, 3*time.Second, "c1 → c2 over IPv6", func() error { return c1.ping(c2.addr) })
 	t.Logf("first IPv6 ping once programmed: %v", took)
 	testutil.Eventually(t, 3*time.Second, "c2 → c1 over IPv6", func() error { return c2.ping(c1.addr) })
+	for _, c := range []struct {
+		h           *labHost
+		self, other *labContainer
+	}{{h1, c1, c2}, {h2, c2, c1}} {
+		br, err := c.h.ns.NL.LinkByName(labBridge)
+		must(t, err)
+		proxies, err := nlKernel{h: c.h.ns.NL}.listProxy(br.Attrs().Index)
+		must(t, err)
+		if len(proxies) != 0 {
+			t.Errorf("%s: proxy entries %v on the bridge, want none", c.h.name, proxies)
+		}
+		if mac := neighMAC(t, c.self.ns, c.other.addr); mac != br.Attrs().HardwareAddr.String() {
+			t.Errorf("%s's container resolved %s to %q, want the bridge's MAC %s", c.h.name, c.other.addr, mac, br.Attrs().HardwareAddr)
+		}
+		// The count moves just after the answer leaves: poll.
+		testutil.Eventually(t, 3*time.Second, c.h.name+"'s NDP responder counting its answer", func() error {
+			if c.h.ov.ResponderStats()[labBridge].Answered == 0 {
+				return fmt.Errorf("no answer counted")
+			}
+			return nil
+		})
+		if w := c.h.ov.Stats().Watch[kindAddrs]; w != (WatchStats{}) {
+			t.Errorf("%s followed address records of the IPv6 pool: %+v", c.h.name, w)
+		}
+	}
 	ln := c2.listen(t)
 	go func() {
 		if conn, err := ln.Accept(); err == nil {
@@ -574,4 +593,18 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// neighMAC is the link-layer address of a's neighbor entry in ns ("" if
+// it has none).
+func neighMAC(t *testing.T, ns *testutil.NetNS, a netip.Addr) string {
+	t.Helper()
+	ns6, err := ns.NL.NeighList(0, netlink.FAMILY_V6)
+	must(t, err)
+	for _, n := range ns6 {
+		if ip, ok := netip.AddrFromSlice(n.IP); ok && ip == a {
+			return n.HardwareAddr.String()
+		}
+	}
+	return ""
 }

@@ -161,7 +161,6 @@ func (l *lab) addHost(i, swIndex int, opts labOptions) *labHost {
 		sysctls = append(sysctls, [][2]string{
 			{"net/ipv6/conf/all/forwarding", "1"},
 			{"net/ipv6/conf/" + labBridge + "/disable_ipv6", "0"},
-			{"net/ipv6/conf/" + labBridge + "/proxy_ndp", "1"},
 			{"net/ipv6/neigh/" + labBridge + "/proxy_delay", "0"},
 		}...)
 	}
@@ -195,7 +194,7 @@ func (h *labHost) sysctl(key, value string) error {
 func (h *labHost) start() {
 	t := h.lab.t
 	ov, err := New(Config{Host: h.name, Store: h.st, Kernel: h.k, Logger: storetest.Logger(t).With("self", h.name),
-		Underlay: h.underlay, Resync: 3 * time.Second, Sysctl: h.sysctl})
+		Underlay: h.underlay, Resync: 3 * time.Second, Sysctl: h.sysctl, InNetNS: h.ns.Do})
 	must(t, err)
 	must(t, ov.RegisterHost(context.Background()))
 	if _, err := ov.EnsureNetwork(h.net); err != nil {

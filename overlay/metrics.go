@@ -40,7 +40,7 @@ func (p *program) observe(full bool, start time.Time, remote *remoteCounts) {
 		{"route", "add", c.RoutesAdded}, {"route", "replace", c.RoutesReplaced}, {"route", "delete", c.RoutesDeleted},
 		{"neighbor", "add", c.NeighAdded}, {"neighbor", "delete", c.NeighDeleted},
 		{"fdb", "add", c.FDBAdded}, {"fdb", "delete", c.FDBDeleted},
-		{"proxy", "add", c.ProxyAdded}, {"proxy", "delete", c.ProxyDeleted},
+		{"proxy", "delete", c.ProxyDeleted},
 		{"wireguard_peer", "set", c.PeersSet}, {"wireguard_peer", "delete", c.PeersRemoved},
 		{"address", "add", c.AddrsAdded}, {"address", "delete", c.AddrsDeleted},
 	} {

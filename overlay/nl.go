@@ -160,15 +160,6 @@ func (k nlKernel) listProxy(ifindex int) ([]netip.Addr, error) {
 	return out, nil
 }
 
-// addProxy makes the bridge answer for ip: ip -6 neigh replace proxy IP dev BR.
-func (k nlKernel) addProxy(ifindex int, ip netip.Addr) error {
-	n := &netlink.Neigh{LinkIndex: ifindex, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: ip.AsSlice()}
-	if err := k.h.NeighSet(n); err != nil {
-		return fmt.Errorf("ip -6 neigh replace proxy %s: %w", ip, err)
-	}
-	return nil
-}
-
 // delProxy stops the bridge answering for ip: ip -6 neigh del proxy IP dev BR.
 func (k nlKernel) delProxy(ifindex int, ip netip.Addr) error {
 	n := &netlink.Neigh{LinkIndex: ifindex, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: ip.AsSlice()}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/podnet/podnet/feed"
 	"github.com/podnet/podnet/internal/link"
+	"github.com/podnet/podnet/internal/nd"
 	"github.com/podnet/podnet/overlay/wireguard"
 	"github.com/podnet/podnet/store"
 	"github.com/vishvananda/netlink"
@@ -61,6 +62,10 @@ type Config struct {
 	// overlay programs. Nil means Kernel.Sysctl; tests that program another
 	// namespace than their own pass a writer that enters it.
 	Sysctl func(key, value string) error
+	// InNetNS runs f with the calling thread in the namespace the overlay
+	// programs, for the sockets of the bridges' NDP responders. Nil runs f
+	// as it is (podnetd programs its own namespace).
+	InNetNS func(f func() error) error
 	// Peers, if set, is called with the underlay addresses of every host
 	// registered in etcd (hosts/, alive or not) whenever they change: the
 	// addresses VXLAN may come from (the data plane's guard). With
@@ -129,6 +134,7 @@ type Overlay struct {
 	port     int
 	resync   time.Duration
 	sysctl   func(key, value string) error
+	inNetNS  func(f func() error) error
 	peersFn  func([]netip.Addr)
 	wg       *wireguard.Device
 	// lastPeers is what peersFn was last given, if peersSent (guarded
@@ -146,6 +152,10 @@ type Overlay struct {
 	model   *model
 	ifindex map[string]int
 	remote  remoteCounts
+
+	// responders answer neighbor solicitations on the bridges of IPv6
+	// pools (ndp.go); run by Run.
+	responders responders
 
 	mu       sync.Mutex
 	networks map[string]Network // by Docker network ID, MTU resolved
@@ -175,8 +185,8 @@ type Stats struct {
 	StepKeys         int           `json:"stepKeys"`
 	LastStepDuration time.Duration `json:"lastStepDuration"`
 	// Changes counts kernel changes made by passes (not by EnsureNetwork
-	// or RemoveNetwork): routes, neighbors, FDB and proxy entries,
-	// WireGuard peers, tunnel addresses.
+	// or RemoveNetwork): routes, neighbors, FDB entries, WireGuard peers,
+	// tunnel addresses, and proxy entries of older podnetds removed.
 	Changes Changes `json:"changes"`
 	// Errors counts failed kernel operations.
 	Errors int `json:"errors"`
@@ -186,6 +196,9 @@ type Stats struct {
 	// Legacy is true while a podnetd older than exception records is
 	// alive: address records are then followed too.
 	Legacy bool `json:"legacy"`
+	// NDP counts what the NDP responder of each IPv6 bridge did with the
+	// neighbor solicitations it received, by bridge.
+	NDP map[string]nd.Stats `json:"ndp,omitempty"`
 }
 
 // WatchStats counts what one kind of followed key brought: full listings
@@ -208,18 +221,19 @@ type Changes struct {
 	NeighDeleted   int `json:"neighDeleted"`
 	FDBAdded       int `json:"fdbAdded"`
 	FDBDeleted     int `json:"fdbDeleted"`
-	ProxyAdded     int `json:"proxyAdded"`
-	ProxyDeleted   int `json:"proxyDeleted"`
-	PeersSet       int `json:"wireguardPeersSet,omitempty"`
-	PeersRemoved   int `json:"wireguardPeersRemoved,omitempty"`
-	AddrsAdded     int `json:"addrsAdded,omitempty"`
-	AddrsDeleted   int `json:"addrsDeleted,omitempty"`
+	// ProxyDeleted counts proxy neighbor entries of older podnetds
+	// removed (IPv6 bridges now have an NDP responder instead).
+	ProxyDeleted int `json:"proxyDeleted"`
+	PeersSet     int `json:"wireguardPeersSet,omitempty"`
+	PeersRemoved int `json:"wireguardPeersRemoved,omitempty"`
+	AddrsAdded   int `json:"addrsAdded,omitempty"`
+	AddrsDeleted int `json:"addrsDeleted,omitempty"`
 }
 
 // Total is the number of changes of any kind.
 func (c Changes) Total() int {
 	return c.RoutesAdded + c.RoutesReplaced + c.RoutesDeleted + c.NeighAdded + c.NeighDeleted +
-		c.FDBAdded + c.FDBDeleted + c.ProxyAdded + c.ProxyDeleted + c.PeersSet + c.PeersRemoved + c.AddrsAdded + c.AddrsDeleted
+		c.FDBAdded + c.FDBDeleted + c.ProxyDeleted + c.PeersSet + c.PeersRemoved + c.AddrsAdded + c.AddrsDeleted
 }
 
 func (c *Changes) add(d Changes) {
@@ -230,7 +244,6 @@ func (c *Changes) add(d Changes) {
 	c.NeighDeleted += d.NeighDeleted
 	c.FDBAdded += d.FDBAdded
 	c.FDBDeleted += d.FDBDeleted
-	c.ProxyAdded += d.ProxyAdded
 	c.ProxyDeleted += d.ProxyDeleted
 	c.PeersSet += d.PeersSet
 	c.PeersRemoved += d.PeersRemoved
@@ -270,7 +283,7 @@ func New(cfg Config) (*Overlay, error) {
 	}
 	o := &Overlay{
 		host: cfg.Host, st: cfg.Store, feeds: cfg.Feeds, k: cfg.Kernel, log: cfg.Logger,
-		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl, peersFn: cfg.Peers, wg: cfg.WireGuard,
+		underlay: cfg.Underlay, port: cfg.Port, resync: cfg.Resync, sysctl: cfg.Sysctl, inNetNS: cfg.InNetNS, peersFn: cfg.Peers, wg: cfg.WireGuard,
 		networks: map[string]Network{},
 		view:     newView(),
 		watch:    map[string]*WatchStats{},
@@ -278,6 +291,9 @@ func New(cfg Config) (*Overlay, error) {
 	}
 	if o.sysctl == nil {
 		o.sysctl = cfg.Kernel.Sysctl
+	}
+	if o.inNetNS == nil {
+		o.inNetNS = func(f func() error) error { return f() }
 	}
 	return o, nil
 }
@@ -311,13 +327,14 @@ func (o *Overlay) Encrypted() bool { return o.wg != nil }
 // Stats returns the overlay's counters.
 func (o *Overlay) Stats() Stats {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	s := o.stats
 	s.Watch = make(map[string]WatchStats, len(o.watch))
 	for k, w := range o.watch {
 		s.Watch[k] = *w
 	}
 	s.Legacy = o.view.legacy()
+	o.mu.Unlock()
+	s.NDP = o.ResponderStats() // takes the responders' lock, never held with mu
 	return s
 }
 

@@ -25,6 +25,8 @@ func TestPeersFollowHostRecords(t *testing.T) {
 	hostsFollower{o}.Changes(ev(store.EventPut, rec("b", "10.250.0.2"))) // no change: no call
 	hostsFollower{o}.Changes(ev(store.EventPut, rec("d", "10.250.0.4")))
 	hostsFollower{o}.Changes(ev(store.EventDelete, store.KV{Key: store.HostKey("b")}))
+	hostsFollower{o}.Changes(ev(store.EventPut, rec("e", "10.250.0.4"))) // an address already there
+	hostsFollower{o}.Changes(ev(store.EventDelete, store.KV{Key: store.HostKey("e")}))
 	want := []string{"[10.250.0.1 10.250.0.2]", "[10.250.0.1 10.250.0.2 10.250.0.4]", "[10.250.0.1 10.250.0.4]"}
 	if len(calls) != len(want) {
 		t.Fatalf("peers calls %v, want %v", calls, want)

@@ -85,7 +85,7 @@ func (o *Overlay) sync(opts syncOptions) (Changes, error) {
 	}
 	p.deletePeers(peers)
 	p.deleteAddrs()
-	p.syncProxies()
+	p.removeProxies()
 	err := p.err()
 	var remote *remoteCounts
 	if err == nil {
@@ -207,9 +207,6 @@ func (p *program) resolve() {
 	}
 	for _, r := range p.want.routes {
 		names = append(names, r.dev)
-	}
-	for br := range p.want.proxies {
-		names = append(names, br)
 	}
 	for dev := range p.want.addrs {
 		names = append(names, dev)
@@ -476,22 +473,20 @@ func sameRoute(have netlink.Route, want *netlink.Route) bool {
 		have.Via == nil
 }
 
-// syncProxies makes each bridge answer neighbor solicitations for exactly
-// the remote IPv6 container addresses of its network.
-func (p *program) syncProxies() {
-	bridges := map[string]map[netip.Addr]bool{}
+// removeProxies deletes the proxy neighbor entries podnetds before the
+// NDP responders (ndp.go) put on the bridges of IPv6 pools, one per remote
+// container address: nothing wants them any more, and an upgrade must
+// leave no such state behind.
+func (p *program) removeProxies() {
 	for _, n := range p.nets {
-		if n.Bridge != "" && hasV6(n.Pools) {
-			bridges[n.Bridge] = p.want.proxies[n.Bridge]
+		if n.Bridge == "" || !hasV6(n.Pools) {
+			continue
 		}
-	}
-	for _, br := range sortedKeys(bridges) {
-		want := bridges[br]
-		idx := p.ifindex[br]
+		idx := p.ifindex[n.Bridge]
 		if idx == 0 {
-			l, err := p.o.k.NL.LinkByName(br)
+			l, err := p.o.k.NL.LinkByName(n.Bridge)
 			if err != nil {
-				continue // no bridge, nothing to answer on
+				continue // no bridge, no entries
 			}
 			idx = l.Attrs().Index
 		}
@@ -500,18 +495,10 @@ func (p *program) syncProxies() {
 			p.errs = append(p.errs, err)
 			continue
 		}
-		got := map[netip.Addr]bool{}
 		for _, a := range have {
-			got[a] = true
-			if !want[a] && p.do(p.nk.delProxy(idx, a)) {
+			if p.do(p.nk.delProxy(idx, a)) {
 				p.changes.ProxyDeleted++
-				p.o.log.Debug("proxy neighbor removed", "iface", br, "addr", a)
-			}
-		}
-		for _, a := range sortedAddrs(want) {
-			if !got[a] && p.do(p.nk.addProxy(idx, a)) {
-				p.changes.ProxyAdded++
-				p.o.log.Debug("proxy neighbor added", "iface", br, "addr", a)
+				p.o.log.Debug("proxy neighbor of an older podnetd removed", "iface", n.Bridge, "addr", a)
 			}
 		}
 	}

@@ -16,9 +16,11 @@ import (
 // exception record, and a release that leaves one behind). While it is
 // alive the others follow the address records and route its --ip address;
 // once it announces the new layout they repair the exception records,
-// stop following addresses, and keep the same routes.
+// stop following addresses, and keep the same routes. The network's IPv6
+// pool is followed the same way (address records only while the old
+// podnetd is alive).
 func TestRollingUpgrade(t *testing.T) {
-	l := newLab(t, labOptions{hosts: 3})
+	l := newLab(t, labOptions{hosts: 3, v6: true})
 	h1, h2, h3 := l.hosts[0], l.hosts[1], l.hosts[2]
 	ctx := context.Background()
 	h1.container("")
@@ -27,8 +29,11 @@ func TestRollingUpgrade(t *testing.T) {
 	following := func(h *labHost) bool {
 		h.ov.mu.Lock()
 		defer h.ov.mu.Unlock()
-		pv := h.ov.view.pools[l.pool]
-		return pv != nil && pv.fromAddrs
+		pv, pv6 := h.ov.view.pools[l.pool], h.ov.view.pools[l.pool6]
+		if pv == nil || pv6 == nil || pv.fromAddrs != pv6.fromAddrs {
+			return pv != nil && pv.fromAddrs // an odd answer: the caller's check fails
+		}
+		return pv.fromAddrs
 	}
 	// waitFollowing waits until host1 and host2 follow address records
 	// (and are in legacy mode) or not.

@@ -25,6 +25,10 @@ type view struct {
 	pools map[netip.Prefix]*poolView
 	// hostsLoaded and aliveLoaded are set by the first snapshot of each.
 	hostsLoaded, aliveLoaded bool
+	// underlaysChanged is set when a host's underlay address appears,
+	// changes or goes: the VXLAN peers are recomputed only then
+	// (publishPeers clears it), not after every batch of host records.
+	underlaysChanged bool
 	dirty                    *dirtySet
 }
 
@@ -34,25 +38,21 @@ type dirtySet struct {
 	hosts map[string]bool       // liveness or underlay: every entry of the host
 	neigh map[string]bool       // use of a network: the host's neighbor and FDB entries
 	dsts  map[netip.Prefix]bool // a block or one address: its route
-	addrs map[netip.Addr]bool   // an IPv6 container address: its proxy entry
 }
 
 func newDirtySet() *dirtySet {
-	return &dirtySet{hosts: map[string]bool{}, neigh: map[string]bool{}, dsts: map[netip.Prefix]bool{}, addrs: map[netip.Addr]bool{}}
+	return &dirtySet{hosts: map[string]bool{}, neigh: map[string]bool{}, dsts: map[netip.Prefix]bool{}}
 }
 
 func (d *dirtySet) empty() bool {
-	return len(d.hosts)+len(d.neigh)+len(d.dsts)+len(d.addrs) == 0
+	return len(d.hosts)+len(d.neigh)+len(d.dsts) == 0
 }
 
 // addr marks the entries a change of the candidate at a may affect: its
-// route, and for IPv6 its proxy entry. (Its owners' neighbors are marked
+// route. (Its owners' neighbors are marked
 // by poolView.user when their use of the pool starts or ends.)
 func (d *dirtySet) addr(a netip.Addr) {
 	d.dsts[netip.PrefixFrom(a, a.BitLen())] = true
-	if a.Is6() {
-		d.addrs[a] = true
-	}
 }
 
 func newView() *view {
@@ -65,6 +65,9 @@ func newView() *view {
 func (v *view) setHost(name string, u netip.Addr, k hostKey) {
 	if old, ok := v.hosts[name]; ok && old == u && v.keys[name] == k {
 		return
+	}
+	if old, ok := v.hosts[name]; !ok || old != u {
+		v.underlaysChanged = true
 	}
 	v.hosts[name] = u
 	if k.set {
@@ -81,6 +84,7 @@ func (v *view) delHost(name string) {
 	}
 	delete(v.hosts, name)
 	delete(v.keys, name)
+	v.underlaysChanged = true
 	v.dirty.hosts[name] = true
 }
 
@@ -121,9 +125,8 @@ type poolView struct {
 	refs   map[string]bool         // hosts using the pool
 	blocks map[netip.Prefix]string // block → claiming host
 	bits   map[int]int             // prefix lengths of the blocks → count
-	// addrs are address records (followed for IPv6 pools, whose bridges
-	// need a proxy entry per remote container, and while an old podnetd
-	// is alive); exc are exception records. fromAddrs says which of the
+	// addrs are address records (followed only while an old podnetd is
+	// alive or its writes are not repaired); exc are exception records. fromAddrs says which of the
 	// two holds the exception candidates.
 	addrs     map[netip.Addr]addrOwner
 	exc       map[netip.Addr]addrOwner

@@ -40,12 +40,15 @@ type followKey struct {
 }
 
 // Run reads hosts/ and alive/, and for each pool of the registered
-// networks its refs/, blocks/ and exc/ keys (and addrs/ for IPv6 pools and
-// while a podnetd older than exception records is alive), from the
+// networks its refs/, blocks/ and exc/ keys (and addrs/ while a podnetd
+// older than exception records is alive, or its writes are not repaired
+// yet), from the
 // feeds shared with the rest of podnetd (Config.Feeds); it programs the kernel after every batch of changes
 // (incremental passes), and fully at start, every Resync and when the
 // registered networks change. Nothing is programmed until every followed
 // prefix has been listed once, so a restart never acts on a partial view.
+// While it runs, the bridges of IPv6 pools answer neighbor solicitations
+// (ndp.go); they stop when it returns.
 // Run returns when ctx ends and leaves the kernel state in place:
 // established cross-host connections survive a podnetd restart, and the
 // next Run finds every correct entry already there and touches none of
@@ -89,6 +92,10 @@ func (o *Overlay) Run(ctx context.Context) {
 	<-retry.C
 	var last time.Time
 	full := false
+	// The responders answer from the routes the kernel has, so they start
+	// at once: after a restart the previous instance's routes are in place.
+	o.syncResponders()
+	defer o.closeResponders()
 	for {
 		select {
 		case <-ctx.Done():
@@ -99,6 +106,7 @@ func (o *Overlay) Run(ctx context.Context) {
 		case <-resync.C:
 			full = true
 		case <-devCheck.C:
+			o.syncResponders()
 			if !o.devicesIntact() {
 				full = true
 			} else {
@@ -136,6 +144,7 @@ func (o *Overlay) Run(ctx context.Context) {
 			o.log.Warn("overlay sync incomplete; retrying", "err", err, "in", retryInterval)
 			retry.Reset(retryInterval)
 		}
+		o.syncResponders()
 		full = false
 	}
 }
@@ -161,10 +170,10 @@ func (fs *follows) stopAll(o *Overlay) {
 }
 
 // followPools starts the Follows each pool of a registered network needs
-// and stops the others: refs/, blocks/ and exc/ always; addrs/ for IPv6
-// pools (each remote container needs a proxy entry) and for IPv4 pools
-// while an old podnetd is alive or its writes are not repaired yet
-// (repair.go).
+// and stops the others: refs/, blocks/ and exc/ always; addrs/ only while
+// an old podnetd is alive or its writes are not repaired yet (repair.go),
+// for IPv4 and IPv6 pools alike (IPv6 bridges answer neighbor
+// solicitations from the routes: ndp.go).
 func (o *Overlay) followPools(ctx context.Context, wg *sync.WaitGroup, fs *follows) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -173,13 +182,13 @@ func (o *Overlay) followPools(ctx context.Context, wg *sync.WaitGroup, fs *follo
 	for _, n := range o.networks {
 		for _, p := range n.Pools {
 			pv := o.poolView(p)
-			if legacy && p.Addr().Is4() {
+			if legacy {
 				pv.consistent = false
 			}
 			for _, kind := range []string{kindRefs, kindBlocks, kindExc} {
 				want[followKey{p, kind}] = true
 			}
-			if p.Addr().Is6() || legacy || !pv.consistent {
+			if legacy || !pv.consistent {
 				want[followKey{p, kindAddrs}] = true
 			}
 		}
@@ -231,13 +240,12 @@ func (o *Overlay) followPools(ctx context.Context, wg *sync.WaitGroup, fs *follo
 }
 
 // poolView returns the view of pool p, new (empty, its exceptions from
-// exception records unless it is an IPv6 pool) if there is none. Called
-// with o.mu held.
+// exception records) if there is none. Called with o.mu held.
 func (o *Overlay) poolView(p netip.Prefix) *poolView {
 	pv := o.view.pools[p]
 	if pv == nil {
 		pv = newPoolView()
-		pv.fromAddrs = p.Addr().Is6()
+		pv.fromAddrs = false
 		pv.dirty = o.view.dirty
 		o.view.pools[p] = pv
 	}

@@ -108,7 +108,16 @@ func revIs(key string, rev int64) Cmp {
 // that podnetds starting later do not read every pool again.
 const IPAMLayoutKey = "layout/ipam"
 
-// IPAMLayoutMark is the record at IPAMLayoutKey.
+// IPv6ExceptionsKey records that the exception records of IPv6 pools were
+// checked again (MigrateExceptionsOf) once overlays routed IPv6 addresses
+// by them: before, overlays derived IPv6 exceptions from the address
+// records, so IPv6 records that podnetds older than exception records
+// left without one (during a rolling upgrade to layout 2) were never
+// repaired. A migration at IPAMLayoutKey written by a podnetd that knows
+// this key covers IPv6 pools too and writes both.
+const IPv6ExceptionsKey = "layout/ipam6"
+
+// IPAMLayoutMark is the record at IPAMLayoutKey (and IPv6ExceptionsKey).
 type IPAMLayoutMark struct {
 	Layout   int       `json:"layout"`
 	Migrated time.Time `json:"migrated"`

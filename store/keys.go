@@ -30,6 +30,7 @@ import (
 //	vlans/<host>/<link name>              VLANLink      an 802.1q parent link podnet created on a host
 //	schema                                SchemaRecord  the version of this layout (absent: 1; schema.go)
 //	layout/ipam                           IPAMLayoutMark exception records migrated (exceptions.go)
+//	layout/ipam6                          IPAMLayoutMark IPv6 pools' exception records checked again (exceptions.go)
 //	encryption                            Encryption    the cluster's encryption between hosts (--encryption)
 //
 // <pool> and <block> are CIDRs with "/" written as "-" (10.1.0.0-16,

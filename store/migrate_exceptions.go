@@ -35,6 +35,12 @@ const maxFixesPerTxn = 32
 // own repair, see overlay's doc.go). It reads each pool once: run it once
 // per cluster (at the schema upgrade), not at every start.
 func MigrateExceptions(ctx context.Context, s *Store) (ExceptionMigration, error) {
+	return MigrateExceptionsOf(ctx, s, nil)
+}
+
+// MigrateExceptionsOf is MigrateExceptions for the pools keep accepts
+// (nil: every pool).
+func MigrateExceptionsOf(ctx context.Context, s *Store, keep func(netip.Prefix) bool) (ExceptionMigration, error) {
 	var res ExceptionMigration
 	kvs, _, err := s.List(ctx, PoolsPrefix)
 	if err != nil {
@@ -43,8 +49,8 @@ func MigrateExceptions(ctx context.Context, s *Store) (ExceptionMigration, error
 	var errs []error
 	for _, kv := range kvs {
 		p, err := PoolOfKey(kv.Key)
-		if err != nil {
-			continue // not a pool record podnet wrote
+		if err != nil || (keep != nil && !keep(p)) {
+			continue // not a pool record podnet wrote, or not asked for
 		}
 		res.Pools++
 		if err := migratePool(ctx, s, p, &res); err != nil {

@@ -58,6 +58,7 @@ type config struct {
 	ClusterDomain  string
 	MetricsAddr    string
 	HealthzTimeout time.Duration
+	Profiling      bool
 	PolicyLog      bool
 }
 
@@ -131,6 +132,7 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names podnet does not know (default: /etc/resolv.conf's)")
 	f.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "where to serve Prometheus metrics (http://ADDR/metrics); \"off\" disables them. Any non-loopback address lets whoever reaches it, containers of this host included, read them")
 	f.DurationVar(&c.HealthzTimeout, "healthz-timeout", c.HealthzTimeout, "http://METRICS-ADDR/healthz fails when service changes wait this long for the data plane, or the etcd view heard nothing from etcd for this long")
+	f.BoolVar(&c.Profiling, "profiling", false, "also serve Go's profiles (http://METRICS-ADDR/debug/pprof/: heap, CPU, goroutines) on the metrics address, for a memory or CPU investigation")
 	f.BoolVar(&c.PolicyLog, "policy-log", false, "log the packets network policies deny (at most 10 a second per direction; they are counted in the metrics either way)")
 	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")

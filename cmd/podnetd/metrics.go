@@ -24,7 +24,7 @@ func startMetrics(ctx context.Context, cfg *config, ipm *ipam.IPAM, h *health, l
 	metrics.SetIPAMUsage(ipm.Usage)
 	metrics.SetEtcdLastHeard(h.feeds.LastHeard)
 	reg := metrics.NewRegistry(version)
-	go metrics.Serve(ctx, cfg.MetricsAddr, metrics.Handler(reg, log.With("component", "metrics"), h.problems), log.With("component", "metrics"))
+	go metrics.Serve(ctx, cfg.MetricsAddr, metrics.Handler(reg, log.With("component", "metrics"), h.problems, cfg.Profiling), log.With("component", "metrics"))
 }
 
 // networkPools lists the IPAM pools of networks, for ipam.Preload.

@@ -44,6 +44,7 @@ func run(parent context.Context, cfg *config) error {
 		return err
 	}
 	log = log.With("host", cfg.HostName)
+	tuneGC(log)
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Whatever etcd is used, the data dir holds the cluster DNS's records

@@ -54,6 +54,9 @@ var (
 	OverlayChanges = counterVec("overlay_kernel_changes_total",
 		"Kernel changes overlay passes made, by object (route, neighbor, fdb, proxy, wireguard_peer, address) and operation (add, replace, delete, set).",
 		"object", "op")
+	OverlayNDP = counterVec("overlay_ndp_solicitations_total",
+		"Neighbor solicitations the NDP responders of IPv6 bridges handled, by outcome (answered: another host's address; declined: local, outside the pools or not routed; ignored: malformed or duplicate address detection; limited: over the rate limit).",
+		"outcome")
 	OverlayRemoteHosts = gauge("overlay_remote_hosts",
 		"Remote hosts the last clean overlay pass programmed (neighbor and FDB entries), counted once across networks.")
 	OverlayRemoteBlocks = gauge("overlay_remote_blocks",
@@ -292,6 +295,9 @@ func init() {
 	}
 	for _, p := range []string{"arp", "ndp"} {
 		LBReplies.WithLabelValues(p)
+	}
+	for _, o := range []string{"answered", "declined", "ignored", "limited"} {
+		OverlayNDP.WithLabelValues(o)
 	}
 	for _, r := range []string{"exhausted", "etcd", "unknown_pool", Other} {
 		IPAMAllocationFailures.WithLabelValues(r)

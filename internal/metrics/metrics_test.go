@@ -247,7 +247,7 @@ func TestServeRetriesTakenPort(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); Serve(ctx, addr, Handler(NewRegistry("t"), quiet, nil), quiet) }()
+	go func() { defer close(done); Serve(ctx, addr, Handler(NewRegistry("t"), quiet, nil, false), quiet) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	time.Sleep(120 * time.Millisecond) // a few failed attempts
@@ -279,7 +279,7 @@ func TestServeRetriesTakenPort(t *testing.T) {
 }
 
 func TestHandlerServesTextFormat(t *testing.T) {
-	srv := httptest.NewServer(Handler(NewRegistry("t"), quiet, nil))
+	srv := httptest.NewServer(Handler(NewRegistry("t"), quiet, nil, false))
 	defer srv.Close()
 	PluginRequests.WithLabelValues("NetworkDriver.Join", OK).Inc()
 	resp, err := http.Get(srv.URL + Path)
@@ -300,7 +300,7 @@ func TestHandlerServesTextFormat(t *testing.T) {
 // the problems as JSON otherwise.
 func TestHealthz(t *testing.T) {
 	var problems []string
-	srv := httptest.NewServer(Handler(NewRegistry("t"), quiet, func() []string { return problems }))
+	srv := httptest.NewServer(Handler(NewRegistry("t"), quiet, func() []string { return problems }, false))
 	defer srv.Close()
 	get := func() (int, string) {
 		resp, err := http.Get(srv.URL + HealthPath)
@@ -317,5 +317,23 @@ func TestHealthz(t *testing.T) {
 	problems = []string{"etcd view stale: alive/"}
 	if code, body := get(); code != http.StatusServiceUnavailable || !strings.Contains(body, "etcd view stale: alive/") {
 		t.Fatalf("unhealthy: %d %s", code, body)
+	}
+}
+
+// TestHandlerProfiling: Go's profiles are served only when asked for.
+func TestHandlerProfiling(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := httptest.NewServer(Handler(NewRegistry("t"), quiet, nil, on))
+		resp, err := http.Get(srv.URL + ProfilePath + "heap?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		served := resp.StatusCode == http.StatusOK && strings.Contains(string(body), "heap profile")
+		if served != on {
+			t.Errorf("profiling %v: GET %sheap: %s (served: %v)", on, ProfilePath, resp.Status, served)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"strconv"
 	"time"
@@ -67,11 +68,24 @@ type healthReply struct {
 	Time     time.Time `json:"time"`
 }
 
+// ProfilePath is where Handler serves Go's profiles when asked to.
+const ProfilePath = "/debug/pprof/"
+
 // Handler serves reg in Prometheus's text format (a collector that fails
 // is logged and the rest is served) and, when health is set, HealthPath:
 // 200 when it finds no problem, 503 with the problems otherwise, as JSON.
-func Handler(reg *prometheus.Registry, log *slog.Logger, health HealthCheck) http.Handler {
+// With profiling it also serves net/http/pprof under ProfilePath, as
+// kube-proxy does with enableProfiling: off by default, because a CPU
+// profile costs CPU and a heap profile shows the data podnetd holds.
+func Handler(reg *prometheus.Registry, log *slog.Logger, health HealthCheck, profiling bool) http.Handler {
 	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc(ProfilePath, pprof.Index)
+		mux.HandleFunc(ProfilePath+"cmdline", pprof.Cmdline)
+		mux.HandleFunc(ProfilePath+"profile", pprof.Profile)
+		mux.HandleFunc(ProfilePath+"symbol", pprof.Symbol)
+		mux.HandleFunc(ProfilePath+"trace", pprof.Trace)
+	}
 	if health != nil {
 		mux.HandleFunc(HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 			problems := health()

@@ -16,6 +16,8 @@
 // files are named for their concerns:
 //
 //	engine.go, types.go       the Engine, its options and input types
+//	filter_hooks.go           the input and forward base chains and their sections
+//	chain_sums.go             sums of chains: what a restart's first Replace leaves alone
 //	change.go                 Change, Result and Apply: one transaction per change set
 //	ruleset*.go               the desired table as data; isolation.go the forward rules between networks
 //	publish*.go               docker run -p: mappings, host-port choice, ephemeral range, bind probes
@@ -44,8 +46,16 @@
 //	                                hairpin (ct status dnat, source in the bridge's
 //	                                subnet, out the same bridge), and per network
 //	                                its subnets to destinations not in @subnets4/6
-//	chain forward  (filter, 0)      internal networks cut off; DNATed traffic
-//	                                accepted; other traffic between two podnet
+//	chain input    (filter, 0)      the only filter base chain at input:
+//	                                ct state established,related accept;
+//	                                jump guard_input; jump np-input
+//	chain forward  (filter, 0)      the only filter base chain at forward:
+//	                                jump isolation; ct state
+//	                                established,related accept; jump
+//	                                guard_forward; jump np-forward
+//	                                (filter_hooks.go: one base chain per hook)
+//	chain isolation                 internal networks cut off; DNATed traffic
+//	                                passed (return); other traffic between two podnet
 //	                                bridges, or a podnet bridge and Docker's
 //	                                (docker0, br-*), dropped; new connections
 //	                                from anywhere else into a single-host
@@ -54,13 +64,14 @@
 //	                                rule against direct routing)
 //	set hosts4                      underlay addresses of the hosts in etcd
 //	set etcd4, etcd6                etcd members' client and peer ports
-//	chain guard_pre (filter, mangle), guard_input (filter, 0),
-//	      guard_forward (filter, 0) the guard, below; each starts with
-//	                                `ct state established,related accept`, and
-//	                                guard_pre also drops what arrives on a podnet
+//	chain guard_pre (filter, mangle) the guard at prerouting, below: starts
+//	                                with `ct state established,related accept`,
+//	                                and also drops what arrives on a podnet
 //	                                bridge for 127.0.0.0/8 (route_localnet would
 //	                                deliver it to the host's loopback services;
 //	                                see guard_localnet.go)
+//	chain guard_input, guard_forward the guard's sections of input and forward
+//	                                (drops; what they let pass returns)
 //
 // and the service section (see "Services" below):
 //
@@ -85,6 +96,23 @@
 //	set samebridge                  each bridge . itself (routed same-bridge traffic)
 //	set pods4, pods6; map tunnel4, tunnel6        subnets of multi-host networks,
 //	                                and this host's tunnel address in each
+//
+// One filter base chain per hook. Every base chain is a hook function the
+// kernel calls for every packet (an indirect call, costly with this kind
+// of machine's mitigations), and most packets are established traffic.
+// The guard, the isolation rules and network policy were base chains of
+// their own, each accepting established traffic at its first rule: a
+// returning SYN-ACK crossed three (guard_pre, guard_input, np-input), a
+// forwarded packet three. Now input and forward have one base chain each,
+// which accepts established and related traffic once and jumps to the
+// sections (regular chains) for the rest: the guard and policy sections
+// end in return where they used to accept, so the next section still
+// decides, and drops stay final (filter_hooks.go says how the verdicts
+// compose and why isolation comes before the established check). A Sync
+// that finds an older podnetd's base chains of the same names flushes,
+// deletes and adds them again as regular chains in its one batch (a
+// chain's kind cannot change in place), so the guard and the policy are
+// never missing and conntrack keeps every established flow.
 //
 // Rules are built as data (ruleset.go): each rule is a list of fragments
 // that carry both their nft text and their expressions, so the text is
@@ -171,7 +199,8 @@
 // The guard (guard.go). podnet's own services and its underlay trust no
 // one they need not:
 //
-//   - VXLAN: `udp dport 4789 ip saddr != @hosts4 drop` in guard_input.
+//   - VXLAN: `udp dport 4789 ip saddr != @hosts4 drop` in guard_input (a
+//     section of the input base chain, after its established check).
 //     hosts4 holds the underlay address of every host registered in etcd
 //     (hosts/, alive or not: a host coming back must not wait for a rule);
 //     the overlay follows hosts/ and calls SetPeers on every change, as
@@ -354,7 +383,12 @@
 // so that first Replace lists only the maps whose sum differs from what it
 // wants (services_sums.go): after a restart where nothing changed it reads
 // a few hundred bytes instead of every element, and costs less than a cold
-// load (benchmark B14); any other change
+// load (benchmark B14). It also rewrites no chain the kernel already
+// holds (chain_sums.go): svc-sums keeps a sum of the service section's
+// chains too, and the other chains were written by the engine's own Sync
+// just before, so a restart where nothing changed sends a batch that
+// flushes no chain (a chain rewrite makes the commit wait for an RCU grace
+// period, ~10 ms here); any other change
 // is one delta of the services it names, applied to memory with an undo
 // journal, so it costs what it touches. A service whose rules the kernel
 // refuses is left out and reported in the Result (ErrServiceNotProgrammed);
@@ -388,13 +422,13 @@
 // keeps enforcing the previous one's rules); only the skeleton is
 // created when missing:
 //
-//	chain np-forward (filter, forward, filter + 10)
-//	                                ct state established,related accept;
+//	chain np-forward                the last section of the forward base chain
+//	                                (after its established check):
 //	                                IPv6 neighbor discovery accept;
 //	                                ip saddr vmap @np-out4 (egress of local
 //	                                endpoints: jump, a pass returns here);
 //	                                ip daddr vmap @np-in4 (ingress); ip6 alike
-//	chain np-input (filter, input, filter + 10)
+//	chain np-input                  the last section of the input base chain:
 //	                                the same egress dispatch, for what a
 //	                                container sends to its own host
 //	map np-in4, np-out4, np-in6, np-out6   local endpoint address : its
@@ -423,10 +457,13 @@
 // connection's first packet costs four hash lookups (a miss for an
 // endpoint no policy selects), then, for an isolated endpoint, its own
 // group's few rules, each one hash lookup; every later packet only the
-// established check. Why filter+10 in separate base chains: a drop in any
-// base chain of a hook is final, so policy needs no place in the other
-// chains (Docker's FORWARD accepts, podnet's isolation) and they need
-// none in it. Same-bridge traffic reaches the forward hook through
+// base chain's established check. The section is last in its base chain,
+// so its accepts are the chain's verdict, and a drop anywhere is final:
+// Docker's FORWARD accepts (another table's base chain) cannot overrule
+// it, and podnet's isolation and guard, before it, need no place in it.
+// (It used to be a base chain of its own at filter + 10; the order
+// against Docker's chains at filter changes only which chain counts a
+// packet that more than one drops.) Same-bridge traffic reaches the forward hook through
 // br_netfilter (the driver sets the bridge's nf_call_iptables and loads
 // the module); ingress of a connection a container opens to a service VIP
 // sees the client's own address (DNAT happens in prerouting, before the

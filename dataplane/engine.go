@@ -58,7 +58,10 @@ type Engine struct {
 	svc         *svcTable // services (services.go)
 	// trustSums is set during an engine's first Replace (services_sums.go).
 	trustSums bool
-	pol       polState // network policy (policy.go)
+	// written are the sums of the chains outside the service section as
+	// this engine's last full syncs wrote them (chain_sums.go).
+	written map[string]elemSum
+	pol     polState // network policy (policy.go)
 	// ctDumpOnly is set once the kernel refused a filtered conntrack flush.
 	ctDumpOnly atomic.Bool
 }
@@ -188,10 +191,20 @@ func (e *Engine) syncSectionsLocked(withServices, withPolicy bool) (int, error) 
 		return true
 	}
 	rs := buildRuleset(in)
+	sums := engineChainSums(rs)
+	if in.trustSums {
+		rs.keep = map[string]bool{}
+		for name, s := range sums {
+			if w, ok := e.written[name]; ok && w == s && rewrite(name) {
+				rs.keep[name] = true
+			}
+		}
+	}
 	n, err := e.nft.syncTable(rs, rewrite)
 	if err != nil {
 		return 0, err
 	}
+	e.noteWritten(sums, rewrite)
 	if in.services != nil {
 		e.svc.sums = rs.sums
 	}

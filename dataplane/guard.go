@@ -15,15 +15,17 @@ import (
 // runs — its VXLAN port, its cluster DNS, its etcd — and pod addresses
 // from being forged on the underlay. They live in podnet's table (so one
 // batch, one canary and one Cleanup cover them) in three chains of their
-// own. Names of sets and chains are an upgrade contract: never rename.
+// own: guard_pre is a base chain, guard_input and guard_forward are
+// sections of the table's input and forward base chains (filter_hooks.go).
+// Names of sets and chains are an upgrade contract: never rename.
 const (
 	setHosts4 = "hosts4" // underlay addresses of the hosts registered in etcd
 	setEtcd4  = "etcd4"  // etcd members' client and peer ports: address . port
 	setEtcd6  = "etcd6"
 
 	chainGuardPre     = "guard_pre"     // filter, mangle: reverse-path check of pod sources, localnet
-	chainGuardInput   = "guard_input"   // filter: VXLAN, cluster DNS, local etcd
-	chainGuardForward = "guard_forward" // filter: containers to remote etcd
+	chainGuardInput   = "guard_input"   // section of input: VXLAN, cluster DNS, local etcd
+	chainGuardForward = "guard_forward" // section of forward: containers to remote etcd
 )
 
 // Chains of older podnetds that a sync removes: guard_prerouting (raw) and
@@ -163,33 +165,32 @@ func guardSets(g guardState) []setDef {
 	return []setDef{hosts, etcd4, etcd6}
 }
 
-// guardChains are the guard's base chains. Being base chains of their own,
-// their drops are final whatever other chains at the same hooks accept.
-// Each starts with `ct state established,related accept`: every guard
-// rule is about what may start a connection (a forged source, a stranger
-// reaching etcd, VXLAN or the DNS), whose first packet is checked, so
-// the packets of connections past that leave the guard at its first rule,
-// which is most of the traffic every host carries. guard_pre therefore
-// sits after conntrack (mangle, before dstnat), not at raw: a forged
-// packet it drops never confirms a conntrack entry.
+// guardChains are the guard's chains. guard_pre is the only filter chain
+// podnet has at prerouting, a base chain of its own; guard_input and
+// guard_forward are regular chains that the input and forward base chains
+// jump to after their `ct state established,related accept`
+// (filter_hooks.go). Every guard rule is about what may start a
+// connection (a forged source, a stranger reaching etcd, VXLAN or the
+// DNS), whose first packet is checked, so the packets of connections past
+// that leave the guard at once, which is most of the traffic every host
+// carries. guard_pre therefore sits after conntrack (mangle, before
+// dstnat), not at raw: a forged packet it drops never confirms a
+// conntrack entry. Drops are final wherever they are; where the guard
+// passes a packet it returns, so that the policy section after it still
+// decides.
 func guardChains() []chainDef {
 	return []chainDef{
 		{name: chainGuardPre, hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityMangle,
 			kind: nftables.ChainTypeFilter, header: "type filter hook prerouting priority mangle; policy accept;"},
-		{name: chainGuardInput, hook: nftables.ChainHookInput, priority: nftables.ChainPriorityFilter,
-			kind: nftables.ChainTypeFilter, header: "type filter hook input priority filter; policy accept;"},
-		{name: chainGuardForward, hook: nftables.ChainHookForward, priority: nftables.ChainPriorityFilter,
-			kind: nftables.ChainTypeFilter, header: "type filter hook forward priority filter; policy accept;"},
+		{name: chainGuardInput},
+		{name: chainGuardForward},
 	}
 }
 
 // guardRules are the guard's rules (see doc.go, "The guard").
 func guardRules(g guardState, bridgePrefix string) []ruleDef {
-	drop, accept := verdict(expr.VerdictDrop), verdict(expr.VerdictAccept)
-	var rules []ruleDef
-	for _, chain := range []string{chainGuardPre, chainGuardInput, chainGuardForward} {
-		rules = append(rules, newRule(chain, "", ctStateEstRel(), accept))
-	}
+	drop, pass := verdict(expr.VerdictDrop), verdict(expr.VerdictReturn)
+	rules := []ruleDef{newRule(chainGuardPre, "", ctStateEstRel(), verdict(expr.VerdictAccept))}
 
 	// Pod sources from anywhere but podnet's own interfaces (the underlay:
 	// direct routing) must be routed back where they came from. Only a
@@ -222,13 +223,13 @@ func guardRules(g guardState, bridgePrefix string) []ruleDef {
 		for _, proto := range []uint8{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 			port := dport(proto, g.dns.Port())
 			rules = append(rules,
-				newRule(chainGuardInput, "", to, port, fibSaddrLocal(), accept),
-				newRule(chainGuardInput, "", to, port, addrInSet(f, saddr, subnets), accept))
+				newRule(chainGuardInput, "", to, port, fibSaddrLocal(), pass),
+				newRule(chainGuardInput, "", to, port, addrInSet(f, saddr, subnets), pass))
 			// Containers of this host on Docker's own networks too: the
 			// README puts the cluster DNS in daemon.json, which every
 			// container of the host then asks.
 			for _, br := range dockerBridges {
-				rules = append(rules, newRule(chainGuardInput, "", iif(br), to, port, accept))
+				rules = append(rules, newRule(chainGuardInput, "", iif(br), to, port, pass))
 			}
 			rules = append(rules, newRule(chainGuardInput, "cluster dns: this host and its containers only", to, port, drop))
 		}

@@ -54,7 +54,7 @@ func TestKernelGuardMatchesNft(t *testing.T) {
 	})
 	for _, want := range []string{
 		`udp dport 4789 ip saddr != @hosts4 drop comment "vxlan only from podnet hosts"`,
-		`ip daddr 10.96.0.10 udp dport 53 ip saddr @subnets4 accept`,
+		`ip daddr 10.96.0.10 udp dport 53 ip saddr @subnets4 return`,
 		`elements = { 10.200.9.2 . 2379, 10.200.9.2 . 2380 }`,
 	} {
 		if !strings.Contains(canonicalListing(rs.String()), want) {

@@ -55,6 +55,7 @@ func (l *lab) checkSums() {
 			}
 			got[string(sumElement(s.Name, sum).key)] = sum
 		}
+		delete(ksums, string(sumElement(chainsSumKey, elemSum{}).key)) // chains: TestKernelRestartKeepsChains
 		if len(ksums) != len(got) {
 			return fmt.Errorf("svc-sums has %d sums, the section %d sets that get one", len(ksums), len(got))
 		}

@@ -60,8 +60,8 @@ func rulesetSize(rs *ruleset) (ops, elems int) {
 	return ops, elems
 }
 
-// kernelObjects lists the chains, (named) sets and counters of the
-// table: empty maps when it does not exist.
+// kernelObjects lists the chains (true for a base chain), (named) sets
+// and counters of the table: empty maps when it does not exist.
 func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool, sets map[string]*nftables.Set, counters map[string]uint64, err error) {
 	chains, sets, counters = map[string]bool{}, map[string]*nftables.Set{}, map[string]uint64{}
 	all, err := c.ListChainsOfTableFamily(t.Family)
@@ -70,7 +70,7 @@ func kernelObjects(c *nftables.Conn, t *nftables.Table) (chains map[string]bool,
 	}
 	for _, ch := range all {
 		if ch.Table.Name == t.Name {
-			chains[ch.Name] = true
+			chains[ch.Name] = ch.Hooknum != nil
 		}
 	}
 	if len(chains) == 0 {
@@ -143,7 +143,7 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 		return 0, err
 	}
 	t := inetTable(rs.table)
-	kChains, kSets, kCounters, err := kernelObjects(c, t)
+	kBase, kSets, kCounters, err := kernelObjects(c, t)
 	if err != nil {
 		return 0, err
 	}
@@ -154,15 +154,6 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 			c.AddObj(&nftables.CounterObj{Table: t, Name: name})
 		}
 	}
-	for name := range kChains {
-		if rewrite(name) {
-			c.FlushChain(&nftables.Chain{Table: t, Name: name})
-		}
-	}
-	want := map[string]bool{}
-	for _, sd := range rs.sets {
-		want[sd.name] = true
-	}
 	var ksums map[string]elemSum
 	if ks, ok := kSets[setSvcSums]; ok && compare && rs.trustSums {
 		els, err := c.GetSetElements(ks)
@@ -170,6 +161,43 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 			return 0, fmt.Errorf("list elements of set %s: %w", setSvcSums, err)
 		}
 		ksums = kernelSums(els)
+	}
+	// Chains whose content the kernel already holds are left alone: a
+	// batch that rewrites a chain makes the commit wait for an RCU grace
+	// period (chain_sums.go).
+	trustChains := kernelHolds(ksums, chainsSumKey, rs.sums[chainsSumKey])
+	rewriteChain := func(name string) bool {
+		if compare && (rs.keep[name] || trustChains && isServiceObject(name)) {
+			return false
+		}
+		return rewrite(name)
+	}
+	kChains := map[string]bool{}
+	for name := range kBase {
+		kChains[name] = true
+		if rewriteChain(name) {
+			c.FlushChain(&nftables.Chain{Table: t, Name: name})
+		}
+	}
+	// A chain cannot become a base chain or stop being one: one whose kind
+	// changed (a base chain of an older podnetd that is now a section of
+	// a base chain, filter_hooks.go) is deleted and added again in this
+	// batch, rules and all, whether or not its section is rewritten now.
+	// The section's other objects (maps, the chains it jumps to) stay, so
+	// nothing it enforced is ever missing.
+	for _, cd := range rs.chains {
+		if base, ok := kBase[cd.name]; ok && base != (cd.hook != nil) {
+			ch := &nftables.Chain{Table: t, Name: cd.name}
+			if !rewriteChain(cd.name) {
+				c.FlushChain(ch)
+			}
+			c.DelChain(ch)
+			kChains[cd.name] = false
+		}
+	}
+	want := map[string]bool{}
+	for _, sd := range rs.sets {
+		want[sd.name] = true
 	}
 	changes := 0
 	fill := map[string]bool{} // sets created in this batch
@@ -213,7 +241,7 @@ func (netlinkNFT) sync(rs *ruleset, rewrite func(string) bool, compare bool) (in
 	}
 	chains := map[string]*nftables.Chain{}
 	for _, cd := range rs.chains {
-		if kChains[cd.name] && !rewrite(cd.name) {
+		if kChains[cd.name] && !rewriteChain(cd.name) {
 			continue
 		}
 		chains[cd.name] = c.AddChain(nftChain(t, cd))

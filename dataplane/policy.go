@@ -90,6 +90,7 @@ func (e *Engine) SetPolicy(ctx context.Context, p Policy) error {
 	next := buildPolicySection(&p, ctr)
 	if e.pol.known {
 		d := policyDelta(e.pol.sec, next)
+		e.forgetWritten()
 		_, err := e.nft.applyDelta(e.opts.Table, d)
 		if err == nil {
 			e.pol.sec, e.pol.ctr = next, ctr

@@ -19,15 +19,14 @@ import (
 // restarted podnetd finds the previous one's objects by these names.
 const (
 	polPrefix           = "np-"
-	chainPolForward     = "np-forward"     // filter forward: egress of local endpoints, then ingress
-	chainPolInput       = "np-input"       // filter input: egress of local endpoints to this host
+	chainPolForward     = "np-forward"     // section of forward: egress of local endpoints, then ingress
+	chainPolInput       = "np-input"       // section of input: egress of local endpoints to this host
 	chainPolPendingIn   = "np-pending-in"  // endpoints whose labels are not known yet
 	chainPolPendingOut  = "np-pending-out" //
 	chainPolDenyIn      = "np-deny-in"     // the log of denied packets, then drop
 	chainPolDenyOut     = "np-deny-out"    //
 	counterPendingIn    = "np-c-pending-in"
 	counterPendingOut   = "np-c-pending-out"
-	polChainPriority    = 10 // filter + 10: after Docker's and podnet's own filter chains
 	maxPolicyObjectName = 40
 )
 
@@ -51,7 +50,12 @@ func dirWord(egress bool) string {
 // polSelf is the set of local endpoint . itself (traffic to itself).
 func polSelf(f family) string { return polPrefix + "self" + map[family]string{ipv4: "4", ipv6: "6"}[f] }
 
-func famDigit(f family) string { return map[family]string{ipv4: "4", ipv6: "6"}[f] }
+func famDigit(f family) string {
+	if f == ipv6 {
+		return "6"
+	}
+	return "4"
+}
 
 // groupChain is the chain of a group's rules for one family:
 // np-i4-<id> (ingress), np-e6-<id> (egress).
@@ -108,7 +112,9 @@ type polCounter struct {
 	egress bool
 }
 
-// policySkeleton is what exists whatever the policies: the base chains,
+// policySkeleton is what exists whatever the policies: the dispatch chains
+// (sections of the input and forward base chains, filter_hooks.go, which
+// accept established and related traffic before them),
 // the dispatch maps (empty), the self sets, the pending and deny chains
 // and their counters. A restarted podnetd finds it (or creates it) before
 // its first SetPolicy, so the driver can isolate a new endpoint at once.
@@ -124,19 +130,17 @@ func policySkeleton(log bool) policySection {
 		s.sets = append(s.sets, setDef{name: polSelf(f), keyType: nftables.MustConcatSetType(addrType(f), addrType(f)),
 			typeText: fmt.Sprintf("type %s . %s", addrTypeText(f), addrTypeText(f))})
 	}
-	prio := nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + polChainPriority)
 	s.chains = []chainDef{
-		{name: chainPolForward, hook: nftables.ChainHookForward, priority: prio, kind: nftables.ChainTypeFilter,
-			header: fmt.Sprintf("type filter hook forward priority filter + %d; policy accept;", polChainPriority)},
-		{name: chainPolInput, hook: nftables.ChainHookInput, priority: prio, kind: nftables.ChainTypeFilter,
-			header: fmt.Sprintf("type filter hook input priority filter + %d; policy accept;", polChainPriority)},
+		{name: chainPolForward}, {name: chainPolInput},
 		{name: chainPolPendingIn}, {name: chainPolPendingOut}, {name: chainPolDenyIn}, {name: chainPolDenyOut},
 	}
 	accept := verdict(expr.VerdictAccept)
 	s.rules = []ruleDef{
-		// Replies and the rest of allowed connections first: policies
-		// decide a connection's first packet only.
-		newRule(chainPolForward, "", ctStateEstRel(), accept),
+		// Policies decide a connection's first packet only: replies and
+		// the rest of allowed connections were accepted before the jump
+		// here. The section is the last of its base chain, so its
+		// accepts are the chain's verdict, as they were when it was a
+		// base chain of its own.
 		// Without neighbor discovery an IPv6 container reaches nothing
 		// (with br_netfilter, solicitations between containers of one
 		// bridge cross this hook too).
@@ -147,7 +151,6 @@ func policySkeleton(log bool) policySection {
 		newRule(chainPolForward, "", addrVmap(ipv6, saddr, polMap(ipv6, true))),
 		newRule(chainPolForward, "", addrVmap(ipv4, daddr, polMap(ipv4, false))),
 		newRule(chainPolForward, "", addrVmap(ipv6, daddr, polMap(ipv6, false))),
-		newRule(chainPolInput, "", ctStateEstRel(), accept),
 		newRule(chainPolInput, "", icmpv6ND(), accept),
 		newRule(chainPolInput, "", addrVmap(ipv4, saddr, polMap(ipv4, true))),
 		newRule(chainPolInput, "", addrVmap(ipv6, saddr, polMap(ipv6, true))),

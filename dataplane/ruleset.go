@@ -19,7 +19,9 @@ const (
 	chainPrerouting  = "prerouting"  // nat: traffic from outside and from containers
 	chainOutput      = "output"      // nat: the host's own connections
 	chainPostrouting = "postrouting" // nat: masquerade, hairpin, localhost
-	chainForward     = "forward"     // filter: isolation between networks
+	chainForward     = "forward"     // filter: every forward rule, in sections (filter_hooks.go)
+	chainInput       = "input"       // filter: every input rule, in sections
+	chainIsolation   = "isolation"   // section of forward: isolation between networks
 )
 
 // ruleset is podnet's whole nftables table as data: built from the desired
@@ -35,6 +37,9 @@ type ruleset struct {
 	// kernel's (see services_sums.go).
 	sums      map[string]elemSum
 	trustSums bool
+	// keep are chains outside the service section that the sync may leave
+	// as the kernel has them (an engine's first Replace: chain_sums.go).
+	keep map[string]bool
 	// counters are named counter objects (the policy section's).
 	counters []string
 }
@@ -158,10 +163,10 @@ func buildRuleset(in rulesetInput) *ruleset {
 			kind: nftables.ChainTypeNAT, header: "type nat hook output priority -100; policy accept;"},
 		{name: chainPostrouting, hook: nftables.ChainHookPostrouting, priority: nftables.ChainPriorityNATSource,
 			kind: nftables.ChainTypeNAT, header: "type nat hook postrouting priority srcnat; policy accept;"},
-		{name: chainForward, hook: nftables.ChainHookForward, priority: nftables.ChainPriorityFilter,
-			kind: nftables.ChainTypeFilter, header: "type filter hook forward priority filter; policy accept;"},
 	}
-	rs.chains = append(rs.chains, chainDef{name: chainSvcSNAT})
+	rs.chains = append(rs.chains, filterHookChains()...)
+	rs.chains = append(rs.chains, chainDef{name: chainIsolation}, chainDef{name: chainSvcSNAT})
+	rs.rules = append(rs.rules, filterHookRules()...)
 	rs.rules = append(rs.rules, controlRules(chainPrerouting, in.guard)...)
 	rs.rules = append(rs.rules, controlRules(chainOutput, in.guard)...)
 	rs.rules = append(rs.rules, publishRules()...)

@@ -149,11 +149,25 @@ func TestBuildRulesetText(t *testing.T) {
 		ct status dnat ip saddr 10.2.0.0/24 oifname "pn-db" masquerade comment "hairpin net fedcba987654"
 	}
 
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ct state established,related accept
+		jump guard_input
+		jump np-input
+	}
+
 	chain forward {
 		type filter hook forward priority filter; policy accept;
+		jump isolation
+		ct state established,related accept
+		jump guard_forward
+		jump np-forward
+	}
+
+	chain isolation {
 		iifname "pn-db" oifname != "pn-db" drop comment "internal net fedcba987654"
 		oifname "pn-db" iifname != "pn-db" drop comment "internal net fedcba987654"
-		ct status dnat accept comment "published ports"
+		ct status dnat return comment "published ports"
 		iifname "pn-web" oifname "pn-*" oifname != "pn-web" drop comment "isolate net 0123456789ab"
 		iifname "pn-db" oifname "pn-*" oifname != "pn-db" drop comment "isolate net fedcba987654"
 		iifname "pn-*" oifname "docker0" drop comment "podnet and Docker bridges apart"
@@ -185,8 +199,6 @@ func TestBuildRulesetText(t *testing.T) {
 	}
 
 	chain guard_input {
-		type filter hook input priority filter; policy accept;
-		ct state established,related accept
 		iifname "pn-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
 		iifname "pn-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
 		iifname "docker0" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
@@ -196,8 +208,6 @@ func TestBuildRulesetText(t *testing.T) {
 	}
 
 	chain guard_forward {
-		type filter hook forward priority filter; policy accept;
-		ct state established,related accept
 		iifname "pn-*" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"
 		iifname "pn-*" ip6 daddr . tcp dport @etcd6 drop comment "containers never reach etcd"
 		iifname "docker0" ip daddr . tcp dport @etcd4 drop comment "containers never reach etcd"

@@ -52,21 +52,74 @@ type keyspace struct {
 }
 
 func (k keyspace) String() string {
+	if i, ok := k.index(); ok {
+		return keyspaceNames[i]
+	}
+	return k.name()
+}
+
+func (k keyspace) name() string {
 	s := "ip"
 	if k.nodePort {
 		s = "np"
 	}
-	s += map[family]string{ipv4: "4", ipv6: "6"}[k.fam]
+	s += famDigit(k.fam)
 	if k.local {
 		s += "-local"
 	}
 	return s
 }
 
+// index numbers the eight keyspaces (ok false for an unknown family).
+func (k keyspace) index() (int, bool) {
+	i := 0
+	switch k.fam {
+	case ipv4:
+	case ipv6:
+		i = 1
+	default:
+		return 0, false
+	}
+	if k.nodePort {
+		i |= 2
+	}
+	if k.local {
+		i |= 4
+	}
+	return i, true
+}
+
+// Names of keyspaces and of their first buckets, built once: a cold load
+// or a restart names a bucket for every endpoint of every service, and
+// building the strings each time was a tenth of its planning.
+const namedBuckets = 256
+
+var keyspaceNames, bucketNames, bucketIDs = func() (ks [8]string, names, ids [8][namedBuckets]string) {
+	for _, fam := range []family{ipv4, ipv6} {
+		for _, np := range []bool{false, true} {
+			for _, local := range []bool{false, true} {
+				k := keyspace{fam: fam, nodePort: np, local: local}
+				i, _ := k.index()
+				ks[i] = k.name()
+				for b := range namedBuckets {
+					names[i][b] = svcPrefix + ks[i] + "-b" + strconv.Itoa(b)
+					ids[i][b] = "bucket " + ks[i] + " " + strconv.Itoa(b)
+				}
+			}
+		}
+	}
+	return ks, names, ids
+}()
+
 // bucketName is both the map and the chain of bucket i: the map holds,
 // for every service with more than i endpoints, key → i-th endpoint; the
 // chain DNATs through it.
-func bucketName(k keyspace, i int) string { return svcPrefix + k.String() + "-b" + strconv.Itoa(i) }
+func bucketName(k keyspace, i int) string {
+	if x, ok := k.index(); ok && i >= 0 && i < namedBuckets {
+		return bucketNames[x][i]
+	}
+	return svcPrefix + k.String() + "-b" + strconv.Itoa(i)
+}
 
 // rangeName is the chain that picks one of buckets lo..hi-1 at random.
 func rangeName(k keyspace, lo, hi int) string {
@@ -74,7 +127,12 @@ func rangeName(k keyspace, lo, hi int) string {
 }
 
 // Shared objects are named by these ids in svcObjects.uses.
-func bucketID(k keyspace, i int) string { return "bucket " + k.String() + " " + strconv.Itoa(i) }
+func bucketID(k keyspace, i int) string {
+	if x, ok := k.index(); ok && i >= 0 && i < namedBuckets {
+		return bucketIDs[x][i]
+	}
+	return "bucket " + k.String() + " " + strconv.Itoa(i)
+}
 func rangeID(k keyspace, lo, hi int) string {
 	return "range " + k.String() + " " + strconv.Itoa(lo) + " " + strconv.Itoa(hi)
 }

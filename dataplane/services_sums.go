@@ -162,6 +162,9 @@ func (t *svcTable) sumDelta(d *tableDelta) {
 		s, ok := t.sums[set]
 		return s, ok && !deleted[set]
 	}
+	if len(d.addChains)+len(d.flushChains)+len(d.delChains) > 0 {
+		next[chainsSumKey] = t.chainsSum() // chain_sums.go
+	}
 	for _, el := range d.delElems {
 		if s, ok := cur(el.set); ok {
 			next[el.set] = s.minus(hashElement(el))

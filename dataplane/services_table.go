@@ -361,7 +361,7 @@ func (t *svcTable) section() (sets []setDef, chains []chainDef, rules []ruleDef,
 			sets[i].elems = append(sets[i].elems, el)
 		}
 	}
-	sums = map[string]elemSum{}
+	sums = map[string]elemSum{chainsSumKey: chainsTotal(chainSums(chains, rules))}
 	for _, sd := range sets {
 		if sumEligible(sd) {
 			sums[sd.name] = sumOf(sd.elems)

@@ -49,6 +49,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -75,6 +76,7 @@ func main() {
 	dur := fs.Duration("d", 60*time.Second, "steady: how long to make changes")
 	idle := fs.Duration("idle", 30*time.Second, "steady: how long to stay idle first")
 	mode := fs.String("mode", "full", "kubeproxy: full (cold restore), partial (KUBE-SERVICES and one service, --noflush), anchor (one DNAT rule)")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "load, restart: write a CPU profile of the timed part (the cold Replace; the restarted engine's Sync and Replace) to this file")
 	_ = fs.Parse(os.Args[2:])
 	if *n < 1 || *eps < 1 || *eps > 200 {
 		fail(errors.New("want -n >= 1 and 1 <= -eps <= 200"))
@@ -82,7 +84,12 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "load":
-		_, err = load(*n, *eps)
+		var stop func() error
+		if stop, err = profile(); err == nil {
+			if _, err = load(*n, *eps); err == nil {
+				err = stop()
+			}
+		}
 	case "change":
 		err = change(*n, *eps, *changes)
 	case "restart":
@@ -218,6 +225,26 @@ func change(n, eps, k int) error {
 	return nil
 }
 
+// cpuProfile is the file of -cpuprofile ("": none).
+var cpuProfile string
+
+// profile starts the CPU profile of -cpuprofile, if any; the returned
+// function stops it.
+func profile() (stop func() error, err error) {
+	if cpuProfile == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(cpuProfile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
+}
+
 // restart loads n services, then times what a restarted podnetd does:
 // a new engine, whose first Sync leaves the service rules in place, and
 // whose first Replace compares them with the kernel's and changes
@@ -228,6 +255,10 @@ func restart(n, eps int) error {
 	}
 	e := newEngine()
 	ctx := context.Background()
+	stop, err := profile()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := e.Sync(ctx); err != nil {
 		return err
@@ -237,8 +268,10 @@ func restart(n, eps int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("restart_sync_ms=%.1f restart_ms=%.1f kernel_changes=%d\n", ms(synced), ms(time.Since(start)), res.Kernel)
-	return nil
+	total := time.Since(start)
+	fmt.Printf("restart_sync_ms=%.1f restart_replace_ms=%.1f restart_ms=%.1f kernel_changes=%d\n",
+		ms(synced), ms(total-synced), ms(total), res.Kernel)
+	return stop()
 }
 
 // steady is B13: n services loaded, the canary running as in podnetd,

@@ -80,3 +80,16 @@ func TestSyncEveryRouteKindIsStable(t *testing.T) {
 		t.Fatalf("routes after Cleanup: %v", rs)
 	}
 }
+
+// TestDesiredSize counts the kernel entries a full pass lists and keeps:
+// routes, neighbors and FDB entries of every device.
+func TestDesiredSize(t *testing.T) {
+	d := desired{routes: map[netip.Prefix]route{netip.MustParsePrefix("10.1.0.0/26"): {}, netip.MustParsePrefix("10.1.0.64/26"): {}},
+		devices: map[string]*devState{
+			"pnx1": {neigh: map[netip.Addr]string{netip.MustParseAddr("10.9.0.1"): "m"}, fdb: map[string]netip.Addr{"m": netip.MustParseAddr("10.9.0.1")}},
+			"pnx2": {neigh: map[netip.Addr]string{}, fdb: map[string]netip.Addr{}},
+		}}
+	if got := d.size(); got != 4 {
+		t.Fatalf("size = %d, want 4 (2 routes, 1 neighbor, 1 FDB entry)", got)
+	}
+}

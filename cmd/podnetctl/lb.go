@@ -35,7 +35,7 @@ func (c *cli) lbPoolCmd() *cobra.Command {
 					}
 				}
 			})),
-		c.printing(c.objRmCmd("/v1/lbpools/", "remove pools (refused while a service holds one of their addresses)")))
+		c.printing(c.rmCmd("remove pools (refused while a service holds one of their addresses)", "/v1/lbpools/")))
 	return cmd
 }
 
@@ -67,7 +67,7 @@ func (c *cli) bgpPeerCmd() *cobra.Command {
 					sessionTable(w, p.Status.Sessions)
 				}
 			})),
-		c.printing(c.objRmCmd("/v1/bgppeers/", "remove peers (hosts close their sessions)")))
+		c.printing(c.rmCmd("remove peers (hosts close their sessions)", "/v1/bgppeers/")))
 	return cmd
 }
 
@@ -160,26 +160,6 @@ func (c *cli) objGetCmd(path, short string, fresh func() any, table func(*tabwri
 				return err
 			}
 			return c.print(v, func(w *tabwriter.Writer) { table(w, v) })
-		},
-	}
-}
-
-// objRmCmd is `rm NAME...` of an object kind; an absent one is no error.
-func (c *cli) objRmCmd(path, short string) *cobra.Command {
-	return &cobra.Command{
-		Use: "rm NAME...", Aliases: []string{"remove", "delete"}, Short: short, Args: cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			ctx, cancel := c.ctx()
-			defer cancel()
-			var rs []admin.ApplyResult
-			for _, n := range args {
-				var r admin.ApplyResult
-				if err := c.client().Delete(ctx, path+url.PathEscape(n), &r); err != nil {
-					return err
-				}
-				rs = append(rs, r)
-			}
-			return c.printResults(rs)
 		},
 	}
 }
